@@ -1,0 +1,77 @@
+"""Shared transports ("lines"): the contract between the core and bus implementations.
+
+A bus owns its lock, inter-frame gap, reconnects and backoff. Drivers receive a bus handle from
+``BusPool.get(line_name)``, never a port name.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import Field
+
+from ..config.schema import LineConfig
+
+
+class Parity(enum.StrEnum):
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+
+
+class SerialSettings(LineConfig):
+    """Serial port settings shared by every serial-based line kind."""
+
+    port: str = Field(description="Device path (/dev/ttyUSB0, /dev/serial/by-id/...) or a pyserial URL (socket://host:port).")
+    baudrate: int = Field(9600, description="Bits per second; always set it: device defaults differ.")
+    bytesize: int = Field(8, ge=5, le=8)
+    parity: Parity = Parity.NONE
+    stopbits: int = Field(1, ge=1, le=2)
+
+    def serial_identity(self) -> tuple:
+        return (self.baudrate, self.bytesize, str(self.parity), self.stopbits)
+
+
+class Bus(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineKind:
+    config_model: type[LineConfig]
+    factory: Callable[[str, Any], Bus]  # (line name, config) -> bus
+    summary: str
+
+
+class BusPool:
+    """Creates each configured line's bus once, on first use, and closes them all at the end."""
+
+    def __init__(self, lines: Mapping[str, LineConfig], kinds: Mapping[str, LineKind]):
+        self._lines = dict(lines)
+        self._kinds = kinds
+        self._buses: dict[str, Bus] = {}
+
+    def get(self, name: str) -> Any:
+        bus = self._buses.get(name)
+        if bus is None:
+            cfg = self._lines.get(name)
+            if cfg is None:
+                raise KeyError(f"no line named {name!r} is configured")
+            bus = self._kinds[cfg.type].factory(name, cfg)
+            self._buses[name] = bus
+        return bus
+
+    def stats(self) -> dict[str, Any]:
+        return {n: b.stats() for n, b in self._buses.items() if hasattr(b, "stats")}
+
+    async def close(self) -> None:
+        for bus in self._buses.values():
+            try:
+                await bus.close()
+            except Exception:  # noqa: BLE001 - closing must not stop other buses closing
+                pass
+        self._buses.clear()

@@ -1,0 +1,56 @@
+"""Second validation pass: facts that only the whole file can contradict."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .schema import AgentConfig
+
+
+def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
+    problems: list[tuple[tuple, str]] = []
+    seen: dict[str, int] = {}
+    for i, dev in enumerate(config.devices):
+        if dev.name in seen:
+            problems.append((("devices", i, "name"), f"duplicate device name {dev.name!r} (also devices[{seen[dev.name]}])"))
+        else:
+            seen[dev.name] = i
+        for line in dev.lines_used():
+            if line not in config.lines:
+                known = ", ".join(sorted(config.lines)) or "none configured"
+                problems.append((("devices", i, "line"), f"line {line!r} is not configured under [lines] (known: {known})"))
+                continue
+            accepted = getattr(dev, "LINE_TYPES", None)
+            ltype = config.lines[line].type
+            if accepted and ltype not in accepted:
+                problems.append((("devices", i, "line"), f"line {line!r} is a {ltype!r} line; this device needs one of {sorted(accepted)}"))
+
+    # one physical port opened by two lines with different settings
+    by_port: dict[str, list[tuple[str, tuple]]] = defaultdict(list)
+    for name, line in config.lines.items():
+        port = getattr(line, "port", None)
+        if isinstance(port, str) and hasattr(line, "serial_identity"):
+            by_port[port].append((name, line.serial_identity()))
+    for port, users in by_port.items():
+        if len(users) > 1:
+            settings = {s for _, s in users}
+            names = ", ".join(n for n, _ in users)
+            if len(settings) > 1:
+                msg = f"port {port!r} is opened by lines {names} with different serial settings"
+            else:
+                msg = f"port {port!r} is opened by two lines ({names}); put the devices on one line"
+            problems.append((("lines", users[1][0], "port"), msg))
+
+    # two devices with the same unit id on one line
+    units: dict[tuple[str, int], str] = {}
+    for i, dev in enumerate(config.devices):
+        unit = getattr(dev, "unit", None)
+        if unit is None:
+            continue
+        for line in dev.lines_used():
+            key = (line, int(unit))
+            if key in units:
+                problems.append((("devices", i, "unit"), f"unit id {unit} on line {line!r} is already used by device {units[key]!r}"))
+            else:
+                units[key] = dev.name
+    return problems

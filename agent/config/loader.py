@@ -1,0 +1,163 @@
+"""Load a TOML config into frozen, validated objects, reporting every problem with key path and line.
+
+Pass 1 validates each section and each device against its own schema (a device's schema comes from
+its driver). Pass 2 cross-checks the whole (duplicate names, missing lines, clashing ports and units).
+Nothing here touches a device.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..bus.kinds import LINE_KINDS
+from ..driver import DriverCatalog
+from ..errors import ConfigError
+from .crosscheck import cross_check
+from .envsubst import default_env, substitute_tree
+from .locate import format_path, line_of, locate_keys
+from .schema import AgentConfig
+
+SECTION_KEYS = set(AgentConfig.model_fields) - {"devices", "lines"}
+
+
+class _Problems:
+    def __init__(self, source: str, lines: dict):
+        self.source = source
+        self.lines = lines
+        self.items: list[str] = []
+
+    def add(self, path: tuple, message: str, label: str | None = None) -> None:
+        line = line_of(self.lines, path)
+        where = f"{self.source}:{line}" if line else self.source
+        key = label or format_path(path) or "(top level)"
+        self.items.append(f"{where}: {key}: {message}")
+
+    def add_validation(self, prefix: tuple, err: ValidationError, label_prefix: str | None = None) -> None:
+        for e in err.errors():
+            loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            path = (*prefix, *loc)
+            label = None
+            if label_prefix:
+                label = label_prefix + (("." + format_path(loc)) if loc else "")
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (not part of this section's schema)"
+            elif e["type"] == "missing":
+                msg = "required key is missing"
+            self.add(path, msg, label)
+
+
+def load_config(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    catalog: DriverCatalog | None = None,
+) -> AgentConfig:
+    """Read and validate ``path``. Raises ConfigError listing every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read config file: {e.strerror}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+    return load_config_text(text, source=str(path), env=env, catalog=catalog)
+
+
+def load_config_text(
+    text: str,
+    *,
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+    catalog: DriverCatalog | None = None,
+) -> AgentConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{source}: TOML syntax error: {e}"]) from None
+    problems = _Problems(source, locate_keys(text))
+    sub_errors: list = []
+    raw = substitute_tree(raw, default_env() if env is None else env, errors=sub_errors)
+    for p, msg in sub_errors:
+        problems.add(p, msg)
+    catalog = catalog or DriverCatalog.discover()
+
+    sections: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("devices", "lines"):
+            continue
+        if key not in SECTION_KEYS:
+            problems.add((key,), f"unknown section (expected one of: {', '.join(sorted(SECTION_KEYS | {'devices', 'lines'}))})")
+            continue
+        sections[key] = value
+    if "gateway" not in raw:
+        problems.add(("gateway",), "required section [gateway] is missing")
+
+    lines = _validate_lines(raw.get("lines", {}), problems)
+    devices = _validate_devices(raw.get("devices", []), catalog, problems)
+
+    config: AgentConfig | None = None
+    if not problems.items:
+        try:
+            config = AgentConfig.model_validate({**sections, "lines": lines, "devices": tuple(devices)})
+        except ValidationError as e:
+            problems.add_validation((), e)
+    if config is not None:
+        for p, msg in cross_check(config):
+            problems.add(p, msg)
+    if problems.items:
+        raise ConfigError(problems.items)
+    assert config is not None
+    return config
+
+
+def _validate_lines(raw: Any, problems: _Problems) -> dict[str, BaseModel]:
+    if not isinstance(raw, dict):
+        problems.add(("lines",), "must be a table of named lines, e.g. [lines.rs485-1]")
+        return {}
+    out = {}
+    for name, body in raw.items():
+        path = ("lines", name)
+        if not isinstance(body, dict):
+            problems.add(path, "must be a table")
+            continue
+        kind = LINE_KINDS.get(body.get("type"))  # type: ignore[arg-type]
+        if kind is None:
+            problems.add((*path, "type"), f"unknown line type {body.get('type')!r} (known: {', '.join(sorted(LINE_KINDS)) or 'none'})")
+            continue
+        try:
+            out[name] = kind.config_model.model_validate(body)
+        except ValidationError as e:
+            problems.add_validation(path, e)
+    return out
+
+
+def _validate_devices(raw: Any, catalog: DriverCatalog, problems: _Problems) -> list[BaseModel]:
+    if not isinstance(raw, list):
+        problems.add(("devices",), "must be an array of tables: write each device as [[devices]]")
+        return []
+    out = []
+    for i, body in enumerate(raw):
+        path = ("devices", i)
+        if not isinstance(body, dict):
+            problems.add(path, "must be a table")
+            continue
+        label = f"devices[{i}]" + (f" ({body['name']})" if isinstance(body.get("name"), str) else "")
+        type_ = body.get("type")
+        if type_ is None:
+            problems.add((*path, "type"), "required key is missing", label + ".type")
+            continue
+        spec = catalog.get(type_) if isinstance(type_, str) else None
+        if spec is None:
+            problems.add((*path, "type"), f"unknown device type {type_!r} (installed drivers: {', '.join(catalog.types())})", label + ".type")
+            continue
+        try:
+            out.append(spec.config_model.model_validate(body))
+        except ValidationError as e:
+            problems.add_validation(path, e, label)
+    return out

@@ -1,0 +1,122 @@
+"""Configuration models. Every model is frozen and forbids unknown keys.
+
+The file is validated in two passes (see ``agent.config.loader``): first each section and each
+device against its own schema (a device's schema comes from its driver), then cross-checks.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class GatewayConfig(Frozen):
+    id: Name = Field(description="Gateway id; appears in every topic and payload.")
+    state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Writable state: outbox, caches, counters.")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class MqttProtocol(enum.StrEnum):
+    V311 = "3.1.1"
+    V5 = "5"
+
+
+class TlsConfig(Frozen):
+    enabled: bool = True
+    ca_file: Path | None = Field(None, description="CA bundle; system CAs when omitted. Verification is always on.")
+    cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    key_file: Path | None = Field(None, description="Client key for mutual TLS.")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttConfig(Frozen):
+    host: str | None = Field(None, description="Broker host; omit to run the embedded demo broker.")
+    port: int = Field(1883, ge=1, le=65535)
+    protocol: MqttProtocol = MqttProtocol.V311
+    client_id: str | None = Field(None, description="Defaults to edge-agent-{gateway}.")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    keepalive: int = Field(30, ge=5, le=3600)
+    topic_prefix: str = Field("edge", pattern=r"^[^#+]+$")
+    readings_per_message: int = Field(100, ge=1, le=10_000)
+    max_inflight: int = Field(200, ge=1, le=60_000)
+    reconnect_min: float = Field(0.5, gt=0)
+    reconnect_max: float = Field(30.0, gt=0)
+
+
+class StoreConfig(Frozen):
+    path: Path | None = Field(None, description="SQLite outbox; defaults to {state_dir}/outbox.db.")
+    max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024, description="Disk cap for the outbox.")
+    commit_interval: float = Field(0.2, gt=0, le=10, description="Seconds between batched commits.")
+
+
+class HealthConfig(Frozen):
+    interval: float = Field(30.0, ge=1, description="Seconds between health messages.")
+    watchdog: bool = Field(True, description="Send sd_notify WATCHDOG pings when running under systemd.")
+
+
+class DeviceConfig(Frozen):
+    """Fields every device has. Drivers subclass this with their own keys."""
+
+    name: Name
+    type: str
+    enabled: bool = True
+    poll_interval: float = Field(5.0, gt=0, le=86_400, description="Seconds between polls.")
+    timeout: float = Field(2.0, gt=0, le=600, description="Seconds before a poll counts as failed.")
+    jitter: float = Field(0.05, ge=0, le=0.5, description="Random fraction of the interval added to each poll.")
+    backoff_max: float = Field(300.0, gt=0, description="Longest wait between polls of a failing device.")
+    stale_after: float | None = Field(None, gt=0, description="Seconds without a good poll before a device is stale; default 3 intervals.")
+
+    def lines_used(self) -> list[str]:
+        """Names of shared bus lines this device uses (for cross-checks)."""
+        line = getattr(self, "line", None)
+        return [line] if isinstance(line, str) else []
+
+
+class LineConfig(Frozen):
+    """A shared transport. Bus kinds subclass this; see agent.bus.LINE_KINDS."""
+
+    type: str
+
+
+class AgentConfig(Frozen):
+    gateway: GatewayConfig
+    mqtt: MqttConfig = MqttConfig()
+    store: StoreConfig = StoreConfig()
+    health: HealthConfig = HealthConfig()
+    lines: dict[Name, Any] = Field(default_factory=dict, description="Shared buses by name.")
+    devices: tuple[Any, ...] = ()
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_are_models(cls, v: tuple[Any, ...]) -> tuple[Any, ...]:
+        for d in v:
+            if not isinstance(d, DeviceConfig):
+                raise ValueError("devices must be validated by their driver schema")
+        return v
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.store.path or (self.gateway.state_dir / "outbox.db")
+
+    def device(self, name: str) -> DeviceConfig:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)

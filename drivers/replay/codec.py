@@ -1,0 +1,54 @@
+"""Read a ``timestamp,value`` CSV (the NAB layout) into numpy columns."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from agent.errors import ConfigError
+
+
+def _parse_ts(text: str) -> int:
+    text = text.strip()
+    try:
+        return int(float(text) * (1000 if float(text) < 1e11 else 1))  # epoch s or ms
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def read_series(path: Path, *, ts_column: str = "timestamp", value_column: str = "value") -> tuple[np.ndarray, np.ndarray]:
+    """Return (ts epoch ms int64, value float64). Errors name the file, row and column."""
+    try:
+        fh = path.open(newline="", encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot open replay file: {e.strerror}"]) from None
+    ts: list[int] = []
+    values: list[float] = []
+    with fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        for col in (ts_column, value_column):
+            if col not in fields:
+                raise ConfigError([f"{path}: replay file has no column {col!r} (columns: {', '.join(fields) or 'none'})"])
+        for rowno, row in enumerate(reader, start=2):
+            try:
+                ts.append(_parse_ts(row[ts_column]))
+            except (ValueError, TypeError):
+                raise ConfigError([f"{path}:{rowno}: column {ts_column!r}: not a timestamp: {row[ts_column]!r}"]) from None
+            try:
+                values.append(float(row[value_column]))
+            except (ValueError, TypeError):
+                raise ConfigError([f"{path}:{rowno}: column {value_column!r}: not a number: {row[value_column]!r}"]) from None
+    if not ts:
+        raise ConfigError([f"{path}: replay file has no data rows"])
+    t = np.asarray(ts, np.int64)
+    if np.any(np.diff(t) < 0):
+        raise ConfigError([f"{path}: timestamps go backwards; sort the file by {ts_column!r}"])
+    return t, np.asarray(values, np.float64)

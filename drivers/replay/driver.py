@@ -1,0 +1,97 @@
+"""Replay a CSV time series as a device, at real time, faster, or as fast as possible.
+
+Technicians use it to test an uplink without hardware; we use it for benchmarks. With
+``timestamps = "shift"`` the series is moved so its first row is "now" and time is scaled by
+``speed``; with ``"original"`` the file's timestamps are published as they are.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from agent.config.schema import DeviceConfig
+from agent.driver import DriverContext
+from agent.model import Batch, MetricSpec, Quality
+
+from .codec import read_series
+
+
+class TimestampMode(enum.StrEnum):
+    SHIFT = "shift"
+    ORIGINAL = "original"
+
+
+class ReplayConfig(DeviceConfig):
+    type: Literal["replay"]
+    file: Path = Field(description="CSV file with a timestamp and a value column (NAB layout).")
+    metric: str = Field("value", pattern=r"^[A-Za-z0-9_.-]+$")
+    unit: str = ""
+    speed: float = Field(1.0, ge=0, description="Time scale: 1 = real time, 60 = a minute per second, 0 = as fast as possible.")
+    max_rows_per_read: int = Field(1000, ge=1, le=1_000_000)
+    loop: bool = Field(True, description="Start again at the end of the file (timestamps keep increasing).")
+    timestamps: TimestampMode = TimestampMode.SHIFT
+    ts_column: str = "timestamp"
+    value_column: str = "value"
+
+
+class ReplayDriver:
+    def __init__(self, config: ReplayConfig, ctx: DriverContext):
+        self.config = config
+        self.clock = ctx.clock
+        self._ts = np.empty(0, np.int64)
+        self._val = np.empty(0, np.float64)
+        self._pos = 0
+        self._lap = 0
+        self._t0_wall = 0
+        self._t0_mono = 0.0
+        self._span = 0
+
+    def metrics(self) -> list[MetricSpec]:
+        return [MetricSpec(self.config.metric, self.config.unit)]
+
+    async def open(self) -> None:
+        self._ts, self._val = read_series(
+            self.config.file, ts_column=self.config.ts_column, value_column=self.config.value_column
+        )
+        step = int(np.median(np.diff(self._ts))) if len(self._ts) > 1 else 1000
+        self._span = int(self._ts[-1] - self._ts[0]) + max(step, 1)
+        self._t0_wall = self.clock.now_ms()
+        self._t0_mono = self.clock.monotonic()
+        self._pos = 0
+        self._lap = 0
+
+    def _due(self) -> int:
+        """Index one past the last row that is due now (file time, lap-relative)."""
+        cfg = self.config
+        if cfg.speed == 0:
+            return min(len(self._ts), self._pos + cfg.max_rows_per_read)
+        elapsed_file_ms = (self.clock.monotonic() - self._t0_mono) * 1000 * cfg.speed - self._lap * self._span
+        limit = self._ts[0] + elapsed_file_ms
+        end = int(np.searchsorted(self._ts, limit, side="right"))
+        return min(end, self._pos + cfg.max_rows_per_read)
+
+    async def read(self) -> Batch:
+        if self._pos >= len(self._ts):
+            if not self.config.loop:
+                return Batch.empty()
+            self._pos = 0
+            self._lap += 1
+        end = max(self._pos, self._due())
+        sl = slice(self._pos, end)
+        self._pos = end
+        ts = self._ts[sl] + self._lap * self._span
+        if self.config.timestamps is TimestampMode.SHIFT:
+            scale = 1.0 if self.config.speed == 0 else 1.0 / self.config.speed
+            ts = self._t0_wall + ((ts - self._ts[0]) * scale).astype(np.int64)
+        n = end - sl.start
+        q = np.full(n, int(Quality.ESTIMATED) if self.config.timestamps is TimestampMode.SHIFT and self.config.speed != 1 else 0, np.uint32)
+        return Batch(np.zeros(n, np.int32), ts.astype(np.int64), self._val[sl].copy(), q)
+
+    async def close(self) -> None:
+        self._ts = np.empty(0, np.int64)
+        self._val = np.empty(0, np.float64)

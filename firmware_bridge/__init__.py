@@ -1,0 +1,1 @@
+"""Host side of the framed serial protocol to microcontroller sensor nodes."""
