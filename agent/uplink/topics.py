@@ -1,0 +1,55 @@
+"""MQTT topic layout. Stable: subscribers depend on it (see docs/payloads.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    gateway: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.gateway}"
+
+    @property
+    def status(self) -> str:  # retained "online" / LWT "offline"
+        return f"{self.base}/status"
+
+    @property
+    def health(self) -> str:
+        return f"{self.base}/health"
+
+    @property
+    def event(self) -> str:
+        return f"{self.base}/event"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.base}/audit"
+
+    def telemetry(self, device: str) -> str:
+        return f"{self.base}/telemetry/{device}"
+
+    def agg(self, device: str) -> str:
+        return f"{self.base}/agg/{device}"
+
+    def command(self, device: str) -> str:
+        return f"{self.base}/cmd/{device}"
+
+    @property
+    def command_filter(self) -> str:
+        return f"{self.base}/cmd/+"
+
+    def command_result(self, device: str) -> str:
+        return f"{self.base}/cmd/{device}/result"
+
+    def device_of_command(self, topic: str) -> str | None:
+        """The device named by a command topic, or None if ``topic`` is not one."""
+        head = f"{self.base}/cmd/"
+        if not topic.startswith(head):
+            return None
+        rest = topic[len(head):]
+        return rest if rest and "/" not in rest else None
