@@ -1,0 +1,83 @@
+"""Series table: every (device, metric) pair gets a dense integer id at config time.
+
+Per-series state elsewhere (window accumulators, detector state, latest values) lives in numpy
+arrays indexed by this id. A device's metrics occupy ids ``base .. base + len(metrics) - 1`` in the
+order its driver declared them, so a driver-local metric index plus the device base is the id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .model import MetricKind, MetricSpec, Series
+
+
+class SeriesTable:
+    def __init__(self) -> None:
+        self._series: list[Series] = []
+        self._by_key: dict[tuple[str, str], int] = {}
+        self._base: dict[str, int] = {}
+        self._count: dict[str, int] = {}
+
+    def add_device(self, device: str, metrics: Sequence[MetricSpec]) -> int:
+        """Register a device's metrics; returns its base id."""
+        if device in self._base:
+            raise ValueError(f"device {device!r} registered twice")
+        base = len(self._series)
+        self._base[device] = base
+        self._count[device] = len(metrics)
+        for i, m in enumerate(metrics):
+            key = (device, m.name)
+            if key in self._by_key:
+                raise ValueError(f"device {device!r} declares metric {m.name!r} twice")
+            self._by_key[key] = base + i
+            self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind)))
+        return base
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def __getitem__(self, sid: int) -> Series:
+        return self._series[sid]
+
+    def __iter__(self):
+        return iter(self._series)
+
+    def id(self, device: str, metric: str) -> int:
+        return self._by_key[(device, metric)]
+
+    def base(self, device: str) -> int:
+        return self._base[device]
+
+    def device_ids(self, device: str) -> range:
+        b = self._base[device]
+        return range(b, b + self._count[device])
+
+    def devices(self) -> list[str]:
+        return list(self._base)
+
+    def index(self, device: str) -> dict[str, int]:
+        """metric name -> global id for one device."""
+        return {self._series[i].metric: i for i in self.device_ids(device)}
+
+
+class LatestValues:
+    """Last good value and timestamp per series (NaN / 0 when never seen). Read by control loops."""
+
+    def __init__(self, n: int):
+        self.value = np.full(n, np.nan)
+        self.ts = np.zeros(n, np.int64)
+        self.quality = np.zeros(n, np.uint32)
+
+    def update(self, series: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> None:
+        # later rows win; numpy fancy assignment keeps the last occurrence of a repeated index
+        newer = ts >= self.ts[series]
+        s = series[newer]
+        self.value[s] = value[newer]
+        self.ts[s] = ts[newer]
+        self.quality[s] = quality[newer]
+
+    def get(self, sid: int) -> tuple[float, int, int]:
+        return float(self.value[sid]), int(self.ts[sid]), int(self.quality[sid])
