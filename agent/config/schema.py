@@ -24,6 +24,7 @@ class GatewayConfig(Frozen):
     id: Name = Field(description="Gateway id; appears in every topic and payload.")
     state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Writable state: outbox, caches, counters.")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    require_time_sync: bool = Field(False, description="Flag readings clock_unsynced until the kernel reports NTP sync (set on RTC-less Pis).")
 
 
 class MqttProtocol(enum.StrEnum):

@@ -1,0 +1,200 @@
+"""One poller per device: monotonic timing with jitter, per-device timeout and backoff.
+
+A device's failure is logged once and its recovery once; repeats are counted. When a device has
+had no good poll for ``stale_after`` seconds, the poller emits one explicit gap marker per metric
+(value NaN, ``Quality.STALE``) instead of repeating old values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config.schema import DeviceConfig
+from .driver import Clock, Driver
+from .errors import BusUnavailable, DeviceError, DeviceTimeout
+from .model import Batch, Quality, Sample
+
+log = logging.getLogger("edge_agent.scheduler")
+
+Sink = Callable[[str, Batch], None]
+
+
+@dataclass
+class DeviceHealth:
+    up: bool = False
+    opened: bool = False
+    polls_ok: int = 0
+    polls_failed: int = 0
+    consecutive_failures: int = 0
+    readings: int = 0
+    last_ok_ms: int = 0
+    last_error: str = ""
+    last_latency_s: float = 0.0
+    latency_ewma_s: float = 0.0
+    stale: bool = False
+    next_poll_in_s: float = 0.0
+    diagnostics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "up": self.up, "stale": self.stale, "polls_ok": self.polls_ok, "polls_failed": self.polls_failed,
+            "consecutive_failures": self.consecutive_failures, "readings": self.readings,
+            "last_ok_ms": self.last_ok_ms, "last_error": self.last_error,
+            "latency_ms": round(self.last_latency_s * 1000, 2), "latency_avg_ms": round(self.latency_ewma_s * 1000, 2),
+            **({"diagnostics": self.diagnostics} if self.diagnostics else {}),
+        }
+
+
+def backoff_delay(interval: float, failures: int, cap: float) -> float:
+    """Wait before the next attempt after ``failures`` consecutive failures (1 = first failure)."""
+    if failures <= 1:
+        return interval
+    return min(cap, interval * (2 ** min(failures - 1, 30)))
+
+
+class Poller:
+    def __init__(self, config: DeviceConfig, driver: Driver, sink: Sink, *, clock: Clock | None = None,
+                 rng: random.Random | None = None):
+        self.config = config
+        self.driver = driver
+        self.sink = sink
+        self.clock = clock or Clock()
+        self.rng = rng or random.Random()
+        self.health = DeviceHealth()
+        self.metric_index = {m.name: i for i, m in enumerate(driver.metrics())}
+        self._n_metrics = len(self.metric_index)
+        self._stale_after = config.stale_after or 3 * config.poll_interval
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def run(self) -> None:
+        cfg = self.config
+        next_due = self.clock.monotonic()
+        try:
+            while True:
+                delay = max(0.0, next_due - self.clock.monotonic())
+                self.health.next_poll_in_s = delay
+                if delay:
+                    stale_in = self._stale_in()
+                    if stale_in is not None and stale_in < delay:
+                        await asyncio.sleep(stale_in)
+                        self._check_stale()
+                        continue
+                    await asyncio.sleep(delay)
+                started = self.clock.monotonic()
+                ok = await self.poll_once()
+                if ok:
+                    # stay on the grid of the interval; skip slots we overran
+                    next_due += cfg.poll_interval
+                    if next_due < started:
+                        next_due = started + cfg.poll_interval
+                    next_due += self.rng.uniform(0, cfg.jitter * cfg.poll_interval)
+                else:
+                    next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures, cfg.backoff_max)
+                self._check_stale()
+        finally:
+            await self._close()
+
+    async def poll_once(self) -> bool:
+        """Open if needed, read once, hand the batch to the sink. True on success."""
+        h = self.health
+        t0 = self.clock.monotonic()
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                if not h.opened:
+                    await self.driver.open()
+                    h.opened = True
+                result = await self.driver.read()
+        except TimeoutError:
+            self._failed(DeviceTimeout(f"no answer within {self.config.timeout:g} s"))
+            return False
+        except DeviceError as e:
+            if isinstance(e, BusUnavailable):
+                await self._close()
+            self._failed(e)
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a driver bug must not take down the other devices
+            if h.up or h.consecutive_failures == 0:
+                log.exception("device %s: driver error", self.name)
+            self._failed(e)
+            await self._close()
+            return False
+        latency = self.clock.monotonic() - t0
+        batch = self._to_batch(result)
+        self._succeeded(latency, len(batch))
+        if len(batch):
+            self.sink(self.name, batch)
+        return True
+
+    def _to_batch(self, result: Sequence[Sample] | Batch) -> Batch:
+        now_ms = self.clock.now_ms()
+        if isinstance(result, Batch):
+            if len(result) and (result.series.min() < 0 or result.series.max() >= self._n_metrics):
+                raise DeviceError(f"driver returned metric index outside 0..{self._n_metrics - 1}")
+            return result
+        return Batch.from_samples(result, self.metric_index, now_ms)
+
+    def _succeeded(self, latency: float, n: int) -> None:
+        h = self.health
+        if not h.up:
+            if h.consecutive_failures:
+                log.info("device %s: recovered after %d failed polls", self.name, h.consecutive_failures)
+            else:
+                log.info("device %s: up", self.name)
+        h.up, h.stale = True, False
+        h.consecutive_failures = 0
+        h.polls_ok += 1
+        h.readings += n
+        h.last_ok_ms = self.clock.now_ms()
+        h.last_latency_s = latency
+        h.latency_ewma_s = latency if h.polls_ok == 1 else 0.8 * h.latency_ewma_s + 0.2 * latency
+        diag = getattr(self.driver, "diagnostics", None)
+        if callable(diag):
+            h.diagnostics = diag()
+
+    def _failed(self, err: BaseException) -> None:
+        h = self.health
+        h.polls_failed += 1
+        h.consecutive_failures += 1
+        msg = f"{type(err).__name__}: {err}"
+        if h.up or h.consecutive_failures == 1:
+            log.warning("device %s: down: %s (further failures counted, not logged)", self.name, msg)
+        h.up = False
+        h.last_error = msg
+
+    def _stale_in(self) -> float | None:
+        """Seconds until the device turns stale, or None if it cannot (already stale / never up)."""
+        h = self.health
+        if h.stale or not self._n_metrics or not h.last_ok_ms:
+            return None
+        return max(0.0, self._stale_after - (self.clock.now_ms() - h.last_ok_ms) / 1000)
+
+    def _check_stale(self) -> None:
+        h = self.health
+        stale_in = self._stale_in()
+        if stale_in is not None and stale_in <= 0:
+            since = (self.clock.now_ms() - h.last_ok_ms) / 1000
+            h.stale = True
+            log.warning("device %s: stale (no good poll for %.0f s)", self.name, since)
+            n = self._n_metrics
+            marker = Batch(np.arange(n, dtype=np.int32), np.full(n, self.clock.now_ms(), np.int64),
+                           np.full(n, np.nan), np.full(n, int(Quality.STALE), np.uint32))
+            self.sink(self.name, marker)
+
+    async def _close(self) -> None:
+        if self.health.opened:
+            self.health.opened = False
+            try:
+                await self.driver.close()
+            except Exception:  # noqa: BLE001
+                log.debug("device %s: error while closing", self.name, exc_info=True)
