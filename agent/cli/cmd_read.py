@@ -1,0 +1,80 @@
+import asyncio
+import json
+import math
+import time
+
+import click
+
+from ..app import prepare_state_dir
+from ..bus import LINE_KINDS, BusPool
+from ..driver import Clock, DriverCatalog, DriverContext
+from ..errors import DeviceError
+from ..model import Batch, Quality
+from .common import config_option, load_or_exit
+
+
+async def _read_once(cfg, name: str) -> dict:
+    dev = cfg.device(name)
+    spec = DriverCatalog.discover().get(dev.type)
+    buses = BusPool(cfg.lines, LINE_KINDS)
+    ctx = DriverContext(gateway=cfg.gateway.id, state_dir=prepare_state_dir(cfg), buses=buses, clock=Clock())
+    driver = spec.factory(dev, ctx)
+    metrics = list(driver.metrics())
+    out: dict = {"device": name, "type": dev.type}
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(dev.timeout):
+            await driver.open()
+            t1 = time.perf_counter()
+            result = await driver.read()
+        t2 = time.perf_counter()
+        out["open_ms"] = round((t1 - t0) * 1000, 2)
+        out["read_ms"] = round((t2 - t1) * 1000, 2)
+        now = Clock().now_ms()
+        if isinstance(result, Batch):
+            rows = zip(result.series.tolist(), result.value.tolist(), result.quality.tolist(), result.ts.tolist(), strict=True)
+            samples = [(metrics[s].name, v, q, t) for s, v, q, t in rows]
+        else:
+            samples = [(s.metric, s.value, s.quality, s.ts_ms or now) for s in result]
+        units = {m.name: m.unit for m in metrics}
+        out["readings"] = [{"metric": m, "value": v if math.isfinite(v) else None, "unit": units.get(m, ""),
+                            "q": q, "flags": str(Quality(q)) if q else "", "ts": t} for m, v, q, t in samples]
+        diag = getattr(driver, "diagnostics", None)
+        if callable(diag):
+            out["diagnostics"] = diag()
+    except TimeoutError:
+        out["error"] = f"DeviceTimeout: no answer within {dev.timeout:g} s"
+    except DeviceError as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        try:
+            await driver.close()
+        finally:
+            await buses.close()
+    return out
+
+
+@click.command("read")
+@config_option
+@click.argument("device")
+@click.option("--json", "as_json", is_flag=True)
+def command(config_path: str, device: str, as_json: bool) -> None:
+    """Poll one device once and print the decoded values with timing."""
+    cfg = load_or_exit(config_path)
+    names = [d.name for d in cfg.devices]
+    if device not in names:
+        raise click.UsageError(f"no device {device!r} in {config_path}; devices: {', '.join(names) or 'none'}")
+    out = asyncio.run(_read_once(cfg, device))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        if "error" in out:
+            click.echo(f"{device}: {out['error']}", err=True)
+        else:
+            click.echo(f"{device} ({out['type']}): open {out['open_ms']} ms, read {out['read_ms']} ms")
+            for r in out["readings"]:
+                v = "null" if r["value"] is None else f"{r['value']:.6g}"
+                click.echo(f"  {r['metric']:<24} {v:>14} {r['unit']:<6} {r['flags']}")
+            for k, v in (out.get("diagnostics") or {}).items():
+                click.echo(f"  [{k}] {v}")
+    raise SystemExit(1 if "error" in out else 0)

@@ -1,0 +1,36 @@
+"""Helpers shared by CLI commands: config loading with exit code 2, logging setup."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ..config import AgentConfig, load_config
+from ..errors import ConfigError
+
+EXIT_CONFIG = 2
+
+config_option = click.option(
+    "--config", "-c", "config_path", required=True, type=click.Path(dir_okay=False),
+    envvar="EDGE_AGENT_CONFIG", help="Config file (TOML). Env: EDGE_AGENT_CONFIG.",
+)
+
+
+def load_or_exit(path: str) -> AgentConfig:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        click.echo(f"config invalid: {len(e.problems)} problem(s)", err=True)
+        for p in e.problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if sys.stderr.isatty() else "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

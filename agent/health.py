@@ -1,0 +1,58 @@
+"""Self-metrics: one health document, published on the health topic and written to
+``{state_dir}/status.json`` for ``edge-agent status``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+STATUS_FILE = "status.json"
+
+
+def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats: Any, uplink_stats: dict,
+                 pipeline_stats: Any, pollers: list, processing: dict | None, buses: dict | None) -> dict:
+    ob = outbox_stats
+    oldest = getattr(ob, "oldest_created_ms", None)
+    body: dict[str, Any] = {
+        "v": 1,
+        "gateway": gateway,
+        "ts": now_ms,
+        "uptime_s": round(time.monotonic() - started_mono, 1),
+        "buffer": {
+            "depth": ob.depth,
+            "bytes": ob.bytes,
+            "oldest_unsent_age_s": round((now_ms - oldest) / 1000, 1) if oldest else 0.0,
+            "drops": dict(ob.drops),
+            "last_seq": ob.last_seq,
+        },
+        "uplink": uplink_stats,
+        "pipeline": {
+            "readings_in": pipeline_stats.readings_in,
+            "messages_committed": pipeline_stats.messages_committed,
+            "commit_errors": pipeline_stats.commit_errors,
+        },
+        "devices": {p.name: p.health.as_dict() for p in pollers},
+    }
+    if processing:
+        body["processing"] = processing
+    if buses:
+        body["buses"] = buses
+    return body
+
+
+def write_status(state_dir: Path, body: dict) -> None:
+    """Atomically replace the status file (readers never see half a document)."""
+    path = state_dir / STATUS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, default=str))
+    os.replace(tmp, path)
+
+
+def read_status(state_dir: Path) -> dict | None:
+    try:
+        return json.loads((state_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
