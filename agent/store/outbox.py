@@ -1,0 +1,282 @@
+"""The SQLite outbox: every message is committed here before it is published, and deleted only after
+the broker acknowledged it (promise 1). Its size is capped; the oldest raw telemetry goes first (promise 2).
+
+One row = one encoded MQTT message. Each row gets a per-gateway ``seq`` that increases monotonically,
+is persisted, and is never reused (not even after rows are deleted), so subscribers can drop duplicates.
+
+Durability: WAL with ``synchronous=FULL`` by default. With NORMAL a power cut can roll back the last
+commits *after* their rows were published; the next run would then hand the same ``seq`` to different
+data and subscribers would drop it as a duplicate. FULL syncs the WAL on every commit; at the batched
+commit rate the agent uses (a few commits per second, ~100 readings each) the cost is small
+(see tests/bench/bench_store.py). NORMAL stays available for tests and benchmarks.
+
+Cap measurement: ``(page_count - freelist_count) * page_size``, two O(1) header reads; freed pages are
+reused so the file stays near the cap without VACUUM. The WAL is bounded separately by a checkpoint
+threshold and ``journal_size_limit`` sized from the cap, and that budget is subtracted from it.
+
+Used from one thread only (the asyncio loop thread).
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+import orjson
+import sqlite_utils
+
+from agent.errors import EdgeAgentError
+from agent.store.migrations import migrate
+
+_ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+_EVICT_HEADROOM = 0.03  # evict 3 % below the limit (at most 1 MB) so not every append evicts
+_EVICT_MAX_BYTES = 1024 * 1024
+_EVICT_CHUNK = 256  # most rows deleted per eviction step before the size is measured again
+
+
+class OutboxError(EdgeAgentError):
+    """The outbox cannot be opened or a message cannot be stored; the message names what and where."""
+
+
+class Priority(enum.IntEnum):
+    """Retention priority: when the disk cap is reached the lowest goes first (RAW first, AUDIT last)."""
+
+    RAW = 0
+    AGG = 1
+    EVENT = 2
+    AUDIT = 3
+
+
+class Synchronous(enum.StrEnum):
+    FULL = "FULL"
+    NORMAL = "NORMAL"
+
+
+class Pending(NamedTuple):
+    priority: Priority
+    topic: str
+    body: dict
+
+
+class OutboxRow(NamedTuple):
+    rowid: int
+    seq: int
+    topic: str
+    payload: bytes
+    priority: Priority
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int
+    bytes: int
+    oldest_created_ms: int | None
+    drops: dict[str, int]
+    last_seq: int
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Outbox:
+    def __init__(self, path: Path, *, max_bytes: int, gateway: str,
+                 synchronous: Synchronous = Synchronous.FULL, now_ms: Callable[[], int] = _wall_ms):
+        if max_bytes < 64 * 1024:
+            raise OutboxError(f"outbox max_bytes {max_bytes} is below the 65536-byte minimum")
+        if not gateway:
+            raise OutboxError("outbox gateway id is empty")
+        self.path = Path(path)
+        self.gateway = gateway
+        self.max_bytes = max_bytes
+        self._now_ms = now_ms
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path))
+            self.db = sqlite_utils.Database(conn)
+            self._open(Synchronous(synchronous))
+        except (sqlite3.DatabaseError, OSError, RuntimeError) as e:
+            raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
+
+    def _open(self, synchronous: Synchronous) -> None:
+        c = self.db.conn
+        self.page_size = int(c.execute("PRAGMA page_size").fetchone()[0])
+        self.db.enable_wal()
+        c.execute(f"PRAGMA synchronous={synchronous.value}")
+        # WAL budget: checkpoint every max_bytes/32 (at most the usual 4 MB) and truncate back to it.
+        # The WAL briefly holds that plus one transaction (an append and its eviction step), and the
+        # -shm file is 32 KB: reserve 4 budgets + 32 KB of the cap for them.
+        wal_budget = min(self.max_bytes // 32, 4 * 1024 * 1024)
+        c.execute(f"PRAGMA wal_autocheckpoint={max(8, wal_budget // self.page_size)}")
+        c.execute(f"PRAGMA journal_size_limit={wal_budget}")
+        self.limit_bytes = self.max_bytes - 4 * wal_budget - 32 * 1024
+        with self.db.atomic():
+            migrate(self.db)
+        row = c.execute("SELECT last_seq FROM sequence WHERE gateway = ?", [self.gateway]).fetchone()
+        self._last_seq = int(row[0]) if row else 0
+        self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        self._drops = {p.name.lower(): 0 for p in Priority}
+        for name, count in c.execute("SELECT priority, count FROM drops"):
+            self._drops[name] = int(count)
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------ writing
+    def append(self, items: Sequence[Pending]) -> list[int]:
+        """Store messages in one transaction; returns their seqs. Then enforces the disk cap."""
+        self._check_open()
+        if not items:
+            return []
+        now = self._now_ms()
+        seq0 = self._last_seq + 1
+        rows = [self._encode(i, item, seq0 + i, now) for i, item in enumerate(items)]
+        last = seq0 + len(rows) - 1
+        c = self.db.conn
+        try:
+            with self.db.atomic():
+                c.executemany(
+                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms) VALUES (?, ?, ?, ?, ?)", rows
+                )
+                c.execute(
+                    "INSERT INTO sequence (gateway, last_seq) VALUES (?, ?)"
+                    " ON CONFLICT(gateway) DO UPDATE SET last_seq = excluded.last_seq",
+                    [self.gateway, last],
+                )
+                dropped = self._enforce_cap()
+        except sqlite3.Error as e:
+            raise OutboxError(f"cannot store {len(rows)} messages in {self.path}: {e}") from e
+        self._last_seq = last
+        self._depth += len(rows)
+        self._apply_drops(dropped)
+        return list(range(seq0, last + 1))
+
+    def _encode(self, index: int, item: Any, seq: int, now: int) -> tuple:
+        try:
+            priority, topic, body = item
+            priority = Priority(priority)
+        except (TypeError, ValueError) as e:
+            raise OutboxError(f"message {index}: not a Pending(priority, topic, body): {e}") from None
+        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
+            raise OutboxError(f"message {index}: invalid topic {topic!r}")
+        if not isinstance(body, dict):
+            raise OutboxError(f"message {index} for {topic}: body must be a dict, got {type(body).__name__}")
+        body["gateway"] = self.gateway
+        body["seq"] = seq
+        try:
+            payload = orjson.dumps(body, option=_ORJSON_OPTS)
+        except TypeError as e:
+            raise OutboxError(f"message {index} for {topic}: body is not JSON-serialisable: {e}") from None
+        return (seq, topic, payload, int(priority), now)
+
+    def _used_bytes(self) -> int:
+        c = self.db.conn
+        pages = c.execute("PRAGMA page_count").fetchone()[0] - c.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages) * self.page_size
+
+    def _enforce_cap(self) -> dict[int, int]:
+        """Delete the oldest rows of the lowest priority until under the limit. Inside a transaction."""
+        dropped: dict[int, int] = {}
+        if self._used_bytes() <= self.limit_bytes:
+            return dropped
+        target = self.limit_bytes - min(int(self.limit_bytes * _EVICT_HEADROOM), _EVICT_MAX_BYTES)
+        c = self.db.conn
+        for priority in Priority:
+            while (need := self._used_bytes() - target) > 0:
+                # Delete about ``need`` bytes of the oldest rows, then measure again: small steps keep
+                # the WAL (which holds every page an eviction touches) small too.
+                ids, freed = [], 0
+                for rowid, size in c.execute(
+                        "SELECT rowid, length(payload) + length(topic) + 32 FROM outbox"
+                        " WHERE priority = ? ORDER BY rowid LIMIT ?", [int(priority), _EVICT_CHUNK]):
+                    ids.append(rowid)
+                    freed += size
+                    if freed >= need:
+                        break
+                if not ids:
+                    break
+                c.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(ids))})", ids)
+                dropped[priority] = dropped.get(priority, 0) + len(ids)
+        for priority, n in dropped.items():
+            c.execute(
+                "INSERT INTO drops (priority, count) VALUES (?, ?)"
+                " ON CONFLICT(priority) DO UPDATE SET count = count + excluded.count",
+                [Priority(priority).name.lower(), n],
+            )
+        return dropped
+
+    def _apply_drops(self, dropped: dict[int, int]) -> None:
+        for priority, n in dropped.items():
+            self._drops[Priority(priority).name.lower()] += n
+            self._depth -= n
+
+    def delete(self, rowids: Iterable[int]) -> int:
+        """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted."""
+        self._check_open()
+        ids = sorted(set(rowids))
+        if not ids:
+            return 0
+        deleted = 0
+        c = self.db.conn
+        with self.db.atomic():
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                cur = c.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
+                deleted += cur.rowcount
+        self._depth -= deleted
+        return deleted
+
+    # ------------------------------------------------------------------------------------ reading
+    def peek(self, limit: int, after_rowid: int = 0) -> list[OutboxRow]:
+        """Up to ``limit`` rows with rowid > ``after_rowid``, oldest first."""
+        self._check_open()
+        cur = self.db.conn.execute(
+            "SELECT rowid, seq, topic, payload, priority, created_ms FROM outbox"
+            " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, limit])
+        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5]) for r in cur]
+
+    def stats(self) -> OutboxStats:
+        self._check_open()
+        row = self.db.conn.execute("SELECT created_ms FROM outbox ORDER BY rowid LIMIT 1").fetchone()
+        return OutboxStats(depth=self._depth, bytes=self._used_bytes(), oldest_created_ms=row[0] if row else None,
+                           drops=dict(self._drops), last_seq=self._last_seq)
+
+    def export(self, fh: IO[str], *, limit: int | None = None) -> int:
+        """Write pending rows as JSON lines (oldest first) for a technician. Returns the row count."""
+        self._check_open()
+        n = 0
+        after = 0
+        while limit is None or n < limit:
+            batch = self.peek(min(1000, limit - n) if limit is not None else 1000, after)
+            if not batch:
+                break
+            for r in batch:
+                try:
+                    body: Any = orjson.loads(r.payload)
+                except orjson.JSONDecodeError:
+                    body = r.payload.decode("utf-8", "replace")
+                fh.write(orjson.dumps({"rowid": r.rowid, "seq": r.seq, "topic": r.topic,
+                                       "priority": r.priority.name.lower(), "created_ms": r.created_ms,
+                                       "body": body}).decode() + "\n")
+                n += 1
+            after = batch[-1].rowid
+        return n
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.db.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OutboxError(f"outbox {self.path} is closed")
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
