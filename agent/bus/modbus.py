@@ -1,0 +1,316 @@
+"""Modbus buses on pymodbus 3.16: RTU on a serial line, Modbus TCP, and RTU over TCP.
+
+One ``ModbusBus`` per physical line. It owns the line lock (reads and writes queue on it in
+arrival order), the inter-frame gap and turnaround, reopening the line with backoff, and a
+per-unit health record: a unit that stops answering costs one timeout, then is skipped without
+touching the wire until its backoff expires (doubling up to ``unit_backoff_max``). Failures
+become typed errors: no reply -> DeviceTimeout, a garbled/short/CRC-failed reply ->
+ProtocolError, a Modbus exception reply -> DeviceException(code=), a line that cannot be
+opened -> BusUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from ..errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
+from .modbus_config import (
+    ModbusLine,
+    ModbusRtuLine,
+    ModbusRtuOverTcpLine,
+    ModbusTcpLine,
+    bits_per_char,
+    default_gap,
+)
+from .modbus_stats import LineStats, UnitState
+
+EXCEPTION_NAMES = {
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",
+    5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
+_UNIT_BACKOFF_MIN = 1.0
+_MAX_REGS = {3: 125, 4: 125}
+_MAX_BITS = 2000
+
+
+class ModbusBus:
+    """A Modbus line. Public API (other drivers code against it): read_registers, read_bits,
+    write_registers, write_coil, open, close, stats, unit_available."""
+
+    def __init__(self, name: str, config: ModbusLine, *, clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.config = config
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._client: AsyncModbusSerialClient | AsyncModbusTcpClient | None = None
+        self._units: dict[int, UnitState] = {}
+        self.line = LineStats()
+        self._rtu = not isinstance(config, ModbusTcpLine)
+        if isinstance(config, ModbusRtuLine):
+            self._bpc = bits_per_char(bytesize=config.bytesize, parity=config.parity, stopbits=config.stopbits)
+            self._baud = config.baudrate
+        elif isinstance(config, ModbusRtuOverTcpLine):
+            self._bpc = bits_per_char(parity=config.parity)
+            self._baud = config.baudrate
+        else:
+            self._bpc, self._baud = 0, 0
+        self._gap = 0.0
+        if self._rtu:
+            gap = getattr(config, "inter_frame_gap", None)
+            self._gap = default_gap(self._baud, self._bpc) if gap is None else gap
+        self._quiet_until = 0.0  # monotonic time before which the line must stay silent
+        self._reopen_at = 0.0
+        self._reopen_delay = 0.0
+        self._rx_len = 0  # bytes seen in the current reply (trace hook)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
+        cfg = self.config
+        common: dict[str, Any] = dict(timeout=cfg.timeout, retries=0, reconnect_delay=0,
+                                      trace_packet=self._trace, name=self.name)
+        if isinstance(cfg, ModbusRtuLine):
+            return AsyncModbusSerialClient(cfg.port, framer=FramerType.RTU, baudrate=cfg.baudrate,
+                                           bytesize=cfg.bytesize, parity=str(cfg.parity),
+                                           stopbits=cfg.stopbits, **common)
+        framer = FramerType.RTU if isinstance(cfg, ModbusRtuOverTcpLine) else FramerType.SOCKET
+        return AsyncModbusTcpClient(cfg.host, port=cfg.port, framer=framer, **common)
+
+    def _where(self) -> str:
+        cfg = self.config
+        return cfg.port if isinstance(cfg, ModbusRtuLine) else f"{cfg.host}:{cfg.port}"
+
+    async def open(self) -> None:
+        """Open the line. Raises BusUnavailable (and waits out a growing backoff before retrying)."""
+        async with self._lock:
+            await self._ensure_open()
+
+    async def _ensure_open(self) -> None:
+        if self._client is not None and self._client.connected:
+            return
+        now = self._clock()
+        if now < self._reopen_at:
+            raise BusUnavailable(f"line {self.name!r} ({self._where()}) is unavailable; "
+                                 f"next attempt in {self._reopen_at - now:.1f} s")
+        if self._client is not None:
+            self._client.close()
+        self._client = self._make_client()
+        self._client.set_max_no_responses(1 << 30)  # a silent unit must not drop the whole line
+        try:
+            ok = await self._client.connect()
+        except Exception as e:  # noqa: BLE001 - pyserial/OS errors vary by platform
+            ok, why = False, str(e)
+        else:
+            why = "connection refused or port missing"
+        if not ok:
+            self._client.close()
+            self._client = None
+            self._reopen_delay = min(max(self._reopen_delay * 2, 0.1), self.config.reconnect_max)
+            self._reopen_at = self._clock() + self._reopen_delay
+            self.line.open_failures += 1
+            raise BusUnavailable(f"cannot open line {self.name!r} ({self._where()}): {why}")
+        self._reopen_delay = 0.0
+        self.line.opens += 1
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- public API ----------------------------------------------------------------------
+    async def read_registers(self, unit: int, *, fc: int, address: int, count: int,
+                             timeout: float | None = None) -> list[int]:
+        if fc not in _MAX_REGS:
+            raise ValueError(f"fc must be 3 (holding) or 4 (input) registers, not {fc!r}")
+        _check(unit, address, count, _MAX_REGS[fc])
+
+        def call(c):
+            fn = c.read_holding_registers if fc == 3 else c.read_input_registers
+            return fn(address, count=count, device_id=unit)
+
+        rr = await self._transact(unit, call, timeout=timeout, what=f"FC{fc:02d} {address}+{count}",
+                                  rx=5 + 2 * count, tx=8)
+        regs = list(getattr(rr, "registers", None) or [])
+        if len(regs) != count:
+            self._unit(unit).errors += 1
+            raise ProtocolError(f"unit {unit} on {self.name!r}: asked for {count} registers at {address}, got {len(regs)}")
+        return regs
+
+    async def read_bits(self, unit: int, *, fc: int, address: int, count: int,
+                        timeout: float | None = None) -> list[bool]:
+        if fc not in (1, 2):
+            raise ValueError(f"fc must be 1 (coils) or 2 (discrete inputs), not {fc!r}")
+        _check(unit, address, count, _MAX_BITS)
+
+        def call(c):
+            fn = c.read_coils if fc == 1 else c.read_discrete_inputs
+            return fn(address, count=count, device_id=unit)
+
+        rr = await self._transact(unit, call, timeout=timeout, what=f"FC{fc:02d} {address}+{count}",
+                                  rx=5 + math.ceil(count / 8), tx=8)
+        bits = list(getattr(rr, "bits", None) or [])
+        if len(bits) < count:
+            self._unit(unit).errors += 1
+            raise ProtocolError(f"unit {unit} on {self.name!r}: asked for {count} bits at {address}, got {len(bits)}")
+        return [bool(b) for b in bits[:count]]
+
+    async def write_registers(self, unit: int, *, address: int, values: Sequence[int],
+                              timeout: float | None = None, single: bool = False) -> None:
+        vals = [int(v) for v in values]
+        if any(not 0 <= v <= 0xFFFF for v in vals):
+            raise ValueError(f"register values must be 0..65535, got {vals}")
+        if single and len(vals) != 1:
+            raise ValueError("single=True (FC06) writes exactly one register")
+        _check(unit, address, len(vals), 123, broadcast=True)
+
+        def call(c):
+            if single:
+                return c.write_register(address, vals[0], device_id=unit, no_response_expected=unit == 0)
+            return c.write_registers(address, vals, device_id=unit, no_response_expected=unit == 0)
+
+        tx = 8 if single else 9 + 2 * len(vals)
+        await self._transact(unit, call, timeout=timeout, what=f"{'FC06' if single else 'FC16'} {address}",
+                             rx=8, tx=tx, write=True)
+
+    async def write_coil(self, unit: int, *, address: int, value: bool, timeout: float | None = None) -> None:
+        _check(unit, address, 1, 1, broadcast=True)
+        await self._transact(unit, lambda c: c.write_coil(address, bool(value), device_id=unit,
+                                                          no_response_expected=unit == 0),
+                             timeout=timeout, what=f"FC05 {address}", rx=8, tx=8, write=True)
+
+    def unit_available(self, unit: int) -> float:
+        """Seconds until ``unit`` will be tried again (0 = now)."""
+        st = self._units.get(unit)
+        return max(0.0, st.next_probe - self._clock()) if st else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        units = {u: s.as_dict() for u, s in sorted(self._units.items())}
+        totals = {k: sum(u[k] for u in units.values()) for k in UnitState.COUNTERS}
+        return {"line": self.name, "kind": self.config.type, "connected": bool(self._client and self._client.connected),
+                **totals, **self.line.as_dict(), "units": units}
+
+    # -- internals -----------------------------------------------------------------------
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if sending:
+            self.line.last_tx = len(data)
+        else:
+            self._rx_len = max(self._rx_len, len(data))
+        return data
+
+    def _unit(self, unit: int) -> UnitState:
+        st = self._units.get(unit)
+        if st is None:
+            st = self._units[unit] = UnitState()
+        return st
+
+    def _wire(self, nbytes: int) -> float:
+        return (nbytes + 7) * self._bpc / self._baud if self._baud else 0.0
+
+    async def _transact(self, unit: int, call: Callable[[Any], Awaitable[Any]], *, timeout: float | None,
+                        what: str, rx: int, tx: int, write: bool = False) -> Any:
+        st = self._unit(unit)
+        tmo = self.config.timeout if timeout is None else timeout
+        async with self._lock:
+            now = self._clock()
+            if st.next_probe > now:
+                st.skipped += 1
+                raise DeviceTimeout(f"unit {unit} on line {self.name!r} did not answer its last {st.failures} "
+                                    f"request(s); skipped, next try in {st.next_probe - now:.1f} s")
+            await self._ensure_open()
+            attempts = 1 + (self.config.retries if st.failures == 0 else 0)
+            err: Exception | None = None
+            for _ in range(attempts):
+                try:
+                    rr = await self._once(unit, call, tmo, rx=rx, tx=tx, write=write)
+                except DeviceException:
+                    st.ok(self._clock())  # it answered: the unit is alive
+                    raise
+                except (DeviceTimeout, ProtocolError) as e:
+                    err = e
+                    continue
+                st.ok(self._clock())
+                return rr
+            assert err is not None
+            st.fail(self._clock(), base=_UNIT_BACKOFF_MIN, cap=self.config.unit_backoff_max)
+            raise err
+
+    async def _once(self, unit: int, call, tmo: float, *, rx: int, tx: int, write: bool) -> Any:
+        assert self._client is not None
+        st = self._unit(unit)
+        delay = self._quiet_until - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._client.ctx.comm_params.timeout_connect = tmo
+        self._rx_len = 0
+        self.line.last_tx = 0
+        st.transactions += 1
+        try:
+            rr = await call(self._client)
+        except ModbusIOException as e:
+            return self._no_reply(unit, st, e, tmo, tx)
+        except ConnectionException as e:
+            self._drop()
+            raise BusUnavailable(f"line {self.name!r} ({self._where()}) lost: {e}") from None
+        except ModbusException as e:
+            st.errors += 1
+            raise ProtocolError(f"unit {unit} on {self.name!r}: undecodable reply: {e}") from None
+        finally:
+            st.bytes_tx += self.line.last_tx or tx
+            self._quiet_until = self._clock() + self._gap
+        if rr is None:  # broadcast: no reply expected
+            self._quiet_until += getattr(self.config, "turnaround", 0.0)
+            st.wire_time += self._wire(tx)
+            return None
+        if rr.isError():
+            code = int(getattr(rr, "exception_code", 0) or 0)
+            st.exceptions += 1
+            st.bytes_rx += 5
+            st.wire_time += self._wire(tx + 5)
+            name = EXCEPTION_NAMES.get(code, "unknown")
+            raise DeviceException(f"unit {unit} on {self.name!r} answered exception {code} ({name})", code=code)
+        st.bytes_rx += rx
+        st.wire_time += self._wire(tx + rx)
+        if write:
+            self._quiet_until += getattr(self.config, "turnaround", 0.0)
+        return rr
+
+    def _no_reply(self, unit: int, st: UnitState, e: Exception, tmo: float, tx: int):
+        st.bytes_rx += self._rx_len
+        st.wire_time += self._wire(tx) + tmo
+        if self._client is None or not self._client.connected:
+            self._drop()
+            raise BusUnavailable(f"line {self.name!r} ({self._where()}) closed while waiting for unit {unit}")
+        if self._rx_len:
+            st.errors += 1
+            raise ProtocolError(f"unit {unit} on {self.name!r}: garbled or incomplete reply "
+                                f"({self._rx_len} bytes, bad CRC or short frame)")
+        st.timeouts += 1
+        raise DeviceTimeout(f"unit {unit} on {self.name!r}: no reply within {tmo:g} s")
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.line.drops += 1
+
+
+def _check(unit: int, address: int, count: int, limit: int, *, broadcast: bool = False) -> None:
+    if not (0 if broadcast else 1) <= unit <= 255:
+        raise ValueError(f"unit id must be {'0' if broadcast else '1'}..255, not {unit!r}")
+    if not 0 <= address <= 0xFFFF:
+        raise ValueError(f"address must be 0..65535, not {address!r}")
+    if not 1 <= count <= limit or address + count > 0x10000:
+        raise ValueError(f"count {count!r} at address {address} is out of range (1..{limit})")
+
+
+def make_bus(name: str, config: ModbusLine) -> ModbusBus:
+    return ModbusBus(name, config)

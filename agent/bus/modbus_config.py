@@ -1,0 +1,65 @@
+"""Config models of the Modbus line kinds (``[lines.<name>]`` tables)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..config.schema import LineConfig
+from .base import Parity, SerialSettings
+
+
+class _ModbusTiming(LineConfig):
+    timeout: float = Field(0.5, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
+    retries: int = Field(1, ge=0, le=5, description="Extra attempts after a lost or garbled reply, only while the unit is healthy.")
+    unit_backoff_max: float = Field(60.0, gt=0, le=3600, description="Longest pause (s) before a silent unit is probed again.")
+    reconnect_max: float = Field(30.0, gt=0, le=3600, description="Longest pause (s) between attempts to reopen the line.")
+
+
+class ModbusRtuLine(SerialSettings, _ModbusTiming):
+    """Modbus RTU on a serial (RS-485) line; ``port`` may also be a pyserial URL such as socket://host:port."""
+
+    type: Literal["modbus_rtu"]
+    inter_frame_gap: float | None = Field(None, ge=0, le=1, description="Silence (s) before each request; default 3.5 characters (1.75 ms above 19200 baud).")
+    turnaround: float = Field(0.0, ge=0, le=5, description="Extra silence (s) after a write or broadcast before the next request.")
+
+
+class ModbusTcpLine(_ModbusTiming):
+    """Modbus TCP (MBAP framing) to a device or a TCP gateway."""
+
+    type: Literal["modbus_tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(502, ge=1, le=65535)
+    timeout: float = Field(1.0, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
+
+
+class ModbusRtuOverTcpLine(_ModbusTiming):
+    """RTU frames tunnelled through a TCP serial gateway (transparent mode). The RS-485 side is paced here."""
+
+    type: Literal["modbus_rtu_over_tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(502, ge=1, le=65535)
+    timeout: float = Field(1.0, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
+    baudrate: int = Field(9600, gt=0, description="Baud rate of the serial side, for pacing and wire-time estimates.")
+    parity: Parity = Parity.NONE
+    inter_frame_gap: float | None = Field(None, ge=0, le=1, description="Silence (s) before each request; default 3.5 characters.")
+    turnaround: float = Field(0.0, ge=0, le=5, description="Extra silence (s) after a write or broadcast.")
+
+
+ModbusLine = ModbusRtuLine | ModbusTcpLine | ModbusRtuOverTcpLine
+
+
+def bits_per_char(*, bytesize: int = 8, parity: Parity | str = Parity.NONE, stopbits: int = 1) -> int:
+    """Bits on the wire per character: 1 start + data + parity + stop."""
+    return 1 + bytesize + (0 if Parity(parity) is Parity.NONE else 1) + stopbits
+
+
+def default_gap(baudrate: int, bpc: int) -> float:
+    """The Modbus RTU t3.5 silent interval, fixed at 1.75 ms above 19200 baud."""
+    return 0.00175 if baudrate > 19200 else 3.5 * bpc / baudrate
+
+
+def read_wire_time(n_registers: int, *, baudrate: int, bpc: int) -> float:
+    """T = (20 + 2N) characters for one RTU read of N registers (8-byte request, 5+2N reply, 2 x t3.5)."""
+    return (20 + 2 * n_registers) * bpc / baudrate
