@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..bus.kinds import LINE_KINDS
 from ..driver import DriverCatalog
@@ -95,6 +95,10 @@ def load_config_text(
             problems.add((key,), f"unknown section (expected one of: {', '.join(sorted(SECTION_KEYS | {'devices', 'lines'}))})")
             continue
         sections[key] = value
+        try:
+            TypeAdapter(AgentConfig.model_fields[key].annotation).validate_python(value)
+        except ValidationError as e:
+            problems.add_validation((key,), e)
     if "gateway" not in raw:
         problems.add(("gateway",), "required section [gateway] is missing")
 

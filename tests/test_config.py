@@ -1,0 +1,101 @@
+"""Config loading: the broken-file corpus, env substitution, line numbers, and `edge-agent check`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config, load_config_text
+from agent.errors import ConfigError
+
+CORPUS = sorted((Path(__file__).parent / "config_corpus").glob("*.toml"))
+
+
+def expected_key(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} lacks its '# expect:' header"
+    return first.removeprefix("# expect: ").strip()
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_broken_config_is_rejected_naming_the_key(path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    text = str(exc.value)
+    assert expected_key(path) in text, text
+    # every problem names the file, and a line when the key exists in the text
+    for problem in exc.value.problems:
+        assert problem.startswith(str(path)), problem
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(CORPUS) >= 20
+
+
+@pytest.mark.parametrize("path", CORPUS[:4], ids=[p.stem for p in CORPUS[:4]])
+def test_check_command_exits_2_and_lists_the_problem(path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "check", "--config", str(path)],
+                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2, r.stderr
+    assert expected_key(path) in r.stderr
+
+
+def test_check_command_accepts_a_valid_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text(f'[gateway]\nid = "gw-1"\nstate_dir = "{tmp_path}"\n[[devices]]\nname = "r"\ntype = "replay"\nfile = "x.csv"\n')
+    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "check", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "config OK" in r.stdout and "replay" in r.stdout
+
+
+def test_line_numbers_point_at_the_offending_key() -> None:
+    text = '[gateway]\nid = "gw"\n\n[[devices]]\nname = "a"\ntype = "replay"\nfile = "x"\n\n[[devices]]\nname = "b"\ntype = "replay"\nfile = "y"\nspeed = -3\n'
+    with pytest.raises(ConfigError) as exc:
+        load_config_text(text, source="site.toml", env={})
+    assert exc.value.problems == ["site.toml:13: devices[1] (b).speed: Input should be greater than or equal to 0"]
+
+
+def test_all_problems_are_listed_at_once() -> None:
+    text = '[gateway]\nid = "gw"\n[mqtt]\nport = 0\nfoo = 1\n[[devices]]\nname = "a"\ntype = "nope"\n'
+    with pytest.raises(ConfigError) as exc:
+        load_config_text(text, env={})
+    assert len(exc.value.problems) == 3
+
+
+def test_env_substitution_defaults_literal_dollar_and_secrets_not_echoed(tmp_path: Path) -> None:
+    text = ('[gateway]\nid = "${GW:-gw-default}"\n[mqtt]\nhost = "${BROKER}"\nusername = "u$$er"\n'
+            'password = "${SECRET}"\n')
+    cfg = load_config_text(text, env={"BROKER": "broker.local", "SECRET": "hunter2"})
+    assert cfg.gateway.id == "gw-default"
+    assert cfg.mqtt.host == "broker.local"
+    assert cfg.mqtt.username == "u$er"
+    assert cfg.mqtt.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.model_dump())
+
+
+def test_systemd_credentials(tmp_path: Path) -> None:
+    (tmp_path / "mqtt-password").write_text("s3cret\n")
+    text = '[gateway]\nid = "gw"\n[mqtt]\nhost = "h"\npassword = "${cred:mqtt-password}"\n'
+    cfg = load_config_text(text, env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert cfg.mqtt.password.get_secret_value() == "s3cret"
+    with pytest.raises(ConfigError, match="credential 'other' cannot be read"):
+        load_config_text(text.replace("mqtt-password", "other"), env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+
+
+def test_config_objects_are_frozen() -> None:
+    cfg = load_config_text('[gateway]\nid = "gw"\n', env={})
+    with pytest.raises(Exception):
+        cfg.gateway.id = "other"  # type: ignore[misc]
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
