@@ -17,7 +17,7 @@ import numpy as np
 
 from .config.schema import DeviceConfig
 from .driver import Clock, Driver
-from .errors import BusUnavailable, DeviceError, DeviceTimeout
+from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
 from .model import Batch, Quality, Sample
 
 log = logging.getLogger("edge_agent.scheduler")
@@ -113,6 +113,7 @@ class Poller:
                     await self.driver.open()
                     h.opened = True
                 result = await self.driver.read()
+            batch = self._to_batch(result)
         except TimeoutError:
             self._failed(DeviceTimeout(f"no answer within {self.config.timeout:g} s"))
             return False
@@ -130,7 +131,6 @@ class Poller:
             await self._close()
             return False
         latency = self.clock.monotonic() - t0
-        batch = self._to_batch(result)
         self._succeeded(latency, len(batch))
         if len(batch):
             self.sink(self.name, batch)
@@ -142,7 +142,10 @@ class Poller:
             if len(result) and (result.series.min() < 0 or result.series.max() >= self._n_metrics):
                 raise DeviceError(f"driver returned metric index outside 0..{self._n_metrics - 1}")
             return result
-        return Batch.from_samples(result, self.metric_index, now_ms)
+        try:
+            return Batch.from_samples(result, self.metric_index, now_ms)
+        except KeyError as e:
+            raise ProtocolError(f"driver returned a metric it did not declare: {e.args[0]}") from None
 
     def _succeeded(self, latency: float, n: int) -> None:
         h = self.health

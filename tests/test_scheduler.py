@@ -1,0 +1,138 @@
+"""Pollers: timing, backoff, failure/recovery logged once, stale gap markers, isolation of bad devices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+import pytest
+
+from agent.config.schema import DeviceConfig
+from agent.errors import DeviceTimeout, ProtocolError
+from agent.model import Batch, MetricSpec, Quality, Sample
+from agent.scheduler import Poller, backoff_delay
+
+
+class ScriptedDevice:
+    """A device whose answers follow a script: a value, an exception to raise, or 'hang'."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.opens = 0
+        self.closes = 0
+
+    def metrics(self):
+        return [MetricSpec("v", "V"), MetricSpec("i", "A")]
+
+    async def open(self):
+        self.opens += 1
+
+    async def read(self):
+        step = self.script.pop(0) if self.script else 1.0
+        if step == "hang":
+            await asyncio.sleep(3600)
+        if isinstance(step, BaseException):
+            raise step
+        return [Sample("v", step), Sample("i", step / 10)]
+
+    async def close(self):
+        self.closes += 1
+
+
+def cfg(**kw) -> DeviceConfig:
+    base = dict(name="dev", type="scripted", poll_interval=0.02, timeout=0.2, jitter=0.0, backoff_max=0.08)
+    base.update(kw)
+    return DeviceConfig(**base)
+
+
+class Collector:
+    def __init__(self):
+        self.batches: list[Batch] = []
+
+    def __call__(self, device: str, batch: Batch) -> None:
+        self.batches.append(batch)
+
+    @property
+    def values(self) -> list[float]:
+        return [float(v) for b in self.batches for v in b.value]
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    assert [backoff_delay(5, n, 60) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+
+
+async def test_failure_and_recovery_are_each_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    dev = ScriptedDevice([1.0] + [ProtocolError("bad CRC")] * 5 + [2.0, 3.0])
+    sink = Collector()
+    poller = Poller(cfg(), dev, sink)
+    caplog.set_level(logging.INFO, logger="edge_agent.scheduler")
+    for _ in range(8):
+        await poller.poll_once()
+    downs = [r for r in caplog.records if "down" in r.getMessage()]
+    recoveries = [r for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(downs) == 1 and "bad CRC" in downs[0].getMessage()
+    assert len(recoveries) == 1 and "5 failed polls" in recoveries[0].getMessage()
+    assert poller.health.polls_failed == 5 and poller.health.polls_ok == 3
+    assert sink.values == [1.0, 1.0 / 10, 2.0, 2.0 / 10, 3.0, 3.0 / 10]
+
+
+async def test_a_hanging_device_times_out_and_is_counted() -> None:
+    dev = ScriptedDevice(["hang", 5.0])
+    poller = Poller(cfg(timeout=0.05), dev, Collector())
+    assert await poller.poll_once() is False
+    assert "DeviceTimeout" in poller.health.last_error
+    assert await poller.poll_once() is True
+
+
+async def test_a_driver_bug_does_not_escape_and_the_driver_is_reopened() -> None:
+    dev = ScriptedDevice([ZeroDivisionError("driver bug"), 1.0])
+    poller = Poller(cfg(), dev, Collector())
+    assert await poller.poll_once() is False
+    assert dev.closes == 1
+    assert await poller.poll_once() is True
+    assert dev.opens == 2
+
+
+async def test_undeclared_metric_is_a_failed_poll_not_a_crash() -> None:
+    class Liar(ScriptedDevice):
+        async def read(self):
+            return [Sample("voltage_typo", 1.0)]
+
+    poller = Poller(cfg(), Liar([]), Collector())
+    assert await poller.poll_once() is False
+    assert "voltage_typo" in poller.health.last_error
+
+
+async def test_stale_device_gets_one_gap_marker_per_metric_not_repeated_values() -> None:
+    dev = ScriptedDevice([7.0] + [DeviceTimeout("silent")] * 1000)
+    sink = Collector()
+    poller = Poller(cfg(poll_interval=0.02, stale_after=0.15, backoff_max=0.04), dev, sink)
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(0.6)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    good = [v for v in sink.values if not np.isnan(v)]
+    assert good == [7.0, 0.7]  # never re-sent
+    markers = [b for b in sink.batches if np.all(b.quality & Quality.STALE)]
+    assert len(markers) == 1
+    assert np.isnan(markers[0].value).all() and sorted(markers[0].series.tolist()) == [0, 1]
+    assert poller.health.stale and not poller.health.up
+    assert dev.closes == 1  # closed when the poller stopped
+
+
+async def test_one_dead_device_does_not_slow_the_others() -> None:
+    healthy_sink, dead_sink = Collector(), Collector()
+    healthy = Poller(cfg(name="ok", poll_interval=0.02), ScriptedDevice([]), healthy_sink)
+    dead = Poller(cfg(name="dead", timeout=0.1), ScriptedDevice(["hang"] * 1000), dead_sink)
+    tasks = [asyncio.create_task(p.run()) for p in (healthy, dead)]
+    await asyncio.sleep(0.5)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # the healthy device kept its pace (generous bound: >= half the ideal 25 polls)
+    assert healthy.health.polls_ok >= 12
+    assert dead.health.polls_ok == 0 and dead.health.polls_failed >= 1
+    # backoff: the dead device was tried far fewer times than its interval would allow
+    assert dead.health.polls_failed <= 5
