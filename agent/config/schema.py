@@ -12,6 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from agent.commands.config import CommandsConfig
+from agent.site.config import SiteConfig
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
@@ -23,7 +26,7 @@ class Frozen(BaseModel):
 class GatewayConfig(Frozen):
     id: Name = Field(description="Gateway id; appears in every topic and payload.")
     state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Writable state: outbox, caches, counters.")
-    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     require_time_sync: bool = Field(False, description="Flag readings clock_unsynced until the kernel reports NTP sync (set on RTC-less Pis).")
 
 
@@ -33,7 +36,7 @@ class MqttProtocol(enum.StrEnum):
 
 
 class TlsConfig(Frozen):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Set false to keep the table but connect in plain text.")
     ca_file: Path | None = Field(None, description="CA bundle; system CAs when omitted. Verification is always on.")
     cert_file: Path | None = Field(None, description="Client certificate for mutual TLS.")
     key_file: Path | None = Field(None, description="Client key for mutual TLS.")
@@ -47,18 +50,18 @@ class TlsConfig(Frozen):
 
 class MqttConfig(Frozen):
     host: str | None = Field(None, description="Broker host; omit to run the embedded demo broker.")
-    port: int = Field(1883, ge=1, le=65535)
-    protocol: MqttProtocol = MqttProtocol.V311
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    protocol: MqttProtocol = Field(MqttProtocol.V311, description="MQTT protocol version.")
     client_id: str | None = Field(None, description="Defaults to edge-agent-{gateway}.")
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
-    keepalive: int = Field(30, ge=5, le=3600)
-    topic_prefix: str = Field("edge", pattern=r"^[^#+]+$")
-    readings_per_message: int = Field(100, ge=1, le=10_000)
-    max_inflight: int = Field(200, ge=1, le=60_000)
-    reconnect_min: float = Field(0.5, gt=0)
-    reconnect_max: float = Field(30.0, gt=0)
+    username: str | None = Field(None, description="Broker user name.")
+    password: SecretStr | None = Field(None, description="Broker password; use ${ENV} or ${cred:NAME}, never plain text.")
+    tls: TlsConfig | None = Field(None, description="TLS settings; a [mqtt.tls] table turns TLS on.")
+    keepalive: int = Field(30, ge=5, le=3600, description="Seconds between MQTT keepalive pings.")
+    topic_prefix: str = Field("edge", pattern=r"^[^#+]+$", description="First topic level: {prefix}/{gateway}/...")
+    readings_per_message: int = Field(100, ge=1, le=10_000, description="Readings batched into one telemetry message.")
+    max_inflight: int = Field(200, ge=1, le=60_000, description="QoS 1 messages awaiting PUBACK at once.")
+    reconnect_min: float = Field(0.5, gt=0, description="Shortest wait before reconnecting (s); doubles with jitter.")
+    reconnect_max: float = Field(30.0, gt=0, description="Longest wait before reconnecting (s).")
 
 
 class StoreConfig(Frozen):
@@ -77,7 +80,7 @@ class DeviceConfig(Frozen):
 
     name: Name
     type: str
-    enabled: bool = True
+    enabled: bool = Field(True, description="Set false to keep a device in the file without polling it.")
     poll_interval: float = Field(5.0, gt=0, le=86_400, description="Seconds between polls.")
     timeout: float = Field(2.0, gt=0, le=600, description="Seconds before a poll counts as failed.")
     jitter: float = Field(0.05, ge=0, le=0.5, description="Random fraction of the interval added to each poll.")
@@ -103,6 +106,8 @@ class AgentConfig(Frozen):
     health: HealthConfig = HealthConfig()
     lines: dict[Name, Any] = Field(default_factory=dict, description="Shared buses by name.")
     devices: tuple[Any, ...] = ()
+    site: SiteConfig | None = Field(None, description="Site load management and time-of-use charging.")
+    commands: CommandsConfig = CommandsConfig()
 
     @field_validator("devices")
     @classmethod
