@@ -1,0 +1,125 @@
+"""The MQTT connection: a paho client factory and the network thread that owns the socket.
+
+A fresh paho client is built for every connection attempt, so nothing paho queued on a dead
+connection is ever resent behind the uplink's back: the outbox is the only source of truth.
+Only the network thread does socket I/O. ``publish()`` from the asyncio thread just queues the packet
+and wakes that thread (paho's external-loop hooks are set to no-ops so it never writes itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from agent.config.schema import MqttConfig, MqttProtocol
+from agent.uplink.topics import Topics
+
+log = logging.getLogger("edge_agent.uplink")
+
+
+def status_body(gateway: str, state: str, ts_ms: int) -> bytes:
+    return orjson.dumps({"v": 1, "gateway": gateway, "state": state, "ts": ts_ms})
+
+
+def make_client(cfg: MqttConfig, *, gateway: str, topics: Topics, now_ms: int) -> mqtt.Client:
+    """A configured, unconnected paho client: protocol, TLS, credentials, LWT, in-flight limits."""
+    v5 = cfg.protocol == MqttProtocol.V5
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=cfg.client_id or f"edge-agent-{gateway}",
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else True,
+        reconnect_on_failure=False,
+    )
+    if cfg.tls is not None and cfg.tls.enabled:
+        # Verification is always on: CERT_REQUIRED and hostname checking (system CAs when no ca_file).
+        client.tls_set(
+            ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        client.tls_insecure_set(False)
+    if cfg.username is not None:
+        password = cfg.password.get_secret_value() if cfg.password is not None else None
+        client.username_pw_set(cfg.username, password)
+    # LWT: "ts" is when the connection that died was opened (the broker cannot stamp the death).
+    client.will_set(topics.status, status_body(gateway, "offline", now_ms), qos=1, retain=True)
+    # Our window is cfg.max_inflight; paho's limits match it, so a QoS 1 status message taking a slot
+    # makes publish() return an error instead of queueing silently (the uplink keeps the row).
+    client.max_inflight_messages_set(cfg.max_inflight)
+    client.max_queued_messages_set(cfg.max_inflight)
+    client.connect_timeout = 10.0
+    # External-loop hooks: publish() from the asyncio thread must not write to the socket itself.
+    client.on_socket_register_write = _noop
+    client.on_socket_unregister_write = _noop
+    return client
+
+
+def _noop(*_: Any) -> None:
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class NetworkThread:
+    """Connects, runs paho's loop until the connection ends, waits a jittered backoff, repeats.
+
+    ``new_client()`` builds a client with its callbacks wired; ``on_failure(reason)`` is called (in this
+    thread) when a connection attempt fails before CONNACK; ``on_closed(client)`` when a connection ends.
+    """
+
+    def __init__(self, cfg: MqttConfig, *, new_client: Callable[[], mqtt.Client],
+                 on_failure: Callable[[str], None], on_closed: Callable[[mqtt.Client], None]):
+        self.cfg = cfg
+        self._new_client = new_client
+        self._on_failure = on_failure
+        self._on_closed = on_closed
+        self.halt = threading.Event()
+        self.connack_ok = False  # set by the uplink's on_connect (in this thread) on success
+        self._thread = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        cfg = self.cfg
+        assert cfg.host is not None
+        delay, longest = cfg.reconnect_min, max(cfg.reconnect_min, cfg.reconnect_max)
+        while not self.halt.is_set():
+            self.connack_ok = False
+            try:
+                client = self._new_client()
+                client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive)
+            except Exception as e:  # noqa: BLE001 - DNS, refused, TLS verification, bad key file ...
+                self._on_failure(describe(e))
+            else:
+                rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+                while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
+                    rc = client.loop(timeout=0.5)
+                if self.halt.is_set() and client.is_connected():
+                    client.disconnect()
+                    client.loop(timeout=0.2)
+                self._on_closed(client)
+            if self.connack_ok:
+                delay = cfg.reconnect_min
+            if self.halt.is_set():
+                break
+            wait = max(cfg.reconnect_min, delay * random.uniform(0.5, 1.0))
+            delay = min(longest, delay * 2)
+            self.halt.wait(wait)

@@ -1,0 +1,299 @@
+"""The MQTT uplink: forwards outbox rows in rowid order at QoS 1 and deletes each only after its PUBACK.
+
+paho runs on its own network thread (see :mod:`agent.uplink.connection`); every paho callback is handed
+to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touched on the loop thread.
+
+Delivery: at most ``max_inflight`` rows are unacknowledged at once, published strictly in rowid order.
+A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is
+forgotten and publishing restarts from the oldest unacknowledged row, so a row may arrive twice, always
+with the same ``seq``. The session is clean: the outbox, not the broker, is the memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from agent.config.schema import MqttConfig
+from agent.store.outbox import Outbox
+from agent.uplink.connection import NetworkThread, make_client, status_body
+from agent.uplink.topics import Topics
+
+log = logging.getLogger("edge_agent.uplink")
+
+CommandHandler = Callable[[str, bytes], Awaitable[None]]
+_ACK_FLUSH_DELAY = 0.05  # acked rows are deleted in batches: one transaction per 50 ms, not per PUBACK
+_RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
+
+
+class _WallClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class Uplink:
+    def __init__(self, cfg: MqttConfig, gateway: str, outbox: Outbox, *,
+                 on_command: CommandHandler | None = None, clock: Any = None):
+        if cfg.host is None:
+            raise ValueError("mqtt.host is not set: the uplink needs a broker address")
+        self.cfg = cfg
+        self.gateway = gateway
+        self.outbox = outbox
+        self.topics = Topics(cfg.topic_prefix, gateway)
+        self.on_command = on_command
+        self.clock = clock or _WallClock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._net: NetworkThread | None = None
+        self._client: mqtt.Client | None = None  # the connected client, loop thread's view
+        self._inflight: dict[int, tuple[int, int]] = {}  # mid -> (rowid, readings in it)
+        self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
+        self._cursor = 0  # last rowid handed to paho
+        self._acked: list[int] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._pump_scheduled = False
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._retry_delay = _RETRY_MIN
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._counts = {"published": 0, "acked": 0, "readings_acked": 0, "connects": 0, "connect_failures": 0,
+                        "publish_errors": 0, "nacks": 0, "commands": 0}
+        self.last_error: str | None = None
+        self._rate_mark = (self.clock.monotonic(), 0, 0)
+
+    # ------------------------------------------------------------------ public API (loop thread)
+    async def run(self) -> None:
+        """Connect and forward until :meth:`stop` (or cancellation)."""
+        self._loop = asyncio.get_running_loop()
+        self._net = NetworkThread(self.cfg, new_client=self._new_client, on_failure=self._thread_failure,
+                                  on_closed=self._thread_closed)
+        self._net.start()
+        await self._stopped.wait()
+
+    def wake(self) -> None:
+        """New rows were appended to the outbox."""
+        if self._loop is not None and not self._pump_scheduled:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
+
+    def publish_transient(self, topic: str, body: dict, *, retain: bool = False, qos: int = 0) -> bool:
+        """Publish a message that is not stored (health). False when not connected or refused by paho."""
+        if self._client is None:
+            return False
+        info = self._client.publish(topic, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), qos=qos,
+                                    retain=retain)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def stats(self) -> dict:
+        now = self.clock.monotonic()
+        t0, acked0, readings0 = self._rate_mark
+        c = self._counts
+        dt = now - t0
+        msgs_rate = (c["acked"] - acked0) / dt if dt > 0 else 0.0
+        readings_rate = (c["readings_acked"] - readings0) / dt if dt > 0 else 0.0
+        self._rate_mark = (now, c["acked"], c["readings_acked"])
+        return {
+            "connected": self._client is not None,
+            "published": c["published"], "acked": c["acked"], "inflight": len(self._inflight),
+            "connects": c["connects"], "reconnects": max(0, c["connects"] - 1),
+            "connect_failures": c["connect_failures"], "publish_errors": c["publish_errors"],
+            "nacks": c["nacks"], "commands": c["commands"], "last_error": self.last_error,
+            "msgs_per_s": round(msgs_rate, 2), "readings_per_s": round(readings_rate, 2),
+        }
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Publish ``offline`` (retained), disconnect cleanly, stop the network thread, flush acks."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        client = self._client
+        if client is not None:
+            info = client.publish(self.topics.status, status_body(self.gateway, "offline", self.clock.now_ms()),
+                                  qos=1, retain=True)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._loop is not None:
+                fut = self._loop.create_future()
+                self._waiters[info.mid] = fut
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(fut, timeout)
+            client.disconnect()
+        if self._net is not None:
+            self._net.halt.set()
+            await asyncio.to_thread(self._net.join, timeout + 2)
+        self._flush_acks()
+        for h in (self._flush_handle, self._retry_handle):
+            if h is not None:
+                h.cancel()
+        self._client = None
+        self._stopped.set()
+
+    # ------------------------------------------------------- paho side (network thread)
+    def _new_client(self) -> mqtt.Client:
+        client = make_client(self.cfg, gateway=self.gateway, topics=self.topics, now_ms=self.clock.now_ms())
+        client.on_connect = self._paho_connect
+        client.on_publish = self._paho_publish
+        client.on_message = self._paho_message
+        return client
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("no loop")
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            if self._net is not None:
+                self._net.halt.set()
+
+    def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
+        if reason.is_failure:
+            self._post(self._on_failure, f"broker refused connection: {reason}")
+        else:
+            assert self._net is not None
+            self._net.connack_ok = True
+            self._post(self._on_connected, client)
+
+    def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any = None) -> None:
+        self._post(self._on_puback, client, mid, not reason.is_failure, str(reason))
+
+    def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._post(self._on_message, msg.topic, bytes(msg.payload), bool(msg.retain))
+
+    def _thread_failure(self, reason: str) -> None:
+        self._post(self._on_failure, reason)
+
+    def _thread_closed(self, client: mqtt.Client) -> None:
+        self._post(self._on_closed, client)
+
+    # ------------------------------------------------------------- handlers (loop thread)
+    def _on_failure(self, reason: str) -> None:
+        self._counts["connect_failures"] += 1
+        if reason != self.last_error:
+            log.warning("MQTT connection to %s:%d failed: %s", self.cfg.host, self.cfg.port, reason)
+        self.last_error = reason
+
+    def _on_connected(self, client: mqtt.Client) -> None:
+        if self._stopping:
+            return
+        if self.last_error is not None or self._counts["connects"] == 0:
+            log.info("MQTT connected to %s:%d", self.cfg.host, self.cfg.port)
+        self._counts["connects"] += 1
+        self.last_error = None
+        self._flush_acks()
+        self._client = client
+        self._inflight.clear()
+        self._cursor = 0  # republish from the oldest unacknowledged row
+        client.publish(self.topics.status, status_body(self.gateway, "online", self.clock.now_ms()),
+                       qos=1, retain=True)
+        client.subscribe(self.topics.command_filter, qos=1)
+        self._pump()
+
+    def _on_closed(self, client: mqtt.Client) -> None:
+        if client is not self._client:
+            return
+        self._client = None
+        self._inflight.clear()
+        self._cursor = 0
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.cancel()
+        self._waiters.clear()
+        if not self._stopping:
+            self.last_error = self.last_error or "connection lost"
+            log.warning("MQTT connection to %s:%d lost", self.cfg.host, self.cfg.port)
+
+    def _on_puback(self, client: mqtt.Client, mid: int, ok: bool, reason: str) -> None:
+        if client is not self._client:
+            return  # a previous connection's ack: its in-flight set was already forgotten
+        fut = self._waiters.pop(mid, None)
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(ok)
+            return
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            return
+        rowid, readings = entry
+        if not ok:  # MQTT 5 negative PUBACK: keep the row, resend from it after a backoff
+            self._counts["nacks"] += 1
+            self.last_error = f"broker rejected a message: {reason}"
+            self._cursor = min(self._cursor, rowid - 1)
+            self._retry_later()
+            return
+        self._acked.append(rowid)
+        self._counts["acked"] += 1
+        self._counts["readings_acked"] += readings
+        if self._flush_handle is None and self._loop is not None:
+            self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
+        self._pump()
+
+    def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        device = self.topics.device_of_command(topic)
+        if device is None or self.on_command is None:
+            return
+        if retain:  # a retained command is stale by definition: never replay writes to the world
+            log.warning("ignoring retained command on %s", topic)
+            return
+        self._counts["commands"] += 1
+        task = asyncio.ensure_future(self._run_command(device, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_command(self, device: str, payload: bytes) -> None:
+        assert self.on_command is not None
+        try:
+            await self.on_command(device, payload)
+        except Exception:  # noqa: BLE001 - one bad command must not stop the uplink
+            log.exception("command handler failed for device %s", device)
+
+    # --------------------------------------------------------------------- outbox pump
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        client = self._client
+        if client is None or self._stopping or self._retry_handle is not None:
+            return
+        room = self.cfg.max_inflight - len(self._inflight)
+        while room > 0:
+            rows = self.outbox.peek(min(room, 500), after_rowid=self._cursor)
+            if not rows:
+                return
+            for row in rows:
+                info = client.publish(row.topic, row.payload, qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._counts["publish_errors"] += 1
+                    self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+                    self._retry_later()
+                    return
+                # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
+                readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
+                self._inflight[info.mid] = (row.rowid, readings)
+                self._cursor = row.rowid
+                self._counts["published"] += 1
+                room -= 1
+        self._retry_delay = _RETRY_MIN
+
+    def _retry_later(self) -> None:
+        if self._retry_handle is None and self._loop is not None:
+            self._retry_handle = self._loop.call_later(self._retry_delay, self._retry)
+            self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        self._pump()
+
+    def _flush_acks(self) -> None:
+        self._flush_handle = None
+        if self._acked:
+            acked, self._acked = self._acked, []
+            self.outbox.delete(acked)
