@@ -1,0 +1,37 @@
+"""Configuration of the command path (``[commands]`` in the config file)."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Frozen(BaseModel):  # same settings as agent.config.schema.Frozen; kept here to avoid an import cycle
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class AuthMode(enum.StrEnum):
+    NONE = "none"  # anyone who may publish on the command topic may command (broker ACLs guard it)
+    SHARED_SECRET = "shared_secret"  # "token" must equal the secret
+    HMAC = "hmac"  # "token" is hex HMAC-SHA256(secret, canonical command), see docs/commands.md
+
+
+class CommandsConfig(Frozen):
+    enabled: bool = Field(True, description="Accept commands at all.")
+    auth: AuthMode = AuthMode.NONE
+    secret: SecretStr | None = Field(None, description="Shared secret for auth = shared_secret or hmac.")
+    max_age: float | None = Field(
+        None, gt=0, description="Refuse commands whose ts is older than this many seconds (needs a synced clock)."
+    )
+    rate_limit: int = Field(6, ge=1, le=10_000, description="Commands executed per device per rate_window.")
+    rate_window: float = Field(60.0, gt=0, le=86_400, description="Seconds of the rate-limit window.")
+    remember_ids: int = Field(10_000, ge=16, le=1_000_000, description="Command ids remembered for idempotency.")
+    max_payload_bytes: int = Field(4096, ge=64, le=1_048_576)
+    write_timeout: float = Field(10.0, gt=0, le=120, description="Seconds a device write may take before it counts as failed.")
+
+    @model_validator(mode="after")
+    def _secret(self) -> CommandsConfig:
+        if self.auth is not AuthMode.NONE and (self.secret is None or not self.secret.get_secret_value()):
+            raise ValueError(f"auth = {self.auth.value!r} needs a non-empty secret")
+        return self

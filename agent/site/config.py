@@ -1,0 +1,84 @@
+"""Configuration of site load management and time-of-use charging (``[site]``)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Frozen(BaseModel):  # same settings as agent.config.schema.Frozen; kept here to avoid an import cycle
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Period(enum.StrEnum):
+    PEAK = "peak"
+    FLAT = "flat"
+    VALLEY = "valley"
+
+
+class GridMeterRef(Frozen):
+    device: Name = Field(description="Device that meters the site's grid connection.")
+    metric: str = Field("power", description="Its total active power metric (import positive).")
+    scale: float = Field(1.0, gt=0, description="Multiply the metric by this to get W (1000 if it reports kW).")
+
+
+class TouWindow(Frozen):
+    start: float = Field(ge=0, le=24, description="Local hour the window starts (e.g. 23 or 7.5).")
+    end: float = Field(ge=0, le=24, description="Local hour it ends; may wrap past midnight.")
+    period: Period
+
+
+class TouConfig(Frozen):
+    enabled: bool = True
+    peak_max_kw: float = Field(0.0, ge=0, description="Cap on total charging power in peak hours (0 = only boosted sessions charge).")
+    flat_max_kw: float | None = Field(None, ge=0, description="Cap in flat hours; none = the site limit only.")
+    valley_max_kw: float | None = Field(None, ge=0, description="Cap in valley hours; none = the site limit only.")
+    utc_offset_hours: float = Field(8.0, ge=-12, le=14, description="Local time offset of the windows below.")
+    windows: tuple[TouWindow, ...] = Field(
+        (
+            TouWindow(start=23, end=7, period=Period.VALLEY),
+            TouWindow(start=10, end=15, period=Period.PEAK),
+            TouWindow(start=18, end=21, period=Period.PEAK),
+        ),
+        description="Fallback schedule when no tariff is configured elsewhere; uncovered hours are flat.",
+    )
+    prices: dict[Period, float] = Field(
+        {Period.PEAK: 1.512, Period.FLAT: 1.162, Period.VALLEY: 0.87}, description="Price per kWh by period."
+    )
+
+
+class SiteConfig(Frozen):
+    grid_meter: GridMeterRef
+    chargers: tuple[Name, ...] = Field(min_length=1, description="Charger devices this site manages.")
+    limit_kw: float | None = Field(None, gt=0, description="Site import limit in kW.")
+    limit_a: float | None = Field(None, gt=0, description="Site limit in A per phase (converted with voltage x phases).")
+    voltage: float = Field(230.0, gt=0, le=400)
+    phases: int = Field(3, ge=1, le=3)
+    margin_kw: float = Field(0.5, ge=0, description="Headroom kept below the limit.")
+    min_current: float = Field(6.0, ge=0, le=32, description="Below this a charger is paused (IEC 61851: 6 A).")
+    max_current: float = Field(32.0, gt=0, le=80)
+    safe_current: float = Field(6.0, ge=0, le=80, description="Per-charger current while grid meter data is stale (0 = pause).")
+    stale_after: float = Field(15.0, gt=0, description="Seconds after which grid meter data counts as stale.")
+    ramp_up: float | None = Field(4.0, gt=0, description="Largest increase per step in A; decreases are immediate.")
+    tou: TouConfig = TouConfig()
+
+    @model_validator(mode="after")
+    def _limit(self) -> SiteConfig:
+        if (self.limit_kw is None) == (self.limit_a is None):
+            raise ValueError("give exactly one of limit_kw or limit_a")
+        if self.grid_meter.device in self.chargers:
+            raise ValueError("the grid meter cannot be one of the chargers")
+        if len(set(self.chargers)) != len(self.chargers):
+            raise ValueError("a charger is listed twice")
+        return self
+
+    @property
+    def limit_w(self) -> float:
+        if self.limit_kw is not None:
+            return self.limit_kw * 1000.0
+        assert self.limit_a is not None
+        return self.limit_a * self.voltage * self.phases

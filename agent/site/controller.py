@@ -1,0 +1,185 @@
+"""Site load management: keep the grid connection under its limit, share current fairly, prefer cheap hours.
+
+Call ``await step(now_ms)`` once per poll interval. Each step reads the grid meter and the chargers
+from ``LatestValues``, computes allocations (agent.site.allocator) and writes only the ones that
+changed (``write("current_limit", A)``, 0 = pause). If the grid meter's data is stale, every charger
+falls back to ``safe_current`` in that same step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from agent.driver import Clock
+from agent.model import Quality
+from agent.series import LatestValues, SeriesTable
+
+from .allocator import Demand, allocate
+from .config import Period, SiteConfig
+from .tou import Tariff
+
+log = logging.getLogger(__name__)
+
+CONNECTED_STATES = (2.0, 3.0, 4.0)  # IEC 61851 B, C, D (drivers.charger_common.IecState)
+
+
+class SiteController:
+    def __init__(
+        self,
+        config: SiteConfig,
+        drivers: Mapping[str, Any],
+        latest: LatestValues,
+        series: SeriesTable,
+        clock: Clock | None = None,
+        tariff: Tariff | None = None,
+        *,
+        charger_configs: Mapping[str, Any] | None = None,
+    ):
+        self.config = config
+        self.drivers = {n: drivers[n] for n in config.chargers}
+        self.latest = latest
+        self.series = series
+        self.clock = clock or Clock()
+        self.tariff = tariff if config.tou.enabled else None
+        self._phases = {n: getattr((charger_configs or {}).get(n), "phases", 3) for n in config.chargers}
+        self._voltage = config.voltage
+        self.alloc: dict[str, float] = {}  # what we last wrote, per charger
+        self.user_limit: dict[str, float] = {}
+        self.user_stopped: set[str] = set()
+        self.boost_until: dict[str, int] = {}
+        self._since: dict[str, int] = {}
+        self.failsafe = False
+        self._meter_sid = series.id(config.grid_meter.device, config.grid_meter.metric)
+
+    # --- the command hook (agent.commands.router.SiteHook) -----------------------------------
+    def manages(self, device: str) -> bool:
+        return device in self.drivers
+
+    async def command(self, device: str, action: str, value: float | None) -> dict[str, Any]:
+        drv = self.drivers[device]
+        now = self.clock.now_ms()
+        if action == "set_current_limit":
+            assert value is not None
+            self.user_limit[device] = value
+            cur = self.alloc.get(device)
+            if cur is not None and cur > value:
+                await drv.write("current_limit", value)
+                self.alloc[device] = value
+            return {"user_limit": value, "applied": min(value, cur) if cur is not None else None}
+        if action == "stop":
+            self.user_stopped.add(device)
+            await drv.write("stop", True)
+            self.alloc[device] = 0.0
+            return {}
+        if action == "start":
+            self.user_stopped.discard(device)
+            await drv.write("start", True)
+            return {}
+        if action == "boost":
+            assert value is not None
+            if value <= 0:
+                self.boost_until.pop(device, None)
+                return {"boost_until": None}
+            self.boost_until[device] = now + int(value * 60_000)
+            return {"boost_until": self.boost_until[device]}
+        raise ValueError(f"unknown site action {action!r}")
+
+    # --- one control step ---------------------------------------------------------------------
+    def _value(self, device: str, metric: str) -> tuple[float, int]:
+        try:
+            sid = self.series.id(device, metric)
+        except KeyError:
+            return math.nan, 0
+        v, ts, _ = self.latest.get(sid)
+        return v, ts
+
+    def meter_problem(self, now_ms: int) -> str | None:
+        v, ts, q = self.latest.get(self._meter_sid)
+        if ts == 0 or math.isnan(v):
+            return "grid meter has no data"
+        age = (now_ms - ts) / 1000
+        if age > self.config.stale_after:
+            return f"grid meter data is {age:.0f} s old"
+        if q & Quality.STALE:
+            return "grid meter data is flagged stale"
+        return None
+
+    def period(self, now_ms: int) -> str | None:
+        return self.tariff.period_at(now_ms) if self.tariff is not None else None
+
+    def targets(self, now_ms: int) -> tuple[dict[str, float], dict[str, Any]]:
+        cfg = self.config
+        info: dict[str, Any] = {}
+        problem = self.meter_problem(now_ms)
+        if problem is not None:
+            info.update(mode="failsafe", reason=problem)
+            safe = cfg.safe_current if cfg.safe_current >= cfg.min_current else 0.0
+            return {n: (0.0 if n in self.user_stopped else safe) for n in self.drivers}, info
+        grid_w = self.latest.get(self._meter_sid)[0] * cfg.grid_meter.scale
+        stale_ms = cfg.stale_after * 1000
+        demands: list[Demand] = []
+        reserved_w = 0.0
+        charging_w = 0.0
+        out: dict[str, float] = {}
+        for n in self.drivers:
+            wpa = self._voltage * self._phases[n]
+            prev = self.alloc.get(n, 0.0)
+            state, st_ts = self._value(n, "state")
+            power, p_ts = self._value(n, "power")
+            fresh = st_ts > 0 and now_ms - st_ts <= stale_ms
+            drawn = power if (not math.isnan(power) and now_ms - p_ts <= stale_ms) else prev * wpa
+            charging_w += drawn
+            if not fresh:  # unreachable: it may keep drawing what it had; reserve that, change nothing
+                reserved_w += prev * wpa
+                out[n] = prev
+                continue
+            if state not in CONNECTED_STATES or n in self.user_stopped:
+                self._since.pop(n, None)
+                out[n] = 0.0
+                continue
+            self._since.setdefault(n, now_ms)
+            cap = min(cfg.max_current, self.user_limit.get(n, cfg.max_current))
+            cur_l1, _ = self._value(n, "current_l1")
+            if state == 3.0 and prev >= cfg.min_current and not math.isnan(cur_l1) and cur_l1 < prev - 2:
+                cap = min(cap, max(cfg.min_current, math.ceil(cur_l1) + 1))  # the car takes less: share the rest
+            boosted = self.boost_until.get(n, 0) > now_ms
+            demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
+        base_w = grid_w - charging_w
+        budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
+        period = self.period(now_ms)
+        tou_cap = None
+        if period is not None:
+            cap_kw = {Period.PEAK.value: cfg.tou.peak_max_kw, Period.FLAT.value: cfg.tou.flat_max_kw,
+                      Period.VALLEY.value: cfg.tou.valley_max_kw}.get(period)
+            tou_cap = None if cap_kw is None else cap_kw * 1000
+        out.update(allocate(demands, budget_w=budget_w, tou_cap_w=tou_cap, min_a=cfg.min_current, ramp_a=cfg.ramp_up))
+        info.update(mode="normal", period=period, grid_w=round(grid_w, 1), base_w=round(base_w, 1),
+                    budget_w=round(budget_w, 1))
+        return out, info
+
+    async def step(self, now_ms: int | None = None) -> list[dict[str, Any]]:
+        now_ms = self.clock.now_ms() if now_ms is None else now_ms
+        for n, until in list(self.boost_until.items()):
+            if until <= now_ms:
+                del self.boost_until[n]
+        targets, info = self.targets(now_ms)
+        events: list[dict[str, Any]] = []
+        failsafe = info["mode"] == "failsafe"
+        if failsafe != self.failsafe:
+            self.failsafe = failsafe
+            events.append({"type": "site_failsafe" if failsafe else "site_recovered", "ts": now_ms,
+                           "reason": info.get("reason", "grid meter data is fresh again")})
+        changed = {n: a for n, a in targets.items() if self.alloc.get(n) != a}
+        for n, a in changed.items():
+            try:
+                await self.drivers[n].write("current_limit", a)
+                self.alloc[n] = a
+            except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
+                events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
+        if changed:
+            events.append({"type": "site_allocation", "ts": now_ms, **info,
+                           "allocations": {n: self.alloc.get(n, 0.0) for n in self.drivers}})
+        return events

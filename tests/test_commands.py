@@ -1,0 +1,275 @@
+"""Command path: every acceptance and refusal, idempotency across restarts, auth, rate limit, garbage."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.commands import CommandRouter, CommandsConfig, IdStore, sign
+from agent.errors import DeviceTimeout
+from drivers.charger_common import ChargerConfig
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t / 1000
+
+
+class RecordingCharger:
+    """The narrow boundary the router talks to: records writes, can be told to fail or hang."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, object]] = []
+        self.fail: Exception | None = None
+        self.hang = False
+
+    async def write(self, point, value):
+        if self.hang:
+            await asyncio.sleep(30)
+        if self.fail:
+            raise self.fail
+        self.writes.append((point, value))
+
+
+def charger_cfg(name="cp1", **kw):
+    base = dict(name=name, type="test_charger", writable=["current_limit", "start", "stop"])
+    base.update(kw)
+    return ChargerConfig.model_validate(base)
+
+
+def make(tmp_path, *, cfg=None, devices=None, **ckw):
+    drv = RecordingCharger()
+    devices = devices or {"cp1": charger_cfg()}
+    clock = FakeClock()
+    router = CommandRouter(
+        CommandsConfig.model_validate(ckw),
+        devices=devices,
+        drivers={n: drv for n in devices},
+        ids=IdStore(tmp_path / "commands.db", limit=ckw.get("remember_ids", 10_000)),
+        clock=clock,
+    )
+    return router, drv, clock
+
+
+def cmd(**kw) -> bytes:
+    return orjson.dumps(kw)
+
+
+async def test_set_current_limit_accepted_writes_and_audits(tmp_path):
+    router, drv, _ = make(tmp_path)
+    out = await router.handle("cp1", cmd(id="c1", action="set_current_limit", value=16))
+    assert out.status == "accepted"
+    assert out.result["id"] == "c1" and out.result["applied"] == 16
+    assert drv.writes == [("current_limit", 16.0)]
+    assert out.audit["kind"] == "command" and out.audit["status"] == "accepted" and out.audit["device"] == "cp1"
+    assert len(out.audit["payload_sha256"]) == 16
+    orjson.dumps(out.result), orjson.dumps(out.audit)
+
+
+async def test_start_and_stop(tmp_path):
+    router, drv, _ = make(tmp_path)
+    assert (await router.handle("cp1", cmd(id="a", action="start"))).status == "accepted"
+    assert (await router.handle("cp1", cmd(id="b", action="stop"))).status == "accepted"
+    assert drv.writes == [("start", True), ("stop", True)]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "words"),
+    [
+        (b"{not json", "malformed", "not valid JSON"),
+        (b"[1,2]", "malformed", "JSON object"),
+        (b"", "malformed", "not valid JSON"),
+        (cmd(action="start"), "malformed", '"id"'),
+        (cmd(id="has space", action="start"), "malformed", '"id"'),
+        (cmd(id=7, action="start"), "malformed", '"id"'),
+        (cmd(id="x1", action="start", extra=1), "malformed", "unknown keys: extra"),
+        (cmd(id="x2", action=5), "malformed", '"action"'),
+        (cmd(id="x3", action="set_current_limit"), "malformed", "finite number"),
+        (cmd(id="x4", action="set_current_limit", value="16"), "malformed", "finite number"),
+        (cmd(id="x5", action="set_current_limit", value=True), "malformed", "finite number"),
+        (cmd(id="x6", action="start", value=3), "malformed", "takes no"),
+        (cmd(id="x7", action="start", ts=-5), "malformed", '"ts"'),
+        (cmd(id="x8", action="explode"), "unknown_action", "unknown action 'explode'"),
+        (cmd(id="x9", action="set_current_limit", value=5.9), "out_of_range", "outside [6, 32]"),
+        (cmd(id="x10", action="set_current_limit", value=33), "out_of_range", "outside [6, 32]"),
+        (cmd(id="x11", action="set_current_limit", value=-1), "out_of_range", "outside"),
+        (cmd(id="x12", action="boost", value=30), "not_writable", "'boost' is not declared writable"),
+        (b"x" * 5000, "malformed", "limit 4096"),
+    ],
+)
+async def test_refusals_change_nothing(tmp_path, payload, code, words):
+    router, drv, _ = make(tmp_path)
+    out = await router.handle("cp1", payload)
+    assert out.status == "refused", out.result
+    assert out.result["code"] == code
+    assert words in out.result["reason"]
+    assert drv.writes == []
+    assert out.audit["status"] == "refused" and out.audit["code"] == code
+
+
+async def test_unknown_device_and_undeclared_point(tmp_path):
+    devices = {"cp1": charger_cfg(), "ro": charger_cfg("ro", writable=["start"])}
+    router, drv, _ = make(tmp_path, devices=devices)
+    out = await router.handle("nope", cmd(id="u1", action="start"))
+    assert out.result["code"] == "unknown_device" and "'nope'" in out.result["reason"]
+    out = await router.handle("ro", cmd(id="u2", action="set_current_limit", value=10))
+    assert out.result["code"] == "not_writable"
+    assert (await router.handle("ro", cmd(id="u3", action="stop"))).result["code"] == "not_writable"
+    assert drv.writes == []
+
+
+async def test_per_device_bounds(tmp_path):
+    devices = {"cp1": charger_cfg(current_limit_bounds=[8, 16])}
+    router, drv, _ = make(tmp_path, devices=devices)
+    assert (await router.handle("cp1", cmd(id="b1", action="set_current_limit", value=20))).result["code"] == "out_of_range"
+    assert (await router.handle("cp1", cmd(id="b2", action="set_current_limit", value=16))).status == "accepted"
+    assert drv.writes == [("current_limit", 16.0)]
+
+
+async def test_replay_returns_original_and_changes_nothing_even_after_restart(tmp_path):
+    router, drv, _ = make(tmp_path)
+    first = await router.handle("cp1", cmd(id="r1", action="set_current_limit", value=10))
+    again = await router.handle("cp1", cmd(id="r1", action="set_current_limit", value=10))
+    assert again.status == "refused" and again.result["code"] == "duplicate"
+    assert again.result["original"] == first.result
+    router.close()
+    router2, drv2, _ = make(tmp_path)  # same state dir: a new process
+    third = await router2.handle("cp1", cmd(id="r1", action="set_current_limit", value=20))
+    assert third.result["code"] == "duplicate" and third.result["original"]["value"] == 10
+    assert drv.writes == [("current_limit", 10.0)] and drv2.writes == []
+    # a refused command's id is remembered too: retrying it with a different body is still a replay
+    await router2.handle("cp1", cmd(id="r2", action="set_current_limit", value=99))
+    out = await router2.handle("cp1", cmd(id="r2", action="set_current_limit", value=12))
+    assert out.result["code"] == "duplicate" and out.result["original"]["code"] == "out_of_range"
+    assert drv2.writes == []
+
+
+async def test_concurrent_duplicates_execute_once(tmp_path):
+    router, drv, _ = make(tmp_path)
+    outs = await asyncio.gather(*[router.handle("cp1", cmd(id="same", action="start")) for _ in range(5)])
+    assert sorted(o.status for o in outs) == ["accepted"] + ["refused"] * 4
+    assert drv.writes == [("start", True)]
+
+
+async def test_id_memory_is_bounded(tmp_path):
+    router, drv, _ = make(tmp_path, remember_ids=16, rate_limit=1000)
+    for i in range(40):
+        await router.handle("cp1", cmd(id=f"n{i}", action="start"))
+    assert len(router.ids) == 16
+    assert (await router.handle("cp1", cmd(id="n39", action="start"))).result["code"] == "duplicate"
+    assert (await router.handle("cp1", cmd(id="n0", action="start"))).status == "accepted"  # forgotten
+
+
+async def test_in_memory_ids_when_state_dir_is_unusable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = IdStore(blocker / "sub" / "commands.db", limit=16)
+    store.put("a", 1, {"status": "accepted"})
+    assert store.get("a") == {"status": "accepted"} and len(store) == 1
+
+
+async def test_rate_limit_per_device_and_window(tmp_path):
+    devices = {"cp1": charger_cfg(), "cp2": charger_cfg("cp2")}
+    router, drv, clock = make(tmp_path, devices=devices, rate_limit=3, rate_window=60)
+    res = [await router.handle("cp1", cmd(id=f"q{i}", action="start")) for i in range(4)]
+    assert [r.status for r in res] == ["accepted"] * 3 + ["refused"]
+    assert res[3].result["code"] == "rate_limited" and "3 commands in 60 s" in res[3].result["reason"]
+    assert (await router.handle("cp2", cmd(id="other", action="start"))).status == "accepted"
+    clock.t += 61_000
+    assert (await router.handle("cp1", cmd(id="q9", action="start"))).status == "accepted"
+    assert len(drv.writes) == 5
+
+
+async def test_shared_secret(tmp_path):
+    router, drv, _ = make(tmp_path, auth="shared_secret", secret="s3cret")
+    out = await router.handle("cp1", cmd(id="t1", action="start"))
+    assert out.result["code"] == "unauthorised" and out.result["reason"] == "missing token"
+    out = await router.handle("cp1", cmd(id="t2", action="start", token="guess"))
+    assert out.result["code"] == "unauthorised" and out.audit["auth"] == "failed"
+    out = await router.handle("cp1", cmd(id="t2", action="start", token="s3cret"))  # id not burnt by the failure
+    assert out.status == "accepted" and out.audit["auth"] == "ok"
+    assert drv.writes == [("start", True)]
+
+
+async def test_hmac(tmp_path):
+    router, drv, clock = make(tmp_path, auth="hmac", secret="k", max_age=30)
+    tok = sign("k", "cp1", "h1", "set_current_limit", 16, clock.t)
+    tampered = await router.handle("cp1", cmd(id="h1", action="set_current_limit", value=32, ts=clock.t, token=tok))
+    assert tampered.result["code"] == "unauthorised"
+    other_dev = await router.handle("cp2", cmd(id="h1", action="set_current_limit", value=16, ts=clock.t, token=tok))
+    assert other_dev.result["code"] == "unauthorised"
+    ok = await router.handle("cp1", cmd(id="h1", action="set_current_limit", value=16, ts=clock.t, token=tok.upper()))
+    assert ok.status == "accepted"
+    old_ts = clock.t - 60_000
+    tok2 = sign("k", "cp1", "h2", "stop", None, old_ts)
+    out = await router.handle("cp1", cmd(id="h2", action="stop", ts=old_ts, token=tok2))
+    assert out.result["code"] == "expired"
+    assert drv.writes == [("current_limit", 16.0)]
+
+
+def test_auth_config_needs_secret():
+    with pytest.raises(ValueError, match="needs a non-empty secret"):
+        CommandsConfig.model_validate({"auth": "hmac"})
+
+
+async def test_disabled(tmp_path):
+    router, drv, _ = make(tmp_path, enabled=False)
+    out = await router.handle("cp1", cmd(id="d1", action="start"))
+    assert out.result["code"] == "disabled" and drv.writes == []
+
+
+async def test_device_failure_and_timeout_are_failed(tmp_path):
+    router, drv, _ = make(tmp_path, write_timeout=0.2)
+    drv.fail = DeviceTimeout("no answer from unit 255")
+    out = await router.handle("cp1", cmd(id="f1", action="start"))
+    assert out.status == "failed" and "no answer from unit 255" in out.result["reason"]
+    drv.fail = None
+    drv.hang = True
+    out = await router.handle("cp1", cmd(id="f2", action="stop"))
+    assert out.status == "failed" and "within 0.2 s" in out.result["reason"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=8,
+)
+bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=10) | st.integers(),
+        "action": st.sampled_from(["start", "stop", "set_current_limit", "boost", "x"]) | json_values,
+        "value": json_values,
+        "ts": json_values,
+        "token": json_values,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=300) | bodies.map(orjson.dumps) | json_values.map(orjson.dumps))
+async def test_garbage_never_crashes_and_writes_only_when_accepted(tmp_path, payload):
+    router, drv, _ = make(tmp_path / "h", rate_limit=10_000)
+    try:
+        out = await router.handle("cp1", payload)
+    finally:
+        router.close()
+    assert out.status in ("accepted", "refused", "failed")
+    orjson.dumps(out.result)
+    orjson.dumps(out.audit)
+    if out.status != "accepted":
+        assert drv.writes == [] and out.result["reason"]
+    else:
+        assert len(drv.writes) == 1
+        point, value = drv.writes[0]
+        assert point in ("start", "stop") or 6 <= value <= 32
