@@ -1,0 +1,177 @@
+"""Register specs and the profile library (TOML files shipped as package data).
+
+A register spec says where a value lives (fc, address), how it is encoded (type, word order)
+and how to turn it into engineering units (value = raw * scale + offset).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from agent.bus.modbus_values import DataType, WordOrder, decode, encode, is_float, register_count
+from agent.config.schema import Frozen
+from agent.model import MetricKind, MetricSpec
+
+METRIC_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def parse_address(v: object) -> object:
+    """Accept 0x1E, 30, "0x001E" or "30"; other input is left for pydantic to reject."""
+    if isinstance(v, str):
+        try:
+            return int(v.strip(), 0)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an address (write 30 or \"0x1E\")") from None
+    return v
+
+
+class RegisterSpec(Frozen):
+    name: str = Field(pattern=METRIC_NAME, description="Metric name (snake_case, no unit suffix).")
+    fc: Literal[3, 4] = Field(4, description="3 = holding registers, 4 = input registers.")
+    address: int = Field(ge=0, le=0xFFFF, description="0-based PDU address (30001 in a manual = 0).")
+    type: DataType = DataType.FLOAT32
+    order: WordOrder = WordOrder.ABCD
+    scale: float = Field(1.0, allow_inf_nan=False)
+    offset: float = Field(0.0, allow_inf_nan=False)
+    unit: str = ""
+    kind: MetricKind = MetricKind.GAUGE
+    base: str | None = Field(None, description="Profile base option this address is relative to.")
+    flags: tuple[str, ...] = Field((), description="Metrics flagged DEVICE_FLAGGED when (raw & flag_mask) != 0.")
+    flag_mask: int = Field(0xFFFF, ge=0, le=0xFFFFFFFF)
+
+    _addr = field_validator("address", mode="before")(parse_address)
+
+    @model_validator(mode="after")
+    def _fits(self) -> RegisterSpec:
+        if self.address + self.count > 0x10000:
+            raise ValueError(f"{self.type.value} at address {self.address} runs past 65535")
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        return self
+
+    @property
+    def count(self) -> int:
+        return register_count(self.type)
+
+    def metric(self) -> MetricSpec:
+        return MetricSpec(self.name, self.unit, self.kind)
+
+    def value(self, regs: Sequence[int]) -> float:
+        raw = decode(regs, self.type, self.order)
+        return float(raw) * self.scale + self.offset
+
+    def raw_for(self, value: float) -> list[int]:
+        """Registers a device would hold for ``value`` (rounded for integer types); for simulators."""
+        raw = (value - self.offset) / self.scale
+        if not is_float(self.type):
+            raw = int(round(raw))
+        return encode(raw, self.type, self.order)
+
+
+class BaseOption(Frozen):
+    default: int
+    choices: tuple[int, ...]
+
+
+class ProfileInfo(Frozen):
+    name: str = Field(pattern=METRIC_NAME)
+    summary: str
+    max_registers: int = Field(ge=1, le=125)
+    max_gap: int = Field(ge=0, le=125)
+    default_unit: int = Field(1, ge=1, le=255)
+    default_baudrate: int = 9600
+    default_parity: Literal["N", "E", "O"] = "N"
+    bases: dict[str, BaseOption] = Field(default_factory=dict)
+
+
+class Profile(Frozen):
+    profile: ProfileInfo
+    registers: tuple[RegisterSpec, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        check_registers(self.registers)
+        for r in self.registers:
+            if r.base is not None and r.base not in self.profile.bases:
+                raise ValueError(f"register {r.name!r} uses unknown base {r.base!r}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def resolve(self, *, bases: dict[str, int] | None = None) -> tuple[RegisterSpec, ...]:
+        """Registers with base-relative addresses made absolute."""
+        bases = bases or {}
+        out = []
+        for r in self.registers:
+            if r.base is None:
+                out.append(r)
+            else:
+                b = bases.get(r.base, self.profile.bases[r.base].default)
+                out.append(r.model_copy(update={"address": b + r.address, "base": None}))
+        return tuple(out)
+
+
+def check_registers(regs: Sequence[RegisterSpec]) -> None:
+    """Names unique; flag targets exist. Raises ValueError naming the offender."""
+    seen: set[str] = set()
+    for i, r in enumerate(regs):
+        if r.name in seen:
+            raise ValueError(f"register [{i}] repeats the name {r.name!r}")
+        seen.add(r.name)
+    for r in regs:
+        for f in r.flags:
+            if f not in seen:
+                raise ValueError(f"register {r.name!r} flags unknown metric {f!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileError(Exception):
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@cache
+def profile_names() -> tuple[str, ...]:
+    files = resources.files(__package__).joinpath("profiles")
+    return tuple(sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml")))
+
+
+@cache
+def load_profile(name: str) -> Profile:
+    """Load a shipped profile by name. Raises ProfileError naming the problem."""
+    if name not in profile_names():
+        raise ProfileError(f"unknown profile {name!r} (known: {', '.join(profile_names())})")
+    text = resources.files(__package__).joinpath("profiles", f"{name}.toml").read_text(encoding="utf-8")
+    try:
+        return parse_profile(text)
+    except ProfileError as e:
+        raise ProfileError(f"profile {name!r}: {e}") from None
+
+
+def parse_profile(text: str) -> Profile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"TOML syntax error: {e}") from None
+    try:
+        return Profile.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ProfileError(f"{where}: {first['msg']}") from None
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)
