@@ -187,6 +187,16 @@ class ModbusBus:
                                                           no_response_expected=unit == 0),
                              timeout=timeout, what=f"FC05 {address}", rx=8, tx=8, write=True)
 
+    @property
+    def bits_per_char(self) -> int:
+        """Bits per character on the serial side (0 for Modbus TCP)."""
+        return self._bpc
+
+    @property
+    def baudrate(self) -> int:
+        """Baud rate of the serial side (0 for Modbus TCP)."""
+        return self._baud
+
     def unit_available(self, unit: int) -> float:
         """Seconds until ``unit`` will be tried again (0 = now)."""
         st = self._units.get(unit)
@@ -234,8 +244,11 @@ class ModbusBus:
                 except DeviceException:
                     st.ok(self._clock())  # it answered: the unit is alive
                     raise
-                except (DeviceTimeout, ProtocolError) as e:
-                    err = e
+                except DeviceTimeout as e:
+                    err = e  # silence is not retried: a dead unit costs one timeout, then backs off
+                    break
+                except ProtocolError as e:
+                    err = e  # a garbled reply (noise) is retried while the unit is healthy
                     continue
                 st.ok(self._clock())
                 return rr

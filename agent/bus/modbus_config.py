@@ -12,7 +12,7 @@ from .base import Parity, SerialSettings
 
 class _ModbusTiming(LineConfig):
     timeout: float = Field(0.5, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
-    retries: int = Field(1, ge=0, le=5, description="Extra attempts after a lost or garbled reply, only while the unit is healthy.")
+    retries: int = Field(1, ge=0, le=5, description="Extra attempts after a garbled reply (bad CRC, short frame) while the unit is healthy; silence is never retried.")
     unit_backoff_max: float = Field(60.0, gt=0, le=3600, description="Longest pause (s) before a silent unit is probed again.")
     reconnect_max: float = Field(30.0, gt=0, le=3600, description="Longest pause (s) between attempts to reopen the line.")
 

@@ -1,0 +1,211 @@
+"""ModbusBus against real pymodbus servers (TCP and RTU framing over socket://)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+import agent.config  # noqa: F401 - import order: config before bus
+from agent.bus.modbus import ModbusBus
+from agent.bus.modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
+from agent.bus.modbus_values import decode
+from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
+from drivers.modbus_meter.sim import Fault, start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rtu_line(port: int, **kw) -> ModbusRtuLine:
+    return ModbusRtuLine(type="modbus_rtu", port=f"socket://127.0.0.1:{port}", **{"timeout": 0.3, **kw})
+
+
+async def sim(kind: str, port: int, units=None, **kw):
+    where = {"tcp": f"127.0.0.1:{port}"} if kind == "tcp" else {"rtu_socket": f"127.0.0.1:{port}"}
+    return await start(units=units or {1: "sdm120"}, update_interval=None, **where, **kw)
+
+
+def make_bus(kind: str, port: int, **kw) -> ModbusBus:
+    if kind == "tcp":
+        return ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": 0.3, **kw}))
+    return ModbusBus("rtu", rtu_line(port, **kw))
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+async def test_reads_writes_and_counts_bytes(kind):
+    port = free_port()
+    h = await sim(kind, port)
+    bus = make_bus(kind, port)
+    try:
+        regs = await bus.read_registers(1, fc=4, address=0, count=2)
+        assert decode(regs, "float32", "ABCD") == h.values["voltage"]
+        u = bus.stats()["units"][1]
+        assert (u["transactions"], u["bytes_tx"], u["bytes_rx"]) == (1, 8 if kind == "rtu" else 12, 9)
+        # writes queue on the same lock as concurrent reads and all land
+        writes = [bus.write_registers(1, address=0xFFFE, values=[i], single=True) for i in range(3)]
+        reads = [bus.read_registers(1, fc=4, address=0x46, count=2) for _ in range(3)]
+        await asyncio.gather(*[x for pair in zip(writes, reads, strict=True) for x in pair])
+        with pytest.raises(DeviceException) as ei:  # no holding register at 0x2000 in an SDM120 map
+            await bus.read_registers(1, fc=3, address=0x2000, count=1)
+        assert ei.value.code == 2
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_writes_reach_the_device_in_order():
+    port = free_port()
+    h = await start(units={1: "dtsu666"}, update_interval=None, rtu_socket=f"127.0.0.1:{port}")
+    bus = make_bus("rtu", port)
+    try:
+        await asyncio.gather(bus.write_registers(1, address=0x2000, values=[1, 2, 3, 4]),
+                             bus.read_registers(1, fc=3, address=0x2000, count=4),
+                             bus.write_registers(1, address=0x2001, values=[9], single=True))
+        assert await h.server.async_getValues(1, 3, 0x2000, 4) == [1, 9, 3, 4]
+        assert await bus.read_registers(1, fc=3, address=0x2000, count=4) == [1, 9, 3, 4]
+        with pytest.raises(ValueError, match="0..65535"):
+            await bus.write_registers(1, address=0, values=[70000])
+        with pytest.raises(ValueError, match="fc must be"):
+            await bus.read_registers(1, fc=5, address=0, count=1)
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+async def test_dead_unit_costs_at_most_one_timeout_per_cycle(kind):
+    port = free_port()
+    h = await sim(kind, port, units={1: "sdm120", 2: "sdm120", 3: "sdm120"})
+    h.set_fault(2, Fault.DEAD)
+    timeout = 0.3
+    bus = make_bus(kind, port, timeout=timeout, unit_backoff_max=5)
+    good = dead = 0
+    cycles, t0 = 8, time.monotonic()
+    try:
+        for _ in range(cycles):
+            res = await asyncio.gather(*[bus.read_registers(u, fc=4, address=0, count=2) for u in (1, 2, 3)],
+                                       return_exceptions=True)
+            good += sum(isinstance(r, list) for r in res)
+            dead += sum(isinstance(r, DeviceTimeout) for r in res)
+            await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - t0
+        u2 = bus.stats()["units"][2]
+        assert good == 2 * cycles and dead == cycles
+        assert 1 <= u2["timeouts"] <= 4  # probes at 0, ~1 s, ~3 s ...: backoff, not every cycle
+        assert u2["skipped"] == cycles - u2["timeouts"]
+        # the whole run costs the probes' timeouts plus ordinary traffic, never a timeout per request
+        assert elapsed < cycles * 0.1 + u2["timeouts"] * timeout + 2.5
+        # when the unit comes back it is read again after its backoff
+        h.set_fault(2, Fault.NONE)
+        await asyncio.sleep(bus.unit_available(2) + 0.05)
+        assert len(await bus.read_registers(2, fc=4, address=0, count=2)) == 2
+        assert bus.stats()["units"][2]["failures"] == 0
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+@pytest.mark.parametrize(("fault", "error"), [(Fault.GARBAGE, ProtocolError), (Fault.SHORT, ProtocolError),
+                                              (Fault.EXCEPTION, DeviceException)])
+async def test_faulty_replies_give_typed_errors_and_recover_rtu(fault, error):
+    port = free_port()
+    h = await sim("rtu", port, units={1: "sdm120", 2: "sdm120"})
+    bus = make_bus("rtu", port, timeout=0.25, retries=1)
+    try:
+        h.set_fault(2, fault, code=6)
+        with pytest.raises(error) as ei:
+            await bus.read_registers(2, fc=4, address=0, count=2)
+        assert not isinstance(ei.value, DeviceTimeout)
+        if fault is Fault.EXCEPTION:
+            assert ei.value.code == 6 and "busy" in str(ei.value)
+        else:
+            assert "garbled" in str(ei.value)
+            assert bus.stats()["units"][2]["transactions"] == 2  # one retry while the unit was healthy
+        # the neighbour on the line is unaffected, and unit 2 recovers once healed
+        assert decode(await bus.read_registers(1, fc=4, address=0, count=2), "float32") == h.values_of(1)["voltage"]
+        h.set_fault(2, Fault.NONE)
+        await asyncio.sleep(bus.unit_available(2) + 0.05)
+        assert decode(await bus.read_registers(2, fc=4, address=0, count=2), "float32") == h.values_of(2)["voltage"]
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_tcp_exception_reply_is_device_exception():
+    port = free_port()
+    h = await sim("tcp", port)
+    bus = make_bus("tcp", port)
+    try:
+        h.set_fault(1, Fault.EXCEPTION, code=2)
+        with pytest.raises(DeviceException) as ei:
+            await bus.read_registers(1, fc=4, address=0, count=2)
+        assert ei.value.code == 2
+        h.set_fault(1, Fault.NONE)
+        assert len(await bus.read_registers(1, fc=4, address=0, count=2)) == 2
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu", "rtu_over_tcp"])
+async def test_unplug_and_replug_recovers(kind):
+    port = free_port()
+    h = await sim("tcp" if kind == "tcp" else "rtu", port)
+    if kind == "rtu_over_tcp":
+        bus = ModbusBus("gw", ModbusRtuOverTcpLine(type="modbus_rtu_over_tcp", host="127.0.0.1", port=port,
+                                                    timeout=0.3, reconnect_max=0.5))
+    else:
+        bus = make_bus(kind, port, reconnect_max=0.5)
+    try:
+        assert len(await bus.read_registers(1, fc=4, address=0, count=2)) == 2
+        await h.stop()
+        await asyncio.sleep(0.2)
+        errors = []
+        for _ in range(3):
+            try:
+                await bus.read_registers(1, fc=4, address=0, count=2)
+            except (BusUnavailable, DeviceTimeout) as e:
+                errors.append(e)
+        assert errors and isinstance(errors[-1], BusUnavailable)
+        h = await sim("tcp" if kind == "tcp" else "rtu", port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                regs = await bus.read_registers(1, fc=4, address=0, count=2)
+                break
+            except (BusUnavailable, DeviceTimeout):
+                assert time.monotonic() < deadline, "line did not recover after replug"
+                await asyncio.sleep(0.1)
+        assert decode(regs, "float32") == h.values["voltage"]
+        assert bus.stats()["opens"] >= 2
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_missing_serial_port_is_bus_unavailable_and_does_not_spin():
+    bus = ModbusBus("x", ModbusRtuLine(type="modbus_rtu", port="/dev/ttyNOPE-edge-agent", reconnect_max=30))
+    with pytest.raises(BusUnavailable, match="ttyNOPE"):
+        await bus.open()
+    for _ in range(20):
+        with pytest.raises(BusUnavailable, match="next attempt in"):
+            await bus.read_registers(1, fc=4, address=0, count=2)
+    assert bus.stats()["open_failures"] == 1
+    await bus.close()
+
+
+def test_line_configs_validate_and_compute_timing():
+    line = rtu_line(1, baudrate=9600, parity="E")
+    bus = ModbusBus("l", line)
+    assert bus.bits_per_char == 11 and bus.baudrate == 9600
+    assert ModbusBus("f", rtu_line(1, baudrate=115200)).bits_per_char == 10
+    with pytest.raises(ValueError, match="timeout"):
+        ModbusTcpLine(type="modbus_tcp", host="h", timeout=0)
+    with pytest.raises(ValueError, match="extra"):
+        ModbusTcpLine(type="modbus_tcp", host="h", baud=9600)
