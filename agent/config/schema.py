@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agent.commands.config import CommandsConfig
 from agent.site.config import SiteConfig
 
+from ..processing.config import CheckConfig, EnergyConfig, ProcessingConfig, PublishMode
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
@@ -86,6 +88,10 @@ class DeviceConfig(Frozen):
     jitter: float = Field(0.05, ge=0, le=0.5, description="Random fraction of the interval added to each poll.")
     backoff_max: float = Field(300.0, gt=0, description="Longest wait between polls of a failing device.")
     stale_after: float | None = Field(None, gt=0, description="Seconds without a good poll before a device is stale; default 3 intervals.")
+    publish: PublishMode = Field(PublishMode.RAW, description="raw readings, window aggregates (agg), or both.")
+    checks: dict[str, CheckConfig] = Field(default_factory=dict, description="Quality checks keyed by metric.")
+    energy: EnergyConfig | None = Field(None, description="Energy source metric; default: the device's single kWh counter.")
+    anomaly: bool | tuple[str, ...] = Field(True, description="Anomaly detection on all gauges, none, or the listed metrics.")
 
     def lines_used(self) -> list[str]:
         """Names of shared bus lines this device uses (for cross-checks)."""
@@ -104,6 +110,7 @@ class AgentConfig(Frozen):
     mqtt: MqttConfig = MqttConfig()
     store: StoreConfig = StoreConfig()
     health: HealthConfig = HealthConfig()
+    processing: ProcessingConfig = ProcessingConfig()
     lines: dict[Name, Any] = Field(default_factory=dict, description="Shared buses by name.")
     devices: tuple[Any, ...] = ()
     site: SiteConfig | None = Field(None, description="Site load management and time-of-use charging.")

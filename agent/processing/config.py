@@ -1,0 +1,159 @@
+"""Processing configuration: windows, quality checks, energy, tariff, carbon, anomaly detection.
+
+``ProcessingConfig`` is the ``[processing]`` section; ``CheckConfig``, ``EnergyConfig`` and
+``PublishMode`` are used by per-device keys (``publish``, ``checks``, ``energy``, ``anomaly``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import zoneinfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PublishMode(enum.StrEnum):
+    RAW = "raw"  # every reading
+    AGG = "agg"  # window aggregates only
+    BOTH = "both"
+
+
+class WindowSize(enum.StrEnum):
+    S10 = "10s"
+    M1 = "1m"
+    M15 = "15m"
+    H1 = "1h"
+
+    @property
+    def ms(self) -> int:
+        return {"10s": 10_000, "1m": 60_000, "15m": 900_000, "1h": 3_600_000}[self.value]
+
+
+class CheckConfig(_Frozen):
+    """Quality checks for one metric of one device."""
+
+    min: float | None = Field(None, description="Lowest physically possible value (out_of_range below).")
+    max: float | None = Field(None, description="Highest physically possible value (out_of_range above).")
+    stuck_samples: int = Field(0, ge=0, le=1_000_000, description="Flag stuck after this many equal samples; 0 = off.")
+    stuck_tolerance: float = Field(0.0, ge=0, description="Values within this of each other count as equal.")
+    max_rate: float | None = Field(None, gt=0, description="Largest plausible change per second (rate_of_change).")
+    stale_after: float | None = Field(None, gt=0, description="Seconds; a reading older than this on arrival is stale.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CheckConfig:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class EnergyMethod(enum.StrEnum):
+    COUNTER = "counter"  # an energy register (kWh/Wh): deltas with rollover and reset detection
+    INTEGRATE = "integrate"  # a power reading (W/kW): trapezoid integration
+
+
+class EnergyConfig(_Frozen):
+    """Which metric of a device gives its energy. Without it, a single kWh/Wh counter is used if present."""
+
+    metric: str = Field(description="Metric name of the energy register or power reading.")
+    method: EnergyMethod | None = Field(None, description="Default: counter for counter metrics, else integrate.")
+    rollover: float = Field(0.0, ge=0, description="Register wraps to 0 after this value (e.g. 4294967296); 0 = never.")
+    max_step_kwh: float = Field(1.0e6, gt=0, description="A larger jump between two readings is rejected as a glitch.")
+
+
+HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
+
+
+class TariffSegment(_Frozen):
+    start: str = Field(description="Local time HH:MM (inclusive).")
+    end: str = Field(description="Local time HH:MM (exclusive); 24:00 for midnight; may wrap past midnight.")
+    period: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not HHMM.match(v):
+            raise ValueError(f"{v!r} is not a HH:MM time")
+        return v
+
+
+def _seg(a: str, b: str, p: str) -> TariffSegment:
+    return TariffSegment(start=a, end=b, period=p)
+
+
+DEFAULT_SCHEDULE = (
+    _seg("22:00", "06:00", "valley"),
+    _seg("06:00", "08:00", "flat"),
+    _seg("08:00", "11:00", "peak"),
+    _seg("11:00", "18:00", "flat"),
+    _seg("18:00", "21:00", "peak"),
+    _seg("21:00", "22:00", "flat"),
+)
+
+
+class TariffConfig(_Frozen):
+    """Time-of-use tariff: period prices and the daily schedules in local time."""
+
+    currency: str = "CNY"
+    prices: dict[str, float] = Field(
+        default_factory=lambda: {"peak": 1.512, "flat": 1.162, "valley": 0.87},
+        description="Price per kWh by period name.",
+    )
+    weekday: tuple[TariffSegment, ...] = DEFAULT_SCHEDULE
+    holiday: tuple[TariffSegment, ...] | None = Field(None, description="Schedule on holidays; default: weekday.")
+    weekend_is_holiday: bool = False
+    holidays: tuple[dt.date, ...] = ()
+
+    @model_validator(mode="after")
+    def _periods_priced(self) -> TariffConfig:
+        for name, sched in (("weekday", self.weekday), ("holiday", self.holiday or ())):
+            for i, s in enumerate(sched):
+                if s.period not in self.prices:
+                    raise ValueError(f"{name}[{i}]: period {s.period!r} has no price (prices: {sorted(self.prices)})")
+        if not self.prices:
+            raise ValueError("prices: at least one period is needed")
+        return self
+
+
+class AnomalyConfig(_Frozen):
+    enabled: bool = True
+    threshold: float = Field(0.9, gt=0, lt=1, description="Detector score at which an anomaly starts.")
+    release: float = Field(0.5, gt=0, lt=1, description="Score below which an active anomaly may end.")
+    quiet_samples: int = Field(10, ge=1, description="Samples below `release` that end an anomaly.")
+    alpha: float = Field(0.01, gt=0, lt=1, description="Baseline adaptation rate per sample.")
+    decay: float = Field(0.9999, gt=0, lt=1, description="Per-sample decay of the memory of recent surprise.")
+    warmup_samples: int = Field(30, ge=2, description="Samples seen before a series can score.")
+
+
+class ProcessingConfig(_Frozen):
+    windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
+    close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
+    gap_factor: float = Field(2.5, gt=1, description="An interval longer than this x poll_interval is a gap.")
+    reject_quality: int = Field(1 | 256, ge=0, description="Quality bits that keep a reading out of aggregates.")
+    timezone: str = Field("Asia/Shanghai", description="Local time zone for tariff periods and days.")
+    tariff: TariffConfig = TariffConfig()
+    emission_factor: float = Field(
+        0.5703, ge=0, description="Grid emission factor, kgCO2e per kWh (China national grid average, MEE 2023)."
+    )
+    anomaly: AnomalyConfig = AnomalyConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: tuple[WindowSize, ...]) -> tuple[WindowSize, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a window size is listed twice")
+        return v

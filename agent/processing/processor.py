@@ -1,0 +1,161 @@
+"""The processing stage the pipeline calls: quality checks, counters, energy, windows, anomalies.
+
+``process`` and ``flush`` return what to publish; the batch itself is only annotated (quality bits
+set in place), never dropped or reordered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..model import Batch, MetricKind
+from ..series import SeriesTable
+from . import jit
+from .config import ProcessingConfig
+from .tariff import Tariff
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    aggregates: list[tuple[str, dict]] = field(default_factory=list)
+    energy: list[tuple[str, dict]] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+
+def _num(x: float) -> float | None:
+    return None if not math.isfinite(x) else float(x)
+
+
+class Processor:
+    def __init__(self, config: Any, series: SeriesTable, *, state_dir: Path, clock: Any):
+        self.cache_dir = jit.configure_cache(state_dir)
+        from . import kernels as K  # after configure_cache, so the compiled code is cached there
+        from .energy import EnergyLedger
+        from .kernels import counters, detect, quality, window
+        from .setup import build_params
+
+        self.K = K
+        self.pc: ProcessingConfig = getattr(config, "processing", None) or ProcessingConfig()
+        self.series = series
+        self.clock = clock
+        self.devices = {d.name: d for d in getattr(config, "devices", ())}
+        n = len(series)
+        self.p = build_params(self.pc, self.devices, series)
+        self.qi, self.qf = quality.new_state(n)
+        self.ci, self.cf = counters.new_state(n)
+        self.det = detect.new_state(n)
+        self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
+        self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
+        self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=self.pc.emission_factor)
+        self.reject = np.uint32(self.pc.reject_quality)
+        self.grace_ms = int(self.pc.close_grace * 1000)
+        self.is_counter = np.array([s.kind == MetricKind.COUNTER for s in series], np.bool_)
+        self.anomalies_started = 0
+        self.last_now = 0
+
+    # -- hot path ---------------------------------------------------------------------------
+    def process(self, batch: Batch, now_ms: int) -> ProcessResult:
+        res = ProcessResult()
+        self.last_now = now_ms
+        n = len(batch)
+        if n == 0:
+            return res
+        K, p, a = self.K, self.p, self.pc.anomaly
+        s, ts, v, q = batch.series, batch.ts, batch.value, batch.quality
+        K.quality_step(s, ts, v, q, now_ms, p.lo, p.hi, p.stuck_n, p.stuck_tol, p.max_rate, p.stale_ms, self.qi, self.qf)
+        delta = np.empty(n)
+        K.counter_step(s, ts, v, q, p.mode, p.rollover, p.max_step, p.gap_ms, self.ci, self.cf, delta)
+        if a.enabled:
+            score = np.empty(n)
+            event = np.zeros(n, np.int8)
+            K.detect_step(s, v, q, p.detect, self.det, a.alpha, float(a.warmup_samples), a.decay, a.threshold,
+                          a.release, float(a.quiet_samples), score, event)
+            for r in np.flatnonzero(event):
+                res.events.append(self._event(int(s[r]), int(ts[r]), float(v[r]), float(score[r]), int(event[r])))
+        meter = p.meter_of[s]
+        em = meter >= 0
+        if em.any():
+            self.ledger.add(meter[em], ts[em], delta[em] * p.kwh_factor[s[em]])
+        for name, width, si, sf in self.windows:
+            oi = np.empty((n, K.OUT_I), np.int64)
+            of = np.empty((n, K.OUT_F))
+            k = K.window_step(s, ts, v, q, delta, self.reject, width, p.gap_ms, si, sf, oi, of)
+            res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
+        return res
+
+    def flush(self, now_ms: int) -> ProcessResult:
+        res = ProcessResult()
+        self.last_now = now_ms
+        cutoff = now_ms - self.grace_ms
+        m = len(self.series)
+        for name, width, si, sf in self.windows:
+            oi = np.empty((m, self.K.OUT_I), np.int64)
+            of = np.empty((m, self.K.OUT_F))
+            k = self.K.window_flush(cutoff, width, self.p.gap_ms, si, sf, oi, of)
+            res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
+        res.energy = self.ledger.close(cutoff)
+        return res
+
+    # -- bodies -----------------------------------------------------------------------------
+    def _agg_bodies(self, name: str, width: int, oi: np.ndarray, of: np.ndarray) -> list[tuple[str, dict]]:
+        if oi.shape[0] == 0:
+            return []
+        groups: dict[tuple[str, int], list[dict]] = {}
+        for r in range(oi.shape[0]):
+            sid = int(oi[r, 0])
+            ser = self.series[sid]
+            f = of[r]
+            agg = {
+                "metric": ser.metric, "unit": ser.unit, "count": int(oi[r, 2]),
+                "min": _num(f[0]), "max": _num(f[1]), "mean": _num(f[2]), "twa": _num(f[3]), "std": _num(f[4]),
+                "first": _num(f[5]), "last": _num(f[6]), "gaps": int(oi[r, 3]),
+            }
+            if self.is_counter[sid]:
+                agg["delta"] = _num(f[7])
+            if oi[r, 4]:
+                agg["rejected"] = int(oi[r, 4])
+            if oi[r, 5]:
+                agg["late"] = int(oi[r, 5])
+            groups.setdefault((ser.device, int(oi[r, 1])), []).append(agg)
+        return [
+            (dev, {"v": 1, "device": dev, "window": name, "start": start, "end": start + width, "aggregates": aggs})
+            for (dev, start), aggs in groups.items()
+        ]
+
+    def _event(self, sid: int, ts: int, value: float, score: float, kind: int) -> dict:
+        from .kernels.detect import D_DEV, D_EVPEAK, D_MEAN
+
+        ser = self.series[sid]
+        st = self.det[sid]
+        if kind == 1:
+            self.anomalies_started += 1
+        return {
+            "v": 1, "kind": "anomaly_start" if kind == 1 else "anomaly_end", "device": ser.device,
+            "metric": ser.metric, "ts": ts, "score": round(score if kind == 1 else float(st[D_EVPEAK]), 4),
+            "value": _num(value),
+            "context": {"baseline": _num(float(st[D_MEAN])), "deviation": _num(float(st[D_DEV])), "unit": ser.unit,
+                        "threshold": self.pc.anomaly.threshold},
+        }
+
+    # -- status -----------------------------------------------------------------------------
+    def summary(self) -> dict:
+        now = self.last_now or int(self.clock.now_ms())
+        from .kernels.counters import C_RESETS, C_ROLLOVERS
+        from .kernels.detect import D_ACTIVE
+
+        return {
+            "energy": self.ledger.summary(now),
+            "timezone": self.pc.timezone,
+            "emission_factor": self.pc.emission_factor,
+            "anomalies_active": int((self.det[:, D_ACTIVE] != 0).sum()),
+            "anomalies_started": self.anomalies_started,
+            "counter_resets": int(self.ci[:, C_RESETS].sum()),
+            "counter_rollovers": int(self.ci[:, C_ROLLOVERS].sum()),
+            "jit": jit.jit_enabled(),
+            "cache_dir": str(self.cache_dir) if self.cache_dir else None,
+        }

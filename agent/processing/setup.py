@@ -1,0 +1,107 @@
+"""Per-series parameter arrays built once from the config and the series table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model import MetricKind
+from ..series import SeriesTable
+from .config import CheckConfig, EnergyConfig, EnergyMethod, ProcessingConfig
+from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE
+
+ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
+POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
+
+
+@dataclass(slots=True)
+class SeriesParams:
+    gap_ms: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    stuck_n: np.ndarray
+    stuck_tol: np.ndarray
+    max_rate: np.ndarray
+    stale_ms: np.ndarray
+    mode: np.ndarray
+    rollover: np.ndarray
+    max_step: np.ndarray
+    detect: np.ndarray
+    meter_of: np.ndarray  # meter index for the energy series, -1 otherwise
+    kwh_factor: np.ndarray
+    meters: list[str]
+    methods: list[str]
+
+
+def _energy_choice(dev, table: SeriesTable) -> tuple[int, EnergyConfig] | None:
+    cfg: EnergyConfig | None = getattr(dev, "energy", None)
+    ids = table.device_ids(dev.name)
+    if cfg is not None:
+        idx = table.index(dev.name)
+        if cfg.metric not in idx:
+            raise ConfigError([f"devices.{dev.name}.energy.metric: device has no metric {cfg.metric!r} (has: {', '.join(idx)})"])
+        return idx[cfg.metric], cfg
+    counters = [i for i in ids if table[i].kind == MetricKind.COUNTER and table[i].unit.lower() in ENERGY_UNITS]
+    if len(counters) == 1:
+        return counters[0], EnergyConfig(metric=table[counters[0]].metric)
+    return None
+
+
+def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> SeriesParams:
+    n = len(table)
+    p = SeriesParams(
+        gap_ms=np.full(n, 60_000, np.int64), lo=np.full(n, -np.inf), hi=np.full(n, np.inf),
+        stuck_n=np.zeros(n, np.int64), stuck_tol=np.zeros(n), max_rate=np.full(n, np.inf),
+        stale_ms=np.zeros(n, np.int64), mode=np.zeros(n, np.int8), rollover=np.zeros(n),
+        max_step=np.full(n, np.inf), detect=np.zeros(n, np.bool_), meter_of=np.full(n, -1, np.int64),
+        kwh_factor=np.zeros(n), meters=[], methods=[],
+    )
+    for name in table.devices():
+        dev = devices.get(name)
+        ids = table.device_ids(name)
+        poll = float(getattr(dev, "poll_interval", 5.0))
+        anomaly = getattr(dev, "anomaly", True)
+        for i in ids:
+            s = table[i]
+            p.gap_ms[i] = max(1, int(round(pc.gap_factor * poll * 1000)))
+            if s.kind == MetricKind.COUNTER:
+                p.mode[i] = MODE_COUNTER
+            elif s.kind == MetricKind.GAUGE and pc.anomaly.enabled:
+                p.detect[i] = anomaly is True or (not isinstance(anomaly, bool) and s.metric in anomaly)
+        idx = table.index(name)
+        checks: dict[str, CheckConfig] = getattr(dev, "checks", None) or {}
+        for metric, c in checks.items():
+            if metric not in idx:
+                raise ConfigError([f"devices.{name}.checks.{metric}: device has no metric {metric!r} (has: {', '.join(idx)})"])
+            i = idx[metric]
+            p.lo[i] = -np.inf if c.min is None else c.min
+            p.hi[i] = np.inf if c.max is None else c.max
+            p.stuck_n[i] = c.stuck_samples
+            p.stuck_tol[i] = c.stuck_tolerance
+            p.max_rate[i] = np.inf if c.max_rate is None else c.max_rate
+            p.stale_ms[i] = 0 if c.stale_after is None else int(c.stale_after * 1000)
+        if not isinstance(anomaly, bool):
+            for metric in anomaly:
+                if metric not in idx:
+                    raise ConfigError([f"devices.{name}.anomaly: device has no metric {metric!r}"])
+        if dev is None:
+            continue
+        choice = _energy_choice(dev, table)
+        if choice is None:
+            continue
+        i, cfg = choice
+        unit = table[i].unit.lower()
+        method = cfg.method or (EnergyMethod.COUNTER if table[i].kind == MetricKind.COUNTER else EnergyMethod.INTEGRATE)
+        units = ENERGY_UNITS if method == EnergyMethod.COUNTER else POWER_UNITS
+        if unit not in units:
+            raise ConfigError([f"devices.{name}.energy: metric {table[i].metric!r} has unit {table[i].unit!r}; {method} needs one of {', '.join(units)}"])
+        p.kwh_factor[i] = units[unit]
+        p.mode[i] = MODE_COUNTER if method == EnergyMethod.COUNTER else MODE_INTEGRATE
+        p.rollover[i] = cfg.rollover
+        p.max_step[i] = cfg.max_step_kwh / units[unit]
+        p.meter_of[i] = len(p.meters)
+        p.meters.append(name)
+        p.methods.append(str(method))
+    return p

@@ -1,0 +1,103 @@
+"""Time-of-use tariff lookup in local time (zoneinfo), scalar and vectorised.
+
+    tariff = Tariff(config.processing.tariff, tz="Asia/Shanghai")
+    tariff.period_at(ts_ms)  -> "peak" | "flat" | "valley" (names come from the config)
+    tariff.price_at(ts_ms)   -> price per kWh in the tariff's currency
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import numpy as np
+
+from .config import TariffConfig, TariffSegment
+
+MS_HOUR = 3_600_000
+MS_DAY = 86_400_000
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _table(segments: tuple[TariffSegment, ...], names: list[str]) -> np.ndarray:
+    """Period index for each minute of the day; every minute must be covered."""
+    table = np.full(1440, -1, np.int16)
+    for seg in segments:
+        a, b = _minutes(seg.start), _minutes(seg.end)
+        idx = names.index(seg.period)
+        if a < b:
+            table[a:b] = idx
+        else:  # wraps past midnight (or a == b: the whole day)
+            table[a:] = idx
+            table[:b] = idx
+    missing = np.flatnonzero(table < 0)
+    if missing.size:
+        m = int(missing[0])
+        raise ValueError(f"tariff schedule leaves {m // 60:02d}:{m % 60:02d} without a period")
+    return table
+
+
+class Tariff:
+    def __init__(self, config: TariffConfig | None = None, *, tz: str = "Asia/Shanghai"):
+        self.config = config or TariffConfig()
+        self.tz = zoneinfo.ZoneInfo(tz)
+        self.periods: list[str] = list(self.config.prices)
+        self.prices = np.array([self.config.prices[p] for p in self.periods])
+        self._weekday = _table(self.config.weekday, self.periods)
+        self._holiday = _table(self.config.holiday, self.periods) if self.config.holiday else self._weekday
+        self._holidays = np.array(sorted((d - _EPOCH).days for d in self.config.holidays), np.int64)
+        self._offsets: dict[int, int] = {}
+
+    @property
+    def currency(self) -> str:
+        return self.config.currency
+
+    def _offset_ms(self, hour: int) -> int:
+        off = self._offsets.get(hour)
+        if off is None:
+            if len(self._offsets) > 4096:
+                self._offsets.clear()
+            d = dt.datetime.fromtimestamp(hour * 3600, dt.UTC).astimezone(self.tz)
+            off = int(d.utcoffset().total_seconds() * 1000)
+            self._offsets[hour] = off
+        return off
+
+    def local_ms(self, ts_ms: np.ndarray) -> np.ndarray:
+        """Local wall-clock epoch ms (UTC ms + the zone's offset at that instant)."""
+        ts_ms = np.asarray(ts_ms, np.int64)
+        hours = ts_ms // MS_HOUR
+        uniq, inv = np.unique(hours, return_inverse=True)
+        offs = np.array([self._offset_ms(int(h)) for h in uniq], np.int64)
+        return ts_ms + offs[inv].reshape(ts_ms.shape)
+
+    def is_holiday_day(self, day: np.ndarray) -> np.ndarray:
+        hol = np.isin(day, self._holidays)
+        if self.config.weekend_is_holiday:
+            hol |= ((day + 3) % 7) >= 5  # 1970-01-01 was a Thursday (Monday = 0)
+        return hol
+
+    def period_index(self, ts_ms: np.ndarray) -> np.ndarray:
+        loc = self.local_ms(ts_ms)
+        day = loc // MS_DAY
+        minute = (loc % MS_DAY) // 60_000
+        return np.where(self.is_holiday_day(day), self._holiday[minute], self._weekday[minute])
+
+    def prices_at(self, ts_ms: np.ndarray) -> np.ndarray:
+        return self.prices[self.period_index(ts_ms)]
+
+    def period_at(self, ts_ms: int) -> str:
+        return self.periods[int(self.period_index(np.array([ts_ms]))[0])]
+
+    def price_at(self, ts_ms: int) -> float:
+        return float(self.prices_at(np.array([ts_ms]))[0])
+
+    def local_day_start(self, ts_ms: int) -> int:
+        """UTC epoch ms at which the local day containing ``ts_ms`` began."""
+        d = dt.datetime.fromtimestamp(ts_ms / 1000, self.tz)
+        start = dt.datetime(d.year, d.month, d.day, tzinfo=self.tz)
+        return int(start.timestamp() * 1000)
