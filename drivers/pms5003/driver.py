@@ -1,0 +1,69 @@
+"""Plantower PMS5003 particulate sensor on a ``serial`` line, in passive (polled) or active mode."""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from agent.config.schema import DeviceConfig
+from agent.driver import DriverContext
+from agent.model import MetricSpec, Sample
+
+from . import codec
+
+
+class Pms5003Mode(enum.StrEnum):
+    PASSIVE = "passive"  # one frame per read command: every value is fresh
+    ACTIVE = "active"  # the sensor streams a frame every 0.2..2.3 s; we take the next one
+
+
+class Pms5003Config(DeviceConfig):
+    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"serial"})
+
+    type: Literal["pms5003"]
+    line: str = Field(description="Name of a `serial` line (9600 8N1).")
+    mode: Pms5003Mode = Pms5003Mode.PASSIVE
+    timeout: float = Field(3.0, gt=0, le=600, description="Seconds to wait for a frame (active mode sends one every <= 2.3 s).")
+
+
+_COUNT = "1/0.1L"
+METRICS = [
+    MetricSpec("pm1_0", "ug/m3", description="PM1.0, atmospheric environment"),
+    MetricSpec("pm2_5", "ug/m3", description="PM2.5, atmospheric environment"),
+    MetricSpec("pm10", "ug/m3", description="PM10, atmospheric environment"),
+    MetricSpec("pm1_0_cf1", "ug/m3", description="PM1.0, CF=1 (standard particle)"),
+    MetricSpec("pm2_5_cf1", "ug/m3", description="PM2.5, CF=1"),
+    MetricSpec("pm10_cf1", "ug/m3", description="PM10, CF=1"),
+    MetricSpec("gt0_3um", _COUNT, description="Particles > 0.3 um per 0.1 L"),
+    MetricSpec("gt0_5um", _COUNT, description="Particles > 0.5 um per 0.1 L"),
+    MetricSpec("gt1_0um", _COUNT, description="Particles > 1.0 um per 0.1 L"),
+    MetricSpec("gt2_5um", _COUNT, description="Particles > 2.5 um per 0.1 L"),
+    MetricSpec("gt5_0um", _COUNT, description="Particles > 5.0 um per 0.1 L"),
+    MetricSpec("gt10um", _COUNT, description="Particles > 10 um per 0.1 L"),
+]
+
+
+class Pms5003Driver:
+    def __init__(self, config: Pms5003Config, ctx: DriverContext):
+        self.config = config
+        self.bus = ctx.buses.get(config.line)
+
+    def metrics(self) -> list[MetricSpec]:
+        return list(METRICS)
+
+    async def open(self) -> None:
+        # The sensor powers up active; say what we want every time we (re)start.
+        await self.bus.transact(codec.WAKE, read_until=None, timeout=self.config.timeout)
+        mode = codec.PASSIVE_MODE if self.config.mode is Pms5003Mode.PASSIVE else codec.ACTIVE_MODE
+        await self.bus.transact(mode, read_until=None, timeout=self.config.timeout)
+
+    async def read(self) -> list[Sample]:
+        request = codec.READ if self.config.mode is Pms5003Mode.PASSIVE else None
+        frame = await self.bus.transact(request, read_until=codec.scan, timeout=self.config.timeout)
+        r = codec.decode(frame)
+        return [Sample(m.name, float(getattr(r, m.name))) for m in METRICS]
+
+    async def close(self) -> None:
+        """Nothing to release: the line belongs to the bus pool."""

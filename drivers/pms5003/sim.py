@@ -1,0 +1,89 @@
+"""PMS5003 simulator: speaks the real protocol (active and passive mode, sleep/wake) over a pty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+import click
+
+from agent.bus.serial_sim import SerialDeviceSim, serve_forever, sim_options
+from agent.driver import SimulatorSpec
+
+from . import codec
+from .codec import Pms5003Reading
+
+DEFAULT = Pms5003Reading(10, 15, 20, 10, 15, 20, 3000, 900, 200, 30, 5, 1, 0x91, 0)
+
+
+class Pms5003Sim(SerialDeviceSim):
+    scanner = staticmethod(codec.scan_command)
+
+    def __init__(self, *, reading: Pms5003Reading = DEFAULT, active: bool = True, interval: float = 1.0,
+                 vary: bool = False, **kw):
+        super().__init__(**kw)
+        self.reading = reading
+        self.active = active  # power-on default of the real sensor
+        self.asleep = False
+        self.interval = interval
+        self.vary = vary
+        self.commands: list[bytes] = []
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> Pms5003Sim:
+        await super().start()
+        self._task = asyncio.create_task(self._stream())
+        return self
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await super().stop()
+
+    def _next_reading(self) -> Pms5003Reading:
+        if self.vary:
+            r = self.reading
+            pm = max(0, r.pm2_5 + self.rng.randint(-2, 2))
+            self.reading = dataclasses.replace(r, pm2_5=pm, pm2_5_cf1=pm, pm1_0=pm * 2 // 3, pm10=pm * 4 // 3)
+        return self.reading
+
+    async def _stream(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.active and not self.asleep and self.plugged:
+                self.send(codec.encode(self._next_reading()))
+
+    def handle(self, request: bytes) -> None:
+        self.commands.append(request)
+        cmd, data = request[2], int.from_bytes(request[3:5], "big")
+        if cmd == codec.CMD_MODE:
+            self.active = data == 1
+        elif cmd == codec.CMD_SLEEP:
+            self.asleep = data == 0
+        elif cmd == codec.CMD_READ and not self.active and not self.asleep:
+            self.send(codec.encode(self._next_reading()))
+
+
+async def start(*, link: str | None = None, active: bool = True, interval: float = 1.0, vary: bool = True,
+                fault_rate: float = 0.0, seed: int | None = None) -> Pms5003Sim:
+    """Start a simulator on a new pty; ``.path`` is what to configure, ``.stop()`` ends it."""
+    return await Pms5003Sim(link=link, active=active, interval=interval, vary=vary,
+                            fault_rate=fault_rate, seed=seed).start()
+
+
+@click.command("pms5003")
+@sim_options
+@click.option("--pm2-5", "pm25", type=click.IntRange(0, 65535), default=15, help="PM2.5 to report (ug/m3).")
+@click.option("--steady", is_flag=True, help="Report constant values (default: a slow random walk).")
+def command(link, port, fault_rate, seed, pm25, steady) -> None:
+    """Simulate a Plantower PMS5003 particulate sensor."""
+    reading = dataclasses.replace(DEFAULT, pm2_5=pm25, pm2_5_cf1=pm25)
+    sim = Pms5003Sim(reading=reading, vary=not steady, link=link, port=port, fault_rate=fault_rate, seed=seed)
+    serve_forever(sim, describe="PMS5003 simulator")
+
+
+SIMULATOR = SimulatorSpec(name="pms5003", summary="Plantower PMS5003 over a pty (active/passive, faults).",
+                          command=command, start=start)
