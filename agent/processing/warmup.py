@@ -1,0 +1,42 @@
+"""Compile (and cache) every kernel by running each once on a tiny batch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import jit
+
+
+def warm(state_dir: Path | None) -> dict:
+    """Returns cache dir, JIT status and seconds spent importing and compiling/loading kernels."""
+    t0 = time.perf_counter()
+    cache = jit.configure_cache(state_dir)
+    from . import kernels as K
+    from .kernels import counters, detect, quality, window
+
+    t1 = time.perf_counter()
+    n = 4
+    s = np.arange(n, dtype=np.int32)
+    ts = np.arange(n, dtype=np.int64) * 1000
+    v = np.linspace(0.0, 1.0, n)
+    q = np.zeros(n, np.uint32)
+    i64 = np.zeros(n, np.int64)
+    f = np.zeros(n)
+    inf = np.full(n, np.inf)
+    qi, qf = quality.new_state(n)
+    K.quality_step(s, ts, v, q, 0, -inf, inf, i64, f, inf, i64, qi, qf)
+    ci, cf = counters.new_state(n)
+    d = np.empty(n)
+    K.counter_step(s, ts, v, q, np.zeros(n, np.int8), f, inf, i64 + 1, ci, cf, d)
+    st = detect.new_state(n)
+    K.detect_step(s, v, q, np.ones(n, np.bool_), st, 0.01, 2.0, 0.99, 0.9, 0.5, 3.0, np.empty(n), np.zeros(n, np.int8))
+    si, sf = window.new_state(n)
+    oi, of = np.empty((n, K.OUT_I), np.int64), np.empty((n, K.OUT_F))
+    K.window_step(s, ts, v, q, d, np.uint32(1), 60_000, i64 + 1, si, sf, oi, of)
+    K.window_flush(10**12, 60_000, i64 + 1, si, sf, oi, of)
+    t2 = time.perf_counter()
+    return {"cache_dir": str(cache) if cache else None, "jit": jit.jit_enabled(),
+            "import_s": round(t1 - t0, 3), "compile_s": round(t2 - t1, 3)}
