@@ -42,11 +42,10 @@ class ModbusMeterConfig(DeviceConfig):
     @model_validator(mode="before")
     @classmethod
     def _default_unit(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "unit" not in data and isinstance(data.get("profile"), str):
-            if data["profile"] in profile_names():
-                data = {**data, "unit": load_profile(data["profile"]).profile.default_unit}
-            else:
-                data = {**data, "unit": 1}  # the profile error is the one to report
+        if isinstance(data, dict) and "unit" not in data:
+            prof = data.get("profile")
+            known = isinstance(prof, str) and prof in profile_names()
+            data = {**data, "unit": load_profile(prof).profile.default_unit if known else 1}
         return data
 
     @field_validator("profile")
