@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "agent.cli.cmd_read",
     "agent.cli.cmd_simulate",
     "agent.cli.cmd_demo",
+    "agent.cli.cmd_scan",
     "agent.cli.cmd_warmup",
 ]
 

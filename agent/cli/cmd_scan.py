@@ -1,0 +1,148 @@
+"""``edge-agent scan``: find Modbus units on a line and guess their meter profile.
+
+Each unit id is asked once per serial setting. The report keeps apart silence (nothing there,
+or wrong settings), garbled replies (something is there but baud/parity/wiring is off) and
+Modbus exception replies (a device is there and refused the request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import click
+
+from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
+
+# metric name -> plausible range; a profile matches when all its probe metrics read plausibly
+PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),
+          "voltage_l1_l2": (300.0, 520.0), "co2": (0.0, 10000.0)}
+
+
+@dataclass
+class Finding:
+    unit: int
+    status: str  # "ok" | "exception" | "garbled" | "timeout"
+    detail: str = ""
+    profile: str | None = None
+    probes: str = ""
+
+
+def parse_units(text: str) -> list[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not a unit id or range like 1-247") from None
+        if not 1 <= a <= b <= 255:
+            raise click.BadParameter(f"{part!r}: unit ids are 1..255")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+async def guess_profile(bus, unit: int, timeout: float) -> tuple[str | None, str]:
+    from drivers.modbus_meter.codec import load_profile, profile_names
+
+    best: tuple[int, str | None, str] = (0, None, "")
+    for name in profile_names():
+        probes = [r for r in load_profile(name).resolve() if r.name in PROBES]
+        seen = []
+        for r in probes:
+            try:
+                v = r.value(await bus.read_registers(unit, fc=r.fc, address=r.address, count=r.count, timeout=timeout))
+            except (DeviceException, ProtocolError, DeviceTimeout, ValueError):
+                break
+            lo, hi = PROBES[r.name]
+            if not lo <= v <= hi:
+                break
+            seen.append(f"{r.name}={v:.1f}")
+        else:
+            if probes and len(probes) > best[0]:
+                best = (len(probes), name, ", ".join(seen))
+    return best[1], best[2]
+
+
+async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
+    found = []
+    for u in units:
+        try:
+            await bus.read_registers(u, fc=4, address=0, count=1, timeout=timeout)
+            f = Finding(u, "ok")
+        except DeviceException as e:
+            f = Finding(u, "exception", f"exception {e.code}")
+        except DeviceTimeout:
+            found.append(Finding(u, "timeout"))
+            continue
+        except ProtocolError as e:
+            found.append(Finding(u, "garbled", str(e)))
+            continue
+        f.profile, f.probes = await guess_profile(bus, u, timeout)
+        found.append(f)
+    return found
+
+
+def _bus(port: str | None, tcp: str | None, baud: int, parity: str, timeout: float):
+    from agent.bus.modbus import ModbusBus
+    from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
+
+    if tcp:
+        host, _, p = tcp.rpartition(":")
+        return ModbusBus("scan", ModbusTcpLine(type="modbus_tcp", host=host or "127.0.0.1", port=int(p),
+                                               timeout=timeout, retries=0))
+    return ModbusBus("scan", ModbusRtuLine(type="modbus_rtu", port=port, baudrate=baud, parity=parity,
+                                           timeout=timeout, retries=0))
+
+
+@click.command(name="scan")
+@click.option("--port", help="Serial port or pyserial URL (/dev/ttyUSB0, socket://host:port).")
+@click.option("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway.")
+@click.option("--units", default="1-247", show_default=True, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair).")
+@click.option("--baud", default="9600", show_default=True, help="Comma-separated baud rates to try (serial only).")
+@click.option("--parity", default="N", show_default=True, help="Comma-separated parities to try: N, E, O.")
+@click.option("--timeout", type=click.FloatRange(0.01, 10), default=0.2, show_default=True, help="Seconds per unit.")
+def command(port: str | None, tcp: str | None, units: str, baud: str, parity: str, timeout: float) -> None:
+    """Find responding Modbus unit ids and guess their meter profile."""
+    if (port is None) == (tcp is None):
+        raise click.UsageError("give exactly one of --port PORT or --tcp HOST:PORT")
+    ids = parse_units(units)
+    try:
+        bauds = [int(b) for b in baud.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{baud!r} is not a list of baud rates", param_hint="--baud") from None
+    parities = [p.strip().upper() for p in parity.split(",")]
+    if any(p not in ("N", "E", "O") for p in parities):
+        raise click.BadParameter(f"{parity!r}: use N, E or O", param_hint="--parity")
+    settings = [(None, None)] if tcp else [(b, p) for b in bauds for p in parities]
+    any_found = False
+    for b, p in settings:
+        label = tcp if tcp else f"{port} {b} 8{p}1"
+        bus = _bus(port, tcp, b or 9600, p or "N", timeout)
+
+        async def run(bus=bus):
+            try:
+                return await scan_line(bus, ids, timeout=timeout)
+            finally:
+                await bus.close()
+
+        try:
+            found = asyncio.run(run())
+        except BusUnavailable as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"== {label}: {len(ids)} unit id(s) asked")
+        for f in found:
+            if f.status == "ok":
+                guess = f"profile {f.profile} ({f.probes})" if f.profile else "no known profile matched"
+                click.echo(f"unit {f.unit:3d}: answers; {guess}")
+            elif f.status == "exception":
+                guess = f"; profile {f.profile} ({f.probes})" if f.profile else ""
+                click.echo(f"unit {f.unit:3d}: device present, refused FC04 0 with {f.detail}{guess}")
+            elif f.status == "garbled":
+                click.echo(f"unit {f.unit:3d}: garbled reply (bad CRC or short frame): check baud, parity, wiring")
+        silent = sum(f.status == "timeout" for f in found)
+        any_found |= silent < len(found)
+        click.echo(f"no reply from {silent} unit id(s) within {timeout:g} s")
+    if not any_found:
+        raise SystemExit(1)

@@ -1,0 +1,57 @@
+"""``edge-agent scan`` against a real simulated RS-485 line (RTU over socket://) and Modbus TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli.cmd_scan import command, parse_units
+from drivers.modbus_meter.sim import Fault, start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["rtu", "tcp"])
+async def test_scan_finds_units_guesses_profiles_and_is_honest_about_failures(kind):
+    port = free_port()
+    where = {"rtu_socket": f"127.0.0.1:{port}"} if kind == "rtu" else {"tcp": f"127.0.0.1:{port}"}
+    sim = await start(units={1: "sdm630", 2: "sdm120", 3: "dtsu666", 4: "sdm120", 5: "sdm120", 6: "ddsu666"},
+                      update_interval=None, **where)
+    sim.set_fault(4, Fault.DEAD)
+    sim.set_fault(5, Fault.GARBAGE if kind == "rtu" else Fault.DEAD)
+    args = ["--port", f"socket://127.0.0.1:{port}"] if kind == "rtu" else ["--tcp", f"127.0.0.1:{port}"]
+    try:
+        res = await asyncio.to_thread(CliRunner().invoke, command, [*args, "--units", "1-6", "--timeout", "0.2"])
+    finally:
+        await sim.stop()
+    out = res.output
+    assert res.exit_code == 0, out
+    assert "unit   1: answers; profile sdm630" in out
+    assert "unit   2: answers; profile sdm120" in out
+    assert "unit   3: device present, refused FC04 0 with exception 2; profile dtsu666" in out
+    assert "unit   6: device present, refused FC04 0 with exception 2; profile ddsu666" in out
+    assert "unit   4" not in out
+    if kind == "rtu":
+        assert "unit   5: garbled reply" in out
+        assert "no reply from 1 unit id(s)" in out
+    else:
+        assert "no reply from 2 unit id(s)" in out
+
+
+def test_scan_argument_errors_are_clear():
+    r = CliRunner().invoke(command, ["--units", "1-5"])
+    assert r.exit_code == 2 and "exactly one of --port" in r.output
+    r = CliRunner().invoke(command, ["--tcp", "127.0.0.1:1", "--units", "0-300"])
+    assert r.exit_code == 2 and "unit ids are 1..255" in r.output
+    r = CliRunner().invoke(command, ["--port", "/dev/ttyNOPE-x", "--parity", "X"])
+    assert r.exit_code == 2 and "use N, E or O" in r.output
+    r = CliRunner().invoke(command, ["--port", "/dev/ttyNOPE-x", "--units", "1"])
+    assert r.exit_code == 1 and "cannot open line" in r.output
+    assert parse_units("1,3-4,254") == [1, 3, 4, 254]
