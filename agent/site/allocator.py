@@ -25,7 +25,7 @@ class Demand:
 
 
 def _floor(a: float) -> float:
-    return math.floor(a / RESOLUTION_A + 1e-9) * RESOLUTION_A
+    return round(math.floor(a / RESOLUTION_A + 1e-9) * RESOLUTION_A, 1)
 
 
 def fair_share(demands: Sequence[Demand], budget_w: float, *, min_a: float) -> dict[str, float]:

@@ -51,6 +51,7 @@ class SiteController:
         self.user_stopped: set[str] = set()
         self.boost_until: dict[str, int] = {}
         self._since: dict[str, int] = {}
+        self._car_caps: dict[str, float] = {}  # what the plugged-in car seems to take at most
         self.failsafe = False
         self._meter_sid = series.id(config.grid_meter.device, config.grid_meter.metric)
 
@@ -96,6 +97,23 @@ class SiteController:
         v, ts, _ = self.latest.get(sid)
         return v, ts
 
+    def _car_cap(self, n: str, state: float, prev: float) -> float:
+        """A car drawing well below its offer gets capped near its draw, so others can have the rest;
+        the cap is probed upwards while the car takes all it is given."""
+        cfg = self.config
+        cur, _ = self._value(n, "current_l1")
+        cap = self._car_caps.get(n, cfg.max_current)
+        if state == 3.0 and not math.isnan(cur) and prev >= cfg.min_current:
+            if cur < prev - 2:
+                cap = max(cfg.min_current, math.ceil(cur) + 1)
+            elif cur >= prev - 0.5 and prev >= cap:
+                cap = cap + 2
+        if cap >= cfg.max_current:
+            self._car_caps.pop(n, None)
+            return cfg.max_current
+        self._car_caps[n] = cap
+        return cap
+
     def meter_problem(self, now_ms: int) -> str | None:
         v, ts, q = self.latest.get(self._meter_sid)
         if ts == 0 or math.isnan(v):
@@ -138,13 +156,12 @@ class SiteController:
                 continue
             if state not in CONNECTED_STATES or n in self.user_stopped:
                 self._since.pop(n, None)
+                self._car_caps.pop(n, None)
                 out[n] = 0.0
                 continue
             self._since.setdefault(n, now_ms)
             cap = min(cfg.max_current, self.user_limit.get(n, cfg.max_current))
-            cur_l1, _ = self._value(n, "current_l1")
-            if state == 3.0 and prev >= cfg.min_current and not math.isnan(cur_l1) and cur_l1 < prev - 2:
-                cap = min(cap, max(cfg.min_current, math.ceil(cur_l1) + 1))  # the car takes less: share the rest
+            cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
         base_w = grid_w - charging_w

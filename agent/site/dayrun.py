@@ -1,0 +1,200 @@
+"""Simulate a site over a day: base load, cars arriving and leaving, chargers, and a charging strategy.
+
+Used by the tests (the site limit holds on every step) and by ``tests/bench/bench_site_day.py``
+(charge-as-fast-as-possible versus the site controller). The controller under test is the real
+:class:`SiteController`, reading a real ``LatestValues`` table; only the cars and the building are models.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.model import MetricSpec
+from agent.series import LatestValues, SeriesTable
+from drivers.charger_common import CHARGER_METRICS, Car, ChargerStatus, EvseModel
+
+from .config import SiteConfig
+from .controller import SiteController
+from .tou import Tariff, TouSchedule
+
+DAY_START_MS = 1_700_000_000_000 - (1_700_000_000_000 + 8 * 3_600_000) % 86_400_000  # a local (+8) midnight
+
+
+class ModelCharger:
+    """A charger driver over an :class:`EvseModel` (writes apply at once; ``status`` is one poll)."""
+
+    def __init__(self, evse: EvseModel, now: Callable[[], float]):
+        self.evse = evse
+        self.now = now
+
+    async def write(self, point: str, value: Any) -> None:
+        if point == "current_limit":
+            self.evse.set_limit(float(value), self.now())
+        elif point in ("start", "stop"):
+            self.evse.set_enabled(point == "start", self.now())
+
+    def status(self) -> ChargerStatus:
+        t = self.now()
+        e = self.evse
+        i = e.current_a(t)
+        ph = e.phases()
+        return ChargerStatus(state=e.state(t), enabled=e.enabled, current_limit=e.offered_a(t),
+                             current_l1=i, current_l2=i if ph == 3 else 0.0, current_l3=i if ph == 3 else 0.0,
+                             power=e.power_w(t), session_energy=e.session_wh / 1000, energy_total=e.total_wh / 1000)
+
+
+@dataclass
+class Visit:
+    charger: int
+    arrive_s: float
+    leave_s: float
+    car: Car
+
+
+@dataclass
+class DayResult:
+    strategy: str
+    peak_grid_kw: float = 0.0
+    energy_kwh: float = 0.0
+    unmet_kwh: float = 0.0
+    valley_kwh: float = 0.0
+    peak_kwh: float = 0.0
+    cost: float = 0.0
+    steps_over_limit: int = 0
+    max_charging_over_budget_w: float = -math.inf  # charger power - (limit - base); <= 0 means the limit held
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def valley_share(self) -> float:
+        return self.valley_kwh / self.energy_kwh if self.energy_kwh else 0.0
+
+
+def random_visits(*, chargers: int, seed: int, day_s: float = 86_400) -> list[Visit]:
+    """Taxi-and-office mix: some arrive in the evening and stay overnight, some top up in the day."""
+    rng = random.Random(seed)
+    visits: list[Visit] = []
+    for c in range(chargers):
+        t = rng.uniform(0, 3 * 3600)
+        while t < day_s - 1800:
+            hour = (t / 3600) % 24
+            overnight = hour >= 17 or hour < 3
+            dwell = rng.uniform(8, 11) * 3600 if overnight else rng.uniform(1, 4) * 3600
+            need = rng.uniform(20_000, 45_000) if overnight else rng.uniform(6_000, 18_000)
+            car = Car(need_wh=need, max_a=rng.choice([16.0, 32.0, 32.0]), phases=3, id_tag=f"V{len(visits)}")
+            leave = min(t + dwell, day_s)
+            visits.append(Visit(c, t, leave, car))
+            t = leave + rng.uniform(0.2, 2) * 3600
+    return visits
+
+
+def base_load_w(t_s: float, rng: random.Random, *, peak_w: float = 30_000) -> float:
+    hour = (t_s / 3600) % 24
+    daytime = math.exp(-((hour - 13) ** 2) / 18)
+    return peak_w * (0.3 + 0.6 * daytime) * rng.uniform(0.9, 1.1)
+
+
+async def run_day(
+    site: SiteConfig | None,
+    *,
+    chargers: int = 6,
+    seed: int = 7,
+    step_s: float = 60.0,
+    day_start_ms: int = DAY_START_MS,
+    tariff: Tariff | None = None,
+    meter_outage: tuple[float, float] | None = None,
+    on_step: Callable[[float, float, float, SiteController | None], None] | None = None,
+    limit_w: float | None = None,
+    label: str = "",
+) -> DayResult:
+    """Run one day. ``site`` None = every charger offers its maximum ("as fast as possible")."""
+    clock_t = [0.0]
+    names = [f"cp{i + 1}" for i in range(chargers)]
+    evses = [EvseModel(max_a=32.0) for _ in names]
+    drivers = {n: ModelCharger(e, lambda: clock_t[0]) for n, e in zip(names, evses, strict=True)}
+    table = SeriesTable()
+    table.add_device("grid", [MetricSpec("power", "W")])
+    for n in names:
+        table.add_device(n, CHARGER_METRICS)
+    latest = LatestValues(len(table))
+    tariff = tariff or TouSchedule(site.tou if site is not None else SiteConfig.model_fields["tou"].default)
+    clock = _SimClock(day_start_ms, clock_t)
+    controller = SiteController(site, drivers, latest, table, clock, tariff) if site is not None else None
+    limit = limit_w if limit_w is not None else (site.limit_w if site is not None else math.inf)
+    visits = sorted(random_visits(chargers=chargers, seed=seed, day_s=86_400), key=lambda v: v.arrive_s)
+    present: dict[int, Visit] = {}
+    rng = random.Random(seed + 1)
+    res = DayResult(label or ("as fast as possible" if site is None else "site controller"))
+    vi = 0
+    t = 0.0
+    while t < 86_400:
+        clock_t[0] = t
+        now_ms = day_start_ms + int(t * 1000)
+        for c, v in list(present.items()):
+            if t >= v.leave_s:
+                res.unmet_kwh += max(0.0, v.car.need_wh - evses[c].session_wh) / 1000
+                evses[c].unplug(t)
+                del present[c]
+        while vi < len(visits) and visits[vi].arrive_s <= t:
+            v = visits[vi]
+            vi += 1
+            if v.charger not in present:
+                evses[v.charger].plug(v.car, t)
+                present[v.charger] = v
+        base = base_load_w(t, rng)
+        grid = base + sum(e.power_w(t) for e in evses)
+        _publish(latest, table, names, drivers, grid, now_ms, meter_outage=meter_outage, t=t)
+        if controller is not None:
+            res.events += await controller.step(now_ms)
+        charging = sum(e.power_w(t) for e in evses)
+        grid = base + charging
+        res.peak_grid_kw = max(res.peak_grid_kw, grid / 1000)
+        res.steps_over_limit += grid > limit
+        res.max_charging_over_budget_w = max(res.max_charging_over_budget_w, charging - max(0.0, limit - base))
+        if on_step is not None:
+            on_step(t, base, charging, controller)
+        before = sum(e.total_wh for e in evses)
+        for e in evses:
+            e.advance(t + step_s)
+        kwh = (sum(e.total_wh for e in evses) - before) / 1000
+        period = tariff.period_at(now_ms)
+        res.energy_kwh += kwh
+        res.valley_kwh += kwh if period == "valley" else 0.0
+        res.peak_kwh += kwh if period == "peak" else 0.0
+        res.cost += kwh * tariff.price_at(now_ms)
+        t += step_s
+    for c, v in present.items():
+        res.unmet_kwh += max(0.0, v.car.need_wh - evses[c].session_wh) / 1000
+    return res
+
+
+class _SimClock:
+    def __init__(self, start_ms: int, t: list[float]):
+        self.start_ms = start_ms
+        self.t = t
+
+    def now_ms(self) -> int:
+        return self.start_ms + int(self.t[0] * 1000)
+
+    def monotonic(self) -> float:
+        return self.t[0]
+
+
+def _publish(latest, table, names, drivers, grid_w, now_ms, *, meter_outage, t) -> None:
+    sids, vals = [], []
+    if meter_outage is None or not (meter_outage[0] <= t < meter_outage[1]):
+        sids.append(table.id("grid", "power"))
+        vals.append(grid_w)
+    for n in names:
+        idx = table.index(n)
+        for s in drivers[n].status().samples():
+            sids.append(idx[s.metric])
+            vals.append(s.value)
+    k = len(sids)
+    latest.update(np.asarray(sids, np.int32), np.full(k, now_ms, np.int64), np.asarray(vals, np.float64),
+                  np.zeros(k, np.uint32))

@@ -1,0 +1,235 @@
+"""Site load management: fair share, pause, ramp, fail-safe on stale meter data, limits over a day, TOU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.model import MetricSpec, Quality
+from agent.series import LatestValues, SeriesTable
+from agent.site import Demand, SiteConfig, TouSchedule, allocate
+from agent.site.controller import SiteController
+from agent.site.dayrun import DAY_START_MS, ModelCharger, run_day
+from drivers.charger_common import CHARGER_METRICS, Car, EvseModel
+
+WPA = 230 * 3
+
+
+def test_fair_share_splits_evenly_and_respects_caps():
+    d = [Demand("a", WPA, 32), Demand("b", WPA, 32), Demand("c", WPA, 10)]
+    out = allocate(d, budget_w=40 * WPA)
+    assert out == {"a": 15.0, "b": 15.0, "c": 10.0}
+
+
+def test_not_enough_for_everyone_pauses_the_latest_arrival():
+    d = [Demand("a", WPA, 32, since=1), Demand("b", WPA, 32, since=2), Demand("c", WPA, 32, since=3)]
+    out = allocate(d, budget_w=13 * WPA)
+    assert out == {"a": 6.5, "b": 6.5, "c": 0.0}
+    assert allocate(d, budget_w=5 * WPA) == {"a": 0.0, "b": 0.0, "c": 0.0}
+
+
+def test_ramp_limits_increases_only():
+    d = [Demand("a", WPA, 32, prev_a=6), Demand("b", WPA, 32, prev_a=30)]
+    out = allocate(d, budget_w=20 * WPA, ramp_a=4)
+    assert out == {"a": 10.0, "b": 10.0}
+
+
+def test_boost_goes_first_and_ignores_tou_cap():
+    d = [Demand("a", WPA, 32), Demand("taxi", WPA, 32, boosted=True)]
+    out = allocate(d, budget_w=40 * WPA, tou_cap_w=0)
+    assert out == {"a": 0.0, "taxi": 32.0}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    caps=st.lists(st.floats(0, 40), min_size=0, max_size=8),
+    prev=st.lists(st.floats(0, 32), min_size=8, max_size=8),
+    phases=st.lists(st.sampled_from([1, 3]), min_size=8, max_size=8),
+    boost=st.lists(st.booleans(), min_size=8, max_size=8),
+    budget=st.floats(-10_000, 200_000),
+    tou=st.none() | st.floats(0, 100_000),
+    ramp=st.none() | st.floats(0.5, 10),
+)
+def test_allocation_never_exceeds_budget_and_is_zero_or_at_least_min(caps, prev, phases, boost, budget, tou, ramp):
+    d = [Demand(f"c{i}", 230 * phases[i], c, prev[i], boost[i], i) for i, c in enumerate(caps)]
+    out = allocate(d, budget_w=budget, tou_cap_w=tou, min_a=6, ramp_a=ramp)
+    used = sum(out[x.name] * x.watts_per_amp for x in d)
+    assert used <= max(0.0, budget) + 1e-6
+    if tou is not None:
+        assert sum(out[x.name] * x.watts_per_amp for x in d if not x.boosted) <= tou + 1e-6
+    for x in d:
+        a = out[x.name]
+        assert a == 0 or 6 <= a <= max(x.cap_a, 6) + 1e-6
+
+
+# ------------------------------------------------------------------------------------ controller
+class Rig:
+    """A site with a grid meter and real SiteController over LatestValues; chargers are EvseModels."""
+
+    def __init__(self, n=3, **site_kw):
+        self.t = 0.0
+        self.names = [f"cp{i + 1}" for i in range(n)]
+        self.evse = {x: EvseModel() for x in self.names}
+        self.drivers = {x: ModelCharger(self.evse[x], lambda: self.t) for x in self.names}
+        self.table = SeriesTable()
+        self.table.add_device("grid", [MetricSpec("power", "W")])
+        for x in self.names:
+            self.table.add_device(x, CHARGER_METRICS)
+        self.latest = LatestValues(len(self.table))
+        cfg = {"grid_meter": {"device": "grid"}, "chargers": self.names, "limit_kw": 30, "margin_kw": 0,
+               "ramp_up": None, "tou": {"enabled": False}, **site_kw}
+        self.site = SiteController(SiteConfig.model_validate(cfg), self.drivers, self.latest, self.table, self,
+                                   TouSchedule(SiteConfig.model_validate(cfg).tou))
+        self.base_w = 5000.0
+
+    def ms(self) -> int:
+        return 1_700_000_000_000 + int(self.t * 1000)
+
+    now_ms = ms  # the rig is the controller's clock
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def publish(self, *, meter=True, quality=0):
+        sids, vals, q = [], [], []
+        if meter:
+            sids.append(self.table.id("grid", "power"))
+            vals.append(self.base_w + sum(e.power_w(self.t) for e in self.evse.values()))
+            q.append(quality)
+        for x in self.names:
+            idx = self.table.index(x)
+            for s in self.drivers[x].status().samples():
+                sids.append(idx[s.metric])
+                vals.append(s.value)
+                q.append(0)
+        n = len(sids)
+        self.latest.update(np.asarray(sids, np.int32), np.full(n, self.ms(), np.int64), np.asarray(vals), np.asarray(q, np.uint32))
+
+    async def step(self, dt=5.0, **kw):
+        self.t += dt
+        self.publish(**kw)
+        return await self.site.step(self.ms())
+
+
+async def test_shares_and_pauses_and_follows_base_load():
+    rig = Rig()
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=50_000), 0)
+    ev = await rig.step()
+    assert ev[-1]["type"] == "site_allocation"
+    # 30 kW - 5 kW base = 25 kW / 3 chargers / 690 W/A = 12.07 A
+    assert rig.site.alloc == {"cp1": 12.0, "cp2": 12.0, "cp3": 12.0}
+    assert all(e.current_a(rig.t) == 12.0 for e in rig.evse.values())
+    rig.base_w = 20_000  # 10 kW left = 14.5 A: two chargers at 7.2 A, the third pauses
+    await rig.step()
+    assert sorted(rig.site.alloc.values()) == [0.0, 7.2, 7.2] and rig.site.alloc["cp3"] == 0.0
+    rig.base_w = 29_000
+    await rig.step()
+    assert set(rig.site.alloc.values()) == {0.0}
+    assert await rig.step() == []  # nothing changed: nothing written, nothing published
+
+
+async def test_stale_meter_falls_back_to_safe_current_in_one_step_and_recovers():
+    rig = Rig(safe_current=8, stale_after=12)
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=50_000), 0)
+    await rig.step()
+    assert rig.site.alloc["cp1"] == 12.0
+    await rig.step(dt=5, meter=False)  # 5 s old: still fresh
+    ev = await rig.step(dt=10, meter=False)  # 15 s old: stale
+    assert ev[0]["type"] == "site_failsafe" and "15 s old" in ev[0]["reason"]
+    assert all(e.offered_a(rig.t) == 8.0 for e in rig.evse.values())
+    ev = await rig.step()
+    assert ev[0]["type"] == "site_recovered" and rig.site.alloc["cp1"] == 12.0
+    ev = await rig.step(quality=int(Quality.STALE))
+    assert ev[0]["type"] == "site_failsafe" and "flagged stale" in ev[0]["reason"]
+
+
+async def test_user_limit_stop_start_and_boost_through_the_site():
+    rig = Rig(tou={"enabled": True, "peak_max_kw": 0, "windows": [{"start": 0, "end": 24, "period": "peak"}]})
+    rig.evse["cp1"].plug(Car(need_wh=50_000), 0)
+    rig.evse["cp2"].plug(Car(need_wh=50_000), 0)
+    await rig.step()
+    assert rig.site.alloc["cp1"] == 0.0  # peak hour, no boost: paused
+    out = await rig.site.command("cp1", "boost", 30)
+    assert out["boost_until"] == rig.ms() + 30 * 60_000
+    await rig.step()
+    assert rig.site.alloc["cp1"] == 32.0 and rig.site.alloc["cp2"] == 0.0
+    await rig.site.command("cp1", "set_current_limit", 10)
+    assert rig.evse["cp1"].offered_a(rig.t) == 10.0  # lowered at once, not at the next step
+    await rig.step()
+    assert rig.site.alloc["cp1"] == 10.0
+    await rig.site.command("cp1", "stop", None)
+    assert not rig.evse["cp1"].enabled
+    await rig.step()
+    assert rig.site.alloc["cp1"] == 0.0
+    await rig.site.command("cp1", "start", None)
+    await rig.step()
+    assert rig.evse["cp1"].enabled and rig.site.alloc["cp1"] == 10.0
+    await rig.step(dt=31 * 60)  # boost expired
+    assert rig.site.alloc["cp1"] == 0.0
+
+
+async def test_car_taking_less_releases_its_share():
+    rig = Rig(n=2)
+    rig.evse["cp1"].plug(Car(need_wh=50_000, max_a=6), 0)
+    rig.evse["cp2"].plug(Car(need_wh=50_000, max_a=32), 0)
+    await rig.step()
+    assert rig.site.alloc == {"cp1": 18.1, "cp2": 18.1}
+    await rig.step()
+    await rig.step()
+    assert rig.site.alloc["cp1"] <= 8 and rig.site.alloc["cp2"] >= 28
+
+
+SITE = {"grid_meter": {"device": "grid"}, "chargers": [f"cp{i}" for i in range(1, 7)], "limit_kw": 80}
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+async def test_site_limit_holds_on_every_step_of_a_random_day(seed):
+    over = []
+
+    def check(t, base, charging, _c):
+        if charging > max(0.0, 80_000 - base) + 1e-6:
+            over.append((t, base, charging))
+
+    res = await run_day(SiteConfig.model_validate(SITE), seed=seed, on_step=check)
+    assert over == []
+    assert res.steps_over_limit == 0 and res.energy_kwh > 200
+    fast = await run_day(None, seed=seed, limit_w=80_000)
+    assert fast.steps_over_limit > 0  # without management this site would trip
+
+
+async def test_fail_safe_over_a_meter_outage_in_a_day():
+    res = await run_day(SiteConfig.model_validate({**SITE, "safe_current": 6}), seed=5,
+                        meter_outage=(10 * 3600, 11 * 3600))
+    events = [e for e in res.events if e["type"] in ("site_failsafe", "site_recovered")]
+    assert [e["type"] for e in events] == ["site_failsafe", "site_recovered"]
+    # the last reading is 60 s old at the first step of the outage (stale_after 15 s): fall back right there
+    assert (events[0]["ts"] - DAY_START_MS) / 1000 == 10 * 3600
+    assert (events[1]["ts"] - DAY_START_MS) / 1000 == 11 * 3600
+    fs = [e for e in res.events if e["type"] == "site_allocation" and e.get("mode") == "failsafe"]
+    assert fs and all(a in (0.0, 6.0) for a in fs[0]["allocations"].values())
+
+
+async def test_valley_preference_is_measurable():
+    tou = await run_day(SiteConfig.model_validate({**SITE, "tou": {"peak_max_kw": 11}}), seed=7)
+    plain = await run_day(SiteConfig.model_validate({**SITE, "tou": {"enabled": False}}), seed=7)
+    assert tou.valley_share > plain.valley_share + 0.05
+    assert tou.peak_kwh < plain.peak_kwh * 0.7
+    assert tou.cost / tou.energy_kwh < plain.cost / plain.energy_kwh
+
+
+def test_tou_schedule_and_config_errors():
+    s = TouSchedule(SiteConfig.model_validate(SITE).tou)
+    midnight_local = 1_700_000_000_000 - (1_700_000_000_000 + 8 * 3_600_000) % 86_400_000
+    assert s.period_at(midnight_local) == "valley"
+    assert s.period_at(midnight_local + 11 * 3_600_000) == "peak"
+    assert s.period_at(midnight_local + 8 * 3_600_000) == "flat"
+    assert s.price_at(midnight_local + 19 * 3_600_000) == 1.512
+    with pytest.raises(ValueError, match="exactly one of limit_kw or limit_a"):
+        SiteConfig.model_validate({**SITE, "limit_a": 100})
+    with pytest.raises(ValueError, match="grid meter cannot be one of the chargers"):
+        SiteConfig.model_validate({**SITE, "grid_meter": {"device": "cp1"}})
+    assert SiteConfig.model_validate({**SITE, "limit_kw": None, "limit_a": 100}).limit_w == 100 * 230 * 3
