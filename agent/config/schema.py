@@ -68,7 +68,7 @@ class MqttConfig(Frozen):
 
 class StoreConfig(Frozen):
     path: Path | None = Field(None, description="SQLite outbox; defaults to {state_dir}/outbox.db.")
-    max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024, description="Disk cap for the outbox.")
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, description="Disk cap for the outbox (database, WAL and index together); at least 1 MiB.")
     commit_interval: float = Field(0.2, gt=0, le=10, description="Seconds between batched commits.")
 
 
