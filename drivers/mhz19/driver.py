@@ -1,0 +1,84 @@
+"""Winsen MH-Z19B CO2 sensor on a ``serial`` line.
+
+The sensor needs a preheat period after power-up; readings taken within ``warmup`` seconds of
+``open()`` are either flagged ESTIMATED or not reported at all (``warmup_mode``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from agent.config.schema import DeviceConfig
+from agent.driver import DriverContext
+from agent.model import MetricSpec, Quality, Sample
+
+from . import codec
+
+
+class WarmupMode(enum.StrEnum):
+    ESTIMATED = "estimated"  # report, flagged as estimated
+    SKIP = "skip"  # report nothing until warm
+
+
+class DetectionRange(enum.IntEnum):
+    R2000 = 2000
+    R5000 = 5000
+    R10000 = 10000
+
+
+class Mhz19Config(DeviceConfig):
+    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"serial"})
+
+    type: Literal["mhz19"]
+    line: str = Field(description="Name of a `serial` line (9600 8N1).")
+    abc: bool | None = Field(None, description="Automatic baseline correction: set on open when given, else left as it is.")
+    detection_range: DetectionRange | None = Field(None, description="Set the detection range (ppm) on open when given.")
+    warmup: float = Field(180.0, ge=0, le=3600, description="Seconds after open during which readings are not trusted.")
+    warmup_mode: WarmupMode = WarmupMode.ESTIMATED
+
+
+METRICS = [
+    MetricSpec("co2", "ppm"),
+    MetricSpec("temperature", "degC", description="Sensor-internal temperature (undocumented, coarse)"),
+]
+
+
+def _is_read_reply(frame: bytes) -> bool:
+    return frame[1] == codec.CMD_READ
+
+
+class Mhz19Driver:
+    def __init__(self, config: Mhz19Config, ctx: DriverContext):
+        self.config = config
+        self.clock = ctx.clock
+        self.bus = ctx.buses.get(config.line)
+        self.opened_at = 0.0
+
+    def metrics(self) -> list[MetricSpec]:
+        return list(METRICS)
+
+    async def open(self) -> None:
+        cfg = self.config
+        # Settings commands get no reply we rely on (firmware differs); send and move on.
+        if cfg.abc is not None:
+            await self.bus.transact(codec.ABC_ON if cfg.abc else codec.ABC_OFF, read_until=None, timeout=cfg.timeout)
+        if cfg.detection_range is not None:
+            await self.bus.transact(codec.set_range(int(cfg.detection_range)), read_until=None, timeout=cfg.timeout)
+        self.opened_at = self.clock.monotonic()
+
+    async def read(self) -> list[Sample]:
+        cfg = self.config
+        frame = await self.bus.transact(codec.READ, read_until=codec.scan, accept=_is_read_reply, timeout=cfg.timeout)
+        r = codec.decode_reading(frame)
+        quality = 0
+        if self.clock.monotonic() - self.opened_at < cfg.warmup:
+            if cfg.warmup_mode is WarmupMode.SKIP:
+                return []
+            quality = int(Quality.ESTIMATED)
+        return [Sample("co2", float(r.co2_ppm), quality), Sample("temperature", float(r.temperature_c), quality)]
+
+    async def close(self) -> None:
+        """Nothing to release: the line belongs to the bus pool."""

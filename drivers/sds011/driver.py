@@ -1,0 +1,106 @@
+"""Nova SDS011 PM2.5/PM10 sensor on a ``serial`` line, in query mode, with optional laser duty cycling.
+
+With ``sleep_between_reads`` the laser and fan only run for ``warmup`` seconds before each
+reading, once every ``read_every`` seconds. The driver never sleeps itself: each poll advances
+a small state machine (asleep → woken → warm → read and back to sleep) on the agent's clock;
+polls that fall in the sleeping or warming phase return no samples.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from agent.config.schema import DeviceConfig
+from agent.driver import DriverContext
+from agent.errors import ProtocolError
+from agent.model import MetricSpec, Sample
+
+from . import codec
+
+
+class Sds011Config(DeviceConfig):
+    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"serial"})
+
+    type: Literal["sds011"]
+    line: str = Field(description="Name of a `serial` line (9600 8N1).")
+    device_id: int = Field(codec.ALL_SENSORS, ge=0, le=0xFFFF, description="Sensor id; 65535 (FFFF) addresses any sensor.")
+    sleep_between_reads: bool = Field(False, description="Sleep the laser between readings to extend its life.")
+    read_every: float = Field(300.0, gt=0, description="With sleep_between_reads: seconds between readings.")
+    warmup: float = Field(30.0, ge=0, le=600, description="With sleep_between_reads: seconds the fan runs before a reading counts.")
+
+    @model_validator(mode="after")
+    def _cycle(self) -> Sds011Config:
+        if self.sleep_between_reads and self.warmup >= self.read_every:
+            raise ValueError(f"warmup ({self.warmup:g}s) must be shorter than read_every ({self.read_every:g}s)")
+        return self
+
+
+METRICS = [MetricSpec("pm2_5", "ug/m3"), MetricSpec("pm10", "ug/m3")]
+
+
+def _reply_to(cmd: int):
+    return lambda f: f[1] == codec.REPLY and f[2] == cmd
+
+
+def _is_data(frame: bytes) -> bool:
+    return frame[1] == codec.DATA
+
+
+class Sds011Driver:
+    def __init__(self, config: Sds011Config, ctx: DriverContext):
+        self.config = config
+        self.clock = ctx.clock
+        self.bus = ctx.buses.get(config.line)
+        self.awake_since: float | None = None
+        self.next_wake = 0.0
+
+    def metrics(self) -> list[MetricSpec]:
+        return list(METRICS)
+
+    async def _command(self, frame: bytes, cmd: int) -> None:
+        await self.bus.transact(frame, read_until=codec.scan, accept=_reply_to(cmd), timeout=self.config.timeout)
+
+    async def open(self) -> None:
+        dev = self.config.device_id
+        # A sensor left asleep by an earlier run answers nothing but "work": wake it first.
+        await self._command(codec.work(dev), codec.CMD_SLEEP)
+        self.awake_since = self.clock.monotonic()
+        await self._command(codec.set_query_mode(dev), codec.CMD_REPORT_MODE)
+
+    async def _query(self) -> list[Sample]:
+        frame = await self.bus.transact(codec.query(self.config.device_id), read_until=codec.scan,
+                                        accept=_is_data, timeout=self.config.timeout)
+        f = codec.decode(frame)
+        if self.config.device_id != codec.ALL_SENSORS and f.device_id != self.config.device_id:
+            raise ProtocolError(f"SDS011 answered with id {f.device_id:04X}, expected {self.config.device_id:04X}")
+        return [Sample("pm2_5", f.pm2_5), Sample("pm10", f.pm10)]
+
+    async def read(self) -> list[Sample]:
+        cfg = self.config
+        if not cfg.sleep_between_reads:
+            return await self._query()
+        now = self.clock.monotonic()
+        if self.awake_since is None:
+            if now < self.next_wake:
+                return []
+            await self._command(codec.work(cfg.device_id), codec.CMD_SLEEP)
+            self.awake_since = now
+            return []
+        if now - self.awake_since < cfg.warmup:
+            return []
+        samples = await self._query()
+        await self._command(codec.sleep(cfg.device_id), codec.CMD_SLEEP)
+        self.next_wake = self.awake_since + cfg.read_every
+        self.awake_since = None
+        return samples
+
+    async def close(self) -> None:
+        """Leave a duty-cycled sensor asleep; the line itself belongs to the bus pool."""
+        if self.config.sleep_between_reads and self.awake_since is not None:
+            try:
+                await self._command(codec.sleep(self.config.device_id), codec.CMD_SLEEP)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+            self.awake_since = None
