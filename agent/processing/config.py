@@ -122,8 +122,8 @@ class TariffConfig(_Frozen):
 
 class AnomalyConfig(_Frozen):
     enabled: bool = True
-    threshold: float = Field(0.9, gt=0, lt=1, description="Detector score at which an anomaly starts.")
-    release: float = Field(0.5, gt=0, lt=1, description="Score below which an active anomaly may end.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Detector score at which an anomaly starts.")
+    release: float = Field(0.3, gt=0, lt=1, description="Score below which an active anomaly may end.")
     quiet_samples: int = Field(10, ge=1, description="Samples below `release` that end an anomaly.")
     alpha: float = Field(0.01, gt=0, lt=1, description="Baseline adaptation rate per sample.")
     decay: float = Field(0.9999, gt=0, lt=1, description="Per-sample decay of the memory of recent surprise.")

@@ -26,7 +26,7 @@ DET_COLS = 13
 FLOOR = 0.1  # short-term scales never drop below this fraction of the long-term ones
 ANOMALY = int(Quality.ANOMALY)
 CLIP = 4.0  # level updates see the value clipped to mean +- CLIP deviations
-SCALE = 6.0  # normalised surprise at which the score is 0.5
+SCALE = 3.0  # normalised surprise at which the score is 0.5
 RSLOW = 0.25  # the surprise history adapts this much slower than the baselines
 
 

@@ -115,8 +115,9 @@ def window_step(series, ts, value, quality, delta, reject_mask, width, gap_ms, s
             sf[s, F_MIN] = v
         if v > sf[s, F_MAX]:
             sf[s, F_MAX] = v
-        d = v - sf[s, F_MEAN]
-        sf[s, F_MEAN] += d / cnt
+        mean = sf[s, F_MEAN]
+        d = v - mean
+        sf[s, F_MEAN] = mean + (v / cnt - mean / cnt)  # no overflow near the float limits
         sf[s, F_M2] += d * (v - sf[s, F_MEAN])
         dl = delta[r]
         if math.isfinite(dl):

@@ -1,0 +1,286 @@
+"""Kernels: numba build == plain-Python build (py_func) == independent reference, incl. nasty data."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
+import numba.core.config as _nbconfig  # noqa: E402
+
+_nbconfig.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from agent.model import Quality  # noqa: E402
+from agent.processing.jit import py_func  # noqa: E402
+from agent.processing.kernels import counters, detect, quality, window  # noqa: E402
+
+W = 60_000
+GAP = 5_000
+NSER = 3
+
+
+def run_windows(step, flush, s, ts, v, q, delta, cutoff):
+    si, sf = window.new_state(NSER)
+    gap = np.full(NSER, GAP, np.int64)
+    n = len(s)
+    oi, of = np.empty((n, 6), np.int64), np.empty((n, 8))
+    k = step(s, ts, v, q, delta, np.uint32(1), W, gap, si, sf, oi, of)
+    oi2, of2 = np.empty((NSER, 6), np.int64), np.empty((NSER, 8))
+    k2 = flush(cutoff, W, gap, si, sf, oi2, of2)
+    return np.vstack([oi[:k], oi2[:k2]]), np.vstack([of[:k], of2[:k2]])
+
+
+def reference_windows(s, ts, v, q, delta):
+    """Plain per-series implementation of the documented window semantics."""
+    out = []
+    for sid in range(NSER):
+        rows = [i for i in range(len(s)) if s[i] == sid]
+        cur = None
+        last_ts = None
+        win = None
+
+        def close():
+            good = win["vals"]
+            end = cur + W
+            tw = win["tw"]
+            if win["inorder"]:
+                hold = min(end - win["last_ts"], GAP)
+                tw = (tw[0] + win["last"] * hold, tw[1] + hold)
+            c = len(good)
+            if c:
+                mean = sum(good) / c
+                stats = [min(good), max(good), mean, tw[0] / tw[1] if tw[1] > 0 else win["last"],
+                         math.sqrt(sum((x - mean) * (x - mean) for x in good) / c), win["first"], win["last"]]
+            else:
+                stats = [math.nan] * 7
+            out.append(([sid, cur, c, win["gaps"], win["rej"], win["late"]], stats + [win["delta"]]))
+
+        for i in rows:
+            ws = (int(ts[i]) // W) * W
+            if cur is None or ws > cur:
+                if cur is not None:
+                    close()
+                cur = ws
+                win = {"vals": [], "tw": (0.0, 0.0), "gaps": 0, "rej": 0, "late": 0, "inorder": 0,
+                       "first": math.nan, "last": math.nan, "last_ts": None, "delta": 0.0}
+            elif ws < cur:
+                win["late"] += 1
+                continue
+            x = float(v[i])
+            if not math.isfinite(x) or q[i] & 1:
+                win["rej"] += 1
+                continue
+            win["vals"].append(x)
+            if math.isfinite(delta[i]):
+                win["delta"] += float(delta[i])
+            t = int(ts[i])
+            if last_ts is None or t >= last_ts:
+                if win["inorder"]:
+                    dt = t - last_ts
+                    win["tw"] = (win["tw"][0] + win["last"] * min(dt, GAP), win["tw"][1] + min(dt, GAP))
+                    win["gaps"] += dt > GAP
+                else:
+                    win["gaps"] += last_ts is not None and t - last_ts > GAP
+                    win["first"] = x
+                win["inorder"] += 1
+                win["last"] = x
+                win["last_ts"] = t
+                last_ts = t
+        if cur is not None:
+            close()
+    return out
+
+
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.floats(-1e6, 1e6),
+    st.sampled_from([0.0, -0.0, 1e300, -1e300, 5e-324]),
+)
+rows = st.lists(
+    st.tuples(st.integers(0, NSER - 1), st.integers(0, 400_000), values, st.sampled_from([0, 0, 0, 1, 2])),
+    max_size=60,
+)
+
+
+def columns(data, sort=True):
+    if sort:  # mostly in order per series, with some out-of-order rows kept by the caller
+        data = sorted(data, key=lambda r: r[1])
+    s = np.array([r[0] for r in data], np.int32)
+    ts = np.array([r[1] for r in data], np.int64) + 1_700_000_000_000
+    v = np.array([r[2] for r in data], np.float64)
+    q = np.array([r[3] for r in data], np.uint32)
+    return s, ts, v, q
+
+
+def same(a, b):
+    return np.allclose(a, b, rtol=1e-9, atol=1e-9, equal_nan=True) or np.array_equal(a, b, equal_nan=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows, st.booleans())
+def test_windows_match_python_and_reference(data, in_order):
+    s, ts, v, q = columns(data, sort=in_order)
+    delta = np.where(np.arange(len(s)) % 3 == 0, 0.5, np.nan)
+    cutoff = int(ts.max()) + 10 * W if len(ts) else 0
+    ji, jf = run_windows(window.window_step, window.window_flush, s, ts, v, q, delta, cutoff)
+    pi, pf = run_windows(py_func(window.window_step), py_func(window.window_flush), s, ts, v, q, delta, cutoff)
+    assert np.array_equal(ji, pi)
+    assert np.array_equal(jf, pf, equal_nan=True)
+    ref = reference_windows(s, ts, v, q, delta)
+    key = lambda r: (r[0][0], r[0][1])  # noqa: E731
+    ref = sorted(ref, key=key)
+    order = np.lexsort((ji[:, 1], ji[:, 0])) if len(ji) else []
+    assert len(ref) == len(ji)
+    finite = np.abs(v[np.isfinite(v)])
+    tol = 1e-9 * (float(finite.max()) if finite.size else 1.0) + 1e-9  # float rounding at the data's scale
+    for (ri, rf), j in zip(ref, order, strict=True):
+        assert list(ji[j]) == ri
+        with np.errstate(all="ignore"):
+            for a, b in zip(jf[j], rf, strict=True):
+                assert (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=tol) \
+                    or not math.isfinite(b), (jf[j], rf)
+
+
+def test_window_single_sample_and_gap_counting():
+    s = np.zeros(4, np.int32)
+    t0 = 1_700_000_040_000  # a minute boundary
+    ts = np.array([t0 + 1000, t0 + 2000, t0 + 30_000, t0 + 31_000], np.int64)  # 28 s gap
+    v = np.array([1.0, 3.0, 5.0, 7.0])
+    oi, of = run_windows(window.window_step, window.window_flush, s, ts, v, np.zeros(4, np.uint32), np.full(4, np.nan), t0 + W)
+    assert oi.tolist() == [[0, t0, 4, 1, 0, 0]]
+    mn, mx, mean, twa, std, first, last, _ = of[0]
+    assert (mn, mx, mean, first, last) == (1.0, 7.0, 4.0, 1.0, 7.0)
+    # holds: 1 for 1 s, 3 for 5 s (capped at the gap), 5 for 1 s, 7 for 5 s (capped, to the window end)
+    assert twa == pytest.approx((1 * 1 + 3 * 5 + 5 * 1 + 7 * 5) / 12)
+    assert std == pytest.approx(math.sqrt(5.0))
+
+
+def test_flush_without_data_closes_only_ended_windows():
+    si, sf = window.new_state(2)
+    gap = np.full(2, GAP, np.int64)
+    oi, of = np.empty((2, 6), np.int64), np.empty((2, 8))
+    s = np.array([0, 1], np.int32)
+    ts = np.array([0, 90_000], np.int64)
+    window.window_step(s, ts, np.ones(2), np.zeros(2, np.uint32), np.full(2, np.nan), np.uint32(1), W, gap, si, sf, oi, of)
+    assert window.window_flush(59_999, W, gap, si, sf, oi, of) == 0
+    assert window.window_flush(60_000, W, gap, si, sf, oi, of) == 1 and oi[0, 0] == 0
+    assert window.window_flush(120_000, W, gap, si, sf, oi, of) == 1 and oi[0, 0] == 1
+    assert window.window_flush(10**13, W, gap, si, sf, oi, of) == 0
+
+
+def run_counters(fn, mode, s, ts, v, rollover):
+    n = len(s)
+    ci, cf = counters.new_state(2)
+    d = np.empty(n)
+    q = np.zeros(n, np.uint32)
+    fn(s, ts, v, q, np.full(2, mode, np.int8), np.full(2, rollover), np.full(2, 1000.0), np.full(2, 10_000, np.int64), ci, cf, d)
+    return d, q, ci
+
+
+def test_counter_rollover_reset_and_glitch():
+    v = np.array([4294967290.0, 4294967295.0, 3.0, 10.0, 2.0, 5.0, 1e9, 6.0])
+    s = np.zeros(len(v), np.int32)
+    ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
+    for fn in (counters.counter_step, py_func(counters.counter_step)):
+        d, q, ci = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 4294967296.0)
+        assert np.isnan(d[0])
+        assert d[1:6].tolist() == [5.0, 4.0, 7.0, 2.0, 3.0]  # wrap 2^32, then a reset to 0 counted from 0
+        assert np.isnan(d[6]) and q[6] & Quality.SPIKE  # implausible jump rejected
+        assert d[7] == 1.0
+        assert ci[0, counters.C_ROLLOVERS] == 1 and ci[0, counters.C_RESETS] == 1
+
+
+def test_power_integration_trapezoid_and_gap():
+    s = np.zeros(4, np.int32)
+    ts = np.array([0, 3_600_000 // 2, 3_600_000, 3_600_000 + 60_000], np.int64)
+    v = np.array([1000.0, 3000.0, 1000.0, 1000.0])
+    ci, cf = counters.new_state(1)
+    d = np.empty(4)
+    counters.counter_step(s, ts, v, np.zeros(4, np.uint32), np.array([counters.MODE_INTEGRATE], np.int8), np.zeros(1),
+                          np.full(1, np.inf), np.array([3_600_000], np.int64), ci, cf, d)
+    assert np.isnan(d[0])
+    assert d[1] == pytest.approx(1000.0) and d[2] == pytest.approx(1000.0)  # W x h
+    assert d[3] == pytest.approx(1000.0 / 60)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 50), values), max_size=50), st.sampled_from([1, 2]))
+def test_counters_jit_equals_python(data, mode):
+    s = np.array([r[0] for r in data], np.int32)
+    ts = np.cumsum(np.array([r[1] for r in data], np.int64)) * 100
+    v = np.array([r[2] for r in data])
+    a = run_counters(counters.counter_step, mode, s, ts, v, 65536.0)
+    b = run_counters(py_func(counters.counter_step), mode, s, ts, v, 65536.0)
+    assert np.array_equal(a[0], b[0], equal_nan=True) and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+
+
+def run_quality(fn, s, ts, v):
+    n = len(s)
+    q = np.zeros(n, np.uint32)
+    qi, qf = quality.new_state(2)
+    lo, hi = np.array([0.0, -np.inf]), np.array([100.0, np.inf])
+    fn(s, ts, v, q, 10_000, lo, hi, np.array([3, 0]), np.array([0.0, 0.0]), np.array([5.0, np.inf]),
+       np.array([8_000, 0]), qi, qf)
+    return q
+
+
+def test_quality_flags():
+    s = np.zeros(7, np.int32)
+    ts = np.array([1000, 2000, 3000, 4000, 5000, 6000, 7000], np.int64)
+    v = np.array([10.0, 10.0, 10.0, 150.0, 20.0, np.nan, 21.0])
+    q = run_quality(quality.quality_step, s, ts, v)
+    Q = Quality
+    assert q[0] == Q.STALE  # 9 s old on arrival, stale_after 8 s
+    assert q[1] == 0 and q[2] == Q.STUCK  # third equal sample
+    assert q[3] == Q.OUT_OF_RANGE | Q.RATE_OF_CHANGE
+    assert q[4] == Q.RATE_OF_CHANGE  # 130/s down
+    assert q[5] == Q.OUT_OF_RANGE  # NaN is never in range
+    assert q[6] == 0  # 1 per s from the last finite value
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 3000), values), max_size=50))
+def test_quality_jit_equals_python(data):
+    s = np.array([r[0] for r in data], np.int32)
+    ts = np.cumsum(np.array([r[1] for r in data], np.int64))
+    v = np.array([r[2] for r in data])
+    with np.errstate(all="ignore"):
+        assert np.array_equal(run_quality(quality.quality_step, s, ts, v), run_quality(py_func(quality.quality_step), s, ts, v))
+
+
+def run_detect(fn, s, v):
+    n = len(s)
+    q = np.zeros(n, np.uint32)
+    state = detect.new_state(2)
+    score, ev = np.empty(n), np.zeros(n, np.int8)
+    fn(s, v, q, np.ones(2, np.bool_), state, 0.05, 5.0, 0.99, 0.6, 0.3, 3.0, score, ev)
+    return score, ev, q
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), values), max_size=80))
+def test_detector_jit_equals_python(data):
+    s = np.array([r[0] for r in data], np.int32)
+    v = np.array([r[1] for r in data])
+    with np.errstate(all="ignore"):
+        a, b = run_detect(detect.detect_step, s, v), run_detect(py_func(detect.detect_step), s, v)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y, equal_nan=True)
+
+
+def test_detector_fires_once_on_a_spike_and_ends():
+    rng = np.random.default_rng(1)
+    v = 20 + rng.normal(0, 0.1, 400)
+    v[300] = 35.0
+    score, ev, q = run_detect(detect.detect_step, np.zeros(400, np.int32), v)
+    assert score[:300].max() < 0.6
+    assert ev[300] == 1 and q[300] & Quality.ANOMALY
+    assert list(np.flatnonzero(ev == 1)) == [300]
+    assert (ev[301:] == 2).sum() == 1  # one end event after it calms down
