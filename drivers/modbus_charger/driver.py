@@ -1,0 +1,158 @@
+"""Modbus charger driver: reads IEC 61851 state and meter values, writes current limit and enable.
+
+The heartbeat some controllers need (KEBA's failsafe register, ABB's status polling) is sent from
+``read()`` when due; the driver never sleeps. A current limit of 0 pauses charging (by setpoint 0
+or by clearing enable, per profile); ``stop`` disables until ``start``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from agent.driver import DriverContext
+from agent.model import MetricSpec, Sample
+from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus
+
+from .profile import (
+    HeartbeatAction,
+    Pause,
+    Profile,
+    decode_state,
+    decode_value,
+    encode_current,
+    load_profile,
+    profile_names,
+)
+
+
+class ModbusChargerConfig(ChargerConfig):
+    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp"})
+
+    type: Literal["modbus_charger"]
+    line: str = Field(description="Name of the Modbus line (see [lines]).")
+    profile: str = Field(description="Register profile: " + ", ".join(profile_names()))
+    unit: int | None = Field(None, ge=1, le=255, description="Unit id; default from the profile (often 255).")
+    connector: int = Field(1, ge=0, le=64, description="Connector number (CHARX: registers connector x 1000 + offset).")
+    heartbeat_interval: float | None = Field(None, gt=0, description="Override the profile's heartbeat interval (s).")
+
+    @field_validator("profile")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in profile_names():
+            raise ValueError(f"unknown charger profile {v!r} (known: {', '.join(profile_names())})")
+        return v
+
+
+class ModbusChargerDriver:
+    def __init__(self, config: ModbusChargerConfig, ctx: DriverContext):
+        self.config = config
+        self.clock = ctx.clock
+        self.bus: Any = ctx.buses.get(config.line)
+        self.profile: Profile = load_profile(config.profile)
+        self.unit = config.unit if config.unit is not None else self.profile.profile.default_unit
+        self.base = self.profile.offset(config.connector)
+        self.fc = self.profile.profile.read_fc
+        self._limit: float | None = None  # last limit written, A (0 = paused)
+        self._enabled = True  # user start/stop
+        self._last_hb = -math.inf
+
+    def metrics(self) -> list[MetricSpec]:
+        return list(CHARGER_METRICS)
+
+    async def open(self) -> None:
+        self._last_hb = -math.inf
+
+    async def close(self) -> None:
+        pass
+
+    async def _read(self, address: int, count: int) -> list[int]:
+        return await self.bus.read_registers(self.unit, fc=self.fc, address=self.base + address, count=count,
+                                             timeout=self.config.timeout)
+
+    async def _write(self, address: int, values: list[int], *, single: bool) -> None:
+        await self.bus.write_registers(self.unit, address=self.base + address, values=values,
+                                       timeout=self.config.timeout, single=single)
+
+    async def _heartbeat(self) -> None:
+        hb = self.profile.heartbeat
+        if hb is None:
+            return
+        interval = self.config.heartbeat_interval or hb.interval
+        now = self.clock.monotonic()
+        if now - self._last_hb < interval:
+            return
+        if hb.action is HeartbeatAction.WRITE and hb.address is not None:
+            await self._write(hb.address, [hb.value], single=hb.single)
+        self._last_hb = now  # a READ heartbeat is the state read that follows
+
+    async def read(self) -> list[Sample]:
+        p = self.profile
+        await self._heartbeat()
+        st = p.state
+        n = 2 if st.dtype.value.endswith("32") else 1
+        regs = await self._read(st.address, n)
+        cable = await self._read(st.cable_address, n) if st.cable_address is not None else None
+        status = ChargerStatus(state=decode_state(st, regs, cable))
+        volts: dict[str, float] = {}
+        for v in p.values:
+            value = decode_value(v, await self._read(v.address, v.count))
+            if v.name.startswith("voltage_"):
+                volts[v.name[-2:]] = value
+            elif v.name == "enabled":
+                status.enabled = value != 0
+            elif v.name == "error":
+                status.error = int(value)
+            else:
+                setattr(status, v.name, value)
+        if status.enabled is None:
+            status.enabled = self._enabled
+        if status.current_limit is None and self._limit is not None:
+            status.current_limit = self._limit if self._enabled else 0.0
+        for ph in ("l1", "l2", "l3"):
+            i = getattr(status, f"current_{ph}")
+            if i is not None:
+                setattr(status, f"power_{ph}", i * volts.get(ph, self.config.voltage))
+        return status.samples()
+
+    # --- writes ---------------------------------------------------------------------------
+    async def _set_enable(self, on: bool) -> None:
+        en = self.profile.enable
+        if en is not None:
+            await self._write(en.address, [en.on if on else en.off], single=en.single)
+
+    async def _set_current(self, amps: float) -> None:
+        cur = self.profile.current
+        await self._write(cur.address, encode_current(cur, amps), single=cur.single)
+
+    async def write(self, point: str, value: Any) -> Any:
+        cur = self.profile.current
+        if point == "current_limit":
+            amps = float(value)
+            if not math.isfinite(amps) or amps < 0:
+                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
+            self._limit = amps
+            if amps <= 0:
+                if cur.pause is Pause.ENABLE:
+                    await self._set_enable(False)
+                else:
+                    await self._set_current(0)
+                return 0.0
+            if self.profile.enable is None and not self._enabled:
+                return 0.0  # stopped, and the setpoint is the only switch: remember it for start
+            await self._set_current(amps)
+            if cur.pause is Pause.ENABLE and self._enabled:
+                await self._set_enable(True)
+            return amps
+        if point in ("start", "stop"):
+            self._enabled = point == "start"
+            if self.profile.enable is not None:
+                await self._set_enable(self._enabled and not (cur.pause is Pause.ENABLE and self._limit == 0))
+            elif self._enabled:
+                await self._set_current(self._limit if self._limit is not None else self.config.current_limit_bounds[1])
+            else:
+                await self._set_current(0)
+            return self._enabled
+        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")
