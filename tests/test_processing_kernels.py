@@ -46,7 +46,7 @@ def reference_windows(s, ts, v, q, delta):
         last_ts = None
         win = None
 
-        def close():
+        def close(sid, cur, win):
             good = win["vals"]
             end = cur + W
             tw = win["tw"]
@@ -66,7 +66,7 @@ def reference_windows(s, ts, v, q, delta):
             ws = (int(ts[i]) // W) * W
             if cur is None or ws > cur:
                 if cur is not None:
-                    close()
+                    close(sid, cur, win)
                 cur = ws
                 win = {"vals": [], "tw": (0.0, 0.0), "gaps": 0, "rej": 0, "late": 0, "inorder": 0,
                        "first": math.nan, "last": math.nan, "last_ts": None, "delta": 0.0}
@@ -94,7 +94,7 @@ def reference_windows(s, ts, v, q, delta):
                 win["last_ts"] = t
                 last_ts = t
         if cur is not None:
-            close()
+            close(sid, cur, win)
     return out
 
 

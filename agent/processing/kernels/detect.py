@@ -21,8 +21,8 @@ import numpy as np
 from ...model import Quality
 from ..jit import kernel
 
-D_N, D_MEAN, D_DEV, D_LAST, D_STEP, D_PEAK, D_ACTIVE, D_QUIET, D_EVPEAK, D_LDEV, D_LSTEP, D_RM, D_RV = range(13)
-DET_COLS = 13
+D_N, D_MEAN, D_DEV, D_LAST, D_STEP, D_PEAK, D_ACTIVE, D_QUIET, D_EVPEAK, D_LDEV, D_LSTEP, D_RM, D_RV, D_RAW = range(14)
+DET_COLS = 14
 FLOOR = 0.1  # short-term scales never drop below this fraction of the long-term ones
 ANOMALY = int(Quality.ANOMALY)
 CLIP = 4.0  # level updates see the value clipped to mean +- CLIP deviations
@@ -59,6 +59,7 @@ def surprise(x, st, s, alpha, warmup, decay):
     rv = st[s, D_RV]
     zz = (r - rm) / math.sqrt(rv + 1e-6)
     raw = zz / (zz + SCALE) if zz > 0.0 else 0.0
+    st[s, D_RAW] = raw
     b = 1.0 / (n + 1.0)
     if b < alpha * RSLOW:
         b = alpha * RSLOW
@@ -113,8 +114,8 @@ def detect_step(series, value, quality, enabled, st, alpha, warmup, decay, thres
             elif sc > st[s, D_EVPEAK]:
                 st[s, D_EVPEAK] = sc
         elif st[s, D_ACTIVE] != 0.0:
-            # the reported score is 0 between new maxima; judge the end on the raw peak memory
-            if st[s, D_PEAK] < release:
+            # the reported score is 0 between new maxima; judge the end on the raw surprise
+            if st[s, D_RAW] < release:
                 st[s, D_QUIET] += 1.0
                 if st[s, D_QUIET] >= quiet:
                     st[s, D_ACTIVE] = 0.0

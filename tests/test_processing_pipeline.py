@@ -1,0 +1,149 @@
+"""Processor as the pipeline uses it: annotated batches, aggregates, energy/cost/carbon, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from agent.config.loader import load_config_text  # noqa: E402
+from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig  # noqa: E402
+from agent.driver import Clock  # noqa: E402
+from agent.errors import ConfigError  # noqa: E402
+from agent.model import Batch, MetricKind, MetricSpec, Quality  # noqa: E402
+from agent.processing import Processor  # noqa: E402
+from agent.series import SeriesTable  # noqa: E402
+
+SH = dt.timezone(dt.timedelta(hours=8))
+T0 = int(dt.datetime(2024, 5, 6, 9, 0, tzinfo=SH).timestamp() * 1000)  # Monday 09:00 Shanghai: peak
+
+
+class Meter(DeviceConfig):
+    pass
+
+
+def make(tmp_path, **dev):
+    cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Meter(name="m1", type="meter", poll_interval=1.0, **dev),))
+    table = SeriesTable()
+    table.add_device("m1", [MetricSpec("voltage", "V"), MetricSpec("energy", "kWh", MetricKind.COUNTER), MetricSpec("power", "W")])
+    return Processor(cfg, table, state_dir=tmp_path, clock=Clock()), table
+
+
+def seconds(n, start=T0, every=1000):
+    """Rows for the three series each second: 230 V, energy +0.001 kWh/s, 3600 W."""
+    ts = np.repeat(start + np.arange(n) * every, 3)
+    s = np.tile(np.array([0, 1, 2], np.int32), n)
+    v = np.empty(3 * n)
+    v[0::3] = 230.0
+    v[1::3] = 1000.0 + np.arange(n) * 0.001
+    v[2::3] = 3600.0
+    return Batch.from_columns(s, ts, v)
+
+
+def test_windows_close_on_flush_and_batch_is_kept(tmp_path):
+    proc, _ = make(tmp_path, checks={"voltage": {"min": 0, "max": 300}})
+    b = seconds(30)
+    b.value[0] = 500.0
+    r = proc.process(b, T0 + 30_000)
+    assert len(b) == 90 and b.quality[0] == Quality.OUT_OF_RANGE and not b.quality[1:].any()
+    assert r.aggregates == []
+    assert proc.flush(T0 + 60_000).aggregates == []  # grace period not over
+    (dev, body), = proc.flush(T0 + 62_000).aggregates
+    assert dev == "m1" and body["window"] == "1m" and body["start"] == T0 and body["end"] == T0 + 60_000
+    agg = {a["metric"]: a for a in body["aggregates"]}
+    v = agg["voltage"]
+    assert v["count"] == 29 and v["rejected"] == 1 and v["mean"] == 230.0 and v["gaps"] == 0
+    assert agg["energy"]["delta"] == pytest.approx(0.029)
+    assert json.dumps(body)  # ready to publish
+
+
+def test_energy_cost_and_carbon_per_hour(tmp_path):
+    proc, _ = make(tmp_path)
+    for k in range(60):  # one hour, one reading a minute: 0.06 kWh per minute
+        b = seconds(1, start=T0 + k * 60_000)
+        b.value[1] = 1000.0 + 0.06 * k
+        proc.process(b, T0 + k * 60_000)
+    b = seconds(1, start=T0 + 3_600_000)
+    b.value[1] = 1000.0 + 0.06 * 60
+    proc.process(b, T0 + 3_600_000)
+    s = proc.summary()["energy"]["m1"]
+    assert s["method"] == "counter" and s["today"]["kwh"] == pytest.approx(3.6)
+    (dev, body), = proc.flush(T0 + 3_600_000 + 5_000).energy
+    assert body["kwh"] == pytest.approx(3.54)  # 59 steps inside 09:00-10:00, the 60th lands at 10:00
+    assert body["cost"] == pytest.approx(3.54 * 1.512, abs=1e-4) and body["by_period"] == {"peak": pytest.approx(3.54)}
+    assert body["kgco2e"] == pytest.approx(3.54 * 0.5703, rel=1e-6)
+
+
+def test_power_integration_when_configured(tmp_path):
+    proc, _ = make(tmp_path, energy={"metric": "power"})
+    proc.process(seconds(61), T0 + 61_000)
+    assert proc.summary()["energy"]["m1"]["today"]["kwh"] == pytest.approx(3.6 * 60 / 3600)
+
+
+def test_spike_raises_one_anomaly_event(tmp_path):
+    proc, _ = make(tmp_path)
+    rng = np.random.default_rng(3)
+    b = seconds(400)
+    b.value[0::3] = 230 + rng.normal(0, 0.5, 400)
+    b.value[3 * 300] = 260.0
+    r = proc.process(b, T0 + 400_000)
+    starts = [e for e in r.events if e["kind"] == "anomaly_start"]
+    assert len(starts) == 1 and starts[0]["metric"] == "voltage" and starts[0]["value"] == 260.0
+    assert starts[0]["ts"] == T0 + 300_000 and b.quality[3 * 300] & Quality.ANOMALY
+    assert any(e["kind"] == "anomaly_end" for e in r.events)
+
+
+def test_unknown_metric_in_checks_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"devices\.m1\.checks\.volts"):
+        make(tmp_path, checks={"volts": {"max": 1}})
+
+
+def test_processing_section_is_validated():
+    with pytest.raises(ConfigError, match="timezone"):
+        load_config_text('[gateway]\nid = "gw"\n[processing]\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError, match="windows"):
+        load_config_text('[gateway]\nid = "gw"\n[processing]\nwindows = ["7m"]\n')
+    cfg = load_config_text('[gateway]\nid = "gw"\n[processing]\nwindows = ["10s", "1h"]\nemission_factor = 0.6\n')
+    assert cfg.processing.emission_factor == 0.6
+
+
+SCRIPT = r"""
+import json, sys, numpy as np
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+import test_processing_pipeline as t
+proc, _ = t.make(Path({state!r}), checks={{"voltage": {{"max": 240, "stuck_samples": 5}}}})
+rng = np.random.default_rng(7)
+out = []
+for k in range(5):
+    b = t.seconds(100, start=t.T0 + k * 100_000)
+    b.value[0::3] = 230 + rng.normal(0, 5, 100)
+    b.value[1::3][rng.integers(0, 100)] = np.nan
+    b.value[0::3][50:60] = 231.0
+    r = proc.process(b, t.T0 + (k + 1) * 100_000)
+    out.append([r.aggregates, r.events, b.quality.tolist()])
+r = proc.flush(t.T0 + 10_000_000)
+out.append([r.aggregates, r.energy, proc.summary()["energy"]])
+print(json.dumps(out))
+"""
+
+
+def test_numba_and_disabled_jit_give_identical_results(tmp_path):
+    results = []
+    for disable in ("0", "1"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
+        code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / disable))
+        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
+        assert p.returncode == 0, p.stderr[-2000:]
+        results.append(json.loads(p.stdout))
+    assert results[0] == results[1]
+    assert any(q & Quality.STUCK for q in results[0][0][2]) and results[0][-1][0]
