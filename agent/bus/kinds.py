@@ -5,11 +5,13 @@ from __future__ import annotations
 from .base import LineKind
 from .modbus import make_bus as _modbus_bus
 from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
+from .gpio import GpioLineConfig, make_gpio_bus
 from .serial_port import SerialLineConfig, make_serial_bus
 
 LINE_KINDS: dict[str, LineKind] = {
     "modbus_rtu": LineKind(ModbusRtuLine, _modbus_bus, "Modbus RTU on a serial (RS-485) line"),
     "modbus_tcp": LineKind(ModbusTcpLine, _modbus_bus, "Modbus TCP to a device or gateway"),
     "modbus_rtu_over_tcp": LineKind(ModbusRtuOverTcpLine, _modbus_bus, "Modbus RTU frames through a TCP serial gateway"),
+    "gpio": LineKind(GpioLineConfig, make_gpio_bus, "GPIO pins for pulse counters and digital inputs"),
     "serial": LineKind(SerialLineConfig, make_serial_bus, "A serial port for UART sensors (PMS5003, SDS011, MH-Z19B)"),
 }
