@@ -88,6 +88,7 @@ class NetworkThread:
         self._on_closed = on_closed
         self.halt = threading.Event()
         self.connack_ok = False  # set by the uplink's on_connect (in this thread) on success
+        self.refused = False  # set by the uplink's on_connect when the CONNACK is a refusal
         self._thread = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
 
     def start(self) -> None:
@@ -102,7 +103,7 @@ class NetworkThread:
         assert cfg.host is not None
         delay, longest = cfg.reconnect_min, max(cfg.reconnect_min, cfg.reconnect_max)
         while not self.halt.is_set():
-            self.connack_ok = False
+            self.connack_ok = self.refused = False
             try:
                 client = self._new_client()
                 client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive)
@@ -115,6 +116,8 @@ class NetworkThread:
                 if self.halt.is_set() and client.is_connected():
                     client.disconnect()
                     client.loop(timeout=0.2)
+                if not (self.connack_ok or self.refused or self.halt.is_set()):
+                    self._on_failure(f"connection closed before CONNACK ({mqtt.error_string(rc)})")
                 self._on_closed(client)
             if self.connack_ok:
                 delay = cfg.reconnect_min

@@ -157,10 +157,11 @@ class Uplink:
                 self._net.halt.set()
 
     def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
+        assert self._net is not None
         if reason.is_failure:
+            self._net.refused = True
             self._post(self._on_failure, f"broker refused connection: {reason}")
         else:
-            assert self._net is not None
             self._net.connack_ok = True
             self._post(self._on_connected, client)
 
