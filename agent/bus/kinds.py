@@ -7,6 +7,7 @@ from .modbus import make_bus as _modbus_bus
 from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
 from .gpio import GpioLineConfig, make_gpio_bus
 from .serial_port import SerialLineConfig, make_serial_bus
+from drivers.ocpp_charger.server import OcppLineConfig, make_server as _ocpp_server
 
 LINE_KINDS: dict[str, LineKind] = {
     "modbus_rtu": LineKind(ModbusRtuLine, _modbus_bus, "Modbus RTU on a serial (RS-485) line"),
@@ -14,4 +15,5 @@ LINE_KINDS: dict[str, LineKind] = {
     "modbus_rtu_over_tcp": LineKind(ModbusRtuOverTcpLine, _modbus_bus, "Modbus RTU frames through a TCP serial gateway"),
     "gpio": LineKind(GpioLineConfig, make_gpio_bus, "GPIO pins for pulse counters and digital inputs"),
     "serial": LineKind(SerialLineConfig, make_serial_bus, "A serial port for UART sensors (PMS5003, SDS011, MH-Z19B)"),
+    "ocpp": LineKind(OcppLineConfig, _ocpp_server, "OCPP 1.6J local central system (websocket server chargers connect to)"),
 }

@@ -1,0 +1,123 @@
+"""OCPP 1.6J charge point as a charger device: readings from its session, commands as OCPP calls.
+
+Status -> IEC 61851: Available/Reserved A; Preparing, SuspendedEV, SuspendedEVSE, Finishing B;
+Charging C; Unavailable E; Faulted F.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from agent.driver import DriverContext
+from agent.errors import BusUnavailable, DeviceError
+from agent.model import MetricSpec, Sample
+from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus, IecState
+
+STATUS_TO_IEC = {
+    "Available": IecState.A, "Reserved": IecState.A, "Preparing": IecState.B, "SuspendedEV": IecState.B,
+    "SuspendedEVSE": IecState.B, "Finishing": IecState.B, "Charging": IecState.C, "Unavailable": IecState.E,
+    "Faulted": IecState.F,
+}
+
+
+class OcppChargerConfig(ChargerConfig):
+    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"ocpp"})
+
+    type: Literal["ocpp_charger"]
+    line: str = Field(description="Name of the OCPP line (the local central system) this charger connects to.")
+    charge_point_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,48}$", description="The id in the charger's URL path.")
+    connector: int = Field(1, ge=1, le=16)
+    id_tag: str = Field("EDGE-AGENT", min_length=1, max_length=20, description="idTag used for remote starts.")
+
+
+class OcppChargerDriver:
+    def __init__(self, config: OcppChargerConfig, ctx: DriverContext):
+        self.config = config
+        self.server: Any = ctx.buses.get(config.line)
+        self.session = self.server.register(config.charge_point_id)
+        self._limit: float | None = None
+        self._enabled = True
+
+    def metrics(self) -> list[MetricSpec]:
+        return list(CHARGER_METRICS)
+
+    async def open(self) -> None:
+        await self.server.open()
+
+    async def close(self) -> None:
+        pass
+
+    async def read(self) -> list[Sample]:
+        s = self.session
+        if not s.connected:
+            raise BusUnavailable(f"charge point {self.config.charge_point_id!r} is not connected")
+        c = self.config.connector
+        status = s.status.get(c)
+        m = s.measurands.get(c, {})
+        st = ChargerStatus(state=STATUS_TO_IEC.get(status or "", IecState.UNKNOWN))
+        st.enabled = self._enabled and status != "SuspendedEVSE"
+        st.current_limit = m.get("Current.Offered", self._limit)
+        for ph, key in (("l1", "L1"), ("l2", "L2"), ("l3", "L3")):
+            i = m.get(f"Current.Import.{key}")
+            if i is not None:
+                setattr(st, f"current_{ph}", i)
+                setattr(st, f"power_{ph}", i * m.get(f"Voltage.{key}-N", m.get(f"Voltage.{key}", self.config.voltage)))
+        st.power = m.get("Power.Active.Import")
+        if st.power is None and st.state.value < IecState.C:
+            st.power = 0.0
+        e = m.get("Energy.Active.Import.Register")
+        if e is not None:
+            st.energy_total = e / 1000
+            if c in s.transaction:
+                st.session_energy = (e - s.meter_start_wh.get(c, e)) / 1000
+        err = s.error.get(c)
+        st.error = 0 if err in (None, "NoError") else 1
+        return st.samples()
+
+    async def write(self, point: str, value: Any) -> Any:
+        from ocpp.v16 import call
+        from ocpp.v16.datatypes import ChargingProfile, ChargingSchedule, ChargingSchedulePeriod
+        from ocpp.v16.enums import ChargingProfileKindType, ChargingProfilePurposeType, ChargingRateUnitType
+
+        cp = self.config.charge_point_id
+        c = self.config.connector
+        if point == "current_limit":
+            amps = float(value)
+            if not math.isfinite(amps) or amps < 0:
+                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
+            profile = ChargingProfile(
+                charging_profile_id=1, stack_level=0,
+                charging_profile_purpose=ChargingProfilePurposeType.tx_default_profile,
+                charging_profile_kind=ChargingProfileKindType.relative,
+                charging_schedule=ChargingSchedule(
+                    charging_rate_unit=ChargingRateUnitType.amps,
+                    charging_schedule_period=[ChargingSchedulePeriod(start_period=0, limit=round(amps, 1))]),
+            )
+            resp = await self.server.call(cp, call.SetChargingProfile(connector_id=c, cs_charging_profiles=profile))
+            self._check(resp, "SetChargingProfile")
+            self._limit = amps
+            return amps
+        if point == "start":
+            resp = await self.server.call(cp, call.RemoteStartTransaction(id_tag=self.config.id_tag, connector_id=c))
+            self._check(resp, "RemoteStartTransaction")
+            self._enabled = True
+            return True
+        if point == "stop":
+            tx = self.session.transaction.get(c)
+            self._enabled = False
+            if tx is None:
+                return False  # nothing running: stopped already
+            resp = await self.server.call(cp, call.RemoteStopTransaction(transaction_id=tx))
+            self._check(resp, "RemoteStopTransaction")
+            return True
+        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")
+
+    def _check(self, resp: Any, what: str) -> None:
+        status = getattr(resp, "status", None)
+        if resp is None:
+            raise DeviceError(f"charge point answered {what} with an error")
+        if str(status) not in ("Accepted", "RemoteStartStopStatus.accepted", "ChargingProfileStatus.accepted") and getattr(status, "value", status) != "Accepted":
+            raise DeviceError(f"charge point answered {what} with {getattr(status, 'value', status)}")

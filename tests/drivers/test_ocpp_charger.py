@@ -1,0 +1,123 @@
+"""OCPP 1.6J: the gateway's central system against the ocpp package's own ChargePoint over real websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+import websockets
+
+from agent.bus.base import BusPool
+from agent.bus.kinds import LINE_KINDS
+from agent.driver import DriverContext
+from agent.errors import BusUnavailable
+from drivers.charger_common import Car, IecState
+from drivers.ocpp_charger import OcppChargerConfig, OcppChargerDriver
+from drivers.ocpp_charger.server import OcppLineConfig
+from drivers.ocpp_charger.sim import start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def until(pred, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def central():
+    port = free_port()
+    pool = BusPool({"ocpp": OcppLineConfig(type="ocpp", host="127.0.0.1", port=port)}, LINE_KINDS)
+    cfg = OcppChargerConfig(name="cp1", type="ocpp_charger", line="ocpp", charge_point_id="CP1",
+                            writable=["current_limit", "start", "stop"])
+    drv = OcppChargerDriver(cfg, DriverContext("gw", Path("."), pool))
+    await drv.open()
+    yield drv, f"ws://127.0.0.1:{port}"
+    await pool.close()
+
+
+async def values(drv):
+    return {s.metric: s.value for s in await drv.read()}
+
+
+async def test_whole_session_over_websockets(central):
+    drv, url = central
+    with pytest.raises(BusUnavailable, match="not connected"):
+        await drv.read()
+    clock = ManualClock()
+    h = await start(url=url, cp_id="CP1", clock=clock)
+    try:
+        await until(lambda: drv.session.connected and drv.session.status.get(1) == "Available")
+        assert drv.session.boot["vendor"] == "EdgeSim"
+        v = await values(drv)
+        assert v["state"] == IecState.A and v["energy_total"] == pytest.approx(500.0)
+        h.cp.plug(Car(need_wh=2000, max_a=32))
+        await h.cp.report()
+        assert (await values(drv))["state"] == IecState.B
+        assert await drv.write("current_limit", 16) == 16  # SetChargingProfile (TxDefaultProfile, A)
+        assert h.cp.evse.limit_a == 16.0
+        await drv.write("start", True)  # RemoteStartTransaction -> StartTransaction
+        await until(lambda: 1 in drv.session.transaction)
+        clock.t += 300
+        await h.cp.report()
+        await until(lambda: drv.session.status.get(1) == "Charging")
+        v = await values(drv)
+        assert v["state"] == IecState.C and v["charging"] == 1
+        assert v["power"] == pytest.approx(16 * 690, rel=1e-3) and v["current_l1"] == pytest.approx(16)
+        assert v["session_energy"] == pytest.approx(16 * 690 * 300 / 3.6e6, abs=0.002)
+        assert v["current_limit"] == pytest.approx(16)
+        await drv.write("current_limit", 10.5)
+        clock.t += 1
+        await h.cp.report()
+        assert (await values(drv))["current_l1"] == pytest.approx(10.5)
+        await drv.write("stop", True)  # RemoteStopTransaction -> StopTransaction
+        await until(lambda: 1 not in drv.session.transaction)
+        v = await values(drv)
+        assert v["state"] == IecState.B and v["enabled"] == 0
+        await h.cp.unplug()
+        await until(lambda: drv.session.status.get(1) == "Available")
+    finally:
+        await h.stop()
+    await until(lambda: not drv.session.connected)
+    with pytest.raises(BusUnavailable):
+        await drv.write("start", True)
+
+
+async def test_unknown_charge_point_is_refused(central):
+    drv, url = central
+    ws = await websockets.connect(f"{url}/INTRUDER", subprotocols=["ocpp1.6"])
+    with pytest.raises(websockets.ConnectionClosed) as e:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert e.value.rcvd.code == 1008
+    assert "INTRUDER" not in drv.server.sessions
+
+
+async def test_remote_start_without_a_car_is_a_device_error(central):
+    from agent.errors import DeviceError
+
+    drv, url = central
+    h = await start(url=url, cp_id="CP1", clock=ManualClock())
+    try:
+        await until(lambda: drv.session.connected)
+        with pytest.raises(DeviceError, match="Rejected"):
+            await drv.write("start", True)
+    finally:
+        await h.stop()
