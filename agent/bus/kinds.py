@@ -6,8 +6,9 @@ from .base import LineKind
 from .modbus import make_bus as _modbus_bus
 from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
 from .gpio import GpioLineConfig, make_gpio_bus
+from .ocpp_server import OcppLineConfig
+from .ocpp_server import make_server as _ocpp_server
 from .serial_port import SerialLineConfig, make_serial_bus
-from drivers.ocpp_charger.server import OcppLineConfig, make_server as _ocpp_server
 
 LINE_KINDS: dict[str, LineKind] = {
     "modbus_rtu": LineKind(ModbusRtuLine, _modbus_bus, "Modbus RTU on a serial (RS-485) line"),

@@ -112,7 +112,7 @@ class OcppServer:
             self._server = None
 
     async def _on_connect(self, ws: Any) -> None:
-        from .central import CentralSystemSide
+        from drivers.ocpp_charger.central import CentralSystemSide
 
         cp_id = ws.request.path.strip("/").rsplit("/", 1)[-1]
         if ws.subprotocol != "ocpp1.6":
