@@ -15,11 +15,14 @@ import time
 from pathlib import Path
 
 from .bus import LINE_KINDS, BusPool
+from .commands import build as build_commands
 from .config.schema import AgentConfig
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
 from .health import build_health, write_status
 from .pipeline import Pipeline
+from .processing import Processor
+from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
@@ -27,6 +30,7 @@ from .store.outbox import Outbox, Pending, Priority
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
+SITE_STEP_S = 1.0  # site controller period: stale grid data is acted on within a second
 
 
 def prepare_state_dir(config: AgentConfig) -> Path:
@@ -79,19 +83,11 @@ class Agent:
         self.ready = asyncio.Event()
 
     # -- optional parts ---------------------------------------------------------------------------
-    def _make_processor(self):
-        try:
-            from .processing import Processor
-        except ImportError:
-            return None
+    def _make_processor(self) -> Processor:
         return Processor(self.config, self.series, state_dir=self.state_dir, clock=self.clock)
 
     def _make_control(self):
-        try:
-            from .commands import build
-        except ImportError:
-            return None, None
-        return build(self.config, self.drivers, self.latest, self.series, self.clock)
+        return build_commands(self.config, self.drivers, self.latest, self.series, self.clock)
 
     # -- wiring ----------------------------------------------------------------------------------
     def _wake_uplink(self) -> None:
@@ -99,10 +95,6 @@ class Agent:
             self.uplink.wake()
 
     async def _on_command(self, device: str, payload: bytes) -> None:
-        if self.commands is None:
-            body = {"v": 1, "status": "refused", "reason": "this gateway accepts no commands", "device": device}
-            self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), body))
-            return
         outcome = await self.commands.handle(device, payload)
         self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), outcome.result))
         if getattr(outcome, "audit", None):
@@ -113,7 +105,7 @@ class Agent:
             gateway=self.config.gateway.id, started_mono=self.started_mono, now_ms=self.clock.now_ms(),
             outbox_stats=self.outbox.stats(), uplink_stats=self.uplink.stats() if self.uplink else {},
             pipeline_stats=self.pipeline.stats, pollers=self.pollers,
-            processing=self.processor.summary() if self.processor is not None else None,
+            processing=self.processor.summary(),
             buses=self.buses.stats(),
         )
 
@@ -141,9 +133,8 @@ class Agent:
     async def _site_loop(self) -> None:
         if self.site is None:
             return
-        period = getattr(self.site, "period", 1.0)
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(SITE_STEP_S)
             try:
                 for body in await self.site.step(self.clock.now_ms()):
                     self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event, body))
@@ -166,6 +157,9 @@ class Agent:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
+        # compile (or load from the cache) every kernel before the first batch, off the event loop
+        timing = await asyncio.to_thread(warm, self.state_dir)
+        log.info("processing kernels ready in %.2f s (jit %s)", timing["import_s"] + timing["compile_s"], timing["jit"])
         await self._start_uplink()
         tasks = [asyncio.create_task(p.run(), name=f"poll:{p.name}") for p in self.pollers]
         tasks += [
