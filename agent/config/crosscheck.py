@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..site.config import cross_check_site
 from .schema import AgentConfig
 
 
 def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
-    problems: list[tuple[tuple, str]] = []
+    problems: list[tuple[tuple, str]] = cross_check_site(config)
     seen: dict[str, int] = {}
     for i, dev in enumerate(config.devices):
         if dev.name in seen:

@@ -82,3 +82,18 @@ class SiteConfig(Frozen):
             return self.limit_kw * 1000.0
         assert self.limit_a is not None
         return self.limit_a * self.voltage * self.phases
+
+
+def cross_check_site(config) -> list[tuple[tuple, str]]:
+    """Whole-file checks: the grid meter and every charger are configured devices."""
+    site = getattr(config, "site", None)
+    if site is None:
+        return []
+    names = {d.name for d in config.devices}
+    problems = []
+    if site.grid_meter.device not in names:
+        problems.append((("site", "grid_meter", "device"), f"no device named {site.grid_meter.device!r}"))
+    for i, n in enumerate(site.chargers):
+        if n not in names:
+            problems.append((("site", "chargers", i), f"no device named {n!r}"))
+    return problems
