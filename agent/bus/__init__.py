@@ -1,4 +1,3 @@
-from .. import config as _config  # noqa: F401 - load config first: it imports the line kinds (breaks an import cycle)
 from .base import Bus, BusPool, LineKind, Parity, SerialSettings
 from .kinds import LINE_KINDS
 
