@@ -83,8 +83,9 @@ def test_delete_ignores_unknown_rows(outbox: Outbox) -> None:
 
 def test_bad_message_is_refused_and_nothing_is_stored(outbox: Outbox) -> None:
     outbox.append([Pending(Priority.RAW, "t", body(0))])
-    with pytest.raises(OutboxError, match=r"message 1 for t/b: body is not JSON-serialisable"):
+    with pytest.raises(OutboxError, match=r"message 1 for t/b: body is not JSON-serialisable") as info:
         outbox.append([Pending(Priority.RAW, "t/a", body(1)), Pending(Priority.RAW, "t/b", {"x": object()})])
+    assert info.value.index == 1
     with pytest.raises(OutboxError, match=r"message 0: invalid topic"):
         outbox.append([Pending(Priority.RAW, "t/#", body(1))])
     with pytest.raises(OutboxError, match=r"message 0: not a Pending"):

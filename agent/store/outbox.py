@@ -8,7 +8,9 @@ Durability: WAL with ``synchronous=FULL`` by default. With NORMAL a power cut ca
 commits *after* their rows were published; the next run would then hand the same ``seq`` to different
 data and subscribers would drop it as a duplicate. FULL syncs the WAL on every commit; at the batched
 commit rate the agent uses (a few commits per second, ~100 readings each) the cost is small
-(see tests/bench/bench_store.py). NORMAL stays available for tests and benchmarks.
+(tests/bench/bench_store.py: at 100 messages per commit FULL reaches ~0.6-0.9x of NORMAL, >10k msgs/s;
+at 1 per commit only ~0.2x). NORMAL stays available for benchmarks. Inserts use plain ``executemany``
+(1.8x sqlite-utils ``insert_all`` in the same benchmark); sqlite-utils does schema and migrations.
 
 Cap measurement: ``(page_count - freelist_count) * page_size``, two O(1) header reads; freed pages are
 reused so the file stays near the cap without VACUUM. The WAL is bounded separately by a checkpoint
@@ -40,7 +42,15 @@ _EVICT_CHUNK = 256  # most rows deleted per eviction step before the size is mea
 
 
 class OutboxError(EdgeAgentError):
-    """The outbox cannot be opened or a message cannot be stored; the message names what and where."""
+    """The outbox cannot be opened or a message cannot be stored; the message names what and where.
+
+    ``index`` is the position of the offending message in the batch given to ``append`` (None when the
+    problem is not one message), so a caller can drop that message and retry the rest.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None):
+        self.index = index
+        super().__init__(message)
 
 
 class Priority(enum.IntEnum):
@@ -160,17 +170,19 @@ class Outbox:
             priority, topic, body = item
             priority = Priority(priority)
         except (TypeError, ValueError) as e:
-            raise OutboxError(f"message {index}: not a Pending(priority, topic, body): {e}") from None
+            raise OutboxError(f"message {index}: not a Pending(priority, topic, body): {e}", index=index) from None
         if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
-            raise OutboxError(f"message {index}: invalid topic {topic!r}")
+            raise OutboxError(f"message {index}: invalid topic {topic!r}", index=index)
         if not isinstance(body, dict):
-            raise OutboxError(f"message {index} for {topic}: body must be a dict, got {type(body).__name__}")
+            raise OutboxError(f"message {index} for {topic}: body must be a dict, got {type(body).__name__}",
+                              index=index)
         body["gateway"] = self.gateway
         body["seq"] = seq
         try:
             payload = orjson.dumps(body, option=_ORJSON_OPTS)
         except TypeError as e:
-            raise OutboxError(f"message {index} for {topic}: body is not JSON-serialisable: {e}") from None
+            raise OutboxError(f"message {index} for {topic}: body is not JSON-serialisable: {e}",
+                              index=index) from None
         return (seq, topic, payload, int(priority), now)
 
     def _used_bytes(self) -> int:
