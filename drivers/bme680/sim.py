@@ -78,9 +78,9 @@ class Calibration:
 class RawValues:
     """ADC values the next forced measurement reports."""
 
-    temp_adc: int = 520_000
-    press_adc: int = 390_000
-    hum_adc: int = 21_000
+    temp_adc: int = 488_000
+    press_adc: int = 345_000
+    hum_adc: int = 23_500
     gas_adc: int = 420
     gas_range: int = 6
 
