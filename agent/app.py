@@ -111,12 +111,15 @@ class Agent:
 
     async def _health_loop(self) -> None:
         while True:
-            body = self.health()
-            write_status(self.state_dir, body)
-            if self.uplink is not None:
-                self.uplink.publish_transient(self.topics.health, body)
-            up = sum(1 for p in self.pollers if p.health.up)
-            self.notifier.status(f"{up}/{len(self.pollers)} devices up, buffer {body['buffer']['depth']} messages")
+            try:
+                body = self.health()
+                write_status(self.state_dir, body)
+                if self.uplink is not None:
+                    self.uplink.publish_transient(self.topics.health, body)
+                up = sum(1 for p in self.pollers if p.health.up)
+                self.notifier.status(f"{up}/{len(self.pollers)} devices up, buffer {body['buffer']['depth']} messages")
+            except Exception:  # noqa: BLE001 - a health report failing must not stop the agent
+                log.exception("health report failed")
             await asyncio.sleep(self.config.health.interval)
 
     async def _watchdog_loop(self) -> None:

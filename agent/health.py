@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 STATUS_FILE = "status.json"
 
 
@@ -40,7 +42,8 @@ def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats
         body["processing"] = processing
     if buses:
         body["buses"] = buses
-    return body
+    # components report with int keys (unit ids) and numpy scalars: make it plain JSON once, here
+    return orjson.loads(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY))
 
 
 def write_status(state_dir: Path, body: dict) -> None:

@@ -23,6 +23,7 @@ from rich.table import Table
 from ..app import Agent
 from ..broker import EmbeddedBroker
 from ..config import load_config_text
+from .sims import STARTERS, DemoSims
 from .watch import UpstreamWatch
 
 GATEWAY = "demo-gw"
@@ -107,7 +108,10 @@ async def run_demo(*, duration: float, outage_at: float | None, outage_len: floa
     with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as tmp:
         broker = EmbeddedBroker()
         await broker.start()
-        cfg = load_config_text(demo_config(Path(tmp), broker.port), source="demo")
+        sims = DemoSims()
+        for starter in STARTERS:
+            await starter(sims)
+        cfg = load_config_text(demo_config(Path(tmp), broker.port, "".join(sims.toml)), source="demo")
         agent = Agent(cfg)
         watch = UpstreamWatch(broker.host, broker.port, cfg.mqtt.topic_prefix, GATEWAY)
         watch.start()
@@ -147,6 +151,7 @@ async def run_demo(*, duration: float, outage_at: float | None, outage_len: floa
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             watch.stop()
+            await sims.stop()
             await broker.stop()
         return {"readings_upstream": watch.readings, "seq_gaps": watch.missing_seqs(),
                 "duplicates": watch.duplicates, "left_in_buffer": left}
