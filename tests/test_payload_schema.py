@@ -1,0 +1,155 @@
+"""docs/payload.schema.json against real bodies (payload helpers + outbox, status, health) and the
+examples in docs/payloads.md, so the documentation cannot drift from what the gateway sends."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent.config.schema import MqttConfig
+from agent.health import build_health
+from agent.model import Quality
+from agent.pipeline import PipelineStats
+from agent.store import Outbox, Pending, Priority
+from agent.uplink.connection import status_body
+from agent.uplink.mqtt import Uplink
+from agent.uplink.payload import chunk_bodies, reading_rows
+from agent.uplink.topics import Topics
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SCHEMA = json.loads((DOCS / "payload.schema.json").read_text())
+TOPICS = Topics("edge", "gw1")
+
+
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({"$schema": SCHEMA["$schema"], "$defs": SCHEMA["$defs"],
+                                            "$ref": f"#/$defs/{name}"})
+
+
+def errors(name: str, body: object) -> list[str]:
+    return [e.message for e in validator(name).iter_errors(body)]
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def doc_examples() -> list[tuple[str, dict]]:
+    text = (DOCS / "payloads.md").read_text()
+    return [(m.group(1), json.loads(m.group(2)))
+            for m in re.finditer(r"<!-- schema: (\w+) -->\s*```json\n(.*?)```", text, re.S)]
+
+
+def test_every_documented_example_matches_the_schema() -> None:
+    examples = doc_examples()
+    assert {name for name, _ in examples} >= {"telemetry", "agg", "event", "command", "command_result", "audit",
+                                              "health", "status"}
+    for name, body in examples:
+        assert errors(name, body) == [], (name, body)
+        if name not in ("command", "health", "status"):  # outbox messages may be any of these
+            assert jsonschema.Draft202012Validator(SCHEMA).is_valid(body)
+
+
+def test_quality_table_lists_every_bit() -> None:
+    text = (DOCS / "payloads.md").read_text()
+    for q in Quality:
+        if q is Quality.OK:
+            continue
+        bit = q.value.bit_length() - 1
+        assert re.search(rf"\| {bit} \| {q.value} \| {q.name.lower()} \|", text), f"{q.name} missing from docs"
+
+
+def telemetry_bodies(ts, values, quality) -> list[dict]:
+    n = len(values)
+    series = np.arange(n, dtype=np.int32) % 2
+    rows = reading_rows(np.asarray(ts, np.int64), series, np.asarray(values, np.float64),
+                        np.asarray(quality, np.uint32), ["voltage", "energy"], ["V", "kWh"])
+    return list(chunk_bodies("meter1", rows, 3))
+
+
+def stored(outbox: Outbox, items: list[Pending]) -> list[dict]:
+    after = outbox.peek(1_000_000)[-1].rowid if outbox.stats().depth else 0
+    outbox.append(items)
+    return [orjson.loads(r.payload) for r in outbox.peek(10_000, after_rowid=after)]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path):
+    ob = Outbox(tmp_path / "o.db", max_bytes=8 * 1024 * 1024, gateway="gw1")
+    yield ob
+    ob.close()
+
+
+def test_real_telemetry_from_the_outbox_is_valid(outbox: Outbox) -> None:
+    bodies = telemetry_bodies([1_767_225_600_000 + i for i in range(7)],
+                              [230.1, float("nan"), 1.5, float("inf"), -2.0, 0.0, 1e300],
+                              [0, Quality.STALE, Quality.CLOCK_UNSYNCED | Quality.SPIKE, 0, 0, 0, 0])
+    out = stored(outbox, [Pending(Priority.RAW, TOPICS.telemetry("meter1"), b) for b in bodies])
+    assert len(out) == 3 and [b["seq"] for b in out] == [1, 2, 3]
+    for b in out:
+        assert errors("telemetry", b) == []
+    assert out[0]["readings"][1]["value"] is None and out[0]["readings"][1]["q"] == 16
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 2**53), st.floats(allow_nan=True, allow_infinity=True),
+                          st.integers(0, 2**32 - 1)), min_size=1, max_size=20))
+def test_any_reading_encodes_to_a_valid_body(outbox: Outbox, readings) -> None:
+    ts, values, quality = zip(*readings, strict=True)
+    bodies = telemetry_bodies(ts, values, quality)
+    for b in stored(outbox, [Pending(Priority.RAW, TOPICS.telemetry("meter1"), b) for b in bodies]):
+        assert errors("telemetry", b) == []
+
+
+def test_real_status_and_health_bodies_are_valid(outbox: Outbox) -> None:
+    for state in ("online", "offline"):
+        assert errors("status", orjson.loads(status_body("gw1", state, 1_767_225_600_000))) == []
+    outbox.append([Pending(Priority.RAW, "t/x", {"v": 1})])
+    uplink = Uplink(MqttConfig(host="127.0.0.1"), "gw1", outbox)
+    body = build_health(gateway="gw1", started_mono=0.0, now_ms=1_767_225_600_000, outbox_stats=outbox.stats(),
+                        uplink_stats=uplink.stats(), pipeline_stats=PipelineStats(), pollers=[], processing=None,
+                        buses=None)
+    assert errors("health", orjson.loads(orjson.dumps(body))) == []
+
+
+def test_outbox_stamps_gateway_and_seq_on_every_kind(outbox: Outbox) -> None:
+    agg = {"v": 1, "device": "m1", "window": "1m", "start": 0, "end": 60_000,
+           "aggregates": [{"metric": "p", "unit": "W", "count": 0, "min": None, "max": None, "gaps": 1}]}
+    event = {"v": 1, "kind": "anomaly_start", "device": "m1", "metric": "p", "ts": 5, "score": 6.5, "value": 1.0}
+    result = {"id": None, "status": "refused", "device": "m1", "ts": 5, "code": "malformed", "reason": "x"}
+    audit = {**result, "kind": "command", "source": "mqtt"}
+    out = stored(outbox, [Pending(Priority.AGG, TOPICS.agg("m1"), agg), Pending(Priority.EVENT, TOPICS.event, event),
+                          Pending(Priority.EVENT, TOPICS.command_result("m1"), result),
+                          Pending(Priority.AUDIT, TOPICS.audit, audit)])
+    for name, body in zip(["agg", "event", "command_result", "audit"], out, strict=True):
+        assert errors(name, body) == [], name
+    # the outbox stamps the caller's dict too; without the stamp a body is not a valid message
+    assert agg["seq"] == 1 and agg["gateway"] == "gw1"
+    unstamped = {k: v for k, v in agg.items() if k not in ("seq", "gateway")}
+    assert any("seq" in e for e in errors("agg", unstamped))
+
+
+@pytest.mark.parametrize(("name", "body", "why"), [
+    ("telemetry", {"v": 1, "gateway": "g", "seq": 1, "device": "d",
+                   "readings": [{"ts": 1, "metric": "m", "value": "high", "unit": "", "q": 0}]}, "value"),
+    ("telemetry", {"v": 1, "gateway": "g", "device": "d",
+                   "readings": [{"ts": 1, "metric": "m", "value": 1, "unit": "", "q": 0}]}, "seq"),
+    ("telemetry", {"v": 1, "gateway": "g", "seq": 1, "device": "d",
+                   "readings": [{"ts": 1.5, "metric": "m", "value": 1, "unit": "", "q": 0}]}, "ts"),
+    ("telemetry", {"v": 1, "gateway": "g", "seq": 1, "device": "d",
+                   "readings": [{"ts": 1, "metric": "m", "value": 1, "unit": "", "q": -1}]}, "q"),
+    ("status", {"state": "maybe", "ts": 1}, "state"),
+    ("command", {"id": "a", "action": "stop", "force": True}, "force"),
+    ("command", {"id": "has space", "action": "stop"}, "id"),
+    ("event", {"gateway": "g", "seq": 3, "device": "d"}, "kind"),
+])
+def test_schema_rejects_bad_bodies(name: str, body: dict, why: str) -> None:
+    assert errors(name, body), f"{name} body with bad {why} was accepted"
