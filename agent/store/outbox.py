@@ -138,7 +138,12 @@ class Outbox:
 
     # ------------------------------------------------------------------------------------ writing
     def append(self, items: Sequence[Pending]) -> list[int]:
-        """Store messages in one transaction; returns their seqs. Then enforces the disk cap."""
+        """Store messages in one transaction and return their seqs; then enforce the disk cap (same
+        transaction). Each body dict gets ``gateway`` and ``seq`` set in place. One writer process only.
+
+        Raises OutboxError (``index`` names the bad message) before anything is written when a
+        message is malformed; nothing is stored and no seq is used up.
+        """
         self._check_open()
         if not items:
             return []

@@ -112,8 +112,11 @@ class Uplink:
             "msgs_per_s": round(msgs_rate, 2), "readings_per_s": round(readings_rate, 2),
         }
 
-    async def stop(self, timeout: float = 3.0) -> None:
-        """Publish ``offline`` (retained), disconnect cleanly, stop the network thread, flush acks."""
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Publish ``offline`` (retained), disconnect cleanly, stop the network thread, flush acks.
+
+        Waits at most ``timeout`` for the offline PUBACK and again for the thread (a daemon thread).
+        """
         if self._stopping:
             await self._stopped.wait()
             return
@@ -130,7 +133,7 @@ class Uplink:
             client.disconnect()
         if self._net is not None:
             self._net.halt.set()
-            await asyncio.to_thread(self._net.join, timeout + 2)
+            await asyncio.to_thread(self._net.join, timeout)
         self._flush_acks()
         for h in (self._flush_handle, self._retry_handle):
             if h is not None:
