@@ -55,6 +55,7 @@ class Mhz19Driver:
         self.config = config
         self.clock = ctx.clock
         self.bus = ctx.buses.get(config.line)
+        self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
         self.opened_at = 0.0
 
     def metrics(self) -> list[MetricSpec]:
@@ -64,14 +65,14 @@ class Mhz19Driver:
         cfg = self.config
         # Settings commands get no reply we rely on (firmware differs); send and move on.
         if cfg.abc is not None:
-            await self.bus.transact(codec.ABC_ON if cfg.abc else codec.ABC_OFF, read_until=None, timeout=cfg.timeout)
+            await self.bus.transact(codec.ABC_ON if cfg.abc else codec.ABC_OFF, read_until=None, timeout=self._wire_timeout)
         if cfg.detection_range is not None:
-            await self.bus.transact(codec.set_range(int(cfg.detection_range)), read_until=None, timeout=cfg.timeout)
+            await self.bus.transact(codec.set_range(int(cfg.detection_range)), read_until=None, timeout=self._wire_timeout)
         self.opened_at = self.clock.monotonic()
 
     async def read(self) -> list[Sample]:
         cfg = self.config
-        frame = await self.bus.transact(codec.READ, read_until=codec.scan, accept=_is_read_reply, timeout=cfg.timeout)
+        frame = await self.bus.transact(codec.READ, read_until=codec.scan, accept=_is_read_reply, timeout=self._wire_timeout)
         r = codec.decode_reading(frame)
         quality = 0
         if self.clock.monotonic() - self.opened_at < cfg.warmup:

@@ -49,19 +49,20 @@ class Pms5003Driver:
     def __init__(self, config: Pms5003Config, ctx: DriverContext):
         self.config = config
         self.bus = ctx.buses.get(config.line)
+        self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
 
     def metrics(self) -> list[MetricSpec]:
         return list(METRICS)
 
     async def open(self) -> None:
         # The sensor powers up active; say what we want every time we (re)start.
-        await self.bus.transact(codec.WAKE, read_until=None, timeout=self.config.timeout)
+        await self.bus.transact(codec.WAKE, read_until=None, timeout=self._wire_timeout)
         mode = codec.PASSIVE_MODE if self.config.mode is Pms5003Mode.PASSIVE else codec.ACTIVE_MODE
-        await self.bus.transact(mode, read_until=None, timeout=self.config.timeout)
+        await self.bus.transact(mode, read_until=None, timeout=self._wire_timeout)
 
     async def read(self) -> list[Sample]:
         request = codec.READ if self.config.mode is Pms5003Mode.PASSIVE else None
-        frame = await self.bus.transact(request, read_until=codec.scan, timeout=self.config.timeout)
+        frame = await self.bus.transact(request, read_until=codec.scan, timeout=self._wire_timeout)
         r = codec.decode(frame)
         return [Sample(m.name, float(getattr(r, m.name))) for m in METRICS]
 

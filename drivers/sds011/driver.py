@@ -53,6 +53,7 @@ class Sds011Driver:
         self.config = config
         self.clock = ctx.clock
         self.bus = ctx.buses.get(config.line)
+        self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
         self.awake_since: float | None = None
         self.next_wake = 0.0
 
@@ -60,7 +61,7 @@ class Sds011Driver:
         return list(METRICS)
 
     async def _command(self, frame: bytes, cmd: int) -> None:
-        await self.bus.transact(frame, read_until=codec.scan, accept=_reply_to(cmd), timeout=self.config.timeout)
+        await self.bus.transact(frame, read_until=codec.scan, accept=_reply_to(cmd), timeout=self._wire_timeout)
 
     async def open(self) -> None:
         dev = self.config.device_id
@@ -71,7 +72,7 @@ class Sds011Driver:
 
     async def _query(self) -> list[Sample]:
         frame = await self.bus.transact(codec.query(self.config.device_id), read_until=codec.scan,
-                                        accept=_is_data, timeout=self.config.timeout)
+                                        accept=_is_data, timeout=self._wire_timeout)
         f = codec.decode(frame)
         if self.config.device_id != codec.ALL_SENSORS and f.device_id != self.config.device_id:
             raise ProtocolError(f"SDS011 answered with id {f.device_id:04X}, expected {self.config.device_id:04X}")
@@ -91,7 +92,8 @@ class Sds011Driver:
         if now - self.awake_since < cfg.warmup:
             return []
         samples = await self._query()
-        await self._command(codec.sleep(cfg.device_id), codec.CMD_SLEEP)
+        # one wire wait per poll: the sleep reply is not awaited (it is flushed before the next request)
+        await self.bus.transact(codec.sleep(cfg.device_id), read_until=None, timeout=self._wire_timeout)
         self.next_wake = self.awake_since + cfg.read_every
         self.awake_since = None
         return samples

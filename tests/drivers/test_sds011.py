@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -87,6 +89,14 @@ def test_truncated_frame_followed_by_a_whole_one_resynchronises(first, second, c
 
 # -- driver over a real pty ----------------------------------------------------------------------
 
+async def until(pred, timeout=3.0):
+    for _ in range(int(timeout / 0.01)):
+        if pred():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
 class ManualClock(Clock):
     def __init__(self):
         self.t = 1000.0
@@ -147,7 +157,7 @@ async def test_duty_cycle_sleeps_the_laser_between_readings(tmp_path):
         assert await drv.read() == []  # warming up: no value yet, and no blocking wait
         clock.t += 30
         assert len(await drv.read()) == 2
-        assert sim.asleep and sim.sleeps == 1
+        await until(lambda: sim.asleep and sim.sleeps == 1)
         for _ in range(5):  # polls while asleep: nothing sent, nothing read
             clock.t += 50
             assert await drv.read() == []
@@ -155,7 +165,8 @@ async def test_duty_cycle_sleeps_the_laser_between_readings(tmp_path):
         clock.t += 20  # 300 s after the first wake
         assert await drv.read() == [] and not sim.asleep
         clock.t += 30
-        assert len(await drv.read()) == 2 and sim.asleep and sim.queries == 2
+        assert len(await drv.read()) == 2 and sim.queries == 2
+        await until(lambda: sim.asleep and sim.sleeps == 2)
     finally:
         await pool.close()
         await sim.stop()
