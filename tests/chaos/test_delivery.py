@@ -65,6 +65,9 @@ def test_broker_restarts_mid_stream_lose_nothing(tmp_path: Path, mosquitto_facto
         assert agent.proc.poll() is None, agent.log_tail()
     finally:
         assert agent.terminate() == 0, agent.log_tail()
+    time.sleep(0.5)  # the last commit at shutdown may still be on its way
+    by_seq, _, conflicts = telemetry_index(sub.snapshot())
+    assert conflicts == []
     top = last_seq(tmp_path / "state")
     missing = set(range(1, top + 1)) - set(by_seq) - still_queued(tmp_path / "state")
     assert missing == set(), f"committed seqs neither delivered nor queued: {sorted(missing)[:5]}"
@@ -93,7 +96,8 @@ def test_sigkill_of_the_agent_mid_stream_loses_nothing_committed(tmp_path: Path,
         assert wait_until(lambda: Outbox_depth(tmp_path / "state") == 0, 30)
     finally:
         assert agent.terminate() == 0, agent.log_tail()
-        by_seq, _, conflicts = telemetry_index(sub.snapshot())
+    time.sleep(0.5)
+    by_seq, _, conflicts = telemetry_index(sub.snapshot())
     top = last_seq(tmp_path / "state")
     missing = set(range(1, top + 1)) - set(by_seq) - still_queued(tmp_path / "state")
     assert missing == set(), f"{len(missing)} committed messages never arrived, e.g. {sorted(missing)[:5]}"
