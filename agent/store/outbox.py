@@ -39,6 +39,7 @@ _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 _EVICT_HEADROOM = 0.03  # evict 3 % below the limit (at most 1 MB) so not every append evicts
 _EVICT_MAX_BYTES = 1024 * 1024
 _EVICT_CHUNK = 256  # most rows deleted per eviction step before the size is measured again
+_ROW_OVERHEAD = 48  # bytes a row costs beyond topic and payload (record header, rowid, index entry)
 
 
 class OutboxError(EdgeAgentError):
@@ -152,8 +153,12 @@ class Outbox:
         rows = [self._encode(i, item, seq0 + i, now) for i, item in enumerate(items)]
         last = seq0 + len(rows) - 1
         c = self.db.conn
+        incoming = sum(len(r[1]) + len(r[2]) + _ROW_OVERHEAD for r in rows)
         try:
             with self.db.atomic():
+                # make room first, so the database file never grows past the limit (a page that was
+                # once used stays in the file: SQLite does not shrink it without VACUUM)
+                dropped = self._enforce_cap(incoming)
                 c.executemany(
                     "INSERT INTO outbox (seq, topic, payload, priority, created_ms) VALUES (?, ?, ?, ?, ?)", rows
                 )
@@ -162,7 +167,8 @@ class Outbox:
                     " ON CONFLICT(gateway) DO UPDATE SET last_seq = excluded.last_seq",
                     [self.gateway, last],
                 )
-                dropped = self._enforce_cap()
+                for priority, n in self._enforce_cap().items():  # estimates are estimates
+                    dropped[priority] = dropped.get(priority, 0) + n
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store {len(rows)} messages in {self.path}: {e}") from e
         self._last_seq = last
@@ -195,12 +201,13 @@ class Outbox:
         pages = c.execute("PRAGMA page_count").fetchone()[0] - c.execute("PRAGMA freelist_count").fetchone()[0]
         return int(pages) * self.page_size
 
-    def _enforce_cap(self) -> dict[int, int]:
-        """Delete the oldest rows of the lowest priority until under the limit. Inside a transaction."""
+    def _enforce_cap(self, incoming: int = 0) -> dict[int, int]:
+        """Delete the oldest rows of the lowest priority until ``incoming`` more bytes fit under the
+        limit. Inside a transaction."""
         dropped: dict[int, int] = {}
-        if self._used_bytes() <= self.limit_bytes:
+        if self._used_bytes() + incoming <= self.limit_bytes:
             return dropped
-        target = self.limit_bytes - min(int(self.limit_bytes * _EVICT_HEADROOM), _EVICT_MAX_BYTES)
+        target = self.limit_bytes - incoming - min(int(self.limit_bytes * _EVICT_HEADROOM), _EVICT_MAX_BYTES)
         c = self.db.conn
         for priority in Priority:
             while (need := self._used_bytes() - target) > 0:

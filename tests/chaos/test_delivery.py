@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def expected_readings(device: str, values: list[float]) -> set[tuple[str, int, float]]:
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     return {(device, int((t0 + timedelta(seconds=60 * i)).timestamp() * 1000), v) for i, v in enumerate(values)}
 
 
@@ -114,7 +114,7 @@ def test_disk_cap_drops_oldest_raw_first_and_counts_it(tmp_path: Path, mosquitto
     sub = mqtt_subscriber(broker, "edge/gw-chaos/#", persistent=True)
     broker.stop()  # the uplink is down for the whole fill
     csv = tmp_path / "meter.csv"
-    write_replay_csv(csv, 60000)
+    write_replay_csv(csv, 60000, step_s=1)  # a 1 Hz meter: one aggregate per 60 readings
     cap = 4 * 1024 * 1024
     cfg = agent_config(tmp_path, broker, {"meter": csv}, rows_per_read=100, poll=0.01, max_bytes=cap)
     agent = AgentProcess(cfg, tmp_path / "agent.log").start()
