@@ -111,7 +111,7 @@ async def run_demo(*, duration: float, outage_at: float | None, outage_len: floa
         sims = DemoSims()
         for starter in STARTERS:
             await starter(sims)
-        cfg = load_config_text(demo_config(Path(tmp), broker.port, "".join(sims.toml)), source="demo")
+        cfg = load_config_text(demo_config(Path(tmp), broker.port, "".join(sims.toml) + sims.site_toml), source="demo")
         agent = Agent(cfg)
         watch = UpstreamWatch(broker.host, broker.port, cfg.mqtt.topic_prefix, GATEWAY)
         watch.start()

@@ -13,6 +13,7 @@ from ..broker import free_port
 class DemoSims:
     toml: list[str] = field(default_factory=list)
     handles: list[Any] = field(default_factory=list)
+    site_toml: str = ""  # top-level tables must follow the devices in the file
 
     async def stop(self) -> None:
         for h in reversed(self.handles):
@@ -54,4 +55,55 @@ poll_interval = 2.0
 ''')
 
 
-STARTERS = [start_meters]
+async def start_station(sims: DemoSims) -> None:
+    """A charging station: a grid meter and four CHARX chargers with cars arriving, under a 40 kW
+    site limit with time-of-use caps; time runs 60x so sessions start and finish within the demo."""
+    from drivers.modbus_charger.station import start_station as start
+
+    meter_port, charger_port = free_port(), free_port()
+    sims.handles.append(await start(meter_tcp=f"127.0.0.1:{meter_port}", chargers_tcp=f"127.0.0.1:{charger_port}",
+                                    chargers=4, speed=60, base_load_w=12000))
+    sims.toml.append(f'''
+[lines.station-meter]
+type = "modbus_tcp"
+host = "127.0.0.1"
+port = {meter_port}
+
+[lines.station-chargers]
+type = "modbus_tcp"
+host = "127.0.0.1"
+port = {charger_port}
+
+[[devices]]
+name = "grid"
+type = "modbus_meter"
+profile = "sdm630"
+metrics = ["power_total", "energy_import"]
+unit = 1
+line = "station-meter"
+poll_interval = 1.0
+''')
+    for i in range(1, 5):
+        sims.toml.append(f'''
+[[devices]]
+name = "bay{i}"
+type = "modbus_charger"
+profile = "charx"
+unit = {i}
+line = "station-chargers"
+poll_interval = 1.0
+publish = "agg"
+''')
+    sims.site_toml = '''
+[site]
+chargers = ["bay1", "bay2", "bay3", "bay4"]
+limit_kw = 40
+safe_current = 6
+
+[site.grid_meter]
+device = "grid"
+metric = "power_total"
+'''
+
+
+STARTERS = [start_meters, start_station]
