@@ -9,6 +9,7 @@ and subscriber is torn down at the end of the test, even on failure.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import ipaddress
 import queue
@@ -20,6 +21,7 @@ import subprocess
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,15 @@ import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+
+
+_LIVE: weakref.WeakSet[Broker] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:  # a test run interrupted between fixture setup and teardown
+    for b in list(_LIVE):
+        b.kill()
 
 
 def free_port() -> int:
@@ -173,6 +184,7 @@ class Broker:
                                          stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
+        _LIVE.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -198,9 +198,14 @@ class Uplink:
         self._client = client
         self._inflight.clear()
         self._cursor = 0  # republish from the oldest unacknowledged row
-        client.publish(self.topics.status, status_body(self.gateway, "online", self.clock.now_ms()),
-                       qos=1, retain=True)
-        client.subscribe(self.topics.command_filter, qos=1)
+        birth = client.publish(self.topics.status, status_body(self.gateway, "online", self.clock.now_ms()),
+                               qos=1, retain=True)
+        if birth.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._counts["publish_errors"] += 1
+            log.warning("could not publish online status: %s", mqtt.error_string(birth.rc))
+        rc, _ = client.subscribe(self.topics.command_filter, qos=1)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.warning("could not subscribe to %s: %s", self.topics.command_filter, mqtt.error_string(rc))
         self._pump()
 
     def _on_closed(self, client: mqtt.Client) -> None:
