@@ -99,3 +99,17 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(bad)
+
+
+def test_shipped_example_config_is_valid(tmp_path: Path) -> None:
+    (tmp_path / "mqtt-password").write_text("secret\n")
+    example = Path(__file__).resolve().parents[1] / "config" / "edge-agent.toml"
+    cfg = load_config(example, env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert [d.name for d in cfg.devices] == ["main-meter", "lighting", "lobby-pm"]
+    assert cfg.mqtt.tls is not None and cfg.mqtt.password.get_secret_value() == "secret"
+
+
+def test_config_reference_is_up_to_date() -> None:
+    from agent.docgen import DOC, render
+
+    assert DOC.read_text() == render(), "docs/config-reference.md is stale: run `python -m agent.docgen`"

@@ -112,7 +112,11 @@ def load_config_text(
             problems.add_validation((), e)
     if config is not None:
         for p, msg in cross_check(config):
-            problems.add(p, msg)
+            label = None
+            if len(p) >= 2 and p[0] == "devices" and isinstance(p[1], int):
+                rest = format_path(p[2:])
+                label = f"devices[{p[1]}] ({config.devices[p[1]].name})" + (f".{rest}" if rest else "")
+            problems.add(p, msg, label)
     if problems.items:
         raise ConfigError(problems.items)
     assert config is not None

@@ -106,4 +106,46 @@ metric = "power_total"
 '''
 
 
-STARTERS = [start_meters, start_station]
+async def start_environment(sims: DemoSims) -> None:
+    """Air and environment: a PMS5003 on a pty, an emulated BME680 on I2C, a water meter's pulses."""
+    from drivers.pms5003.sim import start
+
+    pms = await start(link=None, active=True, vary=True)
+    sims.handles.append(pms)
+    sims.toml.append(f'''
+[lines.pm-uart]
+type = "serial"
+port = "{pms.path}"
+baudrate = 9600
+
+[lines.i2c-1]
+type = "i2c_sim"
+
+[lines.gpio]
+type = "gpio"
+backend = "sim"
+sim_pulse_hz = {{17 = 2.0}}
+
+[[devices]]
+name = "lobby-pm"
+type = "pms5003"
+line = "pm-uart"
+poll_interval = 2.0
+
+[[devices]]
+name = "lobby-climate"
+type = "bme680"
+line = "i2c-1"
+poll_interval = 3.0
+
+[[devices]]
+name = "water-meter"
+type = "pulse_counter"
+line = "gpio"
+pin = 17
+pulses_per_unit = 100
+poll_interval = 2.0
+''')
+
+
+STARTERS = [start_meters, start_environment, start_station]
