@@ -247,7 +247,7 @@ json_values = st.recursive(
 bodies = st.fixed_dictionaries(
     {},
     optional={
-        "id": st.text(max_size=10) | st.integers(),
+        "id": st.text(max_size=10) | st.integers(min_value=-(2**63), max_value=2**63 - 1),
         "action": st.sampled_from(["start", "stop", "set_current_limit", "boost", "x"]) | json_values,
         "value": json_values,
         "ts": json_values,
