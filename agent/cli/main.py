@@ -28,13 +28,7 @@ def cli() -> None:
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(_name)
-    except ModuleNotFoundError as _e:  # a command module not written yet must not break the others
-        if _e.name != _name:
-            raise
-        continue
-    cli.add_command(_mod.command)
+    cli.add_command(importlib.import_module(_name).command)
 
 
 def main() -> None:
