@@ -18,7 +18,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chaos.agent_proc import AgentProcess, write_replay_csv  # noqa: E402
-from conftest import Broker, Subscriber  # noqa: E402
+from mqtt_helpers import Broker, Subscriber  # noqa: E402
 
 
 def config(tmp: Path, broker: Broker, csvs: dict[str, Path], publish: str) -> Path:
