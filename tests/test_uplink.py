@@ -346,3 +346,23 @@ async def test_row_is_deleted_only_after_puback_and_resent_after_reconnect(
     msgs = sub.snapshot()
     assert_complete_in_order(msgs, 50)
     assert len(seqs_of(msgs)) > 50  # the first ten were delivered twice, with the same seq
+
+
+async def test_stop_with_a_hung_broker_still_leaves_offline_retained(mosquitto, mqtt_subscriber, outbox) -> None:
+    status = mqtt_subscriber(mosquitto, TOPICS.status)
+    running = Running(config(mosquitto, max_inflight=3, keepalive=60), outbox)
+    async with running as up:
+        await asyncio.to_thread(status.wait_for, 1, 10)  # online
+        await until(lambda: up.stats()["inflight"] == 0, what="birth settled")
+        os.kill(mosquitto.proc.pid, signal.SIGSTOP)  # no more acks: the window stays full
+        outbox.append([telemetry(i) for i in range(20)])
+        up.wake()
+        await until(lambda: up.stats()["inflight"] == 3, what="window full")
+        try:
+            await up.stop(timeout=0.5)
+        finally:
+            os.kill(mosquitto.proc.pid, signal.SIGCONT)
+    later = mqtt_subscriber(mosquitto, TOPICS.status)
+    await until(lambda: any(m.retain and m.json()["state"] == "offline" for m in later.snapshot()),
+                what="retained offline")
+    assert outbox.stats().depth == 20  # nothing was acknowledged: every row stays for the next run

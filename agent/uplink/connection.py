@@ -8,8 +8,10 @@ and wakes that thread (paho's external-loop hooks are set to no-ops so it never 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -113,9 +115,11 @@ class NetworkThread:
                 rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
                     rc = client.loop(timeout=0.5)
-                if self.halt.is_set() and client.is_connected():
-                    client.disconnect()
-                    client.loop(timeout=0.2)
+                if self.halt.is_set() and (sock := client.socket()) is not None:
+                    # no DISCONNECT here: unless the uplink said goodbye, the broker sends the will
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                        sock.close()
                 if not (self.connack_ok or self.refused or self.halt.is_set()):
                     self._on_failure(f"connection closed before CONNACK ({mqtt.error_string(rc)})")
                 self._on_closed(client)

@@ -113,24 +113,28 @@ class Uplink:
         }
 
     async def stop(self, timeout: float = 2.0) -> None:
-        """Publish ``offline`` (retained), disconnect cleanly, stop the network thread, flush acks.
+        """Stop publishing, let in-flight rows be acknowledged, publish ``offline`` (retained) and
+        disconnect cleanly; then stop the network thread and delete the acknowledged rows.
 
-        Waits at most ``timeout`` for the offline PUBACK and again for the thread (a daemon thread).
+        Each wait is bounded by ``timeout``. If ``offline`` cannot be sent, the connection is dropped
+        without DISCONNECT so the broker publishes the last will (``offline``) instead.
         """
         if self._stopping:
             await self._stopped.wait()
             return
-        self._stopping = True
+        self._stopping = True  # the pump publishes nothing more
         client = self._client
         if client is not None:
+            await self._wait(lambda: not self._inflight or self._client is None, timeout)
             info = client.publish(self.topics.status, status_body(self.gateway, "offline", self.clock.now_ms()),
                                   qos=1, retain=True)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._loop is not None:
                 fut = self._loop.create_future()
                 self._waiters[info.mid] = fut
-                with contextlib.suppress(asyncio.TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(fut, timeout)
-            client.disconnect()
+                client.disconnect()
+                await self._wait(lambda: self._client is None, timeout)
         if self._net is not None:
             self._net.halt.set()
             await asyncio.to_thread(self._net.join, timeout)
@@ -140,6 +144,12 @@ class Uplink:
                 h.cancel()
         self._client = None
         self._stopped.set()
+
+    @staticmethod
+    async def _wait(done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     # ------------------------------------------------------- paho side (network thread)
     def _new_client(self) -> mqtt.Client:
