@@ -139,7 +139,8 @@ class Broker:
     """A real mosquitto on 127.0.0.1 with its own config; ``start``/``stop`` keep the same port."""
 
     def __init__(self, directory: Path, *, users: dict[str, str] | None = None, tls: TlsMaterial | None = None,
-                 require_certificate: bool = False, persistence: bool = False, port: int | None = None):
+                 require_certificate: bool = False, persistence: bool = False, port: int | None = None,
+                 acl: str | None = None):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -166,6 +167,10 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {pw}"]
         else:
             lines += ["allow_anonymous true"]
+        self.acl_path = self.dir / "acl"
+        if acl is not None:  # mosquitto acl_file text; rewrite self.acl_path and restart to change it
+            self.acl_path.write_text(acl)
+            lines += [f"acl_file {self.acl_path}"]
         if tls:
             lines += [f"cafile {tls.ca_file}", f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",
                       f"require_certificate {'true' if require_certificate else 'false'}"]

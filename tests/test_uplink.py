@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.schema import MqttConfig
+from agent.config.schema import MqttConfig, MqttProtocol
 from agent.store import Outbox, Pending, Priority
 from agent.uplink.mqtt import Uplink
 from agent.uplink.topics import Topics
@@ -366,3 +366,31 @@ async def test_stop_with_a_hung_broker_still_leaves_offline_retained(mosquitto, 
     await until(lambda: any(m.retain and m.json()["state"] == "offline" for m in later.snapshot()),
                 what="retained offline")
     assert outbox.stats().depth == 20  # nothing was acknowledged: every row stays for the next run
+
+
+ACL_DENY = """topic read edge/#
+topic write edge/gw1/status
+topic write edge/gw1/telemetry/meter1
+topic readwrite edge/gw1/cmd/#
+"""
+
+
+async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
+        mosquitto_factory, mqtt_subscriber, outbox) -> None:
+    broker = mosquitto_factory(acl=ACL_DENY)
+    sub = mqtt_subscriber(broker, "edge/gw1/telemetry/#")
+    blocked = Pending(Priority.RAW, TOPICS.telemetry("meter9"), {"v": 1, "device": "meter9", "readings": []})
+    outbox.append([telemetry(0), telemetry(1), blocked, telemetry(3)])
+    async with Running(config(broker, protocol=MqttProtocol.V5), outbox) as up:
+        await until(lambda: up.stats()["nacks"] >= 2, what="repeated negative PUBACKs")
+        assert "Not authorized" in (up.stats()["last_error"] or "")
+        await until(lambda: [r.seq for r in outbox.peek(10)] == [3], what="only the refused row left")
+        # the operator fixes the broker's ACL: the held row and everything after it goes out, in order
+        broker.acl_path.write_text("topic readwrite #\n")
+        await asyncio.to_thread(broker.restart)
+        await until(lambda: outbox.stats().depth == 0, what="drained after ACL fix")
+        await until(lambda: 4 in seqs_of(sub.snapshot()), what="seq 4")
+    seqs = seqs_of(sub.snapshot())
+    assert sorted(set(seqs)) == [1, 2, 3, 4]
+    # rows published behind the refused one (inside the window) may overtake it; never lost
+    assert seqs[:2] == [1, 2] and seqs.count(3) == 1

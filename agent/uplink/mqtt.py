@@ -6,7 +6,9 @@ to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touche
 Delivery: at most ``max_inflight`` rows are unacknowledged at once, published strictly in rowid order.
 A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is
 forgotten and publishing restarts from the oldest unacknowledged row, so a row may arrive twice, always
-with the same ``seq``. The session is clean: the outbox, not the broker, is the memory.
+with the same ``seq``. The session is clean: the outbox, not the broker, is the memory. A row the broker
+refuses (MQTT 5 negative PUBACK) is kept and resent after a backoff; rows in flight behind it may
+overtake it.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class Uplink:
         client.on_connect = self._paho_connect
         client.on_publish = self._paho_publish
         client.on_message = self._paho_message
+        client.on_subscribe = self._paho_subscribe
         return client
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
@@ -183,6 +186,11 @@ class Uplink:
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._post(self._on_message, msg.topic, bytes(msg.payload), bool(msg.retain))
+
+    def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list, props: Any = None) -> None:
+        if any(r.is_failure for r in reasons):
+            self._post(log.warning, "broker refused the command subscription %s: %s", self.topics.command_filter,
+                       ", ".join(str(r) for r in reasons))
 
     def _thread_failure(self, reason: str) -> None:
         self._post(self._on_failure, reason)
