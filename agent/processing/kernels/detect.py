@@ -1,15 +1,18 @@
-"""Streaming anomaly detector: O(1) state per series, no training phase.
+"""Streaming anomaly detector: O(1) state per series (9 floats), no training phase.
 
-For each reading it measures how surprising the value is against two robust exponentially
-weighted baselines: the level (EW mean and EW mean absolute deviation, updated with the value
-clipped to a few deviations so that a spike does not drag the baseline) and the change (the
-reading's step against the EW mean absolute step). The larger of the two z-like ratios is squashed
-into a score in [0, 1). Only *new* surprise is reported: the score is passed on when it exceeds a
-slowly decaying running maximum of recent scores, so one event fires once at its onset instead of
-for every reading until the baseline has adapted (the way an engineer reads an alarm list).
+Each reading's surprise is its distance from a robust exponentially weighted baseline (EW mean
+and EW mean absolute deviation, updated with the value clipped to a few deviations so a spike does
+not drag the baseline; the scale never drops below a fraction of a slow, unclipped deviation),
+taken as ``log1p(|x - mean| / scale)``. The detector reports *record* surprise only: a reading
+scores when its surprise beats a slowly decaying memory of the series' largest past surprise, and
+the score is how far it beats it, ``ratio = surprise / (record + EPS)`` squashed to
+``ratio / (SQUASH + ratio)`` in [0, 1). Scores are therefore relative to each series' own history
+(comparable across series with one threshold), and one event fires once at its onset rather than
+for every reading until the baseline has adapted. During the first ``warmup`` readings nothing
+scores; the record memory learns from the second half of the warm-up.
 
-An event starts when the reported score reaches ``threshold`` and ends after ``quiet`` readings
-below ``release``.
+An event starts when the score reaches ``threshold`` and ends after ``quiet`` readings whose
+instantaneous ratio (against the record) squashes below ``release``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import numpy as np
 from ...model import Quality
 from ..jit import kernel
 
-D_N, D_MEAN, D_DEV, D_LAST, D_STEP, D_PEAK, D_ACTIVE, D_QUIET, D_EVPEAK, D_LDEV, D_LSTEP, D_RM, D_RV, D_RAW = range(14)
-DET_COLS = 14
-FLOOR = 0.1  # short-term scales never drop below this fraction of the long-term ones
+D_N, D_MEAN, D_DEV, D_LDEV, D_PEAK, D_ACTIVE, D_QUIET, D_EVPEAK, D_RAW = range(9)
+DET_COLS = 9
+FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
+LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
+CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
+EPS = 0.3  # added to the record so tiny records in quiet series do not score high
+SQUASH = 1.25  # ratio at which the score is 0.5: a record beaten by a quarter
+PEAK_FROM = 0.5  # fraction of the warm-up after which the record memory learns
 ANOMALY = int(Quality.ANOMALY)
-CLIP = 4.0  # level updates see the value clipped to mean +- CLIP deviations
-SCALE = 3.0  # normalised surprise at which the score is 0.5
-RSLOW = 0.25  # the surprise history adapts this much slower than the baselines
 
 
 def new_state(n: int) -> np.ndarray:
@@ -40,56 +45,40 @@ def surprise(x, st, s, alpha, warmup, decay):
     n = st[s, D_N]
     if n == 0.0:
         st[s, D_MEAN] = x
-        st[s, D_LAST] = x
         st[s, D_DEV] = 0.0
         st[s, D_LDEV] = 0.0
-        st[s, D_STEP] = 0.0
         st[s, D_N] = 1.0
         return 0.0
     mean = st[s, D_MEAN]
     dev = st[s, D_DEV]
-    step = abs(x - st[s, D_LAST])
-    tiny = 1e-9 * (abs(mean) + 1.0)
-    zl = abs(x - mean) / (dev + st[s, D_LDEV] * FLOOR + tiny)
-    zs = step / (st[s, D_STEP] + st[s, D_LSTEP] * FLOOR + tiny)
-    z = zl if zl > zs else zs
-    # normalise the surprise against this series' own history of surprise (like HTM's likelihood)
-    r = math.log1p(z)
-    rm = st[s, D_RM]
-    rv = st[s, D_RV]
-    zz = (r - rm) / math.sqrt(rv + 1e-6)
-    raw = zz / (zz + SCALE) if zz > 0.0 else 0.0
-    st[s, D_RAW] = raw
-    b = 1.0 / (n + 1.0)
-    if b < alpha * RSLOW:
-        b = alpha * RSLOW
-    dr = r - rm
-    st[s, D_RM] = rm + b * dr
-    st[s, D_RV] = (1.0 - b) * (rv + b * dr * dr)
-    # learn: faster while young so no training phase is needed
+    ldev = st[s, D_LDEV]
+    d = x - mean
+    ad = abs(d)
+    r = math.log1p(ad / (dev + FLOOR * ldev + 1e-9 * (abs(mean) + 1.0)))
+    # learn: running averages while young, so no training phase is needed
     a = 1.0 / (n + 1.0)
+    al = a
     if a < alpha:
         a = alpha
+    if al < alpha * LSLOW:
+        al = alpha * LSLOW
     lim = CLIP * dev if n > warmup else np.inf
-    d = x - mean
     dc = d if d < lim else lim
     dc = dc if dc > -lim else -lim
     st[s, D_MEAN] = mean + a * dc
-    ad = abs(d)
     st[s, D_DEV] = dev + a * ((ad if ad < lim else lim) - dev)
-    st[s, D_LDEV] = st[s, D_LDEV] + 0.1 * a * (ad - st[s, D_LDEV])
-    sl = CLIP * st[s, D_STEP] if n > warmup else np.inf
-    st[s, D_STEP] = st[s, D_STEP] + a * ((step if step < sl else sl) - st[s, D_STEP])
-    st[s, D_LSTEP] = st[s, D_LSTEP] + 0.1 * a * (step - st[s, D_LSTEP])
-    st[s, D_LAST] = x
+    st[s, D_LDEV] = ldev + al * (ad - ldev)
     st[s, D_N] = n + 1.0
-    if n < warmup:
-        return 0.0
     peak = st[s, D_PEAK]
-    out = raw if raw > peak else 0.0
+    ratio = r / (peak + EPS)
+    st[s, D_RAW] = ratio / (SQUASH + ratio)
     p = peak * decay
-    st[s, D_PEAK] = raw if raw > p else p
-    return out
+    if n < warmup:
+        if n >= PEAK_FROM * warmup:
+            st[s, D_PEAK] = r if r > p else p
+        return 0.0
+    st[s, D_PEAK] = r if r > p else p
+    return st[s, D_RAW] if r > peak else 0.0
 
 
 @kernel
@@ -114,7 +103,7 @@ def detect_step(series, value, quality, enabled, st, alpha, warmup, decay, thres
             elif sc > st[s, D_EVPEAK]:
                 st[s, D_EVPEAK] = sc
         elif st[s, D_ACTIVE] != 0.0:
-            # the reported score is 0 between new maxima; judge the end on the raw surprise
+            # the reported score is 0 between records; judge the end on the instantaneous surprise
             if st[s, D_RAW] < release:
                 st[s, D_QUIET] += 1.0
                 if st[s, D_QUIET] >= quiet:
