@@ -284,3 +284,30 @@ def test_detector_fires_once_on_a_spike_and_ends():
     assert ev[300] == 1 and q[300] & Quality.ANOMALY
     assert list(np.flatnonzero(ev == 1)) == [300]
     assert (ev[301:] == 2).sum() == 1  # one end event after it calms down
+
+
+def test_detector_scores_relative_to_each_series_own_history():
+    # a noisy and a quiet series interleaved: the same relative jump scores alike, noise never fires
+    rng = np.random.default_rng(2)
+    n = 600
+    s = np.tile(np.array([0, 1], np.int32), n)
+    v = np.empty(2 * n)
+    v[0::2] = 1000 + rng.normal(0, 50, n)
+    v[1::2] = 5 + rng.normal(0, 0.01, n)
+    v[2 * 400] = 1000 + 50 * 40  # 40 sigma on series 0
+    v[2 * 450 + 1] = 5 + 0.01 * 40  # 40 sigma on series 1
+    q = np.zeros(2 * n, np.uint32)
+    st_ = detect.new_state(2)
+    score, ev = np.empty(2 * n), np.zeros(2 * n, np.int8)
+    detect.detect_step(s, v, q, np.ones(2, np.bool_), st_, 0.01, 30.0, 0.9999, 0.5, 0.3, 10.0, score, ev)
+    assert list(np.flatnonzero(ev == 1)) == [800, 901]
+    assert abs(score[800] - score[901]) < 0.1
+    assert score[:800].max() < 0.5  # the noise of either series never reaches the threshold
+
+
+def test_detector_level_shift_fires_once_at_onset():
+    rng = np.random.default_rng(4)
+    v = 50 + rng.normal(0, 1, 800)
+    v[500:] += 30
+    score, ev, _ = run_detect(detect.detect_step, np.zeros(800, np.int32), v)
+    assert list(np.flatnonzero(ev == 1)) == [500]
