@@ -216,22 +216,22 @@ async def test_kill_9_mid_stream_then_restart_delivers_everything(mosquitto, mqt
 
 async def test_inflight_window_is_honoured(mosquitto, mqtt_subscriber, outbox) -> None:
     sub = mqtt_subscriber(mosquitto, "edge/gw1/telemetry/#")
-    outbox.append([telemetry(i) for i in range(100)])
     async with Running(config(mosquitto, max_inflight=7, keepalive=60), outbox) as up:
         await until(lambda: up.stats()["connected"], what="connected")
         os.kill(mosquitto.proc.pid, signal.SIGSTOP)  # the broker stops acknowledging
         try:
-            await asyncio.sleep(0.5)
+            outbox.append([telemetry(i) for i in range(100)])
+            up.wake()
+            await until(lambda: up.stats()["inflight"] == 7, what="window full")
+            await asyncio.sleep(0.3)  # and it stays at the window
             st = up.stats()
-            assert st["inflight"] <= 7
-            assert st["published"] - st["acked"] == st["inflight"]
-            assert st["published"] < 100
-            depth_paused = outbox.stats().depth
-            assert depth_paused == 100 - st["acked"]
+            assert (st["inflight"], st["published"], st["acked"]) == (7, 7, 0)
+            assert outbox.stats().depth == 100
         finally:
             os.kill(mosquitto.proc.pid, signal.SIGCONT)
         msgs = await asyncio.to_thread(sub.wait_for, 100, 20)
         await until(lambda: outbox.stats().depth == 0, what="drained")
+        assert up.stats()["inflight"] == 0
     assert seqs_of(msgs) == list(range(1, 101))
 
 
@@ -291,8 +291,7 @@ async def test_commands_reach_on_command(mosquitto, outbox) -> None:
     publish.single(TOPICS.command("old"), b'{"x":1}', qos=1, retain=True, hostname=mosquitto.host,
                    port=mosquitto.port)
     async with Running(config(mosquitto), outbox, on_command=on_command) as up:
-        await until(lambda: up.stats()["connected"], what="connected")
-        await asyncio.sleep(0.3)  # let the subscription settle
+        await until(lambda: up.stats()["commands_subscribed"], what="subscribed")
         for topic, body in [(TOPICS.command("charger1"), b'{"action":"stop"}'),
                             (TOPICS.command_result("charger1"), b'{"not":"a command"}'),
                             (TOPICS.command("meter2"), b'{"action":"x"}')]:
@@ -394,3 +393,4 @@ async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
     assert sorted(set(seqs)) == [1, 2, 3, 4]
     # rows published behind the refused one (inside the window) may overtake it; never lost
     assert seqs[:2] == [1, 2] and seqs.count(3) == 1
+

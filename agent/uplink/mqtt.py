@@ -68,6 +68,7 @@ class Uplink:
         self._retry_delay = _RETRY_MIN
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
+        self._subscribed = False  # the command subscription is active
         self._stopped = asyncio.Event()
         self._counts = {"published": 0, "acked": 0, "readings_acked": 0, "connects": 0, "connect_failures": 0,
                         "publish_errors": 0, "nacks": 0, "commands": 0}
@@ -106,7 +107,7 @@ class Uplink:
         readings_rate = (c["readings_acked"] - readings0) / dt if dt > 0 else 0.0
         self._rate_mark = (now, c["acked"], c["readings_acked"])
         return {
-            "connected": self._client is not None,
+            "connected": self._client is not None, "commands_subscribed": self._subscribed,
             "published": c["published"], "acked": c["acked"], "inflight": len(self._inflight),
             "connects": c["connects"], "reconnects": max(0, c["connects"] - 1),
             "connect_failures": c["connect_failures"], "publish_errors": c["publish_errors"],
@@ -188,9 +189,7 @@ class Uplink:
         self._post(self._on_message, msg.topic, bytes(msg.payload), bool(msg.retain))
 
     def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list, props: Any = None) -> None:
-        if any(r.is_failure for r in reasons):
-            self._post(log.warning, "broker refused the command subscription %s: %s", self.topics.command_filter,
-                       ", ".join(str(r) for r in reasons))
+        self._post(self._on_suback, client, [str(r) for r in reasons if r.is_failure])
 
     def _thread_failure(self, reason: str) -> None:
         self._post(self._on_failure, reason)
@@ -230,6 +229,7 @@ class Uplink:
         if client is not self._client:
             return
         self._client = None
+        self._subscribed = False
         self._inflight.clear()
         self._cursor = 0
         for fut in self._waiters.values():
@@ -264,6 +264,14 @@ class Uplink:
         if self._flush_handle is None and self._loop is not None:
             self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
         self._pump()
+
+    def _on_suback(self, client: mqtt.Client, failures: list[str]) -> None:
+        if client is not self._client:
+            return
+        if failures:
+            log.warning("broker refused the command subscription %s: %s", self.topics.command_filter,
+                        ", ".join(failures))
+        self._subscribed = not failures
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
         device = self.topics.device_of_command(topic)
