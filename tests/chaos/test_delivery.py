@@ -93,7 +93,7 @@ def test_sigkill_of_the_agent_mid_stream_loses_nothing_committed(tmp_path: Path,
     broker.start()
     try:
         by_seq = assert_nothing_lost(sub, tmp_path / "state", expected, timeout=120)
-        assert wait_until(lambda: Outbox_depth(tmp_path / "state") == 0, 30)
+        assert wait_until(lambda: outbox_depth(tmp_path / "state") == 0, 30)
     finally:
         assert agent.terminate() == 0, agent.log_tail()
     time.sleep(0.5)
@@ -104,7 +104,7 @@ def test_sigkill_of_the_agent_mid_stream_loses_nothing_committed(tmp_path: Path,
     assert conflicts == []
 
 
-def Outbox_depth(state: Path) -> int:  # noqa: N802 - reads like the thing it measures
+def outbox_depth(state: Path) -> int:
     with Outbox(state / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw-chaos") as ob:
         return ob.stats().depth
 
@@ -131,7 +131,7 @@ def test_disk_cap_drops_oldest_raw_first_and_counts_it(tmp_path: Path, mosquitto
         assert drops["raw"] > 0, status["buffer"]
         assert max(sizes) <= cap * 1.1, f"outbox (db + wal + shm) grew to {max(sizes)} bytes with a {cap} cap"
         broker.start()
-        assert wait_until(lambda: status_depth(tmp_path) == 0, 60), agent.log_tail()
+        assert wait_until(lambda: outbox_depth(tmp_path / "state") == 0, 60), agent.log_tail()
     finally:
         assert agent.terminate() == 0, agent.log_tail()
     time.sleep(0.5)
@@ -147,7 +147,3 @@ def test_disk_cap_drops_oldest_raw_first_and_counts_it(tmp_path: Path, mosquitto
 def _status(tmp: Path) -> dict:
     import json
     return json.loads((tmp / "state" / "status.json").read_text())
-
-
-def status_depth(tmp: Path) -> int:
-    return Outbox_depth(tmp / "state")
