@@ -7,6 +7,7 @@ Technicians use it to test an uplink without hardware; we use it for benchmarks.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from pathlib import Path
 from typing import Literal
@@ -55,8 +56,9 @@ class ReplayDriver:
         return [MetricSpec(self.config.metric, self.config.unit)]
 
     async def open(self) -> None:
-        self._ts, self._val = read_series(
-            self.config.file, ts_column=self.config.ts_column, value_column=self.config.value_column
+        # parsing a long file takes a while: keep the event loop free for the other devices
+        self._ts, self._val = await asyncio.to_thread(
+            read_series, self.config.file, ts_column=self.config.ts_column, value_column=self.config.value_column
         )
         step = int(np.median(np.diff(self._ts))) if len(self._ts) > 1 else 1000
         self._span = int(self._ts[-1] - self._ts[0]) + max(step, 1)
