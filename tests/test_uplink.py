@@ -87,21 +87,40 @@ def assert_complete_in_order(msgs, n: int) -> None:
     assert order == sorted(order), "first arrivals out of order"
 
 
+class StepClock:
+    """Wall time as usual; monotonic time only moves when the test says so (for rate figures)."""
+
+    def __init__(self) -> None:
+        self.mono = 1000.0
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
 async def test_every_row_delivered_in_order_with_seq_and_deleted(mosquitto, mqtt_subscriber, outbox) -> None:
     sub = mqtt_subscriber(mosquitto, "edge/gw1/telemetry/#")
-    async with Running(config(mosquitto, max_inflight=50), outbox) as up:
+    clock = StepClock()
+    async with Running(config(mosquitto, max_inflight=50), outbox, clock=clock) as up:
         for i in range(0, 600, 60):
             outbox.append([telemetry(i + k) for k in range(60)])
             up.wake()
             await asyncio.sleep(0.005)
         msgs = await asyncio.to_thread(sub.wait_for, 600, 20)
         await until(lambda: outbox.stats().depth == 0, what="outbox drained")
+        clock.mono += 2.0
         st = up.stats()
+        clock.mono += 0.5
+        assert up.stats()["msgs_per_s"] == 300  # a call within the second keeps the last interval's rate
+        clock.mono += 1.0
+        assert up.stats()["msgs_per_s"] == 0  # nothing acknowledged since
     assert seqs_of(msgs) == list(range(1, 601))  # no broker restart: exactly once, in order
     body = msgs[10].json()
     assert body["gateway"] == GW and body["device"] == "meter1" and len(body["readings"]) == 3
     assert st["acked"] == 600 and st["published"] == 600 and st["connected"] and st["inflight"] == 0
-    assert st["readings_per_s"] > 0 and st["msgs_per_s"] > 0
+    assert st["msgs_per_s"] == 300 and st["readings_per_s"] == 900  # 600 messages x 3 readings in 2 s
 
 
 async def test_backlog_from_before_start_is_sent_oldest_first(mosquitto, mqtt_subscriber, outbox) -> None:

@@ -74,6 +74,7 @@ class Uplink:
                         "publish_errors": 0, "nacks": 0, "commands": 0}
         self.last_error: str | None = None
         self._rate_mark = (self.clock.monotonic(), 0, 0)
+        self._rates = (0.0, 0.0)
 
     # ------------------------------------------------------------------ public API (loop thread)
     async def run(self) -> None:
@@ -99,13 +100,14 @@ class Uplink:
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def stats(self) -> dict:
+        """Counters and rates; rates cover the last interval of at least one second between calls."""
         now = self.clock.monotonic()
         t0, acked0, readings0 = self._rate_mark
         c = self._counts
-        dt = now - t0
-        msgs_rate = (c["acked"] - acked0) / dt if dt > 0 else 0.0
-        readings_rate = (c["readings_acked"] - readings0) / dt if dt > 0 else 0.0
-        self._rate_mark = (now, c["acked"], c["readings_acked"])
+        if now - t0 >= 1.0:
+            self._rates = ((c["acked"] - acked0) / (now - t0), (c["readings_acked"] - readings0) / (now - t0))
+            self._rate_mark = (now, c["acked"], c["readings_acked"])
+        msgs_rate, readings_rate = self._rates
         return {
             "connected": self._client is not None, "commands_subscribed": self._subscribed,
             "published": c["published"], "acked": c["acked"], "inflight": len(self._inflight),
