@@ -8,9 +8,10 @@ Durability: WAL with ``synchronous=FULL`` by default. With NORMAL a power cut ca
 commits *after* their rows were published; the next run would then hand the same ``seq`` to different
 data and subscribers would drop it as a duplicate. FULL syncs the WAL on every commit; at the batched
 commit rate the agent uses (a few commits per second, ~100 readings each) the cost is small
-(tests/bench/bench_store.py: at 100 messages per commit FULL reaches ~0.6-0.9x of NORMAL, >10k msgs/s;
-at 1 per commit only ~0.2x). NORMAL stays available for benchmarks. Inserts use plain ``executemany``
-(1.8x sqlite-utils ``insert_all`` in the same benchmark); sqlite-utils does schema and migrations.
+(tests/bench/bench_store.py: at 100 messages per commit FULL ran at 0.6-0.8x of NORMAL, 11-27k msgs/s
+of 10 readings; at 1 per commit 0.2-0.5x). NORMAL stays available for benchmarks. Inserts use plain
+``executemany`` (1.4-1.8x sqlite-utils ``insert_all`` in the same benchmark); sqlite-utils does schema
+and migrations.
 
 Cap measurement: ``(page_count - freelist_count) * page_size``, two O(1) header reads; freed pages are
 reused so the file stays near the cap without VACUUM. The WAL is bounded separately by a checkpoint
