@@ -36,6 +36,7 @@ import sqlite_utils
 from agent.errors import EdgeAgentError
 from agent.store.migrations import migrate
 
+MIN_BYTES = 256 * 1024
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 _EVICT_HEADROOM = 0.03  # evict 3 % below the limit (at most 1 MB) so not every append evicts
 _EVICT_MAX_BYTES = 1024 * 1024
@@ -100,8 +101,9 @@ def _wall_ms() -> int:
 class Outbox:
     def __init__(self, path: Path, *, max_bytes: int, gateway: str,
                  synchronous: Synchronous = Synchronous.FULL, now_ms: Callable[[], int] = _wall_ms):
-        if max_bytes < 64 * 1024:
-            raise OutboxError(f"outbox max_bytes {max_bytes} is below the 65536-byte minimum")
+        if max_bytes < MIN_BYTES:
+            raise OutboxError(f"outbox max_bytes {max_bytes} is below the {MIN_BYTES}-byte minimum (the SQLite "
+                              "database, its write-ahead log and 32 KB shared-memory index must fit in the cap)")
         if not gateway:
             raise OutboxError("outbox gateway id is empty")
         self.path = Path(path)
