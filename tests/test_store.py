@@ -232,3 +232,15 @@ def test_outbox_matches_a_fifo_model(tmp_path_factory: pytest.TempPathFactory, o
             assert ob.stats().depth == len(model) and ob.stats().last_seq == last
     finally:
         ob.close()
+
+
+def test_smallest_cap_still_keeps_the_newest_rows(tmp_path: Path) -> None:
+    p = tmp_path / "o.db"
+    with Outbox(p, max_bytes=256 * 1024, gateway="gw1") as ob:
+        for i in range(100):
+            ob.append([Pending(Priority.RAW, "t", body(i * 10 + k, pad=500)) for k in range(10)])
+            assert _disk_bytes(p) <= 256 * 1024 + 64 * 1024
+        st_ = ob.stats()
+        seqs = [r.seq for r in ob.peek(10_000)]
+    assert st_.drops["raw"] == 1000 - st_.depth and st_.depth > 100
+    assert seqs == list(range(1001 - len(seqs), 1001))  # a contiguous tail: the newest survive
