@@ -110,12 +110,15 @@ class Outbox:
         self.gateway = gateway
         self.max_bytes = max_bytes
         self._now_ms = now_ms
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path))
             self.db = sqlite_utils.Database(conn)
             self._open(Synchronous(synchronous))
         except (sqlite3.DatabaseError, OSError, RuntimeError) as e:
+            if conn is not None:
+                conn.close()
             raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
 
     def _open(self, synchronous: Synchronous) -> None:
