@@ -19,7 +19,7 @@ from .config.schema import AgentConfig
 from .driver import Clock
 from .model import Batch, Quality
 from .series import LatestValues, SeriesTable
-from .store.outbox import Outbox, Pending, Priority
+from .store.outbox import Outbox, OutboxError, Pending, Priority
 from .timesync import clock_synchronized
 from .uplink.payload import chunk_bodies, reading_rows
 from .uplink.topics import Topics
@@ -93,11 +93,14 @@ class Pipeline:
         if messages:
             try:
                 self.outbox.append(messages)
-            except Exception:
-                # keep them for the next cycle; the disk may be momentarily full or locked
+            except OutboxError as e:
                 self.stats.commit_errors += 1
-                log.exception("commit failed; %d messages kept for retry", len(messages))
-                self._pending[:0] = pending if not self.processor else []
+                if e.index is not None:
+                    # one malformed message (a bug upstream): drop it, keep the rest for the next cycle
+                    log.error("dropping a message that cannot be stored: %s", e)
+                    del messages[e.index]
+                else:  # the disk may be momentarily full or locked: keep everything
+                    log.error("commit failed, %d messages kept for retry: %s", len(messages), e)
                 self._extra[:0] = messages
                 return 0
             self.stats.messages_committed += len(messages)
