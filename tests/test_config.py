@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agent.config import load_config, load_config_text
 from agent.errors import ConfigError
@@ -88,7 +89,7 @@ def test_systemd_credentials(tmp_path: Path) -> None:
 
 def test_config_objects_are_frozen() -> None:
     cfg = load_config_text('[gateway]\nid = "gw"\n', env={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.gateway.id = "other"  # type: ignore[misc]
 
 

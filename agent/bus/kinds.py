@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .base import LineKind
-from .modbus import make_bus as _modbus_bus
-from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
 from .gpio import GpioLineConfig, make_gpio_bus
 from .i2c import I2cLineConfig, I2cSimLineConfig, make_i2c_bus, make_i2c_sim_bus
+from .modbus import make_bus as _modbus_bus
+from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
 from .ocpp_server import OcppLineConfig
 from .ocpp_server import make_server as _ocpp_server
 from .serial_port import SerialLineConfig, make_serial_bus
