@@ -50,6 +50,7 @@ class SerialDeviceSim:
         self._ser: serial.Serial | None = None
         self._rx = bytearray()
         self._slave_path = ""
+        self._stream_task: asyncio.Task | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -66,7 +67,11 @@ class SerialDeviceSim:
 
     async def start(self) -> SerialDeviceSim:
         self._plug()
+        self._stream_task = asyncio.create_task(self.stream())
         return self
+
+    async def stream(self) -> None:
+        """Unsolicited output (active-mode sensors override this); runs from start() to stop()."""
 
     def _plug(self) -> None:
         if self.port:
@@ -110,6 +115,11 @@ class SerialDeviceSim:
         self._plug()
 
     async def stop(self) -> None:
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stream_task
+            self._stream_task = None
         self.unplug()
 
     # -- wire ----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 
 import click
@@ -29,19 +28,6 @@ class Pms5003Sim(SerialDeviceSim):
         self.interval = interval
         self.vary = vary
         self.commands: list[bytes] = []
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> Pms5003Sim:
-        await super().start()
-        self._task = asyncio.create_task(self._stream())
-        return self
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await super().stop()
 
     def _next_reading(self) -> Pms5003Reading:
         if self.vary:
@@ -50,7 +36,7 @@ class Pms5003Sim(SerialDeviceSim):
             self.reading = dataclasses.replace(r, pm2_5=pm, pm2_5_cf1=pm, pm1_0=pm * 2 // 3, pm10=pm * 4 // 3)
         return self.reading
 
-    async def _stream(self) -> None:
+    async def stream(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             if self.active and not self.asleep and self.plugged:

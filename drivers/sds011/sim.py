@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import click
 
@@ -26,19 +25,6 @@ class Sds011Sim(SerialDeviceSim):
         self.interval = interval
         self.vary = vary
         self.wakes = self.sleeps = self.queries = 0
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> Sds011Sim:
-        await super().start()
-        self._task = asyncio.create_task(self._stream())
-        return self
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await super().stop()
 
     def _data(self) -> bytes:
         if self.vary:
@@ -46,7 +32,7 @@ class Sds011Sim(SerialDeviceSim):
             self.pm10 = max(self.pm2_5, round(self.pm10 + self.rng.uniform(-0.8, 0.8), 1))
         return codec.encode_data(self.pm2_5, self.pm10, self.device_id)
 
-    async def _stream(self) -> None:
+    async def stream(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             if not self.query_mode and not self.asleep and self.plugged:
