@@ -80,7 +80,6 @@ class Agent:
         self.commands, self.site = self._make_control()
         self.broker = None
         self.started_mono = time.monotonic()
-        self.ready = asyncio.Event()
 
     # -- optional parts ---------------------------------------------------------------------------
     def _make_processor(self) -> Processor:
@@ -173,7 +172,6 @@ class Agent:
             asyncio.create_task(self._site_loop(), name="site"),
         ]
         self.notifier.ready(f"polling {len(self.pollers)} devices")
-        self.ready.set()
         log.info("gateway %s running: %d devices, outbox %s", self.config.gateway.id, len(self.pollers),
                  self.config.outbox_path)
         try:
