@@ -109,16 +109,30 @@ class Agent:
         )
 
     async def _health_loop(self) -> None:
+        status_error: str | None = None  # the status file failure logged last (logged once, not per report)
+        report_error: str | None = None
         while True:
             try:
                 body = self.health()
-                write_status(self.state_dir, body)
                 if self.uplink is not None:
                     self.uplink.publish_transient(self.topics.health, body)
                 up = sum(1 for p in self.pollers if p.health.up)
                 self.notifier.status(f"{up}/{len(self.pollers)} devices up, buffer {body['buffer']['depth']} messages")
-            except Exception:  # noqa: BLE001 - a health report failing must not stop the agent
-                log.exception("health report failed")
+                try:
+                    write_status(self.state_dir, body)
+                except OSError as e:  # e.g. disk full: health still goes out over MQTT
+                    if str(e) != status_error:
+                        log.warning("cannot write the status file in %s: %s", self.state_dir, e)
+                    status_error = str(e)
+                else:
+                    if status_error is not None:
+                        log.info("status file written again")
+                    status_error = None
+                report_error = None
+            except Exception as e:  # noqa: BLE001 - a health report failing must not stop the agent
+                if repr(e) != report_error:
+                    log.exception("health report failed")
+                report_error = repr(e)
             await asyncio.sleep(self.config.health.interval)
 
     async def _watchdog_loop(self) -> None:
@@ -189,7 +203,7 @@ class Agent:
 
     async def shutdown(self) -> None:
         with contextlib.suppress(Exception):
-            self.pipeline.cycle()  # commit whatever the pollers delivered last
+            self.pipeline.cycle(final=True)  # commit whatever the pollers delivered last
         if self.uplink is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.uplink.stop(), 5)

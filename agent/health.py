@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -35,6 +36,8 @@ def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats
             "readings_in": pipeline_stats.readings_in,
             "messages_committed": pipeline_stats.messages_committed,
             "commit_errors": pipeline_stats.commit_errors,
+            "held": getattr(pipeline_stats, "held", 0),
+            "held_bytes": getattr(pipeline_stats, "held_bytes", 0),
         },
         "devices": {p.name: p.health.as_dict() for p in pollers},
     }
@@ -47,11 +50,17 @@ def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats
 
 
 def write_status(state_dir: Path, body: dict) -> None:
-    """Atomically replace the status file (readers never see half a document)."""
+    """Atomically replace the status file (readers never see half a document). Raises OSError (e.g.
+    disk full) after removing the partly written temporary file."""
     path = state_dir / STATUS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(body, default=str))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_status(state_dir: Path) -> dict | None:

@@ -3,6 +3,11 @@ commits raw telemetry, aggregates and events to the outbox in one transaction, t
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
+
+When a commit fails (disk full, database locked) the messages are held in memory, in order, within a
+bound derived from the outbox cap (see :mod:`agent.store.held`); what the bound evicts is counted as
+drops. Commits are retried with a growing delay, held messages first, so seqs keep reading order. The
+failure is logged once and the recovery once.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from .config.schema import AgentConfig
 from .driver import Clock
 from .model import Batch, Quality
 from .series import LatestValues, SeriesTable
+from .store.held import Held, HeldMessages, hold_bytes_for
 from .store.outbox import Outbox, OutboxError, Pending, Priority
 from .timesync import clock_synchronized
 from .uplink.payload import chunk_bodies, reading_rows
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.pipeline")
+HOLD_CHUNK_BYTES = 256 * 1024  # held messages committed per transaction when catching up
+RETRY_MAX_S = 5.0  # longest wait between commit attempts while commits fail
 
 
 @dataclass
@@ -34,12 +42,14 @@ class PipelineStats:
     commits: int = 0
     last_commit_ms: int = 0
     commit_errors: int = 0
+    held: int = 0  # messages held in memory because the outbox could not store them
+    held_bytes: int = 0
 
 
 class Pipeline:
     def __init__(self, *, config: AgentConfig, series: SeriesTable, outbox: Outbox, topics: Topics,
                  latest: LatestValues, processor=None, on_committed: Callable[[], None] | None = None,
-                 clock: Clock | None = None):
+                 clock: Clock | None = None, hold_bytes: int | None = None):
         self.config = config
         self.series = series
         self.outbox = outbox
@@ -56,6 +66,10 @@ class Pipeline:
         self._metric_names = [s.metric for s in series]
         self._units = [s.unit for s in series]
         self._last_flush = 0.0
+        self.held = HeldMessages(hold_bytes or hold_bytes_for(config.store.max_bytes))
+        self._retry_at = 0.0
+        self._retry_delay = 0.0
+        self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
 
     # -- inputs -------------------------------------------------------------------------------
@@ -78,8 +92,9 @@ class Pipeline:
             await asyncio.sleep(interval)
             self.cycle()
 
-    def cycle(self) -> int:
-        """Process and commit everything pending. Returns the number of messages committed."""
+    def cycle(self, *, final: bool = False) -> int:
+        """Process and commit everything pending. Returns the number of messages committed.
+        ``final`` (at shutdown) tries held messages at once, whatever the retry delay."""
         now_ms = self.clock.now_ms()
         messages: list[Pending] = []
         pending, self._pending = self._pending, []
@@ -90,25 +105,89 @@ class Pipeline:
             self._last_flush = time.monotonic()
             messages.extend(self._derived(self.processor.flush(now_ms)))
         messages.extend(extra)
-        if messages:
+        committed = 0
+        if messages and not len(self.held):
+            committed = self._commit(messages)
+        elif messages:
+            self._hold(messages)  # behind what is held already: nothing newer is committed first
+        if len(self.held) and (final or time.monotonic() >= self._retry_at):
+            committed += self._commit_held()
+        if self.outbox.acked_pending_delete:
+            self.outbox.delete()  # acknowledged rows whose delete failed earlier
+        self.stats.held, self.stats.held_bytes = len(self.held), self.held.bytes
+        if final and len(self.held):
+            log.error("%d messages could not be committed before shutdown and are lost", len(self.held))
+        self.heartbeat = time.monotonic()  # a failing commit is not a stuck loop
+        return committed
+
+    def _commit(self, messages: list[Pending]) -> int:
+        """Commit fresh messages; on failure hold them (dropping a malformed one)."""
+        try:
+            self.outbox.append(messages)
+        except OutboxError as e:
+            self.stats.commit_errors += 1
+            if e.index is None:
+                self._failed(e)
+            else:  # one malformed message (a bug upstream): drop it, keep the rest for the next cycle
+                log.error("dropping a message that cannot be stored: %s", e)
+                del messages[e.index]
+            self._hold(messages)
+            return 0
+        self._committed(len(messages))
+        return len(messages)
+
+    def _commit_held(self) -> int:
+        """Commit held messages oldest first, a chunk per transaction, until none is left or one fails."""
+        total = 0
+        while len(self.held):
+            entries: list[Held] = self.held.oldest(HOLD_CHUNK_BYTES)
             try:
-                self.outbox.append(messages)
+                self.outbox.append([e.pending() for e in entries])
             except OutboxError as e:
                 self.stats.commit_errors += 1
-                if e.index is not None:
-                    # one malformed message (a bug upstream): drop it, keep the rest for the next cycle
-                    log.error("dropping a message that cannot be stored: %s", e)
-                    del messages[e.index]
-                else:  # the disk may be momentarily full or locked: keep everything
-                    log.error("commit failed, %d messages kept for retry: %s", len(messages), e)
-                self._extra[:0] = messages
-                return 0
-            self.stats.messages_committed += len(messages)
-            self.stats.commits += 1
-            self.stats.last_commit_ms = now_ms
-            self.on_committed()
-        self.heartbeat = time.monotonic()
-        return len(messages)
+                if e.index is None:
+                    self._failed(e)
+                    return total
+                log.error("dropping a message that cannot be stored: %s", e)
+                self.held.release([entries[e.index]])
+                continue
+            self.held.release(entries)
+            self._committed(len(entries))
+            total += len(entries)
+        if self._fault is not None:
+            f = self._fault
+            log.info("commit recovered after %.1f s: held messages committed, %d dropped while holding",
+                     time.monotonic() - f.since, f.dropped)
+            self._fault = None
+        self._retry_delay = 0.0
+        return total
+
+    def _hold(self, messages: list[Pending]) -> None:
+        evicted, malformed = self.held.add(messages)
+        for problem in malformed:
+            log.error("dropping a message that cannot be stored: %s", problem)
+        if evicted:
+            self.outbox.count_drops(evicted)
+            if self._fault is not None:
+                if not self._fault.dropped:
+                    log.warning("messages held in memory reached %d KiB: dropping the oldest (raw telemetry "
+                                "first), counted in buffer drops", self.held.max_bytes // 1024)
+                self._fault.dropped += sum(evicted.values())
+
+    def _failed(self, e: OutboxError) -> None:
+        if self._fault is None:
+            self._fault = _Fault(time.monotonic())
+            log.error("commit failed: %s; holding messages in memory (up to %d KiB) and retrying",
+                      e, self.held.max_bytes // 1024)
+        interval = self.config.store.commit_interval
+        self._retry_delay = min(RETRY_MAX_S, max(interval, 2 * self._retry_delay))
+        self._retry_at = time.monotonic() + self._retry_delay
+
+    def _committed(self, n: int) -> None:
+        self.stats.messages_committed += n
+        self.stats.commits += 1
+        self.stats.last_commit_ms = self.clock.now_ms()
+        self.on_committed()
 
     def _process(self, pending: list[tuple[str, Batch]], now_ms: int) -> list[Pending]:
         batch = Batch.concat([b for _, b in pending])
@@ -142,3 +221,9 @@ class Pipeline:
         for body in getattr(result, "events", ()):
             out.append(Pending(Priority.EVENT, self.topics.event, body))
         return out
+
+
+@dataclass
+class _Fault:
+    since: float  # monotonic time of the first failed commit
+    dropped: int = 0

@@ -1,6 +1,10 @@
-"""Pipeline commits: raw telemetry in ~100-reading messages, and a bad message never blocks the rest."""
+"""Pipeline commits: raw telemetry in ~100-reading messages, a bad message never blocks the rest, and
+while the outbox cannot store anything (SQLite full, as on a full disk) the pipeline holds a bounded
+amount in memory, counts what it evicts as drops and afterwards commits in reading order."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
@@ -12,12 +16,12 @@ from agent.store.outbox import Outbox, Pending, Priority
 from agent.uplink.topics import Topics
 
 
-def make(tmp_path, per_message=100):
+def make(tmp_path, per_message=100, **kwargs):
     cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[mqtt]\nreadings_per_message = {per_message}\n', env={})
     series = SeriesTable()
     series.add_device("m", [MetricSpec("v", "V"), MetricSpec("p", "W")])
     outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
-    pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"), latest=LatestValues(len(series)))
+    pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"), latest=LatestValues(len(series)), **kwargs)
     return pipe, outbox
 
 
@@ -40,6 +44,86 @@ def test_a_malformed_message_is_dropped_and_the_rest_still_committed(tmp_path) -
     pipe.submit_message(Pending(Priority.EVENT, "edge/gw/event", {"kind": "ok-1"}))
     pipe.submit_message(Pending(Priority.EVENT, "edge/gw/event", {"kind": {1, 2}}))  # a set: not JSON
     pipe.submit_message(Pending(Priority.AUDIT, "edge/gw/audit", {"kind": "ok-2"}))
-    assert pipe.cycle() == 0 and pipe.stats.commit_errors == 1
-    assert pipe.cycle() == 2
+    assert pipe.cycle() == 2 and pipe.stats.commit_errors == 1
     assert [r.topic for r in outbox.peek(10)] == ["edge/gw/event", "edge/gw/audit"]
+
+
+def fill_outbox_disk(outbox: Outbox) -> None:
+    """SQLite's page limit at the current size: inserts fail with SQLITE_FULL, as on a full disk."""
+    c = outbox.db.conn
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
+
+
+def free_outbox_disk(outbox: Outbox) -> None:
+    outbox.db.conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def submit_readings(pipe: Pipeline, start: int, n: int) -> None:
+    ts = np.arange(start, start + n, dtype=np.int64) + 1_700_000_000_000
+    pipe.submit("m", Batch.from_columns(np.zeros(n), ts, np.arange(start, start + n) * 1.0))
+
+
+def committed_bodies(outbox: Outbox) -> list[dict]:
+    import orjson
+    return [orjson.loads(r.payload) for r in outbox.peek(1_000_000)]
+
+
+def test_disk_full_holds_bounded_memory_evicts_oldest_raw_and_keeps_order(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="edge_agent")
+    pipe, outbox = make(tmp_path, per_message=10, hold_bytes=64 * 1024)
+    submit_readings(pipe, 0, 100)
+    assert pipe.cycle() == 10
+    fill_outbox_disk(outbox)
+    pipe.submit_message(Pending(Priority.AUDIT, "edge/gw/audit", {"kind": "audit-early"}))
+    for i in range(1, 101):  # far more than 64 KiB of readings while nothing can be stored
+        submit_readings(pipe, i * 100, 100)
+        if i == 50:
+            pipe.submit_message(Pending(Priority.EVENT, "edge/gw/event", {"kind": "event-mid"}))
+        pipe._retry_at = 0  # retry every cycle here (the pipeline normally waits longer each time)
+        assert pipe.cycle() == 0
+    assert pipe.held.bytes <= 64 * 1024
+    drops = outbox.stats().drops
+    assert drops["raw"] > 0 and drops["agg"] == drops["event"] == drops["audit"] == 0
+    assert pipe.stats.held == len(pipe.held) > 0
+    failures = [r for r in caplog.records if "commit failed" in r.getMessage()]
+    assert len(failures) == 1, "the failure is logged once, not every cycle"
+
+    free_outbox_disk(outbox)
+    submit_readings(pipe, 20_000, 100)
+    pipe._retry_at = 0
+    committed = pipe.cycle()
+    assert committed > 0 and len(pipe.held) == 0
+    assert [r for r in caplog.records if "commit recovered" in r.getMessage()]
+    bodies = committed_bodies(outbox)
+    seqs = [b["seq"] for b in bodies]
+    assert seqs == list(range(1, len(bodies) + 1))
+    raw_ts = [r["ts"] for b in bodies if "readings" in b for r in b["readings"]]
+    assert raw_ts == sorted(raw_ts), "seqs follow reading order"
+    kept = {r["ts"] - 1_700_000_000_000 for b in bodies if "readings" in b for r in b["readings"]}
+    assert set(range(100)) <= kept and set(range(20_000, 20_100)) <= kept  # the oldest held went first
+    missing = set(range(100, 10_100)) - kept
+    assert missing and max(missing) < min(set(range(100, 10_100)) & kept)
+    drops = outbox.stats().drops  # the last cycle held (and evicted) once more before committing
+    assert drops["raw"] == len(missing) // 10, "every evicted message is counted as a drop"
+    kinds = [b.get("kind") for b in bodies]
+    assert kinds.index("audit-early") < kinds.index("event-mid"), "events and audit are kept, in order"
+    outbox.close()  # the drops counted while the disk was full were stored with the first commit after
+    with Outbox(tmp_path / "o.db", max_bytes=outbox.max_bytes, gateway="gw") as reopened:
+        assert reopened.stats().drops == drops
+
+
+def test_events_and_audit_are_evicted_last(tmp_path) -> None:
+    pipe, outbox = make(tmp_path, per_message=10, hold_bytes=8 * 1024)
+    fill_outbox_disk(outbox)
+    for i in range(20):
+        pipe.submit_message(Pending(Priority.AUDIT, "edge/gw/audit", {"kind": "audit", "n": i}))
+    for i in range(5):
+        submit_readings(pipe, i * 100, 100)
+        pipe.cycle()
+    drops = outbox.stats().drops
+    assert drops["raw"] > 0 and drops["audit"] == 0, drops  # raw messages go before any audit
+    free_outbox_disk(outbox)
+    pipe._retry_at = 0
+    pipe.cycle()
+    assert [b["n"] for b in committed_bodies(outbox) if b.get("kind") == "audit"] == list(range(20))

@@ -23,6 +23,7 @@ Used from one thread only (the asyncio loop thread).
 from __future__ import annotations
 
 import enum
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,8 @@ import sqlite_utils
 
 from agent.errors import EdgeAgentError
 from agent.store.migrations import migrate
+
+log = logging.getLogger("edge_agent.outbox")
 
 MIN_BYTES = 256 * 1024
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -110,6 +113,9 @@ class Outbox:
         self.gateway = gateway
         self.max_bytes = max_bytes
         self._now_ms = now_ms
+        self._acked: set[int] = set()  # acknowledged rows whose delete failed: sent, to be deleted
+        self._delete_failing = False
+        self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
         conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +155,8 @@ class Outbox:
         transaction). Each body dict gets ``gateway`` and ``seq`` set in place. One writer process only.
 
         Raises OutboxError (``index`` names the bad message) before anything is written when a
-        message is malformed; nothing is stored and no seq is used up.
+        message is malformed; nothing is stored and no seq is used up. The same transaction deletes
+        acknowledged rows whose earlier delete failed and records drops counted meanwhile.
         """
         self._check_open()
         if not items:
@@ -162,6 +169,8 @@ class Outbox:
         incoming = sum(len(r[1]) + len(r[2]) + _ROW_OVERHEAD for r in rows)
         try:
             with self.db.atomic():
+                acked_deleted = self._delete_rows(sorted(self._acked))
+                self._persist_drops(self._unsaved_drops)
                 # make room first, so the database file never grows past the limit (a page that was
                 # once used stays in the file: SQLite does not shrink it without VACUUM)
                 dropped = self._enforce_cap(incoming)
@@ -178,7 +187,9 @@ class Outbox:
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store {len(rows)} messages in {self.path}: {e}") from e
         self._last_seq = last
-        self._depth += len(rows)
+        self._depth += len(rows) - acked_deleted
+        self._acked_deleted()
+        self._unsaved_drops = {}
         self._apply_drops(dropped)
         return list(range(seq0, last + 1))
 
@@ -231,48 +242,95 @@ class Outbox:
                     break
                 c.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(ids))})", ids)
                 dropped[priority] = dropped.get(priority, 0) + len(ids)
+        self._persist_drops(dropped)
+        return dropped
+
+    def _persist_drops(self, dropped: dict[int, int]) -> None:
         for priority, n in dropped.items():
-            c.execute(
+            self.db.conn.execute(
                 "INSERT INTO drops (priority, count) VALUES (?, ?)"
                 " ON CONFLICT(priority) DO UPDATE SET count = count + excluded.count",
                 [Priority(priority).name.lower(), n],
             )
-        return dropped
+
+    def count_drops(self, dropped: dict[Priority, int]) -> None:
+        """Count messages dropped before they reached the outbox (e.g. evicted from memory while the
+        disk was full) in the same drop counters; they are persisted with the next append."""
+        for priority, n in dropped.items():
+            self._unsaved_drops[int(priority)] = self._unsaved_drops.get(int(priority), 0) + n
+            self._drops[Priority(priority).name.lower()] += n
 
     def _apply_drops(self, dropped: dict[int, int]) -> None:
         for priority, n in dropped.items():
             self._drops[Priority(priority).name.lower()] += n
             self._depth -= n
 
-    def delete(self, rowids: Iterable[int]) -> int:
-        """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted."""
+    def delete(self, rowids: Iterable[int] = ()) -> int:
+        """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted.
+
+        When the delete fails (disk full), the rows are remembered as acknowledged until a later
+        ``delete`` or ``append`` removes them: meanwhile :meth:`peek` skips them (they are not sent
+        again) and the depth leaves them out. Call with no rowids to retry only those.
+        """
         self._check_open()
-        ids = sorted(set(rowids))
-        if not ids:
+        self._acked.update(rowids)
+        if not self._acked:
             return 0
-        deleted = 0
-        c = self.db.conn
-        with self.db.atomic():
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                cur = c.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
-                deleted += cur.rowcount
+        try:
+            with self.db.atomic():
+                deleted = self._delete_rows(sorted(self._acked))
+        except sqlite3.Error as e:
+            if not self._delete_failing:
+                log.warning("cannot delete %d acknowledged messages from %s (%s): they are kept aside as sent "
+                            "and deleted when the database can be written again", len(self._acked), self.path, e)
+            self._delete_failing = True
+            return 0
         self._depth -= deleted
+        self._acked_deleted()
         return deleted
+
+    @property
+    def acked_pending_delete(self) -> int:
+        """Acknowledged rows still in the database because deleting them failed."""
+        return len(self._acked)
+
+    def _delete_rows(self, ids: list[int]) -> int:
+        deleted = 0
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            cur = self.db.conn.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
+            deleted += cur.rowcount
+        return deleted
+
+    def _acked_deleted(self) -> None:
+        if self._delete_failing:
+            log.info("acknowledged messages deleted from %s again", self.path)
+            self._delete_failing = False
+        self._acked.clear()
 
     # ------------------------------------------------------------------------------------ reading
     def peek(self, limit: int, after_rowid: int = 0) -> list[OutboxRow]:
-        """Up to ``limit`` rows with rowid > ``after_rowid``, oldest first."""
+        """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first."""
         self._check_open()
-        cur = self.db.conn.execute(
-            "SELECT rowid, seq, topic, payload, priority, created_ms FROM outbox"
-            " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, limit])
-        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5]) for r in cur]
+        rows: list[OutboxRow] = []
+        while len(rows) < limit:
+            want = limit - len(rows)
+            ask = want + min(len(self._acked), 10_000)  # acknowledged rows are skipped
+            batch = self.db.conn.execute(
+                "SELECT rowid, seq, topic, payload, priority, created_ms FROM outbox"
+                " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
+            rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5])
+                     for r in batch if r[0] not in self._acked][:want]
+            if len(batch) < ask or not self._acked:
+                break
+            after_rowid = batch[-1][0]
+        return rows
 
     def stats(self) -> OutboxStats:
         self._check_open()
-        row = self.db.conn.execute("SELECT created_ms FROM outbox ORDER BY rowid LIMIT 1").fetchone()
-        return OutboxStats(depth=self._depth, bytes=self._used_bytes(), oldest_created_ms=row[0] if row else None,
+        oldest = self.peek(1)
+        return OutboxStats(depth=max(0, self._depth - len(self._acked)), bytes=self._used_bytes(),
+                           oldest_created_ms=oldest[0].created_ms if oldest else None,
                            drops=dict(self._drops), last_seq=self._last_seq)
 
     def export(self, fh: IO[str], *, limit: int | None = None) -> int:
