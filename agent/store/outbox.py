@@ -328,9 +328,11 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         self._check_open()
-        oldest = self.peek(1)
+        oldest = next((created for rowid, created in self.db.conn.execute(
+            "SELECT rowid, created_ms FROM outbox ORDER BY rowid LIMIT ?", [len(self._acked) + 1])
+            if rowid not in self._acked), None)  # the oldest not yet acknowledged
         return OutboxStats(depth=max(0, self._depth - len(self._acked)), bytes=self._used_bytes(),
-                           oldest_created_ms=oldest[0].created_ms if oldest else None,
+                           oldest_created_ms=oldest,
                            drops=dict(self._drops), last_seq=self._last_seq)
 
     def export(self, fh: IO[str], *, limit: int | None = None) -> int:
