@@ -85,6 +85,11 @@ class Pipeline:
         """A message from another part of the agent (command result, audit, event)."""
         self._extra.append(pending)
 
+    @property
+    def commit_failing(self) -> bool:
+        """The last commit failed and messages are held in memory (e.g. the disk is full)."""
+        return self._fault is not None
+
     # -- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
         interval = self.config.store.commit_interval

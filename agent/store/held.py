@@ -58,14 +58,15 @@ class HeldMessages:
         """Hold messages after everything held already. Returns what had to be evicted to stay under
         the cap (per priority) and a description of each message that cannot be encoded (dropped)."""
         malformed: list[str] = []
-        for priority, topic, body in messages:
-            body = dict(body)
-            body.pop("gateway", None)  # set by an earlier failed attempt; the outbox sets both again
-            body.pop("seq", None)
+        for message in messages:
             try:
+                priority, topic, body = message
+                body = dict(body)
+                body.pop("gateway", None)  # set by an earlier failed attempt; the outbox sets both again
+                body.pop("seq", None)
                 entry = Held(self._next, Priority(priority), topic, orjson.dumps(body, option=_ORJSON_OPTS))
             except (TypeError, ValueError) as e:
-                malformed.append(f"message for {topic}: {e}")
+                malformed.append(f"{message!r:.200}: {e}")
                 continue
             self._next += 1
             self._queues[entry.priority].append(entry)
