@@ -170,12 +170,17 @@ async def test_id_memory_is_bounded(tmp_path):
     assert (await router.handle("cp1", cmd(id="n0", action="start"))).status == "accepted"  # forgotten
 
 
-async def test_in_memory_ids_when_state_dir_is_unusable(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    store = IdStore(blocker / "sub" / "commands.db", limit=16)
-    store.put("a", 1, {"status": "accepted"})
-    assert store.get("a") == {"status": "accepted"} and len(store) == 1
+async def test_unusable_state_dir_refuses_commands_until_it_recovers(tmp_path):
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")
+    router, drv, _ = make(blocker)
+    out = await router.handle("cp1", cmd(id="m1", action="start"))
+    assert out.status == "refused" and out.result["code"] == "cannot_record"
+    assert "cannot be written" in out.result["reason"] and "nothing was changed" in out.result["reason"]
+    assert out.audit["status"] == "refused" and drv.writes == []
+    blocker.unlink()  # the technician fixes the state directory: no restart needed
+    assert (await router.handle("cp1", cmd(id="m1", action="start"))).status == "accepted"
+    assert drv.writes == [("start", True)]
 
 
 async def test_rate_limit_per_device_and_window(tmp_path):
