@@ -93,11 +93,11 @@ class Agent:
         if self.uplink is not None:
             self.uplink.wake()
 
-    async def _on_command(self, device: str, payload: bytes) -> None:
-        outcome = await self.commands.handle(device, payload)
+    async def _on_command(self, device: str, payload: bytes, retained: bool = False) -> None:
+        """Answer on cmd/{device}/result (cmd//result for an empty device level) and audit, always."""
+        outcome = await self.commands.handle(device, payload, retained=retained)
         self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), outcome.result))
-        if getattr(outcome, "audit", None):
-            self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
+        self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
 
     def health(self) -> dict:
         return build_health(

@@ -222,6 +222,21 @@ async def test_hmac(tmp_path):
     assert drv.writes == [("current_limit", 16.0)]
 
 
+async def test_timestamps_bounded_both_ways_with_max_age(tmp_path):
+    router, drv, clock = make(tmp_path, max_age=60)
+    ten_days = 10 * 86_400_000
+    future = await router.handle("cp1", cmd(id="s1", action="set_current_limit", value=16, ts=clock.t + ten_days))
+    assert future.status == "refused" and future.result["code"] == "clock_skew"
+    assert "864000 s ahead" in future.result["reason"] and "max_clock_skew 30 s" in future.result["reason"]
+    old = await router.handle("cp1", cmd(id="s2", action="set_current_limit", value=16, ts=clock.t - ten_days))
+    assert old.result["code"] == "expired"
+    undated = await router.handle("cp1", cmd(id="s3", action="set_current_limit", value=16))
+    assert undated.result["code"] == "expired" and '"ts" is required' in undated.result["reason"]
+    assert drv.writes == []
+    slightly_ahead = await router.handle("cp1", cmd(id="s4", action="set_current_limit", value=16, ts=clock.t + 5_000))
+    assert slightly_ahead.status == "accepted" and drv.writes == [("current_limit", 16.0)]
+
+
 def test_auth_config_needs_secret():
     with pytest.raises(ValueError, match="needs a non-empty secret"):
         CommandsConfig.model_validate({"auth": "hmac"})
