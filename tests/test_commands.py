@@ -237,6 +237,14 @@ async def test_timestamps_bounded_both_ways_with_max_age(tmp_path):
     assert slightly_ahead.status == "accepted" and drv.writes == [("current_limit", 16.0)]
 
 
+async def test_retained_command_is_refused_and_its_id_stays_usable(tmp_path):
+    router, drv, _ = make(tmp_path)
+    out = await router.handle("cp1", cmd(id="k1", action="start"), retained=True)
+    assert out.status == "refused" and out.result["code"] == "retained" and out.audit["code"] == "retained"
+    assert drv.writes == []
+    assert (await router.handle("cp1", cmd(id="k1", action="start"))).status == "accepted"  # sent again, live
+
+
 def test_auth_config_needs_secret():
     with pytest.raises(ValueError, match="needs a non-empty secret"):
         CommandsConfig.model_validate({"auth": "hmac"})
