@@ -49,25 +49,24 @@ def plain_line(s: Snapshot) -> str:
 
 
 def pack(items: list[str], width: int, max_lines: int) -> str:
-    """Greedy line packing of ``items`` into at most ``max_lines`` lines of ``width`` characters;
-    what does not fit is summarised as "… +N" so a device never takes more than its share."""
-    lines: list[str] = []
-    cur = ""
-    for i, item in enumerate(items):
-        cand = f"{cur}{VALUE_SEP}{item}" if cur else item
-        if len(cand) <= width or not cur:
-            cur = cand
-            continue
-        lines.append(cur)
-        cur = item
-        if len(lines) == max_lines:
-            more = f" … +{len(items) - i}"
-            last = lines[-1]
-            lines[-1] = (last[: max(0, width - len(more))] + more) if len(last) + len(more) > width else last + more
-            return "\n".join(lines)
-    if cur:
-        lines.append(cur)
-    return "\n".join(lines)
+    """Pack ``items`` into at most ``max_lines`` lines of ``width`` characters; what does not fit is
+    summarised as "… +N" so a device never takes more than its share of the screen."""
+    lines: list[list[str]] = []
+    for item in items:
+        if lines and len(VALUE_SEP.join([*lines[-1], item])) <= width:
+            lines[-1].append(item)
+        else:
+            lines.append([item])
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while True:
+            more = f"… +{len(items) - sum(map(len, lines))}"
+            if len(VALUE_SEP.join([*last, more])) <= width or len(last) == 1:
+                last.append(more)
+                break
+            last.pop()
+    return "\n".join(VALUE_SEP.join(line) for line in lines)
 
 
 STATE_STYLE = {"up": "green", "down": "red", "stale": "red", "starting": "yellow", "unavailable": "magenta"}
