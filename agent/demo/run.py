@@ -154,6 +154,8 @@ class Demo:
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
         try:
+            if self.outage_note:
+                self.say(self.outage_note)
             await self._warm()
             with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as tmp:
                 return await self._run(Path(tmp))
