@@ -31,6 +31,7 @@ from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
 SITE_STEP_S = 1.0  # site controller period: stale grid data is acted on within a second
+TASK_STOP_S = 3.0  # at shutdown, how long each round of cancellation waits for tasks to end
 
 
 def prepare_state_dir(config: AgentConfig) -> Path:
@@ -79,6 +80,7 @@ class Agent:
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
         self.broker = None
+        self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
 
     # -- optional parts ---------------------------------------------------------------------------
@@ -182,20 +184,44 @@ class Agent:
                     raise t.exception()
         finally:
             self.notifier.stopping()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop_tasks(tasks)
             await self.shutdown()
 
+    async def _stop_tasks(self, tasks: list[asyncio.Task]) -> None:
+        """Stop every task within a bounded time, whatever a driver does.
+
+        A driver can swallow a cancellation (``asyncio.wait_for`` on Python 3.11 does when the awaited
+        reply is already there), so pollers also get a stop flag, stragglers are cancelled again, and
+        shutdown goes on without any task that still has not ended; those are logged by name.
+        """
+        for p in self.pollers:
+            p.stop()
+        pending = set(tasks)
+        for _ in range(2):
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=TASK_STOP_S)
+            if not pending:
+                break
+        self.stragglers = sorted(t.get_name() for t in pending)
+        if self.stragglers:
+            log.error("shutdown: %d task(s) did not stop within %.0f s, going on without them: %s",
+                      len(self.stragglers), 2 * TASK_STOP_S, ", ".join(self.stragglers))
+
     async def shutdown(self) -> None:
-        with contextlib.suppress(Exception):
+        """Final commit, clean ``offline`` and outbox close; every step is bounded in time."""
+        try:
             self.pipeline.cycle()  # commit whatever the pollers delivered last
+        except Exception:  # noqa: BLE001 - the remaining steps must still run
+            log.exception("shutdown: final commit failed")
         if self.uplink is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.uplink.stop(), 5)
-        await self.buses.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.buses.close(), TASK_STOP_S)
         if self.broker is not None:
-            await self.broker.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), TASK_STOP_S)
         self.outbox.close()
 
 
@@ -204,8 +230,17 @@ async def run_agent(config: AgentConfig) -> None:
     agent = Agent(config)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(agent.run())
+
+    def stop() -> None:  # a second signal must not interrupt the shutdown already under way
+        if not main.cancelling():
+            main.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, main.cancel)
+            loop.add_signal_handler(sig, stop)
     with contextlib.suppress(asyncio.CancelledError):
         await main
+    if agent.stragglers:
+        # asyncio.run() would wait for them forever; everything is committed and closed, so leave now
+        logging.shutdown()
+        os._exit(0)
