@@ -189,12 +189,45 @@ def test_counter_rollover_reset_and_glitch():
     s = np.zeros(len(v), np.int32)
     ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
     for fn in (counters.counter_step, py_func(counters.counter_step)):
-        d, q, ci = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 4294967296.0)
+        d, q, ci = run_counters(fn, counters.MODE_RESTARTS, s, ts, v, 4294967296.0)
         assert np.isnan(d[0])
-        assert d[1:6].tolist() == [5.0, 4.0, 7.0, 2.0, 3.0]  # wrap 2^32, then a reset to 0 counted from 0
+        assert d[1:6].tolist() == [5.0, 4.0, 7.0, 2.0, 3.0]  # wrap 2^32, then a session restart counted from 0
         assert np.isnan(d[6]) and q[6] & Quality.SPIKE  # implausible jump rejected
         assert d[7] == 1.0
         assert ci[0, counters.C_ROLLOVERS] == 1 and ci[0, counters.C_RESETS] == 1
+
+
+def test_counter_glitch_to_zero_is_flagged_and_the_total_continues():
+    v = np.array([50_000.0, 50_000.5, 0.0, 50_001.0, 50_001.5])  # one torn read of 0
+    s = np.zeros(len(v), np.int32)
+    ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
+    for fn in (counters.counter_step, py_func(counters.counter_step)):
+        d, q, ci = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0)
+        assert np.isnan(d[2]) and q[2] == Quality.IMPLAUSIBLE  # no reset, no negative delta
+        assert d[1] == 0.5 and d[3] == 0.5 and d[4] == 0.5  # continues from the old total
+        assert not q[[0, 1, 3, 4]].any()
+        assert ci[0, counters.C_RESETS] == 0
+
+
+def test_counter_meter_swap_becomes_the_new_baseline_after_three_reads():
+    v = np.array([50_000.0, 50_000.5, 3.0, 3.5, 4.0, 4.5, 5.0])  # a new meter from the third read on
+    s = np.zeros(len(v), np.int32)
+    ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
+    for fn in (counters.counter_step, py_func(counters.counter_step)):
+        d, q, ci = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0)
+        assert np.isnan(d[2:5]).all() and (q[2:5] == Quality.IMPLAUSIBLE).all()  # unconfirmed, then the new baseline
+        assert d[5] == 0.5 and d[6] == 0.5 and not q[5:].any()
+        assert np.nansum(d) == 1.5  # never a huge negative (or positive) delta
+        assert ci[0, counters.C_RESETS] == 1
+
+
+def test_counter_backwards_reads_that_disagree_never_become_a_baseline():
+    v = np.array([100.0, 0.0, 7.0, 0.0, 7.0, 0.0, 101.0])  # flapping garbage, then the meter again
+    s = np.zeros(len(v), np.int32)
+    ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
+    d, q, ci = run_counters(counters.counter_step, counters.MODE_COUNTER, s, ts, v, 0.0)
+    assert (q[1:6] == Quality.IMPLAUSIBLE).all() and np.isnan(d[1:6]).all()
+    assert d[6] == 1.0 and ci[0, counters.C_RESETS] == 0
 
 
 def test_power_integration_trapezoid_and_gap():
@@ -211,7 +244,7 @@ def test_power_integration_trapezoid_and_gap():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 50), values), max_size=50), st.sampled_from([1, 2]))
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 50), values), max_size=50), st.sampled_from([1, 2, 3]))
 def test_counters_jit_equals_python(data, mode):
     s = np.array([r[0] for r in data], np.int32)
     ts = np.cumsum(np.array([r[1] for r in data], np.int64)) * 100

@@ -38,8 +38,8 @@ class WindowSize(enum.StrEnum):
 class CheckConfig(_Frozen):
     """Quality checks for one metric of one device."""
 
-    min: float | None = Field(None, description="Lowest physically possible value (out_of_range below).")
-    max: float | None = Field(None, description="Highest physically possible value (out_of_range above).")
+    min: float | None = Field(None, description="Lowest physically possible value (out_of_range below); default: the sensor's specified minimum.")
+    max: float | None = Field(None, description="Highest physically possible value (out_of_range above); default: the sensor's specified maximum.")
     stuck_samples: int = Field(0, ge=0, le=1_000_000, description="Flag stuck after this many equal samples; 0 = off.")
     stuck_tolerance: float = Field(0.0, ge=0, description="Values within this of each other count as equal.")
     max_rate: float | None = Field(None, gt=0, description="Largest plausible change per second (rate_of_change).")
@@ -134,7 +134,7 @@ class ProcessingConfig(_Frozen):
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
     gap_factor: float = Field(2.5, gt=1, description="An interval longer than this x poll_interval is a gap.")
-    reject_quality: int = Field(1 | 256, ge=0, description="Quality bits that keep a reading out of aggregates.")
+    reject_quality: int = Field(1 | 256 | 512, ge=0, description="Quality bits that keep a reading out of aggregates (out_of_range, device_flagged, implausible).")
     timezone: str = Field("Asia/Shanghai", description="Local time zone for tariff periods and days.")
     tariff: TariffConfig = TariffConfig()
     emission_factor: float = Field(

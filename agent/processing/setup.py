@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..model import MetricKind
 from ..series import SeriesTable
 from .config import CheckConfig, EnergyConfig, EnergyMethod, ProcessingConfig
-from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE
+from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE, MODE_RESTARTS
 
 ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
 POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
@@ -66,8 +66,10 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
         for i in ids:
             s = table[i]
             p.gap_ms[i] = max(1, int(round(pc.gap_factor * poll * 1000)))
+            p.lo[i] = -np.inf if s.valid_min is None else s.valid_min  # the sensor's specified range
+            p.hi[i] = np.inf if s.valid_max is None else s.valid_max
             if s.kind == MetricKind.COUNTER:
-                p.mode[i] = MODE_COUNTER
+                p.mode[i] = MODE_RESTARTS if s.restarts else MODE_COUNTER
             elif s.kind == MetricKind.GAUGE and pc.anomaly.enabled:
                 p.detect[i] = anomaly is True or (not isinstance(anomaly, bool) and s.metric in anomaly)
         idx = table.index(name)
@@ -76,8 +78,10 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
             if metric not in idx:
                 raise ConfigError([f"devices.{name}.checks.{metric}: device has no metric {metric!r} (has: {', '.join(idx)})"])
             i = idx[metric]
-            p.lo[i] = -np.inf if c.min is None else c.min
-            p.hi[i] = np.inf if c.max is None else c.max
+            if c.min is not None:  # a bound not given keeps the sensor's own
+                p.lo[i] = c.min
+            if c.max is not None:
+                p.hi[i] = c.max
             p.stuck_n[i] = c.stuck_samples
             p.stuck_tol[i] = c.stuck_tolerance
             p.max_rate[i] = np.inf if c.max_rate is None else c.max_rate
@@ -98,7 +102,10 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
         if unit not in units:
             raise ConfigError([f"devices.{name}.energy: metric {table[i].metric!r} has unit {table[i].unit!r}; {method} needs one of {', '.join(units)}"])
         p.kwh_factor[i] = units[unit]
-        p.mode[i] = MODE_COUNTER if method == EnergyMethod.COUNTER else MODE_INTEGRATE
+        if method == EnergyMethod.INTEGRATE:
+            p.mode[i] = MODE_INTEGRATE
+        elif p.mode[i] != MODE_RESTARTS:
+            p.mode[i] = MODE_COUNTER
         p.rollover[i] = cfg.rollover
         p.max_step[i] = cfg.max_step_kwh / units[unit]
         p.meter_of[i] = len(p.meters)
