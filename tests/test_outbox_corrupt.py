@@ -10,11 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import orjson
 
 from agent.store import Outbox, Pending, Priority
 from agent.store.quarantine import open_outbox
-from agent.store.seqmark import SEQ_BLOCK
+from agent.store.seqmark import SEQ_BLOCK, Mark, mark_path, write_mark
 
 MB = 1024 * 1024
 GARBAGE = b"\x13\x37 not an outbox, a flash card gone bad \xff\xfe" * 400
@@ -69,6 +70,28 @@ def test_kill9_restart_continues_without_a_gap(tmp_path: Path) -> None:
             "os.kill(os.getpid(), 9)\n")
     subprocess.run([sys.executable, "-c", code, str(db)], check=False)
     assert fill(db, 1) == [51]
+
+
+def test_crash_between_reserving_and_committing_leaves_no_gap(tmp_path: Path) -> None:
+    db = tmp_path / "outbox.db"
+    fill(db, 10)
+    write_mark(mark_path(db), Mark(reserved=10 + SEQ_BLOCK + 5, floor=10))  # reserved, then killed
+    assert fill(db, 1) == [11]
+    for f in tmp_path.glob("outbox.db*"):
+        f.unlink()
+    assert fill(db, 1) == [10 + SEQ_BLOCK + 6]  # the seqs reserved may have been used: never again
+
+
+def test_quarantine_event_matches_the_documented_schema(tmp_path: Path) -> None:
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "payload.schema.json").read_text())
+    db = tmp_path / "outbox.db"
+    db.write_bytes(GARBAGE)
+    ob, quarantined = open_outbox(db, max_bytes=8 * MB, gateway="gw1")
+    with ob:
+        assert quarantined is not None
+        ob.append([Pending(Priority.EVENT, "edge/gw1/event", quarantined.event(1_767_226_030_000))])
+        body = orjson.loads(ob.peek(1)[0].payload)
+    jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/event"}).validate(body)
 
 
 def buffer(cfg: Path, *args: str) -> subprocess.CompletedProcess:

@@ -172,7 +172,7 @@ class Outbox:
         self.limit_bytes = self.max_bytes
         self._load_counters()
         with contextlib.suppress(SeqMarkError):  # inspection only: the agent reports a damaged mark
-            self._last_seq = max(self._last_seq, resume_seq(self._last_seq, read_mark(self._mark_path)))
+            self._last_seq = resume_seq(self._db_last, read_mark(self._mark_path))
 
     def _open(self, synchronous: Synchronous) -> None:
         c = self.db.conn
@@ -192,14 +192,15 @@ class Outbox:
         # Continue above every seq ever issued (see seqmark.py). With synchronous=NORMAL a power cut can
         # roll back published commits, so the database's own value is not trusted then.
         mark = read_mark(self._mark_path)
-        db_last = self._last_seq if synchronous is Synchronous.FULL else -1
-        self._last_seq = max(self._last_seq, resume_seq(db_last, mark))
+        trusted = self._db_last if synchronous is Synchronous.FULL else None
+        self._last_seq = max(self._last_seq, resume_seq(trusted, mark))
         self._reserved = mark.reserved if mark else 0
 
     def _load_counters(self) -> None:
         c = self.db.conn
         row = c.execute("SELECT last_seq FROM sequence WHERE gateway = ?", [self.gateway]).fetchone()
-        self._last_seq = int(row[0]) if row else 0
+        self._db_last: int | None = int(row[0]) if row else None  # None: never committed a message
+        self._last_seq = self._db_last or 0
         self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
         self._drops = {p.name.lower(): 0 for p in Priority}
         for name, count in c.execute("SELECT priority, count FROM drops"):

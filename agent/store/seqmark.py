@@ -6,11 +6,10 @@ The mark file (``outbox.seq`` next to ``outbox.db``) holds two numbers:
 - ``reserved``: every ``seq`` ever handed out is at most this. It is raised in blocks *before* a
   ``seq`` above it is used (written to a temporary file, fsynced, renamed, directory fsynced), so it
   costs one fsync per block, not per message.
-- ``floor``: the last ``seq`` committed when the block was reserved. A database whose own last
-  ``seq`` is above ``floor`` has committed in the current block, so it is the one that issued them: it
-  continues from its own value and a restart (even after kill -9) leaves no gap. Any other database
-  (new, deleted, quarantined, restored from an older copy) continues above ``reserved``; so does the
-  issuing one if it died between reserving and committing (a harmless gap, at most once per block).
+- ``floor``: the last ``seq`` committed when the block was reserved. A database that has committed
+  seqs and whose own last ``seq`` is at least ``floor`` is the one that issued them: it continues from
+  its own value, and a restart (even after kill -9) leaves no gap. Any other database (new, deleted,
+  quarantined, restored from a copy older than the block) continues above ``reserved``.
 """
 
 from __future__ import annotations
@@ -79,8 +78,11 @@ def write_mark(path: Path, mark: Mark) -> None:
         raise SeqMarkError(f"cannot write seq mark {path}: {e.strerror}") from None
 
 
-def resume_seq(db_last: int, mark: Mark | None) -> int:
-    """The last seq to continue from, given the database's own last seq and the stored mark."""
-    if mark is None or db_last > mark.floor:
-        return max(db_last, 0)
-    return max(db_last, mark.reserved)
+def resume_seq(db_last: int | None, mark: Mark | None) -> int:
+    """The last seq to continue from, given the database's own last seq (None when it has never
+    committed one) and the stored mark."""
+    if mark is None:
+        return db_last or 0
+    if db_last is not None and db_last >= mark.floor:
+        return db_last
+    return max(db_last or 0, mark.reserved)
