@@ -136,6 +136,12 @@ def test_buffer_reports_a_corrupt_outbox_without_traceback(tmp_path: Path) -> No
         assert f"outbox {tmp_path / 'state' / 'outbox.db'} is corrupt (file is not a database)" in r.stderr
         assert "outbox.db.corrupt-" in r.stderr  # says what the agent will do with it
     assert (tmp_path / "state" / "outbox.db").read_bytes() == GARBAGE
+    ob, quarantined = open_outbox(tmp_path / "state" / "outbox.db", max_bytes=8 * MB, gateway="gw1")  # agent start
+    ob.close()
+    assert quarantined is not None
+    stats = json.loads(buffer(cfg, "stats", "--json").stdout)
+    assert stats["quarantined"] == [str(quarantined.moved_to)] and stats["depth"] == 0
+    assert stats["last_seq"] == quarantined.resumed_seq >= 3  # where the new outbox continues
 
 
 def test_buffer_accepts_config_before_and_after_the_subcommand(tmp_path: Path) -> None:
