@@ -26,7 +26,8 @@ from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
-from .store.outbox import Outbox, Pending, Priority
+from .store.outbox import Pending, Priority
+from .store.quarantine import open_outbox
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
@@ -70,12 +71,18 @@ class Agent:
             self.drivers[dev.name] = driver
             self.series.add_device(dev.name, driver.metrics())
         self.latest = LatestValues(len(self.series))
-        self.outbox = Outbox(config.outbox_path, max_bytes=config.store.max_bytes, gateway=config.gateway.id)
+        self.outbox, quarantined = open_outbox(config.outbox_path, max_bytes=config.store.max_bytes,
+                                               gateway=config.gateway.id)
         self.processor = self._make_processor()
         self.uplink = None  # built in run(): the embedded broker decides the address
         self.pipeline = Pipeline(config=config, series=self.series, outbox=self.outbox, topics=self.topics,
                                  latest=self.latest, processor=self.processor, on_committed=self._wake_uplink,
                                  clock=self.clock)
+        if quarantined is not None:
+            log.error("outbox %s was corrupt (%s): moved to %s for inspection; a new outbox continues after seq %d",
+                      quarantined.path, quarantined.reason, quarantined.moved_to, quarantined.resumed_seq)
+            self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event,
+                                                 quarantined.event(self.clock.now_ms())))
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()

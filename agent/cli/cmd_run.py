@@ -3,6 +3,8 @@ import asyncio
 import click
 
 from ..errors import ConfigError
+from ..store.outbox import OutboxError
+from ..store.statelock import StateDirLocked, StateLock
 from .common import EXIT_CONFIG, config_option, load_or_exit, setup_logging
 
 
@@ -12,11 +14,19 @@ def command(config_path: str) -> None:
     """Run the agent (what systemd starts)."""
     cfg = load_or_exit(config_path)
     setup_logging(cfg.gateway.log_level)
-    from ..app import run_agent
+    from ..app import prepare_state_dir, run_agent
 
     try:
-        asyncio.run(run_agent(cfg))
+        # one writer per state directory: held until this process ends, however it ends
+        with StateLock(prepare_state_dir(cfg)):
+            asyncio.run(run_agent(cfg))
     except ConfigError as e:
         for p in e.problems:
             click.echo(p, err=True)
         raise SystemExit(EXIT_CONFIG) from None
+    except StateDirLocked as e:
+        click.echo(f"refused: {e}", err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    except OutboxError as e:
+        click.echo(f"edge-agent: {e}", err=True)
+        raise SystemExit(1) from None
