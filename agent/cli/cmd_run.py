@@ -5,14 +5,15 @@ import click
 from ..errors import ConfigError
 from ..store.outbox import OutboxError
 from ..store.statelock import StateDirLocked, StateLock
-from .common import EXIT_CONFIG, config_option, load_or_exit, setup_logging
+from .cmd_check import validate_or_exit
+from .common import EXIT_CONFIG, config_option, setup_logging
 
 
 @click.command("run")
 @config_option
 def command(config_path: str) -> None:
-    """Run the agent (what systemd starts)."""
-    cfg = load_or_exit(config_path)
+    """Run the agent (what systemd starts). Validates first, exactly as `check` does."""
+    cfg = validate_or_exit(config_path, at_run=True).config
     setup_logging(cfg.gateway.log_level)
     from ..app import prepare_state_dir, run_agent
 
