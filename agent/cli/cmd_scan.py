@@ -14,6 +14,8 @@ import click
 
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
 
+from .common import parse_hostport
+
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
 PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),
           "voltage_l1_l2": (300.0, 520.0), "co2": (0.0, 10000.0)}
@@ -89,8 +91,8 @@ def _bus(port: str | None, tcp: str | None, baud: int, parity: str, timeout: flo
     from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
 
     if tcp:
-        host, _, p = tcp.rpartition(":")
-        return ModbusBus("scan", ModbusTcpLine(type="modbus_tcp", host=host or "127.0.0.1", port=int(p),
+        host, p = parse_hostport(tcp, "--tcp")
+        return ModbusBus("scan", ModbusTcpLine(type="modbus_tcp", host=host, port=p,
                                                timeout=timeout, retries=0))
     return ModbusBus("scan", ModbusRtuLine(type="modbus_rtu", port=port, baudrate=baud, parity=parity,
                                            timeout=timeout, retries=0))

@@ -10,8 +10,8 @@ import pytest
 from agent.config import load_config_text
 from agent.driver import DriverContext
 from agent.errors import ConfigError, DeviceError
-from drivers.replay import SPEC
 from agent.model import Quality
+from drivers.replay import SPEC
 from drivers.replay.driver import ReplayConfig
 
 # the NAB corpus sits in a "shared" directory beside the checkout (or beside its parent for a worktree)
@@ -135,7 +135,8 @@ async def test_a_long_file_is_parsed_once_and_comes_up_despite_poll_timeouts(tmp
     import time
 
     from agent.scheduler import Poller
-    from drivers.replay import codec, driver as replay_driver
+    from drivers.replay import codec
+    from drivers.replay import driver as replay_driver
 
     release = threading.Event()
     calls = []
