@@ -193,3 +193,13 @@ def test_run_with_a_missing_replay_file_names_it_without_a_traceback(tmp_path: P
         agent.terminate()
     log = agent.log_tail(20000)
     assert str(missing) in log and "Traceback" not in log, log
+
+
+def test_read_shows_quality_flags_by_name(tmp_path: Path) -> None:
+    csv = tmp_path / "r.csv"
+    csv.write_text("timestamp,value\n2026-01-01 00:10:00,1\n2026-01-01 00:05:00,2\n")  # a step back in time
+    cfg = _config(tmp_path, f'[[devices]]\nname = "r"\ntype = "replay"\nfile = "{csv}"\nspeed = 0\n')
+    r = edge_agent("read", "--config", str(cfg), "r")
+    assert_one_line_error(r, 0)
+    lines = [line.split() for line in r.stdout.splitlines() if line.startswith("  value")]
+    assert [line[-1] for line in lines] == ["estimated", "estimated,device_flagged"], r.stdout
