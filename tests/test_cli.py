@@ -203,3 +203,19 @@ def test_read_shows_quality_flags_by_name(tmp_path: Path) -> None:
     assert_one_line_error(r, 0)
     lines = [line.split() for line in r.stdout.splitlines() if line.startswith("  value")]
     assert [line[-1] for line in lines] == ["estimated", "estimated,device_flagged"], r.stdout
+
+
+PYTHON_INTERNALS = re.compile(r"PydanticUndefined|<[A-Za-z]+\.[A-Z0-9_]+: |\b[A-Z][A-Za-z]+\(\w+=")  # <Enum.X: 'x'>, Model(a=
+
+
+def test_drivers_and_the_config_reference_show_toml_not_python_internals() -> None:
+    r = edge_agent("drivers")
+    assert_one_line_error(r, 0)
+    assert not PYTHON_INTERNALS.search(r.stdout), PYTHON_INTERNALS.search(r.stdout)
+    replay = r.stdout.split("\nreplay ")[1].split("\n\n")[0]
+    assert re.search(r"^\s+publish\s+default \"raw\"; one of \"raw\", \"agg\", \"both\"", replay, re.M), replay
+    assert re.search(r"^\s+file\s+required; CSV file", replay, re.M), replay
+    assert re.search(r"^\s+loop\s+default true;", replay, re.M), replay
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
+    assert not PYTHON_INTERNALS.search(doc), PYTHON_INTERNALS.search(doc)
+    assert "| `publish` | \"raw\" \\| \"agg\" \\| \"both\" | `\"raw\"` |" in doc
