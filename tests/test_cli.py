@@ -219,3 +219,32 @@ def test_drivers_and_the_config_reference_show_toml_not_python_internals() -> No
     doc = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
     assert not PYTHON_INTERNALS.search(doc), PYTHON_INTERNALS.search(doc)
     assert "| `publish` | \"raw\" \\| \"agg\" \\| \"both\" | `\"raw\"` |" in doc
+
+
+def test_run_logs_startup_at_once_and_a_failing_modbus_device_once(tmp_path: Path) -> None:
+    """pymodbus's own ERROR per failed request stays out of the log; the agent says down once."""
+    silent = socket.socket()  # accepts Modbus TCP connections and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    cfg = _config(tmp_path, f'[lines.bus]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 0.1\n'
+                            '[[devices]]\nname = "m"\ntype = "modbus_meter"\nline = "bus"\nprofile = "sdm630"\n'
+                            'poll_interval = 0.2\nbackoff_max = 0.2\n')
+    status_file = tmp_path / "state" / "status.json"
+
+    def failed_polls() -> int:
+        try:
+            return json.loads(status_file.read_text())["devices"]["m"]["polls_failed"]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+    try:
+        assert wait_until(lambda: failed_polls() >= 5, 60), agent.log_tail()
+    finally:
+        agent.terminate()
+        silent.close()
+    lines = (tmp_path / "agent.log").read_text().splitlines()
+    assert "config" in lines[0] and "loaded" in lines[0] and "1 device(s)" in lines[0], lines[:3]
+    assert not [line for line in lines if "pymodbus" in line], lines
+    assert len([line for line in lines if "device m: down" in line]) == 1, lines

@@ -7,6 +7,7 @@ limits, sends MeterValues, and stops on RemoteStopTransaction, with an EvseModel
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from drivers.charger_common import Arrivals, Car, EvseModel, IecState
 
 class SimChargePoint(ChargePoint):
     def __init__(self, cp_id: str, ws: Any, *, clock: Callable[[], float] = time.monotonic, speed: float = 1.0):
-        super().__init__(cp_id, ws)
+        super().__init__(cp_id, ws, logger=logging.getLogger("edge_agent.sim.ocpp"))  # apart from the gateway's
         self._clock = clock
         self._t0 = clock()
         self.speed = speed
