@@ -1,4 +1,6 @@
 import asyncio
+import logging
+import os
 
 import click
 
@@ -12,9 +14,14 @@ from .common import EXIT_CONFIG, config_option, setup_logging
 @click.command("run")
 @config_option
 def command(config_path: str) -> None:
-    """Run the agent (what systemd starts). Validates first, exactly as `check` does."""
+    """Run the agent (what systemd starts). Validates first, exactly as `check` does;
+    `edge-agent --debug run` logs at DEBUG."""
     cfg = validate_or_exit(config_path, at_run=True).config
-    setup_logging(cfg.gateway.log_level)
+    setup_logging("DEBUG" if os.environ.get("EDGE_AGENT_DEBUG") else cfg.gateway.log_level)
+    # said at once: the first start compiles the processing kernels, which can take half a minute
+    logging.getLogger("edge_agent").info(
+        "config %s loaded: gateway %s, %d device(s), %d line(s); starting (compiling processing kernels on a "
+        "first start; `edge-agent warmup` does it ahead)", config_path, cfg.gateway.id, len(cfg.devices), len(cfg.lines))
     from ..app import prepare_state_dir, run_agent
 
     try:
