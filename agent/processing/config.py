@@ -127,12 +127,13 @@ class TariffConfig(_Frozen):
 
 class AnomalyConfig(_Frozen):
     enabled: bool = True
-    threshold: float = Field(0.5, gt=0, lt=1, description="Detector score at which an anomaly starts.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Score at which an anomaly starts (0.5: tail probability 1e-5).")
     release: float = Field(0.3, gt=0, lt=1, description="Score below which an active anomaly may end.")
     quiet_samples: int = Field(10, ge=1, description="Samples below `release` that end an anomaly.")
-    alpha: float = Field(0.01, gt=0, lt=1, description="Baseline adaptation rate per sample.")
-    decay: float = Field(0.9999, gt=0, lt=1, description="Per-sample decay of the memory of recent surprise.")
-    warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score (150: +1.8 NAB points over 30).")
+    alpha: float = Field(0.003, gt=0, lt=1, description="Baseline adaptation rate per sample.")
+    history_samples: int = Field(8640, ge=10, description="Samples over which the surprise distribution is learnt.")
+    range_margin: float = Field(0.01, description="A value this fraction of the seen range beyond it scores 1 (< 0: off).")
+    warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score.")
 
 
 class ProcessingConfig(_Frozen):
