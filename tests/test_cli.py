@@ -248,3 +248,17 @@ def test_run_logs_startup_at_once_and_a_failing_modbus_device_once(tmp_path: Pat
     assert "config" in lines[0] and "loaded" in lines[0] and "1 device(s)" in lines[0], lines[:3]
     assert not [line for line in lines if "pymodbus" in line], lines
     assert len([line for line in lines if "device m: down" in line]) == 1, lines
+
+
+def test_technician_commands_do_not_need_the_services_credential(tmp_path: Path) -> None:
+    """`status` and `buffer` never talk to the broker: a `${cred:...}` only systemd provides does not stop them."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[gateway]\nid = "gw-cli"\nstate_dir = "{tmp_path / "state"}"\n'
+                   '[mqtt]\nhost = "127.0.0.1"\nport = 1\npassword = "${cred:mqtt-password}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+    for args in (("status",), ("buffer", "stats")):
+        r = subprocess.run([sys.executable, "-m", "agent.cli.main", *args, "--config", str(cfg)], capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+        out = r.stdout + r.stderr
+        assert "CREDENTIALS_DIRECTORY" not in out and "config invalid" not in out, out
+        assert_one_line_error(r, 1, str(tmp_path / "state"))  # it got as far as looking for the agent's state

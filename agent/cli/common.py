@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from ..config import AgentConfig, load_config
+from ..config import AgentConfig
+from ..config.loader import read_config
 from ..errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -19,8 +20,10 @@ config_option = click.option(
 
 
 def load_or_exit(path: str) -> AgentConfig:
+    """The config for a technician command (status, buffer, read). These never talk to the broker, so a
+    ``${cred:...}`` that only the service can see is not needed and does not fail them."""
     try:
-        return load_config(path)
+        return read_config(path, defer_credentials=True).config
     except ConfigError as e:
         click.echo(f"config invalid: {len(e.problems)} problem(s)", err=True)
         for p in e.problems:
