@@ -17,6 +17,7 @@ from pathlib import Path
 from .bus import LINE_KINDS, BusPool
 from .commands import build as build_commands
 from .config.schema import AgentConfig
+from .config.validate import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
 from .health import build_health, write_status
@@ -26,7 +27,8 @@ from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
-from .store.outbox import Outbox, Pending, Priority
+from .store.outbox import Pending, Priority
+from .store.quarantine import open_outbox
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
@@ -50,6 +52,8 @@ def prepare_state_dir(config: AgentConfig) -> Path:
 class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
                  notifier: Notifier | None = None):
+        if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
+            raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
         self.catalog = catalog or DriverCatalog.discover()
         self.clock = clock or Clock()
@@ -70,16 +74,21 @@ class Agent:
             self.drivers[dev.name] = driver
             self.series.add_device(dev.name, driver.metrics())
         self.latest = LatestValues(len(self.series))
-        self.outbox = Outbox(config.outbox_path, max_bytes=config.store.max_bytes, gateway=config.gateway.id)
+        self.outbox, quarantined = open_outbox(config.outbox_path, max_bytes=config.store.max_bytes,
+                                               gateway=config.gateway.id)
         self.processor = self._make_processor()
-        self.uplink = None  # built in run(): the embedded broker decides the address
+        self.uplink = None  # built in run()
         self.pipeline = Pipeline(config=config, series=self.series, outbox=self.outbox, topics=self.topics,
                                  latest=self.latest, processor=self.processor, on_committed=self._wake_uplink,
                                  clock=self.clock)
+        if quarantined is not None:
+            log.error("outbox %s was corrupt (%s): moved to %s for inspection; a new outbox continues after seq %d",
+                      quarantined.path, quarantined.reason, quarantined.moved_to, quarantined.resumed_seq)
+            self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event,
+                                                 quarantined.event(self.clock.now_ms())))
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
-        self.broker = None
         self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
 
@@ -148,16 +157,7 @@ class Agent:
     async def _start_uplink(self) -> None:
         from .uplink.mqtt import Uplink
 
-        mqtt = self.config.mqtt
-        if mqtt.host is None:
-            from .broker import EmbeddedBroker
-
-            self.broker = EmbeddedBroker()
-            await self.broker.start()
-            log.warning("no [mqtt] host configured: running an embedded broker on %s:%d (demo only)",
-                        self.broker.host, self.broker.port)
-            mqtt = mqtt.model_copy(update={"host": self.broker.host, "port": self.broker.port})
-        self.uplink = Uplink(mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
+        self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -219,9 +219,6 @@ class Agent:
                 await asyncio.wait_for(self.uplink.stop(), 5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.buses.close(), TASK_STOP_S)
-        if self.broker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.broker.stop(), TASK_STOP_S)
         self.outbox.close()
 
 

@@ -50,7 +50,7 @@ def write_status(state_dir: Path, body: dict) -> None:
     """Atomically replace the status file (readers never see half a document)."""
     path = state_dir / STATUS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, default=str))
+    tmp.write_text(json.dumps({**body, "pid": os.getpid()}, default=str))  # pid: `status` tells if it still runs
     os.replace(tmp, path)
 
 
