@@ -17,6 +17,7 @@ from pathlib import Path
 from .bus import LINE_KINDS, BusPool
 from .commands import build as build_commands
 from .config.schema import AgentConfig
+from .config.validate import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
 from .health import build_health, write_status
@@ -26,11 +27,13 @@ from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
-from .store.outbox import Outbox, Pending, Priority
+from .store.outbox import Pending, Priority
+from .store.quarantine import open_outbox
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
 SITE_STEP_S = 1.0  # site controller period: stale grid data is acted on within a second
+TASK_STOP_S = 3.0  # at shutdown, how long each round of cancellation waits for tasks to end
 
 
 def prepare_state_dir(config: AgentConfig) -> Path:
@@ -49,6 +52,8 @@ def prepare_state_dir(config: AgentConfig) -> Path:
 class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
                  notifier: Notifier | None = None):
+        if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
+            raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
         self.catalog = catalog or DriverCatalog.discover()
         self.clock = clock or Clock()
@@ -69,16 +74,22 @@ class Agent:
             self.drivers[dev.name] = driver
             self.series.add_device(dev.name, driver.metrics())
         self.latest = LatestValues(len(self.series))
-        self.outbox = Outbox(config.outbox_path, max_bytes=config.store.max_bytes, gateway=config.gateway.id)
+        self.outbox, quarantined = open_outbox(config.outbox_path, max_bytes=config.store.max_bytes,
+                                               gateway=config.gateway.id)
         self.processor = self._make_processor()
-        self.uplink = None  # built in run(): the embedded broker decides the address
+        self.uplink = None  # built in run()
         self.pipeline = Pipeline(config=config, series=self.series, outbox=self.outbox, topics=self.topics,
                                  latest=self.latest, processor=self.processor, on_committed=self._wake_uplink,
                                  clock=self.clock)
+        if quarantined is not None:
+            log.error("outbox %s was corrupt (%s): moved to %s for inspection; a new outbox continues after seq %d",
+                      quarantined.path, quarantined.reason, quarantined.moved_to, quarantined.resumed_seq)
+            self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event,
+                                                 quarantined.event(self.clock.now_ms())))
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
-        self.broker = None
+        self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
 
     # -- optional parts ---------------------------------------------------------------------------
@@ -93,11 +104,11 @@ class Agent:
         if self.uplink is not None:
             self.uplink.wake()
 
-    async def _on_command(self, device: str, payload: bytes) -> None:
-        outcome = await self.commands.handle(device, payload)
+    async def _on_command(self, device: str, payload: bytes, retained: bool = False) -> None:
+        """Answer on cmd/{device}/result (cmd//result for an empty device level) and audit, always."""
+        outcome = await self.commands.handle(device, payload, retained=retained)
         self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), outcome.result))
-        if getattr(outcome, "audit", None):
-            self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
+        self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
 
     def health(self) -> dict:
         return build_health(
@@ -160,16 +171,7 @@ class Agent:
     async def _start_uplink(self) -> None:
         from .uplink.mqtt import Uplink
 
-        mqtt = self.config.mqtt
-        if mqtt.host is None:
-            from .broker import EmbeddedBroker
-
-            self.broker = EmbeddedBroker()
-            await self.broker.start()
-            log.warning("no [mqtt] host configured: running an embedded broker on %s:%d (demo only)",
-                        self.broker.host, self.broker.port)
-            mqtt = mqtt.model_copy(update={"host": self.broker.host, "port": self.broker.port})
-        self.uplink = Uplink(mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
+        self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -196,20 +198,41 @@ class Agent:
                     raise t.exception()
         finally:
             self.notifier.stopping()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop_tasks(tasks)
             await self.shutdown()
 
+    async def _stop_tasks(self, tasks: list[asyncio.Task]) -> None:
+        """Stop every task within a bounded time, whatever a driver does.
+
+        A driver can swallow a cancellation (``asyncio.wait_for`` on Python 3.11 does when the awaited
+        reply is already there), so pollers also get a stop flag, stragglers are cancelled again, and
+        shutdown goes on without any task that still has not ended; those are logged by name.
+        """
+        for p in self.pollers:
+            p.stop()
+        pending = set(tasks)
+        for _ in range(2):
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=TASK_STOP_S)
+            if not pending:
+                break
+        self.stragglers = sorted(t.get_name() for t in pending)
+        if self.stragglers:
+            log.error("shutdown: %d task(s) did not stop within %.0f s, going on without them: %s",
+                      len(self.stragglers), 2 * TASK_STOP_S, ", ".join(self.stragglers))
+
     async def shutdown(self) -> None:
-        with contextlib.suppress(Exception):
+        """Final commit, clean ``offline`` and outbox close; every step is bounded in time."""
+        try:
             self.pipeline.cycle(final=True)  # commit whatever the pollers delivered last
+        except Exception:  # noqa: BLE001 - the remaining steps must still run
+            log.exception("shutdown: final commit failed")
         if self.uplink is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.uplink.stop(), 5)
-        await self.buses.close()
-        if self.broker is not None:
-            await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.buses.close(), TASK_STOP_S)
         self.outbox.close()
 
 
@@ -218,8 +241,17 @@ async def run_agent(config: AgentConfig) -> None:
     agent = Agent(config)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(agent.run())
+
+    def stop() -> None:  # a second signal must not interrupt the shutdown already under way
+        if not main.cancelling():
+            main.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, main.cancel)
+            loop.add_signal_handler(sig, stop)
     with contextlib.suppress(asyncio.CancelledError):
         await main
+    if agent.stragglers:
+        # asyncio.run() would wait for them forever; everything is committed and closed, so leave now
+        logging.shutdown()
+        os._exit(0)

@@ -6,13 +6,18 @@ Run ``python -m agent.docgen`` after changing a config model; a test fails when 
 from __future__ import annotations
 
 import enum
+import json
+import math
+import re
 import sys
 import types
 import typing
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from .bus.kinds import LINE_KINDS
 from .config.schema import AgentConfig, DeviceConfig
@@ -26,31 +31,72 @@ def _type_name(t) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(t))
     if origin is typing.Literal:
-        return " | ".join(repr(a) for a in typing.get_args(t))
+        return " | ".join(choices(t))
     if origin is typing.Annotated:
         return _type_name(typing.get_args(t)[0])
     if origin in (list, tuple, dict, frozenset, set):
         return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(t) if a is not Ellipsis)}]"
     if isinstance(t, type) and issubclass(t, enum.Enum):
-        return " | ".join(repr(m.value) for m in t)
+        return " | ".join(choices(t))
     if isinstance(t, type) and issubclass(t, BaseModel):
         return "table"
     return getattr(t, "__name__", str(t)).replace("NoneType", "none")
 
 
-def _default(field) -> str:
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_literal(value: Any) -> str:
+    """A plain (JSON-able) value as it is written in the TOML config."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return ("inf" if value > 0 else "-inf") if math.isinf(value) else "nan" if math.isnan(value) else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (f"{k if _BARE_KEY.match(str(k)) else json.dumps(str(k))} = {toml_literal(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }"
+    return json.dumps(str(value))
+
+
+def default_text(field: FieldInfo) -> str | None:
+    """The default as a TOML literal: None when the key is required, "" when it has no value."""
     if field.is_required():
-        return "**required**"
-    d = field.default
+        return None
+    d = field.get_default(call_default_factory=True)
     if d is PydanticUndefined or d is None:
-        return "—" if field.default_factory is None else "(empty)"
-    if isinstance(d, enum.Enum):
-        d = d.value
+        return ""
     if isinstance(d, BaseModel):
         return "(table)"
-    if isinstance(d, Path):
-        d = str(d)
-    return f"`{d!r}`" if not isinstance(d, str) else f'`"{d}"`'
+    return toml_literal(to_jsonable_python(d))
+
+
+def choices(t) -> list[str]:
+    """The allowed values of an enum or Literal type (as TOML literals), or []."""
+    origin = typing.get_origin(t)
+    if origin is typing.Annotated:
+        return choices(typing.get_args(t)[0])
+    if origin is typing.Literal:
+        return [toml_literal(to_jsonable_python(a)) for a in typing.get_args(t)]
+    if isinstance(t, type) and issubclass(t, enum.Enum):
+        return [toml_literal(m.value) for m in t]
+    return []
+
+
+def _default(field: FieldInfo) -> str:
+    text = default_text(field)
+    if text is None:
+        return "**required**"
+    if text in ("", "(table)"):
+        return "—" if text == "" and field.default_factory is None else text or "(empty)"
+    return f"`{text}`"
 
 
 def model_table(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> list[str]:

@@ -55,7 +55,7 @@ def write_status(state_dir: Path, body: dict) -> None:
     path = state_dir / STATUS_FILE
     tmp = path.with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps(body, default=str))
+        tmp.write_text(json.dumps({**body, "pid": os.getpid()}, default=str))  # pid: `status` tells if it still runs
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

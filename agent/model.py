@@ -27,6 +27,7 @@ class Quality(enum.IntFlag):
     CLOCK_UNSYNCED = 1 << 6
     RATE_OF_CHANGE = 1 << 7
     DEVICE_FLAGGED = 1 << 8  # the device itself reported a fault with this value
+    IMPLAUSIBLE = 1 << 9  # contradicts the same frame or the series' own history (PM1 > PM2.5, counter backwards)
 
 
 class MetricKind(enum.StrEnum):
@@ -37,12 +38,21 @@ class MetricKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """A metric a driver promises to deliver. Declared up front so series get dense ids."""
+    """A metric a driver promises to deliver. Declared up front so series get dense ids.
+
+    ``valid_min``/``valid_max`` give the sensor's specified range: a value outside it is flagged
+    OUT_OF_RANGE (a device's ``checks`` may narrow or widen it). ``restarts`` marks a counter the
+    device restarts from zero on purpose (a charging session's energy); any other counter that goes
+    backwards is a glitch until the new level is confirmed.
+    """
 
     name: str
     unit: str = ""
     kind: MetricKind = MetricKind.GAUGE
     description: str = ""
+    valid_min: float | None = None
+    valid_max: float | None = None
+    restarts: bool = False
 
 
 class Sample(NamedTuple):
@@ -141,3 +151,6 @@ class Series:
     metric: str
     unit: str
     kind: MetricKind
+    valid_min: float | None = None
+    valid_max: float | None = None
+    restarts: bool = False

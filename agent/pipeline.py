@@ -220,7 +220,8 @@ class Pipeline:
     def _derived(self, result) -> list[Pending]:
         out: list[Pending] = []
         for device, body in getattr(result, "aggregates", ()):
-            out.append(Pending(Priority.AGG, self.topics.agg(device), body))
+            if self._publish_mode.get(device, "raw") != "raw":  # publish = "raw": no window aggregates
+                out.append(Pending(Priority.AGG, self.topics.agg(device), body))
         for device, body in getattr(result, "energy", ()):
             out.append(Pending(Priority.AGG, self.topics.agg(device), body))
         for body in getattr(result, "events", ()):

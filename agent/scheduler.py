@@ -70,16 +70,23 @@ class Poller:
         self.metric_index = {m.name: i for i, m in enumerate(driver.metrics())}
         self._n_metrics = len(self.metric_index)
         self._stale_after = config.stale_after or 3 * config.poll_interval
+        self._stopping = False
 
     @property
     def name(self) -> str:
         return self.config.name
 
+    def stop(self) -> None:
+        """Ask the loop to end after the current poll. Cancelling the task alone is not enough: a
+        driver can swallow the cancellation (``asyncio.wait_for`` on 3.11 does when the reply is
+        already there), and the loop must still end."""
+        self._stopping = True
+
     async def run(self) -> None:
         cfg = self.config
         next_due = self.clock.monotonic()
         try:
-            while True:
+            while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())
                 self.health.next_poll_in_s = delay
                 if delay:
@@ -89,6 +96,8 @@ class Poller:
                         self._check_stale()
                         continue
                     await asyncio.sleep(delay)
+                    if self._stopping:
+                        break
                 started = self.clock.monotonic()
                 ok = await self.poll_once()
                 if ok:

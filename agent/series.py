@@ -33,7 +33,8 @@ class SeriesTable:
             if key in self._by_key:
                 raise ValueError(f"device {device!r} declares metric {m.name!r} twice")
             self._by_key[key] = base + i
-            self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind)))
+            self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,
+                                       m.restarts))
         return base
 
     def __len__(self) -> int:

@@ -1,19 +1,49 @@
 """Is the wall clock synchronised? A Pi without RTC boots in 1970 (or at fake-hwclock's last
 saved time) until NTP catches up.
 
-Two levels: a clock before 2024 is always unsynchronised; with ``gateway.require_time_sync`` the
-kernel's NTP state (adjtimex) must also report synchronised, which chrony and systemd-timesyncd
-maintain on a Pi.
+Two levels: a clock before 2024 is always unsynchronised; with ``gateway.require_time_sync`` a
+time source must also confirm synchronisation. Sources are asked the way each reports it, cheapest
+first, and the first that says "synchronised" decides:
+
+1. the kernel (adjtimex: not TIME_ERROR, i.e. STA_UNSYNC clear), set by systemd-timesyncd, by
+   ntpd with kernel discipline and by chrony with ``rtcsync``;
+2. systemd-timesyncd's flag file ``/run/systemd/timesync/synchronized`` (touched on every sync);
+3. chrony: ``chronyc -n tracking`` reports ``Leap status : Normal`` (chrony without ``rtcsync``
+   leaves the kernel flag alone);
+4. ntpd: ``ntpq -c "rv 0 leap"`` reports ``leap=00`` (or another value below 3).
+
+If no source can be asked at all, the clock counts as synchronised (only the 2024 floor applies).
+``time_sync_status()`` returns what was found and which source decided, for ``check`` and
+``status``; its inputs (run directory, kernel query, command runner) are parameters for tests.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import re
+import shutil
+import subprocess
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 _EARLIEST_PLAUSIBLE = 1_704_067_200  # 2024-01-01
 _TIME_ERROR = 5  # adjtimex() return value: clock not synchronised
+_CACHE_S = 10.0  # the pipeline asks every cycle; sources are asked at most this often
+
+Runner = Callable[[list[str]], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSync:
+    synchronized: bool | None  # None: no source could be asked
+    source: str  # kernel, systemd-timesyncd, chrony, ntpd, or none
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"synchronized": self.synchronized, "source": self.source, "detail": self.detail}
 
 
 def kernel_reports_synced() -> bool | None:
@@ -27,9 +57,69 @@ def kernel_reports_synced() -> bool | None:
     return None if state < 0 else state != _TIME_ERROR
 
 
+def run_command(argv: list[str]) -> str | None:
+    """stdout of a short query command, or None if it is not installed or fails."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=2)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def _chrony(run: Runner) -> bool | None:
+    out = run(["chronyc", "-n", "tracking"])
+    m = re.search(r"^Leap status\s*:\s*(.+)$", out or "", re.M)
+    return None if m is None else m.group(1).strip().lower() != "not synchronised"
+
+
+def _ntpd(run: Runner) -> bool | None:
+    out = run(["ntpq", "-c", "rv 0 leap"])
+    m = re.search(r"leap=(\d+)", out or "")
+    return None if m is None else int(m.group(1)) != 11 and int(m.group(1)) != 3
+
+
+def time_sync_status(*, run_dir: Path = Path("/run"), kernel: Callable[[], bool | None] = kernel_reports_synced,
+                     run: Runner = run_command) -> TimeSync:
+    """Ask each time source in turn; the first that confirms synchronisation decides."""
+    said: list[str] = []
+    k = kernel()
+    if k:
+        return TimeSync(True, "kernel", "adjtimex reports the clock synchronised")
+    said.append("kernel: " + ("unsynchronised (STA_UNSYNC)" if k is False else "cannot be asked"))
+    flag = run_dir / "systemd" / "timesync" / "synchronized"
+    if flag.exists():
+        return TimeSync(True, "systemd-timesyncd", f"{flag} exists")
+    said.append(f"systemd-timesyncd: no {flag}")
+    answers = [("kernel", k)]
+    for name, ask in (("chrony", _chrony), ("ntpd", _ntpd)):
+        a = ask(run)
+        answers.append((name, a))
+        if a:
+            return TimeSync(True, name, f"{name} reports the clock synchronised")
+        said.append(f"{name}: " + ("not synchronised" if a is False else "not running or not installed"))
+    deniers = [n for n, a in answers if a is False]
+    if not deniers:
+        return TimeSync(None, "none", "; ".join(said))
+    return TimeSync(False, deniers[0], "; ".join(said))
+
+
+_cached: tuple[float, TimeSync] | None = None
+
+
+def cached_time_sync_status() -> TimeSync:
+    global _cached  # a cache of a machine-wide fact, refreshed every _CACHE_S seconds
+    now = time.monotonic()
+    if _cached is None or now - _cached[0] >= _CACHE_S:
+        _cached = (now, time_sync_status())
+    return _cached[1]
+
+
 def clock_synchronized(*, require_kernel_sync: bool = False) -> bool:
+    """``require_kernel_sync``: a time source must confirm synchronisation (``require_time_sync``)."""
     if time.time() < _EARLIEST_PLAUSIBLE:
         return False
     if require_kernel_sync:
-        return kernel_reports_synced() is not False
+        return cached_time_sync_status().synchronized is not False
     return True

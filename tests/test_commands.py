@@ -170,12 +170,17 @@ async def test_id_memory_is_bounded(tmp_path):
     assert (await router.handle("cp1", cmd(id="n0", action="start"))).status == "accepted"  # forgotten
 
 
-async def test_in_memory_ids_when_state_dir_is_unusable(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    store = IdStore(blocker / "sub" / "commands.db", limit=16)
-    store.put("a", 1, {"status": "accepted"})
-    assert store.get("a") == {"status": "accepted"} and len(store) == 1
+async def test_unusable_state_dir_refuses_commands_until_it_recovers(tmp_path):
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")
+    router, drv, _ = make(blocker)
+    out = await router.handle("cp1", cmd(id="m1", action="start"))
+    assert out.status == "refused" and out.result["code"] == "cannot_record"
+    assert "cannot be written" in out.result["reason"] and "nothing was changed" in out.result["reason"]
+    assert out.audit["status"] == "refused" and drv.writes == []
+    blocker.unlink()  # the technician fixes the state directory: no restart needed
+    assert (await router.handle("cp1", cmd(id="m1", action="start"))).status == "accepted"
+    assert drv.writes == [("start", True)]
 
 
 async def test_rate_limit_per_device_and_window(tmp_path):
@@ -215,6 +220,29 @@ async def test_hmac(tmp_path):
     out = await router.handle("cp1", cmd(id="h2", action="stop", ts=old_ts, token=tok2))
     assert out.result["code"] == "expired"
     assert drv.writes == [("current_limit", 16.0)]
+
+
+async def test_timestamps_bounded_both_ways_with_max_age(tmp_path):
+    router, drv, clock = make(tmp_path, max_age=60)
+    ten_days = 10 * 86_400_000
+    future = await router.handle("cp1", cmd(id="s1", action="set_current_limit", value=16, ts=clock.t + ten_days))
+    assert future.status == "refused" and future.result["code"] == "clock_skew"
+    assert "864000 s ahead" in future.result["reason"] and "max_clock_skew 30 s" in future.result["reason"]
+    old = await router.handle("cp1", cmd(id="s2", action="set_current_limit", value=16, ts=clock.t - ten_days))
+    assert old.result["code"] == "expired"
+    undated = await router.handle("cp1", cmd(id="s3", action="set_current_limit", value=16))
+    assert undated.result["code"] == "expired" and '"ts" is required' in undated.result["reason"]
+    assert drv.writes == []
+    slightly_ahead = await router.handle("cp1", cmd(id="s4", action="set_current_limit", value=16, ts=clock.t + 5_000))
+    assert slightly_ahead.status == "accepted" and drv.writes == [("current_limit", 16.0)]
+
+
+async def test_retained_command_is_refused_and_its_id_stays_usable(tmp_path):
+    router, drv, _ = make(tmp_path)
+    out = await router.handle("cp1", cmd(id="k1", action="start"), retained=True)
+    assert out.status == "refused" and out.result["code"] == "retained" and out.audit["code"] == "retained"
+    assert drv.writes == []
+    assert (await router.handle("cp1", cmd(id="k1", action="start"))).status == "accepted"  # sent again, live
 
 
 def test_auth_config_needs_secret():

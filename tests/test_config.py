@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from agent.config import load_config, load_config_text
+from agent.config.validate import validate
 from agent.errors import ConfigError
 
 CORPUS = sorted((Path(__file__).parent / "config_corpus").glob("*.toml"))
@@ -24,7 +27,7 @@ def expected_key(path: Path) -> str:
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
 def test_broken_config_is_rejected_naming_the_key(path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_config(path, env={})
+        validate(path, at_run=True, env={})
     text = str(exc.value)
     assert expected_key(path) in text, text
     # every problem names the file, and a line when the key exists in the text
@@ -36,21 +39,90 @@ def test_corpus_is_big_enough() -> None:
     assert len(CORPUS) >= 20
 
 
-@pytest.mark.parametrize("path", CORPUS[:4], ids=[p.stem for p in CORPUS[:4]])
+def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "agent.cli.main", *args], capture_output=True, text=True,
+                          timeout=120, env={**base, **(env or {})}, cwd=cwd)
+
+
+def test_check_and_run_refuse_every_corpus_file_with_the_same_message() -> None:
+    # run is the real daemon entry point (a real process here): it must refuse exactly what check
+    # refuses, before touching anything (no traceback, exit 2, the same lines), so systemd does not
+    # restart it in a loop. check runs in-process to keep this quick; its own process is tested above.
+    from click.testing import CliRunner
+
+    from agent.cli.main import cli as edge_agent
+
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda path: cli("run", "--config", str(path)), CORPUS))
+    for path, run in zip(CORPUS, runs, strict=True):
+        check = CliRunner().invoke(edge_agent, ["check", "--config", str(path)], env={"CREDENTIALS_DIRECTORY": None})
+        assert check.exit_code == 2, (path.name, check.output)
+        assert expected_key(path) in check.stderr, (path.name, check.stderr)
+        assert run.returncode == 2, (path.name, run.stderr)
+        assert run.stderr == check.stderr, path.name
+
+
+@pytest.mark.parametrize("path", CORPUS[:2], ids=[p.stem for p in CORPUS[:2]])
 def test_check_command_exits_2_and_lists_the_problem(path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "check", "--config", str(path)],
-                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    r = cli("check", "--config", str(path))
     assert r.returncode == 2, r.stderr
     assert expected_key(path) in r.stderr
 
 
 def test_check_command_accepts_a_valid_file(tmp_path: Path) -> None:
+    csv = tmp_path / "x.csv"
+    csv.write_text("timestamp,value\n2024-01-01 00:00:00,1\n")
     cfg = tmp_path / "ok.toml"
-    cfg.write_text(f'[gateway]\nid = "gw-1"\nstate_dir = "{tmp_path}"\n[[devices]]\nname = "r"\ntype = "replay"\nfile = "x.csv"\n')
-    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "check", "--config", str(cfg)],
-                       capture_output=True, text=True, timeout=60)
+    cfg.write_text(f'[gateway]\nid = "gw-1"\nstate_dir = "{tmp_path}"\n[mqtt]\nhost = "127.0.0.1"\n'
+                   f'[[devices]]\nname = "r"\ntype = "replay"\nfile = "{csv}"\n')
+    r = cli("check", "--config", str(cfg))
     assert r.returncode == 0, r.stderr
     assert "config OK" in r.stdout and "replay" in r.stdout
+    assert "clock here:" in r.stdout
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "edge-agent.toml"
+
+
+def test_shipped_example_passes_check_here_and_says_where_the_password_comes_from() -> None:
+    r = cli("check", "--config", str(EXAMPLE))
+    assert r.returncode == 0, r.stderr
+    assert "mqtt.password: from systemd credential 'mqtt-password'" in r.stdout
+    assert "not available here" in r.stdout
+    # the credential and the serial ports are warnings here, each with file:line
+    assert f"warning: {EXAMPLE}:" in r.stderr and "mqtt.password" in r.stderr and "/dev/ttyAMA0" in r.stderr
+
+
+def test_run_fails_cleanly_when_the_credential_does_not_resolve(tmp_path: Path) -> None:
+    r = cli("run", "--config", str(EXAMPLE))
+    assert r.returncode == 2
+    assert "mqtt.password: ${cred:mqtt-password} used but CREDENTIALS_DIRECTORY is not set" in r.stderr
+    assert "Traceback" not in r.stderr
+    # with the credential present check reports that it resolves (and from where)
+    (tmp_path / "mqtt-password").write_text("secret\n")
+    r = cli("check", "--config", str(EXAMPLE), env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "mqtt.password: from systemd credential 'mqtt-password'" in r.stdout and "resolves here" in r.stdout
+
+
+def test_a_missing_broker_host_is_refused_by_the_agent_itself(tmp_path: Path) -> None:
+    from agent.app import Agent
+
+    cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path / "state"}"\n', env={})
+    with pytest.raises(ConfigError, match="mqtt.host: required"):
+        Agent(cfg)
+    assert not (tmp_path / "state").exists()  # refused before creating anything
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff[gateway]\nid = \"gw\"\nfoo = 1\n".encode())
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, env={})
+    assert exc.value.problems == [f"{path}:3: gateway.foo: unknown key (not part of this section's schema)"]
+    path.write_bytes("\ufeff[gateway]\nid = \"gw\"\n".encode())
+    assert load_config(path, env={}).gateway.id == "gw"
 
 
 def test_line_numbers_point_at_the_offending_key() -> None:

@@ -127,3 +127,34 @@ def test_events_and_audit_are_evicted_last(tmp_path) -> None:
     pipe._retry_at = 0
     pipe.cycle()
     assert [b["n"] for b in committed_bodies(outbox) if b.get("kind") == "audit"] == list(range(20))
+
+
+def test_publish_raw_sends_no_window_aggregates(tmp_path) -> None:
+    """5-minute data replayed fast closes a 1-minute window per reading: with the default publish =
+    "raw" none of those aggregates is published; with "both" they are."""
+    import orjson
+
+    from agent.driver import Clock
+    from agent.processing import Processor
+
+    csv = tmp_path / "s.csv"
+    csv.write_text("timestamp,value\n2026-01-01T00:00:00,1\n")
+    topics = {}
+    for mode in ("raw", "both"):
+        state = tmp_path / mode
+        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{state}"\n[[devices]]\nname = "m"\ntype = "replay"\n'
+                               f'file = "{csv}"\npublish = "{mode}"\n', env={})
+        series = SeriesTable()
+        series.add_device("m", [MetricSpec("v", "V")])
+        outbox = Outbox(state / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        proc = Processor(cfg, series, state_dir=state, clock=Clock())
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)), processor=proc)
+        n = 50  # one reading every 5 minutes
+        pipe.submit("m", Batch.from_columns(np.zeros(n, np.int32), 1_767_225_600_000 + np.arange(n) * 300_000, np.ones(n)))
+        pipe.cycle()
+        topics[mode] = [r.topic for r in outbox.peek(1000)]
+        assert all(orjson.loads(r.payload)["seq"] for r in outbox.peek(1000))
+        outbox.close()
+    assert "edge/gw/telemetry/m" in topics["raw"] and "edge/gw/agg/m" not in topics["raw"]
+    assert topics["both"].count("edge/gw/agg/m") >= n - 1

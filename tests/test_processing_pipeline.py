@@ -147,3 +147,15 @@ def test_numba_and_disabled_jit_give_identical_results(tmp_path):
         results.append(json.loads(p.stdout))
     assert results[0] == results[1]
     assert any(q & Quality.STUCK for q in results[0][0][2]) and results[0][-1][0]
+
+
+def test_stale_gap_marker_is_published_as_stale_only(tmp_path):
+    """docs/payloads.md: a stale reading is `"value": null, "q": 16`, not out_of_range as well."""
+    proc, _ = make(tmp_path, checks={"voltage": {"min": 0, "max": 300}})
+    marker = Batch(np.arange(3, dtype=np.int32), np.full(3, T0, np.int64), np.full(3, np.nan),
+                   np.full(3, int(Quality.STALE), np.uint32))  # what the scheduler emits for a stale device
+    proc.process(marker, T0)
+    assert marker.quality.tolist() == [16, 16, 16]
+    nan_reading = Batch.from_columns(np.array([0], np.int32), np.array([T0 + 1000], np.int64), np.array([np.nan]))
+    proc.process(nan_reading, T0 + 1000)
+    assert nan_reading.quality.tolist() == [int(Quality.OUT_OF_RANGE)]  # a device that answers NaN is still out of range

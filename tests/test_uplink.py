@@ -302,11 +302,12 @@ async def test_commands_reach_on_command(mosquitto, outbox) -> None:
     import paho.mqtt.publish as publish
 
     received: list[tuple[str, bytes]] = []
+    retained: list[tuple[str, bytes]] = []
 
-    async def on_command(device: str, payload: bytes) -> None:
-        received.append((device, payload))
+    async def on_command(device: str, payload: bytes, is_retained: bool) -> None:
+        (retained if is_retained else received).append((device, payload))
 
-    # a retained command is stale: it must never be executed
+    # a retained command is stale: it is handed over flagged, for a refusal, and never as a live one
     publish.single(TOPICS.command("old"), b'{"x":1}', qos=1, retain=True, hostname=mosquitto.host,
                    port=mosquitto.port)
     async with Running(config(mosquitto), outbox, on_command=on_command) as up:
@@ -319,6 +320,7 @@ async def test_commands_reach_on_command(mosquitto, outbox) -> None:
         await until(lambda: len(received) == 2, what="two commands")
         await asyncio.sleep(0.2)
     assert received == [("charger1", b'{"action":"stop"}'), ("meter2", b'{"action":"x"}')]
+    assert retained == [("old", b'{"x":1}')]
 
 
 async def test_transient_publish_is_not_stored(mosquitto, mqtt_subscriber, outbox) -> None:

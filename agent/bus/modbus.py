@@ -12,6 +12,7 @@ opened -> BusUnavailable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,12 @@ from .modbus_config import (
     default_gap,
 )
 from .modbus_stats import LineStats, UnitState
+
+# pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
+# scheduler logs a device's failure and its recovery once. Its log is kept for gateway.log_level =
+# "debug" (see agent.cli.common.setup_logging); otherwise only its critical messages pass.
+if logging.getLogger("pymodbus").level == logging.NOTSET:
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 EXCEPTION_NAMES = {
     1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",

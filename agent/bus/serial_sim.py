@@ -183,8 +183,21 @@ def serve_forever(sim: SerialDeviceSim, *, describe: str) -> None:
         finally:
             await sim.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    except OSError as e:  # serial.SerialException is an OSError: name the port, no traceback
+        where = sim.port or sim.link or "a pty"
+        raise click.ClickException(f"cannot open {where}: {os.strerror(e.errno) if e.errno else e}") from None
+
+
+def _check_link(ctx, param, value: str | None) -> str | None:
+    """The symlink's directory must exist (the pty is created, the directory is not)."""
+    import click
+
+    if value is not None and not Path(value).parent.is_dir():
+        raise click.BadParameter(f"directory {str(Path(value).parent)!r} does not exist", ctx=ctx, param=param)
+    return value
 
 
 def sim_options(f):
@@ -195,6 +208,6 @@ def sim_options(f):
     f = click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0,
                      help="Fraction of frames sent with a fault (garbage, truncation, bad checksum, drop).")(f)
     f = click.option("--port", default=None, help="Speak over this real serial port instead of a pty.")(f)
-    f = click.option("--link", type=click.Path(dir_okay=False), default=None,
+    f = click.option("--link", type=click.Path(dir_okay=False), default=None, callback=_check_link,
                      help="Also make this stable symlink (e.g. /tmp/ttyUSB0) point at the pty.")(f)
     return f

@@ -2,7 +2,20 @@ import json
 
 import click
 
+from ..docgen import choices, default_text
 from ..driver import DriverCatalog, discover_simulators
+
+
+def describe_field(field) -> str:
+    """required / default (as written in TOML) / allowed values / description, on one line."""
+    default = default_text(field)
+    parts = ["required" if default is None else f"default {default}" if default else "optional"]
+    allowed = choices(field.annotation)
+    if allowed:
+        parts.append(f"one of {', '.join(allowed)}")
+    if field.description:
+        parts.append(field.description)
+    return "; ".join(parts)
 
 
 @click.command("drivers")
@@ -21,9 +34,7 @@ def command(schema_type: str | None) -> None:
         for name, field in spec.config_model.model_fields.items():
             if name in ("type",):
                 continue
-            default = "required" if field.is_required() else f"default {field.default!r}"
-            desc = f"  {field.description}" if field.description else ""
-            click.echo(f"    {name:<20} {default}{desc}")
+            click.echo(f"    {name:<20} {describe_field(field)}")
     sims = discover_simulators()
     if sims:
         click.echo("\nsimulators (edge-agent simulate NAME):")

@@ -13,6 +13,11 @@ from ..model import Batch, Quality
 from .common import config_option, load_or_exit
 
 
+def quality_names(q: int) -> str:
+    """Quality bits as the names docs/payloads.md uses: 65 -> "out_of_range,clock_unsynced"."""
+    return ",".join(m.name.lower() for m in Quality if m and m & q)
+
+
 async def _read_once(cfg, name: str) -> dict:
     dev = cfg.device(name)
     spec = DriverCatalog.discover().get(dev.type)
@@ -38,7 +43,7 @@ async def _read_once(cfg, name: str) -> dict:
             samples = [(s.metric, s.value, s.quality, s.ts_ms or now) for s in result]
         units = {m.name: m.unit for m in metrics}
         out["readings"] = [{"metric": m, "value": v if math.isfinite(v) else None, "unit": units.get(m, ""),
-                            "q": q, "flags": str(Quality(q)) if q else "", "ts": t} for m, v, q, t in samples]
+                            "q": q, "flags": quality_names(q), "ts": t} for m, v, q, t in samples]
         diag = getattr(driver, "diagnostics", None)
         if callable(diag):
             out["diagnostics"] = diag()

@@ -3,6 +3,12 @@
 Each unit id is asked once per serial setting. The report keeps apart silence (nothing there,
 or wrong settings), garbled replies (something is there but baud/parity/wiring is off) and
 Modbus exception replies (a device is there and refused the request).
+
+Not every exception reply proves a device: 10 (gateway path unavailable) and 11 (gateway target
+failed to respond) come from a gateway that found nothing at that unit id. Exception 4 (server
+device failure) is no proof either: Modbus TCP servers, RS-485 gateways and pymodbus-based servers
+answer 4 for a unit id they do not serve. A unit answering 4 counts only when a meter profile's
+probes then read plausibly; the others are summed up as "no device".
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import click
 
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
 
+from .common import parse_hostport
+
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
 PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),
           "voltage_l1_l2": (300.0, 520.0), "co2": (0.0, 10000.0)}
@@ -22,7 +30,7 @@ PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (4
 @dataclass
 class Finding:
     unit: int
-    status: str  # "ok" | "exception" | "garbled" | "timeout"
+    status: str  # "ok" | "exception" | "garbled" | "timeout" | "absent" (a gateway said no device)
     detail: str = ""
     profile: str | None = None
     probes: str = ""
@@ -65,6 +73,10 @@ async def guess_profile(bus, unit: int, timeout: float) -> tuple[str | None, str
     return best[1], best[2]
 
 
+GATEWAY_NO_DEVICE = (10, 11)  # gateway path unavailable, gateway target device failed to respond
+SERVER_DEVICE_FAILURE = 4
+
+
 async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
     found = []
     for u in units:
@@ -72,7 +84,14 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
             await bus.read_registers(u, fc=4, address=0, count=1, timeout=timeout)
             f = Finding(u, "ok")
         except DeviceException as e:
+            if e.code in GATEWAY_NO_DEVICE:
+                found.append(Finding(u, "absent", f"exception {e.code}"))
+                continue
             f = Finding(u, "exception", f"exception {e.code}")
+            if e.code == SERVER_DEVICE_FAILURE:
+                f.profile, f.probes = await guess_profile(bus, u, timeout)
+                found.append(f if f.profile else Finding(u, "absent", f"exception {e.code}"))
+                continue
         except DeviceTimeout:
             found.append(Finding(u, "timeout"))
             continue
@@ -89,8 +108,8 @@ def _bus(port: str | None, tcp: str | None, baud: int, parity: str, timeout: flo
     from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
 
     if tcp:
-        host, _, p = tcp.rpartition(":")
-        return ModbusBus("scan", ModbusTcpLine(type="modbus_tcp", host=host or "127.0.0.1", port=int(p),
+        host, p = parse_hostport(tcp, "--tcp")
+        return ModbusBus("scan", ModbusTcpLine(type="modbus_tcp", host=host, port=p,
                                                timeout=timeout, retries=0))
     return ModbusBus("scan", ModbusRtuLine(type="modbus_rtu", port=port, baudrate=baud, parity=parity,
                                            timeout=timeout, retries=0))
@@ -142,7 +161,11 @@ def command(port: str | None, tcp: str | None, units: str, baud: str, parity: st
             elif f.status == "garbled":
                 click.echo(f"unit {f.unit:3d}: garbled reply (bad CRC or short frame): check baud, parity, wiring")
         silent = sum(f.status == "timeout" for f in found)
-        any_found |= silent < len(found)
+        absent = sum(f.status == "absent" for f in found)
+        any_found |= silent + absent < len(found)
         click.echo(f"no reply from {silent} unit id(s) within {timeout:g} s")
+        if absent:
+            click.echo(f"no device at {absent} unit id(s): the gateway or server answered for them "
+                       f"(exception 10/11, or 4 with no meter profile behind it)")
     if not any_found:
         raise SystemExit(1)

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from ..config import AgentConfig, load_config
+from ..config import AgentConfig
+from ..config.loader import read_config
 from ..errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -19,8 +20,10 @@ config_option = click.option(
 
 
 def load_or_exit(path: str) -> AgentConfig:
+    """The config for a technician command (status, buffer, read). These never talk to the broker, so a
+    ``${cred:...}`` that only the service can see is not needed and does not fail them."""
     try:
-        return load_config(path)
+        return read_config(path, defer_credentials=True).config
     except ConfigError as e:
         click.echo(f"config invalid: {len(e.problems)} problem(s)", err=True)
         for p in e.problems:
@@ -29,8 +32,19 @@ def load_or_exit(path: str) -> AgentConfig:
 
 
 def setup_logging(level: str = "INFO") -> None:
+    """Root logging for ``run``. Chatty libraries (pymodbus) are quiet unless the level is DEBUG."""
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    logging.getLogger("pymodbus").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.CRITICAL)
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=numeric,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if sys.stderr.isatty() else "%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def parse_hostport(text: str, option: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``) -> (host, port); a usage error naming the option otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:502)", param_hint=option)
+    return host or default_host, int(port)

@@ -1,8 +1,14 @@
-"""The ``edge-agent`` command line. Each command lives in its own module under agent/cli/."""
+"""The ``edge-agent`` command line. Each command lives in its own module under agent/cli/.
+
+No traceback reaches a user: an error nobody anticipated becomes one line naming it, plus a hint to
+rerun with ``--debug`` (or ``EDGE_AGENT_DEBUG=1``) to see the traceback.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
 
@@ -20,19 +26,41 @@ COMMAND_MODULES = [
     "agent.cli.cmd_warmup",
 ]
 
+DEBUG_ENV = "EDGE_AGENT_DEBUG"
+EXIT_RUNTIME = 1
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edge-agent")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help=f"Show the full traceback of an unexpected error (env: {DEBUG_ENV}=1).")
+def cli(debug: bool) -> None:
     """edge-agent: poll devices, keep every reading safe, forward over MQTT."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 for _name in COMMAND_MODULES:
     cli.add_command(importlib.import_module(_name).command)
 
 
+def describe_error(e: BaseException) -> str:
+    """One line naming what went wrong (OSError texts already name the file or address)."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0] if isinstance(e, OSError) else f"{type(e).__name__}: {text.splitlines()[0]}"
+
+
 def main() -> None:
-    cli(prog_name="edge-agent")
+    try:
+        cli(prog_name="edge-agent")
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line instead of a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        click.echo(f"error: {describe_error(e)}", err=True)
+        click.echo("(rerun as 'edge-agent --debug ...' for the full traceback)", err=True)
+        sys.exit(EXIT_RUNTIME)
 
 
 if __name__ == "__main__":

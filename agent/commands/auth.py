@@ -7,6 +7,7 @@ import hmac
 from typing import Any
 
 from .config import AuthMode
+from .parse import Code, Refusal
 
 
 def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any) -> bytes:
@@ -21,20 +22,21 @@ def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, 
     return hmac.new(secret.encode(), canonical(device, cmd_id, action, value, ts), hashlib.sha256).hexdigest()
 
 
-def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any]) -> str | None:
-    """None when authorised, else the reason."""
+def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any]) -> None:
+    """Returns when authorised; raises Refusal(UNAUTHORISED) with the reason otherwise."""
     if mode is AuthMode.NONE:
-        return None
+        return
     assert secret is not None
     token = body.get("token")
     if not isinstance(token, str) or not token:
-        return "missing token"
+        raise Refusal(Code.UNAUTHORISED, "missing token")
     if mode is AuthMode.SHARED_SECRET:
         ok = hmac.compare_digest(token.encode(), secret.encode())
     else:
         try:
             expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"))
         except (TypeError, ValueError, KeyError, OverflowError):
-            return "cannot compute signature over this command"
+            raise Refusal(Code.UNAUTHORISED, "cannot compute signature over this command") from None
         ok = hmac.compare_digest(token.lower().encode(), expected.encode())
-    return None if ok else "bad token"
+    if not ok:
+        raise Refusal(Code.UNAUTHORISED, "bad token")

@@ -22,7 +22,12 @@ class CommandsConfig(Frozen):
     auth: AuthMode = AuthMode.NONE
     secret: SecretStr | None = Field(None, description="Shared secret for auth = shared_secret or hmac.")
     max_age: float | None = Field(
-        None, gt=0, description="Refuse commands whose ts is older than this many seconds (needs a synced clock)."
+        None, gt=0,
+        description="Refuse commands whose ts is older than this many seconds, or that carry no ts (needs a synced clock).",
+    )
+    max_clock_skew: float = Field(
+        30.0, gt=0, le=3600,
+        description="With max_age: refuse commands whose ts is more than this many seconds ahead of the gateway clock.",
     )
     rate_limit: int = Field(6, ge=1, le=10_000, description="Commands executed per device per rate_window.")
     rate_window: float = Field(60.0, gt=0, le=86_400, description="Seconds of the rate-limit window.")

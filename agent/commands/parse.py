@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from agent.errors import CommandRefused
+
 ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 
 
@@ -39,10 +41,15 @@ class Code(enum.StrEnum):
     OUT_OF_RANGE = "out_of_range"
     RATE_LIMITED = "rate_limited"
     DISABLED = "disabled"
+    RETAINED = "retained"  # delivered as a retained message: stale by definition
+    CLOCK_SKEW = "clock_skew"  # ts further ahead of the gateway clock than max_clock_skew
+    CANNOT_RECORD = "cannot_record"  # the id store cannot be written: executing could not be made at-most-once
     DEVICE_ERROR = "device_error"
 
 
-class Refusal(Exception):
+class Refusal(CommandRefused):
+    """The one way the command path says no: a code for machines and a reason for people."""
+
     def __init__(self, code: Code, reason: str):
         self.code = code
         self.reason = reason

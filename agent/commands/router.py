@@ -1,8 +1,11 @@
 """The command path: payload in, a result and an audit record out. Nothing changes unless accepted.
 
-Checks, in order: size and JSON shape, id, authorisation, replay (idempotency by id), action, device,
-writable point, value bounds, expiry, rate limit; then the device write. Every outcome is answered
-(``result``) and audited (``audit``); the app publishes both.
+Checks, in order: size and JSON shape, id, retained delivery, authorisation, device level, replay
+(idempotency by id), action, device, writable point, value bounds, freshness (age and clock skew);
+then the id is durably recorded as in progress, the rate limit applied and the device written; the
+outcome replaces the in-progress record. A command whose id cannot be recorded is refused, never
+executed, so a command runs at most once, across restarts too. Every outcome is answered (``result``)
+and audited (``audit``); the app publishes both.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from agent.errors import CommandRefused, DeviceError
 
 from . import auth
 from .config import CommandsConfig
-from .idstore import IdStore
+from .idstore import IN_PROGRESS, IdStore, IdStoreUnavailable
 from .parse import Action, Code, Command, Refusal, command_id, parse_body, parse_command
 from .ratelimit import RateLimiter
 
@@ -68,37 +71,59 @@ class CommandRouter:
         self._inflight: set[str] = set()
         self._secret = config.secret.get_secret_value() if config.secret else None
 
-    async def handle(self, device: str, payload: bytes) -> CommandOutcome:
+    async def handle(self, device: str, payload: bytes, *, retained: bool = False) -> CommandOutcome:
+        """Answer one command received on the topic of ``device``; ``retained``: delivered as retained."""
         now_ms = self.clock.now_ms()
         body: dict[str, Any] | None = None
         cid: str | None = None
         auth_state = "none" if self.config.auth.value == "none" else "unchecked"
+        prev: dict[str, Any] | None = None
         try:
             if not self.config.enabled:
                 raise Refusal(Code.DISABLED, "commands are disabled on this gateway")
             body = parse_body(payload, max_bytes=self.config.max_payload_bytes)
             cid = command_id(body)
-            if (why := auth.check(self.config.auth, self._secret, device, body)) is not None:
+            if retained:
+                raise Refusal(Code.RETAINED, "a retained command is never executed (it may be old): "
+                                             "publish commands with retain = false")
+            try:
+                auth.check(self.config.auth, self._secret, device, body)
+            except Refusal:
                 auth_state = "failed"
-                raise Refusal(Code.UNAUTHORISED, why)
+                raise
             if auth_state != "none":
                 auth_state = "ok"
-            prev = self.ids.get(cid)
+            if not device:
+                raise Refusal(Code.UNKNOWN_DEVICE, "the command topic names no device: publish to .../cmd/{device}")
+            prev = self._lookup(cid)
             if prev is not None or cid in self._inflight:
-                raise Refusal(Code.DUPLICATE, "command id already used; nothing was changed")
-        except Refusal as r:  # not remembered: no trustworthy id
+                raise Refusal(Code.DUPLICATE, self._duplicate_reason(cid, prev))
+        except Refusal as r:  # not remembered: no trustworthy id, or nothing new to remember
             result = self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
-            if r.code is Code.DUPLICATE and cid is not None and (prev := self.ids.get(cid)) is not None:
+            if prev is not None:
                 result["original"] = prev
             return self._outcome(result, body, payload, auth_state)
 
         self._inflight.add(cid)
         try:
             result = await self._run(device, body, cid, now_ms)
-            self.ids.put(cid, now_ms, result)
         finally:
             self._inflight.discard(cid)
         return self._outcome(result, body, payload, auth_state)
+
+    def _lookup(self, cid: str) -> dict[str, Any] | None:
+        try:
+            return self.ids.get(cid)
+        except IdStoreUnavailable as e:
+            raise Refusal(Code.CANNOT_RECORD, f"{e}; nothing was changed") from None
+
+    def _duplicate_reason(self, cid: str, prev: dict[str, Any] | None) -> str:
+        if cid in self._inflight:
+            return "command id already used; it is being executed now"
+        if prev is not None and prev.get("status") == IN_PROGRESS:
+            return ("command id already used; it was executed but its outcome could not be recorded "
+                    "(agent stopped or store failed); nothing was changed now")
+        return "command id already used; nothing was changed"
 
     async def _run(self, device: str, body: dict[str, Any], cid: str, now_ms: int) -> dict[str, Any]:
         try:
@@ -108,19 +133,60 @@ class CommandRouter:
             if cfg is None or driver is None:
                 raise Refusal(Code.UNKNOWN_DEVICE, f"no device named {device[:64]!r} on this gateway")
             self._check_point(cmd, cfg, device)
-            if self.config.max_age is not None and cmd.ts is not None and now_ms - cmd.ts > self.config.max_age * 1000:
-                raise Refusal(Code.EXPIRED, f"command is {(now_ms - cmd.ts) / 1000:.0f} s old (max_age {self.config.max_age:g} s)")
-            if not self.limiter.allow(device, self.clock.monotonic()):
-                raise Refusal(
-                    Code.RATE_LIMITED,
-                    f"more than {self.config.rate_limit} commands in {self.config.rate_window:g} s for {device!r}",
-                )
+            self._check_fresh(cmd, now_ms)
         except Refusal as r:
-            return self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
+            result = self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
+            self._remember(cid, now_ms, result)
+            return result
+        try:  # decide before acting: an id that cannot be recorded is never executed
+            if (prev := self.ids.begin(cid, now_ms, self._result(cid, IN_PROGRESS, None, None, device, body, now_ms))):
+                result = self._result(cid, "refused", Code.DUPLICATE.value, self._duplicate_reason(cid, prev),
+                                      device, body, now_ms)
+                result["original"] = prev
+                return result
+        except IdStoreUnavailable as e:
+            return self._result(cid, "refused", Code.CANNOT_RECORD.value, f"{e}; nothing was changed",
+                                device, body, now_ms)
+        result = await self._execute_limited(device, cmd, driver, body, now_ms)
+        try:
+            self.ids.finish(cid, result)
+        except IdStoreUnavailable as e:  # executed: the in-progress record still prevents a second run
+            log.warning("command %s: outcome %s not recorded: %s", cid, result["status"], e)
+        return result
+
+    def _check_fresh(self, cmd: Command, now_ms: int) -> None:
+        max_age = self.config.max_age
+        if max_age is None:
+            return
+        if cmd.ts is None:
+            raise Refusal(Code.EXPIRED, f"\"ts\" is required: this gateway refuses commands older than {max_age:g} s")
+        if now_ms - cmd.ts > max_age * 1000:
+            raise Refusal(Code.EXPIRED, f"command is {(now_ms - cmd.ts) / 1000:.0f} s old (max_age {max_age:g} s)")
+        skew = self.config.max_clock_skew
+        if cmd.ts - now_ms > skew * 1000:
+            raise Refusal(Code.CLOCK_SKEW, f"command ts is {(cmd.ts - now_ms) / 1000:.0f} s ahead of the gateway "
+                                           f"clock (max_clock_skew {skew:g} s): check the sender's and the gateway's clocks")
+
+    def _remember(self, cid: str, now_ms: int, result: dict[str, Any]) -> None:
+        """Record a refusal so a re-sent id is answered as a duplicate; best effort (nothing was executed)."""
+        try:
+            self.ids.put(cid, now_ms, result)
+        except IdStoreUnavailable as e:
+            log.warning("command %s: refusal not recorded: %s", cid, e)
+
+    async def _execute_limited(self, device: str, cmd: Command, driver: Any, body: dict[str, Any],
+                               now_ms: int) -> dict[str, Any]:
+        cid = cmd.id
+        if not self.limiter.allow(device, self.clock.monotonic()):
+            return self._result(cid, "refused", Code.RATE_LIMITED.value,
+                                f"more than {self.config.rate_limit} commands in {self.config.rate_window:g} s for {device!r}",
+                                device, body, now_ms)
         try:
             detail = await asyncio.wait_for(self._execute(device, cmd, driver), self.config.write_timeout)
         except CommandRefused as e:
-            return self._result(cid, "refused", Code.NOT_WRITABLE.value, str(e), device, body, now_ms)
+            code = e.code if isinstance(e, Refusal) else Code.NOT_WRITABLE
+            reason = e.reason if isinstance(e, Refusal) else str(e)
+            return self._result(cid, "refused", code.value, reason, device, body, now_ms)
         except TimeoutError:
             return self._result(cid, "failed", Code.DEVICE_ERROR.value, f"device did not answer within {self.config.write_timeout:g} s", device, body, now_ms)
         except (DeviceError, OSError, ValueError) as e:
@@ -149,7 +215,7 @@ class CommandRouter:
         if self.site is not None and self.site.manages(device):
             return await self.site.command(device, cmd.action.value, cmd.value)
         if not hasattr(driver, "write"):
-            raise CommandRefused(f"device {device!r} has no writable points")
+            raise Refusal(Code.NOT_WRITABLE, f"device {device!r} has no writable points")
         if cmd.action is Action.SET_CURRENT_LIMIT:
             await driver.write("current_limit", cmd.value)
             return {"applied": cmd.value}

@@ -3,6 +3,11 @@
 Forms: ``${VAR}`` (must be set), ``${VAR:-default}``, ``${cred:NAME}`` (a systemd credential read
 from ``$CREDENTIALS_DIRECTORY/NAME``), and ``$$`` for a literal dollar sign. Values are never
 logged; errors name the variable and the key, not the value.
+
+Every reference is recorded as a :class:`Reference` so ``edge-agent check`` can say where each value
+will come from and whether it resolves on this machine. A ``${cred:NAME}`` while
+``CREDENTIALS_DIRECTORY`` is unset is *deferred* when the caller allows it: systemd sets that
+variable only for the service, so outside it the credential cannot be seen, only promised.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,32 @@ class SubstitutionError(ValueError):
     pass
 
 
-def substitute(value: str, env: Mapping[str, str]) -> str:
+class DeferredCredential(SubstitutionError):
+    """A systemd credential that cannot be seen here because CREDENTIALS_DIRECTORY is not set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """One ``${...}`` found in the config: where its value comes from and whether it resolved."""
+
+    path: tuple
+    kind: str  # "env" or "cred"
+    name: str
+    resolved: bool
+    problem: str | None = None
+    deferred: bool = False
+
+    def source(self) -> str:
+        if self.kind == "cred":
+            return f"systemd credential {self.name!r} ($CREDENTIALS_DIRECTORY/{self.name}, from LoadCredential=)"
+        return f"environment variable {self.name}"
+
+
+def substitute(value: str, env: Mapping[str, str], refs: list[Reference] | None = None, path: tuple = ()) -> str:
+    def record(kind: str, name: str, problem: str | None = None, deferred: bool = False) -> None:
+        if refs is not None:
+            refs.append(Reference(path, kind, name, problem is None, problem, deferred))
+
     def repl(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
@@ -33,35 +64,49 @@ def substitute(value: str, env: Mapping[str, str]) -> str:
         if cred:
             cdir = env.get("CREDENTIALS_DIRECTORY")
             if not cdir:
-                raise SubstitutionError(f"${{cred:{name}}} used but CREDENTIALS_DIRECTORY is not set")
+                msg = f"${{cred:{name}}} used but CREDENTIALS_DIRECTORY is not set"
+                record("cred", name, msg, deferred=True)
+                raise DeferredCredential(msg)
             try:
-                return (Path(cdir) / name).read_text().rstrip("\n")
+                text = (Path(cdir) / name).read_text().rstrip("\n")
             except OSError as e:
-                raise SubstitutionError(f"credential {name!r} cannot be read: {e.strerror}") from None
+                msg = f"credential {name!r} cannot be read: {e.strerror}"
+                record("cred", name, msg)
+                raise SubstitutionError(msg) from None
+            record("cred", name)
+            return text
         if name in env:
+            record("env", name)
             return env[name]
         if has_default:
+            record("env", name, None)
             return default or ""
-        raise SubstitutionError(f"environment variable {name} is not set")
+        msg = f"environment variable {name} is not set"
+        record("env", name, msg)
+        raise SubstitutionError(msg)
 
     if "$" not in value:
         return value
     return _REF.sub(repl, value)
 
 
-def substitute_tree(node: Any, env: Mapping[str, str], path: tuple = (), errors: list | None = None) -> Any:
-    """Return a copy of ``node`` with every string substituted; collect (path, message) errors."""
+def substitute_tree(node: Any, env: Mapping[str, str], path: tuple = (), errors: list | None = None,
+                    refs: list[Reference] | None = None) -> Any:
+    """Return a copy of ``node`` with every string substituted; collect (path, message) errors.
+
+    A string whose substitution fails is kept as written (so later passes still see a value).
+    """
     errors = [] if errors is None else errors
     if isinstance(node, str):
         try:
-            return substitute(node, env)
+            return substitute(node, env, refs, path)
         except SubstitutionError as e:
-            errors.append((path, str(e)))
+            errors.append((path, str(e), isinstance(e, DeferredCredential)))
             return node
     if isinstance(node, dict):
-        return {k: substitute_tree(v, env, (*path, k), errors) for k, v in node.items()}
+        return {k: substitute_tree(v, env, (*path, k), errors, refs) for k, v in node.items()}
     if isinstance(node, list):
-        return [substitute_tree(v, env, (*path, i), errors) for i, v in enumerate(node)]
+        return [substitute_tree(v, env, (*path, i), errors, refs) for i, v in enumerate(node)]
     return node
 
 

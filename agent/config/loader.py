@@ -2,13 +2,20 @@
 
 Pass 1 validates each section and each device against its own schema (a device's schema comes from
 its driver). Pass 2 cross-checks the whole (duplicate names, missing lines, clashing ports and units).
-Nothing here touches a device.
+Pass 3 checks keys that name metrics against what each device's driver delivers. Nothing here
+touches a device. A UTF-8 byte order mark at the start of the file is accepted (some Windows
+editors write one) and ignored.
+
+``read_config`` / ``parse_config`` also return every ``${...}`` reference and, with
+``defer_credentials``, the systemd credentials that cannot be seen outside the service (what
+``edge-agent check`` reports as warnings); ``load_config`` / ``load_config_text`` return the config only.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +24,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ..driver import DriverCatalog
 from ..errors import ConfigError
 from .crosscheck import cross_check
-from .envsubst import default_env, substitute_tree
+from .envsubst import Reference, default_env, substitute_tree
 from .locate import format_path, line_of, locate_keys
+from .references import reference_problems
 from .schema import AgentConfig
+
+BOM = "\ufeff"
 
 SECTION_KEYS = set(AgentConfig.model_fields) - {"devices", "lines"}
 
@@ -30,11 +40,14 @@ class _Problems:
         self.lines = lines
         self.items: list[str] = []
 
-    def add(self, path: tuple, message: str, label: str | None = None) -> None:
+    def format(self, path: tuple, message: str, label: str | None = None) -> str:
         line = line_of(self.lines, path)
         where = f"{self.source}:{line}" if line else self.source
         key = label or format_path(path) or "(top level)"
-        self.items.append(f"{where}: {key}: {message}")
+        return f"{where}: {key}: {message}"
+
+    def add(self, path: tuple, message: str, label: str | None = None) -> None:
+        self.items.append(self.format(path, message, label))
 
     def add_validation(self, prefix: tuple, err: ValidationError, label_prefix: str | None = None) -> None:
         for e in err.errors():
@@ -51,6 +64,16 @@ class _Problems:
             self.add(path, msg, label)
 
 
+@dataclass
+class Loaded:
+    """A valid config and what ``check`` reports about it besides errors."""
+
+    config: AgentConfig
+    at: Callable[..., str]  # at(path, message) -> "file:line: key: message", for later passes
+    references: list[Reference] = field(default_factory=list)  # every ${...}, resolved or not
+    deferred: list[str] = field(default_factory=list)  # credentials only systemd can provide (formatted)
+
+
 def load_config(
     path: str | Path,
     *,
@@ -58,14 +81,7 @@ def load_config(
     catalog: DriverCatalog | None = None,
 ) -> AgentConfig:
     """Read and validate ``path``. Raises ConfigError listing every problem found."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read config file: {e.strerror}"]) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
-    return load_config_text(text, source=str(path), env=env, catalog=catalog)
+    return read_config(path, env=env, catalog=catalog).config
 
 
 def load_config_text(
@@ -75,15 +91,49 @@ def load_config_text(
     env: Mapping[str, str] | None = None,
     catalog: DriverCatalog | None = None,
 ) -> AgentConfig:
+    return parse_config(text, source=source, env=env, catalog=catalog).config
+
+
+def read_config(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    catalog: DriverCatalog | None = None,
+    defer_credentials: bool = False,
+) -> Loaded:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read config file: {e.strerror}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+    return parse_config(text, source=str(path), env=env, catalog=catalog, defer_credentials=defer_credentials)
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+    catalog: DriverCatalog | None = None,
+    defer_credentials: bool = False,
+) -> Loaded:
+    text = text.removeprefix(BOM)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{source}: TOML syntax error: {e}"]) from None
     problems = _Problems(source, locate_keys(text))
     sub_errors: list = []
-    raw = substitute_tree(raw, default_env() if env is None else env, errors=sub_errors)
-    for p, msg in sub_errors:
-        problems.add(p, msg)
+    refs: list[Reference] = []
+    raw = substitute_tree(raw, default_env() if env is None else env, errors=sub_errors, refs=refs)
+    deferred: list[str] = []
+    for p, msg, is_deferred in sub_errors:
+        if is_deferred and defer_credentials:
+            deferred.append(problems.format(p, msg))
+        else:
+            problems.add(p, msg)
     catalog = catalog or DriverCatalog.discover()
 
     sections: dict[str, Any] = {}
@@ -112,15 +162,25 @@ def load_config_text(
             problems.add_validation((), e)
     if config is not None:
         for p, msg in cross_check(config):
-            label = None
-            if len(p) >= 2 and p[0] == "devices" and isinstance(p[1], int):
-                rest = format_path(p[2:])
-                label = f"devices[{p[1]}] ({config.devices[p[1]].name})" + (f".{rest}" if rest else "")
-            problems.add(p, msg, label)
+            problems.add(p, msg, _device_label(config, p))
+    if config is not None and not problems.items:
+        for p, msg in reference_problems(config, catalog):
+            problems.add(p, msg, _device_label(config, p))
     if problems.items:
         raise ConfigError(problems.items)
     assert config is not None
-    return config
+
+    def at(path: tuple, message: str, label: str | None = None) -> str:
+        return problems.format(path, message, label or _device_label(config, path))
+
+    return Loaded(config, at, refs, deferred)
+
+
+def _device_label(config: AgentConfig, p: tuple) -> str | None:
+    if len(p) >= 2 and p[0] == "devices" and isinstance(p[1], int):
+        rest = format_path(p[2:])
+        return f"devices[{p[1]}] ({config.devices[p[1]].name})" + (f".{rest}" if rest else "")
+    return None
 
 
 def _validate_lines(raw: Any, problems: _Problems) -> dict[str, BaseModel]:

@@ -51,7 +51,7 @@ class TlsConfig(Frozen):
 
 
 class MqttConfig(Frozen):
-    host: str | None = Field(None, description="Broker host; omit to run the embedded demo broker.")
+    host: str | None = Field(None, description="Broker host; required by `run` (and reported by `check`).")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     protocol: MqttProtocol = Field(MqttProtocol.V311, description="MQTT protocol version.")
     client_id: str | None = Field(None, description="Defaults to edge-agent-{gateway}.")

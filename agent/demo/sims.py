@@ -3,6 +3,7 @@ handle to stop it. Every simulator is the same one `edge-agent simulate` starts.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ class DemoSims:
     toml: list[str] = field(default_factory=list)
     handles: list[Any] = field(default_factory=list)
     site_toml: str = ""  # top-level tables must follow the devices in the file
+    unavailable: dict[str, str] = field(default_factory=dict)  # device -> why it is left out
 
     async def stop(self) -> None:
         for h in reversed(self.handles):
@@ -92,7 +94,7 @@ profile = "charx"
 unit = {i}
 line = "station-chargers"
 poll_interval = 1.0
-publish = "agg"
+publish = "both"
 ''')
     sims.site_toml = '''
 [site]
@@ -107,7 +109,11 @@ metric = "power_total"
 
 
 async def start_environment(sims: DemoSims) -> None:
-    """Air and environment: a PMS5003 on a pty, an emulated BME680 on I2C, a water meter's pulses."""
+    """Air and environment: a PMS5003 on a pty, an emulated BME680 on I2C, a water meter's pulses.
+
+    The BME680 needs the adafruit-circuitpython-bme680 library (the ``demo`` extra); without it the
+    device is left out and reported as unavailable.
+    """
     from drivers.pms5003.sim import start
 
     pms = await start(link=None, active=True, vary=True)
@@ -117,9 +123,6 @@ async def start_environment(sims: DemoSims) -> None:
 type = "serial"
 port = "{pms.path}"
 baudrate = 9600
-
-[lines.i2c-1]
-type = "i2c_sim"
 
 [lines.gpio]
 type = "gpio"
@@ -133,18 +136,26 @@ line = "pm-uart"
 poll_interval = 2.0
 
 [[devices]]
-name = "lobby-climate"
-type = "bme680"
-line = "i2c-1"
-poll_interval = 3.0
-
-[[devices]]
 name = "water-meter"
 type = "pulse_counter"
 line = "gpio"
 pin = 17
 pulses_per_unit = 100
 poll_interval = 2.0
+''')
+    if importlib.util.find_spec("adafruit_bme680") is None:
+        sims.unavailable["lobby-climate"] = ("BME680 library missing: python3 -m pip install -e '.[demo]' "
+                                             "(adafruit-circuitpython-bme680)")
+    else:
+        sims.toml.append('''
+[lines.i2c-1]
+type = "i2c_sim"
+
+[[devices]]
+name = "lobby-climate"
+type = "bme680"
+line = "i2c-1"
+poll_interval = 3.0
 ''')
 
 

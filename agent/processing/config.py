@@ -2,16 +2,21 @@
 
 ``ProcessingConfig`` is the ``[processing]`` section; ``CheckConfig``, ``EnergyConfig`` and
 ``PublishMode`` are used by per-device keys (``publish``, ``checks``, ``energy``, ``anomaly``).
+``metric_problems`` checks those keys against a device's metrics (part of the shared validation).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import enum
 import re
 import zoneinfo
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..model import MetricKind, MetricSpec
 
 
 class _Frozen(BaseModel):
@@ -38,8 +43,8 @@ class WindowSize(enum.StrEnum):
 class CheckConfig(_Frozen):
     """Quality checks for one metric of one device."""
 
-    min: float | None = Field(None, description="Lowest physically possible value (out_of_range below).")
-    max: float | None = Field(None, description="Highest physically possible value (out_of_range above).")
+    min: float | None = Field(None, description="Lowest physically possible value (out_of_range below); default: the sensor's specified minimum.")
+    max: float | None = Field(None, description="Highest physically possible value (out_of_range above); default: the sensor's specified maximum.")
     stuck_samples: int = Field(0, ge=0, le=1_000_000, description="Flag stuck after this many equal samples; 0 = off.")
     stuck_tolerance: float = Field(0.0, ge=0, description="Values within this of each other count as equal.")
     max_rate: float | None = Field(None, gt=0, description="Largest plausible change per second (rate_of_change).")
@@ -122,19 +127,20 @@ class TariffConfig(_Frozen):
 
 class AnomalyConfig(_Frozen):
     enabled: bool = True
-    threshold: float = Field(0.5, gt=0, lt=1, description="Detector score at which an anomaly starts.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Score at which an anomaly starts (0.5: tail probability 1e-5).")
     release: float = Field(0.3, gt=0, lt=1, description="Score below which an active anomaly may end.")
     quiet_samples: int = Field(10, ge=1, description="Samples below `release` that end an anomaly.")
-    alpha: float = Field(0.01, gt=0, lt=1, description="Baseline adaptation rate per sample.")
-    decay: float = Field(0.9999, gt=0, lt=1, description="Per-sample decay of the memory of recent surprise.")
-    warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score (150: +1.8 NAB points over 30).")
+    alpha: float = Field(0.003, gt=0, lt=1, description="Baseline adaptation rate per sample.")
+    history_samples: int = Field(8640, ge=10, description="Samples over which the surprise distribution is learnt.")
+    range_margin: float = Field(0.01, description="A value this fraction of the seen range beyond it scores 1 (< 0: off).")
+    warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score.")
 
 
 class ProcessingConfig(_Frozen):
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
     gap_factor: float = Field(2.5, gt=1, description="An interval longer than this x poll_interval is a gap.")
-    reject_quality: int = Field(1 | 256, ge=0, description="Quality bits that keep a reading out of aggregates.")
+    reject_quality: int = Field(1 | 256 | 512, ge=0, description="Quality bits that keep a reading out of aggregates (out_of_range, device_flagged, implausible).")
     timezone: str = Field("Asia/Shanghai", description="Local time zone for tariff periods and days.")
     tariff: TariffConfig = TariffConfig()
     emission_factor: float = Field(
@@ -157,3 +163,65 @@ class ProcessingConfig(_Frozen):
         if len(set(v)) != len(v):
             raise ValueError("a window size is listed twice")
         return v
+
+
+ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
+POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
+
+
+def no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
+    """'device has no metric X' with the metrics it has, or the closest ones if it has many."""
+    who = f"device {device!r}" if device else "device"
+    if len(names) <= 12:
+        return f"{who} has no metric {metric!r} (has: {', '.join(names) or 'none'})"
+    close = difflib.get_close_matches(metric, names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return f"{who} has no metric {metric!r} ({hint}it has {len(names)} metrics: {', '.join(names[:6])}, ...)"
+
+
+def _energy_choice(dev, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig] | str | None:
+    cfg: EnergyConfig | None = getattr(dev, "energy", None)
+    names = [m.name for m in metrics]
+    if cfg is not None:
+        if cfg.metric not in names:
+            return no_such_metric(cfg.metric, names)
+        return names.index(cfg.metric), cfg
+    counters = [i for i, m in enumerate(metrics) if m.kind == MetricKind.COUNTER and m.unit.lower() in ENERGY_UNITS]
+    if len(counters) == 1:
+        return counters[0], EnergyConfig(metric=names[counters[0]])
+    return None
+
+
+def resolve_energy(dev, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig, EnergyMethod, float] | str | None:
+    """The energy source of a device: (local metric index, config, method, factor to kWh or kW),
+    None when it has none, or a message saying why the configured one cannot work."""
+    choice = _energy_choice(dev, metrics)
+    if choice is None or isinstance(choice, str):
+        return choice
+    i, cfg = choice
+    m = metrics[i]
+    method = cfg.method or (EnergyMethod.COUNTER if m.kind == MetricKind.COUNTER else EnergyMethod.INTEGRATE)
+    units = ENERGY_UNITS if method == EnergyMethod.COUNTER else POWER_UNITS
+    if m.unit.lower() not in units:
+        return f"metric {m.name!r} has unit {m.unit!r}; {method} needs one of {', '.join(units)}"
+    return i, cfg, method, units[m.unit.lower()]
+
+
+def metric_problems(dev, metrics: Sequence[MetricSpec]) -> list[tuple[tuple, str]]:
+    """Processing keys of one device that name metrics it does not have: (key path within the
+    device, message). Part of the config validation shared by ``check`` and ``run``."""
+    names = [m.name for m in metrics]
+    problems: list[tuple[tuple, str]] = []
+    for metric in getattr(dev, "checks", None) or {}:
+        if metric not in names:
+            problems.append((("checks", metric), no_such_metric(metric, names)))
+    anomaly = getattr(dev, "anomaly", True)
+    if not isinstance(anomaly, bool):
+        for j, metric in enumerate(anomaly):
+            if metric not in names:
+                problems.append((("anomaly", j), no_such_metric(metric, names)))
+    energy = resolve_energy(dev, metrics)
+    if isinstance(energy, str):
+        key = ("energy", "metric") if "has no metric" in energy else ("energy",)
+        problems.append((key, energy))
+    return problems

@@ -49,6 +49,10 @@ class Processor:
         self.qi, self.qf = quality.new_state(n)
         self.ci, self.cf = counters.new_state(n)
         self.det = detect.new_state(n)
+        a = self.pc.anomaly
+        self.det_params = detect.params(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold,
+                                        release=a.release, quiet=a.quiet_samples, history=a.history_samples,
+                                        range_margin=a.range_margin)
         self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
         self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
         self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=self.pc.emission_factor)
@@ -73,8 +77,7 @@ class Processor:
         if a.enabled:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
-            K.detect_step(s, v, q, p.detect, self.det, a.alpha, float(a.warmup_samples), a.decay, a.threshold,
-                          a.release, float(a.quiet_samples), score, event)
+            K.detect_step(s, v, q, p.detect, self.det, self.det_params, score, event)
             for r in np.flatnonzero(event):
                 res.events.append(self._event(int(s[r]), int(ts[r]), float(v[r]), float(score[r]), int(event[r])))
         meter = p.meter_of[s]

@@ -7,13 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..model import MetricKind
+from ..model import MetricKind, MetricSpec
 from ..series import SeriesTable
-from .config import CheckConfig, EnergyConfig, EnergyMethod, ProcessingConfig
-from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE
-
-ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
-POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
+from .config import CheckConfig, EnergyMethod, ProcessingConfig, metric_problems, resolve_energy
+from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE, MODE_RESTARTS
 
 
 @dataclass(slots=True)
@@ -35,20 +32,6 @@ class SeriesParams:
     methods: list[str]
 
 
-def _energy_choice(dev, table: SeriesTable) -> tuple[int, EnergyConfig] | None:
-    cfg: EnergyConfig | None = getattr(dev, "energy", None)
-    ids = table.device_ids(dev.name)
-    if cfg is not None:
-        idx = table.index(dev.name)
-        if cfg.metric not in idx:
-            raise ConfigError([f"devices.{dev.name}.energy.metric: device has no metric {cfg.metric!r} (has: {', '.join(idx)})"])
-        return idx[cfg.metric], cfg
-    counters = [i for i in ids if table[i].kind == MetricKind.COUNTER and table[i].unit.lower() in ENERGY_UNITS]
-    if len(counters) == 1:
-        return counters[0], EnergyConfig(metric=table[counters[0]].metric)
-    return None
-
-
 def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> SeriesParams:
     n = len(table)
     p = SeriesParams(
@@ -66,41 +49,45 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
         for i in ids:
             s = table[i]
             p.gap_ms[i] = max(1, int(round(pc.gap_factor * poll * 1000)))
+            p.lo[i] = -np.inf if s.valid_min is None else s.valid_min  # the sensor's specified range
+            p.hi[i] = np.inf if s.valid_max is None else s.valid_max
             if s.kind == MetricKind.COUNTER:
-                p.mode[i] = MODE_COUNTER
+                p.mode[i] = MODE_RESTARTS if s.restarts else MODE_COUNTER
             elif s.kind == MetricKind.GAUGE and pc.anomaly.enabled:
                 p.detect[i] = anomaly is True or (not isinstance(anomaly, bool) and s.metric in anomaly)
         idx = table.index(name)
+        specs = [MetricSpec(table[i].metric, table[i].unit, table[i].kind) for i in ids]
+        if dev is not None:
+            # the config validation (check and run) reports these with file and line; this guard
+            # only serves code that builds a Processor from an unvalidated config
+            problems = [f"devices.{name}.{'.'.join(map(str, sub))}: {msg}" for sub, msg in metric_problems(dev, specs)]
+            if problems:
+                raise ConfigError(problems)
         checks: dict[str, CheckConfig] = getattr(dev, "checks", None) or {}
         for metric, c in checks.items():
-            if metric not in idx:
-                raise ConfigError([f"devices.{name}.checks.{metric}: device has no metric {metric!r} (has: {', '.join(idx)})"])
             i = idx[metric]
-            p.lo[i] = -np.inf if c.min is None else c.min
-            p.hi[i] = np.inf if c.max is None else c.max
+            if c.min is not None:  # a bound not given keeps the sensor's own
+                p.lo[i] = c.min
+            if c.max is not None:
+                p.hi[i] = c.max
             p.stuck_n[i] = c.stuck_samples
             p.stuck_tol[i] = c.stuck_tolerance
             p.max_rate[i] = np.inf if c.max_rate is None else c.max_rate
             p.stale_ms[i] = 0 if c.stale_after is None else int(c.stale_after * 1000)
-        if not isinstance(anomaly, bool):
-            for metric in anomaly:
-                if metric not in idx:
-                    raise ConfigError([f"devices.{name}.anomaly: device has no metric {metric!r}"])
         if dev is None:
             continue
-        choice = _energy_choice(dev, table)
-        if choice is None:
+        energy = resolve_energy(dev, specs)
+        if not isinstance(energy, tuple):
             continue
-        i, cfg = choice
-        unit = table[i].unit.lower()
-        method = cfg.method or (EnergyMethod.COUNTER if table[i].kind == MetricKind.COUNTER else EnergyMethod.INTEGRATE)
-        units = ENERGY_UNITS if method == EnergyMethod.COUNTER else POWER_UNITS
-        if unit not in units:
-            raise ConfigError([f"devices.{name}.energy: metric {table[i].metric!r} has unit {table[i].unit!r}; {method} needs one of {', '.join(units)}"])
-        p.kwh_factor[i] = units[unit]
-        p.mode[i] = MODE_COUNTER if method == EnergyMethod.COUNTER else MODE_INTEGRATE
+        local, cfg, method, factor = energy
+        i = ids[local]
+        p.kwh_factor[i] = factor
+        if method == EnergyMethod.INTEGRATE:
+            p.mode[i] = MODE_INTEGRATE
+        elif p.mode[i] != MODE_RESTARTS:
+            p.mode[i] = MODE_COUNTER
         p.rollover[i] = cfg.rollover
-        p.max_step[i] = cfg.max_step_kwh / units[unit]
+        p.max_step[i] = cfg.max_step_kwh / factor
         p.meter_of[i] = len(p.meters)
         p.meters.append(name)
         p.methods.append(str(method))

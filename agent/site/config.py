@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..processing.config import no_such_metric
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
@@ -82,6 +84,35 @@ class SiteConfig(Frozen):
             return self.limit_kw * 1000.0
         assert self.limit_a is not None
         return self.limit_a * self.voltage * self.phases
+
+
+CHARGER_METRICS_USED = ("state", "power", "current_l1")  # what the site controller reads of a charger
+
+
+def site_reference_problems(site: SiteConfig | None, metrics: dict, writable: dict) -> list[tuple[tuple, str]]:
+    """Checks that need the devices' drivers: the grid meter delivers the named metric, and every
+    charger is an enabled, writable device with the charger metrics. ``metrics`` maps each enabled
+    device to its metric names, ``writable`` each device name to whether its driver accepts writes."""
+    if site is None:
+        return []
+    problems: list[tuple[tuple, str]] = []
+    meter = site.grid_meter
+    if meter.device in writable and meter.device not in metrics:
+        problems.append((("site", "grid_meter", "device"), f"device {meter.device!r} is disabled (enabled = false)"))
+    elif meter.device in metrics and meter.metric not in metrics[meter.device]:
+        problems.append((("site", "grid_meter", "metric"),
+                         no_such_metric(meter.metric, metrics[meter.device], meter.device)))
+    for i, n in enumerate(site.chargers):
+        if n not in writable:
+            continue  # no such device: reported by cross_check_site
+        if n not in metrics:
+            problems.append((("site", "chargers", i), f"device {n!r} is disabled (enabled = false)"))
+            continue
+        missing = [m for m in CHARGER_METRICS_USED if m not in metrics[n]]
+        if not writable[n] or missing:
+            problems.append((("site", "chargers", i), f"device {n!r} is not a charger (its driver "
+                             + ("accepts no writes" if not writable[n] else f"lacks metrics {', '.join(missing)}") + ")"))
+    return problems
 
 
 def cross_check_site(config) -> list[tuple[tuple, str]]:

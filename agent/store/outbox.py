@@ -22,6 +22,7 @@ Used from one thread only (the asyncio loop thread).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sqlite3
@@ -35,7 +36,8 @@ import orjson
 import sqlite_utils
 
 from agent.errors import EdgeAgentError
-from agent.store.migrations import migrate
+from agent.store.migrations import MIGRATIONS, current_version, migrate
+from agent.store.seqmark import SEQ_BLOCK, Mark, SeqMarkError, mark_path, read_mark, resume_seq, write_mark
 
 log = logging.getLogger("edge_agent.outbox")
 
@@ -57,6 +59,18 @@ class OutboxError(EdgeAgentError):
     def __init__(self, message: str, *, index: int | None = None):
         self.index = index
         super().__init__(message)
+
+
+class OutboxCorrupt(OutboxError):
+    """The outbox file is not a readable SQLite database (overwritten, truncated, damaged pages)."""
+
+
+class OutboxMissing(OutboxError):
+    """A read-only open found no outbox file (the agent has not run with this state directory)."""
+
+
+def _is_corruption(e: sqlite3.Error) -> bool:
+    return getattr(e, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT"))
 
 
 class Priority(enum.IntEnum):
@@ -102,8 +116,13 @@ def _wall_ms() -> int:
 
 
 class Outbox:
+    """The outbox of one state directory. ``readonly=True`` (for inspection while an agent may be
+    running) never creates or changes a file: it raises OutboxMissing when there is no outbox, and
+    ``append``/``delete`` are refused."""
+
     def __init__(self, path: Path, *, max_bytes: int, gateway: str,
-                 synchronous: Synchronous = Synchronous.FULL, now_ms: Callable[[], int] = _wall_ms):
+                 synchronous: Synchronous = Synchronous.FULL, now_ms: Callable[[], int] = _wall_ms,
+                 readonly: bool = False):
         if max_bytes < MIN_BYTES:
             raise OutboxError(f"outbox max_bytes {max_bytes} is below the {MIN_BYTES}-byte minimum (the SQLite "
                               "database, its write-ahead log and 32 KB shared-memory index must fit in the cap)")
@@ -112,20 +131,54 @@ class Outbox:
         self.path = Path(path)
         self.gateway = gateway
         self.max_bytes = max_bytes
+        self.readonly = readonly
         self._now_ms = now_ms
+        self._mark_path = mark_path(self.path)
+        self._reserved = 0
+        self._closed = True
         self._acked: set[int] = set()  # acknowledged rows whose delete failed: sent, to be deleted
         self._delete_failing = False
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
         conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path))
+            if readonly:
+                conn = self._connect_readonly()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(self.path))
             self.db = sqlite_utils.Database(conn)
-            self._open(Synchronous(synchronous))
-        except (sqlite3.DatabaseError, OSError, RuntimeError) as e:
+            if readonly:
+                self._open_readonly()
+            else:
+                self._open(Synchronous(synchronous))
+        except (sqlite3.DatabaseError, OSError, RuntimeError, SeqMarkError) as e:
             if conn is not None:
                 conn.close()
+            if isinstance(e, sqlite3.Error) and _is_corruption(e):
+                raise OutboxCorrupt(f"cannot open outbox {self.path}: it is corrupt ({e})") from e
             raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise OutboxMissing(f"no outbox at {self.path}: the agent has not run with this state directory")
+        # With a write-ahead log present (an agent running, or killed) read through it; without one the
+        # database file is complete, and 'immutable' reads it without creating -wal/-shm files.
+        wal = self.path.with_name(self.path.name + "-wal").exists()
+        uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("" if wal else "&immutable=1")
+        return sqlite3.connect(uri, uri=True)
+
+    def _open_readonly(self) -> None:
+        c = self.db.conn
+        self.page_size = int(c.execute("PRAGMA page_size").fetchone()[0])
+        version = current_version(self.db)
+        if version == 0 or "outbox" not in self.db.table_names():
+            raise RuntimeError("it holds no outbox tables")
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"outbox schema version {version} is newer than this agent ({len(MIGRATIONS)})")
+        self.limit_bytes = self.max_bytes
+        self._load_counters()
+        with contextlib.suppress(SeqMarkError):  # inspection only: the agent reports a damaged mark
+            self._last_seq = resume_seq(self._db_last, read_mark(self._mark_path))
 
     def _open(self, synchronous: Synchronous) -> None:
         c = self.db.conn
@@ -141,13 +194,40 @@ class Outbox:
         self.limit_bytes = self.max_bytes - 4 * wal_budget - 32 * 1024
         with self.db.atomic():
             migrate(self.db)
+        self._load_counters()
+        # Continue above every seq ever issued (see seqmark.py). With synchronous=NORMAL a power cut can
+        # roll back published commits, so the database's own value is not trusted then.
+        mark = read_mark(self._mark_path)
+        trusted = self._db_last if synchronous is Synchronous.FULL else None
+        self._last_seq = max(self._last_seq, resume_seq(trusted, mark))
+        self._reserved = mark.reserved if mark else 0
+
+    def _load_counters(self) -> None:
+        c = self.db.conn
         row = c.execute("SELECT last_seq FROM sequence WHERE gateway = ?", [self.gateway]).fetchone()
-        self._last_seq = int(row[0]) if row else 0
+        self._db_last: int | None = int(row[0]) if row else None  # None: never committed a message
+        self._last_seq = self._db_last or 0
         self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
         self._drops = {p.name.lower(): 0 for p in Priority}
         for name, count in c.execute("SELECT priority, count FROM drops"):
             self._drops[name] = int(count)
         self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """The last seq issued (the next message gets this + 1)."""
+        return self._last_seq
+
+    def _reserve(self, last: int) -> None:
+        """Make sure the mark covers ``last`` before any seq up to it is committed."""
+        if last <= self._reserved:
+            return
+        reserved = last + SEQ_BLOCK
+        try:
+            write_mark(self._mark_path, Mark(reserved=reserved, floor=self._last_seq))
+        except SeqMarkError as e:
+            raise OutboxError(str(e)) from None
+        self._reserved = reserved
 
     # ------------------------------------------------------------------------------------ writing
     def append(self, items: Sequence[Pending]) -> list[int]:
@@ -158,13 +238,14 @@ class Outbox:
         message is malformed; nothing is stored and no seq is used up. The same transaction deletes
         acknowledged rows whose earlier delete failed and records drops counted meanwhile.
         """
-        self._check_open()
+        self._check_writable()
         if not items:
             return []
         now = self._now_ms()
         seq0 = self._last_seq + 1
         rows = [self._encode(i, item, seq0 + i, now) for i, item in enumerate(items)]
         last = seq0 + len(rows) - 1
+        self._reserve(last)
         c = self.db.conn
         incoming = sum(len(r[1]) + len(r[2]) + _ROW_OVERHEAD for r in rows)
         try:
@@ -272,7 +353,7 @@ class Outbox:
         ``delete`` or ``append`` removes them: meanwhile :meth:`peek` skips them (they are not sent
         again) and the depth leaves them out. Call with no rowids to retry only those.
         """
-        self._check_open()
+        self._check_writable()
         self._acked.update(rowids)
         if not self._acked:
             return 0
@@ -364,6 +445,11 @@ class Outbox:
     def _check_open(self) -> None:
         if self._closed:
             raise OutboxError(f"outbox {self.path} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.readonly:
+            raise OutboxError(f"outbox {self.path} is open read-only")
 
     def __enter__(self) -> Outbox:
         return self

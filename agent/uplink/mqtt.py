@@ -23,15 +23,16 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.config.schema import MqttConfig
+from agent.config.schema import MqttConfig, MqttProtocol
 from agent.store.outbox import Outbox
 from agent.uplink.connection import NetworkThread, make_client, status_body
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
 
-CommandHandler = Callable[[str, bytes], Awaitable[None]]
+CommandHandler = Callable[[str, bytes, bool], Awaitable[None]]  # (device, payload, retained)
 _ACK_FLUSH_DELAY = 0.05  # acked rows are deleted in batches: one transaction per 50 ms, not per PUBACK
 _RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
 
@@ -222,10 +223,19 @@ class Uplink:
         if birth.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._counts["publish_errors"] += 1
             log.warning("could not publish online status: %s", mqtt.error_string(birth.rc))
-        rc, _ = client.subscribe(self.topics.command_filter, qos=1)
+        rc, _ = self._subscribe_commands(client)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.warning("could not subscribe to %s: %s", self.topics.command_filter, mqtt.error_string(rc))
         self._pump()
+
+    def _subscribe_commands(self, client: mqtt.Client) -> tuple[MQTTErrorCode, int | None]:
+        """MQTT 5: retain-as-published keeps the RETAIN flag of a command published retained while we
+        are subscribed (brokers clear it otherwise), so it can be refused; no-local hides our own
+        clearing of a retained command. MQTT 3.1.1 marks only retained messages sent at subscribe time."""
+        if self.cfg.protocol == MqttProtocol.V5:
+            return client.subscribe(self.topics.command_filter,
+                                    options=SubscribeOptions(qos=1, retainAsPublished=True, noLocal=True))
+        return client.subscribe(self.topics.command_filter, qos=1)
 
     def _on_closed(self, client: mqtt.Client) -> None:
         if client is not self._client:
@@ -279,18 +289,23 @@ class Uplink:
         device = self.topics.device_of_command(topic)
         if device is None or self.on_command is None:
             return
-        if retain:  # a retained command is stale by definition: never replay writes to the world
-            log.warning("ignoring retained command on %s", topic)
+        if not payload:  # an empty message deletes a retained one: it is not a command
             return
+        if retain:  # answered as refused by the handler; delete it so no reconnect delivers it again
+            self._clear_retained(topic)
         self._counts["commands"] += 1
-        task = asyncio.ensure_future(self._run_command(device, payload))
+        task = asyncio.ensure_future(self._run_command(device, payload, retain))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_command(self, device: str, payload: bytes) -> None:
+    def _clear_retained(self, topic: str) -> None:
+        if self._client is not None:  # QoS 0: takes no in-flight slot; denied silently without publish rights
+            self._client.publish(topic, b"", qos=0, retain=True)
+
+    async def _run_command(self, device: str, payload: bytes, retained: bool) -> None:
         assert self.on_command is not None
         try:
-            await self.on_command(device, payload)
+            await self.on_command(device, payload, retained)
         except Exception:  # noqa: BLE001 - one bad command must not stop the uplink
             log.exception("command handler failed for device %s", device)
 

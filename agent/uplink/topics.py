@@ -47,9 +47,9 @@ class Topics:
         return f"{self.base}/cmd/{device}/result"
 
     def device_of_command(self, topic: str) -> str | None:
-        """The device named by a command topic, or None if ``topic`` is not one."""
+        """The device named by a command topic ("" for an empty device level), or None if not one."""
         head = f"{self.base}/cmd/"
         if not topic.startswith(head):
             return None
         rest = topic[len(head):]
-        return rest if rest and "/" not in rest else None
+        return rest if "/" not in rest else None

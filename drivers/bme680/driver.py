@@ -78,11 +78,11 @@ class Bme680Config(DeviceConfig):
     sea_level_pressure: float = Field(1013.25, gt=800, lt=1200, description="For the altitude estimate only.")
 
 
-METRICS = [
-    MetricSpec("temperature", "degC"),
-    MetricSpec("humidity", "%"),
-    MetricSpec("pressure", "hPa"),
-    MetricSpec("gas_resistance", "ohm"),
+METRICS = [  # operating ranges from the datasheet
+    MetricSpec("temperature", "degC", valid_min=-40.0, valid_max=85.0),
+    MetricSpec("humidity", "%", valid_min=0.0, valid_max=100.0),
+    MetricSpec("pressure", "hPa", valid_min=300.0, valid_max=1100.0),
+    MetricSpec("gas_resistance", "ohm", valid_min=0.0),
 ]
 
 

@@ -83,7 +83,7 @@ CHARGER_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("power_l1", "W"),
     MetricSpec("power_l2", "W"),
     MetricSpec("power_l3", "W"),
-    MetricSpec("session_energy", "kWh", MetricKind.COUNTER, "energy delivered in the current session"),
+    MetricSpec("session_energy", "kWh", MetricKind.COUNTER, "energy delivered in the current session", restarts=True),
     MetricSpec("energy_total", "kWh", MetricKind.COUNTER, "lifetime energy delivered"),
     MetricSpec("error", "", MetricKind.STATE, "device error code, 0 = none"),
 )

@@ -6,6 +6,7 @@ The sensor needs a preheat period after power-up; readings taken within ``warmup
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import ClassVar, Literal
 
@@ -41,9 +42,16 @@ class Mhz19Config(DeviceConfig):
 
 
 METRICS = [
-    MetricSpec("co2", "ppm"),
+    MetricSpec("co2", "ppm", valid_min=0.0, valid_max=float(DetectionRange.R10000)),
     MetricSpec("temperature", "degC", description="Sensor-internal temperature (undocumented, coarse)"),
 ]
+
+
+def metrics_for(detection_range: DetectionRange | None) -> list[MetricSpec]:
+    """CO2 above the detection range set on open is out of range; unset, the widest range (10000) applies."""
+    if detection_range is None:
+        return list(METRICS)
+    return [dataclasses.replace(METRICS[0], valid_max=float(detection_range)), *METRICS[1:]]
 
 
 def _is_read_reply(frame: bytes) -> bool:
@@ -59,7 +67,7 @@ class Mhz19Driver:
         self.opened_at = 0.0
 
     def metrics(self) -> list[MetricSpec]:
-        return list(METRICS)
+        return metrics_for(self.config.detection_range)
 
     async def open(self) -> None:
         cfg = self.config

@@ -17,8 +17,10 @@ import click
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from agent.cli.common import parse_hostport
 from agent.driver import SimulatorSpec
 from drivers.charger_common import Arrivals, Car, EvseModel
+from drivers.modbus_meter.sim import run_until_interrupted, serve_in_background
 
 from .profile import (
     HeartbeatAction,
@@ -151,7 +153,7 @@ async def start(*, profile: str = "charx", tcp: str = "127.0.0.1:5502", units: d
     plan = units or {load_profile(profile).profile.default_unit: profile}
     sims = {uid: ChargerSim(load_profile(p), speed=speed, failsafe_a=failsafe_a, clock=clock) for uid, p in plan.items()}
     server = ModbusTcpServer([s.device(uid) for uid, s in sims.items()], address=_hostport(tcp))
-    await server.serve_forever(background=True)
+    await serve_in_background(server, tcp)
     handle = ChargerSimHandle(server, sims, tcp)
     if arrivals:
         handle.drive({uid: Arrivals(seed=seed + uid) for uid in sims})
@@ -164,6 +166,8 @@ async def start(*, profile: str = "charx", tcp: str = "127.0.0.1:5502", units: d
 @click.option("--count", type=click.IntRange(1, 16), default=1, show_default=True, help="Chargers (unit ids 1..N, or the profile's id for one).")
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
 def command(tcp: str, profile: str, count: int, speed: float) -> None:
+    parse_hostport(tcp, "--tcp")
+
     async def main() -> None:
         units = None if count == 1 else {i + 1: profile for i in range(count)}
         h = await start(profile=profile, tcp=tcp, units=units, speed=speed, arrivals=True)
@@ -176,10 +180,7 @@ def command(tcp: str, profile: str, count: int, speed: float) -> None:
         finally:
             await h.stop()
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    run_until_interrupted(main)
 
 
 SIMULATOR = SimulatorSpec(name="modbus-charger", summary="Modbus EV chargers (CHARX, KEBA P30, ABB Terra AC) with arriving cars",

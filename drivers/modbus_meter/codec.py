@@ -46,6 +46,8 @@ class RegisterSpec(Frozen):
     base: str | None = Field(None, description="Profile base option this address is relative to.")
     flags: tuple[str, ...] = Field((), description="Metrics flagged DEVICE_FLAGGED when (raw & flag_mask) != 0.")
     flag_mask: int = Field(0xFFFF, ge=0, le=0xFFFFFFFF)
+    valid_min: float | None = Field(None, allow_inf_nan=False, description="Lowest value the device can measure (out_of_range below).")
+    valid_max: float | None = Field(None, allow_inf_nan=False, description="Highest value the device can measure (out_of_range above).")
 
     _addr = field_validator("address", mode="before")(parse_address)
 
@@ -55,6 +57,8 @@ class RegisterSpec(Frozen):
             raise ValueError(f"{self.type.value} at address {self.address} runs past 65535")
         if self.scale == 0:
             raise ValueError("scale must not be 0")
+        if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
+            raise ValueError(f"valid_min ({self.valid_min}) is greater than valid_max ({self.valid_max})")
         return self
 
     @property
@@ -62,7 +66,7 @@ class RegisterSpec(Frozen):
         return register_count(self.type)
 
     def metric(self) -> MetricSpec:
-        return MetricSpec(self.name, self.unit, self.kind)
+        return MetricSpec(self.name, self.unit, self.kind, valid_min=self.valid_min, valid_max=self.valid_max)
 
     def value(self, regs: Sequence[int]) -> float:
         raw = decode(regs, self.type, self.order)

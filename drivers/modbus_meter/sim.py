@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from pymodbus.framer import FramerRTU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from agent.cli.common import parse_hostport
 from agent.driver import SimulatorSpec
 
 from .codec import RegisterSpec, load_profile, profile_names
@@ -171,7 +173,27 @@ def _device(uid: int, u: _Unit) -> SimDevice:
 
 def _hostport(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"{text!r} is not HOST:PORT")
     return host or "127.0.0.1", int(port)
+
+
+async def serve_in_background(server: Any, address: str) -> None:
+    """Start a pymodbus server; a busy or unusable address is an OSError naming it."""
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError:  # pymodbus: "Could not start listen, please check address."
+        raise OSError(errno.EADDRINUSE, f"cannot listen on {address}: address in use or not available") from None
+
+
+def run_until_interrupted(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a simulator's main loop until Ctrl-C; a failure to start is one line, not a traceback."""
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        raise click.ClickException(e.strerror or str(e)) from None
 
 
 async def start(*, profile: str = "sdm630", tcp: str | None = None, rtu_socket: str | None = None,
@@ -196,7 +218,7 @@ async def start(*, profile: str = "sdm630", tcp: str | None = None, rtu_socket: 
         server = ModbusSerialServer(devices, port=f"socket://{rtu_socket}", framer=FramerType.RTU,
                                     trace_packet=handle.trace)
     handle.server = server
-    await server.serve_forever(background=True)
+    await serve_in_background(server, tcp or f"socket://{rtu_socket}")
     if update_interval:
         handle.run_live(update_interval)
     return handle
@@ -213,6 +235,7 @@ def _command(default_profile: str) -> click.Command:
     def command(tcp: str | None, rtu_socket: str | None, unit: int | None, profile: str, interval: float) -> None:
         if (tcp is None) == (rtu_socket is None):
             raise click.UsageError("give exactly one of --tcp HOST:PORT or --rtu-socket HOST:PORT")
+        parse_hostport(tcp or rtu_socket or "", "--tcp" if tcp else "--rtu-socket")
 
         async def main() -> None:
             h = await start(profile=profile, tcp=tcp, rtu_socket=rtu_socket, unit=unit, update_interval=interval)
@@ -227,10 +250,7 @@ def _command(default_profile: str) -> click.Command:
             finally:
                 await h.stop()
 
-        try:
-            asyncio.run(main())
-        except KeyboardInterrupt:
-            pass
+        run_until_interrupted(main)
 
     return command
 

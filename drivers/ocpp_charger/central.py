@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from ocpp.routing import on
@@ -11,8 +12,17 @@ from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 from agent.bus.ocpp_server import OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
 
 
+class FramesAtDebug(logging.LoggerAdapter):
+    """The ``ocpp`` package logs every frame sent and received at INFO; here they are DEBUG
+    (a charger sends one every few seconds). Its warnings and errors keep their level."""
+
+    def info(self, msg, *args, **kwargs) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
 class CentralSystemSide(ChargePoint):
     def __init__(self, cp_id: str, ws, session: Session, config: OcppLineConfig, **kw):
+        kw.setdefault("logger", FramesAtDebug(logging.getLogger("ocpp"), {}))
         super().__init__(cp_id, ws, **kw)
         self.session = session
         self.line = config

@@ -7,6 +7,7 @@ limits, sends MeterValues, and stops on RemoteStopTransaction, with an EvseModel
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from drivers.charger_common import Arrivals, Car, EvseModel, IecState
 
 class SimChargePoint(ChargePoint):
     def __init__(self, cp_id: str, ws: Any, *, clock: Callable[[], float] = time.monotonic, speed: float = 1.0):
-        super().__init__(cp_id, ws)
+        super().__init__(cp_id, ws, logger=logging.getLogger("edge_agent.sim.ocpp"))  # apart from the gateway's
         self._clock = clock
         self._t0 = clock()
         self.speed = speed
@@ -165,7 +166,12 @@ async def start(*, url: str = "ws://127.0.0.1:9000", cp_id: str = "CP1", clock: 
 @click.option("--speed", type=float, default=1.0, show_default=True)
 def command(url: str, cp_id: str, speed: float) -> None:
     async def main() -> None:
-        h = await start(url=url, cp_id=cp_id, speed=speed, arrivals=True)
+        target = f"{url.rstrip('/')}/{cp_id}"
+        try:
+            h = await start(url=url, cp_id=cp_id, speed=speed, arrivals=True)
+        except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as e:
+            reason = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+            raise click.ClickException(f"cannot connect to the central system at {target}: {reason}") from None
         click.echo(f"charge point {cp_id} connected to {url}; Ctrl-C to stop")
         try:
             await h.task

@@ -7,9 +7,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from agent import plausibility
 from agent.config.schema import DeviceConfig
 from agent.driver import DriverContext
 from agent.model import MetricSpec, Sample
+from agent.plausibility import NonDecreasing
 
 from . import codec
 
@@ -29,13 +31,15 @@ class Pms5003Config(DeviceConfig):
 
 
 _COUNT = "1/0.1L"
+PM_MAX = 1000.0  # datasheet: effective range 0..500 ug/m3, maximum range >= 1000
+_PM = {"unit": "ug/m3", "valid_min": 0.0, "valid_max": PM_MAX}
 METRICS = [
-    MetricSpec("pm1_0", "ug/m3", description="PM1.0, atmospheric environment"),
-    MetricSpec("pm2_5", "ug/m3", description="PM2.5, atmospheric environment"),
-    MetricSpec("pm10", "ug/m3", description="PM10, atmospheric environment"),
-    MetricSpec("pm1_0_cf1", "ug/m3", description="PM1.0, CF=1 (standard particle)"),
-    MetricSpec("pm2_5_cf1", "ug/m3", description="PM2.5, CF=1"),
-    MetricSpec("pm10_cf1", "ug/m3", description="PM10, CF=1"),
+    MetricSpec("pm1_0", description="PM1.0, atmospheric environment", **_PM),
+    MetricSpec("pm2_5", description="PM2.5, atmospheric environment", **_PM),
+    MetricSpec("pm10", description="PM10, atmospheric environment", **_PM),
+    MetricSpec("pm1_0_cf1", description="PM1.0, CF=1 (standard particle)", **_PM),
+    MetricSpec("pm2_5_cf1", description="PM2.5, CF=1", **_PM),
+    MetricSpec("pm10_cf1", description="PM10, CF=1", **_PM),
     MetricSpec("gt0_3um", _COUNT, description="Particles > 0.3 um per 0.1 L"),
     MetricSpec("gt0_5um", _COUNT, description="Particles > 0.5 um per 0.1 L"),
     MetricSpec("gt1_0um", _COUNT, description="Particles > 1.0 um per 0.1 L"),
@@ -43,6 +47,17 @@ METRICS = [
     MetricSpec("gt5_0um", _COUNT, description="Particles > 5.0 um per 0.1 L"),
     MetricSpec("gt10um", _COUNT, description="Particles > 10 um per 0.1 L"),
 ]
+# Mass below a size includes every smaller size; a count "> d" includes every larger size.
+RULES = (
+    NonDecreasing("pm1_0", "pm2_5", "pm10"),
+    NonDecreasing("pm1_0_cf1", "pm2_5_cf1", "pm10_cf1"),
+    NonDecreasing("gt10um", "gt5_0um", "gt2_5um", "gt1_0um", "gt0_5um", "gt0_3um"),
+)
+
+
+def frame_samples(r: codec.Pms5003Reading) -> list[Sample]:
+    """The readings of one decoded frame, IMPLAUSIBLE where the frame contradicts itself."""
+    return plausibility.frame_samples(METRICS, {m.name: float(getattr(r, m.name)) for m in METRICS}, RULES)
 
 
 class Pms5003Driver:
@@ -63,8 +78,7 @@ class Pms5003Driver:
     async def read(self) -> list[Sample]:
         request = codec.READ if self.config.mode is Pms5003Mode.PASSIVE else None
         frame = await self.bus.transact(request, read_until=codec.scan, timeout=self._wire_timeout)
-        r = codec.decode(frame)
-        return [Sample(m.name, float(getattr(r, m.name))) for m in METRICS]
+        return frame_samples(codec.decode(frame))
 
     async def close(self) -> None:
         """Nothing to release: the line belongs to the bus pool."""

@@ -16,6 +16,12 @@ from .codec import Pms5003Reading
 DEFAULT = Pms5003Reading(10, 15, 20, 10, 15, 20, 3000, 900, 200, 30, 5, 1, 0x91, 0)
 
 
+def with_pm2_5(r: Pms5003Reading, pm: int) -> Pms5003Reading:
+    """``r`` at PM2.5 = ``pm``, PM1.0 and PM10 scaled with it (both CF=1 and atmospheric), as a real sensor keeps them."""
+    lo, hi = pm * 2 // 3, pm * 4 // 3
+    return dataclasses.replace(r, pm1_0=lo, pm2_5=pm, pm10=hi, pm1_0_cf1=lo, pm2_5_cf1=pm, pm10_cf1=hi)
+
+
 class Pms5003Sim(SerialDeviceSim):
     scanner = staticmethod(codec.scan_command)
 
@@ -32,8 +38,7 @@ class Pms5003Sim(SerialDeviceSim):
     def _next_reading(self) -> Pms5003Reading:
         if self.vary:
             r = self.reading
-            pm = max(0, r.pm2_5 + self.rng.randint(-2, 2))
-            self.reading = dataclasses.replace(r, pm2_5=pm, pm2_5_cf1=pm, pm1_0=pm * 2 // 3, pm10=pm * 4 // 3)
+            self.reading = with_pm2_5(r, max(0, r.pm2_5 + self.rng.randint(-2, 2)))
         return self.reading
 
     async def stream(self) -> None:
@@ -66,7 +71,7 @@ async def start(*, link: str | None = None, active: bool = True, interval: float
 @click.option("--steady", is_flag=True, help="Report constant values (default: a slow random walk).")
 def command(link, port, fault_rate, seed, pm25, steady) -> None:
     """Simulate a Plantower PMS5003 particulate sensor."""
-    reading = dataclasses.replace(DEFAULT, pm2_5=pm25, pm2_5_cf1=pm25)
+    reading = with_pm2_5(DEFAULT, pm25)
     sim = Pms5003Sim(reading=reading, vary=not steady, link=link, port=port, fault_rate=fault_rate, seed=seed)
     serve_forever(sim, describe="PMS5003 simulator")
 

@@ -1,4 +1,8 @@
-"""Read a ``timestamp,value`` CSV (the NAB layout) into numpy columns."""
+"""Read a ``timestamp,value`` CSV (the NAB layout) into numpy columns.
+
+Rows are kept in file order. A row that steps back in time is not an error: the driver publishes it
+flagged (see ``out_of_order``).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +52,11 @@ def read_series(path: Path, *, ts_column: str = "timestamp", value_column: str =
                 raise ConfigError([f"{path}:{rowno}: column {value_column!r}: not a number: {row[value_column]!r}"]) from None
     if not ts:
         raise ConfigError([f"{path}: replay file has no data rows"])
-    t = np.asarray(ts, np.int64)
-    if np.any(np.diff(t) < 0):
-        raise ConfigError([f"{path}: timestamps go backwards; sort the file by {ts_column!r}"])
-    return t, np.asarray(values, np.float64)
+    return np.asarray(ts, np.int64), np.asarray(values, np.float64)
+
+
+def out_of_order(ts: np.ndarray) -> np.ndarray:
+    """True for each row whose timestamp is earlier than an earlier row's (a step back in time)."""
+    if len(ts) < 2:
+        return np.zeros(len(ts), bool)
+    return np.concatenate(([False], ts[1:] < np.maximum.accumulate(ts)[:-1]))

@@ -12,10 +12,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from agent import plausibility
 from agent.config.schema import DeviceConfig
 from agent.driver import DriverContext
 from agent.errors import ProtocolError
 from agent.model import MetricSpec, Sample
+from agent.plausibility import NonDecreasing
 
 from . import codec
 
@@ -37,7 +39,15 @@ class Sds011Config(DeviceConfig):
         return self
 
 
-METRICS = [MetricSpec("pm2_5", "ug/m3"), MetricSpec("pm10", "ug/m3")]
+PM_MAX = 999.9  # datasheet measuring range 0.0..999.9 ug/m3; the wire format reaches 6553.5
+METRICS = [MetricSpec("pm2_5", "ug/m3", valid_min=0.0, valid_max=PM_MAX),
+           MetricSpec("pm10", "ug/m3", valid_min=0.0, valid_max=PM_MAX)]
+RULES = (NonDecreasing("pm2_5", "pm10"),)  # PM10 mass includes the PM2.5 mass
+
+
+def frame_samples(f: codec.Sds011Frame) -> list[Sample]:
+    """The readings of one decoded frame, IMPLAUSIBLE where PM2.5 exceeds PM10."""
+    return plausibility.frame_samples(METRICS, {"pm2_5": f.pm2_5, "pm10": f.pm10}, RULES)
 
 
 def _reply_to(cmd: int):
@@ -76,7 +86,7 @@ class Sds011Driver:
         f = codec.decode(frame)
         if self.config.device_id != codec.ALL_SENSORS and f.device_id != self.config.device_id:
             raise ProtocolError(f"SDS011 answered with id {f.device_id:04X}, expected {self.config.device_id:04X}")
-        return [Sample("pm2_5", f.pm2_5), Sample("pm10", f.pm10)]
+        return frame_samples(f)
 
     async def read(self) -> list[Sample]:
         cfg = self.config

@@ -55,3 +55,25 @@ def test_scan_argument_errors_are_clear():
     r = CliRunner().invoke(command, ["--port", "/dev/ttyNOPE-x", "--units", "1"])
     assert r.exit_code == 1 and "cannot open line" in r.output
     assert parse_units("1,3-4,254") == [1, 3, 4, 254]
+
+
+@pytest.mark.parametrize("kind", ["rtu", "tcp"])
+async def test_scan_does_not_count_gateway_exceptions_as_units(kind):
+    """10/11 mean a gateway found no device there; 4 is what servers answer for a unit id they lack."""
+    port = free_port()
+    where = {"rtu_socket": f"127.0.0.1:{port}"} if kind == "rtu" else {"tcp": f"127.0.0.1:{port}"}
+    sim = await start(units={1: "sdm630", 2: "sdm120", 3: "sdm120", 4: "dtsu666"}, update_interval=None, **where)
+    sim.set_fault(2, Fault.EXCEPTION, code=10)
+    sim.set_fault(3, Fault.EXCEPTION, code=11)
+    args = ["--port", f"socket://127.0.0.1:{port}"] if kind == "rtu" else ["--tcp", f"127.0.0.1:{port}"]
+    try:  # the simulator's server answers exception 4 for the unit ids 5 and 6 it does not serve
+        res = await asyncio.to_thread(CliRunner().invoke, command, [*args, "--units", "1-6", "--timeout", "0.2"])
+    finally:
+        await sim.stop()
+    out = res.output
+    assert res.exit_code == 0, out
+    assert "unit   1: answers; profile sdm630" in out
+    assert "unit   4: device present, refused FC04 0 with exception 2; profile dtsu666" in out
+    for phantom in (2, 3, 5, 6):
+        assert f"unit {phantom:3d}" not in out, out
+    assert "no device at 4 unit id(s)" in out

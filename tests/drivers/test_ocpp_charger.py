@@ -121,3 +121,20 @@ async def test_remote_start_without_a_car_is_a_device_error(central):
             await drv.write("start", True)
     finally:
         await h.stop()
+
+
+async def test_frames_are_logged_at_debug_not_info(central, caplog):
+    """A charger sends a frame every few seconds: the gateway's log at INFO must not carry them."""
+    import logging
+
+    drv, url = central
+    caplog.set_level(logging.DEBUG, logger="ocpp")
+    h = await start(url=url, cp_id="CP1", clock=ManualClock())
+    try:
+        await until(lambda: drv.session.connected and drv.session.status.get(1) == "Available")
+        await h.cp.report()
+    finally:
+        await h.stop()
+    frames = [r for r in caplog.records if r.name == "ocpp" and ("send" in r.getMessage() or "receive" in r.getMessage())]
+    assert frames, "the central system's frames are logged (at DEBUG)"
+    assert {r.levelno for r in frames} == {logging.DEBUG}

@@ -5,7 +5,7 @@ directory. Every kernel walks a batch row by row and keeps per-series state in a
 the global series id.
 """
 
-from .counters import MODE_COUNTER, MODE_INTEGRATE, MODE_NONE, counter_step
+from .counters import MODE_COUNTER, MODE_INTEGRATE, MODE_NONE, MODE_RESTARTS, counter_step
 from .detect import DET_COLS, detect_step
 from .quality import quality_step
 from .window import OUT_F, OUT_I, WIN_F, WIN_I, window_flush, window_step
@@ -13,6 +13,6 @@ from .window import OUT_F, OUT_I, WIN_F, WIN_I, window_flush, window_step
 ALL = (window_step, window_flush, counter_step, quality_step, detect_step)
 
 __all__ = [
-    "ALL", "DET_COLS", "MODE_COUNTER", "MODE_INTEGRATE", "MODE_NONE", "OUT_F", "OUT_I", "WIN_F", "WIN_I",
+    "ALL", "DET_COLS", "MODE_COUNTER", "MODE_INTEGRATE", "MODE_NONE", "MODE_RESTARTS", "OUT_F", "OUT_I", "WIN_F", "WIN_I",
     "counter_step", "detect_step", "quality_step", "window_flush", "window_step",
 ]

@@ -2,7 +2,15 @@
 
 Per row the kernel writes ``delta``: for counter series the increase since the previous reading in
 register units; for integrated series the energy since the previous reading in (power unit x hours);
-NaN where there is none (first reading, non-finite value, out-of-order row, gap, rejected jump).
+NaN where there is none (first reading, non-finite value, out-of-order row, gap, rejected jump or
+backwards step).
+
+A counter that goes backwards without wrapping is a glitch (a read of 0, a torn register) until the
+new level is confirmed: the reading is flagged IMPLAUSIBLE, gives no delta and the next good reading
+continues from the old total. ``ACCEPT_AFTER`` backwards readings in a row, each at or above the one
+before, are a new baseline (a meter swap or reset): the last is taken as the level, without a delta,
+and counted as a reset. Counters the device restarts on purpose (``MODE_RESTARTS``, a session's
+energy) count a backwards step as a restart from zero instead.
 """
 
 from __future__ import annotations
@@ -14,16 +22,17 @@ import numpy as np
 from ...model import Quality
 from ..jit import kernel
 
-MODE_NONE, MODE_COUNTER, MODE_INTEGRATE = 0, 1, 2
-C_LAST, C_HAVE = 0, 1  # float state: last value, 1.0 once a value was seen
-C_TS, C_RESETS, C_ROLLOVERS, C_REJECTED, C_RUN = 0, 1, 2, 3, 4  # int state
-ACCEPT_AFTER = 3  # a jump seen this many times in a row is a new level, not a glitch
+MODE_NONE, MODE_COUNTER, MODE_INTEGRATE, MODE_RESTARTS = 0, 1, 2, 3
+C_LAST, C_HAVE, C_BACK = 0, 1, 2  # float state: last value, 1.0 once a value was seen, last backwards value
+C_TS, C_RESETS, C_ROLLOVERS, C_REJECTED, C_RUN, C_BACK_RUN = 0, 1, 2, 3, 4, 5  # int state
+ACCEPT_AFTER = 3  # a jump (or a backwards level) seen this many times in a row is a new level, not a glitch
 SPIKE = int(Quality.SPIKE)
+IMPLAUSIBLE = int(Quality.IMPLAUSIBLE)
 MS_PER_HOUR = 3_600_000.0
 
 
 def new_state(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((n, 5), np.int64), np.zeros((n, 2), np.float64)
+    return np.zeros((n, 6), np.int64), np.zeros((n, 3), np.float64)
 
 
 @kernel
@@ -46,16 +55,32 @@ def counter_step(series, ts, value, quality, mode, rollover, max_step, gap_ms, c
         if t <= ci[s, C_TS]:
             continue  # duplicate or out of order: the running state only moves forward
         prev = cf[s, C_LAST]
-        if m == MODE_COUNTER:
+        if m == MODE_COUNTER or m == MODE_RESTARTS:
             d = v - prev
             if d < 0.0:
                 ro = rollover[s]
                 if ro > 0.0 and prev - v > 0.5 * ro:
                     d += ro
                     ci[s, C_ROLLOVERS] += 1
-                else:  # meter reset or replaced: count from zero
+                elif m == MODE_RESTARTS:  # a new session: count from zero
                     d = v if v >= 0.0 else 0.0
                     ci[s, C_RESETS] += 1
+                else:  # backwards: a glitch until the new level is confirmed
+                    quality[r] |= IMPLAUSIBLE
+                    ci[s, C_REJECTED] += 1
+                    if ci[s, C_BACK_RUN] > 0 and v >= cf[s, C_BACK]:
+                        ci[s, C_BACK_RUN] += 1
+                    else:
+                        ci[s, C_BACK_RUN] = 1
+                    cf[s, C_BACK] = v
+                    ci[s, C_RUN] = 0
+                    if ci[s, C_BACK_RUN] >= ACCEPT_AFTER:  # a meter swap or reset: the new baseline
+                        ci[s, C_BACK_RUN] = 0
+                        ci[s, C_RESETS] += 1
+                        cf[s, C_LAST] = v
+                        ci[s, C_TS] = t
+                    continue
+            ci[s, C_BACK_RUN] = 0
             if d > max_step[s]:
                 ci[s, C_REJECTED] += 1
                 quality[r] |= SPIKE

@@ -1,8 +1,9 @@
 """Per-series quality checks: physical range, stuck value, rate of change, stale on arrival.
 
 Sets ``agent.model.Quality`` bits in place on the batch's quality column. Non-finite values are
-always out of range. Config arrays per series: ``lo``/``hi`` (+-inf = no bound), ``stuck_n`` (0 =
-off), ``stuck_tol``, ``max_rate`` per second (inf = off), ``stale_ms`` (0 = off).
+out of range, except the stale gap markers the scheduler emits (no value at all: only ``stale``).
+Config arrays per series: ``lo``/``hi`` (+-inf = no bound), ``stuck_n`` (0 = off), ``stuck_tol``,
+``max_rate`` per second (inf = off), ``stale_ms`` (0 = off).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def quality_step(series, ts, value, quality, now_ms, lo, hi, stuck_n, stuck_tol,
         if stale_ms[s] > 0 and now_ms - t > stale_ms[s]:
             q |= STALE
         if not math.isfinite(v):
-            quality[r] = q | OUT_OF_RANGE
+            # a gap marker (no value because the device went stale) is stale, not out of range
+            quality[r] = q if quality[r] & STALE else q | OUT_OF_RANGE
             continue
         if v < lo[s] or v > hi[s]:
             q |= OUT_OF_RANGE
