@@ -6,9 +6,12 @@ to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touche
 Delivery: at most ``max_inflight`` rows are unacknowledged at once, published strictly in rowid order.
 A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is
 forgotten and publishing restarts from the oldest unacknowledged row, so a row may arrive twice, always
-with the same ``seq``. The session is clean: the outbox, not the broker, is the memory. A row the broker
-refuses (MQTT 5 negative PUBACK) is kept and resent after a backoff; rows in flight behind it may
-overtake it.
+with the same ``seq``. The session is clean: the outbox, not the broker, is the memory.
+
+A row the broker refuses (MQTT 5 negative PUBACK) is kept, and its topic is set aside (see
+:mod:`agent.uplink.refusals`): the rows of that topic wait in the outbox, out of the in-flight window,
+while every other topic keeps flowing. When the topic is accepted again, a *rescan* below the cursor
+re-sends its kept rows, oldest first, before anything newer.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from agent.config.schema import MqttConfig
-from agent.store.outbox import Outbox
+from agent.store.outbox import Outbox, OutboxRow
 from agent.uplink.connection import NetworkThread, make_client, status_body
+from agent.uplink.refusals import Refusals
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
@@ -58,9 +62,14 @@ class Uplink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._net: NetworkThread | None = None
         self._client: mqtt.Client | None = None  # the connected client, loop thread's view
-        self._inflight: dict[int, tuple[int, int]] = {}  # mid -> (rowid, readings in it)
+        self._inflight: dict[int, tuple[int, int, str]] = {}  # mid -> (rowid, readings in it, topic)
+        self._inflight_rows: set[int] = set()
         self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
-        self._cursor = 0  # last rowid handed to paho
+        self._cursor = 0  # last rowid handed to paho or set aside: every row up to it has been looked at
+        self._refusals = Refusals()
+        self._rescan: int | None = None  # position of a rescan below the cursor (kept rows to probe or send)
+        self._draining: set[str] = set()  # topics accepted again whose kept rows the rescan re-sends
+        self._due_handle: asyncio.TimerHandle | None = None
         self._acked: list[int] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
@@ -113,7 +122,8 @@ class Uplink:
             "published": c["published"], "acked": c["acked"], "inflight": len(self._inflight),
             "connects": c["connects"], "reconnects": max(0, c["connects"] - 1),
             "connect_failures": c["connect_failures"], "publish_errors": c["publish_errors"],
-            "nacks": c["nacks"], "commands": c["commands"], "last_error": self.last_error,
+            "nacks": c["nacks"], "refused_topics": self._refusals.stats(now),
+            "commands": c["commands"], "last_error": self.last_error,
             "msgs_per_s": round(msgs_rate, 2), "readings_per_s": round(readings_rate, 2),
         }
 
@@ -144,7 +154,7 @@ class Uplink:
             self._net.halt.set()
             await asyncio.to_thread(self._net.join, timeout)
         self._flush_acks()
-        for h in (self._flush_handle, self._retry_handle):
+        for h in (self._flush_handle, self._retry_handle, self._due_handle):
             if h is not None:
                 h.cancel()
         self._client = None
@@ -215,8 +225,7 @@ class Uplink:
         self.last_error = None
         self._flush_acks()
         self._client = client
-        self._inflight.clear()
-        self._cursor = 0  # republish from the oldest unacknowledged row
+        self._forget_inflight()  # republish from the oldest unacknowledged row
         birth = client.publish(self.topics.status, status_body(self.gateway, "online", self.clock.now_ms()),
                                qos=1, retain=True)
         if birth.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -232,8 +241,7 @@ class Uplink:
             return
         self._client = None
         self._subscribed = False
-        self._inflight.clear()
-        self._cursor = 0
+        self._forget_inflight()
         for fut in self._waiters.values():
             if not fut.done():
                 fut.cancel()
@@ -253,13 +261,21 @@ class Uplink:
         entry = self._inflight.pop(mid, None)
         if entry is None:
             return
-        rowid, readings = entry
-        if not ok:  # MQTT 5 negative PUBACK: keep the row, resend from it after a backoff
+        rowid, readings, topic = entry
+        self._inflight_rows.discard(rowid)
+        if not ok:  # MQTT 5 negative PUBACK: keep the row, set its topic aside, let the others flow
             self._counts["nacks"] += 1
-            self.last_error = f"broker rejected a message: {reason}"
-            self._cursor = min(self._cursor, rowid - 1)
-            self._retry_later()
+            self.last_error = f"broker refused a message on {topic}: {reason}"
+            if self._refusals.refuse(topic, rowid, reason, self.clock.monotonic()):
+                log.warning("broker refuses messages on %s (%s): they are kept and retried with a growing "
+                            "backoff; other topics keep flowing", topic, reason)
+            self._schedule_due()
+            self._pump()
             return
+        if (refusal := self._refusals.accept(topic)) is not None:
+            log.info("broker accepts messages on %s again: sending the ones kept", topic)
+            if self._rescan_from(min(refusal.oldest, rowid) - 1):
+                self._draining.add(topic)
         self._acked.append(rowid)
         self._counts["acked"] += 1
         self._counts["readings_acked"] += readings
@@ -301,24 +317,94 @@ class Uplink:
         if client is None or self._stopping or self._retry_handle is not None:
             return
         room = self.cfg.max_inflight - len(self._inflight)
+        if room > 0 and self._rescan is not None:
+            room = self._scan(client, room, rescan=True)
+        if room > 0 and self._rescan is None:
+            self._scan(client, room, rescan=False)
+
+    def _scan(self, client: mqtt.Client, room: int, *, rescan: bool) -> int:
+        """Publish rows in rowid order from the cursor (or the rescan position) while the window has
+        room; rows of refused topics are passed over. Returns the room left (0 after a publish error)."""
+        acked = set(self._acked) if rescan else set()
+        batch = min(room, 500)  # as many rows as the window takes; more once rows are being passed over
         while room > 0:
-            rows = self.outbox.peek(min(room, 500), after_rowid=self._cursor)
+            if rescan and not (self._draining or self._refusals.wanted):
+                self._rescan = None  # nothing left to look for below the cursor
+                return room
+            after = self._rescan if rescan else self._cursor
+            assert after is not None
+            rows = self.outbox.peek(batch, after_rowid=after)
+            batch = 500
+            if rescan:
+                rows = [r for r in rows if r.rowid <= self._cursor]
             if not rows:
-                return
+                if rescan:  # caught up with the cursor: every kept row of a draining topic was sent
+                    self._rescan = None
+                    self._draining.clear()
+                return room
             for row in rows:
-                info = client.publish(row.topic, row.payload, qos=1)
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    self._counts["publish_errors"] += 1
-                    self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
-                    self._retry_later()
-                    return
-                # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
-                readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
-                self._inflight[info.mid] = (row.rowid, readings)
-                self._cursor = row.rowid
-                self._counts["published"] += 1
-                room -= 1
+                if (row.rowid in self._inflight_rows or row.rowid in acked
+                        or (row.topic in self._refusals and not self._refusals.take_probe(row.topic, row.rowid))):
+                    pass  # in flight, acknowledged, or set aside
+                elif not self._send(client, row):
+                    return 0
+                else:
+                    room -= 1
+                if rescan:
+                    self._rescan = row.rowid
+                else:
+                    self._cursor = row.rowid
+                if room == 0:
+                    break
+        return room
+
+    def _send(self, client: mqtt.Client, row: OutboxRow) -> bool:
+        info = client.publish(row.topic, row.payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._refusals.release_probe(row.topic, row.rowid)
+            self._counts["publish_errors"] += 1
+            self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+            self._retry_later()
+            return False
+        # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
+        readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
+        self._inflight[info.mid] = (row.rowid, readings, row.topic)
+        self._inflight_rows.add(row.rowid)
+        self._counts["published"] += 1
         self._retry_delay = _RETRY_MIN
+        return True
+
+    def _forget_inflight(self) -> None:
+        """The connection changed: nothing is in flight; look at every row again from the oldest."""
+        self._inflight.clear()
+        self._inflight_rows.clear()
+        self._cursor = 0
+        self._rescan = None
+        self._draining.clear()
+        self._refusals.reconnected()
+
+    def _rescan_from(self, after_rowid: int) -> bool:
+        """Look again at the rows after ``after_rowid`` up to the cursor; False if none are behind it."""
+        if after_rowid >= self._cursor:
+            return False
+        self._rescan = after_rowid if self._rescan is None else min(self._rescan, after_rowid)
+        return True
+
+    def _schedule_due(self) -> None:
+        """Wake up for the next refused topic's probe."""
+        due = self._refusals.next_due()
+        if self._due_handle is not None:
+            self._due_handle.cancel()
+            self._due_handle = None
+        if due is not None and self._loop is not None:
+            self._due_handle = self._loop.call_later(max(0.0, due - self.clock.monotonic()), self._on_due)
+
+    def _on_due(self) -> None:
+        self._due_handle = None
+        for oldest in self._refusals.make_due(self.clock.monotonic()):
+            self._rescan_from(oldest - 1)
+        self._schedule_due()
+        self._pump()
 
     def _retry_later(self) -> None:
         if self._retry_handle is None and self._loop is not None:

@@ -1,0 +1,132 @@
+"""A topic the broker refuses (MQTT 5 negative PUBACK, here by its ACL) must not stop the others.
+
+The real agent process runs two replay meters against a real mosquitto whose ACL denies one meter's
+telemetry topic. The healthy meter, command results and health keep flowing; the refused rows stay in
+the outbox, are counted per topic in health, logged once, and retried with a growing backoff (not
+re-published in a tight loop). Once the ACL is fixed they are delivered, in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+
+from .agent_proc import AgentProcess, agent_config, wait_until, write_replay_csv
+
+pytestmark = pytest.mark.timeout(240)
+
+GW = "gw-chaos"
+OK, BAD = "meter-ok", "meter-bad"
+BAD_TOPIC = f"edge/{GW}/telemetry/{BAD}"
+ACL = f"""topic read edge/#
+topic write edge/{GW}/status
+topic write edge/{GW}/health
+topic write edge/{GW}/event
+topic write edge/{GW}/audit
+topic write edge/{GW}/agg/#
+topic write edge/{GW}/telemetry/{OK}
+topic readwrite edge/{GW}/cmd/#
+"""
+ROWS = 3000  # per meter; 50 readings per message
+
+
+def first_arrivals(messages, device: str) -> list[float]:
+    """Reading values of one device in order of first arrival (duplicates, same seq, skipped)."""
+    seen: set[int] = set()
+    values: list[float] = []
+    for m in messages:
+        if m.topic != f"edge/{GW}/telemetry/{device}":
+            continue
+        body = orjson.loads(m.payload)
+        if body["seq"] not in seen:
+            seen.add(body["seq"])
+            values += [r["value"] for r in body["readings"]]
+    return values
+
+
+def denied_publishes(broker, topic: str) -> int:
+    """PUBLISH packets the broker refused on ``topic``, from its own log."""
+    return sum(1 for line in broker.log_tail(n=1 << 30).splitlines()
+               if "Denied PUBLISH" in line and f"'{topic}'" in line)
+
+
+def queued_values(state: Path, topic: str) -> list[float]:
+    """Reading values still in the outbox for ``topic`` (read-only: the agent may be running)."""
+    con = sqlite3.connect(f"file:{state / 'outbox.db'}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT payload FROM outbox WHERE topic = ? ORDER BY rowid", [topic]).fetchall()
+    finally:
+        con.close()
+    return [r["value"] for (p,) in rows for r in orjson.loads(p)["readings"]]
+
+
+def latest_health(sub) -> dict | None:
+    for m in reversed(sub.snapshot()):
+        if m.topic == f"edge/{GW}/health":
+            return orjson.loads(m.payload)
+    return None
+
+
+def send_command(broker, device: str) -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-commander")
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    body = {"id": "c-refused-1", "action": "set_current_limit", "value": 16, "ts": int(time.time() * 1000)}
+    c.publish(f"edge/{GW}/cmd/{device}", orjson.dumps(body), qos=1).wait_for_publish(10)
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_a_refused_topic_is_set_aside_and_everything_else_flows(tmp_path: Path, mosquitto_factory,
+                                                                mqtt_subscriber) -> None:
+    broker = mosquitto_factory(acl=ACL, persistence=True)
+    sub = mqtt_subscriber(broker, f"edge/{GW}/#", persistent=True)  # survives the broker restart
+    csvs = {name: tmp_path / f"{name}.csv" for name in (BAD, OK)}
+    expected = {name: write_replay_csv(path, ROWS) for name, path in csvs.items()}
+    cfg = agent_config(tmp_path, broker, csvs, rows_per_read=50, poll=0.05)
+    # more refused rows than the in-flight window: on their own they could fill it
+    cfg.write_text(cfg.read_text().replace("[mqtt]\n", '[mqtt]\nprotocol = "5"\nmax_inflight = 20\n', 1))
+    state = tmp_path / "state"
+    log = tmp_path / "agent.log"
+    agent = AgentProcess(cfg, log).start()
+    try:
+        # the healthy meter's readings all arrive, in order, although the other meter is refused
+        assert wait_until(lambda: first_arrivals(sub.snapshot(), OK) == expected[OK], 60), (
+            f"{len(first_arrivals(sub.snapshot(), OK))} of {ROWS} healthy readings arrived\n{agent.log_tail()}")
+        # command results (stored behind the refused rows) flow too
+        send_command(broker, OK)
+        assert wait_until(lambda: any(m.topic == f"edge/{GW}/cmd/{OK}/result" for m in sub.snapshot()), 30), \
+            agent.log_tail()
+
+        # the refused rows are set aside: re-published only now and then, not in a loop
+        before = denied_publishes(broker, BAD_TOPIC)
+        assert before >= 1, broker.log_tail()
+        time.sleep(4.0)
+        during = denied_publishes(broker, BAD_TOPIC) - before
+        assert during <= 4, f"{during} refused publishes of {BAD_TOPIC} in 4 s"
+
+        # ... kept in the outbox, every reading of the refused meter
+        assert queued_values(state, BAD_TOPIC) == expected[BAD]
+        # ... counted per topic in health
+        def refusal_reported() -> bool:
+            health = latest_health(sub)
+            refused = (health or {}).get("uplink", {}).get("refused_topics", {})
+            return refused.get(BAD_TOPIC, {}).get("nacks", 0) >= 1
+        assert wait_until(refusal_reported, 10), latest_health(sub)
+        # ... and logged once, not once per message or per retry
+        mentions = [line for line in log.read_text().splitlines() if BAD_TOPIC in line]
+        assert len(mentions) == 1, mentions
+
+        # the operator fixes the ACL: the held rows go out, in order, and the outbox drains
+        broker.acl_path.write_text("topic readwrite #\n")
+        broker.restart()
+        assert wait_until(lambda: first_arrivals(sub.snapshot(), BAD) == expected[BAD], 60), (
+            f"{len(first_arrivals(sub.snapshot(), BAD))} of {ROWS} held readings arrived\n{agent.log_tail()}")
+        assert wait_until(lambda: queued_values(state, BAD_TOPIC) == [], 30)
+    finally:
+        assert agent.terminate() == 0, agent.log_tail()
