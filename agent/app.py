@@ -149,12 +149,14 @@ class Agent:
         mqtt = self.config.mqtt
         if mqtt.host is None:
             from .broker import EmbeddedBroker
+            from .config.schema import MqttProtocol
 
             self.broker = EmbeddedBroker()
             await self.broker.start()
             log.warning("no [mqtt] host configured: running an embedded broker on %s:%d (demo only)",
                         self.broker.host, self.broker.port)
-            mqtt = mqtt.model_copy(update={"host": self.broker.host, "port": self.broker.port})
+            mqtt = mqtt.model_copy(update={"host": self.broker.host, "port": self.broker.port,
+                                           "protocol": MqttProtocol.V311})  # amqtt speaks 3.1.1 only
         self.uplink = Uplink(mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
 
     # -- lifecycle --------------------------------------------------------------------------------

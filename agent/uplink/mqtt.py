@@ -3,15 +3,13 @@
 paho runs on its own network thread (see :mod:`agent.uplink.connection`); every paho callback is handed
 to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touched on the loop thread.
 
-Delivery: at most ``max_inflight`` rows are unacknowledged at once, published strictly in rowid order.
+Delivery: at most ``max_inflight`` rows are unacknowledged at once, published in rowid order.
 A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is
 forgotten and publishing restarts from the oldest unacknowledged row, so a row may arrive twice, always
 with the same ``seq``. The session is clean: the outbox, not the broker, is the memory.
 
-A row the broker refuses (MQTT 5 negative PUBACK) is kept, and its topic is set aside (see
-:mod:`agent.uplink.refusals`): the rows of that topic wait in the outbox, out of the in-flight window,
-while every other topic keeps flowing. When the topic is accepted again, a *rescan* below the cursor
-re-sends its kept rows, oldest first, before anything newer.
+A row the broker refuses (MQTT 5 negative PUBACK) is kept and its topic set aside while every other
+topic keeps flowing (see :mod:`agent.uplink.pump`).
 """
 
 from __future__ import annotations
@@ -28,16 +26,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from agent.config.schema import MqttConfig
-from agent.store.outbox import Outbox, OutboxRow
+from agent.store.outbox import Outbox
 from agent.uplink.connection import NetworkThread, make_client, status_body
-from agent.uplink.refusals import Refusals
+from agent.uplink.pump import OutboxPump
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
 
 CommandHandler = Callable[[str, bytes], Awaitable[None]]
 _ACK_FLUSH_DELAY = 0.05  # acked rows are deleted in batches: one transaction per 50 ms, not per PUBACK
-_RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
 
 
 class _WallClock:
@@ -48,7 +45,7 @@ class _WallClock:
         return time.monotonic()
 
 
-class Uplink:
+class Uplink(OutboxPump):
     def __init__(self, cfg: MqttConfig, gateway: str, outbox: Outbox, *,
                  on_command: CommandHandler | None = None, clock: Any = None):
         if cfg.host is None:
@@ -62,19 +59,10 @@ class Uplink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._net: NetworkThread | None = None
         self._client: mqtt.Client | None = None  # the connected client, loop thread's view
-        self._inflight: dict[int, tuple[int, int, str]] = {}  # mid -> (rowid, readings in it, topic)
-        self._inflight_rows: set[int] = set()
         self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
-        self._cursor = 0  # last rowid handed to paho or set aside: every row up to it has been looked at
-        self._refusals = Refusals()
-        self._rescan: int | None = None  # position of a rescan below the cursor (kept rows to probe or send)
-        self._draining: set[str] = set()  # topics accepted again whose kept rows the rescan re-sends
-        self._due_handle: asyncio.TimerHandle | None = None
+        self._init_pump()
         self._acked: list[int] = []
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._pump_scheduled = False
-        self._retry_handle: asyncio.TimerHandle | None = None
-        self._retry_delay = _RETRY_MIN
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._subscribed = False  # the command subscription is active
@@ -266,16 +254,10 @@ class Uplink:
         if not ok:  # MQTT 5 negative PUBACK: keep the row, set its topic aside, let the others flow
             self._counts["nacks"] += 1
             self.last_error = f"broker refused a message on {topic}: {reason}"
-            if self._refusals.refuse(topic, rowid, reason, self.clock.monotonic()):
-                log.warning("broker refuses messages on %s (%s): they are kept and retried with a growing "
-                            "backoff; other topics keep flowing", topic, reason)
-            self._schedule_due()
+            self._refused(topic, rowid, reason)
             self._pump()
             return
-        if (refusal := self._refusals.accept(topic)) is not None:
-            log.info("broker accepts messages on %s again: sending the ones kept", topic)
-            if self._rescan_from(min(refusal.oldest, rowid) - 1):
-                self._draining.add(topic)
+        self._accepted(topic, rowid)
         self._acked.append(rowid)
         self._counts["acked"] += 1
         self._counts["readings_acked"] += readings
@@ -310,111 +292,7 @@ class Uplink:
         except Exception:  # noqa: BLE001 - one bad command must not stop the uplink
             log.exception("command handler failed for device %s", device)
 
-    # --------------------------------------------------------------------- outbox pump
-    def _pump(self) -> None:
-        self._pump_scheduled = False
-        client = self._client
-        if client is None or self._stopping or self._retry_handle is not None:
-            return
-        room = self.cfg.max_inflight - len(self._inflight)
-        if room > 0 and self._rescan is not None:
-            room = self._scan(client, room, rescan=True)
-        if room > 0 and self._rescan is None:
-            self._scan(client, room, rescan=False)
-
-    def _scan(self, client: mqtt.Client, room: int, *, rescan: bool) -> int:
-        """Publish rows in rowid order from the cursor (or the rescan position) while the window has
-        room; rows of refused topics are passed over. Returns the room left (0 after a publish error)."""
-        acked = set(self._acked) if rescan else set()
-        batch = min(room, 500)  # as many rows as the window takes; more once rows are being passed over
-        while room > 0:
-            if rescan and not (self._draining or self._refusals.wanted):
-                self._rescan = None  # nothing left to look for below the cursor
-                return room
-            after = self._rescan if rescan else self._cursor
-            assert after is not None
-            rows = self.outbox.peek(batch, after_rowid=after)
-            batch = 500
-            if rescan:
-                rows = [r for r in rows if r.rowid <= self._cursor]
-            if not rows:
-                if rescan:  # caught up with the cursor: every kept row of a draining topic was sent
-                    self._rescan = None
-                    self._draining.clear()
-                return room
-            for row in rows:
-                if (row.rowid in self._inflight_rows or row.rowid in acked
-                        or (row.topic in self._refusals and not self._refusals.take_probe(row.topic, row.rowid))):
-                    pass  # in flight, acknowledged, or set aside
-                elif not self._send(client, row):
-                    return 0
-                else:
-                    room -= 1
-                if rescan:
-                    self._rescan = row.rowid
-                else:
-                    self._cursor = row.rowid
-                if room == 0:
-                    break
-        return room
-
-    def _send(self, client: mqtt.Client, row: OutboxRow) -> bool:
-        info = client.publish(row.topic, row.payload, qos=1)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._refusals.release_probe(row.topic, row.rowid)
-            self._counts["publish_errors"] += 1
-            self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
-            self._retry_later()
-            return False
-        # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
-        readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
-        self._inflight[info.mid] = (row.rowid, readings, row.topic)
-        self._inflight_rows.add(row.rowid)
-        self._counts["published"] += 1
-        self._retry_delay = _RETRY_MIN
-        return True
-
-    def _forget_inflight(self) -> None:
-        """The connection changed: nothing is in flight; look at every row again from the oldest."""
-        self._inflight.clear()
-        self._inflight_rows.clear()
-        self._cursor = 0
-        self._rescan = None
-        self._draining.clear()
-        self._refusals.reconnected()
-
-    def _rescan_from(self, after_rowid: int) -> bool:
-        """Look again at the rows after ``after_rowid`` up to the cursor; False if none are behind it."""
-        if after_rowid >= self._cursor:
-            return False
-        self._rescan = after_rowid if self._rescan is None else min(self._rescan, after_rowid)
-        return True
-
-    def _schedule_due(self) -> None:
-        """Wake up for the next refused topic's probe."""
-        due = self._refusals.next_due()
-        if self._due_handle is not None:
-            self._due_handle.cancel()
-            self._due_handle = None
-        if due is not None and self._loop is not None:
-            self._due_handle = self._loop.call_later(max(0.0, due - self.clock.monotonic()), self._on_due)
-
-    def _on_due(self) -> None:
-        self._due_handle = None
-        for oldest in self._refusals.make_due(self.clock.monotonic()):
-            self._rescan_from(oldest - 1)
-        self._schedule_due()
-        self._pump()
-
-    def _retry_later(self) -> None:
-        if self._retry_handle is None and self._loop is not None:
-            self._retry_handle = self._loop.call_later(self._retry_delay, self._retry)
-            self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
-
-    def _retry(self) -> None:
-        self._retry_handle = None
-        self._pump()
-
+    # ---------------------------------------------------------------------------------- acks
     def _flush_acks(self) -> None:
         self._flush_handle = None
         if self._acked:

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import jsonschema
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
@@ -32,6 +33,7 @@ topic write edge/{GW}/agg/#
 topic write edge/{GW}/telemetry/{OK}
 topic readwrite edge/{GW}/cmd/#
 """
+SCHEMA = orjson.loads((Path(__file__).resolve().parents[2] / "docs" / "payload.schema.json").read_bytes())
 ROWS = 3000  # per meter; 50 readings per message
 
 
@@ -98,6 +100,9 @@ def test_a_refused_topic_is_set_aside_and_everything_else_flows(tmp_path: Path, 
         # the healthy meter's readings all arrive, in order, although the other meter is refused
         assert wait_until(lambda: first_arrivals(sub.snapshot(), OK) == expected[OK], 60), (
             f"{len(first_arrivals(sub.snapshot(), OK))} of {ROWS} healthy readings arrived\n{agent.log_tail()}")
+        # ... each once: the refusals do not make the uplink send healthy rows again
+        ok_seqs = [orjson.loads(m.payload)["seq"] for m in sub.snapshot() if m.topic.endswith(f"/{OK}")]
+        assert len(ok_seqs) == len(set(ok_seqs))
         # command results (stored behind the refused rows) flow too
         send_command(broker, OK)
         assert wait_until(lambda: any(m.topic == f"edge/{GW}/cmd/{OK}/result" for m in sub.snapshot()), 30), \
@@ -118,6 +123,7 @@ def test_a_refused_topic_is_set_aside_and_everything_else_flows(tmp_path: Path, 
             refused = (health or {}).get("uplink", {}).get("refused_topics", {})
             return refused.get(BAD_TOPIC, {}).get("nacks", 0) >= 1
         assert wait_until(refusal_reported, 10), latest_health(sub)
+        jsonschema.validate(latest_health(sub), {**SCHEMA, "$ref": "#/$defs/health"})  # as documented
         # ... and logged once, not once per message or per retry
         mentions = [line for line in log.read_text().splitlines() if BAD_TOPIC in line]
         assert len(mentions) == 1, mentions
@@ -130,3 +136,28 @@ def test_a_refused_topic_is_set_aside_and_everything_else_flows(tmp_path: Path, 
         assert wait_until(lambda: queued_values(state, BAD_TOPIC) == [], 30)
     finally:
         assert agent.terminate() == 0, agent.log_tail()
+
+
+def test_a_refused_topic_is_probed_with_one_row_and_a_doubling_wait() -> None:
+    from agent.uplink.refusals import FIRST_RETRY, MAX_RETRY, Refusals
+
+    r = Refusals()
+    assert r.refuse("t", 7, "Not authorized", now=0.0)  # first refusal: log it
+    assert not r.refuse("t", 8, "Not authorized", now=0.0)  # a row already in flight: counted only
+    assert not r.take_probe("t", 9)  # not due yet: set aside
+    waits = []
+    now = 0.0
+    for _ in range(12):
+        due = r.next_due()
+        assert due is not None
+        waits.append(due - now)
+        now = due
+        assert r.make_due(now) == [7]  # the probe is looked for from the oldest kept row
+        assert r.take_probe("t", 7) and not r.take_probe("t", 9)  # one probe at a time
+        r.refuse("t", 7, "Not authorized", now)
+    assert waits[:4] == [FIRST_RETRY, 2 * FIRST_RETRY, 4 * FIRST_RETRY, 8 * FIRST_RETRY]
+    assert max(waits) == MAX_RETRY
+    assert r.stats(now)["t"]["nacks"] == 14
+    r.reconnected()  # a new connection: probe at once
+    assert r.take_probe("t", 7)
+    assert r.accept("t") is not None and "t" not in r and r.stats(now) == {}
