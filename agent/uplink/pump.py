@@ -86,9 +86,8 @@ class OutboxPump:
                     self._draining.clear()
                 return room
             for row in rows:
-                if (row.rowid in self._inflight_rows or row.rowid in acked
-                        or (row.topic in self._refusals and not self._refusals.take_probe(row.topic, row.rowid))):
-                    pass  # in flight, acknowledged, or set aside
+                if not self._wanted(row, rescan, acked):
+                    pass  # in flight, acknowledged, set aside, or (below the cursor) not what we look for
                 elif not self._send(client, row):
                     return 0
                 else:
@@ -100,6 +99,14 @@ class OutboxPump:
                 if room == 0:
                     break
         return room
+
+    def _wanted(self, row: OutboxRow, rescan: bool, acked: set[int]) -> bool:
+        """Publish this row now? A rescan sends only probes and the kept rows of draining topics."""
+        if row.rowid in self._inflight_rows or row.rowid in acked:
+            return False
+        if row.topic in self._refusals:
+            return self._refusals.take_probe(row.topic, row.rowid)
+        return not rescan or row.topic in self._draining
 
     def _send(self, client: mqtt.Client, row: OutboxRow) -> bool:
         info = client.publish(row.topic, row.payload, qos=1)

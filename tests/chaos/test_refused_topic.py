@@ -8,6 +8,7 @@ re-published in a tight loop). Once the ACL is fixed they are delivered, in orde
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ import jsonschema
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from test_uplink import Running, config, until
+
+from agent.store import Outbox, Pending, Priority
 
 from .agent_proc import AgentProcess, agent_config, wait_until, write_replay_csv
 
@@ -161,3 +165,39 @@ def test_a_refused_topic_is_probed_with_one_row_and_a_doubling_wait() -> None:
     r.reconnected()  # a new connection: probe at once
     assert r.take_probe("t", 7)
     assert r.accept("t") is not None and "t" not in r and r.stats(now) == {}
+
+
+async def test_each_refused_topic_keeps_its_order_and_is_released_on_its_own(
+        tmp_path: Path, mosquitto_factory, mqtt_subscriber) -> None:
+    """The Uplink alone, a window of 3, two refused topics (A, B) interleaved with an allowed one (H)."""
+    topics = {k: f"edge/gw1/telemetry/{k}" for k in "ABH"}
+    acl = "topic read edge/#\ntopic write edge/gw1/status\ntopic write {}\n"
+    broker = mosquitto_factory(acl=acl.format(topics["H"]), persistence=True)
+    sub = mqtt_subscriber(broker, "edge/gw1/telemetry/#", persistent=True)
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw1")
+    order = "AABHHBAHHHAB" * 5  # refused rows at the head, more of them than the window
+    seqs: dict[str, list[int]] = {k: [] for k in "ABH"}
+    for k in order:
+        [seq] = outbox.append([Pending(Priority.RAW, topics[k], {"v": 1, "device": k, "readings": []})])
+        seqs[k].append(seq)
+
+    def arrived(k: str) -> list[int]:
+        return [orjson.loads(m.payload)["seq"] for m in sub.snapshot() if m.topic == topics[k]]
+
+    try:
+        async with Running(config(broker, protocol="5", max_inflight=3), outbox) as up:
+            await until(lambda: arrived("H") == seqs["H"], what="every allowed row, once, in order")
+            assert set(up.stats()["refused_topics"]) == {topics["A"], topics["B"]}
+            published = up.stats()["published"]
+            await asyncio.sleep(2.5)  # one probe per topic at most (after 1 s, then 2 s later)
+            assert up.stats()["published"] - published <= 2
+            assert sorted(r.seq for r in outbox.peek(1000)) == sorted(seqs["A"] + seqs["B"])
+
+            broker.acl_path.write_text(acl.format(topics["H"]) + f"topic write {topics['A']}\n")
+            await asyncio.to_thread(broker.restart)
+            await until(lambda: arrived("A") == seqs["A"], what="A released, in order")
+            await until(lambda: sorted(r.seq for r in outbox.peek(1000)) == seqs["B"], what="only B kept")
+            assert list(up.stats()["refused_topics"]) == [topics["B"]]
+            assert arrived("B") == []
+    finally:
+        outbox.close()
