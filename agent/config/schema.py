@@ -53,7 +53,7 @@ class TlsConfig(Frozen):
 class MqttConfig(Frozen):
     host: str | None = Field(None, description="Broker host; required by `run` (and reported by `check`).")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
-    protocol: MqttProtocol = Field(MqttProtocol.V311, description="MQTT protocol version.")
+    protocol: MqttProtocol = Field(MqttProtocol.V5, description="MQTT protocol version. With 5 a broker can refuse a message (e.g. by its ACL) and the gateway keeps it; a 3.1.1 broker acknowledges a refused message and drops it.")
     client_id: str | None = Field(None, description="Defaults to edge-agent-{gateway}.")
     username: str | None = Field(None, description="Broker user name.")
     password: SecretStr | None = Field(None, description="Broker password; use ${ENV} or ${cred:NAME}, never plain text.")

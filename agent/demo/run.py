@@ -48,6 +48,7 @@ log_level = "WARNING"
 [mqtt]
 host = "127.0.0.1"
 port = {broker_port}
+protocol = "3.1.1"
 reconnect_min = 0.5
 reconnect_max = 2.0
 

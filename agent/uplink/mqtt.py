@@ -3,12 +3,13 @@
 paho runs on its own network thread (see :mod:`agent.uplink.connection`); every paho callback is handed
 to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touched on the loop thread.
 
-Delivery: at most ``max_inflight`` rows are unacknowledged at once, published strictly in rowid order.
+Delivery: at most ``max_inflight`` rows are unacknowledged at once, published in rowid order.
 A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is
 forgotten and publishing restarts from the oldest unacknowledged row, so a row may arrive twice, always
-with the same ``seq``. The session is clean: the outbox, not the broker, is the memory. A row the broker
-refuses (MQTT 5 negative PUBACK) is kept and resent after a backoff; rows in flight behind it may
-overtake it.
+with the same ``seq``. The session is clean: the outbox, not the broker, is the memory.
+
+A row the broker refuses (MQTT 5 negative PUBACK) is kept and its topic set aside while every other
+topic keeps flowing (see :mod:`agent.uplink.pump`).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from agent.config.schema import MqttConfig, MqttProtocol
 from agent.store.outbox import Outbox
 from agent.uplink.connection import NetworkThread, make_client, status_body
+from agent.uplink.pump import OutboxPump
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
 
 CommandHandler = Callable[[str, bytes, bool], Awaitable[None]]  # (device, payload, retained)
 _ACK_FLUSH_DELAY = 0.05  # acked rows are deleted in batches: one transaction per 50 ms, not per PUBACK
-_RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
 
 
 class _WallClock:
@@ -45,7 +46,7 @@ class _WallClock:
         return time.monotonic()
 
 
-class Uplink:
+class Uplink(OutboxPump):
     def __init__(self, cfg: MqttConfig, gateway: str, outbox: Outbox, *,
                  on_command: CommandHandler | None = None, clock: Any = None):
         if cfg.host is None:
@@ -59,14 +60,10 @@ class Uplink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._net: NetworkThread | None = None
         self._client: mqtt.Client | None = None  # the connected client, loop thread's view
-        self._inflight: dict[int, tuple[int, int]] = {}  # mid -> (rowid, readings in it)
         self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
-        self._cursor = 0  # last rowid handed to paho
+        self._init_pump()
         self._acked: list[int] = []
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._pump_scheduled = False
-        self._retry_handle: asyncio.TimerHandle | None = None
-        self._retry_delay = _RETRY_MIN
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._subscribed = False  # the command subscription is active
@@ -114,7 +111,8 @@ class Uplink:
             "published": c["published"], "acked": c["acked"], "inflight": len(self._inflight),
             "connects": c["connects"], "reconnects": max(0, c["connects"] - 1),
             "connect_failures": c["connect_failures"], "publish_errors": c["publish_errors"],
-            "nacks": c["nacks"], "commands": c["commands"], "last_error": self.last_error,
+            "nacks": c["nacks"], "refused_topics": self._refusals.stats(now),
+            "commands": c["commands"], "last_error": self.last_error,
             "msgs_per_s": round(msgs_rate, 2), "readings_per_s": round(readings_rate, 2),
         }
 
@@ -145,7 +143,7 @@ class Uplink:
             self._net.halt.set()
             await asyncio.to_thread(self._net.join, timeout)
         self._flush_acks()
-        for h in (self._flush_handle, self._retry_handle):
+        for h in (self._flush_handle, self._retry_handle, self._due_handle):
             if h is not None:
                 h.cancel()
         self._client = None
@@ -216,8 +214,7 @@ class Uplink:
         self.last_error = None
         self._flush_acks()
         self._client = client
-        self._inflight.clear()
-        self._cursor = 0  # republish from the oldest unacknowledged row
+        self._forget_inflight()  # republish from the oldest unacknowledged row
         birth = client.publish(self.topics.status, status_body(self.gateway, "online", self.clock.now_ms()),
                                qos=1, retain=True)
         if birth.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -242,8 +239,7 @@ class Uplink:
             return
         self._client = None
         self._subscribed = False
-        self._inflight.clear()
-        self._cursor = 0
+        self._forget_inflight()
         for fut in self._waiters.values():
             if not fut.done():
                 fut.cancel()
@@ -263,13 +259,15 @@ class Uplink:
         entry = self._inflight.pop(mid, None)
         if entry is None:
             return
-        rowid, readings = entry
-        if not ok:  # MQTT 5 negative PUBACK: keep the row, resend from it after a backoff
+        rowid, readings, topic = entry
+        self._inflight_rows.discard(rowid)
+        if not ok:  # MQTT 5 negative PUBACK: keep the row, set its topic aside, let the others flow
             self._counts["nacks"] += 1
-            self.last_error = f"broker rejected a message: {reason}"
-            self._cursor = min(self._cursor, rowid - 1)
-            self._retry_later()
+            self.last_error = f"broker refused a message on {topic}: {reason}"
+            self._refused(topic, rowid, reason)
+            self._pump()
             return
+        self._accepted(topic, rowid)
         self._acked.append(rowid)
         self._counts["acked"] += 1
         self._counts["readings_acked"] += readings
@@ -309,41 +307,7 @@ class Uplink:
         except Exception:  # noqa: BLE001 - one bad command must not stop the uplink
             log.exception("command handler failed for device %s", device)
 
-    # --------------------------------------------------------------------- outbox pump
-    def _pump(self) -> None:
-        self._pump_scheduled = False
-        client = self._client
-        if client is None or self._stopping or self._retry_handle is not None:
-            return
-        room = self.cfg.max_inflight - len(self._inflight)
-        while room > 0:
-            rows = self.outbox.peek(min(room, 500), after_rowid=self._cursor)
-            if not rows:
-                return
-            for row in rows:
-                info = client.publish(row.topic, row.payload, qos=1)
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    self._counts["publish_errors"] += 1
-                    self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
-                    self._retry_later()
-                    return
-                # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
-                readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
-                self._inflight[info.mid] = (row.rowid, readings)
-                self._cursor = row.rowid
-                self._counts["published"] += 1
-                room -= 1
-        self._retry_delay = _RETRY_MIN
-
-    def _retry_later(self) -> None:
-        if self._retry_handle is None and self._loop is not None:
-            self._retry_handle = self._loop.call_later(self._retry_delay, self._retry)
-            self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
-
-    def _retry(self) -> None:
-        self._retry_handle = None
-        self._pump()
-
+    # ---------------------------------------------------------------------------------- acks
     def _flush_acks(self) -> None:
         self._flush_handle = None
         if self._acked:
