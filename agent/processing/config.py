@@ -96,8 +96,29 @@ DEFAULT_SCHEDULE = (
 )
 
 
+class TariffSeason(_Frozen):
+    """Daily schedules that apply in some months (e.g. summer with a critical peak)."""
+
+    name: str = Field(description="A label, e.g. summer.")
+    months: tuple[int, ...] = Field(min_length=1, description="Months (1-12) this season covers.")
+    weekday: tuple[TariffSegment, ...]
+    holiday: tuple[TariffSegment, ...] | None = Field(None, description="Schedule on holidays; default: this season's weekday.")
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [m for m in v if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"months must be 1-12, got {bad}")
+        return v
+
+
 class TariffConfig(_Frozen):
-    """Time-of-use tariff: period prices and the daily schedules in local time."""
+    """Time-of-use tariff: period prices and the daily schedules in local time.
+
+    ``seasons`` override the schedules in the months they list (periods may differ by month, e.g. a
+    critical peak only in July and August); months in no season use ``weekday``/``holiday``.
+    """
 
     currency: str = "CNY"
     prices: dict[str, float] = Field(
@@ -108,13 +129,23 @@ class TariffConfig(_Frozen):
     holiday: tuple[TariffSegment, ...] | None = Field(None, description="Schedule on holidays; default: weekday.")
     weekend_is_holiday: bool = False
     holidays: tuple[dt.date, ...] = ()
+    seasons: tuple[TariffSeason, ...] = Field((), description="Schedules by month; other months use weekday/holiday.")
 
     @model_validator(mode="after")
     def _periods_priced(self) -> TariffConfig:
-        for name, sched in (("weekday", self.weekday), ("holiday", self.holiday or ())):
+        scheds = [("weekday", self.weekday), ("holiday", self.holiday or ())]
+        for k, season in enumerate(self.seasons):
+            scheds += [(f"seasons[{k}].weekday", season.weekday), (f"seasons[{k}].holiday", season.holiday or ())]
+        for name, sched in scheds:
             for i, s in enumerate(sched):
                 if s.period not in self.prices:
                     raise ValueError(f"{name}[{i}]: period {s.period!r} has no price (prices: {sorted(self.prices)})")
+        seen: dict[int, str] = {}
+        for season in self.seasons:
+            for m in season.months:
+                if m in seen:
+                    raise ValueError(f"month {m} is in both season {seen[m]!r} and {season.name!r}")
+                seen[m] = season.name
         if not self.prices:
             raise ValueError("prices: at least one period is needed")
         return self
