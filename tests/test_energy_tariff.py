@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from agent.processing.carbon import CarbonFactors
 from agent.processing.config import TariffConfig
 from agent.processing.tariff import Tariff
 
@@ -117,3 +118,47 @@ def test_season_errors_are_clear():
         TariffConfig(seasons=({"name": "a", "months": [13], "weekday": seg},))
     with pytest.raises(ValidationError, match=r"seasons\[0\].weekday\[0\]: period 'critical' has no price"):
         TariffConfig(seasons=({"name": "a", "months": [7], "weekday": [{"start": "00:00", "end": "24:00", "period": "critical"}]},))
+
+
+# ------------------------------------------------------------------------------------ carbon
+def test_emission_factor_table_custom_value_and_clear_errors():
+    from agent.processing.config import CarbonConfig, ProcessingConfig
+
+    assert CarbonFactors.from_config(ProcessingConfig()).value == 0.5703  # the old default stays
+    pc = ProcessingConfig(carbon={"region": "east-china", "year": 2022})
+    assert CarbonFactors.from_config(pc).factor_at(0) == 0.5617
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={})).value == 0.5366  # national 2022
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={"value": 0.42, "region": "nowhere"})).value == 0.42
+    with pytest.raises(ValidationError, match="no emission factor for region 'south-west' in 2019"):
+        CarbonConfig(region="south-west", year=2019)
+
+
+def test_hourly_factors_price_carbon_by_hour_in_the_ledger(tmp_path):
+    from agent.processing.config import ProcessingConfig
+    from agent.processing.energy import EnergyLedger
+
+    f = tmp_path / "factors.csv"
+    f.write_text("hour,factor\n" + "".join(f"{h},{0.3 if 10 <= h < 16 else 0.7}\n" for h in range(24))
+                 + "2024-05-06T12:00,0.1\n")
+    pc = ProcessingConfig(carbon={"hourly_file": f})
+    t = Tariff()
+    ledger = EnergyLedger(["m"], ["counter"], tariff=t, emission_factor=CarbonFactors.from_config(pc))
+    noon, night, other_noon = ms(t.tz, 2024, 5, 6, 12, 30), ms(t.tz, 2024, 5, 6, 2, 30), ms(t.tz, 2024, 5, 7, 12, 30)
+    ledger.add(np.array([0, 0, 0]), np.array([noon, night, other_noon]), np.array([1.0, 1.0, 1.0]))
+    bodies = {b["start"]: b["kgco2e"] for _, b in ledger.close(other_noon + 2 * 3_600_000)}
+    assert sorted(bodies.values()) == [0.1, 0.3, 0.7]  # exact hour, daily profile at noon, profile at night
+    assert ledger.summary(other_noon)["m"]["today"]["kgco2e"] == 0.3  # the day total uses the hourly factors too
+
+
+def test_bad_hourly_factor_files_are_named(tmp_path):
+    from agent.processing.config import CarbonConfig
+
+    f = tmp_path / "f.csv"
+    f.write_text("0,0.5\n1,abc\n")
+    with pytest.raises(ValidationError, match=r"f.csv:2: could not convert"):
+        CarbonConfig(hourly_file=f)
+    f.write_text("0,0.5\n")
+    with pytest.raises(ValidationError, match=r"misses hours \[1, 2"):
+        CarbonConfig(hourly_file=f)
+    with pytest.raises(ValidationError, match="does not exist"):
+        CarbonConfig(hourly_file=tmp_path / "nope.csv")

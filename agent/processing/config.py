@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 import re
 import zoneinfo
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -161,6 +162,27 @@ class AnomalyConfig(_Frozen):
     warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score (150: +1.8 NAB points over 30).")
 
 
+class CarbonConfig(_Frozen):
+    """Grid emission factor by region and year from the built-in table, a custom value, or hourly values."""
+
+    region: str = Field("national", description="Table region: national, national-ets, east-china, south-west.")
+    year: int = Field(2022, ge=2000, le=2100, description="Table year.")
+    value: float | None = Field(None, ge=0, lt=5, description="Custom kgCO2e/kWh (over the table).")
+    hourly_file: Path | None = Field(None, description="CSV of hour,factor (0-23) or local YYYY-MM-DDTHH:MM,factor lines.")
+
+    @model_validator(mode="after")
+    def _known(self) -> CarbonConfig:
+        from .carbon import read_hourly, table_factor
+
+        if self.value is None:
+            table_factor(self.region, self.year)
+        if self.hourly_file is not None:
+            if not self.hourly_file.is_file():
+                raise ValueError(f"hourly_file {str(self.hourly_file)!r} does not exist")
+            read_hourly(self.hourly_file, zoneinfo.ZoneInfo("UTC"))
+        return self
+
+
 class ProcessingConfig(_Frozen):
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
@@ -171,6 +193,7 @@ class ProcessingConfig(_Frozen):
     emission_factor: float = Field(
         0.5703, ge=0, description="Grid emission factor, kgCO2e per kWh (China national grid average, MEE 2023)."
     )
+    carbon: CarbonConfig | None = Field(None, description="Emission factor by region/year or hourly; over emission_factor.")
     anomaly: AnomalyConfig = AnomalyConfig()
 
     @field_validator("timezone")
