@@ -216,3 +216,32 @@ async def test_planner_day_per_phase_limit_with_single_phase_cars():
 
     res = await run_day(cfg, seed=4, on_step=check)
     assert over == [] and res.energy_kwh > 200
+
+
+# ------------------------------------------------------------------------------------ one tariff
+def test_site_uses_the_processing_tariff_when_one_is_configured():
+    from types import SimpleNamespace
+
+    from agent.processing.config import ProcessingConfig
+    from agent.processing.tariff import Tariff
+    from agent.site.inputs import site_carbon, site_tariff
+
+    assert site_tariff(SimpleNamespace(site=object(), processing=ProcessingConfig())) is None  # [site.tou] then
+    pc = ProcessingConfig(tariff={"prices": {"critical": 2.0}, "weekday": [{"start": "00:00", "end": "24:00",
+                                                                             "period": "critical"}]},
+                          carbon={"region": "south-west"})
+    t = site_tariff(SimpleNamespace(site=object(), processing=pc))
+    assert isinstance(t, Tariff) and t.period_at(0) == "critical"
+    assert site_carbon(SimpleNamespace(site=object(), processing=pc)).value == 0.2268
+
+
+async def test_critical_peak_is_capped_like_peak():
+    from agent.processing.config import TariffConfig
+    from agent.processing.tariff import Tariff
+
+    rig = Rig(planner={"enabled": False}, tou={"peak_max_kw": 0})
+    rig.site.tariff = Tariff(TariffConfig(prices={"critical": 2.0}, weekday=({"start": "00:00", "end": "24:00",
+                                                                             "period": "critical"},)))
+    rig.evse["cp1"].plug(Car(need_wh=10_000), 0)
+    await rig.step()
+    assert rig.site.alloc["cp1"] == 0.0
