@@ -97,7 +97,13 @@ class Agent:
         return Processor(self.config, self.series, state_dir=self.state_dir, clock=self.clock)
 
     def _make_control(self):
-        return build_commands(self.config, self.drivers, self.latest, self.series, self.clock)
+        from .site.inputs import site_carbon, site_tariff
+
+        router, site = build_commands(self.config, self.drivers, self.latest, self.series, self.clock,
+                                      tariff=site_tariff(self.config))
+        if site is not None:
+            site.carbon = site_carbon(self.config)
+        return router, site
 
     # -- wiring ----------------------------------------------------------------------------------
     def _wake_uplink(self) -> None:

@@ -13,6 +13,7 @@ import enum
 import re
 import zoneinfo
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -101,8 +102,29 @@ DEFAULT_SCHEDULE = (
 )
 
 
+class TariffSeason(_Frozen):
+    """Daily schedules that apply in some months (e.g. summer with a critical peak)."""
+
+    name: str = Field(description="A label, e.g. summer.")
+    months: tuple[int, ...] = Field(min_length=1, description="Months (1-12) this season covers.")
+    weekday: tuple[TariffSegment, ...]
+    holiday: tuple[TariffSegment, ...] | None = Field(None, description="Schedule on holidays; default: this season's weekday.")
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [m for m in v if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"months must be 1-12, got {bad}")
+        return v
+
+
 class TariffConfig(_Frozen):
-    """Time-of-use tariff: period prices and the daily schedules in local time."""
+    """Time-of-use tariff: period prices and the daily schedules in local time.
+
+    ``seasons`` override the schedules in the months they list (periods may differ by month, e.g. a
+    critical peak only in July and August); months in no season use ``weekday``/``holiday``.
+    """
 
     currency: str = "CNY"
     prices: dict[str, float] = Field(
@@ -113,13 +135,23 @@ class TariffConfig(_Frozen):
     holiday: tuple[TariffSegment, ...] | None = Field(None, description="Schedule on holidays; default: weekday.")
     weekend_is_holiday: bool = False
     holidays: tuple[dt.date, ...] = ()
+    seasons: tuple[TariffSeason, ...] = Field((), description="Schedules by month; other months use weekday/holiday.")
 
     @model_validator(mode="after")
     def _periods_priced(self) -> TariffConfig:
-        for name, sched in (("weekday", self.weekday), ("holiday", self.holiday or ())):
+        scheds = [("weekday", self.weekday), ("holiday", self.holiday or ())]
+        for k, season in enumerate(self.seasons):
+            scheds += [(f"seasons[{k}].weekday", season.weekday), (f"seasons[{k}].holiday", season.holiday or ())]
+        for name, sched in scheds:
             for i, s in enumerate(sched):
                 if s.period not in self.prices:
                     raise ValueError(f"{name}[{i}]: period {s.period!r} has no price (prices: {sorted(self.prices)})")
+        seen: dict[int, str] = {}
+        for season in self.seasons:
+            for m in season.months:
+                if m in seen:
+                    raise ValueError(f"month {m} is in both season {seen[m]!r} and {season.name!r}")
+                seen[m] = season.name
         if not self.prices:
             raise ValueError("prices: at least one period is needed")
         return self
@@ -136,6 +168,27 @@ class AnomalyConfig(_Frozen):
     warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score.")
 
 
+class CarbonConfig(_Frozen):
+    """Grid emission factor by region and year from the built-in table, a custom value, or hourly values."""
+
+    region: str = Field("national", description="Table region: national, national-ets, east-china, south-west.")
+    year: int = Field(2022, ge=2000, le=2100, description="Table year.")
+    value: float | None = Field(None, ge=0, lt=5, description="Custom kgCO2e/kWh (over the table).")
+    hourly_file: Path | None = Field(None, description="CSV of hour,factor (0-23) or local YYYY-MM-DDTHH:MM,factor lines.")
+
+    @model_validator(mode="after")
+    def _known(self) -> CarbonConfig:
+        from .carbon import read_hourly, table_factor
+
+        if self.value is None:
+            table_factor(self.region, self.year)
+        if self.hourly_file is not None:
+            if not self.hourly_file.is_file():
+                raise ValueError(f"hourly_file {str(self.hourly_file)!r} does not exist")
+            read_hourly(self.hourly_file, zoneinfo.ZoneInfo("UTC"))
+        return self
+
+
 class ProcessingConfig(_Frozen):
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
@@ -146,6 +199,7 @@ class ProcessingConfig(_Frozen):
     emission_factor: float = Field(
         0.5703, ge=0, description="Grid emission factor, kgCO2e per kWh (China national grid average, MEE 2023)."
     )
+    carbon: CarbonConfig | None = Field(None, description="Emission factor by region/year or hourly; over emission_factor.")
     anomaly: AnomalyConfig = AnomalyConfig()
 
     @field_validator("timezone")

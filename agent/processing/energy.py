@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .carbon import CarbonFactors
 from .tariff import MS_HOUR, Tariff
 
 
@@ -19,14 +20,17 @@ class _Bucket:
     cost: float = 0.0
     by_period: dict[str, float] = field(default_factory=dict)
     readings: int = 0
+    kg: float = 0.0
 
 
 class EnergyLedger:
-    def __init__(self, meters: list[str], methods: list[str], *, tariff: Tariff, emission_factor: float):
+    def __init__(self, meters: list[str], methods: list[str], *, tariff: Tariff,
+                 emission_factor: float | CarbonFactors):
         self.meters = meters
         self.methods = methods
         self.tariff = tariff
-        self.factor = emission_factor
+        self.carbon = (emission_factor if isinstance(emission_factor, CarbonFactors)
+                       else CarbonFactors(emission_factor, tz=str(tariff.tz)))
         self.hours: list[dict[int, _Bucket]] = [{} for _ in meters]
         self.days: list[dict[int, _Bucket]] = [{} for _ in meters]
 
@@ -38,6 +42,7 @@ class EnergyLedger:
         meter, ts, kwh = meter[ok], ts[ok], kwh[ok]
         pidx = self.tariff.period_index(ts)
         cost = kwh * self.tariff.prices[pidx]
+        kg = kwh * self.carbon.factors_at(ts)
         hour = (ts // MS_HOUR) * MS_HOUR
         for i in range(kwh.shape[0]):  # few meters x few readings per call
             m = int(meter[i])
@@ -49,6 +54,7 @@ class EnergyLedger:
                     b = book[key] = _Bucket()
                 b.kwh += float(kwh[i])
                 b.cost += float(cost[i])
+                b.kg += float(kg[i])
                 b.by_period[p] = b.by_period.get(p, 0.0) + float(kwh[i])
                 b.readings += 1
 
@@ -75,7 +81,7 @@ class EnergyLedger:
             "kwh": round(b.kwh, 6),
             "cost": round(b.cost, 4),
             "currency": self.tariff.currency,
-            "kgco2e": round(b.kwh * self.factor, 6),
+            "kgco2e": round(b.kg, 6),
             "by_period": {k: round(v, 6) for k, v in sorted(b.by_period.items())},
             "readings": b.readings,
         }
@@ -97,4 +103,4 @@ class EnergyLedger:
         return out
 
     def _totals(self, b: _Bucket) -> dict:
-        return {"kwh": round(b.kwh, 6), "cost": round(b.cost, 4), "kgco2e": round(b.kwh * self.factor, 6)}
+        return {"kwh": round(b.kwh, 6), "cost": round(b.cost, 4), "kgco2e": round(b.kg, 6)}

@@ -16,6 +16,7 @@ import numpy as np
 from ..model import Batch, MetricKind
 from ..series import SeriesTable
 from . import jit
+from .carbon import CarbonFactors
 from .config import ProcessingConfig
 from .tariff import Tariff
 
@@ -55,7 +56,7 @@ class Processor:
                                         range_margin=a.range_margin)
         self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
         self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
-        self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=self.pc.emission_factor)
+        self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=CarbonFactors.from_config(self.pc))
         self.reject = np.uint32(self.pc.reject_quality)
         self.grace_ms = int(self.pc.close_grace * 1000)
         self.is_counter = np.array([s.kind == MetricKind.COUNTER for s in series], np.bool_)
@@ -154,7 +155,7 @@ class Processor:
         return {
             "energy": self.ledger.summary(now),
             "timezone": self.pc.timezone,
-            "emission_factor": self.pc.emission_factor,
+            "emission_factor": self.ledger.carbon.value,
             "anomalies_active": int((self.det[:, D_ACTIVE] != 0).sum()),
             "anomalies_started": self.anomalies_started,
             "counter_resets": int(self.ci[:, C_RESETS].sum()),

@@ -3,6 +3,8 @@
     tariff = Tariff(config.processing.tariff, tz="Asia/Shanghai")
     tariff.period_at(ts_ms)  -> "peak" | "flat" | "valley" (names come from the config)
     tariff.price_at(ts_ms)   -> price per kWh in the tariff's currency
+
+Schedules may differ by month (``seasons``); the lookup is a (month, minute-of-day) table.
 """
 
 from __future__ import annotations
@@ -48,8 +50,16 @@ class Tariff:
         self.tz = zoneinfo.ZoneInfo(tz)
         self.periods: list[str] = list(self.config.prices)
         self.prices = np.array([self.config.prices[p] for p in self.periods])
-        self._weekday = _table(self.config.weekday, self.periods)
-        self._holiday = _table(self.config.holiday, self.periods) if self.config.holiday else self._weekday
+        weekday = _table(self.config.weekday, self.periods)
+        holiday = _table(self.config.holiday, self.periods) if self.config.holiday else weekday
+        self._weekday = np.tile(weekday, (12, 1))  # [month - 1, minute of day]
+        self._holiday = np.tile(holiday, (12, 1))
+        for season in self.config.seasons:
+            wd = _table(season.weekday, self.periods)
+            hd = _table(season.holiday, self.periods) if season.holiday else wd
+            for m in season.months:
+                self._weekday[m - 1] = wd
+                self._holiday[m - 1] = hd
         self._holidays = np.array(sorted((d - _EPOCH).days for d in self.config.holidays), np.int64)
         self._offsets: dict[int, int] = {}
 
@@ -85,7 +95,8 @@ class Tariff:
         loc = self.local_ms(ts_ms)
         day = loc // MS_DAY
         minute = (loc % MS_DAY) // 60_000
-        return np.where(self.is_holiday_day(day), self._holiday[minute], self._weekday[minute])
+        month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
+        return np.where(self.is_holiday_day(day), self._holiday[month, minute], self._weekday[month, minute])
 
     def prices_at(self, ts_ms: np.ndarray) -> np.ndarray:
         return self.prices[self.period_index(ts_ms)]

@@ -76,3 +76,22 @@ def allocate(
             if target > d.prev_a:
                 out[d.name] = min(target, _floor(max(d.prev_a, min_a) + ramp_a))
     return out
+
+
+def allocate_in_order(
+    demands: Sequence[Demand], *, budget_w: float, min_a: float = 6.0, ramp_a: float | None = None
+) -> dict[str, float]:
+    """Grant each demand its cap in the given order (boosted ones first) while the budget lasts; a
+    demand that cannot get ``min_a`` pauses. Used to dispatch a plan: the most urgent session first."""
+    out = {d.name: 0.0 for d in demands}
+    left = max(0.0, budget_w)
+    for d in sorted(demands, key=lambda d: not d.boosted):  # stable: keeps the given order otherwise
+        a = min(d.cap_a, left / d.watts_per_amp if d.watts_per_amp > 0 else 0.0)
+        if ramp_a is not None and a > d.prev_a:
+            a = min(a, max(d.prev_a, min_a) + ramp_a)
+        a = _floor(a)
+        if a < min_a:
+            continue
+        out[d.name] = a
+        left -= a * d.watts_per_amp
+    return out

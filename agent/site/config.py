@@ -53,6 +53,31 @@ class TouConfig(Frozen):
     )
 
 
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class SessionDefaults(Frozen):
+    """When a car on this charger (or any charger) is expected to leave and how much energy it wants."""
+
+    departure: str | None = Field(None, pattern=HHMM, description="Local time HH:MM the car leaves (the next one after plug-in).")
+    dwell_hours: float | None = Field(None, gt=0, le=72, description="Or: hours after plug-in the car leaves.")
+    energy_kwh: float | None = Field(None, gt=0, le=1000, description="Energy the car wants in this session.")
+
+
+class PlannerConfig(Frozen):
+    """Departure-aware planning: each session gets its energy before it leaves, at the lowest cost."""
+
+    enabled: bool = Field(False, description="Plan by departure (replaces the time-of-use caps).")
+    slot_minutes: int = Field(15, ge=1, le=60, description="Plan resolution; slots start at multiples of this.")
+    horizon_hours: float = Field(24.0, gt=0, le=72, description="Plan no further ahead than this.")
+    headroom: float = Field(0.9, gt=0, le=1, description="Share of today's free capacity future slots may plan on "
+                            "(the rest absorbs base load that grows later).")
+    finish_early_minutes: float = Field(10.0, ge=0, le=240, description="Plan to be done this long before departure.")
+    default: SessionDefaults = Field(SessionDefaults(dwell_hours=8.0, energy_kwh=30.0),
+                                     description="Fleet default for sessions without better information.")
+    chargers: dict[Name, SessionDefaults] = Field({}, description="Per-charger defaults (over the fleet default).")
+
+
 class SiteConfig(Frozen):
     grid_meter: GridMeterRef
     chargers: tuple[Name, ...] = Field(min_length=1, description="Charger devices this site manages.")
@@ -62,11 +87,16 @@ class SiteConfig(Frozen):
     phases: int = Field(3, ge=1, le=3)
     margin_kw: float = Field(0.5, ge=0, description="Headroom kept below the limit.")
     min_current: float = Field(6.0, ge=0, le=32, description="Below this a charger is paused (IEC 61851: 6 A).")
-    max_current: float = Field(32.0, gt=0, le=80)
-    safe_current: float = Field(6.0, ge=0, le=80, description="Per-charger current while grid meter data is stale (0 = pause).")
+    max_current: float = Field(32.0, gt=0, le=500, description="Most current per charger (DC: the current that "
+                               "gives its power at voltage x phases).")
+    safe_current: float = Field(6.0, ge=0, le=500, description="Per-charger current while grid meter data is stale (0 = pause).")
     stale_after: float = Field(15.0, gt=0, description="Seconds after which grid meter data counts as stale.")
     ramp_up: float | None = Field(4.0, gt=0, description="Largest increase per step in A; decreases are immediate.")
     tou: TouConfig = TouConfig()
+    planner: PlannerConfig = PlannerConfig()
+    charger_phase: dict[Name, Annotated[int, Field(ge=1, le=3)]] = Field({}, description="Site phase (1-3) a single-phase charger is wired to; default 1.")
+    phase_currents: tuple[str, str, str] | None = Field(
+        None, description="Grid meter metrics with the current per phase (A), for a per-phase limit (limit_a).")
 
     @model_validator(mode="after")
     def _limit(self) -> SiteConfig:

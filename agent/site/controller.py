@@ -4,6 +4,10 @@ Call ``await step(now_ms)`` once per poll interval. Each step reads the grid met
 from ``LatestValues``, computes allocations (agent.site.allocator) and writes only the ones that
 changed (``write("current_limit", A)``, 0 = pause). If the grid meter's data is stale, every charger
 falls back to ``safe_current`` in that same step.
+
+With ``[site.planner]`` enabled, each step replans every session to its departure (agent.site.planner)
+and offers each charger what the plan gives it now; a session that cannot get its energy in time is
+reported at once (``site_shortfall``). Sites limited in A per phase are checked phase by phase.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from agent.driver import Clock
 from agent.model import Quality
 from agent.series import LatestValues, SeriesTable
 
-from .allocator import Demand, allocate
+from .allocator import Demand, allocate, allocate_in_order
 from .config import Period, SiteConfig
+from .phases import fit_phases
+from .sessions import SessionBook
 from .tou import Tariff
 
 log = logging.getLogger(__name__)
@@ -37,14 +43,22 @@ class SiteController:
         tariff: Tariff | None = None,
         *,
         charger_configs: Mapping[str, Any] | None = None,
+        carbon: Any = None,
     ):
         self.config = config
         self.drivers = {n: drivers[n] for n in config.chargers}
         self.latest = latest
         self.series = series
         self.clock = clock or Clock()
-        self.tariff = tariff if config.tou.enabled else None
+        self.plan_tariff = tariff
+        self.tariff = tariff if config.tou.enabled and not config.planner.enabled else None
         self._phases = {n: getattr((charger_configs or {}).get(n), "phases", 3) for n in config.chargers}
+        self._wired = {n: ((0, 1, 2) if self._phases[n] == 3 else (config.charger_phase.get(n, 1) - 1,))
+                       for n in config.chargers}
+        self.sessions = SessionBook(config, self.clock)
+        self.carbon = carbon
+        self.last_plan = None
+        self._last_plan_ms = 0
         self._voltage = config.voltage
         self.alloc: dict[str, float] = {}  # what we last wrote, per charger
         self.user_limit: dict[str, float] = {}
@@ -87,6 +101,12 @@ class SiteController:
             self.boost_until[device] = now + int(value * 60_000)
             return {"boost_until": self.boost_until[device]}
         raise ValueError(f"unknown site action {action!r}")
+
+    def set_session(self, device: str, *, departure_ms: int | None = None, energy_kwh: float | None = None,
+                    car_max_a: float | None = None) -> None:
+        """Tell the planner when the car on ``device`` leaves, what it needs and (if known) the most
+        current it takes; this holds until the car is unplugged."""
+        self.sessions.set(device, departure_ms=departure_ms, energy_kwh=energy_kwh, car_max_a=car_max_a)
 
     # --- one control step ---------------------------------------------------------------------
     def _value(self, device: str, metric: str) -> tuple[float, int]:
@@ -141,6 +161,8 @@ class SiteController:
         demands: list[Demand] = []
         reserved_w = 0.0
         charging_w = 0.0
+        charging_a = [0.0, 0.0, 0.0]
+        reserved_a = [0.0, 0.0, 0.0]
         out: dict[str, float] = {}
         for n in self.drivers:
             wpa = self._voltage * self._phases[n]
@@ -150,32 +172,108 @@ class SiteController:
             fresh = st_ts > 0 and now_ms - st_ts <= stale_ms
             drawn = power if (not math.isnan(power) and now_ms - p_ts <= stale_ms) else prev * wpa
             charging_w += drawn
+            for p in self._wired[n]:
+                charging_a[p] += drawn / wpa
             if not fresh:  # unreachable: it may keep drawing what it had; reserve that, change nothing
                 reserved_w += prev * wpa
+                for p in self._wired[n]:
+                    reserved_a[p] += prev
                 out[n] = prev
                 continue
             if state not in CONNECTED_STATES or n in self.user_stopped:
                 self._since.pop(n, None)
                 self._car_caps.pop(n, None)
+                if state not in CONNECTED_STATES:
+                    self.sessions.unplugged(n)
                 out[n] = 0.0
                 continue
             self._since.setdefault(n, now_ms)
+            self.sessions.plugged(n, now_ms)
             cap = min(cfg.max_current, self.user_limit.get(n, cfg.max_current))
             cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
         base_w = grid_w - charging_w
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
+        phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
         tou_cap = None
         if period is not None:
             cap_kw = {Period.PEAK.value: cfg.tou.peak_max_kw, Period.FLAT.value: cfg.tou.flat_max_kw,
-                      Period.VALLEY.value: cfg.tou.valley_max_kw}.get(period)
+                      Period.VALLEY.value: cfg.tou.valley_max_kw}.get(period, cfg.tou.peak_max_kw)
             tou_cap = None if cap_kw is None else cap_kw * 1000
-        out.update(allocate(demands, budget_w=budget_w, tou_cap_w=tou_cap, min_a=cfg.min_current, ramp_a=cfg.ramp_up))
+        if cfg.planner.enabled:
+            demands = self._planned(demands, budget_w, phase_a, now_ms, info)
+            alloc = allocate_in_order(demands, budget_w=budget_w, min_a=cfg.min_current, ramp_a=cfg.ramp_up)
+        else:
+            alloc = allocate(demands, budget_w=budget_w, tou_cap_w=tou_cap, min_a=cfg.min_current, ramp_a=cfg.ramp_up)
+        if phase_a is not None:
+            alloc = fit_phases(alloc, demands, {d.name: self._wired[d.name] for d in demands}, phase_a,
+                               min_a=cfg.min_current)
+        out.update(alloc)
         info.update(mode="normal", period=period, grid_w=round(grid_w, 1), base_w=round(base_w, 1),
                     budget_w=round(budget_w, 1))
         return out, info
+
+    def _phase_headroom(self, base_w: float, charging_a: list[float], reserved_a: list[float],
+                        now_ms: int) -> tuple[float, float, float] | None:
+        """Amps per phase chargers may use, for sites limited per phase (``limit_a``)."""
+        cfg = self.config
+        if cfg.limit_a is None:
+            return None
+        margin_a = cfg.margin_kw * 1000 / (cfg.voltage * cfg.phases)
+        base = [base_w / (cfg.voltage * cfg.phases)] * 3
+        if cfg.phase_currents is not None:
+            read = [self._value(cfg.grid_meter.device, m) for m in cfg.phase_currents]
+            if all(ts > 0 and now_ms - ts <= cfg.stale_after * 1000 and not math.isnan(v) for v, ts in read):
+                base = [v - charging_a[p] for p, (v, _) in enumerate(read)]
+        head = [cfg.limit_a - margin_a - base[p] - reserved_a[p] for p in range(3)]
+        return (head[0], head[1], head[2])
+
+    def _ramped(self, s, prev_a: float, now_ms: int):
+        """Add the energy a ramp-limited start loses against full current, so the plan starts early enough."""
+        from dataclasses import replace
+
+        ramp = self.config.ramp_up
+        step_s = (now_ms - self._last_plan_ms) / 1000 if 0 < now_ms - self._last_plan_ms < 600_000 else 60.0
+        if ramp is None or s.max_a <= prev_a:
+            return s
+        lost_wh = (s.max_a - prev_a) ** 2 / (2 * ramp / step_s) * s.watts_per_amp / 3600
+        return replace(s, need_wh=s.need_wh + lost_wh) if s.need_wh > 1 else s
+
+    def _planned(self, demands: list[Demand], budget_w: float, phase_a, now_ms: int,
+                 info: dict[str, Any]) -> list[Demand]:
+        """Cap every demand at what the departure-aware plan gives it now; boosted ones keep their cap."""
+        from dataclasses import replace
+
+        from .planner import Headroom, plan
+
+        cfg = self.config
+        pc = cfg.planner
+        sessions = [self._ramped(self.sessions.session(d.name, self._value(d.name, "session_energy")[0], d.cap_a,
+                                                       self._wired[d.name], self._voltage, now_ms), d.prev_a, now_ms)
+                    for d in demands if not d.boosted]
+        step_s = (now_ms - self._last_plan_ms) / 1000 if 0 < now_ms - self._last_plan_ms < 600_000 else 60.0
+        self._last_plan_ms = now_ms
+        price = getattr(self.plan_tariff, "prices_at", None) or _vectorise(self.plan_tariff)
+        co2 = getattr(self.carbon, "factors_at", None)
+        p = plan(sessions, now_ms, Headroom(budget_w, phase_a), price=price, carbon=co2,
+                 slot_ms=pc.slot_minutes * 60_000, horizon_ms=int(pc.horizon_hours * 3_600_000), later=pc.headroom)
+        self.last_plan = p
+        info["plan"] = p.method
+        info["shortfall_wh"] = {n: round(w) for n, w in p.shortfall_wh.items()}
+        out = []
+        urgency = {x.name: x.departure_ms for x in sessions}
+        for d in sorted(demands, key=lambda d: (urgency.get(d.name, 0), d.since, d.name)):
+            if d.boosted:
+                out.append(d)
+                continue
+            # deliver this slot's planned energy as early as the slot allows: slack for what the plan cannot see
+            a = p.now_a(d.name) * max(1.0, float(p.seconds[0]) / step_s) if p.seconds.size else 0.0
+            if 0 < a < cfg.min_current:
+                a = cfg.min_current
+            out.append(replace(d, cap_a=min(d.cap_a, math.ceil(a * 10 - 1e-6) / 10)))
+        return out
 
     async def step(self, now_ms: int | None = None) -> list[dict[str, Any]]:
         now_ms = self.clock.now_ms() if now_ms is None else now_ms
@@ -196,7 +294,19 @@ class SiteController:
                 self.alloc[n] = a
             except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
                 events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
+        events += self.sessions.shortfall_events(info.get("shortfall_wh", {}), now_ms)
         if changed:
             events.append({"type": "site_allocation", "ts": now_ms, **info,
                            "allocations": {n: self.alloc.get(n, 0.0) for n in self.drivers}})
         return events
+
+
+def _vectorise(tariff: Any):
+    def prices(ts):
+        import numpy as np
+
+        if tariff is None:
+            return np.zeros(len(ts))
+        return np.array([tariff.price_at(int(t)) for t in ts], np.float64)
+
+    return prices

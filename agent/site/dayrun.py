@@ -62,6 +62,11 @@ class DayResult:
     strategy: str
     peak_grid_kw: float = 0.0
     energy_kwh: float = 0.0
+    requested_kwh: float = 0.0  # what the cars that left today wanted
+    on_time_kwh: float = 0.0  # what they had got when they left
+    kgco2e: float = 0.0
+    sessions: int = 0
+    sessions_short: int = 0  # left with less than they wanted (more than 0.1 kWh less)
     unmet_kwh: float = 0.0
     valley_kwh: float = 0.0
     peak_kwh: float = 0.0
@@ -69,6 +74,7 @@ class DayResult:
     steps_over_limit: int = 0
     max_charging_over_budget_w: float = -math.inf  # charger power - (limit - base); <= 0 means the limit held
     events: list[dict[str, Any]] = field(default_factory=list)
+    short: list[tuple[int, float, float, float]] = field(default_factory=list)  # charger, left at (s), wanted, got (kWh)
 
     @property
     def valley_share(self) -> float:
@@ -87,9 +93,37 @@ def random_visits(*, chargers: int, seed: int, day_s: float = 86_400) -> list[Vi
             dwell = rng.uniform(8, 11) * 3600 if overnight else rng.uniform(1, 4) * 3600
             need = rng.uniform(20_000, 45_000) if overnight else rng.uniform(6_000, 18_000)
             car = Car(need_wh=need, max_a=rng.choice([16.0, 32.0, 32.0]), phases=3, id_tag=f"V{len(visits)}")
-            leave = min(t + dwell, day_s)
+            leave = t + dwell  # may be tomorrow morning: the day runs on until the last car has left
             visits.append(Visit(c, t, leave, car))
             t = leave + rng.uniform(0.2, 2) * 3600
+    return visits
+
+
+def taxi_visits(*, chargers: int, seed: int, sessions: int = 550, day_s: float = 86_400,
+                max_a: float = 174.0) -> list[Visit]:
+    """A taxi fast-charging station: arrivals peak at shift change and meal times; short, full-power stays.
+
+    Each taxi wants 15-45 kWh and stays 1.3-3x the time a full-power charge would take (queueing, a
+    meal, paperwork); it takes the first free charger, waiting if none is free.
+    """
+    rng = random.Random(seed)
+    weights = [1.5, 1, 0.6, 1.2, 2.5, 3, 2, 1.2, 1, 1, 1.5, 2.5, 2.5, 1.5, 1.2, 2.5, 3, 2, 1.2, 1, 1.2, 1.5, 1.5, 1.5]
+    total = sum(weights)
+    arrivals = sorted(h * 3600 + rng.uniform(0, 3600) for h in rng.choices(range(24), weights=[w / total for w in weights],
+                                                                             k=sessions))
+    free_at = [0.0] * chargers
+    visits: list[Visit] = []
+    for t in arrivals:
+        c = min(range(chargers), key=lambda i: free_at[i])
+        start = max(t, free_at[c])
+        if start >= day_s - 600:
+            continue
+        car_a = rng.uniform(0.5, 1.0) * max_a
+        need = rng.uniform(15_000, 45_000)
+        stay = need / (car_a * 690.0) * 3600 * rng.uniform(1.3, 3.0)
+        leave = start + max(stay, 900.0)
+        visits.append(Visit(c, start, leave, Car(need_wh=need, max_a=car_a, phases=3, id_tag=f"T{len(visits)}")))
+        free_at[c] = leave + 60
     return visits
 
 
@@ -111,11 +145,22 @@ async def run_day(
     on_step: Callable[[float, float, float, SiteController | None], None] | None = None,
     limit_w: float | None = None,
     label: str = "",
+    visits: list[Visit] | None = None,
+    charger_max_a: float = 32.0,
+    base_peak_w: float = 30_000,
+    carbon: Callable[[int], float] | None = None,
+    tell_departures: bool = True,
 ) -> DayResult:
-    """Run one day. ``site`` None = every charger offers its maximum ("as fast as possible")."""
+    """Run one day of arrivals (and on until the last car has left). ``site`` None = every charger
+    offers its maximum ("as fast as possible").
+
+    ``visits`` default: :func:`random_visits`. With ``tell_departures`` each arriving car's departure
+    and energy are given to the controller (as a fleet system or a driver's app would).
+    ``carbon(ts_ms)`` is the grid emission factor in kgCO2e/kWh (default 0.5617, East China 2022).
+    """
     clock_t = [0.0]
     names = [f"cp{i + 1}" for i in range(chargers)]
-    evses = [EvseModel(max_a=32.0) for _ in names]
+    evses = [EvseModel(max_a=charger_max_a) for _ in names]
     drivers = {n: ModelCharger(e, lambda: clock_t[0]) for n, e in zip(names, evses, strict=True)}
     table = SeriesTable()
     table.add_device("grid", [MetricSpec("power", "W")])
@@ -126,18 +171,22 @@ async def run_day(
     clock = _SimClock(day_start_ms, clock_t)
     controller = SiteController(site, drivers, latest, table, clock, tariff) if site is not None else None
     limit = limit_w if limit_w is not None else (site.limit_w if site is not None else math.inf)
-    visits = sorted(random_visits(chargers=chargers, seed=seed, day_s=86_400), key=lambda v: v.arrive_s)
+    carbon = carbon or (lambda _ts: 0.5617)
+    if visits is None:
+        visits = random_visits(chargers=chargers, seed=seed, day_s=86_400)
+    visits = sorted(visits, key=lambda v: v.arrive_s)
     present: dict[int, Visit] = {}
     rng = random.Random(seed + 1)
     res = DayResult(label or ("as fast as possible" if site is None else "site controller"))
     vi = 0
     t = 0.0
-    while t < 86_400:
+    end_s = max([86_400.0] + [v.leave_s for v in visits])
+    while t < end_s:
         clock_t[0] = t
         now_ms = day_start_ms + int(t * 1000)
         for c, v in list(present.items()):
             if t >= v.leave_s:
-                res.unmet_kwh += max(0.0, v.car.need_wh - evses[c].session_wh) / 1000
+                _leave(res, v, evses[c].session_wh)
                 evses[c].unplug(t)
                 del present[c]
         while vi < len(visits) and visits[vi].arrive_s <= t:
@@ -146,7 +195,10 @@ async def run_day(
             if v.charger not in present:
                 evses[v.charger].plug(v.car, t)
                 present[v.charger] = v
-        base = base_load_w(t, rng)
+                if controller is not None and tell_departures:
+                    controller.set_session(names[v.charger], departure_ms=day_start_ms + int(v.leave_s * 1000),
+                                           energy_kwh=v.car.need_wh / 1000, car_max_a=v.car.max_a)
+        base = base_load_w(t, rng, peak_w=base_peak_w)
         grid = base + sum(e.power_w(t) for e in evses)
         _publish(latest, table, names, drivers, grid, now_ms, meter_outage=meter_outage, t=t)
         if controller is not None:
@@ -167,10 +219,22 @@ async def run_day(
         res.valley_kwh += kwh if period == "valley" else 0.0
         res.peak_kwh += kwh if period == "peak" else 0.0
         res.cost += kwh * tariff.price_at(now_ms)
+        res.kgco2e += kwh * carbon(now_ms)
         t += step_s
     for c, v in present.items():
-        res.unmet_kwh += max(0.0, v.car.need_wh - evses[c].session_wh) / 1000
+        _leave(res, v, evses[c].session_wh)
     return res
+
+
+def _leave(res: DayResult, v: Visit, got_wh: float) -> None:
+    res.sessions += 1
+    res.requested_kwh += v.car.need_wh / 1000
+    res.on_time_kwh += min(got_wh, v.car.need_wh) / 1000
+    short = max(0.0, v.car.need_wh - got_wh) / 1000
+    res.unmet_kwh += short
+    if short > 0.1:
+        res.sessions_short += 1
+        res.short.append((v.charger, v.leave_s, v.car.need_wh / 1000, got_wh / 1000))
 
 
 class _SimClock:

@@ -31,6 +31,13 @@ class OcppChargerConfig(ChargerConfig):
     charge_point_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,48}$", description="The id in the charger's URL path.")
     connector: int = Field(1, ge=1, le=16)
     id_tag: str = Field("EDGE-AGENT", min_length=1, max_length=20, description="idTag used for remote starts.")
+    profile_purpose: Literal["tx_default", "charge_point_max"] = Field(
+        "tx_default", description="TxDefaultProfile on the connector, or ChargePointMaxProfile (connector 0) for the whole charger.")
+    profile_kind: Literal["relative", "absolute"] = Field("relative", description="Absolute for chargers that reject Relative profiles.")
+    stack_level: int = Field(0, ge=0, le=100, description="Stack level of our profile (above a vendor profile, or 0).")
+    profile_id: int = Field(1, ge=1, description="chargingProfileId; a new profile with the same id replaces ours.")
+    rate_unit: Literal["A", "W"] = Field("A", description="W for chargers that take limits only in watts.")
+    number_phases: bool = Field(False, description="Send numberPhases (the charger's phases) with the limit.")
 
 
 class OcppChargerDriver:
@@ -79,8 +86,8 @@ class OcppChargerDriver:
 
     async def write(self, point: str, value: Any) -> Any:
         from ocpp.v16 import call
-        from ocpp.v16.datatypes import ChargingProfile, ChargingSchedule, ChargingSchedulePeriod
-        from ocpp.v16.enums import ChargingProfileKindType, ChargingProfilePurposeType, ChargingRateUnitType
+
+        from .profiles import profile_request
 
         cp = self.config.charge_point_id
         c = self.config.connector
@@ -88,15 +95,7 @@ class OcppChargerDriver:
             amps = float(value)
             if not math.isfinite(amps) or amps < 0:
                 raise ValueError(f"current limit must be >= 0 A, got {value!r}")
-            profile = ChargingProfile(
-                charging_profile_id=1, stack_level=0,
-                charging_profile_purpose=ChargingProfilePurposeType.tx_default_profile,
-                charging_profile_kind=ChargingProfileKindType.relative,
-                charging_schedule=ChargingSchedule(
-                    charging_rate_unit=ChargingRateUnitType.amps,
-                    charging_schedule_period=[ChargingSchedulePeriod(start_period=0, limit=round(amps, 1))]),
-            )
-            resp = await self.server.call(cp, call.SetChargingProfile(connector_id=c, cs_charging_profiles=profile))
+            resp = await self.server.call(cp, profile_request(self.config, amps))
             self._check(resp, "SetChargingProfile")
             self._limit = amps
             return amps

@@ -33,6 +33,7 @@ class SimChargePoint(ChargePoint):
         self.tx: int | None = None
         self.meter_start = 0
         self.reported: str | None = None
+        self.profiles: list[tuple[int, dict]] = []
 
     def now(self) -> float:
         return (self._clock() - self._t0) * self.speed
@@ -57,10 +58,21 @@ class SimChargePoint(ChargePoint):
         if self.tx == transaction_id:
             await self.stop_transaction("Remote")
 
+    # quirks of some deployed chargers, for tests: refuse Relative profiles, cap the stack level
+    rejects_relative = False
+    max_stack_level = 10
+
     @on(Action.set_charging_profile)
     def on_profile(self, connector_id: int, cs_charging_profiles: dict, **kw):
-        periods = cs_charging_profiles["charging_schedule"]["charging_schedule_period"]
-        self.evse.set_limit(float(periods[0]["limit"]), self.now())  # limits arrive as Decimal
+        p = cs_charging_profiles
+        self.profiles.append((connector_id, p))
+        if (self.rejects_relative and p["charging_profile_kind"] == "Relative") or p["stack_level"] > self.max_stack_level:
+            return call_result.SetChargingProfile(status=ChargingProfileStatus.rejected)
+        sched = p["charging_schedule"]
+        limit = float(sched["charging_schedule_period"][0]["limit"])  # limits arrive as Decimal
+        if sched["charging_rate_unit"] == "W":
+            limit /= self.evse.voltage * 3
+        self.evse.set_limit(limit, self.now())
         return call_result.SetChargingProfile(status=ChargingProfileStatus.accepted)
 
     # --- charger-initiated ------------------------------------------------------------------

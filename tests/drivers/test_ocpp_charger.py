@@ -13,7 +13,7 @@ from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
 from agent.bus.ocpp_server import OcppLineConfig
 from agent.driver import DriverContext
-from agent.errors import BusUnavailable
+from agent.errors import BusUnavailable, DeviceError
 from drivers.charger_common import Car, IecState
 from drivers.ocpp_charger import OcppChargerConfig, OcppChargerDriver
 from drivers.ocpp_charger.sim import start
@@ -138,3 +138,35 @@ async def test_frames_are_logged_at_debug_not_info(central, caplog):
     frames = [r for r in caplog.records if r.name == "ocpp" and ("send" in r.getMessage() or "receive" in r.getMessage())]
     assert frames, "the central system's frames are logged (at DEBUG)"
     assert {r.levelno for r in frames} == {logging.DEBUG}
+
+
+
+async def test_profile_quirks_selectable_per_charger(central):
+    """A charger that refuses Relative profiles and stack levels above 0 (as some do in the field) is
+    driven with Absolute profiles at level 0; a whole-charger cap goes to connector 0 as ChargePointMaxProfile."""
+    from drivers.ocpp_charger.sim import SimChargePoint
+
+    drv, url = central
+    h = await start(url=url, cp_id="CP1", clock=ManualClock())
+    try:
+        await until(lambda: drv.session.connected and drv.session.status.get(1) == "Available")
+        assert isinstance(h.cp, SimChargePoint)
+        h.cp.rejects_relative = True
+        h.cp.max_stack_level = 0
+        with pytest.raises(DeviceError, match="SetChargingProfile with Rejected"):
+            await drv.write("current_limit", 16)  # the default: Relative
+        drv.config = drv.config.model_copy(update={"profile_kind": "absolute", "stack_level": 0})
+        assert await drv.write("current_limit", 16) == 16
+        conn, p = h.cp.profiles[-1]
+        assert conn == 1 and p["charging_profile_purpose"] == "TxDefaultProfile"
+        assert p["charging_profile_kind"] == "Absolute" and p["charging_schedule"]["start_schedule"]
+        assert h.cp.evse.limit_a == 16.0
+        drv.config = drv.config.model_copy(update={"profile_purpose": "charge_point_max", "rate_unit": "W"})
+        await drv.write("current_limit", 10)
+        conn, p = h.cp.profiles[-1]
+        assert conn == 0 and p["charging_profile_purpose"] == "ChargePointMaxProfile"
+        assert p["charging_schedule"]["charging_rate_unit"] == "W"
+        assert float(p["charging_schedule"]["charging_schedule_period"][0]["limit"]) == 10 * 230 * 3
+        assert h.cp.evse.limit_a == pytest.approx(10.0)
+    finally:
+        await h.stop()
