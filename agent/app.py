@@ -29,6 +29,7 @@ from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
 from .store.outbox import Pending, Priority
 from .store.quarantine import open_outbox
+from .timesync import cached_time_sync_status
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
@@ -122,7 +123,7 @@ class Agent:
             outbox_stats=self.outbox.stats(), uplink_stats=self.uplink.stats() if self.uplink else {},
             pipeline_stats=self.pipeline.stats, pollers=self.pollers,
             processing=self.processor.summary(),
-            buses=self.buses.stats(),
+            buses=self.buses.stats(), clock=cached_time_sync_status().as_dict(),
         )
 
     async def _health_loop(self) -> None:

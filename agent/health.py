@@ -16,7 +16,8 @@ STATUS_FILE = "status.json"
 
 
 def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats: Any, uplink_stats: dict,
-                 pipeline_stats: Any, pollers: list, processing: dict | None, buses: dict | None) -> dict:
+                 pipeline_stats: Any, pollers: list, processing: dict | None, buses: dict | None,
+                 clock: dict | None = None) -> dict:
     ob = outbox_stats
     oldest = getattr(ob, "oldest_created_ms", None)
     body: dict[str, Any] = {
@@ -41,6 +42,8 @@ def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats
         },
         "devices": {p.name: p.health.as_dict() for p in pollers},
     }
+    if clock:
+        body["clock"] = clock  # what the time sync detection found (agent.timesync)
     if processing:
         body["processing"] = processing
     if buses:

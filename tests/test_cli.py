@@ -164,6 +164,8 @@ def test_status_shows_live_rates_and_says_when_the_agent_stopped(tmp_path: Path,
         m = re.search(r"([\d.]+) msg/s, (\d+) readings/s", _uplink_line(r.stdout))
         assert m and float(m[1]) > 0 and int(m[2]) > 0, r.stdout  # the documented health keys are read
         assert "connected" in _uplink_line(r.stdout) and "load" in r.stdout
+        # the clock line says what the time sync detection found on this machine, and which source decided
+        assert re.search(r"^clock\s+(synchronised|NOT synchronised|sync unknown) \(decided by \w", r.stdout, re.M), r.stdout
     finally:
         assert agent.terminate() == 0, agent.log_tail()
     r = edge_agent("status", "--config", str(cfg))

@@ -92,6 +92,10 @@ def render(st: dict, *, live: bool = True) -> list[str]:
                    f"{u.get('acked', 0)} acked, {u.get('inflight', 0)} in flight, "
                    f"{_num(u, 'msgs_per_s'):.1f} msg/s, {_num(u, 'readings_per_s'):.0f} readings/s, "
                    f"reconnects {u.get('reconnects', 0)}")
+    clock = st.get("clock") or {}
+    if clock:
+        synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}[clock.get("synchronized")]
+        out.append(f"clock   {synced} (decided by {clock.get('source', '?')}: {clock.get('detail', '')})")
     out.append("devices:")
     for name, d in (st.get("devices") or {}).items():
         state = was + ("STALE" if d.get("stale") else ("up" if d.get("up") else "DOWN"))
