@@ -61,25 +61,39 @@ async def _read_once(cfg, name: str) -> dict:
 
 @click.command("read")
 @config_option
-@click.argument("device")
+@click.argument("device", required=False)
+@click.option("--all", "read_all", is_flag=True, help="Read every enabled device once, one after the other.")
 @click.option("--json", "as_json", is_flag=True)
-def command(config_path: str, device: str, as_json: bool) -> None:
-    """Poll one device once and print the decoded values with timing."""
+def command(config_path: str, device: str | None, read_all: bool, as_json: bool) -> None:
+    """Poll one device (or, with --all, every enabled device) once and print the decoded values with timing."""
     cfg = load_or_exit(config_path)
     names = [d.name for d in cfg.devices]
-    if device not in names:
+    if read_all == (device is not None):
+        raise click.UsageError("name one DEVICE or give --all" if not read_all else "give DEVICE or --all, not both")
+    if device is not None and device not in names:
         raise click.UsageError(f"no device {device!r} in {config_path}; devices: {', '.join(names) or 'none'}")
-    out = asyncio.run(_read_once(cfg, device))
+    chosen = [device] if device is not None else [d.name for d in cfg.devices if d.enabled]
+    outs = [asyncio.run(_read_once(cfg, name)) for name in chosen]
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(outs if read_all else outs[0], indent=2))
     else:
-        if "error" in out:
-            click.echo(f"{device}: {out['error']}", err=True)
-        else:
-            click.echo(f"{device} ({out['type']}): open {out['open_ms']} ms, read {out['read_ms']} ms")
-            for r in out["readings"]:
-                v = "null" if r["value"] is None else f"{r['value']:.6g}"
-                click.echo(f"  {r['metric']:<24} {v:>14} {r['unit']:<6} {r['flags']}")
-            for k, v in (out.get("diagnostics") or {}).items():
-                click.echo(f"  [{k}] {v}")
-    raise SystemExit(1 if "error" in out else 0)
+        for out in outs:
+            _print_reading(out)
+        if read_all:
+            failed = [o["device"] for o in outs if "error" in o]
+            click.echo(f"{len(outs)} device(s) read: {len(outs) - len(failed)} answered"
+                       + (f", failed: {', '.join(failed)}" if failed else ""), err=True)
+    raise SystemExit(1 if any("error" in o for o in outs) else 0)
+
+
+def _print_reading(out: dict) -> None:
+    device = out["device"]
+    if "error" in out:
+        click.echo(f"{device}: {out['error']}", err=True)
+        return
+    click.echo(f"{device} ({out['type']}): open {out['open_ms']} ms, read {out['read_ms']} ms")
+    for r in out["readings"]:
+        v = "null" if r["value"] is None else f"{r['value']:.6g}"
+        click.echo(f"  {r['metric']:<24} {v:>14} {r['unit']:<6} {r['flags']}")
+    for k, v in (out.get("diagnostics") or {}).items():
+        click.echo(f"  [{k}] {v}")

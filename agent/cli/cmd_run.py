@@ -13,9 +13,15 @@ from .common import EXIT_CONFIG, config_option, setup_logging
 
 @click.command("run")
 @config_option
-def command(config_path: str) -> None:
+@click.option("--once", is_flag=True, help="Poll every device once and print the topics and payloads that would be "
+              "published, without a broker, the outbox or any state file; exit 1 if a device failed.")
+def command(config_path: str, once: bool) -> None:
     """Run the agent (what systemd starts). Validates first, exactly as `check` does;
     `edge-agent --debug run` logs at DEBUG."""
+    if once:
+        from .once_output import run_once_command
+
+        raise SystemExit(run_once_command(validate_or_exit(config_path, at_run=False).config))
     cfg = validate_or_exit(config_path, at_run=True).config
     setup_logging("DEBUG" if os.environ.get("EDGE_AGENT_DEBUG") else cfg.gateway.log_level)
     # said at once: the first start compiles the processing kernels, which can take half a minute
