@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "agent.cli.cmd_demo",
     "agent.cli.cmd_scan",
     "agent.cli.cmd_warmup",
+    "agent.cli.cmd_doctor",
 ]
 
 DEBUG_ENV = "EDGE_AGENT_DEBUG"

@@ -1,0 +1,30 @@
+"""``edge-agent doctor``: resolve and test everything a config names, one check per line.
+
+Check families, one module each: the broker (``broker``, with the TLS classification in
+``tls_probe``), lines and devices (``hardware``), files, clock and disk (``system``). Nothing in the
+state directory is created or changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from ..config.validate import Validation
+from .broker import check_broker, credentials_hidden
+from .hardware import check_devices, check_lines
+from .report import Check, Mark
+from .system import check_clock, check_files, check_storage
+
+__all__ = ["Check", "Mark", "run_checks"]
+
+
+def run_checks(validation: Validation) -> Iterator[Check]:
+    """Every check, in the order a technician fixes things; yielded as each finishes."""
+    cfg = validation.config
+    yield from check_files(cfg)
+    yield from check_broker(cfg, credentials_hidden=credentials_hidden(validation.warnings))
+    yield from asyncio.run(check_lines(cfg))
+    yield from asyncio.run(check_devices(cfg))
+    yield check_clock(cfg)
+    yield from check_storage(cfg)
