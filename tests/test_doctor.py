@@ -123,7 +123,10 @@ def test_a_dead_device_and_a_missing_serial_port_are_named(tmp_path: Path, silen
     devices = (f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {silent_port}\ntimeout = 0.3\n'
                '[[devices]]\nname = "meter"\ntype = "modbus_meter"\nline = "meters"\nprofile = "sdm120"\n'
                '[lines.uart]\ntype = "serial"\nport = "/dev/ttyUSB-missing"\n'
-               '[[devices]]\nname = "dust"\ntype = "pms5003"\nline = "uart"\n')
+               '[[devices]]\nname = "dust"\ntype = "pms5003"\nline = "uart"\n'
+               '[lines.i2c]\ntype = "i2c"\nbus = 97\n'
+               '[[devices]]\nname = "air"\ntype = "bme680"\nline = "i2c"\n'
+               '[store]\nmax_bytes = 1125899906842624\n')  # a 1 PiB cap: larger than any free space here
     code, lines = doctor(tmp_path, mosquitto, "", devices)
     assert code == 1, "\n".join(lines)
     assert line(lines, "✓ broker login: accepted anonymously")
@@ -133,4 +136,25 @@ def test_a_dead_device_and_a_missing_serial_port_are_named(tmp_path: Path, silen
     port = line(lines, "✗ line uart (serial /dev/ttyUSB-missing): ")
     assert "→ check the adapter is plugged in and the port path" in port, port
     assert line(lines, "✗ device dust (pms5003): ")
-    assert lines[-1] == "3 problem(s), 1 warning(s)" or lines[-1].startswith("3 problem(s)"), lines[-1]
+    i2c = line(lines, "✗ line i2c (i2c /dev/i2c-97): ")
+    assert "→ enable I2C (raspi-config → Interface Options) and check the bus number" in i2c, i2c
+    assert line(lines, "✗ device air (bme680): ")
+    disk = line(lines, "! disk: ")
+    assert "store cap 1073741824 MiB" not in disk and "the disk fills before the cap applies → lower [store] max_bytes " \
+        "to at most" in disk, disk
+    assert lines[-1].startswith("5 problem(s), "), lines[-1]
+
+
+def test_clock_is_a_failure_only_when_readings_would_be_flagged() -> None:
+    from agent.config import load_config_text
+    from agent.doctor.system import check_clock
+    from agent.timesync import TimeSync
+
+    unsynced = TimeSync(False, "kernel", "kernel: unsynchronised (STA_UNSYNC)")
+    strict = load_config_text('[gateway]\nid = "g"\nrequire_time_sync = true\n')
+    relaxed = load_config_text('[gateway]\nid = "g"\n')
+    assert check_clock(strict, unsynced).line().startswith(
+        "✗ clock: not synchronised (kernel: unsynchronised (STA_UNSYNC)); with require_time_sync = true every "
+        "reading is flagged clock_unsynced → enable a time service")
+    assert check_clock(relaxed, unsynced).line().startswith("! clock: not synchronised")
+    assert check_clock(relaxed, TimeSync(True, "chrony", "")).line() == "✓ clock: synchronised (chrony)"
