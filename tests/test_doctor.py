@@ -158,3 +158,19 @@ def test_clock_is_a_failure_only_when_readings_would_be_flagged() -> None:
         "reading is flagged clock_unsynced → enable a time service")
     assert check_clock(relaxed, unsynced).line().startswith("! clock: not synchronised")
     assert check_clock(relaxed, TimeSync(True, "chrony", "")).line() == "✓ clock: synchronised (chrony)"
+
+
+def test_an_invalid_config_stops_before_any_check(tmp_path: Path, mosquitto: Broker) -> None:
+    missing = tmp_path / "gone.csv"
+    code, lines = doctor(tmp_path, mosquitto, "", f'[[devices]]\nname = "flow"\ntype = "replay"\nfile = "{missing}"\n')
+    assert code == 2, lines
+    assert lines[0].startswith("✗ config ") and "1 problem(s)" in lines[0], lines
+    assert str(missing) in lines[1] and "not found" in lines[1], lines
+    assert not [s for s in lines if "broker" in s], lines
+
+
+def test_a_systemd_credential_is_not_guessed(tmp_path: Path, mosquitto: Broker, monkeypatch) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    code, lines = doctor(tmp_path, mosquitto, 'username = "gw"\npassword = "${cred:mqtt-password}"\n')
+    assert code == 0, lines
+    assert line(lines, "! broker login: not tested: the password is a systemd credential only the service sees")

@@ -17,6 +17,8 @@ OPEN_TIMEOUT_S = 10.0
 
 def line_where(line) -> str:
     """Where a line goes: its port, host:port, chip or bus number."""
+    if str(getattr(line, "backend", "")) == "sim":
+        return "simulated"
     if getattr(line, "port", None) is not None and getattr(line, "host", None) is not None:
         return f"{line.host}:{line.port}"
     for key, fmt in (("port", "{}"), ("chip", "{}"), ("bus", "/dev/i2c-{}")):
