@@ -135,7 +135,7 @@ def test_a_dead_device_and_a_missing_serial_port_are_named(tmp_path: Path, silen
     assert dead.endswith("→ check wiring, address/unit id and settings of line meters"), dead
     port = line(lines, "✗ line uart (serial /dev/ttyUSB-missing): ")
     assert "→ check the adapter is plugged in and the port path" in port, port
-    assert line(lines, "✗ device dust (pms5003): ")
+    assert line(lines, "✗ device dust (pms5003): ").endswith("→ fix line uart first (above)")
     i2c = line(lines, "✗ line i2c (i2c /dev/i2c-97): ")
     assert "→ enable I2C (raspi-config → Interface Options) and check the bus number" in i2c, i2c
     assert line(lines, "✗ device air (bme680): ")

@@ -24,7 +24,9 @@ def run_checks(validation: Validation) -> Iterator[Check]:
     cfg = validation.config
     yield from check_files(cfg)
     yield from check_broker(cfg, credentials_hidden=credentials_hidden(validation.warnings))
-    yield from asyncio.run(check_lines(cfg))
-    yield from asyncio.run(check_devices(cfg))
+    lines = asyncio.run(check_lines(cfg))
+    yield from lines
+    broken = frozenset(c.subject.split()[1] for c in lines if c.mark is Mark.FAIL)
+    yield from asyncio.run(check_devices(cfg, broken))
     yield check_clock(cfg)
     yield from check_storage(cfg)

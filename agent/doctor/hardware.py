@@ -68,8 +68,9 @@ async def check_lines(cfg: AgentConfig) -> list[Check]:
     return out
 
 
-async def check_devices(cfg: AgentConfig) -> list[Check]:
-    """One poll of every enabled device; the state directory is only read (see agent.once)."""
+async def check_devices(cfg: AgentConfig, broken_lines: frozenset[str] = frozenset()) -> list[Check]:
+    """One poll of every enabled device; the state directory is only read (see agent.once).
+    A device on a line in ``broken_lines`` (which did not open) is told to fix that line first."""
     out: list[Check] = []
     with tempfile.TemporaryDirectory(prefix="edge-agent-doctor-") as tmp:
         rig = OnceRig(cfg, scratch_state(cfg.gateway.state_dir, Path(tmp)))
@@ -85,8 +86,13 @@ async def check_devices(cfg: AgentConfig) -> list[Check]:
             out.append(ok(subject, f"answered one poll: {h.readings} reading(s) in {h.last_latency_s * 1000:.0f} ms"))
         else:
             on = ", ".join(p.config.lines_used())
-            out.append(fail(subject, h.last_error, f"check wiring, address/unit id and settings of line {on}"
-                            if on else "check the device's settings and the file or address it names"))
+            if broken_lines.intersection(p.config.lines_used()):
+                hint = f"fix line {on} first (above)"
+            elif on:
+                hint = f"check wiring, address/unit id and settings of line {on}"
+            else:
+                hint = "check the device's settings and the file or address it names"
+            out.append(fail(subject, h.last_error, hint))
     for dev in cfg.devices:
         if not dev.enabled:
             out.append(ok(f"device {dev.name} ({dev.type})", "disabled in the config: not polled"))
