@@ -214,3 +214,22 @@ def test_a_bad_counter_read_never_reaches_home_assistant(tmp_path) -> None:
         assert state["power_total"] == 502.0  # the rest of the poll still goes out
     finally:
         agent.outbox.close()
+
+
+async def test_discovery_comes_back_after_a_broker_restart_that_lost_retained_messages(
+        tmp_path, mosquitto, mqtt_subscriber) -> None:
+    text = config_text(tmp_path, mosquitto, free_port(), with_meter=False).replace(
+        "[store]", "reconnect_min = 0.1\nreconnect_max = 0.5\n[store]")
+    sub = mqtt_subscriber(mosquitto, "homeassistant/#", "edge/gw-ha/ha/load/availability")
+    agent = Agent(load_config_text(text))
+    task = asyncio.create_task(agent.run())
+    try:
+        await wait(sub, lambda m: m.topic == LOAD_CONFIG)
+        await wait(sub, lambda m: m.topic.endswith("/availability") and m.payload == b"online")
+        mosquitto.stop()  # no persistence: every retained message is gone
+        mosquitto.start()
+        late = mqtt_subscriber(mosquitto, "homeassistant/#", "edge/gw-ha/ha/load/availability")
+        await wait(late, lambda m: m.topic == LOAD_CONFIG and validate_discovery(m.topic, m.payload, set()) == [])
+        await wait(late, lambda m: m.topic.endswith("/availability") and m.payload == b"online")
+    finally:
+        await stop(task)

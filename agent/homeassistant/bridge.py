@@ -36,6 +36,9 @@ class Publisher(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    @property
+    def connects(self) -> int: ...
+
     def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> bool: ...
 
 
@@ -52,7 +55,7 @@ class HomeAssistantBridge:
         self._ids = {a.device: np.array([series.id(a.device, m) for m in a.metrics], dtype=np.int64)
                      for a in self.announcements}
         self._names = {a.device: a.metrics for a in self.announcements}
-        self._announced = False
+        self._announced_on: int | None = None  # the connection (count) discovery was published on
         self._online: dict[str, bool] = {}
         self._last_ts: dict[str, int] = {}
         self.removed = 0  # retained topics cleared for devices no longer configured
@@ -72,12 +75,11 @@ class HomeAssistantBridge:
     def step(self) -> None:
         pub = self.publisher()
         if pub is None or not pub.connected:
-            self._announced = False
             return
-        if not self._announced:
-            self._announced = self._announce(pub)
-            if not self._announced:
+        if self._announced_on != pub.connects:  # a new connection, however short the outage was
+            if not self._announce(pub):
                 return
+            self._announced_on = pub.connects
         for a in self.announcements:
             online = self.health[a.device]()
             if online is not None and online != self._online.get(a.device):

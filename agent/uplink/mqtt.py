@@ -101,6 +101,11 @@ class Uplink(OutboxPump):
     def connected(self) -> bool:
         return self._client is not None
 
+    @property
+    def connects(self) -> int:
+        """Successful connections so far: a change means a new session (retained state may be gone)."""
+        return self._counts["connects"]
+
     def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> bool:
         """Publish bytes that are not stored (Home Assistant discovery and states). False when not
         connected or refused by paho."""
