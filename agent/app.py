@@ -90,6 +90,7 @@ class Agent:
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
+        self.homeassistant = self._make_homeassistant()
         self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
 
@@ -105,6 +106,14 @@ class Agent:
         if site is not None:
             site.carbon = site_carbon(self.config)
         return router, site
+
+    def _make_homeassistant(self):
+        if self.config.homeassistant is None:
+            return None
+        from .homeassistant.bridge import build_bridge
+
+        return build_bridge(self.config, drivers=self.drivers, pollers=self.pollers, series=self.series,
+                            latest=self.latest, state_dir=self.state_dir, publisher=lambda: self.uplink)
 
     # -- wiring ----------------------------------------------------------------------------------
     def _wake_uplink(self) -> None:
@@ -194,6 +203,8 @@ class Agent:
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self._site_loop(), name="site"),
         ]
+        if self.homeassistant is not None:
+            tasks.append(asyncio.create_task(self.homeassistant.run(), name="homeassistant"))
         self.notifier.ready(f"polling {len(self.pollers)} devices")
         log.info("gateway %s running: %d devices, outbox %s", self.config.gateway.id, len(self.pollers),
                  self.config.outbox_path)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent.commands.config import CommandsConfig
+from agent.homeassistant.config import HomeAssistantConfig
 from agent.site.config import SiteConfig
 
 from ..processing.config import CheckConfig, EnergyConfig, ProcessingConfig, PublishMode
@@ -115,6 +116,7 @@ class AgentConfig(Frozen):
     devices: tuple[Any, ...] = ()
     site: SiteConfig | None = Field(None, description="Site load management and time-of-use charging.")
     commands: CommandsConfig = CommandsConfig()
+    homeassistant: HomeAssistantConfig | None = Field(None, description="Home Assistant MQTT discovery; a [homeassistant] table turns it on.")
 
     @field_validator("devices")
     @classmethod

@@ -97,6 +97,22 @@ class Uplink(OutboxPump):
                                     retain=retain)
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def connects(self) -> int:
+        """Successful connections so far: a change means a new session (retained state may be gone)."""
+        return self._counts["connects"]
+
+    def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> bool:
+        """Publish bytes that are not stored (Home Assistant discovery and states). False when not
+        connected or refused by paho."""
+        if self._client is None:
+            return False
+        return self._client.publish(topic, payload, qos=qos, retain=retain).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def stats(self) -> dict:
         """Counters and rates; rates cover the last interval of at least one second between calls."""
         now = self.clock.monotonic()
