@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agent.commands.config import CommandsConfig
 from agent.site.config import SiteConfig
 
+from ..metrics.config import MetricsConfig
 from ..processing.config import CheckConfig, EnergyConfig, ProcessingConfig, PublishMode
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -115,6 +116,7 @@ class AgentConfig(Frozen):
     devices: tuple[Any, ...] = ()
     site: SiteConfig | None = Field(None, description="Site load management and time-of-use charging.")
     commands: CommandsConfig = CommandsConfig()
+    metrics: MetricsConfig = Field(MetricsConfig(), description="Local Prometheus endpoint for the health figures (off by default).")
 
     @field_validator("devices")
     @classmethod
