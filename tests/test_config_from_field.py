@@ -121,13 +121,14 @@ def simulator_output(*args: str) -> tuple[subprocess.Popen, str]:
     return proc, seen
 
 
-@pytest.mark.parametrize("sim", ["sdm630-tcp", "sdm120-rtu", "pms5003", "modbus-charger"])
+@pytest.mark.parametrize("sim", ["sdm630-tcp", "sdm120-rtu", "pms5003", "modbus-charger", "ocpp-charge-point"])
 def test_simulate_prints_config_at_start_that_check_accepts(sim: str, tmp_path: Path) -> None:
     port = free_port()
     args = {"sdm630-tcp": ["sdm630", "--tcp", f"127.0.0.1:{port}"],
             "sdm120-rtu": ["sdm120", "--rtu-socket", f"127.0.0.1:{port}"],
             "pms5003": ["pms5003"],
-            "modbus-charger": ["modbus-charger", "--tcp", f"127.0.0.1:{port}", "--count", "2"]}[sim]
+            "modbus-charger": ["modbus-charger", "--tcp", f"127.0.0.1:{port}", "--count", "2"],
+            "ocpp-charge-point": ["ocpp-charge-point", "--url", f"ws://127.0.0.1:{port}", "--id", "CP7"]}[sim]
     proc, out = simulator_output(*args)
     try:
         block = pasted_block(out)
@@ -136,5 +137,6 @@ def test_simulate_prints_config_at_start_that_check_accepts(sim: str, tmp_path: 
         proc.terminate()
         proc.wait(timeout=10)
     assert r.exit_code == 0, out + r.output
-    expect = {"sdm630-tcp": "sdm630-1", "sdm120-rtu": "sdm120-1", "pms5003": "pms5003", "modbus-charger": "charx-2"}[sim]
+    expect = {"sdm630-tcp": "sdm630-1", "sdm120-rtu": "sdm120-1", "pms5003": "pms5003", "modbus-charger": "charx-2",
+              "ocpp-charge-point": "cp7"}[sim]
     assert f"  {expect}" in r.output, r.output
