@@ -102,5 +102,5 @@ def families_from_health(doc: Any) -> list[Family]:
         f = fam(name, type_, help_)
         for device in sorted(devices):
             v = _num(_get(devices[device], key))
-            f.add(None if v is None else v * scale, device=str(device))
+            f.add(None if v is None else round(v * scale, 9), device=str(device))  # ms -> s without 0.000179999...
     return fams
