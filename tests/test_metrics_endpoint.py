@@ -173,3 +173,40 @@ def test_a_busy_metrics_address_stops_the_start_naming_it(tmp_path: Path, mosqui
     assert code == 1, log
     assert f"metrics endpoint cannot listen on 127.0.0.1:{port}: Address already in use" in log
     assert "Traceback" not in log
+
+
+def test_adapter_reads_a_typed_health_document_like_the_dict() -> None:
+    """The health document may become typed objects: the one adapter reads attributes as it reads keys."""
+    from dataclasses import dataclass, field
+
+    from agent.metrics.adapter import families_from_health
+
+    @dataclass
+    class Buffer:
+        depth: int = 3
+        bytes: int = 4096
+        oldest_unsent_age_s: float = 12.5
+        drops: dict = field(default_factory=lambda: {"raw": 2, "agg": 0})
+
+    @dataclass
+    class Device:
+        up: bool = True
+        latency_ms: float = 12.0
+        polls_ok: int = 5
+
+    @dataclass
+    class Health:
+        gateway: str = "gw1"
+        buffer: Buffer = field(default_factory=Buffer)
+        devices: dict = field(default_factory=lambda: {"m": Device()})
+
+    typed = Health()
+    plain = {"gateway": "gw1", "buffer": {"depth": 3, "bytes": 4096, "oldest_unsent_age_s": 12.5,
+                                          "drops": {"raw": 2, "agg": 0}},
+             "devices": {"m": {"up": True, "latency_ms": 12.0, "polls_ok": 5}}}
+    text = render(families_from_health(typed))
+    assert text == render(families_from_health(plain))
+    fams = strict_parse(text)
+    assert value(fams, "edge_agent_buffer_dropped_messages_total", priority="raw") == 2
+    assert value(fams, "edge_agent_device_poll_latency_seconds", device="m") == 0.012
+    assert "edge_agent_uplink_connected" not in fams  # not in the document: left out, not reported as 0
