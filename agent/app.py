@@ -189,8 +189,23 @@ class Agent:
 
         self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
 
+    async def _start_metrics(self):
+        """The local Prometheus endpoint when ``[metrics] enabled``; OSError naming a busy address."""
+        if not self.config.metrics.enabled:
+            return None
+        from .metrics.server import MetricsServer
+
+        server = MetricsServer(self.config.metrics, self.health)
+        await server.start()
+        return server
+
     # -- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
+        try:  # first: a busy metrics address fails the start at once, before kernels are compiled
+            metrics = await self._start_metrics()
+        except OSError:
+            await self.shutdown()
+            raise
         # compile (or load from the cache) every kernel before the first batch, off the event loop
         timing = await asyncio.to_thread(warm, self.state_dir)
         log.info("processing kernels ready in %.2f s (jit %s)", timing["import_s"] + timing["compile_s"], timing["jit"])
@@ -216,6 +231,8 @@ class Agent:
                     raise t.exception()
         finally:
             self.notifier.stopping()
+            if metrics is not None:
+                await metrics.stop()
             await self._stop_tasks(tasks)
             await self.shutdown()
 

@@ -171,13 +171,18 @@ class SerialDeviceSim:
         self.frames_sent += 1
 
 
-def serve_forever(sim: SerialDeviceSim, *, describe: str) -> None:
-    """Run a simulator until Ctrl-C, telling the technician which port to configure."""
+def serve_forever(sim: SerialDeviceSim, *, describe: str, device_type: str | None = None) -> None:
+    """Run a simulator until Ctrl-C, telling the technician which port to configure (with
+    ready-to-paste config blocks when ``device_type`` names the driver that reads it)."""
     import click
 
     async def main() -> None:
         await sim.start()
         click.echo(f"{describe} on {sim.path}  (configure a serial line with port = \"{sim.path}\"; Ctrl-C stops)")
+        if device_type:
+            from agent.config.snippets import banner, serial_line, snippet_for_device
+
+            click.echo(banner(snippet_for_device(*serial_line(sim.path), device_type, {"type": device_type})))
         try:
             await asyncio.Event().wait()
         finally:

@@ -20,6 +20,7 @@ import click
 
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
 
+from ..config.snippets import Draft, banner, modbus_line
 from .common import parse_hostport
 
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
@@ -115,27 +116,21 @@ def _bus(port: str | None, tcp: str | None, baud: int, parity: str, timeout: flo
                                            timeout=timeout, retries=0))
 
 
-@click.command(name="scan")
-@click.option("--port", help="Serial port or pyserial URL (/dev/ttyUSB0, socket://host:port).")
-@click.option("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway.")
-@click.option("--units", default="1-247", show_default=True, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair).")
-@click.option("--baud", default="9600", show_default=True, help="Comma-separated baud rates to try (serial only).")
-@click.option("--parity", default="N", show_default=True, help="Comma-separated parities to try: N, E, O.")
-@click.option("--timeout", type=click.FloatRange(0.01, 10), default=0.2, show_default=True, help="Seconds per unit.")
-def command(port: str | None, tcp: str | None, units: str, baud: str, parity: str, timeout: float) -> None:
-    """Find responding Modbus unit ids and guess their meter profile."""
-    if (port is None) == (tcp is None):
-        raise click.UsageError("give exactly one of --port PORT or --tcp HOST:PORT")
-    ids = parse_units(units)
-    try:
-        bauds = [int(b) for b in baud.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{baud!r} is not a list of baud rates", param_hint="--baud") from None
-    parities = [p.strip().upper() for p in parity.split(",")]
-    if any(p not in ("N", "E", "O") for p in parities):
-        raise click.BadParameter(f"{parity!r}: use N, E or O", param_hint="--parity")
+@dataclass
+class LineScan:
+    """What one serial setting (or one TCP address) answered, and the line config for it."""
+
+    label: str
+    line_name: str
+    line: dict
+    findings: list[Finding]
+
+
+def scan_lines(port: str | None, tcp: str | None, ids: list[int], bauds: list[int], parities: list[str],
+               timeout: float) -> list[LineScan]:
+    """Scan every setting in turn. Raises BusUnavailable when the port or address cannot be opened."""
     settings = [(None, None)] if tcp else [(b, p) for b in bauds for p in parities]
-    any_found = False
+    out = []
     for b, p in settings:
         label = tcp if tcp else f"{port} {b} 8{p}1"
         bus = _bus(port, tcp, b or 9600, p or "N", timeout)
@@ -146,11 +141,67 @@ def command(port: str | None, tcp: str | None, units: str, baud: str, parity: st
             finally:
                 await bus.close()
 
-        try:
-            found = asyncio.run(run())
-        except BusUnavailable as e:
-            raise click.ClickException(str(e)) from None
-        click.echo(f"== {label}: {len(ids)} unit id(s) asked")
+        found = asyncio.run(run())
+        name, line = modbus_line(port=port, tcp=parse_hostport(tcp, "--tcp") if tcp else None,
+                                 baudrate=b or 9600, parity=p or "N")
+        out.append(LineScan(label, name, line, found))
+    return out
+
+
+def add_to_draft(draft: Draft, scan: LineScan) -> int:
+    """Add the line and a device per unit with a guessed profile; returns how many devices."""
+    present = [f for f in scan.findings if f.status in ("ok", "exception")]
+    if not present:
+        return 0
+    line = draft.add_line(scan.line_name, scan.line)
+    for f in present:
+        if f.profile:
+            draft.add_device(f"{f.profile}-{f.unit}", {"type": "modbus_meter", "profile": f.profile,
+                                                       "unit": f.unit, "line": line})
+        else:
+            draft.comments.append(f"unit {f.unit} on line {line} answers but matched no known profile: "
+                                  "add a [[devices]] with profile or [[devices.registers]]")
+    return sum(1 for f in present if f.profile)
+
+
+def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
+    try:
+        bauds = [int(b) for b in baud.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{baud!r} is not a list of baud rates", param_hint="--baud") from None
+    parities = [p.strip().upper() for p in parity.split(",")]
+    if any(p not in ("N", "E", "O") for p in parities):
+        raise click.BadParameter(f"{parity!r}: use N, E or O", param_hint="--parity")
+    return bauds, parities
+
+
+@click.command(name="scan")
+@click.option("--port", help="Serial port or pyserial URL (/dev/ttyUSB0, socket://host:port).")
+@click.option("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway.")
+@click.option("--units", default="1-247", show_default=True, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair).")
+@click.option("--baud", default="9600", show_default=True, help="Comma-separated baud rates to try (serial only).")
+@click.option("--parity", default="N", show_default=True, help="Comma-separated parities to try: N, E, O.")
+@click.option("--timeout", type=click.FloatRange(0.01, 10), default=0.2, show_default=True, help="Seconds per unit.")
+def command(port: str | None, tcp: str | None, units: str, baud: str, parity: str, timeout: float) -> None:
+    """Find responding Modbus unit ids and guess their meter profile.
+
+    Ends with ready-to-paste config blocks ([lines.X] and [[devices]]) for what answered.
+    """
+    if (port is None) == (tcp is None):
+        raise click.UsageError("give exactly one of --port PORT or --tcp HOST:PORT")
+    ids = parse_units(units)
+    bauds, parities = parse_settings(baud, parity)
+    if tcp:
+        parse_hostport(tcp, "--tcp")
+    try:
+        scans = scan_lines(port, tcp, ids, bauds, parities, timeout)
+    except BusUnavailable as e:
+        raise click.ClickException(str(e)) from None
+    any_found = False
+    draft = Draft()
+    for scan in scans:
+        found = scan.findings
+        click.echo(f"== {scan.label}: {len(ids)} unit id(s) asked")
         for f in found:
             if f.status == "ok":
                 guess = f"profile {f.profile} ({f.probes})" if f.profile else "no known profile matched"
@@ -167,5 +218,9 @@ def command(port: str | None, tcp: str | None, units: str, baud: str, parity: st
         if absent:
             click.echo(f"no device at {absent} unit id(s): the gateway or server answered for them "
                        f"(exception 10/11, or 4 with no meter profile behind it)")
+        add_to_draft(draft, scan)
+    if draft.lines:
+        click.echo()
+        click.echo(banner(draft.render()))
     if not any_found:
         raise SystemExit(1)

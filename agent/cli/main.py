@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "agent.cli.cmd_simulate",
     "agent.cli.cmd_demo",
     "agent.cli.cmd_scan",
+    "agent.cli.cmd_init",
     "agent.cli.cmd_warmup",
     "agent.cli.cmd_doctor",
 ]

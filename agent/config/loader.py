@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..driver import DriverCatalog
 from ..errors import ConfigError
+from ..hints import known_keys, with_hint
 from .crosscheck import cross_check
 from .envsubst import Reference, default_env, substitute_tree
 from .locate import format_path, line_of, locate_keys
@@ -49,7 +50,8 @@ class _Problems:
     def add(self, path: tuple, message: str, label: str | None = None) -> None:
         self.items.append(self.format(path, message, label))
 
-    def add_validation(self, prefix: tuple, err: ValidationError, label_prefix: str | None = None) -> None:
+    def add_validation(self, prefix: tuple, err: ValidationError, label_prefix: str | None = None,
+                       model: Any = None) -> None:
         for e in err.errors():
             loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             path = (*prefix, *loc)
@@ -58,7 +60,8 @@ class _Problems:
                 label = label_prefix + (("." + format_path(loc)) if loc else "")
             msg = e["msg"]
             if e["type"] == "extra_forbidden":
-                msg = "unknown key (not part of this section's schema)"
+                msg = with_hint("unknown key (not part of this section's schema)", loc[-1] if loc else None,
+                                known_keys(model, loc[:-1]) if model is not None else ())
             elif e["type"] == "missing":
                 msg = "required key is missing"
             self.add(path, msg, label)
@@ -141,13 +144,14 @@ def parse_config(
         if key in ("devices", "lines"):
             continue
         if key not in SECTION_KEYS:
-            problems.add((key,), f"unknown section (expected one of: {', '.join(sorted(SECTION_KEYS | {'devices', 'lines'}))})")
+            known = sorted(SECTION_KEYS | {"devices", "lines"})
+            problems.add((key,), with_hint(f"unknown section (expected one of: {', '.join(known)})", key, known))
             continue
         sections[key] = value
         try:
             TypeAdapter(AgentConfig.model_fields[key].annotation).validate_python(value)
         except ValidationError as e:
-            problems.add_validation((key,), e)
+            problems.add_validation((key,), e, model=AgentConfig.model_fields[key].annotation)
     if "gateway" not in raw:
         problems.add(("gateway",), "required section [gateway] is missing")
 
@@ -159,7 +163,7 @@ def parse_config(
         try:
             config = AgentConfig.model_validate({**sections, "lines": lines, "devices": tuple(devices)})
         except ValidationError as e:
-            problems.add_validation((), e)
+            problems.add_validation((), e, model=AgentConfig)
     if config is not None:
         for p, msg in cross_check(config):
             problems.add(p, msg, _device_label(config, p))
@@ -196,12 +200,14 @@ def _validate_lines(raw: Any, problems: _Problems) -> dict[str, BaseModel]:
             continue
         kind = LINE_KINDS.get(body.get("type"))  # type: ignore[arg-type]
         if kind is None:
-            problems.add((*path, "type"), f"unknown line type {body.get('type')!r} (known: {', '.join(sorted(LINE_KINDS)) or 'none'})")
+            problems.add((*path, "type"), with_hint(f"unknown line type {body.get('type')!r} "
+                                                    f"(known: {', '.join(sorted(LINE_KINDS)) or 'none'})",
+                                                    body.get("type"), LINE_KINDS))
             continue
         try:
             out[name] = kind.config_model.model_validate(body)
         except ValidationError as e:
-            problems.add_validation(path, e)
+            problems.add_validation(path, e, model=kind.config_model)
     return out
 
 
@@ -222,10 +228,12 @@ def _validate_devices(raw: Any, catalog: DriverCatalog, problems: _Problems) -> 
             continue
         spec = catalog.get(type_) if isinstance(type_, str) else None
         if spec is None:
-            problems.add((*path, "type"), f"unknown device type {type_!r} (installed drivers: {', '.join(catalog.types())})", label + ".type")
+            problems.add((*path, "type"), with_hint(f"unknown device type {type_!r} (installed drivers: "
+                                                    f"{', '.join(catalog.types())})", type_, catalog.types()),
+                         label + ".type")
             continue
         try:
             out.append(spec.config_model.model_validate(body))
         except ValidationError as e:
-            problems.add_validation(path, e, label)
+            problems.add_validation(path, e, label, model=spec.config_model)
     return out

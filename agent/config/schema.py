@@ -16,6 +16,7 @@ from agent.commands.config import CommandsConfig
 from agent.homeassistant.config import HomeAssistantConfig
 from agent.site.config import SiteConfig
 
+from ..metrics.config import MetricsConfig
 from ..processing.config import CheckConfig, EnergyConfig, ProcessingConfig, PublishMode
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -117,6 +118,7 @@ class AgentConfig(Frozen):
     site: SiteConfig | None = Field(None, description="Site load management and time-of-use charging.")
     commands: CommandsConfig = CommandsConfig()
     homeassistant: HomeAssistantConfig | None = Field(None, description="Home Assistant MQTT discovery; a [homeassistant] table turns it on.")
+    metrics: MetricsConfig = Field(MetricsConfig(), description="Local Prometheus endpoint for the health figures (off by default).")
 
     @field_validator("devices")
     @classmethod

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import enum
 import re
 import zoneinfo
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..hints import did_you_mean
 from ..model import MetricKind, MetricSpec
 
 
@@ -226,10 +226,10 @@ POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration
 def no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
     """'device has no metric X' with the metrics it has, or the closest ones if it has many."""
     who = f"device {device!r}" if device else "device"
+    hint = did_you_mean(metric, names)
+    hint = f"{hint} " if hint else ""
     if len(names) <= 12:
-        return f"{who} has no metric {metric!r} (has: {', '.join(names) or 'none'})"
-    close = difflib.get_close_matches(metric, names, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        return f"{who} has no metric {metric!r} ({hint}has: {', '.join(names) or 'none'})"
     return f"{who} has no metric {metric!r} ({hint}it has {len(names)} metrics: {', '.join(names[:6])}, ...)"
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import click
 
+from agent.config.snippets import banner, snippet_for_device
 from agent.driver import SimulatorSpec
 
 CHIP_ID = 0x61
@@ -205,7 +206,10 @@ def command(address: str, count: int) -> None:
     lib = import_adafruit_bme680()
     emu = Bme680Emulator(address=int(address, 16), vary=True)
     sensor = lib.Adafruit_BME680_I2C(emu, address=int(address, 16), refresh_rate=10)
-    click.echo('In a config: [lines.i2c] type = "i2c_sim"   (a real sensor: type = "i2c", bus = 1)')
+    line = {"type": "i2c_sim", "address": int(address, 16)}
+    device = {"type": "bme680", "address": int(address, 16)}
+    click.echo(banner(snippet_for_device("i2c", line, "bme680", device)))
+    click.echo('(a real sensor: [lines.i2c] type = "i2c", bus = 1)')
     for _ in range(count):
         click.echo(f"temperature={sensor.temperature:.2f} degC humidity={sensor.relative_humidity:.2f} % "
                    f"pressure={sensor.pressure:.2f} hPa gas={sensor.gas:.0f} ohm")

@@ -53,7 +53,7 @@ async def start(*, link: str | None = None, co2: int = 650, vary: bool = True, f
 def command(link, port, fault_rate, seed, co2, steady) -> None:
     """Simulate a Winsen MH-Z19B CO2 sensor."""
     sim = Mhz19Sim(co2=co2, vary=not steady, link=link, port=port, fault_rate=fault_rate, seed=seed)
-    serve_forever(sim, describe="MH-Z19B simulator")
+    serve_forever(sim, describe="MH-Z19B simulator", device_type="mhz19")
 
 
 SIMULATOR = SimulatorSpec(name="mhz19", summary="Winsen MH-Z19B CO2 over a pty (ABC, range, faults).",

@@ -7,6 +7,7 @@ or by clearing enable, per profile); ``stop`` disables until ``start``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, ClassVar, Literal
 
@@ -42,7 +43,9 @@ class ModbusChargerConfig(ChargerConfig):
     @classmethod
     def _known(cls, v: str) -> str:
         if v not in profile_names():
-            raise ValueError(f"unknown charger profile {v!r} (known: {', '.join(profile_names())})")
+            close = difflib.get_close_matches(v, profile_names(), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"unknown charger profile {v!r} (known: {', '.join(profile_names())}){hint}")
         return v
 
 

@@ -8,6 +8,7 @@ heartbeat the controller needs. Addresses are offsets; the register is
 
 from __future__ import annotations
 
+import difflib
 import enum
 import tomllib
 from functools import cache
@@ -116,7 +117,9 @@ def profile_names() -> list[str]:
 @cache
 def load_profile(name: str) -> Profile:
     if name not in profile_names():
-        raise ConfigError([f"unknown charger profile {name!r} (known: {', '.join(profile_names())})"])
+        close = difflib.get_close_matches(name, profile_names(), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ConfigError([f"unknown charger profile {name!r} (known: {', '.join(profile_names())}){hint}"])
     text = resources.files(__package__).joinpath("profiles", f"{name}.toml").read_text(encoding="utf-8")
     try:
         prof = Profile.model_validate(tomllib.loads(text))

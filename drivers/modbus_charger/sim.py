@@ -18,6 +18,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.cli.common import parse_hostport
+from agent.config.snippets import Draft, banner, modbus_line
 from agent.driver import SimulatorSpec
 from drivers.charger_common import Arrivals, Car, EvseModel
 from drivers.modbus_meter.sim import run_until_interrupted, serve_in_background
@@ -160,6 +161,15 @@ async def start(*, profile: str = "charx", tcp: str = "127.0.0.1:5502", units: d
     return handle
 
 
+def config_snippet(profile: str, units: list[int], tcp: str) -> str:
+    """The [lines.X] and one [[devices]] block per charger, ready to paste."""
+    draft = Draft()
+    line = draft.add_line(*modbus_line(tcp=_hostport(tcp)))
+    for uid in units:
+        draft.add_device(f"{profile}-{uid}", {"type": "modbus_charger", "profile": profile, "unit": uid, "line": line})
+    return banner(draft.render())
+
+
 @click.command(name="modbus-charger", help="Simulate Modbus EV chargers with cars arriving (IEC 61851 state machine).")
 @click.option("--tcp", metavar="HOST:PORT", default="127.0.0.1:5502", show_default=True)
 @click.option("--profile", type=click.Choice(profile_names()), default="charx", show_default=True)
@@ -172,6 +182,7 @@ def command(tcp: str, profile: str, count: int, speed: float) -> None:
         units = None if count == 1 else {i + 1: profile for i in range(count)}
         h = await start(profile=profile, tcp=tcp, units=units, speed=speed, arrivals=True)
         click.echo(f"{count} x {profile} serving on {tcp} (units {', '.join(map(str, h.sims))}); Ctrl-C to stop")
+        click.echo(config_snippet(profile, list(h.sims), tcp))
         try:
             while True:
                 await asyncio.sleep(10)

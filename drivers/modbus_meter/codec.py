@@ -6,6 +6,7 @@ and how to turn it into engineering units (value = raw * scale + offset).
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from collections.abc import Sequence
@@ -156,7 +157,9 @@ def profile_names() -> tuple[str, ...]:
 def load_profile(name: str) -> Profile:
     """Load a shipped profile by name. Raises ProfileError naming the problem."""
     if name not in profile_names():
-        raise ProfileError(f"unknown profile {name!r} (known: {', '.join(profile_names())})")
+        close = difflib.get_close_matches(name, profile_names(), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ProfileError(f"unknown profile {name!r} (known: {', '.join(profile_names())}){hint}")
     text = resources.files(__package__).joinpath("profiles", f"{name}.toml").read_text(encoding="utf-8")
     try:
         return parse_profile(text)

@@ -7,6 +7,7 @@ error (the scheduler backs off); the driver never sleeps and never retries on it
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from typing import Any, ClassVar, Literal
@@ -78,7 +79,9 @@ class ModbusMeterConfig(DeviceConfig):
             known = [r.name for r in load_profile(info.data["profile"]).registers] + known
         bad = [m for m in v if m not in known]
         if bad:
-            raise ValueError(f"unknown metric(s) {', '.join(map(repr, bad))}; available: {', '.join(known)}")
+            close = [c for m in bad for c in difflib.get_close_matches(m, known, n=1, cutoff=0.6)]
+            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            raise ValueError(f"unknown metric(s) {', '.join(map(repr, bad))}; {hint}available: {', '.join(known)}")
         return v
 
     _addr = field_validator("energy_base", mode="before")(parse_address)

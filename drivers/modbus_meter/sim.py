@@ -24,6 +24,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.cli.common import parse_hostport
+from agent.config.snippets import banner, modbus_line, snippet_for_device
 from agent.driver import SimulatorSpec
 
 from .codec import RegisterSpec, load_profile, profile_names
@@ -224,6 +225,13 @@ async def start(*, profile: str = "sdm630", tcp: str | None = None, rtu_socket: 
     return handle
 
 
+def config_snippet(profile: str, unit: int, *, tcp: str | None = None, rtu_socket: str | None = None) -> str:
+    """The [lines.X] and [[devices]] blocks that read this simulator, ready to paste."""
+    line = modbus_line(tcp=_hostport(tcp)) if tcp else modbus_line(port=f"socket://{rtu_socket}")
+    device = {"type": "modbus_meter", "profile": profile, "unit": unit}
+    return banner(snippet_for_device(*line, f"{profile}-{unit}", device))
+
+
 def _command(default_profile: str) -> click.Command:
     @click.command(name=default_profile, help=f"Simulate a {load_profile(default_profile).profile.summary}.")
     @click.option("--tcp", metavar="HOST:PORT", help="Serve Modbus TCP.")
@@ -241,6 +249,7 @@ def _command(default_profile: str) -> click.Command:
             h = await start(profile=profile, tcp=tcp, rtu_socket=rtu_socket, unit=unit, update_interval=interval)
             uid = next(iter(h.units))
             click.echo(f"{profile} unit {uid} serving on {h.address}; Ctrl-C to stop")
+            click.echo(config_snippet(profile, uid, tcp=tcp, rtu_socket=rtu_socket))
             try:
                 while True:
                     await asyncio.sleep(10)

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import websockets
@@ -19,6 +20,7 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, ChargingProfileStatus, RemoteStartStopStatus
 
 from agent.bus.ocpp_server import now_iso
+from agent.config.snippets import banner, snippet_for_device
 from agent.driver import SimulatorSpec
 from drivers.charger_common import Arrivals, Car, EvseModel, IecState
 
@@ -172,6 +174,13 @@ async def start(*, url: str = "ws://127.0.0.1:9000", cp_id: str = "CP1", clock: 
     return h
 
 
+def config_snippet(url: str, cp_id: str) -> str:
+    """The [lines.X] (the agent's OCPP server) and [[devices]] blocks for this charge point."""
+    where = urlsplit(url)
+    line = {"type": "ocpp", "host": where.hostname or "0.0.0.0", "port": where.port or 9000}
+    return banner(snippet_for_device("ocpp", line, cp_id.lower(), {"type": "ocpp_charger", "charge_point_id": cp_id}))
+
+
 @click.command(name="ocpp-charge-point", help="Simulate an OCPP 1.6J charge point with cars arriving.")
 @click.option("--url", default="ws://127.0.0.1:9000", show_default=True, help="Central system URL (without the id).")
 @click.option("--id", "cp_id", default="CP1", show_default=True)
@@ -179,6 +188,8 @@ async def start(*, url: str = "ws://127.0.0.1:9000", cp_id: str = "CP1", clock: 
 def command(url: str, cp_id: str, speed: float) -> None:
     async def main() -> None:
         target = f"{url.rstrip('/')}/{cp_id}"
+        click.echo("the agent is the central system this charge point connects to; in its config:")
+        click.echo(config_snippet(url, cp_id))
         try:
             h = await start(url=url, cp_id=cp_id, speed=speed, arrivals=True)
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as e:

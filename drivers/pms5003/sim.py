@@ -73,7 +73,7 @@ def command(link, port, fault_rate, seed, pm25, steady) -> None:
     """Simulate a Plantower PMS5003 particulate sensor."""
     reading = with_pm2_5(DEFAULT, pm25)
     sim = Pms5003Sim(reading=reading, vary=not steady, link=link, port=port, fault_rate=fault_rate, seed=seed)
-    serve_forever(sim, describe="PMS5003 simulator")
+    serve_forever(sim, describe="PMS5003 simulator", device_type="pms5003")
 
 
 SIMULATOR = SimulatorSpec(name="pms5003", summary="Plantower PMS5003 over a pty (active/passive, faults).",

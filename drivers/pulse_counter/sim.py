@@ -17,6 +17,7 @@ import click
 
 from agent.bus.base import BusPool
 from agent.bus.gpio import GpioBus, GpioLineConfig, SimGpioBackend
+from agent.config.snippets import banner, snippet_for_device
 from agent.driver import DriverContext, SimulatorSpec
 
 
@@ -59,8 +60,10 @@ def command(pin: int, hz: float, constant: float, seconds: float) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             drv = SPEC.factory(cfg, DriverContext("sim", Path(tmp), pool))
             await drv.open()
-            click.echo(f'simulated GPIO{pin} pulsing at {hz:g}/s; in a config: [lines.gpio] type = "gpio" '
-                       f'backend = "sim" sim_pulse_hz = {{ {pin} = {hz:g} }}')
+            click.echo(f"simulated GPIO{pin} pulsing at {hz:g}/s")
+            line = {"type": "gpio", "backend": "sim", "sim_pulse_hz": {str(pin): hz}}
+            device = {"type": "pulse_counter", "pin": pin, "pulses_per_unit": constant}
+            click.echo(banner(snippet_for_device("gpio", line, "s0-meter", device)))
             loop = asyncio.get_running_loop()
             end = loop.time() + seconds if seconds else None
             try:

@@ -82,7 +82,7 @@ async def start(*, link: str | None = None, vary: bool = True, fault_rate: float
 def command(link, port, fault_rate, seed, pm25, pm10, steady) -> None:
     """Simulate a Nova SDS011 particulate sensor."""
     sim = Sds011Sim(pm2_5=pm25, pm10=pm10, vary=not steady, link=link, port=port, fault_rate=fault_rate, seed=seed)
-    serve_forever(sim, describe="SDS011 simulator")
+    serve_forever(sim, describe="SDS011 simulator", device_type="sds011")
 
 
 SIMULATOR = SimulatorSpec(name="sds011", summary="Nova SDS011 over a pty (query mode, sleep/work, faults).",
