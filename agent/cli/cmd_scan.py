@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import click
 
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
-
-from .common import parse_hostport
+from agent.simkit.net import parse_hostport
 
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
 PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),

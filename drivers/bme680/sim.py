@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import click
 
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
 
 CHIP_ID = 0x61
 REG_CHIP_ID, REG_VARIANT, REG_RESET, REG_CTRL_MEAS, REG_STATUS = 0xD0, 0xF0, 0xE0, 0x74, 0x1D
@@ -205,7 +205,7 @@ def command(address: str, count: int) -> None:
     lib = import_adafruit_bme680()
     emu = Bme680Emulator(address=int(address, 16), vary=True)
     sensor = lib.Adafruit_BME680_I2C(emu, address=int(address, 16), refresh_rate=10)
-    click.echo('In a config: [lines.i2c] type = "i2c_sim"   (a real sensor: type = "i2c", bus = 1)')
+    click.echo('In a config: [lines.i2c] type = "i2c_sim" chip = "bme680"   (a real sensor: type = "i2c", bus = 1)')
     for _ in range(count):
         click.echo(f"temperature={sensor.temperature:.2f} degC humidity={sensor.relative_humidity:.2f} % "
                    f"pressure={sensor.pressure:.2f} hPa gas={sensor.gas:.0f} ohm")

@@ -17,8 +17,8 @@ import click
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from agent.cli.common import parse_hostport
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.net import parse_hostport
 from drivers.charger_common import Arrivals, Car, EvseModel
 from drivers.modbus_meter.sim import run_until_interrupted, serve_in_background
 

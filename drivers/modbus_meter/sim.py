@@ -23,8 +23,8 @@ from pymodbus.framer import FramerRTU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from agent.cli.common import parse_hostport
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.net import parse_hostport
 
 from .codec import RegisterSpec, load_profile, profile_names
 from .simmodel import MeterModel

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import serial
 
-from .serial_port import Scanner
+from agent.contract.serial import Scanner
 
 
 class Fault(enum.StrEnum):
