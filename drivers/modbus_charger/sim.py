@@ -18,9 +18,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.contract import SimulatorSpec
-from agent.simkit.net import parse_hostport
+from agent.simkit.net import parse_hostport, run_until_interrupted, serve_in_background
 from drivers.charger_common import Arrivals, Car, EvseModel
-from drivers.modbus_meter.sim import run_until_interrupted, serve_in_background
 
 from .profile import (
     HeartbeatAction,
