@@ -189,3 +189,38 @@ profile = "sdm630"
     assert "devices[0] (meter).line" in text
     assert "'serial' line" in text and "needs a modbus line" in text
     assert "'modbus_rtu'" in text and "'modbus_tcp'" in text and "'modbus_rtu_over_tcp'" in text
+
+
+def test_every_built_in_line_hands_drivers_the_handle_its_bus_family_promises(tmp_path) -> None:
+    from agent.bus import BusPool
+    from agent.contract import GpioLine, I2cLine, ModbusLine, SerialPort
+
+    cfg = load_config_text(f"""
+[gateway]
+id = "gw"
+[lines.rtu]
+type = "modbus_rtu"
+port = "{tmp_path}/ttyA"
+[lines.tcp]
+type = "modbus_tcp"
+host = "127.0.0.1"
+[lines.gw]
+type = "modbus_rtu_over_tcp"
+host = "127.0.0.1"
+[lines.uart]
+type = "serial"
+port = "{tmp_path}/ttyB"
+[lines.i2c]
+type = "i2c"
+[lines.i2c-sim]
+type = "i2c_sim"
+chip = "bme680"
+[lines.gpio]
+type = "gpio"
+[lines.gpio-sim]
+type = "gpio_sim"
+""", env={})
+    protocols = {"modbus": ModbusLine, "serial": SerialPort, "i2c": I2cLine, "gpio": GpioLine}
+    pool = BusPool(cfg.lines)  # building a bus opens nothing
+    for name, line in cfg.lines.items():
+        assert isinstance(pool.get(name), protocols[type(line).BUS]), (name, type(pool.get(name)).__name__)
