@@ -14,7 +14,7 @@ import signal
 import time
 from pathlib import Path
 
-from .bus import LINE_KINDS, BusPool
+from .bus import BusPool
 from .commands import build as build_commands
 from .config.schema import AgentConfig
 from .config.validate import broker_problem
@@ -61,7 +61,7 @@ class Agent:
         self.notifier = notifier or Notifier()
         self.topics = Topics(config.mqtt.topic_prefix, config.gateway.id)
         self.state_dir = prepare_state_dir(config)
-        self.buses = BusPool(config.lines, LINE_KINDS)
+        self.buses = BusPool(config.lines)
         self.series = SeriesTable()
         self.drivers: dict[str, Driver] = {}
         ctx = DriverContext(gateway=config.gateway.id, state_dir=self.state_dir, buses=self.buses, clock=self.clock)

@@ -20,7 +20,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from .bus.kinds import LINE_KINDS
-from .config.schema import AgentConfig, DeviceConfig
+from .config.schema import AgentConfig
+from .contract import DeviceConfig
 from .driver import DriverCatalog
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "config-reference.md"

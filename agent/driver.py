@@ -1,92 +1,26 @@
-"""The driver contract: what a device driver is, and how the core finds and builds one.
+"""How the core finds drivers and simulators: entry-point discovery.
 
-A driver knows its device and nothing of MQTT, SQLite or scheduling. The core builds it from its
-validated (frozen) config, calls ``open()`` once, ``read()`` once per poll, and ``close()`` at the
-end. ``read()`` must not sleep to pace itself: the scheduler owns time.
+The driver contract itself (``Driver``, ``DriverSpec``, ``DriverContext``, ``Clock``...) is defined
+in :mod:`agent.contract` and re-exported here for the core.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .model import Batch, MetricSpec, Sample
+from .contract.driver import (
+    DRIVERS_GROUP,
+    SIMULATORS_GROUP,
+    Clock,
+    Driver,
+    DriverContext,
+    DriverFactory,
+    DriverSpec,
+    SimulatorSpec,
+)
 
-if TYPE_CHECKING:
-    from .config.schema import DeviceConfig
-
-ENTRY_POINT_GROUP = "edge_agent.drivers"
-SIMULATOR_GROUP = "edge_agent.simulators"
-
-
-@runtime_checkable
-class Driver(Protocol):
-    def metrics(self) -> Sequence[MetricSpec]:
-        """Every metric this device can deliver, in a fixed order (their index is the local id)."""
-        ...
-
-    async def open(self) -> None: ...
-
-    async def read(self) -> Sequence[Sample] | Batch:
-        """One poll. Return samples, or a Batch whose ``series`` are local metric indexes."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-@runtime_checkable
-class WritableDriver(Driver, Protocol):
-    async def write(self, point: str, value: Any) -> Any:
-        """Write one declared point. The command layer has already checked authority and bounds."""
-        ...
-
-
-class Clock:
-    """Wall and monotonic time in one place, so tests and RTC-less boots can reason about both."""
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-@dataclass(frozen=True, slots=True)
-class DriverContext:
-    """What the core hands a driver factory."""
-
-    gateway: str
-    state_dir: Path
-    buses: Any  # agent.bus.BusPool: get(line_name) -> bus handle
-    clock: Clock = field(default_factory=Clock)
-
-
-DriverFactory = Callable[["DeviceConfig", DriverContext], Driver]
-
-
-@dataclass(frozen=True, slots=True)
-class DriverSpec:
-    """What a driver package exports (as ``SPEC``) through the ``edge_agent.drivers`` entry points."""
-
-    type: str
-    config_model: type[DeviceConfig]
-    factory: DriverFactory
-    summary: str
-    writable: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatorSpec:
-    """A device simulator reachable as ``edge-agent simulate NAME``; ``command`` is a click command."""
-
-    name: str
-    summary: str
-    command: Any  # click.Command
-    start: Callable[..., Awaitable[Any]] | None = None  # programmatic start for the demo and tests
+__all__ = ["Clock", "Driver", "DriverCatalog", "DriverContext", "DriverFactory", "DriverSpec", "SimulatorSpec",
+           "discover_simulators"]
 
 
 class DriverCatalog:
@@ -101,7 +35,7 @@ class DriverCatalog:
     @classmethod
     def discover(cls) -> DriverCatalog:
         specs: dict[str, DriverSpec] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points(group=DRIVERS_GROUP):
             spec = ep.load()
             if not isinstance(spec, DriverSpec):
                 raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a DriverSpec")
@@ -122,7 +56,7 @@ class DriverCatalog:
 
 def discover_simulators() -> dict[str, SimulatorSpec]:
     sims: dict[str, SimulatorSpec] = {}
-    for ep in entry_points(group=SIMULATOR_GROUP):
+    for ep in entry_points(group=SIMULATORS_GROUP):
         spec = ep.load()
         if not isinstance(spec, SimulatorSpec):
             raise TypeError(f"simulator entry point {ep.name!r} ({ep.value}) is not a SimulatorSpec")

@@ -11,7 +11,7 @@ import pytest
 import agent.config  # noqa: F401 - import order: config before bus
 from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
-from agent.bus.modbus_values import decode
+from agent.contract.modbus_values import decode
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
 from drivers.modbus_meter.sim import Fault, start
 

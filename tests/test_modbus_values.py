@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from agent.bus.modbus_values import DataType, WordOrder, decode, encode, register_count
+from agent.contract.modbus_values import DataType, WordOrder, decode, encode, register_count
 
 M = ModbusClientMixin
 PYMODBUS = {

@@ -7,13 +7,14 @@ A bus owns its lock, inter-frame gap, reconnects and backoff. Drivers receive a 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field
 
-from ..config.schema import LineConfig
+from ..contract.config import LineConfig
+from ..contract.lines import Bus, LineKind
+from .kinds import LINE_KINDS
 
 
 class Parity(enum.StrEnum):
@@ -35,24 +36,13 @@ class SerialSettings(LineConfig):
         return (self.baudrate, self.bytesize, str(self.parity), self.stopbits)
 
 
-class Bus(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LineKind:
-    config_model: type[LineConfig]
-    factory: Callable[[str, Any], Bus]  # (line name, config) -> bus
-    summary: str
-
-
 class BusPool:
     """Creates each configured line's bus once, on first use, and closes them all at the end."""
 
-    def __init__(self, lines: Mapping[str, LineConfig], kinds: Mapping[str, LineKind]):
+    def __init__(self, lines: Mapping[str, LineConfig], kinds: Mapping[str, LineKind] | None = None):
+        """``kinds`` defaults to the installed line kinds (the ``edge_agent.lines`` entry points)."""
         self._lines = dict(lines)
-        self._kinds = kinds
+        self._kinds = LINE_KINDS if kinds is None else kinds
         self._buses: dict[str, Bus] = {}
 
     def get(self, name: str) -> Any:

@@ -1,8 +1,8 @@
 """GPIO line kind ``gpio``: edge watching and input reads behind a small backend interface.
 
-Backends: libgpiod v2 (``gpiod`` package; Pi 5 and kernels >= 6.6, kernel event timestamps),
-RPi.GPIO (or its drop-in rpi-lgpio) on older Pis, and a simulated chip for tests and demos that
-injects pulse trains at given times. Backend callbacks arrive on foreign threads; the bus hands
+Backends: libgpiod v2 (``gpiod`` package; Pi 5 and kernels >= 6.6, kernel event timestamps) and
+RPi.GPIO (or its drop-in rpi-lgpio) on older Pis; any object with the :class:`GpioBackend` calls
+can be handed to :class:`GpioBus` (the simulated chip of ``agent.simkit`` is one). Backend callbacks arrive on foreign threads; the bus hands
 every edge to the event loop with ``call_soon_threadsafe``, so drivers only ever see the loop
 thread. Kernel/driver debounce is never used: it drops edges silently; drivers debounce in
 software and count what they reject.
@@ -15,34 +15,19 @@ import enum
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
-from ..config.schema import LineConfig
+from ..contract.config import LineConfig
+from ..contract.gpio import GPIO_BUS, Edge, EdgeCallback, Pull
 from ..errors import BusUnavailable
-
-EdgeCallback = Callable[[int, int, int], None]  # (pin, level after the edge, timestamp ns, monotonic)
-
-
-class Edge(enum.StrEnum):
-    RISING = "rising"
-    FALLING = "falling"
-    BOTH = "both"
-
-
-class Pull(enum.StrEnum):
-    UP = "up"
-    DOWN = "down"
-    OFF = "off"
 
 
 class GpioBackendKind(enum.StrEnum):
     AUTO = "auto"  # gpiod if present, else RPi.GPIO
     GPIOD = "gpiod"
     RPI = "rpi"
-    SIM = "sim"
 
 
 class GpioBackend(Protocol):
@@ -50,93 +35,6 @@ class GpioBackend(Protocol):
     def unwatch(self, pin: int) -> None: ...
     def read(self, pin: int) -> int: ...
     def close(self) -> None: ...
-
-
-def _edge_matches(edge: Edge, level: int) -> bool:
-    return edge is Edge.BOTH or (edge is Edge.RISING) == bool(level)
-
-
-class SimGpioBackend:
-    """A simulated GPIO chip. Edges are delivered from a separate thread, like real backends."""
-
-    def __init__(self, *, pulse_hz: dict[int, float] | None = None):
-        self._levels: dict[int, int] = {}
-        self._watch: dict[int, tuple[Edge, EdgeCallback]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._pin_time: dict[int, int] = {}  # end of the last scheduled pulse train per pin
-        for pin, hz in (pulse_hz or {}).items():
-            self._levels.setdefault(pin, 1)
-            self._spawn(self._periodic, pin, hz)
-
-    def _spawn(self, target: Callable[..., None], *args: Any) -> threading.Thread:
-        t = threading.Thread(target=target, args=args, daemon=True, name="sim-gpio")
-        t.start()
-        self._threads.append(t)
-        return t
-
-    def watch(self, pin: int, edge: Edge, callback: EdgeCallback, *, pull: Pull = Pull.OFF) -> None:
-        with self._lock:
-            self._levels.setdefault(pin, 0 if pull is Pull.DOWN else 1)
-            self._watch[pin] = (edge, callback)
-
-    def unwatch(self, pin: int) -> None:
-        with self._lock:
-            self._watch.pop(pin, None)
-
-    def read(self, pin: int) -> int:
-        with self._lock:
-            return self._levels.get(pin, 0)
-
-    def _set(self, pin: int, level: int, ts_ns: int) -> None:
-        with self._lock:
-            if self._levels.get(pin) == level:
-                return
-            self._levels[pin] = level
-            w = self._watch.get(pin)
-        if w and _edge_matches(w[0], level):
-            w[1](pin, level, ts_ns)
-
-    def set_level(self, pin: int, level: int) -> None:
-        """Drive a pin (from any thread); watchers see the edge."""
-        self._set(pin, 1 if level else 0, time.monotonic_ns())
-
-    def pulse_train(self, pin: int, offsets: Sequence[float], *, width: float = 0.001,
-                    realtime: bool = False) -> threading.Thread:
-        """Pulse ``pin`` low (falling then rising edge) at each offset (s); returns the delivering thread.
-
-        Edge timestamps are the scheduled times, so debounce outcomes do not depend on thread
-        scheduling; with ``realtime`` the thread also waits until each time comes.
-        """
-        return self._spawn(self._train, pin, list(offsets), width, realtime)
-
-    def _train(self, pin: int, offsets: list[float], width: float, realtime: bool) -> None:
-        with self._lock:  # a train starts at least 1 s (simulated) after the previous one on this pin
-            t0 = max(time.monotonic_ns(), self._pin_time.get(pin, 0) + 1_000_000_000)
-            self._pin_time[pin] = t0 + int((max(offsets, default=0) + width) * 1e9)
-        for off in sorted(offsets):
-            at = t0 + int(off * 1e9)
-            if realtime:
-                delay = (at - time.monotonic_ns()) / 1e9
-                if delay > 0 and self._stop.wait(delay):
-                    return
-            self._set(pin, 0, at)
-            self._set(pin, 1, at + int(width * 1e9))
-
-    def _periodic(self, pin: int, hz: float) -> None:
-        period = 1.0 / hz
-        while not self._stop.wait(period):
-            now = time.monotonic_ns()
-            self._set(pin, 0, now)
-            self._set(pin, 1, now + 1_000_000)
-
-    def close(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            if t is not threading.current_thread():
-                t.join(timeout=2)
-        self._watch.clear()
 
 
 class RpiGpioBackend:
@@ -255,17 +153,15 @@ class GpiodBackend:
 class GpioLineConfig(LineConfig):
     """The gateway's GPIO header."""
 
+    BUS: ClassVar[str | None] = GPIO_BUS
+
     type: Literal["gpio"]
     backend: GpioBackendKind = GpioBackendKind.AUTO
     chip: str = Field("/dev/gpiochip0", description="gpiod chip (Pi 5: /dev/gpiochip4 on older kernels, else gpiochip0).")
-    sim_pulse_hz: dict[int, float] = Field(
-        default_factory=dict, description="backend = \"sim\" only: pins that pulse by themselves, pulses per second.")
 
 
 def make_backend(cfg: GpioLineConfig) -> GpioBackend:
     kind = cfg.backend
-    if kind is GpioBackendKind.SIM:
-        return SimGpioBackend(pulse_hz=cfg.sim_pulse_hz)
     if kind is GpioBackendKind.GPIOD:
         return GpiodBackend(cfg.chip)
     if kind is GpioBackendKind.RPI:
@@ -282,7 +178,7 @@ def make_backend(cfg: GpioLineConfig) -> GpioBackend:
 class GpioBus:
     """The ``gpio`` line: creates its backend on open and delivers edges on the event loop."""
 
-    def __init__(self, name: str, config: GpioLineConfig, *, backend: GpioBackend | None = None):
+    def __init__(self, name: str, config: LineConfig, *, backend: GpioBackend | None = None):
         self.name = name
         self.config = config
         self.backend = backend
@@ -290,7 +186,7 @@ class GpioBus:
 
     async def open(self) -> None:
         if self.backend is None:
-            self.backend = await asyncio.to_thread(make_backend, self.config)
+            self.backend = await asyncio.to_thread(make_backend, self.config)  # type: ignore[arg-type]
 
     def watch(self, pin: int, edge: Edge, callback: EdgeCallback, *, pull: Pull = Pull.OFF) -> None:
         """Call ``callback(pin, level, ts_ns)`` on the event loop thread for every edge."""

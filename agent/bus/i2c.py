@@ -1,10 +1,11 @@
-"""I2C line kinds: ``i2c`` (Linux /dev/i2c-N) and ``i2c_sim`` (an emulated chip for demos).
+"""I2C line kind ``i2c`` (Linux /dev/i2c-N), and the I2C bus any transport can sit behind.
 
 The bus object handed to device libraries is the CircuitPython ``busio.I2C`` duck type
 (``try_lock``/``unlock``/``writeto``/``readfrom_into``/``writeto_then_readfrom``), implemented
 directly on the Linux i2c-dev interface, so no board detection (Blinka) is needed and it works the
-same on every Pi model. I2C transfers block, so :meth:`I2cBus.run` executes device code in a
-worker thread under the line's lock; the event loop never waits on the wire.
+same on every Pi model; an emulated chip (``agent.simkit``) can stand in for the transport. I2C
+transfers block, so :meth:`I2cBus.run` executes device code in a worker thread under the line's
+lock; the event loop never waits on the wire.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
-from ..config.schema import LineConfig
+from ..contract.config import LineConfig
+from ..contract.i2c import I2C_BUS
 from ..errors import BusUnavailable
 
 I2C_SLAVE = 0x0703  # linux/i2c-dev.h: set the target address for read()/write()
@@ -29,17 +31,10 @@ T = TypeVar("T")
 class I2cLineConfig(LineConfig):
     """An I2C bus of the gateway (Raspberry Pi header pins 3/5 are bus 1)."""
 
+    BUS: ClassVar[str | None] = I2C_BUS
+
     type: Literal["i2c"]
     bus: int = Field(1, ge=0, le=255, description="Bus number N of /dev/i2c-N.")
-
-
-class I2cSimLineConfig(LineConfig):
-    """An emulated I2C bus with one emulated chip on it, for demos and training."""
-
-    type: Literal["i2c_sim"]
-    chip: Literal["bme680"] = "bme680"
-    address: int = Field(0x77, ge=0x03, le=0x77)
-    vary: bool = Field(True, description="Let the emulated readings drift.")
 
 
 class LinuxI2C:
@@ -146,11 +141,3 @@ class I2cBus:
 def make_i2c_bus(name: str, config: I2cLineConfig) -> I2cBus:
     return I2cBus(name, config)
 
-
-def make_i2c_sim_bus(name: str, config: I2cSimLineConfig) -> I2cBus:
-    def emulator() -> Any:
-        from drivers.bme680.sim import Bme680Emulator  # the only emulated chip so far
-
-        return Bme680Emulator(address=config.address, vary=config.vary)
-
-    return I2cBus(name, config, transport_factory=emulator)

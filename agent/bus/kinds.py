@@ -1,23 +1,42 @@
-"""The line kinds this agent knows, by their config ``type``."""
+"""The line kinds installed in this environment, by their config ``type``.
+
+Each kind is a :class:`~agent.contract.LineKind` registered in the ``edge_agent.lines`` entry-point
+group; the built-in kinds (Modbus, serial, I2C, GPIO) register there exactly as a third-party
+package would, and driver packages add theirs (the OCPP central system). Discovery runs once, on
+first use.
+"""
 
 from __future__ import annotations
 
-from .base import LineKind
-from .gpio import GpioLineConfig, make_gpio_bus
-from .i2c import I2cLineConfig, I2cSimLineConfig, make_i2c_bus, make_i2c_sim_bus
-from .modbus import make_bus as _modbus_bus
-from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
-from .ocpp_server import OcppLineConfig
-from .ocpp_server import make_server as _ocpp_server
-from .serial_port import SerialLineConfig, make_serial_bus
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib.metadata import entry_points
 
-LINE_KINDS: dict[str, LineKind] = {
-    "modbus_rtu": LineKind(ModbusRtuLine, _modbus_bus, "Modbus RTU on a serial (RS-485) line"),
-    "modbus_tcp": LineKind(ModbusTcpLine, _modbus_bus, "Modbus TCP to a device or gateway"),
-    "modbus_rtu_over_tcp": LineKind(ModbusRtuOverTcpLine, _modbus_bus, "Modbus RTU frames through a TCP serial gateway"),
-    "gpio": LineKind(GpioLineConfig, make_gpio_bus, "GPIO pins for pulse counters and digital inputs"),
-    "i2c": LineKind(I2cLineConfig, make_i2c_bus, "An I2C bus (/dev/i2c-N) for sensors such as the BME680"),
-    "i2c_sim": LineKind(I2cSimLineConfig, make_i2c_sim_bus, "An emulated I2C bus with an emulated BME680 (demos)"),
-    "serial": LineKind(SerialLineConfig, make_serial_bus, "A serial port for UART sensors (PMS5003, SDS011, MH-Z19B)"),
-    "ocpp": LineKind(OcppLineConfig, _ocpp_server, "OCPP 1.6J local central system (websocket server chargers connect to)"),
-}
+from ..contract.lines import LINES_GROUP, LineKind
+
+
+@cache
+def discover_line_kinds() -> dict[str, LineKind]:
+    kinds: dict[str, LineKind] = {}
+    for ep in entry_points(group=LINES_GROUP):
+        kind = ep.load()
+        if not isinstance(kind, LineKind):
+            raise TypeError(f"line entry point {ep.name!r} ({ep.value}) is not a LineKind")
+        kinds[ep.name] = kind
+    return dict(sorted(kinds.items()))
+
+
+class _InstalledLineKinds(Mapping[str, LineKind]):
+    """A read-only view of the discovered line kinds (discovered when first looked at)."""
+
+    def __getitem__(self, type_: str) -> LineKind:
+        return discover_line_kinds()[type_]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(discover_line_kinds())
+
+    def __len__(self) -> int:
+        return len(discover_line_kinds())
+
+
+LINE_KINDS: Mapping[str, LineKind] = _InstalledLineKinds()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from ..config.schema import LineConfig
+from ..contract.config import LineConfig
+from ..contract.modbus import MODBUS_BUS
 from .base import Parity, SerialSettings
 
 
@@ -20,6 +21,8 @@ class _ModbusTiming(LineConfig):
 class ModbusRtuLine(SerialSettings, _ModbusTiming):
     """Modbus RTU on a serial (RS-485) line; ``port`` may also be a pyserial URL such as socket://host:port."""
 
+    BUS: ClassVar[str | None] = MODBUS_BUS
+
     type: Literal["modbus_rtu"]
     inter_frame_gap: float | None = Field(None, ge=0, le=1, description="Silence (s) before each request; default 3.5 characters (1.75 ms above 19200 baud).")
     turnaround: float = Field(0.0, ge=0, le=5, description="Extra silence (s) after a write or broadcast before the next request.")
@@ -27,6 +30,8 @@ class ModbusRtuLine(SerialSettings, _ModbusTiming):
 
 class ModbusTcpLine(_ModbusTiming):
     """Modbus TCP (MBAP framing) to a device or a TCP gateway."""
+
+    BUS: ClassVar[str | None] = MODBUS_BUS
 
     type: Literal["modbus_tcp"]
     host: str = Field(min_length=1)
@@ -36,6 +41,8 @@ class ModbusTcpLine(_ModbusTiming):
 
 class ModbusRtuOverTcpLine(_ModbusTiming):
     """RTU frames tunnelled through a TCP serial gateway (transparent mode). The RS-485 side is paced here."""
+
+    BUS: ClassVar[str | None] = MODBUS_BUS
 
     type: Literal["modbus_rtu_over_tcp"]
     host: str = Field(min_length=1)

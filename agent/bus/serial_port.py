@@ -14,32 +14,16 @@ import enum
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal
 
 import serial
 from pydantic import Field
 
+from ..contract.serial import SERIAL_BUS, Scanner
 from ..errors import BusUnavailable, DeviceTimeout, ProtocolError
 from .base import SerialSettings
 
 log = logging.getLogger("edge_agent.bus.serial")
-
-
-class FrameScan(NamedTuple):
-    """What a scanner found at the front of a receive buffer.
-
-    - ``frame`` set: a complete, valid frame occupying the first ``consumed`` bytes.
-    - ``error`` set: a complete frame that failed validation (bad checksum); drop ``consumed`` bytes.
-    - neither, ``consumed > 0``: garbage before a possible frame start; drop it (resync).
-    - neither, ``consumed == 0``: a partial frame (or nothing); wait for more bytes.
-    """
-
-    consumed: int
-    frame: bytes | None = None
-    error: ProtocolError | None = None
-
-
-Scanner = Callable[[bytes | bytearray], FrameScan]
 
 
 class BusState(enum.StrEnum):
@@ -50,6 +34,8 @@ class BusState(enum.StrEnum):
 
 class SerialLineConfig(SerialSettings):
     """A serial port shared by the devices configured on it."""
+
+    BUS: ClassVar[str | None] = SERIAL_BUS
 
     type: Literal["serial"]
     reopen_min: float = Field(0.5, gt=0, le=60, description="First wait before reopening a lost port (s).")

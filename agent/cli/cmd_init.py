@@ -16,10 +16,10 @@ import click
 
 from ..config.loader import parse_config
 from ..config.schema import NAME_PATTERN
-from ..config.snippets import Draft, table
 from ..errors import BusUnavailable, ConfigError
+from ..simkit.net import parse_hostport
+from ..simkit.snippets import Draft, table
 from .cmd_scan import add_to_draft, parse_settings, parse_units, scan_lines
-from .common import parse_hostport
 
 TLS_PORT = 8883
 

@@ -6,7 +6,7 @@ import time
 import click
 
 from ..app import prepare_state_dir
-from ..bus import LINE_KINDS, BusPool
+from ..bus import BusPool
 from ..driver import Clock, DriverCatalog, DriverContext
 from ..errors import DeviceError
 from ..model import Batch, Quality
@@ -21,7 +21,7 @@ def quality_names(q: int) -> str:
 async def _read_once(cfg, name: str) -> dict:
     dev = cfg.device(name)
     spec = DriverCatalog.discover().get(dev.type)
-    buses = BusPool(cfg.lines, LINE_KINDS)
+    buses = BusPool(cfg.lines)
     ctx = DriverContext(gateway=cfg.gateway.id, state_dir=prepare_state_dir(cfg), buses=buses, clock=Clock())
     driver = spec.factory(dev, ctx)
     metrics = list(driver.metrics())

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import click
 
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
+from agent.simkit.net import parse_hostport
 
-from ..config.snippets import Draft, banner, modbus_line
-from .common import parse_hostport
+from ..simkit.snippets import Draft, banner, modbus_line
 
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
 PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),

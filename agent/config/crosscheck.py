@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..bus.kinds import LINE_KINDS
 from ..site.config import cross_check_site
 from .schema import AgentConfig
 
@@ -21,10 +22,12 @@ def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
                 known = ", ".join(sorted(config.lines)) or "none configured"
                 problems.append((("devices", i, "line"), f"line {line!r} is not configured under [lines] (known: {known})"))
                 continue
-            accepted = getattr(dev, "LINE_TYPES", None)
-            ltype = config.lines[line].type
-            if accepted and ltype not in accepted:
-                problems.append((("devices", i, "line"), f"line {line!r} is a {ltype!r} line; this device needs one of {sorted(accepted)}"))
+            needs, got = type(dev).BUS, type(config.lines[line]).BUS
+            if needs is not None and got != needs:
+                ltype = config.lines[line].type
+                fits = sorted(k for k, kind in LINE_KINDS.items() if kind.config_model.BUS == needs)
+                problems.append((("devices", i, "line"), f"line {line!r} is a {ltype!r} line; this device needs a "
+                                 f"{needs} line (type {' or '.join(repr(t) for t in fits) or 'none installed'})"))
 
     # one physical port opened by two lines with different settings
     by_port: dict[str, list[tuple[str, tuple]]] = defaultdict(list)

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from ..bus.kinds import LINE_KINDS
 from ..driver import DriverCatalog
 from ..errors import ConfigError
 from ..hints import known_keys, with_hint
@@ -188,7 +189,6 @@ def _device_label(config: AgentConfig, p: tuple) -> str | None:
 
 
 def _validate_lines(raw: Any, problems: _Problems) -> dict[str, BaseModel]:
-    from ..bus.kinds import LINE_KINDS  # here, not at import: the bus modules import config.schema
     if not isinstance(raw, dict):
         problems.add(("lines",), "must be a table of named lines, e.g. [lines.rs485-1]")
         return {}

@@ -8,17 +8,17 @@ this pass.
 
 from __future__ import annotations
 
-from ..driver import DriverCatalog, DriverContext
+from ..bus import BusPool
+from ..contract import DriverContext
+from ..driver import DriverCatalog
 from ..processing.config import metric_problems
 from ..site.config import site_reference_problems
 from .schema import AgentConfig
 
 
 def reference_problems(config: AgentConfig, catalog: DriverCatalog) -> list[tuple[tuple, str]]:
-    from ..bus import LINE_KINDS, BusPool  # here, not at import: the bus modules import config.schema
-
     ctx = DriverContext(gateway=config.gateway.id, state_dir=config.gateway.state_dir,
-                        buses=BusPool(config.lines, LINE_KINDS))
+                        buses=BusPool(config.lines))
     problems: list[tuple[tuple, str]] = []
     metrics: dict[str, list[str]] = {}
     writable: dict[str, bool] = {}

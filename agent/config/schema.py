@@ -1,5 +1,7 @@
 """Configuration models. Every model is frozen and forbids unknown keys.
 
+The device and line bases live in the driver contract (:mod:`agent.contract`) and are re-exported here.
+
 The file is validated in two passes (see ``agent.config.loader``): first each section and each
 device against its own schema (a device's schema comes from its driver), then cross-checks.
 """
@@ -8,23 +10,17 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from agent.commands.config import CommandsConfig
 from agent.homeassistant.config import HomeAssistantConfig
 from agent.site.config import SiteConfig
 
+from ..contract.config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, Name
 from ..metrics.config import MetricsConfig
-from ..processing.config import CheckConfig, EnergyConfig, ProcessingConfig, PublishMode
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+from ..processing.config import ProcessingConfig
 
 
 class GatewayConfig(Frozen):
@@ -79,34 +75,6 @@ class HealthConfig(Frozen):
     watchdog: bool = Field(True, description="Send sd_notify WATCHDOG pings when running under systemd.")
 
 
-class DeviceConfig(Frozen):
-    """Fields every device has. Drivers subclass this with their own keys."""
-
-    name: Name
-    type: str
-    enabled: bool = Field(True, description="Set false to keep a device in the file without polling it.")
-    poll_interval: float = Field(5.0, gt=0, le=86_400, description="Seconds between polls.")
-    timeout: float = Field(2.0, gt=0, le=600, description="Seconds before a poll counts as failed.")
-    jitter: float = Field(0.05, ge=0, le=0.5, description="Random fraction of the interval added to each poll.")
-    backoff_max: float = Field(300.0, gt=0, description="Longest wait between polls of a failing device.")
-    stale_after: float | None = Field(None, gt=0, description="Seconds without a good poll before a device is stale; default 3 intervals.")
-    publish: PublishMode = Field(PublishMode.RAW, description="raw readings, window aggregates (agg), or both.")
-    checks: dict[str, CheckConfig] = Field(default_factory=dict, description="Quality checks keyed by metric.")
-    energy: EnergyConfig | None = Field(None, description="Energy source metric; default: the device's single kWh counter.")
-    anomaly: bool | tuple[str, ...] = Field(True, description="Anomaly detection on all gauges, none, or the listed metrics.")
-
-    def lines_used(self) -> list[str]:
-        """Names of shared bus lines this device uses (for cross-checks)."""
-        line = getattr(self, "line", None)
-        return [line] if isinstance(line, str) else []
-
-
-class LineConfig(Frozen):
-    """A shared transport. Bus kinds subclass this; see agent.bus.LINE_KINDS."""
-
-    type: str
-
-
 class AgentConfig(Frozen):
     gateway: GatewayConfig
     mqtt: MqttConfig = MqttConfig()
@@ -137,3 +105,7 @@ class AgentConfig(Frozen):
             if d.name == name:
                 return d
         raise KeyError(name)
+
+
+__all__ = ["NAME_PATTERN", "AgentConfig", "DeviceConfig", "Frozen", "GatewayConfig", "HealthConfig", "LineConfig",
+           "MqttConfig", "MqttProtocol", "Name", "StoreConfig", "TlsConfig"]

@@ -125,9 +125,8 @@ port = "{pms.path}"
 baudrate = 9600
 
 [lines.gpio]
-type = "gpio"
-backend = "sim"
-sim_pulse_hz = {{17 = 2.0}}
+type = "gpio_sim"
+pulse_hz = {{17 = 2.0}}
 
 [[devices]]
 name = "lobby-pm"
@@ -150,6 +149,7 @@ poll_interval = 2.0
         sims.toml.append('''
 [lines.i2c-1]
 type = "i2c_sim"
+chip = "bme680"
 
 [[devices]]
 name = "lobby-climate"

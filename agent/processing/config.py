@@ -1,7 +1,7 @@
 """Processing configuration: windows, quality checks, energy, tariff, carbon, anomaly detection.
 
-``ProcessingConfig`` is the ``[processing]`` section; ``CheckConfig``, ``EnergyConfig`` and
-``PublishMode`` are used by per-device keys (``publish``, ``checks``, ``energy``, ``anomaly``).
+``ProcessingConfig`` is the ``[processing]`` section. The per-device keys (``publish``, ``checks``,
+``energy``) are defined with the device config in :mod:`agent.contract.options`.
 ``metric_problems`` checks those keys against a device's metrics (part of the shared validation).
 """
 
@@ -16,18 +16,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..contract.options import CheckConfig as CheckConfig  # per-device keys, defined by the device contract
+from ..contract.options import EnergyConfig, EnergyMethod
+from ..contract.options import PublishMode as PublishMode
 from ..hints import did_you_mean
 from ..model import MetricKind, MetricSpec
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PublishMode(enum.StrEnum):
-    RAW = "raw"  # every reading
-    AGG = "agg"  # window aggregates only
-    BOTH = "both"
 
 
 class WindowSize(enum.StrEnum):
@@ -39,37 +36,6 @@ class WindowSize(enum.StrEnum):
     @property
     def ms(self) -> int:
         return {"10s": 10_000, "1m": 60_000, "15m": 900_000, "1h": 3_600_000}[self.value]
-
-
-class CheckConfig(_Frozen):
-    """Quality checks for one metric of one device."""
-
-    min: float | None = Field(None, description="Lowest physically possible value (out_of_range below); default: the sensor's specified minimum.")
-    max: float | None = Field(None, description="Highest physically possible value (out_of_range above); default: the sensor's specified maximum.")
-    stuck_samples: int = Field(0, ge=0, le=1_000_000, description="Flag stuck after this many equal samples; 0 = off.")
-    stuck_tolerance: float = Field(0.0, ge=0, description="Values within this of each other count as equal.")
-    max_rate: float | None = Field(None, gt=0, description="Largest plausible change per second (rate_of_change).")
-    stale_after: float | None = Field(None, gt=0, description="Seconds; a reading older than this on arrival is stale.")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> CheckConfig:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
-
-
-class EnergyMethod(enum.StrEnum):
-    COUNTER = "counter"  # an energy register (kWh/Wh): deltas with rollover and reset detection
-    INTEGRATE = "integrate"  # a power reading (W/kW): trapezoid integration
-
-
-class EnergyConfig(_Frozen):
-    """Which metric of a device gives its energy. Without it, a single kWh/Wh counter is used if present."""
-
-    metric: str = Field(description="Metric name of the energy register or power reading.")
-    method: EnergyMethod | None = Field(None, description="Default: counter for counter metrics, else integrate.")
-    rollover: float = Field(0.0, ge=0, description="Register wraps to 0 after this value (e.g. 4294967296); 0 = never.")
-    max_step_kwh: float = Field(1.0e6, gt=0, description="A larger jump between two readings is rejected as a glitch.")
 
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")

@@ -1,6 +1,6 @@
 """Bosch BME680 environmental sensor (I2C)."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import Bme680Config, Bme680Driver
 

@@ -11,14 +11,21 @@ import importlib
 import os
 import sys
 import types
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
-from agent.model import MetricSpec, Sample
+from agent.contract import (
+    BusUnavailable,
+    DeviceError,
+    DeviceTimeout,
+    DriverContext,
+    I2cDevice,
+    I2cLine,
+    MetricSpec,
+    ProtocolError,
+    Sample,
+)
 
 
 def _fallback_modules() -> dict[str, types.ModuleType]:
@@ -66,11 +73,8 @@ def import_adafruit_bme680() -> Any:
             f"the BME680 driver needs adafruit-circuitpython-bme680 (pip install 'edge-agent[pi]'): {e}") from None
 
 
-class Bme680Config(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"i2c", "i2c_sim"})
-
+class Bme680Config(I2cDevice):
     type: Literal["bme680"]
-    line: str = Field(description="Name of an `i2c` line.")
     address: Literal[0x76, 0x77] = Field(0x77, description="0x77 (SDO to VDDIO, the breakout default) or 0x76.")
     gas: bool = Field(True, description="Run the gas heater and report gas resistance.")
     heater_temp: int = Field(320, ge=200, le=400, description="Gas heater target, degC.")
@@ -89,7 +93,7 @@ METRICS = [  # operating ranges from the datasheet
 class Bme680Driver:
     def __init__(self, config: Bme680Config, ctx: DriverContext):
         self.config = config
-        self.bus = ctx.buses.get(config.line)
+        self.bus: I2cLine = ctx.buses.get(config.line)
         self.sensor: Any = None
 
     def metrics(self) -> list[MetricSpec]:

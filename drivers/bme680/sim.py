@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import click
 
-from agent.config.snippets import banner, snippet_for_device
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.snippets import banner, snippet_for_device
 
 CHIP_ID = 0x61
 REG_CHIP_ID, REG_VARIANT, REG_RESET, REG_CTRL_MEAS, REG_STATUS = 0xD0, 0xF0, 0xE0, 0x74, 0x1D
@@ -206,7 +206,7 @@ def command(address: str, count: int) -> None:
     lib = import_adafruit_bme680()
     emu = Bme680Emulator(address=int(address, 16), vary=True)
     sensor = lib.Adafruit_BME680_I2C(emu, address=int(address, 16), refresh_rate=10)
-    line = {"type": "i2c_sim", "address": int(address, 16)}
+    line = {"type": "i2c_sim", "chip": "bme680"}
     device = {"type": "bme680", "address": int(address, 16)}
     click.echo(banner(snippet_for_device("i2c", line, "bme680", device)))
     click.echo('(a real sensor: [lines.i2c] type = "i2c", bus = 1)')

@@ -25,8 +25,7 @@ from dataclasses import dataclass, fields
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.config.schema import DeviceConfig
-from agent.model import MetricKind, MetricSpec, Sample
+from agent.contract import DeviceConfig, MetricKind, MetricSpec, Sample
 
 
 class IecState(enum.IntEnum):

@@ -1,6 +1,6 @@
 """Winsen MH-Z19B CO2 sensor (UART)."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import Mhz19Config, Mhz19Driver
 

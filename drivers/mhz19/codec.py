@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.bus.serial_port import FrameScan
-from agent.errors import ProtocolError
+from agent.contract import FrameScan, ProtocolError
 
 START = 0xFF
 SENSOR = 0x01

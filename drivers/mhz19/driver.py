@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.model import MetricSpec, Quality, Sample
+from agent.contract import DriverContext, MetricSpec, Quality, Sample, SerialDevice, SerialPort
 
 from . import codec
 
@@ -30,9 +28,7 @@ class DetectionRange(enum.IntEnum):
     R10000 = 10000
 
 
-class Mhz19Config(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"serial"})
-
+class Mhz19Config(SerialDevice):
     type: Literal["mhz19"]
     line: str = Field(description="Name of a `serial` line (9600 8N1).")
     abc: bool | None = Field(None, description="Automatic baseline correction: set on open when given, else left as it is.")
@@ -62,7 +58,7 @@ class Mhz19Driver:
     def __init__(self, config: Mhz19Config, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
-        self.bus = ctx.buses.get(config.line)
+        self.bus: SerialPort = ctx.buses.get(config.line)
         self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
         self.opened_at = 0.0
 

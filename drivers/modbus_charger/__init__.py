@@ -1,6 +1,6 @@
 """Modbus EV chargers (Phoenix CHARX, KEBA P30, ABB Terra AC) through register profiles."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import ModbusChargerConfig, ModbusChargerDriver
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from agent.driver import DriverContext
-from agent.model import MetricSpec, Sample
+from agent.contract import DriverContext, MetricSpec, ModbusDevice, ModbusLine, Sample
 from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus
 
 from .profile import (
@@ -29,11 +28,8 @@ from .profile import (
 )
 
 
-class ModbusChargerConfig(ChargerConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp"})
-
+class ModbusChargerConfig(ModbusDevice, ChargerConfig):
     type: Literal["modbus_charger"]
-    line: str = Field(description="Name of the Modbus line (see [lines]).")
     profile: str = Field(description="Register profile: " + ", ".join(profile_names()))
     unit: int | None = Field(None, ge=1, le=255, description="Unit id; default from the profile (often 255).")
     connector: int = Field(1, ge=0, le=64, description="Connector number (CHARX: registers connector x 1000 + offset).")
@@ -53,7 +49,7 @@ class ModbusChargerDriver:
     def __init__(self, config: ModbusChargerConfig, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
-        self.bus: Any = ctx.buses.get(config.line)
+        self.bus: ModbusLine = ctx.buses.get(config.line)
         self.profile: Profile = load_profile(config.profile)
         self.unit = config.unit if config.unit is not None else self.profile.profile.default_unit
         self.base = self.profile.offset(config.connector)

@@ -16,8 +16,8 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.bus.modbus_values import DataType, WordOrder, decode, encode, register_count
-from agent.errors import ConfigError, ProtocolError
+from agent.contract import ConfigError, ProtocolError
+from agent.contract.modbus_values import DataType, WordOrder, decode, encode, register_count
 from drivers.charger_common import IecState
 
 VALUE_NAMES = {"current_l1", "current_l2", "current_l3", "voltage_l1", "voltage_l2", "voltage_l3", "power",

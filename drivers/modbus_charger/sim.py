@@ -17,11 +17,10 @@ import click
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from agent.cli.common import parse_hostport
-from agent.config.snippets import Draft, banner, modbus_line
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.net import parse_hostport, run_until_interrupted, serve_in_background
+from agent.simkit.snippets import Draft, banner, modbus_line
 from drivers.charger_common import Arrivals, Car, EvseModel
-from drivers.modbus_meter.sim import run_until_interrupted, serve_in_background
 
 from .profile import (
     HeartbeatAction,

@@ -1,6 +1,6 @@
 """Generic Modbus register-map meter driver with a profile library (Eastron, CHINT, Senseair)."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import ModbusMeterConfig, ModbusMeterDriver
 

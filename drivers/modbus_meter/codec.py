@@ -17,9 +17,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from agent.bus.modbus_values import DataType, WordOrder, decode, encode, is_float, register_count
-from agent.config.schema import Frozen
-from agent.model import MetricKind, MetricSpec
+from agent.contract import Frozen, MetricKind, MetricSpec
+from agent.contract.modbus_values import DataType, WordOrder, decode, encode, is_float, register_count
 
 METRIC_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 

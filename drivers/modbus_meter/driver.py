@@ -10,28 +10,21 @@ from __future__ import annotations
 import difflib
 import math
 import time
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from agent.bus.modbus_values import decode
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.model import Batch, MetricSpec, Quality
+from agent.contract import Batch, DriverContext, MetricSpec, ModbusDevice, ModbusLine, Quality
+from agent.contract.modbus_values import decode
 
 from .codec import ProfileError, RegisterSpec, check_registers, load_profile, parse_address, profile_names
 from .planner import Item, frame_bytes, plan, wire_time
 
-MODBUS_LINES = frozenset({"modbus_rtu", "modbus_tcp", "modbus_rtu_over_tcp"})
 
-
-class ModbusMeterConfig(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = MODBUS_LINES
-
+class ModbusMeterConfig(ModbusDevice):
     type: Literal["modbus_meter"]
-    line: str = Field(description="Name of a modbus_rtu, modbus_tcp or modbus_rtu_over_tcp line.")
-    unit: int = Field(ge=1, le=255, description="Modbus unit id; defaults to the profile's (S8: 254, else 1).")
+    unit: int = Field(1, ge=1, le=255, description="Modbus unit id; defaults to the profile's (S8: 254, else 1).")
     profile: str | None = Field(None, description="A shipped register profile, e.g. sdm630.")
     registers: tuple[RegisterSpec, ...] = Field((), description="Inline registers (added to the profile's, if any).")
     metrics: tuple[str, ...] | None = Field(None, description="Read only these metrics (default: all).")
@@ -130,7 +123,7 @@ class ModbusMeterDriver:
     def __init__(self, config: ModbusMeterConfig, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
-        self.bus = ctx.buses.get(config.line)
+        self.bus: ModbusLine = ctx.buses.get(config.line)
         self.registers = config.resolved_registers()
         max_regs, max_gap = config.limits()
         items = [Item(i, r.fc, r.address, r.count) for i, r in enumerate(self.registers)]

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import errno
 import random
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +22,9 @@ from pymodbus.framer import FramerRTU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from agent.cli.common import parse_hostport
-from agent.config.snippets import banner, modbus_line, snippet_for_device
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.net import parse_hostport, run_until_interrupted, serve_in_background
+from agent.simkit.snippets import banner, modbus_line, snippet_for_device
 
 from .codec import RegisterSpec, load_profile, profile_names
 from .simmodel import MeterModel
@@ -177,24 +176,6 @@ def _hostport(text: str) -> tuple[str, int]:
     if not port.isdigit():
         raise ValueError(f"{text!r} is not HOST:PORT")
     return host or "127.0.0.1", int(port)
-
-
-async def serve_in_background(server: Any, address: str) -> None:
-    """Start a pymodbus server; a busy or unusable address is an OSError naming it."""
-    try:
-        await server.serve_forever(background=True)
-    except RuntimeError:  # pymodbus: "Could not start listen, please check address."
-        raise OSError(errno.EADDRINUSE, f"cannot listen on {address}: address in use or not available") from None
-
-
-def run_until_interrupted(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a simulator's main loop until Ctrl-C; a failure to start is one line, not a traceback."""
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    except OSError as e:
-        raise click.ClickException(e.strerror or str(e)) from None
 
 
 async def start(*, profile: str = "sdm630", tcp: str | None = None, rtu_socket: str | None = None,

@@ -1,6 +1,6 @@
 """OCPP 1.6J charge points through a local central system on the gateway."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import OcppChargerConfig, OcppChargerDriver
 

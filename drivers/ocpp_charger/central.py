@@ -9,7 +9,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 
-from agent.bus.ocpp_server import OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
+from .session import OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
 
 
 class FramesAtDebug(logging.LoggerAdapter):

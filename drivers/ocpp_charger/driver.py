@@ -11,10 +11,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.driver import DriverContext
-from agent.errors import BusUnavailable, DeviceError
-from agent.model import MetricSpec, Sample
+from agent.contract import BusUnavailable, DeviceError, DriverContext, MetricSpec, Sample
 from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus, IecState
+
+from .session import OCPP_BUS
 
 STATUS_TO_IEC = {
     "Available": IecState.A, "Reserved": IecState.A, "Preparing": IecState.B, "SuspendedEV": IecState.B,
@@ -24,7 +24,7 @@ STATUS_TO_IEC = {
 
 
 class OcppChargerConfig(ChargerConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"ocpp"})
+    BUS: ClassVar[str | None] = OCPP_BUS
 
     type: Literal["ocpp_charger"]
     line: str = Field(description="Name of the OCPP line (the local central system) this charger connects to.")

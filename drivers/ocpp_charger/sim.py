@@ -19,10 +19,11 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, ChargingProfileStatus, RemoteStartStopStatus
 
-from agent.bus.ocpp_server import now_iso
-from agent.config.snippets import banner, snippet_for_device
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.snippets import banner, snippet_for_device
 from drivers.charger_common import Arrivals, Car, EvseModel, IecState
+
+from .session import now_iso
 
 
 class SimChargePoint(ChargePoint):

@@ -1,6 +1,6 @@
 """Plantower PMS5003 particulate-matter sensor (UART)."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import Pms5003Config, Pms5003Driver
 

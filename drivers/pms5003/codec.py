@@ -5,8 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from agent.bus.serial_port import FrameScan
-from agent.errors import ProtocolError
+from agent.contract import FrameScan, ProtocolError
 
 START = b"BM"
 FRAME_LEN = 32

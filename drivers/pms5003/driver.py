@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from agent import plausibility
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.model import MetricSpec, Sample
-from agent.plausibility import NonDecreasing
+from agent.contract import (
+    DriverContext,
+    MetricSpec,
+    NonDecreasing,
+    Sample,
+    SerialDevice,
+    SerialPort,
+    plausibility,
+)
 
 from . import codec
 
@@ -21,9 +25,7 @@ class Pms5003Mode(enum.StrEnum):
     ACTIVE = "active"  # the sensor streams a frame every 0.2..2.3 s; we take the next one
 
 
-class Pms5003Config(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"serial"})
-
+class Pms5003Config(SerialDevice):
     type: Literal["pms5003"]
     line: str = Field(description="Name of a `serial` line (9600 8N1).")
     mode: Pms5003Mode = Pms5003Mode.PASSIVE
@@ -63,7 +65,7 @@ def frame_samples(r: codec.Pms5003Reading) -> list[Sample]:
 class Pms5003Driver:
     def __init__(self, config: Pms5003Config, ctx: DriverContext):
         self.config = config
-        self.bus = ctx.buses.get(config.line)
+        self.bus: SerialPort = ctx.buses.get(config.line)
         self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
 
     def metrics(self) -> list[MetricSpec]:

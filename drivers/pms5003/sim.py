@@ -7,8 +7,8 @@ import dataclasses
 
 import click
 
-from agent.bus.serial_sim import SerialDeviceSim, serve_forever, sim_options
-from agent.driver import SimulatorSpec
+from agent.contract import SimulatorSpec
+from agent.simkit.serial_pty import SerialDeviceSim, serve_forever, sim_options
 
 from . import codec
 from .codec import Pms5003Reading

@@ -1,6 +1,6 @@
 """GPIO pulse counters (S0 energy meters, water/gas meters) and digital inputs."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .digital import DigitalInputConfig, DigitalInputDriver
 from .driver import PulseCounterConfig, PulseCounterDriver

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from agent.bus.gpio import Edge, Pull
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.model import MetricKind, MetricSpec, Sample
+from agent.contract import DriverContext, Edge, GpioDevice, GpioLine, MetricKind, MetricSpec, Pull, Sample
 
 
-class DigitalInputConfig(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"gpio"})
-
+class DigitalInputConfig(GpioDevice):
     type: Literal["digital_input"]
-    line: str = Field(description="Name of a `gpio` line.")
-    pin: int = Field(ge=0, le=1023, description="GPIO number (BCM numbering on a Raspberry Pi).")
     pull: Pull = Pull.UP
     invert: bool = Field(False, description="Report 1 when the pin is low (contacts to ground with a pull-up).")
     min_interval_ms: float = Field(20.0, ge=0, le=60_000, description="Edges closer than this to the last counted change are rejected (and counted).")
@@ -26,7 +19,7 @@ class DigitalInputConfig(DeviceConfig):
 class DigitalInputDriver:
     def __init__(self, config: DigitalInputConfig, ctx: DriverContext):
         self.config = config
-        self.bus = ctx.buses.get(config.line)
+        self.bus: GpioLine = ctx.buses.get(config.line)
         self.changes = 0
         self.rejected = 0
         self._last_ns: int | None = None

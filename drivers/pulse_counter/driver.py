@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from agent.bus.gpio import Edge, Pull
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.model import MetricKind, MetricSpec, Sample
+from agent.contract import DriverContext, Edge, GpioDevice, GpioLine, MetricKind, MetricSpec, Pull, Sample
 
 from . import state
 
@@ -36,12 +33,8 @@ _DERIVED = {
 }
 
 
-class PulseCounterConfig(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"gpio"})
-
+class PulseCounterConfig(GpioDevice):
     type: Literal["pulse_counter"]
-    line: str = Field(description="Name of a `gpio` line.")
-    pin: int = Field(ge=0, le=1023, description="GPIO number (BCM numbering on a Raspberry Pi).")
     edge: Edge = Field(Edge.FALLING, description="Edge that counts; S0 outputs with a pull-up: falling.")
     pull: Pull = Pull.UP
     min_interval_ms: float = Field(20.0, ge=0, le=60_000, description="Edges closer than this to the last counted pulse are rejected (and counted as rejected).")
@@ -54,7 +47,7 @@ class PulseCounterDriver:
     def __init__(self, config: PulseCounterConfig, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
-        self.bus = ctx.buses.get(config.line)
+        self.bus: GpioLine = ctx.buses.get(config.line)
         self.path = ctx.state_dir / "pulse_counter" / f"{config.name}.json"
         self.pulses = 0
         self.rejected = 0

@@ -1,7 +1,7 @@
 """Pulse-counter simulator: a simulated GPIO chip with a pulsing pin, counted by the real driver.
 
 GPIO cannot be shared with another process, so the agent simulates pins in-process with a
-``gpio`` line of ``backend = "sim"`` (``sim_pulse_hz`` makes pins pulse by themselves). This
+``gpio_sim`` line (``pulse_hz`` makes pins pulse by themselves). This
 command shows the same thing live, so a technician can check constants and debounce settings.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 
-from agent.bus.base import BusPool
-from agent.bus.gpio import GpioBus, GpioLineConfig, SimGpioBackend
-from agent.config.snippets import banner, snippet_for_device
-from agent.driver import DriverContext, SimulatorSpec
+from agent.contract import DriverContext, GpioLine, SimulatorSpec
+from agent.simkit import StaticBuses
+from agent.simkit.gpio import GpioSimLineConfig, SimGpioBackend, make_gpio_sim_bus
+from agent.simkit.snippets import banner, snippet_for_device
 
 
 @dataclass
@@ -26,7 +26,7 @@ class SimGpioHandle:
     """A running simulated chip; ``bus`` can be handed to a BusPool-like lookup by the demo."""
 
     backend: SimGpioBackend
-    bus: GpioBus
+    bus: GpioLine
     path: str = ""
 
     async def stop(self) -> None:
@@ -35,11 +35,10 @@ class SimGpioHandle:
 
 async def start(*, pulse_hz: dict[int, float] | None = None) -> SimGpioHandle:
     """Start a simulated GPIO chip whose pins pulse at the given rates (pin -> pulses/s)."""
-    cfg = GpioLineConfig(type="gpio", backend="sim", sim_pulse_hz=pulse_hz or {17: 2.0})
-    backend = SimGpioBackend(pulse_hz=cfg.sim_pulse_hz)
-    bus = GpioBus("gpio", cfg, backend=backend)
+    bus = make_gpio_sim_bus("gpio", GpioSimLineConfig(type="gpio_sim", pulse_hz=pulse_hz or {17: 2.0}))
     await bus.open()
-    return SimGpioHandle(backend, bus)
+    assert isinstance(bus.backend, SimGpioBackend)
+    return SimGpioHandle(bus.backend, bus)
 
 
 @click.command("pulse_counter")
@@ -52,16 +51,13 @@ def command(pin: int, hz: float, constant: float, seconds: float) -> None:
     from . import SPEC
 
     async def main() -> None:
-        lines = {"gpio": GpioLineConfig(type="gpio", backend="sim", sim_pulse_hz={pin: hz})}
-        from agent.bus.kinds import LINE_KINDS
-
-        pool = BusPool(lines, LINE_KINDS)
+        bus = make_gpio_sim_bus("gpio", GpioSimLineConfig(type="gpio_sim", pulse_hz={pin: hz}))
         cfg = SPEC.config_model(name="s0", type="pulse_counter", line="gpio", pin=pin, pulses_per_unit=constant)
         with tempfile.TemporaryDirectory() as tmp:
-            drv = SPEC.factory(cfg, DriverContext("sim", Path(tmp), pool))
+            drv = SPEC.factory(cfg, DriverContext("sim", Path(tmp), StaticBuses({"gpio": bus})))
             await drv.open()
             click.echo(f"simulated GPIO{pin} pulsing at {hz:g}/s")
-            line = {"type": "gpio", "backend": "sim", "sim_pulse_hz": {str(pin): hz}}
+            line = {"type": "gpio_sim", "pulse_hz": {str(pin): hz}}
             device = {"type": "pulse_counter", "pin": pin, "pulses_per_unit": constant}
             click.echo(banner(snippet_for_device("gpio", line, "s0-meter", device)))
             loop = asyncio.get_running_loop()
@@ -73,7 +69,7 @@ def command(pin: int, hz: float, constant: float, seconds: float) -> None:
                     click.echo("  ".join(f"{k}={v:g}" for k, v in vals.items()))
             finally:
                 await drv.close()
-                await pool.close()
+                await bus.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from agent.errors import DeviceError
+from agent.contract import DeviceError
 
 
 def load(path: Path) -> dict[str, int]:

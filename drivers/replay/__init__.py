@@ -1,6 +1,6 @@
 """Replay driver: plays a CSV time series as a device."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import ReplayConfig, ReplayDriver
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.errors import ConfigError
+from agent.contract import ConfigError
 
 
 def _parse_ts(text: str) -> int:

@@ -19,10 +19,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.errors import BusUnavailable, ConfigError
-from agent.model import Batch, MetricSpec, Quality
+from agent.contract import (
+    Batch,
+    BusUnavailable,
+    ConfigError,
+    DeviceConfig,
+    DriverContext,
+    MetricSpec,
+    Quality,
+)
 
 from .codec import out_of_order, read_series
 

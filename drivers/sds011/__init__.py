@@ -1,6 +1,6 @@
 """Nova SDS011 particulate-matter sensor (UART)."""
 
-from agent.driver import DriverSpec
+from agent.contract import DriverSpec
 
 from .driver import Sds011Config, Sds011Driver
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.bus.serial_port import FrameScan
-from agent.errors import ProtocolError
+from agent.contract import FrameScan, ProtocolError
 
 HEAD, TAIL = 0xAA, 0xAB
 DATA, REPLY, COMMAND = 0xC0, 0xC5, 0xB4

@@ -8,23 +8,25 @@ polls that fall in the sleeping or warming phase return no samples.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from agent import plausibility
-from agent.config.schema import DeviceConfig
-from agent.driver import DriverContext
-from agent.errors import ProtocolError
-from agent.model import MetricSpec, Sample
-from agent.plausibility import NonDecreasing
+from agent.contract import (
+    DriverContext,
+    MetricSpec,
+    NonDecreasing,
+    ProtocolError,
+    Sample,
+    SerialDevice,
+    SerialPort,
+    plausibility,
+)
 
 from . import codec
 
 
-class Sds011Config(DeviceConfig):
-    LINE_TYPES: ClassVar[frozenset[str]] = frozenset({"serial"})
-
+class Sds011Config(SerialDevice):
     type: Literal["sds011"]
     line: str = Field(description="Name of a `serial` line (9600 8N1).")
     device_id: int = Field(codec.ALL_SENSORS, ge=0, le=0xFFFF, description="Sensor id; 65535 (FFFF) addresses any sensor.")
@@ -62,7 +64,7 @@ class Sds011Driver:
     def __init__(self, config: Sds011Config, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
-        self.bus = ctx.buses.get(config.line)
+        self.bus: SerialPort = ctx.buses.get(config.line)
         self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
         self.awake_since: float | None = None
         self.next_wake = 0.0

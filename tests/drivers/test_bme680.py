@@ -12,10 +12,11 @@ import threading
 import pytest
 
 from agent.bus.base import BusPool
-from agent.bus.i2c import I2cBus, I2cLineConfig, I2cSimLineConfig
+from agent.bus.i2c import I2cBus, I2cLineConfig
 from agent.bus.kinds import LINE_KINDS
 from agent.driver import DriverContext
 from agent.errors import BusUnavailable, ConfigError, DeviceError, ProtocolError
+from agent.simkit.i2c import I2cSimLineConfig
 from drivers.bme680 import SPEC
 from drivers.bme680.sim import Bme680Emulator, Calibration, RawValues
 
@@ -58,7 +59,7 @@ def datasheet(c: Calibration, r: RawValues) -> dict[str, float]:
 
 
 async def make(tmp_path, **cfg):
-    pool = BusPool({"i2c": I2cSimLineConfig(type="i2c_sim", vary=False)}, LINE_KINDS)
+    pool = BusPool({"i2c": I2cSimLineConfig(type="i2c_sim", chip="bme680", vary=False)}, LINE_KINDS)
     config = SPEC.config_model(name="env", type="bme680", line="i2c", **cfg)
     return SPEC.factory(config, DriverContext("gw", tmp_path, pool)), pool
 

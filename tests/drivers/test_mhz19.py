@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
 from agent.bus.serial_port import SerialLineConfig, split_frames
-from agent.bus.serial_sim import Fault
 from agent.driver import Clock, DriverContext
 from agent.errors import DeviceTimeout, ProtocolError
 from agent.model import Quality
+from agent.simkit.serial_pty import Fault
 from drivers.mhz19 import SPEC, codec
 from drivers.mhz19.codec import Mhz19ChecksumError, Mhz19Reading
 from drivers.mhz19.sim import Mhz19Sim

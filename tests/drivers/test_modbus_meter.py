@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.bus import LINE_KINDS, BusPool
-from agent.bus.modbus_values import encode
 from agent.config import load_config_text
+from agent.contract.modbus_values import encode
 from agent.driver import DriverCatalog, DriverContext, discover_simulators
 from agent.errors import ConfigError, DeviceTimeout
 from agent.model import MetricKind, Quality

@@ -11,11 +11,11 @@ import websockets
 
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
-from agent.bus.ocpp_server import OcppLineConfig
 from agent.driver import DriverContext
 from agent.errors import BusUnavailable, DeviceError
 from drivers.charger_common import Car, IecState
 from drivers.ocpp_charger import OcppChargerConfig, OcppChargerDriver
+from drivers.ocpp_charger.session import OcppLineConfig
 from drivers.ocpp_charger.sim import start
 
 

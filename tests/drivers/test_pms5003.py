@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
 from agent.bus.serial_port import SerialLineConfig, split_frames
-from agent.bus.serial_sim import Fault
 from agent.driver import DriverContext
 from agent.errors import BusUnavailable, DeviceTimeout, ProtocolError
+from agent.simkit.serial_pty import Fault
 from drivers.pms5003 import SPEC, codec
 from drivers.pms5003.codec import Pms5003ChecksumError, Pms5003Reading
 from drivers.pms5003.sim import DEFAULT, Pms5003Sim

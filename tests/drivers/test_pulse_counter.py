@@ -13,15 +13,16 @@ import threading
 import pytest
 
 from agent.bus.base import BusPool
-from agent.bus.gpio import Edge, GpioBus, GpioLineConfig, RpiGpioBackend, make_backend
+from agent.bus.gpio import Edge, GpioLineConfig, RpiGpioBackend, make_backend
 from agent.bus.kinds import LINE_KINDS
 from agent.driver import DriverContext
 from agent.errors import BusUnavailable, ConfigError, DeviceError
+from agent.simkit.gpio import GpioSimLineConfig, make_gpio_sim_bus
 from drivers.pulse_counter import DIGITAL_INPUT_SPEC, SPEC
 
 
 def make(tmp_path, spec=SPEC, **cfg):
-    pool = BusPool({"gpio": GpioLineConfig(type="gpio", backend="sim")}, LINE_KINDS)
+    pool = BusPool({"gpio": GpioSimLineConfig(type="gpio_sim")}, LINE_KINDS)
     config = spec.config_model(name="meter", type=spec.type, line="gpio", pin=17, **cfg)
     return spec.factory(config, DriverContext("gw", tmp_path, pool)), pool
 
@@ -68,7 +69,7 @@ async def test_debounce_rejects_fast_edges_and_reports_them(tmp_path):
 
 
 async def test_edges_from_a_foreign_thread_reach_the_loop_thread(tmp_path):
-    bus = GpioBus("g", GpioLineConfig(type="gpio", backend="sim"))
+    bus = make_gpio_sim_bus("g", GpioSimLineConfig(type="gpio_sim"))
     await bus.open()
     seen: list[int] = []
     bus.watch(5, Edge.FALLING, lambda pin, level, ts: seen.append(threading.get_ident()))
@@ -84,13 +85,13 @@ CHILD = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
     from agent.bus.base import BusPool
-    from agent.bus.gpio import GpioLineConfig
+    from agent.simkit.gpio import GpioSimLineConfig
     from agent.bus.kinds import LINE_KINDS
     from agent.driver import DriverContext
     from drivers.pulse_counter import SPEC
 
     async def main(state_dir, n, via):
-        pool = BusPool({"gpio": GpioLineConfig(type="gpio", backend="sim")}, LINE_KINDS)
+        pool = BusPool({"gpio": GpioSimLineConfig(type="gpio_sim")}, LINE_KINDS)
         cfg = SPEC.config_model(name="meter", type="pulse_counter", line="gpio", pin=17, persist_interval=0.2)
         drv = SPEC.factory(cfg, DriverContext("gw", Path(state_dir), pool))
         await drv.open()

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
 from agent.bus.serial_port import SerialLineConfig, split_frames
-from agent.bus.serial_sim import Fault
 from agent.driver import Clock, DriverContext
 from agent.errors import ConfigError, DeviceTimeout, ProtocolError
+from agent.simkit.serial_pty import Fault
 from drivers.sds011 import SPEC, codec
 from drivers.sds011.codec import Sds011ChecksumError
 from drivers.sds011.sim import Sds011Sim

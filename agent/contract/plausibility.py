@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .model import MetricSpec, Quality, Sample
+from agent.model import MetricSpec, Quality, Sample
 
 IMPLAUSIBLE = int(Quality.IMPLAUSIBLE)
 

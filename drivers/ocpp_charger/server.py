@@ -1,5 +1,7 @@
 """The OCPP 1.6J local central system: a websocket server (line kind ``ocpp``) chargers connect to.
 
+Registered in the ``edge_agent.lines`` entry-point group as ``ocpp`` (:data:`LINE`).
+
 Charge points connect to ``ws://gateway:port/<chargePointId>`` with subprotocol ``ocpp1.6``. Only ids
 configured as devices are accepted. Everything a charge point reports (BootNotification, Heartbeat,
 StatusNotification, MeterValues, Start/StopTransaction) lands in its :class:`Session`, which the
@@ -11,69 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
+from agent.contract import BusUnavailable, DeviceTimeout, LineKind
 
-from agent.config.schema import LineConfig
-from agent.errors import BusUnavailable
+from .session import OcppLineConfig, Session
 
 log = logging.getLogger(__name__)
-
-
-class OcppLineConfig(LineConfig):
-    type: Literal["ocpp"]
-    host: str = Field("0.0.0.0", description="Address to listen on.")
-    port: int = Field(9000, ge=1, le=65535)
-    heartbeat_interval: int = Field(60, ge=5, le=86_400, description="Heartbeat interval given to charge points (s).")
-    response_timeout: float = Field(15.0, gt=0, le=120, description="Seconds to wait for a charge point's answer.")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Session:
-    cp_id: str
-    connected: bool = False
-    boot: dict[str, Any] = field(default_factory=dict)
-    status: dict[int, str] = field(default_factory=dict)  # connector -> OCPP status
-    error: dict[int, str] = field(default_factory=dict)
-    transaction: dict[int, int] = field(default_factory=dict)  # connector -> transaction id
-    meter_start_wh: dict[int, float] = field(default_factory=dict)
-    measurands: dict[int, dict[str, float]] = field(default_factory=dict)
-    last_seen: float = 0.0
-    handler: Any = None  # the ocpp ChargePoint object while connected
-    next_tx: int = 1
-
-
-def to_float(value: Any) -> float:
-    """OCPP numbers arrive as Decimal, sampledValue.value as a string."""
-    if isinstance(value, Decimal):
-        return float(value)
-    return float(value)
-
-
-SCALE = {"kWh": ("Wh", 1000.0), "kW": ("W", 1000.0), "Wh": ("Wh", 1.0), "W": ("W", 1.0), "A": ("A", 1.0), "V": ("V", 1.0)}
-
-
-def ingest_meter_values(session: Session, connector: int, meter_value: list[dict[str, Any]]) -> None:
-    m = session.measurands.setdefault(connector, {})
-    for mv in meter_value:
-        for sv in mv.get("sampled_value", []):
-            measurand = sv.get("measurand") or "Energy.Active.Import.Register"
-            try:
-                v = to_float(sv["value"])
-            except (KeyError, ValueError, TypeError, ArithmeticError):
-                log.info("charge point %s sent an unreadable sampled value %r", session.cp_id, sv)
-                continue
-            _, k = SCALE.get(sv.get("unit") or ("Wh" if measurand.startswith("Energy") else "W"), ("", 1.0))
-            key = measurand + ("." + sv["phase"] if sv.get("phase") else "")
-            m[key] = v * k
 
 
 class OcppServer:
@@ -112,7 +58,7 @@ class OcppServer:
             self._server = None
 
     async def _on_connect(self, ws: Any) -> None:
-        from drivers.ocpp_charger.central import CentralSystemSide
+        from .central import CentralSystemSide  # imports the ocpp package: only once a charger connects
 
         cp_id = ws.request.path.strip("/").rsplit("/", 1)[-1]
         if ws.subprotocol != "ocpp1.6":
@@ -142,10 +88,11 @@ class OcppServer:
         try:
             return await s.handler.call(message)
         except TimeoutError as e:
-            from agent.errors import DeviceTimeout
-
             raise DeviceTimeout(f"charge point {cp_id!r} did not answer {type(message).__name__}") from e
 
 
 def make_server(name: str, config: OcppLineConfig) -> OcppServer:
     return OcppServer(name, config)
+
+
+LINE = LineKind(OcppLineConfig, make_server, "OCPP 1.6J local central system (websocket server chargers connect to)")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import serial
 
-from .serial_port import Scanner
+from agent.contract.serial import Scanner
 
 
 class Fault(enum.StrEnum):
@@ -180,7 +180,7 @@ def serve_forever(sim: SerialDeviceSim, *, describe: str, device_type: str | Non
         await sim.start()
         click.echo(f"{describe} on {sim.path}  (configure a serial line with port = \"{sim.path}\"; Ctrl-C stops)")
         if device_type:
-            from agent.config.snippets import banner, serial_line, snippet_for_device
+            from agent.simkit.snippets import banner, serial_line, snippet_for_device
 
             click.echo(banner(snippet_for_device(*serial_line(sim.path), device_type, {"type": device_type})))
         try:

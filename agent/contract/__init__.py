@@ -1,0 +1,63 @@
+"""The contract for driver authors: everything a driver (or a line kind) may import from the core.
+
+A driver package imports ``agent.contract`` and its own modules, nothing else of the agent:
+
+- config: :class:`DeviceConfig` and the bus mixins :class:`ModbusDevice` (``line`` + ``unit``),
+  :class:`SerialDevice` (``line``), :class:`I2cDevice` (``line`` + ``address``),
+  :class:`GpioDevice` (``line`` + ``pin``); :class:`Frozen` for a driver's own nested models;
+- bus handles (typing protocols): :class:`ModbusLine`, :class:`SerialPort`, :class:`I2cLine`,
+  :class:`GpioLine`, returned by ``ctx.buses.get(config.line)``;
+- what a driver returns: :class:`MetricSpec`, :class:`Sample`, :class:`Batch`, :class:`Quality`,
+  :class:`MetricKind`;
+- the typed errors a driver raises (:class:`DeviceTimeout`, :class:`ProtocolError`, ...);
+- what a package exports: :class:`DriverSpec`, :class:`SimulatorSpec`, :class:`LineKind`;
+  what it is handed: :class:`DriverContext` with its :class:`Clock`.
+"""
+
+from agent.errors import (
+    BusUnavailable,
+    ConfigError,
+    DeviceError,
+    DeviceException,
+    DeviceTimeout,
+    EdgeAgentError,
+    ProtocolError,
+)
+from agent.model import Batch, MetricKind, MetricSpec, Quality, Sample
+
+from . import modbus_values, plausibility
+from .config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, LineDevice, Name
+from .driver import (
+    DRIVERS_GROUP,
+    SIMULATORS_GROUP,
+    Clock,
+    Driver,
+    DriverContext,
+    DriverFactory,
+    DriverSpec,
+    SimulatorSpec,
+)
+from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioDevice, GpioLine, Pull
+from .i2c import I2C_BUS, I2cDevice, I2cLine, I2cTransport
+from .lines import LINES_GROUP, Bus, Buses, LineKind
+from .modbus import MODBUS_BUS, ModbusDevice, ModbusLine
+from .options import CheckConfig, EnergyConfig, EnergyMethod, PublishMode
+from .plausibility import NonDecreasing
+from .serial import SERIAL_BUS, FrameScan, Scanner, SerialDevice, SerialPort
+
+__all__ = [
+    "BusUnavailable", "ConfigError", "DeviceError", "DeviceException", "DeviceTimeout", "EdgeAgentError",
+    "ProtocolError",
+    "Batch", "MetricKind", "MetricSpec", "Quality", "Sample",
+    "modbus_values", "plausibility", "NonDecreasing",
+    "NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name",
+    "CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode",
+    "DRIVERS_GROUP", "SIMULATORS_GROUP", "Clock", "Driver", "DriverContext", "DriverFactory", "DriverSpec",
+    "SimulatorSpec",
+    "LINES_GROUP", "Bus", "Buses", "LineKind",
+    "MODBUS_BUS", "SERIAL_BUS", "I2C_BUS", "GPIO_BUS",
+    "ModbusDevice", "ModbusLine",
+    "FrameScan", "Scanner", "SerialDevice", "SerialPort",
+    "I2cDevice", "I2cLine", "I2cTransport",
+    "Edge", "EdgeCallback", "GpioDevice", "GpioLine", "Pull",
+]

@@ -1,0 +1,81 @@
+"""What a device driver is: the ``Driver`` protocol, what the core hands it, what a package exports.
+
+A driver knows its device and nothing of MQTT, SQLite or scheduling. The core builds it from its
+validated (frozen) config, calls ``open()`` once, ``read()`` once per poll, and ``close()`` at the
+end. ``read()`` must not sleep to pace itself: the scheduler owns time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from agent.model import Batch, MetricSpec, Sample
+
+from .config import DeviceConfig
+from .lines import Buses
+
+DRIVERS_GROUP = "edge_agent.drivers"
+SIMULATORS_GROUP = "edge_agent.simulators"
+
+
+@runtime_checkable
+class Driver(Protocol):
+    def metrics(self) -> Sequence[MetricSpec]:
+        """Every metric this device can deliver, in a fixed order (their index is the local id)."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def read(self) -> Sequence[Sample] | Batch:
+        """One poll. Return samples, or a Batch whose ``series`` are local metric indexes."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Clock:
+    """Wall and monotonic time in one place, so tests and RTC-less boots can reason about both."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class DriverContext:
+    """What the core hands a driver factory."""
+
+    gateway: str
+    state_dir: Path
+    buses: Buses  # get(line_name) -> the line's bus handle
+    clock: Clock = field(default_factory=Clock)
+
+
+DriverFactory = Callable[[DeviceConfig, DriverContext], Driver]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSpec:
+    """What a driver package exports (as ``SPEC``) through the ``edge_agent.drivers`` entry points."""
+
+    type: str
+    config_model: type[DeviceConfig]
+    factory: DriverFactory
+    summary: str
+    writable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSpec:
+    """A device simulator reachable as ``edge-agent simulate NAME``; ``command`` is a click command."""
+
+    name: str
+    summary: str
+    command: Any  # click.Command
+    start: Callable[..., Awaitable[Any]] | None = None  # programmatic start for the demo and tests

@@ -1,0 +1,68 @@
+"""Modbus devices: the config mixin (``line`` + ``unit``) and the calls a driver may make on the line.
+
+The line owns the lock, the inter-frame gap, reconnects and per-unit backoff; a driver only names
+its unit. Register values are decoded with :mod:`agent.contract.modbus_values`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import Field
+
+from .config import LineDevice
+
+MODBUS_BUS = "modbus"
+
+
+class ModbusDevice(LineDevice):
+    """A device on a Modbus line (RTU, TCP, or RTU through a TCP gateway): ``line`` + ``unit``."""
+
+    BUS: ClassVar[str | None] = MODBUS_BUS
+
+    line: str = Field(description="Name of a Modbus line (modbus_rtu, modbus_tcp or modbus_rtu_over_tcp).")
+    unit: int = Field(1, ge=1, le=255, description="Modbus unit id (slave address).")
+
+
+@runtime_checkable
+class ModbusLine(Protocol):
+    """The handle ``ctx.buses.get(line)`` returns for a Modbus line. Errors are the contract's
+    ``DeviceTimeout``, ``DeviceException`` (with the exception code), ``ProtocolError`` and
+    ``BusUnavailable``."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def read_registers(self, unit: int, *, fc: int, address: int, count: int,
+                             timeout: float | None = None) -> list[int]:
+        """FC03 (holding) or FC04 (input) registers."""
+        ...
+
+    async def read_bits(self, unit: int, *, fc: int, address: int, count: int,
+                        timeout: float | None = None) -> list[bool]:
+        """FC01 (coils) or FC02 (discrete inputs)."""
+        ...
+
+    async def write_registers(self, unit: int, *, address: int, values: Sequence[int],
+                              timeout: float | None = None, single: bool = False) -> None:
+        """FC16 (or FC06 with ``single``); unit 0 broadcasts."""
+        ...
+
+    async def write_coil(self, unit: int, *, address: int, value: bool, timeout: float | None = None) -> None: ...
+
+    @property
+    def bits_per_char(self) -> int:
+        """Bits per character on the serial side (0 for Modbus TCP)."""
+        ...
+
+    @property
+    def baudrate(self) -> int:
+        """Baud rate of the serial side (0 for Modbus TCP)."""
+        ...
+
+    def unit_available(self, unit: int) -> float:
+        """Seconds until ``unit`` will be tried again after failures (0 = now)."""
+        ...
+
+    def stats(self) -> dict[str, Any]: ...
