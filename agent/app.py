@@ -98,13 +98,14 @@ class Agent:
         return Processor(self.config, self.series, state_dir=self.state_dir, clock=self.clock)
 
     def _make_control(self):
-        from .site.inputs import site_carbon, site_tariff
+        """Command router and site controller, writing through one gate audited on the audit topic, and
+        charging by the very tariff (and emission factors) the energy ledger bills by."""
 
-        router, site = build_commands(self.config, self.drivers, self.latest, self.series, self.clock,
-                                      tariff=site_tariff(self.config))
-        if site is not None:
-            site.carbon = site_carbon(self.config)
-        return router, site
+        def audit(record: dict) -> None:
+            self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, record))
+
+        return build_commands(self.config, self.drivers, self.latest, self.series, self.clock,
+                              tariff=self.processor.tariff, carbon=self.processor.ledger.carbon, audit=audit)
 
     # -- wiring ----------------------------------------------------------------------------------
     def _wake_uplink(self) -> None:

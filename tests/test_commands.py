@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.commands import CommandRouter, CommandsConfig, IdStore, sign
 from agent.errors import DeviceTimeout
-from drivers.charger_common import ChargerConfig
+from drivers.charger_common import ChargerConfig, ChargerDriver
 
 
 class FakeClock:
@@ -25,20 +25,32 @@ class FakeClock:
         return self.t / 1000
 
 
-class RecordingCharger:
-    """The narrow boundary the router talks to: records writes, can be told to fail or hang."""
+class RecordingCharger(ChargerDriver):
+    """The narrow boundary the write gate talks to: records writes, can be told to fail or hang."""
 
     def __init__(self) -> None:
         self.writes: list[tuple[str, object]] = []
         self.fail: Exception | None = None
         self.hang = False
 
-    async def write(self, point, value):
+    async def _record(self, point: str, value: object) -> None:
         if self.hang:
             await asyncio.sleep(30)
         if self.fail:
             raise self.fail
         self.writes.append((point, value))
+
+    async def set_current_limit(self, amps: float) -> float:
+        await self._record("current_limit", amps)
+        return amps
+
+    async def start(self) -> bool:
+        await self._record("start", True)
+        return True
+
+    async def stop(self) -> bool:
+        await self._record("stop", True)
+        return True
 
 
 def charger_cfg(name="cp1", **kw):

@@ -1,28 +1,25 @@
-"""The tariff and emission factors the site controller plans with, from the ``[processing]`` section.
+"""The tariff and emission factors the site controller plans with: the ones energy accounting uses.
 
-One tariff for the whole agent: when ``[processing.tariff]`` is configured, the site prices, caps and
-plans by it (a period named ``critical`` or any other unknown name is capped like ``peak``); otherwise
-the site falls back to its own ``[site.tou]`` windows.
+The agent has one tariff, ``[processing.tariff]`` in ``processing.timezone``: the site prices, caps
+and plans by it (a period named ``critical`` or any other name but ``flat`` and ``valley`` is capped
+like ``peak``), and the energy ledger bills by it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from agent.processing.carbon import CarbonFactors
+from agent.processing.tariff import Tariff
+
+if TYPE_CHECKING:
+    from agent.config.schema import AgentConfig
 
 
-def site_tariff(config: Any) -> Any:
-    pc = getattr(config, "processing", None)
-    if getattr(config, "site", None) is None or pc is None or "tariff" not in pc.model_fields_set:
-        return None
-    from agent.processing.tariff import Tariff
-
-    return Tariff(pc.tariff, tz=pc.timezone)
+def site_tariff(config: AgentConfig) -> Tariff:
+    """The configured tariff (for callers without a running processor; the agent shares its instance)."""
+    return Tariff(config.processing.tariff, tz=config.processing.timezone)
 
 
-def site_carbon(config: Any) -> Any:
-    pc = getattr(config, "processing", None)
-    if getattr(config, "site", None) is None or pc is None:
-        return None
-    from agent.processing.carbon import CarbonFactors
-
-    return CarbonFactors.from_config(pc)
+def site_carbon(config: AgentConfig) -> CarbonFactors:
+    return CarbonFactors.from_config(config.processing)

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from agent.driver import DriverContext
 from agent.model import MetricSpec, Sample
-from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus
+from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus
 
 from .profile import (
     HeartbeatAction,
@@ -46,7 +46,7 @@ class ModbusChargerConfig(ChargerConfig):
         return v
 
 
-class ModbusChargerDriver:
+class ModbusChargerDriver(ChargerDriver):
     def __init__(self, config: ModbusChargerConfig, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
@@ -127,32 +127,37 @@ class ModbusChargerDriver:
         cur = self.profile.current
         await self._write(cur.address, encode_current(cur, amps), single=cur.single)
 
-    async def write(self, point: str, value: Any) -> Any:
+    async def set_current_limit(self, amps: float) -> float:
         cur = self.profile.current
-        if point == "current_limit":
-            amps = float(value)
-            if not math.isfinite(amps) or amps < 0:
-                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
-            self._limit = amps
-            if amps <= 0:
-                if cur.pause is Pause.ENABLE:
-                    await self._set_enable(False)
-                else:
-                    await self._set_current(0)
-                return 0.0
-            if self.profile.enable is None and not self._enabled:
-                return 0.0  # stopped, and the setpoint is the only switch: remember it for start
-            await self._set_current(amps)
-            if cur.pause is Pause.ENABLE and self._enabled:
-                await self._set_enable(True)
-            return amps
-        if point in ("start", "stop"):
-            self._enabled = point == "start"
-            if self.profile.enable is not None:
-                await self._set_enable(self._enabled and not (cur.pause is Pause.ENABLE and self._limit == 0))
-            elif self._enabled:
-                await self._set_current(self._limit if self._limit is not None else self.config.current_limit_bounds[1])
+        if not math.isfinite(amps) or amps < 0:
+            raise ValueError(f"current limit must be >= 0 A, got {amps!r}")
+        self._limit = amps
+        if amps <= 0:
+            if cur.pause is Pause.ENABLE:
+                await self._set_enable(False)
             else:
                 await self._set_current(0)
-            return self._enabled
-        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")
+            return 0.0
+        if self.profile.enable is None and not self._enabled:
+            return 0.0  # stopped, and the setpoint is the only switch: remember it for start
+        await self._set_current(amps)
+        if cur.pause is Pause.ENABLE and self._enabled:
+            await self._set_enable(True)
+        return amps
+
+    async def start(self) -> bool:
+        return await self._switch(True)
+
+    async def stop(self) -> bool:
+        return await self._switch(False)
+
+    async def _switch(self, on: bool) -> bool:
+        cur = self.profile.current
+        self._enabled = on
+        if self.profile.enable is not None:
+            await self._set_enable(on and not (cur.pause is Pause.ENABLE and self._limit == 0))
+        elif on:
+            await self._set_current(self._limit if self._limit is not None else self.config.current_limit_bounds[1])
+        else:
+            await self._set_current(0)
+        return on

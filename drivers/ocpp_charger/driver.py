@@ -14,7 +14,7 @@ from pydantic import Field
 from agent.driver import DriverContext
 from agent.errors import BusUnavailable, DeviceError
 from agent.model import MetricSpec, Sample
-from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus, IecState
+from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus, IecState
 
 STATUS_TO_IEC = {
     "Available": IecState.A, "Reserved": IecState.A, "Preparing": IecState.B, "SuspendedEV": IecState.B,
@@ -40,7 +40,7 @@ class OcppChargerConfig(ChargerConfig):
     number_phases: bool = Field(False, description="Send numberPhases (the charger's phases) with the limit.")
 
 
-class OcppChargerDriver:
+class OcppChargerDriver(ChargerDriver):
     def __init__(self, config: OcppChargerConfig, ctx: DriverContext):
         self.config = config
         self.server: Any = ctx.buses.get(config.line)
@@ -84,35 +84,34 @@ class OcppChargerDriver:
         st.error = 0 if err in (None, "NoError") else 1
         return st.samples()
 
-    async def write(self, point: str, value: Any) -> Any:
-        from ocpp.v16 import call
-
+    async def set_current_limit(self, amps: float) -> float:
         from .profiles import profile_request
 
-        cp = self.config.charge_point_id
-        c = self.config.connector
-        if point == "current_limit":
-            amps = float(value)
-            if not math.isfinite(amps) or amps < 0:
-                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
-            resp = await self.server.call(cp, profile_request(self.config, amps))
-            self._check(resp, "SetChargingProfile")
-            self._limit = amps
-            return amps
-        if point == "start":
-            resp = await self.server.call(cp, call.RemoteStartTransaction(id_tag=self.config.id_tag, connector_id=c))
-            self._check(resp, "RemoteStartTransaction")
-            self._enabled = True
-            return True
-        if point == "stop":
-            tx = self.session.transaction.get(c)
-            self._enabled = False
-            if tx is None:
-                return False  # nothing running: stopped already
-            resp = await self.server.call(cp, call.RemoteStopTransaction(transaction_id=tx))
-            self._check(resp, "RemoteStopTransaction")
-            return True
-        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")
+        if not math.isfinite(amps) or amps < 0:
+            raise ValueError(f"current limit must be >= 0 A, got {amps!r}")
+        resp = await self.server.call(self.config.charge_point_id, profile_request(self.config, amps))
+        self._check(resp, "SetChargingProfile")
+        self._limit = amps
+        return amps
+
+    async def start(self) -> bool:
+        from ocpp.v16 import call
+
+        req = call.RemoteStartTransaction(id_tag=self.config.id_tag, connector_id=self.config.connector)
+        self._check(await self.server.call(self.config.charge_point_id, req), "RemoteStartTransaction")
+        self._enabled = True
+        return True
+
+    async def stop(self) -> bool:
+        from ocpp.v16 import call
+
+        tx = self.session.transaction.get(self.config.connector)
+        self._enabled = False
+        if tx is None:
+            return False  # nothing running: stopped already
+        req = call.RemoteStopTransaction(transaction_id=tx)
+        self._check(await self.server.call(self.config.charge_point_id, req), "RemoteStopTransaction")
+        return True
 
     def _check(self, resp: Any, what: str) -> None:
         status = getattr(resp, "status", None)

@@ -1,0 +1,1 @@
+"""The public contract between the agent and its drivers."""
