@@ -313,3 +313,25 @@ async def test_garbage_never_crashes_and_writes_only_when_accepted(tmp_path, pay
         assert len(drv.writes) == 1
         point, value = drv.writes[0]
         assert point in ("start", "stop") or 6 <= value <= 32
+
+
+async def test_every_device_write_of_a_command_is_audited_by_the_write_gate(tmp_path):
+    from agent.commands import WriteGate
+
+    audit: list[dict] = []
+    devices = {"cp1": charger_cfg(current_limit_bounds=[6, 16])}
+    drv = RecordingCharger()
+    clock = FakeClock()
+    gate = WriteGate(devices, {"cp1": drv}, clock, audit=audit.append)
+    router = CommandRouter(CommandsConfig(), devices=devices, drivers={"cp1": drv},
+                           ids=IdStore(tmp_path / "commands.db", limit=100), clock=clock, gate=gate)
+    assert (await router.handle("cp1", cmd(id="w1", action="set_current_limit", value=12))).status == "accepted"
+    assert (await router.handle("cp1", cmd(id="w2", action="set_current_limit", value=20))).result["code"] == "out_of_range"
+    drv.fail = DeviceTimeout("no answer from unit 255")
+    assert (await router.handle("cp1", cmd(id="w3", action="stop"))).status == "failed"
+    assert [(r["kind"], r["by"], r["command_id"], r["point"], r["status"]) for r in audit] == [
+        ("write", "command", "w1", "current_limit", "accepted"),
+        ("write", "command", "w3", "stop", "failed"),
+    ]  # w2 was refused before any write was attempted: its command audit record says so
+    assert audit[0]["applied"] == 12.0 and "no answer from unit 255" in audit[1]["reason"]
+    router.close()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.app import Agent
 from agent.commands import WriteGate, Writer
 from agent.commands.parse import Action
+from agent.config import load_config_text
 from agent.model import MetricSpec, Quality
 from agent.processing.config import TariffConfig
 from agent.processing.tariff import Tariff
@@ -17,6 +23,9 @@ from agent.site import Demand, SiteConfig, allocate
 from agent.site.controller import SiteController
 from agent.site.dayrun import DAY_START_MS, ModelCharger, model_charger_config, run_day
 from drivers.charger_common import CHARGER_METRICS, Car, EvseModel
+from drivers.modbus_charger.sim import start as charger_sim
+
+SAMPLES = Path(__file__).resolve().parents[1] / "drivers" / "replay" / "samples"
 
 WPA = 230 * 3
 
@@ -295,3 +304,96 @@ async def test_commands_for_a_site_charger_are_audited_as_writes_by_that_command
     await rig.site.command("cp1", Action.STOP, None, Writer.command("stop-7"))
     assert audit == [{"kind": "write", "ts": rig.ms(), "device": "cp1", "point": "stop", "by": "command",
                       "command_id": "stop-7", "status": "accepted", "applied": True}]
+
+
+# ------------------------------------------------------------------------------------ the assembled agent
+def site_agent_config(tmp_path, *, port: int, broker=None, tou: str = "") -> str:
+    mqtt = f'host = "{broker.host}"\nport = {broker.port}' if broker is not None else 'host = "127.0.0.1"'
+    return f'''
+[gateway]
+id = "gw-site"
+state_dir = "{tmp_path / 'state'}"
+[mqtt]
+{mqtt}
+[lines.lan]
+type = "modbus_tcp"
+host = "127.0.0.1"
+port = {port}
+[[devices]]
+name = "load"
+type = "replay"
+file = "{SAMPLES / 'building_load_kw.csv'}"
+metric = "power"
+unit = "kW"
+speed = 600
+poll_interval = 0.2
+energy = {{ metric = "power" }}
+[[devices]]
+name = "cp1"
+type = "modbus_charger"
+profile = "charx"
+line = "lan"
+poll_interval = 0.2
+writable = ["current_limit"]
+current_limit_bounds = [6, 16]
+[site]
+chargers = ["cp1"]
+limit_kw = 1000
+{tou}
+[site.grid_meter]
+device = "load"
+metric = "power"
+scale = 1000
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_site_writes_reach_the_audit_topic_within_declared_bounds(tmp_path, mosquitto, mqtt_subscriber):
+    port = free_port()
+    sim = await charger_sim(profile="charx", tcp=f"127.0.0.1:{port}")
+    next(iter(sim.sims.values())).plug(Car(need_wh=50_000, max_a=32))
+    sub = mqtt_subscriber(mosquitto, "edge/gw-site/audit")
+    text = site_agent_config(tmp_path, port=port, broker=mosquitto, tou="tou = { enabled = false }")
+    agent = Agent(load_config_text(text))
+    task = asyncio.create_task(agent.run())
+    try:  # the site ramps the car up 4 A a step to cp1's declared maximum, 16 A (the site would give 32 A)
+        got = await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.json().get("applied") == 16.0)
+        audits = [m.json() for m in sub.snapshot()]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await sim.stop()
+    assert got[0].json()["by"] == "site" and got[0].json()["device"] == "cp1"
+    writes = [a for a in audits if a["kind"] == "write"]
+    assert writes and all(a["by"] == "site" and a["point"] == "current_limit" and a["status"] == "accepted"
+                          and 0 <= a["applied"] <= 16 for a in writes)
+
+
+def test_energy_is_billed_and_charging_capped_by_the_same_tariff_every_hour(tmp_path):
+    agent = Agent(load_config_text(site_agent_config(tmp_path, port=free_port(), tou="tou = { peak_max_kw = 0 }")))
+    try:
+        ledger, site = agent.processor.ledger, agent.site
+        assert site is not None and ledger.meters == ["load"]
+        day = ledger.tariff.local_day_start(1_700_000_000_000)
+        periods = []
+        for h in range(24):
+            ts = day + h * 3_600_000 + 1_800_000
+            ledger.add(np.array([0]), np.array([ts], np.int64), np.array([1.0]))
+            (billed,) = ledger.hours[0][ts // 3_600_000 * 3_600_000].by_period
+            sids = [agent.series.id("load", "power"), agent.series.id("cp1", "state"), agent.series.id("cp1", "power")]
+            agent.latest.update(np.asarray(sids, np.int32), np.full(3, ts, np.int64), np.array([5.0, 3.0, 0.0]),
+                                np.zeros(3, np.uint32))
+            alloc, info = site.targets(ts)
+            assert info["period"] == billed, f"hour {h}: billed as {billed}, charged as {info['period']}"
+            assert (alloc["cp1"] == 0.0) == (billed == "peak"), f"hour {h}"
+            periods.append(billed)
+        assert {"peak", "flat", "valley"} <= set(periods)  # the check covered every kind of hour
+    finally:
+        agent.commands.close()
+        agent.outbox.close()

@@ -111,10 +111,13 @@ class ModbusChargerDriver(ChargerDriver):
             status.enabled = self._enabled
         if status.current_limit is None and self._limit is not None:
             status.current_limit = self._limit if self._enabled else 0.0
-        for ph in ("l1", "l2", "l3"):
-            i = getattr(status, f"current_{ph}")
-            if i is not None:
-                setattr(status, f"power_{ph}", i * volts.get(ph, self.config.voltage))
+        nominal = self.config.voltage
+        if status.current_l1 is not None:
+            status.power_l1 = status.current_l1 * volts.get("l1", nominal)
+        if status.current_l2 is not None:
+            status.power_l2 = status.current_l2 * volts.get("l2", nominal)
+        if status.current_l3 is not None:
+            status.power_l3 = status.current_l3 * volts.get("l3", nominal)
         return status.samples()
 
     # --- writes ---------------------------------------------------------------------------

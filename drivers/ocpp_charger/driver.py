@@ -6,6 +6,7 @@ Charging C; Unavailable E; Faulted F.
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any, ClassVar, Literal
 
@@ -114,8 +115,9 @@ class OcppChargerDriver(ChargerDriver):
         return True
 
     def _check(self, resp: Any, what: str) -> None:
-        status = getattr(resp, "status", None)
+        """``resp``: the call result (each of ours has a ``status``), None when the charge point answered an error."""
         if resp is None:
             raise DeviceError(f"charge point answered {what} with an error")
-        if str(status) not in ("Accepted", "RemoteStartStopStatus.accepted", "ChargingProfileStatus.accepted") and getattr(status, "value", status) != "Accepted":
-            raise DeviceError(f"charge point answered {what} with {getattr(status, 'value', status)}")
+        status = resp.status.value if isinstance(resp.status, enum.Enum) else str(resp.status)
+        if status != "Accepted":
+            raise DeviceError(f"charge point answered {what} with {status}")
