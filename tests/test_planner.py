@@ -222,28 +222,6 @@ async def test_planner_day_per_phase_limit_with_single_phase_cars():
 
 
 # ------------------------------------------------------------------------------------ one tariff
-def test_site_uses_the_processing_tariff():
-    from agent.config import load_config_text
-    from agent.site.inputs import site_carbon, site_tariff
-
-    cfg = load_config_text('''
-[gateway]
-id = "gw"
-[mqtt]
-host = "127.0.0.1"
-[processing]
-timezone = "Asia/Shanghai"
-[processing.carbon]
-region = "south-west"
-[processing.tariff]
-prices = { critical = 2.0 }
-weekday = [{ start = "00:00", end = "24:00", period = "critical" }]
-''')
-    t = site_tariff(cfg)
-    assert isinstance(t, Tariff) and t.period_at(0) == "critical"
-    assert site_carbon(cfg).value == 0.2268
-
-
 async def test_critical_peak_is_capped_like_peak():
     from agent.processing.config import TariffConfig
     from agent.processing.tariff import Tariff

@@ -380,6 +380,7 @@ def test_energy_is_billed_and_charging_capped_by_the_same_tariff_every_hour(tmp_
     try:
         ledger, site = agent.processor.ledger, agent.site
         assert site is not None and ledger.meters == ["load"]
+        assert site.plan_tariff is ledger.tariff and site.carbon is ledger.carbon  # configured once, shared
         day = ledger.tariff.local_day_start(1_700_000_000_000)
         periods = []
         for h in range(24):
