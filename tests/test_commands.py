@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.commands import CommandRouter, CommandsConfig, IdStore, sign
+from agent.commands.parse import Action
 from agent.errors import DeviceTimeout
 from drivers.charger_common import ChargerConfig, ChargerDriver
 
@@ -335,3 +336,21 @@ async def test_every_device_write_of_a_command_is_audited_by_the_write_gate(tmp_
     ]  # w2 was refused before any write was attempted: its command audit record says so
     assert audit[0]["applied"] == 12.0 and "no answer from unit 255" in audit[1]["reason"]
     router.close()
+
+
+async def test_write_gate_guards_a_device_against_a_runaway_writer(tmp_path):
+    from agent.commands import SITE, Refusal, WriteGate
+    from agent.commands.gate import WRITE_LIMIT
+
+    audit: list[dict] = []
+    drv = RecordingCharger()
+    clock = FakeClock()
+    gate = WriteGate({"cp1": charger_cfg()}, {"cp1": drv}, clock, audit=audit.append)
+    for i in range(WRITE_LIMIT):
+        await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 6.0 + i % 2, by=SITE)
+    with pytest.raises(Refusal) as refused:
+        await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 8.0, by=SITE)
+    assert refused.value.code.value == "rate_limited" and len(drv.writes) == WRITE_LIMIT
+    assert audit[-1]["status"] == "refused" and audit[-1]["code"] == "rate_limited"
+    clock.t += 61_000
+    assert await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 8.0, by=SITE) == 8.0
