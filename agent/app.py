@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .bus import LINE_KINDS, BusPool
-from .commands import build as build_commands
+from .commands import CommandRouter, IdStore, WriteGate
 from .config.schema import AgentConfig
 from .config.validate import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
@@ -27,6 +27,7 @@ from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
+from .site import SiteController
 from .store.outbox import Pending, Priority
 from .store.quarantine import open_outbox
 from .timesync import cached_time_sync_status
@@ -104,8 +105,18 @@ class Agent:
         def audit(record: dict) -> None:
             self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, record))
 
-        return build_commands(self.config, self.drivers, self.latest, self.series, self.clock,
-                              tariff=self.processor.tariff, carbon=self.processor.ledger.carbon, audit=audit)
+        cfg = self.config
+        devices = {d.name: d for d in cfg.devices}
+        gate = WriteGate(devices, self.drivers, self.clock, timeout=cfg.commands.write_timeout, audit=audit)
+        site = None
+        if cfg.site is not None:
+            site = SiteController(cfg.site, self.drivers, self.latest, self.series, self.clock, self.processor.tariff,
+                                  charger_configs={n: devices[n] for n in cfg.site.chargers},
+                                  carbon=self.processor.ledger.carbon, gate=gate)
+        ids = IdStore(cfg.gateway.state_dir / "commands.db", limit=cfg.commands.remember_ids)
+        router = CommandRouter(cfg.commands, devices=devices, drivers=self.drivers, ids=ids, clock=self.clock,
+                               site=site, gate=gate)
+        return router, site
 
     # -- wiring ----------------------------------------------------------------------------------
     def _wake_uplink(self) -> None:
