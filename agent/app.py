@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .bus import BusPool
-from .commands import build as build_commands
+from .commands import CommandRouter, IdStore, WriteGate
 from .config.schema import AgentConfig
 from .config.validate import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
@@ -27,6 +27,7 @@ from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
+from .site import SiteController
 from .store.outbox import Pending, Priority
 from .store.quarantine import open_outbox
 from .timesync import cached_time_sync_status
@@ -99,12 +100,23 @@ class Agent:
         return Processor(self.config, self.series, state_dir=self.state_dir, clock=self.clock)
 
     def _make_control(self):
-        from .site.inputs import site_carbon, site_tariff
+        """Command router and site controller, writing through one gate audited on the audit topic, and
+        charging by the very tariff (and emission factors) the energy ledger bills by."""
 
-        router, site = build_commands(self.config, self.drivers, self.latest, self.series, self.clock,
-                                      tariff=site_tariff(self.config))
-        if site is not None:
-            site.carbon = site_carbon(self.config)
+        def audit(record: dict) -> None:
+            self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, record))
+
+        cfg = self.config
+        devices = {d.name: d for d in cfg.devices}
+        gate = WriteGate(devices, self.drivers, self.clock, timeout=cfg.commands.write_timeout, audit=audit)
+        site = None
+        if cfg.site is not None:
+            site = SiteController(cfg.site, self.drivers, self.latest, self.series, self.clock, self.processor.tariff,
+                                  charger_configs={n: devices[n] for n in cfg.site.chargers},
+                                  carbon=self.processor.ledger.carbon, gate=gate)
+        ids = IdStore(cfg.gateway.state_dir / "commands.db", limit=cfg.commands.remember_ids)
+        router = CommandRouter(cfg.commands, devices=devices, drivers=self.drivers, ids=ids, clock=self.clock,
+                               site=site, gate=gate)
         return router, site
 
     def _make_homeassistant(self):

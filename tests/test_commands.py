@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.commands import CommandRouter, CommandsConfig, IdStore, sign
+from agent.commands.parse import Action
 from agent.errors import DeviceTimeout
-from drivers.charger_common import ChargerConfig
+from drivers.charger_common import ChargerConfig, ChargerDriver
 
 
 class FakeClock:
@@ -25,20 +26,32 @@ class FakeClock:
         return self.t / 1000
 
 
-class RecordingCharger:
-    """The narrow boundary the router talks to: records writes, can be told to fail or hang."""
+class RecordingCharger(ChargerDriver):
+    """The narrow boundary the write gate talks to: records writes, can be told to fail or hang."""
 
     def __init__(self) -> None:
         self.writes: list[tuple[str, object]] = []
         self.fail: Exception | None = None
         self.hang = False
 
-    async def write(self, point, value):
+    async def _record(self, point: str, value: object) -> None:
         if self.hang:
             await asyncio.sleep(30)
         if self.fail:
             raise self.fail
         self.writes.append((point, value))
+
+    async def set_current_limit(self, amps: float) -> float:
+        await self._record("current_limit", amps)
+        return amps
+
+    async def start(self) -> bool:
+        await self._record("start", True)
+        return True
+
+    async def stop(self) -> bool:
+        await self._record("stop", True)
+        return True
 
 
 def charger_cfg(name="cp1", **kw):
@@ -301,3 +314,43 @@ async def test_garbage_never_crashes_and_writes_only_when_accepted(tmp_path, pay
         assert len(drv.writes) == 1
         point, value = drv.writes[0]
         assert point in ("start", "stop") or 6 <= value <= 32
+
+
+async def test_every_device_write_of_a_command_is_audited_by_the_write_gate(tmp_path):
+    from agent.commands import WriteGate
+
+    audit: list[dict] = []
+    devices = {"cp1": charger_cfg(current_limit_bounds=[6, 16])}
+    drv = RecordingCharger()
+    clock = FakeClock()
+    gate = WriteGate(devices, {"cp1": drv}, clock, audit=audit.append)
+    router = CommandRouter(CommandsConfig(), devices=devices, drivers={"cp1": drv},
+                           ids=IdStore(tmp_path / "commands.db", limit=100), clock=clock, gate=gate)
+    assert (await router.handle("cp1", cmd(id="w1", action="set_current_limit", value=12))).status == "accepted"
+    assert (await router.handle("cp1", cmd(id="w2", action="set_current_limit", value=20))).result["code"] == "out_of_range"
+    drv.fail = DeviceTimeout("no answer from unit 255")
+    assert (await router.handle("cp1", cmd(id="w3", action="stop"))).status == "failed"
+    assert [(r["kind"], r["by"], r["command_id"], r["point"], r["status"]) for r in audit] == [
+        ("write", "command", "w1", "current_limit", "accepted"),
+        ("write", "command", "w3", "stop", "failed"),
+    ]  # w2 was refused before any write was attempted: its command audit record says so
+    assert audit[0]["applied"] == 12.0 and "no answer from unit 255" in audit[1]["reason"]
+    router.close()
+
+
+async def test_write_gate_guards_a_device_against_a_runaway_writer(tmp_path):
+    from agent.commands import SITE, Refusal, WriteGate
+    from agent.commands.gate import WRITE_LIMIT
+
+    audit: list[dict] = []
+    drv = RecordingCharger()
+    clock = FakeClock()
+    gate = WriteGate({"cp1": charger_cfg()}, {"cp1": drv}, clock, audit=audit.append)
+    for i in range(WRITE_LIMIT):
+        await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 6.0 + i % 2, by=SITE)
+    with pytest.raises(Refusal) as refused:
+        await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 8.0, by=SITE)
+    assert refused.value.code.value == "rate_limited" and len(drv.writes) == WRITE_LIMIT
+    assert audit[-1]["status"] == "refused" and audit[-1]["code"] == "rate_limited"
+    clock.t += 61_000
+    assert await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 8.0, by=SITE) == 8.0

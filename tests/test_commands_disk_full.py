@@ -20,7 +20,7 @@ from agent.bus.kinds import LINE_KINDS
 from agent.bus.modbus_config import ModbusTcpLine
 from agent.commands import CommandRouter, CommandsConfig, IdStore
 from agent.driver import DriverContext
-from drivers.charger_common import Car
+from drivers.charger_common import Car, ChargerDriver
 from drivers.modbus_charger import ModbusChargerConfig, ModbusChargerDriver
 from drivers.modbus_charger.sim import start
 
@@ -127,15 +127,15 @@ async def test_full_disk_refuses_before_touching_the_charger_and_never_runs_twic
     assert current_writes(sim) == [[0, 10000], [0, 16000]]
 
 
-class FillsDiskWhileWriting:
+class FillsDiskWhileWriting(ChargerDriver):
     """The real driver, but the disk fills up while the charger is being written."""
 
     def __init__(self, drv, disk: SmallDisk):
         self.drv, self.disk, self.config = drv, disk, drv.config
 
-    async def write(self, point, value):
+    async def set_current_limit(self, amps: float) -> float:
         self.disk.fill()
-        await self.drv.write(point, value)
+        return await self.drv.set_current_limit(amps)
 
 
 async def test_outcome_not_recordable_is_still_answered_and_never_repeated(small_disk, charger):

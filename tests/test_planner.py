@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.model import MetricSpec
+from agent.processing.config import TariffConfig
+from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
-from agent.site import SiteConfig, TouSchedule
+from agent.site import SiteConfig
 from agent.site.controller import SiteController
-from agent.site.dayrun import ModelCharger, random_visits, run_day
+from agent.site.dayrun import ModelCharger, model_charger_config, random_visits, run_day
 from agent.site.planner import Headroom, Session, plan
 from drivers.charger_common import CHARGER_METRICS, Car, EvseModel
 
@@ -94,7 +96,7 @@ def test_plans_never_exceed_the_headroom_in_any_slot(needs, deps, one_phase, pow
 
 # ------------------------------------------------------------------------------------ a controller rig
 class Rig:
-    def __init__(self, n=2, phases=None, **site_kw):
+    def __init__(self, n=2, phases=None, tariff=None, **site_kw):
         self.t = 0.0
         self.names = [f"cp{i + 1}" for i in range(n)]
         self.evse = {x: EvseModel() for x in self.names}
@@ -106,8 +108,8 @@ class Rig:
         self.latest = LatestValues(len(self.table))
         cfg = SiteConfig.model_validate({"grid_meter": {"device": "grid"}, "chargers": self.names, "limit_kw": 30,
                                          "margin_kw": 0, "ramp_up": None, "planner": {"enabled": True}, **site_kw})
-        ccfg = {x: type("C", (), {"phases": (phases or {}).get(x, 3)})() for x in self.names}
-        self.site = SiteController(cfg, self.drivers, self.latest, self.table, self, TouSchedule(cfg.tou),
+        ccfg = {x: model_charger_config(x, phases=(phases or {}).get(x, 3)) for x in self.names}
+        self.site = SiteController(cfg, self.drivers, self.latest, self.table, self, tariff or Tariff(),
                                    charger_configs=ccfg)
         self.base_w = 2000.0
 
@@ -147,7 +149,8 @@ async def test_infeasible_session_is_reported_at_the_first_step():
 
 
 async def test_feasible_session_waits_for_cheap_hours_and_is_not_reported():
-    rig = Rig(tou={"windows": [{"start": 0, "end": 24, "period": "peak"}]})
+    rig = Rig(tariff=Tariff(TariffConfig(prices={"peak": 1.5},
+                                         weekday=({"start": "00:00", "end": "24:00", "period": "peak"},))))
     rig.evse["cp1"].plug(Car(need_wh=10_000), rig.t)
     rig.site.set_session("cp1", departure_ms=rig.now_ms() + 10 * H, energy_kwh=10)
     ev = await rig.step()
@@ -219,22 +222,6 @@ async def test_planner_day_per_phase_limit_with_single_phase_cars():
 
 
 # ------------------------------------------------------------------------------------ one tariff
-def test_site_uses_the_processing_tariff_when_one_is_configured():
-    from types import SimpleNamespace
-
-    from agent.processing.config import ProcessingConfig
-    from agent.processing.tariff import Tariff
-    from agent.site.inputs import site_carbon, site_tariff
-
-    assert site_tariff(SimpleNamespace(site=object(), processing=ProcessingConfig())) is None  # [site.tou] then
-    pc = ProcessingConfig(tariff={"prices": {"critical": 2.0}, "weekday": [{"start": "00:00", "end": "24:00",
-                                                                             "period": "critical"}]},
-                          carbon={"region": "south-west"})
-    t = site_tariff(SimpleNamespace(site=object(), processing=pc))
-    assert isinstance(t, Tariff) and t.period_at(0) == "critical"
-    assert site_carbon(SimpleNamespace(site=object(), processing=pc)).value == 0.2268
-
-
 async def test_critical_peak_is_capped_like_peak():
     from agent.processing.config import TariffConfig
     from agent.processing.tariff import Tariff

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.app import Agent
+from agent.commands import WriteGate, Writer
+from agent.commands.parse import Action
+from agent.config import load_config_text
 from agent.model import MetricSpec, Quality
+from agent.processing.config import TariffConfig
+from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
-from agent.site import Demand, SiteConfig, TouSchedule, allocate
+from agent.site import Demand, SiteConfig, allocate
 from agent.site.controller import SiteController
-from agent.site.dayrun import DAY_START_MS, ModelCharger, run_day
+from agent.site.dayrun import DAY_START_MS, ModelCharger, model_charger_config, run_day
 from drivers.charger_common import CHARGER_METRICS, Car, EvseModel
+from drivers.modbus_charger.sim import start as charger_sim
+
+SAMPLES = Path(__file__).resolve().parents[1] / "drivers" / "replay" / "samples"
 
 WPA = 230 * 3
 
@@ -68,7 +81,7 @@ def test_allocation_never_exceeds_budget_and_is_zero_or_at_least_min(caps, prev,
 class Rig:
     """A site with a grid meter and real SiteController over LatestValues; chargers are EvseModels."""
 
-    def __init__(self, n=3, **site_kw):
+    def __init__(self, n=3, tariff=None, audit=None, bounds=None, **site_kw):
         self.t = 0.0
         self.names = [f"cp{i + 1}" for i in range(n)]
         self.evse = {x: EvseModel() for x in self.names}
@@ -80,8 +93,10 @@ class Rig:
         self.latest = LatestValues(len(self.table))
         cfg = {"grid_meter": {"device": "grid"}, "chargers": self.names, "limit_kw": 30, "margin_kw": 0,
                "ramp_up": None, "tou": {"enabled": False}, **site_kw}
+        configs = {x: model_charger_config(x, *(bounds or {}).get(x, (6.0, 32.0))) for x in self.names}
+        gate = WriteGate(configs, self.drivers, self, audit=audit)
         self.site = SiteController(SiteConfig.model_validate(cfg), self.drivers, self.latest, self.table, self,
-                                   TouSchedule(SiteConfig.model_validate(cfg).tou))
+                                   tariff or Tariff(), charger_configs=configs, gate=gate)
         self.base_w = 5000.0
 
     def ms(self) -> int:
@@ -148,24 +163,24 @@ async def test_stale_meter_falls_back_to_safe_current_in_one_step_and_recovers()
 
 
 async def test_user_limit_stop_start_and_boost_through_the_site():
-    rig = Rig(tou={"enabled": True, "peak_max_kw": 0, "windows": [{"start": 0, "end": 24, "period": "peak"}]})
+    rig = Rig(tou={"enabled": True, "peak_max_kw": 0}, tariff=all_day("peak"))
     rig.evse["cp1"].plug(Car(need_wh=50_000), 0)
     rig.evse["cp2"].plug(Car(need_wh=50_000), 0)
     await rig.step()
     assert rig.site.alloc["cp1"] == 0.0  # peak hour, no boost: paused
-    out = await rig.site.command("cp1", "boost", 30)
+    out = await rig.site.command("cp1", Action.BOOST, 30, USER)
     assert out["boost_until"] == rig.ms() + 30 * 60_000
     await rig.step()
     assert rig.site.alloc["cp1"] == 32.0 and rig.site.alloc["cp2"] == 0.0
-    await rig.site.command("cp1", "set_current_limit", 10)
+    await rig.site.command("cp1", Action.SET_CURRENT_LIMIT, 10, USER)
     assert rig.evse["cp1"].offered_a(rig.t) == 10.0  # lowered at once, not at the next step
     await rig.step()
     assert rig.site.alloc["cp1"] == 10.0
-    await rig.site.command("cp1", "stop", None)
+    await rig.site.command("cp1", Action.STOP, None, USER)
     assert not rig.evse["cp1"].enabled
     await rig.step()
     assert rig.site.alloc["cp1"] == 0.0
-    await rig.site.command("cp1", "start", None)
+    await rig.site.command("cp1", Action.START, None, USER)
     await rig.step()
     assert rig.evse["cp1"].enabled and rig.site.alloc["cp1"] == 10.0
     await rig.step(dt=31 * 60)  # boost expired
@@ -221,15 +236,165 @@ async def test_valley_preference_is_measurable():
     assert tou.cost / tou.energy_kwh < plain.cost / plain.energy_kwh
 
 
-def test_tou_schedule_and_config_errors():
-    s = TouSchedule(SiteConfig.model_validate(SITE).tou)
-    midnight_local = 1_700_000_000_000 - (1_700_000_000_000 + 8 * 3_600_000) % 86_400_000
-    assert s.period_at(midnight_local) == "valley"
-    assert s.period_at(midnight_local + 11 * 3_600_000) == "peak"
-    assert s.period_at(midnight_local + 8 * 3_600_000) == "flat"
-    assert s.price_at(midnight_local + 19 * 3_600_000) == 1.512
+def all_day(period: str) -> Tariff:
+    return Tariff(TariffConfig(prices={period: 1.0}, weekday=({"start": "00:00", "end": "24:00", "period": period},)))
+
+
+USER = Writer.command("user-1")
+
+
+def test_site_config_errors_and_the_one_tariff():
+    with pytest.raises(ValueError, match=r"windows, prices cannot be set here: the agent has one tariff, configured in \[processing.tariff\]"):
+        SiteConfig.model_validate({**SITE, "tou": {"windows": [{"start": 0, "end": 24, "period": "peak"}],
+                                                   "prices": {"peak": 1.0}}})
     with pytest.raises(ValueError, match="exactly one of limit_kw or limit_a"):
         SiteConfig.model_validate({**SITE, "limit_a": 100})
     with pytest.raises(ValueError, match="grid meter cannot be one of the chargers"):
         SiteConfig.model_validate({**SITE, "grid_meter": {"device": "cp1"}})
     assert SiteConfig.model_validate({**SITE, "limit_kw": None, "limit_a": 100}).limit_w == 100 * 230 * 3
+
+
+# ------------------------------------------------------------------------------------ one door
+async def test_site_writes_go_through_the_gate_bounded_and_audited():
+    audit: list[dict] = []
+    rig = Rig(safe_current=20, stale_after=12, audit=audit.append, bounds={"cp1": (10.0, 16.0)})
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=50_000), 0)
+    await rig.step()  # 25 kW / 3 = 12 A each, inside cp1's declared [10, 16] A
+    assert rig.site.alloc == {"cp1": 12.0, "cp2": 12.0, "cp3": 12.0}
+    assert sorted(r["device"] for r in audit) == ["cp1", "cp2", "cp3"]
+    assert all(r["kind"] == "write" and r["by"] == "site" and r["point"] == "current_limit"
+               and r["status"] == "accepted" and r["applied"] == 12.0 for r in audit)
+    audit.clear()
+    rig.base_w = 20_000  # 14.5 A left: 7.2 A for cp1 is below its declared minimum, so it is paused
+    await rig.step()
+    cp1 = next(r for r in audit if r["device"] == "cp1")
+    assert cp1["value"] == 7.2 and cp1["clamped_to"] == 0.0 and rig.evse["cp1"].offered_a(rig.t) == 0.0
+    audit.clear()
+    ev = await rig.step(dt=15, meter=False)  # stale meter: 20 A safe current, but cp1 may have 16 A at most
+    assert ev[0]["type"] == "site_failsafe"
+    cp1 = next(r for r in audit if r["device"] == "cp1")
+    assert cp1["value"] == 20.0 and cp1["clamped_to"] == 16.0 and cp1["applied"] == 16.0
+    assert rig.evse["cp1"].offered_a(rig.t) == 16.0 and rig.evse["cp2"].offered_a(rig.t) == 20.0
+
+
+async def test_site_never_writes_a_point_not_declared_writable():
+    audit: list[dict] = []
+    rig = Rig(n=2, audit=audit.append)
+    configs = {"cp1": model_charger_config("cp1"),
+               "cp2": model_charger_config("cp2").model_copy(update={"writable": ()})}
+    rig.site.gate = WriteGate(configs, rig.drivers, rig, audit=audit.append)
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=50_000), 0)
+    rig.evse["cp2"].set_limit(6.0, 0)
+    ev = await rig.step()
+    failed = [e for e in ev if e["type"] == "site_write_failed"]
+    assert [e["device"] for e in failed] == ["cp2"] and "not declared writable" in failed[0]["reason"]
+    refused = next(r for r in audit if r["device"] == "cp2")
+    assert refused["status"] == "refused" and refused["code"] == "not_writable" and refused["by"] == "site"
+    assert rig.evse["cp2"].limit_a == 6.0  # untouched
+
+
+async def test_commands_for_a_site_charger_are_audited_as_writes_by_that_command():
+    audit: list[dict] = []
+    rig = Rig(n=1, audit=audit.append)
+    rig.evse["cp1"].plug(Car(need_wh=50_000), 0)
+    await rig.step()
+    audit.clear()
+    await rig.site.command("cp1", Action.STOP, None, Writer.command("stop-7"))
+    assert audit == [{"kind": "write", "ts": rig.ms(), "device": "cp1", "point": "stop", "by": "command",
+                      "command_id": "stop-7", "status": "accepted", "applied": True}]
+
+
+# ------------------------------------------------------------------------------------ the assembled agent
+def site_agent_config(tmp_path, *, port: int, broker=None, tou: str = "") -> str:
+    mqtt = f'host = "{broker.host}"\nport = {broker.port}' if broker is not None else 'host = "127.0.0.1"'
+    return f'''
+[gateway]
+id = "gw-site"
+state_dir = "{tmp_path / 'state'}"
+[mqtt]
+{mqtt}
+[lines.lan]
+type = "modbus_tcp"
+host = "127.0.0.1"
+port = {port}
+[[devices]]
+name = "load"
+type = "replay"
+file = "{SAMPLES / 'building_load_kw.csv'}"
+metric = "power"
+unit = "kW"
+speed = 600
+poll_interval = 0.2
+energy = {{ metric = "power" }}
+[[devices]]
+name = "cp1"
+type = "modbus_charger"
+profile = "charx"
+line = "lan"
+poll_interval = 0.2
+writable = ["current_limit"]
+current_limit_bounds = [6, 16]
+[site]
+chargers = ["cp1"]
+limit_kw = 1000
+{tou}
+[site.grid_meter]
+device = "load"
+metric = "power"
+scale = 1000
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_site_writes_reach_the_audit_topic_within_declared_bounds(tmp_path, mosquitto, mqtt_subscriber):
+    port = free_port()
+    sim = await charger_sim(profile="charx", tcp=f"127.0.0.1:{port}")
+    next(iter(sim.sims.values())).plug(Car(need_wh=50_000, max_a=32))
+    sub = mqtt_subscriber(mosquitto, "edge/gw-site/audit")
+    text = site_agent_config(tmp_path, port=port, broker=mosquitto, tou="tou = { enabled = false }")
+    agent = Agent(load_config_text(text))
+    task = asyncio.create_task(agent.run())
+    try:  # the site ramps the car up 4 A a step to cp1's declared maximum, 16 A (the site would give 32 A)
+        got = await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.json().get("applied") == 16.0)
+        audits = [m.json() for m in sub.snapshot()]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await sim.stop()
+    assert got[0].json()["by"] == "site" and got[0].json()["device"] == "cp1"
+    writes = [a for a in audits if a["kind"] == "write"]
+    assert writes and all(a["by"] == "site" and a["point"] == "current_limit" and a["status"] == "accepted"
+                          and 0 <= a["applied"] <= 16 for a in writes)
+
+
+def test_energy_is_billed_and_charging_capped_by_the_same_tariff_every_hour(tmp_path):
+    agent = Agent(load_config_text(site_agent_config(tmp_path, port=free_port(), tou="tou = { peak_max_kw = 0 }")))
+    try:
+        ledger, site = agent.processor.ledger, agent.site
+        assert site is not None and ledger.meters == ["load"]
+        assert site.plan_tariff is ledger.tariff and site.carbon is ledger.carbon  # configured once, shared
+        day = ledger.tariff.local_day_start(1_700_000_000_000)
+        periods = []
+        for h in range(24):
+            ts = day + h * 3_600_000 + 1_800_000
+            ledger.add(np.array([0]), np.array([ts], np.int64), np.array([1.0]))
+            (billed,) = ledger.hours[0][ts // 3_600_000 * 3_600_000].by_period
+            sids = [agent.series.id("load", "power"), agent.series.id("cp1", "state"), agent.series.id("cp1", "power")]
+            agent.latest.update(np.asarray(sids, np.int32), np.full(3, ts, np.int64), np.array([5.0, 3.0, 0.0]),
+                                np.zeros(3, np.uint32))
+            alloc, info = site.targets(ts)
+            assert info["period"] == billed, f"hour {h}: billed as {billed}, charged as {info['period']}"
+            assert (alloc["cp1"] == 0.0) == (billed == "peak"), f"hour {h}"
+            periods.append(billed)
+        assert {"peak", "flat", "valley"} <= set(periods)  # the check covered every kind of hour
+    finally:
+        agent.commands.close()
+        agent.outbox.close()

@@ -56,7 +56,7 @@ class IdStore:
         return db
 
     def _failure(self, e: BaseException) -> IdStoreUnavailable:
-        reason = f"command id store {self.path} cannot be written: {getattr(e, 'strerror', None) or e}"
+        reason = f"command id store {self.path} cannot be written: {(e.strerror if isinstance(e, OSError) else None) or e}"
         if reason != self._last_error:
             log.warning("%s; commands are refused until it can be written", reason)
             self._last_error = reason

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from agent.contract.charger import ChargerPoint
 from agent.errors import CommandRefused
 
 ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
@@ -22,9 +23,9 @@ class Action(enum.StrEnum):
     BOOST = "boost"
 
     @property
-    def point(self) -> str:
+    def point(self) -> ChargerPoint:
         """The writable point (``writable = [...]`` in config) this action needs."""
-        return "current_limit" if self is Action.SET_CURRENT_LIMIT else self.value
+        return ChargerPoint.CURRENT_LIMIT if self is Action.SET_CURRENT_LIMIT else ChargerPoint(self.value)
 
 
 NEEDS_VALUE = {Action.SET_CURRENT_LIMIT, Action.BOOST}
@@ -48,7 +49,8 @@ class Code(enum.StrEnum):
 
 
 class Refusal(CommandRefused):
-    """The one way the command path says no: a code for machines and a reason for people."""
+    """The one way the command path and the write gate say no: a code for machines and a reason for
+    people. Raised by every check; the router turns it into a ``refused`` result."""
 
     def __init__(self, code: Code, reason: str):
         self.code = code

@@ -10,18 +10,19 @@ and audited (``audit``); the app publishes both.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.contract.charger import ChargerPoint
 from agent.driver import Clock
-from agent.errors import CommandRefused, DeviceError
+from agent.errors import DeviceError
 
 from . import auth
 from .config import CommandsConfig
+from .gate import WriteGate, Writer
 from .idstore import IN_PROGRESS, IdStore, IdStoreUnavailable
 from .parse import Action, Code, Command, Refusal, command_id, parse_body, parse_command
 from .ratelimit import RateLimiter
@@ -29,7 +30,6 @@ from .ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 MAX_BOOST_MINUTES = 24 * 60
-DEFAULT_BOUNDS = (6.0, 32.0)
 
 
 class SiteHook(Protocol):
@@ -37,7 +37,9 @@ class SiteHook(Protocol):
 
     def manages(self, device: str) -> bool: ...
 
-    async def command(self, device: str, action: str, value: float | None) -> dict[str, Any]: ...
+    async def command(self, device: str, action: Action, value: float | None, by: Writer) -> dict[str, Any]:
+        """Carry out ``action``; raises :class:`Refusal` or a device error like :meth:`WriteGate.write`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,12 @@ class CommandRouter:
         self,
         config: CommandsConfig,
         *,
-        devices: Mapping[str, Any],  # device name -> its DeviceConfig
-        drivers: Mapping[str, Any],  # device name -> driver (with async write(point, value))
+        devices: Mapping[str, object],  # device name -> its DeviceConfig
+        drivers: Mapping[str, object],  # device name -> driver
         ids: IdStore,
         clock: Clock | None = None,
         site: SiteHook | None = None,
+        gate: WriteGate | None = None,
     ):
         self.config = config
         self.devices = dict(devices)
@@ -67,6 +70,7 @@ class CommandRouter:
         self.ids = ids
         self.clock = clock or Clock()
         self.site = site
+        self.gate = gate or WriteGate(devices, drivers, self.clock, timeout=config.write_timeout)
         self.limiter = RateLimiter(limit=config.rate_limit, window=config.rate_window)
         self._inflight: set[str] = set()
         self._secret = config.secret.get_secret_value() if config.secret else None
@@ -128,11 +132,9 @@ class CommandRouter:
     async def _run(self, device: str, body: dict[str, Any], cid: str, now_ms: int) -> dict[str, Any]:
         try:
             cmd = parse_command(body, cid)
-            cfg = self.devices.get(device)
-            driver = self.drivers.get(device)
-            if cfg is None or driver is None:
+            if device not in self.devices or device not in self.drivers:
                 raise Refusal(Code.UNKNOWN_DEVICE, f"no device named {device[:64]!r} on this gateway")
-            self._check_point(cmd, cfg, device)
+            self._check_point(cmd, device)
             self._check_fresh(cmd, now_ms)
         except Refusal as r:
             result = self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
@@ -147,7 +149,7 @@ class CommandRouter:
         except IdStoreUnavailable as e:
             return self._result(cid, "refused", Code.CANNOT_RECORD.value, f"{e}; nothing was changed",
                                 device, body, now_ms)
-        result = await self._execute_limited(device, cmd, driver, body, now_ms)
+        result = await self._execute_limited(device, cmd, body, now_ms)
         try:
             self.ids.finish(cid, result)
         except IdStoreUnavailable as e:  # executed: the in-progress record still prevents a second run
@@ -174,53 +176,41 @@ class CommandRouter:
         except IdStoreUnavailable as e:
             log.warning("command %s: refusal not recorded: %s", cid, e)
 
-    async def _execute_limited(self, device: str, cmd: Command, driver: Any, body: dict[str, Any],
-                               now_ms: int) -> dict[str, Any]:
+    async def _execute_limited(self, device: str, cmd: Command, body: dict[str, Any], now_ms: int) -> dict[str, Any]:
         cid = cmd.id
         if not self.limiter.allow(device, self.clock.monotonic()):
             return self._result(cid, "refused", Code.RATE_LIMITED.value,
                                 f"more than {self.config.rate_limit} commands in {self.config.rate_window:g} s for {device!r}",
                                 device, body, now_ms)
         try:
-            detail = await asyncio.wait_for(self._execute(device, cmd, driver), self.config.write_timeout)
-        except CommandRefused as e:
-            code = e.code if isinstance(e, Refusal) else Code.NOT_WRITABLE
-            reason = e.reason if isinstance(e, Refusal) else str(e)
-            return self._result(cid, "refused", code.value, reason, device, body, now_ms)
-        except TimeoutError:
-            return self._result(cid, "failed", Code.DEVICE_ERROR.value, f"device did not answer within {self.config.write_timeout:g} s", device, body, now_ms)
+            detail = await self._execute(device, cmd)
+        except Refusal as r:
+            return self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
         except (DeviceError, OSError, ValueError) as e:
             return self._result(cid, "failed", Code.DEVICE_ERROR.value, f"{type(e).__name__}: {e}", device, body, now_ms)
         res = self._result(cid, "accepted", None, None, device, body, now_ms)
         res.update(detail or {})
         return res
 
-    def _check_point(self, cmd: Command, cfg: Any, device: str) -> None:
-        writable = {str(getattr(p, "value", p)) for p in getattr(cfg, "writable", ())}
-        if cmd.action.point not in writable:
-            raise Refusal(Code.NOT_WRITABLE, f"{cmd.action.point!r} is not declared writable for {device!r}")
-        if cmd.action is Action.SET_CURRENT_LIMIT:
-            lo, hi = getattr(cfg, "current_limit_bounds", DEFAULT_BOUNDS)
-            assert cmd.value is not None
-            if not lo <= cmd.value <= hi:
-                raise Refusal(Code.OUT_OF_RANGE, f"current limit {cmd.value:g} A is outside [{lo:g}, {hi:g}] A")
-        if cmd.action is Action.BOOST:
-            assert cmd.value is not None
-            if not 0 <= cmd.value <= MAX_BOOST_MINUTES:
-                raise Refusal(Code.OUT_OF_RANGE, f"boost of {cmd.value:g} min is outside [0, {MAX_BOOST_MINUTES}] (0 cancels)")
-            if self.site is None or not self.site.manages(device):
-                raise Refusal(Code.NOT_WRITABLE, f"boost needs site load management to manage {device!r}")
+    def _check_point(self, cmd: Command, device: str) -> None:
+        """Refuse before anything is recorded: the point is not writable, or the value out of bounds."""
+        if cmd.action is not Action.BOOST:
+            self.gate.check(device, cmd.action.point, cmd.value, Writer.command(cmd.id))
+            return
+        if ChargerPoint.BOOST not in self.gate.writable(device):
+            raise Refusal(Code.NOT_WRITABLE, f"'boost' is not declared writable for {device!r}")
+        assert cmd.value is not None
+        if not 0 <= cmd.value <= MAX_BOOST_MINUTES:
+            raise Refusal(Code.OUT_OF_RANGE, f"boost of {cmd.value:g} min is outside [0, {MAX_BOOST_MINUTES}] (0 cancels)")
+        if self.site is None or not self.site.manages(device):
+            raise Refusal(Code.NOT_WRITABLE, f"boost needs site load management to manage {device!r}")
 
-    async def _execute(self, device: str, cmd: Command, driver: Any) -> dict[str, Any]:
+    async def _execute(self, device: str, cmd: Command) -> dict[str, Any]:
+        by = Writer.command(cmd.id)
         if self.site is not None and self.site.manages(device):
-            return await self.site.command(device, cmd.action.value, cmd.value)
-        if not hasattr(driver, "write"):
-            raise Refusal(Code.NOT_WRITABLE, f"device {device!r} has no writable points")
-        if cmd.action is Action.SET_CURRENT_LIMIT:
-            await driver.write("current_limit", cmd.value)
-            return {"applied": cmd.value}
-        await driver.write(cmd.action.point, True)
-        return {}
+            return await self.site.command(device, cmd.action, cmd.value, by)
+        applied = await self.gate.write(device, cmd.action.point, cmd.value, by=by)
+        return {"applied": applied} if cmd.action is Action.SET_CURRENT_LIMIT else {}
 
     @staticmethod
     def _result(cid, status, code, reason, device, body, now_ms) -> dict[str, Any]:

@@ -10,6 +10,8 @@ A driver package imports ``agent.contract`` and its own modules, nothing else of
 - what a driver returns: :class:`MetricSpec`, :class:`Sample`, :class:`Batch`, :class:`Quality`,
   :class:`MetricKind`;
 - the typed errors a driver raises (:class:`DeviceTimeout`, :class:`ProtocolError`, ...);
+- the charger capability (:class:`ChargerControl`, :class:`ChargerPoint`, :class:`IecState` ...)
+  that the site controller and the command router drive;
 - what a package exports: :class:`DriverSpec`, :class:`SimulatorSpec`, :class:`LineKind`;
   what it is handed: :class:`DriverContext` with its :class:`Clock`.
 """
@@ -26,6 +28,7 @@ from agent.errors import (
 from agent.model import Batch, MetricKind, MetricSpec, Quality, Sample
 
 from . import modbus_values, plausibility
+from .charger import ChargerControl, ChargerKeys, ChargerMetric, ChargerPoint, IecState
 from .config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, LineDevice, Name
 from .driver import (
     DRIVERS_GROUP,
@@ -49,6 +52,7 @@ __all__ = [
     "BusUnavailable", "ConfigError", "DeviceError", "DeviceException", "DeviceTimeout", "EdgeAgentError",
     "ProtocolError",
     "Batch", "MetricKind", "MetricSpec", "Quality", "Sample",
+    "ChargerControl", "ChargerKeys", "ChargerMetric", "ChargerPoint", "IecState",
     "modbus_values", "plausibility", "NonDecreasing",
     "NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name",
     "CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode",

@@ -95,6 +95,7 @@ unit = {i}
 line = "station-chargers"
 poll_interval = 1.0
 publish = "both"
+writable = ["current_limit"]
 ''')
     sims.site_toml = '''
 [site]

@@ -1,5 +1,8 @@
 """Time-of-use tariff lookup in local time (zoneinfo), scalar and vectorised.
 
+The agent's one tariff: the energy ledger bills by it and the site controller caps and plans charging
+by the same instance (``Processor.tariff``), so billing and charging never disagree about a period.
+
     tariff = Tariff(config.processing.tariff, tz="Asia/Shanghai")
     tariff.period_at(ts_ms)  -> "peak" | "flat" | "valley" (names come from the config)
     tariff.price_at(ts_ms)   -> price per kWh in the tariff's currency

@@ -1,13 +1,17 @@
-"""Configuration of site load management and time-of-use charging (``[site]``)."""
+"""Configuration of site load management and time-of-use charging caps (``[site]``)."""
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..contract.charger import ChargerKeys, ChargerMetric, ChargerPoint
 from ..processing.config import no_such_metric
+
+if TYPE_CHECKING:
+    from ..config.schema import AgentConfig
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -28,29 +32,31 @@ class GridMeterRef(Frozen):
     scale: float = Field(1.0, gt=0, description="Multiply the metric by this to get W (1000 if it reports kW).")
 
 
-class TouWindow(Frozen):
-    start: float = Field(ge=0, le=24, description="Local hour the window starts (e.g. 23 or 7.5).")
-    end: float = Field(ge=0, le=24, description="Local hour it ends; may wrap past midnight.")
-    period: Period
-
-
 class TouConfig(Frozen):
+    """Charging caps by tariff period. The periods come from the one tariff, ``[processing.tariff]``."""
+
     enabled: bool = True
-    peak_max_kw: float = Field(0.0, ge=0, description="Cap on total charging power in peak hours (0 = only boosted sessions charge).")
+    peak_max_kw: float = Field(0.0, ge=0, description="Cap on total charging power in peak hours (0 = only boosted "
+                               "sessions charge); also applies to any period other than flat and valley (e.g. critical).")
     flat_max_kw: float | None = Field(None, ge=0, description="Cap in flat hours; none = the site limit only.")
     valley_max_kw: float | None = Field(None, ge=0, description="Cap in valley hours; none = the site limit only.")
-    utc_offset_hours: float = Field(8.0, ge=-12, le=14, description="Local time offset of the windows below.")
-    windows: tuple[TouWindow, ...] = Field(
-        (
-            TouWindow(start=23, end=7, period=Period.VALLEY),
-            TouWindow(start=10, end=15, period=Period.PEAK),
-            TouWindow(start=18, end=21, period=Period.PEAK),
-        ),
-        description="Fallback schedule when no tariff is configured elsewhere; uncovered hours are flat.",
-    )
-    prices: dict[Period, float] = Field(
-        {Period.PEAK: 1.512, Period.FLAT: 1.162, Period.VALLEY: 0.87}, description="Price per kWh by period."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_tariff(cls, data: object) -> object:
+        if isinstance(data, dict):
+            moved = [k for k in ("windows", "prices", "utc_offset_hours") if k in data]
+            if moved:
+                raise ValueError(
+                    f"{', '.join(moved)} cannot be set here: the agent has one tariff, configured in "
+                    "[processing.tariff] (periods and prices) with processing.timezone, and charging follows it; "
+                    "[site.tou] only sets the charging caps per period")
+        return data
+
+    def cap_w(self, period: str) -> float | None:
+        """Most charging power in ``period`` (W), None for no cap beyond the site limit."""
+        kw = {Period.FLAT.value: self.flat_max_kw, Period.VALLEY.value: self.valley_max_kw}.get(period, self.peak_max_kw)
+        return None if kw is None else kw * 1000
 
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -116,7 +122,7 @@ class SiteConfig(Frozen):
         return self.limit_a * self.voltage * self.phases
 
 
-CHARGER_METRICS_USED = ("state", "power", "current_l1")  # what the site controller reads of a charger
+CHARGER_METRICS_USED = (ChargerMetric.STATE, ChargerMetric.POWER, ChargerMetric.CURRENT_L1)  # what the site reads
 
 
 def site_reference_problems(site: SiteConfig | None, metrics: dict, writable: dict) -> list[tuple[tuple, str]]:
@@ -145,16 +151,21 @@ def site_reference_problems(site: SiteConfig | None, metrics: dict, writable: di
     return problems
 
 
-def cross_check_site(config) -> list[tuple[tuple, str]]:
-    """Whole-file checks: the grid meter and every charger are configured devices."""
-    site = getattr(config, "site", None)
+def cross_check_site(config: AgentConfig) -> list[tuple[tuple, str]]:
+    """Whole-file checks: the grid meter and every charger are configured devices; the chargers
+    declare their current limit writable (the site controller writes it through the write gate)."""
+    site = config.site
     if site is None:
         return []
-    names = {d.name for d in config.devices}
+    devices = {d.name: d for d in config.devices}
     problems = []
-    if site.grid_meter.device not in names:
+    if site.grid_meter.device not in devices:
         problems.append((("site", "grid_meter", "device"), f"no device named {site.grid_meter.device!r}"))
     for i, n in enumerate(site.chargers):
-        if n not in names:
+        dev = devices.get(n)
+        if dev is None:
             problems.append((("site", "chargers", i), f"no device named {n!r}"))
+        elif isinstance(dev, ChargerKeys) and ChargerPoint.CURRENT_LIMIT not in dev.writable:
+            problems.append((("site", "chargers", i), f"device {n!r} does not declare current_limit writable: the "
+                             "site controller sets its current limit, so add writable = [\"current_limit\"] to it"))
     return problems

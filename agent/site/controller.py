@@ -2,8 +2,10 @@
 
 Call ``await step(now_ms)`` once per poll interval. Each step reads the grid meter and the chargers
 from ``LatestValues``, computes allocations (agent.site.allocator) and writes only the ones that
-changed (``write("current_limit", A)``, 0 = pause). If the grid meter's data is stale, every charger
-falls back to ``safe_current`` in that same step.
+changed, through the write gate (agent.commands.gate: declared writable, bounded, audited; 0 = pause).
+If the grid meter's data is stale, every charger falls back to ``safe_current`` in that same step.
+
+Charging is capped and planned by the same tariff object that energy accounting bills by.
 
 With ``[site.planner]`` enabled, each step replans every session to its departure (agent.site.planner)
 and offers each charger what the plan gives it now; a session that cannot get its energy in time is
@@ -15,21 +17,25 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from agent.commands.gate import SITE, WriteGate, Writer
+from agent.commands.parse import Action
+from agent.contract.charger import ChargerKeys, ChargerMetric, ChargerPoint, IecState
 from agent.driver import Clock
 from agent.model import Quality
+from agent.processing.carbon import CarbonFactors
+from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 
 from .allocator import Demand, allocate, allocate_in_order
-from .config import Period, SiteConfig
+from .config import SiteConfig
 from .phases import fit_phases
+from .planner import Headroom, plan
 from .sessions import SessionBook
-from .tou import Tariff
 
 log = logging.getLogger(__name__)
-
-CONNECTED_STATES = (2.0, 3.0, 4.0)  # IEC 61851 B, C, D (drivers.charger_common.IecState)
 
 
 class SiteController:
@@ -42,20 +48,22 @@ class SiteController:
         clock: Clock | None = None,
         tariff: Tariff | None = None,
         *,
-        charger_configs: Mapping[str, Any] | None = None,
-        carbon: Any = None,
+        charger_configs: Mapping[str, ChargerKeys],
+        carbon: CarbonFactors | None = None,
+        gate: WriteGate | None = None,
     ):
         self.config = config
         self.drivers = {n: drivers[n] for n in config.chargers}
         self.latest = latest
         self.series = series
         self.clock = clock or Clock()
-        self.plan_tariff = tariff
-        self.tariff = tariff if config.tou.enabled and not config.planner.enabled else None
-        self._phases = {n: getattr((charger_configs or {}).get(n), "phases", 3) for n in config.chargers}
+        self.gate = gate or WriteGate(charger_configs, self.drivers, self.clock)
+        self.plan_tariff = tariff or Tariff()
+        self.tariff = self.plan_tariff if config.tou.enabled and not config.planner.enabled else None
+        self._phases = {n: charger_configs[n].phases for n in config.chargers}
         self._wired = {n: ((0, 1, 2) if self._phases[n] == 3 else (config.charger_phase.get(n, 1) - 1,))
                        for n in config.chargers}
-        self.sessions = SessionBook(config, self.clock)
+        self.sessions = SessionBook(config, self.clock, self.plan_tariff)
         self.carbon = carbon
         self.last_plan = None
         self._last_plan_ms = 0
@@ -73,34 +81,31 @@ class SiteController:
     def manages(self, device: str) -> bool:
         return device in self.drivers
 
-    async def command(self, device: str, action: str, value: float | None) -> dict[str, Any]:
-        drv = self.drivers[device]
+    async def command(self, device: str, action: Action, value: float | None, by: Writer) -> dict[str, Any]:
         now = self.clock.now_ms()
-        if action == "set_current_limit":
+        if action is Action.SET_CURRENT_LIMIT:
             assert value is not None
             self.user_limit[device] = value
             cur = self.alloc.get(device)
             if cur is not None and cur > value:
-                await drv.write("current_limit", value)
+                await self.gate.write(device, ChargerPoint.CURRENT_LIMIT, value, by=by)
                 self.alloc[device] = value
             return {"user_limit": value, "applied": min(value, cur) if cur is not None else None}
-        if action == "stop":
+        if action is Action.STOP:
             self.user_stopped.add(device)
-            await drv.write("stop", True)
+            await self.gate.write(device, ChargerPoint.STOP, by=by)
             self.alloc[device] = 0.0
             return {}
-        if action == "start":
+        if action is Action.START:
             self.user_stopped.discard(device)
-            await drv.write("start", True)
+            await self.gate.write(device, ChargerPoint.START, by=by)
             return {}
-        if action == "boost":
-            assert value is not None
-            if value <= 0:
-                self.boost_until.pop(device, None)
-                return {"boost_until": None}
-            self.boost_until[device] = now + int(value * 60_000)
-            return {"boost_until": self.boost_until[device]}
-        raise ValueError(f"unknown site action {action!r}")
+        assert action is Action.BOOST and value is not None
+        if value <= 0:
+            self.boost_until.pop(device, None)
+            return {"boost_until": None}
+        self.boost_until[device] = now + int(value * 60_000)
+        return {"boost_until": self.boost_until[device]}
 
     def set_session(self, device: str, *, departure_ms: int | None = None, energy_kwh: float | None = None,
                     car_max_a: float | None = None) -> None:
@@ -117,13 +122,13 @@ class SiteController:
         v, ts, _ = self.latest.get(sid)
         return v, ts
 
-    def _car_cap(self, n: str, state: float, prev: float) -> float:
+    def _car_cap(self, n: str, state: IecState, prev: float) -> float:
         """A car drawing well below its offer gets capped near its draw, so others can have the rest;
         the cap is probed upwards while the car takes all it is given."""
         cfg = self.config
-        cur, _ = self._value(n, "current_l1")
+        cur, _ = self._value(n, ChargerMetric.CURRENT_L1)
         cap = self._car_caps.get(n, cfg.max_current)
-        if state == 3.0 and not math.isnan(cur) and prev >= cfg.min_current:
+        if state is IecState.C and not math.isnan(cur) and prev >= cfg.min_current:
             if cur < prev - 2:
                 cap = max(cfg.min_current, math.ceil(cur) + 1)
             elif cur >= prev - 0.5 and prev >= cap:
@@ -167,8 +172,9 @@ class SiteController:
         for n in self.drivers:
             wpa = self._voltage * self._phases[n]
             prev = self.alloc.get(n, 0.0)
-            state, st_ts = self._value(n, "state")
-            power, p_ts = self._value(n, "power")
+            raw_state, st_ts = self._value(n, ChargerMetric.STATE)
+            state = IecState.of(raw_state)
+            power, p_ts = self._value(n, ChargerMetric.POWER)
             fresh = st_ts > 0 and now_ms - st_ts <= stale_ms
             drawn = power if (not math.isnan(power) and now_ms - p_ts <= stale_ms) else prev * wpa
             charging_w += drawn
@@ -180,16 +186,16 @@ class SiteController:
                     reserved_a[p] += prev
                 out[n] = prev
                 continue
-            if state not in CONNECTED_STATES or n in self.user_stopped:
+            if not state.connected or n in self.user_stopped:
                 self._since.pop(n, None)
                 self._car_caps.pop(n, None)
-                if state not in CONNECTED_STATES:
+                if not state.connected:
                     self.sessions.unplugged(n)
                 out[n] = 0.0
                 continue
             self._since.setdefault(n, now_ms)
             self.sessions.plugged(n, now_ms)
-            cap = min(cfg.max_current, self.user_limit.get(n, cfg.max_current))
+            cap = min(cfg.max_current, self.user_limit.get(n, cfg.max_current), self.gate.bounds(n)[1])
             cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
@@ -197,11 +203,7 @@ class SiteController:
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
-        tou_cap = None
-        if period is not None:
-            cap_kw = {Period.PEAK.value: cfg.tou.peak_max_kw, Period.FLAT.value: cfg.tou.flat_max_kw,
-                      Period.VALLEY.value: cfg.tou.valley_max_kw}.get(period, cfg.tou.peak_max_kw)
-            tou_cap = None if cap_kw is None else cap_kw * 1000
+        tou_cap = cfg.tou.cap_w(period) if period is not None else None
         if cfg.planner.enabled:
             demands = self._planned(demands, budget_w, phase_a, now_ms, info)
             alloc = allocate_in_order(demands, budget_w=budget_w, min_a=cfg.min_current, ramp_a=cfg.ramp_up)
@@ -232,8 +234,6 @@ class SiteController:
 
     def _ramped(self, s, prev_a: float, now_ms: int):
         """Add the energy a ramp-limited start loses against full current, so the plan starts early enough."""
-        from dataclasses import replace
-
         ramp = self.config.ramp_up
         step_s = (now_ms - self._last_plan_ms) / 1000 if 0 < now_ms - self._last_plan_ms < 600_000 else 60.0
         if ramp is None or s.max_a <= prev_a:
@@ -244,20 +244,15 @@ class SiteController:
     def _planned(self, demands: list[Demand], budget_w: float, phase_a, now_ms: int,
                  info: dict[str, Any]) -> list[Demand]:
         """Cap every demand at what the departure-aware plan gives it now; boosted ones keep their cap."""
-        from dataclasses import replace
-
-        from .planner import Headroom, plan
-
         cfg = self.config
         pc = cfg.planner
-        sessions = [self._ramped(self.sessions.session(d.name, self._value(d.name, "session_energy")[0], d.cap_a,
+        sessions = [self._ramped(self.sessions.session(d.name, self._value(d.name, ChargerMetric.SESSION_ENERGY)[0], d.cap_a,
                                                        self._wired[d.name], self._voltage, now_ms), d.prev_a, now_ms)
                     for d in demands if not d.boosted]
         step_s = (now_ms - self._last_plan_ms) / 1000 if 0 < now_ms - self._last_plan_ms < 600_000 else 60.0
         self._last_plan_ms = now_ms
-        price = getattr(self.plan_tariff, "prices_at", None) or _vectorise(self.plan_tariff)
-        co2 = getattr(self.carbon, "factors_at", None)
-        p = plan(sessions, now_ms, Headroom(budget_w, phase_a), price=price, carbon=co2,
+        co2 = self.carbon.factors_at if self.carbon is not None else None
+        p = plan(sessions, now_ms, Headroom(budget_w, phase_a), price=self.plan_tariff.prices_at, carbon=co2,
                  slot_ms=pc.slot_minutes * 60_000, horizon_ms=int(pc.horizon_hours * 3_600_000), later=pc.headroom)
         self.last_plan = p
         info["plan"] = p.method
@@ -290,8 +285,8 @@ class SiteController:
         changed = {n: a for n, a in targets.items() if self.alloc.get(n) != a}
         for n, a in changed.items():
             try:
-                await self.drivers[n].write("current_limit", a)
-                self.alloc[n] = a
+                await self.gate.write(n, ChargerPoint.CURRENT_LIMIT, a, by=SITE)
+                self.alloc[n] = a  # what was decided; the gate may have clamped it to the declared bounds
             except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
                 events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
         events += self.sessions.shortfall_events(info.get("shortfall_wh", {}), now_ms)
@@ -300,13 +295,3 @@ class SiteController:
                            "allocations": {n: self.alloc.get(n, 0.0) for n in self.drivers}})
         return events
 
-
-def _vectorise(tariff: Any):
-    def prices(ts):
-        import numpy as np
-
-        if tariff is None:
-            return np.zeros(len(ts))
-        return np.array([tariff.price_at(int(t)) for t in ts], np.float64)
-
-    return prices

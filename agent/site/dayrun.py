@@ -16,28 +16,41 @@ from typing import Any
 import numpy as np
 
 from agent.model import MetricSpec
+from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
-from drivers.charger_common import CHARGER_METRICS, Car, ChargerStatus, EvseModel
+from drivers.charger_common import (
+    CHARGER_METRICS,
+    Car,
+    ChargerConfig,
+    ChargerDriver,
+    ChargerStatus,
+    EvseModel,
+)
 
 from .config import SiteConfig
 from .controller import SiteController
-from .tou import Tariff, TouSchedule
 
 DAY_START_MS = 1_700_000_000_000 - (1_700_000_000_000 + 8 * 3_600_000) % 86_400_000  # a local (+8) midnight
 
 
-class ModelCharger:
+class ModelCharger(ChargerDriver):
     """A charger driver over an :class:`EvseModel` (writes apply at once; ``status`` is one poll)."""
 
     def __init__(self, evse: EvseModel, now: Callable[[], float]):
         self.evse = evse
         self.now = now
 
-    async def write(self, point: str, value: Any) -> None:
-        if point == "current_limit":
-            self.evse.set_limit(float(value), self.now())
-        elif point in ("start", "stop"):
-            self.evse.set_enabled(point == "start", self.now())
+    async def set_current_limit(self, amps: float) -> float:
+        self.evse.set_limit(amps, self.now())
+        return self.evse.limit_a
+
+    async def start(self) -> bool:
+        self.evse.set_enabled(True, self.now())
+        return True
+
+    async def stop(self) -> bool:
+        self.evse.set_enabled(False, self.now())
+        return True
 
     def status(self) -> ChargerStatus:
         t = self.now()
@@ -47,6 +60,13 @@ class ModelCharger:
         return ChargerStatus(state=e.state(t), enabled=e.enabled, current_limit=e.offered_a(t),
                              current_l1=i, current_l2=i if ph == 3 else 0.0, current_l3=i if ph == 3 else 0.0,
                              power=e.power_w(t), session_energy=e.session_wh / 1000, energy_total=e.total_wh / 1000)
+
+
+def model_charger_config(name: str, min_a: float = 6.0, max_a: float = 32.0, *, phases: int = 3) -> ChargerConfig:
+    """The config of a simulated charger the site manages: its current limit writable up to ``max_a``."""
+    return ChargerConfig.model_validate({"name": name, "type": "model_charger", "phases": phases,
+                                         "writable": ["current_limit", "start", "stop"],
+                                         "current_limit_bounds": [min_a, max_a]})
 
 
 @dataclass
@@ -167,9 +187,12 @@ async def run_day(
     for n in names:
         table.add_device(n, CHARGER_METRICS)
     latest = LatestValues(len(table))
-    tariff = tariff or TouSchedule(site.tou if site is not None else SiteConfig.model_fields["tou"].default)
+    tariff = tariff or Tariff()
     clock = _SimClock(day_start_ms, clock_t)
-    controller = SiteController(site, drivers, latest, table, clock, tariff) if site is not None else None
+    controller = None
+    if site is not None:
+        configs = {n: model_charger_config(n, max_a=charger_max_a) for n in names}
+        controller = SiteController(site, drivers, latest, table, clock, tariff, charger_configs=configs)
     limit = limit_w if limit_w is not None else (site.limit_w if site is not None else math.inf)
     carbon = carbon or (lambda _ts: 0.5617)
     if visits is None:

@@ -2,13 +2,17 @@
 
 Sources, best first: an override (``SiteController.set_session``, e.g. from a fleet system: "leaves at
 14:30 with 40 kWh"), the charger's defaults in ``[site.planner.chargers]``, the fleet default.
-A departure given as a local time is the next such time after plug-in.
+A departure given as a local time (in ``processing.timezone``, the tariff's zone) is the next such time
+after plug-in.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from agent.driver import Clock
+from agent.processing.tariff import Tariff
 
 from .config import SessionDefaults, SiteConfig
 from .planner import Session
@@ -17,9 +21,10 @@ REPORT_STEP_WH = 500.0  # report a shortfall again only when it grew by this muc
 
 
 class SessionBook:
-    def __init__(self, config: SiteConfig, clock: Any):
+    def __init__(self, config: SiteConfig, clock: Clock, tariff: Tariff):
         self.config = config
         self.clock = clock
+        self.tariff = tariff
         self.plugged_at: dict[str, int] = {}
         self.overrides: dict[str, tuple[int | None, float | None]] = {}
         self.car_max_a: dict[str, float] = {}
@@ -56,10 +61,8 @@ class SessionBook:
         start = self.plugged_at.get(name, now_ms)
         dep, dwell, _ = self._defaults(name)
         if dep is not None:
-            off = int(self.config.tou.utc_offset_hours * 3_600_000)
             h, m = (int(x) for x in dep.split(":"))
-            local_midnight = (start + off) // 86_400_000 * 86_400_000 - off
-            t = local_midnight + (h * 60 + m) * 60_000
+            t = self.tariff.local_day_start(start) + (h * 60 + m) * 60_000
             return t if t > start else t + 86_400_000
         return start + int((dwell or 8.0) * 3_600_000)
 

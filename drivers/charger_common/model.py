@@ -1,72 +1,22 @@
 """The charger model every charger driver shares, whatever the protocol underneath.
 
-Metrics and commands are the same for a Modbus wallbox and an OCPP charge point, so the site
-controller, the command layer and upstream subscribers never care which one they talk to.
-
-IEC 61851-1 control-pilot state is published as a number (metric ``state``):
-
-=====  ======  ==========================================
-value  state   meaning
-=====  ======  ==========================================
-0      ?       unknown / not reported
-1      A       no vehicle
-2      B       vehicle connected, not charging (B1/B2, C1/D1)
-3      C       charging
-4      D       charging with ventilation
-5      E       no power / control-pilot short
-6      F       EVSE fault
-=====  ======  ==========================================
+The capability itself (state, metric names, writable points, the typed writes and the config keys) is
+the public contract in :mod:`agent.contract.charger`; this module adds what drivers share to implement
+it: the metric specs, one poll's status, the config class, and ``write(point, value)`` over the typed
+writes for generic callers.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, fields
-
-from pydantic import Field, field_validator, model_validator
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from agent.contract import DeviceConfig, MetricKind, MetricSpec, Sample
+from agent.contract.charger import ChargerControl, ChargerKeys, ChargerMetric, ChargerPoint, IecState
 
-
-class IecState(enum.IntEnum):
-    UNKNOWN = 0
-    A = 1
-    B = 2
-    C = 3
-    D = 4
-    E = 5
-    F = 6
-
-    @classmethod
-    def parse(cls, text: str) -> IecState:
-        """'A', 'B1', 'C2', 'd' ... -> state. C1 and D1 (no PWM offered) count as B, as evcc does."""
-        t = text.strip().upper()
-        if not t or t[0] not in "ABCDEF":
-            return cls.UNKNOWN
-        if t in ("C1", "D1"):
-            return cls.B
-        return cls[t[0]]
-
-    @property
-    def connected(self) -> bool:
-        return self in (IecState.B, IecState.C, IecState.D)
-
-    @property
-    def charging(self) -> bool:
-        return self in (IecState.C, IecState.D)
-
-    @property
-    def fault(self) -> bool:
-        return self in (IecState.E, IecState.F)
-
-
-class ChargerPoint(enum.StrEnum):
-    """Points a charger may declare writable in config (``writable = [...]``)."""
-
-    CURRENT_LIMIT = "current_limit"
-    START = "start"
-    STOP = "stop"
-    BOOST = "boost"
+__all__ = ["CHARGER_METRICS", "ChargerConfig", "ChargerControl", "ChargerDriver", "ChargerMetric", "ChargerPoint",
+           "ChargerStatus", "IecState"]
 
 
 CHARGER_METRICS: tuple[MetricSpec, ...] = (
@@ -86,6 +36,7 @@ CHARGER_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("energy_total", "kWh", MetricKind.COUNTER, "lifetime energy delivered"),
     MetricSpec("error", "", MetricKind.STATE, "device error code, 0 = none"),
 )
+assert [m.name for m in CHARGER_METRICS] == [m.value for m in ChargerMetric]
 
 
 @dataclass(slots=True)
@@ -112,37 +63,37 @@ class ChargerStatus:
             Sample("connected", 1.0 if self.state.connected else 0.0),
             Sample("charging", 1.0 if self.state.charging else 0.0),
         ]
-        for f in fields(self):
-            if f.name == "state":
-                continue
-            v = getattr(self, f.name)
-            if v is not None:
-                out.append(Sample(f.name, float(v)))
+        for name, v in asdict(self).items():
+            if name != "state" and v is not None:
+                out.append(Sample(name, float(v)))
         return out
 
 
-class ChargerConfig(DeviceConfig):
+class ChargerConfig(DeviceConfig, ChargerKeys):
     """Keys every charger device has, on top of the common device keys."""
 
-    phases: int = Field(3, description="Phases wired to the vehicle (1 or 3).")
-    voltage: float = Field(230.0, gt=0, le=400, description="Nominal phase voltage, for power/current conversions.")
-    writable: tuple[ChargerPoint, ...] = Field(
-        (), description="Points commands may change: current_limit, start, stop, boost. Nothing by default."
-    )
-    current_limit_bounds: tuple[float, float] = Field(
-        (6.0, 32.0), description="[min, max] amps a command may set (IEC 61851 minimum is 6 A)."
-    )
 
-    @field_validator("phases")
-    @classmethod
-    def _phases(cls, v: int) -> int:
-        if v not in (1, 3):
-            raise ValueError("phases must be 1 or 3")
-        return v
+class ChargerDriver:
+    """Base of charger drivers: they implement :class:`ChargerControl`; ``write(point, value)`` maps a
+    point name onto those typed writes for generic callers (tools, tests)."""
 
-    @model_validator(mode="after")
-    def _bounds(self) -> ChargerConfig:
-        lo, hi = self.current_limit_bounds
-        if not (0 <= lo <= hi <= 80):
-            raise ValueError("current_limit_bounds must be [min, max] with 0 <= min <= max <= 80")
-        return self
+    async def set_current_limit(self, amps: float) -> float:
+        raise NotImplementedError
+
+    async def start(self) -> bool:
+        raise NotImplementedError
+
+    async def stop(self) -> bool:
+        raise NotImplementedError
+
+    async def write(self, point: str, value: Any) -> Any:
+        if point == ChargerPoint.CURRENT_LIMIT:
+            amps = float(value)
+            if not math.isfinite(amps) or amps < 0:
+                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
+            return await self.set_current_limit(amps)
+        if point == ChargerPoint.START:
+            return await self.start()
+        if point == ChargerPoint.STOP:
+            return await self.stop()
+        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")

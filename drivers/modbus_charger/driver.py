@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from agent.contract import DriverContext, MetricSpec, ModbusDevice, ModbusLine, Sample
-from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus
+from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus
 
 from .profile import (
     HeartbeatAction,
@@ -45,7 +45,7 @@ class ModbusChargerConfig(ModbusDevice, ChargerConfig):
         return v
 
 
-class ModbusChargerDriver:
+class ModbusChargerDriver(ChargerDriver):
     def __init__(self, config: ModbusChargerConfig, ctx: DriverContext):
         self.config = config
         self.clock = ctx.clock
@@ -110,10 +110,13 @@ class ModbusChargerDriver:
             status.enabled = self._enabled
         if status.current_limit is None and self._limit is not None:
             status.current_limit = self._limit if self._enabled else 0.0
-        for ph in ("l1", "l2", "l3"):
-            i = getattr(status, f"current_{ph}")
-            if i is not None:
-                setattr(status, f"power_{ph}", i * volts.get(ph, self.config.voltage))
+        nominal = self.config.voltage
+        if status.current_l1 is not None:
+            status.power_l1 = status.current_l1 * volts.get("l1", nominal)
+        if status.current_l2 is not None:
+            status.power_l2 = status.current_l2 * volts.get("l2", nominal)
+        if status.current_l3 is not None:
+            status.power_l3 = status.current_l3 * volts.get("l3", nominal)
         return status.samples()
 
     # --- writes ---------------------------------------------------------------------------
@@ -126,32 +129,37 @@ class ModbusChargerDriver:
         cur = self.profile.current
         await self._write(cur.address, encode_current(cur, amps), single=cur.single)
 
-    async def write(self, point: str, value: Any) -> Any:
+    async def set_current_limit(self, amps: float) -> float:
         cur = self.profile.current
-        if point == "current_limit":
-            amps = float(value)
-            if not math.isfinite(amps) or amps < 0:
-                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
-            self._limit = amps
-            if amps <= 0:
-                if cur.pause is Pause.ENABLE:
-                    await self._set_enable(False)
-                else:
-                    await self._set_current(0)
-                return 0.0
-            if self.profile.enable is None and not self._enabled:
-                return 0.0  # stopped, and the setpoint is the only switch: remember it for start
-            await self._set_current(amps)
-            if cur.pause is Pause.ENABLE and self._enabled:
-                await self._set_enable(True)
-            return amps
-        if point in ("start", "stop"):
-            self._enabled = point == "start"
-            if self.profile.enable is not None:
-                await self._set_enable(self._enabled and not (cur.pause is Pause.ENABLE and self._limit == 0))
-            elif self._enabled:
-                await self._set_current(self._limit if self._limit is not None else self.config.current_limit_bounds[1])
+        if not math.isfinite(amps) or amps < 0:
+            raise ValueError(f"current limit must be >= 0 A, got {amps!r}")
+        self._limit = amps
+        if amps <= 0:
+            if cur.pause is Pause.ENABLE:
+                await self._set_enable(False)
             else:
                 await self._set_current(0)
-            return self._enabled
-        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")
+            return 0.0
+        if self.profile.enable is None and not self._enabled:
+            return 0.0  # stopped, and the setpoint is the only switch: remember it for start
+        await self._set_current(amps)
+        if cur.pause is Pause.ENABLE and self._enabled:
+            await self._set_enable(True)
+        return amps
+
+    async def start(self) -> bool:
+        return await self._switch(True)
+
+    async def stop(self) -> bool:
+        return await self._switch(False)
+
+    async def _switch(self, on: bool) -> bool:
+        cur = self.profile.current
+        self._enabled = on
+        if self.profile.enable is not None:
+            await self._set_enable(on and not (cur.pause is Pause.ENABLE and self._limit == 0))
+        elif on:
+            await self._set_current(self._limit if self._limit is not None else self.config.current_limit_bounds[1])
+        else:
+            await self._set_current(0)
+        return on

@@ -6,13 +6,14 @@ Charging C; Unavailable E; Faulted F.
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from agent.contract import BusUnavailable, DeviceError, DriverContext, MetricSpec, Sample
-from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerStatus, IecState
+from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus, IecState
 
 from .session import OCPP_BUS
 
@@ -40,7 +41,7 @@ class OcppChargerConfig(ChargerConfig):
     number_phases: bool = Field(False, description="Send numberPhases (the charger's phases) with the limit.")
 
 
-class OcppChargerDriver:
+class OcppChargerDriver(ChargerDriver):
     def __init__(self, config: OcppChargerConfig, ctx: DriverContext):
         self.config = config
         self.server: Any = ctx.buses.get(config.line)
@@ -84,39 +85,39 @@ class OcppChargerDriver:
         st.error = 0 if err in (None, "NoError") else 1
         return st.samples()
 
-    async def write(self, point: str, value: Any) -> Any:
-        from ocpp.v16 import call
-
+    async def set_current_limit(self, amps: float) -> float:
         from .profiles import profile_request
 
-        cp = self.config.charge_point_id
-        c = self.config.connector
-        if point == "current_limit":
-            amps = float(value)
-            if not math.isfinite(amps) or amps < 0:
-                raise ValueError(f"current limit must be >= 0 A, got {value!r}")
-            resp = await self.server.call(cp, profile_request(self.config, amps))
-            self._check(resp, "SetChargingProfile")
-            self._limit = amps
-            return amps
-        if point == "start":
-            resp = await self.server.call(cp, call.RemoteStartTransaction(id_tag=self.config.id_tag, connector_id=c))
-            self._check(resp, "RemoteStartTransaction")
-            self._enabled = True
-            return True
-        if point == "stop":
-            tx = self.session.transaction.get(c)
-            self._enabled = False
-            if tx is None:
-                return False  # nothing running: stopped already
-            resp = await self.server.call(cp, call.RemoteStopTransaction(transaction_id=tx))
-            self._check(resp, "RemoteStopTransaction")
-            return True
-        raise ValueError(f"{point!r} is not a charger point (current_limit, start, stop)")
+        if not math.isfinite(amps) or amps < 0:
+            raise ValueError(f"current limit must be >= 0 A, got {amps!r}")
+        resp = await self.server.call(self.config.charge_point_id, profile_request(self.config, amps))
+        self._check(resp, "SetChargingProfile")
+        self._limit = amps
+        return amps
+
+    async def start(self) -> bool:
+        from ocpp.v16 import call
+
+        req = call.RemoteStartTransaction(id_tag=self.config.id_tag, connector_id=self.config.connector)
+        self._check(await self.server.call(self.config.charge_point_id, req), "RemoteStartTransaction")
+        self._enabled = True
+        return True
+
+    async def stop(self) -> bool:
+        from ocpp.v16 import call
+
+        tx = self.session.transaction.get(self.config.connector)
+        self._enabled = False
+        if tx is None:
+            return False  # nothing running: stopped already
+        req = call.RemoteStopTransaction(transaction_id=tx)
+        self._check(await self.server.call(self.config.charge_point_id, req), "RemoteStopTransaction")
+        return True
 
     def _check(self, resp: Any, what: str) -> None:
-        status = getattr(resp, "status", None)
+        """``resp``: the call result (each of ours has a ``status``), None when the charge point answered an error."""
         if resp is None:
             raise DeviceError(f"charge point answered {what} with an error")
-        if str(status) not in ("Accepted", "RemoteStartStopStatus.accepted", "ChargingProfileStatus.accepted") and getattr(status, "value", status) != "Accepted":
-            raise DeviceError(f"charge point answered {what} with {getattr(status, 'value', status)}")
+        status = resp.status.value if isinstance(resp.status, enum.Enum) else str(resp.status)
+        if status != "Accepted":
+            raise DeviceError(f"charge point answered {what} with {status}")

@@ -1,0 +1,128 @@
+"""The charger capability: what every charger driver offers, whatever the protocol underneath.
+
+A Modbus wallbox and an OCPP charge point publish the same metrics (:class:`ChargerMetric`), accept
+the same writes (:class:`ChargerControl`) and are configured with the same keys (:class:`ChargerKeys`),
+so the site controller, the command router and upstream subscribers never care which one they talk to.
+
+IEC 61851-1 control-pilot state is published as a number (metric ``state``, :class:`IecState`):
+0 unknown, 1 A (no vehicle), 2 B (connected, not charging), 3 C (charging), 4 D (charging with
+ventilation), 5 E (no power), 6 F (EVSE fault).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+
+class IecState(enum.IntEnum):
+    UNKNOWN = 0
+    A = 1
+    B = 2
+    C = 3
+    D = 4
+    E = 5
+    F = 6
+
+    @classmethod
+    def parse(cls, text: str) -> IecState:
+        """'A', 'B1', 'C2', 'd' ... -> state. C1 and D1 (no PWM offered) count as B, as evcc does."""
+        t = text.strip().upper()
+        if not t or t[0] not in "ABCDEF":
+            return cls.UNKNOWN
+        if t in ("C1", "D1"):
+            return cls.B
+        return cls[t[0]]
+
+    @classmethod
+    def of(cls, value: float) -> IecState:
+        """The state a published ``state`` value stands for (UNKNOWN for anything else, NaN included)."""
+        return cls(int(value)) if value == value and float(value).is_integer() and 0 <= value <= 6 else cls.UNKNOWN
+
+    @property
+    def connected(self) -> bool:
+        return self in (IecState.B, IecState.C, IecState.D)
+
+    @property
+    def charging(self) -> bool:
+        return self in (IecState.C, IecState.D)
+
+    @property
+    def fault(self) -> bool:
+        return self in (IecState.E, IecState.F)
+
+
+class ChargerMetric(enum.StrEnum):
+    """Metric names every charger publishes (when the charger reports the fact)."""
+
+    STATE = "state"
+    CONNECTED = "connected"
+    CHARGING = "charging"
+    ENABLED = "enabled"
+    CURRENT_LIMIT = "current_limit"
+    CURRENT_L1 = "current_l1"
+    CURRENT_L2 = "current_l2"
+    CURRENT_L3 = "current_l3"
+    POWER = "power"
+    POWER_L1 = "power_l1"
+    POWER_L2 = "power_l2"
+    POWER_L3 = "power_l3"
+    SESSION_ENERGY = "session_energy"
+    ENERGY_TOTAL = "energy_total"
+    ERROR = "error"
+
+
+class ChargerPoint(enum.StrEnum):
+    """Points a charger may declare writable in config (``writable = [...]``)."""
+
+    CURRENT_LIMIT = "current_limit"  # amps offered per phase; 0 pauses
+    START = "start"
+    STOP = "stop"
+    BOOST = "boost"  # not a device write: the site controller charges the car at full current for a while
+
+
+@runtime_checkable
+class ChargerControl(Protocol):
+    """The writes a charger driver accepts. Each raises a typed device error when the charger refuses."""
+
+    async def set_current_limit(self, amps: float) -> float:
+        """Offer ``amps`` per phase (0 pauses); returns the amps now offered."""
+        ...
+
+    async def start(self) -> bool:
+        """Allow charging; returns whether charging is now allowed."""
+        ...
+
+    async def stop(self) -> bool:
+        """Stop charging; returns whether a running session was stopped."""
+        ...
+
+
+class ChargerKeys(BaseModel):
+    """Config keys every charger device has, on top of the common device keys (a mixin)."""
+
+    phases: int = Field(3, description="Phases wired to the vehicle (1 or 3).")
+    voltage: float = Field(230.0, gt=0, le=400, description="Nominal phase voltage, for power/current conversions.")
+    writable: tuple[ChargerPoint, ...] = Field(
+        (), description="Points the gateway may change (commands and the site controller): current_limit, start, "
+                        "stop, boost. Nothing by default; a charger the site manages needs current_limit."
+    )
+    current_limit_bounds: tuple[float, float] = Field(
+        (6.0, 32.0), description="[min, max] amps any write may set (IEC 61851 minimum is 6 A); 0 always pauses."
+    )
+
+    @field_validator("phases")
+    @classmethod
+    def _phases(cls, v: int) -> int:
+        if v not in (1, 3):
+            raise ValueError("phases must be 1 or 3")
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ChargerKeys:
+        lo, hi = self.current_limit_bounds
+        if not (0 <= lo <= hi <= 500):
+            raise ValueError("current_limit_bounds must be [min, max] with 0 <= min <= max <= 500")
+        return self
