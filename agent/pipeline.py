@@ -39,8 +39,6 @@ RETRY_MAX_S = 5.0  # longest wait between commit attempts while commits fail
 class PipelineStats:
     readings_in: int = 0
     messages_committed: int = 0
-    commits: int = 0
-    last_commit_ms: int = 0
     commit_errors: int = 0
     held: int = 0  # messages held in memory because the outbox could not store them
     held_bytes: int = 0
@@ -190,8 +188,6 @@ class Pipeline:
 
     def _committed(self, n: int) -> None:
         self.stats.messages_committed += n
-        self.stats.commits += 1
-        self.stats.last_commit_ms = self.clock.now_ms()
         self.on_committed()
 
     def _process(self, pending: list[tuple[str, Batch]], now_ms: int) -> list[Pending]:

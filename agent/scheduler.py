@@ -38,7 +38,6 @@ class DeviceHealth:
     last_latency_s: float = 0.0
     latency_ewma_s: float = 0.0
     stale: bool = False
-    next_poll_in_s: float = 0.0
     diagnostics: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -88,7 +87,6 @@ class Poller:
         try:
             while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())
-                self.health.next_poll_in_s = delay
                 if delay:
                     stale_in = self._stale_in()
                     if stale_in is not None and stale_in < delay:
