@@ -209,7 +209,8 @@ class Pipeline:
                 local = batch.series[sl]
                 rows = reading_rows(batch.ts[sl], local, batch.value[sl], batch.quality[sl], self._metric_names, self._units)
                 topic = self.topics.telemetry(device)
-                out.extend(Pending(Priority.RAW, topic, body) for body in chunk_bodies(device, rows, self._per_message))
+                out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
+                           for body in chunk_bodies(device, rows, self._per_message))
             offset += n
         return out + derived
 

@@ -27,7 +27,7 @@ TOPICS = Topics("edge", GW)
 def telemetry(i: int, n: int = 3) -> Pending:
     readings = [{"ts": 1_700_000_000_000 + i, "metric": f"m{k}", "value": float(i), "unit": "W", "q": 0}
                 for k in range(n)]
-    return Pending(Priority.RAW, TOPICS.telemetry("meter1"), {"v": 1, "device": "meter1", "readings": readings})
+    return Pending(Priority.RAW, TOPICS.telemetry("meter1"), {"v": 1, "device": "meter1", "readings": readings}, n)
 
 
 def config(broker, **kw) -> MqttConfig:

@@ -116,9 +116,7 @@ class OutboxPump:
             self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
             self._retry_later()
             return False
-        # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
-        readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
-        self._inflight[info.mid] = (row.rowid, readings, row.topic)
+        self._inflight[info.mid] = (row.rowid, row.readings, row.topic)
         self._inflight_rows.add(row.rowid)
         self._counts["published"] += 1
         self._retry_delay = _RETRY_MIN
