@@ -20,7 +20,7 @@ from .config.schema import AgentConfig
 from .config.validate import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
-from .health import build_health, write_status
+from .health import HealthReport, build_health, write_status
 from .pipeline import Pipeline
 from .processing import Processor
 from .processing.warmup import warm
@@ -138,13 +138,13 @@ class Agent:
         self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), outcome.result))
         self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
 
-    def health(self) -> dict:
+    def health(self) -> HealthReport:
         return build_health(
             gateway=self.config.gateway.id, started_mono=self.started_mono, now_ms=self.clock.now_ms(),
-            outbox_stats=self.outbox.stats(), uplink_stats=self.uplink.stats() if self.uplink else {},
+            outbox_stats=self.outbox.stats(), uplink_stats=self.uplink.stats() if self.uplink else None,
             pipeline_stats=self.pipeline.stats, pollers=self.pollers,
             processing=self.processor.summary(),
-            buses=self.buses.stats(), clock=cached_time_sync_status().as_dict(),
+            buses=self.buses.stats(), clock=cached_time_sync_status(),
         )
 
     async def _health_loop(self) -> None:
@@ -152,13 +152,13 @@ class Agent:
         report_error: str | None = None
         while True:
             try:
-                body = self.health()
+                report = self.health()
                 if self.uplink is not None:
-                    self.uplink.publish_transient(self.topics.health, body)
+                    self.uplink.publish_transient(self.topics.health, report.to_wire())
                 up = sum(1 for p in self.pollers if p.health.up)
-                self.notifier.status(f"{up}/{len(self.pollers)} devices up, buffer {body['buffer']['depth']} messages")
+                self.notifier.status(f"{up}/{len(self.pollers)} devices up, buffer {report.buffer.depth} messages")
                 try:
-                    write_status(self.state_dir, body)
+                    write_status(self.state_dir, report)
                 except OSError as e:  # e.g. disk full: health still goes out over MQTT
                     if str(e) != status_error:
                         log.warning("cannot write the status file in %s: %s", self.state_dir, e)

@@ -1,6 +1,7 @@
-"""Generate docs/config-reference.md from the config models, so the reference cannot drift.
+"""Generate docs/config-reference.md from the config models, and the health part of
+docs/payload.schema.json and docs/payloads.md from the health models (agent.health), so neither can drift.
 
-Run ``python -m agent.docgen`` after changing a config model; a test fails when the file is stale.
+Run ``python -m agent.docgen`` after changing a config or health model; a test fails when a file is stale.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 from .bus.kinds import LINE_KINDS
 from .config.schema import AgentConfig
 from .contract import DeviceConfig
+from .docgen_health import PAYLOADS_MD, SCHEMA_JSON, render_payloads_md, render_schema
 from .driver import DriverCatalog
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "config-reference.md"
@@ -150,12 +152,13 @@ def render() -> str:
 
 
 def main() -> None:
-    text = render()
+    docs = {DOC: render(), SCHEMA_JSON: render_schema(), PAYLOADS_MD: render_payloads_md()}
     if "--check" in sys.argv:
-        sys.exit(0 if DOC.exists() and DOC.read_text() == text else 1)
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+        sys.exit(0 if all(p.exists() and p.read_text() == text for p, text in docs.items()) else 1)
+    for path, text in docs.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -136,11 +136,6 @@ class Batch:
             np.concatenate([b.quality for b in batches]),
         )
 
-    def take(self, mask_or_index: np.ndarray) -> Batch:
-        return Batch(
-            self.series[mask_or_index], self.ts[mask_or_index], self.value[mask_or_index], self.quality[mask_or_index]
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Series:

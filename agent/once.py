@@ -52,7 +52,8 @@ class DryOutbox:
 
     def append(self, items: Sequence[Pending]) -> list[int]:
         seqs = []
-        for priority, topic, body in items:
+        for item in items:
+            priority, topic, body = item.priority, item.topic, item.body
             self._seq += 1
             body["gateway"] = self.gateway
             body["seq"] = self._seq

@@ -17,11 +17,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config.schema import AgentConfig
 from .driver import Clock
+from .health import PipelineHealth
 from .model import Batch, Quality
 from .series import LatestValues, SeriesTable
 from .store.held import Held, HeldMessages, hold_bytes_for
@@ -30,25 +32,17 @@ from .timesync import clock_synchronized
 from .uplink.payload import chunk_bodies, reading_rows
 from .uplink.topics import Topics
 
+if TYPE_CHECKING:
+    from .processing.processor import Processor, ProcessResult
+
 log = logging.getLogger("edge_agent.pipeline")
 HOLD_CHUNK_BYTES = 256 * 1024  # held messages committed per transaction when catching up
 RETRY_MAX_S = 5.0  # longest wait between commit attempts while commits fail
 
 
-@dataclass
-class PipelineStats:
-    readings_in: int = 0
-    messages_committed: int = 0
-    commits: int = 0
-    last_commit_ms: int = 0
-    commit_errors: int = 0
-    held: int = 0  # messages held in memory because the outbox could not store them
-    held_bytes: int = 0
-
-
 class Pipeline:
     def __init__(self, *, config: AgentConfig, series: SeriesTable, outbox: Outbox, topics: Topics,
-                 latest: LatestValues, processor=None, on_committed: Callable[[], None] | None = None,
+                 latest: LatestValues, processor: Processor | None = None, on_committed: Callable[[], None] | None = None,
                  clock: Clock | None = None, hold_bytes: int | None = None):
         self.config = config
         self.series = series
@@ -58,11 +52,11 @@ class Pipeline:
         self.processor = processor
         self.on_committed = on_committed or (lambda: None)
         self.clock = clock or Clock()
-        self.stats = PipelineStats()
+        self.stats = PipelineHealth()
         self._pending: list[tuple[str, Batch]] = []
         self._extra: list[Pending] = []
         self._per_message = config.mqtt.readings_per_message
-        self._publish_mode = {d.name: str(getattr(d, "publish", "raw")) for d in config.devices}
+        self._publish_mode = {d.name: str(d.publish) for d in config.devices}
         self._metric_names = [s.metric for s in series]
         self._units = [s.unit for s in series]
         self._last_flush = 0.0
@@ -190,8 +184,6 @@ class Pipeline:
 
     def _committed(self, n: int) -> None:
         self.stats.messages_committed += n
-        self.stats.commits += 1
-        self.stats.last_commit_ms = self.clock.now_ms()
         self.on_committed()
 
     def _process(self, pending: list[tuple[str, Batch]], now_ms: int) -> list[Pending]:
@@ -213,18 +205,19 @@ class Pipeline:
                 local = batch.series[sl]
                 rows = reading_rows(batch.ts[sl], local, batch.value[sl], batch.quality[sl], self._metric_names, self._units)
                 topic = self.topics.telemetry(device)
-                out.extend(Pending(Priority.RAW, topic, body) for body in chunk_bodies(device, rows, self._per_message))
+                out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
+                           for body in chunk_bodies(device, rows, self._per_message))
             offset += n
         return out + derived
 
-    def _derived(self, result) -> list[Pending]:
+    def _derived(self, result: ProcessResult) -> list[Pending]:
         out: list[Pending] = []
-        for device, body in getattr(result, "aggregates", ()):
+        for device, body in result.aggregates:
             if self._publish_mode.get(device, "raw") != "raw":  # publish = "raw": no window aggregates
                 out.append(Pending(Priority.AGG, self.topics.agg(device), body))
-        for device, body in getattr(result, "energy", ()):
+        for device, body in result.energy:
             out.append(Pending(Priority.AGG, self.topics.agg(device), body))
-        for body in getattr(result, "events", ()):
+        for body in result.events:
             out.append(Pending(Priority.EVENT, self.topics.event, body))
         return out
 

@@ -18,6 +18,7 @@ import numpy as np
 from .config.schema import DeviceConfig
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
+from .health import DeviceReport
 from .model import Batch, Quality, Sample
 
 log = logging.getLogger("edge_agent.scheduler")
@@ -38,17 +39,15 @@ class DeviceHealth:
     last_latency_s: float = 0.0
     latency_ewma_s: float = 0.0
     stale: bool = False
-    next_poll_in_s: float = 0.0
     diagnostics: dict = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return {
-            "up": self.up, "stale": self.stale, "polls_ok": self.polls_ok, "polls_failed": self.polls_failed,
-            "consecutive_failures": self.consecutive_failures, "readings": self.readings,
-            "last_ok_ms": self.last_ok_ms, "last_error": self.last_error,
-            "latency_ms": round(self.last_latency_s * 1000, 2), "latency_avg_ms": round(self.latency_ewma_s * 1000, 2),
-            **({"diagnostics": self.diagnostics} if self.diagnostics else {}),
-        }
+    def report(self) -> DeviceReport:
+        return DeviceReport(
+            up=self.up, stale=self.stale, polls_ok=self.polls_ok, polls_failed=self.polls_failed,
+            consecutive_failures=self.consecutive_failures, readings=self.readings, last_ok_ms=self.last_ok_ms,
+            last_error=self.last_error, latency_ms=round(self.last_latency_s * 1000, 2),
+            latency_avg_ms=round(self.latency_ewma_s * 1000, 2), diagnostics=self.diagnostics,
+        )
 
 
 def backoff_delay(interval: float, failures: int, cap: float) -> float:
@@ -88,7 +87,6 @@ class Poller:
         try:
             while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())
-                self.health.next_poll_in_s = delay
                 if delay:
                     stale_in = self._stale_in()
                     if stale_in is not None and stale_in < delay:

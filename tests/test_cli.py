@@ -136,6 +136,42 @@ def test_status_on_a_partial_report_shows_what_it_has(tmp_path: Path) -> None:
     assert_one_line_error(r, 0, "gateway gw-cli")
 
 
+def test_status_shows_every_part_of_the_health_report_the_agent_writes(tmp_path: Path) -> None:
+    from agent.docgen_health import HEALTH_EXAMPLE
+    from agent.health import PipelineHealth, write_status
+
+    cfg = _config(tmp_path)
+    (tmp_path / "state").mkdir()
+    report = HEALTH_EXAMPLE.model_copy(update={
+        "ts": time.time_ns() // 1_000_000,
+        "pipeline": PipelineHealth(readings_in=5, messages_committed=2, held=40, held_bytes=2_500_000)})
+    report.buffer.drops.raw = 7
+    write_status(tmp_path / "state", report)  # as the agent writes it
+    r = edge_agent("status", "--config", str(cfg))
+    assert_one_line_error(r, 0)
+    out = r.stdout
+    assert re.search(r"^buffer\s+12 messages, 1.05 MB, oldest unsent 0 s, last seq 18263, drops raw 7$", out, re.M), out
+    assert re.search(r"^uplink\s+connected, 18251 acked, 12 in flight, 2.1 msg/s, 204 readings/s, reconnects 2$",
+                     out, re.M), out
+    assert "refused by the broker: edge/gw-042/telemetry/meter9 (Not authorized, 3 times" in out, out
+    assert re.search(r"^clock\s+synchronised \(decided by chrony: chrony reports", out, re.M), out
+    assert re.search(r"^pipeline\s+40 messages \(2.50 MB\) held in memory", out, re.M), out
+    assert re.search(r"^\s+meter1\s+up\s+ok 17280\s+failed 3\s+latency 41.5 ms", out, re.M), out
+
+
+def test_status_on_a_report_with_a_damaged_part_shows_the_rest(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    (tmp_path / "state").mkdir()
+    now = time.time_ns() // 1_000_000
+    (tmp_path / "state" / "status.json").write_text(json.dumps(
+        {"gateway": "gw-cli", "ts": now, "pid": os.getpid(), "buffer": "junk", "uplink": {"acked": "many"},
+         "devices": {"m": {"up": True, "polls_ok": 4}}, "added_by_a_newer_agent": {"x": 1}}))
+    r = edge_agent("status", "--config", str(cfg))
+    assert_one_line_error(r, 0, "gateway gw-cli")
+    assert not re.search(r"^(buffer|uplink)", r.stdout, re.M), r.stdout
+    assert re.search(r"^\s+m\s+up\s+ok 4\b", r.stdout, re.M), r.stdout
+
+
 def _uplink_line(text: str) -> str:
     return next(line for line in text.splitlines() if line.startswith("uplink"))
 

@@ -15,9 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config.schema import MqttConfig
-from agent.health import build_health
+from agent.health import (
+    ClockStatus,
+    DeviceReport,
+    HealthReport,
+    PipelineHealth,
+    RefusedTopic,
+    UplinkStats,
+    build_health,
+)
 from agent.model import Quality
-from agent.pipeline import PipelineStats
 from agent.store import Outbox, Pending, Priority
 from agent.uplink.connection import status_body
 from agent.uplink.mqtt import Uplink
@@ -115,9 +122,36 @@ def test_real_status_and_health_bodies_are_valid(outbox: Outbox) -> None:
     outbox.append([Pending(Priority.RAW, "t/x", {"v": 1})])
     uplink = Uplink(MqttConfig(host="127.0.0.1"), "gw1", outbox)
     body = build_health(gateway="gw1", started_mono=0.0, now_ms=1_767_225_600_000, outbox_stats=outbox.stats(),
-                        uplink_stats=uplink.stats(), pipeline_stats=PipelineStats(), pollers=[], processing=None,
+                        uplink_stats=uplink.stats(), pipeline_stats=PipelineHealth(), pollers=[], processing=None,
                         buses=None)
-    assert errors("health", orjson.loads(orjson.dumps(body))) == []
+    assert errors("health", body.to_wire()) == []
+
+
+def test_health_schema_and_docs_are_generated_from_the_health_models() -> None:
+    from agent.docgen_health import render_payloads_md, render_schema
+
+    stale = "is stale: run `python -m agent.docgen`"
+    assert (DOCS / "payload.schema.json").read_text() == render_schema(), f"docs/payload.schema.json {stale}"
+    assert (DOCS / "payloads.md").read_text() == render_payloads_md(), f"docs/payloads.md {stale}"
+    for name in HealthReport.model_fields:  # every key of the document is in the field table
+        assert f"| `{name}` |" in (DOCS / "payloads.md").read_text(), name
+    for name in UplinkStats.model_fields:
+        assert f"| `uplink.{name}` |" in (DOCS / "payloads.md").read_text(), name
+
+
+def test_a_full_health_report_is_valid_and_reads_back_the_same() -> None:
+    uplink = UplinkStats(connected=True, refused_topics={"t/a": RefusedTopic(nacks=2, reason="Not authorized")},
+                         last_error=None)
+    report = HealthReport(gateway="gw1", ts=5, uplink=uplink, devices={"m": DeviceReport(up=True, diagnostics={"crc": 1})},
+                          clock=ClockStatus(synchronized=None), processing={"windows": 2}, buses={"rs485": {"opens": 1}})
+    wire = orjson.loads(orjson.dumps(report.to_wire()))
+    assert errors("health", wire) == []
+    assert wire["uplink"]["last_error"] is None and wire["clock"]["synchronized"] is None
+    assert HealthReport.model_validate(wire) == report
+    bare = HealthReport(gateway="gw1", ts=5).to_wire()  # optional sections are left out, never null
+    assert errors("health", bare) == [] and not {"uplink", "clock", "processing", "buses"} & set(bare)
+    assert "diagnostics" not in HealthReport(devices={"m": DeviceReport()}).to_wire()["devices"]["m"]
+    assert errors("health", {**wire, "uplink": None}), "a null section must not validate"
 
 
 def test_outbox_stamps_gateway_and_seq_on_every_kind(outbox: Outbox) -> None:

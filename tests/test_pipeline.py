@@ -34,6 +34,7 @@ def test_readings_are_committed_in_bounded_messages(tmp_path) -> None:
     import orjson
     bodies = [orjson.loads(r.payload) for r in rows]
     assert [len(b["readings"]) for b in bodies] == [100, 100, 50]
+    assert [r.readings for r in rows] == [100, 100, 50]  # counted when committed, stored with the row
     assert [b["seq"] for b in bodies] == [1, 2, 3] and {r.topic for r in rows} == {"edge/gw/telemetry/m"}
     assert bodies[0]["readings"][1] == {"ts": 1_700_000_000_001, "metric": "p", "value": 1.5, "unit": "W", "q": 0}
     assert pipe.latest.get(1)[0] == (n - 1) * 1.5
@@ -96,6 +97,8 @@ def test_disk_full_holds_bounded_memory_evicts_oldest_raw_and_keeps_order(tmp_pa
     assert committed > 0 and len(pipe.held) == 0 and not pipe.commit_failing
     assert [r for r in caplog.records if "commit recovered" in r.getMessage()]
     bodies = committed_bodies(outbox)
+    # messages held in memory keep their readings count through the outage
+    assert [r.readings for r in outbox.peek(1_000_000)] == [len(b.get("readings", ())) for b in bodies]
     seqs = [b["seq"] for b in bodies]
     assert seqs == list(range(1, len(bodies) + 1))
     raw_ts = [r["ts"] for b in bodies if "readings" in b for r in b["readings"]]

@@ -109,12 +109,54 @@ def test_schema_version_recorded_and_newer_db_refused(tmp_path: Path) -> None:
     p = tmp_path / "o.db"
     Outbox(p, max_bytes=MB, gateway="gw1").close()
     conn = sqlite3.connect(p)
-    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 2
     conn.execute("INSERT INTO schema_migrations VALUES (99, 0)")
     conn.commit()
     conn.close()
     with pytest.raises(OutboxError, match="newer than this agent"):
         Outbox(p, max_bytes=MB, gateway="gw1")
+
+
+def _outbox_v1(path: Path) -> None:
+    """An outbox as the first schema version left it: two rows stored, seq 7 and 8."""
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER);
+        INSERT INTO schema_migrations VALUES (1, 0);
+        CREATE TABLE outbox (rowid INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, topic TEXT NOT NULL,
+                             payload BLOB NOT NULL, priority INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+        CREATE INDEX outbox_priority_rowid ON outbox (priority, rowid);
+        CREATE TABLE sequence (gateway TEXT PRIMARY KEY, last_seq INTEGER);
+        CREATE TABLE drops (priority TEXT PRIMARY KEY, count INTEGER);
+        INSERT INTO sequence VALUES ('gw1', 8);
+        INSERT INTO drops VALUES ('raw', 4);
+    """)
+    conn.executemany("INSERT INTO outbox (seq, topic, payload, priority, created_ms) VALUES (?, ?, ?, 0, 5)",
+                     [(s, "t/old", orjson.dumps({**body(s), "gateway": "gw1", "seq": s})) for s in (7, 8)])
+    conn.commit()
+    conn.close()
+
+
+def test_outbox_of_the_previous_schema_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    p = tmp_path / "outbox.db"
+    _outbox_v1(p)
+    with Outbox(p, max_bytes=MB, gateway="gw1") as ob:
+        old = ob.peek(10)
+        assert [(r.seq, r.topic, r.readings) for r in old] == [(7, "t/old", 0), (8, "t/old", 0)]
+        assert orjson.loads(old[0].payload)["seq"] == 7
+        assert ob.stats().drops["raw"] == 4
+        assert ob.append([Pending(Priority.RAW, "t/new", body(9), readings=1)]) == [9]
+        assert [(r.seq, r.readings) for r in ob.peek(10)] == [(7, 0), (8, 0), (9, 1)]
+    with Outbox(p, max_bytes=MB, gateway="gw1") as ob:  # migrated once: a second open changes nothing
+        assert [(r.seq, r.readings) for r in ob.peek(10)] == [(7, 0), (8, 0), (9, 1)]
+    conn = sqlite3.connect(p)
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
+    conn.close()
+
+
+def test_readings_count_is_stored_with_each_row(outbox: Outbox) -> None:
+    outbox.append([Pending(Priority.RAW, "t/a", body(1), readings=100), Pending(Priority.EVENT, "t/e", {"k": 1})])
+    assert [r.readings for r in outbox.peek(10)] == [100, 0]
 
 
 def test_closed_outbox_raises(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ TOPICS = Topics("edge", GW)
 def telemetry(i: int, n: int = 3) -> Pending:
     readings = [{"ts": 1_700_000_000_000 + i, "metric": f"m{k}", "value": float(i), "unit": "W", "q": 0}
                 for k in range(n)]
-    return Pending(Priority.RAW, TOPICS.telemetry("meter1"), {"v": 1, "device": "meter1", "readings": readings})
+    return Pending(Priority.RAW, TOPICS.telemetry("meter1"), {"v": 1, "device": "meter1", "readings": readings}, n)
 
 
 def config(broker, **kw) -> MqttConfig:
@@ -113,14 +113,14 @@ async def test_every_row_delivered_in_order_with_seq_and_deleted(mosquitto, mqtt
         clock.mono += 2.0
         st = up.stats()
         clock.mono += 0.5
-        assert up.stats()["msgs_per_s"] == 300  # a call within the second keeps the last interval's rate
+        assert up.stats().msgs_per_s == 300  # a call within the second keeps the last interval's rate
         clock.mono += 1.0
-        assert up.stats()["msgs_per_s"] == 0  # nothing acknowledged since
+        assert up.stats().msgs_per_s == 0  # nothing acknowledged since
     assert seqs_of(msgs) == list(range(1, 601))  # no broker restart: exactly once, in order
     body = msgs[10].json()
     assert body["gateway"] == GW and body["device"] == "meter1" and len(body["readings"]) == 3
-    assert st["acked"] == 600 and st["published"] == 600 and st["connected"] and st["inflight"] == 0
-    assert st["msgs_per_s"] == 300 and st["readings_per_s"] == 900  # 600 messages x 3 readings in 2 s
+    assert st.acked == 600 and st.published == 600 and st.connected and st.inflight == 0
+    assert st.msgs_per_s == 300 and st.readings_per_s == 900  # 600 messages x 3 readings in 2 s
 
 
 async def test_backlog_from_before_start_is_sent_oldest_first(mosquitto, mqtt_subscriber, outbox) -> None:
@@ -146,19 +146,19 @@ async def test_broker_restarts_mid_stream_lose_nothing(mosquitto_factory, mqtt_s
 
     async with Running(config(broker, max_inflight=20), outbox) as up:
         for _ in range(3):
-            await until(lambda: up.stats()["connected"], what="connected")
+            await until(lambda: up.stats().connected, what="connected")
             await produce(15)  # streaming while connected, then the broker goes away mid-stream
             await asyncio.to_thread(broker.stop)
             await produce(10)  # appended while the broker is down
             await asyncio.to_thread(broker.start)
         await produce(10)
-        await until(lambda: outbox.stats().depth == 0 and up.stats()["connected"], 30, "outbox drained")
+        await until(lambda: outbox.stats().depth == 0 and up.stats().connected, 30, "outbox drained")
         # wait until every seq arrived (duplicates make the count larger)
         await until(lambda: len(set(seqs_of(sub.snapshot()))) == total, 30, "all seqs")
         st = up.stats()
     msgs = sub.snapshot()
     assert_complete_in_order(msgs, total)
-    assert st["reconnects"] >= 3
+    assert st.reconnects >= 3
 
 
 async def test_unacked_rows_are_redelivered_after_restart(mosquitto, mqtt_subscriber, tmp_path) -> None:
@@ -167,8 +167,8 @@ async def test_unacked_rows_are_redelivered_after_restart(mosquitto, mqtt_subscr
     ob.append([telemetry(i) for i in range(50)])
     mosquitto.stop()  # nothing can be acknowledged
     async with Running(config(mosquitto), ob) as up:
-        await until(lambda: up.stats()["connect_failures"] >= 1, what="a failed connect")
-        assert not up.stats()["connected"]
+        await until(lambda: up.stats().connect_failures >= 1, what="a failed connect")
+        assert not up.stats().connected
     ob.close()  # the "crash": nothing was acked
     mosquitto.start()
     sub = mqtt_subscriber(mosquitto, "edge/gw1/telemetry/#")
@@ -236,21 +236,21 @@ async def test_kill_9_mid_stream_then_restart_delivers_everything(mosquitto, mqt
 async def test_inflight_window_is_honoured(mosquitto, mqtt_subscriber, outbox) -> None:
     sub = mqtt_subscriber(mosquitto, "edge/gw1/telemetry/#")
     async with Running(config(mosquitto, max_inflight=7, keepalive=60), outbox) as up:
-        await until(lambda: up.stats()["connected"], what="connected")
+        await until(lambda: up.stats().connected, what="connected")
         os.kill(mosquitto.proc.pid, signal.SIGSTOP)  # the broker stops acknowledging
         try:
             outbox.append([telemetry(i) for i in range(100)])
             up.wake()
-            await until(lambda: up.stats()["inflight"] == 7, what="window full")
+            await until(lambda: up.stats().inflight == 7, what="window full")
             await asyncio.sleep(0.3)  # and it stays at the window
             st = up.stats()
-            assert (st["inflight"], st["published"], st["acked"]) == (7, 7, 0)
+            assert (st.inflight, st.published, st.acked) == (7, 7, 0)
             assert outbox.stats().depth == 100
         finally:
             os.kill(mosquitto.proc.pid, signal.SIGCONT)
         msgs = await asyncio.to_thread(sub.wait_for, 100, 20)
         await until(lambda: outbox.stats().depth == 0, what="drained")
-        assert up.stats()["inflight"] == 0
+        assert up.stats().inflight == 0
     assert seqs_of(msgs) == list(range(1, 101))
 
 
@@ -268,7 +268,7 @@ async def test_publish_errors_keep_rows_and_order(mosquitto, mqtt_subscriber, ou
         msgs = await asyncio.to_thread(sub.wait_for, 200, 30)
         await until(lambda: outbox.stats().depth == 0, what="drained")
         st = up.stats()
-    assert st["publish_errors"] > 0
+    assert st.publish_errors > 0
     assert seqs_of(msgs) == list(range(1, 201))
 
 
@@ -287,10 +287,10 @@ async def test_status_birth_lwt_and_clean_stop(mosquitto, mqtt_subscriber, outbo
         late = mqtt_subscriber(mosquitto, TOPICS.status)  # a newcomer sees the retained offline
         got = await asyncio.to_thread(late.wait_for, 1, 10)
         assert got[0].retain and got[0].json()["state"] == "offline"
-        await until(lambda: up.stats()["connected"], what="reconnect")  # after ~3 s backoff
+        await until(lambda: up.stats().connected, what="reconnect")  # after ~3 s backoff
         msgs = await asyncio.to_thread(status.wait_for, 3, 10)
         assert msgs[2].json()["state"] == "online"
-        assert up.stats()["reconnects"] == 1
+        assert up.stats().reconnects == 1
     msgs = await asyncio.to_thread(status.wait_for, 4, 10)
     assert msgs[3].json()["state"] == "offline"  # clean stop publishes offline itself
     later = mqtt_subscriber(mosquitto, TOPICS.status)
@@ -311,7 +311,7 @@ async def test_commands_reach_on_command(mosquitto, outbox) -> None:
     publish.single(TOPICS.command("old"), b'{"x":1}', qos=1, retain=True, hostname=mosquitto.host,
                    port=mosquitto.port)
     async with Running(config(mosquitto), outbox, on_command=on_command) as up:
-        await until(lambda: up.stats()["commands_subscribed"], what="subscribed")
+        await until(lambda: up.stats().commands_subscribed, what="subscribed")
         for topic, body in [(TOPICS.command("charger1"), b'{"action":"stop"}'),
                             (TOPICS.command_result("charger1"), b'{"not":"a command"}'),
                             (TOPICS.command("meter2"), b'{"action":"x"}')]:
@@ -327,7 +327,7 @@ async def test_transient_publish_is_not_stored(mosquitto, mqtt_subscriber, outbo
     sub = mqtt_subscriber(mosquitto, TOPICS.health)
     async with Running(config(mosquitto), outbox) as up:
         assert up.publish_transient(TOPICS.health, {"v": 1}) is False  # not connected yet
-        await until(lambda: up.stats()["connected"], what="connected")
+        await until(lambda: up.stats().connected, what="connected")
         assert up.publish_transient(TOPICS.health, {"v": 1, "ok": True})
         got = await asyncio.to_thread(sub.wait_for, 1, 10)
     assert got[0].json() == {"v": 1, "ok": True}
@@ -340,14 +340,14 @@ async def test_row_is_deleted_only_after_puback_and_resent_after_reconnect(
     proxy = tcp_proxy(mosquitto.host, mosquitto.port)
     cfg = MqttConfig(host=proxy.host, port=proxy.port, max_inflight=10, reconnect_min=0.05, reconnect_max=0.2)
     async with Running(cfg, outbox) as up:
-        await until(lambda: up.stats()["connected"], what="connected")
+        await until(lambda: up.stats().connected, what="connected")
         # 1. PUBACKs are lost: the broker delivers, but nothing may leave the outbox
         proxy.drop_down = True
         outbox.append([telemetry(i) for i in range(30)])
         up.wake()
         await asyncio.to_thread(sub.wait_for, 10, 10)
         await asyncio.sleep(0.3)
-        assert up.stats()["inflight"] == 10 and up.stats()["acked"] == 0
+        assert up.stats().inflight == 10 and up.stats().acked == 0
         assert outbox.stats().depth == 30
         # 2. the connection drops: everything unacked is sent again from the oldest row
         proxy.drop_down = False
@@ -373,11 +373,11 @@ async def test_stop_with_a_hung_broker_still_leaves_offline_retained(mosquitto, 
     running = Running(config(mosquitto, max_inflight=3, keepalive=60), outbox)
     async with running as up:
         await asyncio.to_thread(status.wait_for, 1, 10)  # online
-        await until(lambda: up.stats()["inflight"] == 0, what="birth settled")
+        await until(lambda: up.stats().inflight == 0, what="birth settled")
         os.kill(mosquitto.proc.pid, signal.SIGSTOP)  # no more acks: the window stays full
         outbox.append([telemetry(i) for i in range(20)])
         up.wake()
-        await until(lambda: up.stats()["inflight"] == 3, what="window full")
+        await until(lambda: up.stats().inflight == 3, what="window full")
         try:
             await up.stop(timeout=0.5)
         finally:
@@ -402,8 +402,8 @@ async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
     blocked = Pending(Priority.RAW, TOPICS.telemetry("meter9"), {"v": 1, "device": "meter9", "readings": []})
     outbox.append([telemetry(0), telemetry(1), blocked, telemetry(3)])
     async with Running(config(broker, protocol=MqttProtocol.V5), outbox) as up:
-        await until(lambda: up.stats()["nacks"] >= 2, what="repeated negative PUBACKs")
-        assert "Not authorized" in (up.stats()["last_error"] or "")
+        await until(lambda: up.stats().nacks >= 2, what="repeated negative PUBACKs")
+        assert "Not authorized" in (up.stats().last_error or "")
         await until(lambda: [r.seq for r in outbox.peek(10)] == [3], what="only the refused row left")
         # the operator fixes the broker's ACL: the held row and everything after it goes out, in order
         broker.acl_path.write_text("topic readwrite #\n")

@@ -37,9 +37,9 @@ async def refused(config: MqttConfig, outbox: Outbox) -> dict:
     """Run against a broker that must refuse us; nothing may leave the outbox."""
     depth = outbox.stats().depth
     async with Running(config, outbox) as up:
-        await until(lambda: up.stats()["connect_failures"] >= 2, what="failed connects")
+        await until(lambda: up.stats().connect_failures >= 2, what="failed connects")
         st = up.stats()
-    assert not st["connected"] and st["acked"] == 0
+    assert not st.connected and st.acked == 0
     assert outbox.stats().depth == depth
     return st
 
@@ -50,14 +50,14 @@ async def test_tls_with_ca_verification(mosquitto_factory, mqtt_subscriber, outb
     outbox.append([telemetry(i) for i in range(5)])
     bad = cfg(broker, tls=TlsConfig(ca_file=tls_material.other_ca_file))
     st = await refused(bad, outbox)
-    assert "CERTIFICATE_VERIFY_FAILED" in st["last_error"]
+    assert "CERTIFICATE_VERIFY_FAILED" in st.last_error
     # system CAs (no ca_file) do not know our private CA either
     st = await refused(cfg(broker, tls=TlsConfig()), outbox)
-    assert "certificate" in st["last_error"].lower()
+    assert "certificate" in st.last_error.lower()
     # plain MQTT against a TLS listener never gets a CONNACK
     await refused(cfg(broker), outbox)
     st = await deliver(broker, sub, outbox, cfg(broker, tls=TlsConfig(ca_file=tls_material.ca_file)))
-    assert st["connected"]
+    assert st.connected
     assert seqs_of(sub.snapshot()) == list(range(1, 26))  # the 5 held back while refused were not lost
 
 
@@ -71,7 +71,7 @@ async def test_tls_hostname_is_checked(mosquitto_factory, outbox, tls_material) 
                                                                      f"listener {broker.port}"))
     broker.start()
     st = await refused(wrong, outbox)
-    assert "match" in st["last_error"].lower() or "hostname" in st["last_error"].lower()
+    assert "match" in st.last_error.lower() or "hostname" in st.last_error.lower()
 
 
 async def test_mutual_tls(mosquitto_factory, mqtt_subscriber, outbox, tls_material) -> None:
@@ -91,7 +91,7 @@ async def test_username_password(mosquitto_factory, mqtt_subscriber, outbox, cap
     outbox.append([telemetry(i) for i in range(5)])
     caplog.set_level(logging.DEBUG)
     st = await refused(cfg(broker, username="gw1", password="wrong-pass"), outbox)
-    assert "refused" in st["last_error"]
+    assert "refused" in st.last_error
     await refused(cfg(broker), outbox)  # anonymous
     await deliver(broker, sub, outbox, cfg(broker, username="gw1", password="s3cret-pass"))
     assert seqs_of(sub.snapshot()) == list(range(1, 26))
@@ -101,7 +101,7 @@ async def test_username_password(mosquitto_factory, mqtt_subscriber, outbox, cap
 async def test_mqtt5(mosquitto, mqtt_subscriber, outbox) -> None:
     sub = mqtt_subscriber(mosquitto, "edge/gw1/#")
     st = await deliver(mosquitto, sub, outbox, cfg(mosquitto, protocol=MqttProtocol.V5), n=100)
-    assert st["acked"] == 100
+    assert st.acked == 100
     assert seqs_of(sub.snapshot()) == list(range(1, 101))
     states = [m.json()["state"] for m in sub.snapshot() if m.topic.endswith("/status")]
     assert states == ["online", "offline"]

@@ -65,8 +65,3 @@ def bits_per_char(*, bytesize: int = 8, parity: Parity | str = Parity.NONE, stop
 def default_gap(baudrate: int, bpc: int) -> float:
     """The Modbus RTU t3.5 silent interval, fixed at 1.75 ms above 19200 baud."""
     return 0.00175 if baudrate > 19200 else 3.5 * bpc / baudrate
-
-
-def read_wire_time(n_registers: int, *, baudrate: int, bpc: int) -> float:
-    """T = (20 + 2N) characters for one RTU read of N registers (8-byte request, 5+2N reply, 2 x t3.5)."""
-    return (20 + 2 * n_registers) * bpc / baudrate

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..health import STATUS_FILE
+from ..health import STATUS_FILE, Drops, StatusFile, parse_status
 from .common import config_option, load_or_exit
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts and `systemctl status` report a stopped service
@@ -40,8 +40,8 @@ def _pid_alive(pid: object) -> bool | None:
     return True
 
 
-def read_report(path: Path) -> dict:
-    """The status document, or a ClickException naming why it cannot be read."""
+def read_document(path: Path) -> dict:
+    """The status document as written, or a ClickException naming why it cannot be read."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -50,67 +50,68 @@ def read_report(path: Path) -> dict:
     except OSError as e:
         raise click.ClickException(f"cannot read {path}: {e.strerror}") from None
     try:
-        st = json.loads(text)
+        doc = json.loads(text)
     except ValueError:
         raise click.ClickException(f"{path} is not a complete JSON document (truncated or corrupt)") from None
-    if not isinstance(st, dict):
+    if not isinstance(doc, dict):
         raise click.ClickException(f"{path} does not hold a status report")
-    return st
+    return doc
 
 
-def liveness(st: dict, interval: float, now_ms: int) -> str | None:
+def liveness(st: StatusFile, interval: float, now_ms: int) -> str | None:
     """Why the report is not live (None when it is)."""
-    alive = _pid_alive(st.get("pid"))
+    alive = _pid_alive(st.pid)
     if alive is False:
-        return f"the agent is not running (pid {st['pid']}, which wrote this report, has exited)"
-    ts = st.get("ts")
-    if not isinstance(ts, int | float):
+        return f"the agent is not running (pid {st.pid}, which wrote this report, has exited)"
+    if not st.ts:
         return "the report carries no time"
-    age = (now_ms - ts) / 1000
+    age = (now_ms - st.ts) / 1000
     if age > STALE_INTERVALS * interval:
         return f"the report is stale: written {age:.0f} s ago, health interval {interval:g} s"
     return None
 
 
-def _num(d: dict, key: str) -> float:
-    v = d.get(key)
-    return float(v) if isinstance(v, int | float) else 0.0
+def _drops(d: Drops) -> str:
+    counted = {k: v for k, v in d.model_dump().items() if v}
+    return ", ".join(f"{k} {v}" for k, v in counted.items()) or "none"
 
 
-def render(st: dict, *, live: bool = True) -> list[str]:
-    """Human-readable lines; tolerant of a report with missing parts. A report that is not live
+def render(st: StatusFile, *, live: bool = True) -> list[str]:
+    """Human-readable lines; a part the report does not have is left out. A report that is not live
     speaks in the past tense: nothing is connected or up now."""
     was = "" if live else "was "
-    b, u = st.get("buffer") or {}, st.get("uplink") or {}
-    out = [f"gateway {st.get('gateway', '?')}   updated {_age(st.get('ts'))}   uptime {_num(st, 'uptime_s'):.0f} s"]
-    if b:
-        out.append(f"buffer  {b.get('depth', '?')} messages, {_num(b, 'bytes') / 1e6:.2f} MB, "
-                   f"oldest unsent {_num(b, 'oldest_unsent_age_s'):.0f} s, last seq {b.get('last_seq', '?')}, "
-                   f"drops {b.get('drops') or 'none'}")
-    if u:
-        out.append(f"uplink  {was}{'connected' if u.get('connected') else 'DISCONNECTED'}, "
-                   f"{u.get('acked', 0)} acked, {u.get('inflight', 0)} in flight, "
-                   f"{_num(u, 'msgs_per_s'):.1f} msg/s, {_num(u, 'readings_per_s'):.0f} readings/s, "
-                   f"reconnects {u.get('reconnects', 0)}")
-    clock = st.get("clock") or {}
-    if clock:
-        synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}[clock.get("synchronized")]
-        out.append(f"clock   {synced} (decided by {clock.get('source', '?')}: {clock.get('detail', '')})")
+    has = st.model_fields_set
+    out = [f"gateway {st.gateway or '?'}   updated {_age(st.ts)}   uptime {st.uptime_s:.0f} s"]
+    if "buffer" in has:
+        b = st.buffer
+        out.append(f"buffer  {b.depth} messages, {b.bytes / 1e6:.2f} MB, oldest unsent {b.oldest_unsent_age_s:.0f} s, "
+                   f"last seq {b.last_seq}, drops {_drops(b.drops)}")
+    if (u := st.uplink) is not None:
+        out.append(f"uplink  {was}{'connected' if u.connected else 'DISCONNECTED'}, "
+                   f"{u.acked} acked, {u.inflight} in flight, "
+                   f"{u.msgs_per_s:.1f} msg/s, {u.readings_per_s:.0f} readings/s, reconnects {u.reconnects}")
+        for topic, r in u.refused_topics.items():
+            out.append(f"        refused by the broker: {topic} ({r.reason}, {r.nacks} times, "
+                       f"retry in {r.retry_in_s:.0f} s)")
+    if (clock := st.clock) is not None:
+        synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}[clock.synchronized]
+        out.append(f"clock   {synced} (decided by {clock.source}: {clock.detail})")
+    if "pipeline" in has and (p := st.pipeline).held:
+        out.append(f"pipeline  {p.held} messages ({p.held_bytes / 1e6:.2f} MB) held in memory: the outbox "
+                   f"cannot store them")
     out.append("devices:")
-    for name, d in (st.get("devices") or {}).items():
-        state = was + ("STALE" if d.get("stale") else ("up" if d.get("up") else "DOWN"))
-        line = (f"  {name:<18} {state:<{6 + len(was)}} ok {d.get('polls_ok', 0):<7} failed {d.get('polls_failed', 0):<5} "
-                f"latency {_num(d, 'latency_avg_ms'):.1f} ms  last good {_age(d.get('last_ok_ms'))}")
-        if not d.get("up") and d.get("last_error"):
-            line += f"  ({d['last_error']})"
+    for name, d in st.devices.items():
+        state = was + ("STALE" if d.stale else ("up" if d.up else "DOWN"))
+        line = (f"  {name:<18} {state:<{6 + len(was)}} ok {d.polls_ok:<7} failed {d.polls_failed:<5} "
+                f"latency {d.latency_avg_ms:.1f} ms  last good {_age(d.last_ok_ms)}")
+        if not d.up and d.last_error:
+            line += f"  ({d.last_error})"
         out.append(line)
-        diag = d.get("diagnostics") or {}
-        if diag:
-            out.append("    " + ", ".join(f"{k} {v}" for k, v in diag.items()))
-    proc = st.get("processing")
-    if proc:
+        if d.diagnostics:
+            out.append("    " + ", ".join(f"{k} {v}" for k, v in d.diagnostics.items()))
+    if st.processing:
         out.append("processing:")
-        out.append("  " + json.dumps(proc, ensure_ascii=False)[:2000])
+        out.append("  " + json.dumps(st.processing, ensure_ascii=False)[:2000])
     return out
 
 
@@ -124,10 +125,11 @@ def command(config_path: str, as_json: bool) -> None:
     1 when there is no readable report.
     """
     cfg = load_or_exit(config_path)
-    st = read_report(Path(cfg.gateway.state_dir) / STATUS_FILE)
+    doc = read_document(Path(cfg.gateway.state_dir) / STATUS_FILE)
+    st = parse_status(doc)
     problem = liveness(st, cfg.health.interval, time.time_ns() // 1_000_000)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(json.dumps(doc, indent=2))
     else:
         if problem:
             click.echo(f"NOT RUNNING: {problem}; what follows is its last report, not the present state")

@@ -259,7 +259,7 @@ class Demo:
                           drained=drained, outage=self.outage_note)
 
     def snapshot(self, agent: Agent, watch: UpstreamWatch, link: Link) -> Snapshot:
-        up = agent.uplink.stats() if agent.uplink else {}
+        up = agent.uplink.stats() if agent.uplink else None
         rows = []
         with watch.lock:
             latest = {d: dict(v) for d, v in watch.latest.items()}
@@ -281,7 +281,7 @@ class Demo:
         max_seq = watch.max_seq()
         return Snapshot(
             elapsed=time.monotonic() - self.started, phase=self.phase, link_up=link.up,
-            uplink_connected=bool(up.get("connected")), outbox_depth=agent.outbox.stats().depth,
-            readings_per_s=up.get("readings_per_s", 0.0), upstream_readings=readings, max_seq=max_seq,
+            uplink_connected=bool(up and up.connected), outbox_depth=agent.outbox.stats().depth,
+            readings_per_s=up.readings_per_s if up else 0.0, upstream_readings=readings, max_seq=max_seq,
             missing_seqs=watch.missing_upto(max_seq), duplicates=duplicates, devices=rows,
             events=list(self.events))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..health import HealthReport
 from .exposition import Family
 
 PREFIX = "edge_agent_"
@@ -37,8 +38,10 @@ def _as_dict(v: Any) -> Mapping[str, Any]:
     return {}
 
 
-def families_from_health(doc: Any) -> list[Family]:
-    """The exported families, from a health document (a dict, or an object with the same fields)."""
+def families_from_health(doc: HealthReport | Mapping[str, Any]) -> list[Family]:
+    """The exported families, from the agent's health report or its wire form (a dict)."""
+    if isinstance(doc, HealthReport):
+        doc = doc.to_wire()
     fams: list[Family] = []
 
     def fam(name: str, type_: str, help_: str) -> Family:

@@ -35,13 +35,14 @@ class Held(NamedTuple):
     priority: Priority
     topic: str
     payload: bytes  # the body without ``gateway`` and ``seq`` (the outbox sets those when committing)
+    readings: int = 0
 
     @property
     def size(self) -> int:
         return len(self.payload) + len(self.topic) + _ENTRY_OVERHEAD
 
     def pending(self) -> Pending:
-        return Pending(self.priority, self.topic, orjson.loads(self.payload))
+        return Pending(self.priority, self.topic, orjson.loads(self.payload), self.readings)
 
 
 class HeldMessages:
@@ -60,11 +61,12 @@ class HeldMessages:
         malformed: list[str] = []
         for message in messages:
             try:
-                priority, topic, body = message
+                priority, topic, body, readings = message
                 body = dict(body)
                 body.pop("gateway", None)  # set by an earlier failed attempt; the outbox sets both again
                 body.pop("seq", None)
-                entry = Held(self._next, Priority(priority), topic, orjson.dumps(body, option=_ORJSON_OPTS))
+                entry = Held(self._next, Priority(priority), topic, orjson.dumps(body, option=_ORJSON_OPTS),
+                             int(readings))
             except (TypeError, ValueError) as e:
                 malformed.append(f"{message!r:.200}: {e}")
                 continue

@@ -31,7 +31,13 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     db["drops"].create({"priority": str, "count": int}, pk="priority")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial,)
+def _m2_readings(db: sqlite_utils.Database) -> None:
+    # readings in each row (telemetry; 0 for other messages), counted when committed so the uplink's
+    # throughput figures never parse a stored payload. Rows stored before this version count 0.
+    db.execute("ALTER TABLE outbox ADD COLUMN readings INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_readings)
 
 
 def current_version(db: sqlite_utils.Database) -> int:

@@ -91,6 +91,7 @@ class Pending(NamedTuple):
     priority: Priority
     topic: str
     body: dict
+    readings: int = 0  # telemetry readings in the body (stored with the row for the uplink's figures)
 
 
 class OutboxRow(NamedTuple):
@@ -100,6 +101,7 @@ class OutboxRow(NamedTuple):
     payload: bytes
     priority: Priority
     created_ms: int
+    readings: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +258,8 @@ class Outbox:
                 # once used stays in the file: SQLite does not shrink it without VACUUM)
                 dropped = self._enforce_cap(incoming)
                 c.executemany(
-                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms) VALUES (?, ?, ?, ?, ?)", rows
+                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms, readings)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", rows
                 )
                 c.execute(
                     "INSERT INTO sequence (gateway, last_seq) VALUES (?, ?)"
@@ -276,10 +279,11 @@ class Outbox:
 
     def _encode(self, index: int, item: Any, seq: int, now: int) -> tuple:
         try:
-            priority, topic, body = item
-            priority = Priority(priority)
+            priority, topic, body, readings = item
+            priority, readings = Priority(priority), int(readings)
         except (TypeError, ValueError) as e:
-            raise OutboxError(f"message {index}: not a Pending(priority, topic, body): {e}", index=index) from None
+            raise OutboxError(f"message {index}: not a Pending(priority, topic, body, readings): {e}",
+                              index=index) from None
         if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
             raise OutboxError(f"message {index}: invalid topic {topic!r}", index=index)
         if not isinstance(body, dict):
@@ -292,7 +296,7 @@ class Outbox:
         except TypeError as e:
             raise OutboxError(f"message {index} for {topic}: body is not JSON-serialisable: {e}",
                               index=index) from None
-        return (seq, topic, payload, int(priority), now)
+        return (seq, topic, payload, int(priority), now, readings)
 
     def _used_bytes(self) -> int:
         c = self.db.conn
@@ -398,9 +402,9 @@ class Outbox:
             want = limit - len(rows)
             ask = want + min(len(self._acked), 10_000)  # acknowledged rows are skipped
             batch = self.db.conn.execute(
-                "SELECT rowid, seq, topic, payload, priority, created_ms FROM outbox"
+                "SELECT rowid, seq, topic, payload, priority, created_ms, readings FROM outbox"
                 " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
-            rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5])
+            rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5], r[6])
                      for r in batch if r[0] not in self._acked][:want]
             if len(batch) < ask or not self._acked:
                 break

@@ -27,9 +27,10 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.config.schema import MqttConfig, MqttProtocol
+from agent.health import UplinkStats
 from agent.store.outbox import Outbox
 from agent.uplink.connection import NetworkThread, make_client, status_body
-from agent.uplink.pump import OutboxPump
+from agent.uplink.pump import Counts, OutboxPump
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
@@ -68,8 +69,7 @@ class Uplink(OutboxPump):
         self._stopping = False
         self._subscribed = False  # the command subscription is active
         self._stopped = asyncio.Event()
-        self._counts = {"published": 0, "acked": 0, "readings_acked": 0, "connects": 0, "connect_failures": 0,
-                        "publish_errors": 0, "nacks": 0, "commands": 0}
+        self._counts = Counts()
         self.last_error: str | None = None
         self._rate_mark = (self.clock.monotonic(), 0, 0)
         self._rates = (0.0, 0.0)
@@ -104,7 +104,7 @@ class Uplink(OutboxPump):
     @property
     def connects(self) -> int:
         """Successful connections so far: a change means a new session (retained state may be gone)."""
-        return self._counts["connects"]
+        return self._counts.connects
 
     def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> bool:
         """Publish bytes that are not stored (Home Assistant discovery and states). False when not
@@ -113,24 +113,23 @@ class Uplink(OutboxPump):
             return False
         return self._client.publish(topic, payload, qos=qos, retain=retain).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def stats(self) -> dict:
+    def stats(self) -> UplinkStats:
         """Counters and rates; rates cover the last interval of at least one second between calls."""
         now = self.clock.monotonic()
         t0, acked0, readings0 = self._rate_mark
         c = self._counts
         if now - t0 >= 1.0:
-            self._rates = ((c["acked"] - acked0) / (now - t0), (c["readings_acked"] - readings0) / (now - t0))
-            self._rate_mark = (now, c["acked"], c["readings_acked"])
+            self._rates = ((c.acked - acked0) / (now - t0), (c.readings_acked - readings0) / (now - t0))
+            self._rate_mark = (now, c.acked, c.readings_acked)
         msgs_rate, readings_rate = self._rates
-        return {
-            "connected": self._client is not None, "commands_subscribed": self._subscribed,
-            "published": c["published"], "acked": c["acked"], "inflight": len(self._inflight),
-            "connects": c["connects"], "reconnects": max(0, c["connects"] - 1),
-            "connect_failures": c["connect_failures"], "publish_errors": c["publish_errors"],
-            "nacks": c["nacks"], "refused_topics": self._refusals.stats(now),
-            "commands": c["commands"], "last_error": self.last_error,
-            "msgs_per_s": round(msgs_rate, 2), "readings_per_s": round(readings_rate, 2),
-        }
+        return UplinkStats(
+            connected=self._client is not None, commands_subscribed=self._subscribed,
+            published=c.published, acked=c.acked, inflight=len(self._inflight),
+            connects=c.connects, reconnects=max(0, c.connects - 1), connect_failures=c.connect_failures,
+            publish_errors=c.publish_errors, nacks=c.nacks, refused_topics=self._refusals.stats(now),
+            commands=c.commands, last_error=self.last_error,
+            msgs_per_s=round(msgs_rate, 2), readings_per_s=round(readings_rate, 2),
+        )
 
     async def stop(self, timeout: float = 2.0) -> None:
         """Stop publishing, let in-flight rows be acknowledged, publish ``offline`` (retained) and
@@ -216,7 +215,7 @@ class Uplink(OutboxPump):
 
     # ------------------------------------------------------------- handlers (loop thread)
     def _on_failure(self, reason: str) -> None:
-        self._counts["connect_failures"] += 1
+        self._counts.connect_failures += 1
         if reason != self.last_error:
             log.warning("MQTT connection to %s:%d failed: %s", self.cfg.host, self.cfg.port, reason)
         self.last_error = reason
@@ -224,9 +223,9 @@ class Uplink(OutboxPump):
     def _on_connected(self, client: mqtt.Client) -> None:
         if self._stopping:
             return
-        if self.last_error is not None or self._counts["connects"] == 0:
+        if self.last_error is not None or self._counts.connects == 0:
             log.info("MQTT connected to %s:%d", self.cfg.host, self.cfg.port)
-        self._counts["connects"] += 1
+        self._counts.connects += 1
         self.last_error = None
         self._flush_acks()
         self._client = client
@@ -234,7 +233,7 @@ class Uplink(OutboxPump):
         birth = client.publish(self.topics.status, status_body(self.gateway, "online", self.clock.now_ms()),
                                qos=1, retain=True)
         if birth.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._counts["publish_errors"] += 1
+            self._counts.publish_errors += 1
             log.warning("could not publish online status: %s", mqtt.error_string(birth.rc))
         rc, _ = self._subscribe_commands(client)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -278,15 +277,15 @@ class Uplink(OutboxPump):
         rowid, readings, topic = entry
         self._inflight_rows.discard(rowid)
         if not ok:  # MQTT 5 negative PUBACK: keep the row, set its topic aside, let the others flow
-            self._counts["nacks"] += 1
+            self._counts.nacks += 1
             self.last_error = f"broker refused a message on {topic}: {reason}"
             self._refused(topic, rowid, reason)
             self._pump()
             return
         self._accepted(topic, rowid)
         self._acked.append(rowid)
-        self._counts["acked"] += 1
-        self._counts["readings_acked"] += readings
+        self._counts.acked += 1
+        self._counts.readings_acked += readings
         if self._flush_handle is None and self._loop is not None:
             self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
         self._pump()
@@ -307,7 +306,7 @@ class Uplink(OutboxPump):
             return
         if retain:  # answered as refused by the handler; delete it so no reconnect delivers it again
             self._clear_retained(topic)
-        self._counts["commands"] += 1
+        self._counts.commands += 1
         task = asyncio.ensure_future(self._run_command(device, payload, retain))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -30,6 +31,20 @@ _RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
 _BATCH = 500  # rows read from the outbox at once
 
 
+@dataclass(slots=True)
+class Counts:
+    """The uplink's counters since start (reported by :meth:`Uplink.stats`)."""
+
+    published: int = 0
+    acked: int = 0
+    readings_acked: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    publish_errors: int = 0
+    nacks: int = 0
+    commands: int = 0
+
+
 class OutboxPump:
     # provided by the Uplink
     cfg: MqttConfig
@@ -40,7 +55,7 @@ class OutboxPump:
     _client: mqtt.Client | None
     _stopping: bool
     _acked: list[int]
-    _counts: dict[str, int]
+    _counts: Counts
 
     def _init_pump(self) -> None:
         self._inflight: dict[int, tuple[int, int, str]] = {}  # mid -> (rowid, readings in it, topic)
@@ -112,15 +127,13 @@ class OutboxPump:
         info = client.publish(row.topic, row.payload, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._refusals.release_probe(row.topic, row.rowid)
-            self._counts["publish_errors"] += 1
+            self._counts.publish_errors += 1
             self.last_error = f"publish failed: {mqtt.error_string(info.rc)}"
             self._retry_later()
             return False
-        # one '"metric":' key per telemetry reading (quotes inside JSON strings are escaped)
-        readings = row.payload.count(b'"metric":') if "/telemetry/" in row.topic else 0
-        self._inflight[info.mid] = (row.rowid, readings, row.topic)
+        self._inflight[info.mid] = (row.rowid, row.readings, row.topic)
         self._inflight_rows.add(row.rowid)
-        self._counts["published"] += 1
+        self._counts.published += 1
         self._retry_delay = _RETRY_MIN
         return True
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.health import RefusedTopic
+
 FIRST_RETRY = 1.0  # seconds from a topic's first refusal to its first probe
 MAX_RETRY = 300.0  # the longest wait between two probes of one topic
 
@@ -91,8 +93,8 @@ class Refusals:
             r.probe = None
         self.wanted = set(self._topics)
 
-    def stats(self, now: float) -> dict[str, dict]:
-        return {topic: {"nacks": r.nacks, "reason": r.reason,
-                        "retry_in_s": 0.0 if r.probe is not None or topic in self.wanted
-                        else round(max(0.0, r.due - now), 1)}
+    def stats(self, now: float) -> dict[str, RefusedTopic]:
+        return {topic: RefusedTopic(nacks=r.nacks, reason=r.reason,
+                                    retry_in_s=0.0 if r.probe is not None or topic in self.wanted
+                                    else round(max(0.0, r.due - now), 1))
                 for topic, r in self._topics.items()}

@@ -7,7 +7,6 @@ and how to turn it into engineering units (value = raw * scale + offset).
 from __future__ import annotations
 
 import difflib
-import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -177,7 +176,3 @@ def parse_profile(text: str) -> Profile:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ProfileError(f"{where}: {first['msg']}") from None
-
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -161,7 +161,7 @@ def test_a_refused_topic_is_probed_with_one_row_and_a_doubling_wait() -> None:
         r.refuse("t", 7, "Not authorized", now)
     assert waits[:4] == [FIRST_RETRY, 2 * FIRST_RETRY, 4 * FIRST_RETRY, 8 * FIRST_RETRY]
     assert max(waits) == MAX_RETRY
-    assert r.stats(now)["t"]["nacks"] == 14
+    assert r.stats(now)["t"].nacks == 14
     r.reconnected()  # a new connection: probe at once
     assert r.take_probe("t", 7)
     assert r.accept("t") is not None and "t" not in r and r.stats(now) == {}
@@ -187,17 +187,17 @@ async def test_each_refused_topic_keeps_its_order_and_is_released_on_its_own(
     try:
         async with Running(config(broker, protocol="5", max_inflight=3), outbox) as up:
             await until(lambda: arrived("H") == seqs["H"], what="every allowed row, once, in order")
-            assert set(up.stats()["refused_topics"]) == {topics["A"], topics["B"]}
-            published = up.stats()["published"]
+            assert set(up.stats().refused_topics) == {topics["A"], topics["B"]}
+            published = up.stats().published
             await asyncio.sleep(2.5)  # one probe per topic at most (after 1 s, then 2 s later)
-            assert up.stats()["published"] - published <= 2
+            assert up.stats().published - published <= 2
             assert sorted(r.seq for r in outbox.peek(1000)) == sorted(seqs["A"] + seqs["B"])
 
             broker.acl_path.write_text(acl.format(topics["H"]) + f"topic write {topics['A']}\n")
             await asyncio.to_thread(broker.restart)
             await until(lambda: arrived("A") == seqs["A"], what="A released, in order")
             await until(lambda: sorted(r.seq for r in outbox.peek(1000)) == seqs["B"], what="only B kept")
-            assert list(up.stats()["refused_topics"]) == [topics["B"]]
+            assert list(up.stats().refused_topics) == [topics["B"]]
             assert arrived("B") == []
     finally:
         outbox.close()
