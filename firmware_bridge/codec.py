@@ -240,6 +240,8 @@ def decode_body(body: bytes) -> Frame:
         pos += 5 * n
         msg = Data(fixed[0], fixed[1], fixed[2], values)
     elif t is MsgType.LOG:
+        if len(body) - pos > MAX_LOG:
+            raise FrameError(f"LOG: text of {len(body) - pos} bytes, at most {MAX_LOG}")
         try:
             msg = Log(fixed[0], body[pos:].decode())
         except UnicodeDecodeError:
