@@ -58,7 +58,8 @@ class Agent:
         self.buses = BusPool(config.lines, LINE_KINDS)
         self.series = SeriesTable()
         self.drivers: dict[str, Driver] = {}
-        ctx = DriverContext(gateway=config.gateway.id, state_dir=self.state_dir, buses=self.buses, clock=self.clock)
+        ctx = DriverContext(gateway=config.gateway.id, state_dir=self.state_dir, buses=self.buses, clock=self.clock,
+                            committed_through=lambda: self.pipeline.heartbeat)
         for dev in config.devices:
             if not dev.enabled:
                 continue

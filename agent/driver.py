@@ -63,6 +63,8 @@ class DriverContext:
     state_dir: Path
     buses: Any  # agent.bus.BusPool: get(line_name) -> bus handle
     clock: Clock = field(default_factory=Clock)
+    # time.monotonic() up to which everything pollers submitted is committed to the outbox (None: no pipeline)
+    committed_through: Callable[[], float] | None = None
 
 
 DriverFactory = Callable[["DeviceConfig", DriverContext], Driver]

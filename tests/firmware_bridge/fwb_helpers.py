@@ -1,0 +1,75 @@
+"""Run the POSIX reference node as a subprocess on a pty, and build an mcu_node driver on its line."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from agent.bus.base import BusPool
+from agent.bus.kinds import LINE_KINDS
+from agent.bus.serial_port import SerialLineConfig
+from agent.driver import DriverContext
+from firmware_bridge import SPEC
+
+
+class PosixNode:
+    """The compiled reference firmware (POSIX port); ``link`` is a stable symlink to its pty."""
+
+    def __init__(self, binary: Path, link: Path, *args: str):
+        self.binary, self.link, self.args = binary, link, args
+        self.proc: subprocess.Popen | None = None
+        self.boot_id = 0
+        self.status: dict[str, int] = {}
+
+    def start(self) -> PosixNode:
+        self.proc = subprocess.Popen([str(self.binary), "--link", str(self.link), *self.args],
+                                     stdout=subprocess.PIPE, text=True)
+        for _ in range(2):
+            line = self.proc.stdout.readline()
+            if line.startswith("BOOT "):
+                self.boot_id = int(line.split()[1])
+        assert self.boot_id, "the node did not print its boot id"
+        return self
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM; returns the node's final STATUS counters."""
+        if self.proc is None:
+            return self.status
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=10)
+        m = re.search(r"STATUS (.*)", out or "")
+        self.status = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())} if m else {}
+        self.proc = None
+        return self.status
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+
+class CommitClock:
+    """Stands in for the pipeline's commit hook: commits happen when the test says so."""
+
+    def __init__(self):
+        self.through = float("-inf")
+
+    def commit_now(self) -> None:
+        self.through = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.through
+
+
+def make_driver(port: str, state_dir: Path, *, commits=None, baudrate: int = 115200, **cfg):
+    line = SerialLineConfig(type="serial", port=port, baudrate=baudrate, reopen_min=0.05, reopen_max=0.2)
+    pool = BusPool({"nodes": line}, LINE_KINDS)
+    config = SPEC.config_model(name="node1", type="mcu_node", line="nodes", **cfg)
+    ctx = DriverContext("gw", state_dir, pool, committed_through=commits)
+    return SPEC.factory(config, ctx), pool
