@@ -24,3 +24,12 @@ def host_build(tmp_path_factory) -> Path:
     if shutil.which("make") is None or shutil.which("cc") is None:
         raise RuntimeError("the firmware tests need make and a C compiler (apt-get install build-essential)")
     return make("host", tmp_path_factory.mktemp("fwb-host"))
+
+
+@pytest.fixture(scope="session")
+def arm_build(tmp_path_factory) -> Path:
+    for tool, package in (("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+                          ("qemu-system-arm", "qemu-system-arm")):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is missing: apt-get install {package} (tests/run.sh does)")
+    return make("arm", tmp_path_factory.mktemp("fwb-arm"))

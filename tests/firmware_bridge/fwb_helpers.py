@@ -73,3 +73,35 @@ def make_driver(port: str, state_dir: Path, *, commits=None, baudrate: int = 115
     config = SPEC.config_model(name="node1", type="mcu_node", line="nodes", **cfg)
     ctx = DriverContext("gw", state_dir, pool, committed_through=commits)
     return SPEC.factory(config, ctx), pool
+
+
+class QemuNode:
+    """The cross-compiled Cortex-M firmware on an emulated MPS2 AN385; UART0 is a host pty."""
+
+    def __init__(self, elf: Path):
+        self.elf = elf
+        self.proc: subprocess.Popen | None = None
+        self.pty = ""
+
+    def start(self, timeout: float = 20) -> QemuNode:
+        self.proc = subprocess.Popen(
+            ["qemu-system-arm", "-M", "mps2-an385", "-display", "none", "-monitor", "none", "-serial", "pty",
+             "-semihosting-config", "enable=on,target=native", "-kernel", str(self.elf)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            m = re.search(r"(/dev/pts/\d+)", line)
+            if m:
+                self.pty = m.group(1)
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("qemu did not report its serial pty")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
