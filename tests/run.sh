@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine: installs mosquitto, a C compiler, the Arm
-# cross toolchain and qemu-system-arm (those missing) and the test dependencies, then pytest. Extra arguments go to pytest. Needs root (or sudo) for apt-get.
+# cross toolchain and qemu-system-arm (those missing) and the test dependencies,
+# then pytest. Extra arguments go to pytest. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # mosquitto for the MQTT tests; gcc, the Arm cross toolchain and qemu for the firmware bridge tests
