@@ -58,8 +58,9 @@ class Agent:
         self.buses = BusPool(config.lines, LINE_KINDS)
         self.series = SeriesTable()
         self.drivers: dict[str, Driver] = {}
+        self._commit_listeners: list = []  # drivers that acknowledge to their device only what is committed
         ctx = DriverContext(gateway=config.gateway.id, state_dir=self.state_dir, buses=self.buses, clock=self.clock,
-                            committed_through=lambda: self.pipeline.heartbeat)
+                            on_commit=self._commit_listeners.append)
         for dev in config.devices:
             if not dev.enabled:
                 continue
@@ -74,7 +75,7 @@ class Agent:
         self.processor = self._make_processor()
         self.uplink = None  # built in run(): the embedded broker decides the address
         self.pipeline = Pipeline(config=config, series=self.series, outbox=self.outbox, topics=self.topics,
-                                 latest=self.latest, processor=self.processor, on_committed=self._wake_uplink,
+                                 latest=self.latest, processor=self.processor, on_committed=self._committed,
                                  clock=self.clock)
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
                         for name, drv in self.drivers.items()]
@@ -90,9 +91,15 @@ class Agent:
         return build_commands(self.config, self.drivers, self.latest, self.series, self.clock)
 
     # -- wiring ----------------------------------------------------------------------------------
-    def _wake_uplink(self) -> None:
+    def _committed(self) -> None:
+        mark = time.monotonic()
         if self.uplink is not None:
             self.uplink.wake()
+        for listener in self._commit_listeners:
+            try:
+                listener(mark)
+            except Exception:  # noqa: BLE001 - one driver's bookkeeping must not break the commit loop
+                log.exception("commit listener failed")
 
     async def _on_command(self, device: str, payload: bytes) -> None:
         outcome = await self.commands.handle(device, payload)

@@ -63,8 +63,9 @@ class DriverContext:
     state_dir: Path
     buses: Any  # agent.bus.BusPool: get(line_name) -> bus handle
     clock: Clock = field(default_factory=Clock)
-    # time.monotonic() up to which everything pollers submitted is committed to the outbox (None: no pipeline)
-    committed_through: Callable[[], float] | None = None
+    # register fn(mark): called right after each outbox commit; everything pollers submitted before
+    # time.monotonic() == mark is committed (None: no pipeline, e.g. `edge-agent read`)
+    on_commit: Callable[[Callable[[float], None]], None] | None = None
 
 
 DriverFactory = Callable[["DeviceConfig", DriverContext], Driver]

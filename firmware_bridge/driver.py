@@ -61,9 +61,13 @@ class McuNodeDriver:
         self.config = config
         self.bus = ctx.buses.get(config.line)
         self.clock = ctx.clock
-        # the pipeline's commit hook: monotonic time up to which every submitted reading is in the outbox
-        self._committed_through = getattr(ctx, "committed_through", None)
-        self._last_return = float("-inf")
+        # Acknowledge only what the pipeline has committed: its commit hook tells us, and the floor is
+        # persisted right then, so a gateway killed after the commit does not take the readings twice.
+        # Without a pipeline (`edge-agent read`) a reading counts as committed at the next read.
+        self._mark = float("-inf")
+        self._hooked = ctx.on_commit is not None
+        if ctx.on_commit is not None:
+            ctx.on_commit(self._on_commit)
         self.state = NodeState(ctx.state_dir / "firmware_bridge" / f"{config.name}.json")
         saved = self.state.load()
         desc = saved.description
@@ -107,8 +111,7 @@ class McuNodeDriver:
 
     async def read(self) -> list[Sample]:
         link, cfg = self.link, self.config
-        mark = self._committed_through() if self._committed_through else self._last_return
-        link.committed_through(mark)
+        link.committed_through(self._mark)
         out = link.outgoing(time.monotonic(), self.clock.now_ms(), always_ack=cfg.address is not None)
         self._persist()  # the floor we are about to acknowledge is on disk first
         try:
@@ -136,8 +139,14 @@ class McuNodeDriver:
                     continue
                 value = raw / 10 ** -m.scale if m.scale < 0 else float(raw * 10 ** m.scale)
                 samples.append(Sample(m.name, value, q, r.ts_ms))
-        self._last_return = time.monotonic()
+        if not self._hooked:
+            self._mark = time.monotonic()
         return samples
+
+    def _on_commit(self, mark: float) -> None:
+        self._mark = mark
+        if self.link.committed_through(mark):
+            self._persist()
 
     async def write(self, point: str, value: Any) -> Any:
         cfg = self.config

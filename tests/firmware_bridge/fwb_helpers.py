@@ -58,20 +58,22 @@ class CommitClock:
     """Stands in for the pipeline's commit hook: commits happen when the test says so."""
 
     def __init__(self):
-        self.through = float("-inf")
+        self.listeners: list = []
+
+    def register(self, fn) -> None:
+        self.listeners.append(fn)
 
     def commit_now(self) -> None:
-        self.through = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.through
+        mark = time.monotonic()
+        for fn in self.listeners:
+            fn(mark)
 
 
 def make_driver(port: str, state_dir: Path, *, commits=None, baudrate: int = 115200, **cfg):
     line = SerialLineConfig(type="serial", port=port, baudrate=baudrate, reopen_min=0.05, reopen_max=0.2)
     pool = BusPool({"nodes": line}, LINE_KINDS)
     config = SPEC.config_model(name="node1", type="mcu_node", line="nodes", **cfg)
-    ctx = DriverContext("gw", state_dir, pool, committed_through=commits)
+    ctx = DriverContext("gw", state_dir, pool, on_commit=commits.register if commits else None)
     return SPEC.factory(config, ctx), pool
 
 
