@@ -75,7 +75,7 @@ class McuNodeDriver:
             line = self.bus.config
             desc = discover(line.port, baudrate=line.baudrate, addr=config.address, timeout=config.describe_timeout)
         self.link = NodeLink(addr=config.address, node_id=config.node_id, sync_interval=config.sync_interval,
-                             boot_id=saved.boot_id, floor=saved.floor, description=desc)
+                             boot_id=saved.boot_id, floor=saved.floor, committed=saved.committed, description=desc)
         self._metrics = [MetricSpec(m.name, m.unit, KINDS.get(m.kind, MetricKind.GAUGE)) for m in desc.metrics] if desc else []
         self._declared = {m.name for m in self._metrics}
         self.undeclared = 0
@@ -90,7 +90,10 @@ class McuNodeDriver:
 
     def _persist(self) -> None:
         cur = self.link.current
-        self.state.save(self.link.description, cur.boot_id if cur else None, cur.floor if cur else 0)
+        if cur is None:
+            self.state.save(self.link.description, None, 0)
+        else:
+            self.state.save(self.link.description, cur.boot_id, cur.floor, tuple(sorted(cur.committed)))
 
     async def _exchange(self, out: bytes, until) -> None:
         """Send ``out``, then take frames for up to ``wait`` s, stopping early once ``until()`` holds."""

@@ -64,7 +64,8 @@ class BootState:
 
 class NodeLink:
     def __init__(self, *, addr: int | None = None, node_id: int | None = None, sync_interval: float = 30.0,
-                 boot_id: int | None = None, floor: int = 0, description: Description | None = None):
+                 boot_id: int | None = None, floor: int = 0, committed: tuple[int, ...] = (),
+                 description: Description | None = None):
         self.addr = addr
         self.expect_node_id = node_id
         self.sync_interval = sync_interval
@@ -76,6 +77,7 @@ class NodeLink:
         if boot_id:
             self.current = self._boot(boot_id)
             self.current.floor = self.current.acked = floor
+            self.current.committed = {s for s in committed if s > floor}
         self._tokens = itertools.count(1)
         self._time_req: dict[int, tuple[float, float]] = {}  # token -> (sent mono, sent utc ms)
         self._last_sync = float("-inf")
@@ -138,7 +140,8 @@ class NodeLink:
             if self.expect_node_id is not None and msg.node_id != self.expect_node_id:
                 log.warning("node id %08x answered where %08x is configured; ignored", msg.node_id, self.expect_node_id)
                 return
-            self._hello, self._metrics = msg, {}
+            if msg != self._hello:
+                self._hello, self._metrics = msg, {}
             self._set_current(msg.boot_id)
         elif isinstance(msg, c.Metric):
             if self._hello is not None:
@@ -197,18 +200,19 @@ class NodeLink:
         return out
 
     def committed_through(self, mono: float) -> bool:
-        """Everything submitted before ``mono`` is in the outbox. True if an ACK is now due."""
-        due = False
+        """Everything submitted before ``mono`` is in the outbox. True if that changed anything."""
+        changed = False
         for st in self.boots.values():
             done = [s for s, t in st.in_flight.items() if t < mono]
             for s in done:
                 del st.in_flight[s]
                 st.committed.add(s)
+            floor = st.floor
             st.advance()
-            due |= st.floor != st.acked
+            changed |= bool(done) or st.floor != floor
             if st.committed and st is self.current:
                 self._need_sync = True  # a gap below committed readings: ask whether the node gave it up
-        return due
+        return changed
 
     # -- send ----------------------------------------------------------------------------------
     def outgoing(self, now_mono: float, now_utc_ms: float, *, always_ack: bool = False) -> bytes:

@@ -28,6 +28,7 @@ class Saved:
     description: Description | None = None
     boot_id: int | None = None
     floor: int = 0
+    committed: tuple[int, ...] = ()  # committed readings above the floor (a gap below them is still open)
 
 
 class NodeState:
@@ -42,18 +43,18 @@ class NodeState:
             if raw.get("description"):
                 d = raw["description"]
                 desc = Description(c.Hello(**d["hello"]), tuple(c.Metric(**m) for m in d["metrics"]))
-            return Saved(desc, raw.get("boot_id"), int(raw.get("floor", 0)))
+            return Saved(desc, raw.get("boot_id"), int(raw.get("floor", 0)), tuple(map(int, raw.get("committed", ()))))
         except FileNotFoundError:
             return Saved()
         except (ValueError, TypeError, KeyError) as e:
             log.warning("ignoring unreadable node state %s: %s", self.path, e)
             return Saved()
 
-    def save(self, desc: Description | None, boot_id: int | None, floor: int) -> None:
-        key = (id(desc), boot_id, floor)
+    def save(self, desc: Description | None, boot_id: int | None, floor: int, committed: tuple[int, ...] = ()) -> None:
+        key = (id(desc), boot_id, floor, committed)
         if key == self._written:
             return
-        body = {"boot_id": boot_id, "floor": floor,
+        body = {"boot_id": boot_id, "floor": floor, "committed": list(committed),
                 "description": {"hello": asdict(desc.hello), "metrics": [asdict(m) for m in desc.metrics]} if desc else None}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")

@@ -28,11 +28,13 @@ class PosixNode:
     def start(self) -> PosixNode:
         self.proc = subprocess.Popen([str(self.binary), "--link", str(self.link), *self.args],
                                      stdout=subprocess.PIPE, text=True)
-        for _ in range(2):
-            line = self.proc.stdout.readline()
+        for line in self.proc.stdout:  # "PTY <path>" (own pty only), then "BOOT <id>"
             if line.startswith("BOOT "):
                 self.boot_id = int(line.split()[1])
-        assert self.boot_id, "the node did not print its boot id"
+                break
+        if not self.boot_id:
+            self.kill()
+            raise RuntimeError("the node did not print its boot id")
         return self
 
     def stop(self) -> dict[str, int]:

@@ -154,7 +154,14 @@ int main(int argc, char **argv) {
         if (poll(&pfd, 1, 1) > 0 && (pfd.revents & POLLIN)) {
             uint8_t buf[512];
             ssize_t k = read(ctx.fd, buf, sizeof buf);
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+                fprintf(stderr, "line closed by the other end\n");
+                break;
+            }
             for (ssize_t i = 0; i < k; i++) fwb_node_rx(&node, buf[i]);
+        } else if (pfd.revents & (POLLHUP | POLLERR)) {
+            fprintf(stderr, "line hung up\n");
+            break;
         }
         fwb_node_poll(&node);
     }
