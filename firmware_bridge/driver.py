@@ -120,7 +120,7 @@ class McuNodeDriver:
         try:
             await self._exchange(out, until=lambda: not link.sync_pending())
         finally:
-            link.drop_sync()
+            link.drop_sync(time.monotonic())
         now = time.monotonic()
         if link.last_heard is None or now - link.last_heard > cfg.silent_after:
             raise DeviceTimeout(f"node on line {cfg.line!r} silent for more than {cfg.silent_after:g} s")

@@ -17,6 +17,7 @@ from .timemap import TimeMap
 
 log = logging.getLogger("edge_agent.firmware_bridge")
 KEEP_BOOTS = 4
+SYNC_EXPIRY = 5.0  # seconds an unanswered TIME_REQ is kept
 MAX_HELD = 256  # readings of a boot without a time sync yet, kept until the sync arrives
 
 
@@ -239,9 +240,9 @@ class NodeLink:
     def sync_pending(self) -> bool:
         return bool(self._time_req)
 
-    def drop_sync(self) -> None:
-        """Forget an unanswered TIME_REQ (a late answer would have a useless round trip)."""
-        self._time_req.clear()
+    def drop_sync(self, now_mono: float) -> None:
+        """Forget TIME_REQs unanswered for SYNC_EXPIRY s (a late answer still counts, with its larger error)."""
+        self._time_req = {t: v for t, v in self._time_req.items() if now_mono - v[0] < SYNC_EXPIRY}
 
     def command_frame(self, op: int, target: int, value: int) -> tuple[int, bytes]:
         cid = next(self._cmd_ids)

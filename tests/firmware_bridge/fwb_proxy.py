@@ -12,6 +12,8 @@ import time
 import tty
 from pathlib import Path
 
+BACKLOG = 64  # bytes the cable holds in flight per direction
+
 
 class LossyProxy:
     def __init__(self, gateway_link: Path, *, drop: float = 0.0, corrupt: float = 0.0, dup: float = 0.0,
@@ -69,8 +71,10 @@ class LossyProxy:
         last = time.monotonic()
         while not self._stop.is_set():
             for key, _ in sel.select(0.001):
+                if len(pending[peer[key.fd]]) >= BACKLOG:
+                    continue  # the sender waits, as on a real line (its pty buffer fills up)
                 with contextlib.suppress(BlockingIOError, OSError):
-                    pending[peer[key.fd]] += self._mangle(os.read(key.fd, 4096))
+                    pending[peer[key.fd]] += self._mangle(os.read(key.fd, BACKLOG))
             now = time.monotonic()
             for fd, buf in pending.items():
                 if not buf:

@@ -37,8 +37,11 @@ static void write_bytes(void *ctx, const uint8_t *p, size_t n) {
     while (n) {
         ssize_t k = write(c->fd, p, n);
         if (k < 0) {
+            struct pollfd out = {c->fd, POLLOUT, 0};
             if (errno == EINTR) continue;
-            c->write_drops += n; /* like a UART nobody reads: the bytes are gone */
+            /* a full line waits, as a UART's transmitter does; a line nobody drains loses the bytes */
+            if (errno == EAGAIN && poll(&out, 1, 100) > 0) continue;
+            c->write_drops += n;
             return;
         }
         p += k;
