@@ -220,8 +220,9 @@ class NodeLink:
         """Frames to send now: ACKs that are due, a TIME_REQ when a sync is due, DESCRIBE while unknown."""
         out = bytearray()
         for st in self.boots.values():
-            again = (self._ack_again or always_ack) and st is self.current
-            if st.floor and (st.floor != st.acked or again):
+            again = self._ack_again and st is self.current
+            poll = always_ack and st is self.current  # on a shared line the ACK is also the poll
+            if (st.floor and (st.floor != st.acked or again)) or poll:
                 out += c.encode(c.Ack(st.boot_id, st.floor), self.addr)
                 st.acked = st.floor
                 self.counters["acks_sent"] += 1

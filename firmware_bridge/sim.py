@@ -45,6 +45,7 @@ class McuNodeSim(SerialDeviceSim):
         self.t0 = time.monotonic()
         self.output = 0
         self.pulses = 0
+        self.polled = False
         self.reboot()
 
     def reboot(self) -> None:
@@ -69,8 +70,9 @@ class McuNodeSim(SerialDeviceSim):
 
     async def start(self) -> McuNodeSim:
         await super().start()
-        self.write_raw(b"\x00")
-        self.describe()
+        if self.addr is None:  # on a shared line the node waits to be asked
+            self.write_raw(b"\x00")
+            self.describe()
         return self
 
     def sample(self) -> None:
@@ -91,7 +93,8 @@ class McuNodeSim(SerialDeviceSim):
             if now >= next_sample:
                 next_sample += self.interval_ms / 1000
                 self.sample()
-            if self.plugged:
+            if self.plugged and (self.addr is None or self.polled):
+                self.polled = False  # on a shared line: talk only in reply to a frame addressed to us
                 for slot in list(self.ring)[:8]:
                     if slot.sent_at is None or now - slot.sent_at >= self.retransmit_s:
                         slot.sent_at = now
@@ -105,6 +108,7 @@ class McuNodeSim(SerialDeviceSim):
             return
         if self.addr is not None and addr not in (self.addr, 255):
             return
+        self.polled = self.polled or addr == self.addr
         if isinstance(msg, c.Ack) and msg.boot_id == self.boot_id:
             while self.ring and self.ring[0].seq <= msg.seq:
                 self.ring.popleft()

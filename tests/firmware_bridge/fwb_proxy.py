@@ -96,9 +96,48 @@ class LossyProxy:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         for fd in self._fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             self.link.unlink()
+
+
+class SharedLine:
+    """A multi-drop line (as RS-485): what the gateway sends reaches every node, what a node sends
+    reaches the gateway."""
+
+    def __init__(self, gateway_link: Path, nodes: int):
+        self._proxy = LossyProxy(gateway_link)  # reuse its pty handling for the gateway side
+        self.link = gateway_link
+        self.nodes = [self._proxy._pty() for _ in range(nodes)]
+        self.node_paths = [path for _, path in self.nodes]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> SharedLine:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        gw = self._proxy.gw_master
+        masters = [m for m, _ in self.nodes]
+        sel = selectors.DefaultSelector()
+        for fd in (gw, *masters):
+            sel.register(fd, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _ in sel.select(0.01):
+                try:
+                    data = os.read(key.fd, 4096)
+                except (BlockingIOError, OSError):
+                    continue
+                for dst in (masters if key.fd == gw else [gw]):
+                    with contextlib.suppress(BlockingIOError, OSError):
+                        os.write(dst, data)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._proxy.stop()

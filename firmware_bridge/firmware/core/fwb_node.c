@@ -46,8 +46,10 @@ int fwb_node_init(fwb_node *n, const fwb_node_config *cfg, const fwb_port *port)
     n->next_seq = 1;
     fwb_rx_init(&n->rx);
     n->last_sample_ms = port->millis(port->ctx);
-    port->write(port->ctx, &flush, 1); /* ends whatever half frame the gateway may hold */
-    describe(n);
+    if (cfg->addr == FWB_NO_ADDR) { /* on a shared line the node waits to be asked (DESCRIBE) */
+        port->write(port->ctx, &flush, 1); /* ends whatever half frame the gateway may hold */
+        describe(n);
+    }
     return 0;
 }
 
@@ -106,7 +108,10 @@ static void on_command(fwb_node *n, uint16_t id, uint8_t op, uint8_t target, int
 void fwb_node_rx(fwb_node *n, uint8_t byte) {
     fwb_msg *m = &n->msg;
     if (!fwb_rx_feed(&n->rx, byte, m)) return;
-    if (n->cfg.addr != FWB_NO_ADDR && m->addr != n->cfg.addr && m->addr != 255) return;
+    if (n->cfg.addr != FWB_NO_ADDR) {
+        if (m->addr != n->cfg.addr && m->addr != 255) return;
+        if (m->addr == n->cfg.addr) n->polled = n->cfg.burst; /* our turn to talk */
+    }
     switch (m->type) {
     case FWB_ACK:
         on_ack(n, m->u.ack.boot_id, m->u.ack.seq);
@@ -168,7 +173,8 @@ void fwb_node_poll(fwb_node *n) {
         n->last_sample_ms = (now - n->last_sample_ms >= 2u * n->cfg.interval_ms) ? now : n->last_sample_ms + n->cfg.interval_ms;
         take_sample(n, now);
     }
-    uint8_t budget = n->cfg.burst;
+    uint8_t addressed = n->cfg.addr != FWB_NO_ADDR;
+    uint8_t budget = addressed ? n->polled : n->cfg.burst;
     for (uint16_t k = 0; k < n->count && budget; k++) {
         fwb_slot *s = &n->ring[(n->head + k) % FWB_RING_CAPACITY];
         if (!s->sent || now - s->sent_ms >= n->cfg.retransmit_ms) {
@@ -176,4 +182,5 @@ void fwb_node_poll(fwb_node *n) {
             budget--;
         }
     }
+    if (addressed) n->polled = 0;
 }

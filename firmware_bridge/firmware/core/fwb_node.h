@@ -34,7 +34,8 @@ typedef struct {
     const char *fw_version;
     const fwb_metric_desc *metrics;
     uint8_t n_metrics;
-    int addr;                   /* FWB_NO_ADDR, or 1..254 on a multi-drop line */
+    int addr;                   /* FWB_NO_ADDR, or 1..254 on a multi-drop line: then the node only
+                                   talks in reply to a frame addressed to it */
     uint32_t interval_ms;       /* sampling interval */
     uint32_t retransmit_ms;     /* resend an unacknowledged reading after this long */
     uint8_t burst;              /* at most this many DATA frames per fwb_node_poll() */
@@ -54,6 +55,7 @@ typedef struct {
     uint16_t head, count;        /* oldest unacknowledged reading at ring[head] */
     uint32_t next_seq, dropped, last_sample_ms;
     uint32_t frames_sent, retransmits, acked_seq;
+    uint8_t polled;              /* addressed mode: DATA frames allowed in reply to the last poll */
     fwb_msg msg;                 /* scratch, kept off the stack */
     uint8_t tx[FWB_MAX_WIRE];
 } fwb_node;
