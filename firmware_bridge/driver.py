@@ -79,6 +79,7 @@ class McuNodeDriver:
         self._metrics = [MetricSpec(m.name, m.unit, KINDS.get(m.kind, MetricKind.GAUGE)) for m in desc.metrics] if desc else []
         self._declared = {m.name for m in self._metrics}
         self.undeclared = 0
+        self._started = time.monotonic()
         if desc is not None:
             self._persist()
 
@@ -122,7 +123,7 @@ class McuNodeDriver:
         finally:
             link.drop_sync(time.monotonic())
         now = time.monotonic()
-        if link.last_heard is None or now - link.last_heard > cfg.silent_after:
+        if now - (link.last_heard or self._started) > cfg.silent_after:
             raise DeviceTimeout(f"node on line {cfg.line!r} silent for more than {cfg.silent_after:g} s")
         desc = link.description
         if not self._metrics:
