@@ -119,7 +119,7 @@ class McuNodeDriver:
         out = link.outgoing(time.monotonic(), self.clock.now_ms(), always_ack=cfg.address is not None)
         self._persist()  # the floor we are about to acknowledge is on disk first
         try:
-            await self._exchange(out, until=lambda: not link.sync_pending())
+            await self._exchange(out, until=lambda: not link.sync_pending() and bool(link.ready))
         finally:
             link.drop_sync(time.monotonic())
         now = time.monotonic()
