@@ -147,3 +147,26 @@ async def test_node_reboot_starts_a_new_boot_and_is_accepted(node, tmp_path):
         assert 1 in {s.value for s in by_metric(samples, "sample")}
     finally:
         await pool.close()
+
+
+async def test_a_node_offline_at_start_is_described_later_and_remembered(node, tmp_path):
+    state = tmp_path / "state"
+    drv, pool = make_driver(str(tmp_path / "ttyNODE"), state, commits=CommitClock(), describe_timeout=0)
+    assert drv.metrics() == []  # nothing known yet, and nothing to ask
+    n = node("--interval", "50")
+    try:
+        with pytest.raises(DeviceError, match="restart the agent"):
+            for _ in range(20):
+                try:
+                    await drv.read()
+                except DeviceError as e:
+                    if "restart" in str(e):
+                        raise
+                await asyncio.sleep(0.1)
+    finally:
+        await pool.close()
+    # the next start knows the metrics from the state directory, before the node says a word
+    drv2, pool2 = make_driver(str(tmp_path / "ttyNODE"), state, commits=CommitClock(), describe_timeout=0)
+    await pool2.close()
+    assert [m.name for m in drv2.metrics()] == ["sample", "temperature", "output0", "boot_id"]
+    assert n.boot_id
