@@ -18,7 +18,7 @@ def qemu(arm_build):
 async def test_cortex_m_firmware_delivers_readings_end_to_end(qemu, tmp_path):
     commits = CommitClock()
     drv, pool = make_driver(qemu.pty, tmp_path / "state", commits=commits, describe_timeout=10.0,
-                            writable=("interval_ms", "output0"), timeout=3.0, wait=1.0)
+                            writable=("interval_ms", "output0"), timeout=5.0, wait=2.0)
     try:
         assert [(m.name, m.unit) for m in drv.metrics()] == [("sample", ""), ("temperature", "degC"), ("output0", "")]
         samples = []
