@@ -65,7 +65,9 @@ class Agent:
         self.buses = BusPool(config.lines)
         self.series = SeriesTable()
         self.drivers: dict[str, Driver] = {}
-        ctx = DriverContext(gateway=config.gateway.id, state_dir=self.state_dir, buses=self.buses, clock=self.clock)
+        self._commit_listeners: list = []  # drivers that acknowledge to their device only what is committed
+        ctx = DriverContext(gateway=config.gateway.id, state_dir=self.state_dir, buses=self.buses, clock=self.clock,
+                            on_commit=self._commit_listeners.append)
         for dev in config.devices:
             if not dev.enabled:
                 continue
@@ -81,7 +83,7 @@ class Agent:
         self.processor = self._make_processor()
         self.uplink = None  # built in run()
         self.pipeline = Pipeline(config=config, series=self.series, outbox=self.outbox, topics=self.topics,
-                                 latest=self.latest, processor=self.processor, on_committed=self._wake_uplink,
+                                 latest=self.latest, processor=self.processor, on_committed=self._committed,
                                  clock=self.clock)
         if quarantined is not None:
             log.error("outbox %s was corrupt (%s): moved to %s for inspection; a new outbox continues after seq %d",
@@ -128,9 +130,15 @@ class Agent:
                             latest=self.latest, state_dir=self.state_dir, publisher=lambda: self.uplink)
 
     # -- wiring ----------------------------------------------------------------------------------
-    def _wake_uplink(self) -> None:
+    def _committed(self) -> None:
+        mark = time.monotonic()
         if self.uplink is not None:
             self.uplink.wake()
+        for listener in self._commit_listeners:
+            try:
+                listener(mark)
+            except Exception:  # noqa: BLE001 - one driver's bookkeeping must not break the commit loop
+                log.exception("commit listener failed")
 
     async def _on_command(self, device: str, payload: bytes, retained: bool = False) -> None:
         """Answer on cmd/{device}/result (cmd//result for an empty device level) and audit, always."""

@@ -55,6 +55,9 @@ class DriverContext:
     state_dir: Path
     buses: Buses  # get(line_name) -> the line's bus handle
     clock: Clock = field(default_factory=Clock)
+    # register fn(mark): called right after each outbox commit; everything pollers submitted before
+    # time.monotonic() == mark is committed (None: no pipeline, e.g. `edge-agent read`)
+    on_commit: Callable[[Callable[[float], None]], None] | None = None
 
 
 DriverFactory = Callable[[DeviceConfig, DriverContext], Driver]

@@ -1,0 +1,194 @@
+"""``mcu_node``: a microcontroller sensor node speaking the firmware bridge protocol on a ``serial`` line."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from agent.contract import (
+    DeviceError,
+    DeviceTimeout,
+    DriverContext,
+    MetricKind,
+    MetricSpec,
+    Quality,
+    Sample,
+    SerialDevice,
+)
+
+from . import codec as c
+from .framing import scan_all
+from .link import NodeLink
+from .state import NodeState, discover
+
+KINDS = {c.Kind.GAUGE: MetricKind.GAUGE, c.Kind.COUNTER: MetricKind.COUNTER, c.Kind.STATE: MetricKind.STATE}
+OUTPUT = re.compile(r"^output(\d{1,3})$")
+MAX_INTERVAL_MS = 86_400_000
+
+
+class McuNodeConfig(SerialDevice):
+
+    type: Literal["mcu_node"]
+    line: str = Field(description="Name of a `serial` line (UART or RS-485).")
+    address: int | None = Field(None, ge=1, le=254, description="Node address on a multi-drop RS-485 line; leave out on a point-to-point UART.")
+    node_id: int | None = Field(None, ge=0, le=0xFFFF_FFFF, description="Expected node id; frames of another node are ignored.")
+    wait: float = Field(0.3, gt=0, le=60, description="Seconds a poll waits for the node's frames.")
+    sync_interval: float = Field(30.0, ge=1, le=3600, description="Seconds between time-sync exchanges.")
+    max_time_error_ms: float = Field(100.0, gt=0, description="Readings whose mapped time is less certain are flagged estimated.")
+    silent_after: float = Field(10.0, gt=0, description="Seconds without any frame before the node counts as down.")
+    describe_timeout: float = Field(3.0, ge=0, le=60, description="Seconds to wait at start for the node's description when none is cached.")
+    writable: tuple[str, ...] = Field((), description='Points commands may write: "interval_ms" and "outputN" (0 or 1).')
+    interval_bounds: tuple[int, int] = Field((100, 3_600_000), description="Allowed sampling interval (ms) for writes.")
+
+    @field_validator("writable")
+    @classmethod
+    def _points(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [p for p in v if p != "interval_ms" and not OUTPUT.match(p)]
+        if bad:
+            raise ValueError(f"unknown writable point(s) {', '.join(map(repr, bad))}: use \"interval_ms\" or \"outputN\"")
+        return v
+
+    @model_validator(mode="after")
+    def _wait_fits(self) -> McuNodeConfig:
+        if self.wait >= self.timeout:
+            raise ValueError(f"wait ({self.wait:g} s) must be shorter than timeout ({self.timeout:g} s)")
+        lo, hi = self.interval_bounds
+        if not 10 <= lo <= hi <= MAX_INTERVAL_MS:
+            raise ValueError(f"interval_bounds must satisfy 10 <= low <= high <= {MAX_INTERVAL_MS}")
+        return self
+
+
+class McuNodeDriver:
+    def __init__(self, config: McuNodeConfig, ctx: DriverContext):
+        self.config = config
+        self.bus = ctx.buses.get(config.line)
+        self.clock = ctx.clock
+        # Acknowledge only what the pipeline has committed: its commit hook tells us, and the floor is
+        # persisted right then, so a gateway killed after the commit does not take the readings twice.
+        # Without a pipeline (`edge-agent read`) a reading counts as committed at the next read.
+        self._mark = float("-inf")
+        self._hooked = ctx.on_commit is not None
+        if ctx.on_commit is not None:
+            ctx.on_commit(self._on_commit)
+        self.state = NodeState(ctx.state_dir / "firmware_bridge" / f"{config.name}.json")
+        saved = self.state.load()
+        desc = saved.description
+        if desc is None and config.describe_timeout:
+            line = self.bus.config
+            desc = discover(line.port, baudrate=line.baudrate, addr=config.address, timeout=config.describe_timeout)
+        self.link = NodeLink(addr=config.address, node_id=config.node_id, sync_interval=config.sync_interval,
+                             boot_id=saved.boot_id, floor=saved.floor, committed=saved.committed, description=desc)
+        self._metrics = [MetricSpec(m.name, m.unit, KINDS.get(m.kind, MetricKind.GAUGE)) for m in desc.metrics] if desc else []
+        self._declared = {m.name for m in self._metrics}
+        self.undeclared = 0
+        self._started = time.monotonic()
+        if desc is not None:
+            self._persist()
+
+    def metrics(self) -> list[MetricSpec]:
+        return list(self._metrics)
+
+    async def open(self) -> None:
+        """Nothing to do: the node talks as soon as the line is open."""
+
+    def _persist(self) -> None:
+        cur = self.link.current
+        if cur is None:
+            self.state.save(self.link.description, None, 0)
+        else:
+            self.state.save(self.link.description, cur.boot_id, cur.floor, tuple(sorted(cur.committed)))
+
+    async def _exchange(self, out: bytes, until) -> None:
+        """Send ``out``, then take frames for up to ``wait`` s, stopping early once ``until()`` holds."""
+        loop_deadline = time.monotonic() + self.config.wait
+        write: bytes | None = out or None
+        while True:
+            remaining = loop_deadline - time.monotonic()
+            if remaining <= 0 and write is None:
+                return
+            try:
+                data = await self.bus.transact(write, read_until=scan_all, timeout=max(remaining, 0.001), flush=False)
+            except DeviceTimeout:
+                return
+            write = None
+            self.link.receive(data or b"", time.monotonic())
+            if until():
+                return
+
+    async def read(self) -> list[Sample]:
+        link, cfg = self.link, self.config
+        link.committed_through(self._mark)
+        out = link.outgoing(time.monotonic(), self.clock.now_ms(), always_ack=cfg.address is not None)
+        self._persist()  # the floor we are about to acknowledge is on disk first
+        try:
+            await self._exchange(out, until=lambda: not link.sync_pending() and bool(link.ready))
+        finally:
+            link.drop_sync(time.monotonic())
+        now = time.monotonic()
+        if now - (link.last_heard or self._started) > cfg.silent_after:
+            raise DeviceTimeout(f"node on line {cfg.line!r} silent for more than {cfg.silent_after:g} s")
+        desc = link.description
+        if not self._metrics:
+            if desc is not None:
+                self._persist()
+                raise DeviceError(f"node {desc.hello.node_id:08x} described {len(desc.metrics)} metrics after the agent "
+                                  "started; restart the agent to publish them")
+            raise DeviceError("the node has not described its metrics yet (DESCRIBE sent)")
+        samples: list[Sample] = []
+        readings = link.take_readings(now)
+        for r in readings:
+            q = int(Quality.ESTIMATED) if r.error_ms > cfg.max_time_error_ms else 0
+            for idx, raw in r.values.items():
+                m = desc.metrics[idx] if desc and idx < len(desc.metrics) else None
+                if m is None or m.name not in self._declared:
+                    self.undeclared += 1
+                    continue
+                value = raw / 10 ** -m.scale if m.scale < 0 else float(raw * 10 ** m.scale)
+                samples.append(Sample(m.name, value, q, r.ts_ms))
+        if not self._hooked:
+            self._mark = time.monotonic()
+        return samples
+
+    def _on_commit(self, mark: float) -> None:
+        self._mark = mark
+        if self.link.committed_through(mark):
+            self._persist()
+
+    async def write(self, point: str, value: Any) -> Any:
+        cfg = self.config
+        if point == "interval_ms":
+            lo, hi = cfg.interval_bounds
+            if not lo <= float(value) <= hi:
+                raise DeviceError(f"interval {value} ms is outside [{lo}, {hi}] ms")
+            op, target = c.Op.SET_INTERVAL, 0
+        elif (m := OUTPUT.match(point)) is not None:
+            if float(value) not in (0.0, 1.0):
+                raise DeviceError(f"{point} takes 0 or 1, not {value}")
+            op, target = c.Op.SET_OUTPUT, int(m.group(1))
+        else:
+            raise DeviceError(f"{point!r} is not a point of an mcu_node")
+        cid, frame = self.link.command_frame(op, target, int(value))
+        await self._exchange(frame, until=lambda: cid in self.link.results)
+        res = self.link.results.pop(cid, None)
+        if res is None:
+            raise DeviceTimeout(f"node did not answer the {point} command within {cfg.wait:g} s")
+        if res.status != c.Status.OK:
+            raise DeviceError(f"node refused {point} = {value}: {c.Status(res.status).name.lower()}")
+        return res.value
+
+    def diagnostics(self) -> dict[str, Any]:
+        link, cur = self.link, self.link.current
+        d: dict[str, Any] = dict(link.counters, undeclared_values=self.undeclared)
+        if link.description is not None:
+            d.update(node_id=f"{link.description.hello.node_id:08x}", firmware=link.description.hello.fw_version)
+        if cur is not None:
+            err = cur.times.error_ms(time.monotonic())
+            d.update(boot_id=f"{cur.boot_id:08x}", acked_seq=cur.floor, node_dropped=cur.dropped,
+                     time_error_ms=None if err is None else round(err, 1))
+        return d
+
+    async def close(self) -> None:
+        """Nothing to release: the line belongs to the bus pool."""
