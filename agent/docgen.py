@@ -142,6 +142,8 @@ def render() -> str:
     out += ["## [[devices]]", "", "Keys every device has:", "", *model_table(DeviceConfig, skip=("type",)), ""]
     common = set(DeviceConfig.model_fields)
     for spec in DriverCatalog.discover():
+        if spec.factory.__module__.partition(".")[0] != "drivers":
+            continue  # a third-party package documents its own driver
         out += [f"### type = \"{spec.type}\"", "", spec.summary, ""]
         own = tuple(n for n in spec.config_model.model_fields if n in common)
         out += model_table(spec.config_model, skip=own) + [""]
