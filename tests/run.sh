@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole test suite on a fresh Debian machine: installs mosquitto (if missing) and the test
-# dependencies and the example driver package, then pytest (which also checks the import contracts). Extra arguments go to pytest. Needs root (or sudo) for apt-get.
+# Run the whole test suite on a fresh Debian machine: installs mosquitto (if missing), the test
+# dependencies and the example driver package, then pytest (which also checks the import contracts).
+# Extra arguments go to pytest. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
