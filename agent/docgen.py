@@ -13,6 +13,7 @@ import re
 import sys
 import types
 import typing
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from .bus.kinds import LINE_KINDS
 from .config.schema import AgentConfig
-from .contract import DeviceConfig
+from .contract import DRIVERS_GROUP, DeviceConfig
 from .docgen_health import PAYLOADS_MD, SCHEMA_JSON, render_payloads_md, render_schema
 from .driver import DriverCatalog
 
@@ -141,7 +142,10 @@ def render() -> str:
         out += [f"### type = \"{kind}\"", "", spec.summary, "", *model_table(spec.config_model, skip=("type",)), ""]
     out += ["## [[devices]]", "", "Keys every device has:", "", *model_table(DeviceConfig, skip=("type",)), ""]
     common = set(DeviceConfig.model_fields)
+    shipped = {ep.name for ep in entry_points(group=DRIVERS_GROUP) if ep.dist is not None and ep.dist.name == "edge-agent"}
     for spec in DriverCatalog.discover():
+        if spec.type not in shipped:
+            continue  # a third-party package documents its own driver
         out += [f"### type = \"{spec.type}\"", "", spec.summary, ""]
         own = tuple(n for n in spec.config_model.model_fields if n in common)
         out += model_table(spec.config_model, skip=own) + [""]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine: installs mosquitto, a C compiler, the Arm
-# cross toolchain and qemu-system-arm (those missing) and the test dependencies,
-# then pytest. Extra arguments go to pytest. Needs root (or sudo) for apt-get.
+# cross toolchain and qemu-system-arm (those missing), the test dependencies and the example driver
+# package, then pytest (which also checks the import contracts). Extra arguments go to pytest.
+# Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # mosquitto for the MQTT tests; gcc, the Arm cross toolchain and qemu for the firmware bridge tests
@@ -16,4 +17,5 @@ if [ ${#PKGS[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+python3 -m pip install -q --disable-pip-version-check -e tests/example_driver  # a third-party driver, as users install one
 exec python3 -m pytest -q "$@"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.processing import nab
+from tests.bench import nab
 
 STD = nab.Profile(tp=1.0, fp=0.11, fn=1.0)
 WIN = [(10, 14)]

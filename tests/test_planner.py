@@ -14,9 +14,9 @@ from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 from agent.site import SiteConfig
 from agent.site.controller import SiteController
-from agent.site.dayrun import ModelCharger, model_charger_config, random_visits, run_day
 from agent.site.planner import Headroom, Session, plan
 from drivers.charger_common import CHARGER_METRICS, Car, EvseModel
+from tests.site_day import ModelCharger, model_charger_config, random_visits, run_day
 
 H = 3_600_000
 SITE = {"grid_meter": {"device": "grid"}, "chargers": [f"cp{i}" for i in range(1, 7)], "limit_kw": 80}

@@ -21,9 +21,9 @@ from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 from agent.site import Demand, SiteConfig, allocate
 from agent.site.controller import SiteController
-from agent.site.dayrun import DAY_START_MS, ModelCharger, model_charger_config, run_day
 from drivers.charger_common import CHARGER_METRICS, Car, EvseModel
 from drivers.modbus_charger.sim import start as charger_sim
+from tests.site_day import DAY_START_MS, ModelCharger, model_charger_config, run_day
 
 SAMPLES = Path(__file__).resolve().parents[1] / "drivers" / "replay" / "samples"
 

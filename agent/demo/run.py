@@ -20,8 +20,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from ..app import Agent
-from ..broker import EmbeddedBroker
 from ..config import load_config_text
+from .broker import EmbeddedBroker
 from .link import Link
 from .sims import STARTERS, DemoSims
 from .view import DeviceRow, Snapshot

@@ -7,7 +7,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..broker import free_port
+from .broker import free_port
 
 
 @dataclass

@@ -4,7 +4,7 @@ optimum, what each technique adds, baselines for comparison, and the detector's 
 Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab]
 
 Results are strictly causal: one pass per series, no labels, no look-ahead, the same parameters for
-every file (the shipped `[processing.anomaly]` defaults). The scorer is agent.processing.nab.
+every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.processing import nab
 from agent.processing.config import AnomalyConfig
 from agent.processing.kernels.detect import detect_step, new_state, params, score_series
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scorer next to this file
+import nab  # noqa: E402
 
 ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from agent.processing.config import TariffConfig
 from agent.processing.tariff import Tariff
 from agent.site import SiteConfig
-from agent.site.dayrun import run_day, taxi_visits
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # the day simulation lives in tests/site_day.py
+from tests.site_day import run_day, taxi_visits  # noqa: E402
 
 
 def shanghai() -> Tariff:

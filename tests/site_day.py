@@ -1,7 +1,8 @@
 """Simulate a site over a day: base load, cars arriving and leaving, chargers, and a charging strategy.
 
-Used by the tests (the site limit holds on every step) and by ``tests/bench/bench_site_day.py``
-(charge-as-fast-as-possible versus the site controller). The controller under test is the real
+Test and benchmark support, not part of the agent: used by the tests (the site limit holds on every
+step) and by ``tests/bench/bench_site_day.py`` (charge-as-fast-as-possible versus the site
+controller). The controller under test is the real
 :class:`SiteController`, reading a real ``LatestValues`` table; only the cars and the building are models.
 """
 
@@ -18,6 +19,8 @@ import numpy as np
 from agent.model import MetricSpec
 from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
+from agent.site.config import SiteConfig
+from agent.site.controller import SiteController
 from drivers.charger_common import (
     CHARGER_METRICS,
     Car,
@@ -26,9 +29,6 @@ from drivers.charger_common import (
     ChargerStatus,
     EvseModel,
 )
-
-from .config import SiteConfig
-from .controller import SiteController
 
 DAY_START_MS = 1_700_000_000_000 - (1_700_000_000_000 + 8 * 3_600_000) % 86_400_000  # a local (+8) midnight
 
