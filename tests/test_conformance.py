@@ -4,6 +4,8 @@ metrics stable and unique, reads in range, the simulator's values read back, a d
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
@@ -15,6 +17,7 @@ from agent.contract import DRIVERS_GROUP, Batch, DeviceTimeout, Driver, IecState
 from agent.simkit.conformance import (
     DriverConformance,
     SimDevice,
+    build_driver,
     check_dead_device,
     check_metrics,
     check_read,
@@ -37,6 +40,7 @@ from drivers.pulse_counter import SPEC as PULSE_COUNTER
 from drivers.replay import SPEC as REPLAY
 from drivers.sds011 import SPEC as SDS011
 from drivers.sds011.sim import Sds011Sim
+from firmware_bridge import SPEC as MCU_NODE
 from tests.drivers.test_bme680 import datasheet
 from tests.sim_thread import free_port
 
@@ -238,6 +242,41 @@ class TestOcppCharger(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:  # no charge point ever connects
         return SimDevice(device={"type": "ocpp_charger", "line": "ocpp", "charge_point_id": "CP1"},
                          lines={"ocpp": {"type": "ocpp", "host": "127.0.0.1", "port": free_port()}})
+
+
+class TestMcuNode(DriverConformance):
+    spec = MCU_NODE
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        # out of process, as on a real line: the driver reads the node's description while it is built
+        link = tmp_path / "node"
+        sim = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "simulate", "mcu-node", "--link", str(link),
+                                "--interval-ms", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await until(link.exists)
+            yield SimDevice(device={"type": "mcu_node", "line": "node", "timeout": 2.0},
+                            lines={"node": {**serial(str(link)), "baudrate": 115200}},
+                            expected=lambda: {"output0": 0.0})  # the simulated node's output starts off
+        finally:
+            sim.terminate()
+            sim.wait(10)
+
+    def test_metrics_are_stable_and_unique(self, tmp_path: Path) -> None:
+        """A node describes its own metrics: they are known once it has answered, not from config alone."""
+        async def run() -> None:
+            async with self.live(tmp_path) as sim:
+                driver, pool = build_driver(self.spec, sim, tmp_path)  # the node answers from its own process
+                try:
+                    check_metrics(driver)
+                finally:
+                    await pool.close()
+
+        asyncio.run(run())
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device={"type": "mcu_node", "line": "node", "timeout": 0.5, "describe_timeout": 0.2},
+                         lines={"node": serial(str(tmp_path / "ttyABSENT"))})
 
 
 def test_every_built_in_driver_is_covered() -> None:
