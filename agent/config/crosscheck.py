@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..bus.kinds import LINE_KINDS
-from ..site.config import cross_check_site
-from .schema import AgentConfig
+from .schema import CoreConfig
+from .sections import registered_sections, section_problems
 
 
-def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
-    problems: list[tuple[tuple, str]] = cross_check_site(config)
+def cross_check(config: CoreConfig) -> list[tuple[tuple, str]]:
+    problems = section_problems(config, registered_sections())
     seen: dict[str, int] = {}
     for i, dev in enumerate(config.devices):
         if dev.name in seen:

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..driver import DriverCatalog
 from ..errors import ConfigError
 from .loader import Loaded, read_config
-from .schema import AgentConfig
+from .schema import CoreConfig
 
 BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
                    "(the embedded broker is only for `edge-agent demo`)")
@@ -34,7 +34,7 @@ BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
 
 @dataclass
 class Validation:
-    config: AgentConfig
+    config: CoreConfig
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -51,7 +51,7 @@ def validate(path: str | Path, *, at_run: bool, env: Mapping[str, str] | None = 
     return Validation(loaded.config, warnings, secret_notes(loaded))
 
 
-def broker_problem(config: AgentConfig) -> str | None:
+def broker_problem(config: CoreConfig) -> str | None:
     return BROKER_REQUIRED if config.mqtt.host is None else None
 
 
