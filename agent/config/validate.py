@@ -62,8 +62,7 @@ def machine_problems(loaded: Loaded) -> list[str]:
         out.append(at(("mqtt", "host"), msg, "mqtt.host"))
     tls = cfg.mqtt.tls
     if tls is not None and tls.enabled:
-        for key in ("ca_file", "cert_file", "key_file"):
-            file = getattr(tls, key)
+        for key, file in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
             problem = file_problem(file) if file is not None else None
             if problem is None and key == "ca_file" and file is not None:
                 problem = ca_problem(file)
