@@ -48,8 +48,7 @@ class Section:
 
     ``optional``: the value is None unless the table is present (else the model's defaults apply).
     ``cross_check(value, devices)`` and ``references(value, facts)`` report problems that only the
-    whole file can show (they get None for an absent optional section only if they accept it: they
-    are not called then).
+    whole file can show, as (key path, message); they are not called for an absent optional section.
     """
 
     name: str
