@@ -73,3 +73,15 @@ def test_config_imports_no_feature():
                 "agent.uplink", "agent.sections", "agent.app"}
     bad = sorted(edges["agent.config"] & features)
     assert not bad, "\n".join(line for b in bad for line in why[("agent.config", b)])
+
+
+def test_feature_section_models_depend_only_on_the_contract():
+    """A feature's section model needs the driver contract (Frozen, Name, the charger keys) and
+    pydantic, not the config package or another feature."""
+    graph = grimp.build_graph("agent", cache_dir=None)
+    allowed = ("agent.contract", "agent.hints")
+    for module in ("agent.site.config", "agent.commands.config", "agent.homeassistant.config", "agent.metrics.config"):
+        own = module.rsplit(".", 1)[0]
+        bad = sorted(m for m in graph.find_modules_directly_imported_by(module)
+                     if not m.startswith(allowed) and not m.startswith(own + "."))
+        assert not bad, f"{module} imports {bad}"

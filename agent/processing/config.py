@@ -20,7 +20,7 @@ from ..contract.config import DeviceConfig, Frozen
 from ..contract.options import CheckConfig as CheckConfig  # per-device keys, defined by the device contract
 from ..contract.options import EnergyConfig, EnergyMethod
 from ..contract.options import PublishMode as PublishMode
-from ..hints import did_you_mean
+from ..hints import no_such_metric
 from ..model import MetricKind, MetricSpec
 
 
@@ -184,16 +184,6 @@ class ProcessingConfig(Frozen):
 
 ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
 POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
-
-
-def no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
-    """'device has no metric X' with the metrics it has, or the closest ones if it has many."""
-    who = f"device {device!r}" if device else "device"
-    hint = did_you_mean(metric, names)
-    hint = f"{hint} " if hint else ""
-    if len(names) <= 12:
-        return f"{who} has no metric {metric!r} ({hint}has: {', '.join(names) or 'none'})"
-    return f"{who} has no metric {metric!r} ({hint}it has {len(names)} metrics: {', '.join(names[:6])}, ...)"
 
 
 def _energy_choice(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig] | str | None:

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from ..contract import DeviceConfig, Frozen, Name
 from ..contract.charger import ChargerKeys, ChargerMetric, ChargerPoint
-from ..processing.config import no_such_metric
+from ..hints import no_such_metric
 
 
 class Period(enum.StrEnum):
