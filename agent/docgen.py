@@ -1,5 +1,5 @@
 """Generate docs/config-reference.md from the config models, and the health part of
-docs/payload.schema.json and docs/payloads.md from the health models (agent.health), so neither can drift.
+docs/payload.schema.json and docs/payloads.md from the health models (agent.health_model), so neither can drift.
 
 Run ``python -m agent.docgen`` after changing a config or health model; a test fails when a file is stale.
 """
@@ -22,7 +22,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from .bus.kinds import LINE_KINDS
-from .config.schema import AgentConfig
+from .config.schema import CORE_SECTIONS, AgentConfig
+from .config.sections import registered_sections
 from .contract import DRIVERS_GROUP, DeviceConfig
 from .docgen_health import PAYLOADS_MD, SCHEMA_JSON, render_payloads_md, render_schema
 from .driver import DriverCatalog
@@ -126,7 +127,10 @@ def _nested(model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
 def render() -> str:
     out = ["# Configuration reference", "",
            "Generated from the code by `python -m agent.docgen`; do not edit by hand.", "",
-           "Values may use `${VAR}`, `${VAR:-default}` and `${cred:NAME}` (systemd credentials).", ""]
+           "Values may use `${VAR}`, `${VAR:-default}` and `${cred:NAME}` (systemd credentials).", "",
+           f"Sections: {', '.join(f'[{n}]' for n in CORE_SECTIONS if n not in ('lines', 'devices'))}, [lines] and "
+           f"[[devices]] are the core; {', '.join(f'[{s.name}]' for s in registered_sections())} are registered "
+           "by their features (and installed packages may register more).", ""]
     for name, field in AgentConfig.model_fields.items():
         if name in ("devices", "lines"):
             continue
@@ -134,7 +138,8 @@ def render() -> str:
         models = [t for t in (model, *typing.get_args(model)) if isinstance(t, type) and issubclass(t, BaseModel)]
         if not models:
             continue
-        out += [f"## [{name}]", "", *model_table(models[0]), ""]
+        about = [field.description, ""] if field.description else []
+        out += [f"## [{name}]", "", *about, *model_table(models[0]), ""]
         for sub, sub_model in _nested(models[0]):
             out += [f"### [{name}.{sub}]", "", *model_table(sub_model), ""]
     out += ["## [lines.NAME]", "", "Shared transports. `type` selects the kind.", ""]

@@ -1,5 +1,5 @@
 """The health document's JSON Schema (in docs/payload.schema.json) and its field table and example
-(in docs/payloads.md), generated from the models in :mod:`agent.health`.
+(in docs/payloads.md), generated from the models in :mod:`agent.health_model`.
 
 Only the generated parts are replaced: the other payload definitions and the prose stay as written.
 """
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .health import (
+from .health_model import (
     BufferHealth,
     ClockStatus,
     DeviceReport,

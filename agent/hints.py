@@ -89,3 +89,13 @@ def known_keys(model: Any, loc: Sequence[str | int]) -> list[str]:
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return [f.alias or name for name, f in candidate.model_fields.items()]
     return []
+
+
+def no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
+    """'device has no metric X' with the metrics it has, or the closest ones if it has many."""
+    who = f"device {device!r}" if device else "device"
+    hint = did_you_mean(metric, names)
+    hint = f"{hint} " if hint else ""
+    if len(names) <= 12:
+        return f"{who} has no metric {metric!r} ({hint}has: {', '.join(names) or 'none'})"
+    return f"{who} has no metric {metric!r} ({hint}it has {len(names)} metrics: {', '.join(names[:6])}, ...)"

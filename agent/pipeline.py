@@ -23,7 +23,7 @@ import numpy as np
 
 from .config.schema import AgentConfig
 from .driver import Clock
-from .health import PipelineHealth
+from .health_model import PipelineHealth
 from .model import Batch, Quality
 from .series import LatestValues, SeriesTable
 from .store.held import Held, HeldMessages, hold_bytes_for

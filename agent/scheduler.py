@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config.schema import DeviceConfig
+from .contract import DeviceConfig
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
-from .health import DeviceReport
+from .health_model import DeviceReport
 from .model import Batch, Quality, Sample
 
 log = logging.getLogger("edge_agent.scheduler")

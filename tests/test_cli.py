@@ -142,7 +142,7 @@ def test_status_shows_every_part_of_the_health_report_the_agent_writes(tmp_path:
 
     cfg = _config(tmp_path)
     (tmp_path / "state").mkdir()
-    report = HEALTH_EXAMPLE.model_copy(deep=True, update={
+    report = HEALTH_EXAMPLE.model_copy(deep=True, update={  # deep: the drops below are changed
         "ts": time.time_ns() // 1_000_000,
         "pipeline": PipelineHealth(readings_in=5, messages_committed=2, held=40, held_bytes=2_500_000)})
     report.buffer.drops.raw = 7

@@ -71,9 +71,11 @@ class ModbusBus:
         else:
             self._bpc, self._baud = 0, 0
         self._gap = 0.0
-        if self._rtu:
-            gap = getattr(config, "inter_frame_gap", None)
+        self._turnaround = 0.0  # extra silence after a write or broadcast (RTU framings)
+        if isinstance(config, ModbusRtuLine | ModbusRtuOverTcpLine):
+            gap = config.inter_frame_gap
             self._gap = default_gap(self._baud, self._bpc) if gap is None else gap
+            self._turnaround = config.turnaround
         self._quiet_until = 0.0  # monotonic time before which the line must stay silent
         self._reopen_at = 0.0
         self._reopen_delay = 0.0
@@ -287,7 +289,7 @@ class ModbusBus:
             st.bytes_tx += self.line.last_tx or tx
             self._quiet_until = self._clock() + self._gap
         if rr is None:  # broadcast: no reply expected
-            self._quiet_until += getattr(self.config, "turnaround", 0.0)
+            self._quiet_until += self._turnaround
             st.wire_time += self._wire(tx)
             return None
         if rr.isError():
@@ -300,7 +302,7 @@ class ModbusBus:
         st.bytes_rx += rx
         st.wire_time += self._wire(tx + rx)
         if write:
-            self._quiet_until += getattr(self.config, "turnaround", 0.0)
+            self._quiet_until += self._turnaround
         return rr
 
     def _no_reply(self, unit: int, st: UnitState, e: Exception, tmo: float, tx: int):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-
-class Frozen(BaseModel):  # same settings as agent.config.schema.Frozen; kept here to avoid an import cycle
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+from ..contract import Frozen
 
 
 class AuthMode(enum.StrEnum):

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contract import Clock
 from agent.contract.charger import ChargerControl, ChargerKeys, ChargerPoint
-from agent.driver import Clock
 from agent.errors import DeviceError, DeviceTimeout
 
 from .parse import Code, Refusal

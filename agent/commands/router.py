@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.contract import Clock
 from agent.contract.charger import ChargerPoint
-from agent.driver import Clock
 from agent.errors import DeviceError
 
 from . import auth

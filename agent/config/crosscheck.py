@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..bus.base import SerialSettings
 from ..bus.kinds import LINE_KINDS
-from ..site.config import cross_check_site
-from .schema import AgentConfig
+from ..contract.modbus import ModbusDevice
+from .schema import CoreConfig
+from .sections import registered_sections, section_problems
 
 
-def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
-    problems: list[tuple[tuple, str]] = cross_check_site(config)
+def cross_check(config: CoreConfig) -> list[tuple[tuple, str]]:
+    problems = section_problems(config, registered_sections())
     seen: dict[str, int] = {}
     for i, dev in enumerate(config.devices):
         if dev.name in seen:
@@ -32,9 +34,8 @@ def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
     # one physical port opened by two lines with different settings
     by_port: dict[str, list[tuple[str, tuple]]] = defaultdict(list)
     for name, line in config.lines.items():
-        port = getattr(line, "port", None)
-        if isinstance(port, str) and hasattr(line, "serial_identity"):
-            by_port[port].append((name, line.serial_identity()))
+        if isinstance(line, SerialSettings):
+            by_port[line.port].append((name, line.serial_identity()))
     for port, users in by_port.items():
         if len(users) > 1:
             settings = {s for _, s in users}
@@ -48,13 +49,12 @@ def cross_check(config: AgentConfig) -> list[tuple[tuple, str]]:
     # two devices with the same unit id on one line
     units: dict[tuple[str, int], str] = {}
     for i, dev in enumerate(config.devices):
-        unit = getattr(dev, "unit", None)
-        if unit is None:
+        if not isinstance(dev, ModbusDevice):
             continue
         for line in dev.lines_used():
-            key = (line, int(unit))
+            key = (line, dev.unit)
             if key in units:
-                problems.append((("devices", i, "unit"), f"unit id {unit} on line {line!r} is already used by device {units[key]!r}"))
+                problems.append((("devices", i, "unit"), f"unit id {dev.unit} on line {line!r} is already used by device {units[key]!r}"))
             else:
                 units[key] = dev.name
     return problems

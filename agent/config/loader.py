@@ -29,11 +29,9 @@ from .crosscheck import cross_check
 from .envsubst import Reference, default_env, substitute_tree
 from .locate import format_path, line_of, locate_keys
 from .references import reference_problems
-from .schema import AgentConfig
+from .schema import CoreConfig, agent_config_model
 
 BOM = "\ufeff"
-
-SECTION_KEYS = set(AgentConfig.model_fields) - {"devices", "lines"}
 
 
 class _Problems:
@@ -72,7 +70,7 @@ class _Problems:
 class Loaded:
     """A valid config and what ``check`` reports about it besides errors."""
 
-    config: AgentConfig
+    config: CoreConfig  # of the assembled type, agent_config_model()
     at: Callable[..., str]  # at(path, message) -> "file:line: key: message", for later passes
     references: list[Reference] = field(default_factory=list)  # every ${...}, resolved or not
     deferred: list[str] = field(default_factory=list)  # credentials only systemd can provide (formatted)
@@ -83,7 +81,7 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     catalog: DriverCatalog | None = None,
-) -> AgentConfig:
+) -> CoreConfig:
     """Read and validate ``path``. Raises ConfigError listing every problem found."""
     return read_config(path, env=env, catalog=catalog).config
 
@@ -94,7 +92,7 @@ def load_config_text(
     source: str = "<config>",
     env: Mapping[str, str] | None = None,
     catalog: DriverCatalog | None = None,
-) -> AgentConfig:
+) -> CoreConfig:
     return parse_config(text, source=source, env=env, catalog=catalog).config
 
 
@@ -140,31 +138,33 @@ def parse_config(
             problems.add(p, msg)
     catalog = catalog or DriverCatalog.discover()
 
+    root = agent_config_model()
+    section_keys = set(root.model_fields) - {"devices", "lines"}
     sections: dict[str, Any] = {}
     for key, value in raw.items():
         if key in ("devices", "lines"):
             continue
-        if key not in SECTION_KEYS:
-            known = sorted(SECTION_KEYS | {"devices", "lines"})
+        if key not in section_keys:
+            known = sorted(section_keys | {"devices", "lines"})
             problems.add((key,), with_hint(f"unknown section (expected one of: {', '.join(known)})", key, known))
             continue
         sections[key] = value
         try:
-            TypeAdapter(AgentConfig.model_fields[key].annotation).validate_python(value)
+            TypeAdapter(root.model_fields[key].annotation).validate_python(value)
         except ValidationError as e:
-            problems.add_validation((key,), e, model=AgentConfig.model_fields[key].annotation)
+            problems.add_validation((key,), e, model=root.model_fields[key].annotation)
     if "gateway" not in raw:
         problems.add(("gateway",), "required section [gateway] is missing")
 
     lines = _validate_lines(raw.get("lines", {}), problems)
     devices = _validate_devices(raw.get("devices", []), catalog, problems)
 
-    config: AgentConfig | None = None
+    config: CoreConfig | None = None
     if not problems.items:
         try:
-            config = AgentConfig.model_validate({**sections, "lines": lines, "devices": tuple(devices)})
+            config = root.model_validate({**sections, "lines": lines, "devices": tuple(devices)})
         except ValidationError as e:
-            problems.add_validation((), e, model=AgentConfig)
+            problems.add_validation((), e, model=root)
     if config is not None:
         for p, msg in cross_check(config):
             problems.add(p, msg, _device_label(config, p))
@@ -181,7 +181,7 @@ def parse_config(
     return Loaded(config, at, refs, deferred)
 
 
-def _device_label(config: AgentConfig, p: tuple) -> str | None:
+def _device_label(config: CoreConfig, p: tuple) -> str | None:
     if len(p) >= 2 and p[0] == "devices" and isinstance(p[1], int):
         rest = format_path(p[2:])
         return f"devices[{p[1]}] ({config.devices[p[1]].name})" + (f".{rest}" if rest else "")

@@ -1,6 +1,9 @@
 """Configuration models. Every model is frozen and forbids unknown keys.
 
 The device and line bases live in the driver contract (:mod:`agent.contract`) and are re-exported here.
+This module holds the core sections (:class:`CoreConfig`); the features register theirs
+(:mod:`agent.config.sections`) and :data:`AgentConfig`, the type of a whole config file, is
+assembled from both on first use.
 
 The file is validated in two passes (see ``agent.config.loader``): first each section and each
 device against its own schema (a device's schema comes from its driver), then cross-checks.
@@ -9,18 +12,15 @@ device against its own schema (a device's schema comes from its driver), then cr
 from __future__ import annotations
 
 import enum
+import typing
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from agent.commands.config import CommandsConfig
-from agent.homeassistant.config import HomeAssistantConfig
-from agent.site.config import SiteConfig
-
 from ..contract.config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, Name
-from ..metrics.config import MetricsConfig
-from ..processing.config import ProcessingConfig
+from .sections import assemble, registered_sections
 
 
 class GatewayConfig(Frozen):
@@ -75,18 +75,16 @@ class HealthConfig(Frozen):
     watchdog: bool = Field(True, description="Send sd_notify WATCHDOG pings when running under systemd.")
 
 
-class AgentConfig(Frozen):
-    gateway: GatewayConfig
-    mqtt: MqttConfig = MqttConfig()
-    store: StoreConfig = StoreConfig()
-    health: HealthConfig = HealthConfig()
-    processing: ProcessingConfig = ProcessingConfig()
+class CoreConfig(Frozen):
+    """A whole config file: the core sections here, the registered feature sections added by
+    :func:`agent_config_model` (read them as attributes, e.g. ``config.site``)."""
+
+    gateway: GatewayConfig = Field(description="This gateway.")
+    mqtt: MqttConfig = Field(MqttConfig(), description="The broker the agent delivers to.")
+    store: StoreConfig = Field(StoreConfig(), description="The outbox on disk.")
+    health: HealthConfig = Field(HealthConfig(), description="The health document and the systemd watchdog.")
     lines: dict[Name, Any] = Field(default_factory=dict, description="Shared buses by name.")
     devices: tuple[Any, ...] = ()
-    site: SiteConfig | None = Field(None, description="Site load management and time-of-use charging.")
-    commands: CommandsConfig = CommandsConfig()
-    homeassistant: HomeAssistantConfig | None = Field(None, description="Home Assistant MQTT discovery; a [homeassistant] table turns it on.")
-    metrics: MetricsConfig = Field(MetricsConfig(), description="Local Prometheus endpoint for the health figures (off by default).")
 
     @field_validator("devices")
     @classmethod
@@ -107,5 +105,24 @@ class AgentConfig(Frozen):
         raise KeyError(name)
 
 
-__all__ = ["NAME_PATTERN", "AgentConfig", "DeviceConfig", "Frozen", "GatewayConfig", "HealthConfig", "LineConfig",
+CORE_SECTIONS = tuple(CoreConfig.model_fields)
+
+
+@cache
+def agent_config_model() -> type[CoreConfig]:
+    """The root config type: the core sections plus every registered feature section."""
+    return assemble(CoreConfig, registered_sections())  # type: ignore[return-value]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AgentConfig":  # assembled on first use: registering the sections imports the features
+        return agent_config_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if typing.TYPE_CHECKING:
+    AgentConfig = CoreConfig
+
+
+__all__ = ["CORE_SECTIONS", "NAME_PATTERN", "AgentConfig", "CoreConfig", "DeviceConfig", "Frozen", "GatewayConfig", "HealthConfig", "LineConfig",
            "MqttConfig", "MqttProtocol", "Name", "StoreConfig", "TlsConfig"]

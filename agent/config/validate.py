@@ -26,7 +26,7 @@ from pathlib import Path
 from ..driver import DriverCatalog
 from ..errors import ConfigError
 from .loader import Loaded, read_config
-from .schema import AgentConfig
+from .schema import CoreConfig
 
 BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
                    "(the embedded broker is only for `edge-agent demo`)")
@@ -34,7 +34,7 @@ BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
 
 @dataclass
 class Validation:
-    config: AgentConfig
+    config: CoreConfig
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -51,7 +51,7 @@ def validate(path: str | Path, *, at_run: bool, env: Mapping[str, str] | None = 
     return Validation(loaded.config, warnings, secret_notes(loaded))
 
 
-def broker_problem(config: AgentConfig) -> str | None:
+def broker_problem(config: CoreConfig) -> str | None:
     return BROKER_REQUIRED if config.mqtt.host is None else None
 
 
@@ -62,8 +62,7 @@ def machine_problems(loaded: Loaded) -> list[str]:
         out.append(at(("mqtt", "host"), msg, "mqtt.host"))
     tls = cfg.mqtt.tls
     if tls is not None and tls.enabled:
-        for key in ("ca_file", "cert_file", "key_file"):
-            file = getattr(tls, key)
+        for key, file in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
             problem = file_problem(file) if file is not None else None
             if problem is None and key == "ca_file" and file is not None:
                 problem = ca_problem(file)

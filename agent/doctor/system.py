@@ -21,8 +21,8 @@ def referenced_files(cfg: AgentConfig) -> list[tuple[str, Path]]:
     out: list[tuple[str, Path]] = []
     tls = cfg.mqtt.tls
     if tls is not None and tls.enabled:
-        out += [(f"mqtt.tls.{k}", getattr(tls, k)) for k in ("ca_file", "cert_file", "key_file")
-                if getattr(tls, k) is not None]
+        out += [(f"mqtt.tls.{k}", f) for k, f in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file),
+                                                   ("key_file", tls.key_file)) if f is not None]
     for dev in cfg.devices:
         out += [(f"devices.{dev.name}.{k}", v) for k in type(dev).model_fields
                 if isinstance(v := getattr(dev, k), Path)]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class Frozen(BaseModel):  # same settings as agent.config.schema.Frozen; kept here to avoid an import cycle
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+from ..contract import Frozen
 
 
 class HomeAssistantConfig(Frozen):

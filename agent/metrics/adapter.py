@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..health import HealthReport
+from ..health_model import HealthReport
 from .exposition import Family
 
 PREFIX = "edge_agent_"

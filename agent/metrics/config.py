@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from ..contract import Frozen
 
 DEFAULT_LISTEN = "127.0.0.1:9108"
 
@@ -29,9 +31,7 @@ def is_loopback(host: str) -> bool:
         return False  # a host name may resolve anywhere
 
 
-class MetricsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class MetricsConfig(Frozen):
     enabled: bool = Field(False, description="Serve the health figures in Prometheus text format on http://LISTEN/metrics.")
     listen: str = Field(DEFAULT_LISTEN, description="HOST:PORT to listen on; a loopback address unless allow_remote = true.")
     allow_remote: bool = Field(False, description="Allow a listen address other programs on the network can reach (no authentication: firewall it).")

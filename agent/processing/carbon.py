@@ -19,8 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .config import ProcessingConfig
 
 MS_HOUR = 3_600_000
 
@@ -77,8 +81,8 @@ class CarbonFactors:
         self.profile, self.exact = read_hourly(hourly, self.tz) if hourly is not None else (None, {})
 
     @classmethod
-    def from_config(cls, pc) -> CarbonFactors:
-        c = getattr(pc, "carbon", None)
+    def from_config(cls, pc: ProcessingConfig) -> CarbonFactors:
+        c = pc.carbon
         if c is None:
             return cls(pc.emission_factor, tz=pc.timezone)
         value = c.value if c.value is not None else table_factor(c.region, c.year)

@@ -14,17 +14,14 @@ import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ..contract.config import DeviceConfig, Frozen
 from ..contract.options import CheckConfig as CheckConfig  # per-device keys, defined by the device contract
 from ..contract.options import EnergyConfig, EnergyMethod
 from ..contract.options import PublishMode as PublishMode
-from ..hints import did_you_mean
+from ..hints import no_such_metric
 from ..model import MetricKind, MetricSpec
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class WindowSize(enum.StrEnum):
@@ -41,7 +38,7 @@ class WindowSize(enum.StrEnum):
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 
-class TariffSegment(_Frozen):
+class TariffSegment(Frozen):
     start: str = Field(description="Local time HH:MM (inclusive).")
     end: str = Field(description="Local time HH:MM (exclusive); 24:00 for midnight; may wrap past midnight.")
     period: str
@@ -68,7 +65,7 @@ DEFAULT_SCHEDULE = (
 )
 
 
-class TariffSeason(_Frozen):
+class TariffSeason(Frozen):
     """Daily schedules that apply in some months (e.g. summer with a critical peak)."""
 
     name: str = Field(description="A label, e.g. summer.")
@@ -85,7 +82,7 @@ class TariffSeason(_Frozen):
         return v
 
 
-class TariffConfig(_Frozen):
+class TariffConfig(Frozen):
     """Time-of-use tariff: period prices and the daily schedules in local time.
 
     ``seasons`` override the schedules in the months they list (periods may differ by month, e.g. a
@@ -123,7 +120,7 @@ class TariffConfig(_Frozen):
         return self
 
 
-class AnomalyConfig(_Frozen):
+class AnomalyConfig(Frozen):
     enabled: bool = True
     threshold: float = Field(0.5, gt=0, lt=1, description="Score at which an anomaly starts (0.5: tail probability 1e-5).")
     release: float = Field(0.3, gt=0, lt=1, description="Score below which an active anomaly may end.")
@@ -134,7 +131,7 @@ class AnomalyConfig(_Frozen):
     warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score.")
 
 
-class CarbonConfig(_Frozen):
+class CarbonConfig(Frozen):
     """Grid emission factor by region and year from the built-in table, a custom value, or hourly values."""
 
     region: str = Field("national", description="Table region: national, national-ets, east-china, south-west.")
@@ -155,7 +152,7 @@ class CarbonConfig(_Frozen):
         return self
 
 
-class ProcessingConfig(_Frozen):
+class ProcessingConfig(Frozen):
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
     gap_factor: float = Field(2.5, gt=1, description="An interval longer than this x poll_interval is a gap.")
@@ -189,18 +186,8 @@ ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
 POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
 
 
-def no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
-    """'device has no metric X' with the metrics it has, or the closest ones if it has many."""
-    who = f"device {device!r}" if device else "device"
-    hint = did_you_mean(metric, names)
-    hint = f"{hint} " if hint else ""
-    if len(names) <= 12:
-        return f"{who} has no metric {metric!r} ({hint}has: {', '.join(names) or 'none'})"
-    return f"{who} has no metric {metric!r} ({hint}it has {len(names)} metrics: {', '.join(names[:6])}, ...)"
-
-
-def _energy_choice(dev, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig] | str | None:
-    cfg: EnergyConfig | None = getattr(dev, "energy", None)
+def _energy_choice(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig] | str | None:
+    cfg = dev.energy
     names = [m.name for m in metrics]
     if cfg is not None:
         if cfg.metric not in names:
@@ -212,7 +199,7 @@ def _energy_choice(dev, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfi
     return None
 
 
-def resolve_energy(dev, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig, EnergyMethod, float] | str | None:
+def resolve_energy(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig, EnergyMethod, float] | str | None:
     """The energy source of a device: (local metric index, config, method, factor to kWh or kW),
     None when it has none, or a message saying why the configured one cannot work."""
     choice = _energy_choice(dev, metrics)
@@ -227,15 +214,15 @@ def resolve_energy(dev, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfi
     return i, cfg, method, units[m.unit.lower()]
 
 
-def metric_problems(dev, metrics: Sequence[MetricSpec]) -> list[tuple[tuple, str]]:
+def metric_problems(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> list[tuple[tuple, str]]:
     """Processing keys of one device that name metrics it does not have: (key path within the
     device, message). Part of the config validation shared by ``check`` and ``run``."""
     names = [m.name for m in metrics]
     problems: list[tuple[tuple, str]] = []
-    for metric in getattr(dev, "checks", None) or {}:
+    for metric in dev.checks:
         if metric not in names:
             problems.append((("checks", metric), no_such_metric(metric, names)))
-    anomaly = getattr(dev, "anomaly", True)
+    anomaly = dev.anomaly
     if not isinstance(anomaly, bool):
         for j, metric in enumerate(anomaly):
             if metric not in names:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from . import jit
 from .carbon import CarbonFactors
 from .config import ProcessingConfig
 from .tariff import Tariff
+
+if TYPE_CHECKING:
+    from ..config.schema import AgentConfig
 
 
 @dataclass(slots=True)
@@ -33,7 +36,7 @@ def _num(x: float) -> float | None:
 
 
 class Processor:
-    def __init__(self, config: Any, series: SeriesTable, *, state_dir: Path, clock: Any):
+    def __init__(self, config: AgentConfig, series: SeriesTable, *, state_dir: Path, clock: Any):
         self.cache_dir = jit.configure_cache(state_dir)
         from . import kernels as K  # after configure_cache, so the compiled code is cached there
         from .energy import EnergyLedger
@@ -41,10 +44,10 @@ class Processor:
         from .setup import build_params
 
         self.K = K
-        self.pc: ProcessingConfig = getattr(config, "processing", None) or ProcessingConfig()
+        self.pc: ProcessingConfig = config.processing
         self.series = series
         self.clock = clock
-        self.devices = {d.name: d for d in getattr(config, "devices", ())}
+        self.devices = {d.name: d for d in config.devices}
         n = len(series)
         self.p = build_params(self.pc, self.devices, series)
         self.qi, self.qf = quality.new_state(n)

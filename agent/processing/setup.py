@@ -44,8 +44,8 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
     for name in table.devices():
         dev = devices.get(name)
         ids = table.device_ids(name)
-        poll = float(getattr(dev, "poll_interval", 5.0))
-        anomaly = getattr(dev, "anomaly", True)
+        poll = dev.poll_interval if dev is not None else 5.0
+        anomaly = dev.anomaly if dev is not None else True
         for i in ids:
             s = table[i]
             p.gap_ms[i] = max(1, int(round(pc.gap_factor * poll * 1000)))
@@ -63,7 +63,7 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
             problems = [f"devices.{name}.{'.'.join(map(str, sub))}: {msg}" for sub, msg in metric_problems(dev, specs)]
             if problems:
                 raise ConfigError(problems)
-        checks: dict[str, CheckConfig] = getattr(dev, "checks", None) or {}
+        checks: dict[str, CheckConfig] = dev.checks if dev is not None else {}
         for metric, c in checks.items():
             i = idx[metric]
             if c.min is not None:  # a bound not given keeps the sensor's own

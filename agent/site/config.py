@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Sequence
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ..contract import DeviceConfig, Frozen, Name
 from ..contract.charger import ChargerKeys, ChargerMetric, ChargerPoint
-from ..processing.config import no_such_metric
-
-if TYPE_CHECKING:
-    from ..config.schema import AgentConfig
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-
-
-class Frozen(BaseModel):  # same settings as agent.config.schema.Frozen; kept here to avoid an import cycle
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+from ..hints import no_such_metric
 
 
 class Period(enum.StrEnum):
@@ -151,13 +144,10 @@ def site_reference_problems(site: SiteConfig | None, metrics: dict, writable: di
     return problems
 
 
-def cross_check_site(config: AgentConfig) -> list[tuple[tuple, str]]:
+def cross_check_site(site: SiteConfig, configured: Sequence[DeviceConfig]) -> list[tuple[tuple, str]]:
     """Whole-file checks: the grid meter and every charger are configured devices; the chargers
     declare their current limit writable (the site controller writes it through the write gate)."""
-    site = config.site
-    if site is None:
-        return []
-    devices = {d.name: d for d in config.devices}
+    devices = {d.name: d for d in configured}
     problems = []
     if site.grid_meter.device not in devices:
         problems.append((("site", "grid_meter", "device"), f"no device named {site.grid_meter.device!r}"))

@@ -22,8 +22,8 @@ from typing import Any
 
 from agent.commands.gate import SITE, WriteGate, Writer
 from agent.commands.parse import Action
+from agent.contract import Clock
 from agent.contract.charger import ChargerKeys, ChargerMetric, ChargerPoint, IecState
-from agent.driver import Clock
 from agent.model import Quality
 from agent.processing.carbon import CarbonFactors
 from agent.processing.tariff import Tariff

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from agent.driver import Clock
+from agent.contract import Clock
 from agent.processing.tariff import Tariff
 
 from .config import SessionDefaults, SiteConfig

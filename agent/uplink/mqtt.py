@@ -27,7 +27,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.config.schema import MqttConfig, MqttProtocol
-from agent.health import UplinkStats
+from agent.health_model import UplinkStats
 from agent.store.outbox import Outbox
 from agent.uplink.connection import NetworkThread, make_client, status_body
 from agent.uplink.pump import Counts, OutboxPump
