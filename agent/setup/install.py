@@ -95,7 +95,7 @@ def warm_cache(report: Report, opts: SetupOptions, owner: Owner) -> None:
     cache = state / CACHE_SUBDIR
     ensure_dir(report, cache, 0o750, owner, "kernel cache")
     before = cache_files(cache)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "HOME": str(state)}
     p = _agent(["warmup", "--state-dir", str(state)], opts, env, state)
     if p.returncode != 0:
         raise SetupError(f"warming the kernel cache in {cache} failed (exit {p.returncode}): "
@@ -178,9 +178,10 @@ def setup(opts: SetupOptions) -> tuple[Report, bool]:
     unit = render_unit(shipped("edge-agent.service").decode(), command=agent_command(), groups=device_groups(),
                        credential=credential(report, opts))
     unit_path = opts.at(UNIT_PATH)
-    ensure_dir(report, unit_path.parent, 0o755, root, "unit directory")
+    if not unit_path.parent.is_dir():  # a system directory: created when missing (--root), never re-moded
+        ensure_dir(report, unit_path.parent, 0o755, root, "unit directory")
     if ensure_file(report, unit_path, unit.encode(), 0o644, root, "systemd unit"):
-        systemctl(report, "daemon-reload", dry=opts.dry, why="systemd reads the new unit")
+        systemctl(report, "daemon-reload", dry=opts.dry, why="systemd reads the new unit", required=False)
     warm_cache(report, opts, svc)
     passed = run_check(report, opts, config)
     if passed and opts.enable:

@@ -66,10 +66,18 @@ def ensure_user(report: Report, user: str, home: str, *, dry: bool) -> None:
             report.changed(f"created {what}" if argv[0] != "usermod" else f"added {what}")
 
 
-def systemctl(report: Report, *args: str, dry: bool, why: str) -> None:
+def systemctl(report: Report, *args: str, dry: bool, why: str, required: bool = True) -> None:
+    """Run systemctl; when not ``required``, a system without a running systemd (an image being
+    built in a chroot) only gets a warning."""
     argv = ["systemctl", *args]
     if dry:
         report.planned(f"{why}: {' '.join(argv)}")
         return
-    _run(argv)
+    try:
+        _run(argv)
+    except SetupError as e:
+        if required:
+            raise
+        report.warning(f"{e} (run it once systemd is up)")
+        return
     report.changed(f"{why}: {' '.join(argv)}")
