@@ -94,6 +94,7 @@ def test_a_credential_file_activates_the_credential_line(laid_out) -> None:
     unit = (root / UNIT).read_text()
     assert "\nLoadCredential=mqtt-password:/etc/edge-agent/mqtt-password\n" in unit
     assert "+ updated systemd unit" in r.stdout and "systemctl daemon-reload" in r.stdout
+    assert "readable by others" not in r.stdout
     missing = edge_agent("setup", "--root", str(root), "--credential-file", "/etc/edge-agent/nope")
     assert missing.returncode == 1 and "/etc/edge-agent/nope does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -103,9 +104,10 @@ def test_an_invalid_config_is_named_and_setup_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "mine.toml"
     bad.write_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "b"\nport = "many"\n')
     root = tmp_path / "root"
-    r = edge_agent("setup", "--root", str(root), "--config", str(bad))
+    r = edge_agent("setup", "--root", str(root), "--config", str(bad), "--enable")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "mqtt.port" in r.stdout and "run setup again" in r.stdout
+    assert "systemctl enable" not in r.stdout  # a service that cannot start is not enabled
     assert (root / CONFIG).read_bytes() == bad.read_bytes()
     assert "Traceback" not in r.stdout + r.stderr
 
