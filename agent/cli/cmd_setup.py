@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-MARKS = {"changed": "+", "ok": "=", "planned": "~", "warning": "!", "check": " "}
+MARKS = {"changed": "+", "ok": "=", "planned": "~", "warning": "!", "check": " ", "progress": ">"}
 
 
 @click.command("setup")
@@ -30,20 +30,18 @@ def command(root: Path | None, config_source: Path | None, credential_file: Path
     directory's cache as the service user, and runs `check`. A second run changes nothing.
     """
     from ..setup.install import EXIT_CHECK_FAILED, SetupOptions, next_steps, setup
-    from ..setup.steps import SetupError
+    from ..setup.steps import Report, SetupError
 
     opts = SetupOptions(root=root.absolute() if root else None, config_source=config_source,
                         credential_file=credential_file, credential_name=credential_name, enable=enable)
     if root is not None:
         click.echo(f"setting up under {opts.root} (--root: no users created, no systemctl; those are listed with ~)")
-    click.echo("compiling the processing kernels can take minutes on a first setup...")
+    report = Report(echo=lambda kind, text: click.echo(f"{MARKS[kind]} {text}"))
     try:
-        report, passed = setup(opts)
+        passed = setup(opts, report)
     except SetupError as e:
         click.echo(f"setup failed: {e}", err=True)
         raise SystemExit(1) from None
-    for kind, text in report.lines:
-        click.echo(f"{MARKS[kind]} {text}")
     click.echo("done: " + ("changes made (+ above)" if report.any_changed else "nothing to change, all was in place"))
     click.echo("next:")
     for step in next_steps(opts, passed):

@@ -95,6 +95,8 @@ def warm_cache(report: Report, opts: SetupOptions, owner: Owner) -> None:
     cache = state / CACHE_SUBDIR
     ensure_dir(report, cache, 0o750, owner, "kernel cache")
     before = cache_files(cache)
+    if jit_expected():
+        report.add("progress", "compiling (or loading) the processing kernels: minutes on a Pi the first time...")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "HOME": str(state)}
     p = _agent(["warmup", "--state-dir", str(state)], opts, env, state)
     if p.returncode != 0:
@@ -163,11 +165,10 @@ def run_check(report: Report, opts: SetupOptions, config: Path) -> bool:
     return True
 
 
-def setup(opts: SetupOptions) -> tuple[Report, bool]:
-    """Every step in order; returns the report and whether the config check passed."""
+def setup(opts: SetupOptions, report: Report) -> bool:
+    """Every step in order, told to ``report``; returns whether the config check passed."""
     if not opts.dry and os.geteuid() != 0:
         raise SetupError("setup changes the system: run it as root (sudo), or with --root DIR to lay it out under DIR")
-    report = Report()
     ensure_user(report, SERVICE, str(STATE_DIR), dry=opts.dry)
     real = not opts.dry
     svc, cfg_owner, root = Owner(SERVICE, SERVICE, real), Owner("root", SERVICE, real), Owner("root", "root", real)
@@ -186,7 +187,7 @@ def setup(opts: SetupOptions) -> tuple[Report, bool]:
     passed = run_check(report, opts, config)
     if passed and opts.enable:
         systemctl(report, "enable", "--now", SERVICE, dry=opts.dry, why="service enabled and started")
-    return report, passed
+    return passed
 
 
 def next_steps(opts: SetupOptions, passed: bool) -> list[str]:

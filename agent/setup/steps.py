@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +20,12 @@ class Report:
     under ``--root``), ``warning``."""
 
     lines: list[tuple[str, str]] = field(default_factory=list)
+    echo: Callable[[str, str], None] | None = None  # shows each line as it happens (a compile takes minutes)
 
     def add(self, kind: str, text: str) -> None:
         self.lines.append((kind, text))
+        if self.echo is not None:
+            self.echo(kind, text)
 
     def changed(self, text: str) -> None:
         self.add("changed", text)
