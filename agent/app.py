@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .bus import BusPool
@@ -36,6 +37,7 @@ from .uplink.topics import Topics
 log = logging.getLogger("edge_agent")
 SITE_STEP_S = 1.0  # site controller period: stale grid data is acted on within a second
 TASK_STOP_S = 3.0  # at shutdown, how long each round of cancellation waits for tasks to end
+START_NOTIFY_S = 5.0  # while kernels compile at start, systemd hears from us at least this often
 
 
 def prepare_state_dir(config: AgentConfig) -> Path:
@@ -53,13 +55,14 @@ def prepare_state_dir(config: AgentConfig) -> Path:
 
 class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
-                 notifier: Notifier | None = None):
+                 notifier: Notifier | None = None, warm_kernels: Callable[[Path | None], dict] = warm):
         if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
             raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
         self.catalog = catalog or DriverCatalog.discover()
         self.clock = clock or Clock()
         self.notifier = notifier or Notifier()
+        self.warm_kernels = warm_kernels  # compiles or loads every kernel; returns its timings
         self.topics = Topics(config.mqtt.topic_prefix, config.gateway.id)
         self.state_dir = prepare_state_dir(config)
         self.buses = BusPool(config.lines)
@@ -226,8 +229,7 @@ class Agent:
         except OSError:
             await self.shutdown()
             raise
-        # compile (or load from the cache) every kernel before the first batch, off the event loop
-        timing = await asyncio.to_thread(warm, self.state_dir)
+        timing = await self._prepare_kernels()
         log.info("processing kernels ready in %.2f s (jit %s)", timing["import_s"] + timing["compile_s"], timing["jit"])
         await self._start_uplink()
         tasks = [asyncio.create_task(p.run(), name=f"poll:{p.name}") for p in self.pollers]
@@ -255,6 +257,24 @@ class Agent:
                 await metrics.stop()
             await self._stop_tasks(tasks)
             await self.shutdown()
+
+    async def _prepare_kernels(self) -> dict:
+        """Compile (or load from the cache) every kernel before the first batch, off the event loop.
+
+        A cold cache (first start, after an upgrade, on a slow Pi) takes minutes: meanwhile systemd
+        gets a STATUS and a start-timeout extension, and watchdog pings, every few seconds, so
+        ``TimeoutStartSec`` cannot restart-loop the service; the pings stop if the event loop stalls.
+        """
+        interval = self.notifier.watchdog_interval if self.config.health.watchdog else None
+        step = min(START_NOTIFY_S, interval or START_NOTIFY_S)
+        job = asyncio.ensure_future(asyncio.to_thread(self.warm_kernels, self.state_dir))
+        while True:
+            self.notifier.extend_start(3 * step, "compiling processing kernels (first start after an install or upgrade)")
+            if interval:
+                self.notifier.watchdog()
+            done, _ = await asyncio.wait({job}, timeout=step)
+            if done:
+                return job.result()
 
     async def _stop_tasks(self, tasks: list[asyncio.Task]) -> None:
         """Stop every task within a bounded time, whatever a driver does.

@@ -1,4 +1,4 @@
-"""sd_notify for Type=notify units: READY, STATUS, WATCHDOG, STOPPING. No-op outside systemd."""
+"""sd_notify for Type=notify units: READY, STATUS, WATCHDOG, EXTEND_TIMEOUT_USEC, STOPPING. No-op outside systemd."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ class Notifier:
 
     def status(self, text: str) -> None:
         self.notify(f"STATUS={text}")
+
+    def extend_start(self, seconds: float, status: str) -> None:
+        """Still starting: systemd's start timeout becomes ``seconds`` from now (systemd >= 236)."""
+        self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}", f"STATUS={status}")
 
     def watchdog(self) -> None:
         self.notify("WATCHDOG=1")

@@ -1,4 +1,7 @@
-"""Kernels: numba build == plain-Python build (py_func) == independent reference, incl. nasty data."""
+"""Kernels: numba build == plain-Python build (py_func) == independent reference, incl. nasty data.
+
+Collected and run without numba too (32-bit Pi OS): then both builds are the Python one, checked
+against the reference; tests/test_without_numba.py runs this module that way."""
 
 from __future__ import annotations
 
@@ -8,9 +11,12 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
-import numba.core.config as _nbconfig  # noqa: E402
-
-_nbconfig.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+try:
+    import numba.core.config as _nbconfig
+except ImportError:  # no numba: the kernels are the plain Python functions
+    pass
+else:
+    _nbconfig.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -1,7 +1,8 @@
 """GPIO line kind ``gpio``: edge watching and input reads behind a small backend interface.
 
-Backends: libgpiod v2 (``gpiod`` package; Pi 5 and kernels >= 6.6, kernel event timestamps) and
-RPi.GPIO (or its drop-in rpi-lgpio) on older Pis; any object with the :class:`GpioBackend` calls
+Backends: libgpiod v2 (``gpiod`` >= 2 from the ``pi`` extra, wheels included; every Pi with a kernel
+>= 5.10, Pi 5 included, kernel event timestamps), else RPi.GPIO (or its drop-in rpi-lgpio; the
+``rpi-gpio`` extra, built from source) for older kernels; any object with the :class:`GpioBackend` calls
 can be handed to :class:`GpioBus` (the simulated chip of ``agent.simkit`` is one). Backend callbacks arrive on foreign threads; the bus hands
 every edge to the event loop with ``call_soon_threadsafe``, so drivers only ever see the loop
 thread. Kernel/driver debounce is never used: it drops edges silently; drivers debounce in
@@ -89,7 +90,8 @@ class GpiodBackend:
         try:
             import gpiod
         except ImportError as e:
-            raise BusUnavailable(f"libgpiod python bindings (package 'gpiod') not installed: {e}") from None
+            raise BusUnavailable(f"libgpiod python bindings (package 'gpiod') not installed: {e} "
+                                  "(pip install 'edge-agent[pi]')") from None
         if not os.path.exists(chip):
             raise BusUnavailable(f"no GPIO chip {chip}")
         self.gpiod = gpiod

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "agent.cli.cmd_scan",
     "agent.cli.cmd_init",
     "agent.cli.cmd_warmup",
+    "agent.cli.cmd_setup",
     "agent.cli.cmd_doctor",
 ]
 

@@ -33,7 +33,8 @@ class ManualClock:
         return self.t
 
 
-async def until(pred, timeout=5.0):
+async def until(pred, timeout=30.0):
+    """Wait for a condition (generous bound: emulated and loaded machines are slow)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not pred():
@@ -88,8 +89,9 @@ async def test_whole_session_over_websockets(central):
         clock.t += 1
         await h.cp.report()
         assert (await values(drv))["current_l1"] == pytest.approx(10.5)
-        await drv.write("stop", True)  # RemoteStopTransaction -> StopTransaction
-        await until(lambda: 1 not in drv.session.transaction)
+        await drv.write("stop", True)  # RemoteStopTransaction -> StopTransaction, then StatusNotification
+        # the charge point reports its new status after StopTransaction was answered: wait for both
+        await until(lambda: 1 not in drv.session.transaction and drv.session.status.get(1) == "Preparing")
         v = await values(drv)
         assert v["state"] == IecState.B and v["enabled"] == 0
         await h.cp.unplug()

@@ -160,7 +160,7 @@ async def test_digital_input_state_and_changes(tmp_path):
 
 
 async def test_no_gpio_hardware_is_a_clear_bus_error():
-    with pytest.raises(BusUnavailable, match="no usable GPIO backend: .*gpiod.*RPi.GPIO"):
+    with pytest.raises(BusUnavailable, match=r"no usable GPIO backend: .*gpiod.*edge-agent\[pi\].*RPi.GPIO"):
         make_backend(GpioLineConfig(type="gpio", chip="/dev/gpiochip99"))
 
 

@@ -1,0 +1,128 @@
+"""`edge-agent setup --root DIR`: the whole installation laid out under DIR, idempotent; `warmup` checks its cache."""
+
+from __future__ import annotations
+
+import grp
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.setup.install import agent_command
+
+STATE = Path("var/lib/edge-agent")
+CONFIG = Path("etc/edge-agent/config.toml")
+UNIT = Path("etc/systemd/system/edge-agent.service")
+
+
+def edge_agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    if env is None:  # the cache goes where the command puts it, not where the test session's is
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    return subprocess.run([sys.executable, "-m", "agent.cli.main", *args], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def mode(p: Path) -> int:
+    return p.stat().st_mode & 0o7777
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, mode(p)) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def laid_out(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("pi")
+    return root, edge_agent("setup", "--root", str(root))
+
+
+def test_setup_lays_out_directories_config_and_unit_with_their_modes(laid_out) -> None:
+    root, r = laid_out
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert mode(root / STATE) == 0o750
+    assert mode(root / "etc/edge-agent") == 0o750
+    assert mode(root / CONFIG) == 0o640
+    assert mode(root / UNIT) == 0o644
+    example = Path(__file__).resolve().parents[1] / "config" / "edge-agent.toml"
+    assert (root / CONFIG).read_bytes() == example.read_bytes()
+    # what it could not do under --root is listed, not done
+    assert "useradd --system" in r.stdout and "systemctl daemon-reload" in r.stdout
+
+
+def test_the_unit_runs_this_installation_with_the_groups_this_system_has(laid_out) -> None:
+    root, _ = laid_out
+    unit = (root / UNIT).read_text()
+    assert f"ExecStart={agent_command()} run --config" in unit
+    assert f"ExecStartPre={agent_command()} check --config" in unit
+    assert "Type=notify" in unit and "Environment=NUMBA_CACHE_DIR=%S/edge-agent/numba-cache" in unit
+    assert "#LoadCredential=mqtt-password:" in unit  # ready, commented until a credential file is given
+    groups = next(line for line in unit.splitlines() if "SupplementaryGroups" in line)
+    present = {g.gr_name for g in grp.getgrall()}
+    if groups.startswith("SupplementaryGroups="):
+        assert groups.split("=", 1)[1].split() == [g for g in ("dialout", "i2c", "gpio") if g in present]
+    else:  # systemd would refuse a group the system lacks: the line is left out
+        assert not present & {"dialout", "i2c", "gpio"}
+
+
+def test_setup_warms_the_kernel_cache_into_the_state_directory_and_runs_check(laid_out) -> None:
+    root, r = laid_out
+    cache = root / STATE / "numba-cache"
+    assert [p for p in cache.rglob("*.nbi")] and [p for p in cache.rglob("*.nbc")]
+    assert "config OK: gateway bldg-a-gw1" in r.stdout  # check's own output
+    assert "check --config" in r.stdout and "passed" in r.stdout
+
+
+def test_a_second_setup_changes_nothing_and_says_so(laid_out) -> None:
+    root, _ = laid_out
+    before = snapshot(root)
+    r = edge_agent("setup", "--root", str(root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert snapshot(root) == before
+    assert "nothing to change" in r.stdout
+    assert not [line for line in r.stdout.splitlines() if line.startswith("+ ")]
+
+
+def test_a_credential_file_activates_the_credential_line(laid_out) -> None:
+    root, _ = laid_out
+    secret = root / "etc/edge-agent/mqtt-password"
+    secret.write_text("s3cret")
+    secret.chmod(0o600)
+    r = edge_agent("setup", "--root", str(root), "--credential-file", "/etc/edge-agent/mqtt-password")
+    assert r.returncode == 0, r.stdout + r.stderr
+    unit = (root / UNIT).read_text()
+    assert "\nLoadCredential=mqtt-password:/etc/edge-agent/mqtt-password\n" in unit
+    assert "+ updated systemd unit" in r.stdout and "systemctl daemon-reload" in r.stdout
+    assert "readable by others" not in r.stdout
+    missing = edge_agent("setup", "--root", str(root), "--credential-file", "/etc/edge-agent/nope")
+    assert missing.returncode == 1 and "/etc/edge-agent/nope does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_an_invalid_config_is_named_and_setup_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.toml"
+    bad.write_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "b"\nport = "many"\n')
+    root = tmp_path / "root"
+    r = edge_agent("setup", "--root", str(root), "--config", str(bad), "--enable")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "mqtt.port" in r.stdout and "run setup again" in r.stdout
+    assert "systemctl enable" not in r.stdout  # a service that cannot start is not enabled
+    assert (root / CONFIG).read_bytes() == bad.read_bytes()
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_warmup_creates_a_missing_state_directory_and_fills_the_cache(tmp_path: Path) -> None:
+    state = tmp_path / "not" / "yet"
+    r = edge_agent("warmup", "--state-dir", str(state))
+    assert r.returncode == 0, r.stderr
+    assert list((state / "numba-cache").rglob("*.nbi"))
+
+
+def test_warmup_that_cannot_cache_fails_naming_the_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = edge_agent("warmup", "--state-dir", str(tmp_path / "state"),
+                   env={**os.environ, "NUMBA_CACHE_DIR": str(blocker / "cache")})
+    assert r.returncode == 1
+    assert str(blocker / "cache") in r.stderr and "Traceback" not in r.stderr
