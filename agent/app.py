@@ -23,7 +23,6 @@ from .errors import ConfigError
 from .health import HealthReport, build_health, write_status
 from .pipeline import Pipeline
 from .processing import Processor
-from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
@@ -219,7 +218,7 @@ class Agent:
             await self.shutdown()
             raise
         # compile (or load from the cache) every kernel before the first batch, off the event loop
-        timing = await asyncio.to_thread(warm, self.state_dir)
+        timing = await asyncio.to_thread(self.processor.prepare)
         log.info("processing kernels ready in %.2f s (jit %s)", timing["import_s"] + timing["compile_s"], timing["jit"])
         await self._start_uplink()
         tasks = [asyncio.create_task(p.run(), name=f"poll:{p.name}") for p in self.pollers]

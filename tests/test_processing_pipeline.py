@@ -20,7 +20,7 @@ from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig  # noqa
 from agent.driver import Clock  # noqa: E402
 from agent.errors import ConfigError  # noqa: E402
 from agent.model import Batch, MetricKind, MetricSpec, Quality  # noqa: E402
-from agent.processing import Processor  # noqa: E402
+from agent.processing import ProcessingConfig, Processor  # noqa: E402
 from agent.series import SeriesTable  # noqa: E402
 
 SH = dt.timezone(dt.timedelta(hours=8))
@@ -31,8 +31,9 @@ class Meter(DeviceConfig):
     pass
 
 
-def make(tmp_path, **dev):
-    cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Meter(name="m1", type="meter", poll_interval=1.0, **dev),))
+def make(tmp_path, jit="auto", **dev):
+    cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Meter(name="m1", type="meter", poll_interval=1.0, **dev),),
+                      processing=ProcessingConfig(jit=jit))
     table = SeriesTable()
     table.add_device("m1", [MetricSpec("voltage", "V"), MetricSpec("energy", "kWh", MetricKind.COUNTER), MetricSpec("power", "W")])
     return Processor(cfg, table, state_dir=tmp_path, clock=Clock()), table
@@ -121,7 +122,8 @@ import json, sys, numpy as np
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 import test_processing_pipeline as t
-proc, _ = t.make(Path({state!r}), checks={{"voltage": {{"max": 240, "stuck_samples": 5}}}})
+proc, _ = t.make(Path({state!r}), jit={jit!r}, checks={{"voltage": {{"max": 240, "stuck_samples": 5}}}})
+proc.prepare()
 rng = np.random.default_rng(7)
 out = []
 for k in range(5):
@@ -133,19 +135,23 @@ for k in range(5):
     out.append([r.aggregates, r.events, b.quality.tolist()])
 r = proc.flush(t.T0 + 10_000_000)
 out.append([r.aggregates, r.energy, proc.summary()["energy"]])
-print(json.dumps(out))
+print(json.dumps([proc.summary()["jit"], out]))
 """
 
 
-def test_numba_and_disabled_jit_give_identical_results(tmp_path):
-    results = []
-    for disable in ("0", "1"):
-        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
-        code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / disable))
+@pytest.mark.parametrize("python", [{"jit": "off"}, {"jit": "on", "NUMBA_DISABLE_JIT": "1"}])
+def test_numba_and_python_kernels_give_identical_results(tmp_path, python):
+    runs = []
+    for name, how in (("numba", {"jit": "on", "NUMBA_DISABLE_JIT": "0"}), ("python", python)):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": how.get("NUMBA_DISABLE_JIT", "0")}
+        code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / name), jit=how["jit"])
         p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
         assert p.returncode == 0, p.stderr[-2000:]
-        results.append(json.loads(p.stdout))
-    assert results[0] == results[1]
+        runs.append(json.loads(p.stdout))
+    (compiled, results0), (python_compiled, results1) = runs
+    assert compiled and not python_compiled
+    assert results0 == results1
+    results = [results0]
     assert any(q & Quality.STUCK for q in results[0][0][2]) and results[0][-1][0]
 
 
@@ -159,3 +165,32 @@ def test_stale_gap_marker_is_published_as_stale_only(tmp_path):
     nan_reading = Batch.from_columns(np.array([0], np.int32), np.array([T0 + 1000], np.int64), np.array([np.nan]))
     proc.process(nan_reading, T0 + 1000)
     assert nan_reading.quality.tolist() == [int(Quality.OUT_OF_RANGE)]  # a device that answers NaN is still out of range
+
+
+def test_auto_keeps_numba_out_of_memory_at_low_rates(tmp_path):
+    """numba and LLVM cost ~130 MB: a gateway processing a few readings per second never loads them."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from pathlib import Path\nimport test_processing_pipeline as t\n"
+            f"proc, _ = t.make(Path({str(tmp_path)!r}))\nproc.prepare()\n"
+            "proc.process(t.seconds(10), t.T0 + 10_000)\nproc.flush(t.T0 + 100_000)\n"
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules, proc.summary()['jit'])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["False", "False", "False"]
+
+
+def test_auto_compiles_the_kernels_when_processing_gets_busy(tmp_path, monkeypatch):
+    import agent.processing.processor as processor
+
+    monkeypatch.setattr(processor, "AUTO_JIT_WINDOW_S", 0.0)
+    monkeypatch.setattr(processor, "AUTO_JIT_SHARE", 0.0)  # any work counts as busy
+    proc, _ = make(tmp_path, checks={"voltage": {"max": 240, "stuck_samples": 5}})
+    assert not proc.compiled
+    first = seconds(100)
+    proc.process(first, T0 + 100_000)
+    proc._compiling.join(120)
+    assert proc.compiled
+    later = seconds(100, start=T0 + 100_000)
+    later.value[0::3] = 250.0  # out of range, as before the switch: state carried over
+    proc.process(later, T0 + 200_000)
+    assert all(q & Quality.OUT_OF_RANGE for q in later.quality[0::3])

@@ -155,7 +155,17 @@ class CarbonConfig(_Frozen):
         return self
 
 
+class JitMode(enum.StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 class ProcessingConfig(_Frozen):
+    jit: JitMode = Field(JitMode.AUTO, description=(
+        "numba-compiled kernels. 'auto': plain Python kernels (no numba in memory) until they cost more "
+        "than 1 % of a core, then the compiled ones (numba and LLVM take about 130 MB of memory); "
+        "'on': compiled from the start; 'off': never compiled. Results are identical either way."))
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
     gap_factor: float = Field(2.5, gt=1, description="An interval longer than this x poll_interval is a gap.")

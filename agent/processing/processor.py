@@ -6,7 +6,10 @@ set in place), never dropped or reordered.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,12 @@ from ..model import Batch, MetricKind
 from ..series import SeriesTable
 from . import jit
 from .carbon import CarbonFactors
-from .config import ProcessingConfig
+from .config import JitMode, ProcessingConfig
 from .tariff import Tariff
+
+log = logging.getLogger("edge_agent.processing")
+AUTO_JIT_SHARE = 0.01  # 'auto': compile once the Python kernels take more than this share of a core
+AUTO_JIT_WINDOW_S = 5.0  # ... measured over this many seconds of wall time
 
 
 @dataclass(slots=True)
@@ -35,13 +42,17 @@ def _num(x: float) -> float | None:
 class Processor:
     def __init__(self, config: Any, series: SeriesTable, *, state_dir: Path, clock: Any):
         self.cache_dir = jit.configure_cache(state_dir)
-        from . import kernels as K  # after configure_cache, so the compiled code is cached there
         from .energy import EnergyLedger
-        from .kernels import counters, detect, quality, window
+        from .kernels import counters, detect, kernel_set, quality, window
         from .setup import build_params
 
-        self.K = K
         self.pc: ProcessingConfig = getattr(config, "processing", None) or ProcessingConfig()
+        # the Python kernels until compiled ones are wanted (see prepare() and _maybe_compile())
+        self.K = kernel_set(compiled=False)
+        self._auto = self.pc.jit is JitMode.AUTO and jit.numba_available() and not jit.jit_disabled_by_env()
+        self._busy_s = 0.0  # seconds spent in process() since _window_t0
+        self._window_t0 = time.monotonic()
+        self._compiling: threading.Thread | None = None
         self.series = series
         self.clock = clock
         self.devices = {d.name: d for d in getattr(config, "devices", ())}
@@ -63,8 +74,61 @@ class Processor:
         self.anomalies_started = 0
         self.last_now = 0
 
+    # -- kernels ----------------------------------------------------------------------------
+    def prepare(self) -> dict:
+        """Load the kernels the config asks for (compiled ones for ``jit = "on"``; blocking, so run it
+        off the event loop). Returns the timing figures of :func:`warmup.warm`."""
+        from .warmup import warm
+
+        if self.pc.jit is JitMode.ON and jit.numba_available():
+            timing = warm(self.cache_dir, compiled=True)
+            from .kernels import kernel_set
+
+            self.K = kernel_set(compiled=True)
+            return timing
+        return warm(self.cache_dir, compiled=False)
+
+    @property
+    def compiled(self) -> bool:
+        return bool(self.K.compiled) and not jit.jit_disabled_by_env()
+
+    def _maybe_compile(self, busy_s: float) -> None:
+        """'auto': compile the kernels in a background thread once the Python ones cost more than
+        AUTO_JIT_SHARE of a core; the processor switches to them when they are ready."""
+        self._busy_s += busy_s
+        elapsed = time.monotonic() - self._window_t0
+        if elapsed < AUTO_JIT_WINDOW_S:
+            return
+        share, self._busy_s, self._window_t0 = self._busy_s / elapsed, 0.0, time.monotonic()
+        if share > AUTO_JIT_SHARE and self._compiling is None:
+            log.info("processing takes %.1f %% of a core with Python kernels: compiling them", share * 100)
+            self._compiling = threading.Thread(target=self._compile, name="kernels", daemon=True)
+            self._compiling.start()
+
+    def _compile(self) -> None:
+        from .kernels import kernel_set
+        from .warmup import warm
+
+        try:
+            timing = warm(self.cache_dir, compiled=True)
+            self.K = kernel_set(compiled=True)  # one attribute store: the next process() call uses them
+        except Exception as e:  # noqa: BLE001 - the Python kernels keep working; say why once
+            log.warning("cannot compile the processing kernels (%s): staying with the Python kernels", e)
+            return
+        self._auto = False
+        log.info("compiled processing kernels in use (ready in %.2f s)", timing["import_s"] + timing["compile_s"])
+
     # -- hot path ---------------------------------------------------------------------------
     def process(self, batch: Batch, now_ms: int) -> ProcessResult:
+        if not self._auto:
+            return self._process(batch, now_ms)
+        t0 = time.perf_counter()
+        try:
+            return self._process(batch, now_ms)
+        finally:
+            self._maybe_compile(time.perf_counter() - t0)
+
+    def _process(self, batch: Batch, now_ms: int) -> ProcessResult:
         res = ProcessResult()
         self.last_now = now_ms
         n = len(batch)
@@ -160,6 +224,6 @@ class Processor:
             "anomalies_started": self.anomalies_started,
             "counter_resets": int(self.ci[:, C_RESETS].sum()),
             "counter_rollovers": int(self.ci[:, C_ROLLOVERS].sum()),
-            "jit": jit.jit_enabled(),
+            "jit": self.compiled,
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
         }

@@ -10,12 +10,17 @@ import numpy as np
 from . import jit
 
 
-def warm(state_dir: Path | None) -> dict:
-    """Returns cache dir, JIT status and seconds spent importing and compiling/loading kernels."""
+def warm(state_dir: Path | None, *, compiled: bool | None = None) -> dict:
+    """Returns cache dir, JIT status and seconds spent importing and compiling/loading kernels.
+
+    ``compiled`` None: the numba builds when numba is installed, else the Python kernels."""
     t0 = time.perf_counter()
     cache = jit.configure_cache(state_dir)
-    from . import kernels as K
-    from .kernels import counters, detect, quality, window
+    from .kernels import counters, detect, kernel_set, quality, window
+
+    if compiled is None:
+        compiled = jit.numba_available()
+    K = kernel_set(compiled=compiled)
 
     t1 = time.perf_counter()
     n = 4
@@ -39,5 +44,5 @@ def warm(state_dir: Path | None) -> dict:
     K.window_step(s, ts, v, q, d, np.uint32(1), 60_000, i64 + 1, si, sf, oi, of)
     K.window_flush(10**12, 60_000, i64 + 1, si, sf, oi, of)
     t2 = time.perf_counter()
-    return {"cache_dir": str(cache) if cache else None, "jit": jit.jit_enabled(),
+    return {"cache_dir": str(cache) if cache else None, "jit": compiled and not jit.jit_disabled_by_env(),
             "import_s": round(t1 - t0, 3), "compile_s": round(t2 - t1, 3)}
