@@ -190,6 +190,9 @@ def _meter_sim(sims: SimLoop, units: int) -> int:
     return port
 
 
+PROFILE_DIR: Path | None = None  # --py-spy DIR: record collapsed stacks of each measured window there
+
+
 def bench_rate(tmp: Path, broker: Broker, cache: Path, name: str, text: str, settle: float, window: float) -> dict:
     counter = ReadingCounter(broker, name)
     agent = start_agent(tmp, text, name, {"NUMBA_CACHE_DIR": str(cache)})
@@ -198,6 +201,13 @@ def bench_rate(tmp: Path, broker: Broker, cache: Path, name: str, text: str, set
         wait(lambda: counter.count > 0, 300, "the first publish", agent)
         time.sleep(settle)
         c0, r0, w0 = cpu_s(ps), counter.count, time.monotonic()
+        if PROFILE_DIR is not None:
+            import subprocess
+
+            PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+            subprocess.Popen(["py-spy", "record", "-p", str(agent.proc.pid), "-d", str(int(window)), "-f", "raw",
+                              "--nonblocking", "--gil", "-r", "100", "-o", str(PROFILE_DIR / f"{name}.txt")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
         time.sleep(window)
         c1, r1, w1 = cpu_s(ps), counter.count, time.monotonic()
         mem = smaps(agent.proc.pid)
@@ -248,11 +258,18 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=15.0, help="seconds after the first publish before measuring")
     ap.add_argument("--window", type=float, default=20.0, help="seconds measured")
     ap.add_argument("--only", default="demo,idle,modbus,replay")
+    ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (collapsed stacks) of each rate run here")
     args = ap.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = args.py_spy
     parts = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        cache = tmp / "numba-cache"  # shared by every run: the demo's warm-up run fills it
+        cache = tmp / "numba-cache"  # shared by every run, warmed first as an install would
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
+                       env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, check=True, capture_output=True)
         broker = Broker(tmp / "broker").start()
         try:
             if "demo" in parts:
@@ -267,12 +284,12 @@ def main() -> None:
                 print(f"idle           CPU at {r['rate']:4.0f} points/s   {r['cpu_pct']:6.2f} % of a core "
                       f"{verdict(r['cpu_pct'], GOALS['idle_cpu_pct'])}   RSS {r['rss_mb']:.1f} MiB")
             if "modbus" in parts:
-                r = bench_modbus(tmp, broker, cache, min(args.settle, 5), args.window)
+                r = bench_modbus(tmp, broker, cache, max(args.settle, 10), args.window)
                 print(f"modbus tcp     CPU per reading       {r['cpu_s_per_M']:6.1f} CPU-s/M "
                       f"{verdict(r['cpu_s_per_M'], GOALS['modbus_cpu_s_per_M'])}   at {r['rate']:.0f} readings/s, "
                       f"RSS {r['rss_mb']:.1f} MiB")
             if "replay" in parts:
-                r = bench_replay(tmp, broker, cache, min(args.settle, 5), args.window)
+                r = bench_replay(tmp, broker, cache, max(args.settle, 10), args.window)
                 print(f"replay         CPU per reading       {r['cpu_s_per_M']:6.1f} CPU-s/M "
                       f"{verdict(r['cpu_s_per_M'], GOALS['replay_cpu_s_per_M'])}   at {r['rate']:.0f} readings/s, "
                       f"RSS {r['rss_mb']:.1f} MiB")
