@@ -221,18 +221,22 @@ class Pipeline:
         if self.processor is not None:
             derived = self._derived(self.processor.process(batch, now_ms))
         self.latest.update(batch.series, batch.ts, batch.value, batch.quality)
-        out: list[Pending] = []
+        # one run of rows per device (all its batches of this cycle, in order), so messages fill up to
+        # readings_per_message rather than one message per poll
+        by_device: dict[str, list[dict]] = {}
         offset = 0
         for device, b in pending:
             n = len(b)
             if self._publish_mode.get(device, "raw") in ("raw", "both"):
                 sl = slice(offset, offset + n)
-                local = batch.series[sl]
-                rows = reading_rows(batch.ts[sl], local, batch.value[sl], batch.quality[sl], self._metric_names, self._units)
-                topic = self.topics.telemetry(device)
-                out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
-                           for body in chunk_bodies(device, rows, self._per_message))
+                by_device.setdefault(device, []).extend(reading_rows(
+                    batch.ts[sl], batch.series[sl], batch.value[sl], batch.quality[sl], self._metric_names, self._units))
             offset += n
+        out: list[Pending] = []
+        for device, rows in by_device.items():
+            topic = self.topics.telemetry(device)
+            out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
+                       for body in chunk_bodies(device, rows, self._per_message))
         return out + derived
 
     def _derived(self, result: ProcessResult) -> list[Pending]:

@@ -196,4 +196,19 @@ def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
 
     idle, busy, readings = asyncio.run(scenario())
     assert idle == 0
-    assert busy == 1 and readings == [1, 1]  # both submissions in one cycle
+    assert busy == 1 and readings == [2]  # both submissions in one cycle and message
+
+
+def test_polls_of_one_cycle_fill_messages_up_to_the_limit(tmp_path) -> None:
+    """Three polls of 60 readings in one commit interval make messages of 100 and 80 readings, not
+    three of 60 (each message costs a publish, an acknowledgement and a row)."""
+    pipe, outbox = make(tmp_path, per_message=100)
+    for k in range(3):
+        ts = np.full(60, 1_700_000_000_000 + k * 1000)
+        pipe.submit("m", Batch.from_columns(np.arange(60) % 2, ts, np.arange(60) + k * 100.0))
+    assert pipe.cycle() == 2
+    import orjson
+    bodies = [orjson.loads(r.payload) for r in outbox.peek(10)]
+    assert [len(b["readings"]) for b in bodies] == [100, 80]
+    values = [r["value"] for b in bodies for r in b["readings"]]
+    assert values == [float(i + k * 100) for k in range(3) for i in range(60)]  # reading order kept

@@ -350,6 +350,12 @@ class Outbox:
             self._drops[Priority(priority).name.lower()] += n
             self._depth -= n
 
+    def mark_acked(self, rowids: Iterable[int]) -> None:
+        """Acknowledged rows, deleted by the next :meth:`append` (in its transaction) or :meth:`delete`;
+        meanwhile :meth:`peek` skips them and the depth leaves them out. Costs no I/O."""
+        self._check_writable()
+        self._acked.update(rowids)
+
     def delete(self, rowids: Iterable[int] = ()) -> int:
         """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted.
 
