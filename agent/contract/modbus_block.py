@@ -64,10 +64,10 @@ class BlockDecoder:
         or a register is not a 16-bit unsigned value."""
         if len(regs) < self.registers:
             raise ValueError(f"block of {len(regs)} registers, {self.registers} needed")
-        words = np.asarray(regs)
-        if words.size and (words.dtype.kind not in "iu" or words.min() < 0 or words.max() > 0xFFFF):
-            raise ValueError("a register value is not a 16-bit unsigned integer")
-        data = words.astype(">u2").view(np.uint8)
+        try:
+            data = np.array(regs, dtype=">u2").view(np.uint8)  # Python ints out of 0..65535 raise
+        except (OverflowError, TypeError, ValueError):
+            raise ValueError("a register value is not a 16-bit unsigned integer") from None
         with np.errstate(invalid="ignore"):  # a signalling NaN from the device stays a NaN
             for index, dtype, keys, scaling in self._groups:
                 raw = data[index].view(dtype).astype(np.float64)

@@ -85,6 +85,7 @@ class Processor:
             from .kernels import kernel_set
 
             self.K = kernel_set(compiled=True)
+            jit.page_out_compiler()
             return timing
         return warm(self.cache_dir, compiled=False)
 
@@ -112,6 +113,7 @@ class Processor:
         try:
             timing = warm(self.cache_dir, compiled=True)
             self.K = kernel_set(compiled=True)  # one attribute store: the next process() call uses them
+            jit.page_out_compiler()
         except Exception as e:  # noqa: BLE001 - the Python kernels keep working; say why once
             log.warning("cannot compile the processing kernels (%s): staying with the Python kernels", e)
             return

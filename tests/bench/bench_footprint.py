@@ -101,8 +101,16 @@ class ReadingCounter:
         self.client.disconnect()
 
 
+JIT: str | None = None  # --jit: [processing] jit for every agent (default: the config's default)
+
+
 def start_agent(tmp: Path, text: str, name: str, env: dict[str, str] | None = None) -> AgentProcess:
     cfg = tmp / f"{name}.toml"
+    if JIT is not None:
+        if "[processing]" in text:
+            text = text.replace("[processing]\n", f'[processing]\njit = "{JIT}"\n')
+        else:
+            text += f'\n[processing]\njit = "{JIT}"\n'
     cfg.write_text(text)
     old = dict(os.environ)
     os.environ.update(env or {})
@@ -258,10 +266,12 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=15.0, help="seconds after the first publish before measuring")
     ap.add_argument("--window", type=float, default=20.0, help="seconds measured")
     ap.add_argument("--only", default="demo,idle,modbus,replay")
+    ap.add_argument("--jit", choices=["auto", "on", "off"], help="[processing] jit for every agent run")
     ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (collapsed stacks) of each rate run here")
     args = ap.parse_args()
-    global PROFILE_DIR
-    PROFILE_DIR = args.py_spy
+    ap_jit = args.jit
+    global PROFILE_DIR, JIT
+    PROFILE_DIR, JIT = args.py_spy, ap_jit
     parts = set(args.only.split(","))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
