@@ -194,3 +194,27 @@ def test_auto_compiles_the_kernels_when_processing_gets_busy(tmp_path, monkeypat
     later.value[0::3] = 250.0  # out of range, as before the switch: state carried over
     proc.process(later, T0 + 200_000)
     assert all(q & Quality.OUT_OF_RANGE for q in later.quality[0::3])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux-only")
+def test_compiled_kernels_run_without_llvm_resident(tmp_path):
+    """Once the kernels are compiled or loaded, LLVM's ~68 MB of code is paged out and stays out while
+    the compiled kernels run."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from pathlib import Path\nimport test_processing_pipeline as t\n"
+            f"proc, _ = t.make(Path({str(tmp_path)!r}), jit='on')\nproc.prepare()\n"
+            "for k in range(200):\n"
+            "    proc.process(t.seconds(10, start=t.T0 + k * 10_000), t.T0 + (k + 1) * 10_000)\n"
+            "proc.flush(t.T0 + 10_000_000)\n"
+            "rss, name = 0, ''\n"
+            "for line in open('/proc/self/smaps'):\n"
+            "    f = line.split()\n"
+            "    if '-' in f[0] and len(f) >= 5:\n"
+            "        name = f[5] if len(f) > 5 else ''\n"
+            "    elif f[0] == 'Rss:' and 'libllvmlite' in name:\n"
+            "        rss += int(f[1])\n"
+            "print(proc.summary()['jit'], rss // 1024)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    compiled, llvm_mib = p.stdout.split()
+    assert compiled == "True" and int(llvm_mib) < 16, p.stdout
