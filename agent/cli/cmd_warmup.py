@@ -30,4 +30,6 @@ def command(config_file: Path | None, state_dir: Path | None) -> None:
     r = warm(state_dir)
     where = r["cache_dir"] or "no writable cache (kernels compile at each start)"
     mode = "numba" if r["jit"] else "pure Python (numba unavailable or disabled)"
+    if r["jit"]:
+        mode += ", ahead-of-time build ready" if r["aot"] else ", no ahead-of-time build (C compiler missing?)"
     click.echo(f"kernels ready: {mode}; cache: {where}; import {r['import_s']:.2f} s, compile/load {r['compile_s']:.2f} s")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..model import Batch, MetricKind
 from ..series import SeriesTable
-from . import jit
+from . import aot, jit
 from .carbon import CarbonFactors
 from .config import JitMode, ProcessingConfig
 from .tariff import Tariff
@@ -43,13 +43,18 @@ class Processor:
     def __init__(self, config: Any, series: SeriesTable, *, state_dir: Path, clock: Any):
         self.cache_dir = jit.configure_cache(state_dir)
         from .energy import EnergyLedger
-        from .kernels import counters, detect, kernel_set, quality, window
+        from .kernels import aot_kernel_set, counters, detect, kernel_set, quality, window
         from .setup import build_params
 
         self.pc: ProcessingConfig = getattr(config, "processing", None) or ProcessingConfig()
-        # the Python kernels until compiled ones are wanted (see prepare() and _maybe_compile())
+        # An ahead-of-time build when there is one (fast, and no numba in memory); else the Python
+        # kernels until compiled ones are wanted (see prepare() and _maybe_compile()).
         self.K = kernel_set(compiled=False)
-        self._auto = self.pc.jit is JitMode.AUTO and jit.numba_available() and not jit.jit_disabled_by_env()
+        python_only = self.pc.jit is JitMode.OFF or jit.jit_disabled_by_env()
+        if not python_only and (module := aot.load(self.cache_dir)) is not None:
+            self.K = aot_kernel_set(module)
+        self._auto = (self.pc.jit is JitMode.AUTO and not python_only and not self.K.compiled
+                      and jit.numba_available())
         self._busy_s = 0.0  # seconds spent in process() since _window_t0
         self._window_t0 = time.monotonic()
         self._compiling: threading.Thread | None = None
@@ -77,25 +82,45 @@ class Processor:
     # -- kernels ----------------------------------------------------------------------------
     def prepare(self) -> dict:
         """Load the kernels the config asks for (compiled ones for ``jit = "on"``; blocking, so run it
-        off the event loop). Returns the timing figures of :func:`warmup.warm`."""
+        off the event loop). Returns timing figures like :func:`warmup.warm`'s."""
         from .warmup import warm
 
-        if self.pc.jit is JitMode.ON and jit.numba_available():
-            timing = warm(self.cache_dir, compiled=True)
-            from .kernels import kernel_set
-
-            self.K = kernel_set(compiled=True)
-            jit.page_out_compiler()
-            return timing
-        return warm(self.cache_dir, compiled=False)
+        if self.pc.jit is JitMode.ON and not self.K.compiled and not jit.jit_disabled_by_env():
+            return self._use_compiled()
+        if self.K.compiled:
+            return {"cache_dir": str(self.cache_dir), "jit": True, "kernels": self.K.kind, "import_s": 0.0,
+                    "compile_s": 0.0}
+        return {**warm(self.cache_dir, compiled=False), "kernels": "python"}
 
     @property
     def compiled(self) -> bool:
-        return bool(self.K.compiled) and not jit.jit_disabled_by_env()
+        return bool(self.K.compiled) and (self.K.kind == "aot" or not jit.jit_disabled_by_env())
+
+    def _use_compiled(self) -> dict:
+        """Switch to compiled kernels: the ahead-of-time build (built in a separate process when missing,
+        so numba stays out of this one), else numba's JIT (then LLVM's code is paged out). Blocking."""
+        from .kernels import aot_kernel_set, kernel_set
+        from .warmup import warm
+
+        t0 = time.perf_counter()
+        module = aot.load(self.cache_dir)
+        if module is None and self.cache_dir is not None and jit.numba_available():
+            why = aot.build_in_subprocess(self.cache_dir)
+            module = aot.load(self.cache_dir)
+            if module is None:
+                log.info("no ahead-of-time kernels (%s): using numba's JIT", why)
+        if module is not None:
+            self.K = aot_kernel_set(module)  # one attribute store: the next process() call uses them
+            return {"cache_dir": str(self.cache_dir), "jit": True, "kernels": "aot", "import_s": 0.0,
+                    "compile_s": round(time.perf_counter() - t0, 3)}
+        timing = warm(self.cache_dir, compiled=True, build_aot=False)
+        self.K = kernel_set(compiled=True)
+        jit.page_out_compiler()
+        return {**timing, "kernels": "jit"}
 
     def _maybe_compile(self, busy_s: float) -> None:
-        """'auto': compile the kernels in a background thread once the Python ones cost more than
-        AUTO_JIT_SHARE of a core; the processor switches to them when they are ready."""
+        """'auto': switch to compiled kernels (in a background thread) once the Python ones cost more
+        than AUTO_JIT_SHARE of a core."""
         self._busy_s += busy_s
         elapsed = time.monotonic() - self._window_t0
         if elapsed < AUTO_JIT_WINDOW_S:
@@ -107,18 +132,15 @@ class Processor:
             self._compiling.start()
 
     def _compile(self) -> None:
-        from .kernels import kernel_set
-        from .warmup import warm
-
         try:
-            timing = warm(self.cache_dir, compiled=True)
-            self.K = kernel_set(compiled=True)  # one attribute store: the next process() call uses them
-            jit.page_out_compiler()
+            timing = self._use_compiled()
         except Exception as e:  # noqa: BLE001 - the Python kernels keep working; say why once
             log.warning("cannot compile the processing kernels (%s): staying with the Python kernels", e)
             return
-        self._auto = False
-        log.info("compiled processing kernels in use (ready in %.2f s)", timing["import_s"] + timing["compile_s"])
+        finally:
+            self._auto = False
+        log.info("compiled processing kernels (%s) in use, ready in %.2f s", timing["kernels"],
+                 timing["import_s"] + timing["compile_s"])
 
     # -- hot path ---------------------------------------------------------------------------
     def process(self, batch: Batch, now_ms: int) -> ProcessResult:

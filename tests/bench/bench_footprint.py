@@ -60,12 +60,20 @@ class SimLoop:
 
 
 def smaps(pid: int) -> dict[str, float]:
-    """RSS, PSS and anonymous memory in MiB from /proc/PID/smaps_rollup."""
+    """RSS, PSS and anonymous memory in MiB from /proc/PID/smaps_rollup, and LLVM's resident share."""
     out = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         key, _, rest = line.partition(":")
         if key in ("Rss", "Pss", "Anonymous"):
             out[key.lower()] = int(rest.split()[0]) / 1024
+    llvm, name = 0, ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        f = line.split()
+        if "-" in f[0] and len(f) >= 5:
+            name = f[5] if len(f) > 5 else ""
+        elif f[0] == "Rss:" and "libllvmlite" in name:
+            llvm += int(f[1])
+    out["llvm"] = llvm / 1024
     return out
 
 
@@ -173,6 +181,7 @@ def bench_demo(tmp: Path, broker: Broker, cache: Path, settle: float, window: fl
                 agent.terminate()
                 counter.stop()
         return {"first_publish_s": first, "rss_mb": mem["rss"], "pss_mb": mem["pss"], "anon_mb": mem["anonymous"],
+                "llvm_mb": mem["llvm"],
                 "demo_cpu_pct": (c1 - c0) / (w1 - w0) * 100, "demo_rate": (r1 - r0) / (w1 - w0)}
     finally:
         sims.close()
@@ -224,7 +233,7 @@ def bench_rate(tmp: Path, broker: Broker, cache: Path, name: str, text: str, set
         counter.stop()
     done = max(1, r1 - r0)
     return {"cpu_pct": (c1 - c0) / (w1 - w0) * 100, "rate": done / (w1 - w0), "cpu_s_per_M": (c1 - c0) / done * 1e6,
-            "rss_mb": mem["rss"]}
+            "rss_mb": mem["rss"], "anon_mb": mem["anonymous"], "llvm_mb": mem["llvm"]}
 
 
 def bench_idle(tmp: Path, broker: Broker, cache: Path, settle: float, window: float) -> dict:
@@ -287,7 +296,7 @@ def main() -> None:
                 print(f"demo devices   start to first publish {r['first_publish_s']:6.2f} s      "
                       f"{verdict(r['first_publish_s'], GOALS['first_publish_s'])}")
                 print(f"demo devices   steady RSS            {r['rss_mb']:6.1f} MiB    {verdict(r['rss_mb'], GOALS['rss_mb'])}"
-                      f"   PSS {r['pss_mb']:.1f} MiB, anonymous {r['anon_mb']:.1f} MiB")
+                      f"   PSS {r['pss_mb']:.1f} MiB, anonymous {r['anon_mb']:.1f} MiB, LLVM {r['llvm_mb']:.1f} MiB")
                 print(f"demo devices   CPU                   {r['demo_cpu_pct']:6.2f} % of a core at {r['demo_rate']:.0f} readings/s")
             if "idle" in parts:
                 r = bench_idle(tmp, broker, cache, args.settle, args.window)
@@ -297,12 +306,12 @@ def main() -> None:
                 r = bench_modbus(tmp, broker, cache, max(args.settle, 10), args.window)
                 print(f"modbus tcp     CPU per reading       {r['cpu_s_per_M']:6.1f} CPU-s/M "
                       f"{verdict(r['cpu_s_per_M'], GOALS['modbus_cpu_s_per_M'])}   at {r['rate']:.0f} readings/s, "
-                      f"RSS {r['rss_mb']:.1f} MiB")
+                      f"RSS {r['rss_mb']:.1f} MiB (anonymous {r['anon_mb']:.1f}, LLVM {r['llvm_mb']:.1f})")
             if "replay" in parts:
                 r = bench_replay(tmp, broker, cache, max(args.settle, 10), args.window)
                 print(f"replay         CPU per reading       {r['cpu_s_per_M']:6.1f} CPU-s/M "
                       f"{verdict(r['cpu_s_per_M'], GOALS['replay_cpu_s_per_M'])}   at {r['rate']:.0f} readings/s, "
-                      f"RSS {r['rss_mb']:.1f} MiB")
+                      f"RSS {r['rss_mb']:.1f} MiB (anonymous {r['anon_mb']:.1f}, LLVM {r['llvm_mb']:.1f})")
         finally:
             broker.kill()
 
