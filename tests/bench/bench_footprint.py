@@ -1,6 +1,11 @@
 """Footprint and CPU per reading of the real agent process, each figure beside its goal, in one run.
 
-    python tests/bench/bench_footprint.py [--settle 20] [--window 20] [--only demo,idle,modbus,replay]
+    python tests/bench/bench_footprint.py [--settle 15] [--window 20] [--only demo,idle,modbus,replay]
+                                          [--jit auto|on|off] [--py-spy DIR]
+
+The kernel cache is warmed first, as an install would (`edge-agent warmup`: numba's cache and the
+ahead-of-time build). ``--jit`` sets ``[processing] jit`` for every run; ``--py-spy DIR`` records
+each rate run's measured window (collapsed stacks of the thread holding the GIL) into DIR.
 
 * demo: the demo's device set (its simulators, `edge-agent run` on its config, mosquitto): start to
   first publish (warm kernel cache), then steady RSS / PSS / anonymous memory (/proc/PID/smaps_rollup)
@@ -11,7 +16,9 @@
 * replay: replay devices at full speed: agent CPU seconds per million readings delivered.
 
 CPU is the agent process's user + system time (psutil); readings are counted at a subscriber.
-The machine may be shared: repeat, and compare ratios rather than single figures.
+Memory: RSS is the goal's figure; PSS shares pages mapped by other processes (on a shared machine
+LLVM's pages may be counted there); anonymous memory is what no file backs. The machine may be
+shared: repeat, and compare ratios rather than single figures.
 """
 
 from __future__ import annotations
