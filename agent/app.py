@@ -24,7 +24,6 @@ from .errors import ConfigError
 from .health import HealthReport, build_health, write_status
 from .pipeline import Pipeline
 from .processing import Processor
-from .processing.warmup import warm
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
@@ -55,14 +54,14 @@ def prepare_state_dir(config: AgentConfig) -> Path:
 
 class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
-                 notifier: Notifier | None = None, warm_kernels: Callable[[Path | None], dict] = warm):
+                 notifier: Notifier | None = None, warm_kernels: Callable[[], dict] | None = None):
         if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
             raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
         self.catalog = catalog or DriverCatalog.discover()
         self.clock = clock or Clock()
         self.notifier = notifier or Notifier()
-        self.warm_kernels = warm_kernels  # compiles or loads every kernel; returns its timings
+        self.warm_kernels = warm_kernels  # compiles or loads every kernel (default: the processor's); returns timings
         self.topics = Topics(config.mqtt.topic_prefix, config.gateway.id)
         self.state_dir = prepare_state_dir(config)
         self.buses = BusPool(config.lines)
@@ -267,7 +266,7 @@ class Agent:
         """
         interval = self.notifier.watchdog_interval if self.config.health.watchdog else None
         step = min(START_NOTIFY_S, interval or START_NOTIFY_S)
-        job = asyncio.ensure_future(asyncio.to_thread(self.warm_kernels, self.state_dir))
+        job = asyncio.ensure_future(asyncio.to_thread(self.warm_kernels or self.processor.prepare))
         while True:
             self.notifier.extend_start(3 * step, "compiling processing kernels (first start after an install or upgrade)")
             if interval:

@@ -1,5 +1,7 @@
-"""Pipeline: pollers submit batches; every ``commit_interval`` the pipeline processes them and
-commits raw telemetry, aggregates and events to the outbox in one transaction, then wakes the uplink.
+"""Pipeline: pollers submit batches; the pipeline processes them and commits raw telemetry,
+aggregates and events to the outbox in one transaction, then wakes the uplink. It sleeps until work
+arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit; with
+nothing to do it wakes only to close aggregation windows (once a second) and to show it is alive.
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
@@ -13,6 +15,7 @@ failure is logged once and the recovery once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_agent.pipeline")
 HOLD_CHUNK_BYTES = 256 * 1024  # held messages committed per transaction when catching up
 RETRY_MAX_S = 5.0  # longest wait between commit attempts while commits fail
+IDLE_WAKE_S = 2.0  # longest sleep without work (the watchdog reads the heartbeat; limit >= 5 s)
+FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 
 
 class Pipeline:
@@ -65,6 +70,7 @@ class Pipeline:
         self._retry_delay = 0.0
         self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
+        self._work = asyncio.Event()  # set when something is submitted
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
@@ -74,10 +80,12 @@ class Pipeline:
             batch = Batch(batch.series + np.int32(base), batch.ts, batch.value, batch.quality)
         self._pending.append((device, batch))
         self.stats.readings_in += len(batch)
+        self._work.set()
 
     def submit_message(self, pending: Pending) -> None:
         """A message from another part of the agent (command result, audit, event)."""
         self._extra.append(pending)
+        self._work.set()
 
     @property
     def commit_failing(self) -> bool:
@@ -88,8 +96,25 @@ class Pipeline:
     async def run(self) -> None:
         interval = self.config.store.commit_interval
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), self._idle_timeout())
+            if self._work.is_set():
+                await asyncio.sleep(interval)  # the batching delay: later submissions join this commit
+                self._work.clear()
             self.cycle()
+
+    def _idle_timeout(self) -> float:
+        """How long to sleep when nothing is submitted: until windows may close, a held commit is
+        retried or a failed delete is retried, at most IDLE_WAKE_S."""
+        now = time.monotonic()
+        wake = IDLE_WAKE_S
+        if self.processor is not None:
+            wake = min(wake, self._last_flush + FLUSH_S - now)
+        if len(self.held):
+            wake = min(wake, self._retry_at - now)
+        if self.outbox.acked_pending_delete:
+            wake = min(wake, self.config.store.commit_interval)
+        return max(0.0, wake)
 
     def cycle(self, *, final: bool = False) -> int:
         """Process and commit everything pending. Returns the number of messages committed.
@@ -100,7 +125,7 @@ class Pipeline:
         extra, self._extra = self._extra, []
         if pending:
             messages.extend(self._process(pending, now_ms))
-        if self.processor is not None and time.monotonic() - self._last_flush >= 1.0:
+        if self.processor is not None and time.monotonic() - self._last_flush >= FLUSH_S:
             self._last_flush = time.monotonic()
             messages.extend(self._derived(self.processor.flush(now_ms)))
         messages.extend(extra)
@@ -196,18 +221,22 @@ class Pipeline:
         if self.processor is not None:
             derived = self._derived(self.processor.process(batch, now_ms))
         self.latest.update(batch.series, batch.ts, batch.value, batch.quality)
-        out: list[Pending] = []
+        # one run of rows per device (all its batches of this cycle, in order), so messages fill up to
+        # readings_per_message rather than one message per poll
+        by_device: dict[str, list[dict]] = {}
         offset = 0
         for device, b in pending:
             n = len(b)
             if self._publish_mode.get(device, "raw") in ("raw", "both"):
                 sl = slice(offset, offset + n)
-                local = batch.series[sl]
-                rows = reading_rows(batch.ts[sl], local, batch.value[sl], batch.quality[sl], self._metric_names, self._units)
-                topic = self.topics.telemetry(device)
-                out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
-                           for body in chunk_bodies(device, rows, self._per_message))
+                by_device.setdefault(device, []).extend(reading_rows(
+                    batch.ts[sl], batch.series[sl], batch.value[sl], batch.quality[sl], self._metric_names, self._units))
             offset += n
+        out: list[Pending] = []
+        for device, rows in by_device.items():
+            topic = self.topics.telemetry(device)
+            out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
+                       for body in chunk_bodies(device, rows, self._per_message))
         return out + derived
 
     def _derived(self, result: ProcessResult) -> list[Pending]:

@@ -40,8 +40,13 @@ class DeviceHealth:
     latency_ewma_s: float = 0.0
     stale: bool = False
     diagnostics: dict = field(default_factory=dict)
+    # the driver's diagnostics, built when a report is made (not after every poll: health reads them
+    # every few seconds, a busy line polls many times a second)
+    diagnostics_fn: Callable[[], dict] | None = None
 
     def report(self) -> DeviceReport:
+        if self.diagnostics_fn is not None and self.polls_ok:
+            self.diagnostics = self.diagnostics_fn()
         return DeviceReport(
             up=self.up, stale=self.stale, polls_ok=self.polls_ok, polls_failed=self.polls_failed,
             consecutive_failures=self.consecutive_failures, readings=self.readings, last_ok_ms=self.last_ok_ms,
@@ -168,9 +173,8 @@ class Poller:
         h.last_ok_ms = self.clock.now_ms()
         h.last_latency_s = latency
         h.latency_ewma_s = latency if h.polls_ok == 1 else 0.8 * h.latency_ewma_s + 0.2 * latency
-        diag = getattr(self.driver, "diagnostics", None)
-        if callable(diag):
-            h.diagnostics = diag()
+        if h.diagnostics_fn is None and callable(diag := getattr(self.driver, "diagnostics", None)):
+            h.diagnostics_fn = diag
 
     def _failed(self, err: BaseException) -> None:
         h = self.health

@@ -161,3 +161,54 @@ def test_publish_raw_sends_no_window_aggregates(tmp_path) -> None:
         outbox.close()
     assert "edge/gw/telemetry/m" in topics["raw"] and "edge/gw/agg/m" not in topics["raw"]
     assert topics["both"].count("edge/gw/agg/m") >= n - 1
+
+
+def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
+    """Without work the pipeline does not cycle every commit interval (idle CPU); a submission wakes it
+    and is committed after one commit interval, together with what arrived meanwhile."""
+    import asyncio
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        cfg_interval = 0.05
+        pipe, outbox = make(tmp_path)
+        object.__setattr__(pipe.config.store, "commit_interval", cfg_interval)
+        cycles = 0
+        real_cycle = pipe.cycle
+
+        def counting_cycle(**kw):
+            nonlocal cycles
+            cycles += 1
+            return real_cycle(**kw)
+
+        pipe.cycle = counting_cycle
+        task = asyncio.create_task(pipe.run())
+        await asyncio.sleep(1.0)  # 20 commit intervals with nothing to do
+        idle = cycles
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([1_700_000_000_000]), np.array([1.0])))
+        pipe.submit("m", Batch.from_columns(np.array([1]), np.array([1_700_000_000_000]), np.array([2.0])))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if outbox.peek(10):
+                break
+        task.cancel()
+        rows = outbox.peek(10)
+        return idle, cycles - idle, [r.readings for r in rows]
+
+    idle, busy, readings = asyncio.run(scenario())
+    assert idle == 0
+    assert busy == 1 and readings == [2]  # both submissions in one cycle and message
+
+
+def test_polls_of_one_cycle_fill_messages_up_to_the_limit(tmp_path) -> None:
+    """Three polls of 60 readings in one commit interval make messages of 100 and 80 readings, not
+    three of 60 (each message costs a publish, an acknowledgement and a row)."""
+    pipe, outbox = make(tmp_path, per_message=100)
+    for k in range(3):
+        ts = np.full(60, 1_700_000_000_000 + k * 1000)
+        pipe.submit("m", Batch.from_columns(np.arange(60) % 2, ts, np.arange(60) + k * 100.0))
+    assert pipe.cycle() == 2
+    import orjson
+    bodies = [orjson.loads(r.payload) for r in outbox.peek(10)]
+    assert [len(b["readings"]) for b in bodies] == [100, 80]
+    values = [r["value"] for b in bodies for r in b["readings"]]
+    assert values == [float(i + k * 100) for k in range(3) for i in range(60)]  # reading order kept

@@ -24,8 +24,21 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from agent.model import Quality  # noqa: E402
-from agent.processing.jit import py_func  # noqa: E402
-from agent.processing.kernels import counters, detect, quality, window  # noqa: E402
+from agent.processing import kernels  # noqa: E402
+from agent.processing.jit import compiled, py_func  # noqa: E402
+
+
+def _built(module):
+    """The numba build of a kernel module; the module itself (plain Python kernels) without numba."""
+    try:
+        return compiled(module)
+    except ImportError:
+        return module
+
+
+# the numba builds; py_func(...) of each is the plain Python kernel
+counters, detect, quality, window = (_built(m) for m in (kernels.counters, kernels.detect, kernels.quality,
+                                                         kernels.window))
 
 W = 60_000
 GAP = 5_000

@@ -20,7 +20,7 @@ from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig  # noqa
 from agent.driver import Clock  # noqa: E402
 from agent.errors import ConfigError  # noqa: E402
 from agent.model import Batch, MetricKind, MetricSpec, Quality  # noqa: E402
-from agent.processing import Processor  # noqa: E402
+from agent.processing import ProcessingConfig, Processor  # noqa: E402
 from agent.series import SeriesTable  # noqa: E402
 
 SH = dt.timezone(dt.timedelta(hours=8))
@@ -31,8 +31,9 @@ class Meter(DeviceConfig):
     pass
 
 
-def make(tmp_path, **dev):
-    cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Meter(name="m1", type="meter", poll_interval=1.0, **dev),))
+def make(tmp_path, jit="auto", **dev):
+    cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Meter(name="m1", type="meter", poll_interval=1.0, **dev),),
+                      processing=ProcessingConfig(jit=jit))
     table = SeriesTable()
     table.add_device("m1", [MetricSpec("voltage", "V"), MetricSpec("energy", "kWh", MetricKind.COUNTER), MetricSpec("power", "W")])
     return Processor(cfg, table, state_dir=tmp_path, clock=Clock()), table
@@ -116,12 +117,16 @@ def test_processing_section_is_validated():
     assert cfg.processing.emission_factor == 0.6
 
 
+NO_AOT = "import agent.processing.aot as aot; aot.load = lambda d: None; aot.build_in_subprocess = lambda d: 'off'"
+
 SCRIPT = r"""
 import json, sys, numpy as np
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 import test_processing_pipeline as t
-proc, _ = t.make(Path({state!r}), checks={{"voltage": {{"max": 240, "stuck_samples": 5}}}})
+{pre}
+proc, _ = t.make(Path({state!r}), jit={jit!r}, checks={{"voltage": {{"max": 240, "stuck_samples": 5}}}})
+proc.prepare()
 rng = np.random.default_rng(7)
 out = []
 for k in range(5):
@@ -133,19 +138,28 @@ for k in range(5):
     out.append([r.aggregates, r.events, b.quality.tolist()])
 r = proc.flush(t.T0 + 10_000_000)
 out.append([r.aggregates, r.energy, proc.summary()["energy"]])
-print(json.dumps(out))
+print(json.dumps([proc.K.kind, out]))
 """
 
 
-def test_numba_and_disabled_jit_give_identical_results(tmp_path):
-    results = []
-    for disable in ("0", "1"):
-        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
-        code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / disable))
+@pytest.mark.parametrize(("compiled", "python"), [
+    ("aot", {"jit": "off"}),
+    ("jit", {"jit": "off"}),
+    ("jit", {"jit": "on", "NUMBA_DISABLE_JIT": "1"}),
+])
+def test_compiled_and_python_kernels_give_identical_results(tmp_path, compiled, python):
+    runs = []
+    for name, how in (("compiled", {"jit": "on", "pre": NO_AOT if compiled == "jit" else ""}), ("python", python)):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": how.get("NUMBA_DISABLE_JIT", "0")}
+        code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / name), jit=how["jit"],
+                             pre=how.get("pre", ""))
         p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
         assert p.returncode == 0, p.stderr[-2000:]
-        results.append(json.loads(p.stdout))
-    assert results[0] == results[1]
+        runs.append(json.loads(p.stdout))
+    (kind, results0), (python_kind, results1) = runs
+    assert (kind, python_kind) == (compiled, "python")
+    assert results0 == results1
+    results = [results0]
     assert any(q & Quality.STUCK for q in results[0][0][2]) and results[0][-1][0]
 
 
@@ -159,3 +173,76 @@ def test_stale_gap_marker_is_published_as_stale_only(tmp_path):
     nan_reading = Batch.from_columns(np.array([0], np.int32), np.array([T0 + 1000], np.int64), np.array([np.nan]))
     proc.process(nan_reading, T0 + 1000)
     assert nan_reading.quality.tolist() == [int(Quality.OUT_OF_RANGE)]  # a device that answers NaN is still out of range
+
+
+def test_auto_keeps_numba_out_of_memory_at_low_rates(tmp_path):
+    """numba and LLVM cost ~130 MB: a gateway processing a few readings per second never loads them."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from pathlib import Path\nimport test_processing_pipeline as t\n"
+            f"proc, _ = t.make(Path({str(tmp_path)!r}))\nproc.prepare()\n"
+            "proc.process(t.seconds(10), t.T0 + 10_000)\nproc.flush(t.T0 + 100_000)\n"
+            "print('numba' in sys.modules, 'llvmlite' in sys.modules, proc.K.kind)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    numba, llvm, kind = p.stdout.split()
+    assert (numba, llvm) == ("False", "False") and kind in ("python", "aot")
+
+
+def test_auto_compiles_the_kernels_when_processing_gets_busy(tmp_path, monkeypatch):
+    import agent.processing.processor as processor
+
+    monkeypatch.setattr(processor, "AUTO_JIT_WINDOW_S", 0.0)
+    monkeypatch.setattr(processor, "AUTO_JIT_SHARE", 0.0)  # any work counts as busy
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))  # no ahead-of-time build yet
+    proc, _ = make(tmp_path, checks={"voltage": {"max": 240, "stuck_samples": 5}})
+    assert not proc.compiled
+    first = seconds(100)
+    proc.process(first, T0 + 100_000)
+    proc._compiling.join(600)
+    assert proc.compiled and proc.K.kind == "aot"  # built in a separate process: numba stays out of this one
+    later = seconds(100, start=T0 + 100_000)
+    later.value[0::3] = 250.0  # out of range, as before the switch: state carried over
+    proc.process(later, T0 + 200_000)
+    assert all(q & Quality.OUT_OF_RANGE for q in later.quality[0::3])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux-only")
+def test_compiled_kernels_run_without_llvm_resident(tmp_path):
+    """With numba's JIT, once the kernels are compiled or loaded, LLVM's ~68 MB of code is paged out and
+    stays out while the compiled kernels run. (Counted: the pages only this process maps; pages that
+    other processes on the machine map too cannot be paged out.)"""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            f"from pathlib import Path\nimport test_processing_pipeline as t\n{NO_AOT}\n"
+            f"proc, _ = t.make(Path({str(tmp_path)!r}), jit='on')\nproc.prepare()\n"
+            "for k in range(200):\n"
+            "    proc.process(t.seconds(10, start=t.T0 + k * 10_000), t.T0 + (k + 1) * 10_000)\n"
+            "proc.flush(t.T0 + 10_000_000)\n"
+            "rss, name = 0, ''\n"
+            "for line in open('/proc/self/smaps'):\n"
+            "    f = line.split()\n"
+            "    if '-' in f[0] and len(f) >= 5:\n"
+            "        name = f[5] if len(f) > 5 else ''\n"
+            "    elif f[0] in ('Private_Clean:', 'Private_Dirty:') and 'libllvmlite' in name:\n"
+            "        rss += int(f[1])\n"
+            "print(proc.summary()['jit'], rss // 1024)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    compiled, llvm_mib = p.stdout.split()
+    assert compiled == "True" and int(llvm_mib) < 16, p.stdout
+
+
+def test_ahead_of_time_kernels_run_without_numba_in_memory(tmp_path):
+    """After `edge-agent warmup` has built them, the compiled kernels load without numba or LLVM."""
+    cache = tmp_path / "cache"
+    assert subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp_path / "state")],
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True,
+                          timeout=600).returncode == 0
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from pathlib import Path\nimport test_processing_pipeline as t\n"
+            f"proc, _ = t.make(Path({str(tmp_path)!r}))\nproc.prepare()\n"
+            "proc.process(t.seconds(10), t.T0 + 10_000)\n"
+            "print(proc.K.kind, proc.compiled, 'numba' in sys.modules, 'llvmlite' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_CACHE_DIR": str(cache)},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["aot", "True", "False", "False"]

@@ -15,7 +15,6 @@ import pytest
 
 from agent.app import Agent
 from agent.config import load_config_text
-from agent.processing.warmup import warm
 from agent.sdnotify import Notifier
 
 SAMPLES = Path(__file__).resolve().parents[1] / "drivers" / "replay" / "samples"
@@ -69,9 +68,9 @@ poll_interval = 0.5
     notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"})
     release, compiled = threading.Event(), threading.Event()
 
-    def slow_warm(state_dir: Path | None) -> dict:  # a cold cache on a slow Pi: done when the test says so
+    def slow_warm() -> dict:  # a cold cache on a slow Pi: done when the test says so
         release.wait(120)
-        result = warm(state_dir)
+        result = agent.processor.prepare()
         compiled.set()
         return result
 

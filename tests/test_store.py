@@ -286,3 +286,16 @@ def test_smallest_cap_still_keeps_the_newest_rows(tmp_path: Path) -> None:
         seqs = [r.seq for r in ob.peek(10_000)]
     assert st_.drops["raw"] == 1000 - st_.depth and st_.depth > 100
     assert seqs == list(range(1001 - len(seqs), 1001))  # a contiguous tail: the newest survive
+
+
+def test_acknowledged_rows_are_deleted_in_the_next_append_transaction(outbox: Outbox) -> None:
+    """A PUBACK marks its row at once (never sent again); the delete rides on the next commit instead of
+    a transaction (and an fsync) of its own."""
+    outbox.append([Pending(Priority.RAW, "edge/gw1/telemetry/m1", body(i)) for i in range(3)])
+    rows = outbox.peek(10)
+    outbox.mark_acked([rows[0].rowid, rows[1].rowid])
+    assert [r.rowid for r in outbox.peek(10)] == [rows[2].rowid] and outbox.stats().depth == 1
+    assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 3  # nothing written yet
+    outbox.append([Pending(Priority.RAW, "edge/gw1/telemetry/m1", body(3))])
+    assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 2
+    assert outbox.acked_pending_delete == 0 and outbox.stats().depth == 2

@@ -58,12 +58,14 @@ def test_kernel_tests_pass_without_numba(no_numba_env) -> None:
 
 def test_processing_without_numba_gives_the_results_numba_gives(tmp_path, no_numba_env) -> None:
     results = []
-    for name, env in (("numba", {**os.environ, "NUMBA_DISABLE_JIT": "0"}), ("python", no_numba_env)):
-        code = PROCESSING_SCRIPT.format(tests=str(TESTS), state=str(tmp_path / name))
+    for name, env, jit in (("numba", {**os.environ, "NUMBA_DISABLE_JIT": "0"}, "on"), ("python", no_numba_env, "off")):
+        code = PROCESSING_SCRIPT.format(tests=str(TESTS), state=str(tmp_path / name), jit=jit, pre="")
         r = python(["-c", code], env)
         assert r.returncode == 0, r.stderr[-2000:]
         results.append(json.loads(r.stdout))
-    assert results[0] == results[1]
+    (kind, out), (python_kind, python_out) = results
+    assert kind in ("aot", "jit") and python_kind == "python"
+    assert out == python_out
 
 
 def test_a_short_agent_run_without_numba(tmp_path, no_numba_env) -> None:

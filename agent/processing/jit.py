@@ -1,14 +1,19 @@
-"""Kernel compilation shim: numba.njit with an on-disk cache when numba is there, identity otherwise.
+"""Kernel compilation shim: kernels are plain Python functions; numba compiles them on request.
 
-Kernels are plain Python functions over numpy arrays and scalars. With numba they are compiled once
-and cached in the state directory; without numba (32-bit Pi OS) or with ``NUMBA_DISABLE_JIT=1`` the
-very same functions run as Python, so results are identical by construction.
+Kernels are plain Python functions over numpy arrays and scalars, marked with :func:`kernel`.
+Importing them never imports numba: numba and LLVM cost ~130 MB of memory once loaded, more than
+the whole agent otherwise (tests/bench/bench_footprint.py). :func:`compiled` builds numba versions
+of a kernel module's functions (cached in the state directory) when the processing rate makes them
+worth it; without numba (32-bit Pi OS) or with ``NUMBA_DISABLE_JIT=1`` the very same functions run
+as Python, so results are identical by construction.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -46,32 +51,75 @@ def configure_cache(state_dir: Path | None) -> Path | None:
 
 
 def numba_available() -> bool:
+    """numba is installed and importable as far as the import system says (checked without importing it)."""
     try:
-        import numba  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # a broken install, or an import blocker
         return False
-    return True
 
 
-def jit_enabled() -> bool:
-    """True when kernels are really compiled (numba importable and JIT not disabled)."""
-    if not numba_available():
-        return False
-    from numba.core import config
-
-    return not config.DISABLE_JIT
+def jit_disabled_by_env() -> bool:
+    return os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
 def kernel(fn: F) -> F:
-    """Compile ``fn`` with numba (cached when a cache location is writable) or return it unchanged."""
+    """Mark ``fn`` as a kernel; it stays a plain Python function until :func:`compiled` builds it."""
+    fn.__edge_kernel__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+_COMPILED: dict[str, types.SimpleNamespace] = {}
+
+
+def compiled(module: types.ModuleType) -> types.SimpleNamespace:
+    """The module's namespace with every kernel replaced by a numba dispatcher (cached on disk when a
+    cache location is writable). Kernels calling kernels resolve each other inside that namespace;
+    the module itself keeps its plain functions. Imports numba (ImportError when it is missing)."""
+    done = _COMPILED.get(module.__name__)
+    if done is not None:
+        return done
+    import numba
+
+    ns = dict(vars(module))
+    for name, obj in vars(module).items():
+        if getattr(obj, "__edge_kernel__", False):
+            fn = types.FunctionType(obj.__code__, ns, obj.__name__, obj.__defaults__, obj.__closure__)
+            fn.__qualname__, fn.__module__, fn.__doc__ = obj.__qualname__, obj.__module__, obj.__doc__
+            try:
+                ns[name] = numba.njit(cache=True, nogil=True)(fn)
+            except RuntimeError:  # "cannot cache function ...: no locator available" (read-only everywhere)
+                ns[name] = numba.njit(nogil=True)(fn)
+    done = _COMPILED[module.__name__] = types.SimpleNamespace(**ns)
+    return done
+
+
+_MADV_PAGEOUT = 21  # Linux >= 5.4
+
+
+def page_out_compiler() -> int:
+    """Ask the kernel to drop LLVM's code pages (libllvmlite, ~68 MB resident once numba has compiled or
+    loaded the kernels). Running compiled kernels does not execute LLVM, so the pages stay out until
+    something is compiled again; they are clean file pages, re-read on demand. Returns the bytes
+    advised; 0 where unsupported (not Linux, old kernel), never an error."""
+    if not sys.platform.startswith("linux"):
+        return 0
     try:
-        import numba
-    except ImportError:
-        return fn
-    try:
-        return numba.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # "cannot cache function ...: no locator available" (read-only everywhere)
-        return numba.njit(nogil=True)(fn)
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        total = 0
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 5 and "libllvmlite" in fields[5]:
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    if madvise(start, end - start, _MADV_PAGEOUT) == 0:
+                        total += end - start
+        return total
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 def py_func(k: Callable) -> Callable:

@@ -6,7 +6,10 @@ set in place), never dropped or reordered.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +18,17 @@ import numpy as np
 
 from ..model import Batch, MetricKind
 from ..series import SeriesTable
-from . import jit
+from . import aot, jit
 from .carbon import CarbonFactors
-from .config import ProcessingConfig
+from .config import JitMode, ProcessingConfig
 from .tariff import Tariff
 
 if TYPE_CHECKING:
     from ..config.schema import AgentConfig
+
+log = logging.getLogger("edge_agent.processing")
+AUTO_JIT_SHARE = 0.01  # 'auto': compile once the Python kernels take more than this share of a core
+AUTO_JIT_WINDOW_S = 5.0  # ... measured over this many seconds of wall time
 
 
 @dataclass(slots=True)
@@ -38,13 +45,22 @@ def _num(x: float) -> float | None:
 class Processor:
     def __init__(self, config: AgentConfig, series: SeriesTable, *, state_dir: Path, clock: Any):
         self.cache_dir = jit.configure_cache(state_dir)
-        from . import kernels as K  # after configure_cache, so the compiled code is cached there
         from .energy import EnergyLedger
-        from .kernels import counters, detect, quality, window
+        from .kernels import aot_kernel_set, counters, detect, kernel_set, quality, window
         from .setup import build_params
 
-        self.K = K
         self.pc: ProcessingConfig = config.processing
+        # An ahead-of-time build when there is one (fast, and no numba in memory); else the Python
+        # kernels until compiled ones are wanted (see prepare() and _maybe_compile()).
+        self.K = kernel_set(compiled=False)
+        python_only = self.pc.jit is JitMode.OFF or jit.jit_disabled_by_env()
+        if not python_only and (module := aot.load(self.cache_dir)) is not None:
+            self.K = aot_kernel_set(module)
+        self._auto = (self.pc.jit is JitMode.AUTO and not python_only and not self.K.compiled
+                      and jit.numba_available())
+        self._busy_s = 0.0  # seconds spent in process() since _window_t0
+        self._window_t0 = time.monotonic()
+        self._compiling: threading.Thread | None = None
         self.series = series
         self.clock = clock
         self.devices = {d.name: d for d in config.devices}
@@ -66,8 +82,80 @@ class Processor:
         self.anomalies_started = 0
         self.last_now = 0
 
+    # -- kernels ----------------------------------------------------------------------------
+    def prepare(self) -> dict:
+        """Load the kernels the config asks for (compiled ones for ``jit = "on"``; blocking, so run it
+        off the event loop). Returns timing figures like :func:`warmup.warm`'s."""
+        from .warmup import warm
+
+        if self.pc.jit is JitMode.ON and not self.K.compiled and not jit.jit_disabled_by_env():
+            return self._use_compiled()
+        if self.K.compiled:
+            return {"cache_dir": str(self.cache_dir), "jit": True, "kernels": self.K.kind, "import_s": 0.0,
+                    "compile_s": 0.0}
+        return {**warm(self.cache_dir, compiled=False), "kernels": "python"}
+
+    @property
+    def compiled(self) -> bool:
+        return bool(self.K.compiled) and (self.K.kind == "aot" or not jit.jit_disabled_by_env())
+
+    def _use_compiled(self) -> dict:
+        """Switch to compiled kernels: the ahead-of-time build (built in a separate process when missing,
+        so numba stays out of this one), else numba's JIT (then LLVM's code is paged out). Blocking."""
+        from .kernels import aot_kernel_set, kernel_set
+        from .warmup import warm
+
+        t0 = time.perf_counter()
+        module = aot.load(self.cache_dir)
+        if module is None and self.cache_dir is not None and jit.numba_available():
+            why = aot.build_in_subprocess(self.cache_dir)
+            module = aot.load(self.cache_dir)
+            if module is None:
+                log.info("no ahead-of-time kernels (%s): using numba's JIT", why)
+        if module is not None:
+            self.K = aot_kernel_set(module)  # one attribute store: the next process() call uses them
+            return {"cache_dir": str(self.cache_dir), "jit": True, "kernels": "aot", "import_s": 0.0,
+                    "compile_s": round(time.perf_counter() - t0, 3)}
+        timing = warm(self.cache_dir, compiled=True, build_aot=False)
+        self.K = kernel_set(compiled=True)
+        jit.page_out_compiler()
+        return {**timing, "kernels": "jit"}
+
+    def _maybe_compile(self, busy_s: float) -> None:
+        """'auto': switch to compiled kernels (in a background thread) once the Python ones cost more
+        than AUTO_JIT_SHARE of a core."""
+        self._busy_s += busy_s
+        elapsed = time.monotonic() - self._window_t0
+        if elapsed < AUTO_JIT_WINDOW_S:
+            return
+        share, self._busy_s, self._window_t0 = self._busy_s / elapsed, 0.0, time.monotonic()
+        if share > AUTO_JIT_SHARE and self._compiling is None:
+            log.info("processing takes %.1f %% of a core with Python kernels: compiling them", share * 100)
+            self._compiling = threading.Thread(target=self._compile, name="kernels", daemon=True)
+            self._compiling.start()
+
+    def _compile(self) -> None:
+        try:
+            timing = self._use_compiled()
+        except Exception as e:  # noqa: BLE001 - the Python kernels keep working; say why once
+            log.warning("cannot compile the processing kernels (%s): staying with the Python kernels", e)
+            return
+        finally:
+            self._auto = False
+        log.info("compiled processing kernels (%s) in use, ready in %.2f s", timing["kernels"],
+                 timing["import_s"] + timing["compile_s"])
+
     # -- hot path ---------------------------------------------------------------------------
     def process(self, batch: Batch, now_ms: int) -> ProcessResult:
+        if not self._auto:
+            return self._process(batch, now_ms)
+        t0 = time.perf_counter()
+        try:
+            return self._process(batch, now_ms)
+        finally:
+            self._maybe_compile(time.perf_counter() - t0)
+
+    def _process(self, batch: Batch, now_ms: int) -> ProcessResult:
         res = ProcessResult()
         self.last_now = now_ms
         n = len(batch)
@@ -163,6 +251,6 @@ class Processor:
             "anomalies_started": self.anomalies_started,
             "counter_resets": int(self.ci[:, C_RESETS].sum()),
             "counter_rollovers": int(self.ci[:, C_ROLLOVERS].sum()),
-            "jit": jit.jit_enabled(),
+            "jit": self.compiled,
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
         }

@@ -10,12 +10,22 @@ import numpy as np
 from . import jit
 
 
-def warm(state_dir: Path | None) -> dict:
-    """Returns cache dir, JIT status and seconds spent importing and compiling/loading kernels."""
+def warm(state_dir: Path | None, *, compiled: bool | None = None, build_aot: bool | None = None) -> dict:
+    """Returns cache dir, JIT status, whether an ahead-of-time build is ready, and seconds spent
+    importing and compiling/loading kernels.
+
+    ``compiled`` None: the numba builds when numba is installed, else the Python kernels.
+    ``build_aot`` None: also build the ahead-of-time kernels (in a separate process) when ``compiled``
+    is None and numba is installed (what `edge-agent warmup` does)."""
     t0 = time.perf_counter()
     cache = jit.configure_cache(state_dir)
-    from . import kernels as K
-    from .kernels import counters, detect, quality, window
+    from .kernels import counters, detect, kernel_set, quality, window
+
+    if build_aot is None:
+        build_aot = compiled is None and jit.numba_available()
+    if compiled is None:
+        compiled = jit.numba_available()
+    K = kernel_set(compiled=compiled)
 
     t1 = time.perf_counter()
     n = 4
@@ -38,6 +48,11 @@ def warm(state_dir: Path | None) -> dict:
     oi, of = np.empty((n, K.OUT_I), np.int64), np.empty((n, K.OUT_F))
     K.window_step(s, ts, v, q, d, np.uint32(1), 60_000, i64 + 1, si, sf, oi, of)
     K.window_flush(10**12, 60_000, i64 + 1, si, sf, oi, of)
+    ready = False
+    if build_aot and cache is not None:
+        from . import aot
+
+        ready = aot.load(cache) is not None or (aot.build_in_subprocess(cache) is None and aot.load(cache) is not None)
     t2 = time.perf_counter()
-    return {"cache_dir": str(cache) if cache else None, "jit": jit.jit_enabled(),
+    return {"aot": ready, "cache_dir": str(cache) if cache else None, "jit": compiled and not jit.jit_disabled_by_env(),
             "import_s": round(t1 - t0, 3), "compile_s": round(t2 - t1, 3)}

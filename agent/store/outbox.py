@@ -10,8 +10,8 @@ data and subscribers would drop it as a duplicate. FULL syncs the WAL on every c
 commit rate the agent uses (a few commits per second, ~100 readings each) the cost is small
 (tests/bench/bench_store.py: at 100 messages per commit FULL ran at 0.6-0.8x of NORMAL, 11-27k msgs/s
 of 10 readings; at 1 per commit 0.2-0.5x). NORMAL stays available for benchmarks. Inserts use plain
-``executemany`` (1.4-1.8x sqlite-utils ``insert_all`` in the same benchmark); sqlite-utils does schema
-and migrations.
+``executemany`` (1.4-1.8x sqlite-utils ``insert_all`` in the same benchmark); schema and migrations
+use plain SQL too (agent.store.db).
 
 Cap measurement: ``(page_count - freelist_count) * page_size``, two O(1) header reads; freed pages are
 reused so the file stays near the cap without VACUUM. The WAL is bounded separately by a checkpoint
@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import orjson
-import sqlite_utils
 
 from agent.errors import EdgeAgentError
+from agent.store.db import Db
 from agent.store.migrations import MIGRATIONS, current_version, migrate
 from agent.store.seqmark import SEQ_BLOCK, Mark, SeqMarkError, mark_path, read_mark, resume_seq, write_mark
 
@@ -148,7 +148,7 @@ class Outbox:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(str(self.path))
-            self.db = sqlite_utils.Database(conn)
+            self.db = Db(conn)
             if readonly:
                 self._open_readonly()
             else:
@@ -349,6 +349,12 @@ class Outbox:
         for priority, n in dropped.items():
             self._drops[Priority(priority).name.lower()] += n
             self._depth -= n
+
+    def mark_acked(self, rowids: Iterable[int]) -> None:
+        """Acknowledged rows, deleted by the next :meth:`append` (in its transaction) or :meth:`delete`;
+        meanwhile :meth:`peek` skips them and the depth leaves them out. Costs no I/O."""
+        self._check_writable()
+        self._acked.update(rowids)
 
     def delete(self, rowids: Iterable[int] = ()) -> int:
         """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted.

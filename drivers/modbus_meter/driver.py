@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.contract import Batch, DriverContext, MetricSpec, ModbusDevice, ModbusLine, Quality
+from agent.contract.modbus_block import BlockDecoder, BlockValue
 from agent.contract.modbus_values import decode
 
 from .codec import ProfileError, RegisterSpec, check_registers, load_profile, parse_address, profile_names
@@ -128,6 +129,15 @@ class ModbusMeterDriver:
         max_regs, max_gap = config.limits()
         items = [Item(i, r.fc, r.address, r.count) for i, r in enumerate(self.registers)]
         self.plan = plan(items, max_registers=max_regs, max_gap=max_gap)
+        regs = self.registers
+        # one numpy decode per request; registers that flag others are also decoded as integers
+        self._decoders = [BlockDecoder([BlockValue(it.key, it.address - req.address, regs[it.key].type,
+                                                   regs[it.key].order, regs[it.key].scale, regs[it.key].offset)
+                                        for it in req.items]) for req in self.plan]
+        self._flag_words = [[(it.key, it.address - req.address, it.end - req.address) for it in req.items
+                             if regs[it.key].flags] for req in self.plan]
+        n = len(regs)
+        self._series = np.arange(n, dtype=np.int32)
         index = {r.name: i for i, r in enumerate(self.registers)}
         self._flags = [(i, r.flag_mask, [index[f] for f in r.flags if f in index])
                        for i, r in enumerate(self.registers) if r.flags]
@@ -145,16 +155,14 @@ class ModbusMeterDriver:
         n = len(self.registers)
         values = np.empty(n, np.float64)
         raw_ints: dict[int, int] = {}
-        for req in self.plan:
+        for req, decoder, flag_words in zip(self.plan, self._decoders, self._flag_words, strict=True):
             regs = await self.bus.read_registers(self.config.unit, fc=req.fc, address=req.address,
                                                  count=req.count, timeout=self.config.request_timeout)
-            for it in req.items:
-                spec = self.registers[it.key]
-                words = regs[it.address - req.address: it.end - req.address]
-                values[it.key] = spec.value(words)
-                if spec.flags:
-                    raw = decode(words, spec.type, spec.order)
-                    raw_ints[it.key] = int(raw) if math.isfinite(raw) else -1
+            decoder.decode_into(regs, values)
+            for key, start, end in flag_words:
+                spec = self.registers[key]
+                raw = decode(regs[start:end], spec.type, spec.order)
+                raw_ints[key] = int(raw) if math.isfinite(raw) else -1
         quality = np.zeros(n, np.uint32)
         quality[~np.isfinite(values)] = int(Quality.DEVICE_FLAGGED)
         for i, mask, targets in self._flags:
@@ -163,7 +171,7 @@ class ModbusMeterDriver:
         self._cycles += 1
         self._last_read_s = time.perf_counter() - t0
         now = self.clock.now_ms()
-        return Batch(np.arange(n, dtype=np.int32), np.full(n, now, np.int64), values, quality)
+        return Batch(self._series.copy(), np.full(n, now, np.int64), values, quality)
 
     async def close(self) -> None:
         """The line is shared and closed by the core."""

@@ -87,7 +87,9 @@ def test_disk_full_holds_bounded_memory_keeps_health_and_order(tmp_path: Path, s
     sub = mqtt_subscriber(mosquitto, "edge/gw-chaos/#")
     csv = tmp_path / "meter.csv"
     write_replay_csv(csv, ROWS, step_s=1)
-    cfg = agent_config(tmp_path, mosquitto, {"meter": csv}, rows_per_read=100, poll=0.01, max_bytes=MAX_BYTES)
+    # Python kernels throughout: at this rate 'auto' would load numba (~130 MB) in the middle of the measurement
+    cfg = agent_config(tmp_path, mosquitto, {"meter": csv}, rows_per_read=100, poll=0.01, max_bytes=MAX_BYTES,
+                       extra='[processing]\njit = "off"\n')
     agent = AgentProcess(cfg, tmp_path / "agent.log").start()
     proc = psutil.Process(agent.proc.pid)
     db = small_fs / "outbox.db"
