@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Pi check: install edge-agent the way the README's "Install on a Raspberry Pi" section says, inside
-# an emulated Debian bookworm userland (arm64 = 64-bit Pi OS, armhf = 32-bit Pi OS), run the kernel
-# tests and a short `edge-agent run` against a mosquitto on the host; print pass/fail and timings.
+# Pi check: run the commands of the README's "Install on a Raspberry Pi" section (read from the
+# README, see readme_commands.py) inside an emulated Debian bookworm userland (arm64 = 64-bit Pi OS,
+# armhf = 32-bit Pi OS), then the kernel tests and a short `edge-agent run` against a mosquitto on
+# the host; print pass/fail and the time of every step.
 #
 #   sudo tests/pi/pi_check.sh [arm64|armhf|all]      (default: all)
 #
 # Needs root, debootstrap, qemu-user-static, binfmt-support, mosquitto and the project's Python
 # dependencies on the host (paho-mqtt for the listener). Slow (tens of minutes): not part of pytest.
 # Environment:
-#   PI_CHECK_CACHE   base userland tarballs and pip caches   (default /var/cache/edge-agent-pi-check)
+#   PI_CHECK_CACHE   base userland tarballs                  (default /var/cache/edge-agent-pi-check)
 #   PI_CHECK_WORK    unpacked userlands and logs              (default /var/tmp/edge-agent-pi-check)
 #   PI_CHECK_MIRROR  Debian mirror                            (default http://deb.debian.org/debian)
 #   PI_CHECK_RUN_SECONDS  how long to wait for telemetry      (default 900)
@@ -22,7 +23,7 @@ WORK="${PI_CHECK_WORK:-/var/tmp/edge-agent-pi-check}"
 MIRROR="${PI_CHECK_MIRROR:-http://deb.debian.org/debian}"
 RUN_SECONDS="${PI_CHECK_RUN_SECONDS:-900}"
 SUITE=bookworm
-BASE_VERSION=1   # bump when the package list below changes: the cached tarballs are rebuilt
+BASE_VERSION=2   # bump when the package list below changes: the cached tarballs are rebuilt
 VENV=/opt/edge-agent
 STATE=/var/lib/edge-agent
 
@@ -57,9 +58,11 @@ step() {
     echo "PASS ${secs}s ${NOTE}"
     RESULTS+=("$ARCH|$name|PASS|$secs|$NOTE")
   else
-    echo "FAIL ${secs}s (exit $rc) ${NOTE}"
-    [ -n "$NOTE" ] || NOTE="$(grep -m1 -E "error: command|ERROR: |No module named|No matching" "$log" | cut -c1-110)"
+    echo "FAIL ${secs}s (exit $rc)"
+    local why; why="$(grep -m1 -E "error: command|ERROR: |Error: |No module named|No matching|^E  " "$log" | sed 's/^ *//' | cut -c1-120)"
+    [ -n "$why" ] && NOTE="${NOTE:+$NOTE -> }$why"
     RESULTS+=("$ARCH|$name|FAIL|$secs|exit $rc; $NOTE; log $log")
+    echo "    $NOTE"
     tail -n 25 "$log" | sed 's/^/    | /'
   fi
   return $rc
@@ -95,7 +98,8 @@ do_binfmt() {
 }
 
 base_packages() {
-  local p=python3,python3-venv,ca-certificates
+  # what Raspberry Pi OS Lite has and minbase lacks: sudo; Python to save minutes on every run
+  local p=python3,python3-venv,ca-certificates,sudo
   # 32-bit: PyPI has no armv7 numpy wheels and piwheels is not always reachable: Debian's numpy.
   [ "$ARCH" = armhf ] && p="$p,python3-numpy"
   echo "$p"
@@ -119,7 +123,10 @@ do_userland() {
     mkdir -p "$ROOT" && tar -C "$ROOT" -xf "$tarball" || return 1
   fi
   # Raspberry Pi OS has these groups (plain Debian does not); the README adds the user to them.
-  in_root groupadd -f --system i2c && in_root groupadd -f --system gpio
+  in_root groupadd -f --system i2c && in_root groupadd -f --system gpio || return 1
+  # no systemd in a chroot: systemctl only says what it was asked
+  printf '#!/bin/sh\necho "systemctl $* (stub: no systemd in the Pi check)"\n' >"$ROOT/usr/local/bin/systemctl"
+  chmod 0755 "$ROOT/usr/local/bin/systemctl"
 }
 
 mount_userland() {
@@ -127,8 +134,8 @@ mount_userland() {
   mount -t sysfs sys "$ROOT/sys"
   mount --bind /dev "$ROOT/dev"
   mount --bind /dev/pts "$ROOT/dev/pts"
-  mkdir -p "$CACHE/pip-$ARCH" "$ROOT/root/.cache/pip"
-  mount --bind "$CACHE/pip-$ARCH" "$ROOT/root/.cache/pip"
+  # pip's cache is not kept between runs: pip caches the wheel it builds from file:///src/edge-agent
+  # under that URL and would install a stale build of the same version next time.
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 }
@@ -136,51 +143,44 @@ mount_userland() {
 unmount_userland() {
   [ -n "$ROOT" ] || return 0
   local m
-  for m in root/.cache/pip dev/pts dev sys proc; do
+  for m in dev/pts dev sys proc; do
     mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"
   done
   return 0
 }
 
-do_wheel() {
-  # built from a copy of the tracked and new files, so the build leaves nothing in the work tree
-  rm -rf "$WORK/wheel" "$WORK/src" && mkdir -p "$WORK/wheel" "$WORK/src"
-  (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - | tar -C "$WORK/src" -xf -) || return 1
-  (cd "$WORK/src" && pip wheel --no-deps -q -w "$WORK/wheel" . ) || return 1
-  WHEEL=$(ls "$WORK/wheel"/edge_agent-*.whl) && NOTE="$(basename "$WHEEL")"
-}
-
+# A copy of the checkout (tracked and new files) at /src/edge-agent: the README's
+# file:///path/to/edge-agent, and the working directory of its commands (`cp config/...`).
+# my-gateway.toml stands for the config a user writes: the annotated example.
 copy_project() {
-  mkdir -p "$ROOT/src/check"
-  cp "$WHEEL" "$ROOT/src/"
+  rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/edge-agent" "$ROOT/src/check"
+  (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) |
+    tar -C "$ROOT/src/edge-agent" -xf - || return 1
+  cp "$SRC/config/edge-agent.toml" "$ROOT/src/edge-agent/my-gateway.toml"
   # tests and pytest's config only: the installed package (not a source tree) is what the tests import
   cp -r "$SRC/tests" "$SRC/pyproject.toml" "$ROOT/src/check/"
-  cp -r "$SRC/config" "$SRC/systemd" "$ROOT/src/"
+  NOTE="$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC" diff --quiet HEAD 2>/dev/null || echo +changes)"
 }
 
-# README: sudo apt-get install -y python3-venv
-do_apt() { in_root apt-get install -y python3-venv; }
-
-# README: sudo python3 -m venv /opt/edge-agent   (32-bit: with Debian's numpy visible)
-do_venv() {
-  local flags=""
-  [ "$ARCH" = armhf ] && flags="--system-site-packages" && NOTE="$flags (Debian's python3-numpy)"
-  in_root python3 -m venv $flags "$VENV"
+# One README command, as root in the project directory (sudo works as on Raspberry Pi OS).
+do_readme() {
+  NOTE="$(echo "$1" | cut -c1-90)"
+  case "$1" in *systemctl*|*--enable*) NOTE="$NOTE (systemctl is a stub: no systemd in a chroot)";; esac
+  in_root /bin/sh -c "cd /src/edge-agent && ${1//file:\/\/\/path\/to\/edge-agent/file:\/\/\/src\/edge-agent}"
 }
 
-# README: sudo /opt/edge-agent/bin/pip install 'edge-agent[pi] @ file:///path/to/edge-agent'
-do_install() {
-  local spec="$1"
-  in_root "$VENV/bin/pip" install --progress-bar off "edge-agent$spec @ file:///src/$(basename "$WHEEL")"
+# The README's pip install failed: the same command without extras, so the rest can still be checked.
+do_install_core() {
+  local cmd; cmd=$(echo "$1" | sed 's/edge-agent\[[^]]*\]/edge-agent/g')
+  do_readme "$cmd"
 }
 
-# The [pi] install failed: install the project without the extra so the rest can still be checked.
-do_install_core() { do_install ""; }
-
-# Last resort, for a dependency the base install cannot satisfy here (numpy's floor above Debian's on
-# 32-bit): the project without dependency resolution, then each dependency but numpy.
+# Last resort on 32-bit, where the install cannot get numpy (no armv7 wheels on PyPI, no compiler):
+# a venv that sees Debian's python3-numpy, the project without dependency resolution, then each
+# dependency but numpy.
 do_install_nodeps() {
-  in_root "$VENV/bin/pip" install --progress-bar off --no-deps "/src/$(basename "$WHEEL")" || return 1
+  in_root python3 -m venv --clear --system-site-packages "$VENV" &&
+  in_root "$VENV/bin/pip" install --progress-bar off --no-deps /src/edge-agent || return 1
   local reqs
   reqs=$(in_root "$VENV/bin/python" - <<'EOF'
 from importlib.metadata import requires
@@ -214,36 +214,28 @@ import importlib.util as u
 print("numba" if u.find_spec("numba") else "no numba (numpy kernels)")')"
 }
 
-# README: useradd / usermod / install -d / cp config
-do_user() {
-  in_root useradd --system --home "$STATE" --shell /usr/sbin/nologin edge-agent &&
-  in_root usermod -aG dialout,i2c,gpio edge-agent &&
-  in_root install -d -m 0750 -o root -g edge-agent /etc/edge-agent &&
-  in_root cp /src/config/edge-agent.toml /etc/edge-agent/config.toml
-}
-
-# README: sudo /opt/edge-agent/bin/edge-agent check --config /etc/edge-agent/config.toml
-do_check() { in_root "$VENV/bin/edge-agent" check --config /etc/edge-agent/config.toml; }
-
-# README: sudo -u edge-agent NUMBA_CACHE_DIR=... edge-agent warmup --state-dir /var/lib/edge-agent
-# A warmup that exits 0 but leaves no cache behind counts as a failure where numba is installed.
-do_warmup() {
-  as_agent NUMBA_CACHE_DIR="$STATE/numba-cache" "$VENV/bin/edge-agent" warmup --state-dir "$STATE"
-  local rc=$?
-  [ $rc = 0 ] || { NOTE="warmup exit $rc"; return $rc; }
-  if in_root "$VENV/bin/python" -c 'import numba' 2>/dev/null; then
-    local n; n=$(find "$ROOT$STATE" -name '*.nbi' 2>/dev/null | wc -l)
-    NOTE="warmup exit 0, $n cached kernel indexes under $STATE"
-    [ "$n" -gt 0 ]
-  else
-    NOTE="no numba: nothing to compile"
+# After the README's commands: numba's kernels must be cached in the state directory (otherwise the
+# service compiles them at every start, minutes on a Pi). Where numba is absent there is nothing to cache.
+do_kernel_cache() {
+  if ! in_root "$VENV/bin/python" -c 'import numba' 2>/dev/null; then
+    NOTE="no numba: nothing to cache"; return 0
   fi
+  [ -d "$ROOT$STATE" ] || { NOTE="$STATE does not exist"; return 1; }
+  local n; n=$(find "$ROOT$STATE" -name '*.nbi' 2>/dev/null | wc -l)
+  NOTE="$n cached kernel indexes under $STATE"
+  [ "$n" -gt 0 ]
 }
 
-# Prepare the state directory the way a working install needs it (the README does not create it).
-do_state_dir() {
-  [ -d "$ROOT$STATE" ] && NOTE="existed" || NOTE="created by the check (README does not)"
-  in_root install -d -m 0750 -o edge-agent -g edge-agent "$STATE"
+# For the run below: the user, the state directory and a warm cache, where the README's steps did
+# not leave them behind.
+do_prepare_run() {
+  [ -n "$(in_root getent passwd edge-agent)" ] ||
+    in_root useradd --system --home "$STATE" --shell /usr/sbin/nologin edge-agent || return 1
+  [ -d "$ROOT$STATE" ] && NOTE="" || NOTE="created $STATE; "
+  in_root install -d -m 0750 -o edge-agent -g edge-agent "$STATE" || return 1
+  in_root install -d -m 0750 -o root -g edge-agent /etc/edge-agent || return 1
+  as_agent NUMBA_CACHE_DIR="$STATE/numba-cache" "$VENV/bin/edge-agent" warmup --state-dir "$STATE" || return 1
+  NOTE="${NOTE}warmup: $(find "$ROOT$STATE" -name '*.nbi' 2>/dev/null | wc -l) cached kernel indexes"
 }
 
 do_test_deps() {
@@ -298,14 +290,12 @@ poll_interval = 1
 [[devices]]
 name = "load"
 type = "replay"
-file = "/src/check/drivers-samples/building_load_kw.csv"
+file = "/src/edge-agent/drivers/replay/samples/building_load_kw.csv"
 metric = "power"
 unit = "kW"
 speed = 600
 poll_interval = 1
 EOF
-  mkdir -p "$ROOT/src/check/drivers-samples"
-  cp "$SRC"/drivers/replay/samples/*.csv "$ROOT/src/check/drivers-samples/"
   chmod 0644 "$ROOT/etc/edge-agent/run-check.toml"
   chgrp --reference="$ROOT/etc/edge-agent" "$ROOT/etc/edge-agent/run-check.toml"
   sleep 1
@@ -341,28 +331,25 @@ check_arch() {
   step binfmt do_binfmt || return 1
   step userland do_userland || return 1
   mount_userland
-  [ -n "${WHEEL:-}" ] || step wheel do_wheel || return 1
-  copy_project
-  step readme-apt do_apt
-  step readme-venv do_venv || return 1
-  local installed=0
-  if step readme-install-pi do_install "[pi]"; then installed=1
-  elif step install-without-pi do_install_core; then installed=1
-  elif step install-debian-numpy do_install_nodeps; then installed=1
-  fi
-  if [ $installed = 1 ]; then
+  step source copy_project || return 1
+  local cmds
+  cmds=$(python3 "$HERE/readme_commands.py" "$SRC/README.md" "$ARCH") || return 1
+  local i=0 line
+  while IFS= read -r line; do
+    i=$((i + 1))
+    if ! step "readme-$i" do_readme "$line" && [[ "$line" == *"pip install"* ]]; then
+      step "readme-$i-no-extras" do_install_core "$line" ||
+        { [ "$ARCH" = armhf ] && step "readme-$i-debian-numpy" do_install_nodeps; }
+    fi
+  done <<<"$cmds"
+  if in_root test -x "$VENV/bin/edge-agent"; then
     step versions do_versions
-    step readme-user do_user
-    step readme-check do_check
-    step readme-warmup do_warmup
-    step state-dir do_state_dir
-    step warmup-again do_warmup
+    step kernel-cache do_kernel_cache
+    step prepare-run do_prepare_run
     step test-deps do_test_deps && step kernel-tests do_kernel_tests
     step run-vs-host-broker do_run
   else
-    for s in versions readme-user readme-check readme-warmup kernel-tests run-vs-host-broker; do
-      skip "$s" "no install"
-    done
+    for s in versions kernel-cache kernel-tests run-vs-host-broker; do skip "$s" "edge-agent not installed"; done
   fi
   unmount_userland
   [ "${PI_CHECK_KEEP:-0}" = 1 ] || rm -rf --one-file-system "$ROOT"
