@@ -23,20 +23,28 @@ Used from one thread only (the asyncio loop thread).
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 import orjson
 
-from agent.errors import EdgeAgentError
 from agent.store.db import Db
 from agent.store.migrations import MIGRATIONS, current_version, migrate
+from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exported
+    OutboxCorrupt,
+    OutboxError,
+    OutboxMissing,
+    OutboxRow,
+    OutboxStats,
+    Pending,
+    Priority,
+    Synchronous,
+    _is_corruption,
+)
 from agent.store.seqmark import SEQ_BLOCK, Mark, SeqMarkError, mark_path, read_mark, resume_seq, write_mark
 
 log = logging.getLogger("edge_agent.outbox")
@@ -47,70 +55,6 @@ _EVICT_HEADROOM = 0.03  # evict 3 % below the limit (at most 1 MB) so not every 
 _EVICT_MAX_BYTES = 1024 * 1024
 _EVICT_CHUNK = 256  # most rows deleted per eviction step before the size is measured again
 _ROW_OVERHEAD = 48  # bytes a row costs beyond topic and payload (record header, rowid, index entry)
-
-
-class OutboxError(EdgeAgentError):
-    """The outbox cannot be opened or a message cannot be stored; the message names what and where.
-
-    ``index`` is the position of the offending message in the batch given to ``append`` (None when the
-    problem is not one message), so a caller can drop that message and retry the rest.
-    """
-
-    def __init__(self, message: str, *, index: int | None = None):
-        self.index = index
-        super().__init__(message)
-
-
-class OutboxCorrupt(OutboxError):
-    """The outbox file is not a readable SQLite database (overwritten, truncated, damaged pages)."""
-
-
-class OutboxMissing(OutboxError):
-    """A read-only open found no outbox file (the agent has not run with this state directory)."""
-
-
-def _is_corruption(e: sqlite3.Error) -> bool:
-    return getattr(e, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT"))
-
-
-class Priority(enum.IntEnum):
-    """Retention priority: when the disk cap is reached the lowest goes first (RAW first, AUDIT last)."""
-
-    RAW = 0
-    AGG = 1
-    EVENT = 2
-    AUDIT = 3
-
-
-class Synchronous(enum.StrEnum):
-    FULL = "FULL"
-    NORMAL = "NORMAL"
-
-
-class Pending(NamedTuple):
-    priority: Priority
-    topic: str
-    body: dict
-    readings: int = 0  # telemetry readings in the body (stored with the row for the uplink's figures)
-
-
-class OutboxRow(NamedTuple):
-    rowid: int
-    seq: int
-    topic: str
-    payload: bytes
-    priority: Priority
-    created_ms: int
-    readings: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    depth: int
-    bytes: int
-    oldest_created_ms: int | None
-    drops: dict[str, int]
-    last_seq: int
 
 
 def _wall_ms() -> int:
