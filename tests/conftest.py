@@ -9,6 +9,7 @@ the end of the test, even on failure. The classes are in tests/mqtt_helpers.py.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,3 +76,15 @@ def mqtt_subscriber() -> Iterator[Callable[..., Subscriber]]:
             s.stop()
         except Exception:  # noqa: BLE001 - teardown must not mask the test's own failure
             pass
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port something listens on and never answers: a busy port for a server, a silent device for a client."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()

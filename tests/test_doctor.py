@@ -3,10 +3,9 @@ real Modbus simulators and a missing serial port: the lines a technician reads a
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> DoctorCerts:
     return make_doctor_certs(tmp_path_factory.mktemp("doctor-tls"))
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A Modbus TCP 'device' that accepts connections and never answers."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen()
-    try:
-        yield s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def doctor(tmp: Path, broker: Broker, mqtt: str = "", devices: str = "") -> tuple[int, list[str]]:

@@ -4,14 +4,11 @@ would be published, the exit code and the named failure when a device is dead, n
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from tests.sim_thread import free_port, simulator
 
@@ -23,16 +20,6 @@ def edge_agent(*args: str) -> subprocess.CompletedProcess:
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A Modbus TCP 'device' that accepts connections and never answers."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen()
-    try:
-        yield s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def write_config(tmp: Path, meter_port: int, dead_port: int | None) -> Path:
