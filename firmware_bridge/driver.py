@@ -14,6 +14,7 @@ from agent.contract import (
     DriverContext,
     MetricKind,
     MetricSpec,
+    PointBounds,
     Quality,
     Sample,
     SerialDevice,
@@ -59,6 +60,11 @@ class McuNodeConfig(SerialDevice):
         if not 10 <= lo <= hi <= MAX_INTERVAL_MS:
             raise ValueError(f"interval_bounds must satisfy 10 <= low <= high <= {MAX_INTERVAL_MS}")
         return self
+
+    def writable_points(self) -> dict[str, PointBounds]:
+        """The declared points with their bounds, for the write gate (agent.contract.DeclaresPoints)."""
+        return {p: PointBounds(*self.interval_bounds, integer=True, unit="ms") if p == "interval_ms"
+                else PointBounds(0, 1, integer=True) for p in self.writable}
 
 
 class McuNodeDriver:

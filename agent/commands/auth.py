@@ -10,16 +10,21 @@ from .config import AuthMode
 from .parse import Code, Refusal
 
 
-def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any) -> bytes:
-    """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line."""
+def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output: Any = None) -> bytes:
+    """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line;
+    then the output number, only for a command that has one (set_output)."""
     v = "" if value is None else f"{float(value):.3f}"
     t = "" if ts is None else str(int(ts))
-    return "\n".join((device, cmd_id, action, v, t)).encode()
+    parts = [device, cmd_id, action, v, t]
+    if output is not None:
+        parts.append(str(int(output)))
+    return "\n".join(parts).encode()
 
 
-def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, ts: Any = None) -> str:
+def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, ts: Any = None,
+         output: Any = None) -> str:
     """The token a sender puts in ``"token"`` for auth = hmac."""
-    return hmac.new(secret.encode(), canonical(device, cmd_id, action, value, ts), hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), canonical(device, cmd_id, action, value, ts, output), hashlib.sha256).hexdigest()
 
 
 def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any]) -> None:
@@ -34,7 +39,8 @@ def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any])
         ok = hmac.compare_digest(token.encode(), secret.encode())
     else:
         try:
-            expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"))
+            expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"),
+                            body.get("output"))
         except (TypeError, ValueError, KeyError, OverflowError):
             raise Refusal(Code.UNAUTHORISED, "cannot compute signature over this command") from None
         ok = hmac.compare_digest(token.lower().encode(), expected.encode())

@@ -2,8 +2,9 @@
 
 Commands, the site controller and any future scheduler ask the gate. It checks that the point is
 declared writable for the device (``writable = [...]``), that the value is within the declared bounds
-(``current_limit_bounds``), that the device is not written more than ``WRITE_LIMIT`` times per
-``WRITE_WINDOW_S``, then writes through the typed charger capability with a timeout. Every write it is
+(``current_limit_bounds`` for chargers; other devices declare their points and bounds through their
+config, :class:`agent.contract.DeclaresPoints`), that the device is not written more than ``WRITE_LIMIT`` times per
+``WRITE_WINDOW_S``, then writes through the typed charger capability (or the driver's ``write(point, value)``) with a timeout. Every write it is
 asked for is audited, whatever the outcome: who asked (a command id, the site controller), what, and
 what happened.
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from agent.contract import Clock
 from agent.contract.charger import ChargerControl, ChargerKeys, ChargerPoint
+from agent.contract.points import DeclaresPoints, PointBounds, PointControl
 from agent.errors import DeviceError, DeviceTimeout
 
 from .parse import Code, Refusal
@@ -94,18 +96,27 @@ class WriteGate:
             raise Refusal(Code.OUT_OF_RANGE, f"current limit {value:g} A is outside [{lo:g}, {hi:g}] A")
         return hi if value > hi else 0.0
 
+    def declared(self, device: str) -> Mapping[str, PointBounds]:
+        """The bounded points the config of ``device`` declares writable (none for a charger: see ``writable``)."""
+        cfg = self.devices.get(device)
+        return cfg.writable_points() if isinstance(cfg, DeclaresPoints) else {}
+
+    def check_point(self, device: str, point: str, value: float) -> float:
+        """Like :meth:`check` for a declared point: raises :class:`Refusal` unless ``value`` may be written."""
+        bounds = self.declared(device).get(point)
+        if bounds is None:
+            raise Refusal(Code.NOT_WRITABLE, f"{point!r} is not declared writable for {device!r}")
+        if (why := bounds.refusal(point, value)) is not None:
+            raise Refusal(Code.OUT_OF_RANGE, why)
+        return value
+
     async def write(self, device: str, point: ChargerPoint, value: float | None = None, *,
                     by: Writer) -> float | bool:
         """Write ``value`` to ``point`` of ``device`` for ``by``; returns what the device now applies.
 
         Raises :class:`Refusal` (nothing written) or a :class:`DeviceError` (the write failed);
         audits the attempt either way."""
-        record: dict[str, Any] = {"kind": "write", "ts": self.clock.now_ms(), "device": device,
-                                  "point": point.value, "by": by.source}
-        if by.ref is not None:
-            record["command_id"] = by.ref
-        if value is not None:
-            record["value"] = value
+        record = self._new_record(device, point.value, value, by)
         try:
             applied = self.check(device, point, value, by)
             if applied != value:
@@ -113,10 +124,40 @@ class WriteGate:
             driver = self.drivers.get(device)
             if not isinstance(driver, ChargerControl):
                 raise Refusal(Code.NOT_WRITABLE, f"device {device!r} has no writable points")
+        except Refusal as r:
+            self._record(record, "refused", r.code.value, r.reason)
+            raise
+        return await self._perform(device, record, lambda: self._apply(driver, point, applied))
+
+    async def write_point(self, device: str, point: str, value: float, *, by: Writer) -> float:
+        """Write ``value`` to a point the config of ``device`` declares (:meth:`declared`); like :meth:`write`."""
+        record = self._new_record(device, point, value, by)
+        try:
+            self.check_point(device, point, value)
+            driver = self.drivers.get(device)
+            if not isinstance(driver, PointControl):
+                raise Refusal(Code.NOT_WRITABLE, f"device {device!r} has no writable points")
+        except Refusal as r:
+            self._record(record, "refused", r.code.value, r.reason)
+            raise
+        return await self._perform(device, record, lambda: driver.write(point, value))
+
+    def _new_record(self, device: str, point: str, value: float | None, by: Writer) -> dict[str, Any]:
+        record: dict[str, Any] = {"kind": "write", "ts": self.clock.now_ms(), "device": device,
+                                  "point": point, "by": by.source}
+        if by.ref is not None:
+            record["command_id"] = by.ref
+        if value is not None:
+            record["value"] = value
+        return record
+
+    async def _perform(self, device: str, record: dict[str, Any], act: Callable[[], Awaitable[Any]]) -> Any:
+        """Rate-limit, then run ``act`` with the timeout; audits the outcome."""
+        try:
             if not self.limiter.allow(device, self.clock.monotonic()):
                 raise Refusal(Code.RATE_LIMITED, f"more than {WRITE_LIMIT} writes in {WRITE_WINDOW_S:g} s to {device!r}")
             try:
-                result = await asyncio.wait_for(self._apply(driver, point, applied), self.timeout)
+                result = await asyncio.wait_for(act(), self.timeout)
             except TimeoutError:
                 raise DeviceTimeout(f"device did not answer within {self.timeout:g} s") from None
         except Refusal as r:

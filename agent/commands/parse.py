@@ -21,6 +21,8 @@ class Action(enum.StrEnum):
     STOP = "stop"
     SET_CURRENT_LIMIT = "set_current_limit"
     BOOST = "boost"
+    SET_INTERVAL = "set_interval"  # a point the device config declares (agent.contract.DeclaresPoints)
+    SET_OUTPUT = "set_output"
 
     @property
     def point(self) -> ChargerPoint:
@@ -28,7 +30,9 @@ class Action(enum.StrEnum):
         return ChargerPoint.CURRENT_LIMIT if self is Action.SET_CURRENT_LIMIT else ChargerPoint(self.value)
 
 
-NEEDS_VALUE = {Action.SET_CURRENT_LIMIT, Action.BOOST}
+POINT_ACTIONS = {Action.SET_INTERVAL, Action.SET_OUTPUT}  # written through WriteGate.write_point
+NEEDS_VALUE = {Action.SET_CURRENT_LIMIT, Action.BOOST, *POINT_ACTIONS}
+MAX_OUTPUT = 999
 
 
 class Code(enum.StrEnum):
@@ -65,6 +69,12 @@ class Command:
     value: float | None
     ts: int | None
     body: dict[str, Any]
+    output: int | None = None  # set_output: which output
+
+    @property
+    def point(self) -> str:
+        """The declared point a set_interval / set_output command writes."""
+        return "interval_ms" if self.action is Action.SET_INTERVAL else f"output{self.output}"
 
 
 def parse_body(payload: bytes, *, max_bytes: int) -> dict[str, Any]:
@@ -88,7 +98,7 @@ def command_id(body: dict[str, Any]) -> str:
 
 
 def parse_command(body: dict[str, Any], cid: str) -> Command:
-    unknown = set(body) - {"id", "action", "value", "ts", "token"}
+    unknown = set(body) - {"id", "action", "value", "output", "ts", "token"}
     if unknown:
         raise Refusal(Code.MALFORMED, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
     raw_action = body.get("action")
@@ -106,7 +116,13 @@ def parse_command(body: dict[str, Any], cid: str) -> Command:
         value = float(value)
     elif value is not None:
         raise Refusal(Code.MALFORMED, f"action {action.value!r} takes no \"value\"")
+    output = body.get("output")
+    if action is Action.SET_OUTPUT:
+        if isinstance(output, bool) or not isinstance(output, int) or not 0 <= output <= MAX_OUTPUT:
+            raise Refusal(Code.MALFORMED, f"action 'set_output' needs the output number (0-{MAX_OUTPUT}) in \"output\"")
+    elif output is not None:
+        raise Refusal(Code.MALFORMED, f"action {action.value!r} takes no \"output\"")
     ts = body.get("ts")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 0):
         raise Refusal(Code.MALFORMED, "\"ts\" must be epoch milliseconds (a non-negative integer)")
-    return Command(cid, action, value, ts, body)
+    return Command(cid, action, value, ts, body, output)

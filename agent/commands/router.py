@@ -24,7 +24,7 @@ from . import auth
 from .config import CommandsConfig
 from .gate import WriteGate, Writer
 from .idstore import IN_PROGRESS, IdStore, IdStoreUnavailable
-from .parse import Action, Code, Command, Refusal, command_id, parse_body, parse_command
+from .parse import POINT_ACTIONS, Action, Code, Command, Refusal, command_id, parse_body, parse_command
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,10 @@ class CommandRouter:
 
     def _check_point(self, cmd: Command, device: str) -> None:
         """Refuse before anything is recorded: the point is not writable, or the value out of bounds."""
+        if cmd.action in POINT_ACTIONS:
+            assert cmd.value is not None
+            self.gate.check_point(device, cmd.point, cmd.value)
+            return
         if cmd.action is not Action.BOOST:
             self.gate.check(device, cmd.action.point, cmd.value, Writer.command(cmd.id))
             return
@@ -207,6 +211,9 @@ class CommandRouter:
 
     async def _execute(self, device: str, cmd: Command) -> dict[str, Any]:
         by = Writer.command(cmd.id)
+        if cmd.action in POINT_ACTIONS:
+            assert cmd.value is not None
+            return {"applied": await self.gate.write_point(device, cmd.point, cmd.value, by=by)}
         if self.site is not None and self.site.manages(device):
             return await self.site.command(device, cmd.action, cmd.value, by)
         applied = await self.gate.write(device, cmd.action.point, cmd.value, by=by)
@@ -216,7 +223,7 @@ class CommandRouter:
     def _result(cid, status, code, reason, device, body, now_ms) -> dict[str, Any]:
         res: dict[str, Any] = {"id": cid, "status": status, "device": device, "ts": now_ms}
         if body is not None:
-            for k in ("action", "value"):
+            for k in ("action", "value", "output"):
                 if k in body and isinstance(body[k], str | int | float | type(None)):
                     res[k] = body[k][:64] if isinstance(body[k], str) else body[k]
         if code is not None:
