@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from .config import AuthMode
 from .parse import Code, Refusal
 
 
-def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any) -> bytes:
-    """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line."""
-    v = "" if value is None else f"{float(value):.3f}"
-    t = "" if ts is None else str(int(ts))
-    return "\n".join((device, cmd_id, action, v, t)).encode()
+def _num(x: Any) -> str:
+    return "" if x is None else f"{float(x):.3f}"
 
 
-def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, ts: Any = None) -> str:
-    """The token a sender puts in ``"token"`` for auth = hmac."""
-    return hmac.new(secret.encode(), canonical(device, cmd_id, action, value, ts), hashlib.sha256).hexdigest()
+def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any,
+              session: Mapping[str, Any] | None = None) -> bytes:
+    """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line;
+    for ``set_session`` also departure (as sent), energy_kwh and max_current_a (3 decimals or empty)."""
+    lines = [device, cmd_id, action, _num(value), "" if ts is None else str(int(ts))]
+    if action == "set_session":
+        s = session or {}
+        dep = s.get("departure")
+        lines += ["" if dep is None else str(dep), _num(s.get("energy_kwh")), _num(s.get("max_current_a"))]
+    return "\n".join(lines).encode()
+
+
+def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, ts: Any = None,
+         session: Mapping[str, Any] | None = None) -> str:
+    """The token a sender puts in ``"token"`` for auth = hmac (``session``: the set_session fields)."""
+    msg = canonical(device, cmd_id, action, value, ts, session)
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
 def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any]) -> None:
@@ -34,7 +46,7 @@ def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any])
         ok = hmac.compare_digest(token.encode(), secret.encode())
     else:
         try:
-            expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"))
+            expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"), body)
         except (TypeError, ValueError, KeyError, OverflowError):
             raise Refusal(Code.UNAUTHORISED, "cannot compute signature over this command") from None
         ok = hmac.compare_digest(token.lower().encode(), expected.encode())

@@ -21,6 +21,7 @@ class Action(enum.StrEnum):
     STOP = "stop"
     SET_CURRENT_LIMIT = "set_current_limit"
     BOOST = "boost"
+    SET_SESSION = "set_session"  # informs the site planner; writes nothing to the device
 
     @property
     def point(self) -> ChargerPoint:
@@ -29,6 +30,7 @@ class Action(enum.StrEnum):
 
 
 NEEDS_VALUE = {Action.SET_CURRENT_LIMIT, Action.BOOST}
+SESSION_KEYS = {"departure", "energy_kwh", "max_current_a"}  # set_session only (agent.commands.session)
 
 
 class Code(enum.StrEnum):
@@ -88,7 +90,10 @@ def command_id(body: dict[str, Any]) -> str:
 
 
 def parse_command(body: dict[str, Any], cid: str) -> Command:
-    unknown = set(body) - {"id", "action", "value", "ts", "token"}
+    allowed = {"id", "action", "value", "ts", "token"}
+    if body.get("action") == Action.SET_SESSION.value:
+        allowed |= SESSION_KEYS
+    unknown = set(body) - allowed
     if unknown:
         raise Refusal(Code.MALFORMED, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
     raw_action = body.get("action")
