@@ -4,27 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from .config import AuthMode
 from .parse import Code, Refusal
 
 
-def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output: Any = None) -> bytes:
+def _num(x: Any) -> str:
+    return "" if x is None else f"{float(x):.3f}"
+
+
+def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output: Any = None,
+              session: Mapping[str, Any] | None = None) -> bytes:
     """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line;
-    then the output number, only for a command that has one (set_output)."""
-    v = "" if value is None else f"{float(value):.3f}"
-    t = "" if ts is None else str(int(ts))
-    parts = [device, cmd_id, action, v, t]
+    then the output number, only for a command that has one (set_output); for ``set_session`` also
+    departure (as sent), energy_kwh and max_current_a (3 decimals or empty)."""
+    lines = [device, cmd_id, action, _num(value), "" if ts is None else str(int(ts))]
     if output is not None:
-        parts.append(str(int(output)))
-    return "\n".join(parts).encode()
+        lines.append(str(int(output)))
+    if action == "set_session":
+        s = session or {}
+        dep = s.get("departure")
+        lines += ["" if dep is None else str(dep), _num(s.get("energy_kwh")), _num(s.get("max_current_a"))]
+    return "\n".join(lines).encode()
 
 
 def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, ts: Any = None,
-         output: Any = None) -> str:
-    """The token a sender puts in ``"token"`` for auth = hmac."""
-    return hmac.new(secret.encode(), canonical(device, cmd_id, action, value, ts, output), hashlib.sha256).hexdigest()
+         output: Any = None, session: Mapping[str, Any] | None = None) -> str:
+    """The token a sender puts in ``"token"`` for auth = hmac (``session``: the set_session fields)."""
+    msg = canonical(device, cmd_id, action, value, ts, output, session)
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
 def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any]) -> None:
@@ -40,7 +50,7 @@ def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any])
     else:
         try:
             expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"),
-                            body.get("output"))
+                            body.get("output"), body)
         except (TypeError, ValueError, KeyError, OverflowError):
             raise Refusal(Code.UNAUTHORISED, "cannot compute signature over this command") from None
         ok = hmac.compare_digest(token.lower().encode(), expected.encode())

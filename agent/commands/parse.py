@@ -23,6 +23,7 @@ class Action(enum.StrEnum):
     BOOST = "boost"
     SET_INTERVAL = "set_interval"  # a point the device config declares (agent.contract.DeclaresPoints)
     SET_OUTPUT = "set_output"
+    SET_SESSION = "set_session"  # informs the site planner; writes nothing to the device
 
     @property
     def point(self) -> ChargerPoint:
@@ -33,6 +34,7 @@ class Action(enum.StrEnum):
 POINT_ACTIONS = {Action.SET_INTERVAL, Action.SET_OUTPUT}  # written through WriteGate.write_point
 NEEDS_VALUE = {Action.SET_CURRENT_LIMIT, Action.BOOST, *POINT_ACTIONS}
 MAX_OUTPUT = 999
+SESSION_KEYS = {"departure", "energy_kwh", "max_current_a"}  # set_session only (agent.commands.session)
 
 
 class Code(enum.StrEnum):
@@ -98,7 +100,10 @@ def command_id(body: dict[str, Any]) -> str:
 
 
 def parse_command(body: dict[str, Any], cid: str) -> Command:
-    unknown = set(body) - {"id", "action", "value", "output", "ts", "token"}
+    allowed = {"id", "action", "value", "output", "ts", "token"}
+    if body.get("action") == Action.SET_SESSION.value:
+        allowed |= SESSION_KEYS
+    unknown = set(body) - allowed
     if unknown:
         raise Refusal(Code.MALFORMED, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
     raw_action = body.get("action")

@@ -26,6 +26,7 @@ from .gate import WriteGate, Writer
 from .idstore import IN_PROGRESS, IdStore, IdStoreUnavailable
 from .parse import POINT_ACTIONS, Action, Code, Command, Refusal, command_id, parse_body, parse_command
 from .ratelimit import RateLimiter
+from .session import SessionRequest, parse_session
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ class SiteHook(Protocol):
 
     async def command(self, device: str, action: Action, value: float | None, by: Writer) -> dict[str, Any]:
         """Carry out ``action``; raises :class:`Refusal` or a device error like :meth:`WriteGate.write`."""
+        ...
+
+    def plan_session(self, device: str, request: SessionRequest) -> dict[str, Any]:
+        """Tell the planner about the session on ``device`` (``set_session``); writes nothing."""
         ...
 
 
@@ -135,6 +140,7 @@ class CommandRouter:
             if device not in self.devices or device not in self.drivers:
                 raise Refusal(Code.UNKNOWN_DEVICE, f"no device named {device[:64]!r} on this gateway")
             self._check_point(cmd, device)
+            session = parse_session(body, now_ms) if cmd.action is Action.SET_SESSION else None
             self._check_fresh(cmd, now_ms)
         except Refusal as r:
             result = self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
@@ -149,7 +155,7 @@ class CommandRouter:
         except IdStoreUnavailable as e:
             return self._result(cid, "refused", Code.CANNOT_RECORD.value, f"{e}; nothing was changed",
                                 device, body, now_ms)
-        result = await self._execute_limited(device, cmd, body, now_ms)
+        result = await self._execute_limited(device, cmd, body, now_ms, session)
         try:
             self.ids.finish(cid, result)
         except IdStoreUnavailable as e:  # executed: the in-progress record still prevents a second run
@@ -176,14 +182,15 @@ class CommandRouter:
         except IdStoreUnavailable as e:
             log.warning("command %s: refusal not recorded: %s", cid, e)
 
-    async def _execute_limited(self, device: str, cmd: Command, body: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    async def _execute_limited(self, device: str, cmd: Command, body: dict[str, Any], now_ms: int,
+                               session: SessionRequest | None = None) -> dict[str, Any]:
         cid = cmd.id
         if not self.limiter.allow(device, self.clock.monotonic()):
             return self._result(cid, "refused", Code.RATE_LIMITED.value,
                                 f"more than {self.config.rate_limit} commands in {self.config.rate_window:g} s for {device!r}",
                                 device, body, now_ms)
         try:
-            detail = await self._execute(device, cmd)
+            detail = await self._execute(device, cmd, session)
         except Refusal as r:
             return self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
         except (DeviceError, OSError, ValueError) as e:
@@ -198,6 +205,11 @@ class CommandRouter:
             assert cmd.value is not None
             self.gate.check_point(device, cmd.point, cmd.value)
             return
+        if cmd.action is Action.SET_SESSION:  # informs the planner, not a device write: no gate
+            if self.site is None or not self.site.manages(device):
+                raise Refusal(Code.NOT_WRITABLE, f"set_session needs site load management ([site] chargers) "
+                                                 f"to manage {device!r}")
+            return
         if cmd.action is not Action.BOOST:
             self.gate.check(device, cmd.action.point, cmd.value, Writer.command(cmd.id))
             return
@@ -209,11 +221,13 @@ class CommandRouter:
         if self.site is None or not self.site.manages(device):
             raise Refusal(Code.NOT_WRITABLE, f"boost needs site load management to manage {device!r}")
 
-    async def _execute(self, device: str, cmd: Command) -> dict[str, Any]:
+    async def _execute(self, device: str, cmd: Command, session: SessionRequest | None = None) -> dict[str, Any]:
         by = Writer.command(cmd.id)
         if cmd.action in POINT_ACTIONS:
             assert cmd.value is not None
             return {"applied": await self.gate.write_point(device, cmd.point, cmd.value, by=by)}
+        if session is not None and self.site is not None:
+            return self.site.plan_session(device, session)
         if self.site is not None and self.site.manages(device):
             return await self.site.command(device, cmd.action, cmd.value, by)
         applied = await self.gate.write(device, cmd.action.point, cmd.value, by=by)

@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.commands.gate import SITE, WriteGate, Writer
 from agent.commands.parse import Action
+from agent.commands.session import SessionRequest
 from agent.contract import Clock
 from agent.contract.charger import ChargerKeys, ChargerMetric, ChargerPoint, IecState
 from agent.model import Quality
@@ -33,7 +34,7 @@ from .allocator import Demand, allocate, allocate_in_order
 from .config import SiteConfig
 from .phases import fit_phases
 from .planner import Headroom, plan
-from .sessions import SessionBook
+from .sessions import SessionBook, next_local_time
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,14 @@ class SiteController:
         """Tell the planner when the car on ``device`` leaves, what it needs and (if known) the most
         current it takes; this holds until the car is unplugged."""
         self.sessions.set(device, departure_ms=departure_ms, energy_kwh=energy_kwh, car_max_a=car_max_a)
+
+    def plan_session(self, device: str, request: SessionRequest) -> dict[str, Any]:
+        """The ``set_session`` command: a local "HH:MM" departure is the next such time from now."""
+        dep = request.departure
+        departure_ms = next_local_time(self.plan_tariff, dep, self.clock.now_ms()) if isinstance(dep, str) else dep
+        self.set_session(device, departure_ms=departure_ms, energy_kwh=request.energy_kwh,
+                         car_max_a=request.max_current_a)
+        return {"departure": departure_ms, "energy_kwh": request.energy_kwh, "max_current_a": request.max_current_a}
 
     # --- one control step ---------------------------------------------------------------------
     def _value(self, device: str, metric: str) -> tuple[float, int]:

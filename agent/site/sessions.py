@@ -20,6 +20,13 @@ from .planner import Session
 REPORT_STEP_WH = 500.0  # report a shortfall again only when it grew by this much
 
 
+def next_local_time(tariff: Tariff, hhmm: str, after_ms: int) -> int:
+    """The first moment after ``after_ms`` that is ``hhmm`` ("HH:MM") local time in the tariff's zone."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    t = tariff.local_day_start(after_ms) + (h * 60 + m) * 60_000
+    return t if t > after_ms else t + 86_400_000
+
+
 class SessionBook:
     def __init__(self, config: SiteConfig, clock: Clock, tariff: Tariff):
         self.config = config
@@ -61,9 +68,7 @@ class SessionBook:
         start = self.plugged_at.get(name, now_ms)
         dep, dwell, _ = self._defaults(name)
         if dep is not None:
-            h, m = (int(x) for x in dep.split(":"))
-            t = self.tariff.local_day_start(start) + (h * 60 + m) * 60_000
-            return t if t > start else t + 86_400_000
+            return next_local_time(self.tariff, dep, start)
         return start + int((dwell or 8.0) * 3_600_000)
 
     def need_kwh(self, name: str) -> float:
