@@ -15,8 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.processing import kernels
 from agent.processing.config import AnomalyConfig
-from agent.processing.kernels.detect import detect_step, new_state, params, score_series
+from agent.processing.jit import compiled
+from agent.processing.kernels.detect import new_state, params
+
+detect_step = compiled(kernels.detect).detect_step  # the numba build, as the agent runs it when compiled
+
+
+def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
+    """Detection scores of one series from scratch (kernels.detect.score_series, compiled)."""
+    n = values.shape[0]
+    score, event = np.empty(n), np.zeros(n, np.int8)
+    detect_step(np.zeros(n, np.int32), np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
+                np.ones(1, np.bool_), new_state(1), prm, score, event)
+    return score
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scorer next to this file
 import nab  # noqa: E402
