@@ -10,7 +10,12 @@ import time
 import numba
 import numpy as np
 
-from agent.processing.kernels import detect, window
+from agent.processing import kernels
+from agent.processing.jit import compiled
+
+detect, window = compiled(kernels.detect), compiled(kernels.window)  # the numba builds the agent runs
+DET = kernels.detect.params(alpha=0.003, warmup=150, threshold=0.5, release=0.3, quiet=10, history=8640,
+                            range_margin=0.01)
 
 N, NSER, REPS = 2_000_000, 1000, 5
 
@@ -75,7 +80,7 @@ def main() -> None:
 
     def det():
         st = detect.new_state(NSER)
-        detect.detect_step(s, v, q, np.ones(NSER, np.bool_), st, 0.01, 30.0, 0.9999, 0.5, 0.3, 10.0, dst, np.zeros(N, np.int8))
+        detect.detect_step(s, v, q, np.ones(NSER, np.bool_), st, DET, dst, np.zeros(N, np.int8))
 
     copy = best(lambda: np.copyto(dst, v))
     rows = [("np.copyto (bandwidth ceiling)", copy, None)]
