@@ -195,7 +195,8 @@ async def test_each_refused_topic_keeps_its_order_and_is_released_on_its_own(
 
             broker.acl_path.write_text(acl.format(topics["H"]) + f"topic write {topics['A']}\n")
             await asyncio.to_thread(broker.restart)
-            await until(lambda: arrived("A") == seqs["A"], what="A released, in order")
+            # at least once across the restart: a row in flight when the broker went may come twice (same seq)
+            await until(lambda: list(dict.fromkeys(arrived("A"))) == seqs["A"], what="A released, in order")
             await until(lambda: sorted(r.seq for r in outbox.peek(1000)) == seqs["B"], what="only B kept")
             assert list(up.stats().refused_topics) == [topics["B"]]
             assert arrived("B") == []
