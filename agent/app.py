@@ -30,7 +30,7 @@ from .series import LatestValues, SeriesTable
 from .site import SiteController
 from .store.outbox import Pending, Priority
 from .store.quarantine import open_outbox
-from .timesync import cached_time_sync_status
+from .timesync import cached_time_sync_status, refresh_time_sync_status
 from .uplink.topics import Topics
 
 log = logging.getLogger("edge_agent")
@@ -162,6 +162,7 @@ class Agent:
         report_error: str | None = None
         while True:
             try:
+                await asyncio.to_thread(refresh_time_sync_status)  # chronyc/ntpq off the event loop
                 report = self.health()
                 if self.uplink is not None:
                     self.uplink.publish_transient(self.topics.health, report.to_wire())

@@ -6,8 +6,6 @@ in :mod:`agent.contract` and re-exported here for the core.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from .contract.driver import (
     DRIVERS_GROUP,
     SIMULATORS_GROUP,
@@ -18,6 +16,7 @@ from .contract.driver import (
     DriverSpec,
     SimulatorSpec,
 )
+from .plugins import load_group
 
 __all__ = ["Clock", "Driver", "DriverCatalog", "DriverContext", "DriverFactory", "DriverSpec", "SimulatorSpec",
            "discover_simulators"]
@@ -34,14 +33,10 @@ class DriverCatalog:
 
     @classmethod
     def discover(cls) -> DriverCatalog:
-        specs: dict[str, DriverSpec] = {}
-        for ep in entry_points(group=DRIVERS_GROUP):
-            spec = ep.load()
-            if not isinstance(spec, DriverSpec):
-                raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a DriverSpec")
-            if spec.type != ep.name:
-                raise TypeError(f"entry point {ep.name!r} names driver type {spec.type!r}")
-            specs[spec.type] = spec
+        specs = load_group(DRIVERS_GROUP, DriverSpec)
+        for name, spec in specs.items():
+            if spec.type != name:
+                raise TypeError(f"entry point {name!r} names driver type {spec.type!r}")
         return cls(specs)
 
     def get(self, type_: str) -> DriverSpec | None:
@@ -55,10 +50,4 @@ class DriverCatalog:
 
 
 def discover_simulators() -> dict[str, SimulatorSpec]:
-    sims: dict[str, SimulatorSpec] = {}
-    for ep in entry_points(group=SIMULATORS_GROUP):
-        spec = ep.load()
-        if not isinstance(spec, SimulatorSpec):
-            raise TypeError(f"simulator entry point {ep.name!r} ({ep.value}) is not a SimulatorSpec")
-        sims[ep.name] = spec
-    return dict(sorted(sims.items()))
+    return load_group(SIMULATORS_GROUP, SimulatorSpec)

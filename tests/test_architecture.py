@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import grimp
 import pytest
-
-grimp = pytest.importorskip("grimp")
 
 
 def area(module: str) -> str:

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from functools import cache
-from importlib.metadata import entry_points
 
 from ..contract.lines import LINES_GROUP, LineKind
+from ..plugins import load_group
 
 
 @cache
 def discover_line_kinds() -> dict[str, LineKind]:
-    kinds: dict[str, LineKind] = {}
-    for ep in entry_points(group=LINES_GROUP):
-        kind = ep.load()
-        if not isinstance(kind, LineKind):
-            raise TypeError(f"line entry point {ep.name!r} ({ep.value}) is not a LineKind")
-        kinds[ep.name] = kind
-    return dict(sorted(kinds.items()))
+    return load_group(LINES_GROUP, LineKind)
 
 
 class _InstalledLineKinds(Mapping[str, LineKind]):
