@@ -16,7 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
-PENDING: dict[str, str] = {}  # contract id -> why it may fail for now (none)
 
 
 def _lint_imports() -> list[str]:
@@ -26,11 +25,7 @@ def _lint_imports() -> list[str]:
     return [exe]
 
 
-@pytest.mark.parametrize(
-    "contract",
-    [pytest.param(c, id=c["id"], marks=[pytest.mark.xfail(reason=PENDING[c["id"]], strict=True)]
-                  if c["id"] in PENDING else []) for c in CONTRACTS],
-)
+@pytest.mark.parametrize("contract", [pytest.param(c, id=c["id"]) for c in CONTRACTS])
 def test_import_contract_is_kept(contract: dict) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([*_lint_imports(), "--no-cache", "--contract", contract["id"]], cwd=ROOT, env=env,

@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent.cli.main import cli
 from agent.config import load_config_text
@@ -118,8 +118,7 @@ def test_running_agent_serves_its_health_figures(tmp_path: Path, mosquitto) -> N
     assert value(fams, "edge_agent_device_poll_latency_seconds", device="load") >= 0
     assert value(fams, "edge_agent_pipeline_readings_total") > 0
 
-    parser = pytest.importorskip("prometheus_client.parser")
-    parsed = {f.name: f for f in parser.text_string_to_metric_families(body)}
+    parsed = {f.name: f for f in text_string_to_metric_families(body)}
     assert parsed["edge_agent_uplink_acked_messages"].type == "counter"
     up = {s.labels["device"]: s.value for s in parsed["edge_agent_device_up"].samples}
     assert up == {"load": 1.0, "meter": 0.0}
@@ -132,8 +131,7 @@ def test_label_values_and_help_are_escaped() -> None:
     assert text == ('# HELP edge_agent_x a "help" with \\\\ and\\nnewline\n# TYPE edge_agent_x gauge\n'
                     'edge_agent_x{device="odd \\"name\\" \\\\ with\\nnewline"} 1.5\n')
     assert strict_parse(text)["edge_agent_x"][1] == [({"device": 'odd "name" \\ with\nnewline'}, 1.5)]
-    parser = pytest.importorskip("prometheus_client.parser")
-    (parsed,) = parser.text_string_to_metric_families(text)
+    (parsed,) = text_string_to_metric_families(text)
     assert parsed.samples[0].labels == {"device": 'odd "name" \\ with\nnewline'}
 
 
