@@ -245,7 +245,8 @@ class TcpProxy:
     """A TCP proxy for network faults between a client and a broker (threads; usable from any test).
 
     ``drop_up`` / ``drop_down`` silently discard client->server / server->client bytes (a black hole:
-    the connection stays open); ``cut()`` closes every proxied connection at once (network loss).
+    the connection stays open); ``cut()`` closes every proxied connection at once (network loss);
+    ``hold()`` keeps new connections waiting (accepted, not yet passed on) until ``release()``.
     """
 
     def __init__(self, target_host: str, target_port: int):
@@ -258,7 +259,15 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._open = threading.Event()
+        self._open.set()
         threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def _accept(self) -> None:
         while not self._closed:
@@ -266,6 +275,7 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self._open.wait()
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
@@ -386,6 +396,14 @@ class Subscriber:
                 if left <= 0:
                     raise TimeoutError(f"got {len(got)} of {n} messages on {self.topics} within {timeout}s")
                 self._cond.wait(min(left, 0.2))
+
+    def expect_resubscribe(self) -> None:
+        """Call before the broker restarts; :meth:`wait_subscribed` then waits for the new subscription."""
+        self._subscribed.clear()
+
+    def wait_subscribed(self, timeout: float = 60.0) -> None:
+        if not self._subscribed.wait(timeout):
+            raise TimeoutError(f"subscriber did not subscribe again to {self.topics} within {timeout}s")
 
     def get(self, timeout: float = 10.0) -> Message:
         return self._queue.get(timeout=timeout)

@@ -95,10 +95,13 @@ def test_an_unexpected_error_is_one_line_with_a_hint(monkeypatch, capsys) -> Non
 
 # -- status -----------------------------------------------------------------------------------------
 
-def _config(tmp_path: Path, body: str = "") -> Path:
+def _config(tmp_path: Path, body: str = "", *, health_interval: float | None = None) -> Path:
+    """A minimal config. The default health interval (30 s) lets a report written by a test stay live
+    however long a loaded machine takes to start the ``status`` subprocess."""
+    health = f"[health]\ninterval = {health_interval}\n" if health_interval else ""
     cfg = tmp_path / "agent.toml"
     cfg.write_text(f'[gateway]\nid = "gw-cli"\nstate_dir = "{tmp_path / "state"}"\n'
-                   '[mqtt]\nhost = "127.0.0.1"\nport = 1\n[health]\ninterval = 1\n' + body)
+                   '[mqtt]\nhost = "127.0.0.1"\nport = 1\n' + health + body)
     return cfg
 
 
@@ -202,7 +205,7 @@ def test_status_shows_live_rates_and_says_when_the_agent_stopped(tmp_path: Path,
 def test_status_says_when_the_report_is_stale(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     (tmp_path / "state").mkdir()
-    old = time.time_ns() // 1_000_000 - 60_000  # a minute old, health interval 1 s
+    old = time.time_ns() // 1_000_000 - 3_600_000  # an hour old, health interval 30 s
     (tmp_path / "state" / "status.json").write_text(json.dumps(
         {"gateway": "gw-cli", "ts": old, "pid": os.getpid(), "uplink": {"connected": True}}))
     r = edge_agent("status", "--config", str(cfg))
@@ -256,7 +259,7 @@ def test_run_logs_startup_at_once_and_a_failing_modbus_device_once(tmp_path: Pat
     port = silent.getsockname()[1]
     cfg = _config(tmp_path, f'[lines.bus]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 0.1\n'
                             '[[devices]]\nname = "m"\ntype = "modbus_meter"\nline = "bus"\nprofile = "sdm630"\n'
-                            'poll_interval = 0.2\nbackoff_max = 0.2\n')
+                            'poll_interval = 0.2\nbackoff_max = 0.2\n', health_interval=1)
     status_file = tmp_path / "state" / "status.json"
 
     def failed_polls() -> int:

@@ -396,18 +396,25 @@ topic readwrite edge/gw1/cmd/#
 
 
 async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
-        mosquitto_factory, mqtt_subscriber, outbox) -> None:
+        mosquitto_factory, mqtt_subscriber, outbox, tcp_proxy) -> None:
     broker = mosquitto_factory(acl=ACL_DENY, persistence=True)
     sub = mqtt_subscriber(broker, "edge/gw1/telemetry/#", persistent=True)  # survives the broker restart
+    # mosquitto with an acl_file queues nothing for a restored session until its client is back:
+    # the uplink's way in is held across the restart until the subscriber has subscribed again
+    proxy = tcp_proxy(broker.host, broker.port)
     blocked = Pending(Priority.RAW, TOPICS.telemetry("meter9"), {"v": 1, "device": "meter9", "readings": []})
     outbox.append([telemetry(0), telemetry(1), blocked, telemetry(3)])
-    async with Running(config(broker, protocol=MqttProtocol.V5), outbox) as up:
+    async with Running(config(proxy, protocol=MqttProtocol.V5), outbox) as up:
         await until(lambda: up.stats().nacks >= 2, what="repeated negative PUBACKs")
         assert "Not authorized" in (up.stats().last_error or "")
         await until(lambda: [r.seq for r in outbox.peek(10)] == [3], what="only the refused row left")
         # the operator fixes the broker's ACL: the held row and everything after it goes out, in order
         broker.acl_path.write_text("topic readwrite #\n")
+        proxy.hold()
+        sub.expect_resubscribe()
         await asyncio.to_thread(broker.restart)
+        await asyncio.to_thread(sub.wait_subscribed)
+        proxy.release()
         await until(lambda: outbox.stats().depth == 0, what="drained after ACL fix")
         await until(lambda: 3 in seqs_of(sub.snapshot()), what="seq 3")
     seqs = seqs_of(sub.snapshot())
