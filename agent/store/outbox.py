@@ -83,6 +83,7 @@ class Outbox:
         self._reserved = 0
         self._closed = True
         self._acked: set[int] = set()  # acknowledged rows whose delete failed: sent, to be deleted
+        self._acked_max = 0  # highest rowid in _acked: peek after it need not skip any
         self._delete_failing = False
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
         conn: sqlite3.Connection | None = None
@@ -298,7 +299,13 @@ class Outbox:
         """Acknowledged rows, deleted by the next :meth:`append` (in its transaction) or :meth:`delete`;
         meanwhile :meth:`peek` skips them and the depth leaves them out. Costs no I/O."""
         self._check_writable()
-        self._acked.update(rowids)
+        self._note_acked(rowids)
+
+    def _note_acked(self, rowids: Iterable[int]) -> None:
+        ids = tuple(rowids)
+        self._acked.update(ids)
+        if ids:
+            self._acked_max = max(self._acked_max, max(ids))
 
     def delete(self, rowids: Iterable[int] = ()) -> int:
         """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted.
@@ -308,7 +315,7 @@ class Outbox:
         again) and the depth leaves them out. Call with no rowids to retry only those.
         """
         self._check_writable()
-        self._acked.update(rowids)
+        self._note_acked(rowids)
         if not self._acked:
             return 0
         try:
@@ -342,6 +349,7 @@ class Outbox:
             log.info("acknowledged messages deleted from %s again", self.path)
             self._delete_failing = False
         self._acked.clear()
+        self._acked_max = 0
 
     # ------------------------------------------------------------------------------------ reading
     def peek(self, limit: int, after_rowid: int = 0) -> list[OutboxRow]:
@@ -350,13 +358,16 @@ class Outbox:
         rows: list[OutboxRow] = []
         while len(rows) < limit:
             want = limit - len(rows)
-            ask = want + min(len(self._acked), 10_000)  # acknowledged rows are skipped
+            # acknowledged rows not yet deleted are skipped; the uplink reads after its cursor, above
+            # every row it has had acknowledged, so it never reads (or copies) one of them again
+            skip = after_rowid < self._acked_max
+            ask = want + min(len(self._acked), 10_000) if skip else want
             batch = self.db.conn.execute(
                 "SELECT rowid, seq, topic, payload, priority, created_ms, readings FROM outbox"
                 " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
             rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5], r[6])
-                     for r in batch if r[0] not in self._acked][:want]
-            if len(batch) < ask or not self._acked:
+                     for r in batch if not skip or r[0] not in self._acked][:want]
+            if len(batch) < ask or not skip:
                 break
             after_rowid = batch[-1][0]
         return rows
