@@ -44,12 +44,12 @@ async def until(pred, timeout=30.0):
 
 
 @pytest.fixture
-async def central():
+async def central(tmp_path):
     port = free_port()
     pool = BusPool({"ocpp": OcppLineConfig(type="ocpp", host="127.0.0.1", port=port)}, LINE_KINDS)
     cfg = OcppChargerConfig(name="cp1", type="ocpp_charger", line="ocpp", charge_point_id="CP1",
                             writable=["current_limit", "start", "stop"])
-    drv = OcppChargerDriver(cfg, DriverContext("gw", Path("."), pool))
+    drv = OcppChargerDriver(cfg, DriverContext("gw", tmp_path, pool))
     await drv.open()
     yield drv, f"ws://127.0.0.1:{port}"
     await pool.close()
