@@ -222,7 +222,7 @@ def test_a_transaction_is_recovered_from_the_charge_points_meter_values(tmp_path
                 cp.wait(lambda e, t=tx["transactionId"]: e["event"] == "stopped" and e["transactionId"] == t)
         running = tx["transactionId"]
         agent.kill9()
-        (tmp_path / "state" / "ocpp-ocpp.json").unlink()
+        (tmp_path / "state" / "ocpp-ocpp.json").unlink(missing_ok=True)
         agent.start()
         wait_online(sub, cp, boots=2)
         r = cmd.send("stop")
