@@ -10,7 +10,6 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 
 from .callerror import route_message
-
 from .session import OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
 
 
