@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, MessageTrigger, RegistrationStatus
 
 from .callerror import route_message
-from .session import OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
+from .session import IN_TRANSACTION, OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
+
+log = logging.getLogger("drivers.ocpp_charger.server")
 
 
 class FramesAtDebug(logging.LoggerAdapter):
@@ -51,6 +53,17 @@ class CentralSystemSide(ChargePoint):
         if str(status) == "Available" and int(connector_id) > 0:
             self.session.no_transaction(int(connector_id))
         return call_result.StatusNotification()
+
+    @after(Action.status_notification)
+    async def after_status(self, connector_id: int, status: str, **kw):
+        """A connector in a transaction we have no id for (the agent was away, its state lost): ask for
+        MeterValues, which carry the transaction's id."""
+        conn = int(connector_id)
+        if conn > 0 and str(status) in IN_TRANSACTION and conn not in self.session.transaction:
+            try:
+                await self.call(call.TriggerMessage(requested_message=MessageTrigger.meter_values, connector_id=conn))
+            except Exception as e:  # noqa: BLE001 - best effort: a stop asks again
+                log.info("charge point %s: TriggerMessage(MeterValues) failed: %s", self.id, e)
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **kw):

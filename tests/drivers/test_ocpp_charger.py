@@ -239,3 +239,19 @@ async def test_a_damaged_transaction_file_is_set_aside_and_named(tmp_path, caplo
     again = TxStore(path)
     again.load()
     assert again.next_tx == store.next_tx  # and saved
+
+
+async def test_a_charging_status_without_a_known_transaction_makes_the_central_system_ask_for_it(central):
+    from ocpp.v16 import call
+
+    drv, url = central
+    clock = ManualClock()
+    h = await charging(drv, url, clock)
+    try:
+        tx = h.cp.tx
+        drv.session.transaction.clear()  # as after a restart with the state lost
+        await h.cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+        await until(lambda: drv.session.transaction.get(1) == tx)  # TriggerMessage -> MeterValues(transactionId)
+        assert drv.session.store.next_tx > tx
+    finally:
+        await h.stop()
