@@ -67,37 +67,98 @@ def example_tariff(name: str) -> Tariff:
     return Tariff(TariffConfig.model_validate(data["processing"]["tariff"]), tz=data["processing"]["timezone"])
 
 
-def test_sichuan_example_seasons_and_critical_peak_across_month_boundaries():
-    t = example_tariff("tariff-sichuan.toml")
-    tz = t.tz
-    # 16:00 is peak in June, critical in July and August, peak again in September
-    assert t.period_at(ms(tz, 2024, 6, 30, 16, 0)) == "peak"
-    assert t.period_at(ms(tz, 2024, 7, 1, 16, 0)) == "critical"
-    assert t.period_at(ms(tz, 2024, 8, 31, 16, 59)) == "critical"
-    assert t.period_at(ms(tz, 2024, 9, 1, 16, 0)) == "peak"
-    # the month boundary is local midnight: 2024-06-30 16:30 UTC is 00:30 on 1 July in Sichuan (valley)
-    assert t.period_at(ms(dt.UTC, 2024, 6, 30, 16, 30)) == "valley"
-    assert t.period_at(ms(dt.UTC, 2024, 7, 1, 8, 0)) == "critical"  # 16:00 local on 1 July
-    assert t.period_at(ms(dt.UTC, 2024, 6, 30, 8, 0)) == "peak"  # 16:00 local on 30 June
-    # winter: 19:00-21:00 critical in December and January, peak in November and February
-    assert t.period_at(ms(tz, 2024, 11, 30, 20, 0)) == "peak"
-    assert t.period_at(ms(tz, 2024, 12, 1, 20, 0)) == "critical"
-    assert t.period_at(ms(tz, 2025, 1, 31, 20, 0)) == "critical"
-    assert t.period_at(ms(tz, 2025, 2, 1, 20, 0)) == "peak"
-    assert t.price_at(ms(tz, 2024, 7, 15, 15, 30)) == pytest.approx(0.60 * 1.92)
-    assert t.price_at(ms(tz, 2024, 7, 15, 3, 0)) == pytest.approx(0.60 * 0.4)
+def hours(t: Tariff, year: int, month: int, day: int) -> list[str]:
+    """The period of each hour of a local day (at half past)."""
+    return [t.period_at(ms(t.tz, year, month, day, h, 30)) for h in range(24)]
 
 
-def test_shanghai_example_summer_midday_and_winter_evening():
+def spans(**periods: str) -> list[str]:
+    """hours(...) written as runs: spans(valley="0-6", flat="6-8 15-18") -> one name per hour."""
+    out = [""] * 24
+    for name, runs in periods.items():
+        for run in runs.split():
+            a, b = (int(x) for x in run.split("-"))
+            for h in (range(a, b) if a < b else [*range(a, 24), *range(0, b)]):
+                out[h] = name
+    assert "" not in out, out
+    return out
+
+
+# 川发改价格〔2025〕185号 as quoted in config/tariff-sichuan.toml
+SC_SPRING = spans(valley="22-8", flat="8-10 12-17", peak="10-12 17-22")
+SC_SUMMER = spans(valley="1-7", flat="7-11 18-20 23-1", peak="11-18 20-23")
+SC_SUMMER_LI = spans(valley="1-7", flat="7-11 18-20 23-1", peak="11-13 14-18 20-21", critical="13-14 21-23")
+SC_WINTER = spans(valley="0-8", flat="8-10 12-16 22-24", peak="10-12 16-22")
+
+
+@pytest.mark.parametrize(("month", "general", "large_industry"), [
+    (1, SC_WINTER, SC_WINTER), (2, SC_WINTER, SC_WINTER), (3, SC_SPRING, SC_SPRING), (6, SC_SPRING, SC_SPRING),
+    (7, SC_SUMMER, SC_SUMMER_LI), (8, SC_SUMMER, SC_SUMMER_LI), (9, SC_SUMMER, SC_SUMMER),
+    (10, SC_SPRING, SC_SPRING), (11, SC_SPRING, SC_SPRING), (12, SC_WINTER, SC_WINTER),
+])
+def test_sichuan_examples_follow_the_2025_notice_hour_by_hour(month, general, large_industry):
+    assert hours(example_tariff("tariff-sichuan.toml"), 2025, month, 15) == general
+    assert hours(example_tariff("tariff-sichuan-large-industry.toml"), 2025, month, 15) == large_industry
+
+
+def test_sichuan_prices_keep_the_notices_ratios():
+    t = example_tariff("tariff-sichuan-large-industry.toml")
+    flat = t.price_at(ms(t.tz, 2025, 7, 15, 8, 0))
+    assert t.price_at(ms(t.tz, 2025, 7, 15, 12, 0)) == pytest.approx(flat * 1.6)  # peak: flat +60 %
+    assert t.price_at(ms(t.tz, 2025, 7, 15, 3, 0)) == pytest.approx(flat * 0.4)  # valley: flat -60 %
+    assert t.price_at(ms(t.tz, 2025, 7, 15, 13, 30)) == pytest.approx(flat * 1.6 * 1.2)  # critical: peak +20 %
+    assert t.price_at(ms(t.tz, 2025, 8, 31, 22, 59)) == pytest.approx(flat * 1.6 * 1.2)
+    assert t.period_at(ms(t.tz, 2025, 9, 1, 22, 0)) == "peak"  # no critical peak after August
+    assert "critical" not in {p for m in range(1, 13) for p in hours(example_tariff("tariff-sichuan.toml"), 2025, m, 15)}
+    # the month boundary is local midnight: 2025-06-30 16:30 UTC is 00:30 on 1 July in Sichuan
+    assert t.period_at(ms(dt.UTC, 2025, 6, 30, 16, 30)) == "flat"  # summer: 23:00-01:00 is flat
+    assert t.period_at(ms(dt.UTC, 2025, 6, 29, 16, 30)) == "valley"  # 00:30 on 30 June: spring valley
+    assert t.period_at(ms(dt.UTC, 2025, 7, 31, 15, 30)) == "flat"  # 23:30 on 31 July: summer flat
+
+
+# 沪发改价管〔2022〕50号 (two-part users) as cited in config/tariff-shanghai.toml
+SH_SUMMER = spans(valley="22-6", flat="6-8 15-18 21-22", peak="8-15 18-21")
+SH_SUMMER_CRIT = spans(valley="22-6", flat="6-8 15-18 21-22", peak="8-12 14-15 18-21", critical="12-14")
+SH_OTHER = spans(valley="22-6", flat="6-8 11-18 21-22", peak="8-11 18-21")
+SH_WINTER = spans(valley="22-6", flat="6-8 11-18 21-22", peak="8-11 18-19", critical="19-21")
+
+
+@pytest.mark.parametrize(("month", "expected", "peak", "valley"), [
+    (1, SH_WINTER, 1.8, 0.4), (2, SH_OTHER, 1.6, 0.5), (5, SH_OTHER, 1.6, 0.5), (6, SH_OTHER, 1.6, 0.5),
+    (7, SH_SUMMER_CRIT, 1.8, 0.4), (8, SH_SUMMER_CRIT, 1.8, 0.4), (9, SH_SUMMER, 1.8, 0.4),
+    (10, SH_OTHER, 1.6, 0.5), (11, SH_OTHER, 1.6, 0.5), (12, SH_WINTER, 1.8, 0.4),
+])
+def test_shanghai_example_follows_the_notice_hours_and_seasonal_ratios(month, expected, peak, valley):
     t = example_tariff("tariff-shanghai.toml")
-    tz = t.tz
-    assert t.period_at(ms(tz, 2024, 6, 10, 13, 30)) == "flat"
-    assert t.period_at(ms(tz, 2024, 7, 10, 13, 30)) == "critical"
-    assert t.period_at(ms(tz, 2024, 9, 10, 13, 30)) == "peak"
-    assert t.period_at(ms(tz, 2024, 10, 10, 13, 30)) == "flat"
-    assert t.period_at(ms(tz, 2024, 12, 31, 20, 0)) == "critical"
-    assert t.period_at(ms(tz, 2025, 3, 3, 20, 0)) == "peak"
-    assert t.prices_at(np.array([ms(tz, 2024, 7, 10, 13, 0), ms(tz, 2024, 7, 10, 23, 0)])).tolist() == [1.89, 0.87]
+    assert hours(t, 2025, month, 15) == expected
+    flat = t.price_at(ms(t.tz, 2025, month, 15, 6, 30))
+    assert flat == pytest.approx(0.70)
+    assert t.price_at(ms(t.tz, 2025, month, 15, 9, 0)) == pytest.approx(flat * peak)
+    assert t.price_at(ms(t.tz, 2025, month, 15, 23, 0)) == pytest.approx(flat * valley)
+    if "critical" in expected:
+        hour = expected.index("critical")
+        assert t.price_at(ms(t.tz, 2025, month, 15, hour, 30)) == pytest.approx(flat * peak * 1.25)
+
+
+def test_season_prices_reach_the_energy_ledger():
+    """The ledger bills each kWh at its month's price: the same peak hour costs more in July than in June."""
+    from agent.processing.energy import EnergyLedger
+
+    t = example_tariff("tariff-shanghai.toml")
+    ledger = EnergyLedger(["m"], ["counter"], tariff=t, emission_factor=0.5)
+    june, july = ms(t.tz, 2025, 6, 16, 9, 30), ms(t.tz, 2025, 7, 16, 9, 30)
+    ledger.add(np.array([0, 0]), np.array([june, july]), np.array([1.0, 1.0]))
+    costs = {b["start"]: b["cost"] for _, b in ledger.close(july + 2 * 3_600_000)}
+    assert sorted(costs.values()) == [pytest.approx(1.12), pytest.approx(1.26)]
+
+
+def test_season_prices_are_checked_against_the_seasons_periods():
+    seg = [{"start": "00:00", "end": "24:00", "period": "critical"}]
+    with pytest.raises(ValidationError, match=r"seasons\[0\].weekday\[0\]: period 'critical' has no price \(seasons\[0\].prices"):
+        TariffConfig(seasons=({"name": "a", "months": [7], "weekday": seg, "prices": {"peak": 1.0}},))
+    t = Tariff(TariffConfig(seasons=({"name": "a", "months": [7], "weekday": seg, "prices": {"critical": 2.0}},)))
+    assert t.price_at(ms(t.tz, 2025, 7, 1, 12, 0)) == 2.0 and t.period_at(ms(t.tz, 2025, 7, 1, 12, 0)) == "critical"
+    assert t.price_at(ms(t.tz, 2025, 6, 1, 12, 0)) == 1.162  # June: the tariff's own prices
 
 
 def test_seasons_in_a_dst_zone_keep_local_months():
@@ -124,10 +185,15 @@ def test_season_errors_are_clear():
 def test_emission_factor_table_custom_value_and_clear_errors():
     from agent.processing.config import CarbonConfig, ProcessingConfig
 
-    assert CarbonFactors.from_config(ProcessingConfig()).value == 0.5703  # the old default stays
+    assert CarbonFactors.from_config(ProcessingConfig()).value == 0.5306  # national 2023 (MEE/NBS)
     pc = ProcessingConfig(carbon={"region": "east-china", "year": 2022})
     assert CarbonFactors.from_config(pc).factor_at(0) == 0.5617
-    assert CarbonFactors.from_config(ProcessingConfig(carbon={})).value == 0.5366  # national 2022
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={})).value == 0.5306  # the same default
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={"year": 2022})).value == 0.5366
+    # without a year: the region's newest
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={"region": "national-ets"})).value == 0.5703
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={"region": "south-west"})).value == 0.2472
+    assert CarbonFactors.from_config(ProcessingConfig(carbon={"region": "east-china", "year": 2023})).value == 0.5500
     assert CarbonFactors.from_config(ProcessingConfig(carbon={"value": 0.42, "region": "nowhere"})).value == 0.42
     with pytest.raises(ValidationError, match="no emission factor for region 'south-west' in 2019"):
         CarbonConfig(region="south-west", year=2019)
@@ -162,3 +228,20 @@ def test_bad_hourly_factor_files_are_named(tmp_path):
         CarbonConfig(hourly_file=f)
     with pytest.raises(ValidationError, match="does not exist"):
         CarbonConfig(hourly_file=tmp_path / "nope.csv")
+
+
+def test_carbon_is_the_same_with_and_without_a_carbon_table():
+    """One default: a config gives the same kgCO2e whether or not it has a [processing.carbon] table."""
+    from agent.config import load_config_text
+    from agent.processing.energy import EnergyLedger
+
+    kg = []
+    for extra in ("", "[processing.carbon]\n", '[processing.carbon]\nregion = "national"\n'):
+        cfg = load_config_text(f'[gateway]\nid = "gw"\n{extra}')
+        t = Tariff(cfg.processing.tariff, tz=cfg.processing.timezone)
+        ledger = EnergyLedger(["m"], ["counter"], tariff=t, emission_factor=CarbonFactors.from_config(cfg.processing))
+        at = ms(t.tz, 2025, 5, 6, 9, 30)
+        ledger.add(np.array([0]), np.array([at]), np.array([10.0]))
+        (_, body), = ledger.close(at + 2 * 3_600_000)
+        kg.append(body["kgco2e"])
+    assert kg == [pytest.approx(5.306)] * 3  # 10 kWh x 0.5306, MEE/NBS national 2023

@@ -3,13 +3,22 @@
     factors = CarbonFactors.from_config(processing_config)
     factors.factor_at(ts_ms) -> kgCO2e/kWh;  factors.factors_at(ts_ms_array) -> array
 
+The default (``emission_factor`` and an empty ``[processing.carbon]`` alike) is ``DEFAULT_FACTOR``:
+the national grid average for 2023 from the newest announcement of the series below, the one its
+publishers give for accounting the CO2 of electricity consumption.
+
 Sources of the table (values in kgCO2/kWh, used as CO2e):
-  * "national-ets" 2022: 0.5703, the national grid average that the Ministry of Ecology and Environment
-    set for power-sector emissions-trading reports (环办气候函〔2023〕43号, February 2023).
-  * Ministry of Ecology and Environment with the National Bureau of Statistics, electricity CO2 emission
-    factors (公告, 2024): national average 0.5568 (2021) and 0.5366 (2022); 2022 regional grid averages
-    East China 0.5617 and South-West 0.2268. Other regions of that announcement are not listed here:
-    they could not be checked when this table was written; give them as ``value`` if you need them.
+  * Ministry of Ecology and Environment (MEE) with the National Bureau of Statistics (NBS), average
+    electricity CO2 emission factors by grid, "供核算电力消费的二氧化碳排放量时参考使用":
+    - 《关于发布2021年电力二氧化碳排放因子的公告》(公告2024年第12号, 2024-04-12): national 0.5568 (2021);
+    - 《关于发布2022年电力二氧化碳排放因子的公告》(2024-12-20): national 0.5366, East China 0.5617,
+      South-West 0.2268 (2022); its other regions could not be checked and are not listed;
+    - 《关于发布2023年电力二氧化碳排放因子的公告》(January 2026): national 0.5306; North China 0.6361,
+      North-East 0.5122, East China 0.5500, Central China 0.5271, North-West 0.5543, South 0.4042,
+      South-West 0.2472 (2023), as reported by 光明日报 and 中国电力报 (January 2026) from the
+      announcement; the announcement's own tables could not be opened here.
+  * "national-ets" 2022: 0.5703, the national grid average that the MEE set for emissions-trading
+    reports (环办气候函〔2023〕43号, February 2023): a different purpose, so not the default.
 An hourly file has one ``hour,factor`` line per local hour (0-23, a daily profile) or
 ``YYYY-MM-DDTHH:MM,factor`` lines (local time, exact hours); hours it does not cover use the fallback.
 """
@@ -34,10 +43,24 @@ FACTORS: dict[tuple[str, int], float] = {
     ("national", 2022): 0.5366,
     ("east-china", 2022): 0.5617,
     ("south-west", 2022): 0.2268,
+    ("national", 2023): 0.5306,
+    ("north-china", 2023): 0.6361,
+    ("north-east", 2023): 0.5122,
+    ("east-china", 2023): 0.5500,
+    ("central-china", 2023): 0.5271,
+    ("north-west", 2023): 0.5543,
+    ("south", 2023): 0.4042,
+    ("south-west", 2023): 0.2472,
 }
+DEFAULT_REGION, DEFAULT_YEAR = "national", 2023
+DEFAULT_FACTOR = FACTORS[(DEFAULT_REGION, DEFAULT_YEAR)]
 
 
-def table_factor(region: str, year: int) -> float:
+def table_factor(region: str, year: int | None = None) -> float:
+    """The table's factor for ``region`` in ``year`` (None: the newest year the table has for it)."""
+    if year is None:
+        years = [y for r, y in FACTORS if r == region]
+        year = max(years) if years else DEFAULT_YEAR
     try:
         return FACTORS[(region, year)]
     except KeyError:

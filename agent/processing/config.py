@@ -22,6 +22,7 @@ from ..contract.options import EnergyConfig, EnergyMethod
 from ..contract.options import PublishMode as PublishMode
 from ..hints import no_such_metric
 from ..model import MetricKind, MetricSpec
+from .carbon import DEFAULT_FACTOR, DEFAULT_REGION
 
 
 class WindowSize(enum.StrEnum):
@@ -72,6 +73,8 @@ class TariffSeason(Frozen):
     months: tuple[int, ...] = Field(min_length=1, description="Months (1-12) this season covers.")
     weekday: tuple[TariffSegment, ...]
     holiday: tuple[TariffSegment, ...] | None = Field(None, description="Schedule on holidays; default: this season's weekday.")
+    prices: dict[str, float] | None = Field(
+        None, description="Price per kWh by period in this season's months (ratios that change by season); default: the tariff's prices.")
 
     @field_validator("months")
     @classmethod
@@ -86,7 +89,8 @@ class TariffConfig(Frozen):
     """Time-of-use tariff: period prices and the daily schedules in local time.
 
     ``seasons`` override the schedules in the months they list (periods may differ by month, e.g. a
-    critical peak only in July and August); months in no season use ``weekday``/``holiday``.
+    critical peak only in July and August), and their prices too when they give ``prices``; months in
+    no season use ``weekday``/``holiday`` and ``prices``.
     """
 
     currency: str = "CNY"
@@ -102,13 +106,15 @@ class TariffConfig(Frozen):
 
     @model_validator(mode="after")
     def _periods_priced(self) -> TariffConfig:
-        scheds = [("weekday", self.weekday), ("holiday", self.holiday or ())]
+        scheds = [("weekday", self.weekday, self.prices, "prices"), ("holiday", self.holiday or (), self.prices, "prices")]
         for k, season in enumerate(self.seasons):
-            scheds += [(f"seasons[{k}].weekday", season.weekday), (f"seasons[{k}].holiday", season.holiday or ())]
-        for name, sched in scheds:
+            prices, where = (season.prices, f"seasons[{k}].prices") if season.prices is not None else (self.prices, "prices")
+            scheds += [(f"seasons[{k}].weekday", season.weekday, prices, where),
+                       (f"seasons[{k}].holiday", season.holiday or (), prices, where)]
+        for name, sched, prices, where in scheds:
             for i, s in enumerate(sched):
-                if s.period not in self.prices:
-                    raise ValueError(f"{name}[{i}]: period {s.period!r} has no price (prices: {sorted(self.prices)})")
+                if s.period not in prices:
+                    raise ValueError(f"{name}[{i}]: period {s.period!r} has no price ({where}: {sorted(prices)})")
         seen: dict[int, str] = {}
         for season in self.seasons:
             for m in season.months:
@@ -134,8 +140,10 @@ class AnomalyConfig(Frozen):
 class CarbonConfig(Frozen):
     """Grid emission factor by region and year from the built-in table, a custom value, or hourly values."""
 
-    region: str = Field("national", description="Table region: national, national-ets, east-china, south-west.")
-    year: int = Field(2022, ge=2000, le=2100, description="Table year.")
+    region: str = Field(DEFAULT_REGION, description=(
+        "Table region and year: national (2021-2023), east-china, south-west (2022, 2023), north-china, north-east, central-china, "
+        "north-west, south (2023), national-ets (2022)."))
+    year: int | None = Field(None, ge=2000, le=2100, description="Table year; default: the region's newest in the table.")
     value: float | None = Field(None, ge=0, lt=5, description="Custom kgCO2e/kWh (over the table).")
     hourly_file: Path | None = Field(None, description="CSV of hour,factor (0-23) or local YYYY-MM-DDTHH:MM,factor lines.")
 
@@ -170,9 +178,9 @@ class ProcessingConfig(Frozen):
     reject_quality: int = Field(1 | 256 | 512, ge=0, description="Quality bits that keep a reading out of aggregates (out_of_range, device_flagged, implausible).")
     timezone: str = Field("Asia/Shanghai", description="Local time zone for tariff periods and days.")
     tariff: TariffConfig = TariffConfig()
-    emission_factor: float = Field(
-        0.5703, ge=0, description="Grid emission factor, kgCO2e per kWh (China national grid average, MEE 2023)."
-    )
+    emission_factor: float = Field(DEFAULT_FACTOR, ge=0, description=(
+        "Grid emission factor, kgCO2e per kWh. Default: China's national grid average for 2023 (MEE and NBS, "
+        "《关于发布2023年电力二氧化碳排放因子的公告》), the same as an empty [processing.carbon]."))
     carbon: CarbonConfig | None = Field(None, description="Emission factor by region/year or hourly; over emission_factor.")
     anomaly: AnomalyConfig = AnomalyConfig()
 

@@ -40,8 +40,8 @@ class EnergyLedger:
         if not ok.any():
             return
         meter, ts, kwh = meter[ok], ts[ok], kwh[ok]
-        pidx = self.tariff.period_index(ts)
-        cost = kwh * self.tariff.prices[pidx]
+        pidx, price = self.tariff.periods_and_prices_at(ts)  # prices may change by season
+        cost = kwh * price
         kg = kwh * self.carbon.factors_at(ts)
         hour = (ts // MS_HOUR) * MS_HOUR
         for i in range(kwh.shape[0]):  # few meters x few readings per call

@@ -7,7 +7,8 @@ by the same instance (``Processor.tariff``), so billing and charging never disag
     tariff.period_at(ts_ms)  -> "peak" | "flat" | "valley" (names come from the config)
     tariff.price_at(ts_ms)   -> price per kWh in the tariff's currency
 
-Schedules may differ by month (``seasons``); the lookup is a (month, minute-of-day) table.
+Schedules and prices may differ by month (``seasons``); the lookup is a (month, minute-of-day) table
+of periods and a (month, period) table of prices.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ class Tariff:
         self.config = config or TariffConfig()
         self.tz = zoneinfo.ZoneInfo(tz)
         self.periods: list[str] = list(self.config.prices)
-        self.prices = np.array([self.config.prices[p] for p in self.periods])
+        for season in self.config.seasons:  # a period priced only in some seasons (e.g. critical)
+            self.periods += [p for p in season.prices or () if p not in self.periods]
+        self.prices = np.array([self.config.prices.get(p, np.nan) for p in self.periods])  # outside seasons
+        self._prices = np.tile(self.prices, (12, 1))  # [month - 1, period]; NaN: a period the month never uses
         weekday = _table(self.config.weekday, self.periods)
         holiday = _table(self.config.holiday, self.periods) if self.config.holiday else weekday
         self._weekday = np.tile(weekday, (12, 1))  # [month - 1, minute of day]
@@ -60,9 +64,11 @@ class Tariff:
         for season in self.config.seasons:
             wd = _table(season.weekday, self.periods)
             hd = _table(season.holiday, self.periods) if season.holiday else wd
+            row = self.prices if season.prices is None else np.array([season.prices.get(p, np.nan) for p in self.periods])
             for m in season.months:
                 self._weekday[m - 1] = wd
                 self._holiday[m - 1] = hd
+                self._prices[m - 1] = row
         self._holidays = np.array(sorted((d - _EPOCH).days for d in self.config.holidays), np.int64)
         self._offsets: dict[int, int] = {}
 
@@ -94,15 +100,25 @@ class Tariff:
             hol |= ((day + 3) % 7) >= 5  # 1970-01-01 was a Thursday (Monday = 0)
         return hol
 
-    def period_index(self, ts_ms: np.ndarray) -> np.ndarray:
+    def _lookup(self, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(local month index 0-11, period index) of each timestamp."""
         loc = self.local_ms(ts_ms)
         day = loc // MS_DAY
         minute = (loc % MS_DAY) // 60_000
         month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
-        return np.where(self.is_holiday_day(day), self._holiday[month, minute], self._weekday[month, minute])
+        return month, np.where(self.is_holiday_day(day), self._holiday[month, minute], self._weekday[month, minute])
+
+    def period_index(self, ts_ms: np.ndarray) -> np.ndarray:
+        return self._lookup(ts_ms)[1]
 
     def prices_at(self, ts_ms: np.ndarray) -> np.ndarray:
-        return self.prices[self.period_index(ts_ms)]
+        month, idx = self._lookup(ts_ms)
+        return self._prices[month, idx]
+
+    def periods_and_prices_at(self, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Period index and price of each timestamp, from one lookup."""
+        month, idx = self._lookup(ts_ms)
+        return idx, self._prices[month, idx]
 
     def period_at(self, ts_ms: int) -> str:
         return self.periods[int(self.period_index(np.array([ts_ms]))[0])]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, MessageTrigger, RegistrationStatus
 
-from .session import OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
+from .callerror import route_message
+from .session import IN_TRANSACTION, OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
+
+log = logging.getLogger("drivers.ocpp_charger.server")
 
 
 class FramesAtDebug(logging.LoggerAdapter):
@@ -47,7 +50,20 @@ class CentralSystemSide(ChargePoint):
         self._seen()
         self.session.status[int(connector_id)] = str(status)
         self.session.error[int(connector_id)] = str(error_code)
+        if str(status) == "Available" and int(connector_id) > 0:
+            self.session.no_transaction(int(connector_id))
         return call_result.StatusNotification()
+
+    @after(Action.status_notification)
+    async def after_status(self, connector_id: int, status: str, **kw):
+        """A connector in a transaction we have no id for (the agent was away, its state lost): ask for
+        MeterValues, which carry the transaction's id."""
+        conn = int(connector_id)
+        if conn > 0 and str(status) in IN_TRANSACTION and conn not in self.session.transaction:
+            try:
+                await self.call(call.TriggerMessage(requested_message=MessageTrigger.meter_values, connector_id=conn))
+            except Exception as e:  # noqa: BLE001 - best effort: a stop asks again
+                log.info("charge point %s: TriggerMessage(MeterValues) failed: %s", self.id, e)
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **kw):
@@ -57,10 +73,8 @@ class CentralSystemSide(ChargePoint):
     def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kw):
         self._seen()
         s = self.session
-        tx = s.next_tx
-        s.next_tx += 1
-        s.transaction[int(connector_id)] = tx
-        s.meter_start_wh[int(connector_id)] = to_float(meter_start)
+        tx = s.store.allocate()  # unique across restarts: the counter is persisted first
+        s.tx_started(int(connector_id), tx, to_float(meter_start))
         s.measurands.setdefault(int(connector_id), {})["Energy.Active.Import.Register"] = to_float(meter_start)
         return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": AuthorizationStatus.accepted})
 
@@ -68,14 +82,33 @@ class CentralSystemSide(ChargePoint):
     def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, **kw):
         self._seen()
         s = self.session
-        for conn, tx in list(s.transaction.items()):
-            if tx == transaction_id:
-                del s.transaction[conn]
-                s.measurands.setdefault(conn, {})["Energy.Active.Import.Register"] = to_float(meter_stop)
+        conn = s.tx_stopped(int(transaction_id))
+        if conn is not None:
+            s.measurands.setdefault(conn, {})["Energy.Active.Import.Register"] = to_float(meter_stop)
+        s.store.seen(int(transaction_id))  # an id we did not hand out (state lost): never hand it out again
         return call_result.StopTransaction()
 
     @on(Action.meter_values)
-    def on_meter_values(self, connector_id: int, meter_value: list, **kw):
+    def on_meter_values(self, connector_id: int, meter_value: list, transaction_id: int | None = None, **kw):
         self._seen()
+        if transaction_id is not None and int(connector_id) > 0:
+            self.session.tx_seen(int(connector_id), int(transaction_id))
         ingest_meter_values(self.session, int(connector_id), meter_value)
         return call_result.MeterValues()
+
+    # CP -> CS messages a central system answers even though it has no use for them
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **kw):
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status: str, **kw):
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **kw):
+        return call_result.FirmwareStatusNotification()
+
+    async def route_message(self, raw_msg: str) -> None:
+        """As the ``ocpp`` package routes a message, but every CALLERROR carries an OCPP-J 1.6 code."""
+        await route_message(self, raw_msg)

@@ -6,6 +6,7 @@ Charging C; Unavailable E; Faulted F.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 from typing import Any, ClassVar, Literal
@@ -15,7 +16,9 @@ from pydantic import Field
 from agent.contract import BusUnavailable, DeviceError, DriverContext, MetricSpec, Sample
 from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus, IecState
 
-from .session import OCPP_BUS
+from .session import IN_TRANSACTION, OCPP_BUS
+
+TRIGGER_WAIT_S = 5.0  # for the MeterValues a TriggerMessage asked for
 
 STATUS_TO_IEC = {
     "Available": IecState.A, "Reserved": IecState.A, "Preparing": IecState.B, "SuspendedEV": IecState.B,
@@ -45,7 +48,7 @@ class OcppChargerDriver(ChargerDriver):
     def __init__(self, config: OcppChargerConfig, ctx: DriverContext):
         self.config = config
         self.server: Any = ctx.buses.get(config.line)
-        self.session = self.server.register(config.charge_point_id)
+        self.session = self.server.register(config.charge_point_id, ctx.state_dir)
         self._limit: float | None = None
         self._enabled = True
 
@@ -79,8 +82,8 @@ class OcppChargerDriver(ChargerDriver):
         e = m.get("Energy.Active.Import.Register")
         if e is not None:
             st.energy_total = e / 1000
-            if c in s.transaction:
-                st.session_energy = (e - s.meter_start_wh.get(c, e)) / 1000
+            if c in s.transaction and c in s.meter_start_wh:  # unknown for a transaction recovered from MeterValues
+                st.session_energy = (e - s.meter_start_wh[c]) / 1000
         err = s.error.get(c)
         st.error = 0 if err in (None, "NoError") else 1
         return st.samples()
@@ -104,15 +107,40 @@ class OcppChargerDriver(ChargerDriver):
         return True
 
     async def stop(self) -> bool:
+        """RemoteStopTransaction of the connector's transaction; succeeds only if the charge point
+        accepted it. Without a known transaction nothing is sent and the stop fails, saying why."""
         from ocpp.v16 import call
 
-        tx = self.session.transaction.get(self.config.connector)
-        self._enabled = False
+        c = self.config.connector
+        tx = self.session.transaction.get(c)
+        if tx is None and self.session.status.get(c) in IN_TRANSACTION | {None}:
+            tx = await self._ask_transaction()
         if tx is None:
-            return False  # nothing running: stopped already
+            status = self.session.status.get(c)
+            if status in IN_TRANSACTION:
+                raise DeviceError(f"connector {c} is {status} but the charge point did not tell its transaction id; "
+                                  "RemoteStopTransaction not sent")
+            raise DeviceError(f"no transaction runs on connector {c} (status {status or 'unknown'}); nothing was sent")
         req = call.RemoteStopTransaction(transaction_id=tx)
-        self._check(await self.server.call(self.config.charge_point_id, req), "RemoteStopTransaction")
+        self._check(await self.server.call(self.config.charge_point_id, req), f"RemoteStopTransaction({tx})")
+        self._enabled = False
         return True
+
+    async def _ask_transaction(self) -> int | None:
+        """TriggerMessage(MeterValues): a charge point's MeterValues carry the running transaction's id."""
+        from ocpp.v16 import call
+        from ocpp.v16.enums import MessageTrigger
+
+        c = self.config.connector
+        req = call.TriggerMessage(requested_message=MessageTrigger.meter_values, connector_id=c)
+        resp = await self.server.call(self.config.charge_point_id, req)
+        if resp is None or str(getattr(resp.status, "value", resp.status)) != "Accepted":
+            return None
+        for _ in range(int(TRIGGER_WAIT_S / 0.05)):
+            if c in self.session.transaction:
+                return self.session.transaction[c]
+            await asyncio.sleep(0.05)
+        return None
 
     def _check(self, resp: Any, what: str) -> None:
         """``resp``: the call result (each of ours has a ``status``), None when the charge point answered an error."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from agent.contract import BusUnavailable, DeviceTimeout, LineKind
 
 from .session import OcppLineConfig, Session
+from .txstore import TxStore
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +29,25 @@ class OcppServer:
         self.name = name
         self.config = config
         self.sessions: dict[str, Session] = {}
+        self.store: TxStore | None = None
         self._server: Any = None
         self._lock = asyncio.Lock()
 
-    def register(self, cp_id: str) -> Session:
-        return self.sessions.setdefault(cp_id, Session(cp_id))
+    def register(self, cp_id: str, state_dir: Path | None = None) -> Session:
+        """The session of charge point ``cp_id``, with the transactions it had running when the agent
+        last stopped (kept in ``state_dir``; None keeps them in memory only)."""
+        if self.store is None:
+            self.store = TxStore(None if state_dir is None else Path(state_dir) / f"ocpp-{self.name}.json")
+        return self.sessions.setdefault(cp_id, Session(cp_id, store=self.store))
 
     async def open(self) -> None:
         async with self._lock:
             if self._server is not None:
                 return
+            if self.store is not None and not self.store.loaded:
+                self.store.load()
+                for session in self.sessions.values():
+                    session.restore()
             try:
                 import websockets
             except ImportError as e:  # pragma: no cover - the optional extra is missing

@@ -17,7 +17,7 @@ import click
 import websockets
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import Action, ChargingProfileStatus, RemoteStartStopStatus
+from ocpp.v16.enums import Action, ChargingProfileStatus, RemoteStartStopStatus, TriggerMessageStatus
 
 from agent.contract import SimulatorSpec
 from agent.simkit.snippets import banner, snippet_for_device
@@ -60,6 +60,17 @@ class SimChargePoint(ChargePoint):
     async def after_remote_stop(self, transaction_id: int, **kw):
         if self.tx == transaction_id:
             await self.stop_transaction("Remote")
+
+    @on(Action.trigger_message)
+    def on_trigger(self, requested_message: str, **kw):
+        ok = requested_message in ("MeterValues", "StatusNotification")
+        return call_result.TriggerMessage(status=TriggerMessageStatus.accepted if ok else TriggerMessageStatus.not_implemented)
+
+    @after(Action.trigger_message)
+    async def after_trigger(self, requested_message: str, **kw):
+        if requested_message in ("MeterValues", "StatusNotification"):
+            self.reported = None if requested_message == "StatusNotification" else self.reported
+            await self.report()
 
     # quirks of some deployed chargers, for tests: refuse Relative profiles, cap the stack level
     rejects_relative = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
 
 import pytest
 import websockets
@@ -44,12 +43,12 @@ async def until(pred, timeout=30.0):
 
 
 @pytest.fixture
-async def central():
+async def central(tmp_path):
     port = free_port()
     pool = BusPool({"ocpp": OcppLineConfig(type="ocpp", host="127.0.0.1", port=port)}, LINE_KINDS)
     cfg = OcppChargerConfig(name="cp1", type="ocpp_charger", line="ocpp", charge_point_id="CP1",
                             writable=["current_limit", "start", "stop"])
-    drv = OcppChargerDriver(cfg, DriverContext("gw", Path("."), pool))
+    drv = OcppChargerDriver(cfg, DriverContext("gw", tmp_path, pool))
     await drv.open()
     yield drv, f"ws://127.0.0.1:{port}"
     await pool.close()
@@ -170,5 +169,89 @@ async def test_profile_quirks_selectable_per_charger(central):
         assert p["charging_schedule"]["charging_rate_unit"] == "W"
         assert float(p["charging_schedule"]["charging_schedule_period"][0]["limit"]) == 10 * 230 * 3
         assert h.cp.evse.limit_a == pytest.approx(10.0)
+    finally:
+        await h.stop()
+
+
+async def charging(drv, url, clock):
+    """A simulated charge point with a transaction running (started by a remote start)."""
+    h = await start(url=url, cp_id="CP1", clock=clock)
+    await until(lambda: drv.session.connected and drv.session.status.get(1) == "Available")
+    h.cp.plug(Car(need_wh=20_000, max_a=32))
+    await h.cp.report()
+    await drv.write("start", True)
+    await until(lambda: 1 in drv.session.transaction)
+    clock.t += 60
+    await h.cp.report()
+    await until(lambda: drv.session.status.get(1) == "Charging")
+    return h
+
+
+async def test_a_new_central_system_on_the_same_state_dir_knows_the_running_transaction(central, tmp_path):
+    drv, url = central
+    clock = ManualClock()
+    h = await charging(drv, url, clock)
+    try:
+        tx = drv.session.transaction[1]
+        energy = (await values(drv))["session_energy"]
+        assert energy > 0
+        # the agent restarts: a new line and driver on the same state dir, before the charge point reports
+        port = free_port()
+        pool = BusPool({"ocpp": OcppLineConfig(type="ocpp", host="127.0.0.1", port=port)}, LINE_KINDS)
+        again = OcppChargerDriver(drv.config, DriverContext("gw", tmp_path, pool))
+        await again.open()
+        try:
+            assert again.session.transaction == {1: tx}
+            assert again.session.store.allocate() > tx  # ids are never handed out twice
+        finally:
+            await pool.close()
+    finally:
+        await h.stop()
+
+
+async def test_stop_asks_the_charge_point_for_a_transaction_id_it_does_not_know(central):
+    """State lost while charging: TriggerMessage(MeterValues) brings the id, then RemoteStopTransaction."""
+    drv, url = central
+    clock = ManualClock()
+    h = await charging(drv, url, clock)
+    try:
+        tx = h.cp.tx
+        drv.session.transaction.clear()
+        drv.session.store.open.clear()
+        assert (await values(drv)).get("session_energy") is None  # not invented
+        assert await drv.write("stop", True) is True
+        await until(lambda: h.cp.tx is None and drv.session.status.get(1) == "Preparing")
+        assert h.cp.evse.enabled is False and tx not in drv.session.transaction.values()
+    finally:
+        await h.stop()
+
+
+async def test_a_damaged_transaction_file_is_set_aside_and_named(tmp_path, caplog):
+    from drivers.ocpp_charger.txstore import TxStore
+
+    path = tmp_path / "ocpp-ocpp.json"
+    path.write_text('{"next_tx": "many"')
+    store = TxStore(path)
+    store.load()
+    assert (tmp_path / "ocpp-ocpp.json.damaged").read_text() == '{"next_tx": "many"'
+    assert str(path) in caplog.text and "damaged" in caplog.text
+    assert store.allocate() > 100_000_000  # from the wall clock: above any id a counter reached
+    again = TxStore(path)
+    again.load()
+    assert again.next_tx == store.next_tx  # and saved
+
+
+async def test_a_charging_status_without_a_known_transaction_makes_the_central_system_ask_for_it(central):
+    from ocpp.v16 import call
+
+    drv, url = central
+    clock = ManualClock()
+    h = await charging(drv, url, clock)
+    try:
+        tx = h.cp.tx
+        drv.session.transaction.clear()  # as after a restart with the state lost
+        await h.cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+        await until(lambda: drv.session.transaction.get(1) == tx)  # TriggerMessage -> MeterValues(transactionId)
+        assert drv.session.store.next_tx > tx
     finally:
         await h.stop()
