@@ -57,8 +57,10 @@ async def test_agent_publishes_status_telemetry_health_and_answers_commands(tmp_
         res = await asyncio.to_thread(sub.wait_for, 1, 10, predicate=lambda m: m.topic.endswith("/cmd/nonexistent/result"))
         answer = res[0].json()
         assert answer["status"] == "refused" and "nonexistent" in answer["reason"]
-        health = [m for m in sub.snapshot() if m.topic == "edge/gw-app/health"][-1].json()
-        assert health["devices"]["load"]["up"] is True and "buffer" in health
+        # health reports the device up once it has been polled (the first report may come before that)
+        up = await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.topic == "edge/gw-app/health"
+                                     and m.json()["devices"]["load"]["up"] is True)
+        assert "buffer" in up[0].json()
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
