@@ -68,13 +68,15 @@ class Dlt645Sim(SerialDeviceSim):
     scanner = staticmethod(codec.scan)
 
     def __init__(self, *, meters: list[Meter] | None = None, edition: Edition = Edition.V2007,
-                 tcp: str | None = None, wake: int = 2, **kw):
+                 tcp: str | None = None, wake: int = 2, pace_baud: int | None = None, **kw):
         kw.setdefault("baudrate", 2400)
         super().__init__(**kw)
         self.meters = meters or [Meter("123456781012")]
         self.edition = edition
         self.tcp = tcp
         self.wake = wake  # FE bytes in front of each reply (meters send 0-4)
+        self.pace_baud = pace_baud  # answer only after the request and reply would have crossed an 8E1 line
+        self._last_request = 0
         self.sim_faults: list[Fault] = []
         self.reads = 0
         self._server: asyncio.Server | None = None
@@ -151,7 +153,11 @@ class Dlt645Sim(SerialDeviceSim):
             data = data[: self.rng.randrange(self.wake + 1, len(frame) - 1)]
         elif fault is Fault.BAD_CHECKSUM:
             data[-3] ^= 0x01  # the last data byte
-        self.write_raw(bytes(data))
+        if self.pace_baud:
+            wire = (self._last_request + len(data)) * 11 / self.pace_baud
+            asyncio.get_running_loop().call_later(wire, self.write_raw, bytes(data))
+        else:
+            self.write_raw(bytes(data))
         self.frames_sent += 1
 
     def handle(self, request: bytes) -> None:
@@ -159,6 +165,7 @@ class Dlt645Sim(SerialDeviceSim):
             f = codec.decode(request)
         except ProtocolError:
             return
+        self._last_request = len(request) + 4  # the master's FE wake-up bytes were skipped by the scanner
         if f.control == Control.BROADCAST_TIME and f.address == codec.BROADCAST and len(f.data) == 6:
             s, mi, h, d, mo, y = (int(f"{b:02X}") for b in f.data)
             with contextlib.suppress(ValueError):
