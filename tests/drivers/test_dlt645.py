@@ -325,3 +325,44 @@ class TestDlt645Conformance(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:
         return SimDevice(device={"type": "dlt645", "line": "rs485", "address": ADDR, "timeout": 2, "request_timeout": 0.3},
                          lines={"rs485": {"type": "serial", "port": str(tmp_path / "ttyABSENT")}})
+
+
+# -- the technician's CLI: simulate, scan, init, run --once -------------------------------------
+def edge_agent(*args: str):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "agent.cli.main", *args], capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL)
+
+
+def test_scan_finds_one_meter_by_address_read_and_several_only_by_address(tmp_path: Path) -> None:
+    from tests.sim_thread import simulator
+
+    with simulator("dlt645", tcp="127.0.0.1:0") as sim:
+        r = edge_agent("scan", "--protocol", "dlt645", "--tcp", sim.tcp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "meter 123456781012: DL/T 645-2007, energy_import=12000.01 kWh" in r.stdout
+    assert 'address = "123456781012"' in r.stdout and 'parity = "E"' in r.stdout
+    with simulator("dlt645", addresses=(ADDR, "000000000002"), tcp="127.0.0.1:0") as sim:
+        r = edge_agent("scan", "--protocol", "dlt645", "--tcp", sim.tcp)
+        assert r.returncode == 1 and "one meter on the line only" in r.stdout, r.stdout
+        r = edge_agent("scan", "--protocol", "dlt645", "--tcp", sim.tcp, "--address", f"{ADDR},000000000002")
+    assert r.returncode == 0 and "meter 000000000002: DL/T 645-2007" in r.stdout, r.stdout
+    assert f'name = "meter-{ADDR}"' in r.stdout
+
+
+def test_init_writes_a_config_that_reads_the_meter(tmp_path: Path) -> None:
+    from tests.sim_thread import simulator
+
+    out = tmp_path / "agent.toml"
+    with simulator("dlt645", tcp="127.0.0.1:0") as sim:
+        r = edge_agent("init", "--gateway-id", "gw-m", "--broker", "127.0.0.1:1", "-o", str(out),
+                       "--scan-dlt645", f"socket://{sim.tcp}")
+        assert r.returncode == 0 and "1 meter(s)" in r.stdout, r.stdout + r.stderr
+        text = out.read_text().replace('[gateway]\nid = "gw-m"', f'[gateway]\nid = "gw-m"\nstate_dir = "{tmp_path / "st"}"')
+        out.write_text(text)
+        assert edge_agent("check", "--config", str(out)).returncode == 0
+        r = edge_agent("run", "--once", "--config", str(out))
+    assert r.returncode == 0 and "1 answered, 0 failed" in r.stderr, r.stderr
+    readings = {row["metric"]: row["value"] for row in orjson.loads(r.stdout.strip().partition(" ")[2])["readings"]}
+    assert readings["energy_import"] == 12000.01 and readings["voltage_l1"] == 229.8
