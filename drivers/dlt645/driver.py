@@ -31,7 +31,7 @@ from agent.contract import (
     SerialPort,
 )
 
-from . import codec
+from . import blocks, codec
 from .codec import Edition, MeterError
 from .profiles import BY_METRIC, PROFILES, Item
 
@@ -50,6 +50,7 @@ class Dlt645Config(SerialDevice):
     energy_interval: float = Field(300.0, ge=0, le=86_400, description="Seconds between reads of energy and demand registers (0: every poll).")
     request_timeout: float = Field(1.5, gt=0, le=30, description="Seconds to wait for the reply to one identifier.")
     wake: int = Field(4, ge=0, le=4, description="FE wake-up bytes sent before each request.")
+    block_reads: bool = Field(True, description="2007: read phases and tariffs with one block request (DI1 = FF), falling back to single identifiers.")
     meter_timezone: str = Field("Asia/Shanghai", description="The meters' local time zone, for broadcast time sync.")
     writable: tuple[Literal["time_sync"], ...] = Field((), description='Points commands may write: "time_sync".')
     poll_interval: float = Field(30.0, gt=0, le=86_400, description="Seconds between polls.")
@@ -118,6 +119,7 @@ class Dlt645Driver:
         self.address = codec.parse_address(config.address)
         self.items = config.items()
         self.unsupported: set[str] = set()
+        self.no_block: set[int] = set()
         self._last_slow = -math.inf
 
     def metrics(self) -> list[MetricSpec]:
@@ -139,28 +141,60 @@ class Dlt645Driver:
         assert raw is not None
         return codec.decode(raw)
 
-    async def read_value(self, item: Item) -> float:
-        """One identifier's value; MeterError when the meter refuses it."""
+    async def read_data(self, di: int) -> bytes:
+        """The value bytes of one identifier, follow-up frames (12H) included; MeterError when refused."""
         ed = self.config.edition
-        di, fmt = item.di(ed), item.fmt(ed)
-        assert di is not None and fmt is not None
         reply = codec.parse_read_reply(await self._ask(codec.read_request(self.address, di, ed, wake=self.config.wake)), di, ed)
         data = bytearray(reply.data)
         seq = 1
-        while reply.more and ed is Edition.V2007 and seq <= MAX_FOLLOW and len(data) < fmt.size:
+        while reply.more and ed is Edition.V2007 and seq <= MAX_FOLLOW:
             req = codec.follow_request(self.address, di, seq, wake=self.config.wake)
             reply = codec.parse_read_reply(await self._ask(req), di, ed)
             data += reply.data[:-1]  # a follow-up reply ends with its sequence number
             seq += 1
-        return fmt.decode(bytes(data))
+        return bytes(data)
+
+    async def read_value(self, item: Item) -> float:
+        """One identifier's value; MeterError when the meter refuses it."""
+        di, fmt = item.di(self.config.edition), item.fmt(self.config.edition)
+        assert di is not None and fmt is not None
+        return fmt.decode(await self.read_data(di))
+
+    async def _read_block(self, block: blocks.Block, group: list[Item]) -> list[Sample] | None:
+        """The group's values from one block read, or None when the meter does not do that block
+        (then never asked again: the identifiers are read one by one)."""
+        try:  # a garbled line (bad checksum, silence) raises as for any read; only a refusal or a
+            # reply that does not fit the block means the meter does not do it
+            data = await self.read_data(block[0])
+            values = blocks.split(data, block, group)
+        except (MeterError, blocks.BlockMismatch) as e:
+            self.no_block.add(block[0])
+            log.info("dlt645 %s: meter %s does not answer block %08X (%s); reading its identifiers singly",
+                     self.config.name, self.config.address, block[0], e)
+            return None
+        return [Sample(m, v) for m, v in values.items()]
 
     async def read(self) -> list[Sample]:
         now = self.clock.monotonic()
         slow_due = now - self._last_slow >= self.config.energy_interval
+        due = [i for i in self.items if (slow_due or not i.slow) and i.metric not in self.unsupported]
+        groups = blocks.plan(due) if self.config.block_reads and self.config.edition is Edition.V2007 \
+            else [(None, [i]) for i in due]
         out: list[Sample] = []
-        for item in self.items:
-            if (item.slow and not slow_due) or item.metric in self.unsupported:
-                continue
+        for block, group in groups:
+            if block is not None and block[0] not in self.no_block:
+                got = await self._read_block(block, group)
+                if got is not None:
+                    out += got
+                    continue
+            out += await self._read_singly(group)
+        if slow_due:
+            self._last_slow = now
+        return out
+
+    async def _read_singly(self, group: list[Item]) -> list[Sample]:
+        out: list[Sample] = []
+        for item in group:
             try:
                 value = await self.read_value(item)
             except MeterError as e:
@@ -171,8 +205,6 @@ class Dlt645Driver:
                             self.config.name, self.config.address, item.metric, e)
                 continue
             out.append(Sample(item.metric, value))
-        if slow_due:
-            self._last_slow = now
         return out
 
     async def write(self, point: str, value: float | None) -> bool:

@@ -21,6 +21,7 @@ from agent.simkit.net import parse_hostport, run_until_interrupted
 from agent.simkit.serial_pty import SerialDeviceSim, sim_options
 
 from . import codec
+from .blocks import BLOCK, block_of
 from .codec import Control, Edition
 from .profiles import ITEMS
 
@@ -41,8 +42,9 @@ class Fault(enum.StrEnum):
 
 
 class Meter:
-    def __init__(self, address: str, values: dict[str, float] | None = None):
+    def __init__(self, address: str, values: dict[str, float] | None = None, *, blocks: bool = True):
         self.address = address
+        self.blocks = blocks  # answers DI1 = FF block reads
         self.wire = codec.parse_address(address)
         self.values = dict(DEFAULTS if values is None else values)
         self.clock_offset = timedelta(0)  # meter time - gateway-local time
@@ -56,12 +58,27 @@ class Meter:
             t = self.now()
             fields = (t.isoweekday() % 7, t.day, t.month, t.year % 100) if di == 0x04000101 else (t.second, t.minute, t.hour)
             return bytes(int(f"{v:02d}", 16) for v in fields)
+        if edition is Edition.V2007 and di >> 8 & 0xFF == BLOCK:
+            return self._block(di) if self.blocks else None
         for item in ITEMS:
             if item.di(edition) == di and item.metric in self.values:
                 fmt = item.fmt(edition)
                 assert fmt is not None
                 return fmt.encode(self.values[item.metric])
         return None
+
+
+    def _block(self, di: int) -> bytes | None:
+        first = block_of(di & 0xFFFF00FF | 0x0100)
+        if first is None:
+            return None
+        out = b""
+        for di1 in range(first[1], 0x40):
+            value = self.value_bytes(di & 0xFFFF00FF | di1 << 8, Edition.V2007)
+            if value is None:
+                break
+            out += value
+        return out or None
 
 
 class Dlt645Sim(SerialDeviceSim):

@@ -5,6 +5,7 @@ TCP, and broadcast time sync through the write gate."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -136,7 +137,9 @@ async def test_reads_the_basic_profile_from_the_simulator_on_a_pty(tmp_path: Pat
         async with meter(tmp_path, sim) as driver:
             kinds = {m.name: m.kind for m in driver.metrics()}
             assert kinds["energy_import"] is MetricKind.COUNTER and kinds["power"] is MetricKind.GAUGE
-            assert driver.config.energy.metric == "energy_import"  # the billing counter feeds the ledger
+            from agent.processing.config import resolve_energy
+            idx, _, method, factor = resolve_energy(driver.config, driver.metrics())
+            assert (driver.metrics()[idx].name, method.value, factor) == ("energy_import", "counter", 1.0)
             got = {s.metric: s.value for s in await driver.read()}
             assert got == pytest.approx({m: DEFAULTS[m] for m in kinds})
     finally:
@@ -190,6 +193,26 @@ async def test_an_identifier_the_meter_lacks_is_dropped_once(tmp_path: Path, cap
         assert sum("has no frequency" in r.getMessage() for r in caplog.records) == 1
     finally:
         await sim.stop()
+
+
+async def test_block_reads_take_fewer_requests_and_fall_back_to_single_identifiers(tmp_path: Path, caplog) -> None:
+    """three_phase: voltages, currents and powers come in one block request each; a meter that
+    refuses blocks is read identifier by identifier, and not asked for the block again."""
+    caplog.set_level(logging.INFO, logger="edge_agent.drivers.dlt645")
+    counts = {}
+    for blocks in (True, False):
+        sim = await Dlt645Sim(meters=[Meter(ADDR, blocks=blocks)]).start()
+        try:
+            async with meter(tmp_path, sim, profile="three_phase", request_timeout=1.0) as driver:
+                got = {s.metric: s.value for s in await driver.read()}
+                before = sim.reads
+                await driver.read()
+                counts[blocks] = sim.reads - before
+            assert got == pytest.approx({m.name: DEFAULTS[m.name] for m in driver.metrics()})
+        finally:
+            await sim.stop()
+    assert counts == {True: 8, False: 15}  # 3 blocks + 5 singles; 15 singles (energy not yet due)
+    assert sum("does not answer block 0201FF00" in r.getMessage() for r in caplog.records) == 1
 
 
 async def test_two_meters_on_one_line_and_a_1997_meter_over_tcp(tmp_path: Path) -> None:
@@ -286,11 +309,14 @@ async def test_reads_a_meter_served_by_the_dlt645_package_over_tcp(tmp_path: Pat
     srv.set_02(0x02010100, 229.8)
     srv.set_02(0x02020100, 5.123)
     srv.set_02(0x02030000, 3.4567)
+    srv.set_02(0x02030100, 1.25)
     srv.set_02(0x02060000, 0.987)
     srv.set_02(0x02800002, 50.01)
     await srv.start()
     try:
-        dev = SimDevice(device={"type": "dlt645", "line": "dtu", "address": ADDR, "profile": "basic"},
+        dev = SimDevice(device={"type": "dlt645", "line": "dtu", "address": ADDR,
+                                "metrics": ["energy_import", "energy_export", "voltage_l1", "current_l1", "power",
+                                            "power_l1", "power_factor", "frequency"]},
                         lines={"dtu": {"type": "serial", "port": f"socket://127.0.0.1:{port}"}})
         driver, pool = build_driver(SPEC, dev, tmp_path / "state")
         try:
@@ -302,7 +328,9 @@ async def test_reads_a_meter_served_by_the_dlt645_package_over_tcp(tmp_path: Pat
     finally:
         await srv.stop()
     assert got == pytest.approx({"energy_import": 12000.01, "energy_export": 321.5, "voltage_l1": 229.8,
-                                 "current_l1": 5.123, "power": 3.4567, "power_factor": 0.987, "frequency": 50.01})
+                                 "current_l1": 5.123, "power": 3.4567, "power_l1": 1.25, "power_factor": 0.987,
+                                 "frequency": 50.01})
+    assert driver.no_block == {0x0203FF00}  # it refuses the power block: read singly instead
     f = codec.decode(raw)
     assert f.control == 0x93 and codec.format_address(f.data) == ADDR
 
