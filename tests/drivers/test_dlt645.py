@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from agent.bus.serial_port import split_frames
 from agent.commands import CommandRouter, CommandsConfig, IdStore
 from agent.contract import DeviceTimeout, MetricKind, ProtocolError
-from agent.simkit.conformance import DriverConformance, SimDevice, build_driver
+from agent.simkit.conformance import SimDevice, build_driver
 from drivers.dlt645 import SPEC, codec
 from drivers.dlt645 import frame as fr
 from drivers.dlt645.codec import Fmt, MeterError
@@ -333,26 +333,6 @@ async def test_reads_a_meter_served_by_the_dlt645_package_over_tcp(tmp_path: Pat
     assert driver.no_block == {0x0203FF00}  # it refuses the power block: read singly instead
     f = codec.decode(raw)
     assert f.control == 0x93 and codec.format_address(f.data) == ADDR
-
-
-# -- the conformance kit -----------------------------------------------------------------------
-class TestDlt645Conformance(DriverConformance):
-    spec = SPEC
-
-    @asynccontextmanager
-    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
-        sim = await start()
-        try:
-            yield SimDevice(device={"type": "dlt645", "line": "rs485", "address": ADDR, "profile": "three_phase"},
-                            lines={"rs485": {"type": "serial", "port": sim.path, "baudrate": 2400}},
-                            expected=lambda: {k: sim.meters[0].values[k] for k in DEFAULTS
-                                              if k in ("voltage_l1", "current_l1", "power", "frequency")})
-        finally:
-            await sim.stop()
-
-    def dead(self, tmp_path: Path) -> SimDevice:
-        return SimDevice(device={"type": "dlt645", "line": "rs485", "address": ADDR, "timeout": 2, "request_timeout": 0.3},
-                         lines={"rs485": {"type": "serial", "port": str(tmp_path / "ttyABSENT")}})
 
 
 # -- the technician's CLI: simulate, scan, init, run --once -------------------------------------
