@@ -244,7 +244,8 @@ def command(link, port, fault_rate, seed, addresses, edition, tcp) -> None:
         await sim.start()
         where = sim.path
         click.echo(f"DL/T 645-{edition} meter(s) {', '.join(addresses)} on {where}  (Ctrl-C stops)")
-        click.echo(f'[lines.meters]\ntype = "serial"\nport = "{where}"\nbaudrate = 2400\nparity = "E"  # a pty takes N\n')
+        parity = '"N"  # a pty refuses even parity; real meters: "E"' if sim.tcp is None and sim.port is None else '"E"'
+        click.echo(f'[lines.meters]\ntype = "serial"\nport = "{where}"\nbaudrate = 2400\nparity = {parity}\n')
         for i, a in enumerate(addresses):
             click.echo(f'[[devices]]\nname = "meter{i + 1}"\ntype = "dlt645"\nline = "meters"\naddress = "{a}"\n'
                        f'edition = "{edition}"\n')

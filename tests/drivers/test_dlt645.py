@@ -374,3 +374,28 @@ def test_init_writes_a_config_that_reads_the_meter(tmp_path: Path) -> None:
     assert r.returncode == 0 and "1 answered, 0 failed" in r.stderr, r.stderr
     readings = {row["metric"]: row["value"] for row in orjson.loads(r.stdout.strip().partition(" ")[2])["readings"]}
     assert readings["energy_import"] == 12000.01 and readings["voltage_l1"] == 229.8
+
+
+def test_simulate_prints_a_config_that_reads_its_meters(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    link = tmp_path / "ttyMETERS"
+    sim = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "simulate", "dlt645", "--link", str(link),
+                            "--address", ADDR, "--address", "000000000002"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith('edition = "2007"') and len(
+                [x for x in lines if x.startswith("edition")]) == 2):
+            lines.append(sim.stdout.readline().rstrip("\n"))
+        snippet = "\n".join(lines[1:])
+        cfg = tmp_path / "agent.toml"
+        cfg.write_text(f'[gateway]\nid = "gw-sim"\nstate_dir = "{tmp_path / "st"}"\n[mqtt]\nhost = "127.0.0.1"\n{snippet}\n')
+        r = edge_agent("run", "--once", "--config", str(cfg))
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    assert r.returncode == 0 and "2 answered, 0 failed" in r.stderr, r.stderr + snippet
