@@ -128,15 +128,23 @@ class Dlt645Driver:
     async def open(self) -> None:
         """Nothing to set up: the line opens on the first request."""
 
-    def _ours(self, raw: bytes) -> bool:
-        try:
-            f = codec.decode(raw)
-        except ProtocolError:
-            return False
-        return f.address == self.address and bool(f.control & codec.REPLY)
+    def _answer_to(self, di: int):
+        """Accept only this meter's reply to ``di`` (or its error reply): a late answer to an earlier
+        request is skipped, never taken for this one."""
+        want = codec.di_bytes(di, self.config.edition)
 
-    async def _ask(self, request: bytes) -> codec.fr.Frame:
-        raw = await self.port.transact(request, read_until=codec.scan, accept=self._ours,
+        def accept(raw: bytes) -> bool:
+            try:
+                f = codec.decode(raw)
+            except ProtocolError:
+                return False
+            if f.address != self.address or not f.control & codec.REPLY:
+                return False
+            return bool(f.control & codec.ERROR) or f.data[:len(want)] == want
+        return accept
+
+    async def _ask(self, request: bytes, di: int) -> codec.fr.Frame:
+        raw = await self.port.transact(request, read_until=codec.scan, accept=self._answer_to(di),
                                        timeout=self.config.request_timeout)
         assert raw is not None
         return codec.decode(raw)
@@ -144,12 +152,12 @@ class Dlt645Driver:
     async def read_data(self, di: int) -> bytes:
         """The value bytes of one identifier, follow-up frames (12H) included; MeterError when refused."""
         ed = self.config.edition
-        reply = codec.parse_read_reply(await self._ask(codec.read_request(self.address, di, ed, wake=self.config.wake)), di, ed)
+        reply = codec.parse_read_reply(await self._ask(codec.read_request(self.address, di, ed, wake=self.config.wake), di), di, ed)
         data = bytearray(reply.data)
         seq = 1
         while reply.more and ed is Edition.V2007 and seq <= MAX_FOLLOW:
             req = codec.follow_request(self.address, di, seq, wake=self.config.wake)
-            reply = codec.parse_read_reply(await self._ask(req), di, ed)
+            reply = codec.parse_read_reply(await self._ask(req, di), di, ed)
             data += reply.data[:-1]  # a follow-up reply ends with its sequence number
             seq += 1
         return bytes(data)

@@ -23,7 +23,7 @@ from agent.contract import DeviceTimeout, MetricKind, ProtocolError
 from agent.simkit.conformance import SimDevice, build_driver
 from drivers.dlt645 import SPEC, codec
 from drivers.dlt645 import frame as fr
-from drivers.dlt645.codec import Fmt, MeterError
+from drivers.dlt645.codec import Edition, Fmt, MeterError
 from drivers.dlt645.sim import DEFAULTS, Dlt645Sim, Fault, Meter, start
 
 ADDR = "123456781012"
@@ -103,6 +103,16 @@ def test_a_truncated_or_corrupted_frame_is_never_returned(frame: bytes, data) ->
         codec.decode(bytes(bad))
 
 
+@settings(max_examples=300, deadline=None)
+@given(frames, st.sampled_from([0x00010000, 0x02010100, 0x9010]), st.sampled_from(list(Edition)))
+def test_any_frame_as_a_reply_is_a_value_or_a_typed_error(frame: bytes, di: int, edition: Edition) -> None:
+    try:
+        reply = codec.parse_read_reply(codec.decode(frame), di, edition)
+        Fmt(4, 2).decode(reply.data)
+    except ProtocolError:  # MeterError included
+        pass
+
+
 # -- the driver --------------------------------------------------------------------------------
 class Clock:
     def __init__(self) -> None:
@@ -176,6 +186,18 @@ async def test_each_fault_is_a_typed_error_or_survived_and_the_next_poll_reads(t
             else:
                 with pytest.raises(error):
                     await driver.read()
+            assert [s.value for s in await driver.read()] == [229.8]
+    finally:
+        await sim.stop()
+
+
+async def test_a_late_reply_to_another_identifier_is_skipped(tmp_path: Path) -> None:
+    sim = await start()
+    late = fr.encode(codec.LAYOUT, sim.meters[0].wire, 0x91, bytes.fromhex("00000200") + Fmt(4, 2).encode(1.0), wake=0)
+    send = sim.write_raw
+    sim.write_raw = lambda data: send(late + data)  # an answer to an earlier request arrives first
+    try:
+        async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
             assert [s.value for s in await driver.read()] == [229.8]
     finally:
         await sim.stop()
