@@ -39,7 +39,7 @@ AuditSink = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True, slots=True)
 class Writer:
-    """Who asks for a write. ``clamp``: out-of-bounds current limits are clamped instead of refused."""
+    """Who asks for a write. ``clamp``: out-of-bounds values are clamped instead of refused (automatic writers)."""
 
     source: str  # "command", "site", ...
     ref: str | None = None  # the command id, for commands
