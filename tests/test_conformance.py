@@ -288,7 +288,8 @@ class TestDlt645(DriverConformance):
     async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
         sim = await start_dlt645()
         try:
-            yield SimDevice(device={"type": "dlt645", "line": "rs485", "address": "123456781012", "profile": "three_phase"},
+            yield SimDevice(device={"type": "dlt645", "line": "rs485", "address": "123456781012", "profile": "three_phase",
+                                    "request_timeout": 10},
                             lines={"rs485": {**serial(sim.path), "baudrate": 2400}},  # a pty refuses parity E
                             expected=lambda: {k: sim.meters[0].values[k] for k in ("voltage_l1", "current_l3", "power")})
         finally:

@@ -84,7 +84,7 @@ def test_a_point_the_example_driver_declares_is_commanded_over_mqtt(tmp_path: Pa
     (alarm_high) and the real agent, through a real mosquitto, writes it with the generic ``write``
     command and the driver's own alias, and refuses it out of bounds; nothing under agent/ names it."""
     with simulator("example-thermometer", temperature=21.0) as sim:
-        cfg = write_config(tmp_path, sim.path, writable='["alarm_high"]')
+        cfg = write_config(tmp_path, sim.path, writable='["alarm_high"]', timeout="10")  # a loaded machine
         cfg.write_text(cfg.read_text().replace('port = 1\n', f'port = {mosquitto.port}\n')
                        .replace('host = "127.0.0.1"\nport', f'host = "{mosquitto.host}"\nport', 1))
         sub = mqtt_subscriber(mosquitto, "site/gw-ex/#")

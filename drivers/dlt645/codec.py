@@ -71,7 +71,10 @@ def format_address(wire: bytes) -> str:
 
 
 def di_bytes(di: int, edition: Edition) -> bytes:
-    return di.to_bytes(4 if edition is Edition.V2007 else 2, "little")
+    size = 4 if edition is Edition.V2007 else 2
+    if not 0 <= di < 1 << 8 * size:
+        raise ValueError(f"identifier {di:X} is not a DL/T 645-{edition.value} identifier ({size} bytes)")
+    return di.to_bytes(size, "little")
 
 
 def read_control(edition: Edition) -> int:
