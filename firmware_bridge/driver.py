@@ -14,7 +14,8 @@ from agent.contract import (
     DriverContext,
     MetricKind,
     MetricSpec,
-    PointBounds,
+    Point,
+    PointKind,
     Quality,
     Sample,
     SerialDevice,
@@ -61,10 +62,18 @@ class McuNodeConfig(SerialDevice):
             raise ValueError(f"interval_bounds must satisfy 10 <= low <= high <= {MAX_INTERVAL_MS}")
         return self
 
-    def writable_points(self) -> dict[str, PointBounds]:
-        """The declared points with their bounds, for the write gate (agent.contract.DeclaresPoints)."""
-        return {p: PointBounds(*self.interval_bounds, integer=True, unit="ms") if p == "interval_ms"
-                else PointBounds(0, 1, integer=True) for p in self.writable}
+    def points(self) -> list[Point]:
+        """The node's points for the write gate (agent.contract.DeclaresPoints): its sampling interval and
+        the outputs named in ``writable``."""
+        lo, hi = self.interval_bounds
+        out = [Point("interval_ms", unit="ms", low=lo, high=hi, integer=True, writable="interval_ms" in self.writable,
+                     meaning="the node's sampling interval")]
+        out += [Point(p, PointKind.SWITCH, writable=True, meaning="1 switches the output on, 0 off")
+                for p in self.writable if p != "interval_ms"]
+        return out
+
+    def aliases(self) -> dict[str, str]:
+        return {"set_interval": "interval_ms", "set_output": "output{output}"}
 
 
 class McuNodeDriver:

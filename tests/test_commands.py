@@ -354,3 +354,34 @@ async def test_write_gate_guards_a_device_against_a_runaway_writer(tmp_path):
     assert audit[-1]["status"] == "refused" and audit[-1]["code"] == "rate_limited"
     clock.t += 61_000
     assert await gate.write("cp1", Action.SET_CURRENT_LIMIT.point, 8.0, by=SITE) == 8.0
+
+
+async def test_the_generic_write_reaches_any_declared_point_and_aliases_are_the_same_write(tmp_path):
+    router, drv, _ = make(tmp_path)
+    out = await router.handle("cp1", cmd(id="w1", action="write", point="current_limit", value=16))
+    assert out.status == "accepted" and out.result["applied"] == 16 and out.result["point"] == "current_limit"
+    assert (await router.handle("cp1", cmd(id="w2", action="write", point="stop"))).status == "accepted"
+    assert drv.writes == [("current_limit", 16.0), ("stop", True)]
+    for cid, body, code, words in [
+        ("w3", dict(action="write", value=16), "malformed", '"point"'),
+        ("w4", dict(action="write", point="boost", value=5), "not_writable", "'boost' is not declared writable"),
+        ("w5", dict(action="write", point="nope", value=1), "not_writable", "'nope' is not declared writable"),
+        ("w6", dict(action="write", point="stop", value=1), "malformed", "takes no"),
+        ("w7", dict(action="write", point="current_limit", value=40), "out_of_range", "outside [6, 32] A"),
+        ("w8", dict(action="set_interval", value=500), "unknown_action",
+         "known for this device: write, boost, set_current_limit, start, stop"),
+        ("w9", dict(action="start", point="stop"), "malformed", "use action 'write'"),
+    ]:
+        out = await router.handle("cp1", cmd(id=cid, **body))
+        assert out.result["code"] == code and words in out.result["reason"], out.result
+    assert len(drv.writes) == 2
+
+
+async def test_hmac_signs_the_point_of_a_write(tmp_path):
+    router, drv, clock = make(tmp_path, auth="hmac", secret="k")
+    forged = sign("k", "cp1", "h1", "write", None, None, point="start")  # signed for start, sent as stop
+    out = await router.handle("cp1", cmd(id="h1", action="write", point="stop", token=forged))
+    assert out.result["code"] == "unauthorised"
+    ok = sign("k", "cp1", "h2", "write", None, None, point="stop")
+    assert (await router.handle("cp1", cmd(id="h2", action="write", point="stop", token=ok))).status == "accepted"
+    assert drv.writes == [("stop", True)]

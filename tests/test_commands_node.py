@@ -138,8 +138,9 @@ def test_hmac_signs_the_output_number(node_link, tmp_path):
     asyncio.run(with_router(node_link, tmp_path, check, auth="hmac", secret="s3cret"))
 
 
-def test_a_charger_declares_no_generic_points(tmp_path):
+def test_a_charger_declares_its_points_like_any_device(tmp_path):
     from drivers.charger_common import ChargerConfig
     cfg = ChargerConfig.model_validate(dict(name="cp1", type="test_charger", writable=["current_limit"]))
     gate = WriteGate({"cp1": cfg}, {}, Clock())
-    assert gate.declared("cp1") == {}
+    assert set(gate.declared("cp1")) == {"current_limit"}  # one vocabulary: chargers declare points too
+    assert gate.points("cp1")["current_limit"].meaning == "amps offered per phase; 0 pauses"

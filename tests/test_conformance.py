@@ -25,6 +25,8 @@ from agent.simkit.conformance import (
 )
 from drivers.bme680 import SPEC as BME680
 from drivers.bme680.sim import Bme680Emulator
+from drivers.dlt645 import SPEC as DLT645
+from drivers.dlt645.sim import start as start_dlt645
 from drivers.mhz19 import SPEC as MHZ19
 from drivers.mhz19.sim import Mhz19Sim
 from drivers.modbus_charger import SPEC as MODBUS_CHARGER
@@ -277,6 +279,25 @@ class TestMcuNode(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:
         return SimDevice(device={"type": "mcu_node", "line": "node", "timeout": 0.5, "describe_timeout": 0.2},
                          lines={"node": serial(str(tmp_path / "ttyABSENT"))})
+
+
+class TestDlt645(DriverConformance):
+    spec = DLT645
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        sim = await start_dlt645()
+        try:
+            yield SimDevice(device={"type": "dlt645", "line": "rs485", "address": "123456781012", "profile": "three_phase",
+                                    "request_timeout": 10},
+                            lines={"rs485": {**serial(sim.path), "baudrate": 2400}},  # a pty refuses parity E
+                            expected=lambda: {k: sim.meters[0].values[k] for k in ("voltage_l1", "current_l3", "power")})
+        finally:
+            await sim.stop()
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device={"type": "dlt645", "line": "rs485", "address": "123456781012", "timeout": 2,
+                                 "request_timeout": 0.3}, lines={"rs485": serial(str(tmp_path / "ttyABSENT"))})
 
 
 def test_every_built_in_driver_is_covered() -> None:

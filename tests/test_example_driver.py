@@ -77,3 +77,40 @@ class TestExampleThermometer(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:
         return SimDevice(device={"type": "example_thermometer", "line": "usb0", "timeout": 0.3},
                          lines={"usb0": {"type": "serial", "port": str(tmp_path / "ttyABSENT")}})
+
+
+def test_a_point_the_example_driver_declares_is_commanded_over_mqtt(tmp_path: Path, mosquitto, mqtt_subscriber) -> None:
+    """The proof that the points vocabulary is open: a third-party driver declares a writable point
+    (alarm_high) and the real agent, through a real mosquitto, writes it with the generic ``write``
+    command and the driver's own alias, and refuses it out of bounds; nothing under agent/ names it."""
+    with simulator("example-thermometer", temperature=21.0) as sim:
+        cfg = write_config(tmp_path, sim.path, writable='["alarm_high"]', timeout="10")  # a loaded machine
+        cfg.write_text(cfg.read_text().replace('port = 1\n', f'port = {mosquitto.port}\n')
+                       .replace('host = "127.0.0.1"\nport', f'host = "{mosquitto.host}"\nport', 1))
+        sub = mqtt_subscriber(mosquitto, "site/gw-ex/#")
+        agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            sub.wait_for(1, 90, predicate=lambda m: m.topic == "site/gw-ex/health"
+                         and m.json().get("uplink", {}).get("commands_subscribed") is True)
+
+            def command(**body) -> dict:
+                sub.client.publish("site/gw-ex/cmd/office", json.dumps(body), qos=1)
+                got = sub.wait_for(1, 60, predicate=lambda m: m.topic == "site/gw-ex/cmd/office/result"
+                                   and m.json().get("id") == body["id"])
+                return got[0].json()
+
+            out = command(id="w1", action="write", point="alarm_high", value=30.5)
+            assert out["status"] == "accepted" and out["applied"] == 30.5, out
+            assert sim.alarm_high == 30.5
+            out = command(id="w2", action="set_alarm", value=28)  # the alias the driver declares
+            assert out["status"] == "accepted" and out["applied"] == 28.0, out
+            out = command(id="w3", action="write", point="alarm_high", value=200)
+            assert out["code"] == "out_of_range" and out["reason"] == "alarm_high 200 degC is outside [-40, 125] degC", out
+            out = command(id="w4", action="write", point="offset", value=1)
+            assert out["code"] == "not_writable" and "'offset' is not declared writable" in out["reason"], out
+            assert sim.alarm_high == 28.0  # nothing refused reached the device
+        finally:
+            agent.terminate()
+            _, err = agent.communicate(timeout=30)
+        assert "Traceback" not in err, err

@@ -68,6 +68,9 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
 @click.option("--tls/--no-tls", default=None, help=f"TLS to the broker (default: on for port {TLS_PORT}).")
 @click.option("--scan", "scan_ports", multiple=True, metavar="PORT", help="Serial port to scan for Modbus units (repeatable).")
 @click.option("--scan-tcp", "scan_tcp", multiple=True, metavar="HOST:PORT", help="Modbus TCP address to scan (repeatable).")
+@click.option("--scan-dlt645", "scan_dlt645", multiple=True, metavar="PORT",
+              help="Serial port (2400 8E1) or socket://HOST:PORT to scan for DL/T 645 meters (repeatable).")
+@click.option("--dlt645-address", "dlt645_addresses", multiple=True, help="A DL/T 645 meter address to probe (repeatable).")
 @click.option("--units", default="1-247", show_default=True, help="Unit ids to ask on each port.")
 @click.option("--baud", default="9600", show_default=True, help="Comma-separated baud rates to try (serial only).")
 @click.option("--parity", default="N", show_default=True, help="Comma-separated parities to try: N, E, O.")
@@ -75,7 +78,7 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Config file to write.")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 def command(gateway_id: str, broker: str, tls: bool | None, scan_ports: tuple[str, ...], scan_tcp: tuple[str, ...],
-            units: str, baud: str, parity: str, timeout: float, output: Path, force: bool) -> None:
+            scan_dlt645: tuple[str, ...], dlt645_addresses: tuple[str, ...], units: str, baud: str, parity: str, timeout: float, output: Path, force: bool) -> None:
     """Write a starter config: gateway, broker and the Modbus devices a scan of the given ports finds."""
     import re
 
@@ -100,6 +103,15 @@ def command(gateway_id: str, broker: str, tls: bool | None, scan_ports: tuple[st
             raise click.ClickException(str(e)) from None
         found = sum(add_to_draft(draft, s) for s in scans)
         click.echo(f"  {found} device(s) with a known profile")
+    for where in scan_dlt645:
+        from .scan_dlt645 import add_meters_to_draft, parse_addresses, scan_meters
+
+        click.echo(f"scanning {where} for DL/T 645 meters (2400 8E1) ...")
+        try:
+            scans = scan_meters(where, [2400], ["E"], parse_addresses(dlt645_addresses), max(timeout, 1.0))
+        except BusUnavailable as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"  {sum(add_meters_to_draft(draft, s) for s in scans)} meter(s)")
     text = starter_config(gateway_id=gateway_id, host=host, port=port,
                           tls=port == TLS_PORT if tls is None else tls, draft=draft)
     try:

@@ -16,13 +16,16 @@ def _num(x: Any) -> str:
 
 
 def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output: Any = None,
-              session: Mapping[str, Any] | None = None) -> bytes:
+              session: Mapping[str, Any] | None = None, point: Any = None) -> bytes:
     """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line;
-    then the output number, only for a command that has one (set_output); for ``set_session`` also
-    departure (as sent), energy_kwh and max_current_a (3 decimals or empty)."""
+    then the output number, only for a command that has one (set_output); then the point, only for a
+    command that names one (write); for ``set_session`` also departure (as sent), energy_kwh and
+    max_current_a (3 decimals or empty)."""
     lines = [device, cmd_id, action, _num(value), "" if ts is None else str(int(ts))]
     if output is not None:
         lines.append(str(int(output)))
+    if point is not None:
+        lines.append(str(point))
     if action == "set_session":
         s = session or {}
         dep = s.get("departure")
@@ -31,9 +34,9 @@ def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output
 
 
 def sign(secret: str, device: str, cmd_id: str, action: str, value: Any = None, ts: Any = None,
-         output: Any = None, session: Mapping[str, Any] | None = None) -> str:
+         output: Any = None, session: Mapping[str, Any] | None = None, point: Any = None) -> str:
     """The token a sender puts in ``"token"`` for auth = hmac (``session``: the set_session fields)."""
-    msg = canonical(device, cmd_id, action, value, ts, output, session)
+    msg = canonical(device, cmd_id, action, value, ts, output, session, point)
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
@@ -50,7 +53,7 @@ def check(mode: AuthMode, secret: str | None, device: str, body: dict[str, Any])
     else:
         try:
             expected = sign(secret, device, body["id"], body["action"], body.get("value"), body.get("ts"),
-                            body.get("output"), body)
+                            body.get("output"), body, body.get("point"))
         except (TypeError, ValueError, KeyError, OverflowError):
             raise Refusal(Code.UNAUTHORISED, "cannot compute signature over this command") from None
         ok = hmac.compare_digest(token.lower().encode(), expected.encode())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -17,24 +18,27 @@ ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 
 
 class Action(enum.StrEnum):
+    """Actions the core itself knows. Every other action is an alias a device config declares for one
+    of its points (:func:`agent.contract.points.aliases_of`); the charger ones below are also what the
+    site controller's command hook is told."""
+
+    WRITE = "write"  # {"point": NAME, "value": V}: any point the device declares writable
+    SET_SESSION = "set_session"  # informs the site planner; writes nothing to the device
     START = "start"
     STOP = "stop"
     SET_CURRENT_LIMIT = "set_current_limit"
     BOOST = "boost"
-    SET_INTERVAL = "set_interval"  # a point the device config declares (agent.contract.DeclaresPoints)
-    SET_OUTPUT = "set_output"
-    SET_SESSION = "set_session"  # informs the site planner; writes nothing to the device
 
     @property
-    def point(self) -> ChargerPoint:
-        """The writable point (``writable = [...]`` in config) this action needs."""
-        return ChargerPoint.CURRENT_LIMIT if self is Action.SET_CURRENT_LIMIT else ChargerPoint(self.value)
+    def point(self) -> str:
+        """The charger point (``writable = [...]`` in config) this action writes."""
+        return ChargerPoint.CURRENT_LIMIT.value if self is Action.SET_CURRENT_LIMIT else self.value
 
 
-POINT_ACTIONS = {Action.SET_INTERVAL, Action.SET_OUTPUT}  # written through WriteGate.write_point
-NEEDS_VALUE = {Action.SET_CURRENT_LIMIT, Action.BOOST, *POINT_ACTIONS}
-MAX_OUTPUT = 999
+SITE_ACTIONS = {Action(a).point: Action(a) for a in ("start", "stop", "set_current_limit", "boost")}
+MAX_INDEX = 65_535
 SESSION_KEYS = {"departure", "energy_kwh", "max_current_a"}  # set_session only (agent.commands.session)
+POINT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class Code(enum.StrEnum):
@@ -67,16 +71,12 @@ class Refusal(CommandRefused):
 @dataclass(frozen=True, slots=True)
 class Command:
     id: str
-    action: Action
+    action: str  # "write", "set_session", or an alias a device declares
     value: float | None
     ts: int | None
     body: dict[str, Any]
-    output: int | None = None  # set_output: which output
-
-    @property
-    def point(self) -> str:
-        """The declared point a set_interval / set_output command writes."""
-        return "interval_ms" if self.action is Action.SET_INTERVAL else f"output{self.output}"
+    output: int | None = None  # fills ``{output}`` in an alias's point name
+    point: str | None = None  # for "write": as sent; after :meth:`resolve`: the point written
 
 
 def parse_body(payload: bytes, *, max_bytes: int) -> dict[str, Any]:
@@ -100,34 +100,63 @@ def command_id(body: dict[str, Any]) -> str:
 
 
 def parse_command(body: dict[str, Any], cid: str) -> Command:
-    allowed = {"id", "action", "value", "output", "ts", "token"}
+    """The command's shape; which point it writes and what value that point takes is the device's
+    declaration's business (the router resolves it)."""
+    allowed = {"id", "action", "value", "output", "point", "ts", "token"}
     if body.get("action") == Action.SET_SESSION.value:
         allowed |= SESSION_KEYS
     unknown = set(body) - allowed
     if unknown:
         raise Refusal(Code.MALFORMED, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
-    raw_action = body.get("action")
-    if not isinstance(raw_action, str):
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
         raise Refusal(Code.MALFORMED, "\"action\" must be a string")
-    try:
-        action = Action(raw_action)
-    except ValueError:
-        known = ", ".join(a.value for a in Action)
-        raise Refusal(Code.UNKNOWN_ACTION, f"unknown action {raw_action[:40]!r} (known: {known})") from None
     value = body.get("value")
-    if action in NEEDS_VALUE:
+    if value is not None:
+        if action == Action.SET_SESSION:
+            raise Refusal(Code.MALFORMED, f"action {action!r} takes no \"value\"")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise Refusal(Code.MALFORMED, f"action {action.value!r} needs a finite number in \"value\"")
+            raise Refusal(Code.MALFORMED, f"action {action[:40]!r}: \"value\" must be a finite number")
         value = float(value)
-    elif value is not None:
-        raise Refusal(Code.MALFORMED, f"action {action.value!r} takes no \"value\"")
     output = body.get("output")
-    if action is Action.SET_OUTPUT:
-        if isinstance(output, bool) or not isinstance(output, int) or not 0 <= output <= MAX_OUTPUT:
-            raise Refusal(Code.MALFORMED, f"action 'set_output' needs the output number (0-{MAX_OUTPUT}) in \"output\"")
-    elif output is not None:
-        raise Refusal(Code.MALFORMED, f"action {action.value!r} takes no \"output\"")
+    if output is not None and (isinstance(output, bool) or not isinstance(output, int) or not 0 <= output <= MAX_INDEX):
+        raise Refusal(Code.MALFORMED, f"\"output\" must be a whole number 0-{MAX_INDEX}")
+    point = body.get("point")
+    if action == Action.WRITE:
+        if not isinstance(point, str) or not POINT_NAME.match(point):
+            raise Refusal(Code.MALFORMED, "action 'write' needs the point's name in \"point\"")
+    elif point is not None:
+        raise Refusal(Code.MALFORMED, f"action {action[:40]!r} takes no \"point\" (use action 'write')")
     ts = body.get("ts")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 0):
         raise Refusal(Code.MALFORMED, "\"ts\" must be epoch milliseconds (a non-negative integer)")
-    return Command(cid, action, value, ts, body, output)
+    return Command(cid, action, value, ts, body, output, point)
+
+
+def resolve(cmd: Command, aliases: Mapping[str, str], takes_value: Callable[[str], bool | None]) -> Command:
+    """The point ``cmd`` writes, from the device's declared ``aliases``; ``takes_value(point)`` says
+    whether a declared point takes a value (None: not declared). Raises :class:`Refusal`."""
+    if cmd.action == Action.WRITE:
+        if cmd.output is not None:
+            raise Refusal(Code.MALFORMED, "action 'write' takes no \"output\": name the point")
+        name = cmd.point
+    else:
+        template = aliases.get(cmd.action)
+        if template is None:
+            known = ", ".join(["write", *sorted(aliases)])
+            raise Refusal(Code.UNKNOWN_ACTION, f"unknown action {cmd.action[:40]!r} (known for this device: {known})")
+        if "{output}" in template:
+            if cmd.output is None:
+                raise Refusal(Code.MALFORMED, f"action {cmd.action!r} needs the output number in \"output\"")
+            name = template.replace("{output}", str(cmd.output))
+        elif cmd.output is not None:
+            raise Refusal(Code.MALFORMED, f"action {cmd.action!r} takes no \"output\"")
+        else:
+            name = template
+    assert name is not None
+    wants = takes_value(name)
+    if wants is True and cmd.value is None:
+        raise Refusal(Code.MALFORMED, f"action {cmd.action!r} needs a finite number in \"value\"")
+    if wants is False and cmd.value is not None:
+        raise Refusal(Code.MALFORMED, f"action {cmd.action!r} takes no \"value\"")
+    return replace(cmd, point=name)

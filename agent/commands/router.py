@@ -17,20 +17,27 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.contract import Clock
-from agent.contract.charger import ChargerPoint
 from agent.errors import DeviceError
 
 from . import auth
 from .config import CommandsConfig
 from .gate import WriteGate, Writer
 from .idstore import IN_PROGRESS, IdStore, IdStoreUnavailable
-from .parse import POINT_ACTIONS, Action, Code, Command, Refusal, command_id, parse_body, parse_command
+from .parse import (
+    SITE_ACTIONS,
+    Action,
+    Code,
+    Command,
+    Refusal,
+    command_id,
+    parse_body,
+    parse_command,
+    resolve,
+)
 from .ratelimit import RateLimiter
 from .session import SessionRequest, parse_session
 
 log = logging.getLogger(__name__)
-
-MAX_BOOST_MINUTES = 24 * 60
 
 
 class SiteHook(Protocol):
@@ -139,8 +146,8 @@ class CommandRouter:
             cmd = parse_command(body, cid)
             if device not in self.devices or device not in self.drivers:
                 raise Refusal(Code.UNKNOWN_DEVICE, f"no device named {device[:64]!r} on this gateway")
-            self._check_point(cmd, device)
-            session = parse_session(body, now_ms) if cmd.action is Action.SET_SESSION else None
+            cmd = self._check_point(cmd, device)
+            session = parse_session(body, now_ms) if cmd.action == Action.SET_SESSION else None
             self._check_fresh(cmd, now_ms)
         except Refusal as r:
             result = self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
@@ -199,45 +206,46 @@ class CommandRouter:
         res.update(detail or {})
         return res
 
-    def _check_point(self, cmd: Command, device: str) -> None:
-        """Refuse before anything is recorded: the point is not writable, or the value out of bounds."""
-        if cmd.action in POINT_ACTIONS:
-            assert cmd.value is not None
-            self.gate.check_point(device, cmd.point, cmd.value)
-            return
-        if cmd.action is Action.SET_SESSION:  # informs the planner, not a device write: no gate
+    def _check_point(self, cmd: Command, device: str) -> Command:
+        """Refuse before anything is recorded: unknown action, point not writable, value out of bounds.
+        Returns the command with the point it writes."""
+        if cmd.action == Action.SET_SESSION:  # informs the planner, not a device write: no gate
             if self.site is None or not self.site.manages(device):
                 raise Refusal(Code.NOT_WRITABLE, f"set_session needs site load management ([site] chargers) "
                                                  f"to manage {device!r}")
-            return
-        if cmd.action is not Action.BOOST:
-            self.gate.check(device, cmd.action.point, cmd.value, Writer.command(cmd.id))
-            return
-        if ChargerPoint.BOOST not in self.gate.writable(device):
-            raise Refusal(Code.NOT_WRITABLE, f"'boost' is not declared writable for {device!r}")
-        assert cmd.value is not None
-        if not 0 <= cmd.value <= MAX_BOOST_MINUTES:
-            raise Refusal(Code.OUT_OF_RANGE, f"boost of {cmd.value:g} min is outside [0, {MAX_BOOST_MINUTES}] (0 cancels)")
-        if self.site is None or not self.site.manages(device):
+            return cmd
+        points = self.gate.points(device)
+        cmd = resolve(cmd, self.gate.aliases(device),
+                      lambda name: points[name].takes_value if name in points else None)
+        assert cmd.point is not None
+        self.gate.check(device, cmd.point, cmd.value, Writer.command(cmd.id))
+        if self._site_action(cmd, device) is None and cmd.point == Action.BOOST.point:
             raise Refusal(Code.NOT_WRITABLE, f"boost needs site load management to manage {device!r}")
+        return cmd
+
+    def _site_action(self, cmd: Command, device: str) -> Action | None:
+        """The site hook's action when the site controller manages ``device`` and ``cmd`` writes one of
+        the charger points it arbitrates (the site decides what reaches the charger)."""
+        if self.site is None or not self.site.manages(device) or cmd.point is None:
+            return None
+        return SITE_ACTIONS.get(cmd.point)
 
     async def _execute(self, device: str, cmd: Command, session: SessionRequest | None = None) -> dict[str, Any]:
         by = Writer.command(cmd.id)
-        if cmd.action in POINT_ACTIONS:
-            assert cmd.value is not None
-            return {"applied": await self.gate.write_point(device, cmd.point, cmd.value, by=by)}
         if session is not None and self.site is not None:
             return self.site.plan_session(device, session)
-        if self.site is not None and self.site.manages(device):
-            return await self.site.command(device, cmd.action, cmd.value, by)
-        applied = await self.gate.write(device, cmd.action.point, cmd.value, by=by)
-        return {"applied": applied} if cmd.action is Action.SET_CURRENT_LIMIT else {}
+        if (action := self._site_action(cmd, device)) is not None:
+            assert self.site is not None
+            return await self.site.command(device, action, cmd.value, by)
+        assert cmd.point is not None
+        applied = await self.gate.write(device, cmd.point, cmd.value, by=by)
+        return {"applied": applied} if cmd.value is not None else {}
 
     @staticmethod
     def _result(cid, status, code, reason, device, body, now_ms) -> dict[str, Any]:
         res: dict[str, Any] = {"id": cid, "status": status, "device": device, "ts": now_ms}
         if body is not None:
-            for k in ("action", "value", "output"):
+            for k in ("action", "point", "value", "output"):
                 if k in body and isinstance(body[k], str | int | float | type(None)):
                     res[k] = body[k][:64] if isinstance(body[k], str) else body[k]
         if code is not None:

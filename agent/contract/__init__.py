@@ -12,7 +12,8 @@ A driver package imports ``agent.contract`` and its own modules, nothing else of
 - the typed errors a driver raises (:class:`DeviceTimeout`, :class:`ProtocolError`, ...);
 - the charger capability (:class:`ChargerControl`, :class:`ChargerPoint`, :class:`IecState` ...)
   that the site controller and the command router drive;
-- bounded writable points of other devices (:class:`DeclaresPoints`, :class:`PointControl`);
+- the points a device declares and the writes its driver accepts (:class:`Point`, :class:`PointKind`,
+  :class:`DeclaresPoints`, :class:`PointControl`): the one vocabulary of the write gate;
 - what a package exports: :class:`DriverSpec`, :class:`SimulatorSpec`, :class:`LineKind`;
   what it is handed: :class:`DriverContext` with its :class:`Clock`.
 """
@@ -47,7 +48,7 @@ from .lines import LINES_GROUP, Bus, Buses, LineKind
 from .modbus import MODBUS_BUS, ModbusDevice, ModbusLine
 from .options import CheckConfig, EnergyConfig, EnergyMethod, PublishMode
 from .plausibility import NonDecreasing
-from .points import DeclaresPoints, PointBounds, PointControl
+from .points import DeclaresPoints, Point, PointControl, PointKind, aliases_of
 from .serial import SERIAL_BUS, FrameScan, Scanner, SerialDevice, SerialPort
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
     "ProtocolError",
     "Batch", "MetricKind", "MetricSpec", "Quality", "Sample",
     "ChargerControl", "ChargerKeys", "ChargerMetric", "ChargerPoint", "IecState",
-    "DeclaresPoints", "PointBounds", "PointControl",
+    "DeclaresPoints", "Point", "PointControl", "PointKind", "aliases_of",
     "modbus_values", "plausibility", "NonDecreasing",
     "NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name",
     "CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode",

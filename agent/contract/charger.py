@@ -16,6 +16,10 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from .points import Point, PointKind
+
+MAX_BOOST_MINUTES = 24 * 60
+
 
 class IecState(enum.IntEnum):
     UNKNOWN = 0
@@ -119,6 +123,24 @@ class ChargerKeys(BaseModel):
         if v not in (1, 3):
             raise ValueError("phases must be 1 or 3")
         return v
+
+    def points(self) -> tuple[Point, ...]:
+        """The charger's points (agent.contract.DeclaresPoints); writable as ``writable`` says."""
+        lo, hi = self.current_limit_bounds
+        w = set(self.writable)
+        return (
+            Point(ChargerPoint.CURRENT_LIMIT.value, unit="A", low=lo, high=hi, below_low=0.0,
+                  writable=ChargerPoint.CURRENT_LIMIT in w, meaning="amps offered per phase; 0 pauses"),
+            Point(ChargerPoint.START.value, PointKind.ACTION, writable=ChargerPoint.START in w,
+                  meaning="allow charging"),
+            Point(ChargerPoint.STOP.value, PointKind.ACTION, writable=ChargerPoint.STOP in w,
+                  meaning="stop charging"),
+            Point(ChargerPoint.BOOST.value, unit="min", low=0, high=MAX_BOOST_MINUTES, writable=ChargerPoint.BOOST in w,
+                  meaning="the site controller charges at full current for this long; 0 cancels"),
+        )
+
+    def aliases(self) -> dict[str, str]:
+        return {"start": "start", "stop": "stop", "set_current_limit": "current_limit", "boost": "boost"}
 
     @model_validator(mode="after")
     def _bounds(self) -> ChargerKeys:

@@ -37,7 +37,21 @@ from typing import Any, ClassVar
 
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
-from agent.contract import Batch, Buses, DeviceError, Driver, DriverContext, DriverSpec, MetricSpec, Sample
+from agent.contract import (
+    Batch,
+    Buses,
+    DeclaresPoints,
+    DeviceError,
+    Driver,
+    DriverContext,
+    DriverSpec,
+    MetricSpec,
+    Point,
+    PointControl,
+    PointKind,
+    Sample,
+    aliases_of,
+)
 
 
 @dataclass
@@ -116,6 +130,27 @@ async def check_round_trip(driver: Driver, expected: Callable[[], Mapping[str, f
     raise AssertionError(f"read back (got, served) differ after {polls} polls: {wrong}")
 
 
+def check_points(spec: DriverSpec, driver: Driver) -> list[Point]:
+    """A driver that accepts writes declares its points on its config (unique names, a kind, sane
+    bounds, what a write means), takes them by name (``write``), and its aliases name declared points."""
+    cfg = getattr(driver, "config", None)
+    if not isinstance(cfg, DeclaresPoints):
+        assert not spec.writable, f"{spec.type} says writable but its config declares no points()"
+        return []
+    points = list(cfg.points())
+    names = [p.name for p in points]
+    assert len(set(names)) == len(names), f"point names repeat: {names}"
+    for p in points:
+        assert isinstance(p, Point) and isinstance(p.kind, PointKind), f"{p!r} is not a Point with a PointKind"
+        assert p.low is None or p.high is None or p.low <= p.high, f"point {p.name}: low > high"
+        assert p.meaning, f"point {p.name}: say what a write means (meaning)"
+    assert spec.writable, f"{spec.type} declares points: set writable=True in its DriverSpec"
+    assert isinstance(driver, PointControl), f"{spec.type} declares points but its driver has no write(point, value)"
+    for action, target in aliases_of(cfg).items():
+        assert "{output}" in target or target in names, f"alias {action!r} names undeclared point {target!r}"
+    return points
+
+
 async def check_dead_device(driver: Driver, *, within: float = 30.0) -> DeviceError:
     """Against a device nobody answers, ``open()`` or ``read()`` raises a :class:`DeviceError`
     subclass (DeviceTimeout, BusUnavailable, ProtocolError...), not a bare exception, and in bounded time."""
@@ -161,6 +196,10 @@ class DriverConformance:
     def test_metrics_are_stable_and_unique(self, tmp_path: Path) -> None:
         driver, _ = build_driver(self.spec, self.dead(tmp_path), tmp_path)
         check_metrics(driver)
+
+    def test_points_are_declared_consistently(self, tmp_path: Path) -> None:
+        driver, _ = build_driver(self.spec, self.dead(tmp_path), tmp_path)
+        check_points(self.spec, driver)
 
     def test_reads_its_simulator(self, tmp_path: Path) -> None:
         async def round_trip(driver: Driver, pool: BusPool, sim: SimDevice) -> None:

@@ -9,4 +9,5 @@ SPEC = DriverSpec(
     config_model=ThermometerConfig,
     factory=ThermometerDriver,
     summary="Example thermometer: temperature and humidity, ASCII request/reply on a serial line.",
+    writable=True,
 )

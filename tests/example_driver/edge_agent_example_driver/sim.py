@@ -22,10 +22,14 @@ class ThermometerSim(SerialDeviceSim):
         super().__init__(**kw)
         self.temperature = temperature
         self.humidity = humidity
+        self.alarm_high = 60.0
 
     def handle(self, request: bytes) -> None:
         if request == protocol.READ:
             self.send(protocol.encode(self.temperature, self.humidity))
+        elif (m := protocol.SET_ALARM.fullmatch(request)) is not None:
+            self.alarm_high = float(m[1])
+            self.send(protocol.encode_alarm(self.alarm_high))
 
 
 async def start(*, temperature: float = 21.5, humidity: float = 45.0, link: str | None = None) -> ThermometerSim:
