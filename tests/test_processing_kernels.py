@@ -199,7 +199,8 @@ def run_counters(fn, mode, s, ts, v, rollover):
     ci, cf = counters.new_state(2)
     d = np.empty(n)
     q = np.zeros(n, np.uint32)
-    fn(s, ts, v, q, np.full(2, mode, np.int8), np.full(2, rollover), np.full(2, 1000.0), np.full(2, 10_000, np.int64), ci, cf, d)
+    fn(s, ts, v, q, np.full(2, mode, np.int8), np.full(2, rollover), np.full(2, 1000.0), np.full(2, np.inf),
+       np.full(2, 10_000, np.int64), ci, cf, d, np.empty(n, np.int64))
     return d, q, ci
 
 
@@ -256,7 +257,8 @@ def test_power_integration_trapezoid_and_gap():
     ci, cf = counters.new_state(1)
     d = np.empty(4)
     counters.counter_step(s, ts, v, np.zeros(4, np.uint32), np.array([counters.MODE_INTEGRATE], np.int8), np.zeros(1),
-                          np.full(1, np.inf), np.array([3_600_000], np.int64), ci, cf, d)
+                          np.full(1, np.inf), np.full(1, np.inf), np.array([3_600_000], np.int64), ci, cf, d,
+                          np.empty(4, np.int64))
     assert np.isnan(d[0])
     assert d[1] == pytest.approx(1000.0) and d[2] == pytest.approx(1000.0)  # W x h
     assert d[3] == pytest.approx(1000.0 / 60)
@@ -315,7 +317,7 @@ def run_detect(fn, s, v, prm=DET, n_series=2):
     q = np.zeros(n, np.uint32)
     state = detect.new_state(n_series)
     score, ev = np.empty(n), np.zeros(n, np.int8)
-    fn(s, v, q, np.ones(n_series, np.bool_), state, prm, score, ev)
+    fn(s, v, q, np.ones(n_series, np.bool_), np.zeros(n_series), state, prm, score, ev)
     return score, ev, q
 
 
