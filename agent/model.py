@@ -50,7 +50,8 @@ class MetricSpec:
     ``anomaly`` says whether the metric carries information of its own (False for derived or
     max-hold registers): the anomaly detector runs by default on gauges that do. ``significant``
     is the smallest change that matters for the metric (in its unit: its resolution or noise
-    floor); a smaller departure from the baseline never raises an anomaly.
+    floor), ``significant_rel`` the same as a fraction of the metric's current level (ordinary load
+    variation); a smaller departure from the baseline never raises an anomaly.
     """
 
     name: str
@@ -63,6 +64,7 @@ class MetricSpec:
     max_per_hour: float | None = None
     anomaly: bool = True
     significant: float = 0.0
+    significant_rel: float = 0.0
 
 
 class Sample(NamedTuple):
@@ -162,3 +164,4 @@ class Series:
     max_per_hour: float | None = None
     anomaly: bool = True
     significant: float = 0.0
+    significant_rel: float = 0.0

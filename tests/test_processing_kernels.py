@@ -317,7 +317,7 @@ def run_detect(fn, s, v, prm=DET, n_series=2):
     q = np.zeros(n, np.uint32)
     state = detect.new_state(n_series)
     score, ev = np.empty(n), np.zeros(n, np.int8)
-    fn(s, v, q, np.ones(n_series, np.bool_), np.zeros(n_series), state, prm, score, ev)
+    fn(s, v, q, np.ones(n_series, np.bool_), np.zeros(n_series), np.zeros(n_series), state, prm, score, ev)
     return score, ev, q
 
 

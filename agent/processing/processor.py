@@ -172,7 +172,7 @@ class Processor:
         if a.enabled:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
-            K.detect_step(s, v, q, p.detect, p.significant, self.det, self.det_params, score, event)
+            K.detect_step(s, v, q, p.detect, p.significant, p.significant_rel, self.det, self.det_params, score, event)
             rows = np.flatnonzero(event)
             if rows.size:
                 res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows], self.det))

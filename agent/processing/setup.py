@@ -31,6 +31,7 @@ class SeriesParams:
     max_step: np.ndarray
     max_rise: np.ndarray  # counters: the most a register can rise per millisecond
     significant: np.ndarray  # detector: the smallest departure that can be an anomaly
+    significant_rel: np.ndarray  # ... as a fraction of the baseline
     detect: np.ndarray
     meter_of: np.ndarray  # meter index for the energy series, -1 otherwise
     kwh_factor: np.ndarray
@@ -44,7 +45,8 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
         gap_ms=np.full(n, 60_000, np.int64), lo=np.full(n, -np.inf), hi=np.full(n, np.inf),
         stuck_n=np.zeros(n, np.int64), stuck_tol=np.zeros(n), max_rate=np.full(n, np.inf),
         stale_ms=np.zeros(n, np.int64), mode=np.zeros(n, np.int8), rollover=np.zeros(n),
-        max_step=np.full(n, np.inf), max_rise=np.full(n, np.inf), significant=np.zeros(n), detect=np.zeros(n, np.bool_), meter_of=np.full(n, -1, np.int64),
+        max_step=np.full(n, np.inf), max_rise=np.full(n, np.inf), significant=np.zeros(n), significant_rel=np.zeros(n),
+        detect=np.zeros(n, np.bool_), meter_of=np.full(n, -1, np.int64),
         kwh_factor=np.zeros(n), meters=[], methods=[],
     )
     for name in table.devices():
@@ -58,6 +60,7 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
             p.lo[i] = -np.inf if s.valid_min is None else s.valid_min  # the sensor's specified range
             p.hi[i] = np.inf if s.valid_max is None else s.valid_max
             p.significant[i] = s.significant
+            p.significant_rel[i] = s.significant_rel
             if s.kind == MetricKind.COUNTER:
                 p.mode[i] = MODE_RESTARTS if s.restarts else MODE_COUNTER
                 if s.max_per_hour is not None:

@@ -2,8 +2,9 @@
 
 From the profile's ``max_current``, ``voltage`` and ``phases``: an energy register cannot rise faster
 than the rated power (per phase for ``_l1``..``_l3`` registers), and a change of a power, current or
-voltage reading smaller than ``SIGNIFICANT`` of its rating (or nominal value) is ordinary load
-variation, never an anomaly. The profile's ``anomaly`` list names the metrics that carry information
+voltage reading smaller than ``SIGNIFICANT`` of its rating (or nominal value), or of a power or
+current reading smaller than ``SIGNIFICANT_REL`` of its present level, is ordinary load variation,
+never an anomaly. The profile's ``anomaly`` list names the metrics that carry information
 of their own; derived and max-hold registers are left to the detector only on request.
 """
 
@@ -16,6 +17,7 @@ from agent.contract import MetricKind, MetricSpec
 from .codec import ProfileInfo
 
 SIGNIFICANT = 0.02  # of the rating (power, current) or of the nominal value (voltage)
+SIGNIFICANT_REL = 0.05  # of the present level of power and current: smaller changes are ordinary load variation
 FREQUENCY_SIGNIFICANT = 0.1  # Hz; EN 50160 allows +-0.5 Hz
 ENERGY_UNITS = {"wh": 1.0, "kwh": 1e-3, "mwh": 1e-6, "varh": 1.0, "kvarh": 1e-3, "vah": 1.0, "kvah": 1e-3}
 POWER_UNITS = {"w": 1.0, "kw": 1e-3, "var": 1.0, "kvar": 1e-3, "va": 1.0, "kva": 1e-3}
@@ -33,10 +35,12 @@ def metric_facts(spec: MetricSpec, info: ProfileInfo | None) -> MetricSpec:
     if spec.kind == MetricKind.COUNTER:
         if rated_w is not None and unit in ENERGY_UNITS:
             update["max_per_hour"] = rated_w * ENERGY_UNITS[unit]
-    elif unit in POWER_UNITS and rated_w is not None:
-        update["significant"] = SIGNIFICANT * rated_w * POWER_UNITS[unit]
-    elif unit == "a" and info.max_current is not None:
-        update["significant"] = SIGNIFICANT * info.max_current
+    elif unit in POWER_UNITS or unit == "a":
+        update["significant_rel"] = SIGNIFICANT_REL
+        if unit == "a" and info.max_current is not None:
+            update["significant"] = SIGNIFICANT * info.max_current
+        elif rated_w is not None and unit != "a":
+            update["significant"] = SIGNIFICANT * rated_w * POWER_UNITS[unit]
     elif unit == "v":
         update["significant"] = SIGNIFICANT * info.voltage
     elif unit == "hz":

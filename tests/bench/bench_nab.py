@@ -28,7 +28,7 @@ def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
     n = values.shape[0]
     score, event = np.empty(n), np.zeros(n, np.int8)
     detect_step(np.zeros(n, np.int32), np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
-                np.ones(1, np.bool_), np.zeros(1), new_state(1), prm, score, event)
+                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), new_state(1), prm, score, event)
     return score
 
 
@@ -76,10 +76,10 @@ def throughput(n_series: int = 1000, per_call: int = 10, calls: int = 2000) -> f
     m = series.shape[0]
     q, score, ev = np.zeros(m, np.uint32), np.empty(m), np.zeros(m, np.int8)
     batches = [rng.normal(100, 5, m) for _ in range(8)]
-    detect_step(series, batches[0], q, enabled, np.zeros(n_series), st, prm, score, ev)  # compile outside the timing
+    detect_step(series, batches[0], q, enabled, np.zeros(n_series), np.zeros(n_series), st, prm, score, ev)  # compile outside the timing
     t0 = time.perf_counter()
     for i in range(calls):
-        detect_step(series, batches[i % 8], q, enabled, np.zeros(n_series), st, prm, score, ev)
+        detect_step(series, batches[i % 8], q, enabled, np.zeros(n_series), np.zeros(n_series), st, prm, score, ev)
     return m * calls / (time.perf_counter() - t0)
 
 

@@ -15,8 +15,9 @@ Three parts, each cheap and of constant memory:
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
    deviations from the baseline (so slow drift to new highs does not count), scores 1.
 
-A reading closer to the baseline than the metric's ``significant`` change (its resolution or noise
-floor, declared by the driver; 0 when unknown) scores 0. Readings carrying any of the ``skip``
+A reading closer to the baseline than the metric's significant change (the larger of an absolute
+``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
+declared by the driver; 0 when unknown) scores 0. Readings carrying any of the ``skip``
 quality bits (out of range, implausible ...) neither score nor teach the detector.
 
 An event starts when the score reaches ``threshold``; while it lasts no new event can start (the
@@ -61,7 +62,7 @@ def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet
 
 
 @kernel
-def surprise(x, st, s, prm, sig):
+def surprise(x, st, s, prm, sig, sig_rel):
     """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up)."""
     n = st[s, D_N]
     if n == 0.0:
@@ -76,6 +77,8 @@ def surprise(x, st, s, prm, sig):
     ldev = st[s, D_LDEV]
     d = x - mean
     ad = abs(d)
+    if sig < sig_rel * abs(mean):
+        sig = sig_rel * abs(mean)
     scale = dev + FLOOR * ldev + 1e-9 * (abs(mean) + 1.0)
     raw = 1.0 - math.exp(-ad / (RAW_SCALE * scale))
     # learn the baseline: running averages while young, so no training phase is needed
@@ -124,10 +127,11 @@ def surprise(x, st, s, prm, sig):
 
 
 @kernel
-def detect_step(series, value, quality, enabled, significant, st, prm, score, event):
+def detect_step(series, value, quality, enabled, significant, significant_rel, st, prm, score, event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active); rows scoring
     >= threshold get the ANOMALY bit; ``event[r]`` = 1 start, 2 end, else 0. ``significant[s]`` is the
-    smallest departure from the baseline that may score."""
+    smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction of the
+    baseline."""
     threshold = prm[P_THRESHOLD]
     skip = np.uint32(prm[P_SKIP])
     for r in range(series.shape[0]):
@@ -137,7 +141,7 @@ def detect_step(series, value, quality, enabled, significant, st, prm, score, ev
         x = value[r]
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
-        sc = surprise(x, st, s, prm, significant[s])
+        sc = surprise(x, st, s, prm, significant[s], significant_rel[s])
         st[s, D_SCORE] = sc
         if sc >= threshold:
             quality[r] |= ANOMALY
@@ -168,6 +172,6 @@ def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
     st = new_state(1)
     score = np.empty(n)
     event = np.zeros(n, np.int8)
-    detect_step(series, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_), np.zeros(1), st, prm, score,
-                event)
+    detect_step(series, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_), np.zeros(1), np.zeros(1), st, prm,
+                score, event)
     return score
