@@ -37,6 +37,7 @@ class DeviceEvents:
         self.threshold = threshold
         self.open: dict[str, _Episode] = {}
         self.started = 0  # device events started since start-up
+        self.series_started = 0  # per-metric anomalies that started (grouped into those events)
 
     def add(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray, scores: np.ndarray, kinds: np.ndarray,
             det: np.ndarray) -> list[dict]:
@@ -47,6 +48,7 @@ class DeviceEvents:
             ser = self.series[sid]
             ep = self.open.get(ser.device)
             if kind == 1:
+                self.series_started += 1
                 entry = {"metric": ser.metric, "score": round(sc, 4), "value": _num(x), "unit": ser.unit,
                          "baseline": _num(float(det[sid, D_MEAN])), "deviation": _num(float(det[sid, D_DEV]))}
                 if ep is None:
