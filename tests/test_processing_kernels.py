@@ -274,7 +274,7 @@ def test_counters_jit_equals_python(data, mode):
     for rise in (np.inf, 0.01):
         a = run_counters(counters.counter_step, mode, s, ts, v, 65536.0, rise)
         b = run_counters(py_func(counters.counter_step), mode, s, ts, v, 65536.0, rise)
-        assert np.array_equal(a[0], b[0], equal_nan=True) and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
+        assert np.array_equal(a[0], b[0], equal_nan=True) and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:], strict=True))
 
 
 def test_counter_step_beyond_the_physical_bound_is_held_and_a_stuck_stretch_accrues_from_its_start():
