@@ -232,13 +232,12 @@ class Processor:
     def summary(self) -> dict:
         now = self.last_now or int(self.clock.now_ms())
         from .kernels.counters import C_RESETS, C_ROLLOVERS
-        from .kernels.detect import D_ACTIVE
 
         return {
             "energy": self.ledger.summary(now),
             "timezone": self.pc.timezone,
             "emission_factor": self.ledger.carbon.value,
-            "anomalies_active": int((self.det[:, D_ACTIVE] != 0).sum()),
+            "anomalies_active": len(self.events.open),  # devices in an anomaly event
             "anomalies_started": self.anomalies_started,
             "counter_resets": int(self.ci[:, C_RESETS].sum()),
             "counter_rollovers": int(self.ci[:, C_ROLLOVERS].sum()),
