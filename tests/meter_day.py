@@ -54,6 +54,9 @@ class SimMeter:
         rng = random.Random(self.seed)
         next_step = rng.expovariate(1.0 / self.step_every_s)
         n, polls = len(regs), int(seconds / self.poll_s)
+        floats = all(r.type.value == "float32" for r in regs)
+        scale = np.array([r.scale for r in regs])
+        offset = np.array([r.offset for r in regs])
         sids = np.arange(n, dtype=np.int32)
         for first in range(0, polls, per_call):
             k = min(per_call, polls - first)
@@ -65,8 +68,12 @@ class SimMeter:
                     model.load *= 1.0 + self.step if rng.random() < 0.5 or model.load < 0.9 else 1.0 - self.step
                     next_step += rng.expovariate(1.0 / self.step_every_s)
                 model.advance(self.poll_s if first + j else 0.0)
-                v[j] = [r.value(r.raw_for(model.value(r.name, r.unit))) for r in regs]
+                v[j] = [model.value(r.name, r.unit) for r in regs]
                 ts[j] = t0 + int(t * 1000)
+            if floats:  # what the driver decodes: float32 registers round-tripped (as r.value(r.raw_for(x)))
+                v = ((v - offset) / scale).astype(np.float32).astype(np.float64) * scale + offset
+            else:
+                v = np.array([[r.value(r.raw_for(x)) for r, x in zip(regs, row, strict=True)] for row in v])
             yield Batch.from_columns(np.tile(sids, k), ts.ravel(), v.ravel())
 
 

@@ -1,7 +1,7 @@
 """NAB scores of the shipped anomaly detector, per profile at the default threshold and at each profile's
 optimum, what each technique adds, baselines for comparison, and the detector's throughput.
 
-Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N]
+Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N] [--no-nab]
 
 Results are strictly causal: one pass per series, no labels, no look-ahead, the same parameters for
 every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
@@ -56,6 +56,9 @@ DAYS = 1.0  # simulated days per device for the false-alarm figure
 if "--days" in ARGV:
     DAYS = float(ARGV.pop(ARGV.index("--days") + 1))
     ARGV.remove("--days")
+NO_NAB = "--no-nab" in ARGV  # the false-alarm figure only
+if NO_NAB:
+    ARGV.remove("--no-nab")
 ROOT = Path(ARGV[0]) if ARGV else Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 
 
@@ -105,6 +108,9 @@ def throughput(n_series: int = 1000, per_call: int = 10, calls: int = 2000) -> f
 
 
 def main() -> None:
+    if NO_NAB:
+        false_alarms()
+        return
     files = nab.load_corpus(ROOT)
     profiles = nab.load_profiles(ROOT / "config" / "profiles.json")
     default_th = AnomalyConfig().threshold
