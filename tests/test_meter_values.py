@@ -244,3 +244,26 @@ def test_false_alarm_budget_on_simulated_meters(tmp_path):
     hours = 6
     counts = events_per_meter(meters, hours * 3600, tmp_path)
     assert all(c <= max(1, int(hours * 3600 / DAY_S)) for c in counts.values()), counts
+
+
+def test_max_step_kwh_still_caps_a_step(tmp_path):
+    from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig
+    from agent.model import MetricKind, MetricSpec
+
+    class Dev(DeviceConfig):
+        pass
+
+    readings = [100.0, 100.1, 101.1, 100.2]  # a +1 kWh glitch in 10 s: possible for a 1 MW supply, not under the cap
+    for cap, flagged in ((None, [0, 0, 0, int(Quality.IMPLAUSIBLE)]), (0.5, [0, 0, int(Quality.SPIKE), 0])):
+        energy = {"metric": "e"} if cap is None else {"metric": "e", "max_step_kwh": cap}
+        cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Dev(name="d", type="x", poll_interval=10.0, energy=energy),))
+        table = SeriesTable()
+        table.add_device("d", [MetricSpec("e", "kWh", MetricKind.COUNTER)])
+        proc = Processor(cfg, table, state_dir=tmp_path, clock=Clock())
+        q = []
+        for k, v in enumerate(readings):
+            b = Batch.from_columns([0], [1_714_953_600_000 + 10_000 * k], [v])
+            proc.process(b, int(b.ts[0]))
+            q.append(int(b.quality[0]))
+        assert q == flagged
+        assert proc.summary()["energy"]["d"]["today"]["kwh"] == pytest.approx(1.1 if cap is None else 0.2)
