@@ -44,6 +44,14 @@ class MetricSpec:
     OUT_OF_RANGE (a device's ``checks`` may narrow or widen it). ``restarts`` marks a counter the
     device restarts from zero on purpose (a charging session's energy); any other counter that goes
     backwards is a glitch until the new level is confirmed.
+
+    ``max_per_hour`` (counters) is the most the register can physically rise in an hour (an energy
+    register: the device's rated power); a larger step is held as a glitch until confirmed.
+    ``anomaly`` says whether the metric carries information of its own (False for derived or
+    max-hold registers): the anomaly detector runs by default on gauges that do. ``significant``
+    is the smallest change that matters for the metric (in its unit: its resolution or noise
+    floor), ``significant_rel`` the same as a fraction of the metric's current level (ordinary load
+    variation); a smaller departure from the baseline never raises an anomaly.
     """
 
     name: str
@@ -53,6 +61,10 @@ class MetricSpec:
     valid_min: float | None = None
     valid_max: float | None = None
     restarts: bool = False
+    max_per_hour: float | None = None
+    anomaly: bool = True
+    significant: float = 0.0
+    significant_rel: float = 0.0
 
 
 class Sample(NamedTuple):
@@ -149,3 +161,7 @@ class Series:
     valid_min: float | None = None
     valid_max: float | None = None
     restarts: bool = False
+    max_per_hour: float | None = None
+    anomaly: bool = True
+    significant: float = 0.0
+    significant_rel: float = 0.0

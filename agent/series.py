@@ -34,7 +34,8 @@ class SeriesTable:
                 raise ValueError(f"device {device!r} declares metric {m.name!r} twice")
             self._by_key[key] = base + i
             self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,
-                                       m.restarts))
+                                       m.restarts, m.max_per_hour, m.anomaly, m.significant,
+                                       m.significant_rel))
         return base
 
     def __len__(self) -> int:

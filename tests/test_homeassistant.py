@@ -202,7 +202,7 @@ def test_a_bad_counter_read_never_reaches_home_assistant(tmp_path) -> None:
         meter = announce(HomeAssistantConfig(), Topics("edge", "gw-ha"), "main.meter", "m", agent.drivers["main.meter"].metrics())
         template = meter.payload["cmps"]["energy_import"]["value_template"]
         now = agent.clock.now_ms()
-        for i, kwh in enumerate((1234.5, 1234.6, 0.0)):
+        for i, kwh in enumerate((1234.5, 1234.51, 0.0)):  # 0.01 kWh in 1 s: within an SDM630's 69 kW
             batch = Batch.from_samples([Sample("energy_import", kwh), Sample("power_total", 500.0 + i)],
                                        poller.metric_index, now + 1000 * i)
             agent.pipeline.submit("main.meter", batch)

@@ -194,13 +194,15 @@ def test_flush_without_data_closes_only_ended_windows():
     assert window.window_flush(10**13, W, gap, si, sf, oi, of) == 0
 
 
-def run_counters(fn, mode, s, ts, v, rollover):
+def run_counters(fn, mode, s, ts, v, rollover, rise=np.inf):
     n = len(s)
     ci, cf = counters.new_state(2)
     d = np.empty(n)
     q = np.zeros(n, np.uint32)
-    fn(s, ts, v, q, np.full(2, mode, np.int8), np.full(2, rollover), np.full(2, 1000.0), np.full(2, 10_000, np.int64), ci, cf, d)
-    return d, q, ci
+    since = np.empty(n, np.int64)
+    fn(s, ts, v, q, np.full(2, mode, np.int8), np.full(2, rollover), np.full(2, 1000.0), np.full(2, rise),
+       np.full(2, 10_000, np.int64), ci, cf, d, since)
+    return d, q, ci, since
 
 
 def test_counter_rollover_reset_and_glitch():
@@ -208,7 +210,7 @@ def test_counter_rollover_reset_and_glitch():
     s = np.zeros(len(v), np.int32)
     ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
     for fn in (counters.counter_step, py_func(counters.counter_step)):
-        d, q, ci = run_counters(fn, counters.MODE_RESTARTS, s, ts, v, 4294967296.0)
+        d, q, ci, _ = run_counters(fn, counters.MODE_RESTARTS, s, ts, v, 4294967296.0)
         assert np.isnan(d[0])
         assert d[1:6].tolist() == [5.0, 4.0, 7.0, 2.0, 3.0]  # wrap 2^32, then a session restart counted from 0
         assert np.isnan(d[6]) and q[6] & Quality.SPIKE  # implausible jump rejected
@@ -221,7 +223,7 @@ def test_counter_glitch_to_zero_is_flagged_and_the_total_continues():
     s = np.zeros(len(v), np.int32)
     ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
     for fn in (counters.counter_step, py_func(counters.counter_step)):
-        d, q, ci = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0)
+        d, q, ci, _ = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0)
         assert np.isnan(d[2]) and q[2] == Quality.IMPLAUSIBLE  # no reset, no negative delta
         assert d[1] == 0.5 and d[3] == 0.5 and d[4] == 0.5  # continues from the old total
         assert not q[[0, 1, 3, 4]].any()
@@ -233,7 +235,7 @@ def test_counter_meter_swap_becomes_the_new_baseline_after_three_reads():
     s = np.zeros(len(v), np.int32)
     ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
     for fn in (counters.counter_step, py_func(counters.counter_step)):
-        d, q, ci = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0)
+        d, q, ci, _ = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0)
         assert np.isnan(d[2:5]).all() and (q[2:5] == Quality.IMPLAUSIBLE).all()  # unconfirmed, then the new baseline
         assert d[5] == 0.5 and d[6] == 0.5 and not q[5:].any()
         assert np.nansum(d) == 1.5  # never a huge negative (or positive) delta
@@ -244,7 +246,7 @@ def test_counter_backwards_reads_that_disagree_never_become_a_baseline():
     v = np.array([100.0, 0.0, 7.0, 0.0, 7.0, 0.0, 101.0])  # flapping garbage, then the meter again
     s = np.zeros(len(v), np.int32)
     ts = np.arange(len(v), dtype=np.int64) * 1000 + 1
-    d, q, ci = run_counters(counters.counter_step, counters.MODE_COUNTER, s, ts, v, 0.0)
+    d, q, ci, _ = run_counters(counters.counter_step, counters.MODE_COUNTER, s, ts, v, 0.0)
     assert (q[1:6] == Quality.IMPLAUSIBLE).all() and np.isnan(d[1:6]).all()
     assert d[6] == 1.0 and ci[0, counters.C_RESETS] == 0
 
@@ -256,7 +258,8 @@ def test_power_integration_trapezoid_and_gap():
     ci, cf = counters.new_state(1)
     d = np.empty(4)
     counters.counter_step(s, ts, v, np.zeros(4, np.uint32), np.array([counters.MODE_INTEGRATE], np.int8), np.zeros(1),
-                          np.full(1, np.inf), np.array([3_600_000], np.int64), ci, cf, d)
+                          np.full(1, np.inf), np.full(1, np.inf), np.array([3_600_000], np.int64), ci, cf, d,
+                          np.empty(4, np.int64))
     assert np.isnan(d[0])
     assert d[1] == pytest.approx(1000.0) and d[2] == pytest.approx(1000.0)  # W x h
     assert d[3] == pytest.approx(1000.0 / 60)
@@ -268,9 +271,22 @@ def test_counters_jit_equals_python(data, mode):
     s = np.array([r[0] for r in data], np.int32)
     ts = np.cumsum(np.array([r[1] for r in data], np.int64)) * 100
     v = np.array([r[2] for r in data])
-    a = run_counters(counters.counter_step, mode, s, ts, v, 65536.0)
-    b = run_counters(py_func(counters.counter_step), mode, s, ts, v, 65536.0)
-    assert np.array_equal(a[0], b[0], equal_nan=True) and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+    for rise in (np.inf, 0.01):
+        a = run_counters(counters.counter_step, mode, s, ts, v, 65536.0, rise)
+        b = run_counters(py_func(counters.counter_step), mode, s, ts, v, 65536.0, rise)
+        assert np.array_equal(a[0], b[0], equal_nan=True) and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+def test_counter_step_beyond_the_physical_bound_is_held_and_a_stuck_stretch_accrues_from_its_start():
+    # 1 unit per second at most; a glitch of +500, then a register stuck for 10 s that catches up by 8
+    v = np.array([100.0, 101.0, 601.0, 102.0, 102.0, 102.0, 102.0, 110.0, 111.0])
+    ts = np.array([0, 1, 2, 3, 4, 8, 12, 13, 14], np.int64) * 1000 + 1
+    s = np.zeros(len(v), np.int32)
+    for fn in (counters.counter_step, py_func(counters.counter_step)):
+        d, q, ci, since = run_counters(fn, counters.MODE_COUNTER, s, ts, v, 0.0, rise=1.0 / 1000)
+        assert q[2] == Quality.SPIKE and np.isnan(d[2]) and not q[[0, 1, 3, 4, 5, 6, 7, 8]].any()
+        assert d[3] == 1.0 and d[7] == 8.0 and since[7] == ts[3]  # accrued since the register last rose
+        assert ci[0, counters.C_RESETS] == 0
 
 
 def run_quality(fn, s, ts, v):
@@ -315,7 +331,7 @@ def run_detect(fn, s, v, prm=DET, n_series=2):
     q = np.zeros(n, np.uint32)
     state = detect.new_state(n_series)
     score, ev = np.empty(n), np.zeros(n, np.int8)
-    fn(s, v, q, np.ones(n_series, np.bool_), state, prm, score, ev)
+    fn(s, v, q, np.ones(n_series, np.bool_), np.zeros(n_series), np.zeros(n_series), state, prm, score, ev)
     return score, ev, q
 
 
@@ -338,6 +354,48 @@ def test_detector_jit_equals_python(data):
         a, b = run_detect(detect.detect_step, s, v), run_detect(py_func(detect.detect_step), s, v)
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), values, st.sampled_from([0, 0, 0, 1, 512, 8])), max_size=80),
+       st.floats(0, 5), st.floats(0, 0.5))
+def test_detector_with_significance_and_skipped_readings_jit_equals_python(data, sig, rel):
+    s = np.array([r[0] for r in data], np.int32)
+    v = np.array([r[1] for r in data])
+    q0 = np.array([r[2] for r in data], np.uint32)
+    prm = shipped_params(warmup=5, skip=1 | 512)
+    out = []
+    for fn in (detect.detect_step, py_func(detect.detect_step)):
+        q = q0.copy()
+        state, score, ev = detect.new_state(2), np.empty(len(s)), np.zeros(len(s), np.int8)
+        with np.errstate(all="ignore"):
+            fn(s, v, q, np.ones(2, np.bool_), np.array([sig, 0.0]), np.array([0.0, rel]), state, prm, score, ev)
+        out.append((q, score, ev, state))
+    for x, y in zip(*out, strict=True):
+        assert np.array_equal(x, y, equal_nan=True)
+
+
+def test_flagged_readings_neither_score_nor_teach():
+    rng = np.random.default_rng(3)
+    v = np.concatenate([20 + rng.normal(0, 0.3, 400), [65535.0], 20 + rng.normal(0, 0.3, 20), [60.0]])
+    q = np.zeros(len(v), np.uint32)
+    q[400] = Quality.OUT_OF_RANGE
+    n = len(v)
+    score, ev = np.empty(n), np.zeros(n, np.int8)
+    detect.detect_step(np.zeros(n, np.int32), v, q, np.ones(1, np.bool_), np.zeros(1), np.zeros(1), detect.new_state(1),
+                       shipped_params(skip=int(Quality.OUT_OF_RANGE)), score, ev)
+    assert score[400] == 0.0 and not q[400] & Quality.ANOMALY  # not scored
+    assert score[-1] == 1.0 and ev[-1] == 1  # 60 is beyond everything learnt: 65535 was not learnt
+
+
+def test_a_change_below_the_significant_one_never_scores():
+    v = np.concatenate([np.full(300, 1000.0), np.full(100, 1020.0)])  # a 2 % step on a perfectly quiet series
+    n = len(v)
+    for sig, rel, fires in ((0.0, 0.0, True), (30.0, 0.0, False), (0.0, 0.05, False)):
+        score, ev = np.empty(n), np.zeros(n, np.int8)
+        detect.detect_step(np.zeros(n, np.int32), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.array([sig]),
+                           np.array([rel]), detect.new_state(1), shipped_params(), score, ev)
+        assert bool((ev == 1).any()) is fires, (sig, rel)
 
 
 def noisy_daily(n, seed, *, base=20.0, noise=0.3):

@@ -44,7 +44,7 @@ class DeviceConfig(Frozen):
     publish: PublishMode = Field(PublishMode.RAW, description="raw readings, window aggregates (agg), or both.")
     checks: dict[str, CheckConfig] = Field(default_factory=dict, description="Quality checks keyed by metric.")
     energy: EnergyConfig | None = Field(None, description="Energy source metric; default: the device's single kWh counter.")
-    anomaly: bool | tuple[str, ...] = Field(True, description="Anomaly detection on all gauges, none, or the listed metrics.")
+    anomaly: bool | tuple[str, ...] = Field(True, description="Anomaly detection on the gauges that carry information of their own (the driver says which; not derived or max-hold registers), none, or the listed metrics.")
 
     def lines_used(self) -> list[str]:
         """Names of shared bus lines this device uses (for cross-checks)."""

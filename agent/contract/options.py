@@ -45,4 +45,7 @@ class EnergyConfig(_Frozen):
     metric: str = Field(description="Metric name of the energy register or power reading.")
     method: EnergyMethod | None = Field(None, description="Default: counter for counter metrics, else integrate.")
     rollover: float = Field(0.0, ge=0, description="Register wraps to 0 after this value (e.g. 4294967296); 0 = never.")
-    max_step_kwh: float = Field(1.0e6, gt=0, description="A larger jump between two readings is rejected as a glitch.")
+    max_power_w: float | None = Field(None, gt=0, description=(
+        "The most power the meter can deliver (default: its profile's rating, else 1 MW); a counter step above "
+        "1.5 x this x the time since the counter last rose is held as a glitch until confirmed."))
+    max_step_kwh: float | None = Field(None, gt=0, description="Also hold any step larger than this between two readings.")

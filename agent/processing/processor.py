@@ -46,6 +46,7 @@ class Processor:
     def __init__(self, config: AgentConfig, series: SeriesTable, *, state_dir: Path, clock: Any):
         self.cache_dir = jit.configure_cache(state_dir)
         from .energy import EnergyLedger
+        from .events import DeviceEvents
         from .kernels import aot_kernel_set, counters, detect, kernel_set, quality, window
         from .setup import build_params
 
@@ -72,13 +73,14 @@ class Processor:
         a = self.pc.anomaly
         self.det_params = detect.params(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold,
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
-                                        range_margin=a.range_margin)
+                                        range_margin=a.range_margin, skip=self.pc.reject_quality)
         self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
         self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
         self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=CarbonFactors.from_config(self.pc))
         self.reject = np.uint32(self.pc.reject_quality)
         self.grace_ms = int(self.pc.close_grace * 1000)
         self.is_counter = np.array([s.kind == MetricKind.COUNTER for s in series], np.bool_)
+        self.events = DeviceEvents(series, threshold=a.threshold)
         self.anomalies_started = 0
         self.last_now = 0
 
@@ -165,17 +167,21 @@ class Processor:
         s, ts, v, q = batch.series, batch.ts, batch.value, batch.quality
         K.quality_step(s, ts, v, q, now_ms, p.lo, p.hi, p.stuck_n, p.stuck_tol, p.max_rate, p.stale_ms, self.qi, self.qf)
         delta = np.empty(n)
-        K.counter_step(s, ts, v, q, p.mode, p.rollover, p.max_step, p.gap_ms, self.ci, self.cf, delta)
+        since = np.empty(n, np.int64)
+        K.counter_step(s, ts, v, q, p.mode, p.rollover, p.max_step, p.max_rise, p.gap_ms, self.ci, self.cf, delta, since)
         if a.enabled:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
-            K.detect_step(s, v, q, p.detect, self.det, self.det_params, score, event)
-            for r in np.flatnonzero(event):
-                res.events.append(self._event(int(s[r]), int(ts[r]), float(v[r]), float(score[r]), int(event[r])))
+            K.detect_step(s, v, q, p.detect, p.significant, p.significant_rel, self.det, self.det_params, score, event)
+            rows = np.flatnonzero(event)
+            if rows.size:
+                res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows], self.det))
+                self.anomalies_started = self.events.started
         meter = p.meter_of[s]
         em = meter >= 0
         if em.any():
-            self.ledger.add(meter[em], ts[em], delta[em] * p.kwh_factor[s[em]])
+            se = s[em]
+            self.ledger.add(meter[em], ts[em], delta[em] * p.kwh_factor[se], since=since[em], gap_ms=p.gap_ms[se])
         for name, width, si, sf in self.windows:
             oi = np.empty((n, K.OUT_I), np.int64)
             of = np.empty((n, K.OUT_F))
@@ -222,32 +228,16 @@ class Processor:
             for (dev, start), aggs in groups.items()
         ]
 
-    def _event(self, sid: int, ts: int, value: float, score: float, kind: int) -> dict:
-        from .kernels.detect import D_DEV, D_EVPEAK, D_MEAN
-
-        ser = self.series[sid]
-        st = self.det[sid]
-        if kind == 1:
-            self.anomalies_started += 1
-        return {
-            "v": 1, "kind": "anomaly_start" if kind == 1 else "anomaly_end", "device": ser.device,
-            "metric": ser.metric, "ts": ts, "score": round(score if kind == 1 else float(st[D_EVPEAK]), 4),
-            "value": _num(value),
-            "context": {"baseline": _num(float(st[D_MEAN])), "deviation": _num(float(st[D_DEV])), "unit": ser.unit,
-                        "threshold": self.pc.anomaly.threshold},
-        }
-
     # -- status -----------------------------------------------------------------------------
     def summary(self) -> dict:
         now = self.last_now or int(self.clock.now_ms())
         from .kernels.counters import C_RESETS, C_ROLLOVERS
-        from .kernels.detect import D_ACTIVE
 
         return {
             "energy": self.ledger.summary(now),
             "timezone": self.pc.timezone,
             "emission_factor": self.ledger.carbon.value,
-            "anomalies_active": int((self.det[:, D_ACTIVE] != 0).sum()),
+            "anomalies_active": len(self.events.open),  # devices in an anomaly event
             "anomalies_started": self.anomalies_started,
             "counter_resets": int(self.ci[:, C_RESETS].sum()),
             "counter_rollovers": int(self.ci[:, C_ROLLOVERS].sum()),

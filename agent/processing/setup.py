@@ -12,6 +12,10 @@ from ..series import SeriesTable
 from .config import CheckConfig, EnergyMethod, ProcessingConfig, metric_problems, resolve_energy
 from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE, MODE_RESTARTS
 
+MS_HOUR = 3_600_000.0
+POWER_MARGIN = 1.5  # a meter's rating x this is the most a counter can rise (overload, voltage tolerance)
+FALLBACK_MAX_POWER_W = 1.0e6  # an energy register without a rating: a 1,000 kVA transformer's worth
+
 
 @dataclass(slots=True)
 class SeriesParams:
@@ -25,6 +29,9 @@ class SeriesParams:
     mode: np.ndarray
     rollover: np.ndarray
     max_step: np.ndarray
+    max_rise: np.ndarray  # counters: the most a register can rise per millisecond
+    significant: np.ndarray  # detector: the smallest departure that can be an anomaly
+    significant_rel: np.ndarray  # ... as a fraction of the baseline
     detect: np.ndarray
     meter_of: np.ndarray  # meter index for the energy series, -1 otherwise
     kwh_factor: np.ndarray
@@ -38,7 +45,8 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
         gap_ms=np.full(n, 60_000, np.int64), lo=np.full(n, -np.inf), hi=np.full(n, np.inf),
         stuck_n=np.zeros(n, np.int64), stuck_tol=np.zeros(n), max_rate=np.full(n, np.inf),
         stale_ms=np.zeros(n, np.int64), mode=np.zeros(n, np.int8), rollover=np.zeros(n),
-        max_step=np.full(n, np.inf), detect=np.zeros(n, np.bool_), meter_of=np.full(n, -1, np.int64),
+        max_step=np.full(n, np.inf), max_rise=np.full(n, np.inf), significant=np.zeros(n), significant_rel=np.zeros(n),
+        detect=np.zeros(n, np.bool_), meter_of=np.full(n, -1, np.int64),
         kwh_factor=np.zeros(n), meters=[], methods=[],
     )
     for name in table.devices():
@@ -51,10 +59,15 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
             p.gap_ms[i] = max(1, int(round(pc.gap_factor * poll * 1000)))
             p.lo[i] = -np.inf if s.valid_min is None else s.valid_min  # the sensor's specified range
             p.hi[i] = np.inf if s.valid_max is None else s.valid_max
+            p.significant[i] = s.significant
+            p.significant_rel[i] = s.significant_rel
             if s.kind == MetricKind.COUNTER:
                 p.mode[i] = MODE_RESTARTS if s.restarts else MODE_COUNTER
+                if s.max_per_hour is not None:
+                    p.max_rise[i] = POWER_MARGIN * s.max_per_hour / MS_HOUR
             elif s.kind == MetricKind.GAUGE and pc.anomaly.enabled:
-                p.detect[i] = anomaly is True or (not isinstance(anomaly, bool) and s.metric in anomaly)
+                # by default only metrics that carry information of their own (not derived or max-hold)
+                p.detect[i] = (anomaly is True and s.anomaly) or (not isinstance(anomaly, bool) and s.metric in anomaly)
         idx = table.index(name)
         specs = [MetricSpec(table[i].metric, table[i].unit, table[i].kind) for i in ids]
         if dev is not None:
@@ -87,7 +100,13 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
         elif p.mode[i] != MODE_RESTARTS:
             p.mode[i] = MODE_COUNTER
         p.rollover[i] = cfg.rollover
-        p.max_step[i] = cfg.max_step_kwh / factor
+        if cfg.max_step_kwh is not None:
+            p.max_step[i] = cfg.max_step_kwh / factor
+        if method != EnergyMethod.INTEGRATE:
+            if cfg.max_power_w is not None:  # kW per hour in kWh, over the register's unit
+                p.max_rise[i] = POWER_MARGIN * cfg.max_power_w / 1000.0 / factor / MS_HOUR
+            elif not np.isfinite(p.max_rise[i]):
+                p.max_rise[i] = POWER_MARGIN * FALLBACK_MAX_POWER_W / 1000.0 / factor / MS_HOUR
         p.meter_of[i] = len(p.meters)
         p.meters.append(name)
         p.methods.append(str(method))

@@ -19,19 +19,23 @@ __all__ = ["CHARGER_METRICS", "ChargerConfig", "ChargerControl", "ChargerDriver"
            "ChargerStatus", "IecState"]
 
 
+# A charger's gauges follow its sessions (IEC 61851 state) and the site controller's current limit: a
+# session starting is ordinary operation, so none is watched by the anomaly detector unless a device
+# lists it (`anomaly = ["power"]`); its errors are in `error` and `state`.
+_FOLLOWS = {"anomaly": False}
 CHARGER_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("state", "", MetricKind.STATE, "IEC 61851 state: 0 ?, 1 A, 2 B, 3 C, 4 D, 5 E, 6 F"),
     MetricSpec("connected", "", MetricKind.STATE, "1 when a vehicle is plugged in"),
     MetricSpec("charging", "", MetricKind.STATE, "1 while current flows (state C or D)"),
     MetricSpec("enabled", "", MetricKind.STATE, "1 when the charger is allowed to charge"),
-    MetricSpec("current_limit", "A", MetricKind.GAUGE, "current offered to the vehicle, per phase"),
-    MetricSpec("current_l1", "A"),
-    MetricSpec("current_l2", "A"),
-    MetricSpec("current_l3", "A"),
-    MetricSpec("power", "W", MetricKind.GAUGE, "active charging power, all phases"),
-    MetricSpec("power_l1", "W"),
-    MetricSpec("power_l2", "W"),
-    MetricSpec("power_l3", "W"),
+    MetricSpec("current_limit", "A", MetricKind.GAUGE, "current offered to the vehicle, per phase", **_FOLLOWS),
+    MetricSpec("current_l1", "A", **_FOLLOWS),
+    MetricSpec("current_l2", "A", **_FOLLOWS),
+    MetricSpec("current_l3", "A", **_FOLLOWS),
+    MetricSpec("power", "W", MetricKind.GAUGE, "active charging power, all phases", **_FOLLOWS),
+    MetricSpec("power_l1", "W", **_FOLLOWS),
+    MetricSpec("power_l2", "W", **_FOLLOWS),
+    MetricSpec("power_l3", "W", **_FOLLOWS),
     MetricSpec("session_energy", "kWh", MetricKind.COUNTER, "energy delivered in the current session", restarts=True),
     MetricSpec("energy_total", "kWh", MetricKind.COUNTER, "lifetime energy delivered"),
     MetricSpec("error", "", MetricKind.STATE, "device error code, 0 = none"),

@@ -93,6 +93,11 @@ class ProfileInfo(Frozen):
     default_baudrate: int = 9600
     default_parity: Literal["N", "E", "O"] = "N"
     bases: dict[str, BaseOption] = Field(default_factory=dict)
+    max_current: float | None = Field(None, gt=0, description="Highest current per phase the meter carries (its Imax), A.")
+    voltage: float = Field(230.0, gt=0, description="Nominal phase voltage, V.")
+    phases: Literal[1, 3] = 1
+    anomaly: tuple[str, ...] | None = Field(None, description="Metrics that carry information of their own (the "
+                                            "anomaly detector's default); others are derived or max-hold. Default: all.")
 
 
 class Profile(Frozen):
@@ -105,6 +110,10 @@ class Profile(Frozen):
         for r in self.registers:
             if r.base is not None and r.base not in self.profile.bases:
                 raise ValueError(f"register {r.name!r} uses unknown base {r.base!r}")
+        names = {r.name for r in self.registers}
+        for m in self.profile.anomaly or ():
+            if m not in names:
+                raise ValueError(f"profile.anomaly names unknown register {m!r}")
         return self
 
     @property

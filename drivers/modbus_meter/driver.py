@@ -20,6 +20,7 @@ from agent.contract.modbus_block import BlockDecoder, BlockValue
 from agent.contract.modbus_values import decode
 
 from .codec import ProfileError, RegisterSpec, check_registers, load_profile, parse_address, profile_names
+from .facts import metric_facts
 from .planner import Item, frame_bytes, plan, wire_time
 
 
@@ -145,7 +146,8 @@ class ModbusMeterDriver:
         self._last_read_s: float | None = None
 
     def metrics(self) -> list[MetricSpec]:
-        return [r.metric() for r in self.registers]
+        info = load_profile(self.config.profile).profile if self.config.profile else None
+        return [metric_facts(r.metric(), info) for r in self.registers]
 
     async def open(self) -> None:
         """Nothing to do: the shared line opens (and reopens) itself on first use."""

@@ -104,6 +104,15 @@ class MeterSimHandle:
         self.units[unit].pinned[name] = value
         await self.step(0)
 
+    async def load_step(self, unit: int, factor: float) -> None:
+        """Switch load on or off: the unit's power (and currents, energy rate) times ``factor`` from now."""
+        self.units[unit].model.load *= factor
+        await self.step(0)
+
+    async def unpin(self, unit: int, name: str) -> None:
+        self.units[unit].pinned.pop(name, None)
+        await self.step(0)
+
     async def step(self, seconds: float) -> None:
         """Advance simulated time and push the new register images to the server."""
         for uid, u in self.units.items():

@@ -33,11 +33,12 @@ class MeterModel:
         self.energy: dict[str, float] = {}
         self.energy_seed = 1000.0 + 9000.0 * rng.random()
         self.pf = 0.95
+        self.load = 1.0  # a multiplier for load steps (appliances switching), see MeterSimHandle.load_step
 
     # -- instantaneous quantities ----------------------------------------------------------
     def power(self) -> float:
         wiggle = 1.0 + 0.03 * math.sin(self.t / 97.0 + self.phase)
-        return self.peak_w * load_curve((self.t / 3600.0) % 24.0) * wiggle
+        return self.peak_w * self.load * load_curve((self.t / 3600.0) % 24.0) * wiggle
 
     def voltage(self, k: int = 0) -> float:
         return 230.0 + 3.0 * math.sin(self.t / 600.0 + self.phase + k) + 0.5 * math.sin(self.t / 7.0 + k)

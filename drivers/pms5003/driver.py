@@ -34,20 +34,22 @@ class Pms5003Config(SerialDevice):
 
 _COUNT = "1/0.1L"
 PM_MAX = 1000.0  # datasheet: effective range 0..500 ug/m3, maximum range >= 1000
-_PM = {"unit": "ug/m3", "valid_min": 0.0, "valid_max": PM_MAX}
+PM_CONSISTENCY = 10.0  # datasheet: +-10 ug/m3 below 100 ug/m3; a smaller change is never an anomaly
+_PM = {"unit": "ug/m3", "valid_min": 0.0, "valid_max": PM_MAX, "significant": PM_CONSISTENCY}
+_DERIVED = {"anomaly": False}  # the same measurement again (CF=1) or its raw counts: not watched by default
 METRICS = [
     MetricSpec("pm1_0", description="PM1.0, atmospheric environment", **_PM),
     MetricSpec("pm2_5", description="PM2.5, atmospheric environment", **_PM),
     MetricSpec("pm10", description="PM10, atmospheric environment", **_PM),
-    MetricSpec("pm1_0_cf1", description="PM1.0, CF=1 (standard particle)", **_PM),
-    MetricSpec("pm2_5_cf1", description="PM2.5, CF=1", **_PM),
-    MetricSpec("pm10_cf1", description="PM10, CF=1", **_PM),
-    MetricSpec("gt0_3um", _COUNT, description="Particles > 0.3 um per 0.1 L"),
-    MetricSpec("gt0_5um", _COUNT, description="Particles > 0.5 um per 0.1 L"),
-    MetricSpec("gt1_0um", _COUNT, description="Particles > 1.0 um per 0.1 L"),
-    MetricSpec("gt2_5um", _COUNT, description="Particles > 2.5 um per 0.1 L"),
-    MetricSpec("gt5_0um", _COUNT, description="Particles > 5.0 um per 0.1 L"),
-    MetricSpec("gt10um", _COUNT, description="Particles > 10 um per 0.1 L"),
+    MetricSpec("pm1_0_cf1", description="PM1.0, CF=1 (standard particle)", **_PM, **_DERIVED),
+    MetricSpec("pm2_5_cf1", description="PM2.5, CF=1", **_PM, **_DERIVED),
+    MetricSpec("pm10_cf1", description="PM10, CF=1", **_PM, **_DERIVED),
+    MetricSpec("gt0_3um", _COUNT, description="Particles > 0.3 um per 0.1 L", **_DERIVED),
+    MetricSpec("gt0_5um", _COUNT, description="Particles > 0.5 um per 0.1 L", **_DERIVED),
+    MetricSpec("gt1_0um", _COUNT, description="Particles > 1.0 um per 0.1 L", **_DERIVED),
+    MetricSpec("gt2_5um", _COUNT, description="Particles > 2.5 um per 0.1 L", **_DERIVED),
+    MetricSpec("gt5_0um", _COUNT, description="Particles > 5.0 um per 0.1 L", **_DERIVED),
+    MetricSpec("gt10um", _COUNT, description="Particles > 10 um per 0.1 L", **_DERIVED),
 ]
 # Mass below a size includes every smaller size; a count "> d" includes every larger size.
 RULES = (

@@ -1,10 +1,15 @@
 """NAB scores of the shipped anomaly detector, per profile at the default threshold and at each profile's
 optimum, what each technique adds, baselines for comparison, and the detector's throughput.
 
-Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab]
+Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N] [--no-nab]
 
 Results are strictly causal: one pass per series, no labels, no look-ahead, the same parameters for
 every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
+
+Two things are scored: anomaly *events* (a reading scores when an event starts there; what
+`anomaly_start` reports) and the per-reading ANOMALY quality *bit* (every reading scoring at or above
+the threshold). Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.model import Quality
 from agent.processing import kernels
 from agent.processing.config import AnomalyConfig
 from agent.processing.jit import compiled
@@ -28,14 +34,32 @@ def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
     n = values.shape[0]
     score, event = np.empty(n), np.zeros(n, np.int8)
     detect_step(np.zeros(n, np.int32), np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
-                np.ones(1, np.bool_), new_state(1), prm, score, event)
+                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), new_state(1), prm, score, event)
     return score
 
 
+def bit_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
+    """1.0 where a reading carries the ANOMALY quality bit, else 0."""
+    n = values.shape[0]
+    q = np.zeros(n, np.uint32)
+    detect_step(np.zeros(n, np.int32), np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_),
+                np.zeros(1), np.zeros(1), new_state(1), prm, np.empty(n), np.zeros(n, np.int8))
+    return ((q & int(Quality.ANOMALY)) != 0).astype(np.float64)
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scorer next to this file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/meter_day.py
 import nab  # noqa: E402
 
-ROOT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
+ARGV = sys.argv[1:]
+DAYS = 1.0  # simulated days per device for the false-alarm figure
+if "--days" in ARGV:
+    DAYS = float(ARGV.pop(ARGV.index("--days") + 1))
+    ARGV.remove("--days")
+NO_NAB = "--no-nab" in ARGV  # the false-alarm figure only
+if NO_NAB:
+    ARGV.remove("--no-nab")
+ROOT = Path(ARGV[0]) if ARGV else Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 
 
 def shipped(**over) -> np.ndarray:
@@ -76,20 +100,24 @@ def throughput(n_series: int = 1000, per_call: int = 10, calls: int = 2000) -> f
     m = series.shape[0]
     q, score, ev = np.zeros(m, np.uint32), np.empty(m), np.zeros(m, np.int8)
     batches = [rng.normal(100, 5, m) for _ in range(8)]
-    detect_step(series, batches[0], q, enabled, st, prm, score, ev)  # compile outside the timing
+    detect_step(series, batches[0], q, enabled, np.zeros(n_series), np.zeros(n_series), st, prm, score, ev)  # compile outside the timing
     t0 = time.perf_counter()
     for i in range(calls):
-        detect_step(series, batches[i % 8], q, enabled, st, prm, score, ev)
+        detect_step(series, batches[i % 8], q, enabled, np.zeros(n_series), np.zeros(n_series), st, prm, score, ev)
     return m * calls / (time.perf_counter() - t0)
 
 
 def main() -> None:
+    if NO_NAB:
+        false_alarms()
+        return
     files = nab.load_corpus(ROOT)
     profiles = nab.load_profiles(ROOT / "config" / "profiles.json")
     default_th = AnomalyConfig().threshold
     score_series(files[0].values, shipped())  # compile outside the timing
     detectors = {
-        "shipped defaults": lambda v: score_series(v, shipped()),
+        "shipped defaults: events": lambda v: score_series(v, shipped()),
+        "shipped defaults: ANOMALY bit": lambda v: bit_series(v, shipped()),
         "  without the range test": lambda v: score_series(v, shipped(range_margin=-1.0)),
         "  without event hold (quiet=1,release=1)": lambda v: score_series(v, shipped(quiet=1, release=0.999)),
         "  surprise calibration only": lambda v: score_series(v, shipped(range_margin=-1.0, quiet=1, release=0.999)),
@@ -110,9 +138,41 @@ def main() -> None:
             cells.append(f"{at_threshold(files, scores, profiles[n], default_th):6.1f} / {best['score']:5.1f} @ {best['threshold']:5.3f}")
         print(f"{dname:42} " + " ".join(f"{c:>28}" for c in cells))
     print("published (standard, optimum): ARTime 74.9, Numenta HTM 70.5, CAD OSE 69.9, Twitter ADVec 47.1")
+    false_alarms()
     rate = throughput()
     print(f"detector throughput: {rate / 1e6:.1f} M samples/s on one core (1000 series x 10 readings per call; goal >= 1 M)")
     print(f"state per series: {new_state(1).nbytes} bytes")
+
+
+def false_alarms() -> None:
+    import tempfile
+
+    from meter_day import SimAir, SimMeter, events_per_meter  # tests/meter_day.py
+
+    demo = [  # the demo's devices (agent/demo/sims.py) whose values vary with time, as the demo reads them
+        SimMeter("main-meter", "sdm630", ("voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "power_total",
+                                          "energy_import", "frequency"), poll_s=2.0, seed=1),
+        SimMeter("lighting-meter", "sdm120", ("voltage", "current", "power", "energy_import"), poll_s=2.0, seed=2),
+        SimMeter("grid", "sdm630", ("power_total", "energy_import"), poll_s=1.0, seed=3),
+        SimAir("lobby-pm", poll_s=2.0, seed=4),
+    ]
+    profiles = [SimMeter(f"{p}-all-registers", p, poll_s=1.0, seed=10 + i)
+                for i, p in enumerate(("sdm630", "sdm120", "ddsu666", "dtsu666"))]
+    seconds = DAYS * 86_400
+    print(f"\nfalse alarms in ordinary operation, {DAYS:g} simulated day(s) per device, 2 % load steps every "
+          f"5 min on average (meters), shipped defaults:")
+    print(f"{'device':28} {'events/device-day':>18} {'per-metric starts/day, every gauge, no floor':>46}")
+    total, total_old = 0, 0
+    for group in (demo, profiles):
+        with tempfile.TemporaryDirectory() as d:
+            now = events_per_meter(group, seconds, Path(d), jit="on")
+        with tempfile.TemporaryDirectory() as d:
+            old = events_per_meter(group, seconds, Path(d), jit="on", per_metric=True)
+        for dev in now:
+            total, total_old = total + now[dev], total_old + old[dev]
+            print(f"{dev:28} {now[dev] / DAYS:18.2f} {old[dev] / DAYS:46.1f}")
+    n = len(demo) + len(profiles)
+    print(f"{'all':28} {total / DAYS / n:18.2f} {total_old / DAYS / n:46.1f}   (budget: <= 1 event per device-day)")
 
 
 if __name__ == "__main__":

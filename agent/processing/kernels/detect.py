@@ -12,8 +12,13 @@ Three parts, each cheap and of constant memory:
    ``score = log(1 - likelihood) / log(1e-10)``, so 0.5 is a tail probability of 1e-5 whatever the
    series' units, noise or scale. One threshold therefore serves every series.
 3. **Never seen before.** A value beyond the range seen so far by more than ``range_margin`` of
-   that range, and at least ``RANGE_MIN_DEV`` deviations from the baseline (so slow drift to new
-   highs does not count), scores 1.
+   that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
+   deviations from the baseline (so slow drift to new highs does not count), scores 1.
+
+A reading closer to the baseline than the metric's significant change (the larger of an absolute
+``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
+declared by the driver; 0 when unknown) scores 0. Readings carrying any of the ``skip``
+quality bits (out of range, implausible ...) neither score nor teach the detector.
 
 An event starts when the score reaches ``threshold``; while it lasts no new event can start (the
 reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, so
@@ -34,7 +39,7 @@ from ..jit import kernel
  D_SCORE) = range(13)
 DET_COLS = 13
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT = range(8)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP = range(9)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -50,13 +55,14 @@ def new_state(n: int) -> np.ndarray:
 
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
-           range_margin: float, short: float = 0.05) -> np.ndarray:
-    """The kernel's parameter vector; ``range_margin < 0`` switches the range test off."""
-    return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short], np.float64)
+           range_margin: float, short: float = 0.05, skip: int = 0) -> np.ndarray:
+    """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
+    quality bit in ``skip`` are ignored."""
+    return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip], np.float64)
 
 
 @kernel
-def surprise(x, st, s, prm):
+def surprise(x, st, s, prm, sig, sig_rel):
     """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up)."""
     n = st[s, D_N]
     if n == 0.0:
@@ -71,6 +77,8 @@ def surprise(x, st, s, prm):
     ldev = st[s, D_LDEV]
     d = x - mean
     ad = abs(d)
+    if sig < sig_rel * abs(mean):
+        sig = sig_rel * abs(mean)
     scale = dev + FLOOR * ldev + 1e-9 * (abs(mean) + 1.0)
     raw = 1.0 - math.exp(-ad / (RAW_SCALE * scale))
     # learn the baseline: running averages while young, so no training phase is needed
@@ -105,30 +113,35 @@ def surprise(x, st, s, prm):
     lo = st[s, D_LO]
     hi = st[s, D_HI]
     margin = prm[P_RANGE] * (hi - lo)
+    if margin < sig:
+        margin = sig
     if prm[P_RANGE] >= 0.0 and (x > hi + margin or x < lo - margin) and ad > RANGE_MIN_DEV * scale:
         score = 1.0
     if x > hi:
         st[s, D_HI] = x
     if x < lo:
         st[s, D_LO] = x
-    if n < prm[P_WARMUP]:
+    if n < prm[P_WARMUP] or ad < sig:
         return 0.0
     return score
 
 
 @kernel
-def detect_step(series, value, quality, enabled, st, prm, score, event):
+def detect_step(series, value, quality, enabled, significant, significant_rel, st, prm, score, event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active); rows scoring
-    >= threshold get the ANOMALY bit; ``event[r]`` = 1 start, 2 end, else 0."""
+    >= threshold get the ANOMALY bit; ``event[r]`` = 1 start, 2 end, else 0. ``significant[s]`` is the
+    smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction of the
+    baseline."""
     threshold = prm[P_THRESHOLD]
+    skip = np.uint32(prm[P_SKIP])
     for r in range(series.shape[0]):
         s = series[r]
         score[r] = 0.0
         event[r] = 0
         x = value[r]
-        if not enabled[s] or not math.isfinite(x):
+        if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
-        sc = surprise(x, st, s, prm)
+        sc = surprise(x, st, s, prm, significant[s], significant_rel[s])
         st[s, D_SCORE] = sc
         if sc >= threshold:
             quality[r] |= ANOMALY
@@ -159,5 +172,6 @@ def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
     st = new_state(1)
     score = np.empty(n)
     event = np.zeros(n, np.int8)
-    detect_step(series, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_), st, prm, score, event)
+    detect_step(series, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_), np.zeros(1), np.zeros(1), st, prm,
+                score, event)
     return score
