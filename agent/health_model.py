@@ -52,6 +52,8 @@ class BufferHealth(Part):
     drops: Drops = Field(default_factory=Drops, description="Messages dropped by the disk cap, per priority, "
                                                            "since installation.")
     last_seq: Count = Field(0, description="The last `seq` issued.")
+    stream: str | None = Field(None, description="The outbox's identity, carried in every message beside `seq` "
+                                                 "(null only before the outbox has one).")
 
 
 class RefusedTopic(Part):

@@ -34,7 +34,7 @@ class Held(NamedTuple):
     order: int  # commit order
     priority: Priority
     topic: str
-    payload: bytes  # the body without ``gateway`` and ``seq`` (the outbox sets those when committing)
+    payload: bytes  # the body without ``gateway``, ``stream``, ``seq`` (the outbox sets those when committing)
     readings: int = 0
 
     @property
@@ -65,6 +65,7 @@ class HeldMessages:
                 body = dict(body)
                 body.pop("gateway", None)  # set by an earlier failed attempt; the outbox sets both again
                 body.pop("seq", None)
+                body.pop("stream", None)
                 entry = Held(self._next, Priority(priority), topic, orjson.dumps(body, option=_ORJSON_OPTS),
                              int(readings))
             except (TypeError, ValueError) as e:

@@ -2,7 +2,8 @@
 the broker acknowledged it (promise 1). Its size is capped; the oldest raw telemetry goes first (promise 2).
 
 One row = one encoded MQTT message. Each row gets a per-gateway ``seq`` that increases monotonically,
-is persisted, and is never reused (not even after rows are deleted), so subscribers can drop duplicates.
+is persisted, and is never reused (not even after rows are deleted), and the outbox's ``stream`` (its
+identity, see seqmark.py), so subscribers can drop duplicates by (gateway, stream, seq).
 
 Durability: WAL with ``synchronous=FULL`` by default. With NORMAL a power cut can roll back the last
 commits *after* their rows were published; the next run would then hand the same ``seq`` to different
@@ -45,7 +46,16 @@ from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exp
     Synchronous,
     _is_corruption,
 )
-from agent.store.seqmark import SEQ_BLOCK, Mark, SeqMarkError, mark_path, read_mark, resume_seq, write_mark
+from agent.store.seqmark import (
+    SEQ_BLOCK,
+    Mark,
+    SeqMarkError,
+    mark_path,
+    new_stream,
+    read_mark,
+    resume_seq,
+    write_mark,
+)
 
 log = logging.getLogger("edge_agent.outbox")
 
@@ -123,8 +133,11 @@ class Outbox:
             raise RuntimeError(f"outbox schema version {version} is newer than this agent ({len(MIGRATIONS)})")
         self.limit_bytes = self.max_bytes
         self._load_counters()
+        self.stream: str | None = None  # None: no mark yet (or unreadable)
         with contextlib.suppress(SeqMarkError):  # inspection only: the agent reports a damaged mark
-            self._last_seq = resume_seq(self._db_last, read_mark(self._mark_path))
+            mark = read_mark(self._mark_path)
+            self._last_seq = resume_seq(self._db_last, mark)
+            self.stream = mark.stream if mark else None
 
     def _open(self, synchronous: Synchronous) -> None:
         c = self.db.conn
@@ -147,6 +160,17 @@ class Outbox:
         trusted = self._db_last if synchronous is Synchronous.FULL else None
         self._last_seq = max(self._last_seq, resume_seq(trusted, mark))
         self._reserved = mark.reserved if mark else 0
+        self.stream = mark.stream if mark and mark.stream else self._new_stream(mark)
+
+    def _new_stream(self, mark: Mark | None) -> str:
+        """A new state directory (or a mark from before streams): create its stream identity and
+        store it before any message can carry it."""
+        stream = new_stream()
+        self._reserved = max(self._reserved, self._last_seq)
+        write_mark(self._mark_path, Mark(reserved=self._reserved, floor=mark.floor if mark else self._last_seq,
+                                         stream=stream))
+        log.info("outbox %s: new stream %s (seq continues after %d)", self.path, stream, self._last_seq)
+        return stream
 
     def _load_counters(self) -> None:
         c = self.db.conn
@@ -170,7 +194,7 @@ class Outbox:
             return
         reserved = last + SEQ_BLOCK
         try:
-            write_mark(self._mark_path, Mark(reserved=reserved, floor=self._last_seq))
+            write_mark(self._mark_path, Mark(reserved=reserved, floor=self._last_seq, stream=self.stream))
         except SeqMarkError as e:
             raise OutboxError(str(e)) from None
         self._reserved = reserved
@@ -178,7 +202,7 @@ class Outbox:
     # ------------------------------------------------------------------------------------ writing
     def append(self, items: Sequence[Pending]) -> list[int]:
         """Store messages in one transaction and return their seqs; then enforce the disk cap (same
-        transaction). Each body dict gets ``gateway`` and ``seq`` set in place. One writer process only.
+        transaction). Each body dict gets ``gateway``, ``stream`` and ``seq`` set in place. One writer process only.
 
         Raises OutboxError (``index`` names the bad message) before anything is written when a
         message is malformed; nothing is stored and no seq is used up. The same transaction deletes
@@ -234,6 +258,7 @@ class Outbox:
             raise OutboxError(f"message {index} for {topic}: body must be a dict, got {type(body).__name__}",
                               index=index)
         body["gateway"] = self.gateway
+        body["stream"] = self.stream
         body["seq"] = seq
         try:
             payload = orjson.dumps(body, option=_ORJSON_OPTS)
@@ -368,7 +393,7 @@ class Outbox:
             if rowid not in self._acked), None)  # the oldest not yet acknowledged
         return OutboxStats(depth=max(0, self._depth - len(self._acked)), bytes=self._used_bytes(),
                            oldest_created_ms=oldest,
-                           drops=dict(self._drops), last_seq=self._last_seq)
+                           drops=dict(self._drops), last_seq=self._last_seq, stream=self.stream)
 
     def export(self, fh: IO[str], *, limit: int | None = None) -> int:
         """Write pending rows as JSON lines (oldest first) for a technician. Returns the row count."""

@@ -72,3 +72,4 @@ class OutboxStats:
     oldest_created_ms: int | None
     drops: dict[str, int]
     last_seq: int
+    stream: str | None = None  # the outbox's identity (None: read-only open of an outbox without one yet)
