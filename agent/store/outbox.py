@@ -95,6 +95,7 @@ class Outbox:
         self._acked: set[int] = set()  # acknowledged rows whose delete failed: sent, to be deleted
         self._delete_failing = False
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
+        self._released: int | None = None  # lowest rowid released from a clock hold since take_released()
         conn: sqlite3.Connection | None = None
         try:
             if readonly:
@@ -226,8 +227,8 @@ class Outbox:
                 # once used stays in the file: SQLite does not shrink it without VACUUM)
                 dropped = self._enforce_cap(incoming)
                 c.executemany(
-                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms, readings)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", rows
+                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms, readings, hold_boot,"
+                    " hold_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
                 c.execute(
                     "INSERT INTO sequence (gateway, last_seq) VALUES (?, ?)"
@@ -247,9 +248,10 @@ class Outbox:
 
     def _encode(self, index: int, item: Any, seq: int, now: int) -> tuple:
         try:
-            priority, topic, body, readings = item
+            priority, topic, body, readings, hold = Pending(*item)
             priority, readings = Priority(priority), int(readings)
-        except (TypeError, ValueError) as e:
+            hold_boot, hold_offset = (None, None) if hold is None else (str(hold[0]), int(hold[1]))
+        except (TypeError, ValueError, IndexError) as e:
             raise OutboxError(f"message {index}: not a Pending(priority, topic, body, readings): {e}",
                               index=index) from None
         if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
@@ -265,7 +267,7 @@ class Outbox:
         except TypeError as e:
             raise OutboxError(f"message {index} for {topic}: body is not JSON-serialisable: {e}",
                               index=index) from None
-        return (seq, topic, payload, int(priority), now, readings)
+        return (seq, topic, payload, int(priority), now, readings, hold_boot, hold_offset)
 
     def _used_bytes(self) -> int:
         c = self.db.conn
@@ -369,22 +371,33 @@ class Outbox:
         self._acked.clear()
 
     # ------------------------------------------------------------------------------------ reading
-    def peek(self, limit: int, after_rowid: int = 0) -> list[OutboxRow]:
-        """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first."""
+    def peek(self, limit: int, after_rowid: int = 0, *, held: bool = False) -> list[OutboxRow]:
+        """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first; rows held
+        for a clock sync (store.clockhold) only with ``held``."""
         self._check_open()
         rows: list[OutboxRow] = []
+        where = "" if held else " AND hold_boot IS NULL"
         while len(rows) < limit:
             want = limit - len(rows)
             ask = want + min(len(self._acked), 10_000)  # acknowledged rows are skipped
             batch = self.db.conn.execute(
                 "SELECT rowid, seq, topic, payload, priority, created_ms, readings FROM outbox"
-                " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
+                f" WHERE rowid > ?{where} ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
             rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5], r[6])
                      for r in batch if r[0] not in self._acked][:want]
             if len(batch) < ask or not self._acked:
                 break
             after_rowid = batch[-1][0]
         return rows
+
+    def released(self, rowid: int) -> None:
+        """Rows from ``rowid`` on were released from a clock hold (the uplink looks back for them)."""
+        self._released = rowid if self._released is None else min(self._released, rowid)
+
+    def take_released(self) -> int | None:
+        """The lowest rowid released since the last call (None: none); for the uplink."""
+        released, self._released = self._released, None
+        return released
 
     def stats(self) -> OutboxStats:
         self._check_open()
@@ -401,7 +414,7 @@ class Outbox:
         n = 0
         after = 0
         while limit is None or n < limit:
-            batch = self.peek(min(1000, limit - n) if limit is not None else 1000, after)
+            batch = self.peek(min(1000, limit - n) if limit is not None else 1000, after, held=True)
             if not batch:
                 break
             for r in batch:
