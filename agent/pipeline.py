@@ -49,7 +49,7 @@ FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 class Pipeline:
     def __init__(self, *, config: AgentConfig, series: SeriesTable, outbox: Outbox, topics: Topics,
                  latest: LatestValues, processor: Processor | None = None, on_committed: Callable[[], None] | None = None,
-                 clock: Clock | None = None, hold_bytes: int | None = None):
+                 clock: Clock | None = None, hold_bytes: int | None = None, boot: str | None = None):
         self.config = config
         self.series = series
         self.outbox = outbox
@@ -74,7 +74,7 @@ class Pipeline:
         self._work = asyncio.Event()  # set when something is submitted
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
-            require_kernel_sync=require, now_s=now_ms / 1000))
+            require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
