@@ -6,6 +6,7 @@ is injected here (tests/test_clock_faketime.py runs the real agent under libfake
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
 
+import jsonschema  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
@@ -73,8 +75,14 @@ def poll(pipe: Pipeline, clock: FakeClock, value: float = 230.0) -> int:
     return ts
 
 
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "payload.schema.json").read_text())
+
+
 def bodies(outbox: Outbox, *, held: bool = False) -> list[dict]:
-    return [orjson.loads(r.payload) for r in outbox.peek(1000, held=held)]
+    out = [orjson.loads(r.payload) for r in outbox.peek(1000, held=held)]
+    for body in out:  # every body, repaired, estimated or marked, is a documented message
+        assert jsonschema.Draft202012Validator(SCHEMA).is_valid(body), body
+    return out
 
 
 def telemetry(outbox: Outbox) -> list[dict]:
@@ -179,7 +187,7 @@ def test_a_restart_in_the_same_boot_still_repairs_the_earlier_run(tmp_path: Path
 def test_command_answers_are_not_held_but_marked_while_unsynced(tmp_path: Path) -> None:
     clock = FakeClock(wall_ms=10_000, mono_s=10.0)
     pipe, outbox = make(tmp_path, clock)
-    pipe.submit_message(Pending(Priority.EVENT, "edge/gw/cmd/m/result", {"status": "refused", "ts": 10_000}))
+    pipe.submit_message(Pending(Priority.EVENT, "edge/gw/cmd/m/result", {"status": "refused", "device": "m", "ts": 10_000}))
     pipe.cycle()
     (body,) = bodies(outbox)
     assert body["clock"] == "unsynced"
