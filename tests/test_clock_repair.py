@@ -210,3 +210,40 @@ def test_a_step_while_running_splits_windows_and_moves_readings_of_the_same_cycl
     aggs = [b for b in bodies(outbox) if b.get("window") == "1m"]
     assert len(aggs) == 1 and aggs[0]["split"] == "clock_step" and aggs[0]["aggregates"][0]["count"] == 5
     assert telemetry(outbox)[-1]["ts"] == before_step - 20_000  # on the clock of what comes after it
+
+
+async def test_the_uplink_sends_rows_released_below_its_cursor_before_anything_newer(
+        tmp_path: Path, mosquitto, mqtt_subscriber) -> None:
+    """Held rows are passed over (an answer sent meanwhile moves the cursor beyond them); once they are
+    repaired and released the uplink looks back and sends them, oldest first."""
+    import asyncio
+
+    from agent.config.schema import MqttConfig
+    from agent.store import clockhold
+    from agent.store.clockhold import ClockHold
+    from agent.uplink.mqtt import Uplink
+
+    sub = mqtt_subscriber(mosquitto, "edge/gw/#")
+    outbox = Outbox(tmp_path / "o.db", max_bytes=8 * 1024 * 1024, gateway="gw")
+    hold = ClockHold("boot-1", 5_000)
+    reading = {"ts": 10_000, "metric": "v", "value": 1.0, "unit": "V", "q": UNSYNCED}
+    outbox.append([Pending(Priority.RAW, "edge/gw/telemetry/m", {"v": 1, "device": "m", "readings": [dict(reading)]},
+                           1, hold) for _ in range(3)])
+    uplink = Uplink(MqttConfig(host=mosquitto.host, port=mosquitto.port, reconnect_min=0.05), "gw", outbox)
+    task = asyncio.create_task(uplink.run())
+    try:
+        outbox.append([Pending(Priority.EVENT, "edge/gw/cmd/m/result", {"status": "refused", "device": "m"})])
+        uplink.wake()
+        await asyncio.to_thread(sub.wait_for, 1, 20, predicate=lambda m: m.topic.endswith("/result"))
+        await asyncio.sleep(0.3)
+        assert not [m for m in sub.snapshot() if "/telemetry/" in m.topic], "held rows were published"
+        assert clockhold.release(outbox, "boot-1", synced_offset_ms=SYNCED_AT) == 3
+        uplink.wake()
+        got = await asyncio.to_thread(sub.wait_for, 3, 20, predicate=lambda m: "/telemetry/" in m.topic)
+    finally:
+        await uplink.stop()
+        await asyncio.wait_for(task, 5)
+        outbox.close()
+    bodies_ = [orjson.loads(m.payload) for m in got]
+    assert [b["seq"] for b in bodies_] == [1, 2, 3] and {b["clock"] for b in bodies_} == {"repaired"}
+    assert {b["readings"][0]["ts"] for b in bodies_} == {10_000 - 5_000 + SYNCED_AT}
