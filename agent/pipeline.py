@@ -152,7 +152,7 @@ class Pipeline:
             self.outbox.delete()  # acknowledged rows whose delete failed earlier
         if self.time.release_if_synced():
             self.on_committed()  # wake the uplink: the repaired rows go out before anything newer
-        self.time.count_waiting()
+        self.time.count_waiting(mono_ms)
         self.stats.held, self.stats.held_bytes = len(self.held), self.held.bytes
         if final and len(self.held):
             log.error("%d messages could not be committed before shutdown and are lost", len(self.held))

@@ -40,6 +40,7 @@ class ClockKeeper:
         self.synced = True
         self._waiting = False  # rows of this boot wait in the outbox for a sync
         self._started = False
+        self._counted_ms = -1000  # monotonic ms of the last count of waiting rows
 
     # -- each cycle -------------------------------------------------------------------------
     def begin(self, now_ms: int, mono_ms: int) -> ClockStep | None:
@@ -88,8 +89,10 @@ class ClockKeeper:
                      n)
         return n
 
-    def count_waiting(self) -> None:
-        if self.outbox is not None and self._waiting:
+    def count_waiting(self, mono_ms: int) -> None:
+        """Refresh ``clock_waiting`` for health (a count over the held rows: at most once a second)."""
+        if self.outbox is not None and self._waiting and mono_ms - self._counted_ms >= 1000:
+            self._counted_ms = mono_ms
             self.stats.clock_waiting = clockhold.held_by_boot(self.outbox).get(self.boot, 0)
 
     # -- at start ---------------------------------------------------------------------------

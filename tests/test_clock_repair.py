@@ -247,3 +247,19 @@ async def test_the_uplink_sends_rows_released_below_its_cursor_before_anything_n
     bodies_ = [orjson.loads(m.payload) for m in got]
     assert [b["seq"] for b in bodies_] == [1, 2, 3] and {b["clock"] for b in bodies_} == {"repaired"}
     assert {b["readings"][0]["ts"] for b in bodies_} == {10_000 - 5_000 + SYNCED_AT}
+
+
+def test_an_outbox_of_the_previous_schema_can_still_be_inspected(tmp_path: Path) -> None:
+    import sqlite3
+
+    from agent.store.db import Db
+    from agent.store.migrations import MIGRATIONS, migrate
+
+    conn = sqlite3.connect(tmp_path / "o.db")
+    db = Db(conn)
+    with db.atomic():
+        migrate(db, MIGRATIONS[:2])  # as the agent before clock holds left it
+        db.execute("INSERT INTO outbox (seq, topic, payload, priority, created_ms) VALUES (1, 't/x', X'7B7D', 0, 1)")
+    conn.close()
+    with Outbox(tmp_path / "o.db", max_bytes=8 * 1024 * 1024, gateway="gw", readonly=True) as ro:
+        assert [r.seq for r in ro.peek(10)] == [1]

@@ -179,6 +179,7 @@ class Outbox:
         self._db_last: int | None = int(row[0]) if row else None  # None: never committed a message
         self._last_seq = self._db_last or 0
         self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        self._hold_cols = current_version(self.db) >= 3  # an older database read-only: nothing is held
         self._drops = {p.name.lower(): 0 for p in Priority}
         for name, count in c.execute("SELECT priority, count FROM drops"):
             self._drops[name] = int(count)
@@ -376,7 +377,7 @@ class Outbox:
         for a clock sync (store.clockhold) only with ``held``."""
         self._check_open()
         rows: list[OutboxRow] = []
-        where = "" if held else " AND hold_boot IS NULL"
+        where = "" if held or not self._hold_cols else " AND hold_boot IS NULL"
         while len(rows) < limit:
             want = limit - len(rows)
             ask = want + min(len(self._acked), 10_000)  # acknowledged rows are skipped
