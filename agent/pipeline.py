@@ -116,7 +116,7 @@ class Pipeline:
             wake = min(wake, self._last_flush + FLUSH_S - now)
         if len(self.held):
             wake = min(wake, self._retry_at - now)
-        if self.outbox.acked_pending_delete:
+        if self.outbox.acked_pending_delete or self.time.busy:
             wake = min(wake, self.config.store.commit_interval)
         return max(0.0, wake)
 

@@ -26,6 +26,7 @@ from .store.outbox import Outbox, OutboxError
 from .timesync import ClockStep, ClockWatch, boot_id
 
 log = logging.getLogger("edge_agent.clock")
+RELEASE_PER_CYCLE = 400  # held rows rewritten per pipeline cycle (~0.3 s here), so the loop never stalls
 
 
 class ClockKeeper:
@@ -41,12 +42,13 @@ class ClockKeeper:
         self._waiting = False  # rows of this boot wait in the outbox for a sync
         self._started = False
         self._counted_ms = -1000  # monotonic ms of the last count of waiting rows
+        self._repairing = 0  # rows repaired since the sync (logged when done)
+        self._estimating: set[str] = set()  # earlier boots whose rows are being released
 
     # -- each cycle -------------------------------------------------------------------------
     def begin(self, now_ms: int, mono_ms: int) -> ClockStep | None:
         """Observe the clock at the start of a cycle; returns a step since the last cycle."""
         if not self._started:
-            self._started = True
             self._release_other_boots()
         step = self.watch.observe(now_ms, mono_ms)
         if step is not None:
@@ -77,17 +79,26 @@ class ClockKeeper:
         if not (self.synced and self._waiting and self.outbox is not None and self.watch.offset_ms is not None):
             return 0
         try:
-            n = clockhold.release(self.outbox, self.boot, synced_offset_ms=self.watch.offset_ms)
+            n = clockhold.release(self.outbox, self.boot, synced_offset_ms=self.watch.offset_ms,
+                                  max_rows=RELEASE_PER_CYCLE)
         except (OutboxError, OSError, sqlite3.Error) as e:
             log.error("cannot release the messages held for clock sync (%s): retried next cycle", e)
             return 0
-        self._waiting = False
         self.stats.clock_repaired += n
-        self.stats.clock_waiting = 0
-        if n:
-            log.info("wall clock synchronised: timestamps of %d stored messages repaired from the monotonic clock",
-                     n)
+        self._repairing += n
+        if n < RELEASE_PER_CYCLE:  # none left
+            self._waiting = False
+            self.stats.clock_waiting = 0
+            if self._repairing:
+                log.info("wall clock synchronised: timestamps of %d stored messages repaired from the monotonic "
+                         "clock", self._repairing)
+            self._repairing = 0
         return n
+
+    @property
+    def busy(self) -> bool:
+        """Held rows are being released a chunk per cycle: the pipeline should cycle again soon."""
+        return not self._started or (self.synced and self._waiting)
 
     def count_waiting(self, mono_ms: int) -> None:
         """Refresh ``clock_waiting`` for health (a count over the held rows: at most once a second)."""
@@ -97,22 +108,31 @@ class ClockKeeper:
 
     # -- at start ---------------------------------------------------------------------------
     def _release_other_boots(self) -> None:
+        """Release held rows of earlier boots as estimated, RELEASE_PER_CYCLE per call; sets
+        ``_started`` once none is left."""
         if self.outbox is None:
+            self._started = True
             return
+        budget = RELEASE_PER_CYCLE
         try:
-            held = clockhold.held_by_boot(self.outbox)
-            for boot, n in held.items():
+            for boot, n in clockhold.held_by_boot(self.outbox).items():
                 if boot == self.boot:
                     self._waiting = True  # an earlier run of this boot: repaired at this boot's sync
                     continue
-                released = clockhold.release(self.outbox, boot, synced_offset_ms=None)
+                if boot not in self._estimating:
+                    self._estimating.add(boot)
+                    log.warning("%d stored messages of an earlier boot (%s) were taken before its clock was "
+                                "synchronised and cannot be placed: published with their timestamps as taken, "
+                                "flagged clock_unsynced (clock: estimated)", n, boot)
+                released = clockhold.release(self.outbox, boot, synced_offset_ms=None, max_rows=budget)
                 self.stats.clock_estimated += released
-                log.warning("%d stored messages of an earlier boot (%s) were taken before its clock was "
-                            "synchronised and cannot be placed: published with their timestamps as taken, "
-                            "flagged clock_unsynced (clock: estimated)", n, boot)
+                budget -= released
+                if budget <= 0:
+                    return  # more next cycle
         except (OutboxError, OSError, sqlite3.Error) as e:
-            self._started = False  # try again next cycle
-            log.error("cannot release messages held for an earlier boot's clock (%s)", e)
+            log.error("cannot release messages held for an earlier boot's clock (%s): retried next cycle", e)
+            return
+        self._started = True
 
 
 def move_to_new_clock(ts: np.ndarray, step: ClockStep, mono_ms: int) -> int:

@@ -263,3 +263,26 @@ def test_an_outbox_of_the_previous_schema_can_still_be_inspected(tmp_path: Path)
     conn.close()
     with Outbox(tmp_path / "o.db", max_bytes=8 * 1024 * 1024, gateway="gw", readonly=True) as ro:
         assert [r.seq for r in ro.peek(10)] == [1]
+
+
+def test_a_large_backlog_is_repaired_a_bounded_chunk_per_cycle(tmp_path: Path) -> None:
+    from agent.pipeline_clock import RELEASE_PER_CYCLE
+
+    clock = FakeClock(wall_ms=10_000, mono_s=10.0)
+    pipe, outbox = make(tmp_path, clock)
+    n = 2 * RELEASE_PER_CYCLE + 50
+    for i in range(n):  # one message per cycle
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([clock.now_ms()]), np.array([float(i)])))
+        pipe.cycle()
+        clock.advance(1)
+    assert len(bodies(outbox, held=True)) == n and bodies(outbox) == []
+    clock.advance(5)
+    clock.set_wall(SYNCED_AT)
+    released = []
+    for _ in range(5):
+        pipe.cycle()  # the event loop runs between cycles: no cycle rewrites more than the bound
+        released.append(len(bodies(outbox)))
+        assert pipe._idle_timeout() <= pipe.config.store.commit_interval or released[-1] == n
+    assert released[:3] == [RELEASE_PER_CYCLE, 2 * RELEASE_PER_CYCLE, n]
+    assert pipe.stats.clock_repaired == n and pipe.stats.clock_waiting == 0
+    assert all(r["ts"] > SYNCED_AT - 3_600_000 and r["q"] == 0 for r in telemetry(outbox))

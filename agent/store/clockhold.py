@@ -74,14 +74,16 @@ def held_by_boot(outbox: Outbox) -> dict[str, int]:
         "SELECT hold_boot, count(*) FROM outbox WHERE hold_boot IS NOT NULL GROUP BY hold_boot")}
 
 
-def release(outbox: Outbox, boot: str, *, synced_offset_ms: int | None) -> int:
-    """Rewrite and release every row held for ``boot``: repaired with ``synced_offset_ms``, or (None)
-    flagged as estimated. A chunk per transaction; returns the rows released."""
+def release(outbox: Outbox, boot: str, *, synced_offset_ms: int | None, max_rows: int | None = None) -> int:
+    """Rewrite and release the rows held for ``boot``, oldest first, at most ``max_rows`` (None: all):
+    repaired with ``synced_offset_ms``, or (None) flagged as estimated. A chunk per transaction;
+    returns the rows released (fewer than ``max_rows``: none is left)."""
     done = 0
-    while True:
+    while max_rows is None or done < max_rows:
+        limit = _CHUNK if max_rows is None else min(_CHUNK, max_rows - done)
         rows = outbox.db.execute(
             "SELECT rowid, payload, hold_offset_ms, created_ms FROM outbox WHERE hold_boot = ?"
-            " ORDER BY rowid LIMIT ?", [boot, _CHUNK]).fetchall()
+            " ORDER BY rowid LIMIT ?", [boot, limit]).fetchall()
         if not rows:
             return done
         updates = []
@@ -102,3 +104,4 @@ def release(outbox: Outbox, boot: str, *, synced_offset_ms: int | None) -> int:
                 "UPDATE outbox SET payload = ?, hold_boot = NULL, hold_offset_ms = NULL WHERE rowid = ?", updates)
         outbox.released(rows[0][0])
         done += len(rows)
+    return done
