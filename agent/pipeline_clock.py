@@ -44,6 +44,7 @@ class ClockKeeper:
         self._counted_ms = -1000  # monotonic ms of the last count of waiting rows
         self._repairing = 0  # rows repaired since the sync (logged when done)
         self._estimating: set[str] = set()  # earlier boots whose rows are being released
+        self._more_others = False  # rows of earlier boots left for the next cycle
 
     # -- each cycle -------------------------------------------------------------------------
     def begin(self, now_ms: int, mono_ms: int) -> ClockStep | None:
@@ -98,7 +99,7 @@ class ClockKeeper:
     @property
     def busy(self) -> bool:
         """Held rows are being released a chunk per cycle: the pipeline should cycle again soon."""
-        return not self._started or (self.synced and self._waiting)
+        return self._more_others or (self.synced and self._waiting)
 
     def count_waiting(self, mono_ms: int) -> None:
         """Refresh ``clock_waiting`` for health (a count over the held rows: at most once a second)."""
@@ -128,11 +129,13 @@ class ClockKeeper:
                 self.stats.clock_estimated += released
                 budget -= released
                 if budget <= 0:
-                    return  # more next cycle
+                    self._more_others = True  # more next cycle
+                    return
         except (OutboxError, OSError, sqlite3.Error) as e:
             log.error("cannot release messages held for an earlier boot's clock (%s): retried next cycle", e)
             return
         self._started = True
+        self._more_others = False
 
 
 def move_to_new_clock(ts: np.ndarray, step: ClockStep, mono_ms: int) -> int:

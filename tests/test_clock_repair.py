@@ -286,3 +286,22 @@ def test_a_large_backlog_is_repaired_a_bounded_chunk_per_cycle(tmp_path: Path) -
     assert released[:3] == [RELEASE_PER_CYCLE, 2 * RELEASE_PER_CYCLE, n]
     assert pipe.stats.clock_repaired == n and pipe.stats.clock_waiting == 0
     assert all(r["ts"] > SYNCED_AT - 3_600_000 and r["q"] == 0 for r in telemetry(outbox))
+
+
+def test_an_earlier_boots_backlog_is_released_a_bounded_chunk_per_cycle(tmp_path: Path) -> None:
+    from agent.pipeline_clock import RELEASE_PER_CYCLE
+
+    clock = FakeClock(wall_ms=10_000, mono_s=10.0)
+    pipe, outbox = make(tmp_path, clock, boot="boot-1")
+    n = RELEASE_PER_CYCLE + 10
+    for i in range(n):
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([clock.now_ms()]), np.array([float(i)])))
+        pipe.cycle()
+        clock.advance(1)
+    outbox.close()
+    pipe, outbox = make(tmp_path, FakeClock(wall_ms=10_000, mono_s=5.0), boot="boot-2")
+    pipe.cycle()
+    assert len(bodies(outbox)) == RELEASE_PER_CYCLE and pipe._idle_timeout() <= pipe.config.store.commit_interval
+    pipe.cycle()
+    assert len(bodies(outbox)) == n and pipe.stats.clock_estimated == n
+    assert pipe._idle_timeout() > pipe.config.store.commit_interval  # nothing left to do
