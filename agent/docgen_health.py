@@ -96,7 +96,8 @@ def render_schema(current: str | None = None) -> str:
 # the example in docs/payloads.md: a gateway with one refused topic
 HEALTH_EXAMPLE = HealthReport(
     gateway="gw-042", ts=1_767_226_030_000, uptime_s=86400.2,
-    buffer=BufferHealth(depth=12, bytes=1_048_576, oldest_unsent_age_s=0.4, last_seq=18263),
+    buffer=BufferHealth(depth=12, bytes=1_048_576, oldest_unsent_age_s=0.4, last_seq=18263,
+                        stream="3f2c9a4e-6b1d-4e8a-9c57-0d2b7e6f1a90"),
     uplink=UplinkStats(connected=True, commands_subscribed=True, published=18263, acked=18251, inflight=12,
                        connects=3, reconnects=2, connect_failures=5, nacks=3, commands=4,
                        last_error="broker refused a message on edge/gw-042/telemetry/meter9: Not authorized",

@@ -53,7 +53,8 @@ def _plain(section: dict | None) -> dict | None:
 
 def buffer_health(ob: OutboxStats, now_ms: int) -> BufferHealth:
     oldest = ob.oldest_created_ms
-    return BufferHealth(depth=ob.depth, bytes=ob.bytes, last_seq=ob.last_seq, drops=Drops(**ob.drops),
+    return BufferHealth(depth=ob.depth, bytes=ob.bytes, last_seq=ob.last_seq, stream=ob.stream,
+                        drops=Drops(**ob.drops),
                         oldest_unsent_age_s=round(max(0, now_ms - oldest) / 1000, 1) if oldest else 0.0)
 
 

@@ -52,6 +52,8 @@ class BufferHealth(Part):
     drops: Drops = Field(default_factory=Drops, description="Messages dropped by the disk cap, per priority, "
                                                            "since installation.")
     last_seq: Count = Field(0, description="The last `seq` issued.")
+    stream: str | None = Field(None, description="The outbox's identity, carried in every message beside `seq` "
+                                                 "(null only before the outbox has one).")
 
 
 class RefusedTopic(Part):
@@ -87,6 +89,14 @@ class PipelineHealth(Part):
     commit_errors: Count = Field(0, description="Failed commits.")
     held: Count = Field(0, description="Messages held in memory because the outbox cannot store them.")
     held_bytes: Count = Field(0, description="JSON bytes of the held messages.")
+    clock_waiting: Count = Field(0, description="Messages stored before the clock was synchronised, waiting for "
+                                                "the first sync of this boot to have their timestamps repaired.")
+    clock_repaired: Count = Field(0, description="Messages whose timestamps were repaired at a clock sync, since start.")
+    clock_estimated: Count = Field(0, description="Messages of an earlier boot that never synchronised, published "
+                                                  "flagged (`clock: estimated`), since start.")
+    clock_steps: Count = Field(0, description="Wall clock steps (> 1 s) seen since start; each splits the "
+                                              "aggregation windows.")
+    clock_last_step_s: float = Field(0.0, description="Size of the last step in seconds (negative: backwards).")
 
 
 class DeviceReport(Part):

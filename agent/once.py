@@ -26,6 +26,7 @@ from .pipeline import Pipeline
 from .scheduler import Poller
 from .series import LatestValues, SeriesTable
 from .store.outbox import Pending, Priority
+from .store.seqmark import SeqMarkError, mark_path, new_stream, read_mark
 from .uplink.topics import Topics
 
 CLOSE_TIMEOUT_S = 5.0
@@ -39,14 +40,15 @@ class Message:
 
 
 class DryOutbox:
-    """Stands in for the SQLite outbox: sets ``gateway`` and ``seq`` on each body as the outbox does
-    (seq counts from 1 here; the service continues its outbox's sequence) and keeps the encoded
-    messages in memory."""
+    """Stands in for the SQLite outbox: sets ``gateway``, ``stream`` and ``seq`` on each body as the
+    outbox does (seq counts from 1 here; the service continues its outbox's sequence; ``stream`` is
+    the state directory's when it has one, else a throwaway one) and keeps the encoded messages in memory."""
 
     acked_pending_delete = 0
 
-    def __init__(self, gateway: str):
+    def __init__(self, gateway: str, stream: str | None = None):
         self.gateway = gateway
+        self.stream = stream or new_stream()
         self.messages: list[Message] = []
         self._seq = 0
 
@@ -56,6 +58,7 @@ class DryOutbox:
             priority, topic, body = item.priority, item.topic, item.body
             self._seq += 1
             body["gateway"] = self.gateway
+            body["stream"] = self.stream
             body["seq"] = self._seq
             self.messages.append(Message(topic, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
                                          Priority(priority)))
@@ -64,6 +67,15 @@ class DryOutbox:
 
     def count_drops(self, dropped: dict) -> None:  # the pipeline holds nothing here: never called
         return None
+
+
+def _state_stream(outbox_path: Path) -> str | None:
+    """The stream of the state directory's outbox, read without changing anything."""
+    try:
+        mark = read_mark(mark_path(outbox_path))
+    except SeqMarkError:
+        return None
+    return mark.stream if mark else None
 
 
 def scratch_state(state_dir: Path, into: Path) -> Path:
@@ -135,7 +147,7 @@ async def run_once(config: AgentConfig, *, catalog: DriverCatalog | None = None)
     with tempfile.TemporaryDirectory(prefix="edge-agent-once-") as tmp:
         state = scratch_state(config.gateway.state_dir, Path(tmp))
         rig = OnceRig(config, state, catalog=catalog)
-        outbox = DryOutbox(config.gateway.id)
+        outbox = DryOutbox(config.gateway.id, _state_stream(config.outbox_path))
         processor = Processor(config, rig.series, state_dir=state, clock=rig.clock)
         pipeline = Pipeline(config=config, series=rig.series, outbox=outbox,  # type: ignore[arg-type]
                             topics=Topics(config.mqtt.topic_prefix, config.gateway.id),

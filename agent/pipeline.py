@@ -28,10 +28,11 @@ from .config.schema import AgentConfig
 from .driver import Clock
 from .health_model import PipelineHealth
 from .model import Batch, Quality
+from .pipeline_clock import ClockKeeper, move_to_new_clock
 from .series import LatestValues, SeriesTable
 from .store.held import Held, HeldMessages, hold_bytes_for
 from .store.outbox import Outbox, OutboxError, Pending, Priority
-from .timesync import clock_synchronized
+from .timesync import ClockStep, clock_synchronized
 from .uplink.payload import chunk_bodies, reading_rows
 from .uplink.topics import Topics
 
@@ -48,7 +49,7 @@ FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 class Pipeline:
     def __init__(self, *, config: AgentConfig, series: SeriesTable, outbox: Outbox, topics: Topics,
                  latest: LatestValues, processor: Processor | None = None, on_committed: Callable[[], None] | None = None,
-                 clock: Clock | None = None, hold_bytes: int | None = None):
+                 clock: Clock | None = None, hold_bytes: int | None = None, boot: str | None = None):
         self.config = config
         self.series = series
         self.outbox = outbox
@@ -71,6 +72,9 @@ class Pipeline:
         self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
         self._work = asyncio.Event()  # set when something is submitted
+        require = config.gateway.require_time_sync
+        self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
+            require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
@@ -112,7 +116,7 @@ class Pipeline:
             wake = min(wake, self._last_flush + FLUSH_S - now)
         if len(self.held):
             wake = min(wake, self._retry_at - now)
-        if self.outbox.acked_pending_delete:
+        if self.outbox.acked_pending_delete or self.time.busy:
             wake = min(wake, self.config.store.commit_interval)
         return max(0.0, wake)
 
@@ -120,14 +124,22 @@ class Pipeline:
         """Process and commit everything pending. Returns the number of messages committed.
         ``final`` (at shutdown) tries held messages at once, whatever the retry delay."""
         now_ms = self.clock.now_ms()
+        mono_ms = int(self.clock.monotonic() * 1000)
+        step = self.time.begin(now_ms, mono_ms)
         messages: list[Pending] = []
         pending, self._pending = self._pending, []
         extra, self._extra = self._extra, []
+        if step is not None and self.processor is not None:  # windows never span a step
+            messages.extend(self._derived(self.processor.split(), split=True))
         if pending:
-            messages.extend(self._process(pending, now_ms))
+            messages.extend(self._process(pending, now_ms, step, mono_ms))
         if self.processor is not None and time.monotonic() - self._last_flush >= FLUSH_S:
             self._last_flush = time.monotonic()
             messages.extend(self._derived(self.processor.flush(now_ms)))
+        if (hold := self.time.hold) is not None:  # stored, published once the clock is synchronised
+            messages = [m._replace(hold=hold) for m in messages]
+            for m in extra:  # answers and audit records go out at once, their time marked
+                m.body["clock"] = "unsynced"
         messages.extend(extra)
         committed = 0
         if messages and not len(self.held):
@@ -138,6 +150,9 @@ class Pipeline:
             committed += self._commit_held()
         if self.outbox.acked_pending_delete:
             self.outbox.delete()  # acknowledged rows whose delete failed earlier
+        if self.time.release_if_synced():
+            self.on_committed()  # wake the uplink: the repaired rows go out before anything newer
+        self.time.count_waiting(mono_ms)
         self.stats.held, self.stats.held_bytes = len(self.held), self.held.bytes
         if final and len(self.held):
             log.error("%d messages could not be committed before shutdown and are lost", len(self.held))
@@ -157,6 +172,7 @@ class Pipeline:
                 del messages[e.index]
             self._hold(messages)
             return 0
+        self.time.committed(m.hold for m in messages)
         self._committed(len(messages))
         return len(messages)
 
@@ -176,6 +192,7 @@ class Pipeline:
                 self.held.release([entries[e.index]])
                 continue
             self.held.release(entries)
+            self.time.committed(e.hold for e in entries)
             self._committed(len(entries))
             total += len(entries)
         if self._fault is not None:
@@ -211,11 +228,14 @@ class Pipeline:
         self.stats.messages_committed += n
         self.on_committed()
 
-    def _process(self, pending: list[tuple[str, Batch]], now_ms: int) -> list[Pending]:
+    def _process(self, pending: list[tuple[str, Batch]], now_ms: int, step: ClockStep | None = None,
+                 mono_ms: int = 0) -> list[Pending]:
         batch = Batch.concat([b for _, b in pending])
-        if not batch.quality.flags.writeable:
-            batch = Batch(batch.series, batch.ts, batch.value, batch.quality.copy())
-        if not clock_synchronized(require_kernel_sync=self.config.gateway.require_time_sync):
+        if not batch.quality.flags.writeable or (step is not None and not batch.ts.flags.writeable):
+            batch = Batch(batch.series, batch.ts.copy(), batch.value, batch.quality.copy())
+        if step is not None:  # stamped before the step, committed after it: onto the new clock
+            move_to_new_clock(batch.ts, step, mono_ms)
+        if not self.time.synced:
             batch.quality |= np.uint32(Quality.CLOCK_UNSYNCED)
         derived: list[Pending] = []
         if self.processor is not None:
@@ -239,7 +259,10 @@ class Pipeline:
                        for body in chunk_bodies(device, rows, self._per_message))
         return out + derived
 
-    def _derived(self, result: ProcessResult) -> list[Pending]:
+    def _derived(self, result: ProcessResult, *, split: bool = False) -> list[Pending]:
+        if split:  # windows closed early by a clock step
+            for _, body in result.aggregates + result.energy:
+                body["split"] = "clock_step"
         out: list[Pending] = []
         for device, body in result.aggregates:
             if self._publish_mode.get(device, "raw") != "raw":  # publish = "raw": no window aggregates

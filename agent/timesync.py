@@ -123,10 +123,53 @@ def cached_time_sync_status() -> TimeSync:
     return _cached[1]
 
 
-def clock_synchronized(*, require_kernel_sync: bool = False) -> bool:
-    """``require_kernel_sync``: a time source must confirm synchronisation (``require_time_sync``)."""
-    if time.time() < _EARLIEST_PLAUSIBLE:
+def clock_synchronized(*, require_kernel_sync: bool = False, now_s: float | None = None) -> bool:
+    """``require_kernel_sync``: a time source must confirm synchronisation (``require_time_sync``);
+    ``now_s``: the wall time to judge (default: now)."""
+    if (time.time() if now_s is None else now_s) < _EARLIEST_PLAUSIBLE:
         return False
     if require_kernel_sync:
         return cached_time_sync_status().synchronized is not False
     return True
+
+
+# ------------------------------------------------------------------------- boots and clock steps
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+STEP_MS = 1000  # a change of wall - monotonic larger than this is a clock step (NTP slews smaller errors)
+
+
+def boot_id(path: Path = BOOT_ID_PATH) -> str:
+    """The kernel's id of this boot (a new one after every reboot); the empty string when unknown."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(slots=True)
+class ClockStep:
+    before_ms: int  # wall - monotonic before the step
+    after_ms: int  # ... and after it
+
+    @property
+    def size_ms(self) -> int:
+        return self.after_ms - self.before_ms
+
+
+class ClockWatch:
+    """Follows ``offset = wall - monotonic`` (ms) from one observation to the next: it changes only
+    when the wall clock is set (an NTP step, a date command, fake-hwclock) or slewed."""
+
+    def __init__(self, *, step_ms: int = STEP_MS):
+        self.step_ms = step_ms
+        self.offset_ms: int | None = None
+        self.steps = 0
+
+    def observe(self, wall_ms: int, mono_ms: int) -> ClockStep | None:
+        """The step since the last observation, if the offset moved by more than ``step_ms``."""
+        offset = wall_ms - mono_ms
+        before, self.offset_ms = self.offset_ms, offset
+        if before is None or abs(offset - before) <= self.step_ms:
+            return None
+        self.steps += 1
+        return ClockStep(before, offset)

@@ -13,6 +13,9 @@ command -v arm-none-eabi-gcc >/dev/null 2>&1 || PKGS+=(gcc-arm-none-eabi libnewl
 command -v qemu-system-arm >/dev/null 2>&1 || PKGS+=(qemu-system-arm)
 # Node.js and npm for the independent OCPP charge point (npm ocpp-rpc, tests/ocpp_rpc)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
+# libfaketime and chrony (a loopback NTP server and client) for the RTC-less clock tests
+{ command -v faketime && ls /usr/lib/*/faketime/libfaketime.so.1; } >/dev/null 2>&1 || PKGS+=(faketime libfaketime)
+command -v chronyd >/dev/null 2>&1 || PKGS+=(chrony)
 if [ ${#PKGS[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

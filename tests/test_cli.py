@@ -136,7 +136,8 @@ def test_status_shows_every_part_of_the_health_report_the_agent_writes(tmp_path:
     (tmp_path / "state").mkdir()
     report = HEALTH_EXAMPLE.model_copy(deep=True, update={  # deep: the drops below are changed
         "ts": time.time_ns() // 1_000_000,
-        "pipeline": PipelineHealth(readings_in=5, messages_committed=2, held=40, held_bytes=2_500_000)})
+        "pipeline": PipelineHealth(readings_in=5, messages_committed=2, held=40, held_bytes=2_500_000,
+                                   clock_waiting=12, clock_repaired=3, clock_steps=1)})
     report.buffer.drops.raw = 7
     write_status(tmp_path / "state", report)  # as the agent writes it
     r = edge_agent("status", "--config", str(cfg))
@@ -148,6 +149,7 @@ def test_status_shows_every_part_of_the_health_report_the_agent_writes(tmp_path:
     assert "refused by the broker: edge/gw-042/telemetry/meter9 (Not authorized, 3 times" in out, out
     assert re.search(r"^clock\s+synchronised \(decided by chrony: chrony reports", out, re.M), out
     assert re.search(r"^pipeline\s+40 messages \(2.50 MB\) held in memory", out, re.M), out
+    assert "12 messages wait for the clock sync, 3 repaired, 0 published as estimated, 1 steps" in out, out
     assert re.search(r"^\s+meter1\s+up\s+ok 17280\s+failed 3\s+latency 41.5 ms", out, re.M), out
 
 

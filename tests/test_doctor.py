@@ -144,7 +144,7 @@ def test_clock_is_a_failure_only_when_readings_would_be_flagged() -> None:
     relaxed = load_config_text('[gateway]\nid = "g"\n')
     assert check_clock(strict, unsynced).line().startswith(
         "✗ clock: not synchronised (kernel: unsynchronised (STA_UNSYNC)); with require_time_sync = true every "
-        "reading is flagged clock_unsynced → enable a time service")
+        "reading is held (not published) until it is → enable a time service")
     assert check_clock(relaxed, unsynced).line().startswith("! clock: not synchronised")
     assert check_clock(relaxed, TimeSync(True, "chrony", "")).line() == "✓ clock: synchronised (chrony)"
 

@@ -166,7 +166,8 @@ def test_outbox_stamps_gateway_and_seq_on_every_kind(outbox: Outbox) -> None:
     for name, body in zip(["agg", "event", "command_result", "audit"], out, strict=True):
         assert errors(name, body) == [], name
     # the outbox stamps the caller's dict too; without the stamp a body is not a valid message
-    assert agg["seq"] == 1 and agg["gateway"] == "gw1"
+    assert agg["seq"] == 1 and agg["gateway"] == "gw1" and agg["stream"] == outbox.stream
+    assert any("stream" in e for e in errors("agg", {k: v for k, v in agg.items() if k != "stream"}))
     unstamped = {k: v for k, v in agg.items() if k not in ("seq", "gateway")}
     assert any("seq" in e for e in errors("agg", unstamped))
 

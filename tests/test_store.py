@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.store import Outbox, OutboxError, Pending, Priority
+from agent.store.migrations import MIGRATIONS
 
 MB = 1024 * 1024
 
@@ -109,7 +110,7 @@ def test_schema_version_recorded_and_newer_db_refused(tmp_path: Path) -> None:
     p = tmp_path / "o.db"
     Outbox(p, max_bytes=MB, gateway="gw1").close()
     conn = sqlite3.connect(p)
-    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 2
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
     conn.execute("INSERT INTO schema_migrations VALUES (99, 0)")
     conn.commit()
     conn.close()
@@ -150,7 +151,7 @@ def test_outbox_of_the_previous_schema_is_migrated_and_keeps_its_rows(tmp_path: 
     with Outbox(p, max_bytes=MB, gateway="gw1") as ob:  # migrated once: a second open changes nothing
         assert [(r.seq, r.readings) for r in ob.peek(10)] == [(7, 0), (8, 0), (9, 1)]
     conn = sqlite3.connect(p)
-    assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == list(range(1, len(MIGRATIONS) + 1))
     conn.close()
 
 

@@ -73,7 +73,7 @@ def stats(ctx: click.Context, config_path: str | None, as_json: bool) -> None:
     finally:
         ob.close()
     d = {"path": str(cfg.outbox_path), "depth": s.depth, "bytes": s.bytes, "oldest_created_ms": s.oldest_created_ms,
-         "drops": dict(s.drops), "last_seq": s.last_seq,
+         "drops": dict(s.drops), "last_seq": s.last_seq, "stream": s.stream,
          "quarantined": [str(p) for p in quarantined_files(cfg.outbox_path)]}
     if as_json:
         click.echo(json.dumps(d, indent=2))

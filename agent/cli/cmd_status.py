@@ -96,6 +96,9 @@ def render(st: StatusFile, *, live: bool = True) -> list[str]:
     if (clock := st.clock) is not None:
         synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}[clock.synchronized]
         out.append(f"clock   {synced} (decided by {clock.source}: {clock.detail})")
+    if "pipeline" in has and ((p := st.pipeline).clock_waiting or p.clock_steps or p.clock_estimated):
+        out.append(f"        {p.clock_waiting} messages wait for the clock sync, {p.clock_repaired} repaired, "
+                   f"{p.clock_estimated} published as estimated, {p.clock_steps} steps")
     if "pipeline" in has and (p := st.pipeline).held:
         out.append(f"pipeline  {p.held} messages ({p.held_bytes / 1e6:.2f} MB) held in memory: the outbox "
                    f"cannot store them")

@@ -27,7 +27,8 @@ class GatewayConfig(Frozen):
     id: Name = Field(description="Gateway id; appears in every topic and payload.")
     state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Writable state: outbox, caches, counters.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
-    require_time_sync: bool = Field(False, description="Flag readings clock_unsynced until the kernel reports NTP sync (set on RTC-less Pis).")
+    require_time_sync: bool = Field(False, description="A time source (kernel, timesyncd, chrony, ntpd) must confirm "
+                                    "sync; until then readings are held and then repaired (set on Pis with fake-hwclock).")
 
 
 class MqttProtocol(enum.StrEnum):

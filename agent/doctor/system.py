@@ -47,7 +47,7 @@ def check_clock(cfg: AgentConfig, sync: TimeSync | None = None) -> Check:
         return warn("clock", f"synchronisation cannot be determined ({sync.detail})", hint)
     if cfg.gateway.require_time_sync:
         return fail("clock", f"not synchronised ({sync.detail}); with require_time_sync = true every reading "
-                    "is flagged clock_unsynced", hint)
+                    "is held (not published) until it is", hint)
     return warn("clock", f"not synchronised ({sync.detail}); timestamps may be wrong", hint)
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_agent.processing")
 AUTO_JIT_SHARE = 0.01  # 'auto': compile once the Python kernels take more than this share of a core
 AUTO_JIT_WINDOW_S = 5.0  # ... measured over this many seconds of wall time
+_END_OF_TIME = 2**62  # a cutoff after every window's end (epoch ms)
 
 
 @dataclass(slots=True)
@@ -200,6 +201,19 @@ class Processor:
             k = self.K.window_flush(cutoff, width, self.p.gap_ms, si, sf, oi, of)
             res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
         res.energy = self.ledger.close(cutoff)
+        return res
+
+    def split(self) -> ProcessResult:
+        """Close every open window and energy hour now (the wall clock was stepped: a window never
+        mixes readings from both sides of a step). Readings after it open new windows."""
+        res = ProcessResult()
+        m = len(self.series)
+        for name, width, si, sf in self.windows:
+            oi = np.empty((m, self.K.OUT_I), np.int64)
+            of = np.empty((m, self.K.OUT_F))
+            k = self.K.window_flush(_END_OF_TIME, width, self.p.gap_ms, si, sf, oi, of)
+            res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
+        res.energy = self.ledger.close(_END_OF_TIME)
         return res
 
     # -- bodies -----------------------------------------------------------------------------

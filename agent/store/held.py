@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import orjson
 
+from agent.store.clockhold import ClockHold
 from agent.store.outbox import Pending, Priority
 
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -34,15 +35,16 @@ class Held(NamedTuple):
     order: int  # commit order
     priority: Priority
     topic: str
-    payload: bytes  # the body without ``gateway`` and ``seq`` (the outbox sets those when committing)
+    payload: bytes  # the body without ``gateway``, ``stream``, ``seq`` (the outbox sets those when committing)
     readings: int = 0
+    hold: ClockHold | None = None  # the clock stamp it is committed with (store.clockhold)
 
     @property
     def size(self) -> int:
         return len(self.payload) + len(self.topic) + _ENTRY_OVERHEAD
 
     def pending(self) -> Pending:
-        return Pending(self.priority, self.topic, orjson.loads(self.payload), self.readings)
+        return Pending(self.priority, self.topic, orjson.loads(self.payload), self.readings, self.hold)
 
 
 class HeldMessages:
@@ -61,13 +63,14 @@ class HeldMessages:
         malformed: list[str] = []
         for message in messages:
             try:
-                priority, topic, body, readings = message
+                priority, topic, body, readings, hold = Pending(*message)
                 body = dict(body)
                 body.pop("gateway", None)  # set by an earlier failed attempt; the outbox sets both again
                 body.pop("seq", None)
+                body.pop("stream", None)
                 entry = Held(self._next, Priority(priority), topic, orjson.dumps(body, option=_ORJSON_OPTS),
-                             int(readings))
-            except (TypeError, ValueError) as e:
+                             int(readings), hold)
+            except (TypeError, ValueError, IndexError) as e:
                 malformed.append(f"{message!r:.200}: {e}")
                 continue
             self._next += 1

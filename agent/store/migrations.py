@@ -37,7 +37,15 @@ def _m2_readings(db: Db) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN readings INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_readings)
+def _m3_clock_hold(db: Db) -> None:
+    # a row committed before the wall clock was synchronised: its boot id and wall - monotonic offset
+    # (agent.store.clockhold); NULL for every row that may be published
+    db.execute("ALTER TABLE outbox ADD COLUMN hold_boot TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN hold_offset_ms INTEGER")
+    db.execute('CREATE INDEX "outbox_held" ON "outbox" ("hold_boot", "rowid") WHERE hold_boot IS NOT NULL')
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_readings, _m3_clock_hold)
 
 
 def current_version(db: Db) -> int:

@@ -2,7 +2,8 @@
 the broker acknowledged it (promise 1). Its size is capped; the oldest raw telemetry goes first (promise 2).
 
 One row = one encoded MQTT message. Each row gets a per-gateway ``seq`` that increases monotonically,
-is persisted, and is never reused (not even after rows are deleted), so subscribers can drop duplicates.
+is persisted, and is never reused (not even after rows are deleted), and the outbox's ``stream`` (its
+identity, see seqmark.py), so subscribers can drop duplicates by (gateway, stream, seq).
 
 Durability: WAL with ``synchronous=FULL`` by default. With NORMAL a power cut can roll back the last
 commits *after* their rows were published; the next run would then hand the same ``seq`` to different
@@ -45,7 +46,16 @@ from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exp
     Synchronous,
     _is_corruption,
 )
-from agent.store.seqmark import SEQ_BLOCK, Mark, SeqMarkError, mark_path, read_mark, resume_seq, write_mark
+from agent.store.seqmark import (
+    SEQ_BLOCK,
+    Mark,
+    SeqMarkError,
+    mark_path,
+    new_stream,
+    read_mark,
+    resume_seq,
+    write_mark,
+)
 
 log = logging.getLogger("edge_agent.outbox")
 
@@ -86,6 +96,7 @@ class Outbox:
         self._acked_max = 0  # highest rowid in _acked: peek after it need not skip any
         self._delete_failing = False
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
+        self._released: int | None = None  # lowest rowid released from a clock hold since take_released()
         conn: sqlite3.Connection | None = None
         try:
             if readonly:
@@ -124,8 +135,11 @@ class Outbox:
             raise RuntimeError(f"outbox schema version {version} is newer than this agent ({len(MIGRATIONS)})")
         self.limit_bytes = self.max_bytes
         self._load_counters()
+        self.stream: str | None = None  # None: no mark yet (or unreadable)
         with contextlib.suppress(SeqMarkError):  # inspection only: the agent reports a damaged mark
-            self._last_seq = resume_seq(self._db_last, read_mark(self._mark_path))
+            mark = read_mark(self._mark_path)
+            self._last_seq = resume_seq(self._db_last, mark)
+            self.stream = mark.stream if mark else None
 
     def _open(self, synchronous: Synchronous) -> None:
         c = self.db.conn
@@ -148,6 +162,17 @@ class Outbox:
         trusted = self._db_last if synchronous is Synchronous.FULL else None
         self._last_seq = max(self._last_seq, resume_seq(trusted, mark))
         self._reserved = mark.reserved if mark else 0
+        self.stream = mark.stream if mark and mark.stream else self._new_stream(mark)
+
+    def _new_stream(self, mark: Mark | None) -> str:
+        """A new state directory (or a mark from before streams): create its stream identity and
+        store it before any message can carry it."""
+        stream = new_stream()
+        self._reserved = max(self._reserved, self._last_seq)
+        write_mark(self._mark_path, Mark(reserved=self._reserved, floor=mark.floor if mark else self._last_seq,
+                                         stream=stream))
+        log.info("outbox %s: new stream %s (seq continues after %d)", self.path, stream, self._last_seq)
+        return stream
 
     def _load_counters(self) -> None:
         c = self.db.conn
@@ -155,6 +180,7 @@ class Outbox:
         self._db_last: int | None = int(row[0]) if row else None  # None: never committed a message
         self._last_seq = self._db_last or 0
         self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        self._hold_cols = current_version(self.db) >= 3  # an older database read-only: nothing is held
         self._drops = {p.name.lower(): 0 for p in Priority}
         for name, count in c.execute("SELECT priority, count FROM drops"):
             self._drops[name] = int(count)
@@ -171,7 +197,7 @@ class Outbox:
             return
         reserved = last + SEQ_BLOCK
         try:
-            write_mark(self._mark_path, Mark(reserved=reserved, floor=self._last_seq))
+            write_mark(self._mark_path, Mark(reserved=reserved, floor=self._last_seq, stream=self.stream))
         except SeqMarkError as e:
             raise OutboxError(str(e)) from None
         self._reserved = reserved
@@ -179,7 +205,7 @@ class Outbox:
     # ------------------------------------------------------------------------------------ writing
     def append(self, items: Sequence[Pending]) -> list[int]:
         """Store messages in one transaction and return their seqs; then enforce the disk cap (same
-        transaction). Each body dict gets ``gateway`` and ``seq`` set in place. One writer process only.
+        transaction). Each body dict gets ``gateway``, ``stream`` and ``seq`` set in place. One writer process only.
 
         Raises OutboxError (``index`` names the bad message) before anything is written when a
         message is malformed; nothing is stored and no seq is used up. The same transaction deletes
@@ -203,8 +229,8 @@ class Outbox:
                 # once used stays in the file: SQLite does not shrink it without VACUUM)
                 dropped = self._enforce_cap(incoming)
                 c.executemany(
-                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms, readings)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", rows
+                    "INSERT INTO outbox (seq, topic, payload, priority, created_ms, readings, hold_boot,"
+                    " hold_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
                 c.execute(
                     "INSERT INTO sequence (gateway, last_seq) VALUES (?, ?)"
@@ -224,9 +250,10 @@ class Outbox:
 
     def _encode(self, index: int, item: Any, seq: int, now: int) -> tuple:
         try:
-            priority, topic, body, readings = item
+            priority, topic, body, readings, hold = Pending(*item)
             priority, readings = Priority(priority), int(readings)
-        except (TypeError, ValueError) as e:
+            hold_boot, hold_offset = (None, None) if hold is None else (str(hold[0]), int(hold[1]))
+        except (TypeError, ValueError, IndexError) as e:
             raise OutboxError(f"message {index}: not a Pending(priority, topic, body, readings): {e}",
                               index=index) from None
         if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic:
@@ -235,13 +262,14 @@ class Outbox:
             raise OutboxError(f"message {index} for {topic}: body must be a dict, got {type(body).__name__}",
                               index=index)
         body["gateway"] = self.gateway
+        body["stream"] = self.stream
         body["seq"] = seq
         try:
             payload = orjson.dumps(body, option=_ORJSON_OPTS)
         except TypeError as e:
             raise OutboxError(f"message {index} for {topic}: body is not JSON-serialisable: {e}",
                               index=index) from None
-        return (seq, topic, payload, int(priority), now, readings)
+        return (seq, topic, payload, int(priority), now, readings, hold_boot, hold_offset)
 
     def _used_bytes(self) -> int:
         c = self.db.conn
@@ -352,10 +380,12 @@ class Outbox:
         self._acked_max = 0
 
     # ------------------------------------------------------------------------------------ reading
-    def peek(self, limit: int, after_rowid: int = 0) -> list[OutboxRow]:
-        """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first."""
+    def peek(self, limit: int, after_rowid: int = 0, *, held: bool = False) -> list[OutboxRow]:
+        """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first; rows held
+        for a clock sync (store.clockhold) only with ``held``."""
         self._check_open()
         rows: list[OutboxRow] = []
+        where = "" if held or not self._hold_cols else " AND hold_boot IS NULL"
         while len(rows) < limit:
             want = limit - len(rows)
             # acknowledged rows not yet deleted are skipped; the uplink reads after its cursor, above
@@ -364,13 +394,22 @@ class Outbox:
             ask = want + min(len(self._acked), 10_000) if skip else want
             batch = self.db.conn.execute(
                 "SELECT rowid, seq, topic, payload, priority, created_ms, readings FROM outbox"
-                " WHERE rowid > ? ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
+                f" WHERE rowid > ?{where} ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
             rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5], r[6])
                      for r in batch if not skip or r[0] not in self._acked][:want]
             if len(batch) < ask or not skip:
                 break
             after_rowid = batch[-1][0]
         return rows
+
+    def released(self, rowid: int) -> None:
+        """Rows from ``rowid`` on were released from a clock hold (the uplink looks back for them)."""
+        self._released = rowid if self._released is None else min(self._released, rowid)
+
+    def take_released(self) -> int | None:
+        """The lowest rowid released since the last call (None: none); for the uplink."""
+        released, self._released = self._released, None
+        return released
 
     def stats(self) -> OutboxStats:
         self._check_open()
@@ -379,7 +418,7 @@ class Outbox:
             if rowid not in self._acked), None)  # the oldest not yet acknowledged
         return OutboxStats(depth=max(0, self._depth - len(self._acked)), bytes=self._used_bytes(),
                            oldest_created_ms=oldest,
-                           drops=dict(self._drops), last_seq=self._last_seq)
+                           drops=dict(self._drops), last_seq=self._last_seq, stream=self.stream)
 
     def export(self, fh: IO[str], *, limit: int | None = None) -> int:
         """Write pending rows as JSON lines (oldest first) for a technician. Returns the row count."""
@@ -387,7 +426,7 @@ class Outbox:
         n = 0
         after = 0
         while limit is None or n < limit:
-            batch = self.peek(min(1000, limit - n) if limit is not None else 1000, after)
+            batch = self.peek(min(1000, limit - n) if limit is not None else 1000, after, held=True)
             if not batch:
                 break
             for r in batch:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from agent.errors import EdgeAgentError
+from agent.store.clockhold import ClockHold
 
 
 class OutboxError(EdgeAgentError):
@@ -53,6 +54,7 @@ class Pending(NamedTuple):
     topic: str
     body: dict
     readings: int = 0  # telemetry readings in the body (stored with the row for the uplink's figures)
+    hold: ClockHold | None = None  # committed before clock sync: held until repaired (store.clockhold)
 
 
 class OutboxRow(NamedTuple):
@@ -72,3 +74,4 @@ class OutboxStats:
     oldest_created_ms: int | None
     drops: dict[str, int]
     last_seq: int
+    stream: str | None = None  # the outbox's identity (None: read-only open of an outbox without one yet)

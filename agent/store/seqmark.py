@@ -10,12 +10,18 @@ The mark file (``outbox.seq`` next to ``outbox.db``) holds two numbers:
   seqs and whose own last ``seq`` is at least ``floor`` is the one that issued them: it continues from
   its own value, and a restart (even after kill -9) leaves no gap. Any other database (new, deleted,
   quarantined, restored from a copy older than the block) continues above ``reserved``.
+- ``stream``: the outbox's identity, a random UUID created with the first mark of a state directory.
+  Messages carry it beside ``gateway`` and ``seq``; upstream deduplicates on (gateway, stream, seq).
+  It lives exactly as long as the ``reserved`` figure that keeps its seqs unique: a replaced or
+  quarantined database keeps it (its seqs continue above ``reserved``), a new state directory (a
+  reinstall, a new SD card) or a lost mark gets a new one, so its restart at seq 1 collides with nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,6 +37,11 @@ class SeqMarkError(Exception):
 class Mark(NamedTuple):
     reserved: int
     floor: int
+    stream: str | None = None  # None only in a mark written before streams existed
+
+
+def new_stream() -> str:
+    return str(uuid.uuid4())
 
 
 def mark_path(db_path: Path) -> Path:
@@ -47,8 +58,11 @@ def read_mark(path: Path) -> Mark | None:
         raise SeqMarkError(f"cannot read seq mark {path}: {e.strerror}") from None
     try:
         data = orjson.loads(raw)
-        mark = Mark(int(data["reserved"]), int(data["floor"]))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        stream = data.get("stream")
+        if stream is not None and (not isinstance(stream, str) or not stream.strip()):
+            raise ValueError(stream)
+        mark = Mark(int(data["reserved"]), int(data["floor"]), stream)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         raise SeqMarkError(f"seq mark {path} is damaged ({raw[:40]!r}); it holds the highest seq this gateway "
                            "may have used: restore it or set 'reserved' above the last seq subscribers saw") from None
     if mark.reserved < 0 or mark.floor < 0 or mark.floor > mark.reserved:
@@ -62,7 +76,8 @@ def write_mark(path: Path, mark: Mark) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, orjson.dumps(mark._asdict()) + b"\n")
+            body = {k: v for k, v in mark._asdict().items() if v is not None}
+            os.write(fd, orjson.dumps(body) + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)

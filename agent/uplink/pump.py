@@ -6,7 +6,9 @@ in the outbox and are passed over, so they never fill the in-flight window, and 
 flowing in order. When a refused topic's retry is due, or when it is accepted again, a *rescan* looks
 at the rows below the cursor: it publishes the topic's oldest kept row as a probe, or, once the topic
 is accepted, all its kept rows oldest first, before anything newer. A rescan stops as soon as it has
-nothing left to look for, so rows set aside are not read again and again.
+nothing left to look for, so rows set aside are not read again and again. Rows held in the outbox
+until the clock is synchronised (agent.store.clockhold) are passed over too; when they are released a
+rescan sends them, oldest first, before anything newer.
 
 A mixin of :class:`agent.uplink.mqtt.Uplink`, which owns the connection; loop thread only.
 """
@@ -64,6 +66,7 @@ class OutboxPump:
         self._refusals = Refusals()
         self._rescan: int | None = None  # position of a rescan below the cursor
         self._draining: set[str] = set()  # topics accepted again whose kept rows the rescan sends
+        self._released = False  # rows released from a clock hold below the cursor: the rescan sends them
         self._due_handle: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._retry_handle: asyncio.TimerHandle | None = None
@@ -75,6 +78,8 @@ class OutboxPump:
         if client is None or self._stopping or self._retry_handle is not None:
             return
         room = self.cfg.max_inflight - len(self._inflight)
+        if (released := self.outbox.take_released()) is not None and self._rescan_from(released - 1):
+            self._released = True  # repaired after a clock sync: older than what was sent meanwhile
         if room > 0 and self._rescan is not None:
             room = self._scan(client, room, rescan=True)
         if room > 0 and self._rescan is None:
@@ -86,7 +91,7 @@ class OutboxPump:
         acked = set(self._acked) if rescan else set()
         batch = min(room, _BATCH)  # as many rows as the window takes; more once rows are passed over
         while room > 0:
-            if rescan and not (self._draining or self._refusals.wanted):
+            if rescan and not (self._draining or self._released or self._refusals.wanted):
                 self._rescan = None  # nothing left to look for below the cursor
                 return room
             after = self._rescan if rescan else self._cursor
@@ -99,6 +104,7 @@ class OutboxPump:
                 if rescan:  # caught up with the cursor: every kept row of a draining topic was sent
                     self._rescan = None
                     self._draining.clear()
+                    self._released = False
                 return room
             for row in rows:
                 if not self._wanted(row, rescan, acked):
@@ -121,7 +127,7 @@ class OutboxPump:
             return False
         if row.topic in self._refusals:
             return self._refusals.take_probe(row.topic, row.rowid)
-        return not rescan or row.topic in self._draining
+        return not rescan or self._released or row.topic in self._draining
 
     def _send(self, client: mqtt.Client, row: OutboxRow) -> bool:
         info = client.publish(row.topic, row.payload, qos=1)
@@ -144,6 +150,7 @@ class OutboxPump:
         self._cursor = 0
         self._rescan = None
         self._draining.clear()
+        self._released = False
         self._refusals.reconnected()
 
     # ------------------------------------------------------------------------- refused topics
