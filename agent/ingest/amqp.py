@@ -74,6 +74,8 @@ async def _session(url: str, writer: Writer, reporter: StatsReporter, *, queue: 
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         await q.consume(inbox.put, no_ack=False)
         log.info("consuming %s on %s", queue, _where(url))
+        reporter.extra["node"] = _where(url)
+        reporter.maybe(force=True)  # the queue and its bindings exist: the stats file says so
         while not stop.is_set():
             if conn.is_closed or channel.is_closed:
                 raise ConnectionError("connection closed")

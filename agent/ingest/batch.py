@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,8 +45,13 @@ class StatsReporter:
         self.writer, self.path, self.interval, self.extra = writer, path, interval, extra
         self._last = 0.0
         self.cpu0 = time.process_time()
+        self._lock = threading.Lock()  # the MQTT lane reports from paho's thread too
 
     def maybe(self, *, force: bool = False) -> None:
+        with self._lock:
+            self._report(force)
+
+    def _report(self, force: bool) -> None:
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return

@@ -58,6 +58,7 @@ class SharedConsumer:
             self._gen += 1
         log.info("connected (session present: %s); subscribing %s", flags.session_present, self.filter)
         client.subscribe(self.filter, qos=1)
+        client.on_subscribe = lambda *_: self.reporter.maybe(force=True)  # subscribed: the stats file says so
 
     def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason, props) -> None:
         with self._lock:
