@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.chaos.fleet_run import Consumer, check_exactly_once, migrate, sent_keys, start_fleet, wait_done, wait_landed
@@ -79,19 +80,55 @@ def test_mqtt5_shared_subscription_lane_exactly_once(tmp_path: Path, pg: Postgre
                                  id_prefix="mq5")
     try:
         wait_for(lambda: consumers[0].stats().get("messages", 0) > 100, 90, "the first consumer to work")
-        consumers[0].kill9()
+        consumers[0].kill9()  # mid-batch; its session keeps its share queued on the broker
         time.sleep(2)
         consumers[0] = Consumer(tmp_path, "mq0b", consumers[0].lane_args, pg.dsn).start()  # same client id
-        time.sleep(3)
-        broker.stop()  # graceful: persistent sessions (and their queued messages) are saved
-        time.sleep(2)
-        broker.start()
         wait_done(fleet, 300)
         assert fleet.returncode == 0, (tmp_path / "fleet-mq5.log").read_text()[-3000:]
         doc, keys = sent_keys(summary)
         wait_landed(pg.dsn, len(keys), "mq5", 120)
         figures = check_exactly_once(pg.dsn, doc, keys, "mq5")
         assert figures["resends"] > 0
+        assert sum(c.stats().get("duplicates", 0) for c in consumers) > 0
+    finally:
+        for c in consumers:
+            c.stop()
+        if fleet.poll() is None:
+            fleet.kill()
+
+
+def test_mqtt5_lane_broker_restart_loses_nothing_silently(tmp_path: Path, pg: Postgres, mosquitto_factory) -> None:
+    """mosquitto 2.0.11 restores persistent sessions but not their shared subscriptions: what gateways
+    publish after a restart and before the consumers subscribed again is acknowledged and dropped by
+    the broker. The ingest cannot prevent that; it must report it: every key sent and not stored lies
+    in a recorded gap, nothing is stored twice."""
+    broker = mosquitto_factory(persistence=True)
+    host = f"{broker.host}:{broker.port}"
+    consumers = [Consumer(tmp_path, f"mr{i}", ["mqtt", "--host", host, "--client-id", f"ingest-r{i}"], pg.dsn).start()
+                 for i in range(2)]
+    fleet, summary = start_fleet(tmp_path, [host], gateways=50, processes=1, duration=20, protocol="5",
+                                 id_prefix="mqr", interval=0.5)
+    try:
+        wait_for(lambda: consumers[0].stats().get("messages", 0) > 50, 90, "the consumers to work")
+        broker.stop()  # graceful: sessions are saved
+        time.sleep(1)
+        broker.start()
+        wait_done(fleet, 300)
+        assert fleet.returncode == 0
+        doc, keys = sent_keys(summary)
+        time.sleep(5)  # let the consumers commit what they still hold
+        with psycopg.connect(pg.dsn) as c:
+            stored = {(g, s, q) for g, s, q in c.execute(
+                "SELECT gateway, stream, seq FROM messages WHERE gateway LIKE 'mqr%'")}
+            gaps = c.execute("SELECT gateway, stream, first_seq, last_seq FROM gaps WHERE gateway LIKE 'mqr%'").fetchall()
+            dup = c.execute("SELECT count(*) - count(DISTINCT (gateway, stream, seq, metric)) FROM readings"
+                            " WHERE gateway LIKE 'mqr%'").fetchone()[0]
+        assert stored <= keys and dup == 0
+        in_gaps = {(g, s, q) for g, s, a, b in gaps for q in range(a, b + 1)}
+        lost_at_the_end = {(g, s, q) for g, s, q in keys - stored
+                           if q > max((x for gg, ss, x in stored if (gg, ss) == (g, s)), default=0)}
+        assert keys - stored - lost_at_the_end <= in_gaps, "a message missing from the database is not reported"
+        assert not in_gaps & stored
     finally:
         for c in consumers:
             c.stop()
