@@ -11,6 +11,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then 
 command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || PKGS+=(build-essential)
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || PKGS+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null 2>&1 || PKGS+=(qemu-system-arm)
+# the fleet path: a RabbitMQ cluster (MQTT plugin) and PostgreSQL 15, started by the tests themselves
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || PKGS+=(rabbitmq-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || PKGS+=(postgresql-15)
 if [ ${#PKGS[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

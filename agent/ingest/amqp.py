@@ -50,7 +50,7 @@ async def consume(urls: list[str], dsn: str, *, queue: str = "edge-ingest", pref
         i += 1
         try:
             await _session(url, writer, reporter, queue=queue, prefix=prefix, batch=batch, linger=linger, stop=stop)
-        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, OSError) as e:
             log.warning("AMQP %s: %s; trying the next node", _where(url), e or type(e).__name__)
             await asyncio.sleep(0.5 if i % len(urls) else 2.0)
     reporter.maybe(force=True)
@@ -81,7 +81,7 @@ async def _session(url: str, writer: Writer, reporter: StatsReporter, *, queue: 
                 raise ConnectionError("connection closed")
             try:
                 first = await asyncio.wait_for(inbox.get(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 reporter.maybe()
                 continue
             got = [first]
@@ -95,7 +95,7 @@ async def _session(url: str, writer: Writer, reporter: StatsReporter, *, queue: 
                         break
                     try:
                         got.append(await asyncio.wait_for(inbox.get(), left))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
             msgs, statuses, rejected = split(((amqp_escape(m.routing_key or ""), m.body) for m in got), prefix)
             await asyncio.to_thread(writer.write, msgs, statuses, rejected, stop=stop.is_set)

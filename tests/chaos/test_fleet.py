@@ -16,7 +16,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.chaos.fleet_run import Consumer, check_exactly_once, migrate, sent_keys, start_fleet, wait_done, wait_landed
+from tests.chaos.fleet_run import (
+    Consumer,
+    check_exactly_once,
+    migrate,
+    sent_keys,
+    start_fleet,
+    wait_done,
+    wait_landed,
+)
 from tests.fleet_helpers import Postgres, RabbitCluster, wait_for
 
 pytestmark = pytest.mark.timeout(600)
