@@ -8,6 +8,7 @@ import random
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -181,3 +182,30 @@ def test_daily_partitions_are_created_and_hold_the_rows(db: str) -> None:
         assert migrate(c) == 1
     Writer(db).write([telemetry("gw", 1)])
     assert q(db, "SELECT count(*) FROM readings_20260101") == [(3,)]
+
+
+def documented_query(name: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "fleet.md").read_text()
+    m = re.search(rf"<!-- query: {name} -->\s*```sql\n(.*?)```", text, re.S)
+    assert m, f"docs/fleet.md has no query {name}"
+    return m.group(1)
+
+
+def test_the_documented_queries_answer(db: str) -> None:
+    import time as _time
+    now = int(_time.time() * 1000)
+    hour = now - now % 3_600_000
+
+    def energy(seq: int, start: int, kwh: float) -> Message:
+        out = parse("edge/gw/agg/meter1", orjson.dumps({
+            "gateway": "gw", "stream": "s", "seq": seq, "device": "meter1", "kind": "energy", "window": "15m",
+            "start": start, "end": start + 900_000, "kwh": kwh}))
+        assert isinstance(out, Message)
+        return out
+    w = Writer(db)
+    w.write([energy(1, hour, 1.0), energy(2, hour + 900_000, 2.5), energy(5, hour - 3_600_000, 4.0)])
+    with psycopg.connect(db) as c:
+        rows = c.execute(documented_query("energy")).fetchall()
+        assert [(r[0], r[1], r[3]) for r in rows] == [("gw", "meter1", 4.0), ("gw", "meter1", 3.5)]
+        lagging = c.execute(documented_query("gaps_or_lag")).fetchall()
+    assert [(r[0], r[5], r[6]) for r in lagging] == [("gw", 1, 2)]  # seqs 3 and 4 missing
