@@ -209,3 +209,16 @@ def test_the_documented_queries_answer(db: str) -> None:
         assert [(r[0], r[1], r[3]) for r in rows] == [("gw", "meter1", 4.0), ("gw", "meter1", 3.5)]
         lagging = c.execute(documented_query("gaps_or_lag")).fetchall()
     assert [(r[0], r[5], r[6]) for r in lagging] == [("gw", 1, 2)]  # seqs 3 and 4 missing
+
+
+def test_a_message_the_database_refuses_is_rejected_and_the_rest_of_its_batch_written(db: str) -> None:
+    poison = parse("edge/gw/telemetry/m", orjson.dumps({
+        "gateway": "gw", "stream": "s1", "seq": 2, "device": "m",
+        "readings": [{"ts": TS, "metric": "bad\u0000name", "value": 1.0, "unit": "W", "q": 0}]}))
+    assert isinstance(poison, Message)
+    w = Writer(db)
+    assert w.write([telemetry("gw", 1), poison, telemetry("gw", 3)]) == 2
+    assert q(db, "SELECT seq FROM messages ORDER BY seq") == [(1,), (3,)]
+    [(topic, reason)] = q(db, "SELECT topic, reason FROM rejected")
+    assert topic == "edge/gw/telemetry/m" and "database refused it" in reason
+    assert q(db, "SELECT first_seq, last_seq FROM gaps") == [(2, 2)]  # and the hole it leaves is reported

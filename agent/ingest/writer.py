@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -97,6 +98,13 @@ class Writer:
                 self.stats.deadlocks += 1
                 log.warning("batch rolled back (%s); retrying", type(e).__name__)
                 time.sleep(random.uniform(0.0, 0.05))
+            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as e:
+                # one message the database cannot take (a NUL in a string, a number out of range ...)
+                # must not block the queue forever: write one by one, reject what fails, with the reason
+                if len(messages) + len(statuses) <= 1:
+                    raise
+                log.warning("batch refused by the database (%s); writing its messages one by one", e)
+                return self._one_by_one(messages, statuses, rejected)
             except psycopg.OperationalError as e:
                 self.stats.reconnects += 1
                 log.warning("database unavailable (%s); retrying in %.1f s", str(e).strip().splitlines()[0], delay)
@@ -106,6 +114,24 @@ class Writer:
                     raise
                 time.sleep(delay)
                 delay = min(5.0, delay * 2)
+
+    def _one_by_one(self, messages: Sequence[Message], statuses: Sequence[Status],
+                    rejected: Sequence[tuple[str, str, bytes]]) -> int:
+        new = 0
+        bad = list(rejected)
+        for m in messages:
+            try:
+                new += self.write([m])
+            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as e:
+                reason = f"database refused it: {str(e).strip().splitlines()[0]}"
+                bad.append((m.topic, reason, orjson.dumps(m.body)))
+        for st in statuses:
+            try:
+                self.write([], [st])
+            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as e:
+                bad.append((f"{st.gateway}/{st.kind}", f"database refused it: {e}", orjson.dumps(st.body)))
+        self.write([], rejected=bad)
+        return new
 
     def _transaction(self, conn: psycopg.Connection, messages: Sequence[Message], statuses: Sequence[Status],
                      rejected: Sequence[tuple[str, str, bytes]]) -> int:
