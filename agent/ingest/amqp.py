@@ -50,7 +50,8 @@ async def consume(urls: list[str], dsn: str, *, queue: str = "edge-ingest", pref
         i += 1
         try:
             await _session(url, writer, reporter, queue=queue, prefix=prefix, batch=batch, linger=linger, stop=stop)
-        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, OSError) as e:
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError,
+                ConnectionError, OSError) as e:  # e.g. the channel died while acknowledging: those come again
             log.warning("AMQP %s: %s; trying the next node", _where(url), e or type(e).__name__)
             await asyncio.sleep(0.5 if i % len(urls) else 2.0)
     reporter.maybe(force=True)

@@ -65,9 +65,10 @@ class SharedConsumer:
             self._gen += 1
         if not self.stop.is_set():
             log.warning("ingest connection lost: %s", reason)
-            self._host_index += 1
-            host, port = self.hosts[self._host_index % len(self.hosts)]
-            client._host, client._port = host, port  # paho reconnects to the next broker in the list
+            if len(self.hosts) > 1:  # paho reconnects to the next broker in the list
+                self._host_index += 1
+                host, port = self.hosts[self._host_index % len(self.hosts)]
+                client._host, client._port = host, port  # the public setters refuse while paho is closing
 
     def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put((self._gen, msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
