@@ -135,8 +135,14 @@ def main() -> None:
         drain_rate = drain_readings / drain_s
         wait_done(fleet, args.duration + 600)
         doc, keys = sent_keys(summary)
-        wait_landed(pg.dsn, len(keys), "b", 900)
-        figures = check_exactly_once(pg.dsn, doc, keys, "b")
+        accepted = doc["messages"] - doc["undelivered"]
+        print(f"broker cluster accepted {accepted:,} of {doc['messages']:,} messages in {doc['elapsed_s']:.0f} s "
+              f"({accepted / doc['elapsed_s']:,.0f} msg/s); {doc['undelivered']:,} still in the outboxes after the drain")
+        if doc["undelivered"]:
+            wait_for(lambda: queue_depth(rabbit) == 0, 900, "the queue to drain", interval=2.0)
+        else:
+            wait_landed(pg.dsn, len(keys), "b", 900)
+        figures = check_exactly_once(pg.dsn, doc, keys, "b") if not doc["undelivered"] else None
         avg_batch = max(1, int(total(consumers, "readings") / max(1, total(consumers, "batches"))))
         raw_batch = 5000  # the most a batch of 500 messages of 10 readings holds
         raw = raw_insert_rate(pg.dsn, 500_000, raw_batch)
@@ -149,8 +155,11 @@ def main() -> None:
         print(f"end-to-end lag (steady state) p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
         print(f"ingest CPU-s per million readings (steady state, both consumers): {cpu_per_m:.1f}")
         print("broker memory per node (MB RSS): " + ", ".join(f"{m:.0f}" for m in mem))
-        print(f"exactly once: {figures['messages']:,} messages, {figures['readings']:,} readings, "
-              f"{figures['resends']} resends injected, 0 gaps, 0 duplicates")
+        if figures is not None:
+            print(f"exactly once: {figures['messages']:,} messages, {figures['readings']:,} readings, "
+                  f"{figures['resends']} resends injected, 0 gaps, 0 duplicates")
+        else:
+            print("exactly-once check skipped: the broker did not take every message within the drain timeout")
     finally:
         for c in consumers:
             c.stop()
