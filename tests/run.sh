@@ -16,6 +16,9 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS+=(node
 # libfaketime and chrony (a loopback NTP server and client) for the RTC-less clock tests
 { command -v faketime && ls /usr/lib/*/faketime/libfaketime.so.1; } >/dev/null 2>&1 || PKGS+=(faketime libfaketime)
 command -v chronyd >/dev/null 2>&1 || PKGS+=(chrony)
+# the fleet path: a RabbitMQ cluster (MQTT plugin) and PostgreSQL 15, started by the tests themselves
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || PKGS+=(rabbitmq-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || PKGS+=(postgresql-15)
 if [ ${#PKGS[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

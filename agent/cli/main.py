@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "agent.cli.cmd_warmup",
     "agent.cli.cmd_setup",
     "agent.cli.cmd_doctor",
+    "agent.cli.cmd_ingest",
+    "agent.cli.cmd_fleet",
 ]
 
 DEBUG_ENV = "EDGE_AGENT_DEBUG"

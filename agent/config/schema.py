@@ -50,8 +50,9 @@ class TlsConfig(Frozen):
 
 
 class MqttConfig(Frozen):
-    host: str | None = Field(None, description="Broker host; required by `run` (and reported by `check`).")
+    host: str | None = Field(None, description="Broker host; required by `run` (and reported by `check`) unless `hosts` is set.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    hosts: tuple[str, ...] = Field((), description="Broker nodes of a cluster as `host` or `host:port` (default port: `port`), tried in order: when a connection fails or is lost the next one is used; unacknowledged messages are sent again, in order, to the node connected next. Instead of `host`.")
     protocol: MqttProtocol = Field(MqttProtocol.V5, description="MQTT protocol version. With 5 a broker can refuse a message (e.g. by its ACL) and the gateway keeps it; a 3.1.1 broker acknowledges a refused message and drops it.")
     client_id: str | None = Field(None, description="Defaults to edge-agent-{gateway}.")
     username: str | None = Field(None, description="Broker user name.")
@@ -63,6 +64,40 @@ class MqttConfig(Frozen):
     max_inflight: int = Field(200, ge=1, le=60_000, description="QoS 1 messages awaiting PUBACK at once.")
     reconnect_min: float = Field(0.5, gt=0, description="Shortest wait before reconnecting (s); doubles with jitter.")
     reconnect_max: float = Field(30.0, gt=0, description="Longest wait before reconnecting (s).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hosts(cls, data: Any) -> Any:
+        """``hosts`` sets ``host``/``port`` to its first entry (what `check`, `doctor` and logs name)."""
+        if not isinstance(data, dict) or not data.get("hosts"):
+            return data
+        if data.get("host") is not None:
+            raise ValueError("set either mqtt.host or mqtt.hosts, not both")
+        hosts = data["hosts"]
+        if isinstance(hosts, str) or not all(isinstance(h, str) for h in hosts):
+            raise ValueError("mqtt.hosts must be a list of \"host\" or \"host:port\" strings")
+        nodes = [split_endpoint(h, data.get("port", 1883)) for h in hosts]  # every port made explicit
+        return {**data, "host": nodes[0][0], "port": nodes[0][1],
+                "hosts": tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)}
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """The broker nodes to try, in order (one when only ``host`` is set)."""
+        if self.hosts:
+            return [split_endpoint(h, self.port) for h in self.hosts]
+        assert self.host is not None
+        return [(self.host, self.port)]
+
+
+def split_endpoint(text: str, default_port: int) -> tuple[str, int]:
+    """``host`` or ``host:port`` (``[v6]:port`` too) -> (host, port); ValueError naming the entry."""
+    host, sep, port = text.rpartition(":")
+    if not sep or (host.count(":") and not host.startswith("[")):  # no port, or a bare IPv6 address
+        host, port = text, str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"mqtt.hosts entry {text!r} is not \"host\" or \"host:port\"")
+    return host, int(port)
 
 
 class StoreConfig(Frozen):

@@ -78,6 +78,9 @@ def describe(exc: BaseException) -> str:
 class NetworkThread:
     """Connects, runs paho's loop until the connection ends, waits a jittered backoff, repeats.
 
+    With several broker nodes (``mqtt.hosts``) a failed or lost connection moves to the next node; the
+    backoff applies once every node of a round has failed.
+
     ``new_client()`` builds a client with its callbacks wired; ``on_failure(reason)`` is called (in this
     thread) when a connection attempt fails before CONNACK; ``on_closed(client)`` when a connection ends.
     """
@@ -91,6 +94,7 @@ class NetworkThread:
         self.halt = threading.Event()
         self.connack_ok = False  # set by the uplink's on_connect (in this thread) on success
         self.refused = False  # set by the uplink's on_connect when the CONNACK is a refusal
+        self._node = 0  # index into cfg.endpoints
         self._thread = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
 
     def start(self) -> None:
@@ -102,13 +106,15 @@ class NetworkThread:
 
     def _run(self) -> None:
         cfg = self.cfg
-        assert cfg.host is not None
+        nodes = cfg.endpoints
+        failed_in_round = 0  # nodes that failed one after the other: the backoff grows once all have
         delay, longest = cfg.reconnect_min, max(cfg.reconnect_min, cfg.reconnect_max)
         while not self.halt.is_set():
             self.connack_ok = self.refused = False
+            host, port = self.endpoint
             try:
                 client = self._new_client()
-                client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive)
+                client.connect(host, port, keepalive=cfg.keepalive)
             except Exception as e:  # noqa: BLE001 - DNS, refused, TLS verification, bad key file ...
                 self._on_failure(describe(e))
             else:
@@ -124,9 +130,22 @@ class NetworkThread:
                     self._on_failure(f"connection closed before CONNACK ({mqtt.error_string(rc)})")
                 self._on_closed(client)
             if self.connack_ok:
-                delay = cfg.reconnect_min
+                delay, failed_in_round = cfg.reconnect_min, 0
+            else:
+                failed_in_round += 1
             if self.halt.is_set():
                 break
+            if len(nodes) > 1:  # a cluster: the next node, at once while some node of this round is untried
+                self._node = (self._node + 1) % len(nodes)
+                if 0 < failed_in_round < len(nodes):
+                    self.halt.wait(min(cfg.reconnect_min, 0.1))
+                    continue
+                failed_in_round = 0
             wait = max(cfg.reconnect_min, delay * random.uniform(0.5, 1.0))
             delay = min(longest, delay * 2)
             self.halt.wait(wait)
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        """The broker node connected (or tried) now."""
+        return self.cfg.endpoints[self._node % len(self.cfg.endpoints)]

@@ -54,7 +54,7 @@ class Uplink(OutboxPump):
     def __init__(self, cfg: MqttConfig, gateway: str, outbox: Outbox, *,
                  on_command: CommandHandler | None = None, clock: Any = None):
         if cfg.host is None:
-            raise ValueError("mqtt.host is not set: the uplink needs a broker address")
+            raise ValueError("mqtt.host (or mqtt.hosts) is not set: the uplink needs a broker address")
         self.cfg = cfg
         self.gateway = gateway
         self.outbox = outbox
@@ -217,17 +217,20 @@ class Uplink(OutboxPump):
         self._post(self._on_closed, client)
 
     # ------------------------------------------------------------- handlers (loop thread)
+    def _endpoint(self) -> tuple[str, int]:
+        return self._net.endpoint if self._net is not None else (str(self.cfg.host), self.cfg.port)
+
     def _on_failure(self, reason: str) -> None:
         self._counts.connect_failures += 1
         if reason != self.last_error:
-            log.warning("MQTT connection to %s:%d failed: %s", self.cfg.host, self.cfg.port, reason)
+            log.warning("MQTT connection to %s:%d failed: %s", *self._endpoint(), reason)
         self.last_error = reason
 
     def _on_connected(self, client: mqtt.Client) -> None:
         if self._stopping:
             return
         if self.last_error is not None or self._counts.connects == 0:
-            log.info("MQTT connected to %s:%d", self.cfg.host, self.cfg.port)
+            log.info("MQTT connected to %s:%d", *self._endpoint())
         self._counts.connects += 1
         self.last_error = None
         self._flush_acks()
@@ -264,7 +267,7 @@ class Uplink(OutboxPump):
         self._waiters.clear()
         if not self._stopping:
             self.last_error = self.last_error or "connection lost"
-            log.warning("MQTT connection to %s:%d lost", self.cfg.host, self.cfg.port)
+            log.warning("MQTT connection to %s:%d lost", *self._endpoint())
 
     def _on_puback(self, client: mqtt.Client, mid: int, ok: bool, reason: str) -> None:
         if client is not self._client:
