@@ -98,8 +98,11 @@ def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool 
     config = agent_config(tmp, broker, meter_port, charger_port, chargers=spec.chargers, planner=planner)
     agent = AgentProcess(config, tmp / "agent.log").start()
     try:
-        sub.wait_for(1, ready_timeout, predicate=lambda m: m.topic.endswith("/event")
-                     and m.json().get("type") == "site_allocation")
+        try:
+            sub.wait_for(1, ready_timeout, predicate=lambda m: m.topic.endswith("/event")
+                         and m.json().get("type") == "site_allocation")
+        except TimeoutError as e:
+            raise AssertionError(f"the agent never controlled the site: {agent.log_tail()}") from e
         asyncio.run_coroutine_threadsafe(_script(plant, cars, unplugs), loop).result(30)
         t0 = plant.now
         while plant.now < t0 + seconds:  # plant time: a slow machine runs longer, never shorter
