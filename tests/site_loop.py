@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from chaos.agent_proc import AgentProcess
+from tests.chaos.agent_proc import AgentProcess
 from drivers.charger_common import Car
 from drivers.modbus_charger.plant import PlantSpec, Sample, start_plant
-from mqtt_helpers import Broker, Subscriber
-from sim_thread import free_port
+from tests.mqtt_helpers import Broker, Subscriber
+from tests.sim_thread import free_port
 
 GATEWAY = "gw-loop"
 LIMIT_KW = 30.0
@@ -39,7 +39,7 @@ UNPLUGS: list[tuple[float, int]] = [(50.0, 2)]
 
 
 def agent_config(tmp: Path, broker: Broker, meter_port: int, charger_port: int, *, chargers: int,
-                 planner: bool) -> Path:
+                 planner: bool, site_options: str = "") -> Path:
     names = [f"cp{i}" for i in range(1, chargers + 1)]
     body = [f'[gateway]\nid = "{GATEWAY}"\nstate_dir = "{tmp / "state"}"\n',
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
@@ -52,7 +52,7 @@ def agent_config(tmp: Path, broker: Broker, meter_port: int, charger_port: int, 
                     f'line = "chargers"\npoll_interval = 1.0\nwritable = ["current_limit"]\n')
     # one price all day, so the plan (and the test) does not depend on the hour it runs at
     body.append('[processing.tariff]\nprices = { flat = 1.0 }\nweekday = [{ start = "00:00", end = "24:00", period = "flat" }]\n')
-    site = f'[site]\nchargers = {orjson.dumps(names).decode()}\nlimit_kw = {LIMIT_KW}\n'
+    site = f'[site]\nchargers = {orjson.dumps(names).decode()}\nlimit_kw = {LIMIT_KW}\n{site_options}'
     site += ('[site.planner]\nenabled = true\ndefault = { dwell_hours = 4, energy_kwh = 10 }\n' if planner
              else '[site.tou]\nenabled = false\n')
     body.append(site + '[site.grid_meter]\ndevice = "grid"\nmetric = "power_total"\n')
@@ -84,7 +84,8 @@ class LoopResult:
 
 def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool = False,
              spec: PlantSpec | None = None, cars: list[tuple[float, int, Car]] = CARS,
-             unplugs: list[tuple[float, int]] = UNPLUGS, ready_timeout: float = 180.0) -> LoopResult:
+             unplugs: list[tuple[float, int]] = UNPLUGS, ready_timeout: float = 180.0,
+             site_options: str = "") -> LoopResult:
     """Start the plant, the agent and a subscriber; when the agent controls the site, run the cars'
     script for ``seconds`` of plant time; return the meter's samples and the agent's events."""
     spec = spec or PlantSpec()
@@ -95,7 +96,8 @@ def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool 
     plant = asyncio.run_coroutine_threadsafe(start_plant(spec, meter_tcp=f"127.0.0.1:{meter_port}",
                                                          chargers_tcp=f"127.0.0.1:{charger_port}"), loop).result(60)
     sub = Subscriber(broker, [f"edge/{GATEWAY}/event", f"edge/{GATEWAY}/telemetry/#"]).start()
-    config = agent_config(tmp, broker, meter_port, charger_port, chargers=spec.chargers, planner=planner)
+    config = agent_config(tmp, broker, meter_port, charger_port, chargers=spec.chargers, planner=planner,
+                          site_options=site_options)
     agent = AgentProcess(config, tmp / "agent.log").start()
     try:
         try:

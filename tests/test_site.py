@@ -92,7 +92,8 @@ class Rig:
             self.table.add_device(x, CHARGER_METRICS)
         self.latest = LatestValues(len(self.table))
         cfg = {"grid_meter": {"device": "grid"}, "chargers": self.names, "limit_kw": 30, "margin_kw": 0,
-               "ramp_up": None, "tou": {"enabled": False}, **site_kw}
+               "ramp_up": None, "tou": {"enabled": False},
+               "meter_lag": 0, "base_hold": 0, **site_kw}  # one consistent instant per step (tests/test_site_loop.py has lag)
         configs = {x: model_charger_config(x, *(bounds or {}).get(x, (6.0, 32.0))) for x in self.names}
         gate = WriteGate(configs, self.drivers, self, audit=audit)
         self.site = SiteController(SiteConfig.model_validate(cfg), self.drivers, self.latest, self.table, self,

@@ -231,7 +231,7 @@ class SiteController:
         # a charger told to take less may still draw its old power for a while: its room is not given away yet
         still = {n: self.measure.still_drawing(n, self._voltage * self._phases[n], now_ms) for n in self.drivers}
         names = {d.name for d in demands}
-        elsewhere = sum(w for n, w in still.items() if n not in names)
+        elsewhere = sum(w for n, w in still.items() if n not in names) + self.measure.unseen_increase(grid_ts)
         alloc = hold_back(alloc, demands, budget_w=budget_w - elsewhere, still_w=still, min_a=cfg.min_current)
         out.update(alloc)
         info.update(mode="normal", period=period, grid_w=round(grid_w, 1), base_w=round(base_w, 1),
@@ -313,7 +313,7 @@ class SiteController:
                 if a < prev:
                     self.measure.lowered(n, prev * wpa, a * wpa, now_ms)
                 else:
-                    self.measure.raised(n)
+                    self.measure.raised(n, (a - prev) * wpa, now_ms)
             except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
                 events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
         events += self.sessions.shortfall_events(info.get("shortfall_wh", {}), now_ms)

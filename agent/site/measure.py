@@ -11,7 +11,11 @@ comes out too low (even negative) and the budget too large. So:
   remaining timing error while cars ramp cannot make the budget look larger than it is;
 * a charger told to take less counts at its old power until one of its readings, taken after the
   write, shows it has followed (a car may take seconds to ramp down): the room it frees is not given
-  to others before then.
+  to others before then;
+* an increase is kept in reserve until a grid reading taken ``meter_lag`` + ``base_hold`` seconds
+  after it has come in (the car has ramped and the meter shows it): until then the base estimate may
+  be missing it, so no other increase may use that room. Judged by the grid reading's own timestamp,
+  this holds however late polls and steps run on a busy gateway.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class BaseEstimator:
         self.readings: dict[str, Readings] = {}
         self._estimates: deque[tuple[int, float]] = deque()
         self._lowering: dict[str, tuple[float, float, int]] = {}  # charger -> (old W, new W, write time)
+        self._raised: deque[tuple[int, float]] = deque()  # (write time, W added)
 
     def observe(self, name: str, ts: int, w: float) -> None:
         self.readings.setdefault(name, Readings()).add(ts, w)
@@ -89,8 +94,16 @@ class BaseEstimator:
         prev = self._lowering.get(name)
         self._lowering[name] = (max(old_w, prev[0]) if prev else old_w, new_w, now_ms)
 
-    def raised(self, name: str) -> None:
+    def raised(self, name: str, added_w: float, now_ms: int) -> None:
         self._lowering.pop(name, None)
+        self._raised.append((now_ms, added_w))
+
+    def unseen_increase(self, grid_ts: int) -> float:
+        """W added by increases that the grid reading of ``grid_ts`` may not show yet."""
+        settle = self.lag_ms + self.hold_ms
+        while self._raised and grid_ts >= self._raised[0][0] + settle:
+            self._raised.popleft()
+        return sum(w for _, w in self._raised)
 
     def still_drawing(self, name: str, watts_per_amp: float, now_ms: int) -> float:
         """The most ``name`` may still draw from a limit it has not yet been seen to follow (0 if none)."""
