@@ -280,7 +280,8 @@ class SiteController:
         info["shortfall_wh"] = {n: round(w) for n, w in p.shortfall_wh.items()}
         out = []
         urgency = {x.name: x.departure_ms for x in sessions}
-        for d in sorted(demands, key=lambda d: (urgency.get(d.name, 0), d.since, d.name)):
+        # feasible sessions first, most urgent first; a car that cannot be served in time gets what is left
+        for d in sorted(demands, key=lambda d: (d.name in p.infeasible, urgency.get(d.name, 0), d.since, d.name)):
             if d.boosted:
                 out.append(d)
                 continue
