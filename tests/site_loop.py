@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from tests.chaos.agent_proc import AgentProcess
 from drivers.charger_common import Car
-from drivers.modbus_charger.plant import PlantSpec, Sample, start_plant
+from drivers.modbus_charger.station import PlantSpec, Sample, start_plant
+from tests.chaos.agent_proc import AgentProcess
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.sim_thread import free_port
 
