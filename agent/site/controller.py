@@ -78,7 +78,7 @@ class SiteController:
         self._car_caps: dict[str, float] = {}  # what the plugged-in car seems to take at most
         self.failsafe = False
         self._meter_sid = series.id(config.grid_meter.device, config.grid_meter.metric)
-        self.measure = BaseEstimator(meter_lag_s=config.meter_lag, hold_s=config.base_hold, limit_w=config.limit_w)
+        self.measure = BaseEstimator(meter_lag_s=config.meter_lag, car_ramp_s=config.car_ramp, limit_w=config.limit_w)
 
     # --- the command hook (agent.commands.router.SiteHook) -----------------------------------
     def manages(self, device: str) -> bool:
@@ -215,7 +215,7 @@ class SiteController:
             cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
-        base_w = self.measure.base(now_ms, grid_w - charging_w)
+        base_w = self.measure.base(grid_w - charging_w)
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)

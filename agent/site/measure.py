@@ -7,14 +7,13 @@ comes out too low (even negative) and the budget too large. So:
 
 * each charger's power is taken *at the meter's instant* (grid timestamp − ``meter_lag``),
   interpolated between its own readings;
-* the base load is never below 0 and is the highest estimate of the last ``base_hold`` seconds, so a
-  remaining timing error while cars ramp cannot make the budget look larger than it is;
+* the base load is never below 0 (nor above the limit);
 * a charger told to take less counts at its old power until one of its readings, taken after the
   write, shows it has followed (a car may take seconds to ramp down): the room it frees is not given
   to others before then;
-* an increase is kept in reserve until a grid reading taken ``meter_lag`` + ``base_hold`` seconds
+* an increase is kept in reserve until a grid reading taken ``meter_lag`` + ``car_ramp`` seconds
   after it has come in (the car has ramped and the meter shows it): until then the base estimate may
-  be missing it, so no other increase may use that room. Judged by the grid reading's own timestamp,
+  be missing it (too low by up to that increase), so no other increase may use that room. Judged by the grid reading's own timestamp,
   this holds however late polls and steps run on a busy gateway.
 """
 
@@ -63,12 +62,11 @@ class Readings:
 
 
 class BaseEstimator:
-    def __init__(self, *, meter_lag_s: float, hold_s: float, limit_w: float):
+    def __init__(self, *, meter_lag_s: float, car_ramp_s: float, limit_w: float):
         self.lag_ms = int(meter_lag_s * 1000)
-        self.hold_ms = int(hold_s * 1000)
+        self.ramp_ms = int(car_ramp_s * 1000)
         self.limit_w = limit_w
         self.readings: dict[str, Readings] = {}
-        self._estimates: deque[tuple[int, float]] = deque()
         self._lowering: dict[str, tuple[float, float, int]] = {}  # charger -> (old W, new W, write time)
         self._raised: deque[tuple[int, float]] = deque()  # (write time, W added)
 
@@ -81,13 +79,9 @@ class BaseEstimator:
         w = r.at(grid_ts - self.lag_ms) if r is not None else None
         return fallback_w if w is None else w
 
-    def base(self, now_ms: int, raw_w: float) -> float:
-        """Clamp the raw estimate to [0, limit] and hold the highest of the last ``hold_s`` seconds."""
-        est = min(max(raw_w, 0.0), self.limit_w)
-        self._estimates.append((now_ms, est))
-        while self._estimates and self._estimates[0][0] < now_ms - self.hold_ms:
-            self._estimates.popleft()
-        return max(e for _, e in self._estimates)
+    def base(self, raw_w: float) -> float:
+        """The raw estimate clamped to [0, limit]: an export or a timing error never enlarges the budget."""
+        return min(max(raw_w, 0.0), self.limit_w)
 
     # --- decreases not yet followed -------------------------------------------------------------
     def lowered(self, name: str, old_w: float, new_w: float, now_ms: int) -> None:
@@ -100,7 +94,7 @@ class BaseEstimator:
 
     def unseen_increase(self, grid_ts: int) -> float:
         """W added by increases that the grid reading of ``grid_ts`` may not show yet."""
-        settle = self.lag_ms + self.hold_ms
+        settle = self.lag_ms + self.ramp_ms
         while self._raised and grid_ts >= self._raised[0][0] + settle:
             self._raised.popleft()
         return sum(w for _, w in self._raised)

@@ -5,7 +5,7 @@ shown one second late, refreshed every 0.5 s) and five CHARX simulators whose ca
 at 8 A/s up and 16 A/s down; grid and chargers are on two lines, each polled once a second. Cars arrive
 one after another, one is full early, one leaves (tests/site_loop.py). Limit 30 kW. For the shipped
 defaults and, in the same run, for the controller without lag compensation (``meter_lag = 0``,
-``base_hold = 0``), with the fair share and with the planner, it prints the worst meter sample against
+``car_ramp = 0``), with the fair share and with the planner, it prints the worst meter sample against
 the limit, how many samples were over, the agent's own published grid readings over the limit,
 shortfall events, and the energy charged. Run: python tests/bench/bench_site_loop.py [seconds]
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from tests.mqtt_helpers import Broker  # noqa: E402
 from tests.site_loop import LIMIT_KW, run_loop  # noqa: E402
 
-NAIVE = "meter_lag = 0\nbase_hold = 0\n"
+NAIVE = "meter_lag = 0\ncar_ramp = 0\n"
 
 
 def main() -> None:
