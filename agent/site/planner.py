@@ -17,6 +17,8 @@ fill can deliver before a departure is that session's shortfall, reported at onc
 A session whose car cannot take its need before it leaves even with the whole site to itself is
 infeasible: it is planned last, with what the feasible sessions leave (charging by urgency), so one
 car that cannot be served never starves cars that can; its shortfall is known, and reported, at once.
+When the site cannot serve all the others either, the ones the plan leaves short join the infeasible
+ones and the rest is planned again (an overload otherwise spreads shortfalls like dominoes).
 Pure functions over plain data: the controller replans every step with the live meter headroom.
 """
 
@@ -119,23 +121,26 @@ def plan(
     # a car that cannot take its need before it leaves, even alone, waits for what the others leave
     alone = np.array([s.max_a for s in live]) * wpa * hours_real.sum(axis=1) if n else np.zeros(0)
     bad = [i for i, s in enumerate(live) if s.need_wh > alone[i] + EPS_WH]
-    good = [i for i in range(n) if i not in set(bad)]
     amps = np.zeros((n, k))
     short = np.zeros(n)
     use_cost = True
-    if good:
-        g_live, g_real, g_hours, g_real_h = ([x[i] for i in good] for x in (live, real, hours, hours_real))
-        g_hours, g_real_h, g_coef = np.array(g_hours), np.array(g_real_h), coef[:, good]
-        cost_a = _fill_cost(g_live, g_hours, g_coef, cap, by_cost)
-        lax_a = _fill_laxity(g_live, g_hours, g_coef, cap, starts, ends)
-        short_lax = _shortfall(g_live, g_hours, lax_a)
-        use_cost = _shortfall(g_live, g_hours, cost_a).sum() <= short_lax.sum() + EPS_WH
-        amps[good] = cost_a if use_cost else lax_a
-        # what cannot be delivered even by the real departure, charging by urgency
-        short[good] = short_lax if not (short_lax > EPS_WH).any() else _shortfall(g_live, g_real_h, _fill_laxity(
-            g_real, g_real_h, g_coef, cap, starts, ends))
+    # then, while the site cannot serve every remaining session in time, the ones it would leave short
+    # join them: serving those first would only make more cars leave short (the domino of an overload)
+    while True:
+        good = [i for i in range(n) if i not in set(bad)]
+        if not good:
+            break
+        g_amps, g_short, use_cost = _fill_best([live[i] for i in good], [real[i] for i in good], hours[good],
+                                               hours_real[good], coef[:, good], cap, by_cost, starts, ends)
+        amps[good], short[good] = g_amps, g_short
+        late = [good[j] for j in np.flatnonzero(g_short > EPS_WH)]
+        if not late or len(late) == len(good):
+            break
+        bad += late
     hours_used = hours.copy()
+    bad = sorted(set(bad))
     if bad:
+        amps[bad] = 0.0
         left = np.maximum(0.0, cap - (coef @ amps).T)  # per slot, per constraint: what the feasible ones leave
         b_real, b_hours = [real[i] for i in bad], hours_real[bad]
         amps[bad] = _fill_laxity(b_real, b_hours, coef[:, bad], left, starts, ends)
@@ -149,6 +154,18 @@ def plan(
     for s in sessions:
         out.amps.setdefault(s.name, np.zeros(k))
     return out
+
+
+def _fill_best(live, real, hours, hours_real, coef, cap, by_cost, starts, ends):
+    """The better of the two fills (amps, shortfall by the real departure charging by urgency, cost fill?)."""
+    cost_a = _fill_cost(live, hours, coef, cap, by_cost)
+    lax_a = _fill_laxity(live, hours, coef, cap, starts, ends)
+    short_lax = _shortfall(live, hours, lax_a)
+    use_cost = _shortfall(live, hours, cost_a).sum() <= short_lax.sum() + EPS_WH
+    # what cannot be delivered even by the real departure, charging by urgency
+    short = short_lax if not (short_lax > EPS_WH).any() else _shortfall(live, hours_real, _fill_laxity(
+        real, hours_real, coef, cap, starts, ends))
+    return (cost_a if use_cost else lax_a), short, use_cost
 
 
 def _constraints(live: Sequence[Session], h: Headroom) -> tuple[np.ndarray, np.ndarray]:
