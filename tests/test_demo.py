@@ -7,10 +7,13 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from agent.demo.run import DemoResult
-from agent.demo.sims import DemoSims, start_environment
+from agent.app import Agent
+from agent.config import load_config_text
+from agent.demo.run import DemoResult, demo_config
+from agent.demo.sims import DemoSims, start_environment, start_station
 
 DEVICES = ["building-load", "room-temp", "main-meter", "lighting-meter", "lobby-pm", "water-meter",
            "lobby-climate", "grid", "bay1", "bay2", "bay3", "bay4"]
@@ -70,3 +73,33 @@ def test_nothing_arrived_is_a_failure() -> None:
                         drained=True, outage="")
     assert not result.ok
     assert "no readings from: grid" in result.summary()
+
+
+async def test_the_demo_station_charges_at_any_hour_of_the_day(tmp_path) -> None:
+    # the README's charging story must show whenever someone runs the demo, peak hours included
+    sims = DemoSims()
+    try:
+        await start_station(sims)
+        text = demo_config(tmp_path / "state", 1883, "".join(sims.toml) + sims.site_toml)
+    finally:
+        await sims.stop()
+    agent = Agent(load_config_text(text, source="demo"))
+    try:
+        site = agent.site
+        assert site is not None
+        bays = [f"bay{i}" for i in range(1, 5)]
+        sids = [agent.series.id("grid", "power_total")] + [agent.series.id(b, m) for b in bays for m in ("state", "power")]
+        values = [12_000.0] + [v for _ in bays for v in (3.0, 0.0)]  # four cars plugged in, asking for current
+        day = site.plan_tariff.local_day_start(1_700_000_000_000)
+        periods = set()
+        for h in range(24):
+            ts = day + h * 3_600_000 + 1_800_000
+            agent.latest.update(np.asarray(sids, np.int32), np.full(len(sids), ts, np.int64), np.asarray(values),
+                                np.zeros(len(sids), np.uint32))
+            alloc, info = site.targets(ts)
+            periods.add(info["period"])
+            assert max(alloc.values()) >= 6, f"no car charges at {h}:30 ({info['period']} hours): {alloc}"
+        assert "peak" in periods
+    finally:
+        agent.commands.close()
+        agent.outbox.close()

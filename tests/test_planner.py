@@ -64,6 +64,17 @@ def test_infeasible_session_gets_everything_it_can_and_its_shortfall():
     assert np.allclose(p.amps["taxi"], 32)
 
 
+def test_a_car_that_cannot_be_served_does_not_starve_one_that_can():
+    # the taxi leaving in 20 min could never get 60 kWh; the car leaving in 30 min needs 8 kWh, its full
+    # 22 kW for about 22 of those minutes: it is served first, the taxi gets the other 6 kW of the site
+    taxi = Session("taxi", need_wh=60_000, departure_ms=H // 3, max_a=32)
+    car = Session("car", need_wh=8_000, departure_ms=H // 2, max_a=32)
+    p = plan([taxi, car], 0, Headroom(28_000), price=flat, slot_ms=60_000)
+    assert "car" not in p.shortfall_wh and p.infeasible == {"taxi"}
+    got = (p.amps["taxi"] * 690 * p.seconds / 3600).sum()
+    assert p.shortfall_wh["taxi"] == pytest.approx(60_000 - got, abs=1) and got > 0  # it charges beside the car
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     needs=st.lists(st.floats(0, 60_000), min_size=1, max_size=8),
@@ -146,6 +157,19 @@ async def test_infeasible_session_is_reported_at_the_first_step():
     assert 36 < short[0]["shortfall_kwh"] < 42 and short[0]["need_kwh"] == 60
     assert rig.site.alloc["cp1"] == 32.0  # and it charges as fast as it can meanwhile
     assert not [e for e in await rig.step() if e["type"] == "site_shortfall"]  # said once, not every step
+
+
+async def test_the_controller_serves_the_feasible_car_first_and_reports_only_the_infeasible_one():
+    rig = Rig()  # 30 kW, base 2 kW: 28 kW for two 22 kW cars
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=60_000), rig.t)
+    rig.site.set_session("cp1", departure_ms=rig.now_ms() + H // 3, energy_kwh=60)  # cannot be served
+    rig.site.set_session("cp2", departure_ms=rig.now_ms() + H // 2, energy_kwh=8)  # can, if it charges now
+    events = []
+    for _ in range(4):
+        events += await rig.step()
+    assert rig.site.alloc["cp2"] == 32.0 and 6 <= rig.site.alloc["cp1"] < 32
+    assert [e["device"] for e in events if e["type"] == "site_shortfall"] == ["cp1"]
 
 
 async def test_feasible_session_waits_for_cheap_hours_and_is_not_reported():

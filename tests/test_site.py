@@ -92,7 +92,8 @@ class Rig:
             self.table.add_device(x, CHARGER_METRICS)
         self.latest = LatestValues(len(self.table))
         cfg = {"grid_meter": {"device": "grid"}, "chargers": self.names, "limit_kw": 30, "margin_kw": 0,
-               "ramp_up": None, "tou": {"enabled": False}, **site_kw}
+               "ramp_up": None, "tou": {"enabled": False},
+               "meter_lag": 0, "car_ramp": 0, **site_kw}  # one consistent instant per step (tests/test_site_loop.py has lag)
         configs = {x: model_charger_config(x, *(bounds or {}).get(x, (6.0, 32.0))) for x in self.names}
         gate = WriteGate(configs, self.drivers, self, audit=audit)
         self.site = SiteController(SiteConfig.model_validate(cfg), self.drivers, self.latest, self.table, self,
@@ -185,6 +186,26 @@ async def test_user_limit_stop_start_and_boost_through_the_site():
     assert rig.evse["cp1"].enabled and rig.site.alloc["cp1"] == 10.0
     await rig.step(dt=31 * 60)  # boost expired
     assert rig.site.alloc["cp1"] == 0.0
+
+
+async def test_a_grid_reading_a_second_older_than_the_chargers_does_not_inflate_the_budget():
+    # the meter's value is the site's power one step earlier, the chargers' readings are current: while
+    # cars ramp up, grid - chargers would make the base load look small and the budget too large
+    rig = Rig(n=3, ramp_up=4, meter_lag=1.0, car_ramp=5.0)
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=50_000), 0)
+    limit_w, worst, shown = 30_000, 0.0, rig.base_w
+    grid = np.asarray([rig.table.id("grid", "power")], np.int32)
+    for _ in range(60):
+        rig.t += 1.0
+        physical = rig.base_w + sum(e.power_w(rig.t) for e in rig.evse.values())
+        rig.publish()  # the chargers as they are now; the meter shows the previous second
+        rig.latest.update(grid, np.array([rig.ms()], np.int64), np.array([shown]), np.zeros(1, np.uint32))
+        shown = physical
+        await rig.site.step(rig.ms())
+        worst = max(worst, rig.base_w + sum(e.power_w(rig.t) for e in rig.evse.values()))
+    assert worst <= limit_w, f"the site drew {worst:.0f} W against a {limit_w} W limit"
+    assert sum(rig.site.alloc.values()) * 690 >= 0.9 * (limit_w - rig.base_w)  # and the room gets used
 
 
 async def test_car_taking_less_releases_its_share():

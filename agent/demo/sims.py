@@ -59,7 +59,8 @@ poll_interval = 2.0
 
 async def start_station(sims: DemoSims) -> None:
     """A charging station: a grid meter and four CHARX chargers with cars arriving, under a 40 kW
-    site limit with time-of-use caps; time runs 60x so sessions start and finish within the demo."""
+    site limit, capped at 11 kW in time-of-use peak hours (so charging shows at any hour of the
+    day); time runs 60x so sessions start and finish within the demo."""
     from drivers.modbus_charger.station import start_station as start
 
     meter_port, charger_port = free_port(), free_port()
@@ -102,6 +103,9 @@ writable = ["current_limit"]
 chargers = ["bay1", "bay2", "bay3", "bay4"]
 limit_kw = 40
 safe_current = 6
+
+[site.tou]
+peak_max_kw = 11  # in peak hours the cars share 11 kW (the default, 0, would pause them until peak ends)
 
 [site.grid_meter]
 device = "grid"

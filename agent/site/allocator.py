@@ -95,3 +95,25 @@ def allocate_in_order(
         out[d.name] = a
         left -= a * d.watts_per_amp
     return out
+
+
+def hold_back(
+    alloc: dict[str, float], demands: Sequence[Demand], *, budget_w: float, still_w: dict[str, float], min_a: float = 6.0
+) -> dict[str, float]:
+    """Trim this step's increases (latest arrival first) so that, with chargers still drawing more than
+    they were just told (``still_w``, W), the total stays within ``budget_w``; decreases stand."""
+    out = dict(alloc)
+    total = sum(max(out[d.name] * d.watts_per_amp, still_w.get(d.name, 0.0)) for d in demands)
+    excess = total - max(0.0, budget_w)
+    for d in sorted(demands, key=lambda d: (d.since, d.name), reverse=True):
+        if excess <= 1e-9:
+            break
+        a = out[d.name]
+        if a <= d.prev_a or d.watts_per_amp <= 0:
+            continue
+        keep = _floor(max(d.prev_a, a - excess / d.watts_per_amp))
+        if keep < min_a:
+            keep = d.prev_a if d.prev_a >= min_a else 0.0
+        excess -= (a - keep) * d.watts_per_amp
+        out[d.name] = keep
+    return out

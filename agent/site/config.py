@@ -91,6 +91,10 @@ class SiteConfig(Frozen):
     safe_current: float = Field(6.0, ge=0, le=500, description="Per-charger current while grid meter data is stale (0 = pause).")
     stale_after: float = Field(15.0, gt=0, description="Seconds after which grid meter data counts as stale.")
     ramp_up: float | None = Field(4.0, gt=0, description="Largest increase per step in A; decreases are immediate.")
+    meter_lag: float = Field(1.0, ge=0, le=10, description="Seconds the grid meter's value trails its timestamp (its "
+                             "averaging and update period): the chargers' power at that moment is subtracted from it.")
+    car_ramp: float = Field(5.0, ge=0, le=60, description="Seconds a car may take to follow a new limit (IEC 61851: 5 s): "
+                            "an increase is held in reserve until a grid reading this much (plus meter_lag) later shows it.")
     tou: TouConfig = TouConfig()
     planner: PlannerConfig = PlannerConfig()
     charger_phase: dict[Name, Annotated[int, Field(ge=1, le=3)]] = Field({}, description="Site phase (1-3) a single-phase charger is wired to; default 1.")

@@ -30,8 +30,9 @@ from agent.processing.carbon import CarbonFactors
 from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 
-from .allocator import Demand, allocate, allocate_in_order
+from .allocator import Demand, allocate, allocate_in_order, hold_back
 from .config import SiteConfig
+from .measure import BaseEstimator
 from .phases import fit_phases
 from .planner import Headroom, plan
 from .sessions import SessionBook, next_local_time
@@ -77,6 +78,7 @@ class SiteController:
         self._car_caps: dict[str, float] = {}  # what the plugged-in car seems to take at most
         self.failsafe = False
         self._meter_sid = series.id(config.grid_meter.device, config.grid_meter.metric)
+        self.measure = BaseEstimator(meter_lag_s=config.meter_lag, car_ramp_s=config.car_ramp, limit_w=config.limit_w)
 
     # --- the command hook (agent.commands.router.SiteHook) -----------------------------------
     def manages(self, device: str) -> bool:
@@ -170,7 +172,8 @@ class SiteController:
             info.update(mode="failsafe", reason=problem)
             safe = cfg.safe_current if cfg.safe_current >= cfg.min_current else 0.0
             return {n: (0.0 if n in self.user_stopped else safe) for n in self.drivers}, info
-        grid_w = self.latest.get(self._meter_sid)[0] * cfg.grid_meter.scale
+        grid_v, grid_ts, _ = self.latest.get(self._meter_sid)
+        grid_w = grid_v * cfg.grid_meter.scale
         stale_ms = cfg.stale_after * 1000
         demands: list[Demand] = []
         reserved_w = 0.0
@@ -185,7 +188,11 @@ class SiteController:
             state = IecState.of(raw_state)
             power, p_ts = self._value(n, ChargerMetric.POWER)
             fresh = st_ts > 0 and now_ms - st_ts <= stale_ms
-            drawn = power if (not math.isnan(power) and now_ms - p_ts <= stale_ms) else prev * wpa
+            if not math.isnan(power) and now_ms - p_ts <= stale_ms:
+                self.measure.observe(n, p_ts, power)
+                drawn = self.measure.drawn_at_meter(n, grid_ts, power)  # at the moment the grid reading stands for
+            else:
+                drawn = prev * wpa
             charging_w += drawn
             for p in self._wired[n]:
                 charging_a[p] += drawn / wpa
@@ -208,7 +215,7 @@ class SiteController:
             cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
-        base_w = grid_w - charging_w
+        base_w = self.measure.base(grid_w - charging_w)
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
@@ -221,6 +228,11 @@ class SiteController:
         if phase_a is not None:
             alloc = fit_phases(alloc, demands, {d.name: self._wired[d.name] for d in demands}, phase_a,
                                min_a=cfg.min_current)
+        # a charger told to take less may still draw its old power for a while: its room is not given away yet
+        still = {n: self.measure.still_drawing(n, self._voltage * self._phases[n], now_ms) for n in self.drivers}
+        names = {d.name for d in demands}
+        elsewhere = sum(w for n, w in still.items() if n not in names) + self.measure.unseen_increase(grid_ts)
+        alloc = hold_back(alloc, demands, budget_w=budget_w - elsewhere, still_w=still, min_a=cfg.min_current)
         out.update(alloc)
         info.update(mode="normal", period=period, grid_w=round(grid_w, 1), base_w=round(base_w, 1),
                     budget_w=round(budget_w, 1))
@@ -268,7 +280,8 @@ class SiteController:
         info["shortfall_wh"] = {n: round(w) for n, w in p.shortfall_wh.items()}
         out = []
         urgency = {x.name: x.departure_ms for x in sessions}
-        for d in sorted(demands, key=lambda d: (urgency.get(d.name, 0), d.since, d.name)):
+        # feasible sessions first, most urgent first; a car that cannot be served in time gets what is left
+        for d in sorted(demands, key=lambda d: (d.name in p.infeasible, urgency.get(d.name, 0), d.since, d.name)):
             if d.boosted:
                 out.append(d)
                 continue
@@ -293,9 +306,15 @@ class SiteController:
                            "reason": info.get("reason", "grid meter data is fresh again")})
         changed = {n: a for n, a in targets.items() if self.alloc.get(n) != a}
         for n, a in changed.items():
+            prev = self.alloc.get(n, 0.0)
             try:
                 await self.gate.write(n, ChargerPoint.CURRENT_LIMIT, a, by=SITE)
                 self.alloc[n] = a  # what was decided; the gate may have clamped it to the declared bounds
+                wpa = self._voltage * self._phases[n]
+                if a < prev:
+                    self.measure.lowered(n, prev * wpa, a * wpa, now_ms)
+                else:
+                    self.measure.raised(n, (a - prev) * wpa, now_ms)
             except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
                 events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
         events += self.sessions.shortfall_events(info.get("shortfall_wh", {}), now_ms)

@@ -13,6 +13,12 @@ Two fills, the better one wins:
 
 The cost fill is chosen unless it leaves more energy undelivered than the laxity fill. Whatever neither
 fill can deliver before a departure is that session's shortfall, reported at once by the controller.
+
+A session whose car cannot take its need before it leaves even with the whole site to itself is
+infeasible: it is planned last, with what the feasible sessions leave (charging by urgency), so one
+car that cannot be served never starves cars that can; its shortfall is known, and reported, at once.
+When the site cannot serve all the others either, the ones the plan leaves short join the infeasible
+ones and the rest is planned again (an overload otherwise spreads shortfalls like dominoes).
 Pure functions over plain data: the controller replans every step with the live meter headroom.
 """
 
@@ -58,6 +64,7 @@ class Plan:
     shortfall_wh: dict[str, float]
     method: str  # "cost" or "laxity"
     cost: float = 0.0
+    infeasible: frozenset[str] = frozenset()  # sessions that cannot get their need even alone; planned last
 
     def now_a(self, name: str) -> float:
         a = self.amps.get(name)
@@ -110,22 +117,55 @@ def plan(
     prices = np.asarray(price(starts), np.float64)
     co2 = np.asarray(carbon(starts), np.float64) if carbon is not None else np.zeros(k)
     by_cost = np.lexsort((starts, co2, prices))  # cheapest, then cleanest, then earliest
-    cost_a = _fill_cost(live, hours, coef, cap, by_cost)
-    lax_a = _fill_laxity(live, hours, coef, cap, starts, ends)
-    short_cost = _shortfall(live, hours, cost_a)
-    short_lax = _shortfall(live, hours, lax_a)
-    use_cost = short_cost.sum() <= short_lax.sum() + EPS_WH
-    amps = cost_a if use_cost else lax_a
-    # what cannot be delivered even by the real departure, charging by urgency
-    short = short_lax if not (short_lax > EPS_WH).any() else _shortfall(live, hours_real, _fill_laxity(
-        real, hours_real, coef, cap, starts, ends))
-    wh = amps * np.array([s.watts_per_amp for s in live])[:, None] * hours
+    wpa = np.array([s.watts_per_amp for s in live])
+    # a car that cannot take its need before it leaves, even alone, waits for what the others leave
+    alone = np.array([s.max_a for s in live]) * wpa * hours_real.sum(axis=1) if n else np.zeros(0)
+    bad = [i for i, s in enumerate(live) if s.need_wh > alone[i] + EPS_WH]
+    amps = np.zeros((n, k))
+    short = np.zeros(n)
+    use_cost = True
+    # then, while the site cannot serve every remaining session in time, the ones it would leave short
+    # join them: serving those first would only make more cars leave short (the domino of an overload)
+    while True:
+        good = [i for i in range(n) if i not in set(bad)]
+        if not good:
+            break
+        g_amps, g_short, use_cost = _fill_best([live[i] for i in good], [real[i] for i in good], hours[good],
+                                               hours_real[good], coef[:, good], cap, by_cost, starts, ends)
+        amps[good], short[good] = g_amps, g_short
+        late = [good[j] for j in np.flatnonzero(g_short > EPS_WH)]
+        if not late or len(late) == len(good):
+            break
+        bad += late
+    hours_used = hours.copy()
+    bad = sorted(set(bad))
+    if bad:
+        amps[bad] = 0.0
+        left = np.maximum(0.0, cap - (coef @ amps).T)  # per slot, per constraint: what the feasible ones leave
+        b_real, b_hours = [real[i] for i in bad], hours_real[bad]
+        amps[bad] = _fill_laxity(b_real, b_hours, coef[:, bad], left, starts, ends)
+        short[bad] = _shortfall(b_real, b_hours, amps[bad])
+        hours_used[bad] = b_hours
+    wh = amps * wpa[:, None] * hours_used
     out = Plan(starts, secs, {s.name: amps[i] for i, s in enumerate(live)},
                {s.name: float(short[i]) for i, s in enumerate(live) if short[i] > EPS_WH},
-               "cost" if use_cost else "laxity", float((wh.sum(axis=0) / 1000 * prices).sum()))
+               "cost" if use_cost else "laxity", float((wh.sum(axis=0) / 1000 * prices).sum()),
+               frozenset(live[i].name for i in bad))
     for s in sessions:
         out.amps.setdefault(s.name, np.zeros(k))
     return out
+
+
+def _fill_best(live, real, hours, hours_real, coef, cap, by_cost, starts, ends):
+    """The better of the two fills (amps, shortfall by the real departure charging by urgency, cost fill?)."""
+    cost_a = _fill_cost(live, hours, coef, cap, by_cost)
+    lax_a = _fill_laxity(live, hours, coef, cap, starts, ends)
+    short_lax = _shortfall(live, hours, lax_a)
+    use_cost = _shortfall(live, hours, cost_a).sum() <= short_lax.sum() + EPS_WH
+    # what cannot be delivered even by the real departure, charging by urgency
+    short = short_lax if not (short_lax > EPS_WH).any() else _shortfall(live, hours_real, _fill_laxity(
+        real, hours_real, coef, cap, starts, ends))
+    return (cost_a if use_cost else lax_a), short, use_cost
 
 
 def _constraints(live: Sequence[Session], h: Headroom) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """A physical model of one charging connector and the car plugged into it (for simulators and benches).
 
 The car charges at min(offered current, car maximum) on its phases until it has taken the energy it
-wanted, then it stops drawing (state B) and waits to be unplugged. If the charger needs a heartbeat
+wanted, then it stops drawing (state B) and waits to be unplugged. With ``ramp_up_a_s`` /
+``ramp_down_a_s`` the car follows a new offer at that many A per second, as real cars do (IEC 61851
+gives them up to 5 s), instead of at once. If the charger needs a heartbeat
 and it lapses, the offered current falls back to the fail-safe current, as real controllers do.
 Time is passed in explicitly (seconds, any monotonic origin), so the model runs at any speed.
 """
@@ -32,6 +34,8 @@ class EvseModel:
         heartbeat_timeout_s: float | None = None,
         total_wh: float = 0.0,
         now: float = 0.0,
+        ramp_up_a_s: float | None = None,
+        ramp_down_a_s: float | None = None,
     ):
         self.voltage = voltage
         self.max_a = max_a
@@ -46,29 +50,43 @@ class EvseModel:
         self._last = now
         self._last_heartbeat = now
         self.sessions_finished = 0
+        self.ramp_up_a_s = ramp_up_a_s
+        self.ramp_down_a_s = ramp_down_a_s
+        self._from_a = 0.0  # the current drawn when the offer last changed, and when
+        self._from_t = now
+
+    def _mark(self, now: float) -> None:
+        """Before an input changes: remember what the car draws now, the start of its ramp to the new offer."""
+        self._from_a = self.current_a(now)
+        self._from_t = now
 
     # --- inputs -------------------------------------------------------------------------------
     def plug(self, car: Car, now: float) -> None:
         self.advance(now)
+        self._mark(now)
         self.car = car
         self.session_wh = 0.0
 
     def unplug(self, now: float) -> None:
         self.advance(now)
+        self._mark(now)
         if self.car is not None:
             self.sessions_finished += 1
         self.car = None
 
     def heartbeat(self, now: float) -> None:
+        self._mark(now)
         self._last_heartbeat = now
 
     def set_limit(self, amps: float, now: float) -> None:
         self.advance(now)
+        self._mark(now)
         self.limit_a = max(0.0, min(float(amps), self.max_a))
         self._last_heartbeat = now
 
     def set_enabled(self, on: bool, now: float) -> None:
         self.advance(now)
+        self._mark(now)
         self.enabled = bool(on)
         self._last_heartbeat = now
 
@@ -92,7 +110,13 @@ class EvseModel:
         if not self.wants_charge():
             return 0.0
         assert self.car is not None
-        return min(self.offered_a(now), self.car.max_a)
+        target = min(self.offered_a(now), self.car.max_a)
+        dt = max(0.0, now - self._from_t)
+        if target > self._from_a and self.ramp_up_a_s is not None:
+            return min(target, self._from_a + self.ramp_up_a_s * dt)
+        if target < self._from_a and self.ramp_down_a_s is not None:
+            return max(target, self._from_a - self.ramp_down_a_s * dt)
+        return target
 
     def phases(self) -> int:
         return self.car.phases if self.car is not None else 3

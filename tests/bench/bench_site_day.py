@@ -79,16 +79,16 @@ async def run_site(s: dict, seeds: list[int], tariff: Tariff, day_ms: int) -> li
 
 def show(name: str, limit_kw: float, rows: list[tuple[str, dict]], n: int) -> None:
     print(f"\n{name} ({n} day(s), 1-minute steps)")
-    print(f"{'':34}" + "".join(f"{label:>22}" for label, _ in rows))
+    print(f"{'':38}" + "".join(f"{label:>32}" for label, _ in rows))
 
     def line(title, fmt):
-        print(f"{title:34}" + "".join(f"{fmt(t):>22}" for _, t in rows))
+        print(f"{title:38}" + "".join(f"{fmt(t):>32}" for _, t in rows))
 
     line("peak grid power / limit (kW)", lambda t: f"{t['peak']:.0f} / {limit_kw:.0f}")
     line("minutes over the limit", lambda t: f"{t['over']}")
     line("energy requested (kWh/day)", lambda t: f"{t['req'] / n:.0f}")
-    line("delivered before departure", lambda t: f"{t['on_time'] / n:.0f} ({t['on_time'] / t['req']:.1%})")
-    line("cars leaving short / sessions", lambda t: f"{t['short']} / {t['sessions']}")
+    line("delivered before departure, cars short", lambda t: f"{t['on_time'] / n:.0f} ({t['on_time'] / t['req']:.1%}), "
+         f"{t['short']}/{t['sessions']}")
     line("shortfalls reported in advance", lambda t: f"{t['reported']}")
     line("share in valley hours", lambda t: f"{t['valley'] / t['energy']:.1%}")
     line("charging cost (CNY/day)", lambda t: f"{t['cost'] / n:.0f}")
