@@ -24,7 +24,7 @@ def new_link(saved=None) -> NodeLink:
     link = NodeLink(description=DESC, **(saved or {}))
     link.receive(c.encode(c.TimeReq(0)), 0.0)  # ignored: a gateway-to-node type
     link._time_req = {1: (0.0, 1e12)}
-    link.receive(c.encode(c.TimeResp(1, BOOT, 0, 1, 0)), 0.001)
+    link.receive(c.encode(c.TimeResp(1, BOOT, 100, 1, 0)), 0.001)  # after every reading's node_ms
     return link
 
 
@@ -60,7 +60,7 @@ def test_each_reading_reaches_the_pipeline_once_and_the_floor_never_passes_an_un
             saved = {"boot_id": BOOT, "floor": st_.floor, "committed": tuple(sorted(st_.committed))}
         elif kind == "status":
             link._time_req = {2: (clock, 1e12)}
-            link.receive(c.encode(c.TimeResp(2, BOOT, 5, arg, 0)), clock + 0.001)
+            link.receive(c.encode(c.TimeResp(2, BOOT, 100 + int(clock * 1000), arg, 0)), clock + 0.001)
             given_up |= set(range(1, arg))
         else:  # crash: what was handed but not committed is lost with the gateway
             pending.clear()
