@@ -220,6 +220,10 @@ class NodeLink:
             dup = sorted({n for n in names if names.count(n) > 1})
             log.warning("node %08x: metric name(s) %s announced twice; description refused", hello.node_id, dup)
             return
+        odd = [f"{m.name} ({m.unit})" for m in metrics if m.unit not in c.STANDARD_UNITS]
+        if odd and self.description != Description(hello, metrics):
+            log.warning("node %08x: unit(s) outside the standard list: %s; published as given",
+                        hello.node_id, ", ".join(escape_node_text(o) for o in odd))
         desc = Description(hello, metrics)
         old = self.description
         if old is not None and old.metrics != metrics:
