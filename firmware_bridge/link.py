@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from . import codec as c
 from .framing import FrameError, split
-from .timemap import TimeMap
+from .timemap import TimeMap, wrap_delta
 
 log = logging.getLogger("edge_agent.firmware_bridge")
 KEEP_BOOTS = 4
@@ -75,6 +75,8 @@ class BootState:
     dropped: int = 0  # the node's overflow count
     times: TimeMap = field(default_factory=TimeMap)
     description: Description | None = None  # what this boot announced
+    top_seq: int = 0  # the highest seq seen and its node time: a later reading must not be earlier
+    top_node_ms: int = 0
     pending: dict[int, tuple[c.Data, float]] = field(default_factory=dict)  # seq -> (frame, received mono)
 
     def seen(self, seq: int) -> bool:
@@ -257,9 +259,9 @@ class NodeLink:
         if st.description is None:
             return
         for seq, (msg, recv) in sorted(st.pending.items()):
-            placed = st.times.place(msg.node_ms)
+            placed = st.times.place(msg.node_ms, recv)
             if placed is None and recv <= sync_sent:  # taken before this sync, yet beyond it: clock went back
-                placed = st.times.force(msg.node_ms)
+                placed = st.times.force(msg.node_ms, recv)
             if placed is not None:
                 del st.pending[seq]
                 self._ready(st, msg, placed)
@@ -290,11 +292,14 @@ class NodeLink:
             if len(st.pending) < MAX_HELD:
                 st.pending[msg.seq] = (msg, now)
             return
+        backwards = st.top_seq and msg.seq > st.top_seq and wrap_delta(msg.node_ms, st.top_node_ms) < 0
+        if msg.seq > st.top_seq:
+            st.top_seq, st.top_node_ms = msg.seq, msg.node_ms
         if not st.times.samples:
             self.counters["held_no_time"] += 1
-        elif not st.times.plausible_now(msg.node_ms, now):
-            self.counters["clock_suspect_frames"] += 1  # from the future: a jump or a fast clock; resync now
-        placed = st.times.place(msg.node_ms)
+        elif backwards or not st.times.plausible_now(msg.node_ms, now):
+            self.counters["clock_suspect_frames"] += 1  # earlier than its predecessor, or from the future
+        placed = None if backwards else st.times.place(msg.node_ms, now)  # a clock gone back: sync first
         if placed is not None:
             self._ready(st, msg, placed)
             return

@@ -110,15 +110,16 @@ class TimeMap:
         ahead = wrap_delta(node_ms, s.node_ms) - du * self.rate
         return ahead <= s.half_rtt_ms + 2 * RESOLUTION_MS + abs(du) * (DRIFT_PPM * 1e-6 + self.rate_unc)
 
-    def place(self, node_ms: int) -> Placed | None:
-        """UTC of a reading stamped ``node_ms``; None while no sync after it has confirmed the clock."""
+    def place(self, node_ms: int, recv_mono: float | None = None) -> Placed | None:
+        """UTC of a reading stamped ``node_ms`` (received at ``recv_mono``); None while no sync after
+        it has confirmed the clock."""
         if not self.samples:
             return None
         first, last = self.samples[0], self.samples[-1]
         if wrap_delta(node_ms, last.node_ms) > 0:
             return None
         if wrap_delta(node_ms, first.node_ms) < 0:
-            return self._before_epoch(node_ms, first)
+            return self._before_epoch(node_ms, first, recv_mono)
         prev = first
         for s in self.samples:
             if wrap_delta(s.node_ms, node_ms) >= 0:
@@ -140,24 +141,34 @@ class TimeMap:
         err = s.half_rtt_ms + RESOLUTION_MS + d * (DRIFT_PPM * 1e-6 + self.rate_unc)
         return Placed(round(s.utc_ms + d / self.rate), err, True)
 
-    def _before_epoch(self, node_ms: int, first: SyncSample) -> Placed:
+    def _guess(self, candidates: list[float], recv_mono: float | None) -> float:
+        """The latest candidate time that is not after the reading was received (else the earliest)."""
+        if recv_mono is None:
+            return candidates[0]
+        s = self.samples[-1]
+        recv_utc = s.utc_ms + (recv_mono - s.taken_mono) * 1000.0
+        ok = [t for t in candidates if t <= recv_utc + s.half_rtt_ms + 50.0]
+        return max(ok) if ok else min(candidates)
+
+    def _before_epoch(self, node_ms: int, first: SyncSample, recv_mono: float | None) -> Placed:
         d = wrap_delta(node_ms, first.node_ms)
         ts = first.utc_ms + d / self.rate
         b = self.before
         if b is None:  # no jump seen: the clock is trusted backwards, with the drift bound
             return Placed(round(ts), first.half_rtt_ms + RESOLUTION_MS + abs(d) * (DRIFT_PPM * 1e-6 + self.rate_unc), True)
-        # between two epochs: the node clock jumped or changed rate somewhere here. A reading just
-        # before the new epoch's first sync is put on the new epoch, any other on the old one.
+        # between two epochs: the node clock jumped or changed rate somewhere here. The reading is
+        # on the old epoch or on the new one: the later of the two that is not after its receipt.
         span = first.utc_ms - b.utc_ms
-        if d < -span * 1.5 * max(self.rate, 1.0):
-            ts = b.utc_ms + wrap_delta(node_ms, b.node_ms)
+        ts = self._guess([ts, b.utc_ms + wrap_delta(node_ms, b.node_ms)], recv_mono)
         return Placed(round(ts), max(span, 1.0), False)
 
-    def force(self, node_ms: int) -> Placed | None:
+    def force(self, node_ms: int, recv_mono: float | None = None) -> Placed | None:
         """Place a reading that a later sync should have confirmed but did not (it lies beyond that
         sync on the node clock: the clock went backwards after it). Uncertain, best guess."""
         b = self.before or (self.samples[-1] if self.samples else None)
         if b is None:
             return None
         d = wrap_delta(node_ms, b.node_ms)
-        return Placed(round(b.utc_ms + d), abs(d) if self.before is None else max(abs(d), 1.0), False)
+        first = self.samples[0] if self.samples else b
+        ts = self._guess([b.utc_ms + d, first.utc_ms + wrap_delta(node_ms, first.node_ms) / self.rate], recv_mono)
+        return Placed(round(ts), max(abs(d), 1.0), False)
