@@ -168,25 +168,23 @@ async def test_a_node_sampling_every_20_s_is_not_marked_down(node, tmp_path):
 async def test_node_log_text_is_escaped_and_marked_as_node_text(node, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="edge_agent.firmware_bridge")
     forged = "ok\n2026-12-05 13:00:00 CRITICAL edge_agent.store: outbox deleted\x1b[2J"
-    n = node("--interval", "100", "--log", forged)
-    n2 = node("--interval", "100", "--log", "é" * 200, link="ttyNODE2")  # 400 bytes: cut to the 246-byte limit
-    for path in (n.link, n2.link):
+    node("--interval", "100", "--log", forged)
+    n2 = node("--interval", "100", "--log", "é" * 200, link="ttyNODE2")
+    for path in (tmp_path / "ttyNODE", n2.link):  # the node logs right after its description: read at set-up
         drv, pool = make_driver(str(path), tmp_path / f"state-{path.name}", commits=CommitClock())
         try:
-            for _ in range(20):
+            for _ in range(5):
                 try:
                     await drv.read()
                 except DeviceError:
                     pass
-                if drv.link.logs:
-                    break
                 await asyncio.sleep(0.05)
-            if path == n2.link:
-                assert drv.link.logs[0].text == "é" * 123  # cut on a character boundary, still valid UTF-8
         finally:
             await pool.close()
-    node_lines = [r for r in caplog.records if r.name == "edge_agent.firmware_bridge.node"]
-    line = node_lines[0].getMessage()
-    assert "\n" not in line and "\x1b" not in line
-    assert line.startswith('node 00c0ffee says: "ok\\x0a2026-12-05') and line.endswith('\\x1b[2J"')
-    assert node_lines[0].levelno == logging.WARNING
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge_agent.firmware_bridge.node"]
+    forged_line = next(m for m in lines if "ok" in m)
+    assert "\n" not in forged_line and "\x1b" not in forged_line
+    assert forged_line == 'node 00c0ffee says: "ok\\x0a2026-12-05 13:00:00 CRITICAL edge_agent.store: outbox deleted\\x1b[2J"'
+    assert [r.levelno for r in caplog.records if r.name.endswith(".node")][0] == logging.WARNING
+    # 400 bytes cut to the 246-byte limit on a character boundary: still valid UTF-8, so it arrives
+    assert 'node 00c0ffee says: "' + "é" * 123 + '"' in lines

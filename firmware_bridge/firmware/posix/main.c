@@ -4,7 +4,8 @@
  *
  * Faults a real node can have, for tests: --clock-rate PERMILLE runs the node clock at that fraction
  * of real time (an RC oscillator's error, a starved host); SIGUSR1 steps it 1 h forward, SIGUSR2 2 h
- * back. --variant 2 is a "reflashed" firmware with another description. --log TEXT sends a LOG. */
+ * back. --variant 2 is a "reflashed" firmware with another description. --log TEXT sends a LOG once
+ * the gateway has sent something. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -198,7 +199,6 @@ int main(int argc, char **argv) {
     static fwb_node node;
     fwb_port port = {millis, write_bytes, sample, set_output, &ctx};
     if (fwb_node_init(&node, &cfg, &port)) { fprintf(stderr, "bad node configuration\n"); return 2; }
-    if (log_text) fwb_node_log(&node, 2, log_text);
     struct pollfd pfd = {ctx.fd, POLLIN, 0};
     while (!stop) {
         if (poll(&pfd, 1, 1) > 0 && (pfd.revents & POLLIN)) {
@@ -209,6 +209,10 @@ int main(int argc, char **argv) {
                 break;
             }
             for (ssize_t i = 0; i < k; i++) fwb_node_rx(&node, buf[i]);
+            if (log_text && k > 0) { /* once the gateway talks (a pty buffers nothing before that) */
+                fwb_node_log(&node, 2, log_text);
+                log_text = NULL;
+            }
         } else if (pfd.revents & (POLLHUP | POLLERR)) {
             fprintf(stderr, "line hung up\n");
             break;
