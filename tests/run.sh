@@ -11,6 +11,7 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then 
 command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || PKGS+=(build-essential)
 command -v arm-none-eabi-gcc >/dev/null 2>&1 || PKGS+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null 2>&1 || PKGS+=(qemu-system-arm)
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || PKGS+=(faketime)
 if [ ${#PKGS[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
