@@ -4,6 +4,7 @@ a reflashed node, clock jumps and slow clocks, a slow sampler, node log text."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -145,7 +146,7 @@ async def test_a_slow_node_clock_is_followed(node, tmp_path, permille):
     assert not bad, bad[:5]
     # the node samples every 50 of its ms: 50 / rate real ms apart, and that is what is published
     by_seq = sorted((int(s.value), s.ts_ms) for _, s in good)
-    steps = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(by_seq, by_seq[1:]))
+    steps = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(by_seq))
     assert abs(steps[len(steps) // 2] - 50_000 / permille) < 0.1 * 50_000 / permille, steps[len(steps) // 2]
     assert abs(d["clock_rate_ppm"] - (permille - 1000) * 1000) < 20_000 or permille == 990
 
