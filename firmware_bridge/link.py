@@ -25,8 +25,9 @@ log = logging.getLogger("edge_agent.firmware_bridge")
 KEEP_BOOTS = 4
 SYNC_EXPIRY = 5.0  # seconds an unanswered TIME_REQ is kept
 RESEND = 0.5  # seconds before another TIME_REQ may follow an unanswered one
+SYNC_GAP = 0.2  # at most one TIME_REQ per this many seconds once synced (keeps a busy line for data)
 MAX_UNKNOWN = 64  # DATA frames of boots not (yet) announced, kept until a HELLO or TIME_RESP names the boot
-MAX_HELD = 256  # readings of a boot waiting for a time sync after them
+MAX_HELD = 2048  # readings of a boot waiting for a time sync after them
 NODE_LOG = logging.getLogger("edge_agent.firmware_bridge.node")  # text written by a node, escaped
 
 
@@ -363,6 +364,8 @@ class NodeLink:
         samples = len(self.current.times.samples) if self.current is not None else 0
         due = now_mono - self._last_sync >= self.sync_interval or samples < 3 or self.wants_sync()
         if not due or any(now_mono - t[0] < RESEND for t in self._time_req.values()):
+            return b""
+        if samples >= 3 and now_mono - self._last_sync < SYNC_GAP:
             return b""
         self._last_sync, self._need_sync = now_mono, False
         token = next(self._tokens) & 0xFFFF_FFFF

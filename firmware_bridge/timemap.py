@@ -82,7 +82,7 @@ class TimeMap:
         if du <= 0:
             return
         unc = (first.half_rtt_ms + last.half_rtt_ms + 2 * RESOLUTION_MS) / du
-        if unc < self.rate_unc or (self.rate != 1.0 and unc < 1e-3):
+        if unc < self.rate_unc or unc < 1e-4:  # a better measurement, or a good one (a long baseline)
             self.rate, self.rate_unc = wrap_delta(last.node_ms, first.node_ms) / du, unc
 
     # -- using ---------------------------------------------------------------------------------
@@ -90,8 +90,8 @@ class TimeMap:
         """Error bound (ms) of a reading taken now, once the next sync confirms it; None before any sync."""
         if not self.samples:
             return None
-        s = self.samples[-1]
-        return s.half_rtt_ms + RESOLUTION_MS + max(0.0, now_mono - s.taken_mono) * 1000.0 * (DRIFT_PPM * 1e-6 + self.rate_unc)
+        per_ms = DRIFT_PPM * 1e-6 + self.rate_unc
+        return RESOLUTION_MS + min(s.half_rtt_ms + max(0.0, now_mono - s.taken_mono) * 1000.0 * per_ms for s in self.samples)
 
     @property
     def rate_ppm(self) -> float:
@@ -120,15 +120,13 @@ class TimeMap:
             return None
         if wrap_delta(node_ms, first.node_ms) < 0:
             return self._before_epoch(node_ms, first, recv_mono)
-        prev = first
+        # any sync of the epoch maps it (one steady rate); take the one with the smallest bound
+        best, err = first, float("inf")
         for s in self.samples:
-            if wrap_delta(s.node_ms, node_ms) >= 0:
-                dn = wrap_delta(s.node_ms, prev.node_ms)
-                frac = wrap_delta(node_ms, prev.node_ms) / dn if dn > 0 else 0.0
-                ts = prev.utc_ms + frac * (s.utc_ms - prev.utc_ms)
-                return Placed(round(ts), max(prev.half_rtt_ms, s.half_rtt_ms) + RESOLUTION_MS, True)
-            prev = s
-        return None  # not reached: node_ms <= last.node_ms
+            e = s.half_rtt_ms + abs(wrap_delta(node_ms, s.node_ms)) * (DRIFT_PPM * 1e-6 + self.rate_unc)
+            if e < err:
+                best, err = s, e
+        return Placed(round(best.utc_ms + wrap_delta(node_ms, best.node_ms) / self.rate), err + RESOLUTION_MS, True)
 
     def extrapolate(self, node_ms: int) -> Placed | None:
         """Place a reading newer than the last sync when no later sync will come (the node rebooted)."""
