@@ -25,7 +25,6 @@ log = logging.getLogger("edge_agent.firmware_bridge")
 KEEP_BOOTS = 4
 SYNC_EXPIRY = 5.0  # seconds an unanswered TIME_REQ is kept
 RESEND = 0.5  # seconds before another TIME_REQ may follow an unanswered one
-SYNC_GAP = 0.2  # at most one TIME_REQ per this many seconds once synced (keeps a busy line for data)
 MAX_UNKNOWN = 64  # DATA frames of boots not (yet) announced, kept until a HELLO or TIME_RESP names the boot
 MAX_HELD = 2048  # readings of a boot waiting for a time sync after them
 NODE_LOG = logging.getLogger("edge_agent.firmware_bridge.node")  # text written by a node, escaped
@@ -78,6 +77,7 @@ class BootState:
     description: Description | None = None  # what this boot announced
     top_seq: int = 0  # the highest seq seen and its node time: a later reading must not be earlier
     top_node_ms: int = 0
+    suspect: float | None = None  # when a frame contradicted the clock: readings wait for a sync sent since
     pending: dict[int, tuple[c.Data, float]] = field(default_factory=dict)  # seq -> (frame, received mono)
 
     def seen(self, seq: int) -> bool:
@@ -253,6 +253,8 @@ class NodeLink:
                 log.warning("node %s: its clock jumped or changed rate (now %+.0f ppm against the gateway); "
                             "readings around the change are flagged estimated", self.node_label, st.times.rate_ppm)
             self.counters["time_syncs"] += 1
+            if st.suspect is not None and sent[0] >= st.suspect:
+                st.suspect = None
             self._place_pending(st, sent[0])
         st.advance()
 
@@ -300,7 +302,8 @@ class NodeLink:
             self.counters["held_no_time"] += 1
         elif backwards or not st.times.plausible_now(msg.node_ms, now):
             self.counters["clock_suspect_frames"] += 1  # earlier than its predecessor, or from the future
-        placed = None if backwards else st.times.place(msg.node_ms, now)  # a clock gone back: sync first
+            st.suspect = now if st.suspect is None else st.suspect
+        placed = None if st.suspect is not None else st.times.place(msg.node_ms, now)  # the clock looks wrong: sync first
         if placed is not None:
             self._ready(st, msg, placed)
             return
@@ -364,8 +367,6 @@ class NodeLink:
         samples = len(self.current.times.samples) if self.current is not None else 0
         due = now_mono - self._last_sync >= self.sync_interval or samples < 3 or self.wants_sync()
         if not due or any(now_mono - t[0] < RESEND for t in self._time_req.values()):
-            return b""
-        if samples >= 3 and now_mono - self._last_sync < SYNC_GAP:
             return b""
         self._last_sync, self._need_sync = now_mono, False
         token = next(self._tokens) & 0xFFFF_FFFF
