@@ -143,14 +143,15 @@ class NodeLink:
         return st
 
     def _set_current(self, boot_id: int, now: float) -> None:
+        if self._unknown:  # frames of the boot just named go in; those of other boots were not the node's
+            mine = [m for m in self._unknown if m.boot_id == boot_id]
+            self._unknown.clear()
+            self._boot(boot_id)
+            for m in mine:
+                self._on_data(m, now)
         if self.current is None or self.current.boot_id != boot_id:
             old = self.current
             self.current = self._boot(boot_id)
-            # frames of the boot just named go in; those of other unannounced boots were not the node's
-            mine = [m for m in self._unknown if m.boot_id == boot_id]
-            self._unknown.clear()
-            for m in mine:
-                self._on_data(m, now)
             if old is not None:
                 log.info("node %s rebooted (boot id %08x -> %08x)", self.node_label, old.boot_id, boot_id)
                 # no sync of the old boot will come: place what it left by extrapolating its clock
