@@ -107,6 +107,7 @@ class NodeLink:
         self._metrics: dict[int, c.Metric] = {}
         self.boots: OrderedDict[int, BootState] = OrderedDict()
         self.current: BootState | None = None
+        boot_id = boot_id or (description.hello.boot_id if description else None)  # the boot it came from
         if boot_id:
             self.current = self._boot(boot_id)
             self.current.floor = self.current.acked = floor
