@@ -20,7 +20,12 @@ VERSION = 1
 FLAG_ADDR = 0x01
 MAX_STR = 32
 MAX_VALUES = 32
-MAX_LOG = MAX_BODY - 4
+MAX_LOG = MAX_BODY - 4  # LOG text bytes: one limit that fits an addressed frame too
+RESERVED_FLAGS = 0x0E  # ver_flags bits 1-3: a frame with any of them set is rejected
+# The standard units (docs/firmware-bridge.md, "Units"); the C firmware has the same list.
+STANDARD_UNITS = frozenset(("", "degC", "%", "%RH", "Pa", "hPa", "kPa", "bar", "V", "mV", "A", "mA", "W", "kW",
+                            "VA", "var", "Wh", "kWh", "Hz", "ppm", "ppb", "ug/m3", "lx", "m/s", "m", "mm", "L", "m3",
+                            "L/min", "m3/h", "s", "ms", "dB", "dBA", "deg", "rpm"))
 
 
 class MsgType(enum.IntEnum):
@@ -146,11 +151,22 @@ class Frame(NamedTuple):
     msg: Message
 
 
+def _control(b: bytes) -> bool:
+    return any(x < 0x20 or x == 0x7F for x in b)
+
+
 def _str8(s: str, what: str) -> bytes:
     b = s.encode()
     if len(b) > MAX_STR:
         raise ValueError(f"{what} is {len(b)} bytes of UTF-8, at most {MAX_STR} allowed")
+    if _control(b):
+        raise ValueError(f"{what} {s!r} contains a control character")
     return bytes((len(b),)) + b
+
+
+def _unique(values: tuple[tuple[int, int], ...]) -> bool:
+    idx = [i for i, _ in values]
+    return len(set(idx)) == len(idx)
 
 
 def encode_body(msg: Message, addr: int | None = None) -> bytes:
@@ -168,6 +184,8 @@ def encode_body(msg: Message, addr: int | None = None) -> bytes:
         elif isinstance(msg, Data):
             if len(msg.values) > MAX_VALUES:
                 raise ValueError(f"{len(msg.values)} values in one reading, at most {MAX_VALUES}")
+            if not _unique(msg.values):
+                raise ValueError("a metric index appears twice in one reading")
             payload = struct.pack(_FIXED[t], msg.boot_id, msg.seq, msg.node_ms, len(msg.values)) + b"".join(
                 struct.pack("<Bi", i, v) for i, v in msg.values)
         elif isinstance(msg, Log):
@@ -195,8 +213,11 @@ def _take_str(body: bytes, pos: int, what: str) -> tuple[str, int]:
     n = body[pos]
     if n > MAX_STR or pos + 1 + n > len(body):
         raise FrameError(f"{what}: length {n} is too long or runs past the body")
+    raw = body[pos + 1:pos + 1 + n]
+    if _control(raw):
+        raise FrameError(f"{what}: contains a control character")
     try:
-        return body[pos + 1:pos + 1 + n].decode(), pos + 1 + n
+        return raw.decode(), pos + 1 + n
     except UnicodeDecodeError:
         raise FrameError(f"{what}: not valid UTF-8") from None
 
@@ -205,7 +226,7 @@ def decode_body(body: bytes) -> Frame:
     if len(body) < 2:
         raise FrameError(f"body of {len(body)} bytes has no header")
     vf = body[0]
-    if vf >> 4 != VERSION or vf & 0x0F & ~FLAG_ADDR:
+    if vf >> 4 != VERSION or vf & RESERVED_FLAGS:
         raise FrameError(f"header byte {vf:#04x}: protocol version {vf >> 4} / flags not supported (version {VERSION})")
     pos, addr = 1, None
     if vf & FLAG_ADDR:
@@ -237,6 +258,8 @@ def decode_body(body: bytes) -> Frame:
         if n > MAX_VALUES or len(body) < pos + 5 * n:
             raise FrameError(f"DATA: {n} values do not fit the body (at most {MAX_VALUES})")
         values = tuple(struct.unpack_from("<Bi", body, pos + 5 * i) for i in range(n))
+        if not _unique(values):
+            raise FrameError("DATA: a metric index appears twice")
         pos += 5 * n
         msg = Data(fixed[0], fixed[1], fixed[2], values)
     elif t is MsgType.LOG:

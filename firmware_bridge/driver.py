@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from .framing import scan_all
 from .link import NodeLink
 from .state import NodeState, discover
 
+log = logging.getLogger("edge_agent.firmware_bridge")
 KINDS = {c.Kind.GAUGE: MetricKind.GAUGE, c.Kind.COUNTER: MetricKind.COUNTER, c.Kind.STATE: MetricKind.STATE}
 OUTPUT = re.compile(r"^output(\d{1,3})$")
 MAX_INTERVAL_MS = 86_400_000
@@ -40,7 +42,8 @@ class McuNodeConfig(SerialDevice):
     wait: float = Field(0.3, gt=0, le=60, description="Seconds a poll waits for the node's frames.")
     sync_interval: float = Field(30.0, ge=1, le=3600, description="Seconds between time-sync exchanges.")
     max_time_error_ms: float = Field(100.0, gt=0, description="Readings whose mapped time is less certain are flagged estimated.")
-    silent_after: float = Field(10.0, gt=0, description="Seconds without any frame before the node counts as down.")
+    silent_after: float = Field(10.0, gt=0, description="Seconds without any frame before the node counts as down "
+                                "(at least twice the sampling interval the node announces, plus `wait`).")
     describe_timeout: float = Field(3.0, ge=0, le=60, description="Seconds to wait at start for the node's description when none is cached.")
     writable: tuple[str, ...] = Field((), description='Points commands may write: "interval_ms" and "outputN" (0 or 1).')
     interval_bounds: tuple[int, int] = Field((100, 3_600_000), description="Allowed sampling interval (ms) for writes.")
@@ -90,15 +93,21 @@ class McuNodeDriver:
             ctx.on_commit(self._on_commit)
         self.state = NodeState(ctx.state_dir / "firmware_bridge" / f"{config.name}.json")
         saved = self.state.load()
-        desc = saved.description
+        desc, boot_id = saved.description, saved.boot_id
         if desc is None and config.describe_timeout:
             line = self.bus.config
             desc = discover(line.port, baudrate=line.baudrate, addr=config.address, timeout=config.describe_timeout)
+            boot_id = desc.hello.boot_id if desc else None  # the description belongs to this boot
         self.link = NodeLink(addr=config.address, node_id=config.node_id, sync_interval=config.sync_interval,
-                             boot_id=saved.boot_id, floor=saved.floor, committed=saved.committed, description=desc)
-        self._metrics = [MetricSpec(m.name, m.unit, KINDS.get(m.kind, MetricKind.GAUGE)) for m in desc.metrics] if desc else []
+                             boot_id=boot_id, floor=saved.floor if boot_id == saved.boot_id else 0,
+                             committed=saved.committed if boot_id == saved.boot_id else (), description=desc)
+        # a node's counters start again at each boot (spec: counters), so a step back is a restart
+        self._metrics = [MetricSpec(m.name, m.unit, KINDS.get(m.kind, MetricKind.GAUGE), restarts=m.kind == c.Kind.COUNTER)
+                         for m in desc.metrics] if desc else []
         self._declared = {m.name for m in self._metrics}
         self.undeclared = 0
+        self.new_metrics: dict[str, dict[str, Any]] = {}  # announced after start: last value, in health
+        self._warned: set[str] = set()
         self._started = time.monotonic()
         if desc is not None:
             self._persist()
@@ -128,8 +137,9 @@ class McuNodeDriver:
                 data = await self.bus.transact(write, read_until=scan_all, timeout=max(remaining, 0.001), flush=False)
             except DeviceTimeout:
                 return
-            write = None
             self.link.receive(data or b"", time.monotonic())
+            # readings wait for a sync after them, and a clock that looks wrong is checked at once
+            write = self.link.urgent(time.monotonic(), self.clock.now_ms()) or None
             if until():
                 return
 
@@ -143,8 +153,12 @@ class McuNodeDriver:
         finally:
             link.drop_sync(time.monotonic())
         now = time.monotonic()
-        if now - (link.last_heard or self._started) > cfg.silent_after:
-            raise DeviceTimeout(f"node on line {cfg.line!r} silent for more than {cfg.silent_after:g} s")
+        limit = self.silent_limit()
+        quiet = now - (link.last_heard or self._started)
+        if quiet > limit:
+            raise DeviceTimeout(f"node on line {cfg.line!r} silent for more than {limit:g} s")
+        if quiet > limit / 2:
+            link.probe()  # a slow node is asked (TIME_REQ) before it would count as down
         desc = link.description
         if not self._metrics:
             if desc is not None:
@@ -155,17 +169,37 @@ class McuNodeDriver:
         samples: list[Sample] = []
         readings = link.take_readings(now)
         for r in readings:
-            q = int(Quality.ESTIMATED) if r.error_ms > cfg.max_time_error_ms else 0
+            q = int(Quality.ESTIMATED) if r.error_ms > cfg.max_time_error_ms or not r.certain else 0
             for idx, raw in r.values.items():
-                m = desc.metrics[idx] if desc and idx < len(desc.metrics) else None
-                if m is None or m.name not in self._declared:
+                m = r.metrics[idx] if idx < len(r.metrics) else None  # scaled as the boot that took it said
+                if m is None:
                     self.undeclared += 1
+                    self._warn_once(f"#{idx}", "node %s sent a value for metric index %d, which its description "
+                                    "does not declare; such values are counted as undeclared_values", link.node_label, idx)
                     continue
                 value = raw / 10 ** -m.scale if m.scale < 0 else float(raw * 10 ** m.scale)
+                if m.name not in self._declared:
+                    self.undeclared += 1
+                    self.new_metrics[m.name] = {"unit": m.unit, "value": value, "ts_ms": r.ts_ms, "q": q}
+                    self._warn_once(m.name, "node %s has a new metric %r (%s) since the agent started: its latest "
+                                    "value is published in health (new_metrics) and the series after an agent "
+                                    "restart", link.node_label, m.name, m.unit)
+                    continue
                 samples.append(Sample(m.name, value, q, r.ts_ms))
         if not self._hooked:
             self._mark = time.monotonic()
         return samples
+
+    def silent_limit(self) -> float:
+        """Seconds of silence before the node counts as down: the configured floor, or longer for a
+        node that announces (or was told) a long sampling interval."""
+        interval = (self.link.interval_ms or 0) / 1000.0
+        return max(self.config.silent_after, 2 * interval + self.config.wait)
+
+    def _warn_once(self, key: str, msg: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(msg, *args)
 
     def _on_commit(self, mark: float) -> None:
         self._mark = mark
@@ -192,17 +226,21 @@ class McuNodeDriver:
             raise DeviceTimeout(f"node did not answer the {point} command within {cfg.wait:g} s")
         if res.status != c.Status.OK:
             raise DeviceError(f"node refused {point} = {value}: {c.Status(res.status).name.lower()}")
+        if op == c.Op.SET_INTERVAL:
+            self.link.interval_ms = res.value
         return res.value
 
     def diagnostics(self) -> dict[str, Any]:
         link, cur = self.link, self.link.current
         d: dict[str, Any] = dict(link.counters, undeclared_values=self.undeclared)
+        if self.new_metrics:
+            d["new_metrics"] = {k: dict(v) for k, v in self.new_metrics.items()}
         if link.description is not None:
             d.update(node_id=f"{link.description.hello.node_id:08x}", firmware=link.description.hello.fw_version)
         if cur is not None:
             err = cur.times.error_ms(time.monotonic())
             d.update(boot_id=f"{cur.boot_id:08x}", acked_seq=cur.floor, node_dropped=cur.dropped,
-                     time_error_ms=None if err is None else round(err, 1))
+                     time_error_ms=None if err is None else round(err, 1), clock_rate_ppm=round(cur.times.rate_ppm))
         return d
 
     async def close(self) -> None:

@@ -30,7 +30,7 @@ def crc16(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
 def cobs_encode(data: bytes | bytearray) -> bytes:
     out = bytearray(b"\x00")
     code_at, code = 0, 1
-    for b in data:
+    for i, b in enumerate(data):
         if b == 0:
             out[code_at] = code
             code_at, code = len(out), 1
@@ -38,7 +38,7 @@ def cobs_encode(data: bytes | bytearray) -> bytes:
         else:
             out.append(b)
             code += 1
-            if code == 0xFF:
+            if code == 0xFF and i + 1 < len(data):  # a full block; a new one only if input follows
                 out[code_at] = code
                 code_at, code = len(out), 1
                 out.append(0)

@@ -2,23 +2,32 @@
 
 Pure state, no I/O: the driver feeds received frames in, takes readings out, tells the link when
 the pipeline has committed, and sends whatever :meth:`NodeLink.outgoing` returns.
+
+Each boot keeps the description it announced, so a reading is scaled as the firmware that took it
+said. A reading is handed out once a time sync after it has confirmed the node clock (see
+:mod:`.timemap`); DATA of a boot the node never announced is dropped (the node retransmits what is
+real) and makes the link ask the node for its status at once.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from . import codec as c
 from .framing import FrameError, split
-from .timemap import TimeMap
+from .timemap import TimeMap, wrap_delta
 
 log = logging.getLogger("edge_agent.firmware_bridge")
 KEEP_BOOTS = 4
 SYNC_EXPIRY = 5.0  # seconds an unanswered TIME_REQ is kept
-MAX_HELD = 256  # readings of a boot without a time sync yet, kept until the sync arrives
+RESEND = 0.5  # seconds before another TIME_REQ may follow an unanswered one
+MAX_UNKNOWN = 64  # DATA frames of boots not (yet) announced, kept until a HELLO or TIME_RESP names the boot
+MAX_HELD = 2048  # readings of a boot waiting for a time sync after them
+NODE_LOG = logging.getLogger("edge_agent.firmware_bridge.node")  # text written by a node, escaped
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,24 @@ class Reading:
     ts_ms: int
     error_ms: float
     values: dict[int, int]  # metric index -> raw
+    metrics: tuple[c.Metric, ...] = ()  # the description of the boot that took it
+    certain: bool = True  # False: the node clock jumped around it; ts is a best guess
+
+
+def escape_node_text(text: str) -> str:
+    """Node-supplied text made safe for one log line: control and separator characters escaped."""
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 @dataclass(slots=True)
@@ -47,9 +74,14 @@ class BootState:
     oldest: int = 0  # the node's oldest held seq (from TIME_RESP)
     dropped: int = 0  # the node's overflow count
     times: TimeMap = field(default_factory=TimeMap)
+    description: Description | None = None  # what this boot announced
+    top_seq: int = 0  # the highest seq seen and its node time: a later reading must not be earlier
+    top_node_ms: int = 0
+    suspect: float | None = None  # when a frame contradicted the clock: readings wait for a sync sent since
+    pending: dict[int, tuple[c.Data, float]] = field(default_factory=dict)  # seq -> (frame, received mono)
 
     def seen(self, seq: int) -> bool:
-        return seq <= self.floor or seq in self.in_flight or seq in self.committed
+        return seq <= self.floor or seq in self.in_flight or seq in self.committed or seq in self.pending
 
     def advance(self) -> None:
         while True:
@@ -75,39 +107,60 @@ class NodeLink:
         self._metrics: dict[int, c.Metric] = {}
         self.boots: OrderedDict[int, BootState] = OrderedDict()
         self.current: BootState | None = None
+        boot_id = boot_id or (description.hello.boot_id if description else None)  # the boot it came from
         if boot_id:
             self.current = self._boot(boot_id)
             self.current.floor = self.current.acked = floor
             self.current.committed = {s for s in committed if s > floor}
+            self.current.description = description  # saved together with this boot
         self._tokens = itertools.count(1)
         self._time_req: dict[int, tuple[float, float]] = {}  # token -> (sent mono, sent utc ms)
         self._last_sync = float("-inf")
         self._last_describe = float("-inf")
         self._ack_again = False
         self._need_sync = False
-        self._held: list[c.Data] = []
+        self._describe_due = description is None
+        self._unknown: list[c.Data] = []
         self._cmd_ids = itertools.cycle(range(1, 0x10000))
         self.results: dict[int, c.Result] = {}
         self.ready: list[Reading] = []
         self.last_heard: float | None = None
         self.logs: list[c.Log] = []
+        self.interval_ms: int | None = description.hello.interval_ms if description else None
         self.counters = dict.fromkeys(("frames", "bad_frames", "foreign_frames", "readings", "duplicates",
-                                       "held_no_time", "held_no_description", "acks_sent", "time_syncs"), 0)
+                                       "held_no_time", "held_no_description", "acks_sent", "time_syncs",
+                                       "unknown_boot_frames", "clock_jumps", "clock_suspect_frames",
+                                       "time_uncertain"), 0)
 
     # -- state ---------------------------------------------------------------------------------
     def _boot(self, boot_id: int) -> BootState:
         st = self.boots.get(boot_id)
         if st is None:
             st = self.boots[boot_id] = BootState(boot_id)
-            while len(self.boots) > KEEP_BOOTS:
-                self.boots.popitem(last=False)
+            for old in [b for b in self.boots if self.boots[b] is not self.current and b != boot_id]:
+                if len(self.boots) <= KEEP_BOOTS:
+                    break
+                del self.boots[old]  # the oldest boots go; the current one never does
         return st
 
-    def _set_current(self, boot_id: int) -> None:
+    def _set_current(self, boot_id: int, now: float) -> None:
+        if self._unknown:  # frames of the boot just named go in; those of other boots were not the node's
+            mine = [m for m in self._unknown if m.boot_id == boot_id]
+            self._unknown.clear()
+            self._boot(boot_id)
+            for m in mine:
+                self._on_data(m, now)
         if self.current is None or self.current.boot_id != boot_id:
-            if self.current is not None:
-                log.info("node %s rebooted (boot id %08x -> %08x)", self.node_label, self.current.boot_id, boot_id)
+            old = self.current
             self.current = self._boot(boot_id)
+            if old is not None:
+                log.info("node %s rebooted (boot id %08x -> %08x)", self.node_label, old.boot_id, boot_id)
+                # no sync of the old boot will come: place what it left by extrapolating its clock
+                for msg, _ in sorted(old.pending.values(), key=lambda p: p[0].seq):
+                    placed = old.times.extrapolate(msg.node_ms)
+                    if placed is not None:
+                        self._ready(old, msg, placed)
+                old.pending.clear()
 
     @property
     def node_label(self) -> str:
@@ -131,6 +184,7 @@ class NodeLink:
             self.counters["frames"] += 1
             self.last_heard = now_mono
             self._on(msg, now_mono)
+        self._describe_due = self.description is None or (self.current is not None and self.current.description is None)
 
     def _on(self, msg: c.Message, now: float) -> None:
         if isinstance(msg, c.Data):
@@ -143,52 +197,121 @@ class NodeLink:
                 return
             if msg != self._hello:
                 self._hello, self._metrics = msg, {}
-            self._set_current(msg.boot_id)
+            self._set_current(msg.boot_id, now)
+            self.interval_ms = msg.interval_ms
         elif isinstance(msg, c.Metric):
             if self._hello is not None:
-                self._metrics[msg.index] = msg
-                if len(self._metrics) == self._hello.n_metrics and set(self._metrics) == set(range(self._hello.n_metrics)):
-                    self.description = Description(self._hello, tuple(self._metrics[i] for i in range(self._hello.n_metrics)))
+                self._on_metric(msg)
         elif isinstance(msg, c.Result):
             self.results[msg.id] = msg
         elif isinstance(msg, c.Log):
             self.logs.append(msg)
-            log.log({0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING}.get(msg.level, logging.ERROR),
-                    "node %s: %s", self.node_label, msg.text)
+            NODE_LOG.log({0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING}.get(msg.level, logging.ERROR),
+                         'node %s says: "%s"', self.node_label, escape_node_text(msg.text))
+
+    def _on_metric(self, msg: c.Metric) -> None:
+        hello = self._hello
+        assert hello is not None
+        if msg.index >= hello.n_metrics:
+            log.warning("node %08x: METRIC index %d outside the %d metrics its HELLO announced; ignored",
+                        hello.node_id, msg.index, hello.n_metrics)
+            return
+        self._metrics[msg.index] = msg
+        if len(self._metrics) < hello.n_metrics:
+            return
+        metrics = tuple(self._metrics[i] for i in range(hello.n_metrics))
+        names = [m.name for m in metrics]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            log.warning("node %08x: metric name(s) %s announced twice; description refused", hello.node_id, dup)
+            return
+        odd = [f"{m.name} ({m.unit})" for m in metrics if m.unit not in c.STANDARD_UNITS]
+        if odd and self.description != Description(hello, metrics):
+            log.warning("node %08x: unit(s) outside the standard list: %s; published as given",
+                        hello.node_id, ", ".join(escape_node_text(o) for o in odd))
+        desc = Description(hello, metrics)
+        old = self.description
+        if old is not None and old.metrics != metrics:
+            before, after = {m.name: m for m in old.metrics}, {m.name: m for m in metrics}
+            changes = [f"+{n}" for n in after if n not in before] + [f"-{n}" for n in before if n not in after] + [
+                f"~{n}" for n in after if n in before and after[n] != before[n]]
+            log.warning("node %08x boot %08x has a new description (%s); readings of earlier boots keep theirs",
+                        hello.node_id, hello.boot_id, " ".join(changes))
+        self.description = desc
+        st = self._boot(hello.boot_id)
+        st.description = desc
+        self._place_pending(st, float("-inf"))
 
     def _on_time(self, msg: c.TimeResp, now: float) -> None:
-        self._set_current(msg.boot_id)
+        self._set_current(msg.boot_id, now)
         st = self.current
         assert st is not None
         st.oldest = max(st.oldest, msg.oldest_seq)
         st.dropped = msg.dropped
         sent = self._time_req.pop(msg.token, None)
         if sent is not None:
-            st.times.add(sent_mono=sent[0], sent_utc_ms=sent[1], recv_mono=now, node_ms=msg.node_ms)
+            if not st.times.add(sent_mono=sent[0], sent_utc_ms=sent[1], recv_mono=now, node_ms=msg.node_ms):
+                self.counters["clock_jumps"] += 1
+                log.warning("node %s: its clock jumped or changed rate (now %+.0f ppm against the gateway); "
+                            "readings around the change are flagged estimated", self.node_label, st.times.rate_ppm)
             self.counters["time_syncs"] += 1
-            held, self._held = [m for m in self._held if m.boot_id == st.boot_id], [m for m in self._held if m.boot_id != st.boot_id]
-            for m in held:
-                self._on_data(m, now)
+            if st.suspect is not None and sent[0] >= st.suspect:
+                st.suspect = None
+            self._place_pending(st, sent[0])
         st.advance()
 
+    def _place_pending(self, st: BootState, sync_sent: float) -> None:
+        if st.description is None:
+            return
+        for seq, (msg, recv) in sorted(st.pending.items()):
+            placed = st.times.place(msg.node_ms, recv)
+            if placed is None and recv <= sync_sent:  # taken before this sync, yet beyond it: clock went back
+                placed = st.times.force(msg.node_ms, recv)
+            if placed is not None:
+                del st.pending[seq]
+                self._ready(st, msg, placed)
+
+    def _ready(self, st: BootState, msg: c.Data, placed) -> None:
+        if not placed.certain:
+            self.counters["time_uncertain"] += 1
+        st.in_flight[msg.seq] = float("inf")  # handed out by take_readings()
+        metrics = st.description.metrics if st.description else ()
+        self.ready.append(Reading(msg.boot_id, msg.seq, msg.node_ms, placed.ts_ms, placed.error_ms, dict(msg.values),
+                                  metrics, placed.certain))
+
     def _on_data(self, msg: c.Data, now: float) -> None:
-        st = self._boot(msg.boot_id)
+        st = self.boots.get(msg.boot_id)
+        if st is None:  # a boot the node has not announced: kept aside until it does, ask it now
+            self.counters["unknown_boot_frames"] += 1
+            self._need_sync = True
+            if len(self._unknown) < MAX_UNKNOWN:
+                self._unknown.append(msg)
+            return
         if st.seen(msg.seq):
             self.counters["duplicates"] += 1
             self._ack_again = True  # our ACK may have been lost
             return
-        if self.description is None:
+        if st.description is None:  # kept until this boot has described itself (DESCRIBE sent)
             self.counters["held_no_description"] += 1
+            self._describe_due = True
+            if len(st.pending) < MAX_HELD:
+                st.pending[msg.seq] = (msg, now)
             return
-        ts = st.times.to_utc_ms(msg.node_ms, now)
-        if ts is None:  # not accepted yet: held until a time sync with this boot (the node keeps it too)
+        backwards = st.top_seq and msg.seq > st.top_seq and wrap_delta(msg.node_ms, st.top_node_ms) < 0
+        if msg.seq > st.top_seq:
+            st.top_seq, st.top_node_ms = msg.seq, msg.node_ms
+        if not st.times.samples:
             self.counters["held_no_time"] += 1
-            self._need_sync = True
-            if len(self._held) < MAX_HELD:
-                self._held.append(msg)
+        elif backwards or not st.times.plausible_now(msg.node_ms, now):
+            self.counters["clock_suspect_frames"] += 1  # earlier than its predecessor, or from the future
+            st.suspect = now if st.suspect is None else st.suspect
+        placed = None if st.suspect is not None else st.times.place(msg.node_ms, now)  # the clock looks wrong: sync first
+        if placed is not None:
+            self._ready(st, msg, placed)
             return
-        st.in_flight[msg.seq] = float("inf")  # handed out by take_readings()
-        self.ready.append(Reading(msg.boot_id, msg.seq, msg.node_ms, ts, st.times.error_ms(now) or 0.0, dict(msg.values)))
+        self._need_sync = True  # wait for a sync after this reading; ask for it at once
+        if len(st.pending) < MAX_HELD:
+            st.pending[msg.seq] = (msg, now)
 
     def take_readings(self, submitted_mono: float) -> list[Reading]:
         """Readings to hand to the pipeline now; they count as submitted at ``submitted_mono``."""
@@ -227,16 +350,34 @@ class NodeLink:
                 st.acked = st.floor
                 self.counters["acks_sent"] += 1
         self._ack_again = False
-        if self.description is None and now_mono - self._last_describe >= 1.0:
+        return bytes(out + self.urgent(now_mono, now_utc_ms))
+
+    def urgent(self, now_mono: float, now_utc_ms: float) -> bytes:
+        """What the link needs from the node right now: its description, a time sync."""
+        out = b""
+        if self._describe_due and now_mono - self._last_describe >= 1.0:
             self._last_describe = now_mono
-            out += self.command_frame(c.Op.DESCRIBE, 0, 0)[1]
+            out = self.command_frame(c.Op.DESCRIBE, 0, 0)[1]
+        return out + self.sync_request(now_mono, now_utc_ms)
+
+    def wants_sync(self) -> bool:
+        """Readings wait for a sync after them, a boot is unknown or a sync is due."""
+        return self._need_sync or any(st.pending for st in self.boots.values())
+
+    def sync_request(self, now_mono: float, now_utc_ms: float) -> bytes:
+        """A TIME_REQ when one is wanted or due and none is outstanding (one waits at most RESEND s)."""
         samples = len(self.current.times.samples) if self.current is not None else 0
-        if (now_mono - self._last_sync >= self.sync_interval or samples < 3 or self._need_sync) and not self._time_req:
-            self._last_sync, self._need_sync = now_mono, False
-            token = next(self._tokens) & 0xFFFF_FFFF
-            self._time_req = {token: (now_mono, now_utc_ms)}
-            out += c.encode(c.TimeReq(token), self.addr)
-        return bytes(out)
+        due = now_mono - self._last_sync >= self.sync_interval or samples < 3 or self.wants_sync()
+        if not due or any(now_mono - t[0] < RESEND for t in self._time_req.values()):
+            return b""
+        self._last_sync, self._need_sync = now_mono, False
+        token = next(self._tokens) & 0xFFFF_FFFF
+        self._time_req[token] = (now_mono, now_utc_ms)
+        return c.encode(c.TimeReq(token), self.addr)
+
+    def probe(self) -> None:
+        """Ask the node for its status at the next chance (it has been quiet for a while)."""
+        self._need_sync = True
 
     def sync_pending(self) -> bool:
         return bool(self._time_req)

@@ -16,6 +16,8 @@ VECTORS: list[tuple[c.Message, int | None]] = [
     (c.Command(id=1, op=c.Op.SET_INTERVAL, target=0, value=500), None),
     (c.Result(id=1, status=c.Status.OK, value=500), None),
     (c.Log(level=2, text="boot"), None),
+    # the largest body: an addressed LOG with the full 246-byte text (250 bytes, 254 on the wire)
+    (c.Log(level=1, text="x" * c.MAX_LOG), 3),
 ]
 
 

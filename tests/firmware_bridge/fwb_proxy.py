@@ -31,6 +31,11 @@ class LossyProxy:
         os.replace(tmp, gateway_link)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._inject: list[bytes] = []
+
+    def inject(self, data: bytes) -> None:
+        """Bytes to the gateway as if the node had sent them (between the node's frames)."""
+        self._inject.append(data)
 
     def _pty(self) -> tuple[int, str]:
         master, slave = os.openpty()
@@ -75,6 +80,8 @@ class LossyProxy:
                     continue  # the sender waits, as on a real line (its pty buffer fills up)
                 with contextlib.suppress(BlockingIOError, OSError):
                     pending[peer[key.fd]] += self._mangle(os.read(key.fd, BACKLOG))
+            while self._inject:
+                pending[self.gw_master] += self._inject.pop(0)
             now = time.monotonic()
             for fd, buf in pending.items():
                 if not buf:

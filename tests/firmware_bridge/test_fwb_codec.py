@@ -23,7 +23,18 @@ def test_cobs_known_vectors():
     assert f.cobs_encode(b"\x00\x00") == b"\x01\x01\x01"
     assert f.cobs_encode(b"\x11\x22\x00\x33") == b"\x03\x11\x22\x02\x33"
     assert f.cobs_encode(b"\x11\x00\x00\x00") == b"\x02\x11\x01\x01\x01"
-    assert f.cobs_encode(bytes(range(1, 255))) == b"\xff" + bytes(range(1, 255)) + b"\x01"
+    for raw, enc in COBS_RUNS:
+        assert f.cobs_encode(raw) == enc and f.cobs_decode(enc) == raw
+
+
+# 254-byte runs (Wikipedia's COBS examples 5-9): a full block at the very end opens no empty block
+COBS_RUNS = [
+    (bytes(range(1, 255)), b"\xff" + bytes(range(1, 255))),
+    (bytes(range(0, 255)), b"\x01\xff" + bytes(range(1, 255))),
+    (bytes(range(1, 256)), b"\xff" + bytes(range(1, 255)) + b"\x02\xff"),
+    (bytes(range(2, 256)) + b"\x00", b"\xff" + bytes(range(2, 256)) + b"\x01\x01"),
+    (bytes(range(3, 256)) + b"\x00\x01", b"\xfe" + bytes(range(3, 256)) + b"\x02\x01"),
+]
 
 
 @settings(max_examples=1500, deadline=None)

@@ -62,6 +62,7 @@ async def test_node_describes_itself_and_readings_arrive_once_with_utc_time(node
         assert d["boot_id"] == f"{n.boot_id:08x}" and d["firmware"] == "posix-1.0.0"
         assert 0 <= d["time_error_ms"] < 50
         assert d["acked_seq"] >= len(seqs) - 5  # acknowledged after the commits
+        await drv.read()  # the acknowledgement of the last commit goes out with the next poll
     finally:
         await pool.close()
     status = n.stop()

@@ -24,7 +24,7 @@ def new_link(saved=None) -> NodeLink:
     link = NodeLink(description=DESC, **(saved or {}))
     link.receive(c.encode(c.TimeReq(0)), 0.0)  # ignored: a gateway-to-node type
     link._time_req = {1: (0.0, 1e12)}
-    link.receive(c.encode(c.TimeResp(1, BOOT, 0, 1, 0)), 0.001)
+    link.receive(c.encode(c.TimeResp(1, BOOT, 100, 1, 0)), 0.001)  # after every reading's node_ms
     return link
 
 
@@ -60,7 +60,7 @@ def test_each_reading_reaches_the_pipeline_once_and_the_floor_never_passes_an_un
             saved = {"boot_id": BOOT, "floor": st_.floor, "committed": tuple(sorted(st_.committed))}
         elif kind == "status":
             link._time_req = {2: (clock, 1e12)}
-            link.receive(c.encode(c.TimeResp(2, BOOT, 5, arg, 0)), clock + 0.001)
+            link.receive(c.encode(c.TimeResp(2, BOOT, 100 + int(clock * 1000), arg, 0)), clock + 0.001)
             given_up |= set(range(1, arg))
         else:  # crash: what was handed but not committed is lost with the gateway
             pending.clear()
@@ -71,3 +71,15 @@ def test_each_reading_reaches_the_pipeline_once_and_the_floor_never_passes_an_un
     assert all(n == 1 for n in commits.values()), commits
     # and a reading handed out twice was lost in a crash (never committed) the first time
     assert all(handed.count(s) == 1 or commits.get(s, 0) <= 1 for s in set(handed))
+
+
+def test_data_of_many_unknown_boots_never_evicts_the_current_boot():
+    link = new_link()
+    for boot in range(100, 110):  # CRC-valid DATA of boots the node never announced
+        link.receive(c.encode(c.Data(boot, 1, 50, ((0, 1),))), 0.5)
+    assert link.current is link.boots[BOOT] and not set(range(100, 110)) & set(link.boots)
+    link._time_req = {9: (0.6, 1e12 + 600)}
+    link.receive(c.encode(c.TimeResp(9, BOOT, 700, 1, 0)), 0.601)  # the node names its boot
+    link.receive(c.encode(c.Data(BOOT, 1, 650, ((0, 7),))), 0.602)
+    assert [r.seq for r in link.take_readings(0.7)] == [1]
+    assert link.counters["unknown_boot_frames"] == 10 and not link._unknown

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import time
 
 import pytest
+import serial
 from fwb_helpers import CommitClock, QemuNode, make_driver
+
+from firmware_bridge import codec as c
+from firmware_bridge.framing import FrameError, split
+from firmware_bridge.link import NodeLink
 
 
 @pytest.fixture
@@ -44,3 +51,38 @@ async def test_cortex_m_firmware_delivers_readings_end_to_end(qemu, tmp_path):
         assert d["time_error_ms"] is not None
     finally:
         await pool.close()
+
+
+def read_hello(pty: str, timeout: float = 20.0) -> c.Hello:
+    """Ask the emulated node to describe itself and return its HELLO."""
+    link = NodeLink()
+    with serial.Serial(pty, 115200, timeout=0.1) as ser:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ser.write(b"\x00" + link.command_frame(c.Op.DESCRIBE, 0, 0)[1])
+            for wire in split(ser.read(4096)):
+                try:
+                    msg = c.decode(wire).msg
+                except FrameError:
+                    continue
+                if isinstance(msg, c.Hello):
+                    return msg
+    raise AssertionError(f"no HELLO from {pty}")
+
+
+def test_boots_in_the_same_host_second_get_different_boot_ids(arm_build, monkeypatch):
+    # the host clock stands still (libfaketime): every boot sees the same second
+    lib = next(iter(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")), None)
+    if lib is None:
+        raise RuntimeError("libfaketime is missing: apt-get install faketime (tests/run.sh does)")
+    monkeypatch.setenv("LD_PRELOAD", lib)
+    monkeypatch.setenv("FAKETIME", "2026-12-05 12:00:00")
+    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    ids = []
+    for _ in range(5):
+        node = QemuNode(arm_build / "fwb_node_an385.elf").start()
+        try:
+            ids.append(read_hello(node.pty).boot_id)
+        finally:
+            node.stop()
+    assert len(set(ids)) == len(ids) and all(ids), [f"{i:08x}" for i in ids]

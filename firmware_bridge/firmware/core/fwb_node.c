@@ -39,6 +39,11 @@ int fwb_node_init(fwb_node *n, const fwb_node_config *cfg, const fwb_port *port)
     static const uint8_t flush = 0;
     if (cfg->n_metrics > FWB_NODE_MAX_METRICS || !cfg->boot_id || !port->millis || !port->write || !port->sample)
         return -1;
+    for (uint8_t i = 0; i < cfg->n_metrics; i++) { /* standard units, distinct names (spec: metrics) */
+        if (!fwb_unit_standard(cfg->metrics[i].unit) || cfg->metrics[i].kind > FWB_STATE) return -1;
+        for (uint8_t j = 0; j < i; j++)
+            if (!strcmp(cfg->metrics[i].name, cfg->metrics[j].name)) return -1;
+    }
     memset(n, 0, sizeof *n);
     n->cfg = *cfg;
     if (!n->cfg.burst) n->cfg.burst = 4;
@@ -58,7 +63,11 @@ void fwb_node_log(fwb_node *n, uint8_t level, const char *text) {
     memset(&n->msg, 0, sizeof n->msg);
     n->msg.type = FWB_LOG;
     n->msg.u.log.level = level;
-    n->msg.u.log.len = (uint8_t)(len > FWB_MAX_LOG - 1 ? FWB_MAX_LOG - 1 : len);
+    if (len > FWB_MAX_LOG) { /* cut at FWB_MAX_LOG bytes, never inside a UTF-8 sequence */
+        len = FWB_MAX_LOG;
+        while (len && ((uint8_t)text[len] & 0xC0u) == 0x80u) len--;
+    }
+    n->msg.u.log.len = (uint8_t)len;
     memcpy(n->msg.u.log.text, text, n->msg.u.log.len);
     send_msg(n);
 }

@@ -19,7 +19,8 @@ size_t fwb_cobs_encode(const uint8_t *in, size_t n, uint8_t *out) {
             out[code_at] = code; code_at = o++; code = 1;
         } else {
             out[o++] = in[i];
-            if (++code == 0xFF) { out[code_at] = code; code_at = o++; code = 1; }
+            /* a full block of 254 bytes; a new block only if more input follows (canonical COBS) */
+            if (++code == 0xFF && i + 1 < n) { out[code_at] = code; code_at = o++; code = 1; }
         }
     }
     out[code_at] = code;
@@ -48,8 +49,21 @@ typedef struct { const uint8_t *p; size_t n, pos; int err; } rbuf;
 static void put8(wbuf *w, uint32_t v) { if (w->n >= w->cap) { w->err = FWB_E_SPACE; return; } w->p[w->n++] = (uint8_t)v; }
 static void put16(wbuf *w, uint32_t v) { put8(w, v); put8(w, v >> 8); }
 static void put32(wbuf *w, uint32_t v) { put16(w, v); put16(w, v >> 16); }
+/* str8 fields carry no control characters (spec: strings) */
+static int str_ok(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) if ((uint8_t)s[i] < 0x20u || (uint8_t)s[i] == 0x7Fu) return 0;
+    return 1;
+}
+static int dup_index(const uint8_t *index, uint8_t n) {
+    uint8_t seen[32] = {0};
+    for (uint8_t i = 0; i < n; i++) {
+        if (seen[index[i] >> 3] & (1u << (index[i] & 7u))) return 1;
+        seen[index[i] >> 3] |= (uint8_t)(1u << (index[i] & 7u));
+    }
+    return 0;
+}
 static void putstr(wbuf *w, const fwb_str *s) {
-    if (s->len > FWB_MAX_STR) { w->err = FWB_E_RANGE; return; }
+    if (s->len > FWB_MAX_STR || !str_ok(s->s, s->len)) { w->err = FWB_E_RANGE; return; }
     put8(w, s->len);
     for (uint8_t i = 0; i < s->len; i++) put8(w, (uint8_t)s->s[i]);
 }
@@ -61,6 +75,7 @@ static void getstr(rbuf *r, fwb_str *s) {
     if (r->err) return;
     if (n > FWB_MAX_STR) { r->err = FWB_E_RANGE; return; }
     if (r->pos + n > r->n) { r->err = FWB_E_SHORT; return; }
+    if (!str_ok((const char *)r->p + r->pos, n)) { r->err = FWB_E_RANGE; return; }
     s->len = (uint8_t)n;
     memcpy(s->s, r->p + r->pos, n);
     r->pos += n;
@@ -86,7 +101,7 @@ int fwb_encode_body(const fwb_msg *m, uint8_t *body, size_t cap) {
         putstr(&w, &m->u.metric.name); putstr(&w, &m->u.metric.unit);
         break;
     case FWB_DATA:
-        if (m->u.data.n > FWB_MAX_VALUES) return FWB_E_RANGE;
+        if (m->u.data.n > FWB_MAX_VALUES || dup_index(m->u.data.index, m->u.data.n)) return FWB_E_RANGE;
         put32(&w, m->u.data.boot_id); put32(&w, m->u.data.seq); put32(&w, m->u.data.node_ms); put8(&w, m->u.data.n);
         for (uint8_t i = 0; i < m->u.data.n; i++) { put8(&w, m->u.data.index[i]); put32(&w, (uint32_t)m->u.data.raw[i]); }
         break;
@@ -138,6 +153,7 @@ int fwb_decode_body(const uint8_t *body, size_t n, fwb_msg *m) {
         if (r.err) return r.err;
         if (m->u.data.n > FWB_MAX_VALUES) return FWB_E_RANGE;
         for (uint8_t i = 0; i < m->u.data.n; i++) { m->u.data.index[i] = (uint8_t)get8(&r); m->u.data.raw[i] = (int32_t)get32(&r); }
+        if (!r.err && dup_index(m->u.data.index, m->u.data.n)) return FWB_E_RANGE;
         break;
     case FWB_ACK: m->u.ack.boot_id = get32(&r); m->u.ack.seq = get32(&r); break;
     case FWB_TIME_REQ: m->u.time_req.token = get32(&r); break;
@@ -212,4 +228,12 @@ int fwb_rx_feed(fwb_rx *rx, uint8_t byte, fwb_msg *m) {
     rx->len = 0;
     rx->overflow = 0;
     return ok;
+}
+
+static const char *const STANDARD_UNITS[] = {FWB_STANDARD_UNITS};
+
+int fwb_unit_standard(const char *unit) {
+    for (size_t i = 0; i < sizeof STANDARD_UNITS / sizeof STANDARD_UNITS[0]; i++)
+        if (!strcmp(unit, STANDARD_UNITS[i])) return 1;
+    return 0;
 }

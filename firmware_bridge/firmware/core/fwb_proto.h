@@ -13,7 +13,7 @@
 #define FWB_MAX_WIRE (FWB_MAX_COBS + 1u)   /* with the 0x00 delimiter */
 #define FWB_MAX_STR 32u
 #define FWB_MAX_VALUES 32u
-#define FWB_MAX_LOG (FWB_MAX_BODY - 4u)
+#define FWB_MAX_LOG (FWB_MAX_BODY - 4u)   /* LOG text bytes: fits an addressed frame too */
 #define FWB_NO_ADDR (-1)
 
 enum fwb_type {
@@ -61,6 +61,12 @@ int fwb_encode(const fwb_msg *m, uint8_t *out, size_t cap);
 /* one frame without its delimiter -> message; returns FWB_OK or a negative fwb_err */
 int fwb_decode(const uint8_t *frame, size_t n, fwb_msg *m);
 void fwb_str_set(fwb_str *dst, const char *s);
+
+/* The standard units (docs/firmware-bridge.md, "Units"); "" is a plain number or count. */
+#define FWB_STANDARD_UNITS "", "degC", "%", "%RH", "Pa", "hPa", "kPa", "bar", "V", "mV", "A", "mA", "W", "kW", \
+    "VA", "var", "Wh", "kWh", "Hz", "ppm", "ppb", "ug/m3", "lx", "m/s", "m", "mm", "L", "m3", "L/min", "m3/h", \
+    "s", "ms", "dB", "dBA", "deg", "rpm"
+int fwb_unit_standard(const char *unit); /* 1 if unit is one of FWB_STANDARD_UNITS */
 
 /* Byte-at-a-time receiver: feed bytes; returns 1 when *m holds a new valid message. */
 typedef struct {

@@ -53,7 +53,8 @@ static int set_output(void *ctx, uint8_t index, int32_t value) {
 }
 
 /* The boot id must differ at every boot. A real MCU takes it from its hardware RNG (STM32 RNG,
- * RP2040 ROSC, esp_random()); the emulated board has none, so ask the host via semihosting. */
+ * RP2040 ROSC, esp_random()); the emulated board has none, so it reads the host's /dev/urandom
+ * through semihosting (never the host clock: two boots in one second would share an id). */
 static uint32_t semihost(uint32_t op, const void *arg) {
     register uint32_t r0 __asm__("r0") = op;
     register const void *r1 __asm__("r1") = arg;
@@ -62,10 +63,19 @@ static uint32_t semihost(uint32_t op, const void *arg) {
 }
 
 static uint32_t boot_id(void) {
-    uint32_t t = semihost(0x11u, 0);   /* SYS_TIME: host seconds */
-    uint32_t c = semihost(0x10u, 0);   /* SYS_CLOCK: host centiseconds since start */
-    uint32_t x = t * 2654435761u ^ c * 40503u ^ 0xA3850000u;
-    x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15;
+    static const char path[] = "/dev/urandom";
+    uint32_t x = 0;
+    uint32_t open_args[3] = {(uint32_t)path, 0u /* "r" */, sizeof path - 1u};
+    uint32_t fd = semihost(0x01u, open_args);                     /* SYS_OPEN */
+    if (fd != 0xFFFFFFFFu) {
+        uint32_t read_args[3] = {fd, (uint32_t)&x, sizeof x};
+        if (semihost(0x06u, read_args) != 0u) x = 0;              /* SYS_READ: bytes NOT read */
+        semihost(0x02u, &fd);                                     /* SYS_CLOSE */
+    }
+    if (!x) { /* no host file access: mix host time and start-up clock (weaker) */
+        x = semihost(0x11u, 0) * 2654435761u ^ semihost(0x10u, 0) * 40503u ^ 0xA3850000u;
+        x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15;
+    }
     return x ? x : 1u;
 }
 

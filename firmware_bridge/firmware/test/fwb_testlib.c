@@ -112,7 +112,7 @@ int fwb_t_random(uint32_t seed, uint8_t *out, size_t cap) {
     case FWB_DATA:
         m.u.data.boot_id = rnd(); m.u.data.seq = rnd(); m.u.data.node_ms = rnd();
         m.u.data.n = (uint8_t)(rnd() % (FWB_MAX_VALUES + 1));
-        for (unsigned i = 0; i < m.u.data.n; i++) { m.u.data.index[i] = (uint8_t)rnd(); m.u.data.raw[i] = (int32_t)rnd(); }
+        for (unsigned i = 0; i < m.u.data.n; i++) { m.u.data.index[i] = (uint8_t)(i * 8u + rnd() % 8u); /* distinct */ m.u.data.raw[i] = (int32_t)rnd(); }
         break;
     case FWB_ACK: m.u.ack.boot_id = rnd(); m.u.ack.seq = rnd(); break;
     case FWB_TIME_REQ: m.u.time_req.token = rnd(); break;
