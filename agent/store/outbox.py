@@ -33,6 +33,7 @@ from typing import IO, Any
 import orjson
 
 from agent.store.db import Db
+from agent.store.dblock import DbLock
 from agent.store.migrations import MIGRATIONS, current_version, migrate
 from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exported
     OutboxCorrupt,
@@ -47,7 +48,6 @@ from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exp
     _is_corruption,
     store_error,
 )
-from agent.store.dblock import DbLock
 from agent.store.seqmark import SEQ_BLOCK, Mark, SeqMarkError, mark_path, read_mark, resume_seq, write_mark
 
 log = logging.getLogger("edge_agent.outbox")

@@ -21,7 +21,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from agent.store.outbox import Outbox, OutboxCorrupt, OutboxError, OutboxLocked, OutboxRow, OutboxStats, Pending, Priority
+from agent.store.outbox import (
+    Outbox,
+    OutboxCorrupt,
+    OutboxError,
+    OutboxLocked,
+    OutboxRow,
+    OutboxStats,
+    Pending,
+    Priority,
+)
 from agent.store.quarantine import Quarantined, open_outbox, set_aside
 
 log = logging.getLogger("edge_agent.outbox")
