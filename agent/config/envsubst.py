@@ -68,9 +68,10 @@ def substitute(value: str, env: Mapping[str, str], refs: list[Reference] | None 
                 record("cred", name, msg, deferred=True)
                 raise DeferredCredential(msg)
             try:
-                text = (Path(cdir) / name).read_text().rstrip("\n")
-            except OSError as e:
-                msg = f"credential {name!r} cannot be read: {e.strerror}"
+                text = (Path(cdir) / name).read_text(encoding="utf-8").rstrip("\n")
+            except (OSError, UnicodeDecodeError) as e:
+                why = e.strerror if isinstance(e, OSError) else f"not UTF-8 text ({e.reason} at byte {e.start})"
+                msg = f"credential {name!r} cannot be read from {Path(cdir) / name}: {why}"
                 record("cred", name, msg)
                 raise SubstitutionError(msg) from None
             record("cred", name)
