@@ -161,9 +161,23 @@ class Agent:
             buses=self.buses.stats(), clock=cached_time_sync_status(),
         )
 
+    async def _first_poll_cycle(self, limit_s: float) -> None:
+        """Wait until every device has been polled once (answered or failed), at most ``limit_s``: the
+        first report then shows what the devices did, not "down, last good never" for working ones."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and any(p.health.polls_ok + p.health.polls_failed == 0
+                                                  for p in self.pollers):
+            await asyncio.sleep(0.1)
+
+    def _write_starting_status(self) -> None:
+        """The status file while the kernels are prepared: this agent's pid, every device "starting"."""
+        with contextlib.suppress(Exception):  # the health loop reports (and logs) status file problems
+            write_status(self.state_dir, self.health())
+
     async def _health_loop(self) -> None:
         status_error: str | None = None  # the status file failure logged last (logged once, not per report)
         report_error: str | None = None
+        await self._first_poll_cycle(self.config.health.interval)
         while True:
             try:
                 await asyncio.to_thread(refresh_time_sync_status)  # chronyc/ntpq off the event loop
@@ -233,6 +247,7 @@ class Agent:
         except OSError:
             await self.shutdown()
             raise
+        self._write_starting_status()
         timing = await self._prepare_kernels()
         log.info("processing kernels ready in %.2f s (jit %s)", timing["import_s"] + timing["compile_s"], timing["jit"])
         await self._start_uplink()
