@@ -60,3 +60,39 @@ def test_technician_commands_do_not_need_the_services_secret_variables(tmp_path:
     # the service itself still needs it: `run` refuses, naming the variable
     run = edge_agent("run", "--config", str(cfg), env=env)
     assert run.returncode == 2 and "MQTT_PASSWORD" in (run.stdout + run.stderr), run.stderr
+
+
+def charger_config(tmp_path: Path, broker_port: int, commands: str = "") -> Path:
+    from mqtt_helpers import free_port
+
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path / "state"}"\n'
+                   f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n{commands}'
+                   f'[lines.lan]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {free_port()}\n'
+                   '[[devices]]\nname = "cp1"\ntype = "modbus_charger"\nline = "lan"\nprofile = "abb_terra_ac"\n'
+                   'writable = ["start", "stop", "current_limit"]\ntimeout = 0.5\n')
+    return cfg
+
+
+def test_unsigned_commands_with_writable_points_are_said_plainly_by_check_run_and_doctor(tmp_path: Path,
+                                                                                         mosquitto) -> None:
+    cfg = charger_config(tmp_path, mosquitto.port)
+    said = ('commands are not signed ([commands] auth = "none") and 3 point(s) are writable (cp1: start, stop, '
+            "current_limit): anyone who can publish to edge/gw/cmd/# on the broker can start and stop chargers")
+    check = edge_agent("check", "--config", str(cfg))
+    assert check.returncode == 0 and f"warning: {said}" in check.stderr, check.stderr
+    assert '[commands] auth = "hmac"' in check.stderr and "docs/commands.md" in check.stderr
+    doctor = edge_agent("doctor", "--config", str(cfg))
+    assert f"! commands: {said}" in doctor.stdout and "→ turn on signed commands" in doctor.stdout, doctor.stdout
+    log = tmp_path / "agent.log"
+    agent = AgentProcess(cfg, log).start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "running:" not in log.read_text():
+            time.sleep(0.2)
+    finally:
+        agent.terminate()
+    assert said in log.read_text(), log.read_text()[-2000:]
+    signed = charger_config(tmp_path, mosquitto.port, '[commands]\nauth = "hmac"\nsecret = "s3cret-s3cret"\n')
+    quiet = edge_agent("check", "--config", str(signed))
+    assert quiet.returncode == 0 and "not signed" not in quiet.stderr, quiet.stderr
