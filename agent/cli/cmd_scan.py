@@ -164,6 +164,38 @@ def add_to_draft(draft: Draft, scan: LineScan) -> int:
     return sum(1 for f in present if f.profile)
 
 
+def _present(scan: LineScan) -> list[Finding]:
+    return [f for f in scan.findings if f.status in ("ok", "exception")]
+
+
+def draft_scans(draft: Draft, scans: list[LineScan]) -> None:
+    """The config for what answered. One serial port takes one setting (``check`` refuses two lines
+    on one port): the setting most units answered at becomes the line; units found only at another
+    setting are listed with what to do, units found at several (a converter that ignores the serial
+    settings) are drafted once."""
+    tcp = [s for s in scans if s.line["type"] != "modbus_rtu"]
+    serial = [s for s in scans if s.line["type"] == "modbus_rtu" and _present(s)]
+    for scan in tcp:
+        add_to_draft(draft, scan)
+    if not serial:
+        return
+    best = max(serial, key=lambda s: len(_present(s)))  # the first of equals: the order asked
+    add_to_draft(draft, best)
+    drafted = {f.unit for f in _present(best)}
+    setting = f"{best.line['baudrate']} 8{best.line['parity']}1"
+    for scan in serial:
+        if scan is best:
+            continue
+        for f in _present(scan):
+            if f.unit in drafted:
+                continue
+            what = f"profile {f.profile}" if f.profile else "no known profile"
+            draft.comments.append(
+                f"unit {f.unit} ({what}) answers only at {scan.label}: one port takes one setting, so it is not "
+                f"in the blocks above; set it to {setting} (or wire it to its own adapter) and scan again")
+            drafted.add(f.unit)
+
+
 def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
     try:
         bauds = [int(b) for b in baud.split(",")]
@@ -218,7 +250,7 @@ def command(port: str | None, tcp: str | None, units: str, baud: str, parity: st
         if absent:
             click.echo(f"no device at {absent} unit id(s): the gateway or server answered for them "
                        f"(exception 10/11, or 4 with no meter profile behind it)")
-        add_to_draft(draft, scan)
+    draft_scans(draft, scans)
     if draft.lines:
         click.echo()
         click.echo(banner(draft.render()))
