@@ -1,4 +1,4 @@
-"""``edge-agent scan``: find Modbus units on a line and guess their meter profile.
+"""``edge-agent scan``: find Modbus units on a line and guess their meter or charger profile.
 
 Each unit id is asked once per serial setting. The report keeps apart silence (nothing there,
 or wrong settings), garbled replies (something is there but baud/parity/wiring is off) and
@@ -35,6 +35,11 @@ class Finding:
     detail: str = ""
     profile: str | None = None
     probes: str = ""
+    kind: str = "modbus_meter"  # the driver the profile belongs to (modbus_meter or modbus_charger)
+
+
+def default_units(*, tcp: bool) -> str:
+    return "1-247,255" if tcp else "1-247"
 
 
 def parse_units(text: str) -> list[int]:
@@ -78,6 +83,16 @@ GATEWAY_NO_DEVICE = (10, 11)  # gateway path unavailable, gateway target device 
 SERVER_DEVICE_FAILURE = 4
 
 
+async def identify(bus, f: Finding, timeout: float) -> None:
+    """Set the finding's profile: a meter profile whose probes read plausibly, else a charger's."""
+    from .scan_chargers import guess_charger
+
+    f.profile, f.probes = await guess_profile(bus, f.unit, timeout)
+    if f.profile is None:
+        f.profile, f.probes = await guess_charger(bus, f.unit, timeout)
+        f.kind = "modbus_charger" if f.profile else f.kind
+
+
 async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
     found = []
     for u in units:
@@ -90,7 +105,7 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
                 continue
             f = Finding(u, "exception", f"exception {e.code}")
             if e.code == SERVER_DEVICE_FAILURE:
-                f.profile, f.probes = await guess_profile(bus, u, timeout)
+                await identify(bus, f, timeout)
                 found.append(f if f.profile else Finding(u, "absent", f"exception {e.code}"))
                 continue
         except DeviceTimeout:
@@ -99,7 +114,7 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
         except ProtocolError as e:
             found.append(Finding(u, "garbled", str(e)))
             continue
-        f.profile, f.probes = await guess_profile(bus, u, timeout)
+        await identify(bus, f, timeout)
         found.append(f)
     return found
 
@@ -156,7 +171,7 @@ def add_to_draft(draft: Draft, scan: LineScan) -> int:
     line = draft.add_line(scan.line_name, scan.line)
     for f in present:
         if f.profile:
-            draft.add_device(f"{f.profile}-{f.unit}", {"type": "modbus_meter", "profile": f.profile,
+            draft.add_device(f"{f.profile}-{f.unit}", {"type": f.kind, "profile": f.profile,
                                                        "unit": f.unit, "line": line})
         else:
             draft.comments.append(f"unit {f.unit} on line {line} answers but matched no known profile: "
@@ -210,17 +225,19 @@ def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
 @click.command(name="scan")
 @click.option("--port", help="Serial port or pyserial URL (/dev/ttyUSB0, socket://host:port).")
 @click.option("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway.")
-@click.option("--units", default="1-247", show_default=True, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair).")
+@click.option("--units", default=None, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair). Default: 1-247, "
+              "and 255 with --tcp (chargers such as the CHARX answer there).")
 @click.option("--baud", default="9600", show_default=True, help="Comma-separated baud rates to try (serial only).")
 @click.option("--parity", default="N", show_default=True, help="Comma-separated parities to try: N, E, O.")
 @click.option("--timeout", type=click.FloatRange(0.01, 10), default=0.2, show_default=True, help="Seconds per unit.")
-def command(port: str | None, tcp: str | None, units: str, baud: str, parity: str, timeout: float) -> None:
-    """Find responding Modbus unit ids and guess their meter profile.
+def command(port: str | None, tcp: str | None, units: str | None, baud: str, parity: str, timeout: float) -> None:
+    """Find responding Modbus unit ids and guess their meter or charger profile.
 
     Ends with ready-to-paste config blocks ([lines.X] and [[devices]]) for what answered.
     """
     if (port is None) == (tcp is None):
         raise click.UsageError("give exactly one of --port PORT or --tcp HOST:PORT")
+    units = units or default_units(tcp=tcp is not None)
     ids = parse_units(units)
     bauds, parities = parse_settings(baud, parity)
     if tcp:
