@@ -9,10 +9,10 @@ import sys
 
 import click
 
-from ..config.exposure import unsigned_commands
 from ..config.validate import Validation, validate
 from ..errors import ConfigError
 from .common import EXIT_CONFIG, config_option
+from .exposure import unsigned_commands
 
 
 def validate_or_exit(path: str, *, at_run: bool) -> Validation:

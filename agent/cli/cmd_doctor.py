@@ -8,10 +8,10 @@ import logging
 
 import click
 
-from ..config.exposure import unsigned_commands
 from ..config.validate import validate
 from ..errors import ConfigError
 from .common import EXIT_CONFIG, config_option
+from .exposure import unsigned_commands
 
 
 @click.command("doctor")

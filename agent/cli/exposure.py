@@ -10,9 +10,9 @@ legitimate alternative; so the product warns loudly instead of refusing to start
 from __future__ import annotations
 
 from ..commands.config import AuthMode
+from ..config.schema import AgentConfig
 from ..contract.charger import ChargerKeys
 from ..contract.points import DeclaresPoints
-from .schema import AgentConfig
 
 HOW_TO_SIGN = ('[commands] auth = "hmac" with secret = "${cred:command-secret}" (docs/commands.md, '
                '"Authorisation"), or an ACL on the broker that lets only your platform publish there')
