@@ -22,9 +22,10 @@ def edge_agent(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def test_status_in_the_first_seconds_never_shows_a_working_device_down(tmp_path: Path, mosquitto) -> None:
     csv = tmp_path / "meter.csv"
-    write_replay_csv(csv, 100_000)
+    write_replay_csv(csv, 5_000)
     cfg = agent_config(tmp_path, mosquitto, {"meter": csv}, rows_per_read=10, poll=0.5)
-    cfg.write_text(cfg.read_text().replace("[health]\ninterval = 1\n", "[health]\ninterval = 30\n"))  # the default
+    text = cfg.read_text().replace("[health]\ninterval = 1\n", "[health]\ninterval = 30\n")  # the default
+    cfg.write_text(text.replace("poll_interval = 0.5\n", "poll_interval = 0.5\ntimeout = 60\n"))  # works, if slowly
     agent = AgentProcess(cfg, tmp_path / "agent.log").start()
     seen: list[str] = []
     try:
