@@ -43,7 +43,11 @@ class Hog:
         while not self.stop.is_set():
             while len(self.socks) < self.n:
                 self._open()
-            readable, _, _ = select.select(self.socks[:1000], [], [], 0.2) if self.socks else ([], [], [])
+            poller = select.poll()  # not select(): descriptors above 1024 are the point here
+            by_fd = {s.fileno(): s for s in self.socks}
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            readable = [by_fd[fd] for fd, _ in poller.poll(200)]
             for s in readable:  # closed by the server (or answered): replace it
                 with contextlib.suppress(OSError):
                     s.close()
