@@ -29,7 +29,8 @@ from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
 from .site import SiteController
 from .store.outbox import Pending, Priority
-from .store.quarantine import open_outbox
+from .store.quarantine import Quarantined
+from .store.resilient import ResilientOutbox
 from .timesync import cached_time_sync_status, refresh_time_sync_status
 from .uplink.topics import Topics
 
@@ -80,18 +81,16 @@ class Agent:
             self.drivers[dev.name] = driver
             self.series.add_device(dev.name, driver.metrics())
         self.latest = LatestValues(len(self.series))
-        self.outbox, quarantined = open_outbox(config.outbox_path, max_bytes=config.store.max_bytes,
-                                               gateway=config.gateway.id)
+        # damage found later (any read or write) is set aside the same way, while the agent runs
+        self.outbox = ResilientOutbox(config.outbox_path, max_bytes=config.store.max_bytes, gateway=config.gateway.id,
+                                      on_quarantined=self._quarantined, now_ms=self.clock.now_ms)
         self.processor = self._make_processor()
         self.uplink = None  # built in run()
         self.pipeline = Pipeline(config=config, series=self.series, outbox=self.outbox, topics=self.topics,
                                  latest=self.latest, processor=self.processor, on_committed=self._committed,
                                  clock=self.clock)
-        if quarantined is not None:
-            log.error("outbox %s was corrupt (%s): moved to %s for inspection; a new outbox continues after seq %d",
-                      quarantined.path, quarantined.reason, quarantined.moved_to, quarantined.resumed_seq)
-            self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event,
-                                                 quarantined.event(self.clock.now_ms())))
+        if self.outbox.startup_quarantine is not None:
+            self._quarantined(self.outbox.startup_quarantine)
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
@@ -132,6 +131,11 @@ class Agent:
                             latest=self.latest, state_dir=self.state_dir, publisher=lambda: self.uplink)
 
     # -- wiring ----------------------------------------------------------------------------------
+    def _quarantined(self, q: Quarantined) -> None:
+        """A damaged outbox was set aside (logged by the outbox): say so on the event topic."""
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event, q.event(self.clock.now_ms())))
+
     def _committed(self) -> None:
         mark = time.monotonic()
         if self.uplink is not None:
@@ -157,9 +161,23 @@ class Agent:
             buses=self.buses.stats(), clock=cached_time_sync_status(),
         )
 
+    async def _first_poll_cycle(self, limit_s: float) -> None:
+        """Wait until every device has been polled once (answered or failed), at most ``limit_s``: the
+        first report then shows what the devices did, not "down, last good never" for working ones."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and any(p.health.polls_ok + p.health.polls_failed == 0
+                                                  for p in self.pollers):
+            await asyncio.sleep(0.1)
+
+    def _write_starting_status(self) -> None:
+        """The status file while the kernels are prepared: this agent's pid, every device "starting"."""
+        with contextlib.suppress(Exception):  # the health loop reports (and logs) status file problems
+            write_status(self.state_dir, self.health())
+
     async def _health_loop(self) -> None:
         status_error: str | None = None  # the status file failure logged last (logged once, not per report)
         report_error: str | None = None
+        await self._first_poll_cycle(self.config.health.interval)
         while True:
             try:
                 await asyncio.to_thread(refresh_time_sync_status)  # chronyc/ntpq off the event loop
@@ -229,6 +247,7 @@ class Agent:
         except OSError:
             await self.shutdown()
             raise
+        self._write_starting_status()
         timing = await self._prepare_kernels()
         log.info("processing kernels ready in %.2f s (jit %s)", timing["import_s"] + timing["compile_s"], timing["jit"])
         await self._start_uplink()

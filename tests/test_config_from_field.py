@@ -140,3 +140,29 @@ def test_simulate_prints_config_at_start_that_check_accepts(sim: str, tmp_path: 
     expect = {"sdm630-tcp": "sdm630-1", "sdm120-rtu": "sdm120-1", "pms5003": "pms5003", "modbus-charger": "charx-2",
               "ocpp-charge-point": "cp7"}[sim]
     assert f"  {expect}" in r.output, r.output
+
+
+async def test_scan_and_init_recognise_the_charx_charger_at_its_default_unit(tmp_path: Path) -> None:
+    """The CHARX answers at unit 255 over Modbus TCP: a TCP scan asks 255 by default, names the charger
+    profile, and the blocks (and init's file) load as modbus_charger devices."""
+    from drivers.modbus_charger.sim import start as start_chargers
+
+    port = free_port()
+    handle = await start_chargers(profile="charx", tcp=f"127.0.0.1:{port}", units={255: "charx"})
+    out = tmp_path / "init.toml"
+    try:
+        res = await asyncio.to_thread(CliRunner().invoke, cli, ["scan", "--tcp", f"127.0.0.1:{port}", "--timeout", "0.05"])
+        made = await asyncio.to_thread(CliRunner().invoke, cli, [
+            "init", "--gateway-id", "gw1", "--broker", "127.0.0.1", "--scan-tcp", f"127.0.0.1:{port}",
+            "--units", "250-255", "--timeout", "0.1", "-o", str(out)])
+    finally:
+        await handle.stop()
+    assert res.exit_code == 0, res.output
+    assert "unit 255: device present" in res.output and "profile charx (state A)" in res.output, res.output
+    block = pasted_block(res.output)
+    assert 'name = "charx-255"\ntype = "modbus_charger"\nprofile = "charx"\nunit = 255\nline = "modbus-tcp"' in block
+    r = check_pasted(tmp_path, block)
+    assert r.exit_code == 0 and "charx-255            modbus_charger" in r.output, r.output
+    assert made.exit_code == 0 and "1 device(s) with a known profile" in made.output, made.output
+    r = check(out)
+    assert r.exit_code == 0 and "charx-255            modbus_charger" in r.output, r.output

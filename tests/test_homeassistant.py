@@ -233,3 +233,15 @@ async def test_discovery_comes_back_after_a_broker_restart_that_lost_retained_me
         await wait(late, lambda m: m.topic.endswith("/availability") and m.payload == b"online")
     finally:
         await stop(task)
+
+
+def test_a_pulse_water_meter_is_announced_as_water_and_a_gas_meter_as_gas() -> None:
+    """Home Assistant's Energy dashboard takes a water meter only with device_class water (never volume)."""
+    from drivers.pulse_counter.driver import Quantity
+
+    water = entities([m for m in PULSE_DERIVED[Quantity.VOLUME][:2]])
+    assert {k: water["volume"].get(k) for k in ("device_class", "state_class", "unit_of_measurement")} == \
+        {"device_class": "water", "state_class": "total", "unit_of_measurement": "m³"}
+    assert water["flow"]["device_class"] == "volume_flow_rate"
+    gas = entities([m for m in PULSE_DERIVED[Quantity.GAS][:2]])
+    assert gas["gas_volume"]["device_class"] == "gas" and gas["gas_volume"]["state_class"] == "total"

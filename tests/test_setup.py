@@ -126,3 +126,36 @@ def test_warmup_that_cannot_cache_fails_naming_the_directory(tmp_path: Path) -> 
                    env={**os.environ, "NUMBA_CACHE_DIR": str(blocker / "cache")})
     assert r.returncode == 1
     assert str(blocker / "cache") in r.stderr and "Traceback" not in r.stderr
+
+
+def test_enable_is_refused_when_the_config_uses_a_credential_the_unit_does_not_load(tmp_path: Path) -> None:
+    """The README's step 3 with the annotated example's ${cred:mqtt-password} and no --credential-file:
+    the service would exit 2 at once and restart for nothing. Nothing is changed, the exact commands are said."""
+    mine = tmp_path / "my-gateway.toml"
+    mine.write_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "b"\npassword = "${cred:mqtt-password}"  # ${cred:nope}\n')
+    root = tmp_path / "root"
+    r = edge_agent("setup", "--root", str(root), "--config", str(mine), "--enable")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "not enabling the service: the config uses ${cred:mqtt-password} and no --credential-file was given" \
+        in r.stderr, r.stderr
+    assert "sudo sh -c 'umask 077 && cat > /etc/edge-agent/mqtt-password'" in r.stderr
+    assert (f"sudo {agent_command()} setup --root {root} --config {mine} --credential-file "
+            "/etc/edge-agent/mqtt-password --enable") in r.stderr, r.stderr
+    assert "nope" not in r.stderr  # a comment is not a reference
+    assert not (root / UNIT).exists() and "Traceback" not in r.stderr
+    # a credential loaded under another name than the config uses is refused the same way
+    other = edge_agent("setup", "--root", str(root), "--config", str(mine), "--credential-file", "/etc/x",
+                       "--credential-name", "broker", "--enable")
+    assert other.returncode == 1 and "--credential-file loads ${cred:broker}" in other.stderr, other.stderr
+
+
+def test_setup_links_the_command_onto_the_path_and_says_who_must_own_what(laid_out) -> None:
+    root, r = laid_out
+    link = root / "usr/local/bin/edge-agent"
+    assert link.is_symlink() and os.readlink(link) == agent_command()
+    assert f"linked /usr/local/bin/edge-agent -> {agent_command()}" in r.stdout
+    assert "under --root every file is owned by this user" in r.stdout
+    assert "~ ownership: chown -R edge-agent:edge-agent /var/lib/edge-agent" in r.stdout
+    assert "~ ownership: chown root:edge-agent /etc/edge-agent/config.toml" in r.stdout
+    again = edge_agent("setup", "--root", str(root))
+    assert "/usr/local/bin/edge-agent -> " in again.stdout and "in place" in again.stdout

@@ -3,6 +3,7 @@ naming the running instance's pid and the lock file; a kill -9 leaves no lock th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from chaos.agent_proc import AgentProcess, agent_config, wait_until, write_replay_csv
 
+from agent.store import Outbox
 from agent.store.statelock import LOCK_NAME, StateDirLocked, StateLock, lock_owner
 
 pytestmark = pytest.mark.timeout(180)
@@ -63,3 +65,41 @@ def test_lock_is_exclusive_between_holders_and_freed_on_release(tmp_path: Path) 
     with StateLock(tmp_path):
         assert lock_owner(tmp_path) is not None
     StateLock(tmp_path).acquire().release()
+
+
+def test_second_agent_with_its_own_state_dir_but_the_same_outbox_is_refused(tmp_path: Path, mosquitto) -> None:
+    """The state-dir lock cannot see it: `[store] path` of the second points at the first one's outbox."""
+    csv = tmp_path / "meter.csv"
+    write_replay_csv(csv, 200_000)
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    outbox = first_dir / "state" / "outbox.db"
+    cfg = agent_config(first_dir, mosquitto, {"meter": csv}, rows_per_read=5, poll=0.1)
+    other = agent_config(second_dir, mosquitto, {"meter": csv}, rows_per_read=5, poll=0.1)
+    other.write_text(other.read_text().replace("[store]\n", f'[store]\npath = "{outbox}"\n'))
+    first = AgentProcess(cfg, tmp_path / "first.log").start()
+    try:
+        assert wait_until(lambda: running(first), 90), first.log_tail()
+        second = run_second(other)
+        assert second.returncode == 2, (second.returncode, second.stderr[-2000:])
+        assert f"outbox {outbox} is in use by another edge-agent (pid {first.proc.pid})" in second.stderr, second.stderr
+        assert "[store] path" in second.stderr and "Traceback" not in second.stderr
+        assert first.proc.poll() is None, "the running agent must not be disturbed"
+    finally:
+        assert first.terminate() == 0, first.log_tail()
+    with Outbox(outbox, max_bytes=8 * 1024 * 1024, gateway="gw-chaos"):  # the lock went with the first agent
+        pass
+
+
+def test_outbox_file_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
+    db = tmp_path / "outbox.db"
+    with Outbox(db, max_bytes=8 * 1024 * 1024, gateway="gw1"):
+        script = ("import sys; from agent.store import Outbox; from agent.store.outbox import OutboxLocked\n"
+                  f"try: Outbox({str(db)!r}, max_bytes=8 << 20, gateway='gw2')\n"
+                  "except OutboxLocked as e: print(e); sys.exit(3)\n")
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 3, r.stderr
+        assert f"outbox {db} is in use by another edge-agent (pid {os.getpid()})" in r.stdout
+    with Outbox(db, max_bytes=8 * 1024 * 1024, gateway="gw1"):  # released on close
+        pass

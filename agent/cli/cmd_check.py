@@ -12,6 +12,7 @@ import click
 from ..config.validate import Validation, validate
 from ..errors import ConfigError
 from .common import EXIT_CONFIG, config_option
+from .exposure import unsigned_commands
 
 
 def validate_or_exit(path: str, *, at_run: bool) -> Validation:
@@ -25,6 +26,8 @@ def validate_or_exit(path: str, *, at_run: bool) -> Validation:
         sys.exit(EXIT_CONFIG)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
+    if (exposed := unsigned_commands(result.config)) is not None:
+        click.echo(f"warning: {exposed}", err=True)
     return result
 
 

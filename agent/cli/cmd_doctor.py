@@ -11,6 +11,7 @@ import click
 from ..config.validate import validate
 from ..errors import ConfigError
 from .common import EXIT_CONFIG, config_option
+from .exposure import unsigned_commands
 
 
 @click.command("doctor")
@@ -20,7 +21,7 @@ def command(config_path: str) -> None:
 
     Talks to the broker and polls every device once; changes nothing (no outbox, no state file).
     """
-    from ..doctor import Mark, run_checks
+    from ..doctor import Check, Mark, run_checks
 
     logging.basicConfig(level=logging.CRITICAL)  # the checks say what failed; library logs would repeat it
     try:
@@ -35,6 +36,10 @@ def command(config_path: str) -> None:
     click.echo(f"✓ config {config_path}: valid (gateway {cfg.gateway.id}, {len(cfg.devices)} device(s), "
                f"{len(cfg.lines)} line(s))")
     failed = warned = 0
+    if (exposed := unsigned_commands(cfg)) is not None:
+        head, _, how = exposed.partition(" Turn on signed commands: ")
+        click.echo(Check(Mark.WARN, "commands", head, f"turn on signed commands: {how}").line())
+        warned += 1
     for check in run_checks(validation):
         click.echo(check.line())
         failed += check.mark is Mark.FAIL

@@ -2,7 +2,7 @@
 
 The file it writes passes ``edge-agent check``: a ``[gateway]``, an ``[mqtt]`` with the broker (TLS
 on for port 8883 unless told otherwise), and a ``[lines.X]`` and ``[[devices]]`` block for every
-Modbus unit the scan found with a known profile. An existing file is never overwritten without
+Modbus unit the scan found with a known meter or charger profile. An existing file is never overwritten without
 ``--force``.
 """
 
@@ -19,7 +19,7 @@ from ..config.schema import NAME_PATTERN
 from ..errors import BusUnavailable, ConfigError
 from ..simkit.net import parse_hostport
 from ..simkit.snippets import Draft, table
-from .cmd_scan import add_to_draft, parse_settings, parse_units, scan_lines
+from .cmd_scan import default_units, draft_scans, parse_settings, parse_units, scan_lines
 
 TLS_PORT = 8883
 
@@ -71,14 +71,14 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
 @click.option("--scan-dlt645", "scan_dlt645", multiple=True, metavar="PORT",
               help="Serial port (2400 8E1) or socket://HOST:PORT to scan for DL/T 645 meters (repeatable).")
 @click.option("--dlt645-address", "dlt645_addresses", multiple=True, help="A DL/T 645 meter address to probe (repeatable).")
-@click.option("--units", default="1-247", show_default=True, help="Unit ids to ask on each port.")
+@click.option("--units", default=None, help="Unit ids to ask on each port (default 1-247; with --scan-tcp also 255).")
 @click.option("--baud", default="9600", show_default=True, help="Comma-separated baud rates to try (serial only).")
 @click.option("--parity", default="N", show_default=True, help="Comma-separated parities to try: N, E, O.")
 @click.option("--timeout", type=click.FloatRange(0.01, 10), default=0.2, show_default=True, help="Seconds per unit.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Config file to write.")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 def command(gateway_id: str, broker: str, tls: bool | None, scan_ports: tuple[str, ...], scan_tcp: tuple[str, ...],
-            scan_dlt645: tuple[str, ...], dlt645_addresses: tuple[str, ...], units: str, baud: str, parity: str, timeout: float, output: Path, force: bool) -> None:
+            scan_dlt645: tuple[str, ...], dlt645_addresses: tuple[str, ...], units: str | None, baud: str, parity: str, timeout: float, output: Path, force: bool) -> None:
     """Write a starter config: gateway, broker and the Modbus devices a scan of the given ports finds."""
     import re
 
@@ -89,20 +89,23 @@ def command(gateway_id: str, broker: str, tls: bool | None, scan_ports: tuple[st
         raise click.BadParameter(f"{broker!r} names no host", param_hint="--broker")
     if output.exists() and not force:  # before scanning: a scan can take minutes
         raise click.ClickException(f"{output} exists; use --force to overwrite it")
-    ids = parse_units(units)
+    if units is not None:
+        parse_units(units)  # a bad list is refused before any scan
     bauds, parities = parse_settings(baud, parity)
     for t in scan_tcp:
         parse_hostport(t, "--scan-tcp")
     draft = Draft()
     targets = [(p, None) for p in scan_ports] + [(None, t) for t in scan_tcp]
     for serial, tcp in targets:
-        click.echo(f"scanning {serial or tcp} (unit ids {units}) ...")
+        asked = units or default_units(tcp=tcp is not None)
+        click.echo(f"scanning {serial or tcp} (unit ids {asked}) ...")
         try:
-            scans = scan_lines(serial, tcp, ids, bauds, parities, timeout)
+            scans = scan_lines(serial, tcp, parse_units(asked), bauds, parities, timeout)
         except BusUnavailable as e:
             raise click.ClickException(str(e)) from None
-        found = sum(add_to_draft(draft, s) for s in scans)
-        click.echo(f"  {found} device(s) with a known profile")
+        before = len(draft.devices)
+        draft_scans(draft, scans)  # one setting per serial port, as check requires
+        click.echo(f"  {len(draft.devices) - before} device(s) with a known profile")
     for where in scan_dlt645:
         from .scan_dlt645 import add_meters_to_draft, parse_addresses, scan_meters
 

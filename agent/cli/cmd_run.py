@@ -5,7 +5,7 @@ import os
 import click
 
 from ..errors import ConfigError
-from ..store.outbox import OutboxError
+from ..store.outbox import OutboxError, OutboxLocked
 from ..store.statelock import StateDirLocked, StateLock
 from .cmd_check import validate_or_exit
 from .common import EXIT_CONFIG, config_option, setup_logging
@@ -38,7 +38,7 @@ def command(config_path: str, once: bool) -> None:
         for p in e.problems:
             click.echo(p, err=True)
         raise SystemExit(EXIT_CONFIG) from None
-    except StateDirLocked as e:
+    except (StateDirLocked, OutboxLocked) as e:
         click.echo(f"refused: {e}", err=True)
         raise SystemExit(EXIT_CONFIG) from None
     except OutboxError as e:

@@ -1,4 +1,4 @@
-"""``edge-agent scan``: find Modbus units on a line and guess their meter profile.
+"""``edge-agent scan``: find Modbus units on a line and guess their meter or charger profile.
 
 Each unit id is asked once per serial setting. The report keeps apart silence (nothing there,
 or wrong settings), garbled replies (something is there but baud/parity/wiring is off) and
@@ -35,6 +35,11 @@ class Finding:
     detail: str = ""
     profile: str | None = None
     probes: str = ""
+    kind: str = "modbus_meter"  # the driver the profile belongs to (modbus_meter or modbus_charger)
+
+
+def default_units(*, tcp: bool) -> str:
+    return "1-247,255" if tcp else "1-247"
 
 
 def parse_units(text: str) -> list[int]:
@@ -78,6 +83,16 @@ GATEWAY_NO_DEVICE = (10, 11)  # gateway path unavailable, gateway target device 
 SERVER_DEVICE_FAILURE = 4
 
 
+async def identify(bus, f: Finding, timeout: float) -> None:
+    """Set the finding's profile: a meter profile whose probes read plausibly, else a charger's."""
+    from .scan_chargers import guess_charger
+
+    f.profile, f.probes = await guess_profile(bus, f.unit, timeout)
+    if f.profile is None:
+        f.profile, f.probes = await guess_charger(bus, f.unit, timeout)
+        f.kind = "modbus_charger" if f.profile else f.kind
+
+
 async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
     found = []
     for u in units:
@@ -90,7 +105,7 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
                 continue
             f = Finding(u, "exception", f"exception {e.code}")
             if e.code == SERVER_DEVICE_FAILURE:
-                f.profile, f.probes = await guess_profile(bus, u, timeout)
+                await identify(bus, f, timeout)
                 found.append(f if f.profile else Finding(u, "absent", f"exception {e.code}"))
                 continue
         except DeviceTimeout:
@@ -99,7 +114,7 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
         except ProtocolError as e:
             found.append(Finding(u, "garbled", str(e)))
             continue
-        f.profile, f.probes = await guess_profile(bus, u, timeout)
+        await identify(bus, f, timeout)
         found.append(f)
     return found
 
@@ -156,12 +171,44 @@ def add_to_draft(draft: Draft, scan: LineScan) -> int:
     line = draft.add_line(scan.line_name, scan.line)
     for f in present:
         if f.profile:
-            draft.add_device(f"{f.profile}-{f.unit}", {"type": "modbus_meter", "profile": f.profile,
+            draft.add_device(f"{f.profile}-{f.unit}", {"type": f.kind, "profile": f.profile,
                                                        "unit": f.unit, "line": line})
         else:
             draft.comments.append(f"unit {f.unit} on line {line} answers but matched no known profile: "
                                   "add a [[devices]] with profile or [[devices.registers]]")
     return sum(1 for f in present if f.profile)
+
+
+def _present(scan: LineScan) -> list[Finding]:
+    return [f for f in scan.findings if f.status in ("ok", "exception")]
+
+
+def draft_scans(draft: Draft, scans: list[LineScan]) -> None:
+    """The config for what answered. One serial port takes one setting (``check`` refuses two lines
+    on one port): the setting most units answered at becomes the line; units found only at another
+    setting are listed with what to do, units found at several (a converter that ignores the serial
+    settings) are drafted once."""
+    tcp = [s for s in scans if s.line["type"] != "modbus_rtu"]
+    serial = [s for s in scans if s.line["type"] == "modbus_rtu" and _present(s)]
+    for scan in tcp:
+        add_to_draft(draft, scan)
+    if not serial:
+        return
+    best = max(serial, key=lambda s: len(_present(s)))  # the first of equals: the order asked
+    add_to_draft(draft, best)
+    drafted = {f.unit for f in _present(best)}
+    setting = f"{best.line['baudrate']} 8{best.line['parity']}1"
+    for scan in serial:
+        if scan is best:
+            continue
+        for f in _present(scan):
+            if f.unit in drafted:
+                continue
+            what = f"profile {f.profile}" if f.profile else "no known profile"
+            draft.comments.append(
+                f"unit {f.unit} ({what}) answers only at {scan.label}: one port takes one setting, so it is not "
+                f"in the blocks above; set it to {setting} (or wire it to its own adapter) and scan again")
+            drafted.add(f.unit)
 
 
 def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
@@ -178,17 +225,18 @@ def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
 @click.command(name="scan")
 @click.option("--port", help="Serial port or pyserial URL (/dev/ttyUSB0, socket://host:port).")
 @click.option("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway.")
-@click.option("--units", default="1-247", show_default=True, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair).")
+@click.option("--units", default=None, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair). Default: 1-247, "
+              "and 255 with --tcp (chargers such as the CHARX answer there).")
 @click.option("--baud", default=None, help="Comma-separated baud rates to try (serial only) [modbus: 9600, dlt645: 2400].")
 @click.option("--parity", default=None, help="Comma-separated parities to try: N, E, O [modbus: N, dlt645: E].")
 @click.option("--timeout", type=click.FloatRange(0.01, 10), default=None, help="Seconds per unit [modbus: 0.2, dlt645: 1.0].")
 @click.option("--protocol", type=click.Choice(["modbus", "dlt645"]), default="modbus", show_default=True,
               help="dlt645: DL/T 645 meters (address read, then a probe per address).")
 @click.option("--address", "addresses", multiple=True, help="dlt645: a meter address to probe (repeatable).")
-def command(port: str | None, tcp: str | None, units: str, baud: str | None, parity: str | None,
+def command(port: str | None, tcp: str | None, units: str | None, baud: str | None, parity: str | None,
             timeout: float | None, protocol: str, addresses: tuple[str, ...]) -> None:
-    """Find responding Modbus unit ids and guess their meter profile (or, with --protocol dlt645,
-    DL/T 645 meters).
+    """Find responding Modbus unit ids and guess their meter or charger profile (or, with --protocol
+    dlt645, DL/T 645 meters).
 
     Ends with ready-to-paste config blocks ([lines.X] and [[devices]]) for what answered.
     """
@@ -211,6 +259,7 @@ def command(port: str | None, tcp: str | None, units: str, baud: str | None, par
             click.echo(banner(draft.render()))
         raise SystemExit(0 if draft.devices else 1)
     baud, parity, timeout = baud or "9600", parity or "N", timeout or 0.2
+    units = units or default_units(tcp=tcp is not None)
     ids = parse_units(units)
     bauds, parities = parse_settings(baud, parity)
     if tcp:
@@ -240,7 +289,7 @@ def command(port: str | None, tcp: str | None, units: str, baud: str | None, par
         if absent:
             click.echo(f"no device at {absent} unit id(s): the gateway or server answered for them "
                        f"(exception 10/11, or 4 with no meter profile behind it)")
-        add_to_draft(draft, scan)
+    draft_scans(draft, scans)
     if draft.lines:
         click.echo()
         click.echo(banner(draft.render()))

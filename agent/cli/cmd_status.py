@@ -104,9 +104,10 @@ def render(st: StatusFile, *, live: bool = True) -> list[str]:
                    f"cannot store them")
     out.append("devices:")
     for name, d in st.devices.items():
-        state = was + ("STALE" if d.stale else ("up" if d.up else "DOWN"))
+        never_polled = not d.up and d.polls_ok == 0 and d.polls_failed == 0
+        state = was + ("STALE" if d.stale else ("up" if d.up else "starting" if never_polled else "DOWN"))
         line = (f"  {name:<18} {state:<{6 + len(was)}} ok {d.polls_ok:<7} failed {d.polls_failed:<5} "
-                f"latency {d.latency_avg_ms:.1f} ms  last good {_age(d.last_ok_ms)}")
+                f"latency {d.latency_avg_ms:.1f} ms  " + ("not polled yet" if never_polled else f"last good {_age(d.last_ok_ms)}"))
         if not d.up and d.last_error:
             line += f"  ({d.last_error})"
         out.append(line)

@@ -21,9 +21,10 @@ config_option = click.option(
 
 def load_or_exit(path: str) -> AgentConfig:
     """The config for a technician command (status, buffer, read). These never talk to the broker, so a
-    ``${cred:...}`` that only the service can see is not needed and does not fail them."""
+    ``${cred:...}`` that only the service can see, or a ``${VAR}`` for a secret (a password, token or key)
+    set only in the service's environment, is not needed and does not fail them."""
     try:
-        return read_config(path, defer_credentials=True).config
+        return read_config(path, defer_credentials=True, defer_secrets=True).config
     except ConfigError as e:
         click.echo(f"config invalid: {len(e.problems)} problem(s)", err=True)
         for p in e.problems:

@@ -31,6 +31,20 @@ class DeferredCredential(SubstitutionError):
     """A systemd credential that cannot be seen here because CREDENTIALS_DIRECTORY is not set."""
 
 
+class MissingSecret(SubstitutionError):
+    """An unset environment variable for a secret (password, token, key): the service's environment
+    has it, a technician's shell does not, and technician commands never need it."""
+
+
+_SECRET_WORDS = ("password", "secret", "token", "psk", "key")
+
+
+def is_secret_path(path: tuple) -> bool:
+    """Whether the key at ``path`` holds a secret (by its name: ``password``, ``hmac_key`` ...)."""
+    names = [p.lower() for p in path if isinstance(p, str)]
+    return bool(names) and any(w in names[-1] for w in _SECRET_WORDS)
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """One ``${...}`` found in the config: where its value comes from and whether it resolved."""
@@ -68,9 +82,10 @@ def substitute(value: str, env: Mapping[str, str], refs: list[Reference] | None 
                 record("cred", name, msg, deferred=True)
                 raise DeferredCredential(msg)
             try:
-                text = (Path(cdir) / name).read_text().rstrip("\n")
-            except OSError as e:
-                msg = f"credential {name!r} cannot be read: {e.strerror}"
+                text = (Path(cdir) / name).read_text(encoding="utf-8").rstrip("\n")
+            except (OSError, UnicodeDecodeError) as e:
+                why = e.strerror if isinstance(e, OSError) else f"not UTF-8 text ({e.reason} at byte {e.start})"
+                msg = f"credential {name!r} cannot be read from {Path(cdir) / name}: {why}"
                 record("cred", name, msg)
                 raise SubstitutionError(msg) from None
             record("cred", name)
@@ -83,7 +98,7 @@ def substitute(value: str, env: Mapping[str, str], refs: list[Reference] | None 
             return default or ""
         msg = f"environment variable {name} is not set"
         record("env", name, msg)
-        raise SubstitutionError(msg)
+        raise (MissingSecret if is_secret_path(path) else SubstitutionError)(msg)
 
     if "$" not in value:
         return value
@@ -92,7 +107,8 @@ def substitute(value: str, env: Mapping[str, str], refs: list[Reference] | None 
 
 def substitute_tree(node: Any, env: Mapping[str, str], path: tuple = (), errors: list | None = None,
                     refs: list[Reference] | None = None) -> Any:
-    """Return a copy of ``node`` with every string substituted; collect (path, message) errors.
+    """Return a copy of ``node`` with every string substituted; collect (path, message, kind) errors,
+    ``kind`` "cred" for a deferred credential, "secret" for an unset secret variable, else None.
 
     A string whose substitution fails is kept as written (so later passes still see a value).
     """
@@ -101,7 +117,8 @@ def substitute_tree(node: Any, env: Mapping[str, str], path: tuple = (), errors:
         try:
             return substitute(node, env, refs, path)
         except SubstitutionError as e:
-            errors.append((path, str(e), isinstance(e, DeferredCredential)))
+            kind = "cred" if isinstance(e, DeferredCredential) else "secret" if isinstance(e, MissingSecret) else None
+            errors.append((path, str(e), kind))
             return node
     if isinstance(node, dict):
         return {k: substitute_tree(v, env, (*path, k), errors, refs) for k, v in node.items()}

@@ -102,6 +102,7 @@ def read_config(
     env: Mapping[str, str] | None = None,
     catalog: DriverCatalog | None = None,
     defer_credentials: bool = False,
+    defer_secrets: bool = False,
 ) -> Loaded:
     path = Path(path)
     try:
@@ -110,7 +111,8 @@ def read_config(
         raise ConfigError([f"{path}: cannot read config file: {e.strerror}"]) from None
     except UnicodeDecodeError as e:
         raise ConfigError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
-    return parse_config(text, source=str(path), env=env, catalog=catalog, defer_credentials=defer_credentials)
+    return parse_config(text, source=str(path), env=env, catalog=catalog, defer_credentials=defer_credentials,
+                        defer_secrets=defer_secrets)
 
 
 def parse_config(
@@ -120,6 +122,7 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     catalog: DriverCatalog | None = None,
     defer_credentials: bool = False,
+    defer_secrets: bool = False,
 ) -> Loaded:
     text = text.removeprefix(BOM)
     try:
@@ -131,8 +134,8 @@ def parse_config(
     refs: list[Reference] = []
     raw = substitute_tree(raw, default_env() if env is None else env, errors=sub_errors, refs=refs)
     deferred: list[str] = []
-    for p, msg, is_deferred in sub_errors:
-        if is_deferred and defer_credentials:
+    for p, msg, kind in sub_errors:
+        if (kind == "cred" and defer_credentials) or (kind == "secret" and defer_secrets):
             deferred.append(problems.format(p, msg))
         else:
             problems.add(p, msg)

@@ -70,6 +70,12 @@ def _gauge_class(name: str, unit: str | None) -> str | None:
     return None
 
 
+def _volume_class(name: str) -> str:
+    """A volume counter is a meter: Home Assistant's Energy dashboard takes ``water`` and ``gas``
+    (never the generic ``volume``); a gas meter's metric says so (``gas_volume``), the rest are water."""
+    return "gas" if "gas" in name else "water"
+
+
 def entity_for(metric: MetricSpec) -> Entity:
     name, unit, kind = metric.name.lower(), ha_unit(metric.unit), MetricKind(metric.kind)
     if kind is MetricKind.STATE:
@@ -80,7 +86,7 @@ def entity_for(metric: MetricSpec) -> Entity:
         cycle = kind is MetricKind.COUNTER and metric.restarts
         return Entity("energy", "total_increasing" if cycle else "total", unit)
     if kind is MetricKind.COUNTER:
-        return Entity("volume" if unit in VOLUME_UNITS else None, "total", unit)
+        return Entity(_volume_class(name) if unit in VOLUME_UNITS else None, "total", unit)
     return Entity(_gauge_class(name, unit), "measurement", unit)
 
 

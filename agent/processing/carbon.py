@@ -72,7 +72,13 @@ def read_hourly(path: Path, tz: zoneinfo.ZoneInfo) -> tuple[np.ndarray | None, d
     """A 24-hour profile (index = local hour) or exact hours (UTC hour start ms -> factor)."""
     profile = np.full(24, np.nan)
     exact: dict[int, float] = {}
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read hourly emission factors: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line or line.lower().startswith(("hour", "time")):
             continue

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .handover import LINK, ensure_command_link, ownership_note, refuse_unloaded_credentials
 from .steps import Owner, Report, SetupError, ensure_dir, ensure_file
 from .system import DEVICE_GROUPS, device_groups, ensure_user, systemctl
 
@@ -165,10 +166,32 @@ def run_check(report: Report, opts: SetupOptions, config: Path) -> bool:
     return True
 
 
+def config_text(opts: SetupOptions) -> str:
+    """The config the service will run: the one given, else the one installed, else the example."""
+    installed = opts.at(CONFIG_DIR / "config.toml")
+    try:
+        if opts.config_source is not None:
+            return opts.config_source.read_text(encoding="utf-8")
+        if installed.exists():
+            return installed.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""  # install_config and check name the problem
+    return shipped("config.toml").decode()
+
+
+def missing_credentials(opts: SetupOptions) -> list[str]:
+    """``${cred:NAME}`` the unit will not load; SetupError (saying what to run) with ``--enable``."""
+    return refuse_unloaded_credentials(
+        config_text(opts), credential_file=opts.credential_file, credential_name=opts.credential_name,
+        enable=opts.enable, config_source=opts.config_source, root=opts.root, command=agent_command(),
+        config_dir=CONFIG_DIR)
+
+
 def setup(opts: SetupOptions, report: Report) -> bool:
     """Every step in order, told to ``report``; returns whether the config check passed."""
     if not opts.dry and os.geteuid() != 0:
         raise SetupError("setup changes the system: run it as root (sudo), or with --root DIR to lay it out under DIR")
+    missing_credentials(opts)  # before anything changes: a service that cannot start is not enabled
     ensure_user(report, SERVICE, str(STATE_DIR), dry=opts.dry)
     real = not opts.dry
     svc, cfg_owner, root = Owner(SERVICE, SERVICE, real), Owner("root", SERVICE, real), Owner("root", "root", real)
@@ -184,6 +207,10 @@ def setup(opts: SetupOptions, report: Report) -> bool:
     if ensure_file(report, unit_path, unit.encode(), 0o644, root, "systemd unit"):
         systemctl(report, "daemon-reload", dry=opts.dry, why="systemd reads the new unit", required=False)
     warm_cache(report, opts, svc)
+    ensure_command_link(report, opts.at(LINK), agent_command())
+    if opts.dry:
+        ownership_note(report, [(opts.at(STATE_DIR), svc, True), (opts.at(CONFIG_DIR), cfg_owner, False),
+                                (config, cfg_owner, False)], opts.root)
     passed = run_check(report, opts, config)
     if passed and opts.enable:
         systemctl(report, "enable", "--now", SERVICE, dry=opts.dry, why="service enabled and started")
@@ -193,7 +220,12 @@ def setup(opts: SetupOptions, report: Report) -> bool:
 def next_steps(opts: SetupOptions, passed: bool) -> list[str]:
     cfg = CONFIG_DIR / "config.toml"
     steps = [f"edit {cfg} (every key: docs/config-reference.md), then run `edge-agent setup` again"] if not passed else []
-    if opts.credential_file is None:
+    missing = missing_credentials(opts) if not opts.enable else []
+    if missing:
+        steps.append(f"before enabling: the config uses ${{cred:{missing[0]}}}: write the secret to a root-only file "
+                     f"(sudo sh -c 'umask 077 && cat > {CONFIG_DIR / missing[0]}') and rerun setup with "
+                     f"--credential-file {CONFIG_DIR / missing[0]}")
+    elif opts.credential_file is None:
         steps.append(f"secrets: write one to a root-only file and rerun setup with --credential-file FILE; "
                      f"the config names it ${{cred:{opts.credential_name}}}")
     if passed and not opts.enable:

@@ -34,10 +34,12 @@ from typing import IO, Any
 import orjson
 
 from agent.store.db import Db
+from agent.store.dblock import DbLock
 from agent.store.migrations import MIGRATIONS, current_version, migrate
 from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exported
     OutboxCorrupt,
     OutboxError,
+    OutboxLocked,
     OutboxMissing,
     OutboxRow,
     OutboxStats,
@@ -45,6 +47,7 @@ from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exp
     Priority,
     Synchronous,
     _is_corruption,
+    store_error,
 )
 from agent.store.seqmark import (
     SEQ_BLOCK,
@@ -98,11 +101,13 @@ class Outbox:
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
         self._released: int | None = None  # lowest rowid released from a clock hold since take_released()
         conn: sqlite3.Connection | None = None
+        self._lock: DbLock | None = None
         try:
             if readonly:
                 conn = self._connect_readonly()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock = DbLock(self.path).acquire()  # one writer per database file, whatever its state dir
                 conn = sqlite3.connect(str(self.path))
             self.db = Db(conn)
             if readonly:
@@ -112,6 +117,8 @@ class Outbox:
         except (sqlite3.DatabaseError, OSError, RuntimeError, SeqMarkError) as e:
             if conn is not None:
                 conn.close()
+            if self._lock is not None:
+                self._lock.release()
             if isinstance(e, sqlite3.Error) and _is_corruption(e):
                 raise OutboxCorrupt(f"cannot open outbox {self.path}: it is corrupt ({e})") from e
             raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
@@ -179,8 +186,12 @@ class Outbox:
         row = c.execute("SELECT last_seq FROM sequence WHERE gateway = ?", [self.gateway]).fetchone()
         self._db_last: int | None = int(row[0]) if row else None  # None: never committed a message
         self._last_seq = self._db_last or 0
-        self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])  # counted on the index
         self._hold_cols = current_version(self.db) >= 3  # an older database read-only: nothing is held
+        # the first and last row, read through the table's b-tree (root, interior and both end leaves):
+        # cheap, and damage on those paths is found now rather than after new rows went into the file
+        c.execute("SELECT rowid FROM outbox NOT INDEXED ORDER BY rowid LIMIT 1").fetchone()
+        c.execute("SELECT rowid FROM outbox NOT INDEXED ORDER BY rowid DESC LIMIT 1").fetchone()
         self._drops = {p.name.lower(): 0 for p in Priority}
         for name, count in c.execute("SELECT priority, count FROM drops"):
             self._drops[name] = int(count)
@@ -240,7 +251,7 @@ class Outbox:
                 for priority, n in self._enforce_cap().items():  # estimates are estimates
                     dropped[priority] = dropped.get(priority, 0) + n
         except sqlite3.Error as e:
-            raise OutboxError(f"cannot store {len(rows)} messages in {self.path}: {e}") from e
+            raise store_error(f"cannot store {len(rows)} messages in {self.path}", e) from e
         self._last_seq = last
         self._depth += len(rows) - acked_deleted
         self._acked_deleted()
@@ -350,6 +361,8 @@ class Outbox:
             with self.db.atomic():
                 deleted = self._delete_rows(sorted(self._acked))
         except sqlite3.Error as e:
+            if _is_corruption(e):
+                raise store_error(f"cannot delete acknowledged messages from {self.path}", e) from e
             if not self._delete_failing:
                 log.warning("cannot delete %d acknowledged messages from %s (%s): they are kept aside as sent "
                             "and deleted when the database can be written again", len(self._acked), self.path, e)
@@ -392,9 +405,12 @@ class Outbox:
             # every row it has had acknowledged, so it never reads (or copies) one of them again
             skip = after_rowid < self._acked_max
             ask = want + min(len(self._acked), 10_000) if skip else want
-            batch = self.db.conn.execute(
-                "SELECT rowid, seq, topic, payload, priority, created_ms, readings FROM outbox"
-                f" WHERE rowid > ?{where} ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
+            try:
+                batch = self.db.conn.execute(
+                    "SELECT rowid, seq, topic, payload, priority, created_ms, readings FROM outbox"
+                    f" WHERE rowid > ?{where} ORDER BY rowid LIMIT ?", [after_rowid, ask]).fetchall()
+            except sqlite3.Error as e:
+                raise store_error(f"cannot read outbox {self.path}", e) from e
             rows += [OutboxRow(r[0], r[1], r[2], bytes(r[3]), Priority(r[4]), r[5], r[6])
                      for r in batch if not skip or r[0] not in self._acked][:want]
             if len(batch) < ask or not skip:
@@ -413,12 +429,20 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         self._check_open()
-        oldest = next((created for rowid, created in self.db.conn.execute(
-            "SELECT rowid, created_ms FROM outbox ORDER BY rowid LIMIT ?", [len(self._acked) + 1])
-            if rowid not in self._acked), None)  # the oldest not yet acknowledged
-        return OutboxStats(depth=max(0, self._depth - len(self._acked)), bytes=self._used_bytes(),
-                           oldest_created_ms=oldest,
+        try:
+            oldest = next((created for rowid, created in self.db.conn.execute(
+                "SELECT rowid, created_ms FROM outbox ORDER BY rowid LIMIT ?", [len(self._acked) + 1])
+                if rowid not in self._acked), None)  # the oldest not yet acknowledged
+            used = self._used_bytes()
+        except sqlite3.Error as e:
+            raise store_error(f"cannot read outbox {self.path}", e) from e
+        return OutboxStats(depth=self.unsent, bytes=used, oldest_created_ms=oldest,
                            drops=dict(self._drops), last_seq=self._last_seq, stream=self.stream)
+
+    @property
+    def unsent(self) -> int:
+        """Messages stored and not acknowledged (a counter: no I/O)."""
+        return max(0, self._depth - len(self._acked))
 
     def export(self, fh: IO[str], *, limit: int | None = None) -> int:
         """Write pending rows as JSON lines (oldest first) for a technician. Returns the row count."""
@@ -445,6 +469,9 @@ class Outbox:
         if not self._closed:
             self._closed = True
             self.db.close()
+        if self._lock is not None:
+            self._lock.release()  # after the connection: SQLite's own locks on the file are gone by then
+            self._lock = None
 
     def _check_open(self) -> None:
         if self._closed:

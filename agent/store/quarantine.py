@@ -22,11 +22,13 @@ class Quarantined:
     moved_to: Path  # the database file's new name (its -wal/-shm, if any, sit next to it)
     reason: str
     resumed_seq: int  # the new outbox's first message gets this + 1
+    unsent: int | None = None  # messages not yet acknowledged that stay in the file set aside (None: unknown)
 
     def event(self, ts_ms: int) -> dict:
         """The body published on the event topic."""
         return {"v": 1, "kind": "outbox_quarantined", "ts": ts_ms, "path": str(self.path),
-                "moved_to": str(self.moved_to), "reason": self.reason, "resumed_seq": self.resumed_seq}
+                "moved_to": str(self.moved_to), "reason": self.reason, "resumed_seq": self.resumed_seq,
+                "unsent": self.unsent}
 
 
 def quarantine_name(path: Path, when_s: float) -> Path:

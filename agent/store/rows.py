@@ -31,8 +31,17 @@ class OutboxMissing(OutboxError):
     """A read-only open found no outbox file (the agent has not run with this state directory)."""
 
 
+class OutboxLocked(OutboxError):
+    """Another process holds the outbox database open for writing (another agent)."""
+
+
 def _is_corruption(e: sqlite3.Error) -> bool:
-    return getattr(e, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT"))
+    return getattr(e, "sqlite_errorname", "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_FORMAT"))
+
+
+def store_error(message: str, e: sqlite3.Error) -> OutboxError:
+    """``e`` as OutboxCorrupt when SQLite says the file is damaged, else as OutboxError."""
+    return (OutboxCorrupt if _is_corruption(e) else OutboxError)(f"{message}: {e}")
 
 
 class Priority(enum.IntEnum):

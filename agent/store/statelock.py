@@ -47,8 +47,11 @@ class StateLock:
             raise StateDirLocked(f"another edge-agent ({who}) is running with state directory {self.path.parent} "
                                  f"(lock file {self.path}); stop it first, or give this one its own "
                                  "gateway.state_dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only the pid in the message is missing
         self._fd = fd
         return self
 

@@ -76,6 +76,8 @@ class Uplink(OutboxPump):
         self.last_error: str | None = None
         self._rate_mark = (self.clock.monotonic(), 0, 0)
         self._rates = (0.0, 0.0)
+        if hasattr(outbox, "on_replaced"):  # a damaged outbox set aside: rowids start again in the new one
+            outbox.on_replaced(self._outbox_replaced)
 
     # ------------------------------------------------------------------ public API (loop thread)
     async def run(self) -> None:
@@ -328,6 +330,13 @@ class Uplink(OutboxPump):
             await self.on_command(device, payload, retained)
         except Exception:  # noqa: BLE001 - one bad command must not stop the uplink
             log.exception("command handler failed for device %s", device)
+
+    def _outbox_replaced(self) -> None:
+        """The outbox file was replaced: rows in flight belonged to the old one (their acks are ignored);
+        send the new one from its first row."""
+        self._forget_inflight()
+        self._acked = []
+        self.wake()
 
     # ---------------------------------------------------------------------------------- acks
     def _flush_acks(self) -> None:

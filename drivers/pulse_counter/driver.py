@@ -22,13 +22,15 @@ from . import state
 
 class Quantity(enum.StrEnum):
     ENERGY = "energy"  # pulses_per_unit = imp/kWh; metrics energy (kWh) and power (kW)
-    VOLUME = "volume"  # pulses_per_unit = imp/m3 (1 imp/10 L = 100); metrics volume (m3) and flow (m3/h)
+    VOLUME = "volume"  # a water meter: pulses_per_unit = imp/m3 (1 imp/10 L = 100); volume (m3) and flow (m3/h)
+    GAS = "gas"  # a gas meter: pulses_per_unit = imp/m3; metrics gas_volume (m3) and gas_flow (m3/h)
     COUNT = "count"  # pulses only, and rate (1/s)
 
 
 _DERIVED = {
     Quantity.ENERGY: (MetricSpec("energy", "kWh", MetricKind.COUNTER), MetricSpec("power", "kW"), 3600.0),
     Quantity.VOLUME: (MetricSpec("volume", "m3", MetricKind.COUNTER), MetricSpec("flow", "m3/h"), 3600.0),
+    Quantity.GAS: (MetricSpec("gas_volume", "m3", MetricKind.COUNTER), MetricSpec("gas_flow", "m3/h"), 3600.0),
     Quantity.COUNT: (None, MetricSpec("rate", "1/s"), 1.0),
 }
 
@@ -39,7 +41,7 @@ class PulseCounterConfig(GpioDevice):
     pull: Pull = Pull.UP
     min_interval_ms: float = Field(20.0, ge=0, le=60_000, description="Edges closer than this to the last counted pulse are rejected (and counted as rejected).")
     quantity: Quantity = Quantity.ENERGY
-    pulses_per_unit: float = Field(1000.0, gt=0, description="Meter constant: imp/kWh for energy, imp/m3 for volume.")
+    pulses_per_unit: float = Field(1000.0, gt=0, description="Meter constant: imp/kWh for energy, imp/m3 for volume (water) and gas.")
     persist_interval: float = Field(1.0, gt=0, le=3600, description="Seconds within which a pulse is saved to disk.")
 
 

@@ -105,7 +105,8 @@ def test_sigkill_of_the_agent_mid_stream_loses_nothing_committed(tmp_path: Path,
 
 
 def outbox_depth(state: Path) -> int:
-    with Outbox(state / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw-chaos") as ob:
+    """Read while the agent runs: read-only (a second writer on a running agent's outbox is refused)."""
+    with Outbox(state / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw-chaos", readonly=True) as ob:
         return ob.stats().depth
 
 

@@ -143,3 +143,46 @@ def test_disk_full_holds_bounded_memory_keeps_health_and_order(tmp_path: Path, s
     resent = sorted(seq for seq, n in arrivals.items() if n > 1)
     assert inversions == 0, f"{inversions} readings arrived out of reading order by seq"
     assert resent == [], f"{len(resent)} acknowledged messages were sent again, e.g. seq {resent[:5]}"
+
+
+def test_started_on_a_full_disk_runs_holds_reports_and_recovers(tmp_path: Path, small_fs: Path, mosquitto,
+                                                                mqtt_subscriber, monkeypatch) -> None:
+    """The disk is full before the agent starts: it must start all the same (not exit and be restarted
+    by systemd every few seconds, collecting nothing), hold readings in memory within the bound derived
+    from the outbox cap, say so in health, and commit and deliver them once space comes back."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba-cache"))
+    sub = mqtt_subscriber(mosquitto, "edge/gw-chaos/#")
+    csv = tmp_path / "meter.csv"
+    rows = 3000
+    write_replay_csv(csv, rows, step_s=1)
+    cfg = agent_config(tmp_path, mosquitto, {"meter": csv}, rows_per_read=10, poll=0.05, max_bytes=MAX_BYTES,
+                       extra='[processing]\njit = "off"\n')
+    filler = fill(small_fs)
+    agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+    try:
+        def holding() -> bool:
+            h = latest_health(sub)
+            return h is not None and h["pipeline"]["held"] >= 50
+        assert wait_until(holding, 90), agent.log_tail()
+        assert agent.proc.poll() is None, agent.log_tail()
+        held = latest_health(sub)["pipeline"]
+        assert 0 < held["held_bytes"] <= 1024 * 1024, held  # hold_bytes_for(32 MiB cap): 1 MiB
+        assert held["commit_errors"] > 0
+        text = agent.log.read_text(errors="replace")
+        assert "disk is full" in text and "Traceback" not in text, text[-3000:]
+        os.unlink(filler)
+        filler = None
+
+        def delivered() -> int:
+            return sum(len(m.json()["readings"]) for m in sub.snapshot() if m.topic.endswith("/telemetry/meter"))
+        assert wait_until(lambda: delivered() >= rows, 120), f"{delivered()} of {rows}\n{agent.log_tail()}"
+        assert "recovered" in agent.log.read_text(errors="replace")
+        assert wait_until(lambda: latest_health(sub)["pipeline"]["held"] == 0, 30)
+    finally:
+        if filler is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(filler)
+        assert agent.terminate() == 0, agent.log_tail()
+    inversions, arrivals = seq_inversions(sub.snapshot(), "meter")
+    assert inversions == 0 and max(arrivals.values()) == 1
+    assert "Traceback" not in agent.log.read_text(errors="replace")

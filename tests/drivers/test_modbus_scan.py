@@ -77,3 +77,40 @@ async def test_scan_does_not_count_gateway_exceptions_as_units(kind):
     for phantom in (2, 3, 5, 6):
         assert f"unit {phantom:3d}" not in out, out
     assert "no device at 4 unit id(s)" in out
+
+
+async def test_a_multi_setting_scan_prints_blocks_that_check_accepts(tmp_path):
+    """RTU over socket:// ignores the serial settings, so every unit answers at every setting asked:
+    the draft must still name one line per port (check refuses two settings on one port)."""
+    from agent.config import load_config_text
+
+    port = free_port()
+    sim = await start(units={1: "sdm630", 2: "sdm120"}, update_interval=None, rtu_socket=f"127.0.0.1:{port}")
+    try:
+        res = await asyncio.to_thread(CliRunner().invoke, command, [
+            "--port", f"socket://127.0.0.1:{port}", "--units", "1-2", "--baud", "9600,19200", "--parity", "N,E",
+            "--timeout", "0.2"])
+    finally:
+        await sim.stop()
+    assert res.exit_code == 0, res.output
+    assert res.output.count("unit   1: answers; profile sdm630") == 4
+    block = res.output.split("# --- ready-to-paste config ---\n", 1)[1].split("# --- end of config ---", 1)[0]
+    assert block.count("[lines.") == 1 and block.count("[[devices]]") == 2, block
+    cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[mqtt]\nhost = "127.0.0.1"\n' + block)
+    assert [d.name for d in cfg.devices] == ["sdm630-1", "sdm120-2"] and len(cfg.lines) == 1
+
+
+def test_a_unit_found_only_at_another_setting_is_said_not_drafted():
+    from agent.cli.cmd_scan import Finding, LineScan, draft_scans
+    from agent.simkit.snippets import Draft
+
+    def scan(baud, units):
+        line = {"type": "modbus_rtu", "port": "/dev/ttyUSB0", "baudrate": baud, "parity": "N"}
+        return LineScan(f"/dev/ttyUSB0 {baud} 8N1", "rs485", line, [Finding(u, "ok", profile="sdm120") for u in units])
+    draft = Draft()
+    draft_scans(draft, [scan(9600, [1]), scan(19200, [2, 3])])
+    assert [line["baudrate"] for line in draft.lines.values()] == [19200]
+    assert [d["unit"] for d in draft.devices] == [2, 3]
+    assert draft.comments == ["unit 1 (profile sdm120) answers only at /dev/ttyUSB0 9600 8N1: one port takes one "
+                              "setting, so it is not in the blocks above; set it to 19200 8N1 (or wire it to its own "
+                              "adapter) and scan again"]

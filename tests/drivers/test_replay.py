@@ -103,6 +103,37 @@ async def test_bad_files_give_clear_errors(tmp_path: Path, body: str, message: s
         await drv.open()
 
 
+@pytest.mark.parametrize("content", [
+    bytes(range(256)) * 8,  # random-looking binary
+    __import__("random").Random(7).randbytes(4000),
+    b"timestamp,value\n2026-01-01T00:00:00,1\n\x00\x00\x00,2\n",  # NUL bytes
+    b"timestamp,value\n" + b"1" * 200_000 + b",2\n",  # a field past the csv module's limit
+    b"timestamp,value\ninf,1\n",
+])
+async def test_a_file_of_garbage_gives_an_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "s.csv"
+    f.write_bytes(content)
+    drv = SPEC.factory(ReplayConfig(name="r", type="replay", file=f), DriverContext("gw", tmp_path, None))
+    with pytest.raises(DeviceError) as err:  # typed, so the device is down and the agent keeps running
+        await drv.open()
+    assert str(err.value).startswith(f"{f}"), str(err.value)
+
+
+def test_random_bytes_replay_file_under_the_real_cli_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    f = tmp_path / "random.csv"
+    f.write_bytes(__import__("random").Random(1).randbytes(3000))
+    cfg = tmp_path / "a.toml"
+    cfg.write_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\nhost = "127.0.0.1"\n'
+                   f'[[devices]]\nname = "m"\ntype = "replay"\nfile = "{f}"\n')
+    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "run", "--once", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and f"{f}: not a UTF-8 CSV text file" in out and "Traceback" not in out, out
+
+
 def test_config_rejects_bad_speed() -> None:
     with pytest.raises(ConfigError, match="speed"):
         load_config_text('[gateway]\nid="g"\n[[devices]]\nname="r"\ntype="replay"\nfile="x"\nspeed="fast"\n', env={})
