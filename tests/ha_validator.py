@@ -48,12 +48,16 @@ DEVICE_CLASS_UNITS: dict[str, set[str | None]] = {
     "voltage": {"µV", "mV", "V", "kV", "MV"},
     "volume": {"L", "mL", "gal", "fl. oz.", "m³", "ft³", "CCF", "MCF"},
     "volume_flow_rate": {"m³/h", "m³/s", "ft³/min", "L/h", "L/min", "L/s", "gal/min", "mL/s"},
+    "water": {"L", "gal", "m³", "ft³", "CCF", "MCF"},
+    "gas": {"m³", "ft³", "CCF", "MCF"},
 }
 STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
 DEVICE_CLASS_STATE_CLASSES: dict[str, set[str]] = {
     **{c: {"measurement"} for c in DEVICE_CLASS_UNITS},
     "energy": {"total", "total_increasing"},
     "volume": {"total", "total_increasing"},
+    "water": {"total", "total_increasing"},
+    "gas": {"total", "total_increasing"},
 }
 
 
