@@ -278,18 +278,59 @@ def test_counters_declare_their_bound_and_medium_and_never_feed_the_electricity_
     assert key == ("energy",) and "meters heat, not electricity" in msg
 
 
-def test_home_assistant_classes_follow_the_medium(tmp_path: Path) -> None:
-    from tests.ha_validator import DEVICE_CLASS_UNITS
-    seen = {}
+def test_home_assistant_discovery_files_water_gas_and_heat_by_medium(tmp_path: Path) -> None:
+    import orjson
+
+    from agent.homeassistant.config import HomeAssistantConfig
+    from agent.homeassistant.discovery import announce
+    from agent.uplink.topics import Topics
+    from tests.ha_validator import validate_discovery
+
+    seen: set[str] = set()
+    cmps = {}
     for profile in ("water", "gas", "heat"):
         driver, _ = build_driver(SPEC, device("/dev/null", profile=profile, heat_unit="GJ"), tmp_path)
-        for m in driver.metrics():
-            e = entity_for(m)
-            seen[(profile, m.name)] = (e.device_class, e.state_class, e.unit)
-            if e.device_class is not None:
-                assert e.unit in DEVICE_CLASS_UNITS[e.device_class], (profile, m.name)
-    assert seen[("water", "volume")] == ("water", "total", "m³")
-    assert seen[("gas", "volume")] == ("gas", "total", "m³")
-    assert seen[("heat", "heat")] == ("energy", "total", "GJ")
-    assert seen[("heat", "volume")] == ("volume", "total", "m³")  # circulating water is no consumption
-    assert seen[("heat", "flow_rate")][0] == "volume_flow_rate" and seen[("heat", "power")][0] == "power"
+        a = announce(HomeAssistantConfig(), Topics("edge", "gw"), profile, "cjt188", driver.metrics())
+        assert validate_discovery(a.config_topic, orjson.dumps(a.payload), seen) == [], profile
+        cmps[profile] = {m: a.payload["cmps"][m] for m in a.metrics}
+
+    def cls(profile: str, metric: str) -> tuple:
+        c = cmps[profile][metric]
+        return c.get("device_class"), c.get("state_class"), c.get("unit_of_measurement")
+
+    assert cls("water", "volume") == ("water", "total", "m³")
+    assert cls("gas", "volume") == ("gas", "total", "m³")
+    assert cls("heat", "heat") == ("energy", "total", "GJ")
+    assert cls("heat", "volume") == ("volume", "total", "m³")  # circulating heating water is no consumption
+    assert cls("heat", "flow_rate")[0] == "volume_flow_rate" and cls("heat", "power")[0] == "power"
+    assert cls("heat", "supply_temperature")[0] == "temperature"
+    assert entity_for(driver.metrics()[0]).device_class == "energy"
+
+
+def test_a_water_step_the_meter_cannot_make_is_held_and_nothing_reaches_the_electricity_ledger(tmp_path: Path) -> None:
+    """The driver's declarations through the real processing stage: +50 m3 in a second is beyond a
+    10 m3/h meter, so that reading is held (flagged) while true readings stay good; no ledger entry."""
+    import os
+    import tempfile
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
+    from agent.config.schema import AgentConfig, GatewayConfig
+    from agent.driver import Clock
+    from agent.model import Batch, Quality
+    from agent.processing import Processor
+    from agent.series import SeriesTable
+
+    driver, _ = build_driver(SPEC, device("/dev/null"), tmp_path)
+    metrics = driver.metrics()
+    cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(driver.config,))
+    table = SeriesTable()
+    table.add_device("dut", metrics)
+    proc = Processor(cfg, table, state_dir=tmp_path, clock=Clock())
+    sid = [m.name for m in metrics].index("volume")
+    t0, flags = 1_750_000_000_000, []
+    for k, v in enumerate([100.0, 100.002, 150.0, 100.004, 100.006]):
+        b = Batch.from_columns([sid], [t0 + k * 1000], [v])
+        proc.process(b, t0 + k * 1000)
+        flags.append(int(b.quality[0]))
+    assert flags[:2] == [0, 0] and flags[2] != 0 and flags[3:] == [0, 0]
+    assert Quality(flags[2]) & (Quality.SPIKE | Quality.IMPLAUSIBLE)
+    assert "dut" not in proc.summary()["energy"]
