@@ -334,3 +334,55 @@ def test_a_water_step_the_meter_cannot_make_is_held_and_nothing_reaches_the_elec
     assert flags[:2] == [0, 0] and flags[2] != 0 and flags[3:] == [0, 0]
     assert Quality(flags[2]) & (Quality.SPIKE | Quality.IMPLAUSIBLE)
     assert "dut" not in proc.summary()["energy"]
+
+
+# -- the CLI: scan, and the simulator's printed config run by the real agent -------------------------
+def edge_agent(*args: str):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "agent.cli.main", *args], capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL)
+
+
+def test_scan_finds_the_one_meter_on_a_line_and_says_when_several_answer(tmp_path: Path) -> None:
+    from tests.sim_thread import simulator
+
+    with simulator("cjt188", profile="heat", tcp="127.0.0.1:0") as sim:
+        r = edge_agent("scan", "--protocol", "cjt188", "--timeout", "5", "--tcp", sim.tcp)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"address read: meter type 20H, address {ADDR}" in r.stdout
+    assert f"meter {ADDR}: heat, heat=8123.45, volume=456.78; valve open" in r.stdout
+    assert f'address = "{ADDR}"' in r.stdout and 'profile = "heat"' in r.stdout and 'parity = "E"' in r.stdout
+    with simulator("cjt188", addresses=(ADDR, "00000000000002"), tcp="127.0.0.1:0") as sim:
+        r = edge_agent("scan", "--protocol", "cjt188", "--timeout", "5", "--tcp", sim.tcp)
+    assert r.returncode == 1 and "one meter on the line only" in r.stdout, r.stdout
+
+
+def test_simulate_prints_a_config_the_agent_runs_on_a_pty(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import orjson
+
+    link = tmp_path / "ttyMBUS"
+    sim = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "simulate", "cjt188", "--link", str(link),
+                            "--profile", "gas", "--address", ADDR],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith('profile = "gas"')):
+            lines.append(sim.stdout.readline().rstrip("\n"))
+        snippet = "\n".join(lines[1:]) + "\nrequest_timeout = 5\n"
+        cfg = tmp_path / "agent.toml"
+        cfg.write_text(f'[gateway]\nid = "gw-sim"\nstate_dir = "{tmp_path / "st"}"\n[mqtt]\nhost = "127.0.0.1"\n{snippet}')
+        assert edge_agent("check", "--config", str(cfg)).returncode == 0
+        r = edge_agent("run", "--once", "--config", str(cfg))
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    assert r.returncode == 0 and "1 answered, 0 failed" in r.stderr, r.stderr + snippet
+    readings = {row["metric"]: row for row in orjson.loads(r.stdout.strip().partition(" ")[2])["readings"]}
+    assert readings["volume"]["value"] == 1234.56 and readings["volume"]["unit"] == "m3"
+    assert readings["valve"]["value"] == 0 and readings["battery_low"]["value"] == 0
