@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.contract import DeviceException, FrameScan, ProtocolError
-from drivers.dlt645 import frame as fr
+from drivers.meter_common import frame as fr
 
 LAYOUT = fr.Layout("CJ/T 188", address_len=7, type_byte=True, second_start=False, data_offset=0, max_data=100)
 WILDCARD = bytes((0xAA,)) * 7  # read address: valid only with one meter on the line

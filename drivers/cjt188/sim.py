@@ -2,9 +2,9 @@
 
 Several meters can share the line; each answers read data (01H, DI 901F) to its own address and the
 read-address request (03H to AA…AA, type AAH) is answered by every meter at once (two or more
-collide into garbage, as on a real bus). Faults, queued in ``sim_faults`` or drawn at ``fault_rate``: garbage before the frame, a
-truncated frame, a bad checksum, an error reply (C1H), silence. The transport (pty or TCP) is the
-DL/T 645 simulator's: the same byte stream, another frame layout.
+collide into garbage, as on a real bus). Faults (``agent.simkit.meter_line``), queued in
+``sim_faults`` or drawn at ``fault_rate``: garbage before the frame, a truncated frame, a bad
+checksum, an error reply (C1H), silence.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from datetime import datetime
 import click
 
 from agent.contract import ProtocolError, SimulatorSpec
+from agent.simkit.meter_line import MeterLineSim
 from agent.simkit.net import parse_hostport, run_until_interrupted
 from agent.simkit.serial_pty import sim_options
-from drivers.dlt645.sim import Dlt645Sim, Fault
 
 from . import codec
 from .codec import Control
@@ -48,41 +48,17 @@ class Meter:
                                        self.status, wake=wake, di_order=self.di_order)
 
 
-class Cjt188Sim(Dlt645Sim):
+class Cjt188Sim(MeterLineSim):
     scanner = staticmethod(codec.scan)
 
     def __init__(self, *, meters: list[Meter] | None = None, **kw):
         super().__init__(**kw)
-        self.meters = meters or [Meter("12345678000001")]  # type: ignore[assignment]
+        self.meters = meters or [Meter("12345678000001")]
+        self.reads = 0
 
-    def _broken(self, frame: bytes, ser: int) -> bytes | None:
-        """The frame as a fault makes it (None: silence); an error reply replaces it."""
-        fault = self._fault()
-        if fault is Fault.SILENCE:
-            return None
-        if fault is Fault.ERROR_REPLY:
-            f = codec.decode(frame)
-            return codec.fr.encode(codec.LAYOUT, f.address, Control.READ | codec.REPLY | codec.ERROR,
-                                   bytes((ser, 0x00, 0x00)), meter_type=f.meter_type, wake=self.wake)
-        data = bytearray(frame)
-        if fault is Fault.GARBAGE:
-            data[:0] = bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 24)))
-        elif fault is Fault.TRUNCATE:
-            data = data[: self.rng.randrange(self.wake + 1, len(frame) - 1)]
-        elif fault is Fault.BAD_CHECKSUM:
-            data[-3] ^= 0x01
-        return bytes(data)
-
-    def send(self, frame: bytes, ser: int) -> None:
-        data = self._broken(frame, ser)
-        if data is None:
-            return
-        if self.pace_baud:
-            wire = (self._last_request + len(data)) * 11 / self.pace_baud
-            asyncio.get_running_loop().call_later(wire, self.write_raw, data)
-        else:
-            self.write_raw(data)
-        self.frames_sent += 1
+    def _refusal(self, meter: Meter, ser: int) -> bytes:
+        return codec.fr.encode(codec.LAYOUT, meter.wire, Control.READ | codec.REPLY | codec.ERROR, bytes((ser, 0, 0)),
+                               meter_type=meter.meter_type, wake=self.wake)
 
     def handle(self, request: bytes) -> None:
         try:
@@ -95,7 +71,7 @@ class Cjt188Sim(Dlt645Sim):
             replies = [codec.fr.encode(codec.LAYOUT, m.wire, Control.READ_ADDRESS | codec.REPLY, f.data[:3],
                                        meter_type=m.meter_type, wake=self.wake) for m in self.meters]
             if len(replies) == 1:
-                self.send(replies[0], ser)
+                self.send(replies[0])
             else:  # every meter talks at once: the line carries the wired-OR of their bits
                 self.write_raw(bytes(min(bs) for bs in zip(*replies, strict=False)))
             return
@@ -105,10 +81,9 @@ class Cjt188Sim(Dlt645Sim):
         self.reads += 1
         meter.reads += 1
         if not codec.di_matches(f.data, codec.DI_READ) or f.meter_type not in (meter.meter_type, codec.ANY_TYPE):
-            self.send(codec.fr.encode(codec.LAYOUT, meter.wire, Control.READ | codec.REPLY | codec.ERROR,
-                                      bytes((ser, 0x00, 0x00)), meter_type=meter.meter_type, wake=self.wake), ser)
+            self.send(self._refusal(meter, ser))
             return
-        self.send(meter.reply(ser, self.wake), ser)
+        self.send(meter.reply(ser, self.wake), error=lambda: self._refusal(meter, ser))
 
 
 async def start(*, addresses: tuple[str, ...] = ("12345678000001",), profile: str = "water", tcp: str | None = None,

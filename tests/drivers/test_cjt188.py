@@ -18,11 +18,11 @@ from agent.contract import DeviceTimeout, MetricKind, ProtocolError
 from agent.homeassistant.entities import entity_for
 from agent.processing.config import metric_problems, resolve_energy
 from agent.simkit.conformance import SimDevice, build_driver
+from agent.simkit.meter_line import Fault
 from drivers.cjt188 import SPEC, codec
 from drivers.cjt188.codec import MeterError
 from drivers.cjt188.sim import HEAT, WATER, Cjt188Sim, Meter, start
-from drivers.dlt645 import frame as fr
-from drivers.dlt645.sim import Fault
+from drivers.meter_common import frame as fr
 
 ADDR = "12345678000001"
 
