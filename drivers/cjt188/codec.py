@@ -94,7 +94,8 @@ def parse_address(text: str) -> bytes:
     """'12345678901234' (as on the nameplate, 14 hex digits) -> the 7 wire bytes, low byte first."""
     t = text.strip().upper()
     if len(t) != 14 or any(c not in "0123456789ABCDEF" for c in t):
-        raise ValueError(f"a CJ/T 188 address is 14 digits, got {text!r}")
+        raise ValueError(f"a CJ/T 188 address is 14 digits as on the nameplate (0-9, A-F in the manufacturer "
+                         f"code), got {text!r}")
     return bytes(int(t[i:i + 2], 16) for i in range(12, -1, -2))
 
 

@@ -33,7 +33,7 @@ DEFAULT_MAX_POWER = 1000.0  # kW: 10 m3/h at a 86 K spread
 class Cjt188Config(SerialDevice):
     type: Literal["cjt188"]
     line: str = Field(description="Name of a `serial` line: RS-485 / M-Bus converter (2400 baud, parity E typical) or socket://host:port (a DTU).")
-    address: str = Field(pattern=r"^[0-9A-Fa-f]{14}$", description="The meter's 14-digit address (nameplate), e.g. \"12345678000001\".")
+    address: str = Field(description="The meter's 14-digit address (nameplate), e.g. \"12345678000001\".")
     profile: Literal["water", "hot_water", "heat", "cooling", "gas"] = Field(
         description="water (10H), hot_water (11H), heat (20H), cooling (21H) or gas (30H): the meter type asked and the reply layout.")
     meter_type: int | None = Field(None, ge=0x10, le=0x49, description="Meter type byte T sent, when the meter wants another than its profile's (e.g. 0x12 drinking water).")
@@ -46,6 +46,12 @@ class Cjt188Config(SerialDevice):
     meter_timezone: str = Field("Asia/Shanghai", description="The meter clock's time zone (for clock_offset).")
     poll_interval: float = Field(60.0, gt=0, le=86_400, description="Seconds between polls.")
     timeout: float = Field(10.0, gt=0, le=600, description="Seconds before a poll counts as failed.")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        codec.parse_address(v)  # ValueError names what is wrong
+        return v.strip().upper()
 
     @field_validator("meter_timezone")
     @classmethod

@@ -386,3 +386,21 @@ def test_simulate_prints_a_config_the_agent_runs_on_a_pty(tmp_path: Path) -> Non
     readings = {row["metric"]: row for row in orjson.loads(r.stdout.strip().partition(" ")[2])["readings"]}
     assert readings["volume"]["value"] == 1234.56 and readings["volume"]["unit"] == "m3"
     assert readings["valve"]["value"] == 0 and readings["battery_low"]["value"] == 0
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ('address = "1234"\nprofile = "water"', "(m).address: Value error, a CJ/T 188 address is 14 digits"),
+    ('address = "12345678000001"\nprofile = "steam"', "site.toml:16: devices[0] (m).profile: Input should be 'water'"),
+    ('address = "12345678000001"\nprofile = "water"\nmeter_type = 0x20', "meter_type 20H answers another layout"),
+    ('address = "12345678000001"\nprofile = "heat"\nenergy = { metric = "heat" }', "meters heat, not electricity"),
+])
+def test_a_bad_meter_config_names_the_key_and_the_reason(tmp_path: Path, extra: str, expected: str) -> None:
+    from agent.config import load_config_text
+    from agent.errors import ConfigError
+
+    text = (f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[mqtt]\nhost = "127.0.0.1"\n'
+            f'[lines.mbus]\ntype = "serial"\nport = "/dev/ttyUSB0"\nbaudrate = 2400\nparity = "E"\n'
+            f'[[devices]]\nname = "m"\ntype = "cjt188"\nline = "mbus"\n{extra}\n')
+    with pytest.raises(ConfigError) as exc:
+        load_config_text(text, source="site.toml", env={})
+    assert expected in str(exc.value), str(exc.value)
