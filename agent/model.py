@@ -51,7 +51,9 @@ class MetricSpec:
     max-hold registers): the anomaly detector runs by default on gauges that do. ``significant``
     is the smallest change that matters for the metric (in its unit: its resolution or noise
     floor), ``significant_rel`` the same as a fraction of the metric's current level (ordinary load
-    variation); a smaller departure from the baseline never raises an anomaly.
+    variation); a smaller departure from the baseline never raises an anomaly. ``medium`` says what
+    a counter meters when it is not electricity ("water", "gas", "heat", "cooling"): only
+    electricity counters ("") feed the energy ledger (tariff, grid emission factor).
     """
 
     name: str
@@ -65,6 +67,7 @@ class MetricSpec:
     anomaly: bool = True
     significant: float = 0.0
     significant_rel: float = 0.0
+    medium: str = ""
 
 
 class Sample(NamedTuple):
@@ -165,3 +168,4 @@ class Series:
     anomaly: bool = True
     significant: float = 0.0
     significant_rel: float = 0.0
+    medium: str = ""

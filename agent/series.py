@@ -35,7 +35,7 @@ class SeriesTable:
             self._by_key[key] = base + i
             self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,
                                        m.restarts, m.max_per_hour, m.anomaly, m.significant,
-                                       m.significant_rel))
+                                       m.significant_rel, m.medium))
         return base
 
     def __len__(self) -> int:

@@ -25,6 +25,8 @@ from agent.simkit.conformance import (
 )
 from drivers.bme680 import SPEC as BME680
 from drivers.bme680.sim import Bme680Emulator
+from drivers.cjt188 import SPEC as CJT188
+from drivers.cjt188.sim import start as start_cjt188
 from drivers.dlt645 import SPEC as DLT645
 from drivers.dlt645.sim import start as start_dlt645
 from drivers.mhz19 import SPEC as MHZ19
@@ -298,6 +300,25 @@ class TestDlt645(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:
         return SimDevice(device={"type": "dlt645", "line": "rs485", "address": "123456781012", "timeout": 2,
                                  "request_timeout": 0.3}, lines={"rs485": serial(str(tmp_path / "ttyABSENT"))})
+
+
+class TestCjt188(DriverConformance):
+    spec = CJT188
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        sim = await start_cjt188(profile="heat")
+        try:
+            yield SimDevice(device={"type": "cjt188", "line": "mbus", "address": "12345678000001", "profile": "heat",
+                                    "request_timeout": 10, "timeout": 20},
+                            lines={"mbus": {**serial(sim.path), "baudrate": 2400}},  # a pty refuses parity E
+                            expected=lambda: {k: sim.meters[0].values[k] for k in ("heat", "volume", "supply_temperature")})
+        finally:
+            await sim.stop()
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device={"type": "cjt188", "line": "mbus", "address": "12345678000001", "profile": "water",
+                                 "timeout": 2, "request_timeout": 0.3}, lines={"mbus": serial(str(tmp_path / "ttyABSENT"))})
 
 
 def test_every_built_in_driver_is_covered() -> None:

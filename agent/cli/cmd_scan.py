@@ -227,11 +227,12 @@ def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
 @click.option("--tcp", metavar="HOST:PORT", help="Modbus TCP device or gateway.")
 @click.option("--units", default=None, help="Unit ids: 1-247, or 1,2,10-20, or 254 (Senseair). Default: 1-247, "
               "and 255 with --tcp (chargers such as the CHARX answer there).")
-@click.option("--baud", default=None, help="Comma-separated baud rates to try (serial only) [modbus: 9600, dlt645: 2400].")
-@click.option("--parity", default=None, help="Comma-separated parities to try: N, E, O [modbus: N, dlt645: E].")
-@click.option("--timeout", type=click.FloatRange(0.01, 10), default=None, help="Seconds per unit [modbus: 0.2, dlt645: 1.0].")
-@click.option("--protocol", type=click.Choice(["modbus", "dlt645"]), default="modbus", show_default=True,
-              help="dlt645: DL/T 645 meters (address read, then a probe per address).")
+@click.option("--baud", default=None, help="Comma-separated baud rates to try (serial only) [modbus: 9600, dlt645/cjt188: 2400].")
+@click.option("--parity", default=None, help="Comma-separated parities to try: N, E, O [modbus: N, dlt645/cjt188: E].")
+@click.option("--timeout", type=click.FloatRange(0.01, 10), default=None, help="Seconds per unit [modbus: 0.2, dlt645/cjt188: 1.0].")
+@click.option("--protocol", type=click.Choice(["modbus", "dlt645", "cjt188"]), default="modbus", show_default=True,
+              help="dlt645: DL/T 645 meters (address read, then a probe per address); cjt188: the one CJ/T 188 "
+                   "water/heat/gas meter on the line (address read, then a read of its data).")
 @click.option("--address", "addresses", multiple=True, help="dlt645: a meter address to probe (repeatable).")
 def command(port: str | None, tcp: str | None, units: str | None, baud: str | None, parity: str | None,
             timeout: float | None, protocol: str, addresses: tuple[str, ...]) -> None:
@@ -242,6 +243,19 @@ def command(port: str | None, tcp: str | None, units: str | None, baud: str | No
     """
     if (port is None) == (tcp is None):
         raise click.UsageError("give exactly one of --port PORT or --tcp HOST:PORT")
+    if protocol == "cjt188":
+        from .scan_cjt188 import scan_meter
+
+        bauds, parities = parse_settings(baud or "2400", parity or "E")
+        where = port if tcp is None else "socket://{}:{}".format(*parse_hostport(tcp, "--tcp"))
+        try:
+            draft = scan_meter(where, bauds, parities, timeout or 1.0)
+        except BusUnavailable as e:
+            raise click.ClickException(str(e)) from None
+        if draft.lines:
+            click.echo()
+            click.echo(banner(draft.render()))
+        raise SystemExit(0 if draft.devices else 1)
     if protocol == "dlt645":
         from .scan_dlt645 import parse_addresses, report, scan_meters
 

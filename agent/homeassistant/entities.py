@@ -7,7 +7,8 @@ the table does not know gets no device class, so Home Assistant never rejects th
 Lifetime energy counters use ``state_class: total``: Home Assistant reads any decrease of a
 ``total_increasing`` sensor as a meter reset, and a bad read must never look like one. Counters a
 device restarts on purpose (a charging session's energy) are ``total_increasing``: there the drop
-to zero is a real new cycle.
+to zero is a real new cycle. A counter's ``medium`` picks the class the Energy dashboard files it
+under: water and gas volumes as ``water`` and ``gas``, heat and cooling energy as ``energy``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ UNIT_SPELLING = {
     "degC": "°C", "degF": "°F", "deg": "°", "ohm": "Ω", "ug/m3": "µg/m³", "µg/m3": "µg/m³",
     "m3": "m³", "m3/h": "m³/h", "l": "L", "kvarh": "kvarh", "kVAh": "kVAh",
 }
-ENERGY_UNITS = {"Wh", "kWh", "MWh"}
+ENERGY_UNITS = {"Wh", "kWh", "MWh", "MJ", "GJ"}
 VOLUME_UNITS = {"m³", "L"}
+# a counter's medium (MetricSpec.medium) -> the device class and the units Home Assistant takes for it
+MEDIUM_CLASSES = {"water": ("water", {"m³", "L"}), "gas": ("gas", {"m³"})}
 # gauges whose unit alone decides the device class
 GAUGE_CLASSES = {
     "W": "power", "kW": "power", "MW": "power",
@@ -70,12 +73,6 @@ def _gauge_class(name: str, unit: str | None) -> str | None:
     return None
 
 
-def _volume_class(name: str) -> str:
-    """A volume counter is a meter: Home Assistant's Energy dashboard takes ``water`` and ``gas``
-    (never the generic ``volume``); a gas meter's metric says so (``gas_volume``), the rest are water."""
-    return "gas" if "gas" in name else "water"
-
-
 def entity_for(metric: MetricSpec) -> Entity:
     name, unit, kind = metric.name.lower(), ha_unit(metric.unit), MetricKind(metric.kind)
     if kind is MetricKind.STATE:
@@ -86,7 +83,8 @@ def entity_for(metric: MetricSpec) -> Entity:
         cycle = kind is MetricKind.COUNTER and metric.restarts
         return Entity("energy", "total_increasing" if cycle else "total", unit)
     if kind is MetricKind.COUNTER:
-        return Entity(_volume_class(name) if unit in VOLUME_UNITS else None, "total", unit)
+        cls, units = MEDIUM_CLASSES.get(metric.medium, ("volume", VOLUME_UNITS))
+        return Entity(cls if unit in units else None, "total", unit)
     return Entity(_gauge_class(name, unit), "measurement", unit)
 
 

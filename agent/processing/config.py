@@ -212,7 +212,8 @@ def _energy_choice(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[in
         if cfg.metric not in names:
             return no_such_metric(cfg.metric, names)
         return names.index(cfg.metric), cfg
-    counters = [i for i, m in enumerate(metrics) if m.kind == MetricKind.COUNTER and m.unit.lower() in ENERGY_UNITS]
+    counters = [i for i, m in enumerate(metrics)
+                if m.kind == MetricKind.COUNTER and m.unit.lower() in ENERGY_UNITS and not m.medium]
     if len(counters) == 1:
         return counters[0], EnergyConfig(metric=names[counters[0]])
     return None
@@ -226,6 +227,9 @@ def resolve_energy(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[in
         return choice
     i, cfg = choice
     m = metrics[i]
+    if m.medium:  # heat, water, gas: the ledger prices electricity and weighs it with the grid's factor
+        return (f"metric {m.name!r} meters {m.medium}, not electricity: the energy ledger books electricity "
+                "only (tariff, grid emission factor)")
     method = cfg.method or (EnergyMethod.COUNTER if m.kind == MetricKind.COUNTER else EnergyMethod.INTEGRATE)
     units = ENERGY_UNITS if method == EnergyMethod.COUNTER else POWER_UNITS
     if m.unit.lower() not in units:

@@ -69,7 +69,7 @@ def build_params(pc: ProcessingConfig, devices: dict, table: SeriesTable) -> Ser
                 # by default only metrics that carry information of their own (not derived or max-hold)
                 p.detect[i] = (anomaly is True and s.anomaly) or (not isinstance(anomaly, bool) and s.metric in anomaly)
         idx = table.index(name)
-        specs = [MetricSpec(table[i].metric, table[i].unit, table[i].kind) for i in ids]
+        specs = [MetricSpec(table[i].metric, table[i].unit, table[i].kind, medium=table[i].medium) for i in ids]
         if dev is not None:
             # the config validation (check and run) reports these with file and line; this guard
             # only serves code that builds a Processor from an unvalidated config

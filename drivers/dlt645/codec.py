@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.contract import DeviceException, FrameScan, ProtocolError
-
-from . import frame as fr
+from drivers.meter_common import frame as fr
 
 LAYOUT = fr.Layout("DL/T 645", address_len=6)
 BROADCAST = bytes((0x99,)) * 6  # broadcast time sync: no meter answers

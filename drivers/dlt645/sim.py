@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from datetime import datetime, timedelta
 
 import click
 
 from agent.contract import ProtocolError, SimulatorSpec
+from agent.simkit.meter_line import Fault, MeterLineSim
 from agent.simkit.net import parse_hostport, run_until_interrupted
-from agent.simkit.serial_pty import SerialDeviceSim, sim_options
+from agent.simkit.serial_pty import sim_options
 
 from . import codec
 from .blocks import BLOCK, block_of
 from .codec import Control, Edition
 from .profiles import ITEMS
+
+__all__ = ["DEFAULTS", "Dlt645Sim", "Fault", "Meter", "SIMULATOR", "start"]
 
 DEFAULTS = {"energy_import": 12000.01, "energy_export": 321.5, "voltage_l1": 229.8, "voltage_l2": 230.4,
             "voltage_l3": 231.1, "current_l1": 5.123, "current_l2": 4.5, "current_l3": -0.25, "power": 3.4567,
@@ -31,14 +33,6 @@ DEFAULTS = {"energy_import": 12000.01, "energy_export": 321.5, "voltage_l1": 229
             "apparent_power": 3.5, "power_factor": 0.987, "frequency": 50.01, "demand": 3.2,
             "max_demand_import": 7.8, **{f"energy_import_t{i}": 3000.0 + i for i in range(1, 5)},
             **{f"energy_export_t{i}": 80.0 + i for i in range(1, 5)}}
-
-
-class Fault(enum.StrEnum):
-    GARBAGE = "garbage"  # random bytes before the frame
-    TRUNCATE = "truncate"  # the first part of the frame only
-    BAD_CHECKSUM = "bad_checksum"  # a data byte changed, the checksum not
-    ERROR_REPLY = "error_reply"  # D1H "other error" instead of the data
-    SILENCE = "silence"  # no answer
 
 
 class Meter:
@@ -81,101 +75,20 @@ class Meter:
         return out or None
 
 
-class Dlt645Sim(SerialDeviceSim):
+class Dlt645Sim(MeterLineSim):
     scanner = staticmethod(codec.scan)
 
-    def __init__(self, *, meters: list[Meter] | None = None, edition: Edition = Edition.V2007,
-                 tcp: str | None = None, wake: int = 2, pace_baud: int | None = None, **kw):
-        kw.setdefault("baudrate", 2400)
+    def __init__(self, *, meters: list[Meter] | None = None, edition: Edition = Edition.V2007, **kw):
         super().__init__(**kw)
         self.meters = meters or [Meter("123456781012")]
         self.edition = edition
-        self.tcp = tcp
-        self.wake = wake  # FE bytes in front of each reply (meters send 0-4)
-        self.pace_baud = pace_baud  # answer only after the request and reply would have crossed an 8E1 line
-        self._last_request = 0
-        self.sim_faults: list[Fault] = []
         self.reads = 0
-        self._server: asyncio.Server | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    # -- TCP (a DTU): the same byte stream over a socket ---------------------------------------
-    @property
-    def path(self) -> str:
-        return f"socket://{self.tcp}" if self.tcp else super().path
-
-    async def start(self) -> Dlt645Sim:
-        if self.tcp is None:
-            await super().start()
-            return self
-        host, port = self.tcp.rsplit(":", 1)
-        self._server = await asyncio.start_server(self._client, host, int(port))
-        if int(port) == 0:
-            self.tcp = f"{host}:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        buf = bytearray()
-        try:
-            while chunk := await reader.read(4096):
-                buf += chunk
-                while buf:
-                    r = self.scanner(buf)
-                    if r.consumed == 0:
-                        break
-                    del buf[:r.consumed]
-                    if r.frame is not None:
-                        self.requests += 1
-                        self.handle(r.frame)
-        finally:
-            writer.close()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            if self._writer is not None:
-                self._writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            return
-        await super().stop()
-
-    def write_raw(self, data: bytes) -> None:
-        if self.tcp is not None:
-            if self._writer is not None and not self._writer.is_closing():
-                self._writer.write(data)
-            return
-        super().write_raw(data)
-
-    # -- the meters ---------------------------------------------------------------------------
-    def _fault(self) -> Fault | None:
-        if self.sim_faults:
-            return self.sim_faults.pop(0)
-        if self.fault_rate and self.rng.random() < self.fault_rate:
-            return self.rng.choice(list(Fault))
-        return None
 
     def reply(self, frame: bytes, *, error_control: int | None = None) -> None:
-        fault = self._fault()
-        if fault is Fault.SILENCE:
-            return
-        if fault is Fault.ERROR_REPLY and error_control is not None:
-            f = codec.decode(frame)
-            frame = codec.fr.encode(codec.LAYOUT, f.address, error_control, b"\x01", wake=self.wake)
-        data = bytearray(frame)
-        if fault is Fault.GARBAGE:
-            data[:0] = bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(1, 24)))
-        elif fault is Fault.TRUNCATE:
-            data = data[: self.rng.randrange(self.wake + 1, len(frame) - 1)]
-        elif fault is Fault.BAD_CHECKSUM:
-            data[-3] ^= 0x01  # the last data byte
-        if self.pace_baud:
-            wire = (self._last_request + len(data)) * 11 / self.pace_baud
-            asyncio.get_running_loop().call_later(wire, self.write_raw, bytes(data))
-        else:
-            self.write_raw(bytes(data))
-        self.frames_sent += 1
+        def error() -> bytes:
+            assert error_control is not None
+            return codec.fr.encode(codec.LAYOUT, codec.decode(frame).address, error_control, b"\x01", wake=self.wake)
+        self.send(frame, error=error if error_control is not None else None)
 
     def handle(self, request: bytes) -> None:
         try:

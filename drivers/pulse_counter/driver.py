@@ -29,8 +29,8 @@ class Quantity(enum.StrEnum):
 
 _DERIVED = {
     Quantity.ENERGY: (MetricSpec("energy", "kWh", MetricKind.COUNTER), MetricSpec("power", "kW"), 3600.0),
-    Quantity.VOLUME: (MetricSpec("volume", "m3", MetricKind.COUNTER), MetricSpec("flow", "m3/h"), 3600.0),
-    Quantity.GAS: (MetricSpec("gas_volume", "m3", MetricKind.COUNTER), MetricSpec("gas_flow", "m3/h"), 3600.0),
+    Quantity.VOLUME: (MetricSpec("volume", "m3", MetricKind.COUNTER, medium="water"), MetricSpec("flow", "m3/h"), 3600.0),
+    Quantity.GAS: (MetricSpec("gas_volume", "m3", MetricKind.COUNTER, medium="gas"), MetricSpec("gas_flow", "m3/h"), 3600.0),
     Quantity.COUNT: (None, MetricSpec("rate", "1/s"), 1.0),
 }
 

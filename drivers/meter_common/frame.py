@@ -1,0 +1,109 @@
+"""The frame skeleton DL/T 645 shares with CJ/T 188: ``[FE…] 68 [T] A… [68] C L DATA CS 16``.
+
+A :class:`Layout` says what sits between the start byte and the control byte (CJ/T 188: a meter
+type byte and a 7-byte address; DL/T 645: a 6-byte address and a second 68) and whether the data
+bytes travel with +33H added. :func:`scan` hunts for a frame start (the wake-up ``FE`` bytes and any
+garbage before it are dropped), checks the length, the end byte and the checksum (sum mod 256 from
+the first 68 to the end of the data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.contract import FrameScan, ProtocolError
+
+START = 0x68
+END = 0x16
+WAKE = 0xFE
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    name: str
+    address_len: int
+    type_byte: bool = False  # CJ/T 188: the meter type T follows the first 68
+    second_start: bool = True  # DL/T 645: 68 again after the address
+    data_offset: int = 0x33  # added to every data byte on the wire (0: none)
+    max_data: int = 200
+
+    @property
+    def header_len(self) -> int:
+        """Bytes from the first 68 to L inclusive."""
+        return 1 + self.type_byte + self.address_len + self.second_start + 2
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    address: bytes  # as on the wire: low byte first
+    control: int
+    data: bytes  # with the +33H removed
+    meter_type: int | None = None
+
+
+def checksum(data: bytes | bytearray) -> int:
+    return sum(data) & 0xFF
+
+
+def encode(layout: Layout, address: bytes, control: int, data: bytes = b"", *, meter_type: int | None = None,
+           wake: int = 4) -> bytes:
+    """One frame, preceded by ``wake`` FE bytes."""
+    if len(address) != layout.address_len:
+        raise ValueError(f"{layout.name} address is {layout.address_len} bytes, got {len(address)}")
+    if len(data) > layout.max_data:
+        raise ValueError(f"{layout.name} data is at most {layout.max_data} bytes, got {len(data)}")
+    if layout.type_byte and meter_type is None:
+        raise ValueError(f"{layout.name} frames carry a meter type")
+    body = bytearray((START,))
+    if layout.type_byte:
+        body.append(meter_type or 0)
+    body += address
+    if layout.second_start:
+        body.append(START)
+    body += bytes((control & 0xFF, len(data)))
+    body += bytes((b + layout.data_offset) & 0xFF for b in data)
+    body.append(checksum(body))
+    body.append(END)
+    return bytes((WAKE,)) * wake + bytes(body)
+
+
+def scan(layout: Layout, buf: bytes | bytearray) -> FrameScan:
+    """Cut one frame off the front of ``buf`` (see :class:`agent.contract.FrameScan`)."""
+    start = buf.find(START)
+    if start < 0:
+        return FrameScan(len(buf))
+    if start > 0:
+        return FrameScan(start)  # wake-up bytes or garbage
+    h = layout.header_len
+    if len(buf) < h:
+        return FrameScan(0)
+    if layout.second_start and buf[h - 3] != START:
+        return FrameScan(1)  # a 68 that starts no frame
+    length = buf[h - 1]
+    if length > layout.max_data:
+        return FrameScan(1)
+    total = h + length + 2
+    if len(buf) < total:
+        return FrameScan(0)
+    if buf[total - 1] != END:
+        return FrameScan(1)
+    if checksum(buf[: total - 2]) != buf[total - 2]:
+        return FrameScan(1, error=ProtocolError(  # drop only the 68: a real frame may start inside
+            f"{layout.name} frame checksum {buf[total - 2]:02X}, computed {checksum(buf[:total - 2]):02X}"))
+    return FrameScan(total, frame=bytes(buf[:total]))
+
+
+def decode(layout: Layout, raw: bytes) -> Frame:
+    """A frame :func:`scan` cut out (wake-up bytes allowed in front); raises ProtocolError otherwise."""
+    raw = raw.lstrip(bytes((WAKE,)))
+    r = scan(layout, raw)
+    if r.frame is None or r.consumed != len(raw):
+        raise r.error or ProtocolError(f"not one {layout.name} frame: {raw[:32].hex(' ')}")
+    i = 1
+    meter_type = None
+    if layout.type_byte:
+        meter_type, i = raw[1], 2
+    address = raw[i:i + layout.address_len]
+    h = layout.header_len
+    data = bytes((b - layout.data_offset) & 0xFF for b in raw[h:h + raw[h - 1]])
+    return Frame(address, raw[h - 2], data, meter_type)
