@@ -1,0 +1,180 @@
+"""A simulated air-handling unit on BACnet/IP: ``edge-agent simulate bacnet-ahu``.
+
+A bacpypes3 device (default instance 1001) serving the :mod:`.ahu_model` plant: temperatures as
+analog inputs, the controller's commands as commandable analog outputs (a write at priority 1–15
+overrides the controller, which writes at 16), set-points as commandable analog values, the fan as
+binary output/input. ``advance(seconds)`` moves the plant in simulated time (tests, fast traces); the
+command-line simulator advances it in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from argparse import Namespace
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from agent.contract import SimulatorSpec
+
+from .ahu_model import AhuModel, Faults
+
+# point -> (object type, instance, units, COV increment)
+OBJECTS: dict[str, tuple[str, int, str, float]] = {
+    "oat": ("analog-input", 1, "degreesCelsius", 0.2),
+    "rat": ("analog-input", 2, "degreesCelsius", 0.2),
+    "mat": ("analog-input", 3, "degreesCelsius", 0.2),
+    "sat": ("analog-input", 4, "degreesCelsius", 0.2),
+    "duct_static": ("analog-input", 5, "pascals", 5.0),
+    "damper": ("analog-output", 1, "percent", 1.0),
+    "cooling_valve": ("analog-output", 2, "percent", 1.0),
+    "heating_valve": ("analog-output", 3, "percent", 1.0),
+    "fan_speed": ("analog-output", 4, "percent", 1.0),
+    "sat_sp": ("analog-value", 1, "degreesCelsius", 0.1),
+    "duct_static_sp": ("analog-value", 2, "pascals", 1.0),
+    "fan_status": ("binary-input", 1, "", 0.0),
+}
+DESCRIPTIONS = {"oat": "Outdoor air temperature", "rat": "Return air temperature", "mat": "Mixed air temperature",
+                "sat": "Supply air temperature", "duct_static": "Duct static pressure",
+                "damper": "Outdoor air damper command", "cooling_valve": "Cooling valve command",
+                "heating_valve": "Heating valve command", "fan_speed": "Supply fan speed command",
+                "sat_sp": "Supply air temperature set-point", "duct_static_sp": "Duct static set-point",
+                "fan_status": "Supply fan status"}
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def make_app(name: str, instance: int, address: str, *, foreign: str | None = None, ttl: int = 30,
+             bbmd: str | None = None) -> Any:
+    """A bacpypes3 application (device object + network port) bound to ``address`` (host:port)."""
+    from bacpypes3.app import Application
+
+    return Application.from_args(Namespace(name=name, instance=instance, address=address, vendoridentifier=999,
+                                           network=0, foreign=foreign, ttl=ttl, bbmd=bbmd))
+
+
+@dataclass
+class AhuSim:
+    model: AhuModel
+    instance: int = 1001
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    async def start(self) -> AhuSim:
+        from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObjectCmd
+        from bacpypes3.local.binary import BinaryInputObject
+
+        if self.port == 0:
+            self.port = free_udp_port(self.host)
+        self.app = make_app("AHU-1", self.instance, f"{self.host}:{self.port}")
+        self.objects: dict[str, Any] = {}
+        kinds = {"analog-input": AnalogInputObject, "analog-output": AnalogOutputObject,
+                 "analog-value": AnalogValueObjectCmd, "binary-input": BinaryInputObject}
+        for point, (otype, inst, units, cov) in OBJECTS.items():
+            v = self.model.values[point]
+            kw: dict[str, Any] = {"objectIdentifier": f"{otype},{inst}", "objectName": point,
+                                  "description": DESCRIPTIONS[point], "statusFlags": [0, 0, 0, 0],
+                                  "outOfService": False, "eventState": "normal"}
+            if otype.startswith("binary"):
+                kw.update(presentValue="active" if v else "inactive", polarity="normal")
+            else:
+                kw.update(presentValue=float(v), units=units, covIncrement=cov)
+            if otype in ("analog-output", "analog-value"):
+                kw["relinquishDefault"] = float(v)
+            obj = kinds[otype](**kw)
+            self.app.add_object(obj)
+            self.objects[point] = obj
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _written(self, point: str) -> float | None:
+        """The value written above the controller's priority 16, if any."""
+        obj = self.objects[point]
+        for pv in list(obj.priorityArray)[:15]:
+            if pv is not None and getattr(pv, "null", None) is None:
+                return float(pv.real)
+        return None
+
+    def advance(self, seconds: float) -> dict[str, float]:
+        """Move the plant ``seconds`` on and publish its values (COV notifications follow)."""
+        m = self.model
+        for point in ("damper", "cooling_valve", "heating_valve", "fan_speed"):
+            w = self._written(point)
+            if w is None:
+                m.overrides.pop(point, None)
+            else:
+                m.overrides[point] = w
+        for point in ("sat_sp", "duct_static_sp"):
+            setattr(m, "sat_sp" if point == "sat_sp" else "static_sp", float(self.objects[point].presentValue))
+        values = m.step(seconds)
+        for point, obj in self.objects.items():
+            if point in ("sat_sp", "duct_static_sp"):
+                continue
+            v = values[point]
+            obj.presentValue = ("active" if v else "inactive") if point == "fan_status" else float(v)
+        return values
+
+    def set_flags(self, point: str, *, fault: bool = False, overridden: bool = False,
+                  out_of_service: bool = False) -> None:
+        """Set an object's status flags (in-alarm, fault, overridden, out-of-service)."""
+        obj = self.objects[point]
+        obj.statusFlags = [0, int(fault), int(overridden), int(out_of_service)]
+        obj.reliability = "unreliableOther" if fault else "noFaultDetected"
+
+    async def stop(self) -> None:
+        self.app.close()
+
+
+async def start(*, host: str = "127.0.0.1", port: int = 0, instance: int = 1001, faults: tuple[str, ...] = (),
+                seed: int = 1, start_hour: float = 0.0) -> AhuSim:
+    """Start the simulated AHU on ``host:port`` (0: a free port); ``.address`` is where it listens."""
+    model = AhuModel(faults=Faults.parse(faults), seed=seed)
+    model.t = start_hour * 3600.0
+    model.step(0.0)
+    return await AhuSim(model=model, instance=instance, host=host, port=port).start()
+
+
+@click.command(name="bacnet-ahu")
+@click.option("--address", default="127.0.0.1:47808", show_default=True, help="HOST:PORT to serve BACnet/IP on.")
+@click.option("--instance", type=click.IntRange(0, 4194302), default=1001, show_default=True, help="Device instance.")
+@click.option("--fault", "faults", multiple=True,
+              help="stuck_damper[=POS], leaking_valve[=FRACTION], sensor_bias[=POINT:K] (repeatable).")
+@click.option("--speed", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Simulated seconds per real second.")
+@click.option("--start-hour", type=click.FloatRange(0, 24), default=8.0, show_default=True, help="Simulated time of day.")
+def command(address: str, instance: int, faults: tuple[str, ...], speed: float, start_hour: float) -> None:
+    """Serve a simulated air-handling unit (physics, seeded faults) on BACnet/IP."""
+    host, _, port = address.rpartition(":")
+    try:
+        Faults.parse(faults)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--fault") from None
+
+    async def run() -> None:
+        sim = await start(host=host, port=int(port), instance=instance, faults=faults, start_hour=start_hour)
+        click.echo(f"AHU device {instance} at {sim.address}; configure: type = \"bacnet\", "
+                   f"address = \"{sim.address}\", device_instance = {instance}")
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                sim.advance(speed)
+        finally:
+            await sim.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+SIMULATOR = SimulatorSpec(name="bacnet-ahu", summary="An air-handling unit on BACnet/IP (physics, stuck damper, "
+                          "leaking valve, sensor bias).", command=command, start=start)
