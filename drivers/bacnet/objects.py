@@ -28,6 +28,9 @@ UNITS = {
 }
 
 
+_UNITS_KEY = {k.lower(): v for k, v in UNITS.items()}
+
+
 class ObjectIdError(ValueError):
     pass
 
@@ -47,10 +50,11 @@ def parse_oid(text: str) -> tuple[str, int]:
 
 
 def unit_of(bacnet_units: str | None) -> str | None:
-    """The agent's unit for a BACnet engineering unit name (None when it has no mapping)."""
+    """The agent's unit for a BACnet engineering unit ("degreesCelsius" or "degrees-celsius"); an
+    unit without a mapping keeps its BACnet name; None for None."""
     if bacnet_units is None:
         return None
-    return UNITS.get(bacnet_units, bacnet_units)
+    return _UNITS_KEY.get(bacnet_units.replace("-", "").lower(), bacnet_units)
 
 
 def flags_quality(flags: object) -> int:

@@ -10,8 +10,6 @@ command-line simulator advances it in real time.
 from __future__ import annotations
 
 import asyncio
-import socket
-from argparse import Namespace
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +18,7 @@ import click
 from agent.contract import SimulatorSpec
 
 from .ahu_model import AhuModel, Faults
+from .link import free_udp_port, make_app
 
 # point -> (object type, instance, units, COV increment)
 OBJECTS: dict[str, tuple[str, int, str, float]] = {
@@ -44,19 +43,23 @@ DESCRIPTIONS = {"oat": "Outdoor air temperature", "rat": "Return air temperature
                 "fan_status": "Supply fan status"}
 
 
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def _with_override(base: type) -> type:
+    """``base`` whose status flags show a local override (bacpypes3's objects never set that flag)."""
+    from bacpypes3.basetypes import StatusFlags
 
+    class Flagged(base):  # type: ignore[misc, valid-type]
+        @property
+        def statusFlags(self) -> Any:
+            flags = list(base.statusFlags.fget(self))  # type: ignore[attr-defined]
+            flags[2] = int(bool(self.__dict__.get("_overridden")))
+            return StatusFlags(flags)
 
-def make_app(name: str, instance: int, address: str, *, foreign: str | None = None, ttl: int = 30,
-             bbmd: str | None = None) -> Any:
-    """A bacpypes3 application (device object + network port) bound to ``address`` (host:port)."""
-    from bacpypes3.app import Application
+        @statusFlags.setter
+        def statusFlags(self, value: Any) -> None:
+            """Derived from event state, reliability, the override and out-of-service."""
 
-    return Application.from_args(Namespace(name=name, instance=instance, address=address, vendoridentifier=999,
-                                           network=0, foreign=foreign, ttl=ttl, bbmd=bbmd))
+    Flagged.__name__ = base.__name__
+    return Flagged
 
 
 @dataclass
@@ -76,11 +79,12 @@ class AhuSim:
         self.objects: dict[str, Any] = {}
         kinds = {"analog-input": AnalogInputObject, "analog-output": AnalogOutputObject,
                  "analog-value": AnalogValueObjectCmd, "binary-input": BinaryInputObject}
+        kinds = {k: _with_override(v) for k, v in kinds.items()}
         for point, (otype, inst, units, cov) in OBJECTS.items():
             v = self.model.values[point]
             kw: dict[str, Any] = {"objectIdentifier": f"{otype},{inst}", "objectName": point,
-                                  "description": DESCRIPTIONS[point], "statusFlags": [0, 0, 0, 0],
-                                  "outOfService": False, "eventState": "normal"}
+                                  "description": DESCRIPTIONS[point],
+                                  "outOfService": False, "reliability": "noFaultDetected", "eventState": "normal"}
             if otype.startswith("binary"):
                 kw.update(presentValue="active" if v else "inactive", polarity="normal")
             else:
@@ -127,7 +131,8 @@ class AhuSim:
                   out_of_service: bool = False) -> None:
         """Set an object's status flags (in-alarm, fault, overridden, out-of-service)."""
         obj = self.objects[point]
-        obj.statusFlags = [0, int(fault), int(overridden), int(out_of_service)]
+        obj.__dict__["_overridden"] = overridden
+        obj.outOfService = out_of_service
         obj.reliability = "unreliableOther" if fault else "noFaultDetected"
 
     async def stop(self) -> None:
