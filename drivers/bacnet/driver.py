@@ -31,7 +31,7 @@ from agent.contract import (
 )
 
 from .config import BacnetConfig
-from .fdd import RULE_NAMES, ROLES, Diagnoser, FaultEvent
+from .fdd import ROLES, RULE_NAMES, Diagnoser, FaultEvent
 from .objects import flags_quality, present_value, unit_of
 
 log = logging.getLogger("edge_agent.drivers.bacnet")
@@ -92,7 +92,7 @@ class BacnetDriver:
     async def _timed(self, aw: Any, what: str) -> Any:
         try:
             return await asyncio.wait_for(aw, self.config.request_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeviceTimeout(f"bacnet {self.config.name}: no answer to {what} from {self.config.address} "
                                 f"within {self.config.request_timeout:g} s") from None
 
@@ -127,7 +127,7 @@ class BacnetDriver:
                 units = {}
                 for n in analog:
                     try:
-                        units.update({n: v for _, p, v in await self._rpm([n], ["units"]) if p == "units"})
+                        units.update({name: v for name, p, v in await self._rpm([n], ["units"]) if p == "units"})
                     except Refused as e:
                         raise ProtocolError(f"bacnet {c.name}: objects.{n} ({c.objects[n].object}) is not on "
                                             f"device {c.device_instance}: {e.__cause__}") from None
