@@ -79,6 +79,8 @@ class BacnetDriver:
             raise DeviceError(f"bacnet {c.name}: cannot bind local_address {c.local_address}: {e}") from e
         self.peer = Address(_with_port(c.address))
         try:
+            if c.foreign_bbmd:
+                await self._registered()
             iams = await self._timed(self.app.who_is(c.device_instance, c.device_instance, self.peer), "Who-Is")
             if not iams:
                 raise DeviceTimeout(f"bacnet {c.name}: no I-Am from device {c.device_instance} at {c.address}")
@@ -88,6 +90,17 @@ class BacnetDriver:
         except BaseException:
             await self.close()
             raise
+
+    async def _registered(self) -> None:
+        """Wait for the BBMD to accept the foreign-device registration (bacpypes3 renews it)."""
+        for ll in self.app.link_layers.values():
+            event = getattr(ll, "_registration_event", None)  # bacpypes3's ForeignLinkLayer
+            if event is not None:
+                await self._timed(event.wait(), f"foreign-device registration with {self.config.foreign_bbmd}")
+                status = getattr(ll, "bbmdRegistrationStatus", 0)
+                if status != 0:
+                    raise ProtocolError(f"bacnet {self.config.name}: BBMD {self.config.foreign_bbmd} refused the "
+                                        f"foreign-device registration (BVLL result {status})")
 
     async def _timed(self, aw: Any, what: str) -> Any:
         try:

@@ -68,6 +68,7 @@ class AhuSim:
     instance: int = 1001
     host: str = "127.0.0.1"
     port: int = 0
+    bbmd: bool = False  # also a BBMD accepting foreign-device registrations
 
     async def start(self) -> AhuSim:
         from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObjectCmd
@@ -75,7 +76,8 @@ class AhuSim:
 
         if self.port == 0:
             self.port = free_udp_port(self.host)
-        self.app = make_app("AHU-1", self.instance, f"{self.host}:{self.port}")
+        here = f"{self.host}:{self.port}"
+        self.app = make_app("AHU-1", self.instance, here, bbmd=[here] if self.bbmd else None)
         self.objects: dict[str, Any] = {}
         kinds = {"analog-input": AnalogInputObject, "analog-output": AnalogOutputObject,
                  "analog-value": AnalogValueObjectCmd, "binary-input": BinaryInputObject}
@@ -127,6 +129,10 @@ class AhuSim:
             obj.presentValue = ("active" if v else "inactive") if point == "fan_status" else float(v)
         return values
 
+    def foreign_devices(self) -> list[str]:
+        """Addresses registered with this device as a BBMD (its foreign-device table)."""
+        return [str(e.fdAddress) for ll in self.app.link_layers.values() for e in getattr(ll, "bbmdFDT", [])]
+
     def set_flags(self, point: str, *, fault: bool = False, overridden: bool = False,
                   out_of_service: bool = False) -> None:
         """Set an object's status flags (in-alarm, fault, overridden, out-of-service)."""
@@ -140,12 +146,12 @@ class AhuSim:
 
 
 async def start(*, host: str = "127.0.0.1", port: int = 0, instance: int = 1001, faults: tuple[str, ...] = (),
-                seed: int = 1, start_hour: float = 0.0) -> AhuSim:
+                seed: int = 1, start_hour: float = 0.0, bbmd: bool = False) -> AhuSim:
     """Start the simulated AHU on ``host:port`` (0: a free port); ``.address`` is where it listens."""
     model = AhuModel(faults=Faults.parse(faults), seed=seed)
     model.t = start_hour * 3600.0
     model.step(0.0)
-    return await AhuSim(model=model, instance=instance, host=host, port=port).start()
+    return await AhuSim(model=model, instance=instance, host=host, port=port, bbmd=bbmd).start()
 
 
 @click.command(name="bacnet-ahu")
@@ -155,8 +161,9 @@ async def start(*, host: str = "127.0.0.1", port: int = 0, instance: int = 1001,
               help="stuck_damper[=POS], leaking_valve[=FRACTION], sensor_bias[=POINT:K] (repeatable).")
 @click.option("--speed", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
               help="Simulated seconds per real second.")
+@click.option("--bbmd", is_flag=True, help="Also act as a BBMD accepting foreign-device registrations.")
 @click.option("--start-hour", type=click.FloatRange(0, 24), default=8.0, show_default=True, help="Simulated time of day.")
-def command(address: str, instance: int, faults: tuple[str, ...], speed: float, start_hour: float) -> None:
+def command(address: str, instance: int, faults: tuple[str, ...], speed: float, bbmd: bool, start_hour: float) -> None:
     """Serve a simulated air-handling unit (physics, seeded faults) on BACnet/IP."""
     host, _, port = address.rpartition(":")
     try:
@@ -165,7 +172,8 @@ def command(address: str, instance: int, faults: tuple[str, ...], speed: float, 
         raise click.BadParameter(str(e), param_hint="--fault") from None
 
     async def run() -> None:
-        sim = await start(host=host, port=int(port), instance=instance, faults=faults, start_hour=start_hour)
+        sim = await start(host=host, port=int(port), instance=instance, faults=faults, start_hour=start_hour,
+                          bbmd=bbmd)
         click.echo(f"AHU device {instance} at {sim.address}; configure: type = \"bacnet\", "
                    f"address = \"{sim.address}\", device_instance = {instance}")
         try:

@@ -178,6 +178,38 @@ async def test_set_points_and_commands_are_written_at_a_priority_only_through_th
         await sim.stop()
 
 
+async def test_registers_as_a_foreign_device_with_a_bbmd_and_reads_through_it(tmp_path: Path) -> None:
+    sim = await start(bbmd=True)
+    try:
+        local = f"127.0.0.1:{free_udp_port()}"
+        driver, pool = build_driver(SPEC, SimDevice(device={**device(sim, cov=False).device, "local_address": local,
+                                                           "foreign_bbmd": sim.address, "foreign_ttl": 60}, lines={}),
+                                    tmp_path)
+        await driver.open()
+        try:
+            assert sim.foreign_devices() == [local]
+            got = {s.metric: s.value for s in await driver.read()}
+            assert got["sat"] == pytest.approx(sim.model.values["sat"], abs=1e-4)
+        finally:
+            await driver.close()
+            await pool.close()
+    finally:
+        await sim.stop()
+
+
+async def test_a_bbmd_that_does_not_answer_is_a_timeout_naming_it(tmp_path: Path) -> None:
+    sim = await start()
+    try:
+        nobody = f"127.0.0.1:{free_udp_port()}"
+        driver, pool = build_driver(SPEC, SimDevice(device={**device(sim, cov=False).device, "foreign_bbmd": nobody,
+                                                           "request_timeout": 1}, lines={}), tmp_path)
+        with pytest.raises(DeviceTimeout, match=f"foreign-device registration with {nobody}"):
+            await driver.open()
+        await pool.close()
+    finally:
+        await sim.stop()
+
+
 @pytest.mark.parametrize("change, error", [
     ({"objects": {"sat": {"object": "analog-input,99"}}}, "not on device"),
     ({"objects": {"sat": {"object": "analog-input,4", "unit": "degF"}}}, r"is in degrees-celsius \(degC\), config says unit = .degF."),
