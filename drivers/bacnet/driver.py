@@ -32,6 +32,7 @@ from agent.contract import (
 
 from .config import BacnetConfig
 from .fdd import ROLES, RULE_NAMES, Diagnoser, FaultEvent
+from .link import SHARED
 from .objects import flags_quality, present_value, unit_of
 
 log = logging.getLogger("edge_agent.drivers.bacnet")
@@ -69,14 +70,14 @@ class BacnetDriver:
     async def open(self) -> None:
         from bacpypes3.pdu import Address
 
-        from .link import make_app
-
         c = self.config
         try:
-            self.app = make_app(f"edge-agent-{c.name}", c.local_instance, c.local_address,
-                                foreign=c.foreign_bbmd, ttl=c.foreign_ttl)
+            self.app = SHARED.acquire("edge-agent", c.local_instance, c.local_address, foreign=c.foreign_bbmd,
+                                      ttl=c.foreign_ttl)
         except OSError as e:
             raise DeviceError(f"bacnet {c.name}: cannot bind local_address {c.local_address}: {e}") from e
+        except ValueError as e:
+            raise DeviceError(f"bacnet {c.name}: {e}") from None
         self.peer = Address(_with_port(c.address))
         try:
             if c.foreign_bbmd:
@@ -157,7 +158,8 @@ class BacnetDriver:
     async def _subscribe(self) -> None:
         from bacpypes3.primitivedata import ObjectIdentifier
 
-        for pid, name in enumerate(self.config.objects, start=1):
+        for name in self.config.objects:
+            pid = SHARED.process_id()
             scm = self.app.change_of_value(self.peer, ObjectIdentifier(self.config.objects[name].object), pid, True,
                                            self.config.cov_lifetime)
             try:
@@ -265,7 +267,7 @@ class BacnetDriver:
                 log.debug("bacnet %s: unsubscribe %s failed", self.config.name, name)
         self.cov.clear()
         if self.app is not None:
-            self.app.close()
+            SHARED.release(self.config.local_address)
             self.app = None
 
 

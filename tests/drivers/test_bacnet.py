@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.commands import CommandRouter, CommandsConfig, IdStore
-from agent.contract import DeviceTimeout, ProtocolError, Quality
+from agent.contract import DeviceError, DeviceTimeout, ProtocolError, Quality
 from agent.simkit.conformance import SimDevice, build_driver
 from drivers.bacnet import SPEC
 from drivers.bacnet.link import free_udp_port
@@ -176,6 +176,35 @@ async def test_set_points_and_commands_are_written_at_a_priority_only_through_th
                 await pool.close()
     finally:
         await sim.stop()
+
+
+async def test_two_devices_share_the_gateways_bacnet_port(tmp_path: Path) -> None:
+    a, b = await start(instance=1001), await start(instance=1002, faults=("sensor_bias",))
+    local = f"127.0.0.1:{free_udp_port()}"
+    drivers, pools = [], []
+    try:
+        for i, sim in enumerate((a, b)):
+            d, p = build_driver(SPEC, SimDevice(device={**device(sim).device, "local_address": local}, lines={}),
+                                tmp_path / str(i))
+            await d.open()
+            drivers.append(d)
+            pools.append(p)
+        assert drivers[0].app is drivers[1].app
+        for d, sim in zip(drivers, (a, b), strict=True):
+            got = {s.metric: s.value for s in await d.read()}
+            assert got["mat"] == pytest.approx(sim.model.values["mat"], abs=1e-4)
+        other, p = build_driver(SPEC, SimDevice(device={**device(a).device, "local_address": local,
+                                                       "local_instance": 7}, lines={}), tmp_path / "x")
+        with pytest.raises(DeviceError, match="need the same three"):
+            await other.open()
+        await p.close()
+    finally:
+        for d in drivers:
+            await d.close()
+        for p in pools:
+            await p.close()
+        await a.stop()
+        await b.stop()
 
 
 async def test_registers_as_a_foreign_device_with_a_bbmd_and_reads_through_it(tmp_path: Path) -> None:
