@@ -22,6 +22,7 @@ from agent.contract import Frozen
 ROLES = ("oat", "rat", "mat", "sat", "sat_sp", "damper", "cooling_valve", "heating_valve", "fan_speed",
          "duct_static", "duct_static_sp")
 R = {r: i for i, r in enumerate(ROLES)}
+I_DAMPER, I_COOL, I_HEAT, I_FAN = R["damper"], R["cooling_valve"], R["heating_valve"], R["fan_speed"]
 MODE_NAMES = ("off", "heating", "economizer", "economizer_mechanical", "mechanical_min_oa", "unknown")
 OFF, HEATING, ECON, ECON_MECH, MECH, UNKNOWN = range(6)
 # rule -> (modes it is evaluated in, roles it needs, what it says)
@@ -41,6 +42,7 @@ RULES: dict[str, tuple[tuple[int, ...], tuple[str, ...], str]] = {
     "apar_simultaneous": ((UNKNOWN,), ("heating_valve", "cooling_valve"), "heating and cooling valves open together"),
 }
 RULE_NAMES = tuple(RULES)
+N_RULES = len(RULE_NAMES)
 
 
 class FddParams(Frozen):
@@ -62,7 +64,7 @@ def modes(x: np.ndarray, min_oa: float, e_signal: float) -> np.ndarray:
     n = x.shape[1]
     out = np.empty(n, np.int8)
     for i in range(n):
-        heat, cool, damper, fan = x[R["heating_valve"], i], x[R["cooling_valve"], i], x[R["damper"], i], x[R["fan_speed"], i]
+        heat, cool, damper, fan = x[I_HEAT, i], x[I_COOL, i], x[I_DAMPER, i], x[I_FAN, i]
         if not fan > e_signal:  # NaN fan speed: treat as running only if anything else says so
             out[i] = OFF if fan == fan else UNKNOWN
         elif heat > e_signal and cool > e_signal:
@@ -84,7 +86,7 @@ def conditions(x: np.ndarray, mode: np.ndarray, e: float, fan_heat: float, e_sta
                e_signal: float, min_oa: float, e_oa: float, dt_min: float, sat_band: float) -> np.ndarray:
     """Rule x sample: True where the rule's fault condition holds (NaN inputs never fault)."""
     n = x.shape[1]
-    out = np.zeros((len(RULE_NAMES), n), np.bool_)
+    out = np.zeros((N_RULES, n), np.bool_)
     e2 = math.sqrt(2.0) * e
     for i in range(n):
         m = mode[i]
