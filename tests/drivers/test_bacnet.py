@@ -281,6 +281,38 @@ def test_broken_config_names_what_is_wrong(change, error) -> None:
         SPEC.config_model.model_validate(base | change)
 
 
+@pytest.mark.parametrize("reply, error", [
+    (None, "no present-value for sat"),
+    ("n/a", "sat present-value 'n/a' is not a number"),
+])
+async def test_a_reply_without_a_usable_present_value_is_a_protocol_error(tmp_path: Path, reply, error) -> None:
+    sim = await start()
+    try:
+        async with opened(tmp_path, sim, cov=False) as driver:
+            real = driver._rpm
+
+            async def garbled(names, props):  # the device's reply, with sat's present-value replaced
+                got = await real(names, props)
+                return [(n, p, reply if (n, p) == ("sat", "present-value") else v) for n, p, v in got]
+            driver._rpm = garbled
+            with pytest.raises(ProtocolError, match=error):
+                await driver.read()
+            driver._rpm = real
+            assert len(await driver.read()) == len(OBJECTS)  # the next poll reads again
+    finally:
+        await sim.stop()
+
+
+@pytest.mark.parametrize("fault, error", [("nonsense", "unknown fault 'nonsense'"),
+                                          ("stuck_damper=half", "'half' is not a number")])
+def test_the_simulator_names_a_bad_fault(fault, error) -> None:
+    from click.testing import CliRunner
+
+    from drivers.bacnet.sim import command
+    r = CliRunner().invoke(command, ["--fault", fault])
+    assert r.exit_code == 2 and error in r.output, r.output
+
+
 # -- fault diagnosis on traces read through BACnet -------------------------------------------------
 async def trace(tmp_path: Path, faults: tuple[str, ...]) -> list:
     """A day of the simulated AHU at 5-minute steps, each step read by the driver with FDD on."""
