@@ -92,7 +92,8 @@ class Agent:
                       quarantined.path, quarantined.reason, quarantined.moved_to, quarantined.resumed_seq)
             self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event,
                                                  quarantined.event(self.clock.now_ms())))
-        self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
+        self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock,
+                               events=lambda body: self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event, body)))
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
         self.homeassistant = self._make_homeassistant()

@@ -56,6 +56,7 @@ class BacnetDriver:
         self.fdd = Diagnoser(config.fdd) if config.ahu else None
         self.last: dict[str, float] = {}
         self.events: list[FaultEvent] = []  # fault events, newest last (kept for the last 100)
+        self._untaken: list[FaultEvent] = []  # not yet handed to the agent (take_events)
 
     def metrics(self) -> list[MetricSpec]:
         out = []
@@ -226,7 +227,15 @@ class BacnetDriver:
             log.warning("bacnet %s: AHU fault %s %s (%s, mode %s, %.2f h) evidence %s", self.config.name, e.rule,
                         e.state, e.description, e.mode, e.hours, e.evidence)
             self.events = (self.events + [e])[-100:]
+            self._untaken = (self._untaken + [e])[-100:]
         return [Sample(f"fault_{r}", h) for r, h in self.fdd.episode_hours(now).items()]
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Fault events since the last call, as event-topic bodies (agent.contract.ReportsEvents)."""
+        out = [{"v": 1, "kind": f"fault_{e.state}", "ts": e.ts_ms, "rule": e.rule, "description": e.description,
+                "mode": e.mode, "evidence": e.evidence, "hours": e.hours} for e in self._untaken]
+        self._untaken = []
+        return out
 
     async def write(self, point: str, value: float | None) -> float | None:
         """Write a point's present-value at its priority; ``NAME_release`` writes Null (relinquish)."""

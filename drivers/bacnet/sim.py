@@ -141,17 +141,33 @@ class AhuSim:
         obj.outOfService = out_of_service
         obj.reliability = "unreliableOther" if fault else "noFaultDetected"
 
+    def run_at(self, speed: float, period: float = 1.0) -> None:
+        """Advance the plant ``speed`` simulated seconds per real second, every ``period`` seconds."""
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(period)
+                self.advance(speed * period)
+        self._ticker = asyncio.get_running_loop().create_task(tick())
+
     async def stop(self) -> None:
+        ticker = getattr(self, "_ticker", None)
+        if ticker is not None:
+            ticker.cancel()
         self.app.close()
 
 
 async def start(*, host: str = "127.0.0.1", port: int = 0, instance: int = 1001, faults: tuple[str, ...] = (),
-                seed: int = 1, start_hour: float = 0.0, bbmd: bool = False) -> AhuSim:
-    """Start the simulated AHU on ``host:port`` (0: a free port); ``.address`` is where it listens."""
+                seed: int = 1, start_hour: float = 0.0, bbmd: bool = False, speed: float = 0.0,
+                period: float = 1.0) -> AhuSim:
+    """Start the simulated AHU on ``host:port`` (0: a free port); ``.address`` is where it listens.
+    ``speed`` > 0 runs the plant at that many simulated seconds per second (0: only ``advance``)."""
     model = AhuModel(faults=Faults.parse(faults), seed=seed)
     model.t = start_hour * 3600.0
     model.step(0.0)
-    return await AhuSim(model=model, instance=instance, host=host, port=port, bbmd=bbmd).start()
+    sim = await AhuSim(model=model, instance=instance, host=host, port=port, bbmd=bbmd).start()
+    if speed > 0:
+        sim.run_at(speed, period)
+    return sim
 
 
 @click.command(name="bacnet-ahu")
@@ -173,13 +189,11 @@ def command(address: str, instance: int, faults: tuple[str, ...], speed: float, 
 
     async def run() -> None:
         sim = await start(host=host, port=int(port), instance=instance, faults=faults, start_hour=start_hour,
-                          bbmd=bbmd)
+                          bbmd=bbmd, speed=speed)
         click.echo(f"AHU device {instance} at {sim.address}; configure: type = \"bacnet\", "
                    f"address = \"{sim.address}\", device_instance = {instance}")
         try:
-            while True:
-                await asyncio.sleep(1.0)
-                sim.advance(speed)
+            await asyncio.Event().wait()
         finally:
             await sim.stop()
 

@@ -385,3 +385,36 @@ def test_scan_finds_the_ahu_and_its_points_and_run_once_reads_them(tmp_path: Pat
     assert r.returncode == 0 and "1 answered, 0 failed" in r.stderr, r.stderr
     readings = {row["metric"]: row["value"] for row in orjson.loads(r.stdout.strip().partition(" ")[2])["readings"]}
     assert readings["sat"] == pytest.approx(served["sat"], abs=1e-4)  # metrics named after the object-names
+
+
+def test_the_agent_publishes_ahu_fault_events_and_fault_hours(tmp_path: Path, mosquitto, mqtt_subscriber) -> None:
+    """The real agent, a real mosquitto, a faulty AHU (mixed-air sensor reading 4 K low) running at
+    ten simulated minutes per second: a fault_start event for fc2 with its evidence, and the hours
+    in fault as a metric."""
+    from tests.sim_thread import simulator
+
+    with simulator("bacnet-ahu", faults=("sensor_bias",), speed=600.0, period=0.5) as sim:
+        objs = ", ".join(f'{n} = {{ object = "{t},{i}" }}' for n, (t, i, _, _) in OBJECTS.items())
+        roles = ", ".join(f'{r} = "{r}"' for r in AHU_ROLES)
+        cfg = tmp_path / "agent.toml"
+        cfg.write_text(f'[gateway]\nid = "gw-f"\nstate_dir = "{tmp_path / "st"}"\n\n'
+                       f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n\n'
+                       f'[[devices]]\nname = "ahu-1"\ntype = "bacnet"\naddress = "{sim.address}"\n'
+                       f'device_instance = 1001\nlocal_address = "127.0.0.1:{free_udp_port()}"\n'
+                       f'poll_interval = 0.5\ntimeout = 20\nrequest_timeout = 10\n'
+                       f'objects = {{ {objs} }}\nahu = {{ {roles} }}\nfdd = {{ on_count = 3, off_count = 3 }}\n')
+        sub = mqtt_subscriber(mosquitto, "edge/gw-f/#")
+        agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            got = sub.wait_for(1, 120, predicate=lambda m: m.topic == "edge/gw-f/event"
+                               and m.json().get("kind") == "fault_start" and m.json().get("rule") == "fc2")
+            event = got[0].json()
+            assert event["device"] == "ahu-1" and set(event["evidence"]) == {"mat", "rat", "oat"}
+            assert event["evidence"]["mat"] < min(event["evidence"]["rat"], event["evidence"]["oat"])
+            sub.wait_for(1, 120, predicate=lambda m: m.topic == "edge/gw-f/telemetry/ahu-1" and any(
+                r["metric"] == "fault_fc2" and r["value"] > 0 for r in m.json()["readings"]))
+        finally:
+            agent.terminate()
+            _, err = agent.communicate(timeout=30)
+    assert "Traceback" not in err, err
