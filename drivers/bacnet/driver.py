@@ -199,6 +199,8 @@ class BacnetDriver:
             del self.cov[name]
         out, self.pending = self.pending, []
         polled = [n for n in c.objects if n not in self.cov or n not in self.heard]
+        if not polled:  # everything arrives by COV: still ask one object, so a silent device fails the poll
+            polled = [next(iter(c.objects))]
         flags: dict[str, int] = {}
         values: dict[str, Any] = {}
         for i in range(0, len(polled), c.per_request):

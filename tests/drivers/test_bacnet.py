@@ -111,14 +111,43 @@ async def test_cov_notifications_arrive_with_their_own_time_and_subscribed_objec
             sim.advance(3600)  # an hour on: temperatures move by more than the COV increment
             await until(lambda: any(s.metric == "oat" for s in driver.pending))
             got = await driver.read()
-            oat = [s for s in got if s.metric == "oat"]
+            oat = [s for s in got if s.metric == "oat" and s.ts_ms is not None]  # from the notification
             assert oat and oat[-1].ts_ms > t_before
             assert oat[-1].value == pytest.approx(sim.model.values["oat"], abs=1e-4)
-            sent = []  # nothing subscribed and heard is read by ReadPropertyMultiple
+            sent = []  # of the objects subscribed and heard, one is read (a silent device must fail the poll)
             real = driver._rpm
             driver._rpm = lambda names, props: sent.append(names) or real(names, props)
             await driver.read()
-            assert all(n not in driver.heard for names in sent for n in names)
+            assert sent == [[next(iter(OBJECTS))]]
+    finally:
+        await sim.stop()
+
+
+async def test_cov_subscriptions_are_renewed_before_their_lifetime_and_keep_notifying(tmp_path: Path) -> None:
+    sim = await start()
+    try:
+        async with opened(tmp_path, sim, cov_lifetime=10) as driver:
+            scm = driver.cov["oat"]
+            await until(lambda: scm.refresh_subscription_task is not None and scm.refresh_subscription_task.done())
+            assert scm.refresh_subscription_task.exception() is None
+            await until(lambda: driver.heard >= set(OBJECTS))
+            await driver.read()
+            sim.advance(3600)
+            await until(lambda: any(s.metric == "oat" for s in driver.pending))
+            assert "oat" in driver.cov
+    finally:
+        await sim.stop()
+
+
+async def test_a_device_gone_silent_fails_the_poll_even_when_everything_comes_by_cov(tmp_path: Path) -> None:
+    sim = await start()
+    try:
+        async with opened(tmp_path, sim, request_timeout=1) as driver:
+            await until(lambda: driver.heard >= set(OBJECTS))
+            await driver.read()
+            await sim.stop()
+            with pytest.raises(DeviceTimeout):
+                await driver.read()
     finally:
         await sim.stop()
 
