@@ -416,6 +416,13 @@ def test_scan_finds_the_ahu_and_its_points_and_run_once_reads_them(tmp_path: Pat
     assert readings["sat"] == pytest.approx(served["sat"], abs=1e-4)  # metrics named after the object-names
 
 
+def test_scan_where_nothing_answers_says_so_and_exits_1() -> None:
+    nobody = f"127.0.0.1:{free_udp_port()}"
+    r = edge_agent("scan", "--protocol", "bacnet", "--tcp", nobody, "--local", f"127.0.0.1:{free_udp_port()}",
+                   "--timeout", "1")
+    assert r.returncode == 1 and f"no I-Am within 1 s from {nobody}" in r.stdout, r.stdout + r.stderr
+
+
 def test_the_agent_publishes_ahu_fault_events_and_fault_hours(tmp_path: Path, mosquitto, mqtt_subscriber) -> None:
     """The real agent, a real mosquitto, a faulty AHU (mixed-air sensor reading 4 K low) running at
     ten simulated minutes per second: a fault_start event for fc2 with its evidence, and the hours
