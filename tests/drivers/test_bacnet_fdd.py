@@ -16,9 +16,16 @@ P = fdd.FddParams()
 ARGS = (P.e_temp, P.fan_heat, P.e_static, P.e_speed, P.e_signal, P.min_oa, P.e_oa, P.dt_min, P.sat_band)
 
 
-def day(faults: tuple[str, ...] = ()) -> np.ndarray:
-    m = AhuModel(faults=Faults.parse(faults))
-    return np.array([[v[r] for r in fdd.ROLES] for v in (m.step(300) for _ in range(288))]).T.copy()
+def day(faults: tuple[str, ...] = (), *, oat_mean: float = 20.0, days: int = 1, seed: int = 1) -> np.ndarray:
+    m = AhuModel(faults=Faults.parse(faults), oat_mean=oat_mean, seed=seed)
+    return np.array([[v[r] for r in fdd.ROLES] for v in (m.step(300) for _ in range(288 * days))]).T.copy()
+
+
+@pytest.mark.parametrize("oat_mean", [0.0, 8.0, 15.0, 26.0, 32.0])
+def test_a_clean_ahu_raises_nothing_in_any_climate(oat_mean: float) -> None:
+    x = day(oat_mean=oat_mean, days=2, seed=7)
+    ts = np.arange(x.shape[1], dtype=np.int64) * 300_000
+    assert fdd.Diagnoser(P).process(ts, x) == []
 
 
 def test_numba_compiles_the_kernels_to_the_same_answers() -> None:
