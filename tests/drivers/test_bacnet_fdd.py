@@ -80,3 +80,16 @@ def test_bacpypes3_is_imported_only_when_a_bacnet_device_is_opened() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_heating_mode_rules_on_a_synthetic_sample() -> None:
+    """Heating valve at 40 %, damper at minimum: supply 2 K below mixed air is fc5; an outdoor-air
+    fraction of 60 % (from the temperatures) against a damper at 20 % is fc6."""
+    col = {"oat": 0.0, "rat": 20.0, "mat": 8.0, "sat": 6.0, "sat_sp": 6.0, "damper": 20.0, "cooling_valve": 0.0,
+           "heating_valve": 40.0, "fan_speed": 70.0, "duct_static": 250.0, "duct_static_sp": 250.0}
+    x = np.array([[col[r]] for r in fdd.ROLES], np.float64)
+    mode = fdd.modes(x, P.min_oa, P.e_signal)
+    assert fdd.MODE_NAMES[mode[0]] == "heating"
+    cond = fdd.conditions(x, mode, *ARGS)
+    fired = {r for r, c in zip(fdd.RULE_NAMES, cond[:, 0], strict=True) if c}
+    assert fired == {"fc5", "fc6"}
