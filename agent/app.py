@@ -91,7 +91,8 @@ class Agent:
                                  clock=self.clock)
         if self.outbox.startup_quarantine is not None:
             self._quarantined(self.outbox.startup_quarantine)
-        self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock)
+        self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock,
+                               events=lambda body: self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event, body)))
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
         self.homeassistant = self._make_homeassistant()

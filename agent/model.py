@@ -28,6 +28,8 @@ class Quality(enum.IntFlag):
     RATE_OF_CHANGE = 1 << 7
     DEVICE_FLAGGED = 1 << 8  # the device itself reported a fault with this value
     IMPLAUSIBLE = 1 << 9  # contradicts the same frame or the series' own history (PM1 > PM2.5, counter backwards)
+    OUT_OF_SERVICE = 1 << 10  # the device says the value is not from its physical input (BACnet out-of-service)
+    OVERRIDDEN = 1 << 11  # the device says a local override holds the value (BACnet overridden)
 
 
 class MetricKind(enum.StrEnum):

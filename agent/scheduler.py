@@ -12,10 +12,11 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .contract import DeviceConfig
+from .contract import DeviceConfig, ReportsEvents
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
 from .health_model import DeviceReport
@@ -64,10 +65,11 @@ def backoff_delay(interval: float, failures: int, cap: float) -> float:
 
 class Poller:
     def __init__(self, config: DeviceConfig, driver: Driver, sink: Sink, *, clock: Clock | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, events: Callable[[dict[str, Any]], None] | None = None):
         self.config = config
         self.driver = driver
         self.sink = sink
+        self.events = events  # where a ReportsEvents driver's events go (the event topic)
         self.clock = clock or Clock()
         self.rng = rng or random.Random()
         self.health = DeviceHealth()
@@ -146,6 +148,9 @@ class Poller:
         self._succeeded(latency, len(batch))
         if len(batch):
             self.sink(self.name, batch)
+        if self.events is not None and isinstance(self.driver, ReportsEvents):
+            for body in self.driver.take_events():
+                self.events({**body, "device": self.name})
         return True
 
     def _to_batch(self, result: Sequence[Sample] | Batch) -> Batch:

@@ -23,6 +23,9 @@ from agent.simkit.conformance import (
     check_read,
     check_round_trip,
 )
+from drivers.bacnet import SPEC as BACNET
+from drivers.bacnet.link import free_udp_port
+from drivers.bacnet.sim import start as start_ahu
 from drivers.bme680 import SPEC as BME680
 from drivers.bme680.sim import Bme680Emulator
 from drivers.cjt188 import SPEC as CJT188
@@ -319,6 +322,29 @@ class TestCjt188(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:
         return SimDevice(device={"type": "cjt188", "line": "mbus", "address": "12345678000001", "profile": "water",
                                  "timeout": 2, "request_timeout": 0.3}, lines={"mbus": serial(str(tmp_path / "ttyABSENT"))})
+
+
+class TestBacnet(DriverConformance):
+    spec = BACNET
+    rel = 1e-6  # BACnet REAL is float32
+    abs_ = 1e-6
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        sim = await start_ahu()
+        points = {"sat": "analog-input,4", "oat": "analog-input,1", "damper": "analog-output,1", "fan_status": "binary-input,1"}
+        try:
+            yield SimDevice(device={"type": "bacnet", "address": sim.address, "device_instance": sim.instance,
+                                    "local_address": f"127.0.0.1:{free_udp_port()}", "request_timeout": 10,
+                                    "objects": {k: {"object": v} for k, v in points.items()}},
+                            lines={}, expected=lambda: {k: sim.model.values[k] for k in points})
+        finally:
+            await sim.stop()
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device={"type": "bacnet", "address": f"127.0.0.1:{free_udp_port()}", "device_instance": 1,
+                                 "local_address": f"127.0.0.1:{free_udp_port()}", "request_timeout": 0.5,
+                                 "objects": {"sat": {"object": "analog-input,4"}}}, lines={})
 
 
 def test_every_built_in_driver_is_covered() -> None:

@@ -229,18 +229,28 @@ def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
               "and 255 with --tcp (chargers such as the CHARX answer there).")
 @click.option("--baud", default=None, help="Comma-separated baud rates to try (serial only) [modbus: 9600, dlt645/cjt188: 2400].")
 @click.option("--parity", default=None, help="Comma-separated parities to try: N, E, O [modbus: N, dlt645/cjt188: E].")
-@click.option("--timeout", type=click.FloatRange(0.01, 10), default=None, help="Seconds per unit [modbus: 0.2, dlt645/cjt188: 1.0].")
-@click.option("--protocol", type=click.Choice(["modbus", "dlt645", "cjt188"]), default="modbus", show_default=True,
+@click.option("--timeout", type=click.FloatRange(0.01, 10), default=None, help="Seconds per unit [modbus: 0.2, dlt645/cjt188: 1.0, bacnet: 3.0].")
+@click.option("--protocol", type=click.Choice(["modbus", "dlt645", "cjt188", "bacnet"]), default="modbus", show_default=True,
               help="dlt645: DL/T 645 meters (address read, then a probe per address); cjt188: the one CJ/T 188 "
-                   "water/heat/gas meter on the line (address read, then a read of its data).")
+                   "water/heat/gas meter on the line (address read, then a read of its data); bacnet: Who-Is, then points.")
 @click.option("--address", "addresses", multiple=True, help="dlt645: a meter address to probe (repeatable).")
+@click.option("--local", default="0.0.0.0:47808", show_default=True, help="bacnet: the gateway's BACnet/IP address.")
+@click.option("--instance", type=click.IntRange(0, 4194302), default=None, help="bacnet: only this device instance.")
 def command(port: str | None, tcp: str | None, units: str | None, baud: str | None, parity: str | None,
-            timeout: float | None, protocol: str, addresses: tuple[str, ...]) -> None:
-    """Find responding Modbus unit ids and guess their meter or charger profile (or, with --protocol
-    dlt645, DL/T 645 meters).
+            timeout: float | None, protocol: str, addresses: tuple[str, ...], local: str, instance: int | None) -> None:
+    """Find responding Modbus unit ids and guess their meter or charger profile (or, with --protocol,
+    DL/T 645 meters, a CJ/T 188 meter or BACnet devices and their points).
 
     Ends with ready-to-paste config blocks ([lines.X] and [[devices]]) for what answered.
     """
+    if protocol == "bacnet":  # --tcp HOST:PORT: a directed Who-Is; none: broadcast on the local network
+        from .scan_bacnet import scan_bacnet
+
+        draft = scan_bacnet(local, tcp, instance, timeout or 3.0)
+        if draft.devices:
+            click.echo()
+            click.echo(banner(draft.render()))
+        raise SystemExit(0 if draft.devices else 1)
     if (port is None) == (tcp is None):
         raise click.UsageError("give exactly one of --port PORT or --tcp HOST:PORT")
     if protocol == "cjt188":

@@ -14,6 +14,7 @@ A driver package imports ``agent.contract`` and its own modules, nothing else of
   that the site controller and the command router drive;
 - the points a device declares and the writes its driver accepts (:class:`Point`, :class:`PointKind`,
   :class:`DeclaresPoints`, :class:`PointControl`): the one vocabulary of the write gate;
+- events a driver finds on its device (:class:`ReportsEvents`), published on the event topic;
 - what a package exports: :class:`DriverSpec`, :class:`SimulatorSpec`, :class:`LineKind`;
   what it is handed: :class:`DriverContext` with its :class:`Clock`.
 """
@@ -40,6 +41,7 @@ from .driver import (
     DriverContext,
     DriverFactory,
     DriverSpec,
+    ReportsEvents,
     SimulatorSpec,
 )
 from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioDevice, GpioLine, Pull
@@ -61,7 +63,7 @@ __all__ = [
     "NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name",
     "CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode",
     "DRIVERS_GROUP", "SIMULATORS_GROUP", "Clock", "Driver", "DriverContext", "DriverFactory", "DriverSpec",
-    "SimulatorSpec",
+    "ReportsEvents", "SimulatorSpec",
     "LINES_GROUP", "Bus", "Buses", "LineKind",
     "MODBUS_BUS", "SERIAL_BUS", "I2C_BUS", "GPIO_BUS",
     "ModbusDevice", "ModbusLine",

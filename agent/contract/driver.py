@@ -37,6 +37,14 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class ReportsEvents(Protocol):
+    """A driver that finds events on the device (an AHU fault) hands them over after each poll: JSON
+    bodies with a ``kind``, published on the gateway's ``event`` topic with ``device`` filled in."""
+
+    def take_events(self) -> list[dict[str, Any]]: ...
+
+
 class Clock:
     """Wall and monotonic time in one place, so tests and RTC-less boots can reason about both."""
 
