@@ -23,6 +23,7 @@ from .health_model import PipelineHealth
 from .store import clockhold
 from .store.clockhold import ClockHold
 from .store.outbox import Outbox, OutboxError
+from .store.resilient import ResilientOutbox
 from .timesync import ClockStep, ClockWatch, boot_id
 
 log = logging.getLogger("edge_agent.clock")
@@ -32,7 +33,7 @@ RELEASE_PER_CYCLE = 400  # held rows rewritten per pipeline cycle (~0.3 s here),
 class ClockKeeper:
     def __init__(self, *, outbox: object, stats: PipelineHealth, synced: Callable[[int], bool],
                  boot: str | None = None):
-        self.outbox = outbox if isinstance(outbox, Outbox) else None  # a dry run holds nothing
+        self.outbox = outbox if isinstance(outbox, Outbox | ResilientOutbox) else None  # a dry run holds nothing
         self.stats = stats
         self._synced = synced
         # an unknown boot id: a per-process one, so rows of an earlier run are never placed wrongly
@@ -105,7 +106,10 @@ class ClockKeeper:
         """Refresh ``clock_waiting`` for health (a count over the held rows: at most once a second)."""
         if self.outbox is not None and self._waiting and mono_ms - self._counted_ms >= 1000:
             self._counted_ms = mono_ms
-            self.stats.clock_waiting = clockhold.held_by_boot(self.outbox).get(self.boot, 0)
+            try:
+                self.stats.clock_waiting = clockhold.held_by_boot(self.outbox).get(self.boot, 0)
+            except (OutboxError, OSError, sqlite3.Error):
+                pass  # counted again next second; release_if_synced says what is wrong
 
     # -- at start ---------------------------------------------------------------------------
     def _release_other_boots(self) -> None:

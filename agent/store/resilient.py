@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from agent.store.outbox import (
     Outbox,
@@ -145,11 +146,11 @@ class ResilientOutbox:
             self._heal(e)
             return self._outbox().append(items)
 
-    def peek(self, limit: int, after_rowid: int = 0) -> list[OutboxRow]:
+    def peek(self, limit: int, after_rowid: int = 0, *, held: bool = False) -> list[OutboxRow]:
         if self._inner is None:
             return []
         try:
-            return self._inner.peek(limit, after_rowid)
+            return self._inner.peek(limit, after_rowid, held=held)
         except OutboxCorrupt as e:
             self._heal_quietly(e)
             return []
@@ -202,6 +203,24 @@ class ResilientOutbox:
     @property
     def unsent(self) -> int:
         return self._inner.unsent if self._inner is not None else 0
+
+    @property
+    def stream(self) -> str | None:
+        return self._inner.stream if self._inner is not None else None
+
+    # ----------------------------------------------- messages held for the clock (store.clockhold)
+    @property
+    def db(self) -> Any:
+        """The open outbox's database; OutboxError while none is open."""
+        return self._outbox().db
+
+    def released(self, rowid: int) -> None:
+        if self._inner is not None:
+            self._inner.released(rowid)
+
+    def take_released(self) -> int | None:
+        """The lowest rowid released from a clock hold since the last call (rowids of the open file)."""
+        return self._inner.take_released() if self._inner is not None else None
 
     def close(self) -> None:
         if self._inner is not None:
