@@ -13,6 +13,7 @@ from typing import Any
 from .health_model import (
     BufferHealth,
     ClockStatus,
+    ConfigVersion,
     DeviceReport,
     Drops,
     HealthReport,
@@ -70,7 +71,8 @@ def health_defs() -> dict[str, dict]:
     raw = HealthReport.model_json_schema(mode="serialization")
     parts = raw.pop("$defs")
     models: dict[str, type[Part]] = {m.__name__: m for m in (BufferHealth, Drops, UplinkStats, RefusedTopic,
-                                                            PipelineHealth, DeviceReport, ClockStatus)}
+                                                            PipelineHealth, DeviceReport, ClockStatus,
+                                                            ConfigVersion)}
     _omitted_sections(raw, HealthReport)
     for name, schema in parts.items():
         _omitted_sections(schema, models[name])
