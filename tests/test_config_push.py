@@ -69,7 +69,7 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     assert health_config(sub)["version"] is None
     pid = agent.proc.pid
 
-    pushed = original.replace("[health]\ninterval = 1\n", "[health]\ninterval = 0.5\n")
+    pushed = original.replace("[health]\ninterval = 1\n", "[health]\ninterval = 2\n")
     assert pushed != original
     send(mosquitto, f"{BASE}/config/set", push_body(pushed, 7, "cfg-7"))
     applying = answer(sub, f"{BASE}/config/result", "cfg-7", "applying")

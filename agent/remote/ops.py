@@ -52,6 +52,7 @@ class RemoteOps:
         self.rollback_reason: str | None = None
         self.stop: Callable[[], None] = lambda: None  # the app's "stop now"
         self._doctor_running = False
+        self._push_lock = asyncio.Lock()  # one push at a time: they share the candidate file and the state
         state = files.load() if files is not None else None
         self.version = state.version if state is not None else None
         self.sha256 = files.active_sha256() if files is not None else None
@@ -75,14 +76,17 @@ class RemoteOps:
                 raise PushRefused("disabled", "this agent was not started from a config file")
             if self.restart is not None:
                 raise PushRefused("busy", "the agent is restarting")
-            trial = await asyncio.to_thread(stage_push, push, self.files, gateway=self.config.gateway.id)
+            async with self._push_lock:
+                if self.restart is not None:
+                    raise PushRefused("busy", "the agent is restarting")
+                trial = await asyncio.to_thread(stage_push, push, self.files, gateway=self.config.gateway.id)
+                self.restart = "apply"
         except PushRefused as r:
             self._config_step({**base, "status": "refused", "code": r.code, "reason": r.reason}, payload)
             return
         self._config_step({**base, "status": "applying", "previous_version": trial["previous_version"],
                            "sha256": trial["sha256"], "timeout_s": trial["timeout_s"]}, payload)
         log.warning("config version %d staged (push %s): restarting with it", push.version, push.id)
-        self.restart = "apply"
         self.stop()
 
     def _config_step(self, result: dict[str, Any], payload: bytes | None = None) -> None:
