@@ -128,7 +128,8 @@ def test_config_that_cannot_reach_the_broker_is_rolled_back(gateway, mosquitto) 
 
 
 def test_status_and_doctor_answered_on_request(gateway, mosquitto) -> None:
-    _, _, sub = gateway
+    agent, _, sub = gateway
+    assert wait_until(lambda: answers(sub, f"{BASE}/health")[-1]["devices"]["m1"]["up"], START_S), agent.log_tail()
     for op in ("status", "doctor"):
         ts = int(time.time() * 1000)
         send(mosquitto, f"{BASE}/ops/{op}",
@@ -140,7 +141,7 @@ def test_status_and_doctor_answered_on_request(gateway, mosquitto) -> None:
     assert doctor["status"] == "accepted"
     subjects = {c["subject"]: c["mark"] for c in doctor["checks"]}
     assert any(s.startswith("broker") and m == "ok" for s, m in subjects.items()), doctor
-    assert subjects["device m1"] == "ok"
+    assert subjects["device m1"] == "ok", [c for c in doctor["checks"] if c["subject"] == "device m1"]
     assert doctor["failed"] == sum(c["mark"] == "fail" for c in doctor["checks"])
 
     send(mosquitto, f"{BASE}/ops/status", orjson.dumps({"id": "status-2", "token": "0" * 64}))

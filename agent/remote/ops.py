@@ -203,10 +203,14 @@ class RemoteOps:
         out = [{"mark": _MARK[c.mark.value], "subject": c.subject, "detail": c.detail, "hint": c.hint}
                for c in checks]
         for name, dev in self.devices().items():
-            up = bool(dev.get("up"))
-            out.append({"mark": "ok" if up else "fail", "subject": f"device {name}",
-                        "detail": "polling" if up else f"not answering: {dev.get('last_error') or 'no good poll yet'}",
-                        "hint": "" if up else "run `edge-agent doctor` on the gateway for the line check"})
+            if dev.get("up"):
+                out.append({"mark": "ok", "subject": f"device {name}", "detail": "polling", "hint": ""})
+            elif not dev.get("polls_failed"):
+                out.append({"mark": "warn", "subject": f"device {name}", "detail": "not polled yet", "hint": ""})
+            else:
+                out.append({"mark": "fail", "subject": f"device {name}",
+                            "detail": f"not answering: {dev.get('last_error') or 'no good poll yet'}",
+                            "hint": "run `edge-agent doctor` on the gateway for the line check"})
         failed = sum(c["mark"] == "fail" for c in out)
         warned = sum(c["mark"] == "warn" for c in out)
         return {"checks": out, "failed": failed, "warned": warned}
