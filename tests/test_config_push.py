@@ -149,3 +149,16 @@ def test_status_and_doctor_answered_on_request(gateway, mosquitto) -> None:
     assert refused["code"] == "unauthorised" and "health" not in refused
     assert any(a.get("kind") == "ops" and a.get("id") == "status-2" and a["status"] == "refused"
                for a in answers(sub, f"{BASE}/audit"))
+
+
+def test_config_that_cannot_start_is_rolled_back(gateway, mosquitto, silent_port) -> None:
+    """Valid on paper, but its start fails (the metrics address is taken): the previous config runs again."""
+    agent, config, sub = gateway
+    original = config.read_text()
+    busy = original + f'\n[metrics]\nenabled = true\nlisten = "127.0.0.1:{silent_port}"\n'
+    send(mosquitto, f"{BASE}/config/set", push_body(busy, 4, "cfg-busy"))
+    answer(sub, f"{BASE}/config/result", "cfg-busy", "applying")
+    rolled = answer(sub, f"{BASE}/config/result", "cfg-busy", "rolled_back")
+    assert "OSError" in rolled["reason"] or "address" in rolled["reason"], rolled
+    assert config.read_text() == original
+    assert agent.proc.poll() is None
