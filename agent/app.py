@@ -56,7 +56,8 @@ def prepare_state_dir(config: AgentConfig) -> Path:
 class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
                  notifier: Notifier | None = None, warm_kernels: Callable[[], dict] | None = None,
-                 config_files: ConfigFiles | None = None, trial: dict | None = None):
+                 config_files: ConfigFiles | None = None, trial: dict | None = None,
+                 doctor_checks: Callable[[], list[dict]] | None = None):
         if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
             raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
@@ -100,7 +101,7 @@ class Agent:
         self.homeassistant = self._make_homeassistant()
         self.remote = RemoteOps(config, config_files, now_ms=self.clock.now_ms, health=lambda: self.health().to_wire(),
                                 devices=lambda: {p.name: p.health.report().model_dump() for p in self.pollers},
-                                emit=self._emit_remote, trial=trial)
+                                emit=self._emit_remote, trial=trial, doctor_checks=doctor_checks)
         self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
 
@@ -330,10 +331,10 @@ class Agent:
 
 
 async def run_agent(config: AgentConfig, *, config_files: ConfigFiles | None = None,
-                    trial: dict | None = None) -> RemoteOps:
+                    trial: dict | None = None, doctor_checks: Callable[[], list[dict]] | None = None) -> RemoteOps:
     """Run until SIGTERM/SIGINT (or a config push asks for a restart), then shut down cleanly. Returns
     the remote operations state: ``restart`` tells ``run`` to re-execute (apply or roll back)."""
-    agent = Agent(config, config_files=config_files, trial=trial)
+    agent = Agent(config, config_files=config_files, trial=trial, doctor_checks=doctor_checks)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(agent.run())
 

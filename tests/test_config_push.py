@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import jsonschema
 import orjson
 import paho.mqtt.publish as publish
 import pytest
@@ -42,6 +43,29 @@ def answer(sub, topic: str, cid: str, status: str | None = None, timeout: float 
                                 for a in answers(sub, topic)), timeout)
     assert ok, f"no {status or 'answer'} for {cid} on {topic}: {answers(sub, topic)}"
     return [a for a in answers(sub, topic) if a.get("id") == cid and (status is None or a["status"] == status)][-1]
+
+
+SCHEMA = orjson.loads((Path(__file__).resolve().parents[1] / "docs" / "payload.schema.json").read_bytes())
+
+
+def assert_documented(sub) -> None:
+    """Every answer and audit record sent matches docs/payload.schema.json."""
+    def check(name: str, body: dict) -> None:
+        jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": f"#/$defs/{name}"}).validate(body)
+
+    seen = set()
+    for m in sub.snapshot():
+        if not m.payload:
+            continue
+        if m.topic.endswith("/config/result"):
+            check("config_result", m.json())
+            seen.add("config_result")
+        elif m.topic.startswith(f"{BASE}/ops/") and m.topic.endswith("/result"):
+            check("ops_result", m.json())
+            seen.add("ops_result")
+        elif m.topic == f"{BASE}/audit":
+            check("audit", m.json())
+    assert seen
 
 
 def health_config(sub) -> dict | None:
@@ -103,6 +127,7 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     assert health_config(sub)["version"] == 7
     steps = [(a["id"], a["step"]) for a in answers(sub, f"{BASE}/audit") if a.get("kind") == "config"]
     assert ("cfg-7", "applying") in steps and ("cfg-7", "applied") in steps
+    assert_documented(sub)
 
 
 def test_config_that_cannot_reach_the_broker_is_rolled_back(gateway, mosquitto) -> None:
@@ -125,6 +150,7 @@ def test_config_that_cannot_reach_the_broker_is_rolled_back(gateway, mosquitto) 
     # the same version again is a replay, even though it never became active
     send(mosquitto, f"{BASE}/config/set", push_body(original, 5, "cfg-again"))
     assert answer(sub, f"{BASE}/config/result", "cfg-again", "refused", timeout=60)["code"] == "stale_version"
+    assert_documented(sub)
 
 
 def test_status_and_doctor_answered_on_request(gateway, mosquitto) -> None:
@@ -149,6 +175,7 @@ def test_status_and_doctor_answered_on_request(gateway, mosquitto) -> None:
     assert refused["code"] == "unauthorised" and "health" not in refused
     assert any(a.get("kind") == "ops" and a.get("id") == "status-2" and a["status"] == "refused"
                for a in answers(sub, f"{BASE}/audit"))
+    assert_documented(sub)
 
 
 def test_config_that_cannot_start_is_rolled_back(gateway, mosquitto, silent_port) -> None:

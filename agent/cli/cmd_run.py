@@ -43,7 +43,8 @@ def command(config_path: str, once: bool) -> None:
     try:
         # one writer per state directory: held until this process ends, however it ends
         with StateLock(prepare_state_dir(cfg)):
-            remote = asyncio.run(run_agent(cfg, config_files=files, trial=trial))
+            remote = asyncio.run(run_agent(cfg, config_files=files, trial=trial,
+                                           doctor_checks=lambda: _remote_checks(cfg)))
     except Exception as e:
         if trial is not None:
             fail_trial(files, f"{type(e).__name__}: {e}")
@@ -51,6 +52,12 @@ def command(config_path: str, once: bool) -> None:
         raise
     if remote.restart is not None:
         finish_restart(remote, files)
+
+
+def _remote_checks(cfg) -> list[dict[str, str]]:
+    from ..doctor import remote_checks  # `doctor` over MQTT; imported only when asked
+
+    return remote_checks(cfg)
 
 
 def _exit_for(e: Exception) -> None:

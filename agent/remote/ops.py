@@ -28,7 +28,6 @@ log = logging.getLogger("edge_agent.remote")
 Emit = Callable[[str, dict[str, Any], bool], None]  # (result topic suffix, body, is_audit)
 OPS = ("status", "doctor")
 _OPS_MAX_BYTES = 4096
-_MARK = {"✓": "ok", "!": "warn", "✗": "fail"}
 
 
 def ops_token(secret: str, gateway: str, op: str, cid: str, ts: Any) -> str:
@@ -40,13 +39,15 @@ def ops_token(secret: str, gateway: str, op: str, cid: str, ts: Any) -> str:
 class RemoteOps:
     def __init__(self, config: AgentConfig, files: ConfigFiles | None, *, now_ms: Callable[[], int],
                  health: Callable[[], dict[str, Any]], devices: Callable[[], dict[str, Any]], emit: Emit,
-                 trial: dict[str, Any] | None = None):
+                 trial: dict[str, Any] | None = None,
+                 doctor_checks: Callable[[], list[dict[str, str]]] | None = None):
         self.config = config
         self.files = files  # None: the agent runs without a config file of its own (pushes refused)
         self.now_ms = now_ms
         self.health = health
         self.devices = devices
         self.emit = emit
+        self.doctor_checks = doctor_checks or (lambda: [])  # [{"mark", "subject", "detail", "hint"}]
         self.trial = trial  # the pushed config this process tries, until confirmed
         self.restart: str | None = None  # set: stop and re-execute ("apply" or "rollback")
         self.rollback_reason: str | None = None
@@ -193,15 +194,10 @@ class RemoteOps:
             raise PushRefused("unauthorised", "bad token")
 
     def _doctor(self) -> dict[str, Any]:
-        """The doctor checks that leave the running agent alone (files, broker, clock, storage), plus
-        each device as its poller sees it (a second poll could collide with the agent's own on a line)."""
-        from ..doctor.broker import check_broker
-        from ..doctor.system import check_clock, check_files, check_storage
-
-        cfg = self.config
-        checks = [*check_files(cfg), *check_broker(cfg), check_clock(cfg), *check_storage(cfg)]
-        out = [{"mark": _MARK[c.mark.value], "subject": c.subject, "detail": c.detail, "hint": c.hint}
-               for c in checks]
+        """The doctor checks that leave the running agent alone (``doctor_checks``, handed in by ``run``:
+        files, broker, clock, storage), plus each device as its poller sees it (a second poll could
+        collide with the agent's own on a line)."""
+        out = [dict(c) for c in self.doctor_checks()]
         for name, dev in self.devices().items():
             if dev.get("up"):
                 out.append({"mark": "ok", "subject": f"device {name}", "detail": "polling", "hint": ""})
