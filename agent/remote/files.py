@@ -99,11 +99,17 @@ class ConfigFiles:
         write_atomic(self.previous, current)
         trial = {"id": cid, "version": version, "sha256": sha256_hex(data), "previous_version": state.version,
                  "previous_sha256": sha256_hex(current), "timeout_s": timeout_s, "starts": 0}
+        highest = state.highest
         state.highest = max(state.highest, version)
         state.trial = trial
         state.report = None
         self.save(state)  # first: a trial recorded without the new file only rolls back to the same bytes
-        os.replace(self.candidate, self.path)
+        try:
+            os.replace(self.candidate, self.path)
+        except OSError:
+            state.trial, state.highest = None, highest
+            self.save(state)
+            raise
         _sync_dir(self.path.parent)
         return trial
 
