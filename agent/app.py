@@ -271,7 +271,10 @@ class Agent:
                 if t.exception() is not None:
                     raise t.exception()
         finally:
-            self.notifier.stopping()
+            if self.remote.restart is None:
+                self.notifier.stopping()
+            else:  # re-executing in place (same PID): systemd must not take it for a stop
+                self.notifier.notify("RELOADING=1", f"STATUS=restarting to {self.remote.restart} a pushed config")
             if metrics is not None:
                 await metrics.stop()
             await self._stop_tasks(tasks)

@@ -5,6 +5,8 @@ and changing nothing; status and doctor answered on their result topics."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -73,18 +75,47 @@ def health_config(sub) -> dict | None:
     return docs[-1].get("config") if docs else None
 
 
+class NotifySocket:
+    """A systemd notify socket: what the agent tells systemd, in order."""
+
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.lines += self.sock.recv(4096).decode().splitlines()
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
 @pytest.fixture
-def gateway(tmp_path: Path, mosquitto, mqtt_subscriber):
+def gateway(tmp_path: Path, mosquitto, mqtt_subscriber, monkeypatch):
     csv = tmp_path / "m.csv"
     write_replay_csv(csv, 100_000)
     config = agent_config(tmp_path, mosquitto, {"m1": csv}, poll=0.5, extra=COMMANDS)
     sub = mqtt_subscriber(mosquitto, f"{BASE}/#")
+    notify = NotifySocket(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
     agent = AgentProcess(config, tmp_path / "agent.log").start()
+    agent.notify = notify
     try:
         assert wait_until(lambda: health_config(sub) is not None, START_S), agent.log_tail()
         yield agent, config, sub
     finally:
         agent.terminate()
+        notify.close()
 
 
 def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -> None:
@@ -105,6 +136,9 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     assert config.read_text() == pushed
     assert config.with_name(config.name + ".previous").read_text() == original
     assert agent.proc.poll() is None and agent.proc.pid == pid  # re-executed in place
+    # systemd hears a reload, not a stop (STOPPING=1 would have it kill the re-executed agent)
+    said = [line for line in agent.notify.lines if line in ("READY=1", "RELOADING=1", "STOPPING=1")]
+    assert said == ["READY=1", "RELOADING=1", "READY=1"], said
 
     bad = [("cfg-replay", push_body(pushed, 7, "cfg-replay"), "stale_version"),
            ("cfg-old", push_body(pushed, 3, "cfg-old"), "stale_version"),
