@@ -130,6 +130,7 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     applying = answer(sub, f"{BASE}/config/result", "cfg-7", "applying")
     assert applying["version"] == 7 and applying["previous_version"] is None
     applied = answer(sub, f"{BASE}/config/result", "cfg-7", "applied")
+    print(f"push applied {(applied['ts'] - applying['ts']) / 1000:.1f} s after it was staged")
     assert applied["active_version"] == 7
     assert wait_until(lambda: (health_config(sub) or {}).get("version") == 7, START_S), agent.log_tail()
     assert health_config(sub)["trial"] is False
@@ -170,8 +171,9 @@ def test_config_that_cannot_reach_the_broker_is_rolled_back(gateway, mosquitto) 
     dead = original.replace(f"port = {mosquitto.port}\n", f"port = {free_port()}\n")
     assert dead != original
     send(mosquitto, f"{BASE}/config/set", push_body(dead, 5, "cfg-dead", timeout_s=5))
-    answer(sub, f"{BASE}/config/result", "cfg-dead", "applying")
     rolled = answer(sub, f"{BASE}/config/result", "cfg-dead", "rolled_back")
+    staged = answer(sub, f"{BASE}/config/result", "cfg-dead", "applying")
+    print(f"unreachable broker: rolled back {(rolled['ts'] - staged['ts']) / 1000:.1f} s after staging (timeout 5 s)")
     assert rolled["code"] == "rolled_back" and "within 5 s" in rolled["reason"]
     assert rolled["active_version"] is None
     assert config.read_text() == original
