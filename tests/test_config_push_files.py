@@ -16,6 +16,7 @@ from agent.remote.restart import start_trial
 def staged(tmp_path: Path) -> ConfigFiles:
     files = ConfigFiles(tmp_path / "agent.toml")
     files.path.write_text("old = 1\n")
+    files.path.chmod(0o640)
     files.candidate.write_text("new = 2\n")
     files.stage(b"new = 2\n", cid="cfg-1", version=3, timeout_s=30)
     return files
@@ -24,6 +25,7 @@ def staged(tmp_path: Path) -> ConfigFiles:
 def test_a_trial_that_never_confirmed_is_rolled_back_at_the_next_start(tmp_path: Path) -> None:
     files = staged(tmp_path)
     assert files.path.read_text() == "new = 2\n" and files.previous.read_text() == "old = 1\n"
+    assert files.previous.stat().st_mode & 0o777 == 0o640  # a config may hold secrets: same permissions
     trial = start_trial(files)  # the first start of the pushed config
     assert trial is not None and trial["version"] == 3
     # ... killed here, before it reached the broker

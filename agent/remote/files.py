@@ -27,11 +27,15 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader (or a power cut) sees the old or the new file, never half."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so a reader (or a power cut) sees the old or the new file, never half.
+    ``mode``: the file's permissions (a config may hold secrets: the config's own, by default 0600)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -85,6 +89,13 @@ class ConfigFiles:
     def save(self, state: PushState) -> None:
         write_atomic(self.state_path, state.to_json())
 
+    def mode(self) -> int:
+        """The config file's permissions, given to every copy of it."""
+        try:
+            return self.path.stat().st_mode & 0o777
+        except OSError:
+            return 0o600
+
     def active_sha256(self) -> str | None:
         try:
             return sha256_hex(self.path.read_bytes())
@@ -96,7 +107,7 @@ class ConfigFiles:
         The current config becomes the rollback copy. Returns the trial record."""
         state = self.load()
         current = self.path.read_bytes()
-        write_atomic(self.previous, current)
+        write_atomic(self.previous, current, self.mode())
         trial = {"id": cid, "version": version, "sha256": sha256_hex(data), "previous_version": state.version,
                  "previous_sha256": sha256_hex(current), "timeout_s": timeout_s, "starts": 0}
         highest = state.highest

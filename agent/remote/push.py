@@ -119,7 +119,7 @@ def stage_push(push: Push, files: ConfigFiles, *, gateway: str) -> dict[str, Any
         raise PushRefused("busy", f"version {state.trial.get('version')} is still on trial")
     data = push.config.encode()
     try:
-        write_atomic(files.candidate, data)
+        write_atomic(files.candidate, data, files.mode())
     except OSError as e:
         raise PushRefused("cannot_record", f"cannot write {files.candidate}: {e.strerror}; nothing was changed") from None
     try:
