@@ -111,6 +111,7 @@ HEALTH_EXAMPLE = HealthReport(
                                     last_ok_ms=1_767_226_029_000, last_error="DeviceTimeout: no answer in 2.0 s",
                                     latency_ms=38.2, latency_avg_ms=41.5)},
     clock=ClockStatus(synchronized=True, source="chrony", detail="chrony reports the clock synchronised"),
+    config=ConfigVersion(version=42, sha256="9f86d081884c7d65"),
 )
 
 
