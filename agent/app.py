@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .health import HealthReport, build_health, write_status
 from .pipeline import Pipeline
 from .processing import Processor
+from .remote import ConfigFiles, RemoteOps
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
@@ -55,7 +56,9 @@ def prepare_state_dir(config: AgentConfig) -> Path:
 
 class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
-                 notifier: Notifier | None = None, warm_kernels: Callable[[], dict] | None = None):
+                 notifier: Notifier | None = None, warm_kernels: Callable[[], dict] | None = None,
+                 config_files: ConfigFiles | None = None, trial: dict | None = None,
+                 doctor_checks: Callable[[], list[dict]] | None = None):
         if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
             raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
@@ -96,6 +99,9 @@ class Agent:
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
         self.homeassistant = self._make_homeassistant()
+        self.remote = RemoteOps(config, config_files, now_ms=self.clock.now_ms, health=lambda: self.health().to_wire(),
+                                devices=lambda: {p.name: p.health.report().model_dump() for p in self.pollers},
+                                emit=self._emit_remote, trial=trial, doctor_checks=doctor_checks)
         self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
 
@@ -153,13 +159,23 @@ class Agent:
         self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), outcome.result))
         self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
 
+    def _emit_remote(self, suffix: str, body: dict, audit: bool) -> None:
+        self.pipeline.submit_message(Pending(Priority.AUDIT if audit else Priority.EVENT,
+                                             f"{self.topics.base}/{suffix}", body))
+
+    async def _on_remote(self, kind: str, payload: bytes, retained: bool = False) -> None:
+        if kind == "config":
+            await self.remote.on_config(payload, retained)
+        else:
+            await self.remote.on_ops(kind.removeprefix("ops/"), payload, retained)
+
     def health(self) -> HealthReport:
         return build_health(
             gateway=self.config.gateway.id, started_mono=self.started_mono, now_ms=self.clock.now_ms(),
             outbox_stats=self.outbox.stats(), uplink_stats=self.uplink.stats() if self.uplink else None,
             pipeline_stats=self.pipeline.stats, pollers=self.pollers,
             processing=self.processor.summary(),
-            buses=self.buses.stats(), clock=cached_time_sync_status(),
+            buses=self.buses.stats(), clock=cached_time_sync_status(), config=self.remote.health_section(),
         )
 
     async def _first_poll_cycle(self, limit_s: float) -> None:
@@ -229,7 +245,8 @@ class Agent:
     async def _start_uplink(self) -> None:
         from .uplink.mqtt import Uplink
 
-        self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command, clock=self.clock)
+        self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command,
+                             clock=self.clock, on_remote=self._on_remote, on_connected=self.remote.on_connected)
 
     async def _start_metrics(self):
         """The local Prometheus endpoint when ``[metrics] enabled``; OSError naming a busy address."""
@@ -259,6 +276,8 @@ class Agent:
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self._site_loop(), name="site"),
+            asyncio.create_task(self.remote.watch_trial(lambda: self.uplink is not None and self.uplink.connected),
+                                name="config-trial"),
         ]
         if self.homeassistant is not None:
             tasks.append(asyncio.create_task(self.homeassistant.run(), name="homeassistant"))
@@ -272,7 +291,10 @@ class Agent:
                 if t.exception() is not None:
                     raise t.exception()
         finally:
-            self.notifier.stopping()
+            if self.remote.restart is None:
+                self.notifier.stopping()
+            else:  # re-executing in place (same PID): systemd must not take it for a stop
+                self.notifier.notify("RELOADING=1", f"STATUS=restarting to {self.remote.restart} a pushed config")
             if metrics is not None:
                 await metrics.stop()
             await self._stop_tasks(tasks)
@@ -331,9 +353,11 @@ class Agent:
         self.outbox.close()
 
 
-async def run_agent(config: AgentConfig) -> None:
-    """Run until SIGTERM/SIGINT, then shut down cleanly."""
-    agent = Agent(config)
+async def run_agent(config: AgentConfig, *, config_files: ConfigFiles | None = None,
+                    trial: dict | None = None, doctor_checks: Callable[[], list[dict]] | None = None) -> RemoteOps:
+    """Run until SIGTERM/SIGINT (or a config push asks for a restart), then shut down cleanly. Returns
+    the remote operations state: ``restart`` tells ``run`` to re-execute (apply or roll back)."""
+    agent = Agent(config, config_files=config_files, trial=trial, doctor_checks=doctor_checks)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(agent.run())
 
@@ -344,9 +368,15 @@ async def run_agent(config: AgentConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop)
+    agent.remote.stop = stop
     with contextlib.suppress(asyncio.CancelledError):
         await main
     if agent.stragglers:
         # asyncio.run() would wait for them forever; everything is committed and closed, so leave now
         logging.shutdown()
+        if agent.remote.restart is not None and config_files is not None:
+            from .remote.restart import finish_restart
+
+            finish_restart(agent.remote, config_files)
         os._exit(0)
+    return agent.remote

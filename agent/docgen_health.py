@@ -13,6 +13,7 @@ from typing import Any
 from .health_model import (
     BufferHealth,
     ClockStatus,
+    ConfigVersion,
     DeviceReport,
     Drops,
     HealthReport,
@@ -70,7 +71,8 @@ def health_defs() -> dict[str, dict]:
     raw = HealthReport.model_json_schema(mode="serialization")
     parts = raw.pop("$defs")
     models: dict[str, type[Part]] = {m.__name__: m for m in (BufferHealth, Drops, UplinkStats, RefusedTopic,
-                                                            PipelineHealth, DeviceReport, ClockStatus)}
+                                                            PipelineHealth, DeviceReport, ClockStatus,
+                                                            ConfigVersion)}
     _omitted_sections(raw, HealthReport)
     for name, schema in parts.items():
         _omitted_sections(schema, models[name])
@@ -109,6 +111,7 @@ HEALTH_EXAMPLE = HealthReport(
                                     last_ok_ms=1_767_226_029_000, last_error="DeviceTimeout: no answer in 2.0 s",
                                     latency_ms=38.2, latency_avg_ms=41.5)},
     clock=ClockStatus(synchronized=True, source="chrony", detail="chrony reports the clock synchronised"),
+    config=ConfigVersion(version=42, sha256="9f86d081884c7d65"),
 )
 
 

@@ -21,6 +21,7 @@ from .health_model import (
     STATUS_FILE,
     BufferHealth,
     ClockStatus,
+    ConfigVersion,
     Count,
     DeviceReport,
     Drops,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from .store.outbox import OutboxStats
     from .timesync import TimeSync
 
-__all__ = ["STATUS_FILE", "BufferHealth", "ClockStatus", "Count", "DeviceReport", "Drops", "EpochMs", "Gateway",
+__all__ = ["STATUS_FILE", "BufferHealth", "ClockStatus", "ConfigVersion", "Count", "DeviceReport", "Drops", "EpochMs", "Gateway",
            "HealthReport", "Part", "PipelineHealth", "RefusedTopic", "StatusFile", "UplinkStats", "build_health",
            "buffer_health", "parse_status", "write_status"]
 
@@ -60,7 +61,8 @@ def buffer_health(ob: OutboxStats, now_ms: int) -> BufferHealth:
 
 def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats: OutboxStats,
                  uplink_stats: UplinkStats | None, pipeline_stats: PipelineHealth, pollers: Iterable[Poller],
-                 processing: dict | None, buses: dict | None, clock: TimeSync | None = None) -> HealthReport:
+                 processing: dict | None, buses: dict | None, clock: TimeSync | None = None,
+                 config: dict | None = None) -> HealthReport:
     return HealthReport(
         gateway=gateway, ts=now_ms, uptime_s=round(time.monotonic() - started_mono, 1),
         buffer=buffer_health(outbox_stats, now_ms), uplink=uplink_stats,
@@ -69,6 +71,7 @@ def build_health(*, gateway: str, started_mono: float, now_ms: int, outbox_stats
         clock=None if clock is None else ClockStatus(synchronized=clock.synchronized, source=clock.source,
                                                      detail=clock.detail),
         processing=_plain(processing), buses=_plain(buses),
+        config=None if config is None else ConfigVersion(**config),
     )
 
 

@@ -120,6 +120,12 @@ class ClockStatus(Part):
     detail: str = Field("", description="What the source reported.")
 
 
+class ConfigVersion(Part):
+    version: int | None = Field(None, description="Version of the active config as pushed (null: never pushed).")
+    sha256: str = Field("", description="First 16 hex digits of the SHA-256 of the active config file.")
+    trial: bool = Field(False, description="A pushed config on trial: not yet confirmed by reaching the broker.")
+
+
 class HealthReport(Part):
     model_config = ConfigDict(json_schema_extra={
         "x-topic": "{prefix}/{gateway}/health",
@@ -140,6 +146,8 @@ class HealthReport(Part):
                                               description="Processing figures; absent when processing is off.")
     buses: dict[str, Any] | None = Field(None, exclude_if=_absent,
                                          description="Per shared line (transport) figures; absent without lines.")
+    config: ConfigVersion | None = Field(None, exclude_if=_absent,
+                                         description="The active config (see Remote operations in docs/fleet.md).")
 
     def to_wire(self) -> dict[str, Any]:
         """The document as plain JSON types (what is published and written)."""

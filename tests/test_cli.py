@@ -148,6 +148,7 @@ def test_status_shows_every_part_of_the_health_report_the_agent_writes(tmp_path:
                      out, re.M), out
     assert "refused by the broker: edge/gw-042/telemetry/meter9 (Not authorized, 3 times" in out, out
     assert re.search(r"^clock\s+synchronised \(decided by chrony: chrony reports", out, re.M), out
+    assert re.search(r"^config\s+version 42, sha256 9f86d081884c7d65$", out, re.M), out
     assert re.search(r"^pipeline\s+40 messages \(2.50 MB\) held in memory", out, re.M), out
     assert "12 messages wait for the clock sync, 3 repaired, 0 published as estimated, 1 steps" in out, out
     assert re.search(r"^\s+meter1\s+up\s+ok 17280\s+failed 3\s+latency 41.5 ms", out, re.M), out

@@ -22,7 +22,17 @@ def command(config_path: str, once: bool) -> None:
         from .once_output import run_once_command
 
         raise SystemExit(run_once_command(validate_or_exit(config_path, at_run=False).config))
-    cfg = validate_or_exit(config_path, at_run=True).config
+    from ..remote import ConfigFiles
+    from ..remote.restart import fail_trial, finish_restart, start_trial
+
+    files = ConfigFiles(config_path)
+    trial = start_trial(files)  # a pushed config's first start is a trial (docs/fleet.md)
+    try:
+        cfg = validate_or_exit(config_path, at_run=True).config
+    except SystemExit:
+        if trial is not None:
+            fail_trial(files, "the new config does not pass validation at start")
+        raise
     setup_logging("DEBUG" if os.environ.get("EDGE_AGENT_DEBUG") else cfg.gateway.log_level)
     # said at once: the first start compiles the processing kernels, which can take half a minute
     logging.getLogger("edge_agent").info(
@@ -33,14 +43,32 @@ def command(config_path: str, once: bool) -> None:
     try:
         # one writer per state directory: held until this process ends, however it ends
         with StateLock(prepare_state_dir(cfg)):
-            asyncio.run(run_agent(cfg))
-    except ConfigError as e:
+            remote = asyncio.run(run_agent(cfg, config_files=files, trial=trial,
+                                           doctor_checks=lambda: _remote_checks(cfg)))
+    except Exception as e:
+        if trial is not None:
+            fail_trial(files, f"{type(e).__name__}: {e}")
+        _exit_for(e)
+        raise
+    if remote.restart is not None:
+        finish_restart(remote, files)
+
+
+def _remote_checks(cfg) -> list[dict[str, str]]:
+    from ..doctor import remote_checks  # `doctor` over MQTT; imported only when asked
+
+    return remote_checks(cfg)
+
+
+def _exit_for(e: Exception) -> None:
+    """The exit a start failure gets (2 for a config problem); returns for anything else."""
+    if isinstance(e, ConfigError):
         for p in e.problems:
             click.echo(p, err=True)
         raise SystemExit(EXIT_CONFIG) from None
-    except (StateDirLocked, OutboxLocked) as e:
+    if isinstance(e, StateDirLocked | OutboxLocked):
         click.echo(f"refused: {e}", err=True)
         raise SystemExit(EXIT_CONFIG) from None
-    except OutboxError as e:
+    if isinstance(e, OutboxError):
         click.echo(f"edge-agent: {e}", err=True)
         raise SystemExit(1) from None

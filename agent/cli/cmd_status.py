@@ -93,6 +93,9 @@ def render(st: StatusFile, *, live: bool = True) -> list[str]:
         for topic, r in u.refused_topics.items():
             out.append(f"        refused by the broker: {topic} ({r.reason}, {r.nacks} times, "
                        f"retry in {r.retry_in_s:.0f} s)")
+    if (c := st.config) is not None:
+        version = "never pushed" if c.version is None else f"version {c.version}"
+        out.append(f"config  {version}, sha256 {c.sha256}{' (on trial: not yet confirmed)' if c.trial else ''}")
     if (clock := st.clock) is not None:
         synced = {True: "synchronised", False: "NOT synchronised", None: "sync unknown"}[clock.synchronized]
         out.append(f"clock   {synced} (decided by {clock.source}: {clock.detail})")

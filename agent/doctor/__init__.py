@@ -16,7 +16,8 @@ from .hardware import check_devices, check_lines
 from .report import Check, Mark
 from .system import check_clock, check_files, check_storage
 
-__all__ = ["Check", "Mark", "run_checks"]
+__all__ = ["Check", "Mark", "remote_checks", "run_checks"]
+_WORD = {Mark.OK: "ok", Mark.WARN: "warn", Mark.FAIL: "fail"}
 
 
 def run_checks(validation: Validation) -> Iterator[Check]:
@@ -30,3 +31,10 @@ def run_checks(validation: Validation) -> Iterator[Check]:
     yield from asyncio.run(check_devices(cfg, broken))
     yield check_clock(cfg)
     yield from check_storage(cfg)
+
+
+def remote_checks(cfg) -> list[dict[str, str]]:
+    """The checks a running agent can make on request (over MQTT) without disturbing itself: files,
+    broker (a second client id), clock, storage; no line or device probe."""
+    checks = [*check_files(cfg), *check_broker(cfg), check_clock(cfg), *check_storage(cfg)]
+    return [{"mark": _WORD[c.mark], "subject": c.subject, "detail": c.detail, "hint": c.hint} for c in checks]

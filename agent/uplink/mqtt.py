@@ -36,6 +36,7 @@ from agent.uplink.topics import Topics
 log = logging.getLogger("edge_agent.uplink")
 
 CommandHandler = Callable[[str, bytes, bool], Awaitable[None]]  # (device, payload, retained)
+RemoteHandler = Callable[[str, bytes, bool], Awaitable[None]]  # ("config" | "ops/{op}", payload, retained)
 # Acked rows are marked at once (never sent again) and deleted in the pipeline's next commit, in the
 # same transaction; this delete is the fallback when no commit follows within the delay (an idle gateway).
 # One fsync'd transaction fewer per commit interval, none per PUBACK.
@@ -52,7 +53,8 @@ class _WallClock:
 
 class Uplink(OutboxPump):
     def __init__(self, cfg: MqttConfig, gateway: str, outbox: Outbox, *,
-                 on_command: CommandHandler | None = None, clock: Any = None):
+                 on_command: CommandHandler | None = None, clock: Any = None,
+                 on_remote: RemoteHandler | None = None, on_connected: Callable[[], None] | None = None):
         if cfg.host is None:
             raise ValueError("mqtt.host (or mqtt.hosts) is not set: the uplink needs a broker address")
         self.cfg = cfg
@@ -60,6 +62,8 @@ class Uplink(OutboxPump):
         self.outbox = outbox
         self.topics = Topics(cfg.topic_prefix, gateway)
         self.on_command = on_command
+        self.on_remote = on_remote  # config push, status/doctor requests (agent.remote)
+        self.on_connected = on_connected
         self.clock = clock or _WallClock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._net: NetworkThread | None = None
@@ -210,7 +214,11 @@ class Uplink(OutboxPump):
         self._post(self._on_message, msg.topic, bytes(msg.payload), bool(msg.retain))
 
     def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list, props: Any = None) -> None:
-        self._post(self._on_suback, client, [str(r) for r in reasons if r.is_failure])
+        # the first filter is the command one; config push and ops follow (refusals of those are logged)
+        self._post(self._on_suback, client, [str(r) for r in reasons[:1] if r.is_failure])
+        if any(r.is_failure for r in reasons[1:]):
+            log.warning("broker refused the config push / ops subscriptions: %s",
+                        ", ".join(str(r) for r in reasons[1:]))
 
     def _thread_failure(self, reason: str) -> None:
         self._post(self._on_failure, reason)
@@ -246,16 +254,24 @@ class Uplink(OutboxPump):
         rc, _ = self._subscribe_commands(client)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.warning("could not subscribe to %s: %s", self.topics.command_filter, mqtt.error_string(rc))
+        if self.on_connected is not None:
+            try:
+                self.on_connected()
+            except Exception:  # noqa: BLE001 - a listener must not break the connection
+                log.exception("connection listener failed")
         self._pump()
 
     def _subscribe_commands(self, client: mqtt.Client) -> tuple[MQTTErrorCode, int | None]:
         """MQTT 5: retain-as-published keeps the RETAIN flag of a command published retained while we
         are subscribed (brokers clear it otherwise), so it can be refused; no-local hides our own
         clearing of a retained command. MQTT 3.1.1 marks only retained messages sent at subscribe time."""
+        filters = [self.topics.command_filter]
+        if self.on_remote is not None:
+            filters += [self.topics.config_set, self.topics.ops_filter]
         if self.cfg.protocol == MqttProtocol.V5:
-            return client.subscribe(self.topics.command_filter,
-                                    options=SubscribeOptions(qos=1, retainAsPublished=True, noLocal=True))
-        return client.subscribe(self.topics.command_filter, qos=1)
+            opts = SubscribeOptions(qos=1, retainAsPublished=True, noLocal=True)
+            return client.subscribe([(f, opts) for f in filters])
+        return client.subscribe([(f, 1) for f in filters])
 
     def _on_closed(self, client: mqtt.Client) -> None:
         if client is not self._client:
@@ -308,6 +324,12 @@ class Uplink(OutboxPump):
         self._subscribed = not failures
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        if self.on_remote is not None and (kind := self.topics.remote_of(topic)) is not None:
+            if payload:  # empty: the deletion of a retained message
+                if retain:
+                    self._clear_retained(topic)
+                self._spawn(self._run_remote(kind, payload, retain))
+            return
         device = self.topics.device_of_command(topic)
         if device is None or self.on_command is None:
             return
@@ -316,9 +338,19 @@ class Uplink(OutboxPump):
         if retain:  # answered as refused by the handler; delete it so no reconnect delivers it again
             self._clear_retained(topic)
         self._counts.commands += 1
-        task = asyncio.ensure_future(self._run_command(device, payload, retain))
+        self._spawn(self._run_command(device, payload, retain))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _run_remote(self, kind: str, payload: bytes, retained: bool) -> None:
+        assert self.on_remote is not None
+        try:
+            await self.on_remote(kind, payload, retained)
+        except Exception:  # noqa: BLE001 - one bad request must not stop the uplink
+            log.exception("remote operation %s failed", kind)
 
     def _clear_retained(self, topic: str) -> None:
         if self._client is not None:  # QoS 0: takes no in-flight slot; denied silently without publish rights

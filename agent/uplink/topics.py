@@ -46,6 +46,23 @@ class Topics:
     def command_result(self, device: str) -> str:
         return f"{self.base}/cmd/{device}/result"
 
+    @property
+    def config_set(self) -> str:  # signed config push (docs/fleet.md)
+        return f"{self.base}/config/set"
+
+    @property
+    def ops_filter(self) -> str:  # status / doctor on request
+        return f"{self.base}/ops/+"
+
+    def remote_of(self, topic: str) -> str | None:
+        """"config" for the config push topic, the operation for ``ops/{op}``, else None."""
+        if topic == self.config_set:
+            return "config"
+        head = f"{self.base}/ops/"
+        if topic.startswith(head) and "/" not in topic[len(head):]:
+            return "ops/" + topic[len(head):]
+        return None
+
     def device_of_command(self, topic: str) -> str | None:
         """The device named by a command topic ("" for an empty device level), or None if not one."""
         head = f"{self.base}/cmd/"
