@@ -21,6 +21,7 @@ from ..series import SeriesTable
 from . import aot, jit
 from .carbon import CarbonFactors
 from .config import JitMode, ProcessingConfig
+from .localtime import ZoneTable
 from .tariff import Tariff
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class Processor:
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
                                         range_margin=a.range_margin, skip=self.pc.reject_quality)
         self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
+        self.zone = ZoneTable(self.pc.timezone)  # local time of the detector's time-of-day baseline
         self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
         self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=CarbonFactors.from_config(self.pc))
         self.reject = np.uint32(self.pc.reject_quality)
@@ -173,7 +175,9 @@ class Processor:
         if a.enabled:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
-            K.detect_step(s, v, q, p.detect, p.significant, p.significant_rel, self.det, self.det_params, score, event)
+            tz_tr, tz_off = self.zone.covering(int(ts.min()), int(ts.max()))
+            K.detect_step(s, ts, v, q, p.detect, p.significant, p.significant_rel, tz_tr, tz_off, self.det, self.det_params,
+                          score, event)
             rows = np.flatnonzero(event)
             if rows.size:
                 res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows], self.det))
