@@ -18,7 +18,7 @@ STEP_MS = 6 * 3_600_000
 
 
 def _offset_ms(zone: ZoneInfo, t_ms: int) -> int:
-    off = dt.datetime.fromtimestamp(t_ms / 1000.0, dt.timezone.utc).astimezone(zone).utcoffset()
+    off = dt.datetime.fromtimestamp(t_ms / 1000.0, dt.UTC).astimezone(zone).utcoffset()
     return int(off.total_seconds() * 1000) if off is not None else 0
 
 

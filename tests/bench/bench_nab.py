@@ -24,8 +24,8 @@ from agent.model import Quality
 from agent.processing import kernels
 from agent.processing.config import AnomalyConfig
 from agent.processing.jit import compiled
-from agent.processing.localtime import tz_table
 from agent.processing.kernels.detect import UTC, new_state, params
+from agent.processing.localtime import tz_table
 
 detect_step = compiled(kernels.detect).detect_step  # the numba build, as the agent runs it when compiled
 

@@ -251,8 +251,8 @@ def surprise(x, st, s, prm, sig, sig_rel):
 def detect_step(series, ts, value, quality, enabled, significant, significant_rel, tz_tr, tz_off, st, prm, score,
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
-    the size score (surprise and range), the flat-line score and the time-of-day score; rows scoring
-    >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / EV_START_FLAT / EV_START_TOD for a
+    the size score (surprise and range), the flat-line score and the time-of-day score; rows whose
+    size score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / EV_START_FLAT / EV_START_TOD for a
     start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
@@ -267,6 +267,8 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
             continue
         first = st[s, D_N] == 0.0
         sc = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        if sc >= threshold:  # the bit marks values far outside what the series shows (size), not shapes
+            quality[r] |= ANOMALY
         kind = EV_START
         if not first:
             n = st[s, D_N]
@@ -288,8 +290,6 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         else:
             tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, 1.0, 0.0)
         st[s, D_SCORE] = sc
-        if sc >= threshold:
-            quality[r] |= ANOMALY
         if st[s, D_ACTIVE] == 0.0:
             score[r] = sc
             if sc >= threshold:
