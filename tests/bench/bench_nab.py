@@ -8,7 +8,8 @@ every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/be
 
 Two things are scored: anomaly *events* (a reading scores when an event starts there; what
 `anomaly_start` reports) and the per-reading ANOMALY quality *bit* (every reading scoring at or above
-the threshold). Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+the threshold; it marks sizes only). Rows "without ..." switch one technique off to show what it adds
+(flat line, time of day, range test, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 """
 

@@ -1,6 +1,7 @@
-"""Streaming anomaly detector: fixed state per series (13 floats), no training phase, causal.
+"""Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
 
-Three parts, each cheap and of constant memory:
+Five parts, each cheap and of constant memory; the first three see a value's size, the last two its
+shape and its time (see flat_score and tod_score):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -14,6 +15,9 @@ Three parts, each cheap and of constant memory:
 3. **Never seen before.** A value beyond the range seen so far by more than ``range_margin`` of
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
    deviations from the baseline (so slow drift to new highs does not count), scores 1.
+
+4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``.
+5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
