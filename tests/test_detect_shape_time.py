@@ -148,8 +148,10 @@ def test_local_offset_matches_the_zone_database():
 
 
 def faulty_building(zone="Europe/Berlin"):
-    ts, v, hour, _ = building(56, zone, 8, dt.datetime(2024, 2, 26))
-    v[(np.arange(len(v)) // 288 == 45) & (hour < 6)] = 50.0  # all night at day level, then frozen
+    start = dt.datetime(2024, 2, 26)
+    ts, v, hour, _ = building(56, zone, 8, start)
+    day = np.array([(dt.datetime.fromtimestamp(t / 1000, ZoneInfo(zone)).date() - start.date()).days for t in ts.tolist()])
+    v[(day == 45) & (hour < 6)] = 50.0  # the night of 11 April, 00-06 local, at day level; later frozen
     v[288 * 50:288 * 50 + 200] = v[288 * 50 - 1]
     return ts, v, tz_table(zone, int(ts[0]), int(ts[-1]))
 
@@ -179,3 +181,42 @@ def test_shape_and_time_signals_jit_equals_python():
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y)
     assert (a[1] == EV_START_TOD).any() and (a[1] == EV_START_FLAT).any()
+
+
+# ---- through the processor ------------------------------------------------------------------------
+
+
+def test_the_processor_reads_the_time_of_day_in_its_configured_zone_and_names_the_signal(tmp_path):
+    from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig
+    from agent.driver import Clock
+    from agent.model import Batch, MetricSpec
+    from agent.processing import ProcessingConfig, Processor
+    from agent.series import SeriesTable
+
+    class Meter(DeviceConfig):
+        pass
+
+    def events(zone: str) -> list[dict]:
+        cfg = AgentConfig(gateway=GatewayConfig(id="gw"),
+                          devices=(Meter(name="hvac", type="meter", poll_interval=300.0, anomaly=["power"]),),
+                          processing=ProcessingConfig(jit="off", timezone=zone))
+        table = SeriesTable()
+        table.add_device("hvac", [MetricSpec("power", "kW")])
+        proc = Processor(cfg, table, state_dir=tmp_path / zone.replace("/", "-"), clock=Clock())
+        out = []
+        for i in range(0, len(v), 288):  # a day per batch
+            b = Batch.from_columns(np.zeros(len(v[i:i + 288]), np.int32), ts[i:i + 288], v[i:i + 288].copy())
+            out += proc.process(b, int(ts[i:i + 288][-1]) + 1000).events
+        return out
+
+    ts, v, tz = faulty_building("Europe/Berlin")  # 26 February - 21 April: across the change to summer time
+    v = v[:288 * 48]
+    ts = ts[:288 * 48]
+    berlin = [e for e in events("Europe/Berlin") if e["kind"] == "anomaly_start"]
+    assert [e["metrics"][0]["signal"] for e in berlin if e["ts"] > ts[288 * 14]] == ["time_of_day"]
+    night = berlin[-1]
+    local = dt.datetime.fromtimestamp(night["ts"] / 1000, ZoneInfo("Europe/Berlin"))
+    assert local.date() == dt.date(2024, 4, 11) and local.hour < 6 and night["metric"] == "power"
+    as_utc = [e for e in events("UTC") if e["kind"] == "anomaly_start" and e["ts"] > ts[288 * 14]]
+    early = [e for e in as_utc if e["ts"] < night["ts"] - 86_400_000]
+    assert early and all(e["metrics"][0]["signal"] == "time_of_day" for e in early)  # read as UTC, summer time looks wrong
