@@ -331,8 +331,14 @@ def run_detect(fn, s, v, prm=DET, n_series=2):
     q = np.zeros(n, np.uint32)
     state = detect.new_state(n_series)
     score, ev = np.empty(n), np.zeros(n, np.int8)
-    fn(s, v, q, np.ones(n_series, np.bool_), np.zeros(n_series), np.zeros(n_series), state, prm, score, ev)
+    fn(s, minutes(n), v, q, np.ones(n_series, np.bool_), np.zeros(n_series), np.zeros(n_series), *detect.UTC, state, prm,
+       score, ev)
     return score, ev, q
+
+
+def minutes(n, start=1_704_067_200_000):
+    """Timestamps one minute apart from 2024-01-01 UTC."""
+    return start + np.arange(n, dtype=np.int64) * 60_000
 
 
 def shipped_params(**over):
@@ -369,7 +375,8 @@ def test_detector_with_significance_and_skipped_readings_jit_equals_python(data,
         q = q0.copy()
         state, score, ev = detect.new_state(2), np.empty(len(s)), np.zeros(len(s), np.int8)
         with np.errstate(all="ignore"):
-            fn(s, v, q, np.ones(2, np.bool_), np.array([sig, 0.0]), np.array([0.0, rel]), state, prm, score, ev)
+            fn(s, minutes(len(s)), v, q, np.ones(2, np.bool_), np.array([sig, 0.0]), np.array([0.0, rel]), *detect.UTC, state, prm,
+               score, ev)
         out.append((q, score, ev, state))
     for x, y in zip(*out, strict=True):
         assert np.array_equal(x, y, equal_nan=True)
@@ -382,7 +389,8 @@ def test_flagged_readings_neither_score_nor_teach():
     q[400] = Quality.OUT_OF_RANGE
     n = len(v)
     score, ev = np.empty(n), np.zeros(n, np.int8)
-    detect.detect_step(np.zeros(n, np.int32), v, q, np.ones(1, np.bool_), np.zeros(1), np.zeros(1), detect.new_state(1),
+    detect.detect_step(np.zeros(n, np.int32), minutes(n), v, q, np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *detect.UTC,
+                       detect.new_state(1),
                        shipped_params(skip=int(Quality.OUT_OF_RANGE)), score, ev)
     assert score[400] == 0.0 and not q[400] & Quality.ANOMALY  # not scored
     assert score[-1] == 1.0 and ev[-1] == 1  # 60 is beyond everything learnt: 65535 was not learnt
@@ -393,8 +401,8 @@ def test_a_change_below_the_significant_one_never_scores():
     n = len(v)
     for sig, rel, fires in ((0.0, 0.0, True), (30.0, 0.0, False), (0.0, 0.05, False)):
         score, ev = np.empty(n), np.zeros(n, np.int8)
-        detect.detect_step(np.zeros(n, np.int32), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.array([sig]),
-                           np.array([rel]), detect.new_state(1), shipped_params(), score, ev)
+        detect.detect_step(np.zeros(n, np.int32), minutes(n), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.array([sig]),
+                           np.array([rel]), *detect.UTC, detect.new_state(1), shipped_params(), score, ev)
         assert bool((ev == 1).any()) is fires, (sig, rel)
 
 
@@ -448,7 +456,7 @@ def test_detector_state_is_fixed_and_small():
     st_ = detect.new_state(1)
     before = st_.shape
     run_detect(detect.detect_step, np.zeros(50_000, np.int32), noisy_daily(50_000, 7), shipped_params(), 1)
-    assert st_.shape == before and st_.nbytes <= 256  # a few floats per series, whatever the history
+    assert st_.shape == before and st_.nbytes <= 1400  # 21 numbers and a 48-slot time-of-day baseline per series
 
 
 def test_detector_scores_relative_to_each_series_own_history():

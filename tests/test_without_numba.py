@@ -51,7 +51,8 @@ def python(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess
 
 
 def test_kernel_tests_pass_without_numba(no_numba_env) -> None:
-    r = python(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(TESTS / "test_processing_kernels.py")], no_numba_env)
+    r = python(["-m", "pytest", "-q", "-p", "no:cacheprovider", str(TESTS / "test_processing_kernels.py"),
+                str(TESTS / "test_detect_shape_time.py")], no_numba_env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout and "error" not in r.stdout.lower()
 

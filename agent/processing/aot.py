@@ -37,7 +37,7 @@ SIGNATURES: dict[str, tuple[str, str]] = {
     "window_flush": ("window", "i8(i8, i8, {i8}, {I8}, {F8}, {I8}, {F8})"),
     "counter_step": ("counters", "void({i4}, {i8}, {f8}, {u4}, {i1}, {f8}, {f8}, {f8}, {i8}, {I8}, {F8}, {f8}, {i8})"),
     "quality_step": ("quality", "void({i4}, {i8}, {f8}, {u4}, i8, {f8}, {f8}, {i8}, {f8}, {f8}, {i8}, {I8}, {F8})"),
-    "detect_step": ("detect", "void({i4}, {f8}, {u4}, {b1}, {f8}, {f8}, {F8}, {f8}, {f8}, {i1})"),
+    "detect_step": ("detect", "void({i4}, {i8}, {f8}, {u4}, {b1}, {f8}, {f8}, {i8}, {i8}, {F8}, {f8}, {f8}, {i1})"),
 }
 
 

@@ -135,6 +135,8 @@ class AnomalyConfig(Frozen):
     history_samples: int = Field(8640, ge=10, description="Samples over which the surprise distribution is learnt.")
     range_margin: float = Field(0.01, description="A value this fraction of the seen range beyond it scores 1 (< 0: off).")
     warmup_samples: int = Field(150, ge=2, description="Samples seen before a series can score.")
+    energy_checks: bool = Field(True, description=(
+        "Building energy checks on each meter's hourly kWh: out-of-hours base load and shifted schedules."))
 
 
 class CarbonConfig(Frozen):

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..series import SeriesTable
-from .kernels.detect import D_DEV, D_EVPEAK, D_MEAN
+from .kernels.detect import D_DEV, D_EVPEAK, D_MEAN, EV_END, EV_START, EV_START_FLAT, EV_START_TOD
+
+SIGNAL = {EV_START: "level", EV_START_FLAT: "flat", EV_START_TOD: "time_of_day"}
 
 
 def _num(x: float) -> float | None:
@@ -41,15 +43,15 @@ class DeviceEvents:
 
     def add(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray, scores: np.ndarray, kinds: np.ndarray,
             det: np.ndarray) -> list[dict]:
-        """Bodies for the per-series starts (kind 1) and ends (kind 2) the kernel marked, in row order."""
+        """Bodies for the per-series starts (EV_START*) and ends (EV_END) the kernel marked, in row order."""
         out: list[dict] = []
         for sid, t, x, sc, kind in zip(sids.tolist(), ts.tolist(), values.tolist(), scores.tolist(), kinds.tolist(),
                                        strict=True):
             ser = self.series[sid]
             ep = self.open.get(ser.device)
-            if kind == 1:
+            if kind in SIGNAL:
                 self.series_started += 1
-                entry = {"metric": ser.metric, "score": round(sc, 4), "value": _num(x), "unit": ser.unit,
+                entry = {"metric": ser.metric, "score": round(sc, 4), "signal": SIGNAL[kind], "value": _num(x), "unit": ser.unit,
                          "baseline": _num(float(det[sid, D_MEAN])), "deviation": _num(float(det[sid, D_DEV]))}
                 if ep is None:
                     body = {"v": 1, "kind": "anomaly_start", "device": ser.device, "ts": t, "metrics": []}
@@ -61,7 +63,7 @@ class DeviceEvents:
                     self._headline(ep.start_body)
                 ep.active.add(sid)
                 ep.peaks[sid] = max(ep.peaks.get(sid, 0.0), sc)
-            elif kind == 2 and ep is not None and sid in ep.active:
+            elif kind == EV_END and ep is not None and sid in ep.active:
                 ep.active.discard(sid)
                 ep.peaks[sid] = max(ep.peaks[sid], float(det[sid, D_EVPEAK]))
                 if not ep.active:

@@ -19,8 +19,10 @@ import numpy as np
 from ..model import Batch, MetricKind
 from ..series import SeriesTable
 from . import aot, jit
+from .building import BuildingChecks
 from .carbon import CarbonFactors
 from .config import JitMode, ProcessingConfig
+from .localtime import ZoneTable
 from .tariff import Tariff
 
 if TYPE_CHECKING:
@@ -76,6 +78,8 @@ class Processor:
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
                                         range_margin=a.range_margin, skip=self.pc.reject_quality)
         self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
+        self.zone = ZoneTable(self.pc.timezone)
+        self.building = BuildingChecks(self.pc.timezone, list(self.p.meters)) if a.enabled and a.energy_checks else None  # local time of the detector's time-of-day baseline
         self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
         self.ledger = EnergyLedger(self.p.meters, self.p.methods, tariff=self.tariff, emission_factor=CarbonFactors.from_config(self.pc))
         self.reject = np.uint32(self.pc.reject_quality)
@@ -173,7 +177,9 @@ class Processor:
         if a.enabled:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
-            K.detect_step(s, v, q, p.detect, p.significant, p.significant_rel, self.det, self.det_params, score, event)
+            tz_tr, tz_off = self.zone.covering(int(ts.min()), int(ts.max()))
+            K.detect_step(s, ts, v, q, p.detect, p.significant, p.significant_rel, tz_tr, tz_off, self.det, self.det_params,
+                          score, event)
             rows = np.flatnonzero(event)
             if rows.size:
                 res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows], self.det))
@@ -190,6 +196,12 @@ class Processor:
             res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
         return res
 
+    def _building(self, energy: list[tuple[str, dict]]) -> list[dict]:
+        """Building energy checks on the hours just closed (events when a local day has closed)."""
+        if self.building is None:
+            return []
+        return [e for name, body in energy for e in self.building.hour(name, body)]
+
     def flush(self, now_ms: int) -> ProcessResult:
         res = ProcessResult()
         self.last_now = now_ms
@@ -201,6 +213,7 @@ class Processor:
             k = self.K.window_flush(cutoff, width, self.p.gap_ms, si, sf, oi, of)
             res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
         res.energy = self.ledger.close(cutoff)
+        res.events.extend(self._building(res.energy))
         return res
 
     def split(self) -> ProcessResult:
@@ -214,6 +227,7 @@ class Processor:
             k = self.K.window_flush(_END_OF_TIME, width, self.p.gap_ms, si, sf, oi, of)
             res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
         res.energy = self.ledger.close(_END_OF_TIME)
+        res.events.extend(self._building(res.energy))
         return res
 
     # -- bodies -----------------------------------------------------------------------------

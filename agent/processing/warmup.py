@@ -43,7 +43,7 @@ def warm(state_dir: Path | None, *, compiled: bool | None = None, build_aot: boo
     K.counter_step(s, ts, v, q, np.zeros(n, np.int8), f, inf, inf, i64 + 1, ci, cf, d, np.empty(n, np.int64))
     st = detect.new_state(n)
     prm = detect.params(alpha=0.01, warmup=2, threshold=0.9, release=0.5, quiet=3, history=100, range_margin=0.01)
-    K.detect_step(s, v, q, np.ones(n, np.bool_), f, f, st, prm, np.empty(n), np.zeros(n, np.int8))
+    K.detect_step(s, ts, v, q, np.ones(n, np.bool_), f, f, *detect.UTC, st, prm, np.empty(n), np.zeros(n, np.int8))
     si, sf = window.new_state(n)
     oi, of = np.empty((n, K.OUT_I), np.int64), np.empty((n, K.OUT_F))
     K.window_step(s, ts, v, q, d, np.uint32(1), 60_000, i64 + 1, si, sf, oi, of)

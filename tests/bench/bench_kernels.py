@@ -80,7 +80,8 @@ def main() -> None:
 
     def det():
         st = detect.new_state(NSER)
-        detect.detect_step(s, v, q, np.ones(NSER, np.bool_), np.zeros(NSER), np.zeros(NSER), st, DET, dst, np.zeros(N, np.int8))
+        detect.detect_step(s, ts, v, q, np.ones(NSER, np.bool_), np.zeros(NSER), np.zeros(NSER), *detect.UTC, st, DET, dst,
+                           np.zeros(N, np.int8))
 
     copy = best(lambda: np.copyto(dst, v))
     rows = [("np.copyto (bandwidth ceiling)", copy, None)]

@@ -8,7 +8,8 @@ every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/be
 
 Two things are scored: anomaly *events* (a reading scores when an event starts there; what
 `anomaly_start` reports) and the per-reading ANOMALY quality *bit* (every reading scoring at or above
-the threshold). Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+the threshold; it marks sizes only). Rows "without ..." switch one technique off to show what it adds
+(flat line, time of day, range test, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 """
 
@@ -24,26 +25,28 @@ from agent.model import Quality
 from agent.processing import kernels
 from agent.processing.config import AnomalyConfig
 from agent.processing.jit import compiled
-from agent.processing.kernels.detect import new_state, params
+from agent.processing.kernels.detect import UTC, new_state, params
+from agent.processing.localtime import tz_table
 
 detect_step = compiled(kernels.detect).detect_step  # the numba build, as the agent runs it when compiled
 
 
-def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
-    """Detection scores of one series from scratch (kernels.detect.score_series, compiled)."""
+def score_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Detection scores of one series from scratch (kernels.detect.score_series, compiled); ``ts`` epoch ms,
+    read as UTC (NAB's timestamps carry no zone)."""
     n = values.shape[0]
     score, event = np.empty(n), np.zeros(n, np.int8)
-    detect_step(np.zeros(n, np.int32), np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
-                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), new_state(1), prm, score, event)
+    detect_step(np.zeros(n, np.int32), ts, np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
+                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *UTC, new_state(1), prm, score, event)
     return score
 
 
-def bit_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
+def bit_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """1.0 where a reading carries the ANOMALY quality bit, else 0."""
     n = values.shape[0]
     q = np.zeros(n, np.uint32)
-    detect_step(np.zeros(n, np.int32), np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_),
-                np.zeros(1), np.zeros(1), new_state(1), prm, np.empty(n), np.zeros(n, np.int8))
+    detect_step(np.zeros(n, np.int32), ts, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_),
+                np.zeros(1), np.zeros(1), *UTC, new_state(1), prm, np.empty(n), np.zeros(n, np.int8))
     return ((q & int(Quality.ANOMALY)) != 0).astype(np.float64)
 
 
@@ -82,6 +85,10 @@ def ewma_z(v: np.ndarray, alpha: float = 0.01) -> np.ndarray:
     return out
 
 
+def ms(f) -> np.ndarray:
+    return f.timestamps.astype("datetime64[ms]").astype(np.int64)
+
+
 def at_threshold(files, scores, profile, threshold: float) -> float:
     curves = [nab.score_curve(s, f.windows, profile) for f, s in zip(files, scores, strict=True)]
     nulls = [-profile.fn * len(f.windows) for f in files]
@@ -100,10 +107,13 @@ def throughput(n_series: int = 1000, per_call: int = 10, calls: int = 2000) -> f
     m = series.shape[0]
     q, score, ev = np.zeros(m, np.uint32), np.empty(m), np.zeros(m, np.int8)
     batches = [rng.normal(100, 5, m) for _ in range(8)]
-    detect_step(series, batches[0], q, enabled, np.zeros(n_series), np.zeros(n_series), st, prm, score, ev)  # compile outside the timing
+    tz = tz_table("Asia/Shanghai", 1_704_067_200_000, 1_704_067_200_000 + 400 * 86_400_000)  # the shipped zone
+    ts0 = 1_704_067_200_000 + np.repeat(np.arange(per_call, dtype=np.int64), n_series) * 1000
+    detect_step(series, ts0, batches[0], q, enabled, np.zeros(n_series), np.zeros(n_series), *tz, st, prm, score, ev)  # compile
     t0 = time.perf_counter()
     for i in range(calls):
-        detect_step(series, batches[i % 8], q, enabled, np.zeros(n_series), np.zeros(n_series), st, prm, score, ev)
+        detect_step(series, ts0 + i * per_call * 1000, batches[i % 8], q, enabled, np.zeros(n_series), np.zeros(n_series), *tz, st,
+                    prm, score, ev)
     return m * calls / (time.perf_counter() - t0)
 
 
@@ -114,24 +124,29 @@ def main() -> None:
     files = nab.load_corpus(ROOT)
     profiles = nab.load_profiles(ROOT / "config" / "profiles.json")
     default_th = AnomalyConfig().threshold
-    score_series(files[0].values, shipped())  # compile outside the timing
     detectors = {
-        "shipped defaults: events": lambda v: score_series(v, shipped()),
-        "shipped defaults: ANOMALY bit": lambda v: bit_series(v, shipped()),
-        "  without the range test": lambda v: score_series(v, shipped(range_margin=-1.0)),
-        "  without event hold (quiet=1,release=1)": lambda v: score_series(v, shipped(quiet=1, release=0.999)),
-        "  surprise calibration only": lambda v: score_series(v, shipped(range_margin=-1.0, quiet=1, release=0.999)),
-        "  alpha 0.01 (was the default)": lambda v: score_series(v, shipped(alpha=0.01)),
-        "EWMA z-score (baseline)": ewma_z,
-        "null": lambda v: np.zeros(len(v)),
+        "shipped defaults: events": lambda v, t: score_series(v, shipped(), t),
+        "shipped defaults: ANOMALY bit": lambda v, t: bit_series(v, shipped(), t),
+        "  without flat-line and time-of-day": lambda v, t: score_series(v, shipped(flat=False, tod=False), t),
+        "  without the flat-line signal": lambda v, t: score_series(v, shipped(flat=False), t),
+        "  without the time-of-day signal": lambda v, t: score_series(v, shipped(tod=False), t),
+        "  without the range test": lambda v, t: score_series(v, shipped(range_margin=-1.0), t),
+        "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999), t),
+        "  surprise calibration only": lambda v, t: score_series(
+            v, shipped(range_margin=-1.0, quiet=1, release=0.999, flat=False, tod=False), t),
+        "EWMA z-score (baseline)": lambda v, t: ewma_z(v),
+        "null": lambda v, t: np.zeros(len(v)),
     }
+    only = [a for a in ARGV[1:]]  # optional detector name prefixes to run (after the corpus path)
+    if only:
+        detectors = {k: fn for k, fn in detectors.items() if any(k.strip().startswith(o) for o in only)}
     names = list(profiles)
     print(f"NAB corpus: {len(files)} files, {sum(len(f.values) for f in files):,} rows, "
           f"{sum(len(f.windows) for f in files)} windows; default threshold {default_th}")
     print(f"{'detector':42} " + " ".join(f"{n[:18]:>28}" for n in names))
     print(f"{'':42} " + " ".join(f"{'default / optimum @ thr':>28}" for _ in names))
     for dname, fn in detectors.items():
-        scores = [fn(f.values.copy()) for f in files]
+        scores = [fn(f.values.copy(), ms(f)) for f in files]
         cells = []
         for n in names:
             best = nab.evaluate(files, scores, profiles[n])

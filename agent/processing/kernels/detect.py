@@ -1,6 +1,7 @@
-"""Streaming anomaly detector: fixed state per series (13 floats), no training phase, causal.
+"""Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
 
-Three parts, each cheap and of constant memory:
+Five parts, each cheap and of constant memory; the first three see a value's size, the last two its
+shape and its time (see flat_score and tod_score):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -14,6 +15,9 @@ Three parts, each cheap and of constant memory:
 3. **Never seen before.** A value beyond the range seen so far by more than ``range_margin`` of
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
    deviations from the baseline (so slow drift to new highs does not count), scores 1.
+
+4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``.
+5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -36,14 +40,27 @@ from ...model import Quality
 from ..jit import kernel
 
 (D_N, D_MEAN, D_DEV, D_LDEV, D_AVG, D_MU, D_VAR, D_LO, D_HI, D_ACTIVE, D_QUIET, D_EVPEAK,
- D_SCORE) = range(13)
-DET_COLS = 13
+ D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
+TOD_BASE = 22  # then TOD_SLOTS x (mean, dev, visits): the time-of-day / day-of-week baseline
+TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
+DET_COLS = TOD_BASE + 3 * TOD_SLOTS
+# event codes in ``event``: a start, by the signal that started it, or the end
+EV_START, EV_END, EV_START_FLAT, EV_START_TOD = 1, 2, 3, 4
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP = range(9)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD = range(11)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
 RAW_SCALE = 4.0  # deviations at which raw surprise reaches 1 - 1/e
+FLAT_FRAC = 0.01  # a step smaller than this fraction of the usual step is "no change"
+FLAT_MIN_RUN = 10  # a flat run must be this long, and longer than twice the longest ordinary one
+FLAT_PMAX = 0.999  # the usual fraction of unchanged steps is taken as at most this
+TOD_MIN_VISITS = 6  # a slot scores once it has seen this many visits (days of its day type)
+TOD_GATE = 0.5  # the baseline scores only on a series it explains: its error below this x the level's
+TOD_FLOOR = 0.25  # the slot's scale never drops below this fraction of the series' slow deviation
+TOD_ALPHA = 0.2  # slot statistics follow each visit's mean at this rate (about a week's memory)
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 RANGE_MIN_DEV = 2.0  # a new range must also be this many deviations from the baseline (not mere drift)
 TAIL_FLOOR = 1e-10  # tail probability that maps to score 1
 LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
@@ -55,10 +72,117 @@ def new_state(n: int) -> np.ndarray:
 
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
-           range_margin: float, short: float = 0.05, skip: int = 0) -> np.ndarray:
+           range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
-    quality bit in ``skip`` are ignored."""
-    return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip], np.float64)
+    quality bit in ``skip`` are ignored; ``flat`` / ``tod`` switch the flat-line and time-of-day signals."""
+    return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0], np.float64)
+
+
+UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
+
+
+@kernel
+def local_offset(t, tz_tr, tz_off):
+    """UTC offset (ms) in force at UTC epoch ms ``t``: ``tz_off[i]`` holds from ``tz_tr[i-1]`` to ``tz_tr[i]``."""
+    lo = 0
+    hi = tz_tr.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if tz_tr[mid] <= t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return tz_off[lo]
+
+
+@kernel
+def flat_score(x, st, s, prm, n):
+    """Lost variability: the length of the present run of unchanged readings against the usual share of
+    unchanged steps (tail probability ``p ** run``, log-scaled like the surprise score), scoring only
+    a run longer than twice any ordinary run seen before. Updates the flat-line state."""
+    dx = abs(x - st[s, D_PREV])
+    st[s, D_PREV] = x
+    ldiff = st[s, D_LDIFF]
+    flat = dx <= FLAT_FRAC * ldiff
+    b = 1.0 / n
+    if b < prm[P_ALPHA] * LSLOW:
+        b = prm[P_ALPHA] * LSLOW
+    st[s, D_LDIFF] = ldiff + b * (dx - ldiff)
+    run = st[s, D_RUN]
+    if flat:
+        run += 1.0
+        st[s, D_RUN] = run
+    else:
+        if run > st[s, D_MAXRUN] and st[s, D_ACTIVE] == 0.0:  # an ordinary run (a flagged one does not teach)
+            st[s, D_MAXRUN] = run
+        run = 0.0
+        st[s, D_RUN] = 0.0
+    pf = st[s, D_PFLAT]
+    st[s, D_PFLAT] = pf + b * ((1.0 if flat else 0.0) - pf)
+    if prm[P_FLAT] == 0.0 or run < FLAT_MIN_RUN or run <= 2.0 * st[s, D_MAXRUN]:
+        return 0.0
+    if pf > FLAT_PMAX:
+        pf = FLAT_PMAX
+    if pf < 1e-3:
+        pf = 1e-3
+    sc = run * math.log(pf) / LOG_TAIL_FLOOR
+    return 1.0 if sc > 1.0 else sc
+
+
+@kernel
+def tod_score(x, t, st, s, prm, tz_tr, tz_off, scale, sig):
+    """Time-of-day / day-of-week baseline: the mean of the readings so far in this local hour against
+    what the same hour of the same day type (workday, weekend) has shown on earlier days (an EW mean
+    and mean absolute deviation of each visit's mean). Log-scaled Gaussian tail like the surprise score.
+    Updates the slot state; returns 0 until the slot has seen ``TOD_MIN_VISITS`` visits."""
+    if prm[P_TOD] == 0.0:
+        return 0.0
+    local = t + local_offset(t, tz_tr, tz_off)
+    day = local // DAY_MS
+    hour = (local - day * DAY_MS) // HOUR_MS
+    weekend = 1 if (day + 3) % 7 >= 5 else 0  # 1970-01-01 was a Thursday; Monday = 0
+    slot = hour + 24 * weekend
+    mark = float(day * 64 + slot + 1)  # a visit: one slot on one day
+    if st[s, D_SLOT] != mark:
+        if st[s, D_VN] > 0.0:
+            old = int(st[s, D_SLOT]) % 64 - 1
+            k = TOD_BASE + 3 * old
+            vm = st[s, D_VSUM] / st[s, D_VN]
+            visits = st[s, k + 2]
+            if visits == 0.0:
+                st[s, k] = vm
+            else:
+                a = 1.0 / (visits + 1.0)
+                if a < TOD_ALPHA:
+                    a = TOD_ALPHA
+                st[s, k + 1] += a * (abs(vm - st[s, k]) - st[s, k + 1])
+                st[s, k] += a * (vm - st[s, k])
+            st[s, k + 2] = visits + 1.0
+        st[s, D_SLOT] = mark
+        st[s, D_VSUM] = 0.0
+        st[s, D_VN] = 0.0
+    st[s, D_VSUM] += x
+    st[s, D_VN] += 1.0
+    k = TOD_BASE + 3 * slot
+    if st[s, k + 2] < TOD_MIN_VISITS:
+        return 0.0
+    # does the series follow its daily profile? (error of the slot's mean against the level's deviation)
+    b = prm[P_ALPHA] * LSLOW
+    terr = st[s, D_TERR]
+    if terr == 0.0:
+        terr = st[s, D_LDEV]
+    st[s, D_TERR] = terr + b * (abs(x - st[s, k]) - terr)
+    if terr > TOD_GATE * st[s, D_LDEV]:
+        return 0.0
+    diff = abs(st[s, D_VSUM] / st[s, D_VN] - st[s, k])
+    if diff < sig:
+        return 0.0
+    visits = st[s, k + 2]
+    z = diff / (1.25 * (st[s, k + 1] * (1.0 + 2.0 / visits) + scale))  # few visits: a wider scale
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    sc = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
+    return 0.0 if sc < 0.0 else (1.0 if sc > 1.0 else sc)
 
 
 @kernel
@@ -69,6 +193,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
         st[s, D_MEAN] = x
         st[s, D_LO] = x
         st[s, D_HI] = x
+        st[s, D_PREV] = x
         st[s, D_N] = 1.0
         return 0.0
     alpha = prm[P_ALPHA]
@@ -127,11 +252,14 @@ def surprise(x, st, s, prm, sig, sig_rel):
 
 
 @kernel
-def detect_step(series, value, quality, enabled, significant, significant_rel, st, prm, score, event):
-    """Score a batch. ``score[r]`` is the detection score (0 while an event is active); rows scoring
-    >= threshold get the ANOMALY bit; ``event[r]`` = 1 start, 2 end, else 0. ``significant[s]`` is the
-    smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction of the
-    baseline."""
+def detect_step(series, ts, value, quality, enabled, significant, significant_rel, tz_tr, tz_off, st, prm, score,
+                event):
+    """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
+    the size score (surprise and range), the flat-line score and the time-of-day score; rows whose
+    size score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / EV_START_FLAT / EV_START_TOD for a
+    start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
+    smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
+    of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
     threshold = prm[P_THRESHOLD]
     skip = np.uint32(prm[P_SKIP])
     for r in range(series.shape[0]):
@@ -141,17 +269,38 @@ def detect_step(series, value, quality, enabled, significant, significant_rel, s
         x = value[r]
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
+        first = st[s, D_N] == 0.0
         sc = surprise(x, st, s, prm, significant[s], significant_rel[s])
-        st[s, D_SCORE] = sc
-        if sc >= threshold:
+        if sc >= threshold:  # the bit marks values far outside what the series shows (size), not shapes
             quality[r] |= ANOMALY
+        kind = EV_START
+        if not first:
+            n = st[s, D_N]
+            fs = flat_score(x, st, s, prm, n)
+            sig = significant[s]
+            if sig < significant_rel[s] * abs(st[s, D_MEAN]):
+                sig = significant_rel[s] * abs(st[s, D_MEAN])
+            tscale = TOD_FLOOR * st[s, D_LDEV] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0)
+            tds = tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, tscale, sig)
+            if n <= prm[P_WARMUP]:
+                fs = 0.0
+                tds = 0.0
+            if fs > sc:
+                sc = fs
+                kind = EV_START_FLAT
+            if tds > sc:
+                sc = tds
+                kind = EV_START_TOD
+        else:
+            tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, 1.0, 0.0)
+        st[s, D_SCORE] = sc
         if st[s, D_ACTIVE] == 0.0:
             score[r] = sc
             if sc >= threshold:
                 st[s, D_ACTIVE] = 1.0
                 st[s, D_QUIET] = 0.0
                 st[s, D_EVPEAK] = sc
-                event[r] = 1
+                event[r] = kind
             continue
         if sc > st[s, D_EVPEAK]:
             st[s, D_EVPEAK] = sc
@@ -159,19 +308,22 @@ def detect_step(series, value, quality, enabled, significant, significant_rel, s
             st[s, D_QUIET] += 1.0
             if st[s, D_QUIET] >= prm[P_QUIET]:
                 st[s, D_ACTIVE] = 0.0
-                event[r] = 2
+                event[r] = EV_END
         else:
             st[s, D_QUIET] = 0.0
 
 
-def score_series(values: np.ndarray, prm: np.ndarray) -> np.ndarray:
-    """Detection scores of one series from scratch (for evaluation)."""
+def score_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray | None = None) -> np.ndarray:
+    """Detection scores of one series from scratch (for evaluation); ``ts`` UTC epoch ms (default: one
+    reading a minute from 2024-01-01), read as UTC."""
     n = values.shape[0]
+    if ts is None:
+        ts = 1_704_067_200_000 + np.arange(n, dtype=np.int64) * 60_000
     series = np.zeros(n, np.int32)
     q = np.zeros(n, np.uint32)
     st = new_state(1)
     score = np.empty(n)
     event = np.zeros(n, np.int8)
-    detect_step(series, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_), np.zeros(1), np.zeros(1), st, prm,
-                score, event)
+    detect_step(series, np.ascontiguousarray(ts, np.int64), np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_),
+                np.zeros(1), np.zeros(1), *UTC, st, prm, score, event)
     return score

@@ -1,0 +1,222 @@
+"""Detector signals for shape and time: flat line (lost variability) and the time-of-day / day-of-week
+baseline. Causal, scale invariant, in local time across DST, numba build == plain Python build."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from agent.model import Quality  # noqa: E402
+from agent.processing import kernels  # noqa: E402
+from agent.processing.config import AnomalyConfig  # noqa: E402
+from agent.processing.jit import compiled, py_func  # noqa: E402
+from agent.processing.kernels.detect import EV_START, EV_START_FLAT, EV_START_TOD  # noqa: E402
+from agent.processing.localtime import ZoneTable, tz_table  # noqa: E402
+
+try:
+    detect = compiled(kernels.detect)
+except ImportError:  # no numba: both builds are the Python one
+    detect = kernels.detect
+
+STARTS = (EV_START, EV_START_FLAT, EV_START_TOD)
+FIVE_MIN = 300_000
+
+
+def shipped(**over):
+    a = AnomalyConfig()
+    kw = dict(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold, release=a.release,
+              quiet=a.quiet_samples, history=a.history_samples, range_margin=a.range_margin)
+    kw.update(over)
+    return kernels.detect.params(**kw)
+
+
+def run(v, ts, tz=kernels.detect.UTC, prm=None, fn=None):
+    n = len(v)
+    q = np.zeros(n, np.uint32)
+    st = kernels.detect.new_state(1)
+    score, ev = np.empty(n), np.zeros(n, np.int8)
+    (fn or detect.detect_step)(np.zeros(n, np.int32), np.asarray(ts, np.int64), np.asarray(v, np.float64), q,
+                               np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *tz, st, shipped() if prm is None else prm,
+                               score, ev)
+    return score, ev, q, st
+
+
+def building(days: int, zone: str, seed: int, start=dt.datetime(2024, 3, 4)):
+    """A building's power every five minutes from a Monday 00:00 local: about 50 kW on workdays 08-18
+    local, 10 kW otherwise, with noise. Returns (ts UTC ms, values, local hour, local weekday)."""
+    z = ZoneInfo(zone)
+    t0 = int(start.replace(tzinfo=z).timestamp() * 1000)
+    ts = t0 + np.arange(days * 288, dtype=np.int64) * FIVE_MIN
+    loc = [dt.datetime.fromtimestamp(t / 1000, z) for t in ts.tolist()]
+    hour = np.array([x.hour for x in loc])
+    wday = np.array([x.weekday() for x in loc])
+    occupied = (wday < 5) & (hour >= 8) & (hour < 18)
+    rng = np.random.default_rng(seed)
+    v = np.where(occupied, 50.0, 10.0) + rng.normal(0, 1.0, len(ts))
+    return ts, v, hour, wday
+
+
+# ---- flat line ------------------------------------------------------------------------------------
+
+
+def test_a_sensor_that_stops_varying_starts_a_flat_line_event():
+    rng = np.random.default_rng(1)
+    v = 20 + np.cumsum(rng.normal(0, 0.1, 4000)) * 0.1 + rng.normal(0, 0.3, 4000)
+    v[3000:] = v[2999]  # frozen at an ordinary value: size alone never sees it
+    ts = 1_704_067_200_000 + np.arange(4000, dtype=np.int64) * 60_000
+    score, ev, q, _ = run(v, ts)
+    assert list(ev[3000:][np.isin(ev[3000:], STARTS)]) == [EV_START_FLAT]
+    first_flat = int(np.flatnonzero(ev == EV_START_FLAT)[0])
+    assert 3000 < first_flat < 3030 and not q[first_flat] & Quality.ANOMALY  # the bit marks sizes only
+    _, ev_off, _, _ = run(v, ts, prm=shipped(flat=False))
+    assert not (ev_off[3000:] != 0).any()  # without the signal nothing is seen
+
+
+def test_a_series_that_often_holds_its_value_does_not_fire_on_its_ordinary_holds():
+    rng = np.random.default_rng(2)
+    v = np.repeat(np.round(20 + rng.normal(0, 2, 1000), 1), rng.integers(1, 25, 1000))[:12000]  # holds of 1-24 readings
+    ts = 1_704_067_200_000 + np.arange(len(v), dtype=np.int64) * 60_000
+    _, ev, _, _ = run(v, ts)
+    assert not (ev[2000:] == EV_START_FLAT).any()
+    w = v.copy()
+    w[10000:10300] = w[9999]  # a hold far longer than any before
+    _, ev, _, _ = run(w, ts)
+    assert (ev[10000:10300] == EV_START_FLAT).sum() == 1
+
+
+def test_a_series_that_never_varies_never_fires():
+    v = np.full(5000, 230.0)
+    _, ev, _, _ = run(v, 1_704_067_200_000 + np.arange(5000, dtype=np.int64) * 1000)
+    assert not ev.any()
+
+
+# ---- time of day ----------------------------------------------------------------------------------
+
+
+def test_clean_building_days_raise_no_time_of_day_event():
+    ts, v, _, _ = building(42, "Asia/Shanghai", 3)
+    _, ev, _, _ = run(v, ts, ZoneTable("Asia/Shanghai").covering(int(ts[0]), int(ts[-1])))
+    assert not (ev[288 * 7:] == EV_START_TOD).any()
+    assert (np.isin(ev[288 * 7:], STARTS)).sum() <= 2
+
+
+def test_ventilation_running_all_night_is_found_by_the_time_of_day_baseline():
+    ts, v, hour, wday = building(36, "Asia/Shanghai", 4)
+    night = (np.arange(len(v)) // 288 == 30) & (hour < 6)  # a Wednesday night, 00-06: day-time load
+    v[night] = 50.0 + np.random.default_rng(5).normal(0, 1.0, night.sum())
+    tz = tz_table("Asia/Shanghai", int(ts[0]), int(ts[-1]))
+    _, ev, _, _ = run(v, ts, tz)
+    rows = np.flatnonzero(night)
+    assert (ev[rows[0]:rows[0] + 36] == EV_START_TOD).sum() == 1  # within three hours, once
+    _, ev_off, _, _ = run(v, ts, tz, prm=shipped(tod=False))
+    assert not np.isin(ev_off[rows], STARTS).any()  # an ordinary value for the series: size alone misses it
+
+
+def test_time_of_day_baseline_follows_local_time_across_dst():
+    """A Berlin building's schedule in local time: read with Berlin's offsets (DST on 31 March and 27 October)
+    its days stay clean after the change; read as UTC, the shifted hour looks wrong."""
+    start = dt.datetime(2024, 2, 12)
+    ts, v, _, _ = building(63, "Europe/Berlin", 6, start)  # 12 February - 15 April
+    berlin = tz_table("Europe/Berlin", int(ts[0]), int(ts[-1]))
+    assert len(berlin[0]) == 1
+    after = int(np.searchsorted(ts, berlin[0][0]))
+    _, ev, _, _ = run(v, ts, berlin)
+    assert not (ev[after:] == EV_START_TOD).any()
+    _, ev_utc, _, _ = run(v, ts, kernels.detect.UTC)
+    assert (ev_utc[after:] == EV_START_TOD).any()
+
+
+def test_local_offset_matches_the_zone_database():
+    z = ZoneInfo("America/New_York")
+    lo, hi = 1_700_000_000_000, 1_760_000_000_000
+    tr, off = tz_table(z, lo, hi)
+    rng = np.random.default_rng(7)
+    for t in rng.integers(lo, hi, 300).tolist() + [int(x) + d for x in tr for d in (-1000, 0, 1000)]:
+        want = dt.datetime.fromtimestamp(t / 1000, dt.UTC).astimezone(z).utcoffset().total_seconds() * 1000
+        assert py_func(detect.local_offset)(t, tr, off) == want
+
+
+# ---- properties -----------------------------------------------------------------------------------
+
+
+def faulty_building(zone="Europe/Berlin"):
+    start = dt.datetime(2024, 2, 26)
+    ts, v, hour, _ = building(56, zone, 8, start)
+    day = np.array([(dt.datetime.fromtimestamp(t / 1000, ZoneInfo(zone)).date() - start.date()).days for t in ts.tolist()])
+    v[(day == 45) & (hour < 6)] = 50.0  # the night of 11 April, 00-06 local, at day level; later frozen
+    v[288 * 50:288 * 50 + 200] = v[288 * 50 - 1]
+    return ts, v, tz_table(zone, int(ts[0]), int(ts[-1]))
+
+
+def test_shape_and_time_signals_are_scale_invariant():
+    ts, v, tz = faulty_building()
+    a = run(v, ts, tz)
+    b = run(v * 1000 + 7, ts, tz)
+    assert np.array_equal(a[1], b[1]) and np.allclose(a[0], b[0], atol=1e-6)
+    assert (a[1] == EV_START_TOD).any() and (a[1] == EV_START_FLAT).any()
+
+
+@pytest.mark.parametrize("cut", [288 * 44, 288 * 45 + 30, 288 * 50 + 20])
+def test_shape_and_time_signals_are_causal(cut):
+    ts, v, tz = faulty_building()
+    w = v.copy()
+    w[cut:] = np.random.default_rng(cut).normal(500, 100, len(v) - cut)
+    a, b = run(v, ts, tz), run(w, ts, tz)
+    for x, y in zip(a[:3], b[:3], strict=True):
+        assert np.array_equal(x[:cut], y[:cut])
+
+
+def test_shape_and_time_signals_jit_equals_python():
+    ts, v, tz = faulty_building()
+    a = run(v, ts, tz)
+    b = run(v, ts, tz, fn=py_func(detect.detect_step))
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y)
+    assert (a[1] == EV_START_TOD).any() and (a[1] == EV_START_FLAT).any()
+
+
+# ---- through the processor ------------------------------------------------------------------------
+
+
+def test_the_processor_reads_the_time_of_day_in_its_configured_zone_and_names_the_signal(tmp_path):
+    from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig
+    from agent.driver import Clock
+    from agent.model import Batch, MetricSpec
+    from agent.processing import ProcessingConfig, Processor
+    from agent.series import SeriesTable
+
+    class Meter(DeviceConfig):
+        pass
+
+    def events(zone: str) -> list[dict]:
+        cfg = AgentConfig(gateway=GatewayConfig(id="gw"),
+                          devices=(Meter(name="hvac", type="meter", poll_interval=300.0, anomaly=["power"]),),
+                          processing=ProcessingConfig(jit="off", timezone=zone))
+        table = SeriesTable()
+        table.add_device("hvac", [MetricSpec("power", "kW")])
+        proc = Processor(cfg, table, state_dir=tmp_path / zone.replace("/", "-"), clock=Clock())
+        out = []
+        for i in range(0, len(v), 288):  # a day per batch
+            b = Batch.from_columns(np.zeros(len(v[i:i + 288]), np.int32), ts[i:i + 288], v[i:i + 288].copy())
+            out += proc.process(b, int(ts[i:i + 288][-1]) + 1000).events
+        return out
+
+    ts, v, tz = faulty_building("Europe/Berlin")  # 26 February - 21 April: across the change to summer time
+    v = v[:288 * 48]
+    ts = ts[:288 * 48]
+    berlin = [e for e in events("Europe/Berlin") if e["kind"] == "anomaly_start"]
+    assert [e["metrics"][0]["signal"] for e in berlin if e["ts"] > ts[288 * 14]] == ["time_of_day"]
+    night = berlin[-1]
+    local = dt.datetime.fromtimestamp(night["ts"] / 1000, ZoneInfo("Europe/Berlin"))
+    assert local.date() == dt.date(2024, 4, 11) and local.hour < 6 and night["metric"] == "power"
+    as_utc = [e for e in events("UTC") if e["kind"] == "anomaly_start" and e["ts"] > ts[288 * 14]]
+    early = [e for e in as_utc if e["ts"] < night["ts"] - 86_400_000]
+    assert early and all(e["metrics"][0]["signal"] == "time_of_day" for e in early)  # read as UTC, summer time looks wrong
