@@ -22,6 +22,7 @@ from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, Protoco
 from agent.simkit.net import parse_hostport
 
 from ..simkit.snippets import Draft, banner, modbus_line
+from .scan_sunspec import device_models, sunspec_models
 
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
 PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),
@@ -35,6 +36,7 @@ class Finding:
     detail: str = ""
     profile: str | None = None
     probes: str = ""
+    sunspec: list[int] | None = None  # the models a config reads, when the unit speaks SunSpec
 
 
 def parse_units(text: str) -> list[int]:
@@ -50,6 +52,17 @@ def parse_units(text: str) -> list[int]:
             raise click.BadParameter(f"{part!r}: unit ids are 1..255")
         out.update(range(a, b + 1))
     return sorted(out)
+
+
+async def identify(bus, f: Finding, timeout: float) -> None:
+    """A SunSpec device (marker and model chain), else the best-matching meter profile."""
+    found = await sunspec_models(bus, f.unit, timeout)
+    if found is not None:
+        base, chain = found
+        f.sunspec = device_models(chain)
+        f.probes = f"SunSpec at {base}: models {', '.join(map(str, chain))}"
+        return
+    f.profile, f.probes = await guess_profile(bus, f.unit, timeout)
 
 
 async def guess_profile(bus, unit: int, timeout: float) -> tuple[str | None, str]:
@@ -90,8 +103,8 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
                 continue
             f = Finding(u, "exception", f"exception {e.code}")
             if e.code == SERVER_DEVICE_FAILURE:
-                f.profile, f.probes = await guess_profile(bus, u, timeout)
-                found.append(f if f.profile else Finding(u, "absent", f"exception {e.code}"))
+                await identify(bus, f, timeout)
+                found.append(f if f.profile or f.sunspec else Finding(u, "absent", f"exception {e.code}"))
                 continue
         except DeviceTimeout:
             found.append(Finding(u, "timeout"))
@@ -99,7 +112,7 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
         except ProtocolError as e:
             found.append(Finding(u, "garbled", str(e)))
             continue
-        f.profile, f.probes = await guess_profile(bus, u, timeout)
+        await identify(bus, f, timeout)
         found.append(f)
     return found
 
@@ -155,13 +168,15 @@ def add_to_draft(draft: Draft, scan: LineScan) -> int:
         return 0
     line = draft.add_line(scan.line_name, scan.line)
     for f in present:
-        if f.profile:
+        if f.sunspec:
+            draft.add_device(f"sunspec-{f.unit}", {"type": "sunspec", "models": f.sunspec, "unit": f.unit, "line": line})
+        elif f.profile:
             draft.add_device(f"{f.profile}-{f.unit}", {"type": "modbus_meter", "profile": f.profile,
                                                        "unit": f.unit, "line": line})
         else:
             draft.comments.append(f"unit {f.unit} on line {line} answers but matched no known profile: "
                                   "add a [[devices]] with profile or [[devices.registers]]")
-    return sum(1 for f in present if f.profile)
+    return sum(1 for f in present if f.profile or f.sunspec)
 
 
 def parse_settings(baud: str, parity: str) -> tuple[list[int], list[str]]:
@@ -225,7 +240,9 @@ def command(port: str | None, tcp: str | None, units: str, baud: str | None, par
         found = scan.findings
         click.echo(f"== {scan.label}: {len(ids)} unit id(s) asked")
         for f in found:
-            if f.status == "ok":
+            if f.sunspec is not None:
+                click.echo(f"unit {f.unit:3d}: answers; {f.probes}")
+            elif f.status == "ok":
                 guess = f"profile {f.profile} ({f.probes})" if f.profile else "no known profile matched"
                 click.echo(f"unit {f.unit:3d}: answers; {guess}")
             elif f.status == "exception":

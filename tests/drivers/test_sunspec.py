@@ -203,3 +203,28 @@ def test_clear_sky_curve_and_clouds():
         seen.append(cloudy.power_w(12.0))
     clear = PvArray().power_w(12.0)
     assert min(seen) < 0.6 * clear and max(seen) <= clear + 1e-9
+
+
+@pytest.mark.parametrize("base", [40000, 50000])
+async def test_scan_recognises_a_sunspec_device_and_drafts_its_config(base):
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from agent.cli.cmd_scan import command
+    from agent.config.loader import load_config_text
+
+    port = free_port()
+    handle = await start(tcp=f"127.0.0.1:{port}", unit=3, sim=SunSpecSim(base=base, clock=SimClock()))
+    try:
+        res = await asyncio.to_thread(CliRunner().invoke, command,
+                                      ["--tcp", f"127.0.0.1:{port}", "--units", "2-3", "--timeout", "0.5"])
+    finally:
+        await handle.stop()
+    out = res.output
+    assert res.exit_code == 0, out
+    assert f"unit   3: answers; SunSpec at {base}: models 1, 103, 123, 124, 802, 203" in out
+    assert 'type = "sunspec"' in out and "models = [103, 123, 124, 802, 203]" in out
+    toml = out[out.index("[lines"):] if "[lines" in out else out
+    cfg = load_config_text('[gateway]\nid = "gw"\n' + toml)
+    assert [d.type for d in cfg.devices] == ["sunspec"]
