@@ -30,12 +30,13 @@ from agent.processing.carbon import CarbonFactors
 from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 
-from .allocator import Demand, allocate, allocate_in_order, hold_back
+from .allocator import Demand, allocate, allocate_in_order, fair_share, hold_back
 from .config import SiteConfig
 from .measure import BaseEstimator
 from .phases import fit_phases
 from .planner import Headroom, plan
 from .sessions import SessionBook, next_local_time
+from .solar import Flows, Mode, SolarControl
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class SiteController:
         self.failsafe = False
         self._meter_sid = series.id(config.grid_meter.device, config.grid_meter.metric)
         self.measure = BaseEstimator(meter_lag_s=config.meter_lag, car_ramp_s=config.car_ramp, limit_w=config.limit_w)
+        self.solar = SolarControl(config.solar, self._value, align=self._align) if config.solar is not None else None
+        self.flows: Flows | None = None
+        self._grid_ts = 0
 
     # --- the command hook (agent.commands.router.SiteHook) -----------------------------------
     def manages(self, device: str) -> bool:
@@ -181,6 +185,7 @@ class SiteController:
         charging_a = [0.0, 0.0, 0.0]
         reserved_a = [0.0, 0.0, 0.0]
         out: dict[str, float] = {}
+        drawn_by: dict[str, float] = {}
         for n in self.drivers:
             wpa = self._voltage * self._phases[n]
             prev = self.alloc.get(n, 0.0)
@@ -194,6 +199,7 @@ class SiteController:
             else:
                 drawn = prev * wpa
             charging_w += drawn
+            drawn_by[n] = drawn
             for p in self._wired[n]:
                 charging_a[p] += drawn / wpa
             if not fresh:  # unreachable: it may keep drawing what it had; reserve that, change nothing
@@ -215,7 +221,13 @@ class SiteController:
             cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
-        base_w = self.measure.base(grid_w - charging_w)
+        raw_base = grid_w - charging_w
+        self._grid_ts = grid_ts
+        if self.solar is not None:  # the limit never counts on the sun or the battery (agent.site.solar)
+            self.flows = self.solar.flows(grid_w, charging_w, now_ms)
+            raw_base = self.flows.gross_w
+            demands = self._modes(demands, drawn_by)
+        base_w = self.measure.base(raw_base)
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
@@ -237,6 +249,71 @@ class SiteController:
         info.update(mode="normal", period=period, grid_w=round(grid_w, 1), base_w=round(base_w, 1),
                     budget_w=round(budget_w, 1))
         return out, info
+
+    def _align(self, key: str, ts: int, w: float) -> float:
+        self.measure.observe(key, ts, w)
+        return self.measure.drawn_at_meter(key, self._grid_ts, w)
+
+    def _modes(self, demands: list[Demand], drawn_by: dict[str, float]) -> list[Demand]:
+        """Cap each demand by its charging mode: off 0, PV-only its share of the surplus (paused below
+        the minimum current), min+PV at least the minimum current."""
+        assert self.solar is not None and self.flows is not None
+        cfg = self.config
+        modes = {d.name: self.solar.mode(d.name) for d in demands}
+        pv = [d for d in demands if modes[d.name] in (Mode.PV, Mode.MINPV)]
+        shares = fair_share(pv, self.solar.pv_shares(self.flows, drawn_by), min_a=cfg.min_current) if pv else {}
+        out = []
+        for d in demands:
+            m = modes[d.name]
+            if m is Mode.OFF:
+                d = replace(d, cap_a=0.0)
+            elif m is Mode.PV:
+                d = replace(d, cap_a=min(d.cap_a, shares.get(d.name, 0.0)))
+            elif m is Mode.MINPV:
+                d = replace(d, cap_a=min(d.cap_a, max(cfg.min_current, shares.get(d.name, 0.0))))
+            out.append(d)
+        return out
+
+    async def _solar_step(self, now_ms: int, budget_w: float) -> list[dict[str, Any]]:
+        """Battery set-point and export cap, written through the gate with their reasons."""
+        s, f = self.solar, self.flows
+        if s is None or f is None:
+            return []
+        c = s.config
+        events: list[dict[str, Any]] = []
+        if f.fresh == s.failsafe:
+            s.failsafe = not f.fresh
+            events.append({"type": "site_solar_failsafe" if s.failsafe else "site_solar_recovered", "ts": now_ms,
+                           "reason": f.reason or "inverter and battery readings are fresh again"})
+        charging = sum(self.alloc.get(n, 0.0) * self._voltage * self._phases[n] for n in self.drivers)
+        room = budget_w - charging - self.measure.unseen_increase(self._grid_ts)  # the cars come first
+        target, why = s.battery_target(f, room)
+        settled = s.settled(self._grid_ts, self.config.meter_lag) or not f.fresh
+        if c.battery is not None:
+            last = s.battery_set_w
+            less_charging = last is not None and last < 0 and target > last
+            if (settled or less_charging) and (last is None or abs(target - last) >= c.deadband_kw * 1000
+                                               or (target == 0) != (last == 0)):
+                try:
+                    s.battery_set_w = float(await self.gate.write(c.battery, c.battery_point, round(target), by=SITE))
+                    s.last_write_ms = now_ms
+                    events.append({"type": "site_battery", "ts": now_ms, "device": c.battery, "set_w": s.battery_set_w,
+                                   "soc": None if math.isnan(f.soc) else round(f.soc, 1), "reason": why})
+                except Exception as e:  # noqa: BLE001 - the chargers' control goes on
+                    events.append({"type": "site_write_failed", "ts": now_ms, "device": c.battery,
+                                   "reason": f"{type(e).__name__}: {e}"})
+        cap, why = s.export_cap(f, s.battery_set_w if s.battery_set_w is not None else f.battery_w)
+        lower = cap is not None and cap < (s.cap_pct if s.cap_pct is not None else 100.0)  # curtailing is never held
+        if cap is not None and cap != s.cap_pct and c.inverter is not None and (settled or lower):
+            try:
+                s.cap_pct = float(await self.gate.write(c.inverter, c.export_point, cap, by=SITE))
+                s.last_write_ms = now_ms
+                events.append({"type": "site_export_cap", "ts": now_ms, "device": c.inverter, "cap_pct": s.cap_pct,
+                               "reason": why})
+            except Exception as e:  # noqa: BLE001
+                events.append({"type": "site_write_failed", "ts": now_ms, "device": c.inverter,
+                               "reason": f"{type(e).__name__}: {e}"})
+        return events
 
     def _phase_headroom(self, base_w: float, charging_a: list[float], reserved_a: list[float],
                         now_ms: int) -> tuple[float, float, float] | None:
@@ -317,6 +394,11 @@ class SiteController:
                     self.measure.raised(n, (a - prev) * wpa, now_ms)
             except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
                 events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
+        if self.solar is not None and "budget_w" in info:
+            events += await self._solar_step(now_ms, info["budget_w"])
+        elif self.solar is not None and self.flows is not None:  # grid meter stale: hold the battery
+            self.flows = replace(self.flows, fresh=False, reason=info.get("reason", ""))
+            events += await self._solar_step(now_ms, 0.0)
         events += self.sessions.shortfall_events(info.get("shortfall_wh", {}), now_ms)
         if changed:
             events.append({"type": "site_allocation", "ts": now_ms, **info,

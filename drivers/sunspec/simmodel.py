@@ -36,6 +36,7 @@ class PvArray:
     lat_deg: float = 31.2  # Shanghai
     day_of_year: int = 172
     cloudiness: float = 0.0  # 0 sunny; 1 heavy passing cloud
+    edge_every_s: float = 600.0  # mean seconds between cloud edges (at cloudiness 1)
     seed: int = 0
     _cloud: float = 1.0
     _rng: random.Random = field(default_factory=random.Random)
@@ -50,7 +51,7 @@ class PvArray:
             return
         floor = 1.0 - 0.8 * self.cloudiness
         self._cloud += self._rng.gauss(0.0, 0.08 * math.sqrt(max(dt, 0.0) / 60.0)) * self.cloudiness
-        if self._rng.random() < min(1.0, dt / 600.0) * self.cloudiness:  # a cloud edge: a sudden step
+        if self._rng.random() < min(1.0, dt / self.edge_every_s) * self.cloudiness:  # a cloud edge: a sudden step
             self._cloud = self._rng.uniform(floor, 1.0)
         self._cloud = min(1.0, max(floor, self._cloud))
 
