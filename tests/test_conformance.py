@@ -42,6 +42,9 @@ from drivers.pulse_counter import SPEC as PULSE_COUNTER
 from drivers.replay import SPEC as REPLAY
 from drivers.sds011 import SPEC as SDS011
 from drivers.sds011.sim import Sds011Sim
+from drivers.sunspec import SPEC as SUNSPEC
+from drivers.sunspec.sim import SunSpecSim
+from drivers.sunspec.sim import start as start_sunspec
 from firmware_bridge import SPEC as MCU_NODE
 from tests.drivers.test_bme680 import datasheet
 from tests.sim_thread import free_port
@@ -298,6 +301,25 @@ class TestDlt645(DriverConformance):
     def dead(self, tmp_path: Path) -> SimDevice:
         return SimDevice(device={"type": "dlt645", "line": "rs485", "address": "123456781012", "timeout": 2,
                                  "request_timeout": 0.3}, lines={"rs485": serial(str(tmp_path / "ttyABSENT"))})
+
+
+class TestSunSpec(DriverConformance):
+    spec = SUNSPEC
+    DEVICE = {"type": "sunspec", "line": "m", "unit": 1, "models": [103, 123, 124, 802, 203]}
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        port = free_port()
+        sim = await start_sunspec(tcp=f"127.0.0.1:{port}", sim=SunSpecSim(clock=lambda: 0.0))  # time stands still
+        try:
+            yield SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(port)},
+                            expected=lambda: {"battery_soc": 50.0, "storage_soc": 50.0, "pv_frequency": 50.0,
+                                              "power_limit": 100.0, "voltage_l1": 230.0})
+        finally:
+            await sim.stop()
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(free_port())})
 
 
 def test_every_built_in_driver_is_covered() -> None:
