@@ -55,7 +55,7 @@ def longest_export_s(samples, limit_w: float) -> float:
 
 @pytest.mark.parametrize("soc", [0.25, 0.79], ids=["battery-low", "battery-full"])
 def test_limit_export_and_soc_hold_with_sun_and_storage(tmp_path, mosquitto, soc):
-    r = run_loop(tmp_path, mosquitto, seconds=60.0, spec=plant(soc), solar=SOLAR)
+    r = run_loop(tmp_path, mosquitto, seconds=60.0, spec=plant(soc), solar=SOLAR, unplugs=[(50.0, 2), (55.0, 1)])
     limit_w = LIMIT_KW * 1000
     worst = r.worst
     assert r.over(limit_w) == 0, f"{r.over(limit_w)} meter samples over {limit_w:.0f} W, worst {worst.meter_w:.0f} W"
@@ -73,6 +73,11 @@ def test_limit_export_and_soc_hold_with_sun_and_storage(tmp_path, mosquitto, soc
         assert any("ceiling" in e["reason"] for e in battery) or r.of_type("site_export_cap"), reasons
         assert r.of_type("site_export_cap")
     assert max(s.charging_w for s in r.samples) >= 10_000
+    # the car leaving on cp1 (charging "now") is reported with its energy by source, PV share and carbon
+    done = [e for e in r.of_type("site_session_energy") if e["device"] == "cp1"]
+    assert len(done) == 1 and done[0]["energy_kwh"] > 0.05, r.of_type("site_session_energy")
+    assert 0 < done[0]["pv_share"] <= 1 and done[0]["kgco2e"] >= 0
+    assert done[0]["energy_kwh"] == pytest.approx(done[0]["pv_kwh"] + done[0]["battery_kwh"] + done[0]["grid_kwh"], abs=0.002)
 
 
 # --- the decisions, one step at a time (no plant) -----------------------------------------------
@@ -209,3 +214,35 @@ def test_site_solar_config_names_what_is_missing():
     with pytest.raises(ConfigError, match="soc_min"):
         load_config_text(SITE_TOML.replace("battery_max_kw = 30", "battery_max_kw = 30\nsoc_min = 90\nsoc_max = 50")
                          .replace("WRITABLE", ""))
+
+
+# --- energy flows and each session's share ---------------------------------------------------------
+
+def test_flows_split_pv_first_to_the_site_then_the_battery_then_the_grid():
+    from agent.site.flows import split
+
+    s = split(pv_w=20_000, battery_w=-5_000, grid_w=-3_000)  # site consumes 12 kW
+    assert (s.pv_site, s.pv_battery, s.pv_grid, s.grid_site, s.grid_battery) == (12_000, 5_000, 3_000, 0, 0)
+    s = split(pv_w=4_000, battery_w=6_000, grid_w=5_000)  # 15 kW: sun, then battery, then grid
+    assert (s.pv_site, s.battery_site, s.grid_site, s.battery_grid) == (4_000, 6_000, 5_000, 0)
+    s = split(pv_w=0, battery_w=-10_000, grid_w=18_000)  # valley charging from the grid
+    assert (s.grid_site, s.grid_battery) == (8_000, 10_000)
+
+
+def test_a_session_carries_pv_share_cost_and_carbon_and_the_battery_what_charged_it():
+    from agent.site.flows import EnergyBook, split
+
+    book = EnergyBook()
+    # an hour: the battery charges 10 kWh, half from the sun, half from the grid at 0.5 kg/kWh, 1 CNY/kWh
+    book.step(split(pv_w=5_000, battery_w=-10_000, grid_w=5_000), 3600, chargers_w={}, factor_kg_kwh=0.5,
+              price_per_kwh=1.0)
+    assert book.battery_wh == 10_000 and book.battery_pv_wh == 5_000 and book.battery_co2_g == 2_500
+    # an hour: a car draws 10 kW of a 20 kW site fed by 8 kW sun, 8 kW battery, 4 kW grid
+    book.step(split(pv_w=8_000, battery_w=8_000, grid_w=4_000), 3600, chargers_w={"cp1": 10_000},
+              factor_kg_kwh=0.5, price_per_kwh=1.0)
+    r = book.close("cp1")
+    assert r == {"energy_kwh": 10.0, "pv_kwh": 4.0, "battery_kwh": 4.0, "grid_kwh": 2.0,
+                 "pv_share": 0.6,  # 4 kWh direct + half of the battery's 4 kWh
+                 "cost": 4.0,  # 2 kWh grid at 1 CNY/kWh + 4 kWh battery at 0.5 CNY/kWh
+                 "kgco2e": 2.0}  # 2 kWh grid at 0.5 + 4 kWh battery at 0.25
+    assert book.close("cp1") is None

@@ -30,18 +30,20 @@ from agent.processing.carbon import CarbonFactors
 from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 
-from .allocator import Demand, allocate, allocate_in_order, fair_share, hold_back
+from .allocator import Demand, allocate, allocate_in_order, hold_back
 from .config import SiteConfig
+from .flows import EnergyBook
 from .measure import BaseEstimator
 from .phases import fit_phases
 from .planner import Headroom, plan
 from .sessions import SessionBook, next_local_time
-from .solar import Flows, Mode, SolarControl
+from .solar import Flows, SolarControl
+from .solar_steps import SolarSteps
 
 log = logging.getLogger(__name__)
 
 
-class SiteController:
+class SiteController(SolarSteps):
     def __init__(
         self,
         config: SiteConfig,
@@ -83,6 +85,9 @@ class SiteController:
         self.solar = SolarControl(config.solar, self._value, align=self._align) if config.solar is not None else None
         self.flows: Flows | None = None
         self._grid_ts = 0
+        self.book = EnergyBook()  # energy by source per session, with sun and storage
+        self._booked_ts = 0
+        self._pending: list[dict[str, Any]] = []
 
     # --- the command hook (agent.commands.router.SiteHook) -----------------------------------
     def manages(self, device: str) -> bool:
@@ -213,6 +218,8 @@ class SiteController:
                 self._car_caps.pop(n, None)
                 if not state.connected:
                     self.sessions.unplugged(n)
+                    if (report := self.book.close(n)) is not None:
+                        self._pending.append({"type": "site_session_energy", "ts": now_ms, "device": n, **report})
                 out[n] = 0.0
                 continue
             self._since.setdefault(n, now_ms)
@@ -227,6 +234,7 @@ class SiteController:
             self.flows = self.solar.flows(grid_w, charging_w, now_ms)
             raw_base = self.flows.gross_w
             demands = self._modes(demands, drawn_by)
+            self._book(grid_ts, {d.name: drawn_by[d.name] for d in demands})  # sessions plugged in now
         base_w = self.measure.base(raw_base)
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
@@ -249,71 +257,6 @@ class SiteController:
         info.update(mode="normal", period=period, grid_w=round(grid_w, 1), base_w=round(base_w, 1),
                     budget_w=round(budget_w, 1))
         return out, info
-
-    def _align(self, key: str, ts: int, w: float) -> float:
-        self.measure.observe(key, ts, w)
-        return self.measure.drawn_at_meter(key, self._grid_ts, w)
-
-    def _modes(self, demands: list[Demand], drawn_by: dict[str, float]) -> list[Demand]:
-        """Cap each demand by its charging mode: off 0, PV-only its share of the surplus (paused below
-        the minimum current), min+PV at least the minimum current."""
-        assert self.solar is not None and self.flows is not None
-        cfg = self.config
-        modes = {d.name: self.solar.mode(d.name) for d in demands}
-        pv = [d for d in demands if modes[d.name] in (Mode.PV, Mode.MINPV)]
-        shares = fair_share(pv, self.solar.pv_shares(self.flows, drawn_by), min_a=cfg.min_current) if pv else {}
-        out = []
-        for d in demands:
-            m = modes[d.name]
-            if m is Mode.OFF:
-                d = replace(d, cap_a=0.0)
-            elif m is Mode.PV:
-                d = replace(d, cap_a=min(d.cap_a, shares.get(d.name, 0.0)))
-            elif m is Mode.MINPV:
-                d = replace(d, cap_a=min(d.cap_a, max(cfg.min_current, shares.get(d.name, 0.0))))
-            out.append(d)
-        return out
-
-    async def _solar_step(self, now_ms: int, budget_w: float) -> list[dict[str, Any]]:
-        """Battery set-point and export cap, written through the gate with their reasons."""
-        s, f = self.solar, self.flows
-        if s is None or f is None:
-            return []
-        c = s.config
-        events: list[dict[str, Any]] = []
-        if f.fresh == s.failsafe:
-            s.failsafe = not f.fresh
-            events.append({"type": "site_solar_failsafe" if s.failsafe else "site_solar_recovered", "ts": now_ms,
-                           "reason": f.reason or "inverter and battery readings are fresh again"})
-        charging = sum(self.alloc.get(n, 0.0) * self._voltage * self._phases[n] for n in self.drivers)
-        room = budget_w - charging - self.measure.unseen_increase(self._grid_ts)  # the cars come first
-        target, why = s.battery_target(f, room)
-        settled = s.settled(self._grid_ts, self.config.meter_lag) or not f.fresh
-        if c.battery is not None:
-            last = s.battery_set_w
-            less_charging = last is not None and last < 0 and target > last
-            if (settled or less_charging) and (last is None or abs(target - last) >= c.deadband_kw * 1000
-                                               or (target == 0) != (last == 0)):
-                try:
-                    s.battery_set_w = float(await self.gate.write(c.battery, c.battery_point, round(target), by=SITE))
-                    s.last_write_ms = now_ms
-                    events.append({"type": "site_battery", "ts": now_ms, "device": c.battery, "set_w": s.battery_set_w,
-                                   "soc": None if math.isnan(f.soc) else round(f.soc, 1), "reason": why})
-                except Exception as e:  # noqa: BLE001 - the chargers' control goes on
-                    events.append({"type": "site_write_failed", "ts": now_ms, "device": c.battery,
-                                   "reason": f"{type(e).__name__}: {e}"})
-        cap, why = s.export_cap(f, s.battery_set_w if s.battery_set_w is not None else f.battery_w)
-        lower = cap is not None and cap < (s.cap_pct if s.cap_pct is not None else 100.0)  # curtailing is never held
-        if cap is not None and cap != s.cap_pct and c.inverter is not None and (settled or lower):
-            try:
-                s.cap_pct = float(await self.gate.write(c.inverter, c.export_point, cap, by=SITE))
-                s.last_write_ms = now_ms
-                events.append({"type": "site_export_cap", "ts": now_ms, "device": c.inverter, "cap_pct": s.cap_pct,
-                               "reason": why})
-            except Exception as e:  # noqa: BLE001
-                events.append({"type": "site_write_failed", "ts": now_ms, "device": c.inverter,
-                               "reason": f"{type(e).__name__}: {e}"})
-        return events
 
     def _phase_headroom(self, base_w: float, charging_a: list[float], reserved_a: list[float],
                         now_ms: int) -> tuple[float, float, float] | None:
@@ -375,7 +318,7 @@ class SiteController:
             if until <= now_ms:
                 del self.boost_until[n]
         targets, info = self.targets(now_ms)
-        events: list[dict[str, Any]] = []
+        events, self._pending = self._pending, []
         failsafe = info["mode"] == "failsafe"
         if failsafe != self.failsafe:
             self.failsafe = failsafe
