@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.commands.gate import SITE, WriteGate, Writer
-from agent.commands.parse import Action
+from agent.commands.parse import Action, Code, Refusal
 from agent.commands.session import SessionRequest
 from agent.contract import Clock
 from agent.contract.charger import ChargerKeys, ChargerMetric, ChargerPoint, IecState
@@ -129,9 +129,15 @@ class SiteController(SolarSteps):
         """The ``set_session`` command: a local "HH:MM" departure is the next such time from now."""
         dep = request.departure
         departure_ms = next_local_time(self.plan_tariff, dep, self.clock.now_ms()) if isinstance(dep, str) else dep
+        if request.mode is not None and self.solar is None:
+            raise Refusal(Code.NOT_WRITABLE, "a charging mode needs [site.solar] (PV and storage on the site)")
         self.set_session(device, departure_ms=departure_ms, energy_kwh=request.energy_kwh,
                          car_max_a=request.max_current_a)
-        return {"departure": departure_ms, "energy_kwh": request.energy_kwh, "max_current_a": request.max_current_a}
+        out = {"departure": departure_ms, "energy_kwh": request.energy_kwh, "max_current_a": request.max_current_a}
+        if request.mode is not None and self.solar is not None:
+            self.solar.set_mode(device, request.mode)  # until the car is unplugged
+            out["mode"] = request.mode
+        return out
 
     # --- one control step ---------------------------------------------------------------------
     def _value(self, device: str, metric: str) -> tuple[float, int]:
@@ -218,6 +224,8 @@ class SiteController(SolarSteps):
                 self._car_caps.pop(n, None)
                 if not state.connected:
                     self.sessions.unplugged(n)
+                    if self.solar is not None:
+                        self.solar.modes.pop(n, None)
                     if (report := self.book.close(n)) is not None:
                         self._pending.append({"type": "site_session_energy", "ts": now_ms, "device": n, **report})
                 out[n] = 0.0
