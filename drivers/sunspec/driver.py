@@ -10,7 +10,7 @@ Writes: ``power_limit`` (model 123, % of WMax, the inverter's output/export cap)
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from agent.contract import (
     Batch,
     DriverContext,
+    EnergyConfig,
     MetricSpec,
     ModbusDevice,
     ModbusLine,
@@ -29,7 +30,7 @@ from agent.contract import (
 from .catalog import Entry, entries
 from .codec import decode_model, encode_point, scale_of
 from .discovery import Found, discover
-from .models import SUPPORTED, ModelsUnavailable, model
+from .models import METERS, SUPPORTED, ModelsUnavailable, model
 
 MAX_READ = 125
 POWER_LIMIT = "power_limit"
@@ -47,6 +48,14 @@ class SunSpecConfig(ModbusDevice):
                         '"battery_power" (model 124).')
     battery_max_w: float | None = Field(None, gt=0, description="Battery power rating (W): the bounds of battery_power.")
     request_timeout: float | None = Field(None, gt=0, le=60, description="Reply timeout per request (default: the line's).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_energy(cls, data: Any) -> Any:
+        """With a meter model, the energy ledger books the grid import (not the PV production)."""
+        if isinstance(data, dict) and "energy" not in data and METERS & set(data.get("models") or ()):
+            data = {**data, "energy": EnergyConfig(metric="energy_import")}
+        return data
 
     @field_validator("models")
     @classmethod

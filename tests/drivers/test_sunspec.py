@@ -180,6 +180,11 @@ async def test_a_model_the_device_lacks_is_named(rig):
         await handle.stop()
 
 
+def test_with_a_meter_model_the_ledger_books_the_grid_import():
+    assert config(models=[103, 203], writable=[]).energy.metric == "energy_import"
+    assert config(models=[103, 203], writable=[], energy={"metric": "energy_export"}).energy.metric == "energy_export"
+
+
 def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match="unsupported SunSpec model"):
         config(models=[999])
