@@ -25,6 +25,7 @@ from tests.sim_thread import free_port
 
 GATEWAY = "gw-loop"
 LIMIT_KW = 30.0
+MAX_BATTERY_W = 30_000
 
 # cars arriving one after another (s after the start, unit, car): ramps while others charge,
 # a car that takes only 16 A, a single-phase car, and a car that is full early and frees its share
@@ -38,8 +39,13 @@ CARS: list[tuple[float, int, Car]] = [
 UNPLUGS: list[tuple[float, int]] = [(50.0, 2)]
 
 
+SOLAR_DEVICE = ('[[devices]]\nname = "inv"\ntype = "sunspec"\nmodels = [103, 123, 124, 802]\nunit = 1\n'
+                'line = "solar"\npoll_interval = 1.0\nwritable = ["power_limit", "battery_power"]\n')
+
+
 def agent_config(tmp: Path, broker: Broker, meter_port: int, charger_port: int, *, chargers: int,
-                 planner: bool, site_options: str = "") -> Path:
+                 planner: bool, site_options: str = "", solar_port: int | None = None, solar: str = "") -> Path:
+    """``solar``: the [site.solar] table's body (with a SunSpec PV + battery device "inv" on ``solar_port``)."""
     names = [f"cp{i}" for i in range(1, chargers + 1)]
     body = [f'[gateway]\nid = "{GATEWAY}"\nstate_dir = "{tmp / "state"}"\n',
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
@@ -50,11 +56,15 @@ def agent_config(tmp: Path, broker: Broker, meter_port: int, charger_port: int, 
     for i, n in enumerate(names, 1):
         body.append(f'[[devices]]\nname = "{n}"\ntype = "modbus_charger"\nprofile = "charx"\nunit = {i}\n'
                     f'line = "chargers"\npoll_interval = 1.0\nwritable = ["current_limit"]\n')
+    if solar_port is not None:
+        body.append(f'[lines.solar]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {solar_port}\n')
+        body.append(SOLAR_DEVICE + f"battery_max_w = {MAX_BATTERY_W}\n")
     # one price all day, so the plan (and the test) does not depend on the hour it runs at
     body.append('[processing.tariff]\nprices = { flat = 1.0 }\nweekday = [{ start = "00:00", end = "24:00", period = "flat" }]\n')
     site = f'[site]\nchargers = {orjson.dumps(names).decode()}\nlimit_kw = {LIMIT_KW}\n{site_options}'
     site += ('[site.planner]\nenabled = true\ndefault = { dwell_hours = 4, energy_kwh = 10 }\n' if planner
              else '[site.tou]\nenabled = false\n')
+    site += f"[site.solar]\n{solar}\n" if solar_port is not None else ""
     body.append(site + '[site.grid_meter]\ndevice = "grid"\nmetric = "power_total"\n')
     path = tmp / "agent.toml"
     path.write_text("\n".join(body))
@@ -85,7 +95,7 @@ class LoopResult:
 def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool = False,
              spec: PlantSpec | None = None, cars: list[tuple[float, int, Car]] = CARS,
              unplugs: list[tuple[float, int]] = UNPLUGS, ready_timeout: float = 180.0,
-             site_options: str = "") -> LoopResult:
+             site_options: str = "", solar: str = "") -> LoopResult:
     """Start the plant, the agent and a subscriber; when the agent controls the site, run the cars'
     script for ``seconds`` of plant time; return the meter's samples and the agent's events."""
     spec = spec or PlantSpec()
@@ -93,11 +103,14 @@ def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool 
     thread = threading.Thread(target=loop.run_forever, name="site-plant", daemon=True)
     thread.start()
     meter_port, charger_port = free_port(), free_port()
+    solar_port = free_port() if spec.solar is not None else None
     plant = asyncio.run_coroutine_threadsafe(start_plant(spec, meter_tcp=f"127.0.0.1:{meter_port}",
-                                                         chargers_tcp=f"127.0.0.1:{charger_port}"), loop).result(60)
+                                                         chargers_tcp=f"127.0.0.1:{charger_port}",
+                                                         solar_tcp=f"127.0.0.1:{solar_port}" if solar_port else None),
+                                             loop).result(60)
     sub = Subscriber(broker, [f"edge/{GATEWAY}/event", f"edge/{GATEWAY}/telemetry/#"]).start()
     config = agent_config(tmp, broker, meter_port, charger_port, chargers=spec.chargers, planner=planner,
-                          site_options=site_options)
+                          site_options=site_options, solar_port=solar_port, solar=solar)
     agent = AgentProcess(config, tmp / "agent.log").start()
     try:
         try:

@@ -47,6 +47,9 @@ from drivers.pulse_counter import SPEC as PULSE_COUNTER
 from drivers.replay import SPEC as REPLAY
 from drivers.sds011 import SPEC as SDS011
 from drivers.sds011.sim import Sds011Sim
+from drivers.sunspec import SPEC as SUNSPEC
+from drivers.sunspec.sim import SunSpecSim
+from drivers.sunspec.sim import start as start_sunspec
 from firmware_bridge import SPEC as MCU_NODE
 from tests.drivers.test_bme680 import datasheet
 from tests.sim_thread import free_port
@@ -345,6 +348,25 @@ class TestBacnet(DriverConformance):
         return SimDevice(device={"type": "bacnet", "address": f"127.0.0.1:{free_udp_port()}", "device_instance": 1,
                                  "local_address": f"127.0.0.1:{free_udp_port()}", "request_timeout": 0.5,
                                  "objects": {"sat": {"object": "analog-input,4"}}}, lines={})
+
+
+class TestSunSpec(DriverConformance):
+    spec = SUNSPEC
+    DEVICE = {"type": "sunspec", "line": "m", "unit": 1, "models": [103, 123, 124, 802, 203]}
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        port = free_port()
+        sim = await start_sunspec(tcp=f"127.0.0.1:{port}", sim=SunSpecSim(clock=lambda: 0.0))  # time stands still
+        try:
+            yield SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(port)},
+                            expected=lambda: {"battery_soc": 50.0, "storage_soc": 50.0, "pv_frequency": 50.0,
+                                              "power_limit": 100.0, "voltage_l1": 230.0})
+        finally:
+            await sim.stop()
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(free_port())})
 
 
 def test_every_built_in_driver_is_covered() -> None:

@@ -143,3 +143,38 @@ async def test_hmac_signs_the_session_fields(tmp_path):
                                             energy_kwh=400))
     assert forged.result["code"] == "unauthorised" and forged.result["reason"] == "bad token"
     assert rig.site.sessions.need_kwh("cp1") == 40
+
+
+async def test_a_session_charging_mode_holds_until_the_car_leaves(tmp_path):
+    """With [site.solar], "mode" sets how this session charges: "pv" without surplus pauses it, "now"
+    charges it; unplugged, the charger's configured mode ("off" here) is back. Without [site.solar] it is refused."""
+    rig = Rig(solar={"default_mode": "off"})
+    router = CommandRouter(CommandsConfig.model_validate({"auth": "hmac", "secret": "s3cret-s3cret"}),
+                           devices={n: model_charger_config(n) for n in rig.drivers}, drivers=rig.drivers,
+                           ids=IdStore(tmp_path / "commands.db", limit=1000), clock=rig, site=rig.site)
+    rig.evse["cp1"].plug(Car(need_wh=60_000), rig.t)
+    body = {"id": "m1", "action": "set_session", "departure": rig.now_ms() + 4 * H, "energy_kwh": 30, "mode": "pv"}
+    out = await router.handle("cp1", cmd(**body, token=sign("s3cret-s3cret", "cp1", "m1", "set_session",
+                                                           session={**body, "mode": "now"})))
+    assert out.result["code"] == "unauthorised"  # the mode is signed: a changed mode fails the token
+    out = await router.handle("cp1", cmd(**body, token=sign("s3cret-s3cret", "cp1", "m1", "set_session", session=body)))
+    assert out.status == "accepted" and out.result["mode"] == "pv", out.result
+    for _ in range(3):
+        await rig.step()
+    assert rig.site.alloc["cp1"] == 0  # PV only, and no sun on this site
+    body = {**body, "id": "m2", "mode": "now"}
+    await router.handle("cp1", cmd(**body, token=sign("s3cret-s3cret", "cp1", "m2", "set_session", session=body)))
+    for _ in range(3):
+        await rig.step()
+    assert rig.site.alloc["cp1"] >= 6
+    bad = {**body, "id": "m3", "mode": "solar"}
+    out = await router.handle("cp1", cmd(**bad, token=sign("s3cret-s3cret", "cp1", "m3", "set_session", session=bad)))
+    assert out.result["code"] == "malformed" and "\"mode\" must be one of" in out.result["reason"]
+    rig.evse["cp1"].unplug(rig.t)
+    await rig.step()
+    assert rig.site.solar.mode("cp1").value == "off"  # the session's mode went with the car
+
+    plain, router2, _ = setup(tmp_path / "plain")
+    plain.evse["cp1"].plug(Car(need_wh=60_000), plain.t)
+    out = await router2.handle("cp1", cmd(id="m4", action="set_session", departure="23:00", energy_kwh=5, mode="pv"))
+    assert out.result["code"] == "not_writable" and "[site.solar]" in out.result["reason"]

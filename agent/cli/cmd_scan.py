@@ -22,6 +22,7 @@ from agent.errors import BusUnavailable, DeviceException, DeviceTimeout, Protoco
 from agent.simkit.net import parse_hostport
 
 from ..simkit.snippets import Draft, banner, modbus_line
+from .scan_sunspec import device_models, sunspec_models
 
 # metric name -> plausible range; a profile matches when all its probe metrics read plausibly
 PROBES = {"voltage": (80.0, 300.0), "voltage_l1": (80.0, 300.0), "frequency": (45.0, 65.0),
@@ -36,6 +37,7 @@ class Finding:
     profile: str | None = None
     probes: str = ""
     kind: str = "modbus_meter"  # the driver the profile belongs to (modbus_meter or modbus_charger)
+    sunspec: list[int] | None = None  # the models a config reads, when the unit speaks SunSpec
 
 
 def default_units(*, tcp: bool) -> str:
@@ -84,9 +86,16 @@ SERVER_DEVICE_FAILURE = 4
 
 
 async def identify(bus, f: Finding, timeout: float) -> None:
-    """Set the finding's profile: a meter profile whose probes read plausibly, else a charger's."""
+    """A SunSpec device (marker and model chain), else a meter profile whose probes read plausibly,
+    else a charger's."""
     from .scan_chargers import guess_charger
 
+    found = await sunspec_models(bus, f.unit, timeout)
+    if found is not None:
+        base, chain = found
+        f.sunspec = device_models(chain)
+        f.probes = f"SunSpec at {base}: models {', '.join(map(str, chain))}"
+        return
     f.profile, f.probes = await guess_profile(bus, f.unit, timeout)
     if f.profile is None:
         f.profile, f.probes = await guess_charger(bus, f.unit, timeout)
@@ -106,7 +115,7 @@ async def scan_line(bus, units: list[int], *, timeout: float) -> list[Finding]:
             f = Finding(u, "exception", f"exception {e.code}")
             if e.code == SERVER_DEVICE_FAILURE:
                 await identify(bus, f, timeout)
-                found.append(f if f.profile else Finding(u, "absent", f"exception {e.code}"))
+                found.append(f if f.profile or f.sunspec else Finding(u, "absent", f"exception {e.code}"))
                 continue
         except DeviceTimeout:
             found.append(Finding(u, "timeout"))
@@ -170,13 +179,15 @@ def add_to_draft(draft: Draft, scan: LineScan) -> int:
         return 0
     line = draft.add_line(scan.line_name, scan.line)
     for f in present:
-        if f.profile:
+        if f.sunspec:
+            draft.add_device(f"sunspec-{f.unit}", {"type": "sunspec", "models": f.sunspec, "unit": f.unit, "line": line})
+        elif f.profile:
             draft.add_device(f"{f.profile}-{f.unit}", {"type": f.kind, "profile": f.profile,
                                                        "unit": f.unit, "line": line})
         else:
             draft.comments.append(f"unit {f.unit} on line {line} answers but matched no known profile: "
                                   "add a [[devices]] with profile or [[devices.registers]]")
-    return sum(1 for f in present if f.profile)
+    return sum(1 for f in present if f.profile or f.sunspec)
 
 
 def _present(scan: LineScan) -> list[Finding]:
@@ -298,7 +309,9 @@ def command(port: str | None, tcp: str | None, units: str | None, baud: str | No
         found = scan.findings
         click.echo(f"== {scan.label}: {len(ids)} unit id(s) asked")
         for f in found:
-            if f.status == "ok":
+            if f.sunspec is not None:
+                click.echo(f"unit {f.unit:3d}: answers; {f.probes}")
+            elif f.status == "ok":
                 guess = f"profile {f.profile} ({f.probes})" if f.profile else "no known profile matched"
                 click.echo(f"unit {f.unit:3d}: answers; {guess}")
             elif f.status == "exception":

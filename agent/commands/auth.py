@@ -20,7 +20,7 @@ def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output
     """The bytes an HMAC token signs: device, id, action, value (3 decimals or empty) and ts, one per line;
     then the output number, only for a command that has one (set_output); then the point, only for a
     command that names one (write); for ``set_session`` also departure (as sent), energy_kwh and
-    max_current_a (3 decimals or empty)."""
+    max_current_a (3 decimals or empty), then mode when given."""
     lines = [device, cmd_id, action, _num(value), "" if ts is None else str(int(ts))]
     if output is not None:
         lines.append(str(int(output)))
@@ -30,6 +30,8 @@ def canonical(device: str, cmd_id: str, action: str, value: Any, ts: Any, output
         s = session or {}
         dep = s.get("departure")
         lines += ["" if dep is None else str(dep), _num(s.get("energy_kwh")), _num(s.get("max_current_a"))]
+        if s.get("mode") is not None:  # signed too; absent, the message is as before modes existed
+            lines.append(str(s["mode"]))
     return "\n".join(lines).encode()
 
 

@@ -37,7 +37,7 @@ class Action(enum.StrEnum):
 
 SITE_ACTIONS = {Action(a).point: Action(a) for a in ("start", "stop", "set_current_limit", "boost")}
 MAX_INDEX = 65_535
-SESSION_KEYS = {"departure", "energy_kwh", "max_current_a"}  # set_session only (agent.commands.session)
+SESSION_KEYS = {"departure", "energy_kwh", "max_current_a", "mode"}  # set_session only (agent.commands.session)
 POINT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 

@@ -16,6 +16,7 @@ MAX_ENERGY_KWH = 500.0
 MAX_CAR_CURRENT_A = 100.0
 MAX_AHEAD_MS = 7 * 86_400_000  # an epoch departure at most this far ahead
 LOCAL_TIME = re.compile(r"^(\d{2}):(\d{2})$")
+MODES = ("off", "now", "minpv", "pv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class SessionRequest:
     departure: str | int  # "HH:MM": the next such local time (processing.timezone); or epoch ms
     energy_kwh: float
     max_current_a: float | None = None
+    mode: str | None = None  # charging mode for this session (agent.site.solar): off, now, minpv, pv
 
 
 def _number(body: dict[str, Any], key: str, high: float, unit: str) -> float:
@@ -53,4 +55,7 @@ def parse_session(body: dict[str, Any], now_ms: int) -> SessionRequest:
     departure = _departure(body.get("departure"), now_ms)
     energy = _number(body, "energy_kwh", MAX_ENERGY_KWH, "kWh")
     car_a = _number(body, "max_current_a", MAX_CAR_CURRENT_A, "A") if body.get("max_current_a") is not None else None
-    return SessionRequest(departure, energy, car_a)
+    mode = body.get("mode")
+    if mode is not None and mode not in MODES:
+        raise Refusal(Code.MALFORMED, f"\"mode\" must be one of {', '.join(map(repr, MODES))}")
+    return SessionRequest(departure, energy, car_a, mode)

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from ..contract import DeviceConfig, Frozen, Name
 from ..contract.charger import ChargerKeys, ChargerMetric, ChargerPoint
 from ..hints import no_such_metric
+from .solar import SolarConfig
 
 
 class Period(enum.StrEnum):
@@ -97,6 +98,8 @@ class SiteConfig(Frozen):
                             "an increase is held in reserve until a grid reading this much (plus meter_lag) later shows it.")
     tou: TouConfig = TouConfig()
     planner: PlannerConfig = PlannerConfig()
+    solar: SolarConfig | None = Field(None, description="PV and a battery behind the grid meter: charging modes, "
+                                      "peak shaving, surplus charging, export limit.")
     charger_phase: dict[Name, Annotated[int, Field(ge=1, le=3)]] = Field({}, description="Site phase (1-3) a single-phase charger is wired to; default 1.")
     phase_currents: tuple[str, str, str] | None = Field(
         None, description="Grid meter metrics with the current per phase (A), for a per-phase limit (limit_a).")
@@ -109,6 +112,9 @@ class SiteConfig(Frozen):
             raise ValueError("the grid meter cannot be one of the chargers")
         if len(set(self.chargers)) != len(self.chargers):
             raise ValueError("a charger is listed twice")
+        unknown = [n for n in (self.solar.modes if self.solar else {}) if n not in self.chargers]
+        if unknown:
+            raise ValueError(f"solar.modes names {', '.join(map(repr, unknown))}, not among the site's chargers")
         return self
 
     @property
@@ -148,6 +154,30 @@ def site_reference_problems(site: SiteConfig | None, metrics: dict, writable: di
     return problems
 
 
+def _solar_problems(site: SiteConfig, devices: dict[str, DeviceConfig]) -> list[tuple[tuple, str]]:
+    """The inverter and battery are configured devices; the points the site writes are declared writable."""
+    s = site.solar
+    if s is None:
+        return []
+    problems: list[tuple[tuple, str]] = []
+    wants = [("inverter", s.inverter, s.export_point if s.export_limit_kw is not None else None),
+             ("battery", s.battery, s.battery_point)]
+    for key, name, point in wants:
+        if name is None:
+            continue
+        dev = devices.get(name)
+        if dev is None:
+            problems.append((("site", "solar", key), f"no device named {name!r}"))
+            continue
+        if point is None:
+            continue
+        points = {p.name: p for p in dev.points()} if hasattr(dev, "points") else {}
+        if point not in points or not points[point].writable:
+            problems.append((("site", "solar", key), f"device {name!r} does not declare {point} writable: the site "
+                             f"controller writes it, so add writable = [\"{point}\"] to it"))
+    return problems
+
+
 def cross_check_site(site: SiteConfig, configured: Sequence[DeviceConfig]) -> list[tuple[tuple, str]]:
     """Whole-file checks: the grid meter and every charger are configured devices; the chargers
     declare their current limit writable (the site controller writes it through the write gate)."""
@@ -162,4 +192,4 @@ def cross_check_site(site: SiteConfig, configured: Sequence[DeviceConfig]) -> li
         elif isinstance(dev, ChargerKeys) and ChargerPoint.CURRENT_LIMIT not in dev.writable:
             problems.append((("site", "chargers", i), f"device {n!r} does not declare current_limit writable: the "
                              "site controller sets its current limit, so add writable = [\"current_limit\"] to it"))
-    return problems
+    return problems + _solar_problems(site, devices)

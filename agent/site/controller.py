@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.commands.gate import SITE, WriteGate, Writer
-from agent.commands.parse import Action
+from agent.commands.parse import Action, Code, Refusal
 from agent.commands.session import SessionRequest
 from agent.contract import Clock
 from agent.contract.charger import ChargerKeys, ChargerMetric, ChargerPoint, IecState
@@ -32,15 +32,18 @@ from agent.series import LatestValues, SeriesTable
 
 from .allocator import Demand, allocate, allocate_in_order, hold_back
 from .config import SiteConfig
+from .flows import EnergyBook
 from .measure import BaseEstimator
 from .phases import fit_phases
 from .planner import Headroom, plan
 from .sessions import SessionBook, next_local_time
+from .solar import Flows, SolarControl
+from .solar_steps import SolarSteps
 
 log = logging.getLogger(__name__)
 
 
-class SiteController:
+class SiteController(SolarSteps):
     def __init__(
         self,
         config: SiteConfig,
@@ -79,6 +82,12 @@ class SiteController:
         self.failsafe = False
         self._meter_sid = series.id(config.grid_meter.device, config.grid_meter.metric)
         self.measure = BaseEstimator(meter_lag_s=config.meter_lag, car_ramp_s=config.car_ramp, limit_w=config.limit_w)
+        self.solar = SolarControl(config.solar, self._value, align=self._align) if config.solar is not None else None
+        self.flows: Flows | None = None
+        self._grid_ts = 0
+        self.book = EnergyBook()  # energy by source per session, with sun and storage
+        self._booked_ts = 0
+        self._pending: list[dict[str, Any]] = []
 
     # --- the command hook (agent.commands.router.SiteHook) -----------------------------------
     def manages(self, device: str) -> bool:
@@ -120,9 +129,15 @@ class SiteController:
         """The ``set_session`` command: a local "HH:MM" departure is the next such time from now."""
         dep = request.departure
         departure_ms = next_local_time(self.plan_tariff, dep, self.clock.now_ms()) if isinstance(dep, str) else dep
+        if request.mode is not None and self.solar is None:
+            raise Refusal(Code.NOT_WRITABLE, "a charging mode needs [site.solar] (PV and storage on the site)")
         self.set_session(device, departure_ms=departure_ms, energy_kwh=request.energy_kwh,
                          car_max_a=request.max_current_a)
-        return {"departure": departure_ms, "energy_kwh": request.energy_kwh, "max_current_a": request.max_current_a}
+        out = {"departure": departure_ms, "energy_kwh": request.energy_kwh, "max_current_a": request.max_current_a}
+        if request.mode is not None and self.solar is not None:
+            self.solar.set_mode(device, request.mode)  # until the car is unplugged
+            out["mode"] = request.mode
+        return out
 
     # --- one control step ---------------------------------------------------------------------
     def _value(self, device: str, metric: str) -> tuple[float, int]:
@@ -181,6 +196,7 @@ class SiteController:
         charging_a = [0.0, 0.0, 0.0]
         reserved_a = [0.0, 0.0, 0.0]
         out: dict[str, float] = {}
+        drawn_by: dict[str, float] = {}
         for n in self.drivers:
             wpa = self._voltage * self._phases[n]
             prev = self.alloc.get(n, 0.0)
@@ -194,6 +210,7 @@ class SiteController:
             else:
                 drawn = prev * wpa
             charging_w += drawn
+            drawn_by[n] = drawn
             for p in self._wired[n]:
                 charging_a[p] += drawn / wpa
             if not fresh:  # unreachable: it may keep drawing what it had; reserve that, change nothing
@@ -207,6 +224,10 @@ class SiteController:
                 self._car_caps.pop(n, None)
                 if not state.connected:
                     self.sessions.unplugged(n)
+                    if self.solar is not None:
+                        self.solar.modes.pop(n, None)
+                    if (report := self.book.close(n)) is not None:
+                        self._pending.append({"type": "site_session_energy", "ts": now_ms, "device": n, **report})
                 out[n] = 0.0
                 continue
             self._since.setdefault(n, now_ms)
@@ -215,7 +236,14 @@ class SiteController:
             cap = min(cap, self._car_cap(n, state, prev))
             boosted = self.boost_until.get(n, 0) > now_ms
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
-        base_w = self.measure.base(grid_w - charging_w)
+        raw_base = grid_w - charging_w
+        self._grid_ts = grid_ts
+        if self.solar is not None:  # the limit never counts on the sun or the battery (agent.site.solar)
+            self.flows = self.solar.flows(grid_w, charging_w, now_ms)
+            raw_base = self.flows.gross_w
+            demands = self._modes(demands, drawn_by)
+            self._book(grid_ts, {d.name: drawn_by[d.name] for d in demands})  # sessions plugged in now
+        base_w = self.measure.base(raw_base)
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
@@ -298,7 +326,7 @@ class SiteController:
             if until <= now_ms:
                 del self.boost_until[n]
         targets, info = self.targets(now_ms)
-        events: list[dict[str, Any]] = []
+        events, self._pending = self._pending, []
         failsafe = info["mode"] == "failsafe"
         if failsafe != self.failsafe:
             self.failsafe = failsafe
@@ -317,6 +345,11 @@ class SiteController:
                     self.measure.raised(n, (a - prev) * wpa, now_ms)
             except Exception as e:  # noqa: BLE001 - one charger failing must not stop the others
                 events.append({"type": "site_write_failed", "ts": now_ms, "device": n, "reason": f"{type(e).__name__}: {e}"})
+        if self.solar is not None and "budget_w" in info:
+            events += await self._solar_step(now_ms, info["budget_w"])
+        elif self.solar is not None and self.flows is not None:  # grid meter stale: hold the battery
+            self.flows = replace(self.flows, fresh=False, reason=info.get("reason", ""))
+            events += await self._solar_step(now_ms, 0.0)
         events += self.sessions.shortfall_events(info.get("shortfall_wh", {}), now_ms)
         if changed:
             events.append({"type": "site_allocation", "ts": now_ms, **info,

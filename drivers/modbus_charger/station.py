@@ -91,6 +91,7 @@ class PlantSpec:
     ramp_down_a_s: float = 16.0
     meter_lag_s: float = 1.0  # the meter's value is the site's power this long ago
     meter_period_s: float = 0.5  # how often the meter's registers (and the samples) update
+    solar: Any = None  # a drivers.sunspec.sim.SunSpecSim (PV and battery behind the meter), served on solar_tcp
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,9 @@ class Sample:
     meter_w: float  # what the meter's registers show from now on
     physical_w: float  # the site's power at this moment
     charging_w: float
+    pv_w: float = 0.0
+    battery_w: float = 0.0  # positive discharging
+    soc: float = float("nan")  # battery state of charge, 0..1
 
 
 @dataclass
@@ -108,6 +112,7 @@ class PlantHandle:
     chargers: ChargerSimHandle
     samples: list[Sample] = field(default_factory=list)
     task: asyncio.Task | None = None
+    solar: Any = None  # the SunSpec simulator's handle, when the plant has PV and a battery
     events: list[tuple[float, int, Car | None]] = field(default_factory=list)  # (plant time, unit, car or unplug)
     now: float = 0.0  # plant time of the last update
 
@@ -123,9 +128,11 @@ class PlantHandle:
             self.task.cancel()
         await self.chargers.stop()
         await self.meter.stop()
+        if self.solar is not None:
+            await self.solar.stop()
 
 
-async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str,
+async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str, solar_tcp: str | None = None,
                       clock: Callable[[], float] = time.monotonic) -> PlantHandle:
     """Chargers are unit ids 1..N on ``chargers_tcp`` (no cars until ``spec.plugs``); the meter is unit 1 on ``meter_tcp``."""
     from drivers.modbus_meter.sim import start as start_meter
@@ -135,6 +142,12 @@ async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str,
         sim.evse.ramp_up_a_s, sim.evse.ramp_down_a_s = spec.ramp_up_a_s, spec.ramp_down_a_s
     meter = await start_meter(profile="sdm630", tcp=meter_tcp, unit=1, update_interval=None)
     h = PlantHandle(spec, meter, ch)
+    sun = spec.solar
+    if sun is not None:  # the site's power is then base + charging - PV - battery discharge
+        from drivers.sunspec.sim import start as start_solar
+
+        assert solar_tcp is not None, "a plant with solar needs solar_tcp"
+        h.solar = await start_solar(tcp=solar_tcp, sim=sun)
     t0 = clock()
     history_t: list[float] = []
     history_w: list[float] = []
@@ -152,7 +165,11 @@ async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str,
             for sim in ch.sims.values():
                 sim.evse.advance(sim.now())
                 charging += sim.evse.power_w(sim.now())
-            physical = spec.base_w(t) + charging
+            pv = batt = 0.0
+            if sun is not None:
+                sun.advance()
+                pv, batt = sun.pv_w(sun.now()), sun.battery.power_w
+            physical = spec.base_w(t) + charging - pv - batt
             history_t.append(t)
             history_w.append(physical)
             if len(history_t) > 1000:  # keep what the lag can reach back to
@@ -162,7 +179,8 @@ async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str,
             for ph in ("l1", "l2", "l3"):
                 meter.units[1].pinned[f"power_{ph}"] = shown / 3
             await meter.pin(1, "power_total", shown)
-            h.samples.append(Sample(t, meter.values_of(1)["power_total"], physical, charging))
+            h.samples.append(Sample(t, meter.values_of(1)["power_total"], physical, charging, pv, batt,
+                                    sun.battery.soc if sun is not None else math.nan))
             await asyncio.sleep(spec.meter_period_s)
 
     h.task = asyncio.get_running_loop().create_task(run())

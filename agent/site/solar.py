@@ -1,0 +1,210 @@
+"""Sun and storage on site: charging modes, battery peak shaving and surplus charging, an export limit.
+
+The connection limit never counts on the sun or the battery: the chargers' hard budget is the limit
+less the site's own load *gross of PV and battery discharge* (and plus battery charging), so a cloud
+or a battery that trips cannot push the grid over it. PV and the battery only decide who charges
+when (the PV modes), cut the grid import (peak shaving, surplus charging) and keep export within
+the limit the grid connection allows (curtailing the inverter by its power-limit point).
+
+Charging modes, per charger (config) or per session (:meth:`SolarControl.set_mode`):
+
+- ``off``: no charging;
+- ``now``: as fast as the site limit allows;
+- ``minpv``: at least the minimum current, more from surplus PV;
+- ``pv``: only from surplus PV (paused when the surplus does not reach the minimum current).
+
+Readings from the inverter or the battery older than ``stale_after`` (or missing) put this part in
+fail-safe: the battery holds (0 W), PV-mode chargers pause, the export cap, if any, is set to the
+export limit itself as share of the array, and PV counts as zero.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from ..contract import Frozen, Name
+
+
+class Mode(enum.StrEnum):
+    OFF = "off"
+    NOW = "now"
+    MINPV = "minpv"
+    PV = "pv"
+
+
+class SolarConfig(Frozen):
+    """PV and a battery behind the grid meter (``[site.solar]``)."""
+
+    inverter: Name | None = Field(None, description="Device reporting PV power (e.g. a sunspec device).")
+    pv_metric: str = Field("pv_power", description="Its PV AC power metric (W).")
+    pv_peak_kw: float = Field(0.0, ge=0, description="Array peak power (kW): the export cap's 100 %, and PV assumed when unknown.")
+    battery: Name | None = Field(None, description="Device with the battery (declares battery_power writable).")
+    battery_point: str = Field("battery_power", description="Its power set-point point (W, positive discharges).")
+    battery_metric: str = Field("battery_power", description="Its battery power metric (W, positive discharging).")
+    soc_metric: str = Field("battery_soc", description="Its state-of-charge metric (%).")
+    battery_max_kw: float = Field(0.0, ge=0, description="Most the controller asks of the battery either way (kW).")
+    soc_min: float = Field(15.0, ge=0, le=100, description="Never discharge below this state of charge (%).")
+    soc_max: float = Field(95.0, ge=0, le=100, description="Never charge above this state of charge (%).")
+    peak_shave_kw: float | None = Field(None, gt=0, description="Discharge the battery when the grid import would exceed this (kW).")
+    surplus_charge: bool = Field(True, description="Charge the battery from PV that would otherwise be exported.")
+    export_limit_kw: float | None = Field(None, ge=0, description="Most export the grid connection allows (kW; 0 = zero export).")
+    export_point: str = Field("power_limit", description="The inverter's output cap point (% of pv_peak_kw).")
+    export_margin_kw: float = Field(1.0, ge=0, description="Kept between the export and its limit.")
+    deadband_kw: float = Field(0.5, ge=0, description="Battery set-point changes smaller than this are not written.")
+    settle: float = Field(2.0, ge=0, le=30, description="Seconds the battery and inverter take to follow a write: "
+                          "the next change (other than less charging or a lower cap) waits for a grid reading "
+                          "taken this long (plus the site's meter_lag) after it.")
+    stale_after: float = Field(15.0, gt=0, description="Seconds after which inverter or battery readings count as stale.")
+    default_mode: Mode = Field(Mode.NOW, description="Charging mode of chargers not listed in modes.")
+    modes: dict[Name, Mode] = Field({}, description='Charging mode per charger: "off", "now", "minpv", "pv".')
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SolarConfig:
+        if self.battery is not None and self.battery_max_kw <= 0:
+            raise ValueError("battery needs battery_max_kw (the most the controller asks of it)")
+        if self.soc_min >= self.soc_max:
+            raise ValueError(f"soc_min ({self.soc_min:g}) must be below soc_max ({self.soc_max:g})")
+        if self.export_limit_kw is not None and (self.inverter is None or self.pv_peak_kw <= 0):
+            raise ValueError("export_limit_kw needs inverter and pv_peak_kw (the cap is a share of the array)")
+        return self
+
+
+Reader = Callable[[str, str], tuple[float, int]]  # (device, metric) -> (value, ts ms)
+Align = Callable[[str, int, float], float]  # (key, ts ms of a reading, value) -> value at the grid reading's instant
+
+
+@dataclass
+class Flows:
+    """One step's view of the site (W)."""
+
+    grid_w: float
+    charging_w: float
+    pv_w: float = 0.0
+    battery_w: float = 0.0  # positive discharging
+    soc: float = math.nan
+    fresh: bool = True
+    reason: str = ""
+    unknown_w: float = 0.0  # battery power that cannot be seen (stale): counted against the limit
+
+    @property
+    def load_w(self) -> float:
+        """The site's own consumption: neither chargers nor battery."""
+        return self.grid_w - self.charging_w + self.pv_w + self.battery_w
+
+    @property
+    def gross_w(self) -> float:
+        """What the limit must hold for the site's own load without the sun and the battery's discharge
+        (a charging battery yields to the cars: its charge is capped by the room they leave)."""
+        return max(0.0, self.load_w) + self.unknown_w
+
+
+@dataclass
+class SolarControl:
+    config: SolarConfig
+    read: Reader
+    modes: dict[str, Mode] = field(default_factory=dict)
+    align: Align = lambda key, ts, v: v  # noqa: E731
+    battery_set_w: float | None = None  # what was last written
+    cap_pct: float | None = None
+    failsafe: bool = False
+    last_write_ms: int = 0
+
+    def mode(self, charger: str) -> Mode:
+        return self.modes.get(charger) or self.config.modes.get(charger, self.config.default_mode)
+
+    def set_mode(self, charger: str, mode: Mode | str) -> None:
+        self.modes[charger] = Mode(mode)
+
+    def flows(self, grid_w: float, charging_w: float, now_ms: int) -> Flows:
+        """PV and battery power at the grid reading's instant (``align``), and the site's load from them."""
+        c = self.config
+        f = Flows(grid_w, charging_w)
+        stale_ms = c.stale_after * 1000
+        problems = []
+        if c.inverter is not None:
+            v, ts = self.read(c.inverter, c.pv_metric)
+            if ts == 0 or math.isnan(v) or now_ms - ts > stale_ms:
+                problems.append(f"{c.inverter}.{c.pv_metric} is stale")
+                v = c.pv_peak_kw * 1000  # the load is judged as if the array gave all it can (and may stop)
+            else:
+                v = self.align("~pv", ts, v)
+            f.pv_w = max(0.0, v)
+        if c.battery is not None:
+            w, wts = self.read(c.battery, c.battery_metric)
+            soc, sts = self.read(c.battery, c.soc_metric)
+            if min(wts, sts) == 0 or math.isnan(w) or math.isnan(soc) or now_ms - min(wts, sts) > stale_ms:
+                problems.append(f"{c.battery} battery readings are stale")
+                w = 0.0
+                f.unknown_w = c.battery_max_kw * 1000  # it may be discharging (and stop) or charging at its rating
+            else:
+                f.soc = soc
+                w = self.align("~battery", wts, w)
+            f.battery_w = w
+        if problems:
+            f.fresh, f.reason = False, "; ".join(problems)
+        return f
+
+    def settled(self, grid_ts: int, lag_s: float) -> bool:
+        """Whether the grid reading of ``grid_ts`` shows what the last write did."""
+        return grid_ts >= self.last_write_ms + int((lag_s + self.config.settle) * 1000)
+
+    def pv_shares(self, f: Flows, drawn: dict[str, float]) -> float:
+        """Surplus W for the PV-mode chargers: what is exported, plus what they and a charging battery
+        draw now (cars come before the battery)."""
+        if not f.fresh:
+            return 0.0
+        pv_draw = sum(w for n, w in drawn.items() if self.mode(n) in (Mode.PV, Mode.MINPV))
+        return max(0.0, -f.grid_w + pv_draw + max(0.0, -f.battery_w))
+
+    def battery_target(self, f: Flows, hard_room_w: float) -> tuple[float, str]:
+        """The battery set-point (W, positive discharges) and why."""
+        c = self.config
+        if c.battery is None:
+            return 0.0, ""
+        if not f.fresh:
+            return 0.0, f"hold: {f.reason}"
+        rating = c.battery_max_kw * 1000
+        without = f.grid_w + f.battery_w  # the grid import if the battery did nothing
+        if c.peak_shave_kw is not None and without > c.peak_shave_kw * 1000:
+            if f.soc <= c.soc_min:
+                return 0.0, f"peak {without / 1000:.1f} kW over {c.peak_shave_kw:g} kW but SoC {f.soc:.0f} % at its floor"
+            want = min(rating, without - c.peak_shave_kw * 1000)
+            return want, f"peak shaving: grid would be {without / 1000:.1f} kW, threshold {c.peak_shave_kw:g} kW"
+        surplus = -without
+        if c.surplus_charge and surplus > 0:
+            if f.soc >= c.soc_max:
+                return 0.0, f"surplus {surplus / 1000:.1f} kW but SoC {f.soc:.0f} % at its ceiling"
+            want = min(rating, surplus, max(0.0, hard_room_w))
+            return -want, f"surplus charging: {surplus / 1000:.1f} kW would be exported"
+        return 0.0, "idle"
+
+    def export_cap(self, f: Flows, battery_next_w: float) -> tuple[float | None, str]:
+        """The inverter cap (% of the array) that keeps export within the limit, or None to leave it."""
+        c = self.config
+        if c.export_limit_kw is None:
+            return None, ""
+        peak = c.pv_peak_kw * 1000
+        allowed = c.export_limit_kw * 1000
+        if not f.fresh:
+            return max(0.0, min(100.0, allowed / peak * 100)), f"fail-safe: {f.reason}"
+        # the export once the battery follows its set-point (more discharge, less import)
+        export = -(f.grid_w - (battery_next_w - f.battery_w))
+        over = export - (allowed - c.export_margin_kw * 1000)
+        cap_w = (self.cap_pct if self.cap_pct is not None else 100.0) * peak / 100
+        if over > 0:
+            cap_w = max(0.0, min(cap_w, f.pv_w) - over)
+            return round(cap_w / peak * 100, 1), f"export {export / 1000:.1f} kW over {c.export_limit_kw:g} kW"
+        if self.cap_pct is not None and self.cap_pct < 100 and -over > 2 * c.export_margin_kw * 1000:
+            step = min(-over - c.export_margin_kw * 1000, 0.05 * peak)
+            return round(min(100.0, (cap_w + step) / peak * 100), 1), "export below its limit: cap eased"
+        return self.cap_pct, ""
+
+
+def decision(kind: str, now_ms: int, **kw: Any) -> dict[str, Any]:
+    return {"type": kind, "ts": now_ms, **kw}

@@ -1,0 +1,14 @@
+"""SunSpec PV inverters, meters and storage over Modbus (discovery of the model chain)."""
+
+from agent.contract import DriverSpec
+
+from .driver import SunSpecConfig, SunSpecDriver
+
+SPEC = DriverSpec(
+    type="sunspec",
+    config_model=SunSpecConfig,
+    factory=SunSpecDriver,
+    summary="SunSpec inverters (101-103, 111-113), meters (201-204), storage (124, 802) over Modbus RTU/TCP; "
+            "export limit (123) and battery power (124) writable.",
+    writable=True,
+)

@@ -1,0 +1,73 @@
+"""Which SunSpec points become which metrics: a short, stable name per point a site needs.
+
+Names are unique across the models one device may chain (a hybrid inverter: inverter + storage +
+meter), so one device's metrics never clash. ``scale`` converts the SunSpec unit to ours (Wh -> kWh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.contract import MetricKind, MetricSpec
+
+from .models import INVERTERS, METERS
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    point: str
+    metric: str
+    unit: str
+    kind: MetricKind = MetricKind.GAUGE
+    scale: float = 1.0
+    description: str = ""
+
+    def spec(self) -> MetricSpec:
+        return MetricSpec(self.metric, self.unit, self.kind, self.description,
+                          anomaly=self.kind is MetricKind.GAUGE)
+
+
+_G, _C, _S = MetricKind.GAUGE, MetricKind.COUNTER, MetricKind.STATE
+
+_INVERTER = (
+    Entry("W", "pv_power", "W", description="Inverter AC output power"),
+    Entry("WH", "pv_energy", "kWh", _C, 0.001, "Inverter AC energy produced"),
+    Entry("DCW", "pv_dc_power", "W", description="DC input power"),
+    Entry("Hz", "pv_frequency", "Hz", description="AC frequency at the inverter"),
+    Entry("PhVphA", "pv_voltage_l1", "V", description="Phase A voltage at the inverter"),
+    Entry("TmpCab", "pv_temperature", "°C", description="Cabinet temperature"),
+    Entry("St", "pv_state", "", _S, description="Operating state (1 off, 2 sleeping, 4 MPPT, 5 throttled, 7 fault)"),
+)
+_METER = (
+    Entry("W", "power", "W", description="Total active power at the meter (import positive)"),
+    Entry("TotWhImp", "energy_import", "kWh", _C, 0.001, "Energy imported"),
+    Entry("TotWhExp", "energy_export", "kWh", _C, 0.001, "Energy exported"),
+    Entry("Hz", "frequency", "Hz", description="Grid frequency"),
+    Entry("PhVphA", "voltage_l1", "V", description="Phase A voltage"),
+    Entry("A", "current", "A", description="Total current"),
+)
+_STORAGE = (
+    Entry("ChaState", "storage_soc", "%", description="State of charge (% of Ah rating)"),
+    Entry("WChaMax", "storage_max_charge_w", "W", description="Maximum charge power"),
+    Entry("InWRte", "storage_charge_rate", "%", description="Charge rate set-point (% of WChaMax)"),
+    Entry("OutWRte", "storage_discharge_rate", "%", description="Discharge rate set-point (% of WChaMax)"),
+    Entry("ChaSt", "storage_state", "", _S, description="Charge state (1 off, 2 empty, 3 discharging, 4 charging, 5 full, 6 holding)"),
+)
+_BATTERY = (
+    Entry("SoC", "battery_soc", "%", description="State of charge"),
+    Entry("SoH", "battery_soh", "%", description="State of health"),
+    Entry("W", "battery_power", "W", description="Battery DC power"),
+    Entry("V", "battery_voltage", "V", description="Battery voltage"),
+)
+_CONTROLS = (
+    Entry("WMaxLimPct", "power_limit", "%", description="Output power limit (% of WMax)"),
+    Entry("WMaxLim_Ena", "power_limit_enabled", "", _S, description="Output power limit enabled (1)"),
+)
+
+
+def entries(model_id: int) -> tuple[Entry, ...]:
+    if model_id in INVERTERS:
+        return _INVERTER
+    if model_id in METERS:
+        return _METER
+    return {124: _STORAGE, 802: _BATTERY, 123: _CONTROLS}.get(model_id, ())
