@@ -78,8 +78,8 @@ def charger_config(tmp_path: Path, broker_port: int, commands: str = "") -> Path
 def test_unsigned_commands_with_writable_points_are_said_plainly_by_check_run_and_doctor(tmp_path: Path,
                                                                                          mosquitto) -> None:
     cfg = charger_config(tmp_path, mosquitto.port)
-    said = ('commands are not signed ([commands] auth = "none") and 3 point(s) are writable (cp1: start, stop, '
-            "current_limit): anyone who can publish to edge/gw/cmd/# on the broker can start and stop chargers")
+    said = ('commands are not signed ([commands] auth = "none") and 3 point(s) are writable (cp1: current_limit, '
+            "start, stop): anyone who can publish to edge/gw/cmd/# on the broker can start and stop chargers")
     check = edge_agent("check", "--config", str(cfg))
     assert check.returncode == 0 and f"warning: {said}" in check.stderr, check.stderr
     assert '[commands] auth = "hmac"' in check.stderr and "docs/commands.md" in check.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ..commands.config import AuthMode
 from ..config.schema import AgentConfig
-from ..contract.charger import ChargerKeys
 from ..contract.points import DeclaresPoints
 
 HOW_TO_SIGN = ('[commands] auth = "hmac" with secret = "${cred:command-secret}" (docs/commands.md, '
@@ -19,16 +18,12 @@ HOW_TO_SIGN = ('[commands] auth = "hmac" with secret = "${cred:command-secret}" 
 
 
 def writable_points(cfg: AgentConfig) -> dict[str, list[str]]:
-    """Enabled device -> the points its config declares writable."""
+    """Enabled device -> the points its config declares writable (in the order it declares them)."""
     out: dict[str, list[str]] = {}
     for dev in cfg.devices:
-        if not dev.enabled:
-            continue
-        points = [p.value for p in dev.writable] if isinstance(dev, ChargerKeys) else []
-        if isinstance(dev, DeclaresPoints):
-            points += list(dev.writable_points())
-        if points:
-            out[dev.name] = points
+        if dev.enabled and isinstance(dev, DeclaresPoints):
+            if points := [p.name for p in dev.points() if p.writable]:
+                out[dev.name] = points
     return out
 
 
