@@ -71,6 +71,7 @@ class Pipeline:
         self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
         self._work = asyncio.Event()  # set when something is submitted
+        self.taps: list[Callable[[list[Pending]], None]] = []  # see every message of a cycle (the web page's events)
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
@@ -129,6 +130,8 @@ class Pipeline:
             self._last_flush = time.monotonic()
             messages.extend(self._derived(self.processor.flush(now_ms)))
         messages.extend(extra)
+        for tap in self.taps:
+            tap(messages)
         committed = 0
         if messages and not len(self.held):
             committed = self._commit(messages)
