@@ -132,7 +132,11 @@ def run_variant(variant: str, tmp: Path, broker: Broker, meters: list[int], sett
     proc = subprocess.Popen([sys.executable, __file__, "--child", variant, str(cfg), str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_status(vdir / "state", proc)
+        try:
+            wait_status(vdir / "state", proc)
+        except RuntimeError as e:
+            log.flush()
+            raise RuntimeError(f"{variant}: {e}\n{(vdir / 'agent.log').read_text()[-3000:]}") from None
         time.sleep(settle)
         idle = smaps(proc.pid)
         requests = browse(port, poll) if variant != "off" else 0
