@@ -13,6 +13,9 @@ command -v arm-none-eabi-gcc >/dev/null 2>&1 || PKGS+=(gcc-arm-none-eabi libnewl
 command -v qemu-system-arm >/dev/null 2>&1 || PKGS+=(qemu-system-arm)
 # Node.js and npm for the independent OCPP charge point (npm ocpp-rpc, tests/ocpp_rpc)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
+# Debian's chromium and its driver for the web page's browser tests (never a downloaded browser); a CJK font for the Chinese page
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || PKGS+=(chromium chromium-driver)
+fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || PKGS+=(fonts-wqy-microhei)
 if [ ${#PKGS[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

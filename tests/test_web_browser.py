@@ -217,6 +217,8 @@ def test_page_live_values_device_down_login_and_csrf(gateway, chrome) -> None:
     assert wait_until(lambda: attr(drv, "#dev-meter", "data-state") in ("down", "stale"), 60), log()
     assert text(drv, "#dev-meter .badge") in ("DOWN", "STALE")
     assert attr(drv, "#dev-cp1", "data-state") == "up"  # one bad device never hurts the others
+    drv.set_window_size(412, 2900)
+    shot(drv, "web-down.png")
 
 
 def test_chinese_page_and_language_switch(gateway, chrome) -> None:
