@@ -178,6 +178,7 @@ async def test_state_config_language_and_login_limit(web_agent):
     metrics = {v["metric"]: v for v in state["values"]["cp1"]}
     assert metrics and all("unit" in v and isinstance(v["flags"], list) for v in metrics.values())
     assert state["login"] == {"available": True, "csrf": None}
+    assert 0 < state["disk"]["free"] <= state["disk"]["total"]
 
     status, _, body = await call(http, port, "/api/config")
     text = body.decode()

@@ -180,6 +180,7 @@ def test_page_live_values_device_down_login_and_csrf(gateway, chrome) -> None:
                       and attr(drv, "#dev-cp1", "data-state") == "up", 120), log()
     assert text(drv, "#devices-card h2") == "Devices"
     assert text(drv, "#gateway") == "gw-plant-room"
+    assert "disk free" in text(drv, "#gw")
 
     voltage = '#dev-meter .val[data-metric="voltage"] b'
     first = text(drv, voltage)
@@ -229,6 +230,7 @@ def test_chinese_page_and_language_switch(gateway, chrome) -> None:
     assert text(drv, "#devices-card h2") == "设备"
     assert text(drv, "#dev-meter .badge") == "在线"
     assert text(drv, "#uplink-card h2") == "上行链路"
+    assert "磁盘剩余" in text(drv, "#gw")
     shot(drv, "web-zh.png")
     drv.find_element("id", "lang-en").click()
     assert wait_until(lambda: text(drv, "#devices-card h2") == "Devices", 10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -73,6 +74,7 @@ class WebServer:
         self.config = config
         self.host = host
         self.events = event_log
+        self.state_dir = state_dir
         self.password_path = config.password_path(state_dir)
         self.sessions = Sessions(lifetime_s=config.session_minutes * 60)
         slots = max(2, int(config.history_minutes * 60 / config.history_step))
@@ -146,9 +148,18 @@ class WebServer:
             "events": list(self.events.items)[-30:][::-1],
             "site": None if site is None else {"allocations": dict(site.alloc), "failsafe": bool(site.failsafe)},
             "writable": self.host.writable_points(),
+            "disk": self._disk(),
             "login": {"available": password.read_hash(self.password_path) is not None,
                       "csrf": session.csrf if session else None},
         }
+
+    def _disk(self) -> dict[str, int] | None:
+        """Free and total bytes where the outbox lives (what `doctor` checks), None when unknown."""
+        try:
+            usage = shutil.disk_usage(self.state_dir)
+        except OSError:
+            return None
+        return {"free": usage.free, "total": usage.total}
 
     def series_history(self, req: Request) -> Response:
         try:
