@@ -281,3 +281,29 @@ def test_page_code_is_imported_only_when_enabled(tmp_path, enabled) -> None:
     assert ("agent.web.server" in loaded) is enabled and ("agent.web.http" in loaded) is enabled
     if not enabled:
         assert loaded == ["agent.web.config"]  # the section model only (config validation needs it)
+
+
+def test_setup_stores_the_web_password_hashed(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli.main import cli
+    from agent.setup.install import SetupOptions
+    from agent.setup.steps import Report
+    from agent.setup.web_password import install_web_password
+    from agent.web.password import read_hash
+
+    short = CliRunner().invoke(cli, ["setup", "--root", str(tmp_path / "r1"), "--web-password"], input="short\n")
+    assert short.exit_code == 2 and "at least 8 characters" in short.output
+    assert not (tmp_path / "r1").exists()  # refused before anything was laid out
+
+    opts, report = SetupOptions(root=tmp_path / "r2"), Report()
+    path = tmp_path / "r2/var/lib/edge-agent/web-password"
+    path.parent.mkdir(parents=True)
+    install_web_password(report, opts, PASSWORD)
+    stored = read_hash(path)
+    assert stored is not None and PASSWORD not in path.read_text() and verify(PASSWORD, stored)
+    assert path.stat().st_mode & 0o777 == 0o600
+    install_web_password(report, opts, PASSWORD)
+    assert report.lines[-1] == ("ok", f"{path}: web password unchanged") and read_hash(path) == stored
+    install_web_password(report, opts, "another-password")
+    assert report.lines[-1][0] == "changed" and verify("another-password", read_hash(path))
