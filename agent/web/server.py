@@ -102,7 +102,10 @@ class WebServer:
 
     async def _sample_loop(self) -> None:
         while True:
-            self.history.sample(self.host.latest)
+            try:
+                self.history.sample(self.host.latest)
+            except Exception:  # noqa: BLE001 - the charts may miss a sample; the agent goes on
+                log.exception("web: sampling the chart history failed")
             await asyncio.sleep(self.config.history_step)
 
     # -- routes -------------------------------------------------------------------------------
