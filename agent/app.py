@@ -155,9 +155,27 @@ class Agent:
 
     async def _on_command(self, device: str, payload: bytes, retained: bool = False) -> None:
         """Answer on cmd/{device}/result (cmd//result for an empty device level) and audit, always."""
-        outcome = await self.commands.handle(device, payload, retained=retained)
+        await self.command(device, payload, retained=retained)
+
+    async def command(self, device: str, payload: bytes, *, retained: bool = False, source: str = "mqtt") -> dict:
+        """One command through the command path (gate, audit); its result is published and returned."""
+        outcome = await self.commands.handle(device, payload, retained=retained, source=source)
         self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.command_result(device), outcome.result))
         self.pipeline.submit_message(Pending(Priority.AUDIT, self.topics.audit, outcome.audit))
+        return outcome.result
+
+    def config_document(self) -> dict:
+        """The config in force as JSON (secrets already starred by their type)."""
+        return self.config.model_dump(mode="json")
+
+    def writable_points(self) -> dict[str, list[str]]:
+        """Devices a command can change, with what (for the web page's controls)."""
+        out = {name: [str(p) for p in self.commands.gate.writable(name)] for name in self.drivers}
+        if self.site is not None:
+            for name in self.drivers:
+                if self.site.manages(name):
+                    out[name] = sorted({*out[name], "set_session"})
+        return {name: points for name, points in out.items() if points}
 
     def _emit_remote(self, suffix: str, body: dict, audit: bool) -> None:
         self.pipeline.submit_message(Pending(Priority.AUDIT if audit else Priority.EVENT,
@@ -258,11 +276,28 @@ class Agent:
         await server.start()
         return server
 
+    async def _start_web(self):
+        """The local status page when ``[web] enabled`` (imported only then); OSError naming a busy address."""
+        if not self.config.web.enabled:
+            return None
+        from .web.server import WebServer
+        from .web.view import EventLog
+
+        events = EventLog(self.topics.event)
+        self.pipeline.taps.append(events.tap)
+        server = WebServer(self.config.web, self, event_log=events, state_dir=self.state_dir)
+        await server.start()
+        return server
+
     # -- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
-        try:  # first: a busy metrics address fails the start at once, before kernels are compiled
+        metrics = web = None
+        try:  # first: a busy metrics or web address fails the start at once, before kernels are compiled
             metrics = await self._start_metrics()
+            web = await self._start_web()
         except OSError:
+            if metrics is not None:
+                await metrics.stop()
             await self.shutdown()
             raise
         self._write_starting_status()
@@ -295,8 +330,9 @@ class Agent:
                 self.notifier.stopping()
             else:  # re-executing in place (same PID): systemd must not take it for a stop
                 self.notifier.notify("RELOADING=1", f"STATUS=restarting to {self.remote.restart} a pushed config")
-            if metrics is not None:
-                await metrics.stop()
+            for server in (metrics, web):
+                if server is not None:
+                    await server.stop()
             await self._stop_tasks(tasks)
             await self.shutdown()
 

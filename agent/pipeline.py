@@ -75,6 +75,7 @@ class Pipeline:
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
             require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
+        self.taps: list[Callable[[list[Pending]], None]] = []  # see every message of a cycle (the web page's events)
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
@@ -141,6 +142,8 @@ class Pipeline:
             for m in extra:  # answers and audit records go out at once, their time marked
                 m.body["clock"] = "unsynced"
         messages.extend(extra)
+        for tap in self.taps:
+            tap(messages)
         committed = 0
         if messages and not len(self.held):
             committed = self._commit(messages)

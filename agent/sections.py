@@ -13,6 +13,7 @@ from .homeassistant.config import HomeAssistantConfig
 from .metrics.config import MetricsConfig
 from .processing.config import ProcessingConfig, metric_problems
 from .site.config import SiteConfig, cross_check_site, site_reference_problems
+from .web.config import WebConfig
 
 
 def _processing_references(_: ProcessingConfig, facts: DeviceFacts) -> list[Problem]:
@@ -33,4 +34,5 @@ BUILTIN = (
     Section("homeassistant", HomeAssistantConfig, "Home Assistant MQTT discovery; a [homeassistant] table turns it on.",
             optional=True),
     Section("metrics", MetricsConfig, "Local Prometheus endpoint for the health figures (off by default)."),
+    Section("web", WebConfig, "Local status page for a phone or laptop, with writes behind a login (off by default)."),
 )

@@ -19,6 +19,9 @@ command -v chronyd >/dev/null 2>&1 || PKGS+=(chrony)
 # the fleet path: a RabbitMQ cluster (MQTT plugin) and PostgreSQL 15, started by the tests themselves
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || PKGS+=(rabbitmq-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || PKGS+=(postgresql-15)
+# Debian's chromium and its driver for the web page's browser tests (never a downloaded browser); a CJK font for the Chinese page
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || PKGS+=(chromium chromium-driver)
+fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || PKGS+=(fonts-wqy-microhei)
 if [ ${#PKGS[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -69,7 +69,7 @@ def test_config_imports_no_feature():
     """The config package defines the core sections; features register theirs (agent.sections)."""
     edges, why = area_graph()
     features = {"agent.site", "agent.commands", "agent.processing", "agent.homeassistant", "agent.metrics",
-                "agent.uplink", "agent.sections", "agent.app"}
+                "agent.uplink", "agent.sections", "agent.app", "agent.web"}
     bad = sorted(edges["agent.config"] & features)
     assert not bad, "\n".join(line for b in bad for line in why[("agent.config", b)])
 
@@ -79,7 +79,8 @@ def test_feature_section_models_depend_only_on_the_contract():
     pydantic, not the config package or another feature."""
     graph = grimp.build_graph("agent", cache_dir=None)
     allowed = ("agent.contract", "agent.hints")
-    for module in ("agent.site.config", "agent.commands.config", "agent.homeassistant.config", "agent.metrics.config"):
+    for module in ("agent.site.config", "agent.commands.config", "agent.homeassistant.config", "agent.metrics.config",
+                   "agent.web.config"):
         own = module.rsplit(".", 1)[0]
         bad = sorted(m for m in graph.find_modules_directly_imported_by(module)
                      if not m.startswith(allowed) and not m.startswith(own + "."))

@@ -97,7 +97,7 @@ def test_without_the_package_the_section_is_unknown(tmp_path: Path) -> None:
 
 def test_the_root_type_is_the_core_plus_the_registered_sections() -> None:
     names = [s.name for s in registered_sections()]
-    assert names == ["processing", "site", "commands", "homeassistant", "metrics"]
+    assert names == ["processing", "site", "commands", "homeassistant", "metrics", "web"]
     assert list(AgentConfig.model_fields) == [*CORE_SECTIONS, *names]
     assert issubclass(AgentConfig, CoreConfig)
     cfg = load_config_text('[gateway]\nid = "gw"\n', env={})
@@ -110,5 +110,5 @@ def test_the_config_reference_lists_the_registered_sections() -> None:
     from agent.docgen import render
 
     text = render()
-    assert "[processing], [site], [commands], [homeassistant], [metrics] are registered" in text
+    assert "[processing], [site], [commands], [homeassistant], [metrics], [web] are registered" in text
     assert "## [site]\n\nSite load management and time-of-use charging." in text

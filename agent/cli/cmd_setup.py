@@ -20,8 +20,10 @@ MARKS = {"changed": "+", "ok": "=", "planned": "~", "warning": "!", "check": " "
 @click.option("--credential-name", default="mqtt-password", show_default=True,
               help="Credential name, as the config refers to it: ${cred:NAME}.")
 @click.option("--enable", is_flag=True, help="Enable and start the service once the config check passes.")
+@click.option("--web-password", is_flag=True, help="Set the web page's login password (asked twice; one line on "
+                                                    "standard input when that is not a terminal), stored hashed.")
 def command(root: Path | None, config_source: Path | None, credential_file: Path | None, credential_name: str,
-            enable: bool) -> None:
+            enable: bool, web_password: bool) -> None:
     """Set this machine up to run the agent as a service, in one idempotent command.
 
     Creates the system user edge-agent (in the dialout, i2c and gpio groups that exist), the state
@@ -37,8 +39,13 @@ def command(root: Path | None, config_source: Path | None, credential_file: Path
     if root is not None:
         click.echo(f"setting up under {opts.root} (--root: no users created, no systemctl; those are listed with ~)")
     report = Report(echo=lambda kind, text: click.echo(f"{MARKS[kind]} {text}"))
+    secret = _ask_web_password() if web_password else None
     try:
         passed = setup(opts, report)
+        if secret is not None:
+            from ..setup.web_password import install_web_password
+
+            install_web_password(report, opts, secret)
     except SetupError as e:
         click.echo(f"setup failed: {e}", err=True)
         raise SystemExit(1) from None
@@ -48,3 +55,17 @@ def command(root: Path | None, config_source: Path | None, credential_file: Path
         click.echo(f"  - {step}")
     if not passed:
         raise SystemExit(EXIT_CHECK_FAILED)
+
+
+def _ask_web_password() -> str:
+    import sys
+
+    from ..web.password import MIN_LENGTH
+
+    if sys.stdin.isatty():
+        text = click.prompt("web page password", hide_input=True, confirmation_prompt=True)
+    else:
+        text = sys.stdin.readline().rstrip("\r\n")
+    if len(text) < MIN_LENGTH:
+        raise click.UsageError(f"--web-password: the password must have at least {MIN_LENGTH} characters")
+    return text

@@ -87,12 +87,16 @@ class CommandRouter:
         self._inflight: set[str] = set()
         self._secret = config.secret.get_secret_value() if config.secret else None
 
-    async def handle(self, device: str, payload: bytes, *, retained: bool = False) -> CommandOutcome:
-        """Answer one command received on the topic of ``device``; ``retained``: delivered as retained."""
+    async def handle(self, device: str, payload: bytes, *, retained: bool = False,
+                     source: str = "mqtt") -> CommandOutcome:
+        """Answer one command received on the topic of ``device``; ``retained``: delivered as retained.
+        ``source`` other than "mqtt" (the web page) means its sender was authorised by a login: no token."""
         now_ms = self.clock.now_ms()
         body: dict[str, Any] | None = None
         cid: str | None = None
         auth_state = "none" if self.config.auth.value == "none" else "unchecked"
+        if source != "mqtt":
+            auth_state = "login"
         prev: dict[str, Any] | None = None
         try:
             if not self.config.enabled:
@@ -103,11 +107,12 @@ class CommandRouter:
                 raise Refusal(Code.RETAINED, "a retained command is never executed (it may be old): "
                                              "publish commands with retain = false")
             try:
-                auth.check(self.config.auth, self._secret, device, body)
+                if source == "mqtt":
+                    auth.check(self.config.auth, self._secret, device, body)
             except Refusal:
                 auth_state = "failed"
                 raise
-            if auth_state != "none":
+            if auth_state == "unchecked":
                 auth_state = "ok"
             if not device:
                 raise Refusal(Code.UNKNOWN_DEVICE, "the command topic names no device: publish to .../cmd/{device}")
@@ -118,14 +123,14 @@ class CommandRouter:
             result = self._result(cid, "refused", r.code.value, r.reason, device, body, now_ms)
             if prev is not None:
                 result["original"] = prev
-            return self._outcome(result, body, payload, auth_state)
+            return self._outcome(result, body, payload, auth_state, source)
 
         self._inflight.add(cid)
         try:
             result = await self._run(device, body, cid, now_ms)
         finally:
             self._inflight.discard(cid)
-        return self._outcome(result, body, payload, auth_state)
+        return self._outcome(result, body, payload, auth_state, source)
 
     def _lookup(self, cid: str) -> dict[str, Any] | None:
         try:
@@ -253,11 +258,12 @@ class CommandRouter:
             res["reason"] = reason
         return res
 
-    def _outcome(self, result: dict[str, Any], body, payload: bytes, auth_state: str) -> CommandOutcome:
+    def _outcome(self, result: dict[str, Any], body, payload: bytes, auth_state: str,
+                 source: str = "mqtt") -> CommandOutcome:
         audit = {k: v for k, v in result.items() if k != "original"}
         audit.update(
             kind="command",
-            source="mqtt",
+            source=source,
             auth=auth_state,
             payload_bytes=len(payload),
             payload_sha256=hashlib.sha256(payload).hexdigest()[:16],

@@ -12,6 +12,7 @@
 #   PI_CHECK_CACHE   base userland tarballs                  (default /var/cache/edge-agent-pi-check)
 #   PI_CHECK_WORK    unpacked userlands and logs              (default /var/tmp/edge-agent-pi-check)
 #   PI_CHECK_MIRROR  Debian mirror                            (default http://deb.debian.org/debian)
+#   PI_CHECK_SUITE   bookworm or trixie                       (default bookworm)
 #   PI_CHECK_RUN_SECONDS  how long to wait for telemetry      (default 900)
 #   PI_CHECK_KEEP=1  leave the userland unpacked after the check (to look around with chroot)
 set -u -o pipefail
@@ -22,7 +23,7 @@ CACHE="${PI_CHECK_CACHE:-/var/cache/edge-agent-pi-check}"
 WORK="${PI_CHECK_WORK:-/var/tmp/edge-agent-pi-check}"
 MIRROR="${PI_CHECK_MIRROR:-http://deb.debian.org/debian}"
 RUN_SECONDS="${PI_CHECK_RUN_SECONDS:-900}"
-SUITE=bookworm
+SUITE="${PI_CHECK_SUITE:-bookworm}"   # bookworm (Pi OS 12) or trixie (Pi OS 13, Python 3.13)
 BASE_VERSION=2   # bump when the package list below changes: the cached tarballs are rebuilt
 VENV=/opt/edge-agent
 STATE=/var/lib/edge-agent
@@ -322,7 +323,7 @@ EOF
 
 # ------------------------------------------------------------------------------------ one arch
 check_arch() {
-  ARCH="$1"; ROOT="$WORK/$ARCH/root"; LOGS="$WORK/$ARCH/logs"; step_no=0
+  ARCH="$1"; ROOT="$WORK/$SUITE-$ARCH/root"; LOGS="$WORK/$SUITE-$ARCH/logs"; step_no=0
   set_prefixes
   rm -rf "$LOGS"; mkdir -p "$LOGS"
   local t_start; t_start=$(date +%s)
@@ -367,7 +368,7 @@ esac
 for a in "${ARCHES[@]}"; do check_arch "$a"; done
 
 echo
-echo "== Pi check summary ($(date -u +%FT%TZ), source $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null))"
+echo "== Pi check summary, Debian $SUITE ($(date -u +%FT%TZ), source $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null))"
 printf '%-6s %-22s %-5s %8s  %s\n' arch step result seconds note
 fails=0
 for r in "${RESULTS[@]}"; do

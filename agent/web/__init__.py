@@ -1,0 +1,10 @@
+"""A local web page on the gateway: live status for a technician's phone, writes behind a login.
+
+Off by default (``[web] enabled``); the agent imports this package only when it is on. The server is
+the agent's own small asyncio HTTP server (:mod:`.http`), chosen by measured footprint
+(tests/bench/bench_web.py). Writes go through the command path, its write gate and its audit.
+"""
+
+from .config import WebConfig
+
+__all__ = ["WebConfig"]
