@@ -1,6 +1,6 @@
 """The driver contract and the line registry, as a driver author and a config writer meet them.
 
-- drivers import only ``agent.contract`` (simulators also ``agent.simkit``); the transport layer
+- drivers import only ``agent.contract`` (simulators also ``agent.simkit`` and other drivers' simulators); the transport layer
   imports no driver and no simulator;
 - a package adds a line kind through the ``edge_agent.lines`` entry points, and an emulated I2C
   chip through ``edge_agent.i2c_emulators``, without the core naming either;
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -50,10 +51,12 @@ def first_party(modules: set[str]) -> set[str]:
 def test_drivers_import_only_the_contract_and_their_own_package(path: Path) -> None:
     family = path.relative_to(ROOT).parts[1] if len(path.relative_to(ROOT).parts) > 2 else None
     allowed = ("agent.contract", f"drivers.{family}", "drivers.charger_common", "drivers.meter_common")
-    if path.stem in ("sim", "station", "simmodel"):  # simulators may use the simulation kit, and other simulators
-        allowed += ("agent.simkit", "drivers.modbus_meter.sim")
+    simulator = path.stem in ("sim", "station", "simmodel")  # may use the simulation kit and other simulators
+    if simulator:
+        allowed += ("agent.simkit",)
     bad = sorted(m for m in first_party(imported_modules(path))
-                 if m != "drivers" and not any(m == a or m.startswith(a + ".") for a in allowed))
+                 if m != "drivers" and not any(m == a or m.startswith(a + ".") for a in allowed)
+                 and not (simulator and re.fullmatch(r"drivers\.\w+\.sim", m)))
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}; drivers may import agent.contract only"
 
 
