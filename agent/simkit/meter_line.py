@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+import click
+
+from .net import parse_hostport, run_until_interrupted
 from .serial_pty import SerialDeviceSim
 
 
@@ -93,6 +96,14 @@ class MeterLineSim(SerialDeviceSim):
             return self.rng.choice(list(Fault))
         return None
 
+    def answer_together(self, replies: list[bytes]) -> None:
+        """Every meter answers a wildcard request at once: one reply goes out as any other (faults
+        applied); two or more collide and the line carries the wired-OR of their bits, as on a bus."""
+        if len(replies) == 1:
+            self.send(replies[0])
+        else:
+            self.write_raw(bytes(min(bs) for bs in zip(*replies, strict=False)))
+
     def send(self, frame: bytes, *, error: Callable[[], bytes] | None = None) -> None:
         """Answer with ``frame`` as the next fault makes it; ``error`` builds the refusal an
         ERROR_REPLY fault sends instead (without it the frame goes out unchanged)."""
@@ -114,3 +125,42 @@ class MeterLineSim(SerialDeviceSim):
         else:
             self.write_raw(bytes(data))
         self.frames_sent += 1
+
+
+# -- the simulators' command line ------------------------------------------------------------------
+def check_addresses(addresses: Iterable[str], parse: Callable[[str], object]) -> None:
+    """Each ``--address`` through the family's parser; a usage error naming the option otherwise."""
+    for a in addresses:
+        try:
+            parse(a)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--address") from None
+
+
+def tcp_option(tcp: str | None) -> str | None:
+    """``--tcp HOST:PORT`` checked and completed (``:PORT`` listens on 127.0.0.1)."""
+    if tcp is None:
+        return None
+    host, port = parse_hostport(tcp, "--tcp")
+    return f"{host}:{port}"
+
+
+def serve_line(sim: MeterLineSim, banner: str, devices: Iterable[str]) -> None:
+    """Run ``sim`` until Ctrl-C, after printing where it listens and the config blocks that read it:
+    the line's ``[lines.meters]`` and one ``[[devices]]`` block per entry of ``devices``."""
+
+    async def main() -> None:
+        await sim.start()
+        where = sim.path
+        click.echo(f"{banner} on {where}  (Ctrl-C stops)")
+        parity = '"N"  # a pty refuses even parity; real meters: "E"' if sim.tcp is None and sim.port is None else '"E"'
+        click.echo(f'[lines.meters]\ntype = "serial"\nport = "{where}"\nbaudrate = 2400\nparity = {parity}\n')
+        for block in devices:
+            click.echo(block)
+        try:
+            while True:
+                await asyncio.sleep(3600)
+        finally:
+            await sim.stop()
+
+    run_until_interrupted(main)

@@ -57,10 +57,7 @@ async def probe(port: SerialPort, meter_type: int, address: str, *, timeout: flo
     wire = codec.parse_address(address)
 
     def ours(raw: bytes) -> bool:
-        try:
-            return codec.decode(raw).address == wire
-        except ProtocolError:
-            return False
+        return codec.fr.reply_from(codec.LAYOUT, raw, wire) is not None
 
     try:
         raw = await port.transact(codec.read_request(meter_type, wire, 0), read_until=codec.scan, accept=ours,

@@ -16,11 +16,12 @@ import itertools
 import logging
 from datetime import datetime
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
 from agent.contract import DriverContext, MetricSpec, ProtocolError, Sample, SerialDevice, SerialPort
+from drivers.meter_common.config import check_request_timeout, check_timezone
 
 from . import codec
 from .profiles import PROFILES, metrics
@@ -53,19 +54,11 @@ class Cjt188Config(SerialDevice):
         codec.parse_address(v)  # ValueError names what is wrong
         return v.strip().upper()
 
-    @field_validator("meter_timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (an IANA name such as \"Asia/Shanghai\")") from None
-        return v
+    _tz = field_validator("meter_timezone")(check_timezone)
 
     @model_validator(mode="after")
     def _fits(self) -> Cjt188Config:
-        if self.request_timeout >= self.timeout:
-            raise ValueError(f"request_timeout ({self.request_timeout:g} s) must be shorter than timeout ({self.timeout:g} s)")
+        check_request_timeout(self.request_timeout, self.timeout)
         if self.meter_type is not None:
             try:
                 fam = codec.family(self.meter_type)
@@ -108,11 +101,8 @@ class Cjt188Driver:
         """Accept only this meter's reply to this request (or its refusal): a late reply to an
         earlier request is skipped, never taken for this one."""
         def accept(raw: bytes) -> bool:
-            try:
-                f = codec.decode(raw)
-            except ProtocolError:
-                return False
-            if f.address != self.address or not f.control & codec.REPLY or f.control & 0x3F != codec.Control.READ:
+            f = codec.fr.reply_from(codec.LAYOUT, raw, self.address)
+            if f is None or f.control & 0x3F != codec.Control.READ:
                 return False
             if f.control & codec.ERROR:
                 return True

@@ -9,14 +9,12 @@ checksum, an error reply (C1H), silence.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import click
 
 from agent.contract import ProtocolError, SimulatorSpec
-from agent.simkit.meter_line import MeterLineSim
-from agent.simkit.net import parse_hostport, run_until_interrupted
+from agent.simkit.meter_line import MeterLineSim, check_addresses, serve_line, tcp_option
 from agent.simkit.serial_pty import sim_options
 
 from . import codec
@@ -70,10 +68,7 @@ class Cjt188Sim(MeterLineSim):
         if f.control == Control.READ_ADDRESS and f.address == codec.WILDCARD and codec.di_matches(f.data, codec.DI_ADDRESS):
             replies = [codec.fr.encode(codec.LAYOUT, m.wire, Control.READ_ADDRESS | codec.REPLY, f.data[:3],
                                        meter_type=m.meter_type, wake=self.wake) for m in self.meters]
-            if len(replies) == 1:
-                self.send(replies[0])
-            else:  # every meter talks at once: the line carries the wired-OR of their bits
-                self.write_raw(bytes(min(bs) for bs in zip(*replies, strict=False)))
+            self.answer_together(replies)
             return
         meter = next((m for m in self.meters if m.wire == f.address), None)
         if meter is None or f.control != Control.READ:
@@ -102,33 +97,12 @@ async def start(*, addresses: tuple[str, ...] = ("12345678000001",), profile: st
 @click.option("--tcp", default=None, help="Listen on HOST:PORT instead of a pty (a DTU).")
 def command(link, port, fault_rate, seed, addresses, profile, tcp) -> None:
     """Simulate CJ/T 188 water, heat or gas meters (RS-485/M-Bus over a pty, or a DTU over TCP)."""
-    for a in addresses:
-        try:
-            codec.parse_address(a)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--address") from None
-    if tcp is not None:
-        host, p = parse_hostport(tcp, "--tcp")
-        tcp = f"{host}:{p}"
-    sim = Cjt188Sim(meters=[Meter(a, profile) for a in addresses], tcp=tcp, link=link, port=port,
+    check_addresses(addresses, codec.parse_address)
+    sim = Cjt188Sim(meters=[Meter(a, profile) for a in addresses], tcp=tcp_option(tcp), link=link, port=port,
                     fault_rate=fault_rate, seed=seed)
-
-    async def main() -> None:
-        await sim.start()
-        where = sim.path
-        click.echo(f"CJ/T 188 {profile} meter(s) {', '.join(addresses)} on {where}  (Ctrl-C stops)")
-        parity = '"N"  # a pty refuses even parity; real meters: "E"' if sim.tcp is None and sim.port is None else '"E"'
-        click.echo(f'[lines.meters]\ntype = "serial"\nport = "{where}"\nbaudrate = 2400\nparity = {parity}\n')
-        for i, a in enumerate(addresses):
-            click.echo(f'[[devices]]\nname = "{profile}{i + 1}"\ntype = "cjt188"\nline = "meters"\naddress = "{a}"\n'
-                       f'profile = "{profile}"\n')
-        try:
-            while True:
-                await asyncio.sleep(3600)
-        finally:
-            await sim.stop()
-
-    run_until_interrupted(main)
+    serve_line(sim, f"CJ/T 188 {profile} meter(s) {', '.join(addresses)}",
+               (f'[[devices]]\nname = "{profile}{i + 1}"\ntype = "cjt188"\nline = "meters"\naddress = "{a}"\n'
+                f'profile = "{profile}"\n' for i, a in enumerate(addresses)))
 
 
 SIMULATOR = SimulatorSpec(name="cjt188", summary="CJ/T 188 water, heat or gas meters over a pty or TCP (faults).",

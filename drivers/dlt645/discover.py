@@ -51,10 +51,7 @@ async def probe(port: SerialPort, address: str, *, timeout: float) -> Found | No
         assert di is not None and fmt is not None
 
         def ours(raw: bytes) -> bool:
-            try:
-                return codec.decode(raw).address == wire
-            except ProtocolError:
-                return False
+            return codec.fr.reply_from(codec.LAYOUT, raw, wire) is not None
 
         try:
             raw = await port.transact(codec.read_request(wire, di, edition), read_until=codec.scan, accept=ours,

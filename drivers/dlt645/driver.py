@@ -14,7 +14,7 @@ import logging
 import math
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
@@ -25,11 +25,11 @@ from agent.contract import (
     MetricSpec,
     Point,
     PointKind,
-    ProtocolError,
     Sample,
     SerialDevice,
     SerialPort,
 )
+from drivers.meter_common.config import check_request_timeout, check_timezone
 
 from . import blocks, codec
 from .codec import Edition, MeterError
@@ -81,22 +81,14 @@ class Dlt645Config(SerialDevice):
             raise ValueError(f"unknown metric(s) {', '.join(map(repr, bad))} (known: {', '.join(BY_METRIC)})")
         return v
 
-    @field_validator("meter_timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (an IANA name such as \"Asia/Shanghai\")") from None
-        return v
+    _tz = field_validator("meter_timezone")(check_timezone)
 
     @model_validator(mode="after")
     def _fits(self) -> Dlt645Config:
         missing = [i.metric for i in self.items() if i.di(self.edition) is None]
         if self.metrics is not None and missing:
             raise ValueError(f"DL/T 645-{self.edition.value} has no identifier for {', '.join(missing)}")
-        if self.request_timeout >= self.timeout:
-            raise ValueError(f"request_timeout ({self.request_timeout:g} s) must be shorter than timeout ({self.timeout:g} s)")
+        check_request_timeout(self.request_timeout, self.timeout)
         return self
 
     def items(self) -> list[Item]:
@@ -134,11 +126,8 @@ class Dlt645Driver:
         want = codec.di_bytes(di, self.config.edition)
 
         def accept(raw: bytes) -> bool:
-            try:
-                f = codec.decode(raw)
-            except ProtocolError:
-                return False
-            if f.address != self.address or not f.control & codec.REPLY:
+            f = codec.fr.reply_from(codec.LAYOUT, raw, self.address)
+            if f is None:
                 return False
             return bool(f.control & codec.ERROR) or f.data[:len(want)] == want
         return accept

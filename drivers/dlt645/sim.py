@@ -9,15 +9,13 @@ checksum, an error reply (D1H), silence.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
 import click
 
 from agent.contract import ProtocolError, SimulatorSpec
-from agent.simkit.meter_line import Fault, MeterLineSim
-from agent.simkit.net import parse_hostport, run_until_interrupted
+from agent.simkit.meter_line import Fault, MeterLineSim, check_addresses, serve_line, tcp_option
 from agent.simkit.serial_pty import sim_options
 
 from . import codec
@@ -106,10 +104,7 @@ class Dlt645Sim(MeterLineSim):
         if f.control == Control.READ_ADDRESS and f.address == codec.WILDCARD:
             replies = [codec.fr.encode(codec.LAYOUT, m.wire, Control.READ_ADDRESS | codec.REPLY, m.wire, wake=self.wake)
                        for m in self.meters]
-            if len(replies) == 1:
-                self.reply(replies[0])
-            else:  # every meter talks at once: the line carries the wired-OR of their bits
-                self.write_raw(bytes(min(bs) for bs in zip(*replies, strict=False)))
+            self.answer_together(replies)
             return
         read = codec.read_control(self.edition)
         meter = next((m for m in self.meters if m.wire == f.address), None)
@@ -142,33 +137,12 @@ async def start(*, addresses: tuple[str, ...] = ("123456781012",), edition: str 
 @click.option("--tcp", default=None, help="Listen on HOST:PORT instead of a pty (a 4G DTU).")
 def command(link, port, fault_rate, seed, addresses, edition, tcp) -> None:
     """Simulate DL/T 645 meters (RS-485 over a pty, or a DTU over TCP)."""
-    for a in addresses:
-        try:
-            codec.parse_address(a)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--address") from None
-    if tcp is not None:
-        host, p = parse_hostport(tcp, "--tcp")
-        tcp = f"{host}:{p}"
-    sim = Dlt645Sim(meters=[Meter(a) for a in addresses], edition=Edition(edition), tcp=tcp, link=link, port=port,
-                    fault_rate=fault_rate, seed=seed)
-
-    async def main() -> None:
-        await sim.start()
-        where = sim.path
-        click.echo(f"DL/T 645-{edition} meter(s) {', '.join(addresses)} on {where}  (Ctrl-C stops)")
-        parity = '"N"  # a pty refuses even parity; real meters: "E"' if sim.tcp is None and sim.port is None else '"E"'
-        click.echo(f'[lines.meters]\ntype = "serial"\nport = "{where}"\nbaudrate = 2400\nparity = {parity}\n')
-        for i, a in enumerate(addresses):
-            click.echo(f'[[devices]]\nname = "meter{i + 1}"\ntype = "dlt645"\nline = "meters"\naddress = "{a}"\n'
-                       f'edition = "{edition}"\n')
-        try:
-            while True:
-                await asyncio.sleep(3600)
-        finally:
-            await sim.stop()
-
-    run_until_interrupted(main)
+    check_addresses(addresses, codec.parse_address)
+    sim = Dlt645Sim(meters=[Meter(a) for a in addresses], edition=Edition(edition), tcp=tcp_option(tcp), link=link,
+                    port=port, fault_rate=fault_rate, seed=seed)
+    serve_line(sim, f"DL/T 645-{edition} meter(s) {', '.join(addresses)}",
+               (f'[[devices]]\nname = "meter{i + 1}"\ntype = "dlt645"\nline = "meters"\naddress = "{a}"\n'
+                f'edition = "{edition}"\n' for i, a in enumerate(addresses)))
 
 
 SIMULATOR = SimulatorSpec(name="dlt645", summary="DL/T 645 meters over a pty or TCP (several addresses, faults).",

@@ -41,6 +41,20 @@ class Frame:
     meter_type: int | None = None
 
 
+REPLY = 0x80  # control bit D7: set in every meter's answer
+ERROR = 0x40  # control bit D6: set with REPLY when the meter refuses
+
+
+def reply_from(layout: Layout, raw: bytes, address: bytes) -> Frame | None:
+    """The frame in ``raw`` when it decodes and is an answer from ``address``; None for anything else
+    on the line (garbage, another meter, the master's own request echoed)."""
+    try:
+        f = decode(layout, raw)
+    except ProtocolError:
+        return None
+    return f if f.address == address and f.control & REPLY else None
+
+
 def checksum(data: bytes | bytearray) -> int:
     return sum(data) & 0xFF
 
