@@ -31,7 +31,7 @@ from .simmodel import Battery, Plant, PvArray
 from .simrender import RENDER, SF, _nothing
 
 CHAIN = (1, 103, 123, 124, 802, 203)  # the 1xx chain
-DER_CHAIN = (1, 701, 702, 704, 713, 802, 203)  # the 7xx DER chain (IEEE 1547 models)
+DER_CHAIN = (1, 701, 702, 704, 713, 124, 203)  # the 7xx DER chain (IEEE 1547 models), storage control by 124
 BOTH_CHAIN = (1, 103, 123, 124, 701, 702, 704, 713, 802, 203)  # both, side by side
 CHAINS = {"1xx": CHAIN, "7xx": DER_CHAIN, "both": BOTH_CHAIN}
 
@@ -169,9 +169,10 @@ async def start(*, tcp: str | None = "127.0.0.1:5503", rtu_socket: str | None = 
     return SunSpecSimHandle(server, {unit: s}, where)
 
 
-def config_snippet(unit: int, tcp: str) -> str:
+def config_snippet(unit: int, tcp: str, chain: str = "1xx") -> str:
     host, port = parse_hostport(tcp, "--tcp")
-    device = {"type": "sunspec", "unit": unit, "models": [103, 123, 124, 802, 203],
+    models = [701, 702, 704, 124, 713, 203] if chain == "7xx" else [103, 123, 124, 802, 203]
+    device = {"type": "sunspec", "unit": unit, "models": models,
               "writable": ["power_limit", "battery_power"], "battery_max_w": 100000}
     return banner(snippet_for_device(*modbus_line(tcp=(host, port)), f"sunspec-{unit}", device))
 
@@ -184,14 +185,17 @@ def config_snippet(unit: int, tcp: str) -> str:
 @click.option("--hour", type=float, default=12.0, show_default=True, help="Solar hour to start at.")
 @click.option("--cloudiness", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
-def command(tcp: str, unit: int, lat: float, day: int, hour: float, cloudiness: float, speed: float) -> None:
+@click.option("--chain", type=click.Choice(sorted(CHAINS)), default="1xx", show_default=True,
+              help="SunSpec models served: 1xx (103, 123, 124, 802, 203), 7xx (701, 702, 704, 713, 124, 203) or both.")
+def command(tcp: str, unit: int, lat: float, day: int, hour: float, cloudiness: float, speed: float,
+            chain: str) -> None:
     parse_hostport(tcp, "--tcp")
 
     async def main() -> None:
         pv = PvArray(lat_deg=lat, day_of_year=day, cloudiness=cloudiness)
-        h = await start(tcp=tcp, unit=unit, pv=pv, start_hour=hour, speed=speed)
+        h = await start(tcp=tcp, unit=unit, pv=pv, start_hour=hour, speed=speed, chain=CHAINS[chain])
         click.echo(f"SunSpec hybrid inverter unit {unit} serving on {tcp}; Ctrl-C to stop")
-        click.echo(config_snippet(unit, tcp))
+        click.echo(config_snippet(unit, tcp, chain))
         try:
             while True:
                 await asyncio.sleep(10)
