@@ -174,6 +174,16 @@ def load_profile(name: str) -> Profile:
         raise ConfigError([f"inverter profile {name}.toml: {e}"]) from None
 
 
+def register_table(prof: Profile) -> str:
+    """The profile's registers as the Markdown table docs/drivers/pv_inverter.md carries."""
+    rows = ["| metric | FC address | type | scale | unit | what |", "|---|---|---|---|---|---|"]
+    for r in prof.registers:
+        order = f" {r.order.value}" if r.count > 1 and r.order is not WordOrder.ABCD else ""
+        rows.append(f"| `{r.name}` | {r.fc:02d} {r.address} | {r.type.value}{order} | {r.scale:g} | {r.unit or '—'} "
+                    f"| {r.description} |")
+    return "\n".join(rows)
+
+
 def blocks(regs: Sequence[Register], *, max_registers: int, max_gap: int) -> list[tuple[int, int, int, list[Register]]]:
     """Block reads covering ``regs``: (fc, start, count, registers), neighbours merged when the hole
     between them is at most ``max_gap`` and the block stays within ``max_registers``."""
@@ -188,3 +198,4 @@ def blocks(regs: Sequence[Register], *, max_registers: int, max_gap: int) -> lis
                     continue
             out.append((fc, r.address, r.count, [r]))
     return out
+

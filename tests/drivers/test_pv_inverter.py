@@ -226,3 +226,14 @@ async def test_scan_recognises_each_profile_and_drafts_its_config():
         assert 'type = "pv_inverter"' in out and f'profile = "{profile}"' in out
         cfg = load_config_text('[gateway]\nid = "gw"\n' + out[out.index("[lines"):])
         assert [(d.type, d.profile) for d in cfg.devices] == [("pv_inverter", profile)]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_driver_page_shows_each_profile_as_it_is(profile):
+    from drivers.pv_inverter.profile import register_table
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "drivers" / "pv_inverter.md").read_text(encoding="utf-8")
+    table = register_table(load_profile(profile))
+    assert table in page, f"docs/drivers/pv_inverter.md is out of date; its {profile} table is:\n{table}"
+    for item in load_profile(profile).profile.unverified:
+        assert item.split(" ")[0] in page  # what no public source confirmed is said on the page too
