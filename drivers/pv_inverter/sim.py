@@ -16,15 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from pymodbus import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.contract import SimulatorSpec
 from agent.contract.modbus_values import register_count
-from agent.simkit.net import parse_hostport, run_until_interrupted, serve_in_background
+from agent.simkit.net import parse_hostport, run_until_interrupted
 from agent.simkit.snippets import banner, modbus_line, snippet_for_device
-from drivers.sunspec.sim import Battery, Plant, PvArray
+from drivers.sunspec.sim import Battery, Plant, PvArray, plant_options, serve, watch
 
 from .profile import PointKind, PointSpec, Profile, load_profile
 
@@ -173,16 +171,7 @@ async def start(*, profile: str = "huawei_sun2000", tcp: str | None = "127.0.0.1
                 unit: int | None = None, sim: InverterSim | None = None, **kw: Any) -> InverterSimHandle:
     """Serve one inverter (``sim`` or one built from ``profile`` and ``kw``) on Modbus TCP or RTU-on-socket."""
     s = sim or InverterSim(profile, **kw)
-    dev = [s.device(unit or s.profile.profile.default_unit)]
-    if rtu_socket is not None:
-        server: Any = ModbusSerialServer(dev, port=f"socket://{rtu_socket}", framer=FramerType.RTU)
-        where = f"socket://{rtu_socket}"
-    else:
-        assert tcp is not None
-        host, _, port = tcp.rpartition(":")
-        server = ModbusTcpServer(dev, address=(host or "127.0.0.1", int(port)))
-        where = tcp
-    await serve_in_background(server, where)
+    server, where = await serve([s.device(unit or s.profile.profile.default_unit)], tcp=tcp, rtu_socket=rtu_socket)
     return InverterSimHandle(server, s, where)
 
 
@@ -191,11 +180,7 @@ def _command(profile: str, title: str) -> Any:
                                                           "a battery and the grid meter, on the vendor's register map.")
     @click.option("--tcp", metavar="HOST:PORT", default="127.0.0.1:5504", show_default=True)
     @click.option("--unit", type=click.IntRange(1, 247), default=1, show_default=True)
-    @click.option("--lat", type=float, default=31.2, show_default=True, help="Site latitude (degrees).")
-    @click.option("--day", type=click.IntRange(1, 366), default=172, show_default=True, help="Day of the year.")
-    @click.option("--hour", type=float, default=12.0, show_default=True, help="Solar hour to start at.")
-    @click.option("--cloudiness", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-    @click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
+    @plant_options
     def command(tcp: str, unit: int, lat: float, day: int, hour: float, cloudiness: float, speed: float) -> None:
         host, port = parse_hostport(tcp, "--tcp")
 
@@ -207,15 +192,7 @@ def _command(profile: str, title: str) -> Any:
                       "export_max_w": 100000}
             click.echo(f"{title} unit {unit} serving on {tcp}; Ctrl-C to stop")
             click.echo(banner(snippet_for_device(*modbus_line(tcp=(host, port)), f"{profile}-{unit}", device)))
-            try:
-                while True:
-                    await asyncio.sleep(10)
-                    s = h.sim
-                    s.render()
-                    click.echo(f"pv {s.pv_w(s.now()) / 1000:.1f} kW  battery {s.battery.power_w / 1000:.1f} kW "
-                               f"soc {s.battery.soc * 100:.1f} %  grid {s.grid_w() / 1000:.1f} kW")
-            finally:
-                await h.stop()
+            await watch(h.sim, h.stop)
 
         run_until_interrupted(main)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -152,20 +152,25 @@ class SunSpecSimHandle:
         await asyncio.sleep(0)
 
 
-async def start(*, tcp: str | None = "127.0.0.1:5503", rtu_socket: str | None = None, unit: int = 1,
-                base: int = 40000, sim: SunSpecSim | None = None, **kw: Any) -> SunSpecSimHandle:
-    """Serve one SunSpec hybrid inverter (``sim`` or one built from ``kw``) on Modbus TCP or RTU-on-socket."""
-    s = sim or SunSpecSim(base=base, **kw)
-    dev = [s.device(unit)]
+async def serve(devices: list[SimDevice], *, tcp: str | None, rtu_socket: str | None) -> tuple[Any, str]:
+    """A pymodbus server for ``devices`` on Modbus TCP or RTU framing on a socket, serving in the background."""
     if rtu_socket is not None:
-        server: Any = ModbusSerialServer(dev, port=f"socket://{rtu_socket}", framer=FramerType.RTU)
+        server: Any = ModbusSerialServer(devices, port=f"socket://{rtu_socket}", framer=FramerType.RTU)
         where = f"socket://{rtu_socket}"
     else:
         assert tcp is not None
         host, _, port = tcp.rpartition(":")
-        server = ModbusTcpServer(dev, address=(host or "127.0.0.1", int(port)))
+        server = ModbusTcpServer(devices, address=(host or "127.0.0.1", int(port)))
         where = tcp
     await serve_in_background(server, where)
+    return server, where
+
+
+async def start(*, tcp: str | None = "127.0.0.1:5503", rtu_socket: str | None = None, unit: int = 1,
+                base: int = 40000, sim: SunSpecSim | None = None, **kw: Any) -> SunSpecSimHandle:
+    """Serve one SunSpec hybrid inverter (``sim`` or one built from ``kw``) on Modbus TCP or RTU-on-socket."""
+    s = sim or SunSpecSim(base=base, **kw)
+    server, where = await serve([s.device(unit)], tcp=tcp, rtu_socket=rtu_socket)
     return SunSpecSimHandle(server, {unit: s}, where)
 
 
@@ -177,14 +182,38 @@ def config_snippet(unit: int, tcp: str, chain: str = "1xx") -> str:
     return banner(snippet_for_device(*modbus_line(tcp=(host, port)), f"sunspec-{unit}", device))
 
 
+PLANT_OPTIONS = (
+    click.option("--lat", type=float, default=31.2, show_default=True, help="Site latitude (degrees)."),
+    click.option("--day", type=click.IntRange(1, 366), default=172, show_default=True, help="Day of the year."),
+    click.option("--hour", type=float, default=12.0, show_default=True, help="Solar hour to start at."),
+    click.option("--cloudiness", type=click.FloatRange(0, 1), default=0.0, show_default=True),
+    click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second."),
+)
+
+
+def plant_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The plant's command-line options (--lat --day --hour --cloudiness --speed), for every PV simulator."""
+    for option in reversed(PLANT_OPTIONS):
+        f = option(f)
+    return f
+
+
+async def watch(sim: Any, stop: Callable[[], Awaitable[None]]) -> None:
+    """Print the plant's PV, battery and grid every 10 s until cancelled, then ``stop`` the server."""
+    try:
+        while True:
+            await asyncio.sleep(10)
+            sim.render()
+            click.echo(f"pv {sim.pv_w(sim.now()) / 1000:.1f} kW  battery {sim.battery.power_w / 1000:.1f} kW "
+                       f"soc {sim.battery.soc * 100:.1f} %  grid {sim.grid_w() / 1000:.1f} kW")
+    finally:
+        await stop()
+
+
 @click.command(name="sunspec", help="Simulate a SunSpec hybrid inverter: PV on a clear-sky curve with clouds, a battery, a grid meter.")
 @click.option("--tcp", metavar="HOST:PORT", default="127.0.0.1:5503", show_default=True)
 @click.option("--unit", type=click.IntRange(1, 247), default=1, show_default=True)
-@click.option("--lat", type=float, default=31.2, show_default=True, help="Site latitude (degrees).")
-@click.option("--day", type=click.IntRange(1, 366), default=172, show_default=True, help="Day of the year.")
-@click.option("--hour", type=float, default=12.0, show_default=True, help="Solar hour to start at.")
-@click.option("--cloudiness", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
+@plant_options
 @click.option("--chain", type=click.Choice(sorted(CHAINS)), default="1xx", show_default=True,
               help="SunSpec models served: 1xx (103, 123, 124, 802, 203), 7xx (701, 702, 704, 713, 124, 203) or both.")
 def command(tcp: str, unit: int, lat: float, day: int, hour: float, cloudiness: float, speed: float,
@@ -196,15 +225,7 @@ def command(tcp: str, unit: int, lat: float, day: int, hour: float, cloudiness: 
         h = await start(tcp=tcp, unit=unit, pv=pv, start_hour=hour, speed=speed, chain=CHAINS[chain])
         click.echo(f"SunSpec hybrid inverter unit {unit} serving on {tcp}; Ctrl-C to stop")
         click.echo(config_snippet(unit, tcp, chain))
-        try:
-            while True:
-                await asyncio.sleep(10)
-                s = h.sim
-                s.render()
-                click.echo(f"pv {s.pv_w(s.now()) / 1000:.1f} kW  battery {s.battery.power_w / 1000:.1f} kW "
-                           f"soc {s.battery.soc * 100:.1f} %  grid {s.grid_w() / 1000:.1f} kW")
-        finally:
-            await h.stop()
+        await watch(h.sim, h.stop)
 
     run_until_interrupted(main)
 
