@@ -44,12 +44,12 @@ from drivers.pms5003 import SPEC as PMS5003
 from drivers.pms5003.sim import Pms5003Sim
 from drivers.pulse_counter import DIGITAL_INPUT_SPEC
 from drivers.pulse_counter import SPEC as PULSE_COUNTER
-from drivers.replay import SPEC as REPLAY
-from drivers.sds011 import SPEC as SDS011
-from drivers.sds011.sim import Sds011Sim
 from drivers.pv_inverter import SPEC as PV_INVERTER
 from drivers.pv_inverter.sim import InverterSim
 from drivers.pv_inverter.sim import start as start_inverter
+from drivers.replay import SPEC as REPLAY
+from drivers.sds011 import SPEC as SDS011
+from drivers.sds011.sim import Sds011Sim
 from drivers.sunspec import SPEC as SUNSPEC
 from drivers.sunspec.sim import SunSpecSim
 from drivers.sunspec.sim import start as start_sunspec
