@@ -4,7 +4,6 @@ simulators built from the profiles and served by a real pymodbus server."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,22 +20,9 @@ from drivers.pv_inverter import PvInverterConfig, PvInverterDriver
 from drivers.pv_inverter.profile import load_profile, profile_names
 from drivers.pv_inverter.sim import InverterSim, start
 from drivers.sunspec.simmodel import Battery
+from tests.drivers.test_sunspec import SimClock, free_port
 
 PROFILES = ["huawei_sun2000", "sungrow_sh"]
-
-
-class SimClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(profile: str, **kw) -> PvInverterConfig:
