@@ -80,12 +80,14 @@ class InverterSim(Plant):
             "battery_soc_min": b.soc_min * 100, "power_limit": 100.0, "export_limit_w": 0.0, "ems_mode": 0.0,
         }
 
-    def render(self, *, initial: bool = False) -> None:
+    def render(self, *, initial: bool = False, fc: int | None = None, lo: int = 0, hi: int = 0x10000) -> None:
+        """Encode the registers (of ``fc`` within [lo, hi), or all) from the plant at this moment."""
         self.advance()
         q = self.quantities()
         for r in self.profile.registers:
-            if r.address in self._settings and not initial:
-                continue  # a setting shows what was written
+            if (r.address in self._settings and not initial) or (fc is not None and (
+                    r.fc != fc or r.address + r.count <= lo or r.address >= hi)):
+                continue  # a setting shows what was written; a register not asked for waits
             words = r.raw_for(q.get(r.name, 0.0))
             for k, w in enumerate(words):
                 self.image[r.fc][r.address + k] = w
@@ -147,8 +149,9 @@ class InverterSim(Plant):
         if values is not None:
             self.write(address, [int(v) for v in values])
             return None
-        self.render()
-        table = self.image[4 if fc == 4 else 3]
+        table_fc = 4 if fc == 4 else 3
+        self.render(fc=table_fc, lo=address, hi=address + count)
+        table = self.image[table_fc]
         for k in range(count):
             i = address - start + k
             if 0 <= i < len(regs):
