@@ -74,6 +74,10 @@ class PvInverterConfig(ModbusDevice):
                                  f"(its points: {', '.join(points) or 'none'})")
             if p.high_from and getattr(self, p.high_from) is None:
                 raise ValueError(f"{name} needs {p.high_from} (its upper bound, W)")
+            _, high = self.bounds(p)
+            if high is not None and high > p.largest():
+                raise ValueError(f"{name}: {p.high_from or 'high'} {high:g} is more than the device's register "
+                                 f"holds ({p.largest():g})")
         return self
 
     def bounds(self, p: PointSpec) -> tuple[float | None, float | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import math
 import tomllib
 from collections.abc import Sequence
 from functools import cache
@@ -126,6 +127,15 @@ class PointSpec(_M):
         if self.kind is PointKind.BATTERY and not (self.charge and self.discharge and self.stop):
             raise ValueError(f"point {self.name}: a battery point needs charge, discharge and stop")
         return self
+
+    def largest(self) -> float:
+        """The largest magnitude every register a write puts the value into can hold."""
+        out = math.inf
+        for s in (*self.set, *self.charge, *self.discharge):
+            if s.value is None and s.type not in (DataType.FLOAT32, DataType.FLOAT64):
+                signed = s.type in (DataType.INT16, DataType.INT32, DataType.INT64)
+                out = min(out, ((1 << (16 * register_count(s.type) - signed)) - 1) / abs(s.scale))
+        return out
 
     def steps(self, value: float) -> tuple[Step, ...]:
         if self.kind is PointKind.SETPOINT:

@@ -190,9 +190,11 @@ def _command(profile: str, title: str) -> Any:
         async def main() -> None:
             pv = PvArray(lat_deg=lat, day_of_year=day, cloudiness=cloudiness)
             h = await start(profile=profile, tcp=tcp, unit=unit, pv=pv, start_hour=hour, speed=speed)
-            device = {"type": "pv_inverter", "profile": profile, "unit": unit,
-                      "writable": [p.name for p in h.sim.profile.points], "battery_max_w": 100000,
-                      "export_max_w": 100000}
+            points = h.sim.profile.points
+            fit = min(p.largest() for p in points)
+            device = {"type": "pv_inverter", "profile": profile, "unit": unit, "writable": [p.name for p in points],
+                      "battery_max_w": int(min(h.sim.battery.max_charge_w, fit)),
+                      "export_max_w": int(min(h.sim.pv.peak_w, fit))}
             click.echo(f"{title} unit {unit} serving on {tcp}; Ctrl-C to stop")
             click.echo(banner(snippet_for_device(*modbus_line(tcp=(host, port)), f"{profile}-{unit}", device)))
             await watch(h.sim, h.stop)

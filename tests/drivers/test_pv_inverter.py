@@ -28,7 +28,7 @@ PROFILES = ["huawei_sun2000", "sungrow_sh"]
 def config(profile: str, **kw) -> PvInverterConfig:
     points = [p.name for p in load_profile(profile).points]
     base = {"name": "inv", "type": "pv_inverter", "line": "lan", "profile": profile, "writable": points,
-            "battery_max_w": 100_000, "export_max_w": 50_000}
+            "battery_max_w": 60_000, "export_max_w": 50_000}
     return PvInverterConfig(**{**base, **kw})
 
 
@@ -158,8 +158,8 @@ async def test_huawei_output_cap_in_percent():
 
 async def test_writes_outside_declared_bounds_are_refused_and_reach_nothing(rig):
     gate = rig.gate()
-    with pytest.raises(Refusal, match=r"battery_power 150000 W is outside \[-100000, 100000\] W"):
-        await gate.write("inv", "battery_power", 150_000, by=Writer.command("c1"))
+    with pytest.raises(Refusal, match=r"battery_power 70000 W is outside \[-60000, 60000\] W"):
+        await gate.write("inv", "battery_power", 70_000, by=Writer.command("c1"))
     with pytest.raises(Refusal, match=r"export_limit_w 60000 W is outside \[0, 50000\] W"):
         await gate.write("inv", "export_limit_w", 60_000, by=Writer.command("c2"))
     with pytest.raises(Refusal, match=r"export_limit_w -1 W is outside"):
@@ -186,6 +186,9 @@ def test_config_errors_name_the_problem():
         config("sungrow_sh", battery_max_w=None)
     with pytest.raises(ValueError, match="'power_limit' is not a point of profile sungrow_sh"):
         config("sungrow_sh", writable=["power_limit"])
+    with pytest.raises(ValueError, match=r"battery_power: battery_max_w 70000 is more than the device's register holds \(65535\)"):
+        config("sungrow_sh", battery_max_w=70_000)  # 13051 is a uint16
+    assert config("huawei_sun2000", battery_max_w=70_000).battery_max_w == 70_000  # 47247/47249 are uint32
     with pytest.raises(ValueError, match="unknown metric"):
         config("sungrow_sh", metrics=["nope"])
     cfg = config("huawei_sun2000", writable=[])
