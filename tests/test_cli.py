@@ -40,7 +40,7 @@ def test_scan_tcp_without_port_is_a_usage_error() -> None:
     assert_one_line_error(r, 2, "--tcp", "'127.0.0.1' is not HOST:PORT")
 
 
-@pytest.mark.parametrize("sim", ["sdm630", "modbus-charger"])
+@pytest.mark.parametrize("sim", ["sdm630", "modbus-charger", "huawei-sun2000", "sungrow-sh"])
 def test_modbus_simulator_on_a_silent_port_names_the_address(sim: str, silent_port: int) -> None:
     r = edge_agent("simulate", sim, "--tcp", f"127.0.0.1:{silent_port}")
     assert_one_line_error(r, 1, f"cannot listen on 127.0.0.1:{silent_port}")

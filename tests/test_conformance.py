@@ -44,6 +44,9 @@ from drivers.pms5003 import SPEC as PMS5003
 from drivers.pms5003.sim import Pms5003Sim
 from drivers.pulse_counter import DIGITAL_INPUT_SPEC
 from drivers.pulse_counter import SPEC as PULSE_COUNTER
+from drivers.pv_inverter import SPEC as PV_INVERTER
+from drivers.pv_inverter.sim import InverterSim
+from drivers.pv_inverter.sim import start as start_inverter
 from drivers.replay import SPEC as REPLAY
 from drivers.sds011 import SPEC as SDS011
 from drivers.sds011.sim import Sds011Sim
@@ -362,6 +365,25 @@ class TestSunSpec(DriverConformance):
             yield SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(port)},
                             expected=lambda: {"battery_soc": 50.0, "storage_soc": 50.0, "pv_frequency": 50.0,
                                               "power_limit": 100.0, "voltage_l1": 230.0})
+        finally:
+            await sim.stop()
+
+    def dead(self, tmp_path: Path) -> SimDevice:
+        return SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(free_port())})
+
+
+class TestPvInverter(DriverConformance):
+    spec = PV_INVERTER
+    DEVICE = {"type": "pv_inverter", "line": "m", "profile": "sungrow_sh"}
+
+    @asynccontextmanager
+    async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
+        port = free_port()
+        sim = await start_inverter(tcp=f"127.0.0.1:{port}", sim=InverterSim("sungrow_sh", clock=lambda: 0.0))
+        try:
+            yield SimDevice(device=self.DEVICE, lines={"m": modbus_tcp(port)},
+                            expected=lambda: {"battery_soc": 50.0, "pv_frequency": 50.0, "battery_power": 0.0,
+                                              "pv_voltage_l1": 230.0})
         finally:
             await sim.stop()
 

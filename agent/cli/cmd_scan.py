@@ -36,7 +36,7 @@ class Finding:
     detail: str = ""
     profile: str | None = None
     probes: str = ""
-    kind: str = "modbus_meter"  # the driver the profile belongs to (modbus_meter or modbus_charger)
+    kind: str = "modbus_meter"  # the driver the profile belongs to (modbus_meter, modbus_charger or pv_inverter)
     sunspec: list[int] | None = None  # the models a config reads, when the unit speaks SunSpec
 
 
@@ -86,15 +86,20 @@ SERVER_DEVICE_FAILURE = 4
 
 
 async def identify(bus, f: Finding, timeout: float) -> None:
-    """A SunSpec device (marker and model chain), else a meter profile whose probes read plausibly,
-    else a charger's."""
+    """A SunSpec device (marker and model chain), else a vendor-map inverter that identifies itself,
+    else a meter profile whose probes read plausibly, else a charger's."""
     from .scan_chargers import guess_charger
+    from .scan_inverters import guess_inverter
 
     found = await sunspec_models(bus, f.unit, timeout)
     if found is not None:
         base, chain = found
         f.sunspec = device_models(chain)
         f.probes = f"SunSpec at {base}: models {', '.join(map(str, chain))}"
+        return
+    f.profile, f.probes = await guess_inverter(bus, f.unit, timeout)
+    if f.profile is not None:
+        f.kind = "pv_inverter"
         return
     f.profile, f.probes = await guess_profile(bus, f.unit, timeout)
     if f.profile is None:

@@ -8,7 +8,7 @@ SPEC = DriverSpec(
     type="sunspec",
     config_model=SunSpecConfig,
     factory=SunSpecDriver,
-    summary="SunSpec inverters (101-103, 111-113), meters (201-204), storage (124, 802) over Modbus RTU/TCP; "
-            "export limit (123) and battery power (124) writable.",
+    summary="SunSpec inverters (101-103, 111-113, DER 701/702/704/713), meters (201-204), storage (124, 802) over "
+            "Modbus RTU/TCP; output limit (123 or 704) and battery power (124) writable.",
     writable=True,
 )

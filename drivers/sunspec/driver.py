@@ -3,7 +3,7 @@
 On open the driver finds the ``SunS`` marker and walks the model chain; each configured model must be
 there (a missing one is a typed error naming it). Each poll reads every configured model's block (one
 request per model, split at 125 registers) and decodes the catalog's points with their scale factors.
-Writes: ``power_limit`` (model 123, % of WMax, the inverter's output/export cap) and ``battery_power``
+Writes: ``power_limit`` (model 123 or 704, % of WMax, the inverter's output/export cap) and ``battery_power``
 (model 124, W, positive discharges, negative charges), only when declared in ``writable``.
 """
 
@@ -44,7 +44,7 @@ class SunSpecConfig(ModbusDevice):
                                                 "(`edge-agent scan` lists a device's chain).")
     base: int | None = Field(None, ge=0, le=65535, description="Register of the SunS marker (default: try 40000, 0, 50000).")
     writable: tuple[Literal["power_limit", "battery_power"], ...] = Field(
-        (), description='Points commands and the site controller may write: "power_limit" (model 123), '
+        (), description='Points commands and the site controller may write: "power_limit" (model 123 or 704), '
                         '"battery_power" (model 124).')
     battery_max_w: float | None = Field(None, gt=0, description="Battery power rating (W): the bounds of battery_power.")
     request_timeout: float | None = Field(None, gt=0, le=60, description="Reply timeout per request (default: the line's).")
@@ -81,8 +81,8 @@ class SunSpecConfig(ModbusDevice):
 
     @model_validator(mode="after")
     def _writes_possible(self) -> SunSpecConfig:
-        if POWER_LIMIT in self.writable and 123 not in self.models:
-            raise ValueError("power_limit is written through model 123: add 123 to models")
+        if POWER_LIMIT in self.writable and not {123, 704} & set(self.models):
+            raise ValueError("power_limit is written through model 123 or 704: add one of them to models")
         if BATTERY_POWER in self.writable:
             if 124 not in self.models:
                 raise ValueError("battery_power is written through model 124: add 124 to models")
@@ -92,7 +92,7 @@ class SunSpecConfig(ModbusDevice):
 
     def points(self) -> list[Point]:
         out = []
-        if 123 in self.models:
+        if {123, 704} & set(self.models):
             out.append(Point(POWER_LIMIT, unit="%", low=0.0, high=100.0, writable=POWER_LIMIT in self.writable,
                              meaning="inverter output cap in % of WMax (export limit); 100 lifts it"))
         if 124 in self.models and self.battery_max_w is not None:
@@ -155,7 +155,7 @@ class SunSpecDriver:
             ents = entries(mid)
             decoded = decode_model(model(mid), block, [e.point for e in ents])
             for e in ents:
-                values[i] = decoded[e.point] * e.scale
+                values[i] = decoded[e.point] * e.scale + e.offset
                 i += 1
         quality = np.where(np.isfinite(values), 0, int(Quality.DEVICE_FLAGGED)).astype(np.uint32)
         n = len(values)
@@ -174,8 +174,10 @@ class SunSpecDriver:
         if not self.found:
             await self._discover()
         if point == POWER_LIMIT and value is not None:
-            block = await self._block(123)
-            await self._put(123, block, {"WMaxLimPct": value, "WMaxLim_Ena": 1})
+            if 123 in self.config.models:
+                await self._put(123, await self._block(123), {"WMaxLimPct": value, "WMaxLim_Ena": 1})
+            else:  # 704: the limit, then its enable
+                await self._put(704, await self._block(704), {"WMaxLimPct": value, "WMaxLimPctEna": 1})
             return value
         if point == BATTERY_POWER and value is not None:
             block = await self._block(124)

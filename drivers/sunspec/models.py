@@ -19,8 +19,9 @@ END_ID = 0xFFFF
 INVERTERS = frozenset({101, 102, 103, 111, 112, 113})
 METERS = frozenset({201, 202, 203, 204})
 STORAGE = frozenset({124, 802})
-CONTROLS = frozenset({123})
-SUPPORTED = frozenset({1}) | INVERTERS | METERS | STORAGE | CONTROLS
+CONTROLS = frozenset({123, 704})
+DER = frozenset({701, 702, 704, 713})  # IEEE 1547 DER models: AC measurement, capacity, AC controls, storage
+SUPPORTED = frozenset({1}) | INVERTERS | METERS | STORAGE | CONTROLS | DER
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,9 @@ class ModelDef:
     id: int
     name: str
     label: str
-    length: int  # registers after ID and L (the L value of the fixed block)
+    length: int  # registers after ID and L of the top-level points (the ones read)
     points: dict[str, PointDef]
+    full_length: int = 0  # L with the fixed (non-repeating) groups too, as a device declares it
 
 
 class ModelsUnavailable(LookupError):
@@ -69,17 +71,21 @@ def model(model_id: int) -> ModelDef:
         points[p["name"]] = PointDef(p["name"], off, size, p["type"], p.get("sf"), p.get("units", "").strip(),
                                      p.get("access") == "RW")
         off += size
-    return ModelDef(model_id, group["name"], group.get("label", group["name"]), off - 2, points)
+    fixed = sum(int(p.get("size", 1)) for g in group.get("groups", ()) if "count" not in g for p in g["points"])
+    return ModelDef(model_id, group["name"], group.get("label", group["name"]), off - 2, points, off - 2 + fixed)
 
 
 def family(model_id: int) -> str:
-    """inverter, meter, storage, controls, common or other."""
-    if model_id in INVERTERS:
+    """inverter, meter, storage, battery, controls, capacity, common or other: a config reads one model
+    per family (701 is an inverter, 713 a battery, 704 controls, as their 1xx/8xx counterparts)."""
+    if model_id in INVERTERS or model_id == 701:
         return "inverter"
     if model_id in METERS:
         return "meter"
-    if model_id in STORAGE:
+    if model_id in STORAGE or model_id == 713:
         return "storage" if model_id == 124 else "battery"
+    if model_id == 702:
+        return "capacity"
     if model_id in CONTROLS:
         return "controls"
     return "common" if model_id == 1 else "other"

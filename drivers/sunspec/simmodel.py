@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -106,3 +108,64 @@ class Battery:
             self.soc += dc / self.capacity_wh
             self.charged_wh += dc / eff
         self.power_w = self._allowed(self.power_w)
+
+
+class Plant:
+    """PV, a battery and a load behind one grid connection, on a (scaled) clock: what a hybrid inverter
+    measures, whichever register map serves it. ``limit_pct``/``limit_on`` cap the PV output (the export
+    limit); ``battery.setpoint_w`` drives the battery; energy counters integrate on every ``advance``."""
+
+    def __init__(self, *, pv: PvArray | None = None, battery: Battery | None = None,
+                 load_w: Callable[[float], float] | float = 20_000.0, start_hour: float = 12.0, speed: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.pv = pv or PvArray()
+        self.battery = battery or Battery()
+        self.load_w = load_w
+        self.start_hour = start_hour
+        self.speed = speed
+        self._clock = clock
+        self._t0 = clock()
+        self._last = 0.0
+        self.limit_pct = 100.0
+        self.limit_on = False
+        self.pv_wh = 0.0
+        self.import_wh = 0.0
+        self.export_wh = 0.0
+
+    def now(self) -> float:
+        return (self._clock() - self._t0) * self.speed
+
+    def solar_hour(self, t: float | None = None) -> float:
+        return self.start_hour + (self.now() if t is None else t) / 3600.0
+
+    def load(self, t: float) -> float:
+        return self.load_w(t) if callable(self.load_w) else float(self.load_w)
+
+    def pv_available_w(self, t: float) -> float:
+        return self.pv.power_w(self.solar_hour(t))
+
+    def pv_w(self, t: float) -> float:
+        avail = self.pv_available_w(t)
+        return min(avail, self.pv.peak_w * self.limit_pct / 100.0) if self.limit_on else avail
+
+    def advance(self) -> None:
+        t = self.now()
+        dt = max(0.0, t - self._last)
+        self._last = t
+        self.pv.step_clouds(dt)
+        self.battery.advance(dt)
+        pv = self.pv_w(t)
+        grid = self.load(t) - pv - self.battery.power_w
+        self.pv_wh += pv * dt / 3600.0
+        self.import_wh += max(grid, 0.0) * dt / 3600.0
+        self.export_wh += max(-grid, 0.0) * dt / 3600.0
+
+    def grid_w(self) -> float:
+        t = self.now()
+        return self.load(t) - self.pv_w(t) - self.battery.power_w
+
+    def state(self) -> int:
+        """Inverter state as SunSpec 103 St counts it: 2 sleeping, 4 MPPT, 5 throttled."""
+        t = self.now()
+        avail, pv = self.pv_available_w(t), self.pv_w(t)
+        return 2 if avail <= 0 else (5 if self.limit_on and avail > pv + 1 else 4)
