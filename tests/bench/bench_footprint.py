@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,7 @@ def run_peer(tmp: Path, broker: kit.Mosquitto, exe: str, name: str, meters: int,
     proc = peer.start(exe, d)
     log = lambda: (d / "stdout.log").read_text(errors="replace")[-3000:]  # noqa: E731
     try:
-        wait(lambda: sub.count > 0, 300, "the peer's first publish", proc, log)
+        wait(lambda: sub.count > 0, ARGS.peer_timeout, "the peer's first publish", proc, log)
         return measure(proc.pid, sub, name)
     finally:
         sim.stop()
@@ -278,11 +279,13 @@ def main() -> None:
     ap.add_argument("--peer-python", help="the ThingsBoard IoT Gateway venv's python (default: $TBGW_PYTHON, "
                     f"else {peer.DEFAULT_PYTHON})")
     ap.add_argument("--no-peer", action="store_true", help="agent and limits only")
+    ap.add_argument("--peer-timeout", type=float, default=120.0, help="seconds to wait for the peer's first publish")
     ap.add_argument("--peer-stores", default="memory,sqlite", help="the peer's storage types to run")
     ap.add_argument("--jit", choices=["auto", "on", "off"], help="[processing] jit for every agent run")
     ap.add_argument("--cache", type=Path, help="kernel cache directory to warm and use (default: a new one)")
     ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (raw collapsed stacks) of each window here")
     ARGS = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the sims, brokers and peers it started
     parts = set(ARGS.only.split(","))
     exe, why = (None, "not run (--no-peer)") if ARGS.no_peer else peer.find_python(ARGS.peer_python)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
