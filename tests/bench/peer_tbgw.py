@@ -66,7 +66,7 @@ def write_config(exe: str, d: Path, *, host: str, port: int, modbus_port: int, m
     (d / "logs").mkdir(exist_ok=True)
     _logs_json(exe, d / "logs.json", d / "logs")
     store = {"type": "memory", "read_records_count": 100, "max_records_count": 100000} if storage == "memory" else \
-        {"type": "sqlite", "data_file_path": str(d / "data" / "data.db"), "messages_ttl_check_in_hours": 1,
+        {"type": "sqlite", "data_file_path": str(d / "data") + "/", "messages_ttl_check_in_hours": 1,
          "messages_ttl_in_days": 7}
     (d / "data").mkdir(exist_ok=True)
     main = {
