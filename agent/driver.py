@@ -6,6 +6,8 @@ in :mod:`agent.contract` and re-exported here for the core.
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 from .contract.driver import (
     DRIVERS_GROUP,
     SIMULATORS_GROUP,
@@ -25,28 +27,34 @@ __all__ = ["Clock", "Driver", "DriverCatalog", "DriverContext", "DriverFactory",
 class DriverCatalog:
     """The drivers installed in this environment, discovered through entry points.
 
-    Built-in drivers register through the same group a third-party package would use.
+    Built-in drivers register through the same group a third-party package would use. A driver's
+    package is imported when its type is asked for (a config imports only the drivers it uses).
     """
 
-    def __init__(self, specs: dict[str, DriverSpec]):
+    def __init__(self, specs: dict[str, DriverSpec], *, entries: dict | None = None):
         self._specs = dict(specs)
+        self._entries = dict(entries or {})  # type -> entry point not loaded yet
 
     @classmethod
     def discover(cls) -> DriverCatalog:
-        specs = load_group(DRIVERS_GROUP, DriverSpec)
-        for name, spec in specs.items():
-            if spec.type != name:
-                raise TypeError(f"entry point {name!r} names driver type {spec.type!r}")
-        return cls(specs)
+        return cls({}, entries={ep.name: ep for ep in entry_points(group=DRIVERS_GROUP)})
 
     def get(self, type_: str) -> DriverSpec | None:
+        ep = self._entries.pop(type_, None)
+        if ep is not None:
+            spec = ep.load()
+            if not isinstance(spec, DriverSpec):
+                raise TypeError(f"entry point {ep.name!r} ({ep.value}) in {DRIVERS_GROUP} is not a DriverSpec")
+            if spec.type != type_:
+                raise TypeError(f"entry point {type_!r} names driver type {spec.type!r}")
+            self._specs[type_] = spec
         return self._specs.get(type_)
 
     def types(self) -> list[str]:
-        return sorted(self._specs)
+        return sorted({*self._specs, *self._entries})
 
     def __iter__(self):
-        return iter(self._specs[t] for t in self.types())
+        return iter([spec for t in self.types() if (spec := self.get(t)) is not None])
 
 
 def discover_simulators() -> dict[str, SimulatorSpec]:

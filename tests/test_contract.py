@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -227,3 +228,21 @@ type = "gpio_sim"
     pool = BusPool(cfg.lines)  # building a bus opens nothing
     for name, line in cfg.lines.items():
         assert isinstance(pool.get(name), protocols[type(line).BUS]), (name, type(pool.get(name)).__name__)
+
+
+def test_a_config_imports_only_the_drivers_it_uses(tmp_path) -> None:
+    """Import what a config uses: validating a config of Modbus meters loads no other driver's package
+    (each costs memory for as long as the agent runs)."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text('[gateway]\nid = "gw"\n[lines.m]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = 5020\n'
+                   '[[devices]]\nname = "m1"\ntype = "modbus_meter"\nprofile = "sdm630"\nline = "m"\n')
+    code = ("import sys\nfrom pathlib import Path\nfrom agent.config import load_config\n"
+            f"load_config(Path({str(cfg)!r}))\n"
+            "print(' '.join(sorted({m.split('.')[1] for m in sys.modules if m.startswith('drivers.')})))\n"
+            "print('firmware_bridge' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    loaded, fwb = p.stdout.splitlines()
+    assert fwb == "False"
+    # the meter's own package (and what the built-in line kinds bring: the OCPP line's charger code)
+    assert set(loaded.split()) <= {"modbus_meter", "meter_common", "ocpp_charger", "charger_common"}, loaded

@@ -120,6 +120,8 @@ def test_processing_section_is_validated():
 
 
 NO_AOT = "import agent.processing.aot as aot; aot.load = lambda d: None; aot.build_in_subprocess = lambda d: 'off'"
+BUILD_AOT = ("import agent.processing.aot as aot, agent.processing.jit as j\n"
+             "assert aot.build_in_subprocess(j.configure_cache(Path({state!r}))) is None")
 
 SCRIPT = r"""
 import json, sys, numpy as np
@@ -151,7 +153,10 @@ print(json.dumps([proc.K.kind, out]))
 ])
 def test_compiled_and_python_kernels_give_identical_results(tmp_path, compiled, python):
     runs = []
-    for name, how in (("compiled", {"jit": "on", "pre": NO_AOT if compiled == "jit" else ""}), ("python", python)):
+    # 'auto' loads an ahead-of-time build when there is one; 'on' is numba's JIT
+    aot_run = {"jit": "auto", "pre": BUILD_AOT.format(state=str(tmp_path / "compiled"))}
+    for name, how in (("compiled", aot_run if compiled == "aot" else {"jit": "on", "pre": NO_AOT}),
+                      ("python", python)):
         env = {**os.environ, "NUMBA_DISABLE_JIT": how.get("NUMBA_DISABLE_JIT", "0")}
         code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / name), jit=how["jit"],
                              pre=how.get("pre", ""))
@@ -248,3 +253,22 @@ def test_ahead_of_time_kernels_run_without_numba_in_memory(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split() == ["aot", "True", "False", "False"]
+
+
+def test_jit_on_uses_numbas_jit_even_with_an_ahead_of_time_build(tmp_path):
+    """``jit = "on"`` is numba's JIT (for a gateway without a C compiler, or to compare): a build made
+    by `edge-agent warmup` beside it is not loaded."""
+    cache = tmp_path / "cache"
+    assert subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp_path / "state")],
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True,
+                          timeout=600).returncode == 0
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from pathlib import Path\nimport agent.processing.aot as aot\nimport test_processing_pipeline as t\n"
+            "import os\nassert aot.load(Path(os.environ['NUMBA_CACHE_DIR'])) is not None  # the build is there\n"
+            f"proc, _ = t.make(Path({str(tmp_path)!r}), jit='on')\nproc.prepare()\n"
+            "proc.process(t.seconds(10), t.T0 + 10_000)\n"
+            "print(proc.K.kind, proc.compiled, 'numba' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_CACHE_DIR": str(cache)},
+                       capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["jit", "True", "True"]

@@ -173,7 +173,9 @@ class ProcessingConfig(Frozen):
         "Compiled kernels. 'auto': the ahead-of-time build `edge-agent warmup` makes, when there is one; "
         "else the Python kernels until they cost more than 1 % of a core, then compiled ones (an "
         "ahead-of-time build made then, or numba's JIT, which keeps about 50 MB of numba in memory). "
-        "'on': compiled from the start. 'off': never compiled. Results are identical either way."))
+        "'on': numba's JIT from the start, even when an ahead-of-time build is present (a gateway without a C "
+        "compiler, or a comparison): about 50 MB more anonymous memory, and LLVM's code where other processes "
+        "map it too (docs/processing.md). 'off': never compiled. Results are identical either way."))
     windows: tuple[WindowSize, ...] = Field((WindowSize.M1,), description="Aggregation windows (UTC-aligned).")
     close_grace: float = Field(2.0, ge=0, le=600, description="Seconds after a window's end before it closes.")
     gap_factor: float = Field(2.5, gt=1, description="An interval longer than this x poll_interval is a gap.")

@@ -54,11 +54,12 @@ class Processor:
         from .setup import build_params
 
         self.pc: ProcessingConfig = config.processing
-        # An ahead-of-time build when there is one (fast, and no numba in memory); else the Python
-        # kernels until compiled ones are wanted (see prepare() and _maybe_compile()).
+        # 'auto': an ahead-of-time build when there is one (fast, and no numba in memory); else the
+        # Python kernels until compiled ones are wanted (see prepare() and _maybe_compile()). 'on' is
+        # numba's JIT, whether or not a build is present (loaded by prepare()).
         self.K = kernel_set(compiled=False)
         python_only = self.pc.jit is JitMode.OFF or jit.jit_disabled_by_env()
-        if not python_only and (module := aot.load(self.cache_dir)) is not None:
+        if self.pc.jit is JitMode.AUTO and not python_only and (module := aot.load(self.cache_dir)) is not None:
             self.K = aot_kernel_set(module)
         self._auto = (self.pc.jit is JitMode.AUTO and not python_only and not self.K.compiled
                       and jit.numba_available())
@@ -91,12 +92,12 @@ class Processor:
 
     # -- kernels ----------------------------------------------------------------------------
     def prepare(self) -> dict:
-        """Load the kernels the config asks for (compiled ones for ``jit = "on"``; blocking, so run it
+        """Load the kernels the config asks for (numba's JIT for ``jit = "on"``; blocking, so run it
         off the event loop). Returns timing figures like :func:`warmup.warm`'s."""
         from .warmup import warm
 
         if self.pc.jit is JitMode.ON and not self.K.compiled and not jit.jit_disabled_by_env():
-            return self._use_compiled()
+            return self._use_jit()
         if self.K.compiled:
             return {"cache_dir": str(self.cache_dir), "jit": True, "kernels": self.K.kind, "import_s": 0.0,
                     "compile_s": 0.0}
@@ -109,8 +110,7 @@ class Processor:
     def _use_compiled(self) -> dict:
         """Switch to compiled kernels: the ahead-of-time build (built in a separate process when missing,
         so numba stays out of this one), else numba's JIT (then LLVM's code is paged out). Blocking."""
-        from .kernels import aot_kernel_set, kernel_set
-        from .warmup import warm
+        from .kernels import aot_kernel_set
 
         t0 = time.perf_counter()
         module = aot.load(self.cache_dir)
@@ -123,6 +123,13 @@ class Processor:
             self.K = aot_kernel_set(module)  # one attribute store: the next process() call uses them
             return {"cache_dir": str(self.cache_dir), "jit": True, "kernels": "aot", "import_s": 0.0,
                     "compile_s": round(time.perf_counter() - t0, 3)}
+        return self._use_jit()
+
+    def _use_jit(self) -> dict:
+        """Switch to numba's JIT kernels (compiled or loaded from the cache), then page LLVM's code out."""
+        from .kernels import kernel_set
+        from .warmup import warm
+
         timing = warm(self.cache_dir, compiled=True, build_aot=False)
         self.K = kernel_set(compiled=True)
         jit.page_out_compiler()

@@ -105,3 +105,30 @@ def release(outbox: Outbox, boot: str, *, synced_offset_ms: int | None, max_rows
         outbox.released(rows[0][0])
         done += len(rows)
     return done
+
+
+def hold_columns(hold: object) -> tuple[str | None, int | None]:
+    """A message's clock stamp as its row's (hold_boot, hold_offset_ms) columns; (None, None): not held.
+    Raises TypeError/ValueError/IndexError when it is not a (boot, offset) pair."""
+    if hold is None:
+        return None, None
+    return str(hold[0]), int(hold[1])  # type: ignore[index]
+
+
+def unheld_clause(*, held: bool, hold_columns_present: bool) -> str:
+    """The WHERE clause part that leaves held rows out (nothing when ``held`` or an older schema)."""
+    return "" if held or not hold_columns_present else " AND hold_boot IS NULL"
+
+
+class ReleasedMark:
+    """The lowest rowid released from a clock hold since the uplink last asked (it looks back for them)."""
+
+    def __init__(self) -> None:
+        self._lowest: int | None = None
+
+    def note(self, rowid: int) -> None:
+        self._lowest = rowid if self._lowest is None else min(self._lowest, rowid)
+
+    def take(self) -> int | None:
+        lowest, self._lowest = self._lowest, None
+        return lowest

@@ -14,9 +14,9 @@ of 10 readings; at 1 per commit 0.2-0.5x). NORMAL stays available for benchmarks
 ``executemany`` (1.4-1.8x sqlite-utils ``insert_all`` in the same benchmark); schema and migrations
 use plain SQL too (agent.store.db).
 
-Cap measurement: ``(page_count - freelist_count) * page_size``, two O(1) header reads; freed pages are
-reused so the file stays near the cap without VACUUM. The WAL is bounded separately by a checkpoint
-threshold and ``journal_size_limit`` sized from the cap, and that budget is subtracted from it.
+The disk cap is enforced by store.cap; the WAL is bounded separately by a checkpoint threshold and
+``journal_size_limit`` sized from the cap, and that budget is subtracted from it. Damaged pages and
+failed deletes: store.damage; messages held for a clock sync: store.clockhold.
 
 Used from one thread only (the asyncio loop thread).
 """
@@ -33,6 +33,9 @@ from typing import IO, Any
 
 import orjson
 
+from agent.store.cap import ROW_OVERHEAD, enforce_cap, persist_drops, used_bytes
+from agent.store.clockhold import ReleasedMark, hold_columns, unheld_clause
+from agent.store.damage import AckedRows, open_error, probe_ends
 from agent.store.db import Db
 from agent.store.dblock import DbLock
 from agent.store.migrations import MIGRATIONS, current_version, migrate
@@ -46,7 +49,6 @@ from agent.store.rows import (  # noqa: F401 - the outbox's public names, re-exp
     Pending,
     Priority,
     Synchronous,
-    _is_corruption,
     store_error,
 )
 from agent.store.seqmark import (
@@ -64,10 +66,6 @@ log = logging.getLogger("edge_agent.outbox")
 
 MIN_BYTES = 256 * 1024
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
-_EVICT_HEADROOM = 0.03  # evict 3 % below the limit (at most 1 MB) so not every append evicts
-_EVICT_MAX_BYTES = 1024 * 1024
-_EVICT_CHUNK = 256  # most rows deleted per eviction step before the size is measured again
-_ROW_OVERHEAD = 48  # bytes a row costs beyond topic and payload (record header, rowid, index entry)
 
 
 def _wall_ms() -> int:
@@ -95,11 +93,9 @@ class Outbox:
         self._mark_path = mark_path(self.path)
         self._reserved = 0
         self._closed = True
-        self._acked: set[int] = set()  # acknowledged rows whose delete failed: sent, to be deleted
-        self._acked_max = 0  # highest rowid in _acked: peek after it need not skip any
-        self._delete_failing = False
+        self._acked = AckedRows(self.path)  # acknowledged, not yet deleted: sent, to be deleted
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
-        self._released: int | None = None  # lowest rowid released from a clock hold since take_released()
+        self._released = ReleasedMark()  # rows released from a clock hold since take_released()
         conn: sqlite3.Connection | None = None
         self._lock: DbLock | None = None
         try:
@@ -119,9 +115,7 @@ class Outbox:
                 conn.close()
             if self._lock is not None:
                 self._lock.release()
-            if isinstance(e, sqlite3.Error) and _is_corruption(e):
-                raise OutboxCorrupt(f"cannot open outbox {self.path}: it is corrupt ({e})") from e
-            raise OutboxError(f"cannot open outbox {self.path}: {e}") from e
+            raise open_error(self.path, e) from e
 
     def _connect_readonly(self) -> sqlite3.Connection:
         if not self.path.is_file():
@@ -188,10 +182,7 @@ class Outbox:
         self._last_seq = self._db_last or 0
         self._depth = int(c.execute("SELECT count(*) FROM outbox").fetchone()[0])  # counted on the index
         self._hold_cols = current_version(self.db) >= 3  # an older database read-only: nothing is held
-        # the first and last row, read through the table's b-tree (root, interior and both end leaves):
-        # cheap, and damage on those paths is found now rather than after new rows went into the file
-        c.execute("SELECT rowid FROM outbox NOT INDEXED ORDER BY rowid LIMIT 1").fetchone()
-        c.execute("SELECT rowid FROM outbox NOT INDEXED ORDER BY rowid DESC LIMIT 1").fetchone()
+        probe_ends(c)
         self._drops = {p.name.lower(): 0 for p in Priority}
         for name, count in c.execute("SELECT priority, count FROM drops"):
             self._drops[name] = int(count)
@@ -231,11 +222,11 @@ class Outbox:
         last = seq0 + len(rows) - 1
         self._reserve(last)
         c = self.db.conn
-        incoming = sum(len(r[1]) + len(r[2]) + _ROW_OVERHEAD for r in rows)
+        incoming = sum(len(r[1]) + len(r[2]) + ROW_OVERHEAD for r in rows)
         try:
             with self.db.atomic():
-                acked_deleted = self._delete_rows(sorted(self._acked))
-                self._persist_drops(self._unsaved_drops)
+                acked_deleted = self._delete_rows(sorted(self._acked.ids))
+                persist_drops(c, self._unsaved_drops)
                 # make room first, so the database file never grows past the limit (a page that was
                 # once used stays in the file: SQLite does not shrink it without VACUUM)
                 dropped = self._enforce_cap(incoming)
@@ -254,7 +245,7 @@ class Outbox:
             raise store_error(f"cannot store {len(rows)} messages in {self.path}", e) from e
         self._last_seq = last
         self._depth += len(rows) - acked_deleted
-        self._acked_deleted()
+        self._acked.deleted()
         self._unsaved_drops = {}
         self._apply_drops(dropped)
         return list(range(seq0, last + 1))
@@ -263,7 +254,7 @@ class Outbox:
         try:
             priority, topic, body, readings, hold = Pending(*item)
             priority, readings = Priority(priority), int(readings)
-            hold_boot, hold_offset = (None, None) if hold is None else (str(hold[0]), int(hold[1]))
+            hold_boot, hold_offset = hold_columns(hold)
         except (TypeError, ValueError, IndexError) as e:
             raise OutboxError(f"message {index}: not a Pending(priority, topic, body, readings): {e}",
                               index=index) from None
@@ -283,44 +274,10 @@ class Outbox:
         return (seq, topic, payload, int(priority), now, readings, hold_boot, hold_offset)
 
     def _used_bytes(self) -> int:
-        c = self.db.conn
-        pages = c.execute("PRAGMA page_count").fetchone()[0] - c.execute("PRAGMA freelist_count").fetchone()[0]
-        return int(pages) * self.page_size
+        return used_bytes(self.db.conn, self.page_size)
 
     def _enforce_cap(self, incoming: int = 0) -> dict[int, int]:
-        """Delete the oldest rows of the lowest priority until ``incoming`` more bytes fit under the
-        limit. Inside a transaction."""
-        dropped: dict[int, int] = {}
-        if self._used_bytes() + incoming <= self.limit_bytes:
-            return dropped
-        target = self.limit_bytes - incoming - min(int(self.limit_bytes * _EVICT_HEADROOM), _EVICT_MAX_BYTES)
-        c = self.db.conn
-        for priority in Priority:
-            while (need := self._used_bytes() - target) > 0:
-                # Delete about ``need`` bytes of the oldest rows, then measure again: small steps keep
-                # the WAL (which holds every page an eviction touches) small too.
-                ids, freed = [], 0
-                for rowid, size in c.execute(
-                        "SELECT rowid, length(payload) + length(topic) + 32 FROM outbox"
-                        " WHERE priority = ? ORDER BY rowid LIMIT ?", [int(priority), _EVICT_CHUNK]):
-                    ids.append(rowid)
-                    freed += size
-                    if freed >= need:
-                        break
-                if not ids:
-                    break
-                c.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(ids))})", ids)
-                dropped[priority] = dropped.get(priority, 0) + len(ids)
-        self._persist_drops(dropped)
-        return dropped
-
-    def _persist_drops(self, dropped: dict[int, int]) -> None:
-        for priority, n in dropped.items():
-            self.db.conn.execute(
-                "INSERT INTO drops (priority, count) VALUES (?, ?)"
-                " ON CONFLICT(priority) DO UPDATE SET count = count + excluded.count",
-                [Priority(priority).name.lower(), n],
-            )
+        return enforce_cap(self.db.conn, limit_bytes=self.limit_bytes, page_size=self.page_size, incoming=incoming)
 
     def count_drops(self, dropped: dict[Priority, int]) -> None:
         """Count messages dropped before they reached the outbox (e.g. evicted from memory while the
@@ -338,13 +295,7 @@ class Outbox:
         """Acknowledged rows, deleted by the next :meth:`append` (in its transaction) or :meth:`delete`;
         meanwhile :meth:`peek` skips them and the depth leaves them out. Costs no I/O."""
         self._check_writable()
-        self._note_acked(rowids)
-
-    def _note_acked(self, rowids: Iterable[int]) -> None:
-        ids = tuple(rowids)
-        self._acked.update(ids)
-        if ids:
-            self._acked_max = max(self._acked_max, max(ids))
+        self._acked.note(rowids)
 
     def delete(self, rowids: Iterable[int] = ()) -> int:
         """Delete acknowledged rows (missing ones are ignored). Returns how many were deleted.
@@ -354,22 +305,17 @@ class Outbox:
         again) and the depth leaves them out. Call with no rowids to retry only those.
         """
         self._check_writable()
-        self._note_acked(rowids)
+        self._acked.note(rowids)
         if not self._acked:
             return 0
         try:
             with self.db.atomic():
-                deleted = self._delete_rows(sorted(self._acked))
+                deleted = self._delete_rows(sorted(self._acked.ids))
         except sqlite3.Error as e:
-            if _is_corruption(e):
-                raise store_error(f"cannot delete acknowledged messages from {self.path}", e) from e
-            if not self._delete_failing:
-                log.warning("cannot delete %d acknowledged messages from %s (%s): they are kept aside as sent "
-                            "and deleted when the database can be written again", len(self._acked), self.path, e)
-            self._delete_failing = True
+            self._acked.delete_failed(e)  # a damaged page raises; a full disk keeps them aside
             return 0
         self._depth -= deleted
-        self._acked_deleted()
+        self._acked.deleted()
         return deleted
 
     @property
@@ -385,25 +331,18 @@ class Outbox:
             deleted += cur.rowcount
         return deleted
 
-    def _acked_deleted(self) -> None:
-        if self._delete_failing:
-            log.info("acknowledged messages deleted from %s again", self.path)
-            self._delete_failing = False
-        self._acked.clear()
-        self._acked_max = 0
-
     # ------------------------------------------------------------------------------------ reading
     def peek(self, limit: int, after_rowid: int = 0, *, held: bool = False) -> list[OutboxRow]:
         """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first; rows held
         for a clock sync (store.clockhold) only with ``held``."""
         self._check_open()
         rows: list[OutboxRow] = []
-        where = "" if held or not self._hold_cols else " AND hold_boot IS NULL"
+        where = unheld_clause(held=held, hold_columns_present=self._hold_cols)
         while len(rows) < limit:
             want = limit - len(rows)
             # acknowledged rows not yet deleted are skipped; the uplink reads after its cursor, above
             # every row it has had acknowledged, so it never reads (or copies) one of them again
-            skip = after_rowid < self._acked_max
+            skip = after_rowid < self._acked.max
             ask = want + min(len(self._acked), 10_000) if skip else want
             try:
                 batch = self.db.conn.execute(
@@ -420,12 +359,11 @@ class Outbox:
 
     def released(self, rowid: int) -> None:
         """Rows from ``rowid`` on were released from a clock hold (the uplink looks back for them)."""
-        self._released = rowid if self._released is None else min(self._released, rowid)
+        self._released.note(rowid)
 
     def take_released(self) -> int | None:
         """The lowest rowid released since the last call (None: none); for the uplink."""
-        released, self._released = self._released, None
-        return released
+        return self._released.take()
 
     def stats(self) -> OutboxStats:
         self._check_open()

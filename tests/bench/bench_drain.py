@@ -1,9 +1,11 @@
 """Backlog drain after an outage: a full outbox published through a real mosquitto at the shipped
 defaults (QoS 1, ``max_inflight`` 200, 100 readings per message), at three backlog sizes.
 
-Prints readings/s, this process's CPU-seconds per million readings, and the ratio to the limit
-measured in the same run: a bare paho client publishing the same messages with the same window and
-no outbox (mosquitto's QoS 1 rate on this machine). Needs only the agent's own dependencies and the
+Prints readings/s, this process's CPU-seconds per million readings, the ratio to the limit measured
+in the same run (a bare paho client publishing the same messages with the same window and no outbox:
+mosquitto's QoS 1 rate on this machine), and linearity: the CPU per reading at each backlog over the
+CPU per reading at the smallest (1.0: linear in the backlog; above: each reading costs more the more
+are behind). Needs only the agent's own dependencies and the
 ``mosquitto`` binary, so it runs on a gateway as well:
 
     python tests/bench/bench_drain.py [--sizes 10000,100000,1000000]
@@ -115,13 +117,18 @@ async def main() -> None:
         d = Path(tmp)
         proc, port = start_broker(d)
         try:
+            print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
             print(f"backlog drain, shipped defaults: QoS 1, max_inflight {WINDOW}, {READINGS} readings/message")
-            print(f"{'backlog':>10} {'readings/s':>12} {'CPU-s/M':>8} {'bare paho r/s':>14} {'agent/bare':>10}")
+            print(f"{'backlog':>10} {'readings/s':>12} {'CPU-s/M':>8} {'bare paho r/s':>14} {'agent/bare':>10}"
+                  f" {'linearity':>9}")
+            first: float | None = None
             for n in sizes:
                 messages = max(1, n // READINGS)
                 rate, cpu_per_m = await drain(port, d, messages)
                 limit = bare_paho(port, messages)
-                print(f"{n:>10,} {rate:>12,.0f} {cpu_per_m:>8.1f} {limit:>14,.0f} {rate / limit:>10.2f}")
+                first = first or cpu_per_m
+                print(f"{n:>10,} {rate:>12,.0f} {cpu_per_m:>8.1f} {limit:>14,.0f} {rate / limit:>10.2f}"
+                      f" {cpu_per_m / first:>9.2f}", flush=True)
         finally:
             proc.kill()
 

@@ -1,326 +1,315 @@
-"""Footprint and CPU per reading of the real agent process, each figure beside its goal, in one run.
+"""CPU per datapoint, memory, idle CPU and start-up of the real agent process, beside the peer (the
+ThingsBoard IoT Gateway 3.8.5) and the physical limits, all measured in the same run. A plain script:
+it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs on the gateway itself.
 
-    python tests/bench/bench_footprint.py [--settle 15] [--window 20] [--only demo,idle,modbus,replay]
-                                          [--jit auto|on|off] [--py-spy DIR]
+    python tests/bench/bench_footprint.py [--settle 10] [--window 20] [--only limits,loads,idle,demo]
+        [--loads 10x60@200,10x60@100,40x60@100,100x60@100] [--peer-python PATH | --no-peer]
+        [--peer-stores memory,sqlite] [--jit auto|on|off] [--py-spy DIR]
 
-The kernel cache is warmed first, as an install would (`edge-agent warmup`: numba's cache and the
-ahead-of-time build). ``--jit`` sets ``[processing] jit`` for every run; ``--py-spy DIR`` records
-each rate run's measured window (collapsed stacks of the thread holding the GIL) into DIR.
+* limits: the Modbus round trip of the simulator (a bare pymodbus client, the requests one read of 60
+  values needs: the most datapoints/s one Modbus TCP connection can carry), mosquitto's QoS 1 rate
+  (bare paho, 100 readings per message, the shipped window) and SQLite's fsync'd commit rate (WAL,
+  synchronous=FULL, as the outbox).
+* loads: N SDM630 meters (one simulator process, one Modbus TCP port), 60 float32 values each, polled
+  every P ms, QoS 1 to mosquitto. Agent: CPU-s per million datapoints delivered, datapoints/s, RSS,
+  and the loss check (sims stopped, delivery settled: seqs 1..n with no gap or duplicate, every read's
+  60 values delivered). Peer: the same with its memory store and its SQLite store, when its venv is
+  found (peer_tbgw.py: ``--peer-python`` or ``TBGW_PYTHON``); else its columns say why not.
+* idle: 10 meters polled every second: CPU % of one core, agent and peer.
+* demo: the demo's device set: start to first publish (warm kernel cache), steady RSS, CPU.
 
-* demo: the demo's device set (its simulators, `edge-agent run` on its config, mosquitto): start to
-  first publish (warm kernel cache), then steady RSS / PSS / anonymous memory (/proc/PID/smaps_rollup)
-  and CPU % of one core.
-* idle: one Modbus TCP meter at 100 points/s (60 float32 values per read): CPU % of one core.
-* modbus: Modbus TCP meters polled as fast as they answer, 60 float32 values per read, QoS 1 to
-  mosquitto: agent CPU seconds per million readings delivered.
-* replay: replay devices at full speed: agent CPU seconds per million readings delivered.
-
-CPU is the agent process's user + system time (psutil); readings are counted at a subscriber.
-Memory: RSS is the goal's figure; PSS shares pages mapped by other processes (on a shared machine
-LLVM's pages may be counted there); anonymous memory is what no file backs. The machine may be
-shared: repeat, and compare ratios rather than single figures.
+CPU is the process's user + system time (/proc/PID/stat); datapoints are counted at a subscriber. RSS
+is the goal's figure (PSS shares pages other processes map too). The machine may be shared: compare
+the ratios printed, which are measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import signal
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
-import psutil
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+import footprint_kit as kit  # noqa: E402
+import peer_tbgw as peer  # noqa: E402
+from chaos.agent_proc import AgentProcess  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from chaos.agent_proc import AgentProcess, write_replay_csv  # noqa: E402
-from mqtt_helpers import Broker, free_port  # noqa: E402
-
-GOALS = {"rss_mb": 100.0, "idle_cpu_pct": 1.0, "first_publish_s": 1.5, "modbus_cpu_s_per_M": 10.0,
-         "replay_cpu_s_per_M": 10.0}
-
-
-class SimLoop:
-    """Simulators on an event loop in a background thread (the agent runs as a subprocess)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="sims", daemon=True)
-        self.thread.start()
-        self.handles: list = []
-
-    def call(self, coro, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        for h in reversed(self.handles):
-            try:
-                self.call(h.stop(), 30)
-            except Exception:  # noqa: BLE001 - best effort at the end of a benchmark
-                pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+GOALS = {"rss_mb": 50.0, "idle_cpu_pct": 0.5, "first_publish_s": 1.0}
+VALUES = 60
+ARGS: argparse.Namespace
 
 
-def smaps(pid: int) -> dict[str, float]:
-    """RSS, PSS and anonymous memory in MiB from /proc/PID/smaps_rollup, and LLVM's resident share."""
-    out = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss", "Anonymous"):
-            out[key.lower()] = int(rest.split()[0]) / 1024
-    llvm, name = 0, ""
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        f = line.split()
-        if "-" in f[0] and len(f) >= 5:
-            name = f[5] if len(f) > 5 else ""
-        elif f[0] == "Rss:" and "libllvmlite" in name:
-            llvm += int(f[1])
-    out["llvm"] = llvm / 1024
-    return out
+def _registers() -> list[tuple[str, int]]:
+    from drivers.modbus_meter.codec import load_profile
+
+    return [(r.name, r.address) for r in load_profile("sdm630").registers][:VALUES]
 
 
-def cpu_s(ps: psutil.Process) -> float:
-    t = ps.cpu_times()
-    return t.user + t.system
+def _blocks() -> list[tuple[int, int]]:
+    from drivers.modbus_meter.codec import load_profile
+
+    prof = load_profile("sdm630").profile
+    return kit.block_plan([a for _, a in _registers()], max_registers=prof.max_registers, max_gap=prof.max_gap)
 
 
-class ReadingCounter:
-    """Counts readings in telemetry messages as they arrive (payloads are not kept)."""
+def agent_config(tmp: Path, name: str, broker: kit.Mosquitto, meters: int, port: int, poll_s: float) -> str:
+    import orjson
 
-    def __init__(self, broker: Broker, gateway: str):
-        import paho.mqtt.client as mqtt
-
-        self.count = 0
-        self.first_at: float | None = None
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *a: c.subscribe(f"edge/{gateway}/telemetry/#", qos=1)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        n = msg.payload.count(b'"ts"')  # one "ts" key per reading: no JSON parse in the hot loop
-        with self.lock:
-            self.count += n
-            if self.first_at is None:
-                self.first_at = time.monotonic()
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+    names = orjson.dumps([n for n, _ in _registers()]).decode()
+    out = [f'[gateway]\nid = "{name}"\nstate_dir = "{tmp / name}"\nlog_level = "WARNING"\n',
+           f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
+           f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n']
+    if ARGS.jit:
+        out.append(f'[processing]\njit = "{ARGS.jit}"\n')
+    for uid in range(1, meters + 1):
+        out.append(f'[[devices]]\nname = "meter{uid}"\ntype = "modbus_meter"\nprofile = "sdm630"\nunit = {uid}\n'
+                   f'line = "meters"\npoll_interval = {poll_s}\nmetrics = {names}\n')
+    return "\n".join(out)
 
 
-JIT: str | None = None  # --jit: [processing] jit for every agent (default: the config's default)
-
-
-def start_agent(tmp: Path, text: str, name: str, env: dict[str, str] | None = None) -> AgentProcess:
+def start_agent(tmp: Path, name: str, text: str) -> AgentProcess:
     cfg = tmp / f"{name}.toml"
-    if JIT is not None:
-        if "[processing]" in text:
-            text = text.replace("[processing]\n", f'[processing]\njit = "{JIT}"\n')
-        else:
-            text += f'\n[processing]\njit = "{JIT}"\n'
     cfg.write_text(text)
-    old = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        return AgentProcess(cfg, tmp / f"{name}.log").start()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    return AgentProcess(cfg, tmp / f"{name}.log").start()
 
 
-def wait(pred: Callable[[], bool], timeout: float, what: str, agent: AgentProcess) -> None:
+def wait(pred: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen, log: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return
-        if agent.proc.poll() is not None:
-            raise RuntimeError(f"agent exited while waiting for {what}:\n{agent.log_tail()}")
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out waiting for {what}:\n{agent.log_tail()}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited ({proc.returncode}):\n{log()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}:\n{log()}")
 
 
-def header(gateway: str, tmp: Path, broker: Broker, *, commit: float | None = None) -> str:
-    store = f"[store]\ncommit_interval = {commit}\n" if commit else ""
-    return (f'[gateway]\nid = "{gateway}"\nstate_dir = "{tmp / gateway}"\nlog_level = "WARNING"\n\n'
-            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nreadings_per_message = 100\n'
-            f'max_inflight = 1000\n\n{store}')
+def measure(pid: int, sub: kit.Subscriber, name: str) -> dict:
+    """Settle, then CPU and datapoints over the window, then memory."""
+    time.sleep(ARGS.settle)
+    c0, r0, w0 = kit.cpu_s(pid), sub.count, time.monotonic()
+    if ARGS.py_spy is not None:
+        ARGS.py_spy.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen(["py-spy", "record", "-p", str(pid), "-d", str(int(ARGS.window)), "-f", "raw", "--nonblocking",
+                          "--gil", "-r", "100", "-o", str(ARGS.py_spy / f"{name}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(ARGS.window)
+    c1, r1, w1 = kit.cpu_s(pid), sub.count, time.monotonic()
+    mem = kit.memory(pid)
+    done = max(1, r1 - r0)
+    return {"cpu_pct": (c1 - c0) / (w1 - w0) * 100, "rate": (r1 - r0) / (w1 - w0), "cpu_s_per_M": (c1 - c0) / done * 1e6,
+            "rss": mem["rss"], "anon": mem["anonymous"], "llvm": mem["llvm"]}
 
 
-# --------------------------------------------------------------------------------------------- parts
-def bench_demo(tmp: Path, broker: Broker, cache: Path, settle: float, window: float) -> dict:
+def settle_count(sub: kit.Subscriber, quiet: float = 3.0, timeout: float = 120) -> None:
+    last, since, deadline = sub.count, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.2)
+        if sub.count != last:
+            last, since = sub.count, time.monotonic()
+
+
+def run_agent(tmp: Path, broker: kit.Mosquitto, name: str, meters: int, poll_s: float) -> dict:
+    sim = kit.MeterSim(meters)
+    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#", f"edge/{name}/health"])
+    agent = start_agent(tmp, name, agent_config(tmp, name, broker, meters, sim.port, poll_s))
+    try:
+        wait(lambda: sub.count > 0, 300, "the agent's first publish", agent.proc, agent.log_tail)
+        r = measure(agent.proc.pid, sub, name)
+        sim.stop()  # no more reads: what was read must all arrive
+        settle_count(sub)
+        r["loss"] = sub.loss(VALUES)
+        return r
+    finally:
+        sim.stop()
+        agent.terminate()
+        sub.stop()
+
+
+def run_peer(tmp: Path, broker: kit.Mosquitto, exe: str, name: str, meters: int, poll_s: float, store: str) -> dict:
+    sim = kit.MeterSim(meters)
+    sub = kit.Subscriber(broker.host, broker.port, [peer.TOPIC, "v1/devices/me/rpc/request/+"], agent=False,
+                         answer=peer.answer_session_limits, count=peer.datapoints)
+    d = peer.write_config(exe, tmp / name, host=broker.host, port=broker.port, modbus_port=sim.port, meters=meters,
+                          registers=_registers(), poll_s=poll_s, storage=store)
+    proc = peer.start(exe, d)
+    log = lambda: (d / "stdout.log").read_text(errors="replace")[-3000:]  # noqa: E731
+    try:
+        wait(lambda: sub.count > 0, ARGS.peer_timeout, "the peer's first publish", proc, log)
+        return measure(proc.pid, sub, name)
+    finally:
+        sim.stop()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        sub.stop()
+
+
+# ------------------------------------------------------------------------------------------ parts
+def limits(tmp: Path) -> dict:
+    from bench_drain import READINGS, bare_paho
+
+    sim = kit.MeterSim(1)
+    try:
+        rtt = kit.modbus_round_trip(sim.port, _blocks())
+    finally:
+        sim.stop()
+    broker = kit.Mosquitto(tmp / "limit-broker")
+    try:
+        mqtt_rate = bare_paho(broker.port, 2000)
+    finally:
+        broker.stop()
+    return {"rtt_s": rtt, "requests": len(_blocks()), "modbus_dp_s": VALUES / (rtt * len(_blocks())),
+            "mqtt_dp_s": mqtt_rate, "readings_per_msg": READINGS, "fsync_commits_s": kit.sqlite_fsync_commits(tmp)}
+
+
+def parse_load(text: str) -> tuple[int, int, int]:
+    meters, rest = text.split("x")
+    values, ms = rest.split("@")
+    if int(values) != VALUES:
+        raise SystemExit(f"--loads: {text}: the meters have {VALUES} values")
+    return int(meters), int(values), int(ms)
+
+
+def fmt_peer(r: dict | str, agent: dict) -> str:
+    if isinstance(r, str):
+        return f"{r:>30}"
+    return f"{r['cpu_s_per_M']:7.1f} {r['rate']:7.0f} {r['rss']:5.0f} {r['cpu_s_per_M'] / agent['cpu_s_per_M']:6.1f}x"
+
+
+def loads(tmp: Path, broker: kit.Mosquitto, exe: str | None, why: str, lim: dict | None) -> None:
+    stores = [s for s in ARGS.peer_stores.split(",") if s] if exe is not None else []
+    print(f"\nloads: CPU-s per million datapoints delivered (QoS 1), datapoints/s, RSS MiB; peer: {why}")
+    head = f"{'load':>12} {'offered':>8} | {'agent':>7} {'dp/s':>7} {'RSS':>5} {'loss':>6}"
+    for s in stores:
+        head += f" | {'peer ' + s:>7} {'dp/s':>7} {'RSS':>5} {'/agent':>7}"
+    print(head + (f" | {'Modbus limit dp/s':>17}" if lim else ""))
+    for text in ARGS.loads.split(","):
+        meters, _, ms = parse_load(text)
+        offered = meters * VALUES * 1000 / ms
+        a = run_agent(tmp, broker, f"agent-{meters}-{ms}", meters, ms / 1000)
+        line = f"{text:>12} {offered:8.0f} | {a['cpu_s_per_M']:7.1f} {a['rate']:7.0f} {a['rss']:5.0f} {a['loss']:>6}"
+        for s in stores:
+            try:
+                p: dict | str = run_peer(tmp, broker, exe, f"peer-{s}-{meters}-{ms}", meters, ms / 1000, s)
+            except RuntimeError as e:
+                p = "no publish" if "timed out" in str(e) else f"failed: {str(e).splitlines()[0][:22]}"
+            line += " | " + fmt_peer(p, a)
+        if lim:
+            line += f" | {lim['modbus_dp_s']:17.0f}"
+        print(line, flush=True)
+
+
+def idle(tmp: Path, broker: kit.Mosquitto, exe: str | None, why: str) -> None:
+    a = run_agent(tmp, broker, "agent-idle", 10, 1.0)
+    print(f"\nidle, 10 meters x 60 values polled every second: agent {a['cpu_pct']:.2f} % of a core "
+          f"({'ok' if a['cpu_pct'] <= GOALS['idle_cpu_pct'] else 'OVER'}, goal <= {GOALS['idle_cpu_pct']}), "
+          f"RSS {a['rss']:.1f} MiB, loss {a['loss']}", flush=True)
+    if exe is not None:
+        p = run_peer(tmp, broker, exe, "peer-idle", 10, 1.0, "memory")
+        print(f"  peer (memory store) {p['cpu_pct']:.2f} % of a core, RSS {p['rss']:.1f} MiB: "
+              f"agent/peer CPU {a['cpu_pct'] / p['cpu_pct']:.2f}", flush=True)
+    else:
+        print(f"  peer: {why}")
+
+
+def demo(tmp: Path, broker: kit.Mosquitto) -> None:
+    import asyncio
+    import threading
+
     from agent.demo.run import demo_config
     from agent.demo.sims import STARTERS, DemoSims
 
-    sims = SimLoop()
-    demo = DemoSims()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="sims", daemon=True).start()
+    sims = DemoSims()
     try:
         for starter in STARTERS:
-            sims.call(starter(demo))
-        sims.handles.extend(demo.handles)
-        extra = "".join(demo.toml) + demo.site_toml
-        text = demo_config(tmp / "demo-state", broker.port, extra)
-        env = {"NUMBA_CACHE_DIR": str(cache)}
-        # a first run warms the kernel cache; the measured run starts warm
-        for attempt in ("warm", "measured"):
-            counter = ReadingCounter(broker, "demo-gw")
+            asyncio.run_coroutine_threadsafe(starter(sims), loop).result(120)
+        text = demo_config(tmp / "demo-state", broker.port, "".join(sims.toml) + sims.site_toml)
+        if ARGS.jit:
+            text = text.replace("[processing]\n", f'[processing]\njit = "{ARGS.jit}"\n') if "[processing]" in text \
+                else text + f'\n[processing]\njit = "{ARGS.jit}"\n'
+        for attempt in ("warm", "measured"):  # the first run warms the kernel cache
+            sub = kit.Subscriber(broker.host, broker.port, ["edge/demo-gw/telemetry/#"])
             t0 = time.monotonic()
-            agent = start_agent(tmp, text, f"demo-{attempt}", env)
-            ps = psutil.Process(agent.proc.pid)
+            agent = start_agent(tmp, f"demo-{attempt}", text)
             try:
-                wait(lambda c=counter: c.first_at is not None, 300, "the first publish", agent)
-                first = counter.first_at - t0
-                if attempt == "warm":
-                    continue
-                time.sleep(settle)
-                c0, r0, w0 = cpu_s(ps), counter.count, time.monotonic()
-                time.sleep(window)
-                c1, r1, w1 = cpu_s(ps), counter.count, time.monotonic()
-                mem = smaps(agent.proc.pid)
+                wait(lambda s=sub: s.first_at is not None, 300, "the first publish", agent.proc, agent.log_tail)
+                first = sub.first_at - t0
+                if attempt == "measured":
+                    r = measure(agent.proc.pid, sub, "demo")
             finally:
                 agent.terminate()
-                counter.stop()
-        return {"first_publish_s": first, "rss_mb": mem["rss"], "pss_mb": mem["pss"], "anon_mb": mem["anonymous"],
-                "llvm_mb": mem["llvm"],
-                "demo_cpu_pct": (c1 - c0) / (w1 - w0) * 100, "demo_rate": (r1 - r0) / (w1 - w0)}
+                sub.stop()
+        print(f"\ndemo devices: start to first publish {first:.2f} s (warm kernel cache; "
+              f"{'ok' if first <= GOALS['first_publish_s'] else 'OVER'}, goal <= {GOALS['first_publish_s']}), "
+              f"steady RSS {r['rss']:.1f} MiB ({'ok' if r['rss'] <= GOALS['rss_mb'] else 'OVER'}, goal <= "
+              f"{GOALS['rss_mb']:g}; anonymous {r['anon']:.1f}, LLVM {r['llvm']:.1f}), CPU {r['cpu_pct']:.2f} % "
+              f"of a core at {r['rate']:.0f} readings/s", flush=True)
     finally:
-        sims.close()
-
-
-def _meter_devices(n: int, port: int, poll: float) -> str:
-    from drivers.modbus_meter.codec import load_profile
-
-    names = [r.name for r in load_profile("sdm630").registers][:60]
-    out = [f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n']
-    for uid in range(1, n + 1):
-        out.append(f'[[devices]]\nname = "meter{uid}"\ntype = "modbus_meter"\nprofile = "sdm630"\nunit = {uid}\n'
-                   f'line = "meters"\npoll_interval = {poll}\nmetrics = {orjson.dumps(names).decode()}\n')
-    return "\n".join(out)
-
-
-def _meter_sim(sims: SimLoop, units: int) -> int:
-    from drivers.modbus_meter.sim import start
-
-    port = free_port()
-    sims.handles.append(sims.call(start(units={u: "sdm630" for u in range(1, units + 1)},
-                                        tcp=f"127.0.0.1:{port}", update_interval=1.0)))
-    return port
-
-
-PROFILE_DIR: Path | None = None  # --py-spy DIR: record collapsed stacks of each measured window there
-
-
-def bench_rate(tmp: Path, broker: Broker, cache: Path, name: str, text: str, settle: float, window: float) -> dict:
-    counter = ReadingCounter(broker, name)
-    agent = start_agent(tmp, text, name, {"NUMBA_CACHE_DIR": str(cache)})
-    ps = psutil.Process(agent.proc.pid)
-    try:
-        wait(lambda: counter.count > 0, 300, "the first publish", agent)
-        time.sleep(settle)
-        c0, r0, w0 = cpu_s(ps), counter.count, time.monotonic()
-        if PROFILE_DIR is not None:
-            import subprocess
-
-            PROFILE_DIR.mkdir(parents=True, exist_ok=True)
-            subprocess.Popen(["py-spy", "record", "-p", str(agent.proc.pid), "-d", str(int(window)), "-f", "raw",
-                              "--nonblocking", "--gil", "-r", "100", "-o", str(PROFILE_DIR / f"{name}.txt")], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(window)
-        c1, r1, w1 = cpu_s(ps), counter.count, time.monotonic()
-        mem = smaps(agent.proc.pid)
-    finally:
-        agent.terminate()
-        counter.stop()
-    done = max(1, r1 - r0)
-    return {"cpu_pct": (c1 - c0) / (w1 - w0) * 100, "rate": done / (w1 - w0), "cpu_s_per_M": (c1 - c0) / done * 1e6,
-            "rss_mb": mem["rss"], "anon_mb": mem["anonymous"], "llvm_mb": mem["llvm"]}
-
-
-def bench_idle(tmp: Path, broker: Broker, cache: Path, settle: float, window: float) -> dict:
-    sims = SimLoop()
-    try:
-        port = _meter_sim(sims, 1)
-        text = header("idle", tmp, broker) + _meter_devices(1, port, 0.6)  # 60 values / 0.6 s = 100 points/s
-        return bench_rate(tmp, broker, cache, "idle", text, settle, window)
-    finally:
-        sims.close()
-
-
-def bench_modbus(tmp: Path, broker: Broker, cache: Path, settle: float, window: float, units: int = 4) -> dict:
-    sims = SimLoop()
-    try:
-        port = _meter_sim(sims, units)
-        text = header("modbus", tmp, broker) + _meter_devices(units, port, 0.005)
-        return bench_rate(tmp, broker, cache, "modbus", text, settle, window)
-    finally:
-        sims.close()
-
-
-def bench_replay(tmp: Path, broker: Broker, cache: Path, settle: float, window: float, devices: int = 4) -> dict:
-    body = [header("replay", tmp, broker, commit=0.1), '[processing]\nwindows = ["1m"]\n']
-    for i in range(devices):
-        csv = tmp / f"replay{i}.csv"
-        write_replay_csv(csv, 200_000, step_s=1)
-        body.append(f'[[devices]]\nname = "dev{i}"\ntype = "replay"\nfile = "{csv}"\nspeed = 0\nloop = true\n'
-                    f'max_rows_per_read = 2000\npoll_interval = 0.05\nanomaly = true\n')
-    return bench_rate(tmp, broker, cache, "replay", "\n".join(body), settle, window)
-
-
-def verdict(value: float, goal: float) -> str:
-    return f"{'ok' if value <= goal else 'OVER'} (goal <= {goal:g})"
+        for h in reversed(sims.handles):
+            try:
+                asyncio.run_coroutine_threadsafe(h.stop(), loop).result(30)
+            except Exception:  # noqa: BLE001 - best effort at the end of a benchmark
+                pass
+        loop.call_soon_threadsafe(loop.stop)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--settle", type=float, default=15.0, help="seconds after the first publish before measuring")
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds after the first publish before measuring")
     ap.add_argument("--window", type=float, default=20.0, help="seconds measured")
-    ap.add_argument("--only", default="demo,idle,modbus,replay")
+    ap.add_argument("--only", default="limits,loads,idle,demo")
+    ap.add_argument("--loads", default="10x60@200,10x60@100,40x60@100,100x60@100", help="METERSxVALUES@POLL_MS,...")
+    ap.add_argument("--peer-python", help="the ThingsBoard IoT Gateway venv's python (default: $TBGW_PYTHON, "
+                    f"else {peer.DEFAULT_PYTHON})")
+    ap.add_argument("--no-peer", action="store_true", help="agent and limits only")
+    ap.add_argument("--peer-timeout", type=float, default=120.0, help="seconds to wait for the peer's first publish")
+    ap.add_argument("--peer-stores", default="memory,sqlite", help="the peer's storage types to run")
     ap.add_argument("--jit", choices=["auto", "on", "off"], help="[processing] jit for every agent run")
-    ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (collapsed stacks) of each rate run here")
-    args = ap.parse_args()
-    ap_jit = args.jit
-    global PROFILE_DIR, JIT
-    PROFILE_DIR, JIT = args.py_spy, ap_jit
-    parts = set(args.only.split(","))
+    ap.add_argument("--cache", type=Path, help="kernel cache directory to warm and use (default: a new one)")
+    ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (raw collapsed stacks) of each window here")
+    ARGS = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the sims, brokers and peers it started
+    parts = set(ARGS.only.split(","))
+    exe, why = (None, "not run (--no-peer)") if ARGS.no_peer else peer.find_python(ARGS.peer_python)
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
+          f"{os.cpu_count()} CPUs; peer: {why}", flush=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        cache = tmp / "numba-cache"  # shared by every run, warmed first as an install would
-        import subprocess
-
+        os.environ["NUMBA_CACHE_DIR"] = str(ARGS.cache or tmp / "numba-cache")  # warmed first, as an install does
         subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
-                       env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, check=True, capture_output=True)
-        broker = Broker(tmp / "broker").start()
+                       check=True, capture_output=True)
+        lim = None
+        if "limits" in parts:
+            lim = limits(tmp)
+            print(f"limits: Modbus round trip {lim['rtt_s'] * 1000:.2f} ms x {lim['requests']} requests per read = "
+                  f"{lim['modbus_dp_s']:.0f} datapoints/s per connection; mosquitto QoS 1 {lim['mqtt_dp_s']:.0f} "
+                  f"readings/s ({lim['readings_per_msg']} per message); SQLite fsync'd commits "
+                  f"{lim['fsync_commits_s']:.0f}/s", flush=True)
+        broker = kit.Mosquitto(tmp / "broker", acl=peer.ACL)
         try:
-            if "demo" in parts:
-                r = bench_demo(tmp, broker, cache, args.settle, args.window)
-                print(f"demo devices   start to first publish {r['first_publish_s']:6.2f} s      "
-                      f"{verdict(r['first_publish_s'], GOALS['first_publish_s'])}")
-                print(f"demo devices   steady RSS            {r['rss_mb']:6.1f} MiB    {verdict(r['rss_mb'], GOALS['rss_mb'])}"
-                      f"   PSS {r['pss_mb']:.1f} MiB, anonymous {r['anon_mb']:.1f} MiB, LLVM {r['llvm_mb']:.1f} MiB")
-                print(f"demo devices   CPU                   {r['demo_cpu_pct']:6.2f} % of a core at {r['demo_rate']:.0f} readings/s")
+            if "loads" in parts:
+                loads(tmp, broker, exe, why, lim)
             if "idle" in parts:
-                r = bench_idle(tmp, broker, cache, args.settle, args.window)
-                print(f"idle           CPU at {r['rate']:4.0f} points/s   {r['cpu_pct']:6.2f} % of a core "
-                      f"{verdict(r['cpu_pct'], GOALS['idle_cpu_pct'])}   RSS {r['rss_mb']:.1f} MiB")
-            if "modbus" in parts:
-                r = bench_modbus(tmp, broker, cache, max(args.settle, 10), args.window)
-                print(f"modbus tcp     CPU per reading       {r['cpu_s_per_M']:6.1f} CPU-s/M "
-                      f"{verdict(r['cpu_s_per_M'], GOALS['modbus_cpu_s_per_M'])}   at {r['rate']:.0f} readings/s, "
-                      f"RSS {r['rss_mb']:.1f} MiB (anonymous {r['anon_mb']:.1f}, LLVM {r['llvm_mb']:.1f})")
-            if "replay" in parts:
-                r = bench_replay(tmp, broker, cache, max(args.settle, 10), args.window)
-                print(f"replay         CPU per reading       {r['cpu_s_per_M']:6.1f} CPU-s/M "
-                      f"{verdict(r['cpu_s_per_M'], GOALS['replay_cpu_s_per_M'])}   at {r['rate']:.0f} readings/s, "
-                      f"RSS {r['rss_mb']:.1f} MiB (anonymous {r['anon_mb']:.1f}, LLVM {r['llvm_mb']:.1f})")
+                idle(tmp, broker, exe, why)
+            if "demo" in parts:
+                demo(tmp, broker)
         finally:
-            broker.kill()
+            broker.stop()
+        print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
 if __name__ == "__main__":
