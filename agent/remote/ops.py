@@ -22,8 +22,16 @@ import orjson
 from ..commands import AuthMode, CommandsConfig
 from ..config.schema import AgentConfig
 from .files import ConfigFiles
-from .push import (DEFAULT_TIMEOUT_S, MAX_PUSH_BYTES, TIMEOUT_BOUNDS, Push, PushRefused, check_push,
-                   parse_push, stage_push)
+from .push import (
+    DEFAULT_TIMEOUT_S,
+    MAX_PUSH_BYTES,
+    TIMEOUT_BOUNDS,
+    Push,
+    PushRefused,
+    check_push,
+    parse_push,
+    stage_push,
+)
 
 log = logging.getLogger("edge_agent.remote")
 Emit = Callable[[str, dict[str, Any], bool], None]  # (result topic suffix, body, is_audit)
@@ -81,15 +89,20 @@ class RemoteOps:
         self._applying(push, trial, payload)
 
     async def apply_local(self, config: str, *, cid: str, origin: dict[str, Any],
-                          timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+                          timeout_s: float = DEFAULT_TIMEOUT_S,
+                          prepare: Callable[[str], str] | None = None) -> dict[str, Any]:
         """A config change made on the gateway itself (the web page, behind its login): the path of a push
-        without its signature, under the next version (above the highest staged). ``origin`` goes into the
-        answer and the audit record. Returns the answer (``applying`` or ``refused``)."""
+        without its signature, under the next version (above the highest staged). ``prepare`` turns the
+        text into the file (under the push lock; it may raise PushRefused); ``origin`` goes into the answer
+        and the audit record. Returns the answer (``applying`` or ``refused``)."""
         data = config.encode()
         base: dict[str, Any] = {"id": cid, "version": None, **origin}
 
         def make() -> Push:
             assert self.files is not None
+            nonlocal config
+            if prepare is not None:
+                config = prepare(config)
             if len(data) > MAX_PUSH_BYTES:
                 raise PushRefused("too_large", f"the config is {len(data)} bytes; at most {MAX_PUSH_BYTES}")
             if not config.strip():
