@@ -6,7 +6,8 @@ and stays. If a secret would still show (a multi-line string, say), the text is 
 
 Unmasking: each ``"***"`` value left in the edited text is put back to the value at the same place
 (key path) in the file in force, found by parsing the edited text with a unique marker in its place.
-A ``"***"`` where the file in force has no string is an error naming the line and key.
+A ``"***"`` where the file in force has no string is an error naming the line and key, as the
+validation's errors do (``config:LINE: key.path: ...``).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def unmask_text(edited: str, in_force: str) -> str:
         value = _at(current, path) if path is not None else None
         if not isinstance(value, str):
             key = ".".join(map(str, path or ("?",)))
-            raise EditError(f"line {line}: {key} = \"{PLACEHOLDER}\" keeps the current value, but the config in "
+            raise EditError(f"config:{line}: {key}: \"{PLACEHOLDER}\" keeps the current value, but the config in "
                             "force has no text value there: type the value")
         out += [edited[last:spot.start("val")], _toml_string(value)]
         last = spot.end("val")
