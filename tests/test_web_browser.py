@@ -263,6 +263,7 @@ def test_config_edited_in_the_page(gateway, chrome, tmp_path) -> None:
     assert wait_until(lambda: f"config:{line}: health.interval" in text(drv, "#config-result"), 30), text(drv, "#config-result")
     assert "refused (invalid)" in text(drv, "#config-result")
     assert cfg.read_text() == original
+    drv.execute_script("document.getElementById('config-result').scrollIntoView({block: 'end'});")
     shot(drv, "web-config.png")
 
     edit('interval = "soon"\n', "interval = 2\n")

@@ -79,10 +79,10 @@ class ConfigEditor:
         if not isinstance(text, str) or isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
             raise HttpError(400, 'body must be {"config": "<TOML text>"[, "timeout_s": seconds]}')
         path = self.path
-        if path is not None and (problem := writable_problem(path)):
-            return 409, {"status": "refused", "code": "cannot_record", "reason": problem}
 
-        def keep_secrets(edited: str) -> str:
+        def keep_secrets(edited: str) -> str:  # under the push lock; a refusal here is audited as any other
+            if path is not None and (problem := writable_problem(path)):
+                raise PushRefused("cannot_record", problem)
             try:
                 return unmask_text(edited, path.read_text(encoding="utf-8") if path else "")
             except EditError as e:
