@@ -7,6 +7,11 @@ changes nothing; no login or no CSRF token, nothing at all."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +138,52 @@ def test_invalid_config_from_the_page_refused_with_its_line(gateway) -> None:
     assert json.loads(body)["health"]["config"] == {**json.loads(body)["health"]["config"], "version": None,
                                                     "trial": False}
     assert agent.proc.poll() is None
+
+
+def _can_mount_read_only() -> bool:
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount --bind / / && mount -o remount,ro,bind / /"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or not _can_mount_read_only(),
+                    reason="needs a private mount namespace (root; unshare -m) for a read-only config directory")
+def test_read_only_config_directory_said_on_the_page(tmp_path: Path, mosquitto, mqtt_subscriber) -> None:
+    """As under the shipped unit (ProtectSystem=strict): the config directory is read-only to the agent (a
+    bind mount in its own mount namespace): the page says so with the fix, and a change is refused, audited."""
+    csv = tmp_path / "m.csv"
+    write_replay_csv(csv, 100_000)
+    web_port = free_port()
+    config = agent_config(tmp_path, mosquitto, {"m1": csv}, poll=0.5,
+                          extra=f'[web]\nenabled = true\nlisten = "127.0.0.1:{web_port}"\n')
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = config.rename(etc / "agent.toml")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "web-password").write_text(hash_password(PASSWORD) + "\n")
+    sub = mqtt_subscriber(mosquitto, f"{BASE}/#")
+    script = (f'mount --bind "{etc}" "{etc}" && mount -o remount,ro,bind "{etc}" "{etc}" && '
+              f'exec "{sys.executable}" -m agent.cli.main run --config "{config}"')
+    with open(tmp_path / "agent.log", "ab") as log:
+        proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert wait_until(lambda: health_config(sub) is not None, START_S), (tmp_path / "agent.log").read_text()
+        cookie, csrf = login(web_port)
+        shown = json.loads(http(web_port, "/api/config/file", cookie=cookie)[2])
+        assert shown["text"] and f"ReadWritePaths={etc}" in shown["problem"], shown["problem"]
+        edited = shown["text"].replace("[health]\ninterval = 1\n", "[health]\ninterval = 2\n")
+        status, _, body = http(web_port, "/api/config", method="POST", body={"config": edited}, cookie=cookie,
+                               headers={"X-CSRF-Token": csrf})
+        refused = json.loads(body)
+        assert status == 409 and refused["code"] == "cannot_record" and "ReadWritePaths" in refused["reason"]
+        assert wait_until(lambda: any(a.get("kind") == "config" and a.get("code") == "cannot_record"
+                                      and a.get("source") == "web" for a in answers(sub, f"{BASE}/audit")), 60)
+        assert "interval = 1\n" in config.read_text() and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
