@@ -23,7 +23,7 @@ from .view import SECRET_KEY
 PLACEHOLDER = "***"
 _KEY = r'(?P<key>[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\')'
 _STRING = r'(?P<val>"(?:[^"\\\n]|\\.)*"(?!")|\'[^\'\n]*\'(?!\'))'
-_ASSIGN = re.compile(_KEY + r"(?P<eq>[ \t]*=[ \t]*)" + _STRING)
+_ASSIGN = re.compile(r"(?P<pre>(?:^|[{,.])[ \t]*)" + _KEY + r"(?P<eq>[ \t]*=[ \t]*)" + _STRING, re.M)
 _REFERENCE = re.compile(r"^\$\{[^}]*\}$")
 _MASKED = re.compile(r"(?P<eq>=[ \t]*)(?P<val>\"\*\*\*\"|'\*\*\*')(?![\"'])")
 
@@ -44,8 +44,13 @@ def _strings(doc: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
 
 
 def _secret_values(doc: dict[str, Any]) -> set[str]:
-    return {v for path, v in _strings(doc)
-            if v and not _REFERENCE.match(v) and any(isinstance(k, str) and SECRET_KEY.search(k) for k in path)}
+    """The values the page masks (:func:`~.view.masked`: by the nearest key, a list's items by the list's)."""
+    out = set()
+    for path, v in _strings(doc):
+        key = next((k for k in reversed(path) if isinstance(k, str)), "")
+        if v and not _REFERENCE.match(v) and SECRET_KEY.search(key):
+            out.add(v)
+    return out
 
 
 def mask_text(text: str) -> str | None:
@@ -64,7 +69,7 @@ def mask_text(text: str) -> str | None:
             return m[0]
         if not SECRET_KEY.search(key) or not value or _REFERENCE.match(value):
             return m[0]
-        return f'{m["key"]}{m["eq"]}"{PLACEHOLDER}"'
+        return f'{m["pre"]}{m["key"]}{m["eq"]}"{PLACEHOLDER}"'
 
     out = _ASSIGN.sub(hide, text)
     try:
