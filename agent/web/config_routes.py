@@ -87,6 +87,8 @@ class ConfigEditor:
                 return unmask_text(edited, path.read_text(encoding="utf-8") if path else "")
             except EditError as e:
                 raise PushRefused("invalid", str(e)) from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise PushRefused("cannot_record", f"cannot read the config in force: {e}") from None
 
         origin = {"source": "web", "auth": "login", "peer": req.peer}
         answer = await self.remote.apply_local(text, cid=f"web-{secrets.token_hex(6)}", origin=origin,
