@@ -236,3 +236,38 @@ def test_chinese_page_and_language_switch(gateway, chrome) -> None:
     assert wait_until(lambda: text(drv, "#devices-card h2") == "Devices", 10)
     drv.get(gateway["url"])  # the choice is kept (cookie) over the browser's language
     assert wait_until(lambda: text(drv, "#devices-card h2") == "Devices", 30)
+
+
+def test_config_edited_in_the_page(gateway, chrome, tmp_path) -> None:
+    """Logged in, the technician edits the config file on the page: a wrong value is refused with its line
+    shown and nothing changed; a right one is applied (the agent restarts with it) and its version shown."""
+    drv = chrome("en")
+    drv.get(gateway["url"])
+    assert wait_until(lambda: attr(drv, "#dev-cp1", "data-state") == "up", 120), gateway["agent"].log_tail()
+    drv.find_element("css selector", "#config-card summary").click()
+    assert "Log in to change the configuration." in text(drv, "#config-edit")
+    drv.find_element("id", "password").send_keys(PASSWORD)
+    drv.find_element("id", "login").click()
+    assert wait_until(lambda: "[health]" in (attr(drv, "#config-text", "value") or ""), 30), text(drv, "#config-edit")
+    assert attr(drv, "#config-apply", "disabled") is None and text(drv, "#config-problem") == ""
+    cfg = tmp_path / "agent.toml"
+    original = cfg.read_text()
+
+    def edit(old: str, new: str) -> None:
+        drv.execute_script("const t = document.getElementById('config-text'); t.value = t.value.replace(arguments[0], arguments[1]);",
+                           old, new)
+        drv.find_element("id", "config-apply").click()
+
+    edit("interval = 1\n", 'interval = "soon"\n')
+    line = original.splitlines().index("interval = 1") + 1
+    assert wait_until(lambda: f"config:{line}: health.interval" in text(drv, "#config-result"), 30), text(drv, "#config-result")
+    assert "refused (invalid)" in text(drv, "#config-result")
+    assert cfg.read_text() == original
+    drv.execute_script("document.getElementById('config-result').scrollIntoView({block: 'end'});")
+    shot(drv, "web-config.png")
+
+    edit('interval = "soon"\n', "interval = 2\n")
+    assert wait_until(lambda: "Version 1 is in force." in text(drv, "#config-result"), 180), \
+        (text(drv, "#config-result"), gateway["agent"].log_tail())
+    assert "[health]\ninterval = 2\n" in cfg.read_text()
+    assert "Log in to change the configuration." in text(drv, "#config-edit")  # the restart ended the login

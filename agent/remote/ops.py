@@ -22,7 +22,16 @@ import orjson
 from ..commands import AuthMode, CommandsConfig
 from ..config.schema import AgentConfig
 from .files import ConfigFiles
-from .push import PushRefused, check_push, parse_push, stage_push
+from .push import (
+    DEFAULT_TIMEOUT_S,
+    MAX_PUSH_BYTES,
+    TIMEOUT_BOUNDS,
+    Push,
+    PushRefused,
+    check_push,
+    parse_push,
+    stage_push,
+)
 
 log = logging.getLogger("edge_agent.remote")
 Emit = Callable[[str, dict[str, Any], bool], None]  # (result topic suffix, body, is_audit)
@@ -73,22 +82,67 @@ class RemoteOps:
         try:
             push = check_push(payload, body, retained=retained, gateway=self.config.gateway.id,
                               commands=self.commands, now_ms=self.now_ms())
-            if self.files is None:
-                raise PushRefused("disabled", "this agent was not started from a config file")
-            if self.restart is not None:
-                raise PushRefused("busy", "the agent is restarting")
-            async with self._push_lock:
-                if self.restart is not None:
-                    raise PushRefused("busy", "the agent is restarting")
-                trial = await asyncio.to_thread(stage_push, push, self.files, gateway=self.config.gateway.id)
-                self.restart = "apply"
+            trial = await self._stage(lambda: push)
         except PushRefused as r:
             self._config_step({**base, "status": "refused", "code": r.code, "reason": r.reason}, payload)
             return
-        self._config_step({**base, "status": "applying", "previous_version": trial["previous_version"],
-                           "sha256": trial["sha256"], "timeout_s": trial["timeout_s"]}, payload)
-        log.warning("config version %d staged (push %s): restarting with it", push.version, push.id)
+        self._applying(push, trial, payload)
+
+    async def apply_local(self, config: str, *, cid: str, origin: dict[str, Any],
+                          timeout_s: float = DEFAULT_TIMEOUT_S,
+                          prepare: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """A config change made on the gateway itself (the web page, behind its login): the path of a push
+        without its signature, under the next version (above the highest staged). ``prepare`` turns the
+        text into the file (under the push lock; it may raise PushRefused); ``origin`` goes into the answer
+        and the audit record. Returns the answer (``applying`` or ``refused``)."""
+        data = config.encode()
+        base: dict[str, Any] = {"id": cid, "version": None, **origin}
+
+        def make() -> Push:
+            assert self.files is not None
+            nonlocal config
+            if prepare is not None:
+                config = prepare(config)
+            if len(data) > MAX_PUSH_BYTES:
+                raise PushRefused("too_large", f"the config is {len(data)} bytes; at most {MAX_PUSH_BYTES}")
+            if not config.strip():
+                raise PushRefused("malformed", "the config is empty")
+            if not TIMEOUT_BOUNDS[0] <= timeout_s <= TIMEOUT_BOUNDS[1]:
+                raise PushRefused("malformed", f"timeout_s must be in [{TIMEOUT_BOUNDS[0]:g}, {TIMEOUT_BOUNDS[1]:g}]")
+            return Push(cid, self.files.load().highest + 1, self.now_ms(), config, float(timeout_s))
+
+        try:
+            trial = await self._stage(make)
+        except PushRefused as r:
+            result = {**base, "status": "refused", "code": r.code, "reason": r.reason}
+            self._config_step(result, data)
+            return {**result, "ts": self.now_ms()}
+        return self._applying(Push(cid, trial["version"], 0, config, float(timeout_s)), trial, data, origin)
+
+    async def _stage(self, make: Callable[[], Push]) -> dict[str, Any]:
+        """One staging at a time (they share the candidate file and the state). Raises PushRefused."""
+        if self.files is None:
+            raise PushRefused("disabled", "this agent was not started from a config file")
+        if self.restart is not None:
+            raise PushRefused("busy", "the agent is restarting")
+        async with self._push_lock:
+            if self.restart is not None:
+                raise PushRefused("busy", "the agent is restarting")
+            push = make()
+            trial = await asyncio.to_thread(stage_push, push, self.files, gateway=self.config.gateway.id)
+            self.restart = "apply"
+            return trial
+
+    def _applying(self, push: Push, trial: dict[str, Any], payload: bytes,
+                  origin: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = {"id": push.id, "version": push.version, **(origin or {}), "status": "applying",
+                  "previous_version": trial["previous_version"], "sha256": trial["sha256"],
+                  "timeout_s": trial["timeout_s"]}
+        self._config_step(result, payload)
+        log.warning("config version %d staged (%s %s): restarting with it", push.version,
+                    (origin or {}).get("source", "push"), push.id)
         self.stop()
+        return {**result, "ts": self.now_ms()}
 
     def _config_step(self, result: dict[str, Any], payload: bytes | None = None) -> None:
         result = {**result, "ts": self.now_ms()}

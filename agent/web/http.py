@@ -86,8 +86,9 @@ def parse_head(head: bytes) -> Request:
 class HttpServer:
     """Serves ``handler`` on (host, port); ``start`` raises OSError naming a busy address."""
 
-    def __init__(self, handler: Handler, host: str, port: int):
+    def __init__(self, handler: Handler, host: str, port: int, *, body_limits: dict[str, int] | None = None):
         self.handler = handler
+        self.body_limits = body_limits or {}  # path -> largest body it takes (others: MAX_BODY_BYTES)
         self.host, self.want_port = host, port
         self._server: asyncio.AbstractServer | None = None
         self.requests = 0
@@ -116,8 +117,9 @@ class HttpServer:
         length = req.headers.get("content-length", "0")
         if not length.isdigit():
             raise HttpError(400, "bad Content-Length")
-        if int(length) > MAX_BODY_BYTES:
-            raise HttpError(413, f"body over {MAX_BODY_BYTES} bytes")
+        limit = self.body_limits.get(req.path, MAX_BODY_BYTES)
+        if int(length) > limit:
+            raise HttpError(413, f"body over {limit} bytes")
         req.body = await reader.readexactly(int(length)) if int(length) else b""
         return req
 

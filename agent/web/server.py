@@ -23,6 +23,7 @@ from ..series import LatestValues, SeriesTable
 from . import password
 from .auth import Sessions
 from .config import WebConfig
+from .config_routes import MAX_CONFIG_BODY, ConfigEditor
 from .history import History
 from .http import HttpError, HttpServer, Request, Response
 from .view import EventLog, latest_values, masked
@@ -38,6 +39,7 @@ class Host(Protocol):
     series: SeriesTable
     latest: LatestValues
     site: Any
+    remote: Any  # agent.remote.ops.RemoteOps: config changes go through its push path
 
     def health(self) -> HealthReport: ...
     def config_document(self) -> dict[str, Any]: ...
@@ -79,7 +81,8 @@ class WebServer:
         self.sessions = Sessions(lifetime_s=config.session_minutes * 60)
         slots = max(2, int(config.history_minutes * 60 / config.history_step))
         self.history = History(len(host.series), slots=slots)
-        self.http = HttpServer(self.handle, *config.address)
+        self.http = HttpServer(self.handle, *config.address, body_limits={"/api/config": MAX_CONFIG_BODY})
+        self.config_editor = ConfigEditor(host.remote, self.sessions)
         self._page = files(__package__).joinpath("page.html").read_text(encoding="utf-8")
         self._sampler: asyncio.Task | None = None
 
@@ -119,6 +122,12 @@ class WebServer:
             return self.series_history(req)
         if route == ("GET", "/api/config"):
             return _json(masked(self.host.config_document()))
+        if route == ("GET", "/api/config/file"):
+            return _json(self.config_editor.view(req))
+        if route == ("POST", "/api/config"):
+            self._same_origin(req)
+            status, answer = await self.config_editor.apply(req)
+            return _json(answer, status)
         if route == ("POST", "/api/login"):
             return self.login(req)
         if route == ("POST", "/api/logout"):
@@ -127,7 +136,8 @@ class WebServer:
             return _json({"ok": True}, headers=[("Set-Cookie", Sessions.cookie(None, 0))])
         if req.method == "POST" and req.path.startswith("/api/command/"):
             return await self.command(req, req.path.removeprefix("/api/command/"))
-        if req.path in ("/", "/api/state", "/api/history", "/api/config", "/api/login", "/api/logout") \
+        if req.path in ("/", "/api/state", "/api/history", "/api/config", "/api/config/file", "/api/login",
+                        "/api/logout") \
                 or req.path.startswith("/api/command/"):
             raise HttpError(405, "method not allowed here")
         raise HttpError(404, "not found")
