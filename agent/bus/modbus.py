@@ -23,6 +23,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from ..errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
+from .mbap import MbapClient
 from .modbus_config import (
     ModbusLine,
     ModbusRtuLine,
@@ -58,7 +59,7 @@ class ModbusBus:
         self.config = config
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._client: AsyncModbusSerialClient | AsyncModbusTcpClient | None = None
+        self._client: AsyncModbusSerialClient | AsyncModbusTcpClient | MbapClient | None = None
         self._units: dict[int, UnitState] = {}
         self.line = LineStats()
         self._rtu = not isinstance(config, ModbusTcpLine)
@@ -82,16 +83,17 @@ class ModbusBus:
         self._rx_len = 0  # bytes seen in the current reply (trace hook)
 
     # -- lifecycle ---------------------------------------------------------------------
-    def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
+    def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient | MbapClient:
         cfg = self.config
+        if isinstance(cfg, ModbusTcpLine):  # MBAP framing: the lean client (see agent.bus.mbap)
+            return MbapClient(cfg.host, cfg.port, timeout=cfg.timeout, trace_packet=self._trace)
         common: dict[str, Any] = dict(timeout=cfg.timeout, retries=0, reconnect_delay=0,
                                       trace_packet=self._trace, name=self.name)
         if isinstance(cfg, ModbusRtuLine):
             return AsyncModbusSerialClient(cfg.port, framer=FramerType.RTU, baudrate=cfg.baudrate,
                                            bytesize=cfg.bytesize, parity=str(cfg.parity),
                                            stopbits=cfg.stopbits, **common)
-        framer = FramerType.RTU if isinstance(cfg, ModbusRtuOverTcpLine) else FramerType.SOCKET
-        return AsyncModbusTcpClient(cfg.host, port=cfg.port, framer=framer, **common)
+        return AsyncModbusTcpClient(cfg.host, port=cfg.port, framer=FramerType.RTU, **common)
 
     def _where(self) -> str:
         cfg = self.config
@@ -112,7 +114,8 @@ class ModbusBus:
         if self._client is not None:
             self._client.close()
         self._client = self._make_client()
-        self._client.set_max_no_responses(1 << 30)  # a silent unit must not drop the whole line
+        if not isinstance(self._client, MbapClient):
+            self._client.set_max_no_responses(1 << 30)  # a silent unit must not drop the whole line
         try:
             ok = await self._client.connect()
         except Exception as e:  # noqa: BLE001 - pyserial/OS errors vary by platform
@@ -271,7 +274,10 @@ class ModbusBus:
         delay = self._quiet_until - self._clock()
         if delay > 0:
             await asyncio.sleep(delay)
-        self._client.ctx.comm_params.timeout_connect = tmo
+        if isinstance(self._client, MbapClient):
+            self._client.timeout = tmo
+        else:
+            self._client.ctx.comm_params.timeout_connect = tmo
         self._rx_len = 0
         self.line.last_tx = 0
         st.transactions += 1
