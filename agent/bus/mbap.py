@@ -1,11 +1,9 @@
 """A small asyncio Modbus TCP (MBAP) client for the steady poll of ``modbus_tcp`` lines.
 
 pymodbus's client builds a PDU object per request and per reply, formats ``str(pdu)`` for a debug
-log line on every decode (whatever the log level), keeps a frame dump and allows one outstanding
-request per connection. Here a request is 12 bytes packed with ``struct`` and a reply is matched to
-its request by transaction id and sliced, nothing more; several requests may be outstanding
-(Modbus TCP allows it: :meth:`ModbusBus.read_registers_many` sends a device's requests in one
-write). The bus keeps its error mapping: the client raises pymodbus's own exception types
+log line on every decode (whatever the log level) and keeps a frame dump. Here a request is 12 bytes
+packed with ``struct`` and a reply is matched to its request by transaction id and sliced, nothing
+more; the payload stays bytes for the caller to view with numpy. The bus keeps its error mapping: the client raises pymodbus's own exception types
 (``ModbusIOException`` for no or an unusable reply, ``ConnectionException`` for a lost connection),
 exactly where pymodbus's client would.
 
@@ -22,7 +20,6 @@ from typing import Any
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 _HEAD = struct.Struct(">HHHBB")  # transaction id, protocol id (0), length, unit, function code
-_READ = struct.Struct(">HHHBBHH")  # the header + address + count: a whole read request
 _MAX_TID = 0xFFFF
 
 
@@ -127,18 +124,6 @@ class MbapClient:
                          no_response_expected: bool = False) -> Reply | None:
         return await self._one(5, device_id, struct.pack(">HH", address, 0xFF00 if value else 0),
                                no_response_expected)
-
-    async def read_many(self, unit: int, requests: Sequence[tuple[int, int, int]]) -> list[Reply]:
-        """Several register reads ``(fc, address, count)`` to one unit, sent in one write; the
-        replies in request order. Raises like a single read for the first one that fails."""
-        self._check_connected()
-        frames, futures = [], []
-        for fc, address, count in requests:
-            tid, fut = self._expect(unit, fc)
-            frames.append(_READ.pack(tid, 0, 6, unit, fc, address, count))
-            futures.append((tid, fut))
-        self._send(b"".join(frames))
-        return [await self._wait(tid, fut) for tid, fut in futures]
 
     async def _one(self, fc: int, unit: int, data: bytes, no_response: bool = False) -> Any:
         self._check_connected()

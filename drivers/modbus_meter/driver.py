@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import struct
 import time
 from typing import Any, Literal
 
@@ -130,6 +131,7 @@ class ModbusMeterDriver:
         max_regs, max_gap = config.limits()
         items = [Item(i, r.fc, r.address, r.count) for i, r in enumerate(self.registers)]
         self.plan = plan(items, max_registers=max_regs, max_gap=max_gap)
+        self._blocks = [(req.fc, req.address, req.count) for req in self.plan]
         regs = self.registers
         # one numpy decode per request; registers that flag others are also decoded as integers
         self._decoders = [BlockDecoder([BlockValue(it.key, it.address - req.address, regs[it.key].type,
@@ -157,13 +159,12 @@ class ModbusMeterDriver:
         n = len(self.registers)
         values = np.empty(n, np.float64)
         raw_ints: dict[int, int] = {}
-        for req, decoder, flag_words in zip(self.plan, self._decoders, self._flag_words, strict=True):
-            regs = await self.bus.read_registers(self.config.unit, fc=req.fc, address=req.address,
-                                                 count=req.count, timeout=self.config.request_timeout)
-            decoder.decode_into(regs, values)
+        blocks = await self.bus.read_register_blocks(self.config.unit, self._blocks, timeout=self.config.request_timeout)
+        for data, decoder, flag_words in zip(blocks, self._decoders, self._flag_words, strict=True):
+            decoder.decode_into(data, values)
             for key, start, end in flag_words:
                 spec = self.registers[key]
-                raw = decode(regs[start:end], spec.type, spec.order)
+                raw = decode(struct.unpack_from(f">{end - start}H", data, 2 * start), spec.type, spec.order)
                 raw_ints[key] = int(raw) if math.isfinite(raw) else -1
         quality = np.zeros(n, np.uint32)
         quality[~np.isfinite(values)] = int(Quality.DEVICE_FLAGGED)
