@@ -125,6 +125,22 @@ class MbapClient:
         return await self._one(5, device_id, struct.pack(">HH", address, 0xFF00 if value else 0),
                                no_response_expected)
 
+    async def read_many(self, unit: int, requests: Sequence[tuple[int, int, int]]) -> list[Reply]:
+        """Register reads ``(fc, address, count)`` of one unit sent in one write, several transactions
+        outstanding; the replies in request order. Raises as a single read would, for the first
+        request that fails."""
+        self._check_connected()
+        sent = [self._expect(unit, fc) + (struct.pack(">HH", address, count),) for fc, address, count in requests]
+        self._send(b"".join(_HEAD.pack(tid, 0, 6, unit, fc) + data
+                            for (tid, _, data), (fc, _, _) in zip(sent, requests, strict=True)))
+        try:
+            return [await self._wait(tid, fut) for tid, fut, _ in sent]
+        finally:
+            for tid, fut, _ in sent:  # after a failure the later replies are not waited for
+                self._pending.pop(tid, None)
+                if not fut.done():
+                    fut.cancel()
+
     async def _one(self, fc: int, unit: int, data: bytes, no_response: bool = False) -> Any:
         self._check_connected()
         if no_response:
