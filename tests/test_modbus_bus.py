@@ -112,12 +112,13 @@ async def test_dead_unit_costs_at_most_one_timeout_per_cycle(kind):
         await h.stop()
 
 
+@pytest.mark.parametrize("kind", ["rtu", "tcp"])
 @pytest.mark.parametrize(("fault", "error"), [(Fault.GARBAGE, ProtocolError), (Fault.SHORT, ProtocolError),
                                               (Fault.EXCEPTION, DeviceException)])
-async def test_faulty_replies_give_typed_errors_and_recover_rtu(fault, error):
+async def test_faulty_replies_give_typed_errors_and_recover(fault, error, kind):
     port = free_port()
-    h = await sim("rtu", port, units={1: "sdm120", 2: "sdm120"})
-    bus = make_bus("rtu", port, timeout=0.25, retries=1)
+    h = await sim(kind, port, units={1: "sdm120", 2: "sdm120"})
+    bus = make_bus(kind, port, timeout=0.25, retries=1)
     try:
         h.set_fault(2, fault, code=6)
         with pytest.raises(error) as ei:
