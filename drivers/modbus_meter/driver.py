@@ -141,6 +141,7 @@ class ModbusMeterDriver:
                              if regs[it.key].flags] for req in self.plan]
         n = len(regs)
         self._series = np.arange(n, dtype=np.int32)
+        self._series.setflags(write=False)  # the same column every poll (the poller checks it once)
         index = {r.name: i for i, r in enumerate(self.registers)}
         self._flags = [(i, r.flag_mask, [index[f] for f in r.flags if f in index])
                        for i, r in enumerate(self.registers) if r.flags]
@@ -174,7 +175,7 @@ class ModbusMeterDriver:
         self._cycles += 1
         self._last_read_s = time.perf_counter() - t0
         now = self.clock.now_ms()
-        return Batch(self._series.copy(), np.full(n, now, np.int64), values, quality)
+        return Batch(self._series, np.full(n, now, np.int64), values, quality)
 
     async def close(self) -> None:
         """The line is shared and closed by the core."""
