@@ -66,6 +66,7 @@ class MbapClient:
         self._trace = trace_packet or (lambda sending, data: data)
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, tuple[asyncio.Future, int, int]] = {}  # tid -> (future, unit, fc)
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # tid -> its reply timeout
         self._buf = b""
         self._tid = 0
 
@@ -94,6 +95,9 @@ class MbapClient:
         self._transport = None
         self._buf = b""
         pending, self._pending = self._pending, {}
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for fut, _, _ in pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionException(f"connection to {self.host}:{self.port} lost"))
@@ -138,6 +142,8 @@ class MbapClient:
         finally:
             for tid, fut, _ in sent:  # after a failure the later replies are not waited for
                 self._pending.pop(tid, None)
+                if (timer := self._timers.pop(tid, None)) is not None:
+                    timer.cancel()
                 if not fut.done():
                     fut.cancel()
 
@@ -160,8 +166,10 @@ class MbapClient:
 
     def _expect(self, unit: int, fc: int) -> tuple[int, asyncio.Future]:
         tid = self._next_tid()
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._pending[tid] = (fut, unit, fc)
+        self._timers[tid] = loop.call_later(self.timeout, self._expire, tid)
         return tid, fut
 
     def _send(self, frame: bytes) -> None:
@@ -170,13 +178,19 @@ class MbapClient:
 
     async def _wait(self, tid: int, fut: asyncio.Future) -> Reply:
         try:
-            return await asyncio.wait_for(fut, self.timeout)
-        except TimeoutError:
-            raise ModbusIOException(f"no reply to transaction {tid} within {self.timeout:g} s") from None
+            return await fut
         finally:
             self._pending.pop(tid, None)
+            if (timer := self._timers.pop(tid, None)) is not None:
+                timer.cancel()
             if not self._pending:
                 self._buf = b""  # a partial reply left by a timed-out request must not prefix the next one
+
+    def _expire(self, tid: int) -> None:
+        self._timers.pop(tid, None)
+        entry = self._pending.get(tid)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(ModbusIOException(f"no reply to transaction {tid} within {self.timeout:g} s"))
 
     # -- replies ----------------------------------------------------------------------------
     def _received(self, data: bytes) -> None:
