@@ -253,12 +253,12 @@ class Pipeline:
                 by_device.setdefault(device, []).append(slice(offset, offset + n))
             offset += n
         out: list[Pending] = []
+        pieces = self._encoder.pieces(batch.ts, batch.series, batch.value, batch.quality) if by_device else None
         for device, slices in by_device.items():
             topic = self.topics.telemetry(device)
-            cols = [c[slices[0]] if len(slices) == 1 else np.concatenate([c[sl] for sl in slices])
-                    for c in (batch.ts, batch.series, batch.value, batch.quality)]
+            rows = pieces[slices[0]] if len(slices) == 1 else np.concatenate([pieces[sl] for sl in slices])
             out.extend(Pending(Priority.RAW, topic, body, count)
-                       for body, count in self._encoder.bodies(device, *cols, self._per_message))
+                       for body, count in self._encoder.split(device, rows, self._per_message))
         return out + derived
 
     def _derived(self, result: ProcessResult, *, split: bool = False) -> list[Pending]:
