@@ -33,7 +33,7 @@ from .series import LatestValues, SeriesTable
 from .store.held import Held, HeldMessages, hold_bytes_for
 from .store.outbox import Outbox, OutboxError, Pending, Priority
 from .timesync import ClockStep, clock_synchronized
-from .uplink.payload import chunk_bodies, reading_rows
+from .uplink.payload import TelemetryEncoder
 from .uplink.topics import Topics
 
 if TYPE_CHECKING:
@@ -63,8 +63,7 @@ class Pipeline:
         self._extra: list[Pending] = []
         self._per_message = config.mqtt.readings_per_message
         self._publish_mode = {d.name: str(d.publish) for d in config.devices}
-        self._metric_names = [s.metric for s in series]
-        self._units = [s.unit for s in series]
+        self._encoder = TelemetryEncoder([s.metric for s in series], [s.unit for s in series])
         self._last_flush = 0.0
         self.held = HeldMessages(hold_bytes or hold_bytes_for(config.store.max_bytes))
         self._retry_at = 0.0
@@ -244,22 +243,22 @@ class Pipeline:
         if self.processor is not None:
             derived = self._derived(self.processor.process(batch, now_ms))
         self.latest.update(batch.series, batch.ts, batch.value, batch.quality)
-        # one run of rows per device (all its batches of this cycle, in order), so messages fill up to
-        # readings_per_message rather than one message per poll
-        by_device: dict[str, list[dict]] = {}
+        # one run of readings per device (all its batches of this cycle, in order), so messages fill up
+        # to readings_per_message rather than one message per poll
+        by_device: dict[str, list[slice]] = {}
         offset = 0
         for device, b in pending:
             n = len(b)
             if self._publish_mode.get(device, "raw") in ("raw", "both"):
-                sl = slice(offset, offset + n)
-                by_device.setdefault(device, []).extend(reading_rows(
-                    batch.ts[sl], batch.series[sl], batch.value[sl], batch.quality[sl], self._metric_names, self._units))
+                by_device.setdefault(device, []).append(slice(offset, offset + n))
             offset += n
         out: list[Pending] = []
-        for device, rows in by_device.items():
+        pieces = self._encoder.pieces(batch.ts, batch.series, batch.value, batch.quality) if by_device else None
+        for device, slices in by_device.items():
             topic = self.topics.telemetry(device)
-            out.extend(Pending(Priority.RAW, topic, body, len(body["readings"]))
-                       for body in chunk_bodies(device, rows, self._per_message))
+            rows = pieces[slices[0]] if len(slices) == 1 else np.concatenate([pieces[sl] for sl in slices])
+            out.extend(Pending(Priority.RAW, topic, body, count)
+                       for body, count in self._encoder.split(device, rows, self._per_message))
         return out + derived
 
     def _derived(self, result: ProcessResult, *, split: bool = False) -> list[Pending]:

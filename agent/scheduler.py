@@ -70,6 +70,8 @@ class Poller:
         self.driver = driver
         self.sink = sink
         self.events = events  # where a ReportsEvents driver's events go (the event topic)
+        self._reports_events = events is not None and isinstance(driver, ReportsEvents)  # (a slow check: once)
+        self._checked_series: np.ndarray | None = None  # a read-only series column already checked
         self.clock = clock or Clock()
         self.rng = rng or random.Random()
         self.health = DeviceHealth()
@@ -148,7 +150,7 @@ class Poller:
         self._succeeded(latency, len(batch))
         if len(batch):
             self.sink(self.name, batch)
-        if self.events is not None and isinstance(self.driver, ReportsEvents):
+        if self._reports_events:
             for body in self.driver.take_events():
                 self.events({**body, "device": self.name})
         return True
@@ -156,8 +158,12 @@ class Poller:
     def _to_batch(self, result: Sequence[Sample] | Batch) -> Batch:
         now_ms = self.clock.now_ms()
         if isinstance(result, Batch):
-            if len(result) and (result.series.min() < 0 or result.series.max() >= self._n_metrics):
-                raise DeviceError(f"driver returned metric index outside 0..{self._n_metrics - 1}")
+            series = result.series
+            if len(result) and series is not self._checked_series:
+                if series.min() < 0 or series.max() >= self._n_metrics:
+                    raise DeviceError(f"driver returned metric index outside 0..{self._n_metrics - 1}")
+                if not series.flags.writeable:  # the same column every poll: checked once
+                    self._checked_series = series
             return result
         try:
             return Batch.from_samples(result, self.metric_index, now_ms)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 
 import pytest
@@ -111,12 +112,13 @@ async def test_dead_unit_costs_at_most_one_timeout_per_cycle(kind):
         await h.stop()
 
 
+@pytest.mark.parametrize("kind", ["rtu", "tcp"])
 @pytest.mark.parametrize(("fault", "error"), [(Fault.GARBAGE, ProtocolError), (Fault.SHORT, ProtocolError),
                                               (Fault.EXCEPTION, DeviceException)])
-async def test_faulty_replies_give_typed_errors_and_recover_rtu(fault, error):
+async def test_faulty_replies_give_typed_errors_and_recover(fault, error, kind):
     port = free_port()
-    h = await sim("rtu", port, units={1: "sdm120", 2: "sdm120"})
-    bus = make_bus("rtu", port, timeout=0.25, retries=1)
+    h = await sim(kind, port, units={1: "sdm120", 2: "sdm120"})
+    bus = make_bus(kind, port, timeout=0.25, retries=1)
     try:
         h.set_fault(2, fault, code=6)
         with pytest.raises(error) as ei:
@@ -209,3 +211,48 @@ def test_line_configs_validate_and_compute_timing():
         ModbusTcpLine(type="modbus_tcp", host="h", timeout=0)
     with pytest.raises(ValueError, match="extra"):
         ModbusTcpLine(type="modbus_tcp", host="h", baud=9600)
+
+
+class _QueueingDevice(asyncio.Protocol):
+    """A Modbus TCP device that queues requests (pymodbus's server takes one frame per read): it
+    answers every request received within 50 ms together, register i holding value i, and records
+    how many were outstanding at once."""
+
+    most_outstanding = 0
+
+    def connection_made(self, transport) -> None:
+        self.t, self.buf, self.queue = transport, b"", []
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while len(self.buf) >= 12:
+            self.queue.append(struct.unpack_from(">HHHBBHH", self.buf))
+            self.buf = self.buf[12:]
+        if len(self.queue) == len(data) // 12:  # the first of a batch: answer in 50 ms
+            asyncio.get_running_loop().call_later(0.05, self._answer)
+        type(self).most_outstanding = max(type(self).most_outstanding, len(self.queue))
+
+    def _answer(self) -> None:
+        queue, self.queue = self.queue, []
+        for tid, _, _, unit, fc, address, count in reversed(queue):  # out of order: matched by transaction id
+            regs = struct.pack(f">{count}H", *range(address, address + count))
+            self.t.write(struct.pack(">HHHBBB", tid, 0, 3 + 2 * count, unit, fc, 2 * count) + regs)
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+async def test_tcp_pipeline_sends_a_polls_blocks_together(pipeline):
+    _QueueingDevice.most_outstanding = 0
+    server = await asyncio.get_running_loop().create_server(_QueueingDevice, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bus = make_bus("tcp", port, pipeline=pipeline)
+    blocks = [(4, 0, 10), (3, 100, 3), (4, 0x200, 125)]
+    try:
+        got = await bus.read_register_blocks(7, blocks)
+        assert [list(struct.unpack(f">{len(b) // 2}H", b)) for b in got] == [
+            list(range(a, a + n)) for _, a, n in blocks]
+        assert _QueueingDevice.most_outstanding == (3 if pipeline else 1)
+        assert bus.stats()["units"][7]["transactions"] == 3
+        assert await bus.read_registers(7, fc=4, address=5, count=2) == [5, 6]
+    finally:
+        await bus.close()
+        server.close()

@@ -28,7 +28,7 @@ from agent.model import Quality
 from agent.store import Outbox, Pending, Priority
 from agent.uplink.connection import status_body
 from agent.uplink.mqtt import Uplink
-from agent.uplink.payload import chunk_bodies, reading_rows
+from agent.uplink.payload import TelemetryEncoder, chunk_bodies, reading_rows
 from agent.uplink.topics import Topics
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -75,11 +75,28 @@ def test_quality_table_lists_every_bit() -> None:
 
 
 def telemetry_bodies(ts, values, quality) -> list[dict]:
+    """Bodies as the pipeline builds them (columns straight to JSON)."""
     n = len(values)
     series = np.arange(n, dtype=np.int32) % 2
-    rows = reading_rows(np.asarray(ts, np.int64), series, np.asarray(values, np.float64),
-                        np.asarray(quality, np.uint32), ["voltage", "energy"], ["V", "kWh"])
-    return list(chunk_bodies("meter1", rows, 3))
+    enc = TelemetryEncoder(["voltage", "energy"], ["V", "kWh"])
+    return [body for body, _ in enc.bodies("meter1", np.asarray(ts, np.int64), series, np.asarray(values, np.float64),
+                                           np.asarray(quality, np.uint32), 3)]
+
+
+NAMES, UNITS = ["voltage", 'odd "name" \\ % ñ', "energy"], ["V", "°C", ""]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2**62, 2**62), st.integers(0, 2), st.floats(allow_nan=True, allow_infinity=True),
+                          st.integers(0, 2**32 - 1)), min_size=0, max_size=30), st.integers(1, 7))
+def test_columnar_encoding_is_byte_identical_to_one_dict_per_reading(readings, per_message) -> None:
+    ts, series, values, quality = (np.array(c, d) for c, d in zip(
+        zip(*readings, strict=True) if readings else ([],) * 4, (np.int64, np.int32, np.float64, np.uint32), strict=True))
+    reference = [orjson.dumps(b) for b in chunk_bodies("m1", reading_rows(ts, series, values, quality, NAMES, UNITS),
+                                                        per_message)]
+    encoded = TelemetryEncoder(NAMES, UNITS).bodies("m1", ts, series, values, quality, per_message)
+    assert [orjson.dumps(b) for b, _ in encoded] == reference
+    assert [n for _, n in encoded] == [len(orjson.loads(b)["readings"]) for b in reference]
 
 
 def stored(outbox: Outbox, items: list[Pending]) -> list[dict]:

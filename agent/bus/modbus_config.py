@@ -37,6 +37,7 @@ class ModbusTcpLine(_ModbusTiming):
     host: str = Field(min_length=1)
     port: int = Field(502, ge=1, le=65535)
     timeout: float = Field(1.0, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
+    pipeline: bool = Field(False, description="Send a device's block reads of one poll together, several transactions outstanding (Modbus TCP allows it; many devices and gateways answer one request at a time, so only where the device is known to queue them).")
 
 
 class ModbusRtuOverTcpLine(_ModbusTiming):

@@ -39,6 +39,12 @@ class ModbusLine(Protocol):
         """FC03 (holding) or FC04 (input) registers."""
         ...
 
+    async def read_register_blocks(self, unit: int, blocks: Sequence[tuple[int, int, int]], *,
+                                   timeout: float | None = None) -> list[bytes]:
+        """Several FC03/FC04 reads ``(fc, address, count)`` of one unit; each block's registers as
+        big-endian bytes (2 per register), ready for a numpy view."""
+        ...
+
     async def read_bits(self, unit: int, *, fc: int, address: int, count: int,
                         timeout: float | None = None) -> list[bool]:
         """FC01 (coils) or FC02 (discrete inputs)."""

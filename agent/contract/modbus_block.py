@@ -59,15 +59,20 @@ class BlockDecoder:
             self._groups.append((index, np.dtype(_DTYPES[dtype]), keys, None if plain else (scale, add)))
         self.registers = max((v.offset + register_count(v.type) for v in values), default=0)
 
-    def decode_into(self, regs: Sequence[int], out: np.ndarray) -> None:
-        """Write every value (as float64, scaled) into ``out[key]``. ValueError when the block is short
-        or a register is not a 16-bit unsigned value."""
-        if len(regs) < self.registers:
-            raise ValueError(f"block of {len(regs)} registers, {self.registers} needed")
-        try:
-            data = np.array(regs, dtype=">u2").view(np.uint8)  # Python ints out of 0..65535 raise
-        except (OverflowError, TypeError, ValueError):
-            raise ValueError("a register value is not a 16-bit unsigned integer") from None
+    def decode_into(self, regs: Sequence[int] | bytes, out: np.ndarray) -> None:
+        """Write every value (as float64, scaled) into ``out[key]``. ``regs`` are register values or
+        the block's bytes as read (big-endian, 2 per register: no Python int per register).
+        ValueError when the block is short or a register is not a 16-bit unsigned value."""
+        n = len(regs) // 2 if isinstance(regs, bytes) else len(regs)
+        if n < self.registers:
+            raise ValueError(f"block of {n} registers, {self.registers} needed")
+        if isinstance(regs, bytes):
+            data = np.frombuffer(regs, np.uint8)
+        else:
+            try:
+                data = np.array(regs, dtype=">u2").view(np.uint8)  # Python ints out of 0..65535 raise
+            except (OverflowError, TypeError, ValueError):
+                raise ValueError("a register value is not a 16-bit unsigned integer") from None
         with np.errstate(invalid="ignore"):  # a signalling NaN from the device stays a NaN
             for index, dtype, keys, scaling in self._groups:
                 raw = data[index].view(dtype).astype(np.float64)

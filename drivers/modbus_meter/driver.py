@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import struct
 import time
 from typing import Any, Literal
 
@@ -130,15 +131,19 @@ class ModbusMeterDriver:
         max_regs, max_gap = config.limits()
         items = [Item(i, r.fc, r.address, r.count) for i, r in enumerate(self.registers)]
         self.plan = plan(items, max_registers=max_regs, max_gap=max_gap)
+        self._blocks = [(req.fc, req.address, req.count) for req in self.plan]
         regs = self.registers
-        # one numpy decode per request; registers that flag others are also decoded as integers
-        self._decoders = [BlockDecoder([BlockValue(it.key, it.address - req.address, regs[it.key].type,
-                                                   regs[it.key].order, regs[it.key].scale, regs[it.key].offset)
-                                        for it in req.items]) for req in self.plan]
-        self._flag_words = [[(it.key, it.address - req.address, it.end - req.address) for it in req.items
-                             if regs[it.key].flags] for req in self.plan]
+        # one numpy decode per poll over the blocks' bytes laid end to end (``at``: each block's first
+        # register there); registers that flag others are also decoded as integers
+        at = np.cumsum([0] + [req.count for req in self.plan]).tolist()
+        self._decoder = BlockDecoder([BlockValue(it.key, at[i] + it.address - req.address, regs[it.key].type,
+                                                 regs[it.key].order, regs[it.key].scale, regs[it.key].offset)
+                                      for i, req in enumerate(self.plan) for it in req.items])
+        self._flag_words = [(it.key, at[i] + it.address - req.address, it.end - it.address)
+                            for i, req in enumerate(self.plan) for it in req.items if regs[it.key].flags]
         n = len(regs)
         self._series = np.arange(n, dtype=np.int32)
+        self._series.setflags(write=False)  # the same column every poll (the poller checks it once)
         index = {r.name: i for i, r in enumerate(self.registers)}
         self._flags = [(i, r.flag_mask, [index[f] for f in r.flags if f in index])
                        for i, r in enumerate(self.registers) if r.flags]
@@ -157,14 +162,13 @@ class ModbusMeterDriver:
         n = len(self.registers)
         values = np.empty(n, np.float64)
         raw_ints: dict[int, int] = {}
-        for req, decoder, flag_words in zip(self.plan, self._decoders, self._flag_words, strict=True):
-            regs = await self.bus.read_registers(self.config.unit, fc=req.fc, address=req.address,
-                                                 count=req.count, timeout=self.config.request_timeout)
-            decoder.decode_into(regs, values)
-            for key, start, end in flag_words:
-                spec = self.registers[key]
-                raw = decode(regs[start:end], spec.type, spec.order)
-                raw_ints[key] = int(raw) if math.isfinite(raw) else -1
+        data = b"".join(await self.bus.read_register_blocks(self.config.unit, self._blocks,
+                                                            timeout=self.config.request_timeout))
+        self._decoder.decode_into(data, values)
+        for key, start, count in self._flag_words:
+            spec = self.registers[key]
+            raw = decode(struct.unpack_from(f">{count}H", data, 2 * start), spec.type, spec.order)
+            raw_ints[key] = int(raw) if math.isfinite(raw) else -1
         quality = np.zeros(n, np.uint32)
         quality[~np.isfinite(values)] = int(Quality.DEVICE_FLAGGED)
         for i, mask, targets in self._flags:
@@ -173,7 +177,7 @@ class ModbusMeterDriver:
         self._cycles += 1
         self._last_read_s = time.perf_counter() - t0
         now = self.clock.now_ms()
-        return Batch(self._series.copy(), np.full(n, now, np.int64), values, quality)
+        return Batch(self._series, np.full(n, now, np.int64), values, quality)
 
     async def close(self) -> None:
         """The line is shared and closed by the core."""

@@ -1,0 +1,233 @@
+"""A small asyncio Modbus TCP (MBAP) client for the steady poll of ``modbus_tcp`` lines.
+
+pymodbus's client builds a PDU object per request and per reply, formats ``str(pdu)`` for a debug
+log line on every decode (whatever the log level) and keeps a frame dump. Here a request is 12 bytes
+packed with ``struct`` and a reply is matched to its request by transaction id and sliced, nothing
+more; the payload stays bytes for the caller to view with numpy. The bus keeps its error mapping: the client raises pymodbus's own exception types
+(``ModbusIOException`` for no or an unusable reply, ``ConnectionException`` for a lost connection),
+exactly where pymodbus's client would.
+
+Only what the bus uses exists: FC1/2/3/4 reads and FC5/6/16 writes, connect, close, ``connected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+_HEAD = struct.Struct(">HHHBB")  # transaction id, protocol id (0), length, unit, function code
+_MAX_TID = 0xFFFF
+
+
+class Reply:
+    """A decoded reply: ``registers``/``bits`` for reads, ``payload`` the data bytes after the byte count."""
+
+    __slots__ = ("exception_code", "function_code", "payload")
+
+    def __init__(self, function_code: int, payload: bytes, exception_code: int = 0):
+        self.function_code = function_code
+        self.payload = payload
+        self.exception_code = exception_code
+
+    def isError(self) -> bool:  # noqa: N802 - pymodbus's name: the bus reads replies of both clients
+        return bool(self.exception_code)
+
+    @property
+    def registers(self) -> list[int]:
+        return list(struct.unpack(f">{len(self.payload) // 2}H", self.payload))
+
+    @property
+    def bits(self) -> list[bool]:
+        return [bool(b >> i & 1) for b in self.payload for i in range(8)]
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, client: MbapClient):
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        self.client._received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._lost(exc)
+
+
+class MbapClient:
+    """One TCP connection to a Modbus TCP server (a device or a gateway)."""
+
+    def __init__(self, host: str, port: int, *, timeout: float,
+                 trace_packet: Callable[[bool, bytes], bytes] | None = None):
+        self.host, self.port = host, port
+        self.timeout = timeout  # seconds to wait for a reply (the bus sets it per request)
+        self._trace = trace_packet or (lambda sending, data: data)
+        self._transport: asyncio.Transport | None = None
+        self._pending: dict[int, tuple[asyncio.Future, int, int]] = {}  # tid -> (future, unit, fc)
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # tid -> its reply timeout
+        self._buf = b""
+        self._tid = 0
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    async def connect(self) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.timeout)
+        except (OSError, TimeoutError):
+            return False
+        self._transport = transport  # type: ignore[assignment]
+        self._buf = b""
+        return True
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        self._lost(None)
+
+    def _lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._buf = b""
+        pending, self._pending = self._pending, {}
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for fut, _, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionException(f"connection to {self.host}:{self.port} lost"))
+
+    # -- requests ---------------------------------------------------------------------------
+    async def read_holding_registers(self, address: int, *, count: int, device_id: int) -> Reply:
+        return await self._one(3, device_id, struct.pack(">HH", address, count))
+
+    async def read_input_registers(self, address: int, *, count: int, device_id: int) -> Reply:
+        return await self._one(4, device_id, struct.pack(">HH", address, count))
+
+    async def read_coils(self, address: int, *, count: int, device_id: int) -> Reply:
+        return await self._one(1, device_id, struct.pack(">HH", address, count))
+
+    async def read_discrete_inputs(self, address: int, *, count: int, device_id: int) -> Reply:
+        return await self._one(2, device_id, struct.pack(">HH", address, count))
+
+    async def write_register(self, address: int, value: int, *, device_id: int,
+                             no_response_expected: bool = False) -> Reply | None:
+        return await self._one(6, device_id, struct.pack(">HH", address, value), no_response_expected)
+
+    async def write_registers(self, address: int, values: Sequence[int], *, device_id: int,
+                              no_response_expected: bool = False) -> Reply | None:
+        data = struct.pack(f">HHB{len(values)}H", address, len(values), 2 * len(values), *values)
+        return await self._one(16, device_id, data, no_response_expected)
+
+    async def write_coil(self, address: int, value: bool, *, device_id: int,
+                         no_response_expected: bool = False) -> Reply | None:
+        return await self._one(5, device_id, struct.pack(">HH", address, 0xFF00 if value else 0),
+                               no_response_expected)
+
+    async def read_many(self, unit: int, requests: Sequence[tuple[int, int, int]]) -> list[Reply]:
+        """Register reads ``(fc, address, count)`` of one unit sent in one write, several transactions
+        outstanding; the replies in request order. Raises as a single read would, for the first
+        request that fails."""
+        self._check_connected()
+        sent = [self._expect(unit, fc) + (struct.pack(">HH", address, count),) for fc, address, count in requests]
+        self._send(b"".join(_HEAD.pack(tid, 0, 6, unit, fc) + data
+                            for (tid, _, data), (fc, _, _) in zip(sent, requests, strict=True)))
+        try:
+            return [await self._wait(tid, fut) for tid, fut, _ in sent]
+        finally:
+            for tid, fut, _ in sent:  # after a failure the later replies are not waited for
+                self._pending.pop(tid, None)
+                if (timer := self._timers.pop(tid, None)) is not None:
+                    timer.cancel()
+                if not fut.done():
+                    fut.cancel()
+
+    async def _one(self, fc: int, unit: int, data: bytes, no_response: bool = False) -> Any:
+        self._check_connected()
+        if no_response:
+            self._send(_HEAD.pack(self._next_tid(), 0, 2 + len(data), unit, fc) + data)
+            return None
+        tid, fut = self._expect(unit, fc)
+        self._send(_HEAD.pack(tid, 0, 2 + len(data), unit, fc) + data)
+        return await self._wait(tid, fut)
+
+    def _check_connected(self) -> None:
+        if not self.connected:
+            raise ConnectionException(f"not connected to {self.host}:{self.port}")
+
+    def _next_tid(self) -> int:
+        self._tid = self._tid % _MAX_TID + 1
+        return self._tid
+
+    def _expect(self, unit: int, fc: int) -> tuple[int, asyncio.Future]:
+        tid = self._next_tid()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending[tid] = (fut, unit, fc)
+        self._timers[tid] = loop.call_later(self.timeout, self._expire, tid)
+        return tid, fut
+
+    def _send(self, frame: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(self._trace(True, frame))
+
+    async def _wait(self, tid: int, fut: asyncio.Future) -> Reply:
+        try:
+            return await fut
+        finally:
+            self._pending.pop(tid, None)
+            if (timer := self._timers.pop(tid, None)) is not None:
+                timer.cancel()
+            if not self._pending:
+                self._buf = b""  # a partial reply left by a timed-out request must not prefix the next one
+
+    def _expire(self, tid: int) -> None:
+        self._timers.pop(tid, None)
+        entry = self._pending.get(tid)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(ModbusIOException(f"no reply to transaction {tid} within {self.timeout:g} s"))
+
+    # -- replies ----------------------------------------------------------------------------
+    def _received(self, data: bytes) -> None:
+        buf = self._buf + self._trace(False, data) if self._buf else self._trace(False, data)
+        pos, end = 0, len(buf)
+        while end - pos >= 8:
+            tid, pid, length, unit, fc = _HEAD.unpack_from(buf, pos)
+            if pid != 0 or not 2 <= length <= 254:  # not MBAP: nothing after it can be trusted
+                self._fail_all("reply is not a Modbus TCP frame")
+                self._buf = b""
+                return
+            if end - pos < 6 + length:
+                break
+            body = buf[pos + 8:pos + 6 + length]
+            pos += 6 + length
+            self._reply(tid, unit, fc, body)
+        self._buf = buf[pos:]
+
+    def _reply(self, tid: int, unit: int, fc: int, body: bytes) -> None:
+        entry = self._pending.get(tid)
+        if entry is None or entry[0].done():
+            return  # a late reply to a request that timed out
+        fut, want_unit, want_fc = entry
+        if unit != want_unit or fc & 0x7F != want_fc:
+            fut.set_exception(ModbusIOException(f"reply to transaction {tid} is for unit {unit} function {fc}, "
+                                                f"not unit {want_unit} function {want_fc}"))
+        elif fc & 0x80:
+            fut.set_result(Reply(want_fc, b"", body[0] if body else 4))
+        elif want_fc <= 4:
+            if not body or body[0] != len(body) - 1:
+                fut.set_exception(ModbusIOException(f"reply to transaction {tid}: byte count does not match"))
+            else:
+                fut.set_result(Reply(fc, body[1:]))
+        else:
+            fut.set_result(Reply(fc, body))
+
+    def _fail_all(self, why: str) -> None:
+        for fut, _, _ in self._pending.values():
+            if not fut.done():
+                fut.set_exception(ModbusIOException(why))
