@@ -58,7 +58,7 @@ from tests.drivers.test_bme680 import datasheet
 from tests.sim_thread import free_port
 
 
-async def until(pred, timeout: float = 10.0) -> None:
+async def until(pred, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not pred():
