@@ -133,9 +133,9 @@ def free_run(root: Path, prm: np.ndarray) -> tuple[int, float]:
 def main() -> None:
     rows = {
         "shipped defaults": shipped(),
-        "  size only (no flat line, time of day, novelty)": shipped(flat=False, tod=False, novel=False),
-        "  without pattern novelty": shipped(novel=False),
-        "  with pattern novelty": shipped(novel=True),
+        "  size only (no flat line, time of day, step)": shipped(flat=False, tod=False, step=False),
+        "  without the step signal": shipped(step=False),
+        "  with the step signal": shipped(step=True),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

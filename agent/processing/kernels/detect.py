@@ -43,16 +43,12 @@ from ..jit import kernel
  D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
 TOD_BASE = 22  # then TOD_SLOTS x (mean, dev, visits): the time-of-day / day-of-week baseline
 TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
-D_CTX, D_NAVG, D_NMU, D_NVAR, D_NTOT = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 5)
-NOV_BASE = D_NTOT + 1  # then NOV_SLOTS context counts: the pattern-novelty table
-NOV_SLOTS = 64
-NOV_LEVEL = 0.5  # a symbol's level bins are this many deviations wide (5 bins, the outer ones open)
-NOV_STEP = 3.0  # a step up or down is one larger than this many usual steps
-DET_COLS = NOV_BASE + NOV_SLOTS
+D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
+DET_COLS = D_NVAR + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
-EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_NOVEL = 1, 2, 3, 4, 5
+EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_NOVEL = range(12)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP = range(12)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -78,11 +74,11 @@ def new_state(n: int) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           novel: bool = True) -> np.ndarray:
+           step: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` switch the flat-line and time-of-day signals."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
-                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if novel else 0.0], np.float64)
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0], np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -192,40 +188,14 @@ def tod_score(x, t, st, s, prm, tz_tr, tz_off, scale, sig):
 
 
 @kernel
-def novelty_score(x, dx, st, s, prm, scale, step):
-    """Pattern novelty: each reading becomes a symbol (its level against the baseline in ``scale`` units,
-    and its step up / flat / down against the usual ``step``); the last few symbols form a context,
-    hashed into a table of decaying counts. A context seen rarely is novel (raw 1 - count / expected);
-    a short average of that against its own long-run distribution gives the score, as for the surprise."""
-    if prm[P_NOVEL] == 0.0:
+def step_score(dx, st, s, prm, step):
+    """How the series moves: the surprise of a step ``dx`` against the usual step size ``step`` (the slow mean
+    absolute step), ``1 - exp(-|dx| / (RAW_SCALE * step))``, calibrated like the size surprise (a short average
+    against its own long-run distribution). It sees a series that starts to oscillate, jitter or move in a
+    new way while its values stay within their usual size. Updates the step-signal state."""
+    if prm[P_STEP] == 0.0:
         return 0.0
-    lv = math.floor((x - st[s, D_MEAN]) / (NOV_LEVEL * scale) + 0.5)
-    if lv > 2.0:
-        lv = 2.0
-    if lv < -2.0:
-        lv = -2.0
-    dr = 1.0
-    if dx > NOV_STEP * step:
-        dr = 2.0
-    elif dx < -NOV_STEP * step:
-        dr = 0.0
-    sym = (lv + 2.0) * 3.0 + dr
-    ctx = (st[s, D_CTX] * 15.0 + sym) % 3375.0  # the last three symbols
-    st[s, D_CTX] = ctx
-    h = NOV_BASE + int(ctx * 2654435761.0) % NOV_SLOTS
-    tot = st[s, D_NTOT]
-    c = st[s, h]
-    raw = 1.0 - c * NOV_SLOTS / (tot + 1.0)
-    if raw < 0.0:
-        raw = 0.0
-    st[s, h] = c + 1.0
-    tot += 1.0
-    if tot >= 16.0 * NOV_SLOTS:  # forget: halve every count (now and then, so the table follows the series)
-        tot = 0.0
-        for k in range(NOV_BASE, NOV_BASE + NOV_SLOTS):
-            st[s, k] *= 0.5
-            tot += st[s, k]
-    st[s, D_NTOT] = tot
+    raw = 1.0 - math.exp(-abs(dx) / (RAW_SCALE * step))
     avg = st[s, D_NAVG] + prm[P_SHORT] * (raw - st[s, D_NAVG])
     st[s, D_NAVG] = avg
     n = st[s, D_N]
@@ -337,21 +307,20 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
             n = st[s, D_N]
             dx = x - st[s, D_PREV]
             fs = flat_score(x, st, s, prm, n)
-            nv = novelty_score(x, dx, st, s, prm, st[s, D_DEV] + FLOOR * st[s, D_LDEV] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0),
-                               st[s, D_LDIFF] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0))
+            sv = step_score(dx, st, s, prm, st[s, D_LDIFF] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0))
             sig = significant[s]
             if sig < significant_rel[s] * abs(st[s, D_MEAN]):
                 sig = significant_rel[s] * abs(st[s, D_MEAN])
             tscale = TOD_FLOOR * st[s, D_LDEV] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0)
             tds = tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, tscale, sig)
             if n <= prm[P_WARMUP] or abs(x - st[s, D_MEAN]) < sig:
-                nv = 0.0
+                sv = 0.0
             if n <= prm[P_WARMUP]:
                 fs = 0.0
                 tds = 0.0
-            if nv > sc:
-                sc = nv
-                kind = EV_START_NOVEL
+            if sv > sc:
+                sc = sv
+                kind = EV_START_STEP
             if fs > sc:
                 sc = fs
                 kind = EV_START_FLAT
