@@ -1,7 +1,7 @@
 """Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
 
-Five parts, each cheap and of constant memory; the first three see a value's size, the last two its
-shape and its time (see flat_score and tod_score):
+Six parts, each cheap and of constant memory; the first three see a value's size, the last three its
+shape and its time (see flat_score, tod_score and step_score):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -18,6 +18,7 @@ shape and its time (see flat_score and tod_score):
 
 4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``.
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type.
+6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -76,7 +77,8 @@ def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
            step: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
-    quality bit in ``skip`` are ignored; ``flat`` / ``tod`` switch the flat-line and time-of-day signals."""
+    quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
+    and step signals."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
                      1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0], np.float64)
 
@@ -284,8 +286,8 @@ def surprise(x, st, s, prm, sig, sig_rel):
 def detect_step(series, ts, value, quality, enabled, significant, significant_rel, tz_tr, tz_off, st, prm, score,
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
-    the size score (surprise and range), the flat-line score and the time-of-day score; rows whose
-    size score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / EV_START_FLAT / EV_START_TOD for a
+    the size score (surprise and range), the flat-line, time-of-day and step scores; rows whose size
+    score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
     start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
