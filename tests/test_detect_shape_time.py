@@ -1,5 +1,5 @@
-"""Detector signals for shape and time: flat line (lost variability) and the time-of-day / day-of-week
-baseline. Causal, scale invariant, in local time across DST, numba build == plain Python build."""
+"""Detector signals for shape and time: flat line (lost variability), the step signal (a new way of moving)
+and the time-of-day / day-of-week baseline. Causal, scale invariant, in local time across DST, numba build == plain Python build."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from agent.model import Quality  # noqa: E402
 from agent.processing import kernels  # noqa: E402
 from agent.processing.config import AnomalyConfig  # noqa: E402
 from agent.processing.jit import compiled, py_func  # noqa: E402
-from agent.processing.kernels.detect import EV_START, EV_START_FLAT, EV_START_TOD  # noqa: E402
+from agent.processing.kernels.detect import EV_START, EV_START_FLAT, EV_START_STEP, EV_START_TOD  # noqa: E402
 from agent.processing.localtime import ZoneTable, tz_table  # noqa: E402
 
 try:
@@ -26,7 +26,7 @@ try:
 except ImportError:  # no numba: both builds are the Python one
     detect = kernels.detect
 
-STARTS = (EV_START, EV_START_FLAT, EV_START_TOD)
+STARTS = (EV_START, EV_START_FLAT, EV_START_TOD, EV_START_STEP)
 FIVE_MIN = 300_000
 
 
@@ -62,6 +62,48 @@ def building(days: int, zone: str, seed: int, start=dt.datetime(2024, 3, 4)):
     rng = np.random.default_rng(seed)
     v = np.where(occupied, 50.0, 10.0) + rng.normal(0, 1.0, len(ts))
     return ts, v, hour, wday
+
+
+# ---- step signal ---------------------------------------------------------------------------------
+
+
+def jittery(seed=3, n=288 * 12, at=288 * 9):
+    """A daily sine every five minutes (20 +- 5, small noise) that, for five hours from ``at``, starts to
+    jitter by +-1.5 around its usual course: every value of an ordinary size, the way it moves is new."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    v = 20 + 5 * np.sin(2 * np.pi * i / 288) + rng.normal(0, 0.1, n)
+    seg = slice(at, at + 60)
+    v[seg] += np.where(i[seg] % 2 == 0, 1.5, -1.5)
+    return 1_704_067_200_000 + i.astype(np.int64) * FIVE_MIN, v
+
+
+def test_a_series_that_starts_to_jitter_within_its_usual_size_starts_a_step_event():
+    ts, v = jittery()
+    _, ev, q, _ = run(v, ts)
+    starts = np.nonzero(np.isin(ev, STARTS))[0]
+    late = starts[starts >= 288]  # after the first cycle (while the range is learnt the size part may fire)
+    assert len(late) == 1 and ev[late[0]] == EV_START_STEP and 288 * 9 <= late[0] < 288 * 9 + 12
+    _, ev_off, _, _ = run(v, ts, prm=shipped(step=False))
+    assert not np.isin(ev_off[288:], STARTS).any()  # the size of the values alone shows nothing
+    assert not (q[288 * 9:] & int(Quality.ANOMALY)).any()  # the bit marks sizes only
+
+
+def test_the_step_signal_is_causal_scale_invariant_and_jit_equals_python():
+    ts, v = jittery()
+    a = run(v, ts)
+    assert (a[1] == EV_START_STEP).any()
+    b = run(v * 1000 + 7, ts)
+    assert np.array_equal(a[1], b[1]) and np.allclose(a[0], b[0], atol=1e-6)
+    for cut in (288 * 9 - 5, 288 * 9 + 3):
+        w = v.copy()
+        w[cut:] = np.random.default_rng(cut).normal(500, 100, len(v) - cut)
+        c = run(w, ts)
+        for x, y in zip(a[:3], c[:3], strict=True):
+            assert np.array_equal(x[:cut], y[:cut])
+    d = run(v, ts, fn=py_func(detect.detect_step))
+    for x, y in zip(a, d, strict=True):
+        assert np.array_equal(x, y)
 
 
 # ---- flat line ------------------------------------------------------------------------------------

@@ -16,9 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..series import SeriesTable
-from .kernels.detect import D_DEV, D_EVPEAK, D_MEAN, EV_END, EV_START, EV_START_FLAT, EV_START_TOD
+from .kernels.detect import (
+    D_DEV,
+    D_EVPEAK,
+    D_MEAN,
+    EV_END,
+    EV_START,
+    EV_START_FLAT,
+    EV_START_STEP,
+    EV_START_TOD,
+)
 
-SIGNAL = {EV_START: "level", EV_START_FLAT: "flat", EV_START_TOD: "time_of_day"}
+SIGNAL = {EV_START: "level", EV_START_FLAT: "flat", EV_START_TOD: "time_of_day", EV_START_STEP: "step"}
 
 
 def _num(x: float) -> float | None:

@@ -1,7 +1,7 @@
 """Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
 
-Five parts, each cheap and of constant memory; the first three see a value's size, the last two its
-shape and its time (see flat_score and tod_score):
+Six parts, each cheap and of constant memory; the first three see a value's size, the last three its
+shape and its time (see flat_score, tod_score and step_score):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -18,6 +18,7 @@ shape and its time (see flat_score and tod_score):
 
 4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``.
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type.
+6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -43,11 +44,12 @@ from ..jit import kernel
  D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
 TOD_BASE = 22  # then TOD_SLOTS x (mean, dev, visits): the time-of-day / day-of-week baseline
 TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
-DET_COLS = TOD_BASE + 3 * TOD_SLOTS
+D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
+DET_COLS = D_NVAR + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
-EV_START, EV_END, EV_START_FLAT, EV_START_TOD = 1, 2, 3, 4
+EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD = range(11)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP = range(12)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -72,11 +74,13 @@ def new_state(n: int) -> np.ndarray:
 
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
-           range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True) -> np.ndarray:
+           range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
+           step: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
-    quality bit in ``skip`` are ignored; ``flat`` / ``tod`` switch the flat-line and time-of-day signals."""
+    quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
+    and step signals."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
-                     1.0 if flat else 0.0, 1.0 if tod else 0.0], np.float64)
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0], np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -186,6 +190,33 @@ def tod_score(x, t, st, s, prm, tz_tr, tz_off, scale, sig):
 
 
 @kernel
+def step_score(dx, st, s, prm, step):
+    """How the series moves: the surprise of a step ``dx`` against the usual step size ``step`` (the slow mean
+    absolute step), ``1 - exp(-|dx| / (RAW_SCALE * step))``, calibrated like the size surprise (a short average
+    against its own long-run distribution). It sees a series that starts to oscillate, jitter or move in a
+    new way while its values stay within their usual size. Updates the step-signal state."""
+    if prm[P_STEP] == 0.0:
+        return 0.0
+    raw = 1.0 - math.exp(-abs(dx) / (RAW_SCALE * step))
+    avg = st[s, D_NAVG] + prm[P_SHORT] * (raw - st[s, D_NAVG])
+    st[s, D_NAVG] = avg
+    n = st[s, D_N]
+    b = 1.0 / n
+    if b < 1.0 / prm[P_HISTORY]:
+        b = 1.0 / prm[P_HISTORY]
+    mu = st[s, D_NMU]
+    dm = avg - mu
+    st[s, D_NMU] = mu + b * dm
+    st[s, D_NVAR] = (1.0 - b) * (st[s, D_NVAR] + b * dm * dm)
+    z = (avg - mu) / (math.sqrt(st[s, D_NVAR]) + 1e-6)
+    if z < 3.0:
+        return 0.0
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    sc = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
+    return 0.0 if sc < 0.0 else (1.0 if sc > 1.0 else sc)
+
+
+@kernel
 def surprise(x, st, s, prm, sig, sig_rel):
     """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up)."""
     n = st[s, D_N]
@@ -255,8 +286,8 @@ def surprise(x, st, s, prm, sig, sig_rel):
 def detect_step(series, ts, value, quality, enabled, significant, significant_rel, tz_tr, tz_off, st, prm, score,
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
-    the size score (surprise and range), the flat-line score and the time-of-day score; rows whose
-    size score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / EV_START_FLAT / EV_START_TOD for a
+    the size score (surprise and range), the flat-line, time-of-day and step scores; rows whose size
+    score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
     start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
@@ -276,15 +307,22 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         kind = EV_START
         if not first:
             n = st[s, D_N]
+            dx = x - st[s, D_PREV]
             fs = flat_score(x, st, s, prm, n)
+            sv = step_score(dx, st, s, prm, st[s, D_LDIFF] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0))
             sig = significant[s]
             if sig < significant_rel[s] * abs(st[s, D_MEAN]):
                 sig = significant_rel[s] * abs(st[s, D_MEAN])
             tscale = TOD_FLOOR * st[s, D_LDEV] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0)
             tds = tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, tscale, sig)
+            if n <= prm[P_WARMUP] or abs(x - st[s, D_MEAN]) < sig:
+                sv = 0.0
             if n <= prm[P_WARMUP]:
                 fs = 0.0
                 tds = 0.0
+            if sv > sc:
+                sc = sv
+                kind = EV_START_STEP
             if fs > sc:
                 sc = fs
                 kind = EV_START_FLAT
