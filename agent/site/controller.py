@@ -92,6 +92,7 @@ class SiteController(SolarSteps):
                          if sc is not None and sc.latitude is not None and sc.longitude is not None else None)
         self._pv_only: set[str] = set()
         self._pv_caps: dict[str, float] = {}
+        self._drawn: dict[str, float] = {}
         self._grid_ts = 0
         self.book = EnergyBook()  # energy by source per session, with sun and storage
         self._booked_ts = 0
@@ -247,6 +248,7 @@ class SiteController(SolarSteps):
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
         raw_base = grid_w - charging_w
         self._grid_ts = grid_ts
+        self._drawn = drawn_by
         if self.solar is not None:  # the limit never counts on the sun or the battery (agent.site.solar)
             self.flows = self.solar.flows(grid_w, charging_w, now_ms)
             raw_base = self.flows.gross_w

@@ -29,8 +29,9 @@ def clear_sky_w(ts_ms: np.ndarray, *, lat_deg: float, lon_deg: float, peak_w: fl
     """Clear-sky PV power (W) of an array of ``peak_w`` at UTC epoch ms ``ts_ms``."""
     ts = np.asarray(ts_ms, np.float64) / 1000.0
     day = np.floor(ts / 86_400.0)
-    doy = np.array([dt.datetime.fromtimestamp(d * 86_400, dt.UTC).timetuple().tm_yday for d in np.atleast_1d(day)])
-    doy = doy.reshape(np.shape(day))
+    first = np.floor(day.min()) if day.size else 0.0
+    jan1 = dt.datetime.fromtimestamp(first * 86_400, dt.UTC).timetuple().tm_yday - 1  # days since 1 Jan of day 0
+    doy = (day - first + jan1) % 365 + 1  # within a plan's horizon a year boundary is the only wrap
     solar_h = (ts / 3600.0 + lon_deg / 15.0) % 24.0
     decl = math.radians(23.45) * np.sin(2 * math.pi * (284 + doy) / 365)
     lat = math.radians(lat_deg)

@@ -180,13 +180,20 @@ class SolarControl:
         """Whether the grid reading of ``grid_ts`` shows what the last write did."""
         return grid_ts >= self.last_write_ms + int((lag_s + self.config.settle) * 1000)
 
-    def pv_shares(self, f: Flows, drawn: dict[str, float]) -> float:
+    def pv_shares(self, f: Flows, drawn: dict[str, float], potential_w: float | None = None) -> float:
         """Surplus W for the PV-mode chargers: what is exported, plus what they and a charging battery
-        draw now (cars come before the battery)."""
+        draw now (cars come before the battery), plus, while the inverter is held at its export cap,
+        what the array could give beyond it (``potential_w``, default the array's peak): the cap is
+        eased as soon as the cars draw it from the grid."""
         if not f.fresh:
             return 0.0
         pv_draw = sum(w for n, w in drawn.items() if self.mode(n) in (Mode.PV, Mode.MINPV))
-        return max(0.0, -f.grid_w + pv_draw + max(0.0, -f.battery_w))
+        held = 0.0
+        if self.cap_pct is not None and self.cap_pct < 100:
+            cap_w = self.cap_pct / 100 * self.config.pv_peak_kw * 1000
+            if f.pv_w >= 0.9 * cap_w:
+                held = max(0.0, (self.config.pv_peak_kw * 1000 if potential_w is None else potential_w) - f.pv_w)
+        return max(0.0, -f.grid_w + pv_draw + max(0.0, -f.battery_w) + held)
 
     def battery_target(self, f: Flows, hard_room_w: float, valley_left_s: float | None = None) -> tuple[float, str]:
         """The battery set-point (W, positive discharges) and why; ``valley_left_s``: seconds left of the

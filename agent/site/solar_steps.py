@@ -44,7 +44,8 @@ class SolarSteps:
     forecast: PvForecast | None
     pv_switch: PvSwitch
     _pv_only: set[str]
-    _pv_caps: dict[str, float]  # planned min+PV sessions: what the surplus gives them (A)
+    _pv_caps: dict[str, float]
+    _drawn: dict[str, float]  # what each charger draws at the grid reading's instant  # planned min+PV sessions: what the surplus gives them (A)
 
     def _value(self, device: str, metric: str) -> tuple[float, int]: ...
 
@@ -85,7 +86,10 @@ class SolarSteps:
         self._pv_only = {n for n, m in modes.items() if m is Mode.PV}
         planned_minpv = {n for n, m in modes.items() if m is Mode.MINPV and self._forecasting()}
         pv = [d for d in demands if modes[d.name] in (Mode.PV, Mode.MINPV)]
-        caps, events = self.pv_switch.caps(pv, self.solar.pv_shares(self.flows, drawn_by), fresh=self.flows.fresh,
+        potential = (float(self.forecast.power_w(np.array([self._grid_ts]))[0])
+                     if self.forecast is not None and self.forecast.ratio is not None else None)
+        surplus = self.solar.pv_shares(self.flows, drawn_by, potential)
+        caps, events = self.pv_switch.caps(pv, surplus, fresh=self.flows.fresh,
                                            min_a=cfg.min_current, now_ms=now_ms,
                                            switched=self._pv_only | planned_minpv) if pv else ({}, [])
         self._pending += events
@@ -131,10 +135,10 @@ class SolarSteps:
         """Seconds left of the tariff's valley period now, None outside one."""
         t = now_ms + np.arange(0, 24 * 60, dtype=np.int64) * 60_000
         idx = self.plan_tariff.period_index(t)
-        periods = self.plan_tariff.periods
+        periods = list(self.plan_tariff.periods)
         if periods[int(idx[0])] != Period.VALLEY:
             return None
-        other = np.flatnonzero(np.array([periods[int(i)] != Period.VALLEY for i in idx]))
+        other = np.flatnonzero(idx != periods.index(Period.VALLEY))
         end = int(t[other[0]]) - int(t[other[0]]) % 60_000 if other.size else int(t[-1])
         return max(0.0, (end - now_ms) / 1000)
 
@@ -150,6 +154,10 @@ class SolarSteps:
             events.append({"type": "site_solar_failsafe" if s.failsafe else "site_solar_recovered", "ts": now_ms,
                            "reason": f.reason or "inverter and battery readings are fresh again"})
         charging = sum(self.alloc.get(n, 0.0) * self._voltage * self._phases[n] for n in self.drivers)
+        # chargers told to take less this step will soon draw less: the battery and the cap answer that too
+        drop = sum(max(0.0, w - self.alloc.get(n, 0.0) * self._voltage * self._phases[n]) for n, w in self._drawn.items())
+        if f.fresh and drop > 0:
+            f = replace(f, grid_w=f.grid_w - drop)
         room = budget_w - charging - self.measure.unseen_increase(self._grid_ts)  # the cars come first
         valley = self._valley_left_s(now_ms) if c.valley_charge and f.fresh else None
         target, why = s.battery_target(f, room, valley)
