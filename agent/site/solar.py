@@ -99,6 +99,7 @@ class SolarConfig(Frozen):
         return self
 
 
+EASE_SHARE = 0.05  # the export cap is eased by at most this share of the array per step
 VALLEY_EFFICIENCY = 0.95  # one-way charge efficiency assumed when sizing the valley charge
 
 Reader = Callable[[str, str], tuple[float, int]]  # (device, metric) -> (value, ts ms)
@@ -180,6 +181,13 @@ class SolarControl:
         """Whether the grid reading of ``grid_ts`` shows what the last write did."""
         return grid_ts >= self.last_write_ms + int((lag_s + self.config.settle) * 1000)
 
+    def held_w(self, f: Flows) -> float:
+        """While the inverter is held at its export cap, what the battery may take beyond the export: one
+        easing step of the cap (5 % of the array), which the cap gives back in the same step."""
+        if self.cap_pct is None or self.cap_pct >= 100 or not f.fresh:
+            return 0.0
+        return EASE_SHARE * self.config.pv_peak_kw * 1000 if f.pv_w >= 0.9 * self.cap_pct / 100 * self.config.pv_peak_kw * 1000 else 0.0
+
     def pv_shares(self, f: Flows, drawn: dict[str, float], potential_w: float | None = None) -> float:
         """Surplus W for the PV-mode chargers: what is exported, plus what they and a charging battery
         draw now (cars come before the battery), plus, while the inverter is held at its export cap,
@@ -210,7 +218,7 @@ class SolarControl:
                 return 0.0, f"peak {without / 1000:.1f} kW over {c.peak_shave_kw:g} kW but SoC {f.soc:.0f} % at its floor"
             want = min(rating, without - c.peak_shave_kw * 1000)
             return want, f"peak shaving: grid would be {without / 1000:.1f} kW, threshold {c.peak_shave_kw:g} kW"
-        surplus = -without
+        surplus = -without + self.held_w(f)  # PV held back by the export cap is surplus too
         if c.surplus_charge and surplus > 0:
             if f.soc >= c.soc_max:
                 return 0.0, f"surplus {surplus / 1000:.1f} kW but SoC {f.soc:.0f} % at its ceiling"
@@ -230,7 +238,9 @@ class SolarControl:
             return 0.0, f"valley: SoC {f.soc:.0f} % has reached {target:g} %"
         assert c.battery_kwh is not None
         need_wh = (target - f.soc) / 100 * c.battery_kwh * 1000 / VALLEY_EFFICIENCY
-        rate = need_wh / (max(left_s - 900.0, 900.0) / 3600.0)
+        # never so slow that it only creeps up to the target (nor below what the deadband would write)
+        floor = max(2 * c.deadband_kw * 1000, 0.05 * c.battery_max_kw * 1000)
+        rate = max(floor, need_wh / (max(left_s - 900.0, 300.0) / 3600.0))
         caps = {"rating": c.battery_max_kw * 1000, "site limit": max(0.0, hard_room_w)}
         if c.peak_shave_kw is not None:
             caps["peak threshold"] = max(0.0, c.peak_shave_kw * 1000 - without_w)
@@ -257,7 +267,7 @@ class SolarControl:
             cap_w = max(0.0, min(cap_w, f.pv_w) - over)
             return round(cap_w / peak * 100, 1), f"export {export / 1000:.1f} kW over {c.export_limit_kw:g} kW"
         if self.cap_pct is not None and self.cap_pct < 100 and -over > 2 * c.export_margin_kw * 1000:
-            step = min(-over - c.export_margin_kw * 1000, 0.05 * peak)
+            step = min(-over - c.export_margin_kw * 1000, EASE_SHARE * peak)
             return round(min(100.0, (cap_w + step) / peak * 100), 1), "export below its limit: cap eased"
         return self.cap_pct, ""
 
