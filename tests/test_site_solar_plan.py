@@ -73,7 +73,7 @@ def test_valley_charging_fills_the_battery_by_the_valleys_end_within_the_site_li
     start = local_ms(5.5)
     batt = Battery(capacity_wh=10_000, max_charge_w=30_000, max_discharge_w=30_000, soc=0.50, soc_min=0.05,
                    soc_max=0.98)
-    cars = [Visit(0, 0.0, 3000.0, Car(need_wh=8_000, max_a=16))]
+    cars = [Visit(0, 0.0, 2300.0, Car(need_wh=6_000, max_a=16))]
     r = run(site(1, VALLEY), visits=cars, chargers=1, start_ms=start, seconds=40 * 60.0, keep_log=True,
             solar=plant(0.0, battery=batt, start_ms=start), tick_s=1.0)
     assert r.worst_grid_w <= LIMIT_KW * 1000, f"grid {r.worst_grid_w:.0f} W over the limit"
