@@ -93,6 +93,7 @@ class SiteController(SolarSteps):
         self._pv_only: set[str] = set()
         self._pv_caps: dict[str, float] = {}
         self._drawn: dict[str, float] = {}
+        self._surplus_w = 0.0
         self._grid_ts = 0
         self.book = EnergyBook()  # energy by source per session, with sun and storage
         self._booked_ts = 0
@@ -260,6 +261,8 @@ class SiteController(SolarSteps):
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
         tou_cap = cfg.tou.cap_w(period) if period is not None else None
+        if tou_cap is not None and self.solar is not None:  # the cap is on grid power: surplus PV comes on top
+            tou_cap += self._surplus_w
         if cfg.planner.enabled:
             demands = self._planned(demands, budget_w, phase_a, now_ms, info)
             alloc = allocate_in_order(demands, budget_w=budget_w, min_a=cfg.min_current, ramp_a=cfg.ramp_up)

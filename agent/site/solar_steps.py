@@ -45,6 +45,7 @@ class SolarSteps:
     pv_switch: PvSwitch
     _pv_only: set[str]
     _pv_caps: dict[str, float]
+    _surplus_w: float
     _drawn: dict[str, float]  # what each charger draws at the grid reading's instant  # planned min+PV sessions: what the surplus gives them (A)
 
     def _value(self, device: str, metric: str) -> tuple[float, int]: ...
@@ -94,6 +95,8 @@ class SolarSteps:
                                            switched=self._pv_only | planned_minpv) if pv else ({}, [])
         self._pending += events
         self._pv_caps = {n: caps.get(n, 0.0) for n in planned_minpv}
+        # what the PV modes give (surplus, or the minimum a started car keeps): not capped by the TOU cap
+        self._surplus_w = max(surplus, sum(caps.get(d.name, 0.0) * d.watts_per_amp for d in pv)) if pv else surplus
         out = []
         for d in demands:
             m = modes[d.name]
