@@ -152,6 +152,7 @@ async def run_plant(
     queue = sorted(visits, key=lambda v: v.arrive_s)
     vi, t, next_poll = 0, 0.0, 0.0
     socs: list[float] = []
+    by_minute: dict[int, tuple[float, str]] = {}
     limit = site.limit_w
 
     def put(sid_vals: list[tuple[int, float]], ts_ms: int) -> None:
@@ -221,7 +222,11 @@ async def run_plant(
         imp, exp = max(0.0, w) * h / 1000, max(0.0, -w) * h / 1000
         res.import_kwh += imp
         res.export_kwh += exp
-        price = tariff.price_at(now_ms)
+        minute = now_ms // 60_000
+        if minute not in by_minute:  # tariffs change on whole minutes
+            by_minute.clear()
+            by_minute[minute] = (tariff.price_at(now_ms), tariff.period_at(now_ms))
+        price, period = by_minute[minute]
         res.grid_cost += imp * price
         res.grid_kgco2e += imp * carbon_kg_kwh
         before = sum(e.total_wh for e in evses)
@@ -229,7 +234,7 @@ async def run_plant(
             e.advance(t + tick_s)
         kwh = (sum(e.total_wh for e in evses) - before) / 1000
         res.energy_kwh += kwh
-        res.valley_kwh += kwh if tariff.period_at(now_ms) == "valley" else 0.0
+        res.valley_kwh += kwh if period == "valley" else 0.0
         res.cost += kwh * price
         res.kgco2e += kwh * carbon_kg_kwh
         if sun is not None:

@@ -8,7 +8,7 @@ power per 1000 W/m².
 
 Scale: each fresh PV reading taken while the clear sky gives at least 10 % of the array teaches the
 ratio measured / clear sky, averaged exponentially over ``tau`` (readings while the inverter is
-curtailed say nothing about the sun and are skipped). The forecast is ratio x clear sky: causal (only
+curtailed only raise it: the sun gives at least that). The forecast is ratio x clear sky: causal (only
 past readings), and it follows the weather of the last hour or so. Without a ratio (nothing learned
 yet) or with stale PV readings it forecasts no sun at all, so a plan that counts on it falls back to
 the grid.
@@ -54,13 +54,15 @@ class PvForecast:
         return clear_sky_w(ts_ms, lat_deg=self.lat_deg, lon_deg=self.lon_deg, peak_w=self.peak_w)
 
     def observe(self, ts_ms: int, pv_w: float, *, curtailed: bool = False) -> None:
-        """Learn from one fresh PV reading (skip it while the inverter is curtailed)."""
-        if curtailed or ts_ms <= self.last_ms or not math.isfinite(pv_w):
+        """Learn from one fresh PV reading; while the inverter is curtailed it is only a lower bound."""
+        if ts_ms <= self.last_ms or not math.isfinite(pv_w):
             return
         cs = float(self.clear(np.array([ts_ms]))[0])
         if cs < MIN_SHARE * self.peak_w:
             return
         r = min(1.2, max(0.0, pv_w / cs))
+        if curtailed and self.ratio is not None and r <= self.ratio:
+            return
         if self.ratio is None:
             self.ratio = r
         else:
