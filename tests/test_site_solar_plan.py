@@ -213,7 +213,11 @@ def test_the_forecast_counts_no_sun_on_stale_readings():
 
 def test_min_pv_with_the_forecast_charges_from_the_grid_while_pv_readings_are_stale():
     """The inverter cannot be read from 10:00 to 13:00 of a sunny day: the forecast counts no sun, so
-    the plan puts the need on the grid before departure rather than waiting for the sun."""
+    the plan puts the need on the grid (in its cheapest slots before departure) rather than waiting for it."""
     r = forecast_run(25.0, forecast=True, outage=(0.0, 3 * 3600.0))
     assert r.on_time_kwh == pytest.approx(10.0, abs=0.1)
     assert any(e["type"] == "site_solar_failsafe" for e in r.events)
+    start = local_ms(6.5)
+    counted = [(e["ts"] - start, e["pv_forecast_wh"]["cp1"]) for e in r.events if "pv_forecast_wh" in e]
+    assert all(wh == 0 for t, wh in counted if t < 3 * 3_600_000), counted  # stale: no sun counted on
+    assert any(wh > 1000 for t, wh in counted if t > 3 * 3_600_000 + 60_000), counted  # fresh again: it is
