@@ -65,7 +65,8 @@ class SolarConfig(Frozen):
                                 "up to valley_soc by the valley's end (within the site limit and the battery's limits).")
     valley_soc: float = Field(80.0, ge=0, le=100, description="State of charge (%) valley charging aims for (at most soc_max).")
     battery_kwh: float | None = Field(None, gt=0, description="Battery capacity (kWh): the valley charging rate is "
-                                      "spread over what is left of the valley.")
+                                      "spread over what is left of the valley, and near soc_min / soc_max the "
+                                      "battery is slowed so that a minute at its set-point cannot cross them.")
     pv_start_kw: float = Field(0.0, ge=0, description="PV mode: a charger starts when the surplus exceeds its minimum "
                                "power by this much.")
     pv_stop_kw: float = Field(1.5, ge=0, description="PV mode: a charging car keeps its minimum current until the "
@@ -212,20 +213,25 @@ class SolarControl:
         if not f.fresh:
             return 0.0, f"hold: {f.reason}"
         rating = c.battery_max_kw * 1000
+        if c.battery_kwh is not None:  # near its bounds, slow it so a minute at the set-point cannot cross them
+            rating_out = min(rating, max(0.0, f.soc - c.soc_min) / 100 * c.battery_kwh * 1000 * 60)
+            rating_in = min(rating, max(0.0, c.soc_max - f.soc) / 100 * c.battery_kwh * 1000 * 60)
+        else:
+            rating_out = rating_in = rating
         without = f.grid_w + f.battery_w  # the grid import if the battery did nothing
         if c.peak_shave_kw is not None and without > c.peak_shave_kw * 1000:
             if f.soc <= c.soc_min:
                 return 0.0, f"peak {without / 1000:.1f} kW over {c.peak_shave_kw:g} kW but SoC {f.soc:.0f} % at its floor"
-            want = min(rating, without - c.peak_shave_kw * 1000)
+            want = min(rating_out, without - c.peak_shave_kw * 1000)
             return want, f"peak shaving: grid would be {without / 1000:.1f} kW, threshold {c.peak_shave_kw:g} kW"
         surplus = -without + self.held_w(f)  # PV held back by the export cap is surplus too
         if c.surplus_charge and surplus > 0:
             if f.soc >= c.soc_max:
                 return 0.0, f"surplus {surplus / 1000:.1f} kW but SoC {f.soc:.0f} % at its ceiling"
-            want = min(rating, surplus, max(0.0, hard_room_w))
+            want = min(rating_in, surplus, max(0.0, hard_room_w))
             return -want, f"surplus charging: {surplus / 1000:.1f} kW would be exported"
         if c.valley_charge and valley_left_s is not None and valley_left_s > 0:
-            return self._valley(f, hard_room_w, valley_left_s, without)
+            return self._valley(f, min(hard_room_w, rating_in), valley_left_s, without)
         return 0.0, "idle"
 
     def _valley(self, f: Flows, hard_room_w: float, left_s: float, without_w: float) -> tuple[float, str]:
