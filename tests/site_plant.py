@@ -46,6 +46,7 @@ class SolarModel:
         self.instant = instant
         self.cap_pct = 100.0
         self.pv_wh = 0.0  # delivered (after curtailment)
+        self.available_wh = 0.0  # what the array could have delivered uncurtailed
 
     def config(self, name: str) -> SunSpecConfig:
         rating = self.battery.max_charge_w if self.battery is not None else None
@@ -67,9 +68,11 @@ class SolarModel:
             raise ValueError(f"no point {point}")
         return value
 
+    def available_w(self) -> float:
+        return self.pv.power_w(((self.start_ms / 1000 + self.t[0]) / 3600 + self.lon / 15) % 24)
+
     def pv_w(self) -> float:
-        solar_hour = ((self.start_ms / 1000 + self.t[0]) / 3600 + self.lon / 15) % 24
-        return min(self.pv.power_w(solar_hour), self.cap_pct / 100 * self.pv.peak_w)
+        return min(self.available_w(), self.cap_pct / 100 * self.pv.peak_w)
 
     def battery_w(self) -> float:
         return self.battery.power_w if self.battery is not None else 0.0
@@ -79,6 +82,7 @@ class SolarModel:
 
     def advance(self, dt: float) -> None:
         self.pv_wh += self.pv_w() * dt / 3600
+        self.available_wh += self.available_w() * dt / 3600
         self.pv.step_clouds(dt)
         if self.battery is not None:
             self.battery.advance(dt)
@@ -93,6 +97,7 @@ class PlantResult(DayResult):
     import_kwh: float = 0.0
     export_kwh: float = 0.0
     pv_kwh: float = 0.0
+    pv_available_kwh: float = 0.0
     grid_cost: float = 0.0  # the site's import at the tariff's price
     grid_kgco2e: float = 0.0
     meter_log: list[tuple[float, float, float, float, float, float]] = field(default_factory=list)  # t, grid, charging, pv, batt, soc
@@ -244,6 +249,7 @@ async def run_plant(
         _leave(res, v, evses[c].session_wh)
     if sun is not None:
         res.pv_kwh = sun.pv_wh / 1000
+        res.pv_available_kwh = sun.available_wh / 1000
     if socs:
         res.soc_range = (min(socs), max(socs))
     return res

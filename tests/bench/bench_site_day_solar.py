@@ -8,7 +8,8 @@ to 72 %). Every run uses the departure-aware planner and the same cars; the firs
 the same site without PV and battery. Rows: the charging mode of every charger (off, now, minpv, pv),
 without and with valley charging of the battery. The PV forecast (latitude, longitude) is on.
 
-Columns: peak grid import; self-consumption (share of the PV energy used on site); energy delivered
+Columns: peak grid import; self-consumption (share of the PV energy produced that is used on site) and
+sun used (PV used on site, of what the array could have given uncurtailed); energy delivered
 before departure and cars leaving short; the site's grid bill and its emissions (building and
 chargers, import only: export is not paid); and the closed-loop constraints judged on every
 1-minute sample: the worst grid import against the limit, the worst export against the export limit,
@@ -86,7 +87,7 @@ async def run(s: dict, *, mode: str | None, valley: bool, cloudy: bool, seed: in
 
 
 def row(label: str, r, limit_kw: float) -> str:
-    sc = "–" if r.pv_kwh <= 0 else f"{r.self_consumption:.0%}"
+    sc = "–" if r.pv_kwh <= 0 else f"{r.self_consumption:.0%} / {(r.pv_kwh - r.export_kwh) / r.pv_available_kwh:.0%}"
     soc = "–" if r.soc_range[0] != r.soc_range[0] else f"{r.soc_range[0]:.0f}-{r.soc_range[1]:.0f}"
     delivered = f"{r.on_time_kwh / r.requested_kwh:.1%}" if r.requested_kwh else "–"
     return (f"| {label} | {r.peak_grid_kw:.0f} | {sc} | {delivered} | {r.sessions_short}/{r.sessions} | "
@@ -106,7 +107,7 @@ async def main(seed: int) -> None:
     for s in site_specs():
         limit_kw = s["site"]["limit_kw"]
         print(f"\n{s['name']}\n")
-        print("| run | peak grid kW | self-consumption | delivered before departure | cars short | CNY/day | "
+        print("| run | peak grid kW | self-consumption / sun used | delivered before departure | cars short | CNY/day | "
               "kgCO2e/day | worst grid / limit | worst export kW (limit 0) | SoC % |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         t0 = time.perf_counter()
