@@ -88,7 +88,7 @@ async def run(s: dict, *, mode: str | None, valley: bool, cloudy: bool, seed: in
 
 def row(label: str, r, limit_kw: float) -> str:
     sc = "–" if r.pv_kwh <= 0 else f"{r.self_consumption:.0%} / {(r.pv_kwh - r.export_kwh) / r.pv_available_kwh:.0%}"
-    soc = "–" if r.soc_range[0] != r.soc_range[0] else f"{r.soc_range[0]:.0f}-{r.soc_range[1]:.0f}"
+    soc = "–" if r.soc_range[0] != r.soc_range[0] else f"{r.soc_range[0]:.1f}-{r.soc_range[1]:.1f}"
     delivered = f"{r.on_time_kwh / r.requested_kwh:.1%}" if r.requested_kwh else "–"
     return (f"| {label} | {r.peak_grid_kw:.0f} | {sc} | {delivered} | {r.sessions_short}/{r.sessions} | "
             f"{r.grid_cost:.0f} | {r.grid_kgco2e:.0f} | {r.worst_grid_w / 1000 / limit_kw:.3f} | "
@@ -108,7 +108,7 @@ async def main(seed: int) -> None:
         limit_kw = s["site"]["limit_kw"]
         print(f"\n{s['name']}\n")
         print("| run | peak grid kW | self-consumption / sun used | delivered before departure | cars short | CNY/day | "
-              "kgCO2e/day | worst grid / limit | worst export kW (limit 0) | SoC % |")
+              "kgCO2e/day | worst grid / limit | worst export kW (limit 0) | SoC % (bounds {SOC_MIN:g}-{SOC_MAX:g}) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         t0 = time.perf_counter()
         r = await run(s, mode=None, valley=False, cloudy=False, seed=seed, tariff=tariff, day_ms=day_ms)
