@@ -108,7 +108,7 @@ async def main(seed: int) -> None:
         limit_kw = s["site"]["limit_kw"]
         print(f"\n{s['name']}\n")
         print("| run | peak grid kW | self-consumption / sun used | delivered before departure | cars short | CNY/day | "
-              "kgCO2e/day | worst grid / limit | worst export kW (limit 0) | SoC % (bounds {SOC_MIN:g}-{SOC_MAX:g}) |")
+              f"kgCO2e/day | worst grid / limit | worst export kW (limit 0) | SoC % (bounds {SOC_MIN:g}-{SOC_MAX:g}) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         t0 = time.perf_counter()
         r = await run(s, mode=None, valley=False, cloudy=False, seed=seed, tariff=tariff, day_ms=day_ms)
