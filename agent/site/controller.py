@@ -33,9 +33,11 @@ from agent.series import LatestValues, SeriesTable
 from .allocator import Demand, allocate, allocate_in_order, hold_back
 from .config import SiteConfig
 from .flows import EnergyBook
+from .forecast import PvForecast
 from .measure import BaseEstimator
 from .phases import fit_phases
 from .planner import Headroom, plan
+from .pvmode import PvSwitch
 from .sessions import SessionBook, next_local_time
 from .solar import Flows, SolarControl
 from .solar_steps import SolarSteps
@@ -84,6 +86,14 @@ class SiteController(SolarSteps):
         self.measure = BaseEstimator(meter_lag_s=config.meter_lag, car_ramp_s=config.car_ramp, limit_w=config.limit_w)
         self.solar = SolarControl(config.solar, self._value, align=self._align) if config.solar is not None else None
         self.flows: Flows | None = None
+        sc = config.solar
+        self.pv_switch = PvSwitch(sc) if sc is not None else None  # type: ignore[assignment]
+        self.forecast = (PvForecast(sc.latitude, sc.longitude, sc.pv_peak_kw * 1000, sc.forecast_tau_h * 3600)
+                         if sc is not None and sc.latitude is not None and sc.longitude is not None else None)
+        self._pv_only: set[str] = set()
+        self._pv_caps: dict[str, float] = {}
+        self._drawn: dict[str, float] = {}
+        self._surplus_w = 0.0
         self._grid_ts = 0
         self.book = EnergyBook()  # energy by source per session, with sun and storage
         self._booked_ts = 0
@@ -226,6 +236,7 @@ class SiteController(SolarSteps):
                     self.sessions.unplugged(n)
                     if self.solar is not None:
                         self.solar.modes.pop(n, None)
+                        self.pv_switch.forget(n)
                     if (report := self.book.close(n)) is not None:
                         self._pending.append({"type": "site_session_energy", "ts": now_ms, "device": n, **report})
                 out[n] = 0.0
@@ -238,16 +249,20 @@ class SiteController(SolarSteps):
             demands.append(Demand(n, wpa, cap, prev, boosted, self._since[n]))
         raw_base = grid_w - charging_w
         self._grid_ts = grid_ts
+        self._drawn = drawn_by
         if self.solar is not None:  # the limit never counts on the sun or the battery (agent.site.solar)
             self.flows = self.solar.flows(grid_w, charging_w, now_ms)
             raw_base = self.flows.gross_w
-            demands = self._modes(demands, drawn_by)
+            self._learn_pv()
+            demands = self._modes(demands, drawn_by, now_ms)
             self._book(grid_ts, {d.name: drawn_by[d.name] for d in demands})  # sessions plugged in now
         base_w = self.measure.base(raw_base)
         budget_w = cfg.limit_w - cfg.margin_kw * 1000 - base_w - reserved_w
         phase_a = self._phase_headroom(base_w, charging_a, reserved_a, now_ms)
         period = self.period(now_ms)
         tou_cap = cfg.tou.cap_w(period) if period is not None else None
+        if tou_cap is not None and self.solar is not None:  # the cap is on grid power: surplus PV comes on top
+            tou_cap += self._surplus_w
         if cfg.planner.enabled:
             demands = self._planned(demands, budget_w, phase_a, now_ms, info)
             alloc = allocate_in_order(demands, budget_w=budget_w, min_a=cfg.min_current, ramp_a=cfg.ramp_up)
@@ -295,9 +310,14 @@ class SiteController(SolarSteps):
         """Cap every demand at what the departure-aware plan gives it now; boosted ones keep their cap."""
         cfg = self.config
         pc = cfg.planner
-        sessions = [self._ramped(self.sessions.session(d.name, self._value(d.name, ChargerMetric.SESSION_ENERGY)[0], d.cap_a,
-                                                       self._wired[d.name], self._voltage, now_ms), d.prev_a, now_ms)
-                    for d in demands if not d.boosted]
+        planned = [d for d in demands if not d.boosted and d.name not in self._pv_only]  # PV-only: the sun alone
+        sessions = [self.sessions.session(d.name, self._value(d.name, ChargerMetric.SESSION_ENERGY)[0], d.cap_a,
+                                          self._wired[d.name], self._voltage, now_ms) for d in planned]
+        if self._pv_caps:  # min+PV: the grid covers what the forecast sun will not, by departure
+            sun = self._expected_pv_wh(planned, {x.name: x.departure_ms for x in sessions}, now_ms)
+            sessions = [replace(x, need_wh=max(0.0, x.need_wh - sun.get(x.name, 0.0))) for x in sessions]
+            info["pv_forecast_wh"] = {n: round(w) for n, w in sun.items()}
+        sessions = [self._ramped(x, d.prev_a, now_ms) for x, d in zip(sessions, planned, strict=True)]
         step_s = (now_ms - self._last_plan_ms) / 1000 if 0 < now_ms - self._last_plan_ms < 600_000 else 60.0
         self._last_plan_ms = now_ms
         co2 = self.carbon.factors_at if self.carbon is not None else None
@@ -310,14 +330,15 @@ class SiteController(SolarSteps):
         urgency = {x.name: x.departure_ms for x in sessions}
         # feasible sessions first, most urgent first; a car that cannot be served in time gets what is left
         for d in sorted(demands, key=lambda d: (d.name in p.infeasible, urgency.get(d.name, 0), d.since, d.name)):
-            if d.boosted:
+            if d.boosted or d.name in self._pv_only:
                 out.append(d)
                 continue
             # deliver this slot's planned energy as early as the slot allows: slack for what the plan cannot see
             a = p.now_a(d.name) * max(1.0, float(p.seconds[0]) / step_s) if p.seconds.size else 0.0
             if 0 < a < cfg.min_current:
                 a = cfg.min_current
-            out.append(replace(d, cap_a=min(d.cap_a, math.ceil(a * 10 - 1e-6) / 10)))
+            a = math.ceil(a * 10 - 1e-6) / 10
+            out.append(replace(d, cap_a=min(d.cap_a, max(a, self._pv_caps.get(d.name, 0.0)))))
         return out
 
     async def step(self, now_ms: int | None = None) -> list[dict[str, Any]]:

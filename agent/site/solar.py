@@ -61,6 +61,25 @@ class SolarConfig(Frozen):
                           "the next change (other than less charging or a lower cap) waits for a grid reading "
                           "taken this long (plus the site's meter_lag) after it.")
     stale_after: float = Field(15.0, gt=0, description="Seconds after which inverter or battery readings count as stale.")
+    valley_charge: bool = Field(False, description="Charge the battery from the grid in the tariff's valley hours, "
+                                "up to valley_soc by the valley's end (within the site limit and the battery's limits).")
+    valley_soc: float = Field(80.0, ge=0, le=100, description="State of charge (%) valley charging aims for (at most soc_max).")
+    battery_kwh: float | None = Field(None, gt=0, description="Battery capacity (kWh): the valley charging rate is "
+                                      "spread over what is left of the valley, and near soc_min / soc_max the "
+                                      "battery is slowed so that a minute at its set-point cannot cross them.")
+    pv_start_kw: float = Field(0.0, ge=0, description="PV mode: a charger starts when the surplus exceeds its minimum "
+                               "power by this much.")
+    pv_stop_kw: float = Field(1.5, ge=0, description="PV mode: a charging car keeps its minimum current until the "
+                              "surplus falls this far below its minimum power (the grid makes up the difference).")
+    pv_min_on: float = Field(180.0, ge=0, le=3600, description="PV mode: seconds a charger, once started, charges at "
+                             "least (within the site limit), whatever the clouds do.")
+    pv_min_off: float = Field(120.0, ge=0, le=3600, description="PV mode: seconds a charger, once stopped, waits before "
+                              "it may start again.")
+    latitude: float | None = Field(None, ge=-90, le=90, description="Site latitude (degrees north): with the planner, "
+                                   "min+PV sessions are planned around a PV forecast (clear sky scaled by measured PV).")
+    longitude: float | None = Field(None, ge=-180, le=180, description="Site longitude (degrees east), for solar time.")
+    forecast_tau_h: float = Field(1.0, gt=0, le=24, description="Hours over which measured PV scales the clear-sky forecast.")
+    forecast_trust: float = Field(0.8, gt=0, le=1, description="Share of the forecast PV energy the plan counts on.")
     default_mode: Mode = Field(Mode.NOW, description="Charging mode of chargers not listed in modes.")
     modes: dict[Name, Mode] = Field({}, description='Charging mode per charger: "off", "now", "minpv", "pv".')
 
@@ -70,10 +89,19 @@ class SolarConfig(Frozen):
             raise ValueError("battery needs battery_max_kw (the most the controller asks of it)")
         if self.soc_min >= self.soc_max:
             raise ValueError(f"soc_min ({self.soc_min:g}) must be below soc_max ({self.soc_max:g})")
+        if self.valley_charge and (self.battery is None or self.battery_kwh is None):
+            raise ValueError("valley_charge needs battery and battery_kwh (its capacity, to spread the charge)")
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude (the PV forecast needs the site's position)")
+        if self.latitude is not None and (self.inverter is None or self.pv_peak_kw <= 0):
+            raise ValueError("a PV forecast (latitude, longitude) needs inverter and pv_peak_kw")
         if self.export_limit_kw is not None and (self.inverter is None or self.pv_peak_kw <= 0):
             raise ValueError("export_limit_kw needs inverter and pv_peak_kw (the cap is a share of the array)")
         return self
 
+
+EASE_SHARE = 0.05  # the export cap is eased by at most this share of the array per step
+VALLEY_EFFICIENCY = 0.95  # one-way charge efficiency assumed when sizing the valley charge
 
 Reader = Callable[[str, str], tuple[float, int]]  # (device, metric) -> (value, ts ms)
 Align = Callable[[str, int, float], float]  # (key, ts ms of a reading, value) -> value at the grid reading's instant
@@ -154,35 +182,79 @@ class SolarControl:
         """Whether the grid reading of ``grid_ts`` shows what the last write did."""
         return grid_ts >= self.last_write_ms + int((lag_s + self.config.settle) * 1000)
 
-    def pv_shares(self, f: Flows, drawn: dict[str, float]) -> float:
+    def held_w(self, f: Flows) -> float:
+        """While the inverter is held at its export cap, what the battery may take beyond the export: one
+        easing step of the cap (5 % of the array), which the cap gives back in the same step."""
+        if self.cap_pct is None or self.cap_pct >= 100 or not f.fresh:
+            return 0.0
+        return EASE_SHARE * self.config.pv_peak_kw * 1000 if f.pv_w >= 0.9 * self.cap_pct / 100 * self.config.pv_peak_kw * 1000 else 0.0
+
+    def pv_shares(self, f: Flows, drawn: dict[str, float], potential_w: float | None = None) -> float:
         """Surplus W for the PV-mode chargers: what is exported, plus what they and a charging battery
-        draw now (cars come before the battery)."""
+        draw now (cars come before the battery), plus, while the inverter is held at its export cap,
+        what the array could give beyond it (``potential_w``, default the array's peak): the cap is
+        eased as soon as the cars draw it from the grid."""
         if not f.fresh:
             return 0.0
         pv_draw = sum(w for n, w in drawn.items() if self.mode(n) in (Mode.PV, Mode.MINPV))
-        return max(0.0, -f.grid_w + pv_draw + max(0.0, -f.battery_w))
+        held = 0.0
+        if self.cap_pct is not None and self.cap_pct < 100:
+            cap_w = self.cap_pct / 100 * self.config.pv_peak_kw * 1000
+            if f.pv_w >= 0.9 * cap_w:
+                held = max(0.0, (self.config.pv_peak_kw * 1000 if potential_w is None else potential_w) - f.pv_w)
+        return max(0.0, -f.grid_w + pv_draw + max(0.0, -f.battery_w) + held)
 
-    def battery_target(self, f: Flows, hard_room_w: float) -> tuple[float, str]:
-        """The battery set-point (W, positive discharges) and why."""
+    def battery_target(self, f: Flows, hard_room_w: float, valley_left_s: float | None = None) -> tuple[float, str]:
+        """The battery set-point (W, positive discharges) and why; ``valley_left_s``: seconds left of the
+        tariff's valley period now (None outside it)."""
         c = self.config
         if c.battery is None:
             return 0.0, ""
         if not f.fresh:
             return 0.0, f"hold: {f.reason}"
         rating = c.battery_max_kw * 1000
+        if c.battery_kwh is not None:  # near its bounds, slow it so a minute at the set-point cannot cross them
+            rating_out = min(rating, max(0.0, f.soc - c.soc_min) / 100 * c.battery_kwh * 1000 * 60)
+            rating_in = min(rating, max(0.0, c.soc_max - f.soc) / 100 * c.battery_kwh * 1000 * 60)
+        else:
+            rating_out = rating_in = rating
         without = f.grid_w + f.battery_w  # the grid import if the battery did nothing
         if c.peak_shave_kw is not None and without > c.peak_shave_kw * 1000:
             if f.soc <= c.soc_min:
                 return 0.0, f"peak {without / 1000:.1f} kW over {c.peak_shave_kw:g} kW but SoC {f.soc:.0f} % at its floor"
-            want = min(rating, without - c.peak_shave_kw * 1000)
+            want = min(rating_out, without - c.peak_shave_kw * 1000)
             return want, f"peak shaving: grid would be {without / 1000:.1f} kW, threshold {c.peak_shave_kw:g} kW"
-        surplus = -without
+        surplus = -without + self.held_w(f)  # PV held back by the export cap is surplus too
         if c.surplus_charge and surplus > 0:
             if f.soc >= c.soc_max:
                 return 0.0, f"surplus {surplus / 1000:.1f} kW but SoC {f.soc:.0f} % at its ceiling"
-            want = min(rating, surplus, max(0.0, hard_room_w))
+            want = min(rating_in, surplus, max(0.0, hard_room_w))
             return -want, f"surplus charging: {surplus / 1000:.1f} kW would be exported"
+        if c.valley_charge and valley_left_s is not None and valley_left_s > 0:
+            return self._valley(f, min(hard_room_w, rating_in), valley_left_s, without)
         return 0.0, "idle"
+
+    def _valley(self, f: Flows, hard_room_w: float, left_s: float, without_w: float) -> tuple[float, str]:
+        """Charge from the grid in the valley: to ``valley_soc`` by its end, spread over what is left of it
+        (a quarter of an hour early), within the battery's rating, the room the cars leave and, with peak
+        shaving, without raising the import over its threshold."""
+        c = self.config
+        target = min(c.valley_soc, c.soc_max)
+        if f.soc >= target:
+            return 0.0, f"valley: SoC {f.soc:.0f} % has reached {target:g} %"
+        assert c.battery_kwh is not None
+        need_wh = (target - f.soc) / 100 * c.battery_kwh * 1000 / VALLEY_EFFICIENCY
+        # never so slow that it only creeps up to the target (nor below what the deadband would write)
+        floor = max(2 * c.deadband_kw * 1000, 0.05 * c.battery_max_kw * 1000)
+        rate = max(floor, need_wh / (max(left_s - 900.0, 300.0) / 3600.0))
+        caps = {"rating": c.battery_max_kw * 1000, "site limit": max(0.0, hard_room_w)}
+        if c.peak_shave_kw is not None:
+            caps["peak threshold"] = max(0.0, c.peak_shave_kw * 1000 - without_w)
+        want = min(rate, *caps.values())
+        by = next((k for k, v in caps.items() if v <= rate and v == want), None)
+        left_h = left_s / 3600
+        return -want, (f"valley charging: SoC {f.soc:.0f} % to {target:g} % in {left_h:.1f} h, "
+                       f"{want / 1000:.1f} kW from the grid" + (f" (held by the {by})" if by else ""))
 
     def export_cap(self, f: Flows, battery_next_w: float) -> tuple[float | None, str]:
         """The inverter cap (% of the array) that keeps export within the limit, or None to leave it."""
@@ -201,7 +273,7 @@ class SolarControl:
             cap_w = max(0.0, min(cap_w, f.pv_w) - over)
             return round(cap_w / peak * 100, 1), f"export {export / 1000:.1f} kW over {c.export_limit_kw:g} kW"
         if self.cap_pct is not None and self.cap_pct < 100 and -over > 2 * c.export_margin_kw * 1000:
-            step = min(-over - c.export_margin_kw * 1000, 0.05 * peak)
+            step = min(-over - c.export_margin_kw * 1000, EASE_SHARE * peak)
             return round(min(100.0, (cap_w + step) / peak * 100), 1), "export below its limit: cap eased"
         return self.cap_pct, ""
 

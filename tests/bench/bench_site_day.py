@@ -8,7 +8,8 @@ Sites:
 Same cars, same building load, same tariff (config/tariff-shanghai.toml on a July weekday, with its
 critical peak), carbon at the 2022 East China factor (0.5617 kgCO2e/kWh). The planner is told each car's
 departure and energy on arrival (as a fleet system or a driver's app would). Energy "before departure"
-counts what each car had when it left. Run: python tests/bench/bench_site_day.py [seeds]
+counts what each car had when it left. Then the same sites with PV and a battery, each charging mode
+side by side (tests/bench/bench_site_day_solar.py, first seed). Run: python tests/bench/bench_site_day.py [seeds]
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ async def main(seeds: list[int]) -> None:
     for s in sites():
         rows = await run_site(s, seeds, tariff, day_ms)
         show(s["name"], s["site"]["limit_kw"], rows, len(seeds))
+    from tests.bench.bench_site_day_solar import main as with_pv_and_battery
+
+    await with_pv_and_battery(seeds[0])  # the same sites with PV and a battery, each charging mode
 
 
 if __name__ == "__main__":
