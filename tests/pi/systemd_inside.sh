@@ -160,8 +160,8 @@ if [ $ok = 1 ]; then
   step load-credential do_credential
   step installed-config do_config
   step status-cli do_status_cli
-  step cold-kernel-start do_cold_start
   step watchdog-kill do_watchdog_kill
+  step cold-kernel-start do_cold_start
 fi
 systemd-analyze log-level info
 journalctl -b --no-pager -u "$SVC" >"$R/journal-edge-agent.txt" 2>&1
