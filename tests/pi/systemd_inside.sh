@@ -126,6 +126,9 @@ do_cold_start() {
   notes_since "$c" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | head -n 5
   echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts $restarts0 -> $(prop NRestarts)"
   NOTE="active after ${took}s (TimeoutStartSec=$(prop TimeoutStartUSec)); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $restarts0 -> $(prop NRestarts); $(find "$cache" -type f | wc -l) files cached"
+  if ! /opt/edge-agent/bin/python -c 'import numba' 2>/dev/null; then
+    NOTE="no numba (kernels on numpy, nothing to compile): $NOTE"; ext=1
+  fi
   [ "${state%%/*}" = active ] && [ "$ext" -ge 1 ] && [ "$(prop NRestarts)" = "$restarts0" ]
 }
 
