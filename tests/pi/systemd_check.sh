@@ -50,16 +50,21 @@ in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/
 
 do_image() {
   TARBALL=$("$HERE/systemd_image.sh" "$ARCH" | tail -n 1) || return 1
-  KERNEL="$CACHE/$SUITE-arm64-vmlinuz" INITRD="$CACHE/$SUITE-arm64-initrd.img"
-  if [ "$ARCH" != arm64 ]; then   # the Pi 4/5 case: a 64-bit kernel under the 32-bit userland
-    "$HERE/systemd_image.sh" arm64 >/dev/null || return 1
-  fi
   cleanup; rm -rf --one-file-system "$ROOT"; mkdir -p "$ROOT"
   tar -C "$ROOT" -xf "$TARBALL" || return 1
-  if [ "$ARCH" != arm64 ]; then   # the arm64 kernel's modules (virtio-net etc.), loaded by the armhf kmod
-    tar -C "$ROOT" -xf "$CACHE/$SUITE-arm64-systemd-v1.tar" ./usr/lib/modules || return 1
+  NOTE="$(basename "$TARBALL")"
+}
+
+# Debian's arm64 kernel and initrd (from the arm64 image); under armhf (the Pi 4/5 case: a 64-bit
+# kernel under the 32-bit userland) its modules are added to the armhf root, loaded by armhf's kmod.
+do_kernel() {
+  KERNEL="$CACHE/$SUITE-arm64-vmlinuz" INITRD="$CACHE/$SUITE-arm64-initrd.img"
+  if [ "$ARCH" != arm64 ]; then
+    local arm64; arm64=$("$HERE/systemd_image.sh" arm64 | tail -n 1) || return 1
+    tar -C "$ROOT" -xf "$arm64" ./usr/lib/modules || return 1
   fi
-  NOTE="$(basename "$TARBALL"), kernel $(ls "$ROOT/usr/lib/modules")"
+  NOTE="$(basename "$KERNEL"), modules $(ls "$ROOT/usr/lib/modules" | paste -sd' ')"
+  [ -s "$KERNEL" ] && [ -s "$INITRD" ]
 }
 
 do_source() {
@@ -159,6 +164,7 @@ WantedBy=multi-user.target
 EOF
   ln -sf /etc/systemd/system/edge-agent-systemd-check.service "$ROOT/etc/systemd/system/multi-user.target.wants/"
   ln -sf /etc/systemd/system/sdm630-sim.service "$ROOT/etc/systemd/system/multi-user.target.wants/"
+  grep -q pi-check "$ROOT/etc/hosts" || echo "127.0.1.1 pi-check" >>"$ROOT/etc/hosts"
   rm -rf "$ROOT/var/log/edge-agent-systemd-check"
   NOTE="broker 10.0.2.2:$MPORT (host 127.0.0.1:$MPORT), password required"
 }
@@ -219,6 +225,7 @@ host_step image do_image || exit 1
 host_step source do_source || exit 1
 host_step readme-1 do_install || exit 1
 host_step config do_config || exit 1
+host_step kernel do_kernel || exit 1
 host_step disk do_disk || exit 1
 host_step broker do_broker || exit 1
 host_step boot do_boot

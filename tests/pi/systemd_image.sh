@@ -19,6 +19,7 @@ BASE="${SYSTEMD_CHECK_BASE:-$PI_CACHE/$SUITE-$ARCH-base-v2.tar}"   # pi_check.sh
 IMAGE_VERSION=1   # bump when the packages or files below change
 OUT="$CACHE/$SUITE-$ARCH-systemd-v$IMAGE_VERSION.tar"
 mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock-$SUITE-$ARCH"; flock 9   # one build per image at a time; the others wait for it
 [ -s "$OUT" ] && { echo "$OUT"; exit 0; }
 [ -s "$BASE" ] || { echo "no base userland $BASE: run PI_CHECK_SUITE=$SUITE tests/pi/pi_check.sh $ARCH once" >&2; exit 2; }
 
