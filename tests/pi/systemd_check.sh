@@ -81,6 +81,7 @@ do_install() {
   mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   local rc
+  in_root apt-get update -q || return 1   # the image keeps no package lists (as after `apt update` on a Pi)
   if [ -n "${SYSTEMD_CHECK_VENV:-}" ]; then
     tar -C "$ROOT" -xf "$SYSTEMD_CHECK_VENV" opt/edge-agent &&
       in_root "$VENV/bin/pip" install --no-deps --force-reinstall --no-cache-dir /src/edge-agent
