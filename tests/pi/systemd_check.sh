@@ -214,8 +214,10 @@ do_telemetry() {
 
 do_results() {
   rm -rf "$LOGS/inside"; mkdir -p "$LOGS/inside"
+  e2fsck -fy "$IMG" >/dev/null 2>&1   # replays the journal when the budget cut the machine off
   debugfs -R "rdump /var/log/edge-agent-systemd-check $LOGS/inside" "$IMG" >/dev/null 2>&1
   ls "$LOGS/inside/edge-agent-systemd-check"
+  grep -a "systemd-check:" "$LOGS/console.log" | tail -n 20
   grep -q '^done$' "$LOGS/inside/edge-agent-systemd-check/results"
 }
 
