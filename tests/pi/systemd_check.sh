@@ -18,7 +18,12 @@
 set -u -o pipefail
 
 ARCH="${1:?usage: $0 arm64|armhf}"
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+SRC="${SYSTEMD_CHECK_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}"
+# bash reads a script while running it: run a copy, so the checkout can change during the hour
+if [ -z "${SYSTEMD_CHECK_COPY:-}" ]; then
+  copy=$(mktemp /tmp/systemd_check.XXXXXX.sh) && cp "$0" "$copy" &&
+    SYSTEMD_CHECK_COPY="$copy" SYSTEMD_CHECK_SRC="$SRC" exec bash "$copy" "$@"
+fi
 HERE="$SRC/tests/pi"
 SUITE="${PI_CHECK_SUITE:-trixie}"
 CACHE="${SYSTEMD_CHECK_CACHE:-/var/cache/edge-agent-systemd-check}"
