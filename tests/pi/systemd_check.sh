@@ -51,7 +51,7 @@ host_step() {   # host_step NAME CMD...: time CMD, log in LOGS
 cleanup() { for m in dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done; return 0; }
 trap 'cleanup; [ -n "${BROKER:-}" ] && kill "$BROKER" 2>/dev/null; [ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null' EXIT
 in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PIP_DEFAULT_TIMEOUT=180 PIP_DISABLE_PIP_VERSION_CHECK=1 "$@"; }
+  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 PIP_DISABLE_PIP_VERSION_CHECK=1 "$@"; }
 
 do_image() {
   TARBALL=$("$HERE/systemd_image.sh" "$ARCH" | tail -n 1) || return 1
@@ -85,6 +85,8 @@ do_install() {
   mount -t proc proc "$ROOT/proc"; mount -t sysfs sys "$ROOT/sys"
   mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  # the host's CA bundle (as pi_check.sh does): pip then trusts what the host trusts (e.g. a proxy)
+  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
   local rc
   in_root apt-get update -q || return 1   # the image keeps no package lists (as after `apt update` on a Pi)
   if [ -n "${SYSTEMD_CHECK_VENV:-}" ]; then
