@@ -36,6 +36,8 @@ do_boot() {
   echo "PID 1: $(ps -p 1 -o comm=)  $(systemctl --version | head -1)"
   echo "uname -m: $(uname -m)  dpkg: $(dpkg --print-architecture)  LONG_BIT: $(getconf LONG_BIT)"
   python3 -c 'import platform, struct; print("python:", platform.machine(), struct.calcsize("P") * 8, "bit")'
+  /opt/edge-agent/bin/python -c 'from pip._vendor.packaging.tags import sys_tags; import pip
+print("pip", pip.__version__, "first wheel tags:", [str(t) for t in list(sys_tags())[:4]])' || true
   systemd-analyze || true
   cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null && echo "cgroup v2"
   NOTE="$(ps -p 1 -o comm=) $(systemctl --version | head -1 | cut -d' ' -f1-2), uname -m $(uname -m), userland $(dpkg --print-architecture), $(systemd-analyze 2>/dev/null | head -1 | sed 's/.*= //')"
