@@ -14,7 +14,8 @@
 # faster than under full-system emulation); SYSTEMD_CHECK_VENV=TARBALL instead unpacks /opt/edge-agent
 # from an earlier run of that same command and reinstalls only the project from this checkout.
 # Environment: PI_CHECK_SUITE (trixie), SYSTEMD_CHECK_CACHE, SYSTEMD_CHECK_WORK, SYSTEMD_CHECK_SECONDS
-# (budget for the boot, default 7200), SYSTEMD_CHECK_SMP (2), SYSTEMD_CHECK_VENV.
+# (budget for the boot, default 7200), SYSTEMD_CHECK_SMP (2), SYSTEMD_CHECK_VENV,
+# SYSTEMD_CHECK_BOOT_ONLY=1 (boot the image the last run left in SYSTEMD_CHECK_WORK again).
 set -u -o pipefail
 
 ARCH="${1:?usage: $0 arm64|armhf}"
@@ -206,7 +207,7 @@ do_boot() {
     -display none -monitor none -serial "file:$LOGS/console.log" -no-reboot \
     -kernel "$KERNEL" -initrd "$INITRD" -append "root=/dev/vda rw console=ttyAMA0 panic=10" \
     -drive "file=$IMG,format=raw,if=virtio" \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
   local rc=$?
   NOTE="machine ran $(( $(date +%s) - t0 ))s, qemu exit $rc"
   [ $rc = 0 ]
@@ -231,12 +232,19 @@ do_results() {
 mkdir -p "$WORK"; rm -rf "$LOGS"; mkdir -p "$LOGS"
 echo "== $ARCH: Debian $SUITE booted under qemu-system-aarch64 (TCG) with systemd; logs in $LOGS"
 python3 "$HERE/readme_commands.py" "$SRC/README.md" "$ARCH" >"$WORK/commands" || exit 1
-host_step image do_image || exit 1
-host_step source do_source || exit 1
-host_step readme-1 do_install || exit 1
-host_step config do_config || exit 1
-host_step kernel do_kernel || exit 1
-host_step disk do_disk || exit 1
+if [ -n "${SYSTEMD_CHECK_BOOT_ONLY:-}" ]; then   # boot the image the last run built, once more
+  MPORT=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$ROOT/src/edge-agent/my-gateway.toml" | head -n 1)
+  SECRET=$(cat "$ROOT/root/systemd-check/mqtt-secret")
+  KERNEL="$CACHE/$SUITE-arm64-vmlinuz" INITRD="$CACHE/$SUITE-arm64-initrd.img"
+  [ -s "$IMG" ] && [ -n "$MPORT" ] || { echo "no image from an earlier run in $WORK" >&2; exit 2; }
+else
+  host_step image do_image || exit 1
+  host_step source do_source || exit 1
+  host_step readme-1 do_install || exit 1
+  host_step config do_config || exit 1
+  host_step kernel do_kernel || exit 1
+  host_step disk do_disk || exit 1
+fi
 host_step broker do_broker || exit 1
 host_step boot do_boot
 [ -n "$LISTENER" ] && { kill -0 "$LISTENER" 2>/dev/null && sleep 5; kill "$LISTENER" 2>/dev/null; }
