@@ -229,7 +229,7 @@ do_results() {
   grep -q '^done$' "$LOGS/inside/edge-agent-systemd-check/results"
 }
 
-mkdir -p "$WORK"; rm -rf "$LOGS"; mkdir -p "$LOGS"
+mkdir -p "$WORK"; [ -n "${SYSTEMD_CHECK_BOOT_ONLY:-}" ] || rm -rf "$LOGS"; mkdir -p "$LOGS"
 echo "== $ARCH: Debian $SUITE booted under qemu-system-aarch64 (TCG) with systemd; logs in $LOGS"
 python3 "$HERE/readme_commands.py" "$SRC/README.md" "$ARCH" >"$WORK/commands" || exit 1
 if [ -n "${SYSTEMD_CHECK_BOOT_ONLY:-}" ]; then   # boot the image the last run built, once more
