@@ -22,6 +22,8 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--username")
+    ap.add_argument("--password")
     ap.add_argument("devices", nargs="+")
     args = ap.parse_args()
 
@@ -44,6 +46,8 @@ def main() -> int:
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pi-check-listener")
     client.on_message = on_message
+    if args.username:
+        client.username_pw_set(args.username, args.password)
     client.on_connect = lambda c, *_: c.subscribe(prefix + "#", qos=1)
     client.connect(args.host, args.port)
     client.loop_start()

@@ -1,0 +1,176 @@
+#!/bin/bash
+# Runs inside the booted Pi image (systemd_check.sh), as a one-shot unit after network-online:
+# the README's commands after the install (the MQTT password, `setup ... --enable`) under the real
+# systemd, then checks of the service: active, Type=notify READY, watchdog pings and their
+# enforcement, LoadCredential, the installed config, EXTEND_TIMEOUT_USEC while the kernels compile
+# from a cold cache. Results go to /var/log/edge-agent-systemd-check/results (step|PASS/FAIL|s|note),
+# progress to the console; the machine powers off at the end.
+set -u
+R=/var/log/edge-agent-systemd-check
+mkdir -p "$R"; : >"$R/results"
+CMDS=/root/systemd-check/commands          # the README's commands (the install already ran)
+SECRET=/root/systemd-check/mqtt-secret     # what the technician types at the password prompt
+SVC=edge-agent
+say() { echo "systemd-check: $*" >/dev/console; echo "$*" >>"$R/progress"; }
+n=0
+step() {
+  local name="$1"; shift
+  n=$((n + 1)); NOTE=""
+  local log; log="$R/$(printf %02d $n)-$name.log"
+  local t0 t1 rc; t0=$(date +%s.%N)
+  "$@" >"$log" 2>&1; rc=$?
+  t1=$(date +%s.%N)
+  local secs; secs=$(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")
+  local res=PASS; [ $rc = 0 ] || res=FAIL
+  echo "$name|$res|$secs|$NOTE" >>"$R/results"
+  say "$name $res ${secs}s $NOTE"
+  [ $rc = 0 ] || tail -n 15 "$log" | sed 's/^/  | /' >/dev/console
+  return $rc
+}
+prop() { systemctl show -P "$1" "$SVC"; }
+# notifications PID 1 received from the service since a journal cursor (PID 1 logs them at debug level)
+notes_since() { journalctl -q --no-pager -o cat _PID=1 --after-cursor="$1" | grep -F "Got notification message from PID"; }
+cursor() { journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'; }
+
+do_boot() {
+  echo "PID 1: $(ps -p 1 -o comm=)  $(systemctl --version | head -1)"
+  echo "uname -m: $(uname -m)  dpkg: $(dpkg --print-architecture)  LONG_BIT: $(getconf LONG_BIT)"
+  python3 -c 'import platform, struct; print("python:", platform.machine(), struct.calcsize("P") * 8, "bit")'
+  /opt/edge-agent/bin/python -c 'from pip._vendor.packaging.tags import sys_tags; import pip
+print("pip", pip.__version__, "first wheel tags:", [str(t) for t in list(sys_tags())[:4]])' || true
+  systemd-analyze || true
+  cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null && echo "cgroup v2"
+  NOTE="$(ps -p 1 -o comm=) $(systemctl --version | head -1 | cut -d' ' -f1-2), uname -m $(uname -m), userland $(dpkg --print-architecture), $(systemd-analyze 2>/dev/null | head -1 | sed 's/.*= //')"
+  [ "$(ps -p 1 -o comm=)" = systemd ]
+}
+
+# The README's commands, verbatim, as root in the project directory; a prompt reads what the
+# technician types (the secret, then Ctrl-D).
+do_readme() {
+  NOTE="$(echo "$1" | cut -c1-80)"
+  (cd /src/edge-agent && /bin/sh -c "$1") <"$SECRET"
+}
+
+do_active() {
+  systemctl status --no-pager -l "$SVC"
+  systemctl show "$SVC" -p Type -p NotifyAccess -p ActiveState -p SubState -p StatusText -p MainPID \
+    -p NRestarts -p WatchdogUSec -p ExecMainStartTimestamp -p ActiveEnterTimestamp
+  NOTE="$(prop ActiveState)/$(prop SubState), Type=$(prop Type), STATUS \"$(prop StatusText)\""
+  [ "$(prop ActiveState)" = active ] && [ "$(prop Type)" = notify ]
+}
+
+# Type=notify: the start job completed when the service said READY=1 (seen in PID 1's debug log)
+do_ready() {
+  notes_since "$BOOT_CURSOR" | grep -E "READY=1|EXTEND_TIMEOUT_USEC" | head -n 20
+  local ready; ready=$(notes_since "$BOOT_CURSOR" | grep -c "READY=1")
+  local start enter
+  start=$(prop ExecMainStartTimestampMonotonic); enter=$(prop ActiveEnterTimestampMonotonic)
+  NOTE="READY=1 received ($ready); active $(awk "BEGIN{printf \"%.1f\", ($enter - $start) / 1e6}") s after the main process started"
+  [ "$ready" -ge 1 ]
+}
+
+do_watchdog() {
+  local pid t1 t2 pings c
+  pid=$(prop MainPID); t1=$(prop WatchdogTimestampMonotonic); c=$(cursor)
+  echo "WatchdogUSec=$(prop WatchdogUSec) MainPID=$pid WatchdogTimestamp=$(prop WatchdogTimestamp)"
+  sleep 45   # longer than WatchdogSec=30: the service must ping, or systemd kills it
+  t2=$(prop WatchdogTimestampMonotonic)
+  echo "after 45 s: WatchdogTimestamp=$(prop WatchdogTimestamp) MainPID=$(prop MainPID) NRestarts=$(prop NRestarts)"
+  pings=$(notes_since "$c" | grep -c "WATCHDOG=1")
+  NOTE="WatchdogUSec=$(prop WatchdogUSec); $pings WATCHDOG=1 pings in 45 s; timestamp advanced $(awk "BEGIN{printf \"%.1f\", ($t2 - $t1) / 1e6}") s; same PID, NRestarts=$(prop NRestarts)"
+  [ "$t2" -gt "$t1" ] && [ "$pings" -ge 1 ] && [ "$(prop MainPID)" = "$pid" ] && [ "$(prop ActiveState)" = active ]
+}
+
+do_credential() {
+  grep -n "LoadCredential" "/etc/systemd/system/$SVC.service"
+  local pid; pid=$(prop MainPID)
+  local dir; dir=$(tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^CREDENTIALS_DIRECTORY=//p')
+  echo "CREDENTIALS_DIRECTORY=$dir"; ls -l "$dir"
+  NOTE="unit: $(grep -E '^LoadCredential=' "/etc/systemd/system/$SVC.service"); $dir/mqtt-password"
+  [ -n "$dir" ] && cmp -s "$dir/mqtt-password" /etc/edge-agent/mqtt-password &&
+    grep -qE '^LoadCredential=mqtt-password:/etc/edge-agent/mqtt-password' "/etc/systemd/system/$SVC.service"
+}
+
+do_config() {
+  ls -ld /etc/edge-agent /var/lib/edge-agent; ls -l /etc/edge-agent
+  diff /src/edge-agent/my-gateway.toml /etc/edge-agent/config.toml && echo "config.toml = my-gateway.toml"
+  local pid; pid=$(prop MainPID)
+  tr '\0' ' ' <"/proc/$pid/cmdline"; echo
+  NOTE="$(stat -c '%n %a %U:%G' /etc/edge-agent/config.toml), same as my-gateway.toml; the service runs $(tr '\0' ' ' <"/proc/$pid/cmdline" | grep -o -- '--config [^ ]*')"
+  cmp -s /src/edge-agent/my-gateway.toml /etc/edge-agent/config.toml &&
+    [ "$(stat -c '%a %U:%G' /etc/edge-agent/config.toml)" = "640 root:edge-agent" ] &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--config /etc/edge-agent/config.toml"
+}
+
+do_status_cli() {
+  edge-agent status --config /etc/edge-agent/config.toml
+  local rc=$?
+  NOTE="exit $rc"
+  [ $rc = 0 ]
+}
+
+# Cold cache: the kernels compile at start (minutes under emulation, longer than TimeoutStartSec);
+# the service must extend its start timeout meanwhile instead of being killed and restarted.
+do_cold_start() {
+  systemctl stop "$SVC"
+  local cache=/var/lib/edge-agent/numba-cache
+  echo "cached before: $(find "$cache" -type f | wc -l) files"; rm -rf "${cache:?}"/*
+  local c restarts0 t0 state=""; c=$(cursor); restarts0=$(prop NRestarts); t0=$(date +%s)
+  systemctl start --no-block "$SVC"
+  while [ $(( $(date +%s) - t0 )) -lt 3600 ]; do
+    state="$(prop ActiveState)/$(prop SubState)"
+    echo "$(( $(date +%s) - t0 ))s $state | $(prop StatusText)"
+    case "$state" in active/*|failed/*) break;; esac
+    sleep 5
+  done
+  local took=$(( $(date +%s) - t0 ))
+  local ext; ext=$(notes_since "$c" | grep -c "EXTEND_TIMEOUT_USEC")
+  notes_since "$c" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | head -n 5
+  echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts $restarts0 -> $(prop NRestarts)"
+  NOTE="active after ${took}s (TimeoutStartSec=$(prop TimeoutStartUSec)); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $restarts0 -> $(prop NRestarts); $(find "$cache" -type f | wc -l) files cached"
+  if ! /opt/edge-agent/bin/python -c 'import numba' 2>/dev/null; then
+    NOTE="no numba (kernels on numpy, nothing to compile): $NOTE"; ext=1
+  fi
+  [ "${state%%/*}" = active ] && [ "$ext" -ge 1 ] && [ "$(prop NRestarts)" = "$restarts0" ]
+}
+
+# A hung service (SIGSTOP: no pings) is killed by the watchdog and restarted
+do_watchdog_kill() {
+  local pid t0; pid=$(prop MainPID); t0=$(date +%s)
+  local r0; r0=$(prop NRestarts)
+  kill -STOP "$pid"
+  while [ $(( $(date +%s) - t0 )) -lt 1800 ]; do
+    [ "$(prop NRestarts)" != "$r0" ] && [ "$(prop ActiveState)" = active ] && break
+    sleep 5
+  done
+  journalctl -q --no-pager -u "$SVC" -o cat | grep -iE "watchdog|Scheduled restart" | tail -n 5
+  NOTE="NRestarts $r0 -> $(prop NRestarts) $(( $(date +%s) - t0 ))s after SIGSTOP; PID $pid -> $(prop MainPID); $(journalctl -q --no-pager -u "$SVC" -o cat | grep -m1 -i 'watchdog timeout' | cut -c1-70)"
+  [ "$(prop NRestarts)" != "$r0" ] && [ "$(prop MainPID)" != "$pid" ] && [ "$(prop ActiveState)" = active ]
+}
+
+say "started $(date -u +%FT%TZ)"
+systemd-analyze log-level debug   # PID 1 then logs every sd_notify message it receives
+BOOT_CURSOR=$(cursor)
+step boot do_boot
+ok=1
+i=1
+while IFS= read -r line; do
+  i=$((i + 1))
+  step "readme-$i" do_readme "$line" || ok=0
+done <"$CMDS"
+if [ $ok = 1 ]; then
+  step active do_active
+  step ready-notify do_ready
+  step watchdog do_watchdog
+  step load-credential do_credential
+  step installed-config do_config
+  step status-cli do_status_cli
+  step watchdog-kill do_watchdog_kill
+  step cold-kernel-start do_cold_start
+fi
+systemd-analyze log-level info
+journalctl -b --no-pager -u "$SVC" >"$R/journal-edge-agent.txt" 2>&1
+say "done $(date -u +%FT%TZ)"
+echo "done" >>"$R/results"
+sync
+systemctl poweroff --no-block
