@@ -11,7 +11,7 @@
 # Extras: amd64 fast; arm64 pi,fast; armhf pi on Debian's python3-numpy (no numba on 32-bit ARM).
 # Environment: EDGE_DEB_WORK (/var/tmp/edge-agent-deb), EDGE_DEB_OUT ($EDGE_DEB_WORK/out),
 # EDGE_DEB_CACHE (the Pi check's /var/cache/edge-agent-pi-check), EDGE_DEB_REVISION (1),
-# EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (xz).
+# EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -44,5 +44,5 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends/" -
   "$HERE/debian/control.in" >"$PKG/DEBIAN/control"
 
 deb="$OUT/edge-agent_${VERSION}_${ARCH}.deb"
-dpkg-deb --root-owner-group -Z"${EDGE_DEB_COMPRESS:-xz}" --build "$PKG" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Z"${EDGE_DEB_COMPRESS:-zstd}" --build "$PKG" "$deb" >/dev/null
 echo "$deb"
