@@ -48,7 +48,8 @@ t0=$(date +%s)
 rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/edge-agent"
 (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -C "$ROOT/src/edge-agent" -xf - || exit 1
 in_root python3 -m venv $VENV_OPTS /opt/edge-agent || exit 1
-in_root /opt/edge-agent/bin/pip install --no-cache-dir --progress-bar off \
+# --retries: a connection reset by the index after half an hour of emulated work is not worth losing
+in_root /opt/edge-agent/bin/pip install --no-cache-dir --progress-bar off --retries 10 \
   "edge-agent[$EXTRAS] @ file:///src/edge-agent" || exit 1
 in_root /opt/edge-agent/bin/edge-agent --version || exit 1
 t venv "$t0"
