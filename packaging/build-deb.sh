@@ -11,7 +11,7 @@
 # Extras: amd64 fast; arm64 pi,fast; armhf pi on Debian's python3-numpy (no numba on 32-bit ARM).
 # Environment: EDGE_DEB_WORK (/var/tmp/edge-agent-deb), EDGE_DEB_OUT ($EDGE_DEB_WORK/out),
 # EDGE_DEB_CACHE (the Pi check's /var/cache/edge-agent-pi-check), EDGE_DEB_REVISION (1),
-# EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
+# EDGE_DEB_RESUME=1 (reuse a failed build's root and venv), EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -27,7 +27,10 @@ t() { echo "[$ARCH $SUITE] $1: $(( $(date +%s) - $2 ))s"; }
 
 t0=$(date +%s)
 enable_binfmt "$ARCH" || { echo "binfmt for $ARCH not available (qemu-user-static, binfmt-support)" >&2; exit 1; }
-unpack_base "$SUITE" "$ARCH" "$ROOT" || exit 1
+# EDGE_DEB_RESUME=1: keep a build root whose venv exists (creating it is half an hour emulated)
+RESUME=0
+[ "${EDGE_DEB_RESUME:-0}" = 1 ] && [ -x "$ROOT/opt/edge-agent/bin/pip" ] && RESUME=1
+[ $RESUME = 1 ] || unpack_base "$SUITE" "$ARCH" "$ROOT" || exit 1
 mount_root
 t userland "$t0"
 
@@ -38,7 +41,7 @@ case "$ARCH" in
          BUILD_DEPS="gcc python3-dev" ;;   # PyPI has no armv7 wheels for gpiod and sysv_ipc
 esac
 
-if [ -n "$BUILD_DEPS" ]; then
+if [ -n "$BUILD_DEPS" ] && [ $RESUME = 0 ]; then
   t0=$(date +%s)
   in_root apt-get update -q >/dev/null && in_root apt-get install -y -q --no-install-recommends $BUILD_DEPS >/dev/null || exit 1
   t build-deps "$t0"
@@ -47,7 +50,7 @@ fi
 t0=$(date +%s)
 rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/edge-agent"
 (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -C "$ROOT/src/edge-agent" -xf - || exit 1
-in_root python3 -m venv $VENV_OPTS /opt/edge-agent || exit 1
+[ $RESUME = 1 ] || in_root python3 -m venv $VENV_OPTS /opt/edge-agent || exit 1
 # --retries: a connection reset by the index after half an hour of emulated work is not worth losing
 in_root /opt/edge-agent/bin/pip install --no-cache-dir --progress-bar off --retries 10 \
   "edge-agent[$EXTRAS] @ file:///src/edge-agent" || exit 1
