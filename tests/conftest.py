@@ -3,18 +3,19 @@
 ``mosquitto`` is a running broker handle (host, port, stop(), start(), kill()); ``mosquitto_factory``
 builds variants (``users=``, ``tls=``, ``persistence=``); ``tls_material`` makes a throwaway CA,
 server and client certificate; ``mqtt_subscriber`` builds :class:`Subscriber` helpers; ``tcp_proxy``
-puts a fault-injecting proxy in front of a broker. Every broker, proxy and subscriber is torn down at
+puts a fault-injecting proxy in front of a broker; ``charger`` runs an ABB Terra AC simulator (Modbus
+TCP) with a car plugged in (the rest of the command-path rig is in tests/charger_agent.py). Every broker, proxy and subscriber is torn down at
 the end of the test, even on failure. The classes are in tests/mqtt_helpers.py.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import Broker, Subscriber, TcpProxy, TlsMaterial, make_tls_material
+from mqtt_helpers import Broker, Subscriber, TcpProxy, TlsMaterial, free_port, make_tls_material
 
 __all__ = ["Broker", "Subscriber", "TcpProxy", "TlsMaterial"]
 
@@ -88,3 +89,17 @@ def silent_port() -> Iterator[int]:
         yield s.getsockname()[1]
     finally:
         s.close()
+
+
+@pytest.fixture
+async def charger() -> AsyncIterator[tuple[int, object]]:
+    """A running ABB Terra AC simulator with a car wanting 50 kWh; yields (Modbus TCP port, simulator)."""
+    from drivers.charger_common import Car
+    from drivers.modbus_charger.sim import start
+
+    port = free_port()
+    handle = await start(profile="abb_terra_ac", tcp=f"127.0.0.1:{port}")
+    sim = next(iter(handle.sims.values()))
+    sim.plug(Car(need_wh=50_000))
+    yield port, sim
+    await handle.stop()

@@ -138,5 +138,37 @@ def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool 
     return LoopResult([s for s in plant.samples if s.t >= t0], events, grid, agent.log_tail(20000))
 
 
+def run_loops(tmp: Path, runs: dict[str, dict[str, Any]]) -> dict[str, LoopResult | BaseException]:
+    """Several closed loops side by side, each with its own broker, plant and agent (``runs``: name ->
+    keyword arguments of :func:`run_loop`); each one's result, or what it raised. The plant runs on
+    the monotonic clock and the agents mostly wait for their next poll, so the loops cost the wall
+    time of the longest one, not the sum."""
+    results: dict[str, LoopResult | BaseException] = {}
+
+    def one(name: str, kwargs: dict[str, Any]) -> None:
+        d = tmp / name
+        d.mkdir(parents=True)
+        broker = Broker(d / "broker").start()
+        try:
+            results[name] = run_loop(d, broker, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the test that asked for this run
+            results[name] = e
+        finally:
+            broker.kill()
+    threads = [threading.Thread(target=one, args=(n, kw), name=f"site-loop-{n}") for n, kw in runs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def result_of(results: dict[str, LoopResult | BaseException], name: str) -> LoopResult:
+    r = results[name]
+    if isinstance(r, BaseException):
+        raise r
+    return r
+
+
 async def _script(plant, cars, unplugs) -> None:
     plant.script(cars, unplugs)

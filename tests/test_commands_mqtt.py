@@ -4,59 +4,15 @@ retained commands are refused (and cleared), a command on an empty device level 
 from __future__ import annotations
 
 import asyncio
-import socket
-from pathlib import Path
 
 import orjson
 import pytest
 
 from agent.app import Agent
 from agent.config import load_config_text
-from drivers.charger_common import Car
-from drivers.modbus_charger.sim import start
+from tests.charger_agent import charger_config, current_writes
 
 GW = "gw-cmd"
-CURRENT_REGISTER = 0x4100  # ABB Terra AC: current limit, uint32 mA
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def config_text(state: Path, broker, charger_port: int, protocol: str) -> str:
-    return f'''
-[gateway]
-id = "{GW}"
-state_dir = "{state}"
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-protocol = "{protocol}"
-[health]
-interval = 1
-[lines.lan]
-type = "modbus_tcp"
-host = "127.0.0.1"
-port = {charger_port}
-[[devices]]
-name = "cp1"
-type = "modbus_charger"
-line = "lan"
-profile = "abb_terra_ac"
-writable = ["current_limit"]
-'''
-
-
-@pytest.fixture
-async def charger():
-    port = free_port()
-    handle = await start(profile="abb_terra_ac", tcp=f"127.0.0.1:{port}")
-    sim = next(iter(handle.sims.values()))
-    sim.plug(Car(need_wh=50_000))
-    yield port, sim
-    await handle.stop()
 
 
 @pytest.fixture
@@ -65,7 +21,8 @@ async def running_agent(tmp_path, mosquitto, charger):
     tasks: list[asyncio.Task] = []
 
     async def run(protocol: str) -> Agent:
-        agent = Agent(load_config_text(config_text(tmp_path / "state", mosquitto, charger[0], protocol)))
+        agent = Agent(load_config_text(charger_config(GW, tmp_path / "state", mosquitto, charger[0],
+                                                     mqtt=f'protocol = "{protocol}"')))
         tasks.append(asyncio.create_task(agent.run()))
         return agent
 
@@ -80,10 +37,6 @@ async def wait_subscribed(sub) -> None:
     def subscribed(m) -> bool:
         return m.topic == f"edge/{GW}/health" and m.json().get("uplink", {}).get("commands_subscribed") is True
     await asyncio.to_thread(sub.wait_for, 1, 60, predicate=subscribed)
-
-
-def current_writes(sim) -> list[list[int]]:
-    return [regs for addr, regs in sim.writes if addr == CURRENT_REGISTER]
 
 
 async def wait_json(sub, topic: str, cid: str, timeout: float = 20) -> dict:

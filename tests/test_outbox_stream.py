@@ -4,7 +4,6 @@ reinstalled gateway that starts again at seq 1 never collides upstream on (gatew
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -132,7 +131,15 @@ def run_agent(tmp: Path, broker, sub, csv: Path, *, since: int) -> list[dict]:
         assert any(b.get("kind") == "command" for b in new()), agent.log_tail()
     finally:
         assert agent.terminate() == 0, agent.log_tail()
-    time.sleep(0.5)  # the last acknowledgements
+    # what was published at shutdown may still be on its way: wait until every seq the outbox no longer
+    # holds (acknowledged by the broker) has arrived, so that none of this run is taken for the next one
+    with Outbox(tmp / "state" / "outbox.db", max_bytes=8 * MB, gateway="gw-chaos", readonly=True) as ob:
+        stream, top = ob.stream, ob.stats().last_seq
+        acknowledged = set(range(1, top + 1)) - {row.seq for row in ob.peek(1_000_000, held=True)}
+
+    def arrived() -> set[int]:
+        return {b["seq"] for b in stored_messages(sub) if b.get("stream") == stream}
+    assert wait_until(lambda: acknowledged <= arrived(), 60), sorted(acknowledged - arrived())[:5]
     return stored_messages(sub)[since:]
 
 

@@ -109,7 +109,11 @@ async def test_stale_device_gets_one_gap_marker_per_metric_not_repeated_values()
     sink = Collector()
     poller = Poller(cfg(poll_interval=0.02, stale_after=0.15, backoff_max=0.04), dev, sink)
     task = asyncio.create_task(poller.run())
-    await asyncio.sleep(0.6)
+    for _ in range(600):  # up to 30 s on a busy machine
+        if poller.health.stale:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # 25 more poll intervals: a repeated marker or value would show
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

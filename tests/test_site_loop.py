@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.site_loop import LIMIT_KW, run_loop
+from tests.site_loop import LIMIT_KW, result_of, run_loops
 
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.mark.parametrize("planner", [False, True], ids=["fair-share", "planner"])
-def test_site_limit_holds_on_every_meter_sample_while_cars_ramp(tmp_path, mosquitto, planner):
-    r = run_loop(tmp_path, mosquitto, seconds=45.0, planner=planner)
+@pytest.fixture(scope="module")
+def loops(tmp_path_factory):
+    """Both controllers' runs at once (each its own broker, plant and agent): half the wall time."""
+    return run_loops(tmp_path_factory.mktemp("site-loop"), {
+        "fair-share": {"seconds": 45.0, "planner": False}, "planner": {"seconds": 45.0, "planner": True}})
+
+
+@pytest.mark.parametrize("controller", ["fair-share", "planner"])
+def test_site_limit_holds_on_every_meter_sample_while_cars_ramp(loops, controller):
+    r = result_of(loops, controller)
     limit_w = LIMIT_KW * 1000
     worst = r.worst
     assert r.over(limit_w) == 0, (f"{r.over(limit_w)} of {len(r.samples)} meter samples over {limit_w:.0f} W, worst "

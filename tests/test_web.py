@@ -11,9 +11,9 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
+from mqtt_helpers import free_port
 
 from agent.app import Agent
 from agent.config import load_config_text
@@ -22,44 +22,10 @@ from agent.web.history import History
 from agent.web.http import Request
 from agent.web.password import hash_password, verify
 from agent.web.server import pick_language
-from drivers.charger_common import Car
-from drivers.modbus_charger.sim import start
+from tests.charger_agent import charger_config, current_writes
 
 GW = "gw-web"
-CURRENT_REGISTER = 0x4100  # ABB Terra AC: current limit, uint32 mA
 PASSWORD = "plant-room-42"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def config_text(state: Path, broker, charger_port: int, web_port: int, extra: str = "") -> str:
-    return f'''
-[gateway]
-id = "{GW}"
-state_dir = "{state}"
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-[health]
-interval = 1
-[web]
-enabled = true
-listen = "127.0.0.1:{web_port}"
-[lines.lan]
-type = "modbus_tcp"
-host = "127.0.0.1"
-port = {charger_port}
-[[devices]]
-name = "cp1"
-type = "modbus_charger"
-line = "lan"
-profile = "abb_terra_ac"
-writable = ["current_limit"]
-{extra}'''
 
 
 def http(port: int, path: str, *, method: str = "GET", body: dict | None = None, headers: dict | None = None,
@@ -78,24 +44,15 @@ def http(port: int, path: str, *, method: str = "GET", body: dict | None = None,
 
 
 @pytest.fixture
-async def charger():
-    port = free_port()
-    handle = await start(profile="abb_terra_ac", tcp=f"127.0.0.1:{port}")
-    sim = next(iter(handle.sims.values()))
-    sim.plug(Car(need_wh=50_000))
-    yield port, sim
-    await handle.stop()
-
-
-@pytest.fixture
 async def web_agent(tmp_path, mosquitto, charger):
     """A running agent with the page on and a password set; yields (web port, charger sim)."""
     state = tmp_path / "state"
     state.mkdir()
     (state / "web-password").write_text(hash_password(PASSWORD) + "\n")
     port = free_port()
-    agent = Agent(load_config_text(config_text(state, mosquitto, charger[0], port,
-                                               '[commands]\nauth = "hmac"\nsecret = "hmac-secret-value"\n')))
+    web = f'[web]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
+    agent = Agent(load_config_text(charger_config(
+        GW, state, mosquitto, charger[0], extra=web + '[commands]\nauth = "hmac"\nsecret = "hmac-secret-value"\n')))
     task = asyncio.create_task(agent.run())
 
     async def up() -> None:
@@ -113,10 +70,6 @@ async def web_agent(tmp_path, mosquitto, charger):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-def current_writes(sim) -> list[list[int]]:
-    return [regs for addr, regs in sim.writes if addr == CURRENT_REGISTER]
 
 
 async def test_writes_need_login_and_csrf_and_go_through_gate_and_audit(web_agent, mosquitto, mqtt_subscriber):

@@ -93,12 +93,42 @@ def sent_keys(summary: Path) -> tuple[dict, set[tuple[str, str, int]]]:
     return doc, keys
 
 
+def landed(dsn: str, prefix: str, table: str = "messages") -> int:
+    """Rows of the gateways ``prefix``* committed in PostgreSQL (``messages``, ``energy`` …)."""
+    with psycopg.connect(dsn) as c:
+        return c.execute(f"SELECT count(*) FROM {table} WHERE gateway LIKE %s", [prefix + "%"]).fetchone()[0]
+
+
 def wait_landed(dsn: str, expected: int, prefix: str, timeout: float) -> None:
-    def landed() -> bool:
-        with psycopg.connect(dsn) as c:
-            return c.execute("SELECT count(*) FROM messages WHERE gateway LIKE %s",
-                             [prefix + "%"]).fetchone()[0] >= expected
-    wait_for(landed, timeout, f"{expected} messages in PostgreSQL", interval=1.0)
+    wait_for(lambda: landed(dsn, prefix) >= expected, timeout, f"{expected} messages in PostgreSQL", interval=1.0)
+
+
+def wait_flowing(dsn: str, prefix: str, more: int, timeout: float, what: str) -> None:
+    """Wait until ``more`` messages beyond those committed now have landed: the path carries traffic."""
+    target = landed(dsn, prefix) + more
+    wait_for(lambda: landed(dsn, prefix) >= target, timeout, f"{more} more messages in PostgreSQL ({what})",
+             interval=0.5)
+
+
+def wait_settled(dsn: str, prefix: str, quiet: float, timeout: float) -> int:
+    """Wait until no message of ``prefix``* has landed for ``quiet`` seconds (the consumers hold nothing
+    more); the count."""
+    last, since = -1, time.monotonic()
+
+    def still() -> bool:
+        nonlocal last, since
+        n = landed(dsn, prefix)
+        if n != last:
+            last, since = n, time.monotonic()
+        return time.monotonic() - since >= quiet
+    wait_for(still, timeout, f"the consumers to commit what they hold ({prefix}*)", interval=0.5)
+    return last
+
+
+def end_fleet(proc: subprocess.Popen) -> None:
+    """End the fleet's sending now (SIGTERM: every gateway stops, drains its outbox and reports)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
 
 
 def check_exactly_once(dsn: str, doc: dict, keys: set[tuple[str, str, int]], prefix: str) -> dict:

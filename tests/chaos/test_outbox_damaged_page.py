@@ -6,7 +6,6 @@ deliver again with seqs above every seq issued before; no traceback flood."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,10 +95,10 @@ def test_a_damaged_page_is_found_set_aside_and_delivery_resumes(tmp_path: Path, 
         return [s for s in telemetry_index(sub.snapshot())[0] if events and s > events[0]["resumed_seq"]]
     try:
         assert wait_until(lambda: len(resumed()) >= 30, 120), agent.log_tail()
-        time.sleep(3)  # a few more commit and pump cycles: still running, nothing else goes wrong
-        assert agent.proc.poll() is None, agent.log_tail()
+        # a few more commit and pump cycles: still running, still delivering, nothing else goes wrong
         delivered = len(telemetry_index(sub.snapshot())[0])
         assert wait_until(lambda: len(telemetry_index(sub.snapshot())[0]) > delivered + 20, 60), agent.log_tail()
+        assert agent.proc.poll() is None, agent.log_tail()
     finally:
         assert agent.terminate() == 0, agent.log_tail()
     event, = quarantine_events()

@@ -9,6 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agent.store.outbox import Outbox
+
 from .agent_proc import AgentProcess, agent_config, telemetry_index, wait_until, write_replay_csv
 
 pytestmark = pytest.mark.timeout(180)
@@ -25,9 +27,12 @@ def test_corrupt_outbox_is_quarantined_and_seq_never_reused(tmp_path: Path, mosq
         assert wait_until(lambda: len(telemetry_index(sub.snapshot())[0]) >= 50, 90), agent.log_tail()
     finally:
         assert agent.terminate() == 0, agent.log_tail()
-    time.sleep(0.5)  # the last messages published at shutdown
-    before = set(telemetry_index(sub.snapshot())[0])
     db = tmp_path / "state" / "outbox.db"
+    with Outbox(db, max_bytes=64 * 1024 * 1024, gateway="gw-chaos", readonly=True) as ob:
+        acknowledged = set(range(1, ob.stats().last_seq + 1)) - {row.seq for row in ob.peek(1_000_000, held=True)}
+    # the last messages published at shutdown: wait until every acknowledged seq is upstream
+    assert wait_until(lambda: acknowledged <= set(telemetry_index(sub.snapshot())[0]), 30)
+    before = set(telemetry_index(sub.snapshot())[0])
     garbage = b"\xde\xad\xbe\xef garbage where the outbox was " * 2000
     db.write_bytes(garbage)
 

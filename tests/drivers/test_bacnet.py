@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from agent.simkit.conformance import SimDevice, build_driver
 from drivers.bacnet import SPEC
 from drivers.bacnet.link import free_udp_port
 from drivers.bacnet.sim import OBJECTS, AhuSim, start
+from tests.driver_rig import opened as opened_driver
 
 AHU_ROLES = {r: r for r in ("oat", "rat", "mat", "sat", "sat_sp", "damper", "cooling_valve", "heating_valve",
                             "fan_speed", "duct_static", "duct_static_sp")}
@@ -50,16 +49,8 @@ class SimClock:
         return self.sim.model.t
 
 
-@asynccontextmanager
-async def opened(tmp_path: Path, sim: AhuSim, **extra: Any) -> AsyncIterator[Any]:
-    driver, pool = build_driver(SPEC, device(sim, **extra), tmp_path)
-    driver.clock = SimClock(sim)
-    await driver.open()
-    try:
-        yield driver
-    finally:
-        await driver.close()
-        await pool.close()
+def opened(tmp_path: Path, sim: AhuSim, **extra: Any):
+    return opened_driver(SPEC, device(sim, **extra), tmp_path, prepare=lambda d: setattr(d, "clock", SimClock(sim)))
 
 
 async def until(pred, timeout: float = 30.0) -> None:

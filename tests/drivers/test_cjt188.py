@@ -4,8 +4,6 @@ the processing path (plausibility bound, never the electricity ledger) and Home 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from drivers.cjt188 import SPEC, codec
 from drivers.cjt188.codec import MeterError
 from drivers.cjt188.sim import HEAT, WATER, Cjt188Sim, Meter, start
 from drivers.meter_common import frame as fr
+from tests.driver_rig import opened
 
 ADDR = "12345678000001"
 
@@ -150,15 +149,8 @@ def device(port: str, **kw) -> SimDevice:
                      lines={"mbus": {"type": "serial", "port": port, "baudrate": 2400}})  # a pty refuses parity E
 
 
-@asynccontextmanager
-async def meter(tmp_path: Path, sim: Cjt188Sim, **kw) -> AsyncIterator:
-    driver, pool = build_driver(SPEC, device(sim.path, **kw), tmp_path / "state")
-    try:
-        await driver.open()
-        yield driver
-    finally:
-        await driver.close()
-        await pool.close()
+def meter(tmp_path: Path, sim: Cjt188Sim, **kw):
+    return opened(SPEC, device(sim.path, **kw), tmp_path / "state")
 
 
 async def test_reads_a_water_meter_on_a_pty_with_valve_and_battery(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from drivers.dlt645 import SPEC, codec
 from drivers.dlt645 import frame as fr
 from drivers.dlt645.codec import Edition, Fmt, MeterError
 from drivers.dlt645.sim import DEFAULTS, Dlt645Sim, Fault, Meter, start
+from tests.driver_rig import opened
 
 ADDR = "123456781012"
 
@@ -131,15 +130,8 @@ def device(port: str, **kw) -> SimDevice:
                      lines={"rs485": {"type": "serial", "port": port, "baudrate": 2400}})  # a pty refuses parity E
 
 
-@asynccontextmanager
-async def meter(tmp_path: Path, sim: Dlt645Sim, **kw) -> AsyncIterator:
-    driver, pool = build_driver(SPEC, device(sim.path, **kw), tmp_path / "state")
-    try:
-        await driver.open()
-        yield driver
-    finally:
-        await driver.close()
-        await pool.close()
+def meter(tmp_path: Path, sim: Dlt645Sim, **kw):
+    return opened(SPEC, device(sim.path, **kw), tmp_path / "state")
 
 
 async def test_reads_the_basic_profile_from_the_simulator_on_a_pty(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ async def test_edges_from_a_foreign_thread_reach_the_loop_thread(tmp_path):
 
 
 CHILD = textwrap.dedent("""
-    import asyncio, sys
+    import asyncio, json, sys
     from pathlib import Path
     from agent.bus.base import BusPool
     from agent.simkit.gpio import GpioSimLineConfig
@@ -95,13 +95,18 @@ CHILD = textwrap.dedent("""
         cfg = SPEC.config_model(name="meter", type="pulse_counter", line="gpio", pin=17, persist_interval=0.2)
         drv = SPEC.factory(cfg, DriverContext("gw", Path(state_dir), pool))
         await drv.open()
+        start = drv.pulses  # what an earlier run saved
         pool.get("gpio").backend.pulse_train(17, [i * 0.03 for i in range(n)]).join()
-        while drv.pulses < n:
+        while drv.pulses < start + n:
             await asyncio.sleep(0.01)
         if via == "read":
             print("read", (await drv.read())[0].value, flush=True)
         else:
-            await asyncio.sleep(0.6)  # the timed flush saves it
+            saved = Path(state_dir) / "pulse_counter" / "meter.json"
+            for _ in range(600):  # the timed flush saves it (no read asks for it)
+                await asyncio.sleep(0.05)
+                if json.loads(saved.read_text())["pulses"] == drv.pulses:
+                    break
             print("counted", drv.pulses, flush=True)
         await asyncio.sleep(60)
 

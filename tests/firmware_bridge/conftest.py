@@ -1,4 +1,5 @@
-"""Builds the reference firmware's host targets once per test session (gcc, make)."""
+"""Builds the reference firmware's host targets once per test session (gcc, make); ``node`` starts POSIX
+nodes on ptys (``node("--interval", "100")``), killed at the end of the test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fwb_helpers import PosixNode
 
 FIRMWARE = Path(__file__).parents[2] / "firmware_bridge" / "firmware"
 
@@ -33,3 +35,17 @@ def arm_build(tmp_path_factory) -> Path:
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: apt-get install {package} (tests/run.sh does)")
     return make("arm", tmp_path_factory.mktemp("fwb-arm"))
+
+
+@pytest.fixture
+def node(host_build, tmp_path):
+    nodes: list[PosixNode] = []
+
+    def start(*args: str, link: str = "ttyNODE") -> PosixNode:
+        n = PosixNode(host_build / "fwb_node_posix", tmp_path / link, *args).start()
+        nodes.append(n)
+        return n
+
+    yield start
+    for n in nodes:
+        n.kill()

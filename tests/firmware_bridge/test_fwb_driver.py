@@ -6,24 +6,10 @@ import asyncio
 import time
 
 import pytest
-from fwb_helpers import CommitClock, PosixNode, make_driver
+from fwb_helpers import CommitClock, make_driver
 
 from agent.errors import DeviceError
 from agent.model import MetricKind
-
-
-@pytest.fixture
-def node(host_build, tmp_path):
-    nodes: list[PosixNode] = []
-
-    def start(*args: str, link: str = "ttyNODE") -> PosixNode:
-        n = PosixNode(host_build / "fwb_node_posix", tmp_path / link, *args).start()
-        nodes.append(n)
-        return n
-
-    yield start
-    for n in nodes:
-        n.kill()
 
 
 async def poll(drv, rounds: int, commits: CommitClock | None = None, pause: float = 0.05) -> list:
@@ -67,8 +53,9 @@ async def test_node_describes_itself_and_readings_arrive_once_with_utc_time(node
         await pool.close()
     status = n.stop()
     # on a loaded machine the node's ring may overflow before the gateway opens the port: then every
-    # reading missing at the start is one the node counted as dropped, never a silent loss
-    assert status["acked"] >= len(seqs) - 5 and status["dropped"] == first - 1
+    # reading missing at the start is one the node counted as dropped, never a silent loss (the node
+    # also counts a reading it had sent but saw no acknowledgement for before its slot was needed)
+    assert status["acked"] >= len(seqs) - 5 and status["dropped"] >= first - 1
 
 
 async def test_nothing_is_acknowledged_before_the_commit(node, tmp_path):

@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from fwb_helpers import CommitClock, PosixNode, make_driver
+from fwb_helpers import CommitClock, make_driver
 from fwb_proxy import LossyProxy
 
 from agent.errors import DeviceError
@@ -21,20 +21,6 @@ from firmware_bridge import codec as c
 
 pytestmark = pytest.mark.timeout(180)
 ESTIMATED = int(Quality.ESTIMATED)
-
-
-@pytest.fixture
-def node(host_build, tmp_path):
-    nodes: list[PosixNode] = []
-
-    def start(*args: str, link: str = "ttyNODE") -> PosixNode:
-        n = PosixNode(host_build / "fwb_node_posix", tmp_path / link, *args).start()
-        nodes.append(n)
-        return n
-
-    yield start
-    for n in nodes:
-        n.kill()
 
 
 @pytest.fixture

@@ -137,12 +137,16 @@ def test_lossy_link_gateway_kills_and_a_node_reboot_lose_nothing_uncounted(
         agent.start()
         assert wait_until(lambda: node_floor(state)[1] > 20, 60), agent.log.read_text()[-3000:]
         agent.kill9()  # gateway crash 1
+        floor1 = node_floor(state)[1]
         agent.start()
-        time.sleep(2.0)
+        # the restarted gateway is back on the link (it commits again) before the node reboots
+        assert wait_until(lambda: node_floor(state)[1] > floor1, 60), agent.log.read_text()[-3000:]
         status1 = node.stop()  # node reboot: its RAM (and unacknowledged readings) are gone
         node = PosixNode(node_bin, tmp_path / "unused", "--device", proxy.node_path, "--interval", "50",
                          "--retransmit", "300", "--samples", "120").start()
-        time.sleep(1.5)
+        # the gateway has committed readings of the new boot (it sends 120 over 6 s) when it crashes again
+        assert wait_until(lambda: node_floor(state)[0] == node.boot_id and node_floor(state)[1] > 0, 60), \
+            agent.log.read_text()[-3000:]
         agent.kill9()  # gateway crash 2
         agent.start()
         boot2 = node.boot_id
