@@ -3,7 +3,7 @@ Modbus connector reads the same simulated meters, and its MQTT client publishes 
 mosquitto in place of a ThingsBoard server (topic ``v1/gateway/telemetry``, QoS 1).
 
 It lives in a venv of its own (it pins its own pymodbus, 3.9.2): the bench finds its Python with
-``--peer-python`` or ``TBGW_PYTHON`` (default ``/work/venvs/tbgw/bin/python``, else none):
+``--peer-python`` or ``TBGW_PYTHON`` (default ``/opt/tbgw/bin/python``, else none):
 
     python3 -m venv /opt/tbgw && /opt/tbgw/bin/pip install thingsboard-gateway==3.8.5 pymodbus==3.9.2 \
         pyserial pyserial-asyncio
@@ -23,7 +23,7 @@ import re
 import subprocess
 from pathlib import Path
 
-DEFAULT_PYTHON = "/work/venvs/tbgw/bin/python"
+DEFAULT_PYTHON = "/opt/tbgw/bin/python"
 USER = "tbgw-bench"  # the gateway's access token = its MQTT user name
 TOPIC = "v1/gateway/telemetry"
 # anonymous clients (the bench): everything; the gateway: write, and read only the answers to its requests
