@@ -4,13 +4,18 @@
 builds variants (``users=``, ``tls=``, ``persistence=``); ``tls_material`` makes a throwaway CA,
 server and client certificate; ``mqtt_subscriber`` builds :class:`Subscriber` helpers; ``tcp_proxy``
 puts a fault-injecting proxy in front of a broker; ``charger`` runs an ABB Terra AC simulator (Modbus
-TCP) with a car plugged in (the rest of the command-path rig is in tests/charger_agent.py). Every broker, proxy and subscriber is torn down at
+TCP) with a car plugged in (the rest of the command-path rig is in tests/charger_agent.py);
+``warmed_kernel_cache`` is a kernel cache `edge-agent warmup` filled once per session. Every broker, proxy and subscriber is torn down at
 the end of the test, even on failure. The classes are in tests/mqtt_helpers.py.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -103,3 +108,20 @@ async def charger() -> AsyncIterator[tuple[int, object]]:
     sim.plug(Car(need_wh=50_000))
     yield port, sim
     await handle.stop()
+
+
+@pytest.fixture(scope="session")
+def warmed_kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """For tests that need the kernels built, not the building itself: `edge-agent warmup` fills one
+    cache (numba's JIT cache and the ahead-of-time build) once per session; ``copy(dest)`` puts a copy
+    of it at ``dest`` (each test its own) and returns ``dest``."""
+    state = tmp_path_factory.mktemp("warm") / "state"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the cache goes under the state dir
+    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(state)], env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and "ahead-of-time build ready" in r.stdout, r.stdout + r.stderr[-2000:]
+
+    def copy(dest: Path) -> Path:
+        shutil.copytree(state / "numba-cache", dest)
+        return dest
+    return copy

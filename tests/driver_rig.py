@@ -1,14 +1,22 @@
 """A driver opened on a simulator for the span of a ``with`` block (tests/drivers/): built through the
-conformance kit as the agent builds it, closed with its bus pool afterwards, even on failure."""
+conformance kit as the agent builds it, closed with its bus pool afterwards, even on failure; a
+Modbus simulator served on a free port over TCP or RTU (``serve_modbus``); one fault on a serial meter
+line and the read after it (``line_faults``, ``fault_then_read``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
+from agent.contract import DeviceTimeout, ProtocolError
 from agent.simkit.conformance import SimDevice, build_driver
+from agent.simkit.meter_line import Fault
+from tests.sim_thread import free_port
 
 
 @asynccontextmanager
@@ -25,3 +33,36 @@ async def opened(spec: Any, sim: SimDevice, state_dir: Path, *,
     finally:
         await driver.close()
         await pool.close()
+
+
+async def serve_modbus(start: Callable[..., Awaitable[Any]], sim: Any, *,
+                       rtu: bool = False) -> tuple[Any, ModbusTcpLine | ModbusRtuLine]:
+    """Serve ``sim`` with its package's ``start`` on a free port, Modbus TCP or RTU over a socket; the
+    server's handle and the line that reaches it."""
+    port = free_port()
+    if rtu:
+        handle = await start(tcp=None, rtu_socket=f"127.0.0.1:{port}", sim=sim)
+        return handle, ModbusRtuLine(type="modbus_rtu", port=f"socket://127.0.0.1:{port}", baudrate=115200)
+    handle = await start(tcp=f"127.0.0.1:{port}", sim=sim)
+    return handle, ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port)
+
+
+def line_faults(refused: type[Exception]) -> list[tuple[Fault, type[Exception] | None]]:
+    """The faults of a simulated meter line and what a read meets: garbage before the frame is survived,
+    a cut or missing reply times out, a bad checksum is a protocol error, an error reply is the
+    protocol's own ``refused`` error."""
+    return [(Fault.GARBAGE, None), (Fault.TRUNCATE, DeviceTimeout), (Fault.BAD_CHECKSUM, ProtocolError),
+            (Fault.ERROR_REPLY, refused), (Fault.SILENCE, DeviceTimeout)]
+
+
+async def fault_then_read(driver: Any, sim: Any, fault: Fault, error: type[Exception] | None,
+                          read: Callable[[Any], Awaitable[Any]], expected: Any) -> None:
+    """One ``fault`` on the line: the read raises ``error`` (or survives the fault when None), and the
+    next poll reads again; ``read(driver)`` gives what is compared with ``expected``."""
+    sim.sim_faults.append(fault)
+    if error is None:
+        assert await read(driver) == expected
+    else:
+        with pytest.raises(error):
+            await driver.read()
+    assert await read(driver) == expected

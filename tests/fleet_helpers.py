@@ -11,6 +11,7 @@ import atexit
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -114,14 +115,37 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def close(self) -> None:
+        """Stop at once (immediate shutdown: the data directory is thrown away) and remove everything."""
+        if self.proc is not None and self.proc.poll() is None:
+            subprocess.run([*(self._as or []), str(PG_BIN / "pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate"],
+                           capture_output=True, timeout=60)
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
         _LIVE.discard(self)
 
 
+def mqtt_connack(port: int, timeout: float = 60) -> int:
+    """The return code a broker's CONNACK gives a bare MQTT 3.1.1 CONNECT (0: accepted)."""
+    cid = f"probe-{port}".encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(bytes([0x10, len(body)]) + body)
+        reply = b""
+        while len(reply) < 4:
+            chunk = s.recv(4 - len(reply))
+            if not chunk:
+                raise RuntimeError(f"the broker on port {port} closed the connection without a CONNACK")
+            reply += chunk
+    return reply[3]
+
+
 class RabbitCluster:
     """``n`` RabbitMQ nodes with the MQTT plugin on 127.0.0.1, joined into one cluster.
 
+    The cluster forms from configuration (classic_config peer discovery): the first node boots
+    standalone, each next one joins it while booting, so no ``rabbitmqctl`` join steps (each an Erlang
+    VM of its own) and no node restarts. Closing kills the nodes: their directories are thrown away.
     Node names carry a random tag so that two clusters on one host (two test runs) never meet in epmd.
     ``amqp_urls`` and ``mqtt_ports`` list the nodes in order; ``stop_node(i)``/``start_node(i)`` stop and
     start one node's RabbitMQ application (``rabbitmqctl stop_app``/``start_app``).
@@ -152,7 +176,8 @@ class RabbitCluster:
             "mqtt.allow_anonymous = true\nloopback_users = none\n"
             "management_agent.disable_metrics_collector = true\n"
             "vm_memory_high_watermark.absolute = 512MiB\ndisk_free_limit.absolute = 50MB\n"
-            "cluster_partition_handling = pause_minority\n")
+            "cluster_partition_handling = pause_minority\n"
+            + self._formation(i))
         (d / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
         return {**os.environ, "HOME": str(self.dir), "RABBITMQ_NODENAME": self.nodes[i],
                 "RABBITMQ_MNESIA_BASE": str(d / "mnesia"), "RABBITMQ_LOG_BASE": str(d / "log"),
@@ -161,6 +186,17 @@ class RabbitCluster:
                 "RABBITMQ_PID_FILE": str(d / "pid"), "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
                 "RABBITMQ_SERVER_ERL_ARGS": "+S 1:1 +A 4",
                 "RABBITMQ_LOGS": str(d / "log" / "rabbit.log")}
+
+    def _formation(self, i: int) -> str:
+        """Peer discovery: the first node lists no peer and boots standalone (it must not wait for the
+        discovery lock a joining node holds); each other node lists the first and joins it once its
+        database runs, retried every 0.5 s for up to 10 min."""
+        if i == 0:
+            return ""
+        return ("cluster_formation.peer_discovery_backend = classic_config\n"
+                f"cluster_formation.classic_config.nodes.1 = {self.nodes[0]}\n"
+                f"cluster_formation.classic_config.nodes.2 = {self.nodes[i]}\n"
+                "cluster_formation.discovery_retry_limit = 1200\ncluster_formation.discovery_retry_interval = 500\n")
 
     def ctl(self, i: int, *args: str, timeout: float = 120) -> str:
         r = subprocess.run([RABBITMQCTL, "-n", self.nodes[i], *args], env=self._env(i), capture_output=True,
@@ -174,31 +210,33 @@ class RabbitCluster:
         log = (self.dir / f"node{i + 1}.out").open("ab")
         self.procs[i] = subprocess.Popen([RABBITMQ_SERVER], env=env, stdout=log, stderr=log, start_new_session=True)
 
-    def start(self, timeout: float = 240) -> RabbitCluster:
+    def start(self, timeout: float = 300) -> RabbitCluster:
+        # one node after the other: a booting node's MQTT plugin joins the client id tracking (Raft) of
+        # the nodes already running, and two joining at once can leave one out, refusing every client
         for i in range(len(self.nodes)):
             self._launch(i)
-        for i in range(len(self.nodes)):
-            self.await_node(i, timeout)
-        for i in range(1, len(self.nodes)):
-            self.ctl(i, "stop_app")
-            self.ctl(i, "reset")
-            self.ctl(i, "join_cluster", self.nodes[0])
-            self.ctl(i, "start_app")
-        for i in range(len(self.nodes)):
-            wait_for(lambda i=i: _accepts("127.0.0.1", self.mqtt_ports[i]), 120, f"MQTT on {self.nodes[i]}")
+            wait_for(lambda i=i: self._alive(i) and _accepts("127.0.0.1", self.mqtt_ports[i]), timeout,
+                     f"MQTT on {self.nodes[i]}", interval=0.5)  # the listener opens last, once clustered
+        running = self.running_nodes()
+        if sorted(running) != sorted(self.nodes):
+            raise RuntimeError(f"the cluster formed with {running}, not {self.nodes}: see {self.dir}")
+        for i, port in enumerate(self.mqtt_ports):
+            code = mqtt_connack(port)
+            if code != 0:
+                raise RuntimeError(f"{self.nodes[i]} refuses MQTT clients (CONNACK {code}): see {self.dir}")
         return self
 
-    def await_node(self, i: int, timeout: float = 240) -> None:
-        """Wait until node ``i`` runs (``await_startup`` fails at once while the VM is not yet registered)."""
-        def up() -> bool:
-            if self.procs[i] is not None and self.procs[i].poll() is not None:
-                raise RuntimeError(f"{self.nodes[i]} exited: see {self.dir}/node{i + 1}.out")
-            try:
-                self.ctl(i, "await_startup", "--timeout", "30", timeout=60)
-                return True
-            except (RuntimeError, subprocess.TimeoutExpired):
-                return False
-        wait_for(up, timeout, f"{self.nodes[i]} to start", interval=1.0)
+    def _alive(self, i: int) -> bool:
+        p = self.procs[i]
+        if p is not None and p.poll() is not None:
+            raise RuntimeError(f"{self.nodes[i]} exited: see {self.dir}/node{i + 1}.out")
+        return True
+
+    def running_nodes(self, i: int = 0) -> list[str]:
+        """The cluster's running nodes as node ``i`` sees them."""
+        import json
+
+        return json.loads(self.ctl(i, "cluster_status", "--formatter", "json"))["running_nodes"]
 
     def stop_node(self, i: int) -> None:
         self.ctl(i, "stop_app")
@@ -229,12 +267,6 @@ class RabbitCluster:
         self.procs = [None] * len(self.nodes)
 
     def close(self) -> None:
-        for i, p in enumerate(self.procs):
-            if p is not None and p.poll() is None:
-                try:
-                    self.ctl(i, "shutdown", timeout=60)
-                except (RuntimeError, subprocess.TimeoutExpired):
-                    pass
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
         _LIVE.discard(self)

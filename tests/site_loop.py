@@ -132,7 +132,11 @@ def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool 
         loop.close()
         sub.stop()
     msgs = sub.snapshot()
-    events = [m.json() for m in msgs if m.topic.endswith("/event")]
+    events, seen = [], set()
+    for m in msgs:  # delivery is at least once: an event resent after a reconnect has its seq, counted once
+        if m.topic.endswith("/event") and (e := m.json()).get("seq", object()) not in seen:
+            seen.add(e.get("seq"))
+            events.append(e)
     grid = [r["value"] for m in msgs if "/telemetry/" in m.topic and m.json().get("device") == "grid"
             for r in m.json().get("readings", []) if r.get("metric") == "power_total" and r.get("value") is not None]
     return LoopResult([s for s in plant.samples if s.t >= t0], events, grid, agent.log_tail(20000))

@@ -120,8 +120,6 @@ def test_processing_section_is_validated():
 
 
 NO_AOT = "import agent.processing.aot as aot; aot.load = lambda d: None; aot.build_in_subprocess = lambda d: 'off'"
-BUILD_AOT = ("import agent.processing.aot as aot, agent.processing.jit as j\n"
-             "assert aot.build_in_subprocess(j.configure_cache(Path({state!r}))) is None")
 
 SCRIPT = r"""
 import json, sys, numpy as np
@@ -151,13 +149,17 @@ print(json.dumps([proc.K.kind, out]))
     ("jit", {"jit": "off"}),
     ("jit", {"jit": "on", "NUMBA_DISABLE_JIT": "1"}),
 ])
-def test_compiled_and_python_kernels_give_identical_results(tmp_path, compiled, python):
+def test_compiled_and_python_kernels_give_identical_results(tmp_path, warmed_kernel_cache, compiled, python):
     runs = []
-    # 'auto' loads an ahead-of-time build when there is one; 'on' is numba's JIT
-    aot_run = {"jit": "auto", "pre": BUILD_AOT.format(state=str(tmp_path / "compiled"))}
-    for name, how in (("compiled", aot_run if compiled == "aot" else {"jit": "on", "pre": NO_AOT}),
-                      ("python", python)):
+    # 'auto' loads an ahead-of-time build when there is one (a copy of the session's); 'on' is numba's JIT
+    if compiled == "aot":
+        compiled_run = {"jit": "auto", "NUMBA_CACHE_DIR": str(warmed_kernel_cache(tmp_path / "cache"))}
+    else:
+        compiled_run = {"jit": "on", "pre": NO_AOT}
+    for name, how in (("compiled", compiled_run), ("python", python)):
         env = {**os.environ, "NUMBA_DISABLE_JIT": how.get("NUMBA_DISABLE_JIT", "0")}
+        if how.get("NUMBA_CACHE_DIR"):
+            env["NUMBA_CACHE_DIR"] = how["NUMBA_CACHE_DIR"]
         code = SCRIPT.format(tests=str(Path(__file__).parent), state=str(tmp_path / name), jit=how["jit"],
                              pre=how.get("pre", ""))
         p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
@@ -238,12 +240,9 @@ def test_compiled_kernels_run_without_llvm_resident(tmp_path):
     assert compiled == "True" and int(llvm_mib) < 16, p.stdout
 
 
-def test_ahead_of_time_kernels_run_without_numba_in_memory(tmp_path):
+def test_ahead_of_time_kernels_run_without_numba_in_memory(tmp_path, warmed_kernel_cache):
     """After `edge-agent warmup` has built them, the compiled kernels load without numba or LLVM."""
-    cache = tmp_path / "cache"
-    assert subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp_path / "state")],
-                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True,
-                          timeout=600).returncode == 0
+    cache = warmed_kernel_cache(tmp_path / "cache")
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             "from pathlib import Path\nimport test_processing_pipeline as t\n"
             f"proc, _ = t.make(Path({str(tmp_path)!r}))\nproc.prepare()\n"
@@ -255,13 +254,10 @@ def test_ahead_of_time_kernels_run_without_numba_in_memory(tmp_path):
     assert p.stdout.split() == ["aot", "True", "False", "False"]
 
 
-def test_jit_on_uses_numbas_jit_even_with_an_ahead_of_time_build(tmp_path):
+def test_jit_on_uses_numbas_jit_even_with_an_ahead_of_time_build(tmp_path, warmed_kernel_cache):
     """``jit = "on"`` is numba's JIT (for a gateway without a C compiler, or to compare): a build made
     by `edge-agent warmup` beside it is not loaded."""
-    cache = tmp_path / "cache"
-    assert subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp_path / "state")],
-                          env={**os.environ, "NUMBA_CACHE_DIR": str(cache)}, capture_output=True, text=True,
-                          timeout=600).returncode == 0
+    cache = warmed_kernel_cache(tmp_path / "cache")
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             "from pathlib import Path\nimport agent.processing.aot as aot\nimport test_processing_pipeline as t\n"
             "import os\nassert aot.load(Path(os.environ['NUMBA_CACHE_DIR'])) is not None  # the build is there\n"

@@ -100,10 +100,11 @@ def test_a_credential_file_activates_the_credential_line(laid_out) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_an_invalid_config_is_named_and_setup_exits_2(tmp_path: Path) -> None:
+def test_an_invalid_config_is_named_and_setup_exits_2(tmp_path: Path, warmed_kernel_cache) -> None:
     bad = tmp_path / "mine.toml"
     bad.write_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "b"\nport = "many"\n')
     root = tmp_path / "root"
+    warmed_kernel_cache(root / STATE / "numba-cache")  # warmed before: the kernels are not this test's subject
     r = edge_agent("setup", "--root", str(root), "--config", str(bad), "--enable")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "mqtt.port" in r.stdout and "run setup again" in r.stdout

@@ -208,6 +208,30 @@ async def test_a_grid_reading_a_second_older_than_the_chargers_does_not_inflate_
     assert sum(rig.site.alloc.values()) * 690 >= 0.9 * (limit_w - rig.base_w)  # and the room gets used
 
 
+async def test_a_charger_that_misses_its_polls_is_not_taken_for_unplugged():
+    # a charger whose polls time out gets stale gap markers (NaN, flagged STALE, stamped now): that
+    # says nothing of its car, so its share is held (not written to 0) and its session goes on
+    rig = Rig(n=2)
+    for x in rig.names:
+        rig.evse[x].plug(Car(need_wh=50_000), 0)
+    await rig.step()
+    held, since = rig.site.alloc["cp1"], rig.site.sessions.plugged_at["cp1"]
+    assert held > 0
+    idx = rig.table.index("cp1")
+    sids = np.asarray(sorted(idx.values()), np.int32)
+    for _ in range(3):
+        rig.t += 5.0
+        rig.publish()
+        n = len(sids)
+        rig.latest.update(sids, np.full(n, rig.ms(), np.int64), np.full(n, np.nan),
+                          np.full(n, int(Quality.STALE), np.uint32))
+        events = await rig.site.step(rig.ms())
+        assert rig.site.alloc["cp1"] == held and rig.evse["cp1"].offered_a(rig.t) == held, events
+    assert rig.site.sessions.plugged_at["cp1"] == since  # the same session, not a new one
+    await rig.step()  # its polls answer again
+    assert rig.site.alloc["cp1"] == held
+
+
 async def test_car_taking_less_releases_its_share():
     rig = Rig(n=2)
     rig.evse["cp1"].plug(Car(need_wh=50_000, max_a=6), 0)

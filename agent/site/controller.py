@@ -213,7 +213,8 @@ class SiteController(SolarSteps):
             raw_state, st_ts = self._value(n, ChargerMetric.STATE)
             state = IecState.of(raw_state)
             power, p_ts = self._value(n, ChargerMetric.POWER)
-            fresh = st_ts > 0 and now_ms - st_ts <= stale_ms
+            # a stale gap marker (NaN, flagged STALE, stamped now) says the polls fail, not that the car left
+            fresh = st_ts > 0 and now_ms - st_ts <= stale_ms and not math.isnan(raw_state)
             if not math.isnan(power) and now_ms - p_ts <= stale_ms:
                 self.measure.observe(n, p_ts, power)
                 drawn = self.measure.drawn_at_meter(n, grid_ts, power)  # at the moment the grid reading stands for

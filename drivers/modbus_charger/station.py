@@ -103,6 +103,7 @@ class Sample:
     pv_w: float = 0.0
     battery_w: float = 0.0  # positive discharging
     soc: float = float("nan")  # battery state of charge, 0..1
+    inverter_writes: int = 0  # control writes the inverter had received by then
 
 
 @dataclass
@@ -180,7 +181,8 @@ async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str, sol
                 meter.units[1].pinned[f"power_{ph}"] = shown / 3
             await meter.pin(1, "power_total", shown)
             h.samples.append(Sample(t, meter.values_of(1)["power_total"], physical, charging, pv, batt,
-                                    sun.battery.soc if sun is not None else math.nan))
+                                    sun.battery.soc if sun is not None else math.nan,
+                                    len(sun.writes) if sun is not None else 0))
             await asyncio.sleep(spec.meter_period_s)
 
     h.task = asyncio.get_running_loop().create_task(run())

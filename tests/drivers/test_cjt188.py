@@ -12,16 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.bus.serial_port import split_frames
-from agent.contract import DeviceTimeout, MetricKind, ProtocolError
+from agent.contract import MetricKind, ProtocolError
 from agent.homeassistant.entities import entity_for
 from agent.processing.config import metric_problems, resolve_energy
 from agent.simkit.conformance import SimDevice, build_driver
-from agent.simkit.meter_line import Fault
 from drivers.cjt188 import SPEC, codec
 from drivers.cjt188.codec import MeterError
 from drivers.cjt188.sim import HEAT, WATER, Cjt188Sim, Meter, start
 from drivers.meter_common import frame as fr
-from tests.driver_rig import opened
+from tests.driver_rig import fault_then_read, line_faults, opened
 
 ADDR = "12345678000001"
 
@@ -196,20 +195,16 @@ async def test_two_meters_share_a_line_and_a_big_endian_di_echo_is_read(tmp_path
         await sim.stop()
 
 
-@pytest.mark.parametrize("fault,error", [(Fault.GARBAGE, None), (Fault.TRUNCATE, DeviceTimeout),
-                                         (Fault.BAD_CHECKSUM, ProtocolError), (Fault.ERROR_REPLY, MeterError),
-                                         (Fault.SILENCE, DeviceTimeout)])
+async def volume(driver) -> float:
+    return {s.metric: s.value for s in await driver.read()}["volume"]
+
+
+@pytest.mark.parametrize("fault,error", line_faults(MeterError))
 async def test_each_fault_is_a_typed_error_or_survived_and_the_next_poll_reads(tmp_path, fault, error) -> None:
     sim = await start()
     try:
         async with meter(tmp_path, sim, request_timeout=1.0) as driver:
-            sim.sim_faults.append(fault)
-            if error is None:
-                assert {s.metric: s.value for s in await driver.read()}["volume"] == 1234.56
-            else:
-                with pytest.raises(error):
-                    await driver.read()
-            assert {s.metric: s.value for s in await driver.read()}["volume"] == 1234.56
+            await fault_then_read(driver, sim, fault, error, volume, 1234.56)
     finally:
         await sim.stop()
 

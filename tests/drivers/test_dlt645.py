@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from agent.bus.serial_port import split_frames
 from agent.commands import CommandRouter, CommandsConfig, IdStore
-from agent.contract import DeviceTimeout, MetricKind, ProtocolError
+from agent.contract import MetricKind, ProtocolError
 from agent.simkit.conformance import SimDevice, build_driver
 from drivers.dlt645 import SPEC, codec
 from drivers.dlt645 import frame as fr
 from drivers.dlt645.codec import Edition, Fmt, MeterError
-from drivers.dlt645.sim import DEFAULTS, Dlt645Sim, Fault, Meter, start
-from tests.driver_rig import opened
+from drivers.dlt645.sim import DEFAULTS, Dlt645Sim, Meter, start
+from tests.driver_rig import fault_then_read, line_faults, opened
 
 ADDR = "123456781012"
 
@@ -166,20 +166,16 @@ async def test_energy_is_read_every_energy_interval_the_rest_every_poll(tmp_path
         await sim.stop()
 
 
-@pytest.mark.parametrize("fault,error", [(Fault.GARBAGE, None), (Fault.TRUNCATE, DeviceTimeout),
-                                         (Fault.BAD_CHECKSUM, ProtocolError), (Fault.ERROR_REPLY, MeterError),
-                                         (Fault.SILENCE, DeviceTimeout)])
+async def voltage(driver) -> list[float]:
+    return [s.value for s in await driver.read()]
+
+
+@pytest.mark.parametrize("fault,error", line_faults(MeterError))
 async def test_each_fault_is_a_typed_error_or_survived_and_the_next_poll_reads(tmp_path, fault, error) -> None:
     sim = await start()
     try:
         async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
-            sim.sim_faults.append(fault)
-            if error is None:
-                assert [s.value for s in await driver.read()] == [229.8]  # garbage before the frame is skipped
-            else:
-                with pytest.raises(error):
-                    await driver.read()
-            assert [s.value for s in await driver.read()] == [229.8]
+            await fault_then_read(driver, sim, fault, error, voltage, [229.8])
     finally:
         await sim.stop()
 

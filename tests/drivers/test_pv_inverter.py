@@ -10,7 +10,6 @@ import pytest
 
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
-from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
 from agent.commands.gate import WriteGate, Writer
 from agent.commands.parse import Refusal
 from agent.contract import ConfigError
@@ -20,6 +19,7 @@ from drivers.pv_inverter import PvInverterConfig, PvInverterDriver
 from drivers.pv_inverter.profile import load_profile, profile_names
 from drivers.pv_inverter.sim import InverterSim, start
 from drivers.sunspec.simmodel import Battery
+from tests.driver_rig import serve_modbus
 from tests.drivers.test_sunspec import SimClock, free_port
 
 PROFILES = ["huawei_sun2000", "sungrow_sh"]
@@ -46,15 +46,9 @@ class Rig:
 
 
 async def make_rig(profile: str, *, rtu: bool = False, **cfg):
-    port = free_port()
     clock = SimClock()
     sim = InverterSim(profile, clock=clock, battery=Battery(soc=0.5), load_w=20_000.0)
-    if rtu:
-        handle = await start(tcp=None, rtu_socket=f"127.0.0.1:{port}", sim=sim)
-        line = ModbusRtuLine(type="modbus_rtu", port=f"socket://127.0.0.1:{port}", baudrate=115200)
-    else:
-        handle = await start(tcp=f"127.0.0.1:{port}", sim=sim)
-        line = ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port)
+    handle, line = await serve_modbus(start, sim, rtu=rtu)
     pool = BusPool({"lan": line}, LINE_KINDS)
     cfg_ = config(profile, **cfg)
     drv = PvInverterDriver(cfg_, DriverContext("gw", Path("."), pool, Clock()))

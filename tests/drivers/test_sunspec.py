@@ -9,14 +9,15 @@ import pytest
 
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
-from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
+from agent.bus.modbus_config import ModbusTcpLine
 from agent.commands.gate import WriteGate, Writer
 from agent.commands.parse import Refusal
 from agent.contract import ProtocolError
 from agent.driver import Clock, DriverContext
 from drivers.sunspec import SunSpecConfig, SunSpecDriver
-from drivers.sunspec.sim import SunSpecSim, start
+from drivers.sunspec.sim import CHAIN, SunSpecSim, start
 from drivers.sunspec.simmodel import Battery, PvArray, clear_sky_ghi, sun_elevation
+from tests.driver_rig import serve_modbus
 
 
 class SimClock:
@@ -42,16 +43,10 @@ def config(**kw) -> SunSpecConfig:
     return SunSpecConfig(**{**base, **kw})
 
 
-async def rig_for(*, base: int = 40000, rtu: bool = False, **cfg):
-    port = free_port()
+async def rig_for(*, base: int = 40000, rtu: bool = False, chain: tuple[int, ...] = CHAIN, **cfg):
     clock = SimClock()
-    sim = SunSpecSim(base=base, clock=clock, battery=Battery(soc=0.5), load_w=20_000.0)
-    if rtu:
-        handle = await start(tcp=None, rtu_socket=f"127.0.0.1:{port}", sim=sim)
-        line = ModbusRtuLine(type="modbus_rtu", port=f"socket://127.0.0.1:{port}", baudrate=115200)
-    else:
-        handle = await start(tcp=f"127.0.0.1:{port}", sim=sim)
-        line = ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port)
+    sim = SunSpecSim(base=base, clock=clock, battery=Battery(soc=0.5), load_w=20_000.0, chain=chain)
+    handle, line = await serve_modbus(start, sim, rtu=rtu)
     pool = BusPool({"lan": line}, LINE_KINDS)
     cfg_ = config(**cfg)
     drv = SunSpecDriver(cfg_, DriverContext("gw", Path("."), pool, Clock()))

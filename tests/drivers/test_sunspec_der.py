@@ -10,15 +10,15 @@ import pytest
 
 from agent.bus.base import BusPool
 from agent.bus.kinds import LINE_KINDS
-from agent.bus.modbus_config import ModbusRtuLine, ModbusTcpLine
+from agent.bus.modbus_config import ModbusTcpLine
 from agent.commands.gate import WriteGate, Writer
 from agent.commands.parse import Refusal
 from agent.driver import Clock, DriverContext
 from drivers.sunspec import SunSpecConfig, SunSpecDriver
 from drivers.sunspec.models import model
 from drivers.sunspec.sim import BOTH_CHAIN, DER_CHAIN, SunSpecSim, start
-from drivers.sunspec.simmodel import Battery
 from tests.drivers.test_sunspec import SimClock, free_port, values
+from tests.drivers.test_sunspec import rig_for as sunspec_rig_for
 
 DER = [701, 702, 704, 713, 124, 203]
 
@@ -30,20 +30,8 @@ def config(**kw) -> SunSpecConfig:
 
 
 async def rig_for(*, rtu: bool = False, chain: tuple[int, ...] = DER_CHAIN, **cfg):
-    port = free_port()
-    clock = SimClock()
-    sim = SunSpecSim(clock=clock, battery=Battery(soc=0.5), load_w=20_000.0, chain=chain)
-    if rtu:
-        handle = await start(tcp=None, rtu_socket=f"127.0.0.1:{port}", sim=sim)
-        line = ModbusRtuLine(type="modbus_rtu", port=f"socket://127.0.0.1:{port}", baudrate=115200)
-    else:
-        handle = await start(tcp=f"127.0.0.1:{port}", sim=sim)
-        line = ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port)
-    pool = BusPool({"lan": line}, LINE_KINDS)
-    cfg_ = config(**cfg)
-    drv = SunSpecDriver(cfg_, DriverContext("gw", Path("."), pool, Clock()))
-    await drv.open()
-    return drv, sim, clock, handle, pool, cfg_
+    """test_sunspec's rig with the simulator serving the 7xx chain and the driver reading the DER models."""
+    return await sunspec_rig_for(rtu=rtu, chain=chain, **{"models": DER, **cfg})
 
 
 @pytest.fixture(params=["tcp", "rtu"])
