@@ -45,11 +45,12 @@ from ..jit import kernel
 TOD_BASE = 22  # then TOD_SLOTS x (mean, dev, visits): the time-of-day / day-of-week baseline
 TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
 D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
-DET_COLS = D_NVAR + 1
+D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
+DET_COLS = D_LAST + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
 EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP = range(12)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT = range(13)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -57,6 +58,8 @@ RAW_SCALE = 4.0  # deviations at which raw surprise reaches 1 - 1/e
 FLAT_FRAC = 0.01  # a step smaller than this fraction of the usual step is "no change"
 FLAT_MIN_RUN = 10  # a flat run must be this long, and longer than twice the longest ordinary one
 FLAT_PMAX = 0.999  # the usual fraction of unchanged steps is taken as at most this
+FLAT_TEACH = 0.5  # a flagged run teaches this fraction of its length as ordinary
+MIN_EVENT = 30  # an event lasts at least this many readings: one disturbance, one start
 TOD_MIN_VISITS = 6  # a slot scores once it has seen this many visits (days of its day type)
 TOD_GATE = 0.5  # the baseline scores only on a series it explains: its error below this x the level's
 TOD_FLOOR = 0.25  # the slot's scale never drops below this fraction of the series' slow deviation
@@ -75,12 +78,12 @@ def new_state(n: int) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals."""
+    and step signals; an event lasts at least ``min_event`` readings."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
-                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0], np.float64)
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event], np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -118,8 +121,11 @@ def flat_score(x, st, s, prm, n):
         run += 1.0
         st[s, D_RUN] = run
     else:
-        if run > st[s, D_MAXRUN] and st[s, D_ACTIVE] == 0.0:  # an ordinary run (a flagged one does not teach)
-            st[s, D_MAXRUN] = run
+        # an ordinary run teaches its length; a flagged one half of it, so the same stretch again is no news
+        # (a recurring daily hold fires once) while a longer one still is
+        taught = run if st[s, D_ACTIVE] == 0.0 else FLAT_TEACH * run
+        if taught > st[s, D_MAXRUN]:
+            st[s, D_MAXRUN] = taught
         run = 0.0
         st[s, D_RUN] = 0.0
     pf = st[s, D_PFLAT]
@@ -335,6 +341,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if st[s, D_ACTIVE] == 0.0:
             score[r] = sc
             if sc >= threshold:
+                st[s, D_LAST] = st[s, D_N]
                 st[s, D_ACTIVE] = 1.0
                 st[s, D_QUIET] = 0.0
                 st[s, D_EVPEAK] = sc
@@ -344,7 +351,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
             st[s, D_EVPEAK] = sc
         if sc < prm[P_RELEASE]:
             st[s, D_QUIET] += 1.0
-            if st[s, D_QUIET] >= prm[P_QUIET]:
+            if st[s, D_QUIET] >= prm[P_QUIET] and st[s, D_N] - st[s, D_LAST] >= prm[P_MIN_EVENT]:
                 st[s, D_ACTIVE] = 0.0
                 event[r] = EV_END
         else:
