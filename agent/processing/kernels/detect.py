@@ -46,7 +46,8 @@ TOD_BASE = 22  # then TOD_SLOTS x (mean, dev, visits): the time-of-day / day-of-
 TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
 D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
 D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
-DET_COLS = D_LAST + 1
+D_TN = D_LAST + 1  # readings the time-of-day gate's error has averaged
+DET_COLS = D_TN + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
 EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
@@ -177,13 +178,16 @@ def tod_score(x, t, st, s, prm, tz_tr, tz_off, scale, sig):
     k = TOD_BASE + 3 * slot
     if st[s, k + 2] < TOD_MIN_VISITS:
         return 0.0
-    # does the series follow its daily profile? (error of the slot's mean against the level's deviation)
-    b = prm[P_ALPHA] * LSLOW
-    terr = st[s, D_TERR]
-    if terr == 0.0:
-        terr = st[s, D_LDEV]
-    st[s, D_TERR] = terr + b * (abs(x - st[s, k]) - terr)
-    if terr > TOD_GATE * st[s, D_LDEV]:
+    # does the series follow its daily profile? The mean error of the learnt slots' means against the
+    # level's deviation: a plain average from the first scoring reading on (then at least the slow rate),
+    # so a series that follows its days is recognised as soon as its slots have learnt
+    tn = st[s, D_TN] + 1.0
+    st[s, D_TN] = tn
+    b = 1.0 / tn
+    if b < prm[P_ALPHA] * LSLOW:
+        b = prm[P_ALPHA] * LSLOW
+    st[s, D_TERR] += b * (abs(x - st[s, k]) - st[s, D_TERR])
+    if st[s, D_TERR] > TOD_GATE * st[s, D_LDEV]:
         return 0.0
     diff = abs(st[s, D_VSUM] / st[s, D_VN] - st[s, k])
     if diff < sig:
