@@ -16,8 +16,10 @@ shape and its time (see flat_score, tod_score and step_score):
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
    deviations from the baseline (so slow drift to new highs does not count), scores 1.
 
-4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``.
-5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type.
+4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``;
+   a run that raised an event teaches half its length, so a hold that recurs is reported once.
+5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
+   series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
@@ -26,8 +28,9 @@ declared by the driver; 0 when unknown) scores 0. Readings carrying any of the `
 quality bits (out of range, implausible ...) neither score nor teach the detector.
 
 An event starts when the score reaches ``threshold``; while it lasts no new event can start (the
-reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, so
-a second anomaly is caught as soon as the first has calmed down. Readings scoring at or above the
+reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, and
+not before ``min_event`` readings after its start (one disturbance, one start), so a second anomaly is
+caught as soon as the first has calmed down. Readings scoring at or above the
 threshold carry the ``anomaly`` quality bit. Nothing scores during the first ``warmup`` readings.
 """
 
