@@ -134,6 +134,24 @@ def test_a_series_that_often_holds_its_value_does_not_fire_on_its_ordinary_holds
     assert (ev[10000:10300] == EV_START_FLAT).sum() == 1
 
 
+def test_a_hold_that_recurs_every_day_fires_once_and_a_longer_one_again():
+    """A daily course that holds its value for 40 readings at the same hour every day from day 2: the first
+    hold is news, the same hold again is not; a hold three times as long on day 10 is."""
+    rng = np.random.default_rng(11)
+    i = np.arange(288 * 12)
+    v = 20 + 5 * np.sin(2 * np.pi * i / 288) + rng.normal(0, 0.3, len(i))
+    for d in range(2, 12):
+        v[d * 288 + 100:d * 288 + 140] = v[d * 288 + 99]
+    ts = 1_704_067_200_000 + i.astype(np.int64) * FIVE_MIN
+    _, ev, _, _ = run(v, ts)
+    assert [int((ev[d * 288:(d + 1) * 288] == EV_START_FLAT).sum()) for d in range(2, 12)] == [1] + [0] * 9
+    w = v.copy()
+    w[10 * 288 + 100:10 * 288 + 220] = w[10 * 288 + 99]
+    _, ev, _, _ = run(w, ts)
+    per_day = [int(np.isin(ev[d * 288:(d + 1) * 288], STARTS).sum()) for d in range(3, 12)]
+    assert per_day == [0] * 7 + [1, 0]
+
+
 def test_a_series_that_never_varies_never_fires():
     v = np.full(5000, 230.0)
     _, ev, _, _ = run(v, 1_704_067_200_000 + np.arange(5000, dtype=np.int64) * 1000)
@@ -160,6 +178,21 @@ def test_ventilation_running_all_night_is_found_by_the_time_of_day_baseline():
     assert (ev[rows[0]:rows[0] + 36] == EV_START_TOD).sum() == 1  # within three hours, once
     _, ev_off, _, _ = run(v, ts, tz, prm=shipped(tod=False))
     assert not np.isin(ev_off[rows], STARTS).any()  # an ordinary value for the series: size alone misses it
+
+
+def test_a_missing_working_day_is_found_in_the_second_week():
+    """Two weeks of a building's days (from a Monday); on the second Wednesday the day-time load never comes:
+    found by the time-of-day baseline as soon as its workday slots have learnt (six workdays), not weeks later."""
+    ts, v, hour, _ = building(14, "UTC", 21)
+    day = np.arange(len(v)) // 288
+    missing = (day == 9) & (hour >= 8) & (hour < 18)
+    v[missing] = 10.0 + np.random.default_rng(22).normal(0, 1.0, missing.sum())
+    _, ev, _, _ = run(v, ts)
+    starts = np.flatnonzero(np.isin(ev, STARTS))
+    assert len(starts) == 1 and ev[starts[0]] == EV_START_TOD and missing[starts[0]]
+    assert hour[starts[0]] == 8  # within the first hour
+    _, ev_off, _, _ = run(v, ts, prm=shipped(tod=False))
+    assert not np.isin(ev_off, STARTS).any()  # every value is an ordinary one for the series
 
 
 def test_time_of_day_baseline_follows_local_time_across_dst():

@@ -422,6 +422,18 @@ def test_detector_fires_once_on_a_spike_and_ends():
     assert (ev[5001:] == 2).sum() == 1  # one end event after it calms down
 
 
+def test_one_disturbance_gives_one_start_a_later_one_its_own():
+    """Two spikes 15 readings apart, the second higher, are one disturbance (an event lasts at least MIN_EVENT readings, so it
+    cannot end between them and start again); a larger one 200 readings later is a new event."""
+    v = noisy_daily(6000, 1)
+    v[5000], v[5015] = 45.0, 52.0
+    v[5200] = 60.0
+    _, ev, _ = run_detect(detect.detect_step, np.zeros(6000, np.int32), v, shipped_params(), 1)
+    assert list(np.flatnonzero(ev[1000:] == 1) + 1000) == [5000, 5200]
+    _, ev, _ = run_detect(detect.detect_step, np.zeros(6000, np.int32), v, shipped_params(min_event=0), 1)
+    assert list(np.flatnonzero(ev[1000:] == 1) + 1000) == [5000, 5015, 5200]  # without it: two starts for one
+
+
 def test_detector_catches_a_second_smaller_anomaly_after_a_large_one():
     v = noisy_daily(8000, 3)
     v[4000:4010] += 60.0  # a large excursion sets a record
@@ -456,7 +468,7 @@ def test_detector_state_is_fixed_and_small():
     st_ = detect.new_state(1)
     before = st_.shape
     run_detect(detect.detect_step, np.zeros(50_000, np.int32), noisy_daily(50_000, 7), shipped_params(), 1)
-    assert st_.shape == before and st_.nbytes <= 1400  # 21 numbers and a 48-slot time-of-day baseline per series
+    assert st_.shape == before and st_.nbytes <= 1400  # 27 numbers and a 48-slot time-of-day baseline per series
 
 
 def test_detector_scores_relative_to_each_series_own_history():

@@ -9,7 +9,7 @@ every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/be
 Two things are scored: anomaly *events* (a reading scores when an event starts there; what
 `anomaly_start` reports) and the per-reading ANOMALY quality *bit* (every reading scoring at or above
 the threshold; it marks sizes only). Rows "without ..." switch one technique off to show what it adds
-(flat line, time of day, range test, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+(flat line, time of day, step, minimum event length, range test, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 """
 
@@ -140,10 +140,11 @@ def main() -> None:
         "  without the step signal": lambda v, t: score_series(v, shipped(step=False), t),
         "  without the flat-line signal": lambda v, t: score_series(v, shipped(flat=False), t),
         "  without the time-of-day signal": lambda v, t: score_series(v, shipped(tod=False), t),
+        "  without the minimum event length": lambda v, t: score_series(v, shipped(min_event=0), t),
         "  without the range test": lambda v, t: score_series(v, shipped(range_margin=-1.0), t),
-        "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999), t),
+        "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999, min_event=0), t),
         "  surprise calibration only": lambda v, t: score_series(
-            v, shipped(range_margin=-1.0, quiet=1, release=0.999, flat=False, tod=False, step=False), t),
+            v, shipped(range_margin=-1.0, quiet=1, release=0.999, min_event=0, flat=False, tod=False, step=False), t),
         "EWMA z-score (baseline)": lambda v, t: ewma_z(v),
         "null": lambda v, t: np.zeros(len(v)),
     }

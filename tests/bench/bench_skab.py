@@ -135,7 +135,9 @@ def main() -> None:
         "shipped defaults": shipped(),
         "  size only (no flat line, time of day, step)": shipped(flat=False, tod=False, step=False),
         "  without the step signal": shipped(step=False),
-        "  with the step signal": shipped(step=True),
+        "  without the time-of-day signal": shipped(tod=False),
+        "  without the minimum event length": shipped(min_event=0),
+        "  without the range test": shipped(range_margin=-1.0),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

@@ -16,8 +16,10 @@ shape and its time (see flat_score, tod_score and step_score):
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
    deviations from the baseline (so slow drift to new highs does not count), scores 1.
 
-4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``.
-5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type.
+4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``;
+   a run that raised an event teaches half its length, so a hold that recurs is reported once.
+5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
+   series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
@@ -26,8 +28,9 @@ declared by the driver; 0 when unknown) scores 0. Readings carrying any of the `
 quality bits (out of range, implausible ...) neither score nor teach the detector.
 
 An event starts when the score reaches ``threshold``; while it lasts no new event can start (the
-reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, so
-a second anomaly is caught as soon as the first has calmed down. Readings scoring at or above the
+reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, and
+not before ``min_event`` readings after its start (one disturbance, one start), so a second anomaly is
+caught as soon as the first has calmed down. Readings scoring at or above the
 threshold carry the ``anomaly`` quality bit. Nothing scores during the first ``warmup`` readings.
 """
 
@@ -45,11 +48,13 @@ from ..jit import kernel
 TOD_BASE = 22  # then TOD_SLOTS x (mean, dev, visits): the time-of-day / day-of-week baseline
 TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
 D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
-DET_COLS = D_NVAR + 1
+D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
+D_TN = D_LAST + 1  # readings the time-of-day gate's error has averaged
+DET_COLS = D_TN + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
 EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP = range(12)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT = range(13)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -57,6 +62,8 @@ RAW_SCALE = 4.0  # deviations at which raw surprise reaches 1 - 1/e
 FLAT_FRAC = 0.01  # a step smaller than this fraction of the usual step is "no change"
 FLAT_MIN_RUN = 10  # a flat run must be this long, and longer than twice the longest ordinary one
 FLAT_PMAX = 0.999  # the usual fraction of unchanged steps is taken as at most this
+FLAT_TEACH = 0.5  # a flagged run teaches this fraction of its length as ordinary
+MIN_EVENT = 30  # an event lasts at least this many readings: one disturbance, one start
 TOD_MIN_VISITS = 6  # a slot scores once it has seen this many visits (days of its day type)
 TOD_GATE = 0.5  # the baseline scores only on a series it explains: its error below this x the level's
 TOD_FLOOR = 0.25  # the slot's scale never drops below this fraction of the series' slow deviation
@@ -75,12 +82,12 @@ def new_state(n: int) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals."""
+    and step signals; an event lasts at least ``min_event`` readings."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
-                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0], np.float64)
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event], np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -118,8 +125,11 @@ def flat_score(x, st, s, prm, n):
         run += 1.0
         st[s, D_RUN] = run
     else:
-        if run > st[s, D_MAXRUN] and st[s, D_ACTIVE] == 0.0:  # an ordinary run (a flagged one does not teach)
-            st[s, D_MAXRUN] = run
+        # an ordinary run teaches its length; a flagged one half of it, so the same stretch again is no news
+        # (a recurring daily hold fires once) while a longer one still is
+        taught = run if st[s, D_ACTIVE] == 0.0 else FLAT_TEACH * run
+        if taught > st[s, D_MAXRUN]:
+            st[s, D_MAXRUN] = taught
         run = 0.0
         st[s, D_RUN] = 0.0
     pf = st[s, D_PFLAT]
@@ -171,13 +181,16 @@ def tod_score(x, t, st, s, prm, tz_tr, tz_off, scale, sig):
     k = TOD_BASE + 3 * slot
     if st[s, k + 2] < TOD_MIN_VISITS:
         return 0.0
-    # does the series follow its daily profile? (error of the slot's mean against the level's deviation)
-    b = prm[P_ALPHA] * LSLOW
-    terr = st[s, D_TERR]
-    if terr == 0.0:
-        terr = st[s, D_LDEV]
-    st[s, D_TERR] = terr + b * (abs(x - st[s, k]) - terr)
-    if terr > TOD_GATE * st[s, D_LDEV]:
+    # does the series follow its daily profile? The mean error of the learnt slots' means against the
+    # level's deviation: a plain average from the first scoring reading on (then at least the slow rate),
+    # so a series that follows its days is recognised as soon as its slots have learnt
+    tn = st[s, D_TN] + 1.0
+    st[s, D_TN] = tn
+    b = 1.0 / tn
+    if b < prm[P_ALPHA] * LSLOW:
+        b = prm[P_ALPHA] * LSLOW
+    st[s, D_TERR] += b * (abs(x - st[s, k]) - st[s, D_TERR])
+    if st[s, D_TERR] > TOD_GATE * st[s, D_LDEV]:
         return 0.0
     diff = abs(st[s, D_VSUM] / st[s, D_VN] - st[s, k])
     if diff < sig:
@@ -335,6 +348,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if st[s, D_ACTIVE] == 0.0:
             score[r] = sc
             if sc >= threshold:
+                st[s, D_LAST] = st[s, D_N]
                 st[s, D_ACTIVE] = 1.0
                 st[s, D_QUIET] = 0.0
                 st[s, D_EVPEAK] = sc
@@ -344,7 +358,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
             st[s, D_EVPEAK] = sc
         if sc < prm[P_RELEASE]:
             st[s, D_QUIET] += 1.0
-            if st[s, D_QUIET] >= prm[P_QUIET]:
+            if st[s, D_QUIET] >= prm[P_QUIET] and st[s, D_N] - st[s, D_LAST] >= prm[P_MIN_EVENT]:
                 st[s, D_ACTIVE] = 0.0
                 event[r] = EV_END
         else:
