@@ -31,6 +31,7 @@ log = logging.getLogger("edge_agent.uplink")
 
 _RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
 _BATCH = 500  # rows read from the outbox at once
+_REFILL_PART = 4  # acknowledgements refill the window once a 1/_REFILL_PART of it is free
 
 
 @dataclass(slots=True)
@@ -71,6 +72,7 @@ class OutboxPump:
         self._pump_scheduled = False
         self._retry_handle: asyncio.TimerHandle | None = None
         self._retry_delay = _RETRY_MIN
+        self._refill_at = max(1, min(self.cfg.max_inflight // _REFILL_PART, _BATCH))
 
     def _pump(self) -> None:
         self._pump_scheduled = False
@@ -84,6 +86,13 @@ class OutboxPump:
             room = self._scan(client, room, rescan=True)
         if room > 0 and self._rescan is None:
             self._scan(client, room, rescan=False)
+
+    def _refill(self, *, now: bool = False) -> None:
+        """After acknowledgements: refill the window once it has room for a batch of rows (one read of
+        the outbox per ``_refill_at`` rows, not one per PUBACK), or ``now``. Until then more than
+        ``max_inflight - _refill_at`` rows are in flight, and their acknowledgements call this again."""
+        if now or self.cfg.max_inflight - len(self._inflight) >= self._refill_at:
+            self._pump()
 
     def _scan(self, client: mqtt.Client, room: int, *, rescan: bool) -> int:
         """Publish rows in rowid order from the cursor (or the rescan position) while the window has
