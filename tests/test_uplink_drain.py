@@ -43,12 +43,13 @@ async def test_a_backlog_is_read_once_and_in_batches(mosquitto, mqtt_subscriber,
         async with Running(cfg, outbox) as up:
             msgs = await asyncio.to_thread(sub.wait_for, BACKLOG, 60)
             await until(lambda: outbox.stats().depth == 0, 60, what="backlog drained")
-            connects = up.stats().connects
+            connects, errors = up.stats().connects, up.stats().publish_errors
         assert seqs_of(msgs) == list(range(1, BACKLOG + 1))
         assert outbox.db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0, "sent rows are deleted"
     assert connects == 1, "the connection dropped: rows are then read again by design"
-    # linear in the backlog: no row (in flight or acknowledged) is read twice
-    assert reads.rows == BACKLOG
+    # linear in the backlog: no row (in flight or acknowledged) is read twice; only a row whose
+    # publish() failed (paho's queue momentarily full) is read again for its retry
+    assert BACKLOG <= reads.rows <= BACKLOG + errors
     # the window is refilled in batches: one read per PUBACK was the drain's top cost
     assert reads.calls <= BACKLOG // 10, f"{reads.calls} outbox reads for {BACKLOG} messages"
 
