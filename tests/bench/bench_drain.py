@@ -1,15 +1,16 @@
 """Backlog drain after an outage: a full outbox published through a real mosquitto at the shipped
 defaults (QoS 1, ``max_inflight`` 200, 100 readings per message), at three backlog sizes.
 
-Prints readings/s (to the last PUBACK), this process's CPU-seconds per million readings (all threads,
+Prints readings/s (from the start, connecting included, to the last PUBACK), this process's CPU-seconds per million readings (all threads,
 to the end of the stop, so the delete of the acknowledged rows counts), the same two figures for the
 limit measured in the same run (a bare paho client publishing the same messages with the same window
 and no outbox: mosquitto's QoS 1 rate on this machine) and the ratios to it, the outbox reads per
 message (``peek`` calls and rows returned: 1 row per message means no row is read twice), and
 linearity: the CPU per reading at each backlog over the CPU per reading at the smallest (1.0: linear
-in the backlog; above: each reading costs more the more are behind). Sizes below 1 M readings run
-``--runs`` times and print the median. Needs only the agent's own dependencies and the ``mosquitto``
-binary, so it runs on a gateway as well:
+in the backlog; above: each reading costs more the more are behind), and the time from the start to
+the first read of the outbox (connecting: a fixed cost that weighs on the smallest backlog's rate).
+Sizes below 1 M readings run ``--runs`` times and print the median. Needs only the agent's own
+dependencies and the ``mosquitto`` binary, so it runs on a gateway as well:
 
     python tests/bench/bench_drain.py [--sizes 10000,100000,1000000] [--runs 3]
 """
@@ -75,33 +76,47 @@ def cpu() -> float:
 
 class Counting:
     """Counts the outbox reads of a drain: calls to ``peek`` and rows they returned (one per message
-    when the drain is linear: no row read twice)."""
+    when the drain is linear: no row read twice); ``done`` is set when ``messages`` rows are acknowledged
+    (the moment the uplink marks them, not the next poll)."""
 
-    def __init__(self, ob: Outbox):
-        self.peeks = self.rows = 0
-        self._peek = ob.peek
+    def __init__(self, ob: Outbox, messages: int):
+        self.peeks = self.rows = self.acked = 0
+        self.first_read: float | None = None  # perf_counter() of the first read: connected, sending
+        self.messages = messages
+        self.done = asyncio.Event()
+        self._peek, self._mark_acked = ob.peek, ob.mark_acked
         ob.peek = self.peek  # type: ignore[method-assign]
+        ob.mark_acked = self.mark_acked  # type: ignore[method-assign]
+
+    def mark_acked(self, rowids: Any) -> None:
+        rowids = list(rowids)
+        self._mark_acked(rowids)
+        self.acked += len(rowids)
+        if self.acked >= self.messages:
+            self.done.set()
 
     def peek(self, *a: Any, **kw: Any) -> list:
+        if self.first_read is None:
+            self.first_read = time.perf_counter()
         rows = self._peek(*a, **kw)
         self.peeks += 1
         self.rows += len(rows)
         return rows
 
 
-async def drain(port: int, d: Path, messages: int) -> tuple[float, float, Counting]:
-    """(readings/s, CPU-s per million readings, reads) for a backlog of ``messages`` at the defaults.
-    The rate runs to the last PUBACK; the CPU to the stop, so the delete of the last rows counts too."""
+async def drain(port: int, d: Path, messages: int) -> tuple[float, float, Counting, float]:
+    """(readings/s, CPU-s per million readings, reads, seconds to connect) for a backlog of ``messages``
+    at the defaults. The rate runs from the start of the uplink (connecting included) to the last
+    PUBACK; the CPU to the end of the stop, so the delete of the last rows counts too."""
     path = d / f"drain-{messages}.db"
     ob = Outbox(path, max_bytes=4 << 30, gateway="gw1")
     for i in range(0, messages, 1000):
         ob.append([Pending(Priority.RAW, TOPIC, body(i + k), READINGS) for k in range(min(1000, messages - i))])
-    reads = Counting(ob)
+    reads = Counting(ob, messages)
     up = Uplink(MqttConfig(host="127.0.0.1", port=port), "gw1", ob)
     c0, t0 = cpu(), time.perf_counter()
     task = asyncio.create_task(up.run())
-    while up.stats().acked < messages:
-        await asyncio.sleep(0.01)
+    await reads.done.wait()
     wall = time.perf_counter() - t0
     await up.stop()
     await task
@@ -113,7 +128,7 @@ async def drain(port: int, d: Path, messages: int) -> tuple[float, float, Counti
     if left:
         raise SystemExit(f"{left} rows of {messages} still in the outbox after the drain")
     readings = messages * READINGS
-    return readings / wall, used / readings * 1e6, reads
+    return readings / wall, used / readings * 1e6, reads, (reads.first_read or t0) - t0
 
 
 def bare_paho_run(port: int, messages: int) -> tuple[float, float]:
@@ -161,7 +176,8 @@ async def main() -> None:
                   f"SQLite fsync'd commits/s here: {sqlite_fsync_commits(d, 1.0):,.0f} (a drain commits "
                   "its deletes about once a second)")
             print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} | {'bare paho r/s':>13} {'CPU-s/M':>8} |"
-                  f" {'rate/bare':>9} {'CPU/bare':>8} | {'peeks/msg':>9} {'rows/msg':>8} | {'linearity':>9}")
+                  f" {'rate/bare':>9} {'CPU/bare':>8} | {'peeks/msg':>9} {'rows/msg':>8} | {'linearity':>9}"
+                  f" {'connect ms':>10}")
             first: float | None = None
             for n in sizes:
                 messages = max(1, n // READINGS)
@@ -173,7 +189,8 @@ async def main() -> None:
                 first = first or cpu_per_m
                 print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} | {bare_rate:>13,.0f} {bare_cpu:>8.2f} |"
                       f" {rate / bare_rate:>9.2f} {cpu_per_m / bare_cpu:>8.2f} | {reads.peeks / messages:>9.3f}"
-                      f" {reads.rows / messages:>8.3f} | {cpu_per_m / first:>9.2f}", flush=True)
+                      f" {reads.rows / messages:>8.3f} | {cpu_per_m / first:>9.2f}"
+                      f" {statistics.median(r[3] for r in runs) * 1000:>10.0f}", flush=True)
         finally:
             proc.kill()
 
