@@ -1,16 +1,17 @@
 """Backlog drain after an outage: a full outbox published through a real mosquitto at the shipped
 defaults (QoS 1, ``max_inflight`` 200, 100 readings per message), at three backlog sizes.
 
-Prints readings/s (from the start, connecting included, to the last PUBACK), this process's CPU-seconds per million readings (all threads,
-to the end of the stop, so the delete of the acknowledged rows counts), the same two figures for the
-limit measured in the same run (a bare paho client publishing the same messages with the same window
-and no outbox: mosquitto's QoS 1 rate on this machine) and the ratios to it, the outbox reads per
-message (``peek`` calls and rows returned: 1 row per message means no row is read twice), and
-linearity: the CPU per reading at each backlog over the CPU per reading at the smallest (1.0: linear
-in the backlog; above: each reading costs more the more are behind), and the time from the start to
-the first read of the outbox (connecting: a fixed cost that weighs on the smallest backlog's rate).
-Sizes below 1 M readings run ``--runs`` times and print the median. Needs only the agent's own
-dependencies and the ``mosquitto`` binary, so it runs on a gateway as well:
+Prints readings/s (from the start, connecting included, to the last PUBACK), this process's
+CPU-seconds per million readings (all threads, to the end of the stop, so the delete of the
+acknowledged rows counts), the same two figures for the limit measured in the same run (a bare paho
+client publishing the same messages with the same window and no outbox: mosquitto's QoS 1 rate on
+this machine) and the ratios to it, the outbox reads per message (``peek`` calls and rows returned:
+1 row per message means no row is read twice), linearity: the CPU per reading at each backlog over
+the CPU per reading at the smallest (1.0: linear in the backlog; above: each reading costs more the
+more are behind), and the time from the start to the first read of the outbox (connecting: a fixed
+cost that weighs on the smallest backlog's rate). Sizes below 1 M readings run ``--runs`` times and
+print the median. Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
+on a gateway as well:
 
     python tests/bench/bench_drain.py [--sizes 10000,100000,1000000] [--runs 3]
 """
