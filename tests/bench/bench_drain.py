@@ -10,7 +10,9 @@ this machine) and the ratios to it, the outbox reads per message (``peek`` calls
 the CPU per reading at the smallest (1.0: linear in the backlog; above: each reading costs more the
 more are behind), and the time from the start to the first read of the outbox (connecting: a fixed
 cost that weighs on the smallest backlog's rate). Sizes below 1 M readings run ``--runs`` times and
-print the median. Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
+print the median. A second table has the real agent process (``edge-agent run``, no devices) drain
+the same backlogs: its CPU per reading from the first message delivered to the last (``--no-agent``
+leaves it out). Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
 on a gateway as well:
 
     python tests/bench/bench_drain.py [--sizes 10000,100000,1000000] [--runs 3]
@@ -25,6 +27,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,7 +38,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from footprint_kit import sqlite_fsync_commits
 
-from agent.config.schema import MqttConfig
+from agent.config.schema import MqttConfig, StoreConfig
 from agent.store import Outbox, Pending, Priority
 from agent.uplink.mqtt import Uplink
 
@@ -161,11 +164,75 @@ def bare_paho(port: int, messages: int) -> float:
     return bare_paho_run(port, messages)[0]
 
 
+def process_cpu(pid: int) -> float:
+    """CPU-seconds of a running process's threads at nanosecond resolution (the sum of their
+    /proc schedstat run times; /proc/PID/stat counts in 10 ms ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that just ended
+    return total / 1e9
+
+
+def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]:
+    """The real agent process (``edge-agent run``, shipped defaults, no devices) draining an outbox
+    filled before it starts: (readings/s, the agent's CPU-s per million readings, share of a core),
+    from the first message a subscriber receives to the last, so the agent's start-up is left out.
+    Raises SystemExit when a seq is missing."""
+    state = d / f"agent-{messages}"
+    state.mkdir()
+    with Outbox(state / "outbox.db", max_bytes=StoreConfig.model_fields["max_bytes"].default, gateway="gw1") as ob:
+        for i in range(0, messages, 1000):
+            ob.append([Pending(Priority.RAW, TOPIC, body(i + k), READINGS) for k in range(min(1000, messages - i))])
+    cfg = state / "agent.toml"
+    cfg.write_text(f'[gateway]\nid = "gw1"\nstate_dir = "{state}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
+    seqs: set[int] = set()
+    marks: list[tuple[float, float]] = []
+    done = threading.Event()
+    agent: subprocess.Popen | None = None
+
+    def on_message(c: Any, userdata: Any, msg: Any) -> None:
+        seqs.add(orjson.loads(msg.payload)["seq"])
+        if len(seqs) in (1, messages) and agent is not None:
+            marks.append((time.perf_counter(), process_cpu(agent.pid)))
+            if len(seqs) == messages:
+                done.set()
+
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{messages}")
+    sub.on_message = on_message
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("edge/gw1/telemetry/#", qos=1)
+    sub.loop_start()
+    try:
+        subscribed.wait(10)
+        agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finished = done.wait(120 + messages / 100)
+        agent.terminate()
+        agent.wait(30)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+        shutil.rmtree(state, ignore_errors=True)
+    if not finished or len(marks) < 2:
+        raise SystemExit(f"the agent delivered {len(seqs)} of {messages} messages")
+    if seqs != set(range(1, messages + 1)):
+        raise SystemExit(f"seqs missing: {sorted(set(range(1, messages + 1)) - seqs)[:10]}")
+    (t0, c0), (t1, c1) = marks[0], marks[-1]
+    readings = (messages - 1) * READINGS
+    return readings / (t1 - t0), (c1 - c0) / readings * 1e6, (c1 - c0) / (t1 - t0)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000", help="backlog sizes in readings")
     ap.add_argument("--runs", type=int, default=3,
                     help="drains per size below 1M readings (the median is printed; 1M and above run once)")
+    ap.add_argument("--no-agent", action="store_true", help="leave out the drain by the real agent process")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,6 +259,14 @@ async def main() -> None:
                       f" {rate / bare_rate:>9.2f} {cpu_per_m / bare_cpu:>8.2f} | {reads.peeks / messages:>9.3f}"
                       f" {reads.rows / messages:>8.3f} | {cpu_per_m / first:>9.2f}"
                       f" {statistics.median(r[3] for r in runs) * 1000:>10.0f}", flush=True)
+            if args.no_agent:
+                return
+            print("\nthe agent process (edge-agent run, no devices) draining the same backlog, from the first "
+                  "message a subscriber gets to the last (start-up left out), every seq delivered:")
+            print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} {'% of a core':>11}")
+            for n in sizes:
+                rate, cpu_per_m, share = agent_drain(port, d, max(2, n // READINGS))
+                print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} {share * 100:>11.0f}", flush=True)
         finally:
             proc.kill()
 
