@@ -1,7 +1,8 @@
 """The MQTT uplink: forwards outbox rows in rowid order at QoS 1 and deletes each only after its PUBACK.
 
 paho runs on its own network thread (see :mod:`agent.uplink.connection`); every paho callback is handed
-to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touched on the loop thread.
+to the asyncio loop with ``call_soon_threadsafe`` (PUBACKs in bursts, :mod:`agent.uplink.acks`), and the
+outbox is only touched on the loop thread.
 
 Delivery: at most ``max_inflight`` rows are unacknowledged at once, published in rowid order.
 A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is

@@ -1,9 +1,10 @@
 """The outbox pump: which rows the uplink publishes next, and what it does with refused topics.
 
-Rows go out in rowid order from a cursor, at most ``max_inflight`` unacknowledged at once. A topic the
-broker refuses (MQTT 5 negative PUBACK) is set aside (see :mod:`agent.uplink.refusals`): its rows stay
-in the outbox and are passed over, so they never fill the in-flight window, and every other topic keeps
-flowing in order. When a refused topic's retry is due, or when it is accepted again, a *rescan* looks
+Rows go out in rowid order from a cursor, at most ``max_inflight`` unacknowledged at once; PUBACKs
+refill the window once a quarter of it is free, so a backlog is read from the outbox in batches and
+every row is read once (a drain is linear in the backlog). A topic the broker refuses (MQTT 5
+negative PUBACK) is set aside (see :mod:`agent.uplink.refusals`): its rows stay in the outbox and are
+passed over, so they never fill the in-flight window, and every other topic keeps flowing in order. When a refused topic's retry is due, or when it is accepted again, a *rescan* looks
 at the rows below the cursor: it publishes the topic's oldest kept row as a probe, or, once the topic
 is accepted, all its kept rows oldest first, before anything newer. A rescan stops as soon as it has
 nothing left to look for, so rows set aside are not read again and again. Rows held in the outbox
