@@ -14,7 +14,7 @@ from test_uplink import GW, Running, config, seqs_of, telemetry, until
 from agent.config.schema import MqttConfig
 from agent.store import Outbox, Pending, Priority
 
-BACKLOG = 2000
+BACKLOG = 4000  # rows; a read per ~50 of them, and at the tail at most one per PUBACK burst
 
 
 class CountedReads:
