@@ -56,9 +56,11 @@ def make_client(cfg: MqttConfig, *, gateway: str, topics: Topics, now_ms: int) -
         client.username_pw_set(cfg.username, password)
     # LWT: "ts" is when the connection that died was opened (the broker cannot stamp the death).
     client.will_set(topics.status, status_body(gateway, "offline", now_ms), qos=1, retain=True)
-    # Our window is cfg.max_inflight; paho's limits match it, so a QoS 1 status message taking a slot
-    # makes publish() return an error instead of queueing silently (the uplink keeps the row).
-    client.max_inflight_messages_set(cfg.max_inflight)
+    # Our window is cfg.max_inflight; paho's queue limit matches it, so a QoS 1 status message taking a
+    # slot makes publish() return an error instead of queueing silently (the uplink keeps the row).
+    # paho's own in-flight limit is off (0): with one set, every PUBACK scans all messages in flight
+    # for one to release (O(window) per PUBACK), and with the queue limit equal to it none ever waits.
+    client.max_inflight_messages_set(0)
     client.max_queued_messages_set(cfg.max_inflight)
     client.connect_timeout = 10.0
     # External-loop hooks: publish() from the asyncio thread must not write to the socket itself.

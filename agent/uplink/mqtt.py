@@ -1,7 +1,8 @@
 """The MQTT uplink: forwards outbox rows in rowid order at QoS 1 and deletes each only after its PUBACK.
 
 paho runs on its own network thread (see :mod:`agent.uplink.connection`); every paho callback is handed
-to the asyncio loop with ``call_soon_threadsafe``, and the outbox is only touched on the loop thread.
+to the asyncio loop with ``call_soon_threadsafe`` (PUBACKs in bursts, :mod:`agent.uplink.acks`), and the
+outbox is only touched on the loop thread.
 
 Delivery: at most ``max_inflight`` rows are unacknowledged at once, published in rowid order.
 A publish whose ``rc`` is an error keeps its row and backs off. After a disconnect the in-flight set is
@@ -29,6 +30,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from agent.config.schema import MqttConfig, MqttProtocol
 from agent.health_model import UplinkStats
 from agent.store.outbox import Outbox
+from agent.uplink.acks import AckQueue
 from agent.uplink.connection import NetworkThread, make_client, status_body
 from agent.uplink.pump import Counts, OutboxPump
 from agent.uplink.topics import Topics
@@ -71,6 +73,7 @@ class Uplink(OutboxPump):
         self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
         self._init_pump()
         self._acked: list[int] = []
+        self._acks_in: AckQueue[tuple[mqtt.Client, int, str | None]] = AckQueue(self._post, self._on_pubacks)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
@@ -208,7 +211,7 @@ class Uplink(OutboxPump):
             self._post(self._on_connected, client)
 
     def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any = None) -> None:
-        self._post(self._on_puback, client, mid, not reason.is_failure, str(reason))
+        self._acks_in.put((client, mid, str(reason) if reason.is_failure else None))
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._post(self._on_message, msg.topic, bytes(msg.payload), bool(msg.retain))
@@ -287,33 +290,43 @@ class Uplink(OutboxPump):
             self.last_error = self.last_error or "connection lost"
             log.warning("MQTT connection to %s:%d lost", *self._endpoint())
 
-    def _on_puback(self, client: mqtt.Client, mid: int, ok: bool, reason: str) -> None:
-        if client is not self._client:
-            return  # a previous connection's ack: its in-flight set was already forgotten
-        fut = self._waiters.pop(mid, None)
-        if fut is not None:
-            if not fut.done():
-                fut.set_result(ok)
-            return
-        entry = self._inflight.pop(mid, None)
-        if entry is None:
-            return
-        rowid, readings, topic = entry
-        self._inflight_rows.discard(rowid)
-        if not ok:  # MQTT 5 negative PUBACK: keep the row, set its topic aside, let the others flow
-            self._counts.nacks += 1
-            self.last_error = f"broker refused a message on {topic}: {reason}"
-            self._refused(topic, rowid, reason)
-            self._pump()
-            return
-        self._accepted(topic, rowid)
-        self._acked.append(rowid)
-        self.outbox.mark_acked((rowid,))
-        self._counts.acked += 1
-        self._counts.readings_acked += readings
-        if self._flush_handle is None and self._loop is not None:
-            self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
-        self._pump()
+    def _on_pubacks(self, batch: list[tuple[mqtt.Client, int, str | None]]) -> None:
+        """PUBACKs (client, mid, refusal reason or None), as many as arrived since the last batch:
+        rows acknowledged are marked at once, and the window is refilled once for all of them."""
+        acked: list[int] = []
+        readings = 0
+        refused = False
+        for client, mid, refusal in batch:
+            if client is not self._client:
+                continue  # a previous connection's ack: its in-flight set was already forgotten
+            fut = self._waiters.pop(mid, None)
+            if fut is not None:
+                if not fut.done():
+                    fut.set_result(refusal is None)
+                continue
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue
+            rowid, n, topic = entry
+            self._inflight_rows.discard(rowid)
+            if refusal is not None:  # MQTT 5 negative PUBACK: keep the row, set its topic aside, let the others flow
+                self._counts.nacks += 1
+                self.last_error = f"broker refused a message on {topic}: {refusal}"
+                self._refused(topic, rowid, refusal)
+                refused = True
+                continue
+            self._accepted(topic, rowid)
+            acked.append(rowid)
+            readings += n
+        if acked:
+            self._acked.extend(acked)
+            self.outbox.mark_acked(acked)
+            self._counts.acked += len(acked)
+            self._counts.readings_acked += readings
+            if self._flush_handle is None and self._loop is not None:
+                self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
+        if refused or acked:
+            self._refill(now=refused)
 
     def _on_suback(self, client: mqtt.Client, failures: list[str]) -> None:
         if client is not self._client:

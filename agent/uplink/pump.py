@@ -1,9 +1,10 @@
 """The outbox pump: which rows the uplink publishes next, and what it does with refused topics.
 
-Rows go out in rowid order from a cursor, at most ``max_inflight`` unacknowledged at once. A topic the
-broker refuses (MQTT 5 negative PUBACK) is set aside (see :mod:`agent.uplink.refusals`): its rows stay
-in the outbox and are passed over, so they never fill the in-flight window, and every other topic keeps
-flowing in order. When a refused topic's retry is due, or when it is accepted again, a *rescan* looks
+Rows go out in rowid order from a cursor, at most ``max_inflight`` unacknowledged at once; PUBACKs
+refill the window once a quarter of it is free, so a backlog is read from the outbox in batches and
+every row is read once (a drain is linear in the backlog). A topic the broker refuses (MQTT 5
+negative PUBACK) is set aside (see :mod:`agent.uplink.refusals`): its rows stay in the outbox and are
+passed over, so they never fill the in-flight window, and every other topic keeps flowing in order. When a refused topic's retry is due, or when it is accepted again, a *rescan* looks
 at the rows below the cursor: it publishes the topic's oldest kept row as a probe, or, once the topic
 is accepted, all its kept rows oldest first, before anything newer. A rescan stops as soon as it has
 nothing left to look for, so rows set aside are not read again and again. Rows held in the outbox
@@ -31,6 +32,7 @@ log = logging.getLogger("edge_agent.uplink")
 
 _RETRY_MIN, _RETRY_MAX = 0.02, 1.0  # backoff after a publish() error
 _BATCH = 500  # rows read from the outbox at once
+_REFILL_PART = 4  # acknowledgements refill the window once a 1/_REFILL_PART of it is free
 
 
 @dataclass(slots=True)
@@ -71,6 +73,7 @@ class OutboxPump:
         self._pump_scheduled = False
         self._retry_handle: asyncio.TimerHandle | None = None
         self._retry_delay = _RETRY_MIN
+        self._refill_at = max(1, min(self.cfg.max_inflight // _REFILL_PART, _BATCH))
 
     def _pump(self) -> None:
         self._pump_scheduled = False
@@ -84,6 +87,13 @@ class OutboxPump:
             room = self._scan(client, room, rescan=True)
         if room > 0 and self._rescan is None:
             self._scan(client, room, rescan=False)
+
+    def _refill(self, *, now: bool = False) -> None:
+        """After acknowledgements: refill the window once it has room for a batch of rows (one read of
+        the outbox per ``_refill_at`` rows, not one per PUBACK), or ``now``. Until then more than
+        ``max_inflight - _refill_at`` rows are in flight, and their acknowledgements call this again."""
+        if now or self.cfg.max_inflight - len(self._inflight) >= self._refill_at:
+            self._pump()
 
     def _scan(self, client: mqtt.Client, room: int, *, rescan: bool) -> int:
         """Publish rows in rowid order from the cursor (or the rescan position) while the window has

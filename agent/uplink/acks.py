@@ -1,0 +1,45 @@
+"""PUBACKs handed from paho's network thread to the asyncio loop in bursts.
+
+During a backlog drain hundreds of PUBACKs arrive per read of the socket. Posting each to the loop on
+its own costs a wake-up of the loop (a write to its self-pipe) and a separate refill of the in-flight
+window per acknowledgement; here the network thread queues them and posts one callback for all that
+arrived since the last one ran, so the loop handles them as one batch.
+
+Order is kept: every acknowledgement queued before the network thread posts anything else (a closed
+connection) is handled before that is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class AckQueue(Generic[T]):
+    """``put`` from one producer thread; ``handle(batch)`` runs in the loop with every item put since
+    the last batch, oldest first. ``post(fn)`` schedules ``fn`` on the loop (thread-safe)."""
+
+    def __init__(self, post: Callable[[Callable[[], None]], None], handle: Callable[[list[T]], None]):
+        self._post = post
+        self._handle = handle
+        self._items: deque[T] = deque()
+        self._posted = False  # a batch is scheduled and has not started yet
+
+    def put(self, item: T) -> None:
+        """Network thread: queue ``item``; schedule a batch unless one is pending."""
+        self._items.append(item)
+        if not self._posted:
+            self._posted = True
+            self._post(self._run)
+
+    def _run(self) -> None:
+        # Cleared before taking the items: an item put after this point either is taken below or
+        # schedules a batch of its own, so none is left waiting.
+        self._posted = False
+        items = self._items
+        batch = [items.popleft() for _ in range(len(items))]
+        if batch:
+            self._handle(batch)
