@@ -6,8 +6,6 @@ in :mod:`agent.contract` and re-exported here for the core.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 from .contract.driver import (
     DRIVERS_GROUP,
     SIMULATORS_GROUP,
@@ -18,7 +16,7 @@ from .contract.driver import (
     DriverSpec,
     SimulatorSpec,
 )
-from .plugins import load_group
+from .plugins import group_entry_points, load_group
 
 __all__ = ["Clock", "Driver", "DriverCatalog", "DriverContext", "DriverFactory", "DriverSpec", "SimulatorSpec",
            "discover_simulators"]
@@ -37,7 +35,7 @@ class DriverCatalog:
 
     @classmethod
     def discover(cls) -> DriverCatalog:
-        return cls({}, entries={ep.name: ep for ep in entry_points(group=DRIVERS_GROUP)})
+        return cls({}, entries={ep.name: ep for ep in group_entry_points(DRIVERS_GROUP)})
 
     def get(self, type_: str) -> DriverSpec | None:
         ep = self._entries.pop(type_, None)

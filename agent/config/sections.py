@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
 from ..contract.config import DeviceConfig
 from ..model import MetricSpec
+from ..plugins import group_entry_points
 
 SECTIONS_GROUP = "edge_agent.sections"
 BUILTIN_SECTIONS = EntryPoint(name="builtin", value="agent.sections:BUILTIN", group=SECTIONS_GROUP)
@@ -72,7 +73,7 @@ def _load(ep: EntryPoint) -> list[Section]:
 def registered_sections() -> tuple[Section, ...]:
     """The feature sections: the built-in ones, then those of installed packages."""
     out: dict[str, Section] = {}
-    for ep in (BUILTIN_SECTIONS, *entry_points(group=SECTIONS_GROUP)):
+    for ep in (BUILTIN_SECTIONS, *group_entry_points(SECTIONS_GROUP)):
         for s in _load(ep):
             if s.name in out:
                 raise TypeError(f"config section [{s.name}] is registered twice ({ep.value})")

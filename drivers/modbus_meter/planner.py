@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,14 @@ def _run_ok(items: Sequence[Item], i: int, j: int, max_registers: int, max_gap: 
 
 
 def plan(items: Sequence[Item], *, max_registers: int, max_gap: int) -> list[Request]:
-    """The optimal plan (fewest requests, then fewest registers), ordered by fc and address."""
+    """The optimal plan (fewest requests, then fewest registers), ordered by fc and address.
+    Plans are remembered: a site's meters of one profile share one (the programme is cubic in the
+    worst case and ran once per meter at start-up)."""
+    return list(_plan(tuple(items), max_registers, max_gap))
+
+
+@lru_cache(maxsize=64)
+def _plan(items: tuple[Item, ...], max_registers: int, max_gap: int) -> tuple[Request, ...]:
     out: list[Request] = []
     for fc in sorted({it.fc for it in items}):
         group = sorted((it for it in items if it.fc == fc), key=lambda it: (it.address, it.count, it.key))
@@ -65,7 +73,7 @@ def plan(items: Sequence[Item], *, max_registers: int, max_gap: int) -> list[Req
             if it.count > max_registers:
                 raise PlanError(f"a {it.count}-register value at {it.address} exceeds max_registers={max_registers}")
         out.extend(_plan_group(fc, group, max_registers, max_gap))
-    return out
+    return tuple(out)
 
 
 def _plan_group(fc: int, items: list[Item], max_registers: int, max_gap: int) -> list[Request]:
