@@ -126,14 +126,16 @@ do_cold_start() {
   local took=$(( $(date +%s) - t0 ))
   local ext; ext=$(notes_since "$c" | grep -c "EXTEND_TIMEOUT_USEC")
   notes_since "$c" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | head -n 5
-  echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts $restarts0 -> $(prop NRestarts)"
+  # a start by hand resets NRestarts: an automatic restart shows as NRestarts > 0 or in the journal
+  local sched; sched=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "Scheduled restart job")
+  echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts before the stop $restarts0, now $(prop NRestarts); $sched restarts scheduled"
   local limit; limit=$(( $(prop TimeoutStartUSec | sed 's/infinity/0/; s/min/*60+/; s/s$//; s/+$//') ))
   local beyond="within"; [ "$took" -gt "$limit" ] && beyond="beyond"
-  NOTE="active after ${took}s, $beyond TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $restarts0 -> $(prop NRestarts); $(find "$cache" -type f | wc -l) files cached"
+  NOTE="active after ${took}s, $beyond TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $(prop NRestarts) (reset by the start), $sched restarts scheduled; $(find "$cache" -type f | wc -l) files cached"
   if ! /opt/edge-agent/bin/python -c 'import numba' 2>/dev/null; then
     NOTE="no numba (kernels on numpy, nothing to compile): $NOTE"; ext=1
   fi
-  [ "${state%%/*}" = active ] && [ "$ext" -ge 1 ] && [ "$(prop NRestarts)" = "$restarts0" ]
+  [ "${state%%/*}" = active ] && [ "$ext" -ge 1 ] && [ "$(prop NRestarts)" = 0 ] && [ "$sched" = 0 ]
 }
 
 # A hung service (SIGSTOP: no pings) is killed by the watchdog and restarted
