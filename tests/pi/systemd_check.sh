@@ -15,7 +15,10 @@
 # from an earlier run of that same command and reinstalls only the project from this checkout.
 # Environment: PI_CHECK_SUITE (trixie), SYSTEMD_CHECK_CACHE, SYSTEMD_CHECK_WORK, SYSTEMD_CHECK_SECONDS
 # (budget for the boot, default 7200), SYSTEMD_CHECK_SMP (2), SYSTEMD_CHECK_VENV,
-# SYSTEMD_CHECK_BOOT_ONLY=1 (boot the image the last run left in SYSTEMD_CHECK_WORK again).
+# SYSTEMD_CHECK_BOOT_ONLY=1 (boot the image the last run left in SYSTEMD_CHECK_WORK again),
+# SYSTEMD_CHECK_REUSE=1 (keep the root the last run installed with the README's first command, i.e.
+# before its boot; copy this checkout in, reinstall only the project from a wheel built on the host
+# (pure Python), then a fresh disk and boot: for re-running the checks after a change in minutes).
 set -u -o pipefail
 
 ARCH="${1:?usage: $0 arm64|armhf}"
@@ -74,6 +77,7 @@ do_kernel() {
 }
 
 do_source() {
+  rm -rf "$ROOT/src/edge-agent"
   mkdir -p "$ROOT/src/edge-agent" "$ROOT/root/systemd-check"
   (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) |
     tar -C "$ROOT/src/edge-agent" -xf - || return 1
@@ -102,6 +106,20 @@ do_install() {
   fi
   echo "nameserver 10.0.2.3" >"$ROOT/etc/resolv.conf"
   cleanup
+  return $rc
+}
+
+# SYSTEMD_CHECK_REUSE: the root of the last run keeps what the README's first command installed;
+# only the project is replaced, by a wheel of this checkout (py3-none-any, so built on the host).
+do_reinstall() {
+  local whl="$WORK/wheel"; rm -rf "$whl"; mkdir -p "$whl"
+  python3 -m pip wheel -q --no-deps -w "$whl" "$ROOT/src/edge-agent" || return 1
+  rm -rf "$ROOT/src/edge-agent/build" "$ROOT/src/edge-agent/"*.egg-info
+  local w; w=$(ls "$whl"/*.whl) && cp "$w" "$ROOT/tmp/" || return 1
+  mount -t proc proc "$ROOT/proc"
+  in_root "$VENV/bin/pip" install --no-deps --force-reinstall --no-cache-dir "/tmp/$(basename "$w")"
+  local rc=$?; rm -f "$ROOT/tmp/$(basename "$w")"; cleanup
+  NOTE="root installed by an earlier run of the README's first command ($(stat -c %y "$ROOT$VENV/bin/python" | cut -c1-16)); project reinstalled from this checkout"
   return $rc
 }
 
@@ -237,6 +255,13 @@ if [ -n "${SYSTEMD_CHECK_BOOT_ONLY:-}" ]; then   # boot the image the last run b
   SECRET=$(cat "$ROOT/root/systemd-check/mqtt-secret")
   KERNEL="$CACHE/$SUITE-arm64-vmlinuz" INITRD="$CACHE/$SUITE-arm64-initrd.img"
   [ -s "$IMG" ] && [ -n "$MPORT" ] || { echo "no image from an earlier run in $WORK" >&2; exit 2; }
+elif [ -n "${SYSTEMD_CHECK_REUSE:-}" ]; then   # the installed root of the last run, this checkout
+  [ -x "$ROOT$VENV/bin/python" ] || { echo "no installed root from an earlier run in $WORK" >&2; exit 2; }
+  host_step source do_source || exit 1
+  host_step readme-1 do_reinstall || exit 1
+  host_step config do_config || exit 1
+  host_step kernel do_kernel || exit 1
+  host_step disk do_disk || exit 1
 else
   host_step image do_image || exit 1
   host_step source do_source || exit 1

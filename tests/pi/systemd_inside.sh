@@ -126,26 +126,32 @@ do_cold_start() {
   local took=$(( $(date +%s) - t0 ))
   local ext; ext=$(notes_since "$c" | grep -c "EXTEND_TIMEOUT_USEC")
   notes_since "$c" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | head -n 5
-  echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts $restarts0 -> $(prop NRestarts)"
-  NOTE="active after ${took}s (TimeoutStartSec=$(prop TimeoutStartUSec)); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $restarts0 -> $(prop NRestarts); $(find "$cache" -type f | wc -l) files cached"
+  # a start by hand resets NRestarts: an automatic restart shows as NRestarts > 0 or in the journal
+  local sched; sched=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "Scheduled restart job")
+  echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts before the stop $restarts0, now $(prop NRestarts); $sched restarts scheduled"
+  local limit; limit=$(( $(prop TimeoutStartUSec | sed 's/infinity/0/; s/min/*60+/; s/s$//; s/+$//') ))
+  local beyond="within"; [ "$took" -gt "$limit" ] && beyond="beyond"
+  NOTE="active after ${took}s, $beyond TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $(prop NRestarts) (reset by the start), $sched restarts scheduled; $(find "$cache" -type f | wc -l) files cached"
   if ! /opt/edge-agent/bin/python -c 'import numba' 2>/dev/null; then
     NOTE="no numba (kernels on numpy, nothing to compile): $NOTE"; ext=1
   fi
-  [ "${state%%/*}" = active ] && [ "$ext" -ge 1 ] && [ "$(prop NRestarts)" = "$restarts0" ]
+  [ "${state%%/*}" = active ] && [ "$ext" -ge 1 ] && [ "$(prop NRestarts)" = 0 ] && [ "$sched" = 0 ]
 }
 
 # A hung service (SIGSTOP: no pings) is killed by the watchdog and restarted
 do_watchdog_kill() {
-  local pid t0; pid=$(prop MainPID); t0=$(date +%s)
+  local pid t0 c; pid=$(prop MainPID); t0=$(date +%s); c=$(cursor)
   local r0; r0=$(prop NRestarts)
   kill -STOP "$pid"
   while [ $(( $(date +%s) - t0 )) -lt 1800 ]; do
     [ "$(prop NRestarts)" != "$r0" ] && [ "$(prop ActiveState)" = active ] && break
     sleep 5
   done
-  journalctl -q --no-pager -u "$SVC" -o cat | grep -iE "watchdog|Scheduled restart" | tail -n 5
-  NOTE="NRestarts $r0 -> $(prop NRestarts) $(( $(date +%s) - t0 ))s after SIGSTOP; PID $pid -> $(prop MainPID); $(journalctl -q --no-pager -u "$SVC" -o cat | grep -m1 -i 'watchdog timeout' | cut -c1-70)"
-  [ "$(prop NRestarts)" != "$r0" ] && [ "$(prop MainPID)" != "$pid" ] && [ "$(prop ActiveState)" = active ]
+  local j; j=$(journalctl -q --no-pager -u "$SVC" -o short-monotonic --after-cursor="$c" | grep -v "Got notification")
+  echo "$j" | grep -iE "watchdog|SIGABRT|ABRT|SIGKILL|Scheduled restart|Started" | head -n 20
+  NOTE="NRestarts $r0 -> $(prop NRestarts) $(( $(date +%s) - t0 ))s after SIGSTOP; PID $pid -> $(prop MainPID); journal: $(echo "$j" | grep -m1 -io 'watchdog timeout[^!]*'); $(echo "$j" | grep -m1 -o 'Killing process [0-9]* ([^)]*) with signal SIG[A-Z]*'); $(echo "$j" | grep -m1 -o 'Main process exited, [^ ]* [^ ]*')"
+  echo "$j" | grep -qi "watchdog timeout" &&
+    [ "$(prop NRestarts)" != "$r0" ] && [ "$(prop MainPID)" != "$pid" ] && [ "$(prop ActiveState)" = active ]
 }
 
 say "started $(date -u +%FT%TZ)"
