@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grp
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,22 @@ def test_warmup_that_cannot_cache_fails_naming_the_directory(tmp_path: Path) -> 
                    env={**os.environ, "NUMBA_CACHE_DIR": str(blocker / "cache")})
     assert r.returncode == 1
     assert str(blocker / "cache") in r.stderr and "Traceback" not in r.stderr
+
+
+def test_warmup_names_why_the_ahead_of_time_build_failed(tmp_path: Path, warmed_kernel_cache) -> None:
+    """A venv without setuptools (Python >= 3.12 venvs have none) cannot run numba.pycc: warmup still
+    succeeds on the JIT cache and says why there is no ahead-of-time build, not a guess."""
+    state = tmp_path / "state"
+    cache = warmed_kernel_cache(state / "numba-cache")
+    for d in cache.glob("aot-*"):
+        shutil.rmtree(d)
+    shadow = tmp_path / "no-setuptools"
+    shadow.mkdir()
+    (shadow / "setuptools.py").write_text('raise ImportError("No module named setuptools")\n')
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    r = edge_agent("warmup", "--state-dir", str(state), env={**env, "PYTHONPATH": str(shadow)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no ahead-of-time build (" in r.stdout and "setuptools" in r.stdout, r.stdout
 
 
 def test_enable_is_refused_when_the_config_uses_a_credential_the_unit_does_not_load(tmp_path: Path) -> None:

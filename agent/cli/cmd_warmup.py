@@ -62,6 +62,6 @@ def command(config_file: Path | None, state_dir: Path | None) -> None:
     if n == 0:
         click.echo(f"warmup: kernels compiled but nothing was cached in {cache}: every start would compile again", err=True)
         raise SystemExit(1)
-    aot = "ahead-of-time build ready" if r["aot"] else "no ahead-of-time build (C compiler missing?)"
+    aot = "ahead-of-time build ready" if r["aot"] else f"no ahead-of-time build ({r['aot_error'] or 'C compiler missing?'})"
     click.echo(f"kernels ready: numba, {aot}; cache: {cache} ({n} files); import {r['import_s']:.2f} s, "
                f"compile/load {r['compile_s']:.2f} s")

@@ -48,11 +48,14 @@ def warm(state_dir: Path | None, *, compiled: bool | None = None, build_aot: boo
     oi, of = np.empty((n, K.OUT_I), np.int64), np.empty((n, K.OUT_F))
     K.window_step(s, ts, v, q, d, np.uint32(1), 60_000, i64 + 1, si, sf, oi, of)
     K.window_flush(10**12, 60_000, i64 + 1, si, sf, oi, of)
-    ready = False
+    ready, why = False, None
     if build_aot and cache is not None:
         from . import aot
 
-        ready = aot.load(cache) is not None or (aot.build_in_subprocess(cache) is None and aot.load(cache) is not None)
+        ready = aot.load(cache) is not None
+        if not ready:
+            why = aot.build_in_subprocess(cache)
+            ready = why is None and aot.load(cache) is not None
     t2 = time.perf_counter()
-    return {"aot": ready, "cache_dir": str(cache) if cache else None, "jit": compiled and not jit.jit_disabled_by_env(),
+    return {"aot": ready, "aot_error": why, "cache_dir": str(cache) if cache else None, "jit": compiled and not jit.jit_disabled_by_env(),
             "import_s": round(t1 - t0, 3), "compile_s": round(t2 - t1, 3)}
