@@ -3,8 +3,9 @@
 # the README's commands after the install (the MQTT password, `setup ... --enable`) under the real
 # systemd, then checks of the service: active, Type=notify READY, watchdog pings and their
 # enforcement, LoadCredential, the installed config, EXTEND_TIMEOUT_USEC while the kernels compile
-# from a cold cache (with the shipped jit = "auto", and blocking the start with jit = "on"). Results go to /var/log/edge-agent-systemd-check/results (step|PASS/FAIL|s|note),
-# progress to the console; the machine powers off at the end.
+# from a cold cache (with the shipped jit = "auto", and blocking the start with jit = "on"). Results
+# go to /var/log/edge-agent-systemd-check/results (step|PASS/FAIL|s|note), progress to the console;
+# the machine powers off at the end.
 set -u
 R=/var/log/edge-agent-systemd-check
 mkdir -p "$R"; : >"$R/results"
