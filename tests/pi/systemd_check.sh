@@ -18,7 +18,12 @@
 # SYSTEMD_CHECK_BOOT_ONLY=1 (boot the image the last run left in SYSTEMD_CHECK_WORK again),
 # SYSTEMD_CHECK_REUSE=1 (keep the root the last run installed with the README's first command, i.e.
 # before its boot; copy this checkout in, reinstall only the project from a wheel built on the host
-# (pure Python), then a fresh disk and boot: for re-running the checks after a change in minutes).
+# (pure Python), then a fresh disk and boot: for re-running the checks after a change in minutes),
+# SYSTEMD_CHECK_STEPS="watchdog cold-kernel-start-blocking" (only these checks after the README's
+# commands; default all), SYSTEMD_CHECK_NO_WARMUP=1 (setup's kernel warm-up skipped: NUMBA_DISABLE_JIT=1
+# for the README's commands inside, not for the service; saves minutes when only later checks matter),
+# SYSTEMD_CHECK_BLOCKING_CPU_QUOTA (the service's CPUQuota= for cold-kernel-start-blocking, default
+# 30%, "none" for no quota).
 set -u -o pipefail
 
 ARCH="${1:?usage: $0 arm64|armhf}"
@@ -167,6 +172,8 @@ EOF
   SECRET="pw-$(date +%s%N | sha256sum | cut -c1-16)"
   printf '%s\n' "$SECRET" >"$ROOT/root/systemd-check/mqtt-secret"
   tail -n +2 "$WORK/commands" >"$ROOT/root/systemd-check/commands"
+  printf 'STEPS=%q\nNO_WARMUP=%q\nBLOCKING_CPU_QUOTA=%q\n' "${SYSTEMD_CHECK_STEPS:-}" "${SYSTEMD_CHECK_NO_WARMUP:-}" \
+    "${SYSTEMD_CHECK_BLOCKING_CPU_QUOTA:-}" >"$ROOT/root/systemd-check/knobs"
   install -m 0755 "$HERE/systemd_inside.sh" "$ROOT/usr/local/sbin/edge-agent-systemd-check"
   cat >"$ROOT/etc/systemd/system/edge-agent-systemd-check.service" <<EOF
 [Unit]
