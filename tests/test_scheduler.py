@@ -105,19 +105,25 @@ async def test_undeclared_metric_is_a_failed_poll_not_a_crash() -> None:
     assert "voltage_typo" in poller.health.last_error
 
 
-async def test_stale_device_gets_one_gap_marker_per_metric_not_repeated_values() -> None:
+def test_stale_device_gets_one_gap_marker_per_metric_not_repeated_values() -> None:
+    """On virtual time: the device goes stale, then 25 more poll intervals pass in which a repeated
+    marker or value would show, however busy the machine is."""
     dev = ScriptedDevice([7.0] + [DeviceTimeout("silent")] * 1000)
     sink = Collector()
-    poller = Poller(cfg(poll_interval=0.02, stale_after=0.15, backoff_max=0.04), dev, sink)
-    task = asyncio.create_task(poller.run())
-    for _ in range(600):  # up to 30 s on a busy machine
-        if poller.health.stale:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # 25 more poll intervals: a repeated marker or value would show
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+
+    async def main() -> Poller:
+        clock = LoopClock(asyncio.get_running_loop())
+        poller = Poller(cfg(poll_interval=0.02, stale_after=0.15, backoff_max=0.04), dev, sink, clock=clock)
+        task = asyncio.create_task(poller.run())
+        while not poller.health.stale:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return poller
+
+    poller = run_virtual(main())
     good = [v for v in sink.values if not np.isnan(v)]
     assert good == [7.0, 0.7]  # never re-sent
     markers = [b for b in sink.batches if np.all(b.quality & Quality.STALE)]
