@@ -111,6 +111,25 @@ do_status_cli() {
   [ $rc = 0 ]
 }
 
+# Start the service without waiting for the job and follow it until active or failed (at most an
+# hour from $1, the start's epoch second); the state it ended in is left in START_STATE.
+start_and_wait() {
+  local t0=$1
+  START_STATE=""
+  systemctl start --no-block "$SVC"
+  while [ $(( $(date +%s) - t0 )) -lt 3600 ]; do
+    START_STATE="$(prop ActiveState)/$(prop SubState)"
+    echo "$(( $(date +%s) - t0 ))s $START_STATE | $(prop StatusText)"
+    case "$START_STATE" in active/*|failed/*) break;; esac
+    sleep 5
+  done
+}
+
+# TimeoutStartSec in seconds ("3min" -> 180, "1min 30s" -> 90; infinity -> 0)
+start_timeout_s() {
+  echo $(( $(prop TimeoutStartUSec | sed 's/infinity/0/; s/min/*60+/; s/s$//; s/+$//') ))
+}
+
 # Cold cache: the kernels compile at start (minutes under emulation, longer than TimeoutStartSec);
 # the service must extend its start timeout meanwhile instead of being killed and restarted.
 do_cold_start() {
@@ -118,20 +137,14 @@ do_cold_start() {
   local cache=/var/lib/edge-agent/numba-cache
   echo "cached before: $(find "$cache" -type f | wc -l) files"; rm -rf "${cache:?}"/*
   local c restarts0 t0 state=""; c=$(cursor); restarts0=$(prop NRestarts); t0=$(date +%s)
-  systemctl start --no-block "$SVC"
-  while [ $(( $(date +%s) - t0 )) -lt 3600 ]; do
-    state="$(prop ActiveState)/$(prop SubState)"
-    echo "$(( $(date +%s) - t0 ))s $state | $(prop StatusText)"
-    case "$state" in active/*|failed/*) break;; esac
-    sleep 5
-  done
+  start_and_wait "$t0"; state=$START_STATE
   local took=$(( $(date +%s) - t0 ))
   local ext; ext=$(notes_since "$c" | grep -c "EXTEND_TIMEOUT_USEC")
   notes_since "$c" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | head -n 5
   # a start by hand resets NRestarts: an automatic restart shows as NRestarts > 0 or in the journal
   local sched; sched=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "Scheduled restart job")
   echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts before the stop $restarts0, now $(prop NRestarts); $sched restarts scheduled"
-  local limit; limit=$(( $(prop TimeoutStartUSec | sed 's/infinity/0/; s/min/*60+/; s/s$//; s/+$//') ))
+  local limit; limit=$(start_timeout_s)
   local beyond="within"; [ "$took" -gt "$limit" ] && beyond="beyond"
   NOTE="active after ${took}s, $beyond TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $(prop NRestarts) (reset by the start), $sched restarts scheduled; $(find "$cache" -type f | wc -l) files cached"
   if ! /opt/edge-agent/bin/python -c 'import numba' 2>/dev/null; then
@@ -155,13 +168,7 @@ do_cold_start_blocking() {
   tail -n 3 "$conf"; stat -c '%n %a %U:%G' "$conf"
   echo "cached before: $(find "$cache" -type f | wc -l) files"; rm -rf "${cache:?}"/*
   local c t0 state=""; c=$(cursor); t0=$(date +%s)
-  systemctl start --no-block "$SVC"
-  while [ $(( $(date +%s) - t0 )) -lt 3600 ]; do
-    state="$(prop ActiveState)/$(prop SubState)"
-    echo "$(( $(date +%s) - t0 ))s $state | $(prop StatusText)"
-    case "$state" in active/*|failed/*) break;; esac
-    sleep 5
-  done
+  start_and_wait "$t0"; state=$START_STATE
   local took=$(( $(date +%s) - t0 ))
   # from the end of "inactive" (the start job began) to active, by PID 1's monotonic timestamps
   local act; act=$(awk "BEGIN{printf \"%.1f\", ($(prop ActiveEnterTimestampMonotonic) - $(prop InactiveExitTimestampMonotonic)) / 1e6}")
@@ -177,7 +184,7 @@ do_cold_start_blocking() {
   local timedout; timedout=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "timed out")
   local ready; ready=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -m1 -o "processing kernels ready in [0-9.]* s (jit [A-Za-z]*)")
   echo "$ready; cached after: $(find "$cache" -type f | wc -l) files; $sched restarts scheduled; $timedout timeouts"
-  local limit; limit=$(( $(prop TimeoutStartUSec | sed 's/infinity/0/; s/min/*60+/; s/s$//; s/+$//') ))
+  local limit; limit=$(start_timeout_s)
   NOTE="jit = \"on\", CPUQuota=$quota: active after ${took}s (PID 1: ${act} s activating), TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC, the first ${first} s after the start, longest gap $gap; \"$ready\"; $sched restarts scheduled, $timedout timeouts; $(find "$cache" -type f | wc -l) files cached"
   [ "$quota" = none ] || systemctl set-property --runtime "$SVC" CPUQuota=
   cp -p "$R/config.toml.saved" "$conf" && echo "config restored" || NOTE="config NOT restored: $NOTE"
