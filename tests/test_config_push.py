@@ -40,6 +40,11 @@ def answers(sub, topic: str) -> list[dict]:
     return [m.json() for m in sub.snapshot() if m.topic == topic and m.payload]
 
 
+def audited(sub, match, timeout: float = 60) -> bool:
+    """An audit record matching arrives (it is published apart from the result, so it may come later)."""
+    return wait_until(lambda: any(match(a) for a in answers(sub, f"{BASE}/audit")), timeout)
+
+
 def answer(sub, topic: str, cid: str, status: str | None = None, timeout: float = START_S) -> dict:
     ok = wait_until(lambda: any(a.get("id") == cid and (status is None or a["status"] == status)
                                 for a in answers(sub, topic)), timeout)
@@ -151,8 +156,7 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     for cid, _, code in bad:
         refused = answer(sub, f"{BASE}/config/result", cid, "refused", timeout=60)
         assert refused["code"] == code, refused
-        assert any(a.get("kind") == "config" and a.get("id") == cid and a["code"] == code
-                   for a in answers(sub, f"{BASE}/audit")), cid
+        assert audited(sub, lambda a: a.get("kind") == "config" and a.get("id") == cid and a["code"] == code), cid
     send(mosquitto, f"{BASE}/config/set", b"x" * (MAX_PUSH_BYTES + 1))
     assert wait_until(lambda: any(a.get("code") == "too_large" for a in answers(sub, f"{BASE}/config/result")), 60)
     send(mosquitto, f"{BASE}/config/set", push_body(pushed, 11, "cfg-ret"), retain=True)
@@ -160,8 +164,8 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
 
     assert config.read_text() == pushed  # nothing changed
     assert health_config(sub)["version"] == 7
-    steps = [(a["id"], a["step"]) for a in answers(sub, f"{BASE}/audit") if a.get("kind") == "config"]
-    assert ("cfg-7", "applying") in steps and ("cfg-7", "applied") in steps
+    for step in ("applying", "applied"):
+        assert audited(sub, lambda a: a.get("kind") == "config" and (a["id"], a["step"]) == ("cfg-7", step)), step
     assert_documented(sub)
 
 
@@ -178,7 +182,7 @@ def test_config_that_cannot_reach_the_broker_is_rolled_back(gateway, mosquitto) 
     assert rolled["active_version"] is None
     assert config.read_text() == original
     assert config.with_name(config.name + ".rejected").read_text() == dead
-    assert any(a.get("kind") == "config" and a.get("step") == "rolled_back" for a in answers(sub, f"{BASE}/audit"))
+    assert audited(sub, lambda a: a.get("kind") == "config" and a.get("step") == "rolled_back")
     assert wait_until(lambda: answers(sub, f"{BASE}/health")[-1]["uptime_s"] < 30
                       and health_config(sub) == {**health_config(sub), "version": None, "trial": False}, 60)
     assert agent.proc.poll() is None
@@ -209,8 +213,7 @@ def test_status_and_doctor_answered_on_request(gateway, mosquitto) -> None:
     send(mosquitto, f"{BASE}/ops/status", orjson.dumps({"id": "status-2", "token": "0" * 64}))
     refused = answer(sub, f"{BASE}/ops/status/result", "status-2", timeout=60)
     assert refused["code"] == "unauthorised" and "health" not in refused
-    assert any(a.get("kind") == "ops" and a.get("id") == "status-2" and a["status"] == "refused"
-               for a in answers(sub, f"{BASE}/audit"))
+    assert audited(sub, lambda a: a.get("kind") == "ops" and a.get("id") == "status-2" and a["status"] == "refused")
     assert_documented(sub)
 
 

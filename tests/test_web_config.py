@@ -96,8 +96,10 @@ def test_config_changed_from_the_page_through_the_push_path(gateway) -> None:
 
     results = [a for a in answers(sub, f"{BASE}/config/result") if a.get("id") == applying["id"]]
     assert [r["status"] for r in results] == ["applying", "applied"], results
-    audit = [a for a in answers(sub, f"{BASE}/audit") if a.get("kind") == "config" and a.get("id") == applying["id"]]
-    assert {a["step"] for a in audit} == {"applying", "applied"}
+    def audited() -> list[dict]:  # published apart from the result, so it may come later
+        return [a for a in answers(sub, f"{BASE}/audit") if a.get("kind") == "config" and a.get("id") == applying["id"]]
+    assert wait_until(lambda: {a["step"] for a in audited()} == {"applying", "applied"}, 60), audited()
+    audit = audited()
     staged = next(a for a in audit if a["step"] == "applying")
     assert staged["source"] == "web" and staged["auth"] == "login" and staged["peer"] == "127.0.0.1"
 
