@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -89,12 +90,12 @@ def test_truncated_frame_followed_by_a_whole_one_resynchronises(first, second, c
 
 # -- driver over a real pty ----------------------------------------------------------------------
 
-async def until(pred, timeout=3.0):
-    for _ in range(int(timeout / 0.01)):
-        if pred():
-            return
+async def until(pred, timeout=60.0):
+    deadline = time.monotonic() + timeout  # a bound on time, not on turns of a loaded loop
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
         await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 class ManualClock(Clock):
