@@ -156,7 +156,8 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     for cid, _, code in bad:
         refused = answer(sub, f"{BASE}/config/result", cid, "refused", timeout=60)
         assert refused["code"] == code, refused
-        assert audited(sub, lambda a: a.get("kind") == "config" and a.get("id") == cid and a["code"] == code), cid
+        assert audited(sub, lambda a, cid=cid, code=code: a.get("kind") == "config" and a.get("id") == cid
+                       and a["code"] == code), cid
     send(mosquitto, f"{BASE}/config/set", b"x" * (MAX_PUSH_BYTES + 1))
     assert wait_until(lambda: any(a.get("code") == "too_large" for a in answers(sub, f"{BASE}/config/result")), 60)
     send(mosquitto, f"{BASE}/config/set", push_body(pushed, 11, "cfg-ret"), retain=True)
@@ -165,7 +166,7 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     assert config.read_text() == pushed  # nothing changed
     assert health_config(sub)["version"] == 7
     for step in ("applying", "applied"):
-        assert audited(sub, lambda a: a.get("kind") == "config" and (a["id"], a["step"]) == ("cfg-7", step)), step
+        assert audited(sub, lambda a, step=step: a.get("kind") == "config" and (a["id"], a["step"]) == ("cfg-7", step)), step
     assert_documented(sub)
 
 
