@@ -180,7 +180,7 @@ class Broker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 10.0) -> Broker:
+    def start(self, timeout: float = 60.0) -> Broker:
         if self.running:
             return self
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child

@@ -166,7 +166,7 @@ async def test_discovery_states_availability_and_removal(tmp_path, mosquitto, mq
         await sim.stop()
         await wait(sub, lambda m: m.topic == "edge/gw-ha/ha/main.meter/availability" and m.payload == b"offline")
         watcher = mqtt_subscriber(mosquitto, "edge/gw-ha/ha/+/availability")
-        retained = await asyncio.to_thread(watcher.wait_for, 2, 10)
+        retained = await asyncio.to_thread(watcher.wait_for, 2, 60)
         assert {(m.topic, m.payload, m.retain) for m in retained} == {
             ("edge/gw-ha/ha/main.meter/availability", b"offline", True), ("edge/gw-ha/ha/load/availability", b"online", True)}
     finally:
@@ -183,7 +183,7 @@ async def test_discovery_states_availability_and_removal(tmp_path, mosquitto, mq
         await stop(task)
     # a fresh subscriber (Home Assistant restarting) sees only the configured device's retained config
     late = mqtt_subscriber(mosquitto, "homeassistant/#")
-    retained = await asyncio.to_thread(late.wait_for, 1, 10)
+    retained = await asyncio.to_thread(late.wait_for, 1, 60)
     await asyncio.sleep(0.5)
     assert {m.topic for m in late.snapshot() if m.retain} == {LOAD_CONFIG} and retained
 

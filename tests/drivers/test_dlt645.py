@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -313,9 +314,8 @@ async def test_time_sync_is_a_declared_point_written_through_the_gate(tmp_path: 
             router.close()
             await pool.close()
             assert out.status == status, out.result
-        for _ in range(200):  # the broadcast is unanswered: wait until the simulator has taken it
-            if [m.time_syncs for m in sim.meters] == [1, 1]:
-                break
+        deadline = time.monotonic() + 60  # the broadcast is unanswered: wait until the simulator has taken it
+        while [m.time_syncs for m in sim.meters] != [1, 1] and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert [m.time_syncs for m in sim.meters] == [1, 1]
         for m in sim.meters:  # the meters' clocks now read Beijing time (the default meter_timezone)

@@ -88,7 +88,7 @@ class QemuNode:
         self.proc: subprocess.Popen | None = None
         self.pty = ""
 
-    def start(self, timeout: float = 20) -> QemuNode:
+    def start(self, timeout: float = 60) -> QemuNode:
         self.proc = subprocess.Popen(
             ["qemu-system-arm", "-M", "mps2-an385", "-display", "none", "-monitor", "none", "-serial", "pty",
              "-semihosting-config", "enable=on,target=native", "-kernel", str(self.elf)],

@@ -53,7 +53,7 @@ async def test_cortex_m_firmware_delivers_readings_end_to_end(qemu, tmp_path):
         await pool.close()
 
 
-def read_hello(pty: str, timeout: float = 20.0) -> c.Hello:
+def read_hello(pty: str, timeout: float = 60.0) -> c.Hello:
     """Ask the emulated node to describe itself and return its HELLO."""
     link = NodeLink()
     with serial.Serial(pty, 115200, timeout=0.1) as ser:
