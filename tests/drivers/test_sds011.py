@@ -109,7 +109,7 @@ class ManualClock(Clock):
 def make_driver(path, tmp_path, clock=None, **cfg):
     line = SerialLineConfig(type="serial", port=path, reopen_min=0.05, reopen_max=0.2)
     pool = BusPool({"air": line}, LINE_KINDS)
-    config = SPEC.config_model(name="pm", type="sds011", line="air", timeout=0.5, **cfg)
+    config = SPEC.config_model(name="pm", type="sds011", line="air", timeout=10.0, **cfg)  # a loaded machine
     return SPEC.factory(config, DriverContext("gw", tmp_path, pool, clock or Clock())), pool
 
 
