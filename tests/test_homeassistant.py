@@ -91,7 +91,7 @@ commit_interval = 0.1
 type = "modbus_tcp"
 host = "127.0.0.1"
 port = {meter_port}
-timeout = 0.3
+timeout = 10
 unit_backoff_max = 0.5
 reconnect_max = 0.5
 [[devices]]
@@ -111,7 +111,7 @@ type = "modbus_meter"
 line = "bus"
 profile = "sdm630"
 poll_interval = 0.2
-timeout = 1.0
+timeout = 30
 backoff_max = 0.5
 '''
     return text
