@@ -180,7 +180,7 @@ class Broker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 10.0) -> Broker:
+    def start(self, timeout: float = 60.0) -> Broker:
         if self.running:
             return self
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -376,14 +376,14 @@ class Subscriber:
             self._cond.notify_all()
         self._queue.put(m)
 
-    def start(self, timeout: float = 10.0) -> Subscriber:
+    def start(self, timeout: float = 60.0) -> Subscriber:
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=10)
         self.client.loop_start()
         if not self._subscribed.wait(timeout):
             raise TimeoutError(f"subscriber did not subscribe to {self.topics} within {timeout}s")
         return self
 
-    def wait_for(self, n: int, timeout: float = 10.0, *,
+    def wait_for(self, n: int, timeout: float = 60.0, *,
                  predicate: Callable[[Message], bool] | None = None) -> list[Message]:
         """Wait until at least ``n`` (matching) messages arrived; returns them. Raises TimeoutError."""
         deadline = time.monotonic() + timeout
@@ -405,7 +405,7 @@ class Subscriber:
         if not self._subscribed.wait(timeout):
             raise TimeoutError(f"subscriber did not subscribe again to {self.topics} within {timeout}s")
 
-    def get(self, timeout: float = 10.0) -> Message:
+    def get(self, timeout: float = 60.0) -> Message:
         return self._queue.get(timeout=timeout)
 
     def snapshot(self) -> list[Message]:

@@ -45,16 +45,16 @@ async def test_agent_publishes_status_telemetry_health_and_answers_commands(tmp_
     task = asyncio.create_task(agent.run())
     try:
         await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.topic == "edge/gw-app/health")
-        status = await asyncio.to_thread(sub.wait_for, 1, 10, predicate=lambda m: m.topic == "edge/gw-app/status")
+        status = await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.topic == "edge/gw-app/status")
         assert status[0].json()["state"] == "online"
-        tele = await asyncio.to_thread(sub.wait_for, 1, 10, predicate=lambda m: "/telemetry/load" in m.topic)
+        tele = await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: "/telemetry/load" in m.topic)
         body = tele[0].json()
         assert body["gateway"] == "gw-app" and body["device"] == "load" and body["seq"] >= 1
         assert body["readings"][0]["metric"] == "power" and body["readings"][0]["unit"] == "kW"
         # a command for a device that does not exist is refused with a reason, on the result topic
         pub = mqtt_subscriber(mosquitto, "unused/#")
         pub.client.publish("edge/gw-app/cmd/nonexistent", orjson.dumps({"id": "c1", "action": "stop"}), qos=1)
-        res = await asyncio.to_thread(sub.wait_for, 1, 10, predicate=lambda m: m.topic.endswith("/cmd/nonexistent/result"))
+        res = await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.topic.endswith("/cmd/nonexistent/result"))
         answer = res[0].json()
         assert answer["status"] == "refused" and "nonexistent" in answer["reason"]
         # health reports the device up once it has been polled (the first report may come before that)
@@ -66,7 +66,7 @@ async def test_agent_publishes_status_telemetry_health_and_answers_commands(tmp_
         with pytest.raises(asyncio.CancelledError):
             await task
     # graceful stop publishes the retained offline status
-    offline = await asyncio.to_thread(sub.wait_for, 1, 10,
+    offline = await asyncio.to_thread(sub.wait_for, 1, 60,
                                       predicate=lambda m: m.topic == "edge/gw-app/status" and m.json()["state"] == "offline")
     assert offline
 

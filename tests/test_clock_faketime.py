@@ -136,9 +136,9 @@ def agent_config(tmp: Path, broker, meter_port: int) -> Path:
         f'[gateway]\nid = "gw-rtc"\nstate_dir = "{tmp / "state"}"\nrequire_time_sync = true\n'
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nreconnect_min = 0.1\nreconnect_max = 0.5\n'
         '[store]\ncommit_interval = 0.1\n[health]\ninterval = 1\n'
-        f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {meter_port}\ntimeout = 0.5\n'
+        f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {meter_port}\ntimeout = 10\n'
         '[[devices]]\nname = "meter"\ntype = "modbus_meter"\nline = "meters"\nprofile = "sdm120"\n'
-        'poll_interval = 0.5\n')
+        'poll_interval = 0.5\ntimeout = 30\n')  # a live simulator; a loaded machine may take seconds
     return path
 
 

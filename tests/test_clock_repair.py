@@ -234,15 +234,15 @@ async def test_the_uplink_sends_rows_released_below_its_cursor_before_anything_n
     try:
         outbox.append([Pending(Priority.EVENT, "edge/gw/cmd/m/result", {"status": "refused", "device": "m"})])
         uplink.wake()
-        await asyncio.to_thread(sub.wait_for, 1, 20, predicate=lambda m: m.topic.endswith("/result"))
+        await asyncio.to_thread(sub.wait_for, 1, 60, predicate=lambda m: m.topic.endswith("/result"))
         await asyncio.sleep(0.3)
         assert not [m for m in sub.snapshot() if "/telemetry/" in m.topic], "held rows were published"
         assert clockhold.release(outbox, "boot-1", synced_offset_ms=SYNCED_AT) == 3
         uplink.wake()
-        got = await asyncio.to_thread(sub.wait_for, 3, 20, predicate=lambda m: "/telemetry/" in m.topic)
+        got = await asyncio.to_thread(sub.wait_for, 3, 60, predicate=lambda m: "/telemetry/" in m.topic)
     finally:
         await uplink.stop()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 60)
         outbox.close()
     bodies_ = [orjson.loads(m.payload) for m in got]
     assert [b["seq"] for b in bodies_] == [1, 2, 3] and {b["clock"] for b in bodies_} == {"repaired"}

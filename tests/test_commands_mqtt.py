@@ -39,7 +39,7 @@ async def wait_subscribed(sub) -> None:
     await asyncio.to_thread(sub.wait_for, 1, 60, predicate=subscribed)
 
 
-async def wait_json(sub, topic: str, cid: str, timeout: float = 20) -> dict:
+async def wait_json(sub, topic: str, cid: str, timeout: float = 60) -> dict:
     got = await asyncio.to_thread(sub.wait_for, 1, timeout,
                                   predicate=lambda m: m.topic == topic and m.payload and m.json().get("id") == cid)
     return got[0].json()
@@ -72,7 +72,7 @@ async def test_retained_command_published_while_subscribed_is_refused_not_execut
     # the agent deleted the retained command: a new subscriber gets nothing retained before a marker
     checker = mqtt_subscriber(mosquitto, cmd_topic)
     sender.client.publish(cmd_topic, b"", qos=1)  # an empty message: not a command, only a marker
-    first = (await asyncio.to_thread(checker.wait_for, 1, 10))[0]
+    first = (await asyncio.to_thread(checker.wait_for, 1, 60))[0]
     assert first.payload == b"" and not first.retain
 
 

@@ -31,7 +31,7 @@ class Clock:
         return self.t / 1000
 
 
-async def until(pred, timeout: float = 10.0) -> None:
+async def until(pred, timeout: float = 60.0) -> None:  # a simulator subprocess starts first
     end = asyncio.get_running_loop().time() + timeout
     while not pred():
         assert asyncio.get_running_loop().time() < end, "condition not met in time"

@@ -137,8 +137,9 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     applied = answer(sub, f"{BASE}/config/result", "cfg-7", "applied")
     print(f"push applied {(applied['ts'] - applying['ts']) / 1000:.1f} s after it was staged")
     assert applied["active_version"] == 7
-    assert wait_until(lambda: (health_config(sub) or {}).get("version") == 7, START_S), agent.log_tail()
-    assert health_config(sub)["trial"] is False
+    # health is published apart from the result: a report from the trial (trial true) may come after it
+    assert wait_until(lambda: (health_config(sub) or {}).get("version") == 7 and health_config(sub)["trial"] is False,
+                      START_S), (health_config(sub), agent.log_tail())
     assert config.read_text() == pushed
     assert config.with_name(config.name + ".previous").read_text() == original
     assert agent.proc.poll() is None and agent.proc.pid == pid  # re-executed in place
@@ -156,7 +157,8 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     for cid, _, code in bad:
         refused = answer(sub, f"{BASE}/config/result", cid, "refused", timeout=60)
         assert refused["code"] == code, refused
-        assert audited(sub, lambda a: a.get("kind") == "config" and a.get("id") == cid and a["code"] == code), cid
+        assert audited(sub, lambda a, cid=cid, code=code: a.get("kind") == "config" and a.get("id") == cid
+                       and a["code"] == code), cid
     send(mosquitto, f"{BASE}/config/set", b"x" * (MAX_PUSH_BYTES + 1))
     assert wait_until(lambda: any(a.get("code") == "too_large" for a in answers(sub, f"{BASE}/config/result")), 60)
     send(mosquitto, f"{BASE}/config/set", push_body(pushed, 11, "cfg-ret"), retain=True)
@@ -165,7 +167,7 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     assert config.read_text() == pushed  # nothing changed
     assert health_config(sub)["version"] == 7
     for step in ("applying", "applied"):
-        assert audited(sub, lambda a: a.get("kind") == "config" and (a["id"], a["step"]) == ("cfg-7", step)), step
+        assert audited(sub, lambda a, step=step: a.get("kind") == "config" and (a["id"], a["step"]) == ("cfg-7", step)), step
     assert_documented(sub)
 
 

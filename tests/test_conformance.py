@@ -72,7 +72,8 @@ def serial(port: str) -> dict:
 
 
 def modbus_tcp(port: int) -> dict:
-    return {"type": "modbus_tcp", "host": "127.0.0.1", "port": port, "timeout": 0.3}
+    # a live simulator answers at once, but a loaded machine may take seconds; a dead port refuses at once
+    return {"type": "modbus_tcp", "host": "127.0.0.1", "port": port, "timeout": 10.0}
 
 
 class TestReplay(DriverConformance):
@@ -114,7 +115,7 @@ class TestPms5003(DriverConformance):
     async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
         sim = await Pms5003Sim(active=False, interval=0.05).start()
         try:
-            yield SimDevice(device={"type": "pms5003", "line": "air", "timeout": 1.0}, lines={"air": serial(sim.path)},
+            yield SimDevice(device={"type": "pms5003", "line": "air", "timeout": 10.0}, lines={"air": serial(sim.path)},
                             expected=lambda: {"pm2_5": 15, "pm10": 20, "gt0_3um": 3000})
         finally:
             await sim.stop()
@@ -131,7 +132,7 @@ class TestSds011(DriverConformance):
     async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
         sim = await Sds011Sim(interval=0.05).start()
         try:
-            yield SimDevice(device={"type": "sds011", "line": "air", "timeout": 1.0}, lines={"air": serial(sim.path)},
+            yield SimDevice(device={"type": "sds011", "line": "air", "timeout": 10.0}, lines={"air": serial(sim.path)},
                             expected=lambda: {"pm2_5": sim.pm2_5, "pm10": sim.pm10})
         finally:
             await sim.stop()
@@ -148,7 +149,7 @@ class TestMhz19(DriverConformance):
     async def live(self, tmp_path: Path) -> AsyncIterator[SimDevice]:
         sim = await Mhz19Sim(co2=812).start()
         try:
-            yield SimDevice(device={"type": "mhz19", "line": "co2", "timeout": 1.0, "warmup": 0},
+            yield SimDevice(device={"type": "mhz19", "line": "co2", "timeout": 10.0, "warmup": 0},
                             lines={"co2": serial(sim.path)}, expected=lambda: {"co2": 812, "temperature": 24})
         finally:
             await sim.stop()
@@ -268,7 +269,7 @@ class TestMcuNode(DriverConformance):
                                 "--interval-ms", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await until(link.exists)
-            yield SimDevice(device={"type": "mcu_node", "line": "node", "timeout": 2.0},
+            yield SimDevice(device={"type": "mcu_node", "line": "node", "timeout": 10.0, "describe_timeout": 30},
                             lines={"node": {**serial(str(link)), "baudrate": 115200}},
                             expected=lambda: {"output0": 0.0})  # the simulated node's output starts off
         finally:

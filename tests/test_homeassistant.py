@@ -91,7 +91,7 @@ commit_interval = 0.1
 type = "modbus_tcp"
 host = "127.0.0.1"
 port = {meter_port}
-timeout = 0.3
+timeout = 10
 unit_backoff_max = 0.5
 reconnect_max = 0.5
 [[devices]]
@@ -111,7 +111,7 @@ type = "modbus_meter"
 line = "bus"
 profile = "sdm630"
 poll_interval = 0.2
-timeout = 1.0
+timeout = 30
 backoff_max = 0.5
 '''
     return text
@@ -166,7 +166,7 @@ async def test_discovery_states_availability_and_removal(tmp_path, mosquitto, mq
         await sim.stop()
         await wait(sub, lambda m: m.topic == "edge/gw-ha/ha/main.meter/availability" and m.payload == b"offline")
         watcher = mqtt_subscriber(mosquitto, "edge/gw-ha/ha/+/availability")
-        retained = await asyncio.to_thread(watcher.wait_for, 2, 10)
+        retained = await asyncio.to_thread(watcher.wait_for, 2, 60)
         assert {(m.topic, m.payload, m.retain) for m in retained} == {
             ("edge/gw-ha/ha/main.meter/availability", b"offline", True), ("edge/gw-ha/ha/load/availability", b"online", True)}
     finally:
@@ -183,7 +183,7 @@ async def test_discovery_states_availability_and_removal(tmp_path, mosquitto, mq
         await stop(task)
     # a fresh subscriber (Home Assistant restarting) sees only the configured device's retained config
     late = mqtt_subscriber(mosquitto, "homeassistant/#")
-    retained = await asyncio.to_thread(late.wait_for, 1, 10)
+    retained = await asyncio.to_thread(late.wait_for, 1, 60)
     await asyncio.sleep(0.5)
     assert {m.topic for m in late.snapshot() if m.retain} == {LOAD_CONFIG} and retained
 

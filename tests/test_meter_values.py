@@ -48,7 +48,7 @@ class MeterRig:
     def __init__(self, port: int, tmp: Path, t0: int, *, poll: float,
                  device: str = 'energy = { metric = "energy_import" }'):
         self.cfg = load_config_text(
-            f'[gateway]\nid = "g"\n[lines.l]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 1.0\n'
+            f'[gateway]\nid = "g"\n[lines.l]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 10\n'
             f'[[devices]]\nname = "m"\ntype = "modbus_meter"\nline = "l"\nprofile = "sdm630"\npoll_interval = {poll}\n{device}')
         self.pool = BusPool(self.cfg.lines, LINE_KINDS)
         self.clock = SimClock(t0)

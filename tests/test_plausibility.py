@@ -66,7 +66,7 @@ async def test_pms5003_adversarial_frame_with_a_valid_checksum_is_flagged_not_dr
     sim = await Pms5003Sim(reading=garbage, active=False).start()
     line = SerialLineConfig(type="serial", port=sim.path, baudrate=9600, reopen_min=0.05, reopen_max=0.2)
     pool = BusPool({"air": line}, LINE_KINDS)
-    cfg = pms5003.SPEC.config_model(name="pm", type="pms5003", line="air", timeout=1.0)
+    cfg = pms5003.SPEC.config_model(name="pm", type="pms5003", line="air", timeout=10.0)
     drv = pms5003.SPEC.factory(cfg, DriverContext("gw", tmp_path, pool))
     try:
         await drv.open()

@@ -27,8 +27,8 @@ def write_config(tmp: Path, meter_port: int, dead_port: int | None) -> Path:
     csv.write_text("timestamp,value\n2026-01-01T00:00:00,1.5\n2026-01-01T00:01:00,2.5\n")
     text = (f'[gateway]\nid = "gw-once"\nstate_dir = "{tmp / "state"}"\n'
             '[mqtt]\nhost = "127.0.0.1"\nport = 1\ntopic_prefix = "site"\n'  # no broker listens there
-            f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {meter_port}\ntimeout = 0.5\n'
-            '[[devices]]\nname = "meter"\ntype = "modbus_meter"\nline = "meters"\nprofile = "sdm630"\n'
+            f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {meter_port}\ntimeout = 10\n'
+            '[[devices]]\nname = "meter"\ntype = "modbus_meter"\nline = "meters"\nprofile = "sdm630"\ntimeout = 30\n'
             f'[[devices]]\nname = "flow"\ntype = "replay"\nfile = "{csv}"\nspeed = 0\ntimestamps = "original"\n')
     if dead_port is not None:
         text += (f'[lines.dead]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {dead_port}\ntimeout = 0.5\n'

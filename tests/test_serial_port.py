@@ -51,7 +51,7 @@ async def test_garbage_is_skipped_and_counted(pty):
         os.write(master, reply[4:])
 
     task = asyncio.create_task(device())
-    frame = await bus.transact(codec.READ, read_until=codec.scan, timeout=2)
+    frame = await bus.transact(codec.READ, read_until=codec.scan, timeout=30)
     await task
     assert frame == reply
     assert read_master(master) == codec.READ
@@ -62,21 +62,24 @@ async def test_garbage_is_skipped_and_counted(pty):
 
 
 async def test_waiting_never_blocks_the_loop_and_times_out_typed(pty):
-    _, path = pty
+    master, path = pty
     bus = bus_on(path)
+    reply = codec.encode_reading(codec.Mhz19Reading(612, 20, 0))
     ticks = 0
 
-    async def ticker():
+    async def ticker():  # the device answers only after the loop ticked ten times while the bus waited
         nonlocal ticks
-        while True:
+        while ticks < 10:
             await asyncio.sleep(0.01)
             ticks += 1
+        os.write(master, reply)
 
     t = asyncio.create_task(ticker())
+    assert await bus.transact(codec.READ, read_until=codec.scan, timeout=60) == reply
+    await t
+    assert ticks == 10
     with pytest.raises(DeviceTimeout, match="l1: no valid frame within 0.3s"):
         await bus.transact(codec.READ, read_until=codec.scan, timeout=0.3)
-    t.cancel()
-    assert ticks >= 10  # the loop kept running while the bus waited
     assert bus.counters["timeouts"] == 1
     await bus.close()
 
@@ -98,7 +101,7 @@ async def test_concurrent_transactions_are_serialised(pty):
                 os.write(master, codec.encode_reading(codec.Mhz19Reading(400 + len(seen), 20, 0)))
 
     dev = asyncio.create_task(device())
-    frames = await asyncio.gather(*[bus.transact(codec.READ, read_until=codec.scan, timeout=3) for _ in range(3)])
+    frames = await asyncio.gather(*[bus.transact(codec.READ, read_until=codec.scan, timeout=30) for _ in range(3)])
     await dev
     assert sorted(codec.decode_reading(f).co2_ppm for f in frames) == [401, 402, 403]
     assert seen == [codec.READ] * 3  # requests never interleaved on the wire
@@ -125,7 +128,7 @@ async def test_port_lost_mid_wait_raises_and_reopens_on_a_stable_link(tmp_path):
     await bus.open()
     asyncio.get_running_loop().call_later(0.1, lambda: (os.close(m1), os.close(s1)))
     with pytest.raises(BusUnavailable, match="lost"):
-        await bus.transact(codec.READ, read_until=codec.scan, timeout=3)
+        await bus.transact(codec.READ, read_until=codec.scan, timeout=60)
     assert bus.state == "down"
     # replug: a new pty behind the same stable name
     m2, s2 = os.openpty()
@@ -136,7 +139,7 @@ async def test_port_lost_mid_wait_raises_and_reopens_on_a_stable_link(tmp_path):
     await asyncio.sleep(0.1)
     reply = codec.encode_reading(codec.Mhz19Reading(555, 20, 0))
     asyncio.get_running_loop().call_later(0.05, os.write, m2, reply)
-    assert await bus.transact(codec.READ, read_until=codec.scan, timeout=2) == reply
+    assert await bus.transact(codec.READ, read_until=codec.scan, timeout=30) == reply
     assert bus.state == "up" and bus.counters["downs"] == 1 and bus.counters["ups"] == 2
     await bus.close()
     os.close(m2)

@@ -34,7 +34,7 @@ def config(broker, **kw) -> MqttConfig:
     return MqttConfig(host=broker.host, port=broker.port, reconnect_min=0.05, reconnect_max=0.5, **kw)
 
 
-async def until(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+async def until(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -56,7 +56,7 @@ class Running:
     async def __aexit__(self, *exc: object) -> None:
         await self.uplink.stop()
         assert self.task is not None
-        await asyncio.wait_for(self.task, 5)
+        await asyncio.wait_for(self.task, 60)
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ async def test_every_row_delivered_in_order_with_seq_and_deleted(mosquitto, mqtt
             outbox.append([telemetry(i + k) for k in range(60)])
             up.wake()
             await asyncio.sleep(0.005)
-        msgs = await asyncio.to_thread(sub.wait_for, 600, 20)
+        msgs = await asyncio.to_thread(sub.wait_for, 600, 60)
         await until(lambda: outbox.stats().depth == 0, what="outbox drained")
         clock.mono += 2.0
         st = up.stats()
@@ -127,7 +127,7 @@ async def test_backlog_from_before_start_is_sent_oldest_first(mosquitto, mqtt_su
     outbox.append([telemetry(i) for i in range(300)])
     sub = mqtt_subscriber(mosquitto, "edge/gw1/telemetry/#")
     async with Running(config(mosquitto), outbox):
-        msgs = await asyncio.to_thread(sub.wait_for, 300, 20)
+        msgs = await asyncio.to_thread(sub.wait_for, 300, 60)
     assert seqs_of(msgs) == list(range(1, 301))
 
 
@@ -152,9 +152,9 @@ async def test_broker_restarts_mid_stream_lose_nothing(mosquitto_factory, mqtt_s
             await produce(10)  # appended while the broker is down
             await asyncio.to_thread(broker.start)
         await produce(10)
-        await until(lambda: outbox.stats().depth == 0 and up.stats().connected, 30, "outbox drained")
+        await until(lambda: outbox.stats().depth == 0 and up.stats().connected, 60, "outbox drained")
         # wait until every seq arrived (duplicates make the count larger)
-        await until(lambda: len(set(seqs_of(sub.snapshot()))) == total, 30, "all seqs")
+        await until(lambda: len(set(seqs_of(sub.snapshot()))) == total, 60, "all seqs")
         st = up.stats()
     msgs = sub.snapshot()
     assert_complete_in_order(msgs, total)
@@ -176,7 +176,7 @@ async def test_unacked_rows_are_redelivered_after_restart(mosquitto, mqtt_subscr
     try:
         assert ob.stats().depth == 50
         async with Running(config(mosquitto), ob):
-            msgs = await asyncio.to_thread(sub.wait_for, 50, 20)
+            msgs = await asyncio.to_thread(sub.wait_for, 50, 60)
             await until(lambda: ob.stats().depth == 0, what="drained")
         assert seqs_of(msgs) == list(range(1, 51))
     finally:
@@ -225,7 +225,7 @@ async def test_kill_9_mid_stream_then_restart_delivers_everything(mosquitto, mqt
         total = ob.stats().last_seq
         assert total >= committed
         async with Running(config(mosquitto), ob):
-            await until(lambda: len(set(seqs_of(sub.snapshot()))) == total, 20, "all seqs after restart")
+            await until(lambda: len(set(seqs_of(sub.snapshot()))) == total, 60, "all seqs after restart")
             await until(lambda: ob.stats().depth == 0, what="drained")
     finally:
         ob.close()
@@ -248,7 +248,7 @@ async def test_inflight_window_is_honoured(mosquitto, mqtt_subscriber, outbox) -
             assert outbox.stats().depth == 100
         finally:
             os.kill(mosquitto.proc.pid, signal.SIGCONT)
-        msgs = await asyncio.to_thread(sub.wait_for, 100, 20)
+        msgs = await asyncio.to_thread(sub.wait_for, 100, 60)
         await until(lambda: outbox.stats().depth == 0, what="drained")
         assert up.stats().inflight == 0
     assert seqs_of(msgs) == list(range(1, 101))
@@ -265,7 +265,7 @@ async def test_publish_errors_keep_rows_and_order(mosquitto, mqtt_subscriber, ou
             for _ in range(3):
                 up.publish_transient(TOPICS.health, {"v": 1, "x": i}, qos=1)
                 await asyncio.sleep(0.002)
-        msgs = await asyncio.to_thread(sub.wait_for, 200, 30)
+        msgs = await asyncio.to_thread(sub.wait_for, 200, 60)
         await until(lambda: outbox.stats().depth == 0, what="drained")
         st = up.stats()
     assert st.publish_errors > 0
@@ -276,25 +276,25 @@ async def test_status_birth_lwt_and_clean_stop(mosquitto, mqtt_subscriber, outbo
     status = mqtt_subscriber(mosquitto, TOPICS.status)
     running = Running(config(mosquitto).model_copy(update={"reconnect_min": 3.0, "reconnect_max": 3.0}), outbox)
     async with running as up:
-        m = await asyncio.to_thread(status.wait_for, 1, 10)
+        m = await asyncio.to_thread(status.wait_for, 1, 60)
         assert m[0].json()["state"] == "online" and m[0].json()["gateway"] == GW
         # kill the socket under the client: the broker publishes the will
         client = up._client
         assert client is not None
         client.socket().shutdown(socket.SHUT_RDWR)
-        msgs = await asyncio.to_thread(status.wait_for, 2, 10)
+        msgs = await asyncio.to_thread(status.wait_for, 2, 60)
         assert msgs[1].json()["state"] == "offline"
         late = mqtt_subscriber(mosquitto, TOPICS.status)  # a newcomer sees the retained offline
-        got = await asyncio.to_thread(late.wait_for, 1, 10)
+        got = await asyncio.to_thread(late.wait_for, 1, 60)
         assert got[0].retain and got[0].json()["state"] == "offline"
         await until(lambda: up.stats().connected, what="reconnect")  # after ~3 s backoff
-        msgs = await asyncio.to_thread(status.wait_for, 3, 10)
+        msgs = await asyncio.to_thread(status.wait_for, 3, 60)
         assert msgs[2].json()["state"] == "online"
         assert up.stats().reconnects == 1
-    msgs = await asyncio.to_thread(status.wait_for, 4, 10)
+    msgs = await asyncio.to_thread(status.wait_for, 4, 60)
     assert msgs[3].json()["state"] == "offline"  # clean stop publishes offline itself
     later = mqtt_subscriber(mosquitto, TOPICS.status)
-    got = await asyncio.to_thread(later.wait_for, 1, 10)
+    got = await asyncio.to_thread(later.wait_for, 1, 60)
     assert got[0].retain and got[0].json()["state"] == "offline"
 
 
@@ -329,7 +329,7 @@ async def test_transient_publish_is_not_stored(mosquitto, mqtt_subscriber, outbo
         assert up.publish_transient(TOPICS.health, {"v": 1}) is False  # not connected yet
         await until(lambda: up.stats().connected, what="connected")
         assert up.publish_transient(TOPICS.health, {"v": 1, "ok": True})
-        got = await asyncio.to_thread(sub.wait_for, 1, 10)
+        got = await asyncio.to_thread(sub.wait_for, 1, 60)
     assert got[0].json() == {"v": 1, "ok": True}
     assert outbox.stats().last_seq == 0
 
@@ -345,7 +345,7 @@ async def test_row_is_deleted_only_after_puback_and_resent_after_reconnect(
         proxy.drop_down = True
         outbox.append([telemetry(i) for i in range(30)])
         up.wake()
-        await asyncio.to_thread(sub.wait_for, 10, 10)
+        await asyncio.to_thread(sub.wait_for, 10, 60)
         await asyncio.sleep(0.3)
         assert up.stats().inflight == 10 and up.stats().acked == 0
         assert outbox.stats().depth == 30
@@ -372,7 +372,7 @@ async def test_stop_with_a_hung_broker_still_leaves_offline_retained(mosquitto, 
     status = mqtt_subscriber(mosquitto, TOPICS.status)
     running = Running(config(mosquitto, max_inflight=3, keepalive=60), outbox)
     async with running as up:
-        await asyncio.to_thread(status.wait_for, 1, 10)  # online
+        await asyncio.to_thread(status.wait_for, 1, 60)  # online
         await until(lambda: up.stats().inflight == 0, what="birth settled")
         os.kill(mosquitto.proc.pid, signal.SIGSTOP)  # no more acks: the window stays full
         outbox.append([telemetry(i) for i in range(20)])
@@ -416,7 +416,7 @@ async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
         await asyncio.to_thread(sub.wait_subscribed)
         proxy.release()
         await until(lambda: outbox.stats().depth == 0, what="drained after ACL fix")
-        await until(lambda: 3 in seqs_of(sub.snapshot()), what="seq 3")
+        await until(lambda: {1, 2, 3, 4} <= set(seqs_of(sub.snapshot())), what="seqs 1 to 4")
     seqs = seqs_of(sub.snapshot())
     assert sorted(set(seqs)) == [1, 2, 3, 4]
     # rows published behind the refused one (inside the window) may overtake it; never lost

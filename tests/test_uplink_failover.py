@@ -32,18 +32,18 @@ async def test_a_dead_node_fails_over_to_the_next_in_order_and_back(mosquitto_fa
     async with Running(cluster_config(a, b), outbox) as up:
         outbox.append([telemetry(i) for i in range(200)])
         up.wake()
-        await asyncio.to_thread(sub_a.wait_for, 50, 20)
+        await asyncio.to_thread(sub_a.wait_for, 50, 60)
         a.stop()  # mid-stream: some rows are in flight, unacknowledged
         outbox.append([telemetry(i) for i in range(200, 400)])
         up.wake()
-        await until(lambda: outbox.stats().depth == 0, 30, "outbox drained through the second node")
+        await until(lambda: outbox.stats().depth == 0, 60, "outbox drained through the second node")
         a.start()
-        await until(lambda: set(range(1, 401)) <= seqs(), 30, "both nodes delivered 1..400")
+        await until(lambda: set(range(1, 401)) <= seqs(), 60, "both nodes delivered 1..400")
         b.stop()
         outbox.append([telemetry(i) for i in range(400, 450)])
         up.wake()
-        await until(lambda: outbox.stats().depth == 0, 30, "outbox drained through the first node again")
-        await until(lambda: set(range(1, 451)) <= seqs(), 30, "the first node delivered 401..450")
+        await until(lambda: outbox.stats().depth == 0, 60, "outbox drained through the first node again")
+        await until(lambda: set(range(1, 451)) <= seqs(), 60, "the first node delivered 401..450")
         assert up.stats().connects >= 3
     got_a, got_b = sub_a.snapshot(), sub_b.snapshot()
     assert got_b
@@ -61,7 +61,7 @@ async def test_an_unreachable_first_node_is_passed_over(mosquitto_factory, mqtt_
     async with Running(cluster_config(dead, b), outbox) as up:
         outbox.append([telemetry(i) for i in range(20)])
         up.wake()
-        msgs = await asyncio.to_thread(sub_b.wait_for, 20, 20)
+        msgs = await asyncio.to_thread(sub_b.wait_for, 20, 60)
         assert up.stats().connect_failures >= 1
     assert_complete_in_order(msgs, 20)
 

@@ -28,7 +28,8 @@ async def deliver(broker, sub, outbox, config: MqttConfig, n: int = 20) -> dict:
     start = outbox.stats().last_seq
     outbox.append([telemetry(i) for i in range(n)])
     async with Running(config, outbox) as up:
-        await asyncio.to_thread(sub.wait_for, start + n, 15)
+        # telemetry only: a subscriber to edge/gw1/# counts the status message too
+        await asyncio.to_thread(sub.wait_for, start + n, 60, predicate=lambda m: "/telemetry/" in m.topic)
         await until(lambda: outbox.stats().depth == 0, what="drained")
         return up.stats()
 
@@ -103,5 +104,9 @@ async def test_mqtt5(mosquitto, mqtt_subscriber, outbox) -> None:
     st = await deliver(mosquitto, sub, outbox, cfg(mosquitto, protocol=MqttProtocol.V5), n=100)
     assert st.acked == 100
     assert seqs_of(sub.snapshot()) == list(range(1, 101))
-    states = [m.json()["state"] for m in sub.snapshot() if m.topic.endswith("/status")]
-    assert states == ["online", "offline"]
+
+    def states() -> list[str]:
+        return [m.json()["state"] for m in sub.snapshot() if m.topic.endswith("/status")]
+    # the offline status is published at stop, apart from the telemetry waited for: it may come later
+    await until(lambda: len(states()) >= 2, what="offline status")
+    assert states() == ["online", "offline"]

@@ -233,7 +233,7 @@ def test_chinese_page_and_language_switch(gateway, chrome) -> None:
     assert "磁盘剩余" in text(drv, "#gw")
     shot(drv, "web-zh.png")
     drv.find_element("id", "lang-en").click()
-    assert wait_until(lambda: text(drv, "#devices-card h2") == "Devices", 10)
+    assert wait_until(lambda: text(drv, "#devices-card h2") == "Devices", 60)
     drv.get(gateway["url"])  # the choice is kept (cookie) over the browser's language
     assert wait_until(lambda: text(drv, "#devices-card h2") == "Devices", 30)
 

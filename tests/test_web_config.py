@@ -94,8 +94,10 @@ def test_config_changed_from_the_page_through_the_push_path(gateway) -> None:
     assert config.with_name(config.name + ".previous").read_text() == original
     assert agent.proc.poll() is None and agent.proc.pid == pid  # re-executed in place
 
-    results = [a for a in answers(sub, f"{BASE}/config/result") if a.get("id") == applying["id"]]
-    assert [r["status"] for r in results] == ["applying", "applied"], results
+    def results() -> list[dict]:  # published apart from health (waited for above), so it may come later
+        return [a for a in answers(sub, f"{BASE}/config/result") if a.get("id") == applying["id"]]
+    assert wait_until(lambda: len(results()) >= 2, 60), results()
+    assert [r["status"] for r in results()] == ["applying", "applied"], results()
     def audited() -> list[dict]:  # published apart from the result, so it may come later
         return [a for a in answers(sub, f"{BASE}/audit") if a.get("kind") == "config" and a.get("id") == applying["id"]]
     assert wait_until(lambda: {a["step"] for a in audited()} == {"applying", "applied"}, 60), audited()

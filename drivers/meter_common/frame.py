@@ -82,12 +82,29 @@ def encode(layout: Layout, address: bytes, control: int, data: bytes = b"", *, m
 
 
 def scan(layout: Layout, buf: bytes | bytearray) -> FrameScan:
-    """Cut one frame off the front of ``buf`` (see :class:`agent.contract.FrameScan`)."""
+    """Cut one frame off the front of ``buf`` (see :class:`agent.contract.FrameScan`).
+
+    A 68 in garbage can look like a frame start whose length runs past what has arrived; waiting
+    for it would stall the line until the timeout while the real reply sits behind it. So an
+    unfinished start is given up as soon as a whole, valid frame is found further on.
+    """
     start = buf.find(START)
     if start < 0:
         return FrameScan(len(buf))
     if start > 0:
         return FrameScan(start)  # wake-up bytes or garbage
+    r = _at_front(layout, buf)
+    if r.consumed == 0:
+        at = buf.find(START, 1)
+        while at > 0:
+            if _at_front(layout, buf[at:]).frame is not None:
+                return FrameScan(at)  # the start at 0 was garbage: resync on the whole frame
+            at = buf.find(START, at + 1)
+    return r
+
+
+def _at_front(layout: Layout, buf: bytes | bytearray) -> FrameScan:
+    """What the 68 at ``buf[0]`` starts: a whole frame, a rejected one, a false start, or a wait."""
     h = layout.header_len
     if len(buf) < h:
         return FrameScan(0)

@@ -58,7 +58,7 @@ class AgentProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
-    def terminate(self, timeout: float = 15) -> int:
+    def terminate(self, timeout: float = 60) -> int:  # a clean stop is quick; a loaded machine is not
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

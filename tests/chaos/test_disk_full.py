@@ -133,7 +133,7 @@ def test_disk_full_holds_bounded_memory_keeps_health_and_order(tmp_path: Path, s
         # recovery: everything read is committed and delivered, the outbox empties without a reconnect
         assert wait_until(reading(ROWS), 120), agent.log_tail()
         assert wait_until(lambda: rows_in_outbox(db) == 0, 60), f"{rows_in_outbox(db)} rows stuck\n{agent.log_tail()}"
-        assert wait_until(lambda: latest_health(sub)["buffer"]["depth"] == 0, 10)
+        assert wait_until(lambda: latest_health(sub)["buffer"]["depth"] == 0, 60)
         assert "recovered" in agent.log.read_text(errors="replace")[log_mark:]
     finally:
         if filler is not None:

@@ -105,6 +105,18 @@ def test_a_frame_is_found_after_wake_bytes_and_garbage(frame: bytes, garbage: by
     assert found == [frame] and errors == []
 
 
+# a 68 in garbage whose header claims more bytes than ever come (seen on a line: 3A … 62 68, then the reply)
+FALSE_STARTS = [b"\x68\x10" + b"\x00" * 7 + b"\x81\x50",  # 80 data bytes claimed
+                bytes.fromhex("3a842c7732 84d36268")]
+
+
+@pytest.mark.parametrize("garbage", FALSE_STARTS, ids=["long-length", "seen-on-a-line"])
+def test_a_false_frame_start_in_garbage_does_not_hide_the_frame_after_it(garbage: bytes) -> None:
+    frame = fr.encode(codec.LAYOUT, codec.parse_address(ADDR), 0x81, bytes(19), meter_type=0x10, wake=2)
+    found, _, _ = split_frames(codec.scan, garbage + frame)
+    assert found == [frame.lstrip(b"\xfe")]
+
+
 @settings(max_examples=300, deadline=None)
 @given(frames, st.data())
 def test_a_truncated_or_corrupted_frame_is_never_returned(frame: bytes, data) -> None:
@@ -144,7 +156,7 @@ def codec_units() -> dict[str, int]:
 # -- the driver --------------------------------------------------------------------------------
 def device(port: str, **kw) -> SimDevice:
     return SimDevice(device={"type": "cjt188", "line": "mbus", "address": ADDR, "profile": "water",
-                             "request_timeout": 5.0, **kw},
+                             "request_timeout": 10.0, "timeout": 60.0, **kw},  # a loaded machine; silence costs this
                      lines={"mbus": {"type": "serial", "port": port, "baudrate": 2400}})  # a pty refuses parity E
 
 
@@ -203,7 +215,7 @@ async def volume(driver) -> float:
 async def test_each_fault_is_a_typed_error_or_survived_and_the_next_poll_reads(tmp_path, fault, error) -> None:
     sim = await start()
     try:
-        async with meter(tmp_path, sim, request_timeout=1.0) as driver:
+        async with meter(tmp_path, sim) as driver:
             await fault_then_read(driver, sim, fault, error, volume, 1234.56)
     finally:
         await sim.stop()
@@ -219,6 +231,19 @@ async def test_a_late_reply_with_another_sequence_number_is_skipped(tmp_path: Pa
     try:
         async with meter(tmp_path, sim) as driver:
             assert {s.metric: s.value for s in await driver.read()}["volume"] == 1234.56
+    finally:
+        await sim.stop()
+
+
+@pytest.mark.parametrize("garbage", FALSE_STARTS, ids=["long-length", "seen-on-a-line"])
+async def test_a_reply_behind_a_false_frame_start_is_read(tmp_path: Path, garbage: bytes) -> None:
+    """Garbage on the line resynchronises: the reply is read, not waited past until the timeout."""
+    sim = await start()
+    send = sim.write_raw
+    sim.write_raw = lambda data: send(garbage + data)
+    try:
+        async with meter(tmp_path, sim) as driver:
+            assert await volume(driver) == 1234.56  # before: no valid frame within the request timeout
     finally:
         await sim.stop()
 

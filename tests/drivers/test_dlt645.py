@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def test_a_frame_is_found_after_wake_bytes_and_garbage(frame: bytes, garbage: by
     assert fr.encode(codec.LAYOUT, f.address, f.control, f.data, wake=0) == frame
 
 
+# a 68 in garbage whose header passes (second 68 in place) and claims more bytes than ever come
+FALSE_STARTS = [b"\x68" + b"\x00" * 6 + b"\x68\x91\x50",  # 80 data bytes claimed
+                b"\x01\x68\x02\x03\x04\x05"]  # its second 68 is the real frame's (after FE FE), its L an address byte
+
+
+@pytest.mark.parametrize("garbage", FALSE_STARTS, ids=["long-length", "second-68-in-the-reply"])
+def test_a_false_frame_start_in_garbage_does_not_hide_the_frame_after_it(garbage: bytes) -> None:
+    frame = fr.encode(codec.LAYOUT, codec.parse_address(ADDR), 0x91, bytes.fromhex("00010102") + b"\x98\x22", wake=2)
+    found, _, _ = split_frames(codec.scan, garbage + frame)
+    assert found == [frame.lstrip(b"\xfe")]
+
+
 @settings(max_examples=300, deadline=None)
 @given(frames, st.data())
 def test_a_truncated_or_corrupted_frame_is_never_returned(frame: bytes, data) -> None:
@@ -126,7 +139,7 @@ class Clock:
 
 
 def device(port: str, **kw) -> SimDevice:
-    return SimDevice(device={"type": "dlt645", "line": "rs485", "address": ADDR, "request_timeout": 5.0, **kw},
+    return SimDevice(device={"type": "dlt645", "line": "rs485", "address": ADDR, "request_timeout": 10.0, **kw},
                      lines={"rs485": {"type": "serial", "port": port, "baudrate": 2400}})  # a pty refuses parity E
 
 
@@ -192,6 +205,19 @@ async def test_a_late_reply_to_another_identifier_is_skipped(tmp_path: Path) -> 
         await sim.stop()
 
 
+@pytest.mark.parametrize("garbage", FALSE_STARTS, ids=["long-length", "second-68-in-the-reply"])
+async def test_a_reply_behind_a_false_frame_start_is_read(tmp_path: Path, garbage: bytes) -> None:
+    """Garbage on the line resynchronises: the reply is read, not waited past until the timeout."""
+    sim = await start()
+    send = sim.write_raw
+    sim.write_raw = lambda data: send(garbage + data)
+    try:
+        async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
+            assert await voltage(driver) == [229.8]  # before: no valid frame within the request timeout
+    finally:
+        await sim.stop()
+
+
 async def test_an_identifier_the_meter_lacks_is_dropped_once(tmp_path: Path, caplog) -> None:
     values = {k: v for k, v in DEFAULTS.items() if k != "frequency"}
     sim = await Dlt645Sim(meters=[Meter(ADDR, values)]).start()
@@ -231,7 +257,7 @@ async def test_two_meters_on_one_line_and_a_1997_meter_over_tcp(tmp_path: Path) 
     try:
         async with meter(tmp_path, sim, metrics=["power"]) as a:
             d2, pool = build_driver(SPEC, SimDevice(device={"type": "dlt645", "line": "rs485", "address": "000000000002",
-                                                            "metrics": ["power"], "request_timeout": 5},
+                                                            "metrics": ["power"], "request_timeout": 10},
                                                     lines={"rs485": {"type": "serial", "port": sim.path}}), tmp_path / "s2")
             sim.meters[1].values["power"] = -1.5  # exporting
             assert [s.value for s in await a.read()] == [DEFAULTS["power"]]
@@ -288,9 +314,8 @@ async def test_time_sync_is_a_declared_point_written_through_the_gate(tmp_path: 
             router.close()
             await pool.close()
             assert out.status == status, out.result
-        for _ in range(200):  # the broadcast is unanswered: wait until the simulator has taken it
-            if [m.time_syncs for m in sim.meters] == [1, 1]:
-                break
+        deadline = time.monotonic() + 60  # the broadcast is unanswered: wait until the simulator has taken it
+        while [m.time_syncs for m in sim.meters] != [1, 1] and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert [m.time_syncs for m in sim.meters] == [1, 1]
         for m in sim.meters:  # the meters' clocks now read Beijing time (the default meter_timezone)

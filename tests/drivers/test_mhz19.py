@@ -90,7 +90,7 @@ class ManualClock(Clock):
 
 def make_driver(path, tmp_path, clock=None, **cfg):
     pool = BusPool({"co2": SerialLineConfig(type="serial", port=path)}, LINE_KINDS)
-    config = SPEC.config_model(name="co2", type="mhz19", line="co2", timeout=0.5, **cfg)
+    config = SPEC.config_model(name="co2", type="mhz19", line="co2", timeout=10.0, **cfg)  # a loaded machine
     return SPEC.factory(config, DriverContext("gw", tmp_path, pool, clock or Clock())), pool
 
 

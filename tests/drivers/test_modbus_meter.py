@@ -25,10 +25,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def line_toml(kind: str, port: int) -> str:
+def line_toml(kind: str, port: int) -> str:  # 10 s: a loaded machine; only a dead unit waits it out
     if kind == "tcp":
-        return f'type = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 0.5'
-    return f'type = "modbus_rtu"\nport = "socket://127.0.0.1:{port}"\ntimeout = 0.5\nunit_backoff_max = 1'
+        return f'type = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 10'
+    return f'type = "modbus_rtu"\nport = "socket://127.0.0.1:{port}"\ntimeout = 10\nunit_backoff_max = 1'
 
 
 def config(device: str, *, kind: str = "rtu", port: int = 1) -> str:

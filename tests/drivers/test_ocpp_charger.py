@@ -106,7 +106,7 @@ async def test_unknown_charge_point_is_refused(central):
     drv, url = central
     ws = await websockets.connect(f"{url}/INTRUDER", subprotocols=["ocpp1.6"])
     with pytest.raises(websockets.ConnectionClosed) as e:
-        await asyncio.wait_for(ws.recv(), 5)
+        await asyncio.wait_for(ws.recv(), 60)
     assert e.value.rcvd.code == 1008
     assert "INTRUDER" not in drv.server.sessions
 

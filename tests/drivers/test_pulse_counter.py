@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -27,12 +28,12 @@ def make(tmp_path, spec=SPEC, **cfg):
     return spec.factory(config, DriverContext("gw", tmp_path, pool)), pool
 
 
-async def wait_for(pred, timeout=5.0):
-    for _ in range(int(timeout / 0.01)):
-        if pred():
-            return
+async def wait_for(pred, timeout=60.0):
+    deadline = time.monotonic() + timeout  # a bound on time, not on turns of a loaded loop
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
         await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 def values(samples):

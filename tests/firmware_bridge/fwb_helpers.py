@@ -74,6 +74,7 @@ class CommitClock:
 def make_driver(port: str, state_dir: Path, *, commits=None, baudrate: int = 115200, **cfg):
     line = SerialLineConfig(type="serial", port=port, baudrate=baudrate, reopen_min=0.05, reopen_max=0.2)
     pool = BusPool({"nodes": line}, LINE_KINDS)
+    cfg.setdefault("describe_timeout", 30.0)  # the node answers at once, but a loaded machine may take seconds
     config = SPEC.config_model(name="node1", type="mcu_node", line="nodes", **cfg)
     ctx = DriverContext("gw", state_dir, pool, on_commit=commits.register if commits else None)
     return SPEC.factory(config, ctx), pool
@@ -87,7 +88,7 @@ class QemuNode:
         self.proc: subprocess.Popen | None = None
         self.pty = ""
 
-    def start(self, timeout: float = 20) -> QemuNode:
+    def start(self, timeout: float = 60) -> QemuNode:
         self.proc = subprocess.Popen(
             ["qemu-system-arm", "-M", "mps2-an385", "-display", "none", "-monitor", "none", "-serial", "pty",
              "-semihosting-config", "enable=on,target=native", "-kernel", str(self.elf)],

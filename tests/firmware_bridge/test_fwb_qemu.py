@@ -24,18 +24,18 @@ def qemu(arm_build):
 
 async def test_cortex_m_firmware_delivers_readings_end_to_end(qemu, tmp_path):
     commits = CommitClock()
-    drv, pool = make_driver(qemu.pty, tmp_path / "state", commits=commits, describe_timeout=10.0,
+    drv, pool = make_driver(qemu.pty, tmp_path / "state", commits=commits, describe_timeout=60.0,
                             writable=("interval_ms", "output0"), timeout=5.0, wait=2.0)
     try:
         assert [(m.name, m.unit) for m in drv.metrics()] == [("sample", ""), ("temperature", "degC"), ("output0", "")]
         samples = []
-        for _ in range(10):
+        deadline = time.monotonic() + 120  # an emulated board on a loaded machine: bounded by time, not polls
+        while not samples and time.monotonic() < deadline:
             samples += await drv.read()
-            if samples:
-                break
         assert await drv.write("interval_ms", 100) == 100
         assert await drv.write("output0", 1) == 1
-        for _ in range(100):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             samples += await drv.read()
             commits.commit_now()
             seqs = [s.value for s in samples if s.metric == "sample"]
@@ -53,7 +53,7 @@ async def test_cortex_m_firmware_delivers_readings_end_to_end(qemu, tmp_path):
         await pool.close()
 
 
-def read_hello(pty: str, timeout: float = 20.0) -> c.Hello:
+def read_hello(pty: str, timeout: float = 60.0) -> c.Hello:
     """Ask the emulated node to describe itself and return its HELLO."""
     link = NodeLink()
     with serial.Serial(pty, 115200, timeout=0.1) as ser:

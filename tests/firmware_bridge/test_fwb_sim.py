@@ -33,7 +33,7 @@ async def test_simulator_feeds_the_driver_and_overflow_is_counted_then_skipped(t
     st = SimThread(interval_ms=20, ring=8, retransmit_s=0.2, seed=3, baudrate=115200)
     sim = st.sim
     commits = CommitClock()
-    drv, pool = make_driver(sim.path, tmp_path / "state", commits=commits, describe_timeout=2.0)
+    drv, pool = make_driver(sim.path, tmp_path / "state", commits=commits)
     try:
         assert [m.name for m in drv.metrics()] == ["temperature", "humidity", "pulses", "output0"]
         first = []
