@@ -54,7 +54,7 @@ DET_COLS = D_TN + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
 EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT = range(13)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT, P_YOUNG = range(14)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -71,6 +71,8 @@ TOD_ALPHA = 0.2  # slot statistics follow each visit's mean at this rate (about 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 RANGE_MIN_DEV = 2.0  # a new range must also be this many deviations from the baseline (not mere drift)
+RANGE_YOUNG = 500  # before this many readings (a new extreme of noise: chance 2 / (n + 1) > 0.4 %) ...
+RANGE_NOISE = 0.1  # ... on a series whose deviation exceeds this fraction of its range, a new extreme must be CLIP deviations out
 TAIL_FLOOR = 1e-10  # tail probability that maps to score 1
 LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
 ANOMALY = int(Quality.ANOMALY)
@@ -82,12 +84,14 @@ def new_state(n: int) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals; an event lasts at least ``min_event`` readings."""
+    and step signals; an event lasts at least ``min_event`` readings; ``young`` holds the range test back on a
+    noise-dominated series while its range is young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
-                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event], np.float64)
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event,
+                     1.0 if young else 0.0], np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -231,7 +235,8 @@ def step_score(dx, st, s, prm, step):
 
 @kernel
 def surprise(x, st, s, prm, sig, sig_rel):
-    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up)."""
+    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up) and whether
+    the range test fired (a value beyond anything the series has shown)."""
     n = st[s, D_N]
     if n == 0.0:
         st[s, D_MEAN] = x
@@ -239,7 +244,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
         st[s, D_HI] = x
         st[s, D_PREV] = x
         st[s, D_N] = 1.0
-        return 0.0
+        return 0.0, False
     alpha = prm[P_ALPHA]
     mean = st[s, D_MEAN]
     dev = st[s, D_DEV]
@@ -284,15 +289,22 @@ def surprise(x, st, s, prm, sig, sig_rel):
     margin = prm[P_RANGE] * (hi - lo)
     if margin < sig:
         margin = sig
-    if prm[P_RANGE] >= 0.0 and (x > hi + margin or x < lo - margin) and ad > RANGE_MIN_DEV * scale:
+    # while the range is young, a noise-dominated series (its deviation over RANGE_NOISE of its range: the range
+    # is what its noise alone spans) makes new extremes by chance (2 / (n + 1) per reading): such a new extreme
+    # counts only when it is also an outlier by the baseline's own rule (beyond CLIP deviations)
+    need = RANGE_MIN_DEV
+    if prm[P_YOUNG] != 0.0 and n < RANGE_YOUNG and scale > RANGE_NOISE * (hi - lo):
+        need = CLIP
+    hit = prm[P_RANGE] >= 0.0 and (x > hi + margin or x < lo - margin) and ad > need * scale
+    if hit:
         score = 1.0
     if x > hi:
         st[s, D_HI] = x
     if x < lo:
         st[s, D_LO] = x
     if n < prm[P_WARMUP] or ad < sig:
-        return 0.0
-    return score
+        return 0.0, False
+    return score, hit
 
 
 @kernel
@@ -314,8 +326,10 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
         first = st[s, D_N] == 0.0
-        sc = surprise(x, st, s, prm, significant[s], significant_rel[s])
-        if sc >= threshold:  # the bit marks values far outside what the series shows (size), not shapes
+        sc, hit = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        # the bit marks a value that is anomalous in size on its own: where a size anomaly begins, and every
+        # value beyond anything the series has shown; not the ordinary-looking rest of an event, nor shapes
+        if sc >= threshold and (hit or st[s, D_ACTIVE] == 0.0):
             quality[r] |= ANOMALY
         kind = EV_START
         if not first:
