@@ -14,7 +14,9 @@ shape and its time (see flat_score, tod_score and step_score):
    series' units, noise or scale. One threshold therefore serves every series.
 3. **Never seen before.** A value beyond the range seen so far by more than ``range_margin`` of
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
-   deviations from the baseline (so slow drift to new highs does not count), scores 1.
+   deviations from the baseline (so slow drift to new highs does not count), scores 1. While the range is
+   young (``RANGE_YOUNG`` readings) on a series whose deviation is over ``RANGE_NOISE`` of its range (its
+   range is what its spread alone makes), a new extreme must be ``CLIP`` deviations out.
 
 4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``;
    a run that raised an event teaches half its length, so a hold that recurs is reported once.
@@ -30,8 +32,9 @@ quality bits (out of range, implausible ...) neither score nor teach the detecto
 An event starts when the score reaches ``threshold``; while it lasts no new event can start (the
 reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, and
 not before ``min_event`` readings after its start (one disturbance, one start), so a second anomaly is
-caught as soon as the first has calmed down. Readings scoring at or above the
-threshold carry the ``anomaly`` quality bit. Nothing scores during the first ``warmup`` readings.
+caught as soon as the first has calmed down. The ``anomaly`` quality bit marks a value anomalous in size on
+its own: a size score at or above the threshold where a size anomaly begins (no event active), or a value
+beyond the range seen (the range test fired). Nothing scores during the first ``warmup`` readings.
 """
 
 from __future__ import annotations
@@ -312,7 +315,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
     the size score (surprise and range), the flat-line, time-of-day and step scores; rows whose size
-    score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
+    score is >= threshold get the ANOMALY bit where no event is active or when the range test fired; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
     start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
