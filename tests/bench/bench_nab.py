@@ -7,9 +7,10 @@ Results are strictly causal: one pass per series, no labels, no look-ahead, the 
 every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
 
 Two things are scored: anomaly *events* (a reading scores when an event starts there; what
-`anomaly_start` reports) and the per-reading ANOMALY quality *bit* (every reading scoring at or above
-the threshold; it marks sizes only). Rows "without ..." switch one technique off to show what it adds
-(flat line, time of day, step, minimum event length, range test, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+`anomaly_start` reports) and the per-reading ANOMALY quality *bit* (a reading whose size score reaches the
+threshold where a size anomaly begins, or that lies beyond everything the series has shown; sizes only).
+Rows "without ..." switch one technique off to show what it adds
+(flat line, time of day, step, minimum event length, range test, young noisy range rule, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 """
 
@@ -142,6 +143,7 @@ def main() -> None:
         "  without the time-of-day signal": lambda v, t: score_series(v, shipped(tod=False), t),
         "  without the minimum event length": lambda v, t: score_series(v, shipped(min_event=0), t),
         "  without the range test": lambda v, t: score_series(v, shipped(range_margin=-1.0), t),
+        "  without the young noisy range rule": lambda v, t: score_series(v, shipped(young=False), t),
         "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999, min_event=0), t),
         "  surprise calibration only": lambda v, t: score_series(
             v, shipped(range_margin=-1.0, quiet=1, release=0.999, min_event=0, flat=False, tod=False, step=False), t),

@@ -138,6 +138,7 @@ def main() -> None:
         "  without the time-of-day signal": shipped(tod=False),
         "  without the minimum event length": shipped(min_event=0),
         "  without the range test": shipped(range_margin=-1.0),
+        "  without the young noisy range rule": shipped(young=False),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

@@ -14,7 +14,9 @@ shape and its time (see flat_score, tod_score and step_score):
    series' units, noise or scale. One threshold therefore serves every series.
 3. **Never seen before.** A value beyond the range seen so far by more than ``range_margin`` of
    that range (and by at least the metric's significant change), and at least ``RANGE_MIN_DEV``
-   deviations from the baseline (so slow drift to new highs does not count), scores 1.
+   deviations from the baseline (so slow drift to new highs does not count), scores 1. While the range is
+   young (``RANGE_YOUNG`` readings) on a series whose deviation is over ``RANGE_NOISE`` of its range (its
+   range is what its spread alone makes), a new extreme must be ``CLIP`` deviations out.
 
 4. **Flat line.** A run of unchanged readings longer than twice any ordinary run, scored by ``p ** run``;
    a run that raised an event teaches half its length, so a hold that recurs is reported once.
@@ -30,8 +32,9 @@ quality bits (out of range, implausible ...) neither score nor teach the detecto
 An event starts when the score reaches ``threshold``; while it lasts no new event can start (the
 reported detection score is 0), and it ends after ``quiet`` readings scoring below ``release``, and
 not before ``min_event`` readings after its start (one disturbance, one start), so a second anomaly is
-caught as soon as the first has calmed down. Readings scoring at or above the
-threshold carry the ``anomaly`` quality bit. Nothing scores during the first ``warmup`` readings.
+caught as soon as the first has calmed down. The ``anomaly`` quality bit marks a value anomalous in size on
+its own: a size score at or above the threshold where a size anomaly begins (no event active), or a value
+beyond the range seen (the range test fired). Nothing scores during the first ``warmup`` readings.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ DET_COLS = D_TN + 1
 # event codes in ``event``: a start, by the signal that started it, or the end
 EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT = range(13)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT, P_YOUNG = range(14)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -71,6 +74,8 @@ TOD_ALPHA = 0.2  # slot statistics follow each visit's mean at this rate (about 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 RANGE_MIN_DEV = 2.0  # a new range must also be this many deviations from the baseline (not mere drift)
+RANGE_YOUNG = 500  # before this many readings (a new extreme of noise: chance 2 / (n + 1) > 0.4 %) ...
+RANGE_NOISE = 0.1  # ... on a series whose deviation exceeds this fraction of its range, a new extreme must be CLIP deviations out
 TAIL_FLOOR = 1e-10  # tail probability that maps to score 1
 LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
 ANOMALY = int(Quality.ANOMALY)
@@ -82,12 +87,14 @@ def new_state(n: int) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals; an event lasts at least ``min_event`` readings."""
+    and step signals; an event lasts at least ``min_event`` readings; ``young`` holds the range test back on a
+    noise-dominated series while its range is young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
-                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event], np.float64)
+                     1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event,
+                     1.0 if young else 0.0], np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -231,7 +238,8 @@ def step_score(dx, st, s, prm, step):
 
 @kernel
 def surprise(x, st, s, prm, sig, sig_rel):
-    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up)."""
+    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up) and whether
+    the range test fired (a value beyond anything the series has shown)."""
     n = st[s, D_N]
     if n == 0.0:
         st[s, D_MEAN] = x
@@ -239,7 +247,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
         st[s, D_HI] = x
         st[s, D_PREV] = x
         st[s, D_N] = 1.0
-        return 0.0
+        return 0.0, False
     alpha = prm[P_ALPHA]
     mean = st[s, D_MEAN]
     dev = st[s, D_DEV]
@@ -284,15 +292,22 @@ def surprise(x, st, s, prm, sig, sig_rel):
     margin = prm[P_RANGE] * (hi - lo)
     if margin < sig:
         margin = sig
-    if prm[P_RANGE] >= 0.0 and (x > hi + margin or x < lo - margin) and ad > RANGE_MIN_DEV * scale:
+    # while the range is young, a noise-dominated series (its deviation over RANGE_NOISE of its range: the range
+    # is what its noise alone spans) makes new extremes by chance (2 / (n + 1) per reading): such a new extreme
+    # counts only when it is also an outlier by the baseline's own rule (beyond CLIP deviations)
+    need = RANGE_MIN_DEV
+    if prm[P_YOUNG] != 0.0 and n < RANGE_YOUNG and scale > RANGE_NOISE * (hi - lo):
+        need = CLIP
+    hit = prm[P_RANGE] >= 0.0 and (x > hi + margin or x < lo - margin) and ad > need * scale
+    if hit:
         score = 1.0
     if x > hi:
         st[s, D_HI] = x
     if x < lo:
         st[s, D_LO] = x
     if n < prm[P_WARMUP] or ad < sig:
-        return 0.0
-    return score
+        return 0.0, False
+    return score, hit
 
 
 @kernel
@@ -300,7 +315,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
     the size score (surprise and range), the flat-line, time-of-day and step scores; rows whose size
-    score is >= threshold get the ANOMALY bit; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
+    score is >= threshold get the ANOMALY bit where no event is active or when the range test fired; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
     start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
@@ -314,8 +329,10 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
         first = st[s, D_N] == 0.0
-        sc = surprise(x, st, s, prm, significant[s], significant_rel[s])
-        if sc >= threshold:  # the bit marks values far outside what the series shows (size), not shapes
+        sc, hit = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        # the bit marks a value that is anomalous in size on its own: where a size anomaly begins, and every
+        # value beyond anything the series has shown; not the ordinary-looking rest of an event, nor shapes
+        if sc >= threshold and (hit or st[s, D_ACTIVE] == 0.0):
             quality[r] |= ANOMALY
         kind = EV_START
         if not first:
