@@ -22,6 +22,8 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
   peer.
 * demo: the demo's device set: start to first publish (warm kernel cache), steady RSS, CPU.
 
+Memory over a long run (an hour) at one load: tests/bench/bench_soak.py.
+
 CPU is the process's user + system time (/proc/PID/stat); datapoints are counted at a subscriber. RSS
 is the goal's figure (PSS shares pages other processes map too). The machine may be shared: compare
 the ratios printed, which are measured in the same run.
