@@ -28,7 +28,6 @@ from .remote import ConfigFiles, RemoteOps
 from .scheduler import Poller
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
-from .site import SiteController
 from .store.outbox import Pending, Priority
 from .store.quarantine import Quarantined
 from .store.resilient import ResilientOutbox
@@ -121,6 +120,8 @@ class Agent:
         gate = WriteGate(devices, self.drivers, self.clock, timeout=cfg.commands.write_timeout, audit=audit)
         site = None
         if cfg.site is not None:
+            from .site.controller import SiteController  # loaded only for a [site] table
+
             site = SiteController(cfg.site, self.drivers, self.latest, self.series, self.clock, self.processor.tariff,
                                   charger_configs={n: devices[n] for n in cfg.site.chargers},
                                   carbon=self.processor.ledger.carbon, gate=gate)

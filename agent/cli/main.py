@@ -35,17 +35,28 @@ DEBUG_ENV = "EDGE_AGENT_DEBUG"
 EXIT_RUNTIME = 1
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Imports a command's module when that command is asked for: ``run`` (the service) does not
+    load every other command and what it imports."""
+
+    _modules = {m.rpartition(".cmd_")[2]: m for m in COMMAND_MODULES}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._modules})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self._modules:
+            self.add_command(importlib.import_module(self._modules[cmd_name]).command)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edge-agent")
 @click.option("--debug", is_flag=True, help=f"Show the full traceback of an unexpected error (env: {DEBUG_ENV}=1).")
 def cli(debug: bool) -> None:
     """edge-agent: poll devices, keep every reading safe, forward over MQTT."""
     if debug:
         os.environ[DEBUG_ENV] = "1"
-
-
-for _name in COMMAND_MODULES:
-    cli.add_command(importlib.import_module(_name).command)
 
 
 def describe_error(e: BaseException) -> str:

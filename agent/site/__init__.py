@@ -1,7 +1,26 @@
-"""Site energy management: a site limit against a grid meter, fair sharing, time-of-use preference."""
+"""Site energy management: a site limit against a grid meter, fair sharing, time-of-use preference.
 
-from .allocator import Demand, allocate, fair_share
+The config models load with the package; the controller and the allocator only when asked for (a
+gateway without a ``[site]`` table never loads them)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import GridMeterRef, Period, SiteConfig, TouConfig
-from .controller import SiteController
+
+if TYPE_CHECKING:
+    from .allocator import Demand, allocate, fair_share
+    from .controller import SiteController
+
+_LAZY = {"Demand": "allocator", "allocate": "allocator", "fair_share": "allocator", "SiteController": "controller"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Demand", "GridMeterRef", "Period", "SiteConfig", "SiteController", "TouConfig", "allocate", "fair_share"]

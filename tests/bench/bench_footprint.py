@@ -22,6 +22,8 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
   peer.
 * demo: the demo's device set: start to first publish (warm kernel cache), steady RSS, CPU.
 
+Memory over a long run (an hour) at one load: tests/bench/bench_soak.py.
+
 CPU is the process's user + system time (/proc/PID/stat); datapoints are counted at a subscriber. RSS
 is the goal's figure (PSS shares pages other processes map too). The machine may be shared: compare
 the ratios printed, which are measured in the same run.
@@ -283,6 +285,13 @@ def demo(tmp: Path, broker: kit.Mosquitto) -> None:
         loop.call_soon_threadsafe(loop.stop)
 
 
+def warm_cache(tmp: Path, cache: Path | None) -> None:
+    """Fill the kernel cache the agent runs will use, as an install does (``edge-agent warmup``)."""
+    os.environ["NUMBA_CACHE_DIR"] = str(cache or tmp / "numba-cache")
+    subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
+                   check=True, capture_output=True)
+
+
 def main() -> None:
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -308,9 +317,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; peer: {why}", flush=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        os.environ["NUMBA_CACHE_DIR"] = str(ARGS.cache or tmp / "numba-cache")  # warmed first, as an install does
-        subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
-                       check=True, capture_output=True)
+        warm_cache(tmp, ARGS.cache)
         lim = None
         if "limits" in parts:
             lim = limits(tmp)

@@ -1,0 +1,56 @@
+"""What the service process loads (its memory): ``edge-agent run`` imports its own command, not every
+other command of the CLI, and a config without a ``[site]`` table does not load the site controller."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+CONFIG = """
+[gateway]
+id = "gw"
+state_dir = "{state}"
+
+[mqtt]
+host = "127.0.0.1"
+
+[[devices]]
+name = "load"
+type = "replay"
+file = "{csv}"
+"""
+
+
+def loaded_after_start(tmp_path: Path, config: str) -> set[str]:
+    """Modules loaded by the run command's module, the config and the agent's construction (no devices polled)."""
+    csv = tmp_path / "load.csv"
+    csv.write_text("timestamp,value\n2026-01-01T00:00:00,1.5\n")
+    path = tmp_path / "agent.toml"
+    path.write_text(config.format(state=tmp_path / "state", csv=csv))
+    code = ("import sys\n"
+            "from agent.cli.main import cli\n"
+            "cli.get_command(None, 'run')\n"
+            "from agent.config.loader import load_config\n"
+            "from agent.app import Agent\n"
+            f"Agent(load_config({str(path)!r}))\n"
+            "print(' '.join(sorted(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_run_loads_neither_other_commands_nor_the_site_controller_it_does_not_use(tmp_path: Path) -> None:
+    mods = loaded_after_start(tmp_path, CONFIG)
+    assert "agent.cli.cmd_run" in mods and "agent.app" in mods
+    others = sorted(m for m in mods if m.startswith("agent.cli.cmd_") and m not in ("agent.cli.cmd_run", "agent.cli.cmd_check"))
+    assert others == []
+    assert "agent.site.controller" not in mods and "agent.site.allocator" not in mods
+
+
+def test_the_site_names_still_import_from_the_package() -> None:
+    r = subprocess.run([sys.executable, "-c", "from agent.site import Demand, SiteConfig, SiteController, allocate, "
+                        "fair_share; print(SiteController.__module__, allocate.__module__)"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["agent.site.controller", "agent.site.allocator"]
