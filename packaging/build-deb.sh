@@ -54,8 +54,7 @@ if [ -n "$BUILD_DEPS" ] && [ $RESUME = 0 ]; then
 fi
 
 t0=$(date +%s)
-rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/edge-agent"
-(cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -C "$ROOT/src/edge-agent" -xf - || exit 1
+rm -rf "$ROOT/src" && userland_copy_checkout "$SRC" "$ROOT/src/edge-agent" || exit 1
 [ $RESUME = 1 ] || in_root python3 -m venv $VENV_OPTS /opt/edge-agent || exit 1
 # --retries: a connection reset by the index after half an hour of emulated work is not worth losing
 # The project itself is pure Python: its wheel is built natively (seconds) rather than by an emulated
