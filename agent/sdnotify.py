@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import socket
 
+# The longest one step of the start-up may take before the next notice (loading the program and the
+# config; opening the state directory and building the agent): ~40 s in all was seen on an emulated
+# arm64 under CPUQuota=30 %. A notice extends the start timeout by this much; it never shortens it.
+START_UP_S = 90.0
+
 
 class Notifier:
     def __init__(self, env: dict[str, str] | None = None):

@@ -11,12 +11,13 @@
 # Extras: amd64 fast; arm64 pi,fast; armhf pi on Debian's python3-numpy (no numba on 32-bit ARM).
 # Environment: EDGE_DEB_WORK (/var/tmp/edge-agent-deb), EDGE_DEB_OUT ($EDGE_DEB_WORK/out),
 # EDGE_DEB_CACHE (the Pi check's /var/cache/edge-agent-pi-check), EDGE_DEB_REVISION (1),
-# EDGE_DEB_RESUME=1 (reuse a failed build's root and venv), EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
+# EDGE_DEB_RESUME=1 (reuse a failed build's root and venv, else the last build's venv; the project is
+# reinstalled), EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 
 ARCH="${1:-}"; SUITE="${2:-bookworm}"
-case "$ARCH" in amd64|arm64|armhf) ;; *) sed -n '2,15p' "$0" >&2; exit 2 ;; esac
+case "$ARCH" in amd64|arm64|armhf) ;; *) sed -n '2,16p' "$0" >&2; exit 2 ;; esac
 require_root
 REVISION="${EDGE_DEB_REVISION:-1}"
 ROOT="$WORK/build-$SUITE-$ARCH"
@@ -27,9 +28,14 @@ t() { echo "[$ARCH $SUITE] $1: $(( $(date +%s) - $2 ))s"; }
 
 t0=$(date +%s)
 enable_binfmt "$ARCH" || { echo "binfmt for $ARCH not available (qemu-user-static, binfmt-support)" >&2; exit 1; }
-# EDGE_DEB_RESUME=1: keep a build root whose venv exists (creating it is half an hour emulated)
+# EDGE_DEB_RESUME=1: keep a build root whose venv exists (creating it is half an hour emulated), or
+# else start from the last build's venv ($STAGE): the dependencies are kept, the project reinstalled
 RESUME=0
 [ "${EDGE_DEB_RESUME:-0}" = 1 ] && [ -x "$ROOT/opt/edge-agent/bin/pip" ] && RESUME=1
+if [ $RESUME = 0 ] && [ "${EDGE_DEB_RESUME:-0}" = 1 ] && [ -x "$STAGE/opt/edge-agent/bin/pip" ]; then
+  unpack_base "$SUITE" "$ARCH" "$ROOT" && tar -C "$STAGE" -cf - opt/edge-agent | tar -C "$ROOT" -xf - || exit 1
+  RESUME=1
+fi
 [ $RESUME = 1 ] || unpack_base "$SUITE" "$ARCH" "$ROOT" || exit 1
 mount_root
 t userland "$t0"
@@ -48,8 +54,7 @@ if [ -n "$BUILD_DEPS" ] && [ $RESUME = 0 ]; then
 fi
 
 t0=$(date +%s)
-rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/edge-agent"
-(cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -C "$ROOT/src/edge-agent" -xf - || exit 1
+rm -rf "$ROOT/src" && userland_copy_checkout "$SRC" "$ROOT/src/edge-agent" || exit 1
 [ $RESUME = 1 ] || in_root python3 -m venv $VENV_OPTS /opt/edge-agent || exit 1
 # --retries: a connection reset by the index after half an hour of emulated work is not worth losing
 # The project itself is pure Python: its wheel is built natively (seconds) rather than by an emulated
@@ -60,6 +65,9 @@ if python3 -m pip wheel --no-deps --progress-bar off -w "$ROOT/src/wheel" "$ROOT
 fi
 in_root /opt/edge-agent/bin/pip install --no-cache-dir --progress-bar off --retries 10 \
   "edge-agent[$EXTRAS] @ $SPEC" || exit 1
+# pip keeps an installed project of the same version when given a wheel: a resumed venv gets this tree
+[ $RESUME = 0 ] || in_root /opt/edge-agent/bin/pip install --no-cache-dir --progress-bar off --no-deps \
+  --force-reinstall "$SPEC" || exit 1
 in_root /opt/edge-agent/bin/edge-agent --version || exit 1
 t venv "$t0"
 

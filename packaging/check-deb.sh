@@ -81,6 +81,9 @@ do_installed() {
   expect [ "$st" = "install ok installed $V1" ] &&
   expect [ "$(readlink "$ROOT/usr/bin/edge-agent")" = /opt/edge-agent/bin/edge-agent ] &&
   expect grep -q '^ExecStart=/opt/edge-agent/bin/edge-agent run' "$ROOT/etc/systemd/system/edge-agent.service" &&
+  # the unit of this tree, not an older one (setup only fills in the device groups that exist)
+  expect diff <(grep -v 'SupplementaryGroups=' "$SRC/systemd/edge-agent.service") \
+    <(grep -v 'SupplementaryGroups=' "$ROOT/etc/systemd/system/edge-agent.service") &&
   expect grep -q "^/etc/edge-agent/config.toml" <(in_root dpkg-query -W -f '${Conffiles}\n' edge-agent | sed 's/^ //') &&
   expect [ "$(in_root stat -c '%U:%G %a' /var/lib/edge-agent)" = "edge-agent:edge-agent 750" ] &&
   expect [ "$(in_root stat -c '%U:%G %a' /etc/edge-agent)" = "root:edge-agent 750" ] &&

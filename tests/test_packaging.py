@@ -87,12 +87,31 @@ def test_the_unit_runs_the_packaged_command() -> None:
     assert f"ExecStart={TEMPLATE_EXE} run" in unit
 
 
-@pytest.mark.parametrize("script", [*(f"debian/{s}" for s in SCRIPTS), "lib.sh", "pack-deb.sh", "build-deb.sh",
-                                    "check-deb.sh"])
+@pytest.mark.parametrize("script", [*(f"debian/{s}" for s in SCRIPTS), "lib.sh", "userland.sh", "pack-deb.sh",
+                                    "build-deb.sh", "check-deb.sh"])
 def test_scripts_parse(script: str) -> None:
     shell = "sh" if script.startswith("debian/") else "bash"  # maintainer scripts are POSIX sh (dash)
     p = subprocess.run([shell, "-n", str(PACKAGING / script)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_the_shared_userland_library_defines_functions_only_and_copies_the_checkout(tmp_path: Path) -> None:
+    """packaging/userland.sh is sourced by the package scripts and both Pi checks (tests/pi): a variable
+    it set would clash with theirs (ROOT, WORK, CACHE ...)."""
+    script = f"""
+    before=$(compgen -v | sort)
+    . "{PACKAGING / 'userland.sh'}"
+    comm -13 <(echo "$before") <(compgen -v | sort) | grep -v -x -e before -e PIPESTATUS
+    userland_tarball /cache trixie armhf && userland_packages armhf && userland_packages arm64
+    userland_copy_checkout "{ROOT}" "{tmp_path / 'copy'}"
+    """
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.stdout.splitlines() == ["/cache/trixie-armhf-base-v2.tar",
+                                     "python3,python3-venv,ca-certificates,sudo,python3-numpy",
+                                     "python3,python3-venv,ca-certificates,sudo"], p.stdout + p.stderr
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode == 0:
+        assert (tmp_path / "copy/packaging/userland.sh").read_bytes() == (PACKAGING / "userland.sh").read_bytes()
+        assert (tmp_path / "copy/agent/cli/main.py").is_file()
 
 
 def test_pack_refuses_a_tree_without_the_venv(tmp_path: Path) -> None:

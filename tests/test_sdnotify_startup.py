@@ -1,11 +1,15 @@
-"""Start-up under systemd: a slow kernel compile keeps systemd informed (start-timeout extensions and
-watchdog pings) before READY, so a cold cache cannot restart-loop the service. systemd's side is a
-real unix datagram socket, as NOTIFY_SOCKET is."""
+"""Start-up under systemd: the agent extends its start timeout before it loads anything heavy or reads
+its config, at each step of the start-up, and while a slow kernel compile runs (with watchdog pings),
+so a slow start cannot restart-loop the service. systemd's side is a real unix datagram socket, as
+NOTIFY_SOCKET is; the real `edge-agent run` subprocess where the start-up itself is the subject."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +19,7 @@ import pytest
 
 from agent.app import Agent
 from agent.config import load_config_text
-from agent.sdnotify import Notifier
+from agent.sdnotify import START_UP_S, Notifier
 
 SAMPLES = Path(__file__).resolve().parents[1] / "drivers" / "replay" / "samples"
 
@@ -96,4 +100,79 @@ poll_interval = 0.5
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        systemd.close()
+
+
+def fields(messages: list[str]) -> list[tuple[str, str]]:
+    """Each message's EXTEND_TIMEOUT_USEC/READY and STATUS, in the order systemd heard them."""
+    out = []
+    for m in messages:
+        lines = dict(line.split("=", 1) for line in m.splitlines() if "=" in line)
+        kind = "READY" if lines.get("READY") == "1" else "EXTEND" if "EXTEND_TIMEOUT_USEC" in lines else ""
+        if kind:
+            out.append((kind, lines.get("STATUS", "")))
+    return out
+
+
+def edge_agent_run(config: Path, notify: Path) -> subprocess.Popen:
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify), "PYTHONUNBUFFERED": "1"}
+    env.pop("WATCHDOG_USEC", None)
+    return subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def test_the_command_line_loads_no_command_until_one_runs() -> None:
+    """What runs before `run` can tell systemd anything is the entry module: it imports no command."""
+    code = "import sys, agent.cli.main; print(' '.join(m for m in sys.modules if m.startswith('agent')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split()
+    assert loaded and not [m for m in loaded if m.startswith(("agent.cli.cmd_", "agent.config"))], loaded
+
+
+def test_run_extends_the_start_before_it_reads_the_config(tmp_path) -> None:
+    """A start that ends at the config still told systemd first: the extension comes before the config
+    is read, long enough for the slowest step of the start-up."""
+    config = tmp_path / "agent.toml"
+    config.write_text('[gateway]\nid = "gw-sd"\n[mqtt]\nhost = "127.0.0.1"\n[mqtt_typo]\nx = 1\n')
+    systemd = FakeSystemd(tmp_path / "notify")
+    try:
+        proc = edge_agent_run(config, tmp_path / "notify")
+        out = proc.communicate(timeout=300)[0].decode()
+        assert proc.returncode == 2, out  # the config error, as before
+        heard = fields(systemd.wait_for(lambda m: count(m, "EXTEND_TIMEOUT_USEC=") >= 1))
+        assert heard == [("EXTEND", "starting: loading the program and the config")], heard
+        usec = next(int(line.split("=")[1]) for m in systemd.messages for line in m.splitlines()
+                    if line.startswith("EXTEND_TIMEOUT_USEC="))
+        assert usec == int(START_UP_S * 1e6) and START_UP_S >= 60
+    finally:
+        systemd.close()
+
+
+def test_run_tells_systemd_at_every_step_of_its_start_in_order(tmp_path, mosquitto) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'''
+[gateway]
+id = "gw-sd"
+state_dir = "{tmp_path / 'state'}"
+[mqtt]
+host = "{mosquitto.host}"
+port = {mosquitto.port}
+[[devices]]
+name = "load"
+type = "replay"
+file = "{SAMPLES / 'building_load_kw.csv'}"
+metric = "power"
+poll_interval = 0.5
+''')
+    systemd = FakeSystemd(tmp_path / "notify")
+    proc = edge_agent_run(config, tmp_path / "notify")
+    try:
+        heard = fields(systemd.wait_for(lambda m: count(m, "READY=1") == 1, timeout=600))
+        kinds = [k for k, _ in heard]
+        assert kinds[-1] == "READY" and set(kinds[:-1]) == {"EXTEND"}, heard
+        assert heard[0] == ("EXTEND", "starting: loading the program and the config"), heard
+        assert heard[1] == ("EXTEND", "starting: config valid, 1 device(s); opening the state"), heard
+        assert heard[2][1].startswith("compiling processing kernels"), heard
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
         systemd.close()

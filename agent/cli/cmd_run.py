@@ -5,6 +5,7 @@ import os
 import click
 
 from ..errors import ConfigError
+from ..sdnotify import START_UP_S, Notifier
 from ..store.outbox import OutboxError, OutboxLocked
 from ..store.statelock import StateDirLocked, StateLock
 from .cmd_check import validate_or_exit
@@ -34,6 +35,7 @@ def command(config_path: str, once: bool) -> None:
             fail_trial(files, "the new config does not pass validation at start")
         raise
     setup_logging("DEBUG" if os.environ.get("EDGE_AGENT_DEBUG") else cfg.gateway.log_level)
+    Notifier().extend_start(START_UP_S, f"starting: config valid, {len(cfg.devices)} device(s); opening the state")
     # said at once: the first start compiles the processing kernels, which can take half a minute
     logging.getLogger("edge_agent").info(
         "config %s loaded: gateway %s, %d device(s), %d line(s); starting (compiling processing kernels on a "

@@ -1,4 +1,5 @@
-"""The ``edge-agent`` command line. Each command lives in its own module under agent/cli/.
+"""The ``edge-agent`` command line. Each command lives in its own module under agent/cli/, imported
+only when that command runs (or help lists it): ``run`` does not load every other command's libraries.
 
 No traceback reaches a user: an error nobody anticipated becomes one line naming it, plus a hint to
 rerun with ``--debug`` (or ``EDGE_AGENT_DEBUG=1``) to see the traceback.
@@ -35,22 +36,22 @@ DEBUG_ENV = "EDGE_AGENT_DEBUG"
 EXIT_RUNTIME = 1
 
 
-class _LazyGroup(click.Group):
-    """Imports a command's module when that command is asked for: ``run`` (the service) does not
-    load every other command and what it imports."""
+COMMANDS = {module.rsplit(".cmd_", 1)[1]: module for module in COMMAND_MODULES}  # name -> its module
 
-    _modules = {m.rpartition(".cmd_")[2]: m for m in COMMAND_MODULES}
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *self._modules})
+        return sorted({*self.commands, *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self._modules:
-            self.add_command(importlib.import_module(self._modules[cmd_name]).command)
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(importlib.import_module(COMMANDS[cmd_name]).command, cmd_name)
         return self.commands.get(cmd_name)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edge-agent")
 @click.option("--debug", is_flag=True, help=f"Show the full traceback of an unexpected error (env: {DEBUG_ENV}=1).")
 def cli(debug: bool) -> None:
@@ -68,7 +69,20 @@ def describe_error(e: BaseException) -> str:
     return text.splitlines()[0] if isinstance(e, OSError) else f"{type(e).__name__}: {text.splitlines()[0]}"
 
 
+def announce_service_start(argv: list[str]) -> None:
+    """``run`` started by systemd (Type=notify): extend the start timeout before anything heavy is
+    imported or the config is read, so a slow start-up is covered from its first second on."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["run"] and "--once" not in argv:
+        from ..sdnotify import START_UP_S, Notifier
+
+        Notifier().extend_start(START_UP_S, "starting: loading the program and the config")
+
+
 def main() -> None:
+    announce_service_start(sys.argv[1:])
     try:
         cli(prog_name="edge-agent")
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line instead of a traceback

@@ -24,7 +24,6 @@ WORK="${PI_CHECK_WORK:-/var/tmp/edge-agent-pi-check}"
 MIRROR="${PI_CHECK_MIRROR:-http://deb.debian.org/debian}"
 RUN_SECONDS="${PI_CHECK_RUN_SECONDS:-900}"
 SUITE="${PI_CHECK_SUITE:-bookworm}"   # bookworm (Pi OS 12) or trixie (Pi OS 13, Python 3.13)
-BASE_VERSION=2   # bump when the package list below changes: the cached tarballs are rebuilt
 VENV=/opt/edge-agent
 STATE=/var/lib/edge-agent
 
@@ -35,6 +34,7 @@ for tool in debootstrap update-binfmts mosquitto; do
     exit 2; }
 done
 mkdir -p "$CACHE" "$WORK"
+. "$SRC/packaging/userland.sh"   # the userland: cached base, binfmt, mounts, copy of the checkout
 
 # ------------------------------------------------------------------------------------ step runner
 RESULTS=()          # "arch|step|PASS/FAIL/SKIP|seconds|note"
@@ -88,41 +88,19 @@ in_root() { "${IN_ROOT[@]}" "$@"; }
 as_agent() { "${AS_AGENT[@]}" "$@"; }
 
 # ------------------------------------------------------------------------------------ the steps
-qemu_name() { [ "$1" = arm64 ] && echo qemu-aarch64 || echo qemu-arm; }
+qemu_name() { userland_qemu "$1"; }
 py_platform() { [ "$1" = arm64 ] && echo aarch64 || echo armv7l; }
 
 do_binfmt() {
-  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  update-binfmts --enable "$(qemu_name "$ARCH")" || true
-  grep -q enabled "/proc/sys/fs/binfmt_misc/$(qemu_name "$ARCH")"
+  userland_binfmt "$ARCH" || return 1
   grep flags "/proc/sys/fs/binfmt_misc/$(qemu_name "$ARCH")"   # F: the host's qemu is used, no copy needed
-}
-
-base_packages() {
-  # what Raspberry Pi OS Lite has and minbase lacks: sudo; Python to save minutes on every run
-  local p=python3,python3-venv,ca-certificates,sudo
-  # 32-bit: PyPI has no armv7 numpy wheels and piwheels is not always reachable: Debian's numpy.
-  [ "$ARCH" = armhf ] && p="$p,python3-numpy"
-  echo "$p"
 }
 
 # The debootstrapped base (minbase + Python) is cached as a tarball; each check unpacks it afresh.
 do_userland() {
-  local tarball="$CACHE/$SUITE-$ARCH-base-v$BASE_VERSION.tar"
-  if [ -n "$(findmnt -rn -o TARGET | grep -F "$ROOT")" ]; then
-    echo "refusing: something is still mounted under $ROOT"; return 1
-  fi
-  rm -rf --one-file-system "$ROOT"
-  if [ ! -s "$tarball" ]; then
-    NOTE="debootstrap (first run; cached afterwards)"
-    nice -n 19 debootstrap --arch="$ARCH" --variant=minbase --include="$(base_packages)" \
-      "$SUITE" "$ROOT" "$MIRROR" || return 1
-    rm -rf "$ROOT/var/cache/apt/archives/"*.deb
-    tar -C "$ROOT" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-  else
-    NOTE="from cache $tarball"
-    mkdir -p "$ROOT" && tar -C "$ROOT" -xf "$tarball" || return 1
-  fi
+  local tarball; tarball=$(userland_tarball "$CACHE" "$SUITE" "$ARCH")
+  NOTE="from cache $tarball"; [ -s "$tarball" ] || NOTE="debootstrap (first run; cached afterwards)"
+  userland_unpack "$CACHE" "$MIRROR" "$SUITE" "$ARCH" "$ROOT" || return 1
   # Raspberry Pi OS has these groups (plain Debian does not); the README adds the user to them.
   in_root groupadd -f --system i2c && in_root groupadd -f --system gpio || return 1
   # no systemd in a chroot: systemctl only says what it was asked
@@ -130,33 +108,17 @@ do_userland() {
   chmod 0755 "$ROOT/usr/local/bin/systemctl"
 }
 
-mount_userland() {
-  mount -t proc proc "$ROOT/proc"
-  mount -t sysfs sys "$ROOT/sys"
-  mount --bind /dev "$ROOT/dev"
-  mount --bind /dev/pts "$ROOT/dev/pts"
-  # pip's cache is not kept between runs: pip caches the wheel it builds from file:///src/edge-agent
-  # under that URL and would install a stale build of the same version next time.
-  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
-}
-
-unmount_userland() {
-  [ -n "$ROOT" ] || return 0
-  local m
-  for m in dev/pts dev sys proc; do
-    mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"
-  done
-  return 0
-}
+# pip's cache is not kept between runs: pip caches the wheel it builds from file:///src/edge-agent
+# under that URL and would install a stale build of the same version next time.
+mount_userland() { userland_mount "$ROOT"; }
+unmount_userland() { userland_unmount "$ROOT"; }
 
 # A copy of the checkout (tracked and new files) at /src/edge-agent: the README's
 # file:///path/to/edge-agent, and the working directory of its commands (`cp config/...`).
 # my-gateway.toml stands for the config a user writes: the annotated example.
 copy_project() {
-  rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/edge-agent" "$ROOT/src/check"
-  (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) |
-    tar -C "$ROOT/src/edge-agent" -xf - || return 1
+  rm -rf "$ROOT/src" && mkdir -p "$ROOT/src/check"
+  userland_copy_checkout "$SRC" "$ROOT/src/edge-agent" || return 1
   cp "$SRC/config/edge-agent.toml" "$ROOT/src/edge-agent/my-gateway.toml"
   # tests and pytest's config only: the installed package (not a source tree) is what the tests import
   cp -r "$SRC/tests" "$SRC/pyproject.toml" "$ROOT/src/check/"

@@ -41,6 +41,7 @@ BUDGET="${SYSTEMD_CHECK_SECONDS:-7200}"
 ROOT="$WORK/root" LOGS="$WORK/logs" IMG="$WORK/disk.img"
 VENV=/opt/edge-agent
 [ "$(id -u)" = 0 ] || { echo "systemd_check: needs root (chroot, mkfs)" >&2; exit 2; }
+. "$SRC/packaging/userland.sh"   # mounts, a clean environment in the root, a copy of the checkout
 
 RESULTS=()
 t_all=$(date +%s)
@@ -57,10 +58,9 @@ host_step() {   # host_step NAME CMD...: time CMD, log in LOGS
   return $rc
 }
 
-cleanup() { for m in dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done; return 0; }
+cleanup() { userland_unmount "$ROOT"; }
 trap 'cleanup; [ -n "${BROKER:-}" ] && kill "$BROKER" 2>/dev/null; [ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null' EXIT
-in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 PIP_DISABLE_PIP_VERSION_CHECK=1 "$@"; }
+in_root() { userland_run "$ROOT" "$@"; }
 
 do_image() {
   TARBALL=$("$HERE/systemd_image.sh" "$ARCH" | tail -n 1) || return 1
@@ -83,20 +83,15 @@ do_kernel() {
 
 do_source() {
   rm -rf "$ROOT/src/edge-agent"
-  mkdir -p "$ROOT/src/edge-agent" "$ROOT/root/systemd-check"
-  (cd "$SRC" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) |
-    tar -C "$ROOT/src/edge-agent" -xf - || return 1
+  mkdir -p "$ROOT/root/systemd-check"
+  userland_copy_checkout "$SRC" "$ROOT/src/edge-agent" || return 1
   NOTE="$(git -C "$SRC" rev-parse --short HEAD)$(git -C "$SRC" diff --quiet HEAD || echo +changes)"
 }
 
 # The README's install command, verbatim, in a chroot (qemu-user), or the venv of an earlier run of it.
 do_install() {
   local first; first=$(head -n 1 "$WORK/commands")
-  mount -t proc proc "$ROOT/proc"; mount -t sysfs sys "$ROOT/sys"
-  mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
-  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-  # the host's CA bundle (as pi_check.sh does): pip then trusts what the host trusts (e.g. a proxy)
-  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+  userland_mount "$ROOT"
   local rc
   in_root apt-get update -q || return 1   # the image keeps no package lists (as after `apt update` on a Pi)
   if [ -n "${SYSTEMD_CHECK_VENV:-}" ]; then
