@@ -126,7 +126,8 @@ def run_agent(tmp: Path, broker: kit.Mosquitto, name: str, meters: int, poll_s: 
     """``pipeline``: the line's ``pipeline = true`` (a device's block reads in one write), against a
     simulator that answers every request of such a write."""
     sim = kit.MeterSim(meters, frames=pipeline)
-    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#", f"edge/{name}/health"])
+    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#", f"edge/{name}/health",
+                                                         f"edge/{name}/event", f"edge/{name}/agg/#"])
     agent = start_agent(tmp, name, agent_config(tmp, name, broker, meters, sim.port, poll_s, pipeline))
     try:
         wait(lambda: sub.count > 0, 300, "the agent's first publish", agent.proc, agent.log_tail)
