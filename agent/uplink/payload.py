@@ -49,9 +49,9 @@ class TelemetryEncoder:
 
     def __init__(self, metric_names: Sequence[str], units: Sequence[str]):
         self._metric = np.array([b',"metric":' + orjson.dumps(m) + b',"value":' for m in metric_names], object)
-        distinct = list(dict.fromkeys(units))  # a few units among many series
+        distinct = {u: i for i, u in enumerate(dict.fromkeys(units))}  # a few units among many series
         self._unit_text = [b',"unit":' + orjson.dumps(u) + b',"q":' for u in distinct]
-        self._unit_of = np.array([distinct.index(u) for u in units], np.intp)
+        self._unit_of = np.array([distinct[u] for u in units], np.intp)
 
     def _tails(self, quality: np.ndarray) -> np.ndarray:
         """``,"unit":…,"q":Q},`` for every (unit, quality) pair present, indexed unit-major."""
