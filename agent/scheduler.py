@@ -92,7 +92,10 @@ class Poller:
 
     async def run(self) -> None:
         cfg = self.config
-        next_due = self.clock.monotonic()
+        # polls are due on a grid of the interval, each at its slot plus a fresh random jitter (never
+        # added up: the rate stays the configured one, and devices started together stay in step, so
+        # their batches share the pipeline's commits)
+        slot = next_due = self.clock.monotonic()
         try:
             while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())
@@ -108,13 +111,13 @@ class Poller:
                 started = self.clock.monotonic()
                 ok = await self.poll_once()
                 if ok:
-                    # stay on the grid of the interval; skip slots we overran
-                    next_due += cfg.poll_interval
-                    if next_due < started:
-                        next_due = started + cfg.poll_interval
-                    next_due += self.rng.uniform(0, cfg.jitter * cfg.poll_interval)
+                    slot += cfg.poll_interval
+                    if slot < started:  # overran: skip the missed slots
+                        slot += cfg.poll_interval * ((started - slot) // cfg.poll_interval + 1)
+                    next_due = slot + self.rng.uniform(0, cfg.jitter * cfg.poll_interval)
                 else:
-                    next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures, cfg.backoff_max)
+                    slot = next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures,
+                                                              cfg.backoff_max)
                 self._check_stale()
         finally:
             await self._close()

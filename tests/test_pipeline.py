@@ -212,3 +212,20 @@ def test_polls_of_one_cycle_fill_messages_up_to_the_limit(tmp_path) -> None:
     assert [len(b["readings"]) for b in bodies] == [100, 80]
     values = [r["value"] for b in bodies for r in b["readings"]]
     assert values == [float(i + k * 100) for k in range(3) for i in range(60)]  # reading order kept
+
+
+def test_acknowledged_rows_ride_on_the_next_commit_not_one_of_their_own(tmp_path) -> None:
+    """A PUBACK's delete waits for the next commit: an idle cycle in between writes nothing (no
+    transaction, no fsync), and the pipeline does not wake early for it."""
+    pipe, outbox = make(tmp_path)
+    batch = Batch.from_columns(np.arange(4) % 2, np.full(4, 1_700_000_000_000), np.arange(4) * 1.0)
+    pipe.submit("m", batch)
+    assert pipe.cycle() == 1
+    outbox.mark_acked([r.rowid for r in outbox.peek(10)])
+    changes = outbox.db.conn.total_changes
+    assert pipe._idle_timeout() > pipe.config.store.commit_interval
+    assert pipe.cycle() == 0 and outbox.db.conn.total_changes == changes  # nothing written
+    assert outbox.stats().depth == 0 and outbox.peek(10) == []  # yet not waiting, not sent again
+    pipe.submit("m", batch)
+    assert pipe.cycle() == 1
+    assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1  # deleted with it

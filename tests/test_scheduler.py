@@ -153,3 +153,40 @@ def test_one_dead_device_does_not_slow_the_others() -> None:
     assert dead.health.polls_ok == 0 and dead.health.polls_failed >= 1
     # each try of the dead device waits out its timeout: tried far fewer times than its interval would allow
     assert dead.health.polls_failed <= 5
+
+
+def test_jitter_is_drawn_per_poll_not_added_up() -> None:
+    """On virtual time: the k-th poll falls in [k, k + jitter] intervals after the start, so the rate
+    stays the configured one and two devices started together stay in step (their batches share a
+    commit); with jitter added up they would drift apart and poll slower than configured."""
+    import random
+
+    async def main() -> dict[str, list[float]]:
+        loop = asyncio.get_running_loop()
+        clock = LoopClock(loop)
+        t0 = clock.monotonic()
+        times: dict[str, list[float]] = {"a": [], "b": []}
+
+        class Timed(ScriptedDevice):
+            def __init__(self, name: str):
+                super().__init__([])
+                self.name = name
+
+            async def read(self):
+                times[self.name].append(clock.monotonic() - t0)
+                return await super().read()
+
+        tasks = [asyncio.create_task(Poller(cfg(name=n, poll_interval=1.0, jitter=0.2), Timed(n), Collector(),
+                                            clock=clock, rng=random.Random(i)).run())
+                 for i, n in enumerate(times)]
+        await asyncio.sleep(60.5)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return times
+
+    times = run_virtual(main())
+    for got in times.values():
+        assert len(got) == 61
+        assert all(k <= t <= k + 0.2 + 1e-6 for k, t in enumerate(got)), got
+    assert max(abs(a - b) for a, b in zip(times["a"], times["b"], strict=True)) <= 0.2 + 1e-6

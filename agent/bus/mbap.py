@@ -8,6 +8,10 @@ more; the payload stays bytes for the caller to view with numpy. The bus keeps i
 exactly where pymodbus's client would.
 
 Only what the bus uses exists: FC1/2/3/4 reads and FC5/6/16 writes, connect, close, ``connected``.
+
+A poll's register blocks go out as a chain (:meth:`MbapClient.read_chain`): each request is written
+from the reply callback of the one before, so the event loop wakes once per reply and the polling task
+once per poll, and one timer serves the chain (each request still gets the whole timeout).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class MbapClient:
         self._timers: dict[int, asyncio.TimerHandle] = {}  # tid -> its reply timeout
         self._buf = b""
         self._tid = 0
+        self._chain: _Chain | None = None  # the chain of reads under way, if any
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -147,6 +152,47 @@ class MbapClient:
                 if not fut.done():
                     fut.cancel()
 
+    async def read_chain(self, unit: int, requests: Sequence[tuple[int, int, int]], done: list[bytes]) -> Reply | None:
+        """Register reads ``(fc, address, count)`` of one unit, one at a time, each written as the
+        previous reply is taken (no task switch between them) and given the whole ``timeout``. Each
+        reply's register bytes are appended to ``done`` as it arrives, so a caller that retries after a
+        failure goes on from the request that failed. Returns None when all are read, the exception
+        reply when the unit answers one with a Modbus exception (the chain stops there); raises as a
+        single read would."""
+        self._check_connected()
+        if not requests:
+            return None
+        loop = asyncio.get_running_loop()
+        chain = self._chain = _Chain(unit, requests, done, loop.create_future())
+        self._chain_send(chain, loop.time())
+        chain.timer = loop.call_at(chain.deadline, self._chain_expire, chain)
+        try:
+            return await chain.fut
+        finally:
+            self._chain = None
+            self._pending.pop(chain.tid, None)
+            if chain.timer is not None:
+                chain.timer.cancel()
+            if not self._pending:
+                self._buf = b""
+
+    def _chain_send(self, chain: _Chain, now: float) -> None:
+        fc, address, count = chain.requests[chain.i]
+        tid = chain.tid = self._next_tid()
+        self._pending[tid] = (chain.fut, chain.unit, fc)
+        chain.deadline = now + self.timeout
+        self._send(_HEAD.pack(tid, 0, 6, chain.unit, fc) + struct.pack(">HH", address, count))
+
+    def _chain_expire(self, chain: _Chain) -> None:
+        chain.timer = None
+        if chain.fut.done():
+            return
+        loop = chain.fut.get_loop()
+        if loop.time() < chain.deadline:  # the request now outstanding was sent later: its own deadline
+            chain.timer = loop.call_at(chain.deadline, self._chain_expire, chain)
+            return
+        chain.fut.set_exception(ModbusIOException(f"no reply to transaction {chain.tid} within {self.timeout:g} s"))
+
     async def _one(self, fc: int, unit: int, data: bytes, no_response: bool = False) -> Any:
         self._check_connected()
         if no_response:
@@ -222,6 +268,14 @@ class MbapClient:
         elif want_fc <= 4:
             if not body or body[0] != len(body) - 1:
                 fut.set_exception(ModbusIOException(f"reply to transaction {tid}: byte count does not match"))
+            elif (chain := self._chain) is not None and chain.tid == tid:
+                del self._pending[tid]
+                chain.done.append(body[1:])
+                chain.i += 1
+                if chain.i < len(chain.requests):
+                    self._chain_send(chain, fut.get_loop().time())
+                else:
+                    fut.set_result(None)
             else:
                 fut.set_result(Reply(fc, body[1:]))
         else:
@@ -231,3 +285,16 @@ class MbapClient:
         for fut, _, _ in self._pending.values():
             if not fut.done():
                 fut.set_exception(ModbusIOException(why))
+
+
+class _Chain:
+    """A chain of register reads under way (see :meth:`MbapClient.read_chain`)."""
+
+    __slots__ = ("deadline", "done", "fut", "i", "requests", "tid", "timer", "unit")
+
+    def __init__(self, unit: int, requests: Sequence[tuple[int, int, int]], done: list[bytes], fut: asyncio.Future):
+        self.unit, self.requests, self.done, self.fut = unit, requests, done, fut
+        self.i = 0  # the request outstanding
+        self.tid = 0
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None

@@ -149,14 +149,35 @@ class ModbusBus:
                                    timeout: float | None = None) -> list[bytes]:
         """Several register reads ``(fc, address, count)`` of one unit, each block's registers as
         big-endian bytes (what the wire carried: no Python int per register). The first failure
-        fails the call, with the same errors as read_registers. With ``pipeline = true`` on a
-        modbus_tcp line the requests go out in one write, answered together."""
-        if len(blocks) < 2 or not isinstance(self.config, ModbusTcpLine) or not self.config.pipeline:
+        fails the call, with the same errors as read_registers. On a modbus_tcp line the requests
+        go out one after another under one hold of the line (see MbapClient.read_chain); with
+        ``pipeline = true`` in one write, answered together."""
+        if len(blocks) < 2 or not isinstance(self.config, ModbusTcpLine):
             return [await self._read_block(unit, fc, address, count, timeout) for fc, address, count in blocks]
         for fc, address, count in blocks:
             if fc not in _MAX_REGS:
                 raise ValueError(f"fc must be 3 (holding) or 4 (input) registers, not {fc!r}")
             _check(unit, address, count, _MAX_REGS[fc])
+        rx, tx = sum(5 + 2 * c for _, _, c in blocks), 8 * len(blocks)
+        if not self.config.pipeline:
+            done: list[bytes] = []
+
+            async def chain(c: MbapClient) -> Any:
+                before, failed = len(done), True
+                try:  # a retry (after a garbled reply) goes on from the block that failed
+                    rr = await c.read_chain(unit, blocks[before:], done)
+                    failed = False
+                finally:  # requests sent beyond the one _once counts
+                    self._unit(unit).transactions += len(done) - before - (0 if failed else 1)
+                return _Checked() if rr is None else rr
+
+            await self._transact(unit, chain, timeout=timeout, rx=rx, tx=tx)
+            for data, (_, address, count) in zip(done, blocks, strict=True):
+                if len(data) != 2 * count:
+                    self._unit(unit).errors += 1
+                    raise ProtocolError(f"unit {unit} on {self.name!r}: asked for {count} registers at {address}, "
+                                        f"got {len(data) // 2}")
+            return done
 
         async def call(c: MbapClient) -> _Checked:
             replies = await c.read_many(unit, blocks)
@@ -175,9 +196,7 @@ class ModbusBus:
                                         f"got {len(rr.payload) // 2}")
             return _Checked(r.payload for r in replies)
 
-        what = ", ".join(f"FC{fc:02d} {address}+{count}" for fc, address, count in blocks)
-        return list(await self._transact(unit, call, timeout=timeout, what=what,
-                                         rx=sum(5 + 2 * c for _, _, c in blocks), tx=8 * len(blocks)))
+        return list(await self._transact(unit, call, timeout=timeout, rx=rx, tx=tx))
 
     async def _read_block(self, unit: int, fc: int, address: int, count: int, timeout: float | None) -> bytes:
         if fc not in _MAX_REGS:
@@ -188,8 +207,7 @@ class ModbusBus:
             fn = c.read_holding_registers if fc == 3 else c.read_input_registers
             return fn(address, count=count, device_id=unit)
 
-        rr = await self._transact(unit, call, timeout=timeout, what=f"FC{fc:02d} {address}+{count}",
-                                  rx=5 + 2 * count, tx=8)
+        rr = await self._transact(unit, call, timeout=timeout, rx=5 + 2 * count, tx=8)
         if isinstance(rr, Reply):
             data = rr.payload
         else:  # a pymodbus reply
@@ -211,7 +229,7 @@ class ModbusBus:
             fn = c.read_coils if fc == 1 else c.read_discrete_inputs
             return fn(address, count=count, device_id=unit)
 
-        rr = await self._transact(unit, call, timeout=timeout, what=f"FC{fc:02d} {address}+{count}",
+        rr = await self._transact(unit, call, timeout=timeout,
                                   rx=5 + math.ceil(count / 8), tx=8)
         bits = list(getattr(rr, "bits", None) or [])
         if len(bits) < count:
@@ -234,14 +252,14 @@ class ModbusBus:
             return c.write_registers(address, vals, device_id=unit, no_response_expected=unit == 0)
 
         tx = 8 if single else 9 + 2 * len(vals)
-        await self._transact(unit, call, timeout=timeout, what=f"{'FC06' if single else 'FC16'} {address}",
+        await self._transact(unit, call, timeout=timeout,
                              rx=8, tx=tx, write=True)
 
     async def write_coil(self, unit: int, *, address: int, value: bool, timeout: float | None = None) -> None:
         _check(unit, address, 1, 1, broadcast=True)
         await self._transact(unit, lambda c: c.write_coil(address, bool(value), device_id=unit,
                                                           no_response_expected=unit == 0),
-                             timeout=timeout, what=f"FC05 {address}", rx=8, tx=8, write=True)
+                             timeout=timeout, rx=8, tx=8, write=True)
 
     @property
     def bits_per_char(self) -> int:
@@ -266,8 +284,9 @@ class ModbusBus:
 
     # -- internals -----------------------------------------------------------------------
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if sending:
+        if sending:  # bytes seen since a request was sent tell a garbled reply from none
             self.line.last_tx = len(data)
+            self._rx_len = 0
         else:
             self._rx_len = max(self._rx_len, len(data))
         return data
@@ -282,7 +301,7 @@ class ModbusBus:
         return (nbytes + 7) * self._bpc / self._baud if self._baud else 0.0
 
     async def _transact(self, unit: int, call: Callable[[Any], Awaitable[Any]], *, timeout: float | None,
-                        what: str, rx: int, tx: int, write: bool = False) -> Any:
+                        rx: int, tx: int, write: bool = False) -> Any:
         st = self._unit(unit)
         tmo = self.config.timeout if timeout is None else timeout
         async with self._lock:

@@ -57,6 +57,11 @@ class AckedRows:
         if ids:
             self.max = max(self.max, max(ids))
 
+    @property
+    def failing(self) -> bool:
+        """The last delete of these rows failed."""
+        return self._failing
+
     def delete_failed(self, e: sqlite3.Error) -> None:
         """A delete failed: a damaged page raises (the file is set aside); anything else (disk full)
         keeps the rows aside as sent, logged once."""

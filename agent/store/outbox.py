@@ -325,8 +325,10 @@ class Outbox:
 
     @property
     def acked_pending_delete(self) -> int:
-        """Acknowledged rows still in the database because deleting them failed."""
-        return len(self._acked)
+        """Acknowledged rows still in the database because deleting them failed. Rows acknowledged
+        since the last commit are not counted: the next append (or the uplink's flush) deletes them
+        without a transaction of their own."""
+        return len(self._acked) if self._acked.failing else 0
 
     def _delete_rows(self, ids: list[int]) -> int:
         deleted = 0

@@ -41,8 +41,10 @@ CommandHandler = Callable[[str, bytes, bool], Awaitable[None]]  # (device, paylo
 RemoteHandler = Callable[[str, bytes, bool], Awaitable[None]]  # ("config" | "ops/{op}", payload, retained)
 # Acked rows are marked at once (never sent again) and deleted in the pipeline's next commit, in the
 # same transaction; this delete is the fallback when no commit follows within the delay (an idle gateway).
-# One fsync'd transaction fewer per commit interval, none per PUBACK.
-_ACK_FLUSH_DELAY = 1.0
+# One fsync'd transaction fewer per commit interval, none per PUBACK. The delay outlasts a 1 s poll cycle
+# (so a steady poll's commit always carries the deletes); this many rows waiting are deleted at once.
+_ACK_FLUSH_DELAY = 1.5
+_ACK_FLUSH_ROWS = 100_000
 
 
 class _WallClock:
@@ -323,7 +325,11 @@ class Uplink(OutboxPump):
             self.outbox.mark_acked(acked)
             self._counts.acked += len(acked)
             self._counts.readings_acked += readings
-            if self._flush_handle is None and self._loop is not None:
+            if len(self._acked) >= _ACK_FLUSH_ROWS:
+                if self._flush_handle is not None:
+                    self._flush_handle.cancel()
+                self._flush_acks()
+            elif self._flush_handle is None and self._loop is not None:
                 self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
         if refused or acked:
             self._refill(now=refused)

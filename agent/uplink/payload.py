@@ -49,33 +49,44 @@ class TelemetryEncoder:
 
     def __init__(self, metric_names: Sequence[str], units: Sequence[str]):
         self._metric = np.array([b',"metric":' + orjson.dumps(m) + b',"value":' for m in metric_names], object)
-        self._unit = np.array([b',"unit":' + orjson.dumps(u) + b',"q":' for u in units], object)
+        distinct = {u: i for i, u in enumerate(dict.fromkeys(units))}  # a few units among many series
+        self._unit_text = [b',"unit":' + orjson.dumps(u) + b',"q":' for u in distinct]
+        self._unit_of = np.array([distinct[u] for u in units], np.intp)
+
+    def _tails(self, quality: np.ndarray) -> np.ndarray:
+        """``,"unit":…,"q":Q},`` for every (unit, quality) pair present, indexed unit-major."""
+        return np.array([u + b"%d}," % q for u in self._unit_text for q in quality.tolist()], object)
 
     def pieces(self, ts: np.ndarray, series: np.ndarray, value: np.ndarray, quality: np.ndarray) -> np.ndarray:
-        """The JSON text of every reading as 7 pieces (one row each); encode a whole cycle at once, as
-        numpy's per-call cost would outweigh a few dozen readings."""
+        """The JSON text of every reading as 4 pieces (one row each): ``{"ts":T`` (one per poll: a poll's
+        readings share a timestamp), the series' metric, the value, the unit and quality. Encode a whole
+        cycle at once, as numpy's per-call cost would outweigh a few dozen readings."""
         n = len(ts)
-        parts = np.empty((n, 7), object)
+        parts = np.empty((n, 4), object)
         if n == 0:
             return parts
-        starts = np.flatnonzero(ts[1:] != ts[:-1]) + 1  # a poll's readings share one timestamp: runs
+        starts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
         lengths = np.diff(starts, prepend=0, append=n)
-        parts[:, 0] = b'{"ts":'
-        parts[:, 1] = np.repeat(np.array(_column(ts[np.concatenate(([0], starts))]), object), lengths)
-        parts[:, 2] = self._metric[series]
-        parts[:, 3] = _column(value.astype(np.float64, copy=False))
-        parts[:, 4] = self._unit[series]
-        parts[:, 5] = _column(quality)
-        parts[:, 6] = b"},"
+        heads = np.array([b'{"ts":' + t for t in _column(ts[np.concatenate(([0], starts))])], object)
+        parts[:, 0] = np.repeat(heads, lengths)
+        parts[:, 1] = self._metric[series]
+        parts[:, 2] = _column(value.astype(np.float64, copy=False))
+        unit = self._unit_of[series]
+        if (quality == quality[0]).all():  # the usual case: one quality for the whole cycle
+            parts[:, 3] = self._tails(quality[:1])[unit]
+        else:
+            distinct, which = np.unique(quality, return_inverse=True)
+            parts[:, 3] = self._tails(distinct)[unit * len(distinct) + which.reshape(-1)]
         return parts
 
     @staticmethod
     def split(device: str, parts: np.ndarray, per_message: int) -> list[tuple[dict, int]]:
         """(body, readings in it) per message of at most ``per_message`` of ``parts``' readings, in order."""
         out = []
-        n = len(parts)
+        n, k = parts.shape
+        flat = parts.ravel().tolist()
         for i in range(0, n, per_message):
-            rows = b"".join(parts[i:i + per_message].ravel().tolist())
+            rows = b"".join(flat[k * i:k * (i + per_message)])
             readings = orjson.Fragment(b"[" + rows[:-1] + b"]")
             out.append(({"v": SCHEMA_VERSION, "device": device, "readings": readings}, min(per_message, n - i)))
         return out

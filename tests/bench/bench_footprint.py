@@ -4,7 +4,7 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
 
     python tests/bench/bench_footprint.py [--settle 10] [--window 20] [--only limits,loads,idle,demo]
         [--loads 10x60@200,10x60@100,40x60@100,100x60@100] [--peer-python PATH | --no-peer]
-        [--peer-stores memory,sqlite] [--no-pipeline] [--jit auto|on|off] [--py-spy DIR]
+        [--peer-stores memory,sqlite] [--no-pipeline] [--jit auto|on|off] [--py-spy DIR [--py-spy-rate 100]]
 
 * limits: the Modbus round trip of the simulator (a bare pymodbus client, the requests one read of 60
   values needs: the most datapoints/s one Modbus TCP connection can carry), mosquitto's QoS 1 rate
@@ -106,7 +106,7 @@ def measure(pid: int, sub: kit.Subscriber, name: str) -> dict:
     if ARGS.py_spy is not None:
         ARGS.py_spy.mkdir(parents=True, exist_ok=True)
         subprocess.Popen(["py-spy", "record", "-p", str(pid), "-d", str(int(ARGS.window)), "-f", "raw", "--nonblocking",
-                          "--gil", "-r", "100", "-o", str(ARGS.py_spy / f"{name}.txt")],
+                          "--gil", "-r", str(ARGS.py_spy_rate), "-o", str(ARGS.py_spy / f"{name}.txt")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(ARGS.window)
     c1, r1, w1 = kit.cpu_s(pid), sub.count, time.monotonic()
@@ -128,7 +128,8 @@ def run_agent(tmp: Path, broker: kit.Mosquitto, name: str, meters: int, poll_s: 
     """``pipeline``: the line's ``pipeline = true`` (a device's block reads in one write), against a
     simulator that answers every request of such a write."""
     sim = kit.MeterSim(meters, frames=pipeline)
-    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#", f"edge/{name}/health"])
+    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#", f"edge/{name}/health",
+                                                         f"edge/{name}/event", f"edge/{name}/agg/#"])
     agent = start_agent(tmp, name, agent_config(tmp, name, broker, meters, sim.port, poll_s, pipeline))
     try:
         wait(lambda: sub.count > 0, 300, "the agent's first publish", agent.proc, agent.log_tail)
@@ -309,6 +310,7 @@ def main() -> None:
     ap.add_argument("--jit", choices=["auto", "on", "off"], help="[processing] jit for every agent run")
     ap.add_argument("--cache", type=Path, help="kernel cache directory to warm and use (default: a new one)")
     ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (raw collapsed stacks) of each window here")
+    ap.add_argument("--py-spy-rate", type=int, default=100, help="py-spy samples per second")
     ARGS = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the sims, brokers and peers it started
     parts = set(ARGS.only.split(","))

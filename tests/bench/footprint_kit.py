@@ -184,8 +184,8 @@ class Subscriber:
         if not self._agent:
             n = self._count(msg.payload)
         else:
-            body = orjson.loads(msg.payload)
-            readings = body.get("readings") or ()
+            body = orjson.loads(msg.payload)  # seqs of every message; datapoints of telemetry
+            readings = (body.get("readings") or ()) if "/telemetry/" in msg.topic else ()
             n = len(readings)
             with self.lock:
                 self.seqs[str(body.get("stream"))].append(int(body["seq"]))
