@@ -51,6 +51,7 @@ async def test_a_polls_blocks_from_the_pymodbus_server_arrive_intact_and_counted
         u = bus.stats()["units"][1]
         assert u["transactions"] == 3 * len(blocks) and u["timeouts"] == u["errors"] == 0
         assert u["bytes_rx"] == 3 * sum(5 + 2 * n for _, _, n in blocks)
+        assert u["bytes_tx"] == 3 * len(blocks) * 12  # every request of every poll (MBAP: 12 bytes each)
     finally:
         await bus.close()
         await h.stop()
@@ -111,6 +112,7 @@ async def test_a_garbled_reply_mid_poll_is_retried_from_that_block_only():
         assert _ScriptedDevice.log == [0, 100, 100, 200]  # the first block is not read twice
         u = bus.stats()["units"][7]
         assert u["transactions"] == 4 and u["failures"] == 0
+        assert u["bytes_tx"] == 4 * 12  # the retry's two requests too
     finally:
         await bus.close()
         server.close()
