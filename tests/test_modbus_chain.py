@@ -139,6 +139,8 @@ async def test_an_exception_reply_mid_poll_is_a_device_exception():
         with pytest.raises(DeviceException) as ei:
             await bus.read_register_blocks(7, BLOCKS)
         assert ei.value.code == 2
+        u = bus.stats()["units"][7]
+        assert (u["transactions"], u["exceptions"], u["bytes_tx"]) == (3, 1, 3 * 12)  # all three requests went out
         _ScriptedDevice.faults = {}
         assert _words(await bus.read_register_blocks(7, BLOCKS))[2] == list(range(200, 205))
     finally:

@@ -163,12 +163,12 @@ class ModbusBus:
             done: list[bytes] = []
 
             async def chain(c: MbapClient) -> Any:
-                before, failed = len(done), True
+                before, rr, stopped = len(done), None, True
                 try:  # a retry (after a garbled reply) goes on from the block that failed
                     rr = await c.read_chain(unit, blocks[before:], done)
-                    failed = False
-                finally:  # requests sent beyond the one _once counts
-                    self._unit(unit).transactions += len(done) - before - (0 if failed else 1)
+                    stopped = rr is not None  # an exception reply: its request is not in done
+                finally:  # requests sent beyond the one _once counts; a failure's request is not in done
+                    self._unit(unit).transactions += len(done) - before - (0 if stopped else 1)
                 return _Checked() if rr is None else rr
 
             await self._transact(unit, chain, timeout=timeout, rx=rx, tx=tx)
