@@ -112,8 +112,9 @@ class Poller:
                 ok = await self.poll_once()
                 if ok:
                     slot += cfg.poll_interval
-                    if slot < started:  # overran: skip the missed slots
-                        slot += cfg.poll_interval * ((started - slot) // cfg.poll_interval + 1)
+                    done = self.clock.monotonic()
+                    if slot < done:  # overran: skip the slots missed while it ran
+                        slot += cfg.poll_interval * ((done - slot) // cfg.poll_interval + 1)
                     next_due = slot + self.rng.uniform(0, cfg.jitter * cfg.poll_interval)
                 else:
                     slot = next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures,

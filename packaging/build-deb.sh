@@ -12,7 +12,7 @@
 # Environment: EDGE_DEB_WORK (/var/tmp/edge-agent-deb), EDGE_DEB_OUT ($EDGE_DEB_WORK/out),
 # EDGE_DEB_CACHE (the Pi check's /var/cache/edge-agent-pi-check), EDGE_DEB_REVISION (1),
 # EDGE_DEB_RESUME=1 (reuse a failed build's root and venv, else the last build's venv; the project is
-# reinstalled), EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
+# reinstalled; for project-only changes, not dependency changes), EDGE_DEB_MIRROR, EDGE_DEB_COMPRESS (zstd: dpkg >= 1.21.18, bookworm and later).
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 

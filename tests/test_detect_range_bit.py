@@ -3,42 +3,18 @@ anomaly begins and every value beyond anything the series has shown, not the ord
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+import numpy as np
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
-
-import numpy as np  # noqa: E402
-
-from agent.model import Quality  # noqa: E402
-from agent.processing import kernels  # noqa: E402
-from agent.processing.config import AnomalyConfig  # noqa: E402
-from agent.processing.jit import compiled, py_func  # noqa: E402
-from agent.processing.kernels.detect import EV_END  # noqa: E402
-
-try:
-    detect = compiled(kernels.detect)
-except ImportError:  # no numba: both builds are the Python one
-    detect = kernels.detect
-
-
-def shipped(**over):
-    a = AnomalyConfig()
-    kw = dict(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold, release=a.release,
-              quiet=a.quiet_samples, history=a.history_samples, range_margin=a.range_margin)
-    kw.update(over)
-    return kernels.detect.params(**kw)
+from agent.model import Quality
+from agent.processing import kernels
+from agent.processing.jit import py_func
+from agent.processing.kernels.detect import EV_END
+from tests.detect_helpers import run_series, shipped
 
 
 def run(v, prm=None, fn=None):
-    n = len(v)
-    q = np.zeros(n, np.uint32)
-    score, ev = np.empty(n), np.zeros(n, np.int8)
-    ts = 1_704_067_200_000 + np.arange(n, dtype=np.int64) * 60_000
-    (fn or detect.detect_step)(np.zeros(n, np.int32), ts, np.asarray(v, np.float64), q, np.ones(1, np.bool_), np.zeros(1),
-                               np.zeros(1), *kernels.detect.UTC, kernels.detect.new_state(1), shipped() if prm is None else prm,
-                               score, ev)
+    ts = 1_704_067_200_000 + np.arange(len(v), dtype=np.int64) * 60_000
+    score, ev, q, _ = run_series(v, ts, prm=prm, fn=fn)
     return score, ev, (q & int(Quality.ANOMALY)) != 0
 
 

@@ -4,49 +4,21 @@ and the time-of-day / day-of-week baseline. Causal, scale invariant, in local ti
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-test-numba"))
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from agent.model import Quality  # noqa: E402
-from agent.processing import kernels  # noqa: E402
-from agent.processing.config import AnomalyConfig  # noqa: E402
-from agent.processing.jit import compiled, py_func  # noqa: E402
-from agent.processing.kernels.detect import EV_START, EV_START_FLAT, EV_START_STEP, EV_START_TOD  # noqa: E402
-from agent.processing.localtime import ZoneTable, tz_table  # noqa: E402
-
-try:
-    detect = compiled(kernels.detect)
-except ImportError:  # no numba: both builds are the Python one
-    detect = kernels.detect
+from agent.model import Quality
+from agent.processing import kernels
+from agent.processing.jit import py_func
+from agent.processing.kernels.detect import EV_START, EV_START_FLAT, EV_START_STEP, EV_START_TOD
+from agent.processing.localtime import ZoneTable, tz_table
+from tests.detect_helpers import detect, shipped
+from tests.detect_helpers import run_series as run
 
 STARTS = (EV_START, EV_START_FLAT, EV_START_TOD, EV_START_STEP)
 FIVE_MIN = 300_000
-
-
-def shipped(**over):
-    a = AnomalyConfig()
-    kw = dict(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold, release=a.release,
-              quiet=a.quiet_samples, history=a.history_samples, range_margin=a.range_margin)
-    kw.update(over)
-    return kernels.detect.params(**kw)
-
-
-def run(v, ts, tz=kernels.detect.UTC, prm=None, fn=None):
-    n = len(v)
-    q = np.zeros(n, np.uint32)
-    st = kernels.detect.new_state(1)
-    score, ev = np.empty(n), np.zeros(n, np.int8)
-    (fn or detect.detect_step)(np.zeros(n, np.int32), np.asarray(ts, np.int64), np.asarray(v, np.float64), q,
-                               np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *tz, st, shipped() if prm is None else prm,
-                               score, ev)
-    return score, ev, q, st
 
 
 def building(days: int, zone: str, seed: int, start=dt.datetime(2024, 3, 4)):

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 
 import numpy as np
 import pytest
 
 import agent.config  # noqa: F401 - import order: config before bus
+from agent.bus.mbap import MbapClient, _Protocol
 from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusTcpLine
 from agent.contract.modbus_values import decode
@@ -18,10 +20,12 @@ from drivers.modbus_meter.codec import load_profile
 from drivers.modbus_meter.planner import Item, plan
 from drivers.modbus_meter.sim import start
 from tests.test_modbus_bus import free_port
+from tests.virtual_time import run_virtual
 
 
 def tcp_bus(port: int, **kw) -> ModbusBus:
-    return ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": 0.5, **kw}))
+    """A bus on a responder that answers: a timeout long enough for a loaded machine."""
+    return ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": 10.0, **kw}))
 
 
 async def test_a_polls_blocks_from_the_pymodbus_server_arrive_intact_and_counted():
@@ -47,6 +51,7 @@ async def test_a_polls_blocks_from_the_pymodbus_server_arrive_intact_and_counted
         u = bus.stats()["units"][1]
         assert u["transactions"] == 3 * len(blocks) and u["timeouts"] == u["errors"] == 0
         assert u["bytes_rx"] == 3 * sum(5 + 2 * n for _, _, n in blocks)
+        assert u["bytes_tx"] == 3 * len(blocks) * 12  # every request of every poll (MBAP: 12 bytes each)
     finally:
         await bus.close()
         await h.stop()
@@ -107,6 +112,7 @@ async def test_a_garbled_reply_mid_poll_is_retried_from_that_block_only():
         assert _ScriptedDevice.log == [0, 100, 100, 200]  # the first block is not read twice
         u = bus.stats()["units"][7]
         assert u["transactions"] == 4 and u["failures"] == 0
+        assert u["bytes_tx"] == 4 * 12  # the retry's two requests too
     finally:
         await bus.close()
         server.close()
@@ -114,7 +120,7 @@ async def test_a_garbled_reply_mid_poll_is_retried_from_that_block_only():
 
 async def test_silence_mid_poll_is_a_timeout_not_a_garbled_reply():
     server, port = await _scripted({1: "silent"})
-    bus = tcp_bus(port, timeout=0.3, retries=1)
+    bus = tcp_bus(port, timeout=2.0, retries=1)  # the silent block costs it; the first answers at once
     try:
         with pytest.raises(DeviceTimeout):
             await bus.read_register_blocks(7, BLOCKS)
@@ -133,6 +139,8 @@ async def test_an_exception_reply_mid_poll_is_a_device_exception():
         with pytest.raises(DeviceException) as ei:
             await bus.read_register_blocks(7, BLOCKS)
         assert ei.value.code == 2
+        u = bus.stats()["units"][7]
+        assert (u["transactions"], u["exceptions"], u["bytes_tx"]) == (3, 1, 3 * 12)  # all three requests went out
         _ScriptedDevice.faults = {}
         assert _words(await bus.read_register_blocks(7, BLOCKS))[2] == list(range(200, 205))
     finally:
@@ -140,17 +148,35 @@ async def test_an_exception_reply_mid_poll_is_a_device_exception():
         server.close()
 
 
-async def test_each_block_gets_the_whole_timeout():
-    # every reply takes 60 % of the timeout: the poll takes longer than one timeout, yet none expires
-    server, port = await _scripted({}, delay=0.3)
-    bus = tcp_bus(port, timeout=0.5)
-    try:
-        got = await bus.read_register_blocks(7, BLOCKS)
-        assert _words(got) == [list(range(a, a + n)) for _, a, n in BLOCKS]
-        assert bus.stats()["units"][7]["timeouts"] == 0
-    finally:
-        await bus.close()
-        server.close()
+def test_each_block_gets_the_whole_timeout():
+    """On virtual time (tests/virtual_time.py), over a socket pair: every reply takes 60 % of the
+    timeout, so the poll takes longer than one timeout, yet none expires."""
+
+    async def main() -> tuple[list[bytes], int, float]:
+        _ScriptedDevice.log, _ScriptedDevice.faults, _ScriptedDevice.delay = [], {}, 6.0
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        device, _ = await loop.connect_accepted_socket(_ScriptedDevice, theirs)
+
+        class Paired(MbapClient):
+            async def connect(self) -> bool:
+                self._transport, _ = await loop.create_connection(lambda: _Protocol(self), sock=ours)
+                return True
+
+        bus = ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=1, timeout=10.0),
+                        clock=loop.time)
+        bus._make_client = lambda: Paired("127.0.0.1", 1, timeout=10.0, trace_packet=bus._trace)
+        try:
+            t0 = loop.time()
+            got = await bus.read_register_blocks(7, BLOCKS)
+            return got, bus.stats()["units"][7]["timeouts"], loop.time() - t0
+        finally:
+            await bus.close()
+            device.close()
+
+    got, timeouts, took = run_virtual(main())
+    assert _words(got) == [list(range(a, a + n)) for _, a, n in BLOCKS]
+    assert timeouts == 0 and took >= 18.0  # loop time: three replies of 6 s each under a 10 s timeout
 
 
 async def test_the_pymodbus_servers_exception_reply_mid_poll_and_the_next_poll():
@@ -186,6 +212,7 @@ class _Steps:
 
 
 async def test_the_polling_task_wakes_once_per_poll_not_once_per_block():
+    # a count, not a time: the replies arrive in the loop's callbacks however slow the machine is
     server, port = await _scripted({})
     bus = tcp_bus(port)
     try:

@@ -155,6 +155,33 @@ def test_one_dead_device_does_not_slow_the_others() -> None:
     assert dead.health.polls_failed <= 5
 
 
+def test_a_stalled_read_skips_the_missed_slots_without_a_burst() -> None:
+    """On virtual time: the second poll's read stalls for 3.5 intervals; the slots it overran are
+    skipped and the next poll waits for the next slot after it ended, not one at once."""
+
+    async def main() -> list[float]:
+        clock = LoopClock(asyncio.get_running_loop())
+        t0 = clock.monotonic()
+        times: list[float] = []
+
+        class Stalls(ScriptedDevice):
+            async def read(self):
+                times.append(clock.monotonic() - t0)
+                if len(times) == 2:
+                    await asyncio.sleep(3.5)
+                return await super().read()
+
+        task = asyncio.create_task(Poller(cfg(poll_interval=1.0, timeout=10.0), Stalls([]), Collector(),
+                                          clock=clock).run())
+        await asyncio.sleep(7.5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return times
+
+    times = run_virtual(main())
+    assert times == pytest.approx([0.0, 1.0, 5.0, 6.0, 7.0])  # the stall ended at 4.5: slots 2-4 skipped
+
+
 def test_jitter_is_drawn_per_poll_not_added_up() -> None:
     """On virtual time: the k-th poll falls in [k, k + jitter] intervals after the start, so the rate
     stays the configured one and two devices started together stay in step (their batches share a

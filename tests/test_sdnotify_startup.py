@@ -48,12 +48,9 @@ class FakeSystemd:
         self.sock.close()
 
 
-def count(messages: list[str], field: str) -> int:
-    return sum(1 for m in messages if any(line.startswith(field) for line in m.splitlines()))
-
-
-async def test_a_slow_kernel_compile_extends_the_start_and_pings_the_watchdog_before_ready(tmp_path, mosquitto):
-    config = load_config_text(f'''
+def config_text(tmp_path, mosquitto) -> str:
+    """A gateway replaying one building's load to the test broker."""
+    return f'''
 [gateway]
 id = "gw-sd"
 state_dir = "{tmp_path / 'state'}"
@@ -66,7 +63,15 @@ type = "replay"
 file = "{SAMPLES / 'building_load_kw.csv'}"
 metric = "power"
 poll_interval = 0.5
-''')
+'''
+
+
+def count(messages: list[str], field: str) -> int:
+    return sum(1 for m in messages if any(line.startswith(field) for line in m.splitlines()))
+
+
+async def test_a_slow_kernel_compile_extends_the_start_and_pings_the_watchdog_before_ready(tmp_path, mosquitto):
+    config = load_config_text(config_text(tmp_path, mosquitto))
     systemd = FakeSystemd(tmp_path / "notify")
     # WatchdogSec=0.4 s: pings due every 0.2 s
     notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"})
@@ -149,20 +154,7 @@ def test_run_extends_the_start_before_it_reads_the_config(tmp_path) -> None:
 
 def test_run_tells_systemd_at_every_step_of_its_start_in_order(tmp_path, mosquitto) -> None:
     config = tmp_path / "agent.toml"
-    config.write_text(f'''
-[gateway]
-id = "gw-sd"
-state_dir = "{tmp_path / 'state'}"
-[mqtt]
-host = "{mosquitto.host}"
-port = {mosquitto.port}
-[[devices]]
-name = "load"
-type = "replay"
-file = "{SAMPLES / 'building_load_kw.csv'}"
-metric = "power"
-poll_interval = 0.5
-''')
+    config.write_text(config_text(tmp_path, mosquitto))
     systemd = FakeSystemd(tmp_path / "notify")
     proc = edge_agent_run(config, tmp_path / "notify")
     try:

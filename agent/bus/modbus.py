@@ -163,12 +163,12 @@ class ModbusBus:
             done: list[bytes] = []
 
             async def chain(c: MbapClient) -> Any:
-                before, failed = len(done), True
+                before, rr, stopped = len(done), None, True
                 try:  # a retry (after a garbled reply) goes on from the block that failed
                     rr = await c.read_chain(unit, blocks[before:], done)
-                    failed = False
-                finally:  # requests sent beyond the one _once counts
-                    self._unit(unit).transactions += len(done) - before - (0 if failed else 1)
+                    stopped = rr is not None  # an exception reply: its request is not in done
+                finally:  # requests sent beyond the one _once counts; a failure's request is not in done
+                    self._unit(unit).transactions += len(done) - before - (0 if stopped else 1)
                 return _Checked() if rr is None else rr
 
             await self._transact(unit, chain, timeout=timeout, rx=rx, tx=tx)
@@ -285,7 +285,7 @@ class ModbusBus:
     # -- internals -----------------------------------------------------------------------
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if sending:  # bytes seen since a request was sent tell a garbled reply from none
-            self.line.last_tx = len(data)
+            self.line.sent += len(data)  # a chain writes several requests in one transaction
             self._rx_len = 0
         else:
             self._rx_len = max(self._rx_len, len(data))
@@ -342,7 +342,7 @@ class ModbusBus:
         else:
             self._client.ctx.comm_params.timeout_connect = tmo
         self._rx_len = 0
-        self.line.last_tx = 0
+        self.line.sent = 0
         st.transactions += 1
         try:
             rr = await call(self._client)
@@ -355,7 +355,7 @@ class ModbusBus:
             st.errors += 1
             raise ProtocolError(f"unit {unit} on {self.name!r}: undecodable reply: {e}") from None
         finally:
-            st.bytes_tx += self.line.last_tx or tx
+            st.bytes_tx += self.line.sent or tx
             self._quiet_until = self._clock() + self._gap
         if rr is None:  # broadcast: no reply expected
             self._quiet_until += self._turnaround

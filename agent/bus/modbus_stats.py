@@ -45,7 +45,7 @@ class LineStats:
     opens: int = 0
     open_failures: int = 0
     drops: int = 0
-    last_tx: int = 0  # bytes of the last request frame (trace hook)
+    sent: int = 0  # bytes of the request frames written in the current transaction (trace hook)
 
     def as_dict(self) -> dict[str, int]:
         return {"opens": self.opens, "open_failures": self.open_failures, "drops": self.drops}

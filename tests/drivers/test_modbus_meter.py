@@ -218,3 +218,20 @@ def test_wrong_line_kind_is_refused():
     with pytest.raises(ConfigError, match=r"lines.l2.timeout"):
         load_config_text(text)
 
+
+
+async def test_the_health_reports_bus_counters_count_every_request_of_a_poll(tmp_path):
+    """The line counters the health report's ``buses`` section carries (BusPool.stats): an SDM630's
+    poll is several register blocks on one Modbus TCP line, each request counted in full."""
+    port = free_port()
+    sim = await discover_simulators()["sdm630"].start(update_interval=None, tcp=f"127.0.0.1:{port}")
+    rig = Rig(config('profile = "sdm630"', kind="tcp", port=port), tmp_path)
+    try:
+        for _ in range(2):
+            await rig.read()
+        line = rig.pool.stats()["rs485-1"]
+        assert line["transactions"] >= 2 * 3 and line["transactions"] % 2 == 0  # the same blocks each poll
+        assert line["bytes_tx"] == 12 * line["transactions"]  # an MBAP read request is 12 bytes
+    finally:
+        await rig.pool.close()
+        await sim.stop()
