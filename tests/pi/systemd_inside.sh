@@ -212,11 +212,14 @@ do_cold_start_blocking() {
   local notes; notes=$(journalctl -q --no-pager -o short-monotonic _PID=1 --after-cursor="$c" | grep -F "Got notification message from PID")
   local ext; ext=$(echo "$notes" | grep -c "EXTEND_TIMEOUT_USEC")
   echo "$notes" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | sed -n '1,3p;$p'
-  # the longest silence between extensions, against the timeout each one grants
+  # the longest silence between extensions, and the smallest margin: a silence against what the
+  # extension before it granted (the first grants more, for the program's own start-up)
   local first; first=$(echo "$notes" | grep -m1 "EXTEND_TIMEOUT_USEC" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
   first=$(awk "BEGIN{printf \"%.1f\", ${first:-0} - $(prop InactiveExitTimestampMonotonic) / 1e6}")
   local gap; gap=$(echo "$notes" | grep "EXTEND_TIMEOUT_USEC" | sed -n 's/^\[ *\([0-9.]*\)\].*EXTEND_TIMEOUT_USEC=\([0-9]*\).*/\1 \2/p' |
-    awk 'NR>1 && $1-p>g {g=$1-p} {p=$1; u=$2} END{printf "%.1f s (each extension grants %.0f s)", g, u/1e6}')
+    awk 'NR>1 {d=$1-p; if (d>g) g=d; r=u/1e6-d; if (NR==2 || r<m) m=r} {p=$1; u=$2}
+      END{printf "%.1f s, smallest margin %.1f s (grants %s s)", g, m, grants}' grants="$(echo "$notes" |
+      sed -n 's/.*EXTEND_TIMEOUT_USEC=\([0-9]*\)000000.*/\1/p' | sort -nu | paste -sd/ -)")
   local sched; sched=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "Scheduled restart job")
   local timedout; timedout=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "timed out")
   local ready; ready=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -m1 -o "processing kernels ready in [0-9.]* s (jit [A-Za-z]*)")
