@@ -2,8 +2,9 @@
 # Runs inside the booted Pi image (systemd_check.sh), as a one-shot unit after network-online:
 # the README's commands after the install (the MQTT password, `setup ... --enable`) under the real
 # systemd, then checks of the service: active, Type=notify READY, watchdog pings and their
-# enforcement, LoadCredential, the installed config, EXTEND_TIMEOUT_USEC while the kernels compile
-# from a cold cache (with the shipped jit = "auto", and blocking the start with jit = "on"). Results
+# enforcement, LoadCredential, the installed config, an invalid config (exit 2, no restart),
+# EXTEND_TIMEOUT_USEC while the kernels compile from a cold cache (with the shipped jit = "auto",
+# and blocking the start with jit = "on"). Results
 # go to /var/log/edge-agent-systemd-check/results (step|PASS/FAIL|s|note), progress to the console;
 # the machine powers off at the end.
 set -u
@@ -111,18 +112,54 @@ do_status_cli() {
   [ $rc = 0 ]
 }
 
-# Start the service without waiting for the job and follow it until active or failed (at most an
-# hour from $1, the start's epoch second); the state it ended in is left in START_STATE.
+# Start the service without waiting for the job and follow it until active or failed (at most $2
+# seconds, default an hour, from $1, the start's epoch second); the state it ended in is left in START_STATE.
 start_and_wait() {
-  local t0=$1
+  local t0=$1 limit=${2:-3600}
   START_STATE=""
   systemctl start --no-block "$SVC"
-  while [ $(( $(date +%s) - t0 )) -lt 3600 ]; do
+  while [ $(( $(date +%s) - t0 )) -lt "$limit" ]; do
     START_STATE="$(prop ActiveState)/$(prop SubState)"
     echo "$(( $(date +%s) - t0 ))s $START_STATE | $(prop StatusText)"
     case "$START_STATE" in active/*|failed/*) break;; esac
     sleep 5
   done
+}
+
+# seconds from the start job's begin (PID 1 leaving "inactive") to the service's first
+# EXTEND_TIMEOUT_USEC after the journal cursor $1 ("none" when it sent none)
+first_extend_s() {
+  local t; t=$(journalctl -q --no-pager -o short-monotonic _PID=1 --after-cursor="$1" |
+    grep -F "Got notification message from PID" | grep -m1 "EXTEND_TIMEOUT_USEC" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+  if [ -n "$t" ]; then awk "BEGIN{printf \"%.1f\", $t - $(prop InactiveExitTimestampMonotonic) / 1e6}"; else echo none; fi
+}
+
+# An invalid config: `run` validates it itself (the unit has no ExecStartPre check), extends its start
+# first, exits 2, and RestartPreventExitStatus=2 keeps systemd from restarting it. The installed
+# config is restored byte for byte afterwards and the service started again.
+do_invalid_config() {
+  local conf=/etc/edge-agent/config.toml unit="/etc/systemd/system/$SVC.service"
+  cp "$unit" "$R/edge-agent.service.installed"
+  grep -nE '^(ExecStartPre|ExecStart|Restart|RestartPreventExitStatus|TimeoutStartSec)=' "$unit"
+  systemctl stop "$SVC"
+  cp -p "$conf" "$R/config.toml.saved" || return 1
+  printf '\n[[devices]]\nname = "broken"\ntype = "no_such_driver"\n' >>"$conf"
+  local c t0; c=$(cursor); t0=$(date +%s)
+  start_and_wait "$t0" 900
+  sleep 20   # RestartSec=5 four times over: a restart would have been scheduled by now
+  local state status result sched first why
+  state="$(prop ActiveState)/$(prop SubState)"; status=$(prop ExecMainStatus); result=$(prop Result)
+  first=$(first_extend_s "$c")
+  journalctl -q --no-pager -u "$SVC" -o short-monotonic --after-cursor="$c" | grep -v "Got notification"
+  sched=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "Scheduled restart job")
+  why=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -m1 -o "no_such_driver")
+  echo "state $state, exit status $status, result $result, NRestarts $(prop NRestarts), $sched restarts scheduled"
+  cp -p "$R/config.toml.saved" "$conf"
+  local restored=no; cmp -s "$R/config.toml.saved" "$conf" && restored=yes
+  t0=$(date +%s); start_and_wait "$t0"
+  NOTE="unit: $(grep -c '^ExecStartPre=' "$unit") ExecStartPre, $(grep -m1 '^RestartPreventExitStatus=' "$unit"); $state, exit status $status ($result), first EXTEND_TIMEOUT_USEC ${first} s after the start, journal names ${why:-nothing}; NRestarts $(prop NRestarts), $sched restarts scheduled; config restored: $restored, then $START_STATE after $(( $(date +%s) - t0 ))s"
+  ! grep -q '^ExecStartPre=' "$unit" && [ "$state" = failed/failed ] && [ "$status" = 2 ] && [ "$sched" = 0 ] &&
+    [ "$first" != none ] && [ -n "$why" ] && [ "$restored" = yes ] && [ "${START_STATE%%/*}" = active ]
 }
 
 # TimeoutStartSec in seconds ("3min" -> 180, "1min 30s" -> 90; infinity -> 0)
@@ -146,7 +183,7 @@ do_cold_start() {
   echo "cached after: $(find "$cache" -type f | wc -l) files; NRestarts before the stop $restarts0, now $(prop NRestarts); $sched restarts scheduled"
   local limit; limit=$(start_timeout_s)
   local beyond="within"; [ "$took" -gt "$limit" ] && beyond="beyond"
-  NOTE="active after ${took}s, $beyond TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC notifications; NRestarts $(prop NRestarts) (reset by the start), $sched restarts scheduled; $(find "$cache" -type f | wc -l) files cached"
+  NOTE="active after ${took}s, $beyond TimeoutStartSec=$(prop TimeoutStartUSec); $ext EXTEND_TIMEOUT_USEC notifications, the first $(first_extend_s "$c") s after the start; NRestarts $(prop NRestarts) (reset by the start), $sched restarts scheduled; $(find "$cache" -type f | wc -l) files cached"
   if ! /opt/edge-agent/bin/python -c 'import numba' 2>/dev/null; then
     NOTE="no numba (kernels on numpy, nothing to compile): $NOTE"; ext=1
   fi
@@ -175,11 +212,14 @@ do_cold_start_blocking() {
   local notes; notes=$(journalctl -q --no-pager -o short-monotonic _PID=1 --after-cursor="$c" | grep -F "Got notification message from PID")
   local ext; ext=$(echo "$notes" | grep -c "EXTEND_TIMEOUT_USEC")
   echo "$notes" | grep -E "EXTEND_TIMEOUT_USEC|READY=1" | sed -n '1,3p;$p'
-  # the longest silence between extensions, against the timeout each one grants
+  # the longest silence between extensions, and the smallest margin: a silence against what the
+  # extension before it granted (the first grants more, for the program's own start-up)
   local first; first=$(echo "$notes" | grep -m1 "EXTEND_TIMEOUT_USEC" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
   first=$(awk "BEGIN{printf \"%.1f\", ${first:-0} - $(prop InactiveExitTimestampMonotonic) / 1e6}")
   local gap; gap=$(echo "$notes" | grep "EXTEND_TIMEOUT_USEC" | sed -n 's/^\[ *\([0-9.]*\)\].*EXTEND_TIMEOUT_USEC=\([0-9]*\).*/\1 \2/p' |
-    awk 'NR>1 && $1-p>g {g=$1-p} {p=$1; u=$2} END{printf "%.1f s (each extension grants %.0f s)", g, u/1e6}')
+    awk 'NR>1 {d=$1-p; if (d>g) g=d; r=u/1e6-d; if (NR==2 || r<m) m=r} {p=$1; u=$2}
+      END{printf "%.1f s, smallest margin %.1f s (grants %s s)", g, m, grants}' grants="$(echo "$notes" |
+      sed -n 's/.*EXTEND_TIMEOUT_USEC=\([0-9]*\)000000.*/\1/p' | sort -nu | paste -sd/ -)")
   local sched; sched=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "Scheduled restart job")
   local timedout; timedout=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -c "timed out")
   local ready; ready=$(journalctl -q --no-pager -u "$SVC" -o cat --after-cursor="$c" | grep -m1 -o "processing kernels ready in [0-9.]* s (jit [A-Za-z]*)")
@@ -234,6 +274,7 @@ if [ $ok = 1 ]; then
   want watchdog && step watchdog do_watchdog
   want load-credential && step load-credential do_credential
   want installed-config && step installed-config do_config
+  want invalid-config && step invalid-config do_invalid_config
   want status-cli && step status-cli do_status_cli
   want watchdog-kill && step watchdog-kill do_watchdog_kill
   want cold-kernel-start && step cold-kernel-start do_cold_start
