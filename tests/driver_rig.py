@@ -1,7 +1,8 @@
 """A driver opened on a simulator for the span of a ``with`` block (tests/drivers/): built through the
 conformance kit as the agent builds it, closed with its bus pool afterwards, even on failure; a
 Modbus simulator served on a free port over TCP or RTU (``serve_modbus``); one fault on a serial meter
-line and the read after it (``line_faults``, ``fault_then_read``)."""
+line and the read after it (``line_faults``, ``fault_then_read``); bytes ahead of every reply
+(``replies_after``)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def line_faults(refused: type[Exception]) -> list[tuple[Fault, type[Exception] |
     protocol's own ``refused`` error."""
     return [(Fault.GARBAGE, None), (Fault.TRUNCATE, DeviceTimeout), (Fault.BAD_CHECKSUM, ProtocolError),
             (Fault.ERROR_REPLY, refused), (Fault.SILENCE, DeviceTimeout)]
+
+
+def replies_after(sim: Any, prefix: bytes) -> None:
+    """From now on every reply ``sim`` writes comes after ``prefix`` on the line (garbage, or an answer
+    to an earlier request)."""
+    send = sim.write_raw
+    sim.write_raw = lambda data: send(prefix + data)
 
 
 async def fault_then_read(driver: Any, sim: Any, fault: Fault, error: type[Exception] | None,

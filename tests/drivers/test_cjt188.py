@@ -20,7 +20,7 @@ from drivers.cjt188 import SPEC, codec
 from drivers.cjt188.codec import MeterError
 from drivers.cjt188.sim import HEAT, WATER, Cjt188Sim, Meter, start
 from drivers.meter_common import frame as fr
-from tests.driver_rig import fault_then_read, line_faults, opened
+from tests.driver_rig import fault_then_read, line_faults, opened, replies_after
 
 ADDR = "12345678000001"
 
@@ -226,8 +226,7 @@ async def test_a_late_reply_with_another_sequence_number_is_skipped(tmp_path: Pa
     m = sim.meters[0]
     late = codec.encode_read_reply(0x10, m.wire, 0xEE, {"volume": 1.0, "volume_settlement": 1.0},
                                    {"volume": 0x2C, "volume_settlement": 0x2C}, datetime.now(), 0, wake=0)
-    send = sim.write_raw
-    sim.write_raw = lambda data: send(late + data)  # an answer to an earlier request arrives first
+    replies_after(sim, late)  # an answer to an earlier request arrives first
     try:
         async with meter(tmp_path, sim) as driver:
             assert {s.metric: s.value for s in await driver.read()}["volume"] == 1234.56
@@ -239,8 +238,7 @@ async def test_a_late_reply_with_another_sequence_number_is_skipped(tmp_path: Pa
 async def test_a_reply_behind_a_false_frame_start_is_read(tmp_path: Path, garbage: bytes) -> None:
     """Garbage on the line resynchronises: the reply is read, not waited past until the timeout."""
     sim = await start()
-    send = sim.write_raw
-    sim.write_raw = lambda data: send(garbage + data)
+    replies_after(sim, garbage)
     try:
         async with meter(tmp_path, sim) as driver:
             assert await volume(driver) == 1234.56  # before: no valid frame within the request timeout

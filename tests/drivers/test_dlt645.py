@@ -24,7 +24,7 @@ from drivers.dlt645 import SPEC, codec
 from drivers.dlt645 import frame as fr
 from drivers.dlt645.codec import Edition, Fmt, MeterError
 from drivers.dlt645.sim import DEFAULTS, Dlt645Sim, Meter, start
-from tests.driver_rig import fault_then_read, line_faults, opened
+from tests.driver_rig import fault_then_read, line_faults, opened, replies_after
 
 ADDR = "123456781012"
 
@@ -196,8 +196,7 @@ async def test_each_fault_is_a_typed_error_or_survived_and_the_next_poll_reads(t
 async def test_a_late_reply_to_another_identifier_is_skipped(tmp_path: Path) -> None:
     sim = await start()
     late = fr.encode(codec.LAYOUT, sim.meters[0].wire, 0x91, bytes.fromhex("00000200") + Fmt(4, 2).encode(1.0), wake=0)
-    send = sim.write_raw
-    sim.write_raw = lambda data: send(late + data)  # an answer to an earlier request arrives first
+    replies_after(sim, late)  # an answer to an earlier request arrives first
     try:
         async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
             assert [s.value for s in await driver.read()] == [229.8]
@@ -209,8 +208,7 @@ async def test_a_late_reply_to_another_identifier_is_skipped(tmp_path: Path) -> 
 async def test_a_reply_behind_a_false_frame_start_is_read(tmp_path: Path, garbage: bytes) -> None:
     """Garbage on the line resynchronises: the reply is read, not waited past until the timeout."""
     sim = await start()
-    send = sim.write_raw
-    sim.write_raw = lambda data: send(garbage + data)
+    replies_after(sim, garbage)
     try:
         async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
             assert await voltage(driver) == [229.8]  # before: no valid frame within the request timeout
