@@ -11,6 +11,7 @@ import socket
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Self
 
 import psutil
 import pytest
@@ -25,15 +26,33 @@ HOLD = 1200
 AGENT_FDS = 1024
 
 
-class Hog:
+class Background:
+    """``_run`` on a thread for the span of a ``with`` block; it loops until ``stop`` is set."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+class Hog(Background):
     """Keeps ``n`` connections open to a port, replacing each one the server closes."""
 
     def __init__(self, port: int, n: int):
+        super().__init__()
         self.port, self.n = port, n
         self.socks: list[socket.socket] = []
         self.closed = 0  # connections the server has closed (accepted, timed out, let go)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _open(self) -> None:
         s = socket.socket()
@@ -56,38 +75,24 @@ class Hog:
                 self.socks.remove(s)
                 self.closed += 1
 
-    def __enter__(self) -> Hog:
-        self.thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
+        super().__exit__(*exc)
         for s in self.socks:
             s.close()
 
 
-class FdWatch:
+class FdWatch(Background):
     """Samples a process's open descriptors all along (not at one chosen moment); ``most`` is the peak."""
 
     def __init__(self, proc: psutil.Process):
+        super().__init__()
         self.proc, self.most = proc, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
             with contextlib.suppress(psutil.Error):
                 self.most = max(self.most, self.proc.num_fds())
             self.stop.wait(0.05)
-
-    def __enter__(self) -> FdWatch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 def test_a_connection_flood_on_metrics_never_starves_the_uplink(tmp_path: Path, mosquitto, mqtt_subscriber) -> None:
