@@ -1,7 +1,7 @@
 """NAB scores of the shipped anomaly detector, per profile at the default threshold and at each profile's
 optimum, what each technique adds, baselines for comparison, and the detector's throughput.
 
-Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N] [--no-nab] [--no-false-alarms] [--speed]
+Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N] [--no-nab] [--no-false-alarms] [--speed] [--loss]
 
 Results are strictly causal: one pass per series, no labels, no look-ahead, the same parameters for
 every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
@@ -12,6 +12,8 @@ threshold where a size anomaly begins, or that lies beyond everything the series
 Rows "without ..." switch one technique off to show what it adds
 (flat line, time of day, step, minimum event length, range test, young noisy range rule, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
+``--loss``: where the shipped events lose their points, per NAB category and profile (missed windows, late
+detections, false positives), and the late loss if every found window were detected at its centre.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ if NO_FA:
 SPEED = "--speed" in ARGV  # throughput and state size only
 if SPEED:
     ARGV.remove("--speed")
+LOSS = "--loss" in ARGV  # the loss breakdown only
+if LOSS:
+    ARGV.remove("--loss")
 ROOT = Path(ARGV[0]) if ARGV else Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 
 
@@ -132,6 +137,9 @@ def main() -> None:
         return
     files = nab.load_corpus(ROOT)
     profiles = nab.load_profiles(ROOT / "config" / "profiles.json")
+    if LOSS:
+        loss(files, profiles)
+        return
     default_th = AnomalyConfig().threshold
     detectors = {
         "shipped defaults: events": lambda v, t: score_series(v, shipped(), t),
@@ -169,6 +177,37 @@ def main() -> None:
     if not NO_FA:
         false_alarms()
     throughputs()
+
+
+def loss(files, profiles) -> None:
+    """Points lost by the shipped events at the default threshold, against the perfect detector: windows missed,
+    detections late in their window (NAB rewards the earliest by a sigmoid of its position), false positives."""
+    th = AnomalyConfig().threshold
+    scores = [score_series(f.values.copy(), shipped(), ms(f)) for f in files]
+    for pname, prof in profiles.items():
+        null = sum(-prof.fn * len(f.windows) for f in files)
+        norm = 100.0 / (sum(prof.tp * len(f.windows) for f in files) - null)
+        cats: dict[str, np.ndarray] = {}
+        for f, s in zip(files, scores, strict=True):
+            w, lab = nab.point_weights(len(s), f.windows, prof)
+            det = np.nonzero(s >= th)[0]
+            first: dict[int, int] = {}
+            for i in det:
+                if lab[i] >= 0 and lab[i] not in first:
+                    first[int(lab[i])] = int(i)
+            fps = [i for i in det if lab[i] == -1]
+            c = cats.setdefault(f.name.split("/")[0], np.zeros(7))
+            c += [len(f.windows), len(f.windows) - len(first), (len(f.windows) - len(first)) * (prof.tp + prof.fn),
+                  sum(prof.tp - w[i] for i in first.values()),
+                  sum(prof.tp - w[(f.windows[k][0] + f.windows[k][1]) // 2] for k in first), len(fps), -sum(w[i] for i in fps)]
+        print(f"\nwhere the shipped events lose points ({pname}, threshold {th}; points of the normalised score):")
+        print(f"{'category':24} {'windows':>7} {'missed':>6} {'missed loss':>11} {'late loss':>9} {'(at centre)':>11} {'FPs':>4} {'FP loss':>7}")
+        tot = np.zeros(7)
+        for name, c in sorted(cats.items()):
+            tot += c
+            print(f"{name:24} {c[0]:7.0f} {c[1]:6.0f} {c[2] * norm:11.2f} {c[3] * norm:9.2f} {c[4] * norm:11.2f} {c[5]:4.0f} {c[6] * norm:7.2f}")
+        print(f"{'all':24} {tot[0]:7.0f} {tot[1]:6.0f} {tot[2] * norm:11.2f} {tot[3] * norm:9.2f} {tot[4] * norm:11.2f} {tot[5]:4.0f} "
+              f"{tot[6] * norm:7.2f}   score {100 - (tot[2] + tot[3] + tot[6]) * norm:.1f}")
 
 
 def throughputs() -> None:
