@@ -64,7 +64,7 @@ class Expect:
         a = 1 + layout.type_byte
         control, length = buf[h - 2], buf[h - 1]
         return (bytes(buf[a:a + layout.address_len]) == self.address and bool(control & REPLY)
-                and control & self.mask in self.functions and length <= layout.max_data
+                and (control & self.mask) in self.functions and length <= layout.max_data
                 and (bool(control & ERROR) or length >= self.min_data))
 
 
