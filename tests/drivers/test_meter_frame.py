@@ -59,7 +59,8 @@ def cjt_reply() -> tuple[bytes, bytes]:
 
 def dlt_reply() -> tuple[bytes, bytes]:
     """A voltage reply (229.8 V) followed, in its data, by bytes that form a whole frame on the wire
-    (the data travel +33H, so they are that frame's bytes less 33H)."""
+    (the data travel +33H, so they are that frame's bytes less 33H). BCD values alone rarely do: the
+    inner frame's 16H needs a data byte E3H and its length byte is at least 32H."""
     inner = fr.encode(dlt.LAYOUT, bytes.fromhex("010203040506"), 0x91, b"\x01\x02", wake=0)
     data = dlt.di_bytes(0x02010100, dlt.Edition.V2007) + dlt.Fmt(2, 1).encode(229.8) + bytes((b - 0x33) & 0xFF for b in inner)
     return fr.encode(dlt.LAYOUT, DLT_ADDR, 0x91, data, wake=2), inner

@@ -31,6 +31,8 @@ cleanup() { userland_unmount "$ROOT"; }
 trap cleanup EXIT
 cleanup; rm -rf --one-file-system "$WORK"; mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$BASE"   # read only: the Pi check's cache is never written here
+CA=etc/ssl/certs/ca-certificates.crt   # userland_mount brings the host's CA bundle in; the image keeps its own
+cp -p "$ROOT/$CA" "$WORK/ca-certificates.crt"
 userland_mount "$ROOT"
 rm -f "$ROOT/usr/local/bin/systemctl"   # the Pi check's stub, if the tarball has it
 in_root() { userland_run "$ROOT" "$@"; }
@@ -52,6 +54,7 @@ ln -sf /run/systemd/resolve/resolv.conf "$ROOT/etc/resolv.conf.dhcp" 2>/dev/null
 echo "nameserver 10.0.2.3" >"$ROOT/etc/resolv.conf"   # qemu user-mode DNS
 echo "root:pi-check" | in_root chpasswd
 rm -rf "$ROOT/var/cache/apt/archives/"*.deb "$ROOT/var/lib/apt/lists/"*
+cmp -s "/$CA" "$ROOT/$CA" && cp -p "$WORK/ca-certificates.crt" "$ROOT/$CA"   # unless apt rebuilt it
 
 if [ "$ARCH" = arm64 ]; then
   cp -L "$ROOT/vmlinuz" "$CACHE/$SUITE-arm64-vmlinuz"
