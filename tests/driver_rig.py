@@ -2,10 +2,11 @@
 conformance kit as the agent builds it, closed with its bus pool afterwards, even on failure; a
 Modbus simulator served on a free port over TCP or RTU (``serve_modbus``); one fault on a serial meter
 line and the read after it (``line_faults``, ``fault_then_read``); bytes ahead of every reply
-(``replies_after``)."""
+(``replies_after``); every reply in two pieces (``replies_in_two``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -61,6 +62,18 @@ def replies_after(sim: Any, prefix: bytes) -> None:
     to an earlier request)."""
     send = sim.write_raw
     sim.write_raw = lambda data: send(prefix + data)
+
+
+def replies_in_two(sim: Any, cut: Callable[[bytes], int], pause: float = 0.5) -> None:
+    """From now on every reply ``sim`` writes goes out as ``data[:cut(data)]`` and, ``pause`` seconds
+    later, the rest (a reply the reader meets half arrived, as on a slow line or behind a DTU)."""
+    send = sim.write_raw
+
+    def write(data: bytes) -> None:
+        at = cut(data)
+        send(data[:at])
+        asyncio.get_running_loop().call_later(pause, send, data[at:])
+    sim.write_raw = write
 
 
 async def fault_then_read(driver: Any, sim: Any, fault: Fault, error: type[Exception] | None,

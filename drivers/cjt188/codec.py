@@ -14,8 +14,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
-from agent.contract import DeviceException, FrameScan, ProtocolError
+from agent.contract import DeviceException, FrameScan, ProtocolError, Scanner
 from drivers.meter_common import frame as fr
 
 LAYOUT = fr.Layout("CJ/T 188", address_len=7, type_byte=True, second_start=False, data_offset=0, max_data=100)
@@ -116,6 +117,18 @@ def address_request(ser: int = 0, *, wake: int = 4) -> bytes:
 
 def scan(buf: bytes | bytearray) -> FrameScan:
     return fr.scan(LAYOUT, buf)
+
+
+def reply_expect(address: bytes, fam: str) -> fr.Expect:
+    """The header of the reply to a 901F read of the ``fam`` meter at ``address``: C 81H with at
+    least the layout's data, or C1H."""
+    return fr.Expect(address, frozenset({Control.READ}), 0x3F, reply_len(fam))
+
+
+def reply_scan(address: bytes, fam: str) -> Scanner:
+    """The scanner for that reply: once its header has arrived it is waited for whole, whatever its
+    data holds (see :func:`drivers.meter_common.frame.scan`)."""
+    return partial(fr.scan, LAYOUT, expect=reply_expect(address, fam))
 
 
 def decode(raw: bytes) -> fr.Frame:

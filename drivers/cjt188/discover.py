@@ -60,7 +60,8 @@ async def probe(port: SerialPort, meter_type: int, address: str, *, timeout: flo
         return codec.fr.reply_from(codec.LAYOUT, raw, wire) is not None
 
     try:
-        raw = await port.transact(codec.read_request(meter_type, wire, 0), read_until=codec.scan, accept=ours,
+        scan = codec.reply_scan(wire, PROFILES[profile].family) if profile is not None else codec.scan
+        raw = await port.transact(codec.read_request(meter_type, wire, 0), read_until=scan, accept=ours,
                                   timeout=timeout)
         assert raw is not None
         if profile is None:

@@ -86,6 +86,7 @@ class Cjt188Driver:
         self.clock = ctx.clock
         self.address = codec.parse_address(config.address)
         self.family = PROFILES[config.profile].family
+        self._scan = codec.reply_scan(self.address, self.family)
         self.specs = config.metric_specs()
         self.heat_factor = codec.HEAT_UNITS[config.heat_unit]
         self._ser = itertools.count(int.from_bytes(self.address[:1], "little"))
@@ -114,7 +115,7 @@ class Cjt188Driver:
         """One 901F read; MeterError when refused, ProtocolError when garbled, DeviceTimeout when silent."""
         ser = next(self._ser) & 0xFF
         request = codec.read_request(self.config.type_byte, self.address, ser, wake=self.config.wake)
-        raw = await self.port.transact(request, read_until=codec.scan, accept=self._answer(ser),
+        raw = await self.port.transact(request, read_until=self._scan, accept=self._answer(ser),
                                        timeout=self.config.request_timeout)
         assert raw is not None
         return codec.parse_read_reply(codec.decode(raw), self.family, ser if self.config.check_ser else None)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
-from agent.contract import DeviceException, FrameScan, ProtocolError
+from agent.contract import DeviceException, FrameScan, ProtocolError, Scanner
 from drivers.meter_common import frame as fr
 
 LAYOUT = fr.Layout("DL/T 645", address_len=6)
@@ -101,6 +102,20 @@ def time_sync_request(when: datetime, *, wake: int = 4) -> bytes:
 
 def scan(buf: bytes | bytearray) -> FrameScan:
     return fr.scan(LAYOUT, buf)
+
+
+def reply_expect(address: bytes, edition: Edition) -> fr.Expect:
+    """The header of the reply to a read (or follow-up read) of the meter at ``address``: a read
+    reply with at least the DI, or an error reply."""
+    functions = frozenset({read_control(edition), Control.READ_FOLLOW if edition is Edition.V2007
+                           else Control.READ_FOLLOW_1997})
+    return fr.Expect(address, functions, 0x1F, 4 if edition is Edition.V2007 else 2)
+
+
+def reply_scan(address: bytes, edition: Edition) -> Scanner:
+    """The scanner for that reply: once its header has arrived it is waited for whole, whatever its
+    data holds (see :func:`drivers.meter_common.frame.scan`)."""
+    return partial(fr.scan, LAYOUT, expect=reply_expect(address, edition))
 
 
 def decode(raw: bytes) -> fr.Frame:

@@ -54,7 +54,8 @@ async def probe(port: SerialPort, address: str, *, timeout: float) -> Found | No
             return codec.fr.reply_from(codec.LAYOUT, raw, wire) is not None
 
         try:
-            raw = await port.transact(codec.read_request(wire, di, edition), read_until=codec.scan, accept=ours,
+            raw = await port.transact(codec.read_request(wire, di, edition), read_until=codec.reply_scan(wire, edition),
+                                      accept=ours,
                                       timeout=timeout)
             assert raw is not None
             reply = codec.parse_read_reply(codec.decode(raw), di, edition)

@@ -109,6 +109,7 @@ class Dlt645Driver:
         self.port: SerialPort = ctx.buses.get(config.line)
         self.clock = ctx.clock
         self.address = codec.parse_address(config.address)
+        self._scan = codec.reply_scan(self.address, config.edition)
         self.items = config.items()
         self.unsupported: set[str] = set()
         self.no_block: set[int] = set()
@@ -133,7 +134,7 @@ class Dlt645Driver:
         return accept
 
     async def _ask(self, request: bytes, di: int) -> codec.fr.Frame:
-        raw = await self.port.transact(request, read_until=codec.scan, accept=self._answer_to(di),
+        raw = await self.port.transact(request, read_until=self._scan, accept=self._answer_to(di),
                                        timeout=self.config.request_timeout)
         assert raw is not None
         return codec.decode(raw)

@@ -4,7 +4,8 @@ A :class:`Layout` says what sits between the start byte and the control byte (CJ
 type byte and a 7-byte address; DL/T 645: a 6-byte address and a second 68) and whether the data
 bytes travel with +33H added. :func:`scan` hunts for a frame start (the wake-up ``FE`` bytes and any
 garbage before it are dropped), checks the length, the end byte and the checksum (sum mod 256 from
-the first 68 to the end of the data).
+the first 68 to the end of the data). An :class:`Expect` tells it what the awaited reply's header
+looks like, so a reply still arriving is not given up for a frame its own data happens to hold.
 """
 
 from __future__ import annotations
@@ -45,6 +46,28 @@ REPLY = 0x80  # control bit D7: set in every meter's answer
 ERROR = 0x40  # control bit D6: set with REPLY when the meter refuses
 
 
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """The header of the awaited reply: from ``address``, a reply (D7) to one of ``functions``
+    (``control & mask``) with at least ``min_data`` data bytes unless it is a refusal (D6)."""
+
+    address: bytes
+    functions: frozenset[int]
+    mask: int
+    min_data: int = 0
+
+    def fits(self, layout: Layout, buf: bytes | bytearray) -> bool:
+        """``buf`` starts with a whole header that can be the awaited reply's."""
+        h = layout.header_len
+        if len(buf) < h or (layout.second_start and buf[h - 3] != START):
+            return False
+        a = 1 + layout.type_byte
+        control, length = buf[h - 2], buf[h - 1]
+        return (bytes(buf[a:a + layout.address_len]) == self.address and bool(control & REPLY)
+                and (control & self.mask) in self.functions and length <= layout.max_data
+                and (bool(control & ERROR) or length >= self.min_data))
+
+
 def reply_from(layout: Layout, raw: bytes, address: bytes) -> Frame | None:
     """The frame in ``raw`` when it decodes and is an answer from ``address``; None for anything else
     on the line (garbage, another meter, the master's own request echoed)."""
@@ -81,12 +104,17 @@ def encode(layout: Layout, address: bytes, control: int, data: bytes = b"", *, m
     return bytes((WAKE,)) * wake + bytes(body)
 
 
-def scan(layout: Layout, buf: bytes | bytearray) -> FrameScan:
+def scan(layout: Layout, buf: bytes | bytearray, expect: Expect | None = None) -> FrameScan:
     """Cut one frame off the front of ``buf`` (see :class:`agent.contract.FrameScan`).
 
     A 68 in garbage can look like a frame start whose length runs past what has arrived; waiting
     for it would stall the line until the timeout while the real reply sits behind it. So an
-    unfinished start is given up as soon as a whole, valid frame is found further on.
+    unfinished start is given up as soon as a whole, valid frame is found further on, or a start
+    that ``expect`` says can be the awaited reply. An unfinished start that can be the awaited reply
+    is never given up: its data may hold bytes that form a whole frame (taking that would lose the
+    reply); it is kept until its declared length has arrived and then checked like any frame. A
+    false start that passes ``expect`` (the meter's own reply cut short, then its next reply) is
+    resolved as soon as the bytes after it reach its declared length, else it ends in the timeout.
     """
     start = buf.find(START)
     if start < 0:
@@ -94,11 +122,12 @@ def scan(layout: Layout, buf: bytes | bytearray) -> FrameScan:
     if start > 0:
         return FrameScan(start)  # wake-up bytes or garbage
     r = _at_front(layout, buf)
-    if r.consumed == 0:
+    if r.consumed == 0 and not (expect is not None and expect.fits(layout, buf)):
         at = buf.find(START, 1)
         while at > 0:
-            if _at_front(layout, buf[at:]).frame is not None:
-                return FrameScan(at)  # the start at 0 was garbage: resync on the whole frame
+            rest = buf[at:]
+            if _at_front(layout, rest).frame is not None or (expect is not None and expect.fits(layout, rest)):
+                return FrameScan(at)  # the start at 0 was garbage: resync on the frame or the reply
             at = buf.find(START, at + 1)
     return r
 

@@ -20,7 +20,7 @@ from drivers.cjt188 import SPEC, codec
 from drivers.cjt188.codec import MeterError
 from drivers.cjt188.sim import HEAT, WATER, Cjt188Sim, Meter, start
 from drivers.meter_common import frame as fr
-from tests.driver_rig import fault_then_read, line_faults, opened, replies_after
+from tests.driver_rig import fault_then_read, line_faults, opened, replies_after, replies_in_two
 
 ADDR = "12345678000001"
 
@@ -242,6 +242,26 @@ async def test_a_reply_behind_a_false_frame_start_is_read(tmp_path: Path, garbag
     try:
         async with meter(tmp_path, sim) as driver:
             assert await volume(driver) == 1234.56  # before: no valid frame within the request timeout
+    finally:
+        await sim.stop()
+
+
+async def test_a_reply_whose_data_holds_a_whole_frame_is_read_when_it_arrives_in_two_pieces(tmp_path: Path) -> None:
+    """1234.68 m3 and 1200.18 m3 at 16:30:00 on the meter's clock: the reply's data bytes 68 … 2C 00 30 16
+    form a whole frame with a valid checksum (another address). The reply arrives cut right after it:
+    the reader waits for the rest of the reply instead of taking that frame and losing the reply."""
+    sim = await start()
+    m = sim.meters[0]
+    m.values = {"volume": 1234.68, "volume_settlement": 1200.18}
+    clock = datetime(2026, 12, 5, 16, 30, 0)
+    m.reply = lambda ser, wake: codec.encode_read_reply(m.meter_type, m.wire, ser, m.values, m.units, clock, m.status,
+                                                        wake=wake)
+    inner = bytes.fromhex("68 34 12 00 2C 18 00 12 00 2C 00 30 16")
+    assert codec.decode(inner).address != m.wire
+    replies_in_two(sim, lambda data: data.index(inner) + len(inner))
+    try:
+        async with meter(tmp_path, sim) as driver:
+            assert await volume(driver) == 1234.68  # before: the inner frame was taken, the reply lost: a timeout
     finally:
         await sim.stop()
 

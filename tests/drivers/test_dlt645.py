@@ -24,7 +24,7 @@ from drivers.dlt645 import SPEC, codec
 from drivers.dlt645 import frame as fr
 from drivers.dlt645.codec import Edition, Fmt, MeterError
 from drivers.dlt645.sim import DEFAULTS, Dlt645Sim, Meter, start
-from tests.driver_rig import fault_then_read, line_faults, opened, replies_after
+from tests.driver_rig import fault_then_read, line_faults, opened, replies_after, replies_in_two
 
 ADDR = "123456781012"
 
@@ -212,6 +212,28 @@ async def test_a_reply_behind_a_false_frame_start_is_read(tmp_path: Path, garbag
     try:
         async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
             assert await voltage(driver) == [229.8]  # before: no valid frame within the request timeout
+    finally:
+        await sim.stop()
+
+
+async def test_a_reply_whose_data_holds_a_whole_frame_is_read_when_it_arrives_in_two_pieces(tmp_path: Path) -> None:
+    """The voltage reply carries after its value bytes that form a whole frame on the wire (another
+    address, valid checksum; BCD data with +33H cannot, so the meter's value is followed by them) and
+    arrives cut right after that frame: the reader waits for the rest of the reply instead of taking
+    that frame and losing the reply."""
+    sim = await start()
+    inner = fr.encode(codec.LAYOUT, bytes.fromhex("010203040506"), 0x91, b"\x01\x02", wake=0)
+
+    def with_frame_inside(data: bytes) -> bytes:
+        f = codec.decode(data)
+        return fr.encode(codec.LAYOUT, f.address, f.control, f.data + bytes((b - 0x33) & 0xFF for b in inner), wake=2)
+
+    replies_in_two(sim, lambda data: data.index(inner) + len(inner))
+    split = sim.write_raw
+    sim.write_raw = lambda data: split(with_frame_inside(data))
+    try:
+        async with meter(tmp_path, sim, metrics=["voltage_l1"]) as driver:
+            assert await voltage(driver) == [229.8]  # before: the inner frame was taken, the reply lost: a timeout
     finally:
         await sim.stop()
 

@@ -11,34 +11,36 @@
 set -eu -o pipefail
 
 ARCH="${1:?usage: $0 arm64|armhf}"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+. "$SRC/packaging/userland.sh"   # the cached base's name, binfmt, mounts, a clean environment in the root
 SUITE="${PI_CHECK_SUITE:-trixie}"
 PI_CACHE="${PI_CHECK_CACHE:-/var/cache/edge-agent-pi-check}"
 CACHE="${SYSTEMD_CHECK_CACHE:-/var/cache/edge-agent-systemd-check}"
 WORK="${SYSTEMD_CHECK_WORK:-/var/tmp/edge-agent-systemd-check}/image-$SUITE-$ARCH"
-BASE="${SYSTEMD_CHECK_BASE:-$PI_CACHE/$SUITE-$ARCH-base-v2.tar}"   # pi_check.sh's tarball
+BASE="${SYSTEMD_CHECK_BASE:-$(userland_tarball "$PI_CACHE" "$SUITE" "$ARCH")}"   # pi_check.sh's tarball
 IMAGE_VERSION=1   # bump when the packages or files below change
 OUT="$CACHE/$SUITE-$ARCH-systemd-v$IMAGE_VERSION.tar"
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$SUITE-$ARCH"; flock 9   # one build per image at a time; the others wait for it
 [ -s "$OUT" ] && { echo "$OUT"; exit 0; }
 [ -s "$BASE" ] || { echo "no base userland $BASE: run PI_CHECK_SUITE=$SUITE tests/pi/pi_check.sh $ARCH once" >&2; exit 2; }
+userland_binfmt "$ARCH" || { echo "qemu-user for $ARCH is not registered: apt-get install -y qemu-user-static binfmt-support" >&2; exit 2; }
 
 ROOT="$WORK/root"
-cleanup() { for m in dev/pts dev sys proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done; return 0; }
+cleanup() { userland_unmount "$ROOT"; }
 trap cleanup EXIT
 cleanup; rm -rf --one-file-system "$WORK"; mkdir -p "$ROOT"
-tar -C "$ROOT" -xf "$BASE"
-mount -t proc proc "$ROOT/proc"; mount -t sysfs sys "$ROOT/sys"
-mount --bind /dev "$ROOT/dev"; mount --bind /dev/pts "$ROOT/dev/pts"
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+tar -C "$ROOT" -xf "$BASE"   # read only: the Pi check's cache is never written here
+CA=etc/ssl/certs/ca-certificates.crt   # userland_mount brings the host's CA bundle in; the image keeps its own
+cp -p "$ROOT/$CA" "$WORK/ca-certificates.crt"
+userland_mount "$ROOT"
 rm -f "$ROOT/usr/local/bin/systemctl"   # the Pi check's stub, if the tarball has it
-in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-  DEBIAN_FRONTEND=noninteractive "$@"; }
+in_root() { userland_run "$ROOT" "$@"; }
 
 in_root apt-get update -q
-pkgs="systemd-sysv udev dbus kmod iproute2 procps"
-[ "$ARCH" = arm64 ] && pkgs="$pkgs linux-image-arm64 initramfs-tools"
-in_root apt-get install -y -q --no-install-recommends $pkgs
+pkgs=(systemd-sysv udev dbus kmod iproute2 procps)
+[ "$ARCH" = arm64 ] && pkgs+=(linux-image-arm64 initramfs-tools)
+in_root apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 in_root groupadd -f --system i2c; in_root groupadd -f --system gpio   # as Raspberry Pi OS has them
 
 # boot: root on the first virtio disk, DHCP on every wired link, no login prompts needed
@@ -52,6 +54,7 @@ ln -sf /run/systemd/resolve/resolv.conf "$ROOT/etc/resolv.conf.dhcp" 2>/dev/null
 echo "nameserver 10.0.2.3" >"$ROOT/etc/resolv.conf"   # qemu user-mode DNS
 echo "root:pi-check" | in_root chpasswd
 rm -rf "$ROOT/var/cache/apt/archives/"*.deb "$ROOT/var/lib/apt/lists/"*
+cmp -s "/$CA" "$ROOT/$CA" && cp -p "$WORK/ca-certificates.crt" "$ROOT/$CA"   # unless apt rebuilt it
 
 if [ "$ARCH" = arm64 ]; then
   cp -L "$ROOT/vmlinuz" "$CACHE/$SUITE-arm64-vmlinuz"
