@@ -13,8 +13,8 @@ rate on this machine) and the ratios to it (from the start), the outbox reads pe
 the CPU per reading at the smallest (1.0: linear in the backlog; above: each reading costs more the
 more are behind), and the time from the start to the first read of the outbox (connecting). Sizes below 1 M readings run ``--runs`` times and
 print the median. A second table has the real agent process (``edge-agent run``, no devices) drain
-the same backlogs: its CPU per reading from the first message delivered to the last (``--no-agent``
-leaves it out). Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
+the same backlogs: its CPU per reading from the first message delivered to the last and how long its
+threads waited for a CPU meanwhile (``--no-agent`` leaves it out). Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
 on a gateway as well:
 
     python tests/bench/bench_drain.py [--sizes 10000,100000,1000000] [--runs 3]
@@ -181,22 +181,24 @@ def bare_paho(port: int, messages: int) -> float:
     return bare_paho_run(port, messages)[0]
 
 
-def process_cpu(pid: int) -> float:
+def process_cpu(pid: int, field: int = 0) -> float:
     """CPU-seconds of a running process's threads at nanosecond resolution (the sum of their
-    /proc schedstat run times; /proc/PID/stat counts in 10 ms ticks)."""
+    /proc schedstat run times; /proc/PID/stat counts in 10 ms ticks); ``field=1``: the seconds its
+    threads were runnable but waited for a CPU (the run queue: other load on the machine)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
+            total += int((task / "schedstat").read_text().split()[field])
         except (OSError, IndexError, ValueError):
             continue  # a thread that just ended
     return total / 1e9
 
 
-def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]:
+def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float, float]:
     """The real agent process (``edge-agent run``, shipped defaults, no devices) draining an outbox
-    filled before it starts: (readings/s, the agent's CPU-s per million readings, share of a core),
-    from the first message a subscriber receives to the last, so the agent's start-up is left out.
+    filled before it starts: (readings/s, the agent's CPU-s per million readings, share of a core,
+    seconds its threads waited for a CPU per second), from the first message a subscriber receives to
+    the last, so the agent's start-up is left out.
     Raises SystemExit when a seq is missing."""
     state = d / f"agent-{messages}"
     state.mkdir()
@@ -206,14 +208,14 @@ def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]
     cfg = state / "agent.toml"
     cfg.write_text(f'[gateway]\nid = "gw1"\nstate_dir = "{state}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
     seqs: set[int] = set()
-    marks: list[tuple[float, float]] = []
+    marks: list[tuple[float, float, float]] = []
     done = threading.Event()
     agent: subprocess.Popen | None = None
 
     def on_message(c: Any, userdata: Any, msg: Any) -> None:
         seqs.add(orjson.loads(msg.payload)["seq"])
         if len(seqs) in (1, messages) and agent is not None:
-            marks.append((time.perf_counter(), process_cpu(agent.pid)))
+            marks.append((time.perf_counter(), process_cpu(agent.pid), process_cpu(agent.pid, 1)))
             if len(seqs) == messages:
                 done.set()
 
@@ -239,9 +241,9 @@ def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]
         raise SystemExit(f"the agent delivered {len(seqs)} of {messages} messages")
     if seqs != set(range(1, messages + 1)):
         raise SystemExit(f"seqs missing: {sorted(set(range(1, messages + 1)) - seqs)[:10]}")
-    (t0, c0), (t1, c1) = marks[0], marks[-1]
+    (t0, c0, w0), (t1, c1, w1) = marks[0], marks[-1]
     readings = (messages - 1) * READINGS
-    return readings / (t1 - t0), (c1 - c0) / readings * 1e6, (c1 - c0) / (t1 - t0)
+    return readings / (t1 - t0), (c1 - c0) / readings * 1e6, (c1 - c0) / (t1 - t0), (w1 - w0) / (t1 - t0)
 
 
 async def main() -> None:
@@ -281,10 +283,14 @@ async def main() -> None:
                 return
             print("\nthe agent process (edge-agent run, no devices) draining the same backlog, from the first "
                   "message a subscriber gets to the last (start-up left out), every seq delivered:")
-            print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} {'% of a core':>11}")
+            print("(run-queue wait: the time its threads were ready to run but waited for a CPU, in % of the "
+                  "drain, summed over threads: the other load on the machine; with that high, a low share of "
+                  "a core is the machine's, not a drain waiting on itself)")
+            print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} {'% of a core':>11} {'run-queue wait %':>16}")
             for n in sizes:
-                rate, cpu_per_m, share = agent_drain(port, d, max(2, n // READINGS))
-                print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} {share * 100:>11.0f}", flush=True)
+                rate, cpu_per_m, share, waited = agent_drain(port, d, max(2, n // READINGS))
+                print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} {share * 100:>11.0f} {waited * 100:>16.0f}",
+                      flush=True)
         finally:
             proc.kill()
 
