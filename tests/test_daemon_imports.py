@@ -54,3 +54,25 @@ def test_the_site_names_still_import_from_the_package() -> None:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["agent.site.controller", "agent.site.allocator"]
+
+
+MODBUS_LINE = """
+[lines.meters]
+type = "{kind}"
+host = "127.0.0.1"
+port = 1502
+"""
+
+
+def test_run_loads_only_the_line_kinds_its_config_uses(tmp_path: Path) -> None:
+    # every installed line kind used to be imported at start: the OCPP central system pulled in the OCPP
+    # charger driver, its session and transaction store on gateways without a single OCPP charger
+    mods = loaded_after_start(tmp_path, CONFIG + MODBUS_LINE.format(kind="modbus_tcp"))
+    assert "agent.bus.modbus" in mods
+    assert not any(m.startswith(("drivers.ocpp_charger", "drivers.charger_common")) for m in mods)
+    assert not any(m.startswith("agent.simkit") for m in mods)  # the simulated I2C and GPIO lines
+
+
+def test_a_config_with_an_ocpp_line_still_loads_it(tmp_path: Path) -> None:
+    mods = loaded_after_start(tmp_path, CONFIG + '\n[lines.cs]\ntype = "ocpp"\nport = 9000\n')
+    assert "drivers.ocpp_charger.server" in mods

@@ -13,6 +13,7 @@ editors write one) and ignored.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,19 @@ def read_config(
                         defer_secrets=defer_secrets)
 
 
+def _shared_strings(value: Any) -> Any:
+    """The tree with its short strings interned: the config objects keep them for the whole run, and a
+    fleet of identical devices repeats the same names (100 meters x 60 metric names: 6000 copies of 60
+    strings, ≈ 0.4 MB held for nothing)."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= 64 else value
+    if isinstance(value, dict):
+        return {k: _shared_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared_strings(v) for v in value]
+    return value
+
+
 def parse_config(
     text: str,
     *,
@@ -132,7 +146,7 @@ def parse_config(
     problems = _Problems(source, locate_keys(text))
     sub_errors: list = []
     refs: list[Reference] = []
-    raw = substitute_tree(raw, default_env() if env is None else env, errors=sub_errors, refs=refs)
+    raw = _shared_strings(substitute_tree(raw, default_env() if env is None else env, errors=sub_errors, refs=refs))
     deferred: list[str] = []
     for p, msg, kind in sub_errors:
         if (kind == "cred" and defer_credentials) or (kind == "secret" and defer_secrets):

@@ -65,6 +65,7 @@ from agent.store.seqmark import (
 log = logging.getLogger("edge_agent.outbox")
 
 MIN_BYTES = 256 * 1024
+CACHE_KIB = 512  # SQLite page cache of the outbox connection
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -152,6 +153,10 @@ class Outbox:
         # CPU of FAST, and a WAL far past its budget after a drain's delete). FAST clears deleted
         # content only on pages written anyway.
         c.execute("PRAGMA secure_delete=FAST")
+        # The page cache: SQLite's default (2 MB) fills within seconds at a high poll rate and stays
+        # resident; the outbox touches only its two ends (appends and the uplink's reads at the tail,
+        # deletes at the head), and the operating system caches the file as well.
+        c.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         # WAL budget: checkpoint every max_bytes/32 (at most the usual 4 MB) and truncate back to it.
         # The WAL briefly holds that plus one transaction (an append and its eviction step), and the
         # -shm file is 32 KB: reserve 4 budgets + 32 KB of the cap for them.

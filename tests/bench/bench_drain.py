@@ -1,18 +1,20 @@
 """Backlog drain after an outage: a full outbox published through a real mosquitto at the shipped
 defaults (QoS 1, ``max_inflight`` 200, 100 readings per message), at three backlog sizes.
 
-Prints readings/s (from the start, connecting included, to the last PUBACK), this process's
+Prints readings/s from the start (connecting included) to the last PUBACK, and from the first read
+of the outbox (connected, sending) to the last PUBACK: the drain rate proper, without the TCP and
+MQTT connect, a fixed cost that weighs on the smallest backlog only; then this process's
 CPU-seconds per million readings (all threads, to the end of the stop, so the delete of the
 acknowledged rows counts), the same two figures for the limit measured in the same run (a bare paho
-client publishing the same messages with the same window and no outbox: mosquitto's QoS 1 rate on
-this machine) and the ratios to it, the outbox reads per message (``peek`` calls and rows returned:
+client publishing the same messages with the same window, the same socket setting (an immediate
+TCP ACK after each read, see agent.uplink.connection.quick_acks) and no outbox: mosquitto's QoS 1
+rate on this machine) and the ratios to it (from the start), the outbox reads per message (``peek`` calls and rows returned:
 1 row per message means no row is read twice), linearity: the CPU per reading at each backlog over
 the CPU per reading at the smallest (1.0: linear in the backlog; above: each reading costs more the
-more are behind), and the time from the start to the first read of the outbox (connecting: a fixed
-cost that weighs on the smallest backlog's rate). Sizes below 1 M readings run ``--runs`` times and
+more are behind), and the time from the start to the first read of the outbox (connecting). Sizes below 1 M readings run ``--runs`` times and
 print the median. A second table has the real agent process (``edge-agent run``, no devices) drain
-the same backlogs: its CPU per reading from the first message delivered to the last (``--no-agent``
-leaves it out). Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
+the same backlogs: its CPU per reading from the first message delivered to the last and how long its
+threads waited for a CPU meanwhile (``--no-agent`` leaves it out). Needs only the agent's own dependencies and the ``mosquitto`` binary, so it runs
 on a gateway as well:
 
     python tests/bench/bench_drain.py [--sizes 10000,100000,1000000] [--runs 3]
@@ -40,6 +42,7 @@ from footprint_kit import sqlite_fsync_commits
 
 from agent.config.schema import MqttConfig, StoreConfig
 from agent.store import Outbox, Pending, Priority
+from agent.uplink.connection import quick_acks
 from agent.uplink.mqtt import Uplink
 
 READINGS = MqttConfig.model_fields["readings_per_message"].default
@@ -108,10 +111,11 @@ class Counting:
         return rows
 
 
-async def drain(port: int, d: Path, messages: int) -> tuple[float, float, Counting, float]:
-    """(readings/s, CPU-s per million readings, reads, seconds to connect) for a backlog of ``messages``
-    at the defaults. The rate runs from the start of the uplink (connecting included) to the last
-    PUBACK; the CPU to the end of the stop, so the delete of the last rows counts too."""
+async def drain(port: int, d: Path, messages: int) -> tuple[float, float, Counting, float, float]:
+    """(readings/s, CPU-s per million readings, reads, seconds to connect, readings/s from the first
+    read) for a backlog of ``messages`` at the defaults. The first rate runs from the start of the
+    uplink (connecting included) to the last PUBACK, the last from the first read of the outbox; the
+    CPU to the end of the stop, so the delete of the last rows counts too."""
     path = d / f"drain-{messages}.db"
     ob = Outbox(path, max_bytes=4 << 30, gateway="gw1")
     for i in range(0, messages, 1000):
@@ -132,7 +136,8 @@ async def drain(port: int, d: Path, messages: int) -> tuple[float, float, Counti
     if left:
         raise SystemExit(f"{left} rows of {messages} still in the outbox after the drain")
     readings = messages * READINGS
-    return readings / wall, used / readings * 1e6, reads, (reads.first_read or t0) - t0
+    connect = (reads.first_read or t0) - t0
+    return readings / wall, used / readings * 1e6, reads, connect, readings / (wall - connect)
 
 
 def bare_paho_run(port: int, messages: int) -> tuple[float, float]:
@@ -145,7 +150,18 @@ def bare_paho_run(port: int, messages: int) -> tuple[float, float]:
     c.max_queued_messages_set(0)  # window is kept here
     c.on_publish = lambda *a: done.release()
     c.connect("127.0.0.1", port)
-    c.loop_start()
+    halt = threading.Event()
+    ack_now = quick_acks(c.socket())  # the uplink's socket setting, so the limit is not 40 ms per burst slower
+
+    def loop() -> None:
+        while not halt.is_set():
+            c.loop(0.5)
+            ack_now()
+
+    # as the uplink does: publish() only queues and wakes this loop, which does the socket I/O
+    c.on_socket_register_write = c.on_socket_unregister_write = lambda *a: None
+    net = threading.Thread(target=loop, daemon=True)
+    net.start()
     c0, t0 = cpu(), time.perf_counter()
     for i in range(messages):
         c.publish(TOPIC, payloads[i % len(payloads)], qos=1)
@@ -155,7 +171,8 @@ def bare_paho_run(port: int, messages: int) -> tuple[float, float]:
         done.acquire()
     wall, used = time.perf_counter() - t0, cpu() - c0
     c.disconnect()
-    c.loop_stop()
+    halt.set()
+    net.join(5)
     return messages * READINGS / wall, used / (messages * READINGS) * 1e6
 
 
@@ -164,22 +181,24 @@ def bare_paho(port: int, messages: int) -> float:
     return bare_paho_run(port, messages)[0]
 
 
-def process_cpu(pid: int) -> float:
+def process_cpu(pid: int, field: int = 0) -> float:
     """CPU-seconds of a running process's threads at nanosecond resolution (the sum of their
-    /proc schedstat run times; /proc/PID/stat counts in 10 ms ticks)."""
+    /proc schedstat run times; /proc/PID/stat counts in 10 ms ticks); ``field=1``: the seconds its
+    threads were runnable but waited for a CPU (the run queue: other load on the machine)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
+            total += int((task / "schedstat").read_text().split()[field])
         except (OSError, IndexError, ValueError):
             continue  # a thread that just ended
     return total / 1e9
 
 
-def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]:
+def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float, float]:
     """The real agent process (``edge-agent run``, shipped defaults, no devices) draining an outbox
-    filled before it starts: (readings/s, the agent's CPU-s per million readings, share of a core),
-    from the first message a subscriber receives to the last, so the agent's start-up is left out.
+    filled before it starts: (readings/s, the agent's CPU-s per million readings, share of a core,
+    seconds its threads waited for a CPU per second), from the first message a subscriber receives to
+    the last, so the agent's start-up is left out.
     Raises SystemExit when a seq is missing."""
     state = d / f"agent-{messages}"
     state.mkdir()
@@ -189,14 +208,14 @@ def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]
     cfg = state / "agent.toml"
     cfg.write_text(f'[gateway]\nid = "gw1"\nstate_dir = "{state}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
     seqs: set[int] = set()
-    marks: list[tuple[float, float]] = []
+    marks: list[tuple[float, float, float]] = []
     done = threading.Event()
     agent: subprocess.Popen | None = None
 
     def on_message(c: Any, userdata: Any, msg: Any) -> None:
         seqs.add(orjson.loads(msg.payload)["seq"])
         if len(seqs) in (1, messages) and agent is not None:
-            marks.append((time.perf_counter(), process_cpu(agent.pid)))
+            marks.append((time.perf_counter(), process_cpu(agent.pid), process_cpu(agent.pid, 1)))
             if len(seqs) == messages:
                 done.set()
 
@@ -222,9 +241,9 @@ def agent_drain(port: int, d: Path, messages: int) -> tuple[float, float, float]
         raise SystemExit(f"the agent delivered {len(seqs)} of {messages} messages")
     if seqs != set(range(1, messages + 1)):
         raise SystemExit(f"seqs missing: {sorted(set(range(1, messages + 1)) - seqs)[:10]}")
-    (t0, c0), (t1, c1) = marks[0], marks[-1]
+    (t0, c0, w0), (t1, c1, w1) = marks[0], marks[-1]
     readings = (messages - 1) * READINGS
-    return readings / (t1 - t0), (c1 - c0) / readings * 1e6, (c1 - c0) / (t1 - t0)
+    return readings / (t1 - t0), (c1 - c0) / readings * 1e6, (c1 - c0) / (t1 - t0), (w1 - w0) / (t1 - t0)
 
 
 async def main() -> None:
@@ -243,7 +262,7 @@ async def main() -> None:
             print(f"backlog drain, shipped defaults: QoS 1, max_inflight {WINDOW}, {READINGS} readings/message; "
                   f"SQLite fsync'd commits/s here: {sqlite_fsync_commits(d, 1.0):,.0f} (a drain commits "
                   "its deletes about once a second)")
-            print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} | {'bare paho r/s':>13} {'CPU-s/M':>8} |"
+            print(f"{'backlog':>10} {'readings/s':>11} {'from 1st read':>13} {'CPU-s/M':>8} | {'bare paho r/s':>13} {'CPU-s/M':>8} |"
                   f" {'rate/bare':>9} {'CPU/bare':>8} | {'peeks/msg':>9} {'rows/msg':>8} | {'linearity':>9}"
                   f" {'connect ms':>10}")
             first: float | None = None
@@ -255,7 +274,8 @@ async def main() -> None:
                 bare_rate, bare_cpu = statistics.median(r[0] for r in limits), statistics.median(r[1] for r in limits)
                 reads = runs[-1][2]
                 first = first or cpu_per_m
-                print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} | {bare_rate:>13,.0f} {bare_cpu:>8.2f} |"
+                sending = statistics.median(r[4] for r in runs)
+                print(f"{n:>10,} {rate:>11,.0f} {sending:>13,.0f} {cpu_per_m:>8.2f} | {bare_rate:>13,.0f} {bare_cpu:>8.2f} |"
                       f" {rate / bare_rate:>9.2f} {cpu_per_m / bare_cpu:>8.2f} | {reads.peeks / messages:>9.3f}"
                       f" {reads.rows / messages:>8.3f} | {cpu_per_m / first:>9.2f}"
                       f" {statistics.median(r[3] for r in runs) * 1000:>10.0f}", flush=True)
@@ -263,10 +283,14 @@ async def main() -> None:
                 return
             print("\nthe agent process (edge-agent run, no devices) draining the same backlog, from the first "
                   "message a subscriber gets to the last (start-up left out), every seq delivered:")
-            print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} {'% of a core':>11}")
+            print("(run-queue wait: the time its threads were ready to run but waited for a CPU, in % of the "
+                  "drain, summed over threads: the other load on the machine; with that high, a low share of "
+                  "a core is the machine's, not a drain waiting on itself)")
+            print(f"{'backlog':>10} {'readings/s':>11} {'CPU-s/M':>8} {'% of a core':>11} {'run-queue wait %':>16}")
             for n in sizes:
-                rate, cpu_per_m, share = agent_drain(port, d, max(2, n // READINGS))
-                print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} {share * 100:>11.0f}", flush=True)
+                rate, cpu_per_m, share, waited = agent_drain(port, d, max(2, n // READINGS))
+                print(f"{n:>10,} {rate:>11,.0f} {cpu_per_m:>8.2f} {share * 100:>11.0f} {waited * 100:>16.0f}",
+                      flush=True)
         finally:
             proc.kill()
 
