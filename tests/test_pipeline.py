@@ -163,6 +163,58 @@ def test_publish_raw_sends_no_window_aggregates(tmp_path) -> None:
     assert topics["both"].count("edge/gw/agg/m") >= n - 1
 
 
+def test_no_window_work_for_devices_that_publish_raw_readings(tmp_path) -> None:
+    """Window aggregates are computed only for devices that publish them: with two raw devices and one
+    "both", the window kernels see only the "both" device's readings and only its aggregates go out;
+    with every device raw they are never called and the raw readings still all arrive."""
+    import orjson
+
+    from agent.driver import Clock
+    from agent.processing import Processor
+
+    csv = tmp_path / "s.csv"
+    csv.write_text("timestamp,value\n2026-01-01T00:00:00,1\n")
+    for modes in (("raw", "raw", "raw"), ("raw", "both", "raw")):
+        state = tmp_path / "-".join(modes)
+        text = f'[gateway]\nid = "gw"\nstate_dir = "{state}"\n'
+        for name, mode in zip("abc", modes, strict=True):
+            text += f'[[devices]]\nname = "{name}"\ntype = "replay"\nfile = "{csv}"\npublish = "{mode}"\n'
+        cfg = load_config_text(text, env={})
+        series = SeriesTable()
+        for name in "abc":
+            series.add_device(name, [MetricSpec("v", "V"), MetricSpec("p", "W")])
+        outbox = Outbox(state / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        proc = Processor(cfg, series, state_dir=state, clock=Clock())
+        seen: list[np.ndarray] = []  # the series each window kernel call got
+        for fn in ("window_step", "window_flush"):
+            real = getattr(proc.K, fn)
+
+            def counting(*args, real=real, fn=fn, seen=seen):
+                seen.append(args[0].copy() if fn == "window_step" else np.array([-1]))
+                return real(*args)
+
+            setattr(proc.K, fn, counting)
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)), processor=proc)
+        n = 50  # one reading every 5 minutes: a 1-minute window closes at every reading
+        for name in "abc":
+            ts = 1_767_225_600_000 + np.repeat(np.arange(n) * 300_000, 2)
+            pipe.submit(name, Batch.from_columns(np.tile(np.arange(2, dtype=np.int32), n), ts, np.ones(2 * n)))
+        pipe.cycle()
+        rows = outbox.peek(10_000)
+        readings = sum(r.readings for r in rows if "/telemetry/" in r.topic)
+        agg_topics = {r.topic for r in rows if "/agg/" in r.topic}
+        outbox.close()
+        assert readings == 2 * n * modes.count("raw") + 2 * n * modes.count("both")
+        if "both" not in modes:
+            assert seen == [] and agg_topics == set()
+        else:
+            both = series.base("b")
+            assert seen and all(set(s.tolist()) <= {both, both + 1, -1} for s in seen)
+            assert agg_topics == {"edge/gw/agg/b"}
+            assert sum(len(orjson.loads(r.payload)["aggregates"]) for r in rows if "/agg/" in r.topic) >= 2 * (n - 1)
+
+
 def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     """Without work the pipeline does not cycle every commit interval (idle CPU); a submission wakes it
     and is committed after one commit interval, together with what arrived meanwhile."""
