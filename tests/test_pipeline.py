@@ -251,6 +251,47 @@ def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     assert busy == 1 and readings == [2]  # both submissions in one cycle and message
 
 
+def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) -> None:
+    """Devices polled every second with jitter (on the monotonic time the pipeline sleeps by): the
+    windows are checked in the cycles the polls' commits cause anyway, and the pipeline never wakes
+    between two polls for a check of its own (an idle gateway's CPU is its wake-ups)."""
+    import agent.pipeline as pipeline_mod
+    from agent.driver import Clock
+    from agent.processing import Processor
+
+    now = [1000.0]
+    monkeypatch.setattr(pipeline_mod.time, "monotonic", lambda: now[0])
+    cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n', env={})
+    series = SeriesTable()
+    series.add_device("m", [MetricSpec("v", "V")])
+    outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+    proc = Processor(cfg, series, state_dir=tmp_path, clock=Clock())
+    flushes = []
+    real_flush = proc.flush
+    proc.flush = lambda now_ms: (flushes.append(now[0]), real_flush(now_ms))[1]
+    pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                    latest=LatestValues(len(series)), processor=proc)
+    interval = cfg.store.commit_interval
+    now[0] += interval  # the first poll's commit
+    pipe.cycle()
+    last, wakes_between_polls = now[0], 0
+    jitter = [0.04, 0.0, 0.03, 0.01, 0.05, 0.0, 0.02, 0.04, 0.0, 0.01] * 2  # within the default 5 %
+    for k, j in enumerate(jitter, start=1):
+        poll = 1000.0 + k + j
+        while last + pipe._idle_timeout() < poll:  # asleep until the idle timeout or the poll's submission
+            now[0] = last = last + pipe._idle_timeout()
+            pipe.cycle()
+            wakes_between_polls += 1
+        now[0] = last = poll + interval  # the poll's submission, committed one commit interval later
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([1_700_000_000_000 + k * 1000]), np.array([1.0])))
+        pipe.cycle()
+        now[0] = last
+    outbox.close()
+    assert wakes_between_polls == 0
+    assert len(flushes) >= len(jitter)  # the windows were still checked every poll cycle
+    assert max(np.diff(flushes)) <= pipeline_mod.FLUSH_S + max(jitter)
+
+
 def test_polls_of_one_cycle_fill_messages_up_to_the_limit(tmp_path) -> None:
     """Three polls of 60 readings in one commit interval make messages of 100 and 80 readings, not
     three of 60 (each message costs a publish, an acknowledgement and a row)."""
