@@ -44,6 +44,9 @@ HOLD_CHUNK_BYTES = 256 * 1024  # held messages committed per transaction when ca
 RETRY_MAX_S = 5.0  # longest wait between commit attempts while commits fail
 IDLE_WAKE_S = 2.0  # longest sleep without work (the watchdog reads the heartbeat; limit >= 5 s)
 FLUSH_S = 1.0  # how often aggregation windows are checked for closing
+# a cycle that runs anyway (the polls' commit) flushes when the flush is due within this much, so
+# devices polled every second with jitter never make the loop wake again for a flush of its own
+FLUSH_EARLY_S = 0.25
 
 
 class Pipeline:
@@ -133,7 +136,7 @@ class Pipeline:
             messages.extend(self._derived(self.processor.split(), split=True))
         if pending:
             messages.extend(self._process(pending, now_ms, step, mono_ms))
-        if self.processor is not None and time.monotonic() - self._last_flush >= FLUSH_S:
+        if self.processor is not None and time.monotonic() - self._last_flush >= FLUSH_S - FLUSH_EARLY_S:
             self._last_flush = time.monotonic()
             messages.extend(self._derived(self.processor.flush(now_ms)))
         if (hold := self.time.hold) is not None:  # stored, published once the clock is synchronised

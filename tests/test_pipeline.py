@@ -163,6 +163,58 @@ def test_publish_raw_sends_no_window_aggregates(tmp_path) -> None:
     assert topics["both"].count("edge/gw/agg/m") >= n - 1
 
 
+def test_no_window_work_for_devices_that_publish_raw_readings(tmp_path) -> None:
+    """Window aggregates are computed only for devices that publish them: with two raw devices and one
+    "both", the window kernels see only the "both" device's readings and only its aggregates go out;
+    with every device raw they are never called and the raw readings still all arrive."""
+    import orjson
+
+    from agent.driver import Clock
+    from agent.processing import Processor
+
+    csv = tmp_path / "s.csv"
+    csv.write_text("timestamp,value\n2026-01-01T00:00:00,1\n")
+    for modes in (("raw", "raw", "raw"), ("raw", "both", "raw")):
+        state = tmp_path / "-".join(modes)
+        text = f'[gateway]\nid = "gw"\nstate_dir = "{state}"\n'
+        for name, mode in zip("abc", modes, strict=True):
+            text += f'[[devices]]\nname = "{name}"\ntype = "replay"\nfile = "{csv}"\npublish = "{mode}"\n'
+        cfg = load_config_text(text, env={})
+        series = SeriesTable()
+        for name in "abc":
+            series.add_device(name, [MetricSpec("v", "V"), MetricSpec("p", "W")])
+        outbox = Outbox(state / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        proc = Processor(cfg, series, state_dir=state, clock=Clock())
+        seen: list[np.ndarray] = []  # the series each window kernel call got
+        for fn in ("window_step", "window_flush"):
+            real = getattr(proc.K, fn)
+
+            def counting(*args, real=real, fn=fn, seen=seen):
+                seen.append(args[0].copy() if fn == "window_step" else np.array([-1]))
+                return real(*args)
+
+            setattr(proc.K, fn, counting)
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)), processor=proc)
+        n = 50  # one reading every 5 minutes: a 1-minute window closes at every reading
+        for name in "abc":
+            ts = 1_767_225_600_000 + np.repeat(np.arange(n) * 300_000, 2)
+            pipe.submit(name, Batch.from_columns(np.tile(np.arange(2, dtype=np.int32), n), ts, np.ones(2 * n)))
+        pipe.cycle()
+        rows = outbox.peek(10_000)
+        readings = sum(r.readings for r in rows if "/telemetry/" in r.topic)
+        agg_topics = {r.topic for r in rows if "/agg/" in r.topic}
+        outbox.close()
+        assert readings == 2 * n * modes.count("raw") + 2 * n * modes.count("both")
+        if "both" not in modes:
+            assert seen == [] and agg_topics == set()
+        else:
+            both = series.base("b")
+            assert seen and all(set(s.tolist()) <= {both, both + 1, -1} for s in seen)
+            assert agg_topics == {"edge/gw/agg/b"}
+            assert sum(len(orjson.loads(r.payload)["aggregates"]) for r in rows if "/agg/" in r.topic) >= 2 * (n - 1)
+
+
 def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     """Without work the pipeline does not cycle every commit interval (idle CPU); a submission wakes it
     and is committed after one commit interval, together with what arrived meanwhile."""
@@ -197,6 +249,47 @@ def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     idle, busy, readings = asyncio.run(scenario())
     assert idle == 0
     assert busy == 1 and readings == [2]  # both submissions in one cycle and message
+
+
+def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) -> None:
+    """Devices polled every second with jitter (on the monotonic time the pipeline sleeps by): the
+    windows are checked in the cycles the polls' commits cause anyway, and the pipeline never wakes
+    between two polls for a check of its own (an idle gateway's CPU is its wake-ups)."""
+    import agent.pipeline as pipeline_mod
+    from agent.driver import Clock
+    from agent.processing import Processor
+
+    now = [1000.0]
+    monkeypatch.setattr(pipeline_mod.time, "monotonic", lambda: now[0])
+    cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n', env={})
+    series = SeriesTable()
+    series.add_device("m", [MetricSpec("v", "V")])
+    outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+    proc = Processor(cfg, series, state_dir=tmp_path, clock=Clock())
+    flushes = []
+    real_flush = proc.flush
+    proc.flush = lambda now_ms: (flushes.append(now[0]), real_flush(now_ms))[1]
+    pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                    latest=LatestValues(len(series)), processor=proc)
+    interval = cfg.store.commit_interval
+    now[0] += interval  # the first poll's commit
+    pipe.cycle()
+    last, wakes_between_polls = now[0], 0
+    jitter = [0.04, 0.0, 0.03, 0.01, 0.05, 0.0, 0.02, 0.04, 0.0, 0.01] * 2  # within the default 5 %
+    for k, j in enumerate(jitter, start=1):
+        poll = 1000.0 + k + j
+        while last + pipe._idle_timeout() < poll:  # asleep until the idle timeout or the poll's submission
+            now[0] = last = last + pipe._idle_timeout()
+            pipe.cycle()
+            wakes_between_polls += 1
+        now[0] = last = poll + interval  # the poll's submission, committed one commit interval later
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([1_700_000_000_000 + k * 1000]), np.array([1.0])))
+        pipe.cycle()
+        now[0] = last
+    outbox.close()
+    assert wakes_between_polls == 0
+    assert len(flushes) >= len(jitter)  # the windows were still checked every poll cycle
+    assert max(np.diff(flushes)) <= pipeline_mod.FLUSH_S + max(jitter)
 
 
 def test_polls_of_one_cycle_fill_messages_up_to_the_limit(tmp_path) -> None:

@@ -173,7 +173,7 @@ METER = [MetricSpec("energy", "kWh", MetricKind.COUNTER)]
 
 
 def feed_meter(tmp_path, readings: list[float]) -> tuple[Processor, list[int]]:
-    proc = processor(tmp_path, METER)
+    proc = processor(tmp_path, METER, publish="both")  # its window aggregates are examined too
     flags = []
     for k, v in enumerate(readings):
         b = Batch.from_columns([0], [T0 + k * 1000], [v])

@@ -32,6 +32,7 @@ class Meter(DeviceConfig):
 
 
 def make(tmp_path, jit="auto", **dev):
+    dev.setdefault("publish", "both")  # window aggregates are computed only for devices that publish them
     cfg = AgentConfig(gateway=GatewayConfig(id="gw"), devices=(Meter(name="m1", type="meter", poll_interval=1.0, **dev),),
                       processing=ProcessingConfig(jit=jit))
     table = SeriesTable()

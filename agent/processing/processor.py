@@ -78,7 +78,11 @@ class Processor:
         self.det_params = detect.params(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold,
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
                                         range_margin=a.range_margin, skip=self.pc.reject_quality)
-        self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows]
+        # window aggregates only for the series of devices that publish them (publish = "agg" or "both"):
+        # for publish = "raw" (the default) they would be computed and then dropped
+        agg = np.array([str(getattr(self.devices.get(s.device), "publish", "raw")) != "raw" for s in series], np.bool_)
+        self._agg_rows: np.ndarray | None = None if agg.all() else agg  # None: every series is aggregated
+        self.windows = [(w.value, w.ms, *window.new_state(n)) for w in self.pc.windows] if agg.any() else []
         self.zone = ZoneTable(self.pc.timezone)
         self.building = BuildingChecks(self.pc.timezone, list(self.p.meters)) if a.enabled and a.energy_checks else None  # local time of the detector's time-of-day baseline
         self.tariff = Tariff(self.pc.tariff, tz=self.pc.timezone)
@@ -196,12 +200,24 @@ class Processor:
         if em.any():
             se = s[em]
             self.ledger.add(meter[em], ts[em], delta[em] * p.kwh_factor[se], since=since[em], gap_ms=p.gap_ms[se])
-        for name, width, si, sf in self.windows:
-            oi = np.empty((n, K.OUT_I), np.int64)
-            of = np.empty((n, K.OUT_F))
-            k = K.window_step(s, ts, v, q, delta, self.reject, width, p.gap_ms, si, sf, oi, of)
-            res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
+        if self.windows:
+            self._window_step(res, s, ts, v, q, delta)
         return res
+
+    def _window_step(self, res: ProcessResult, s: np.ndarray, ts: np.ndarray, v: np.ndarray, q: np.ndarray,
+                     delta: np.ndarray) -> None:
+        if self._agg_rows is not None:  # some devices publish raw readings only: their rows are left out
+            keep = self._agg_rows[s]
+            if not keep.any():
+                return
+            if not keep.all():
+                s, ts, v, q, delta = s[keep], ts[keep], v[keep], q[keep], delta[keep]
+        n = len(s)
+        for name, width, si, sf in self.windows:
+            oi = np.empty((n, self.K.OUT_I), np.int64)
+            of = np.empty((n, self.K.OUT_F))
+            k = self.K.window_step(s, ts, v, q, delta, self.reject, width, self.p.gap_ms, si, sf, oi, of)
+            res.aggregates.extend(self._agg_bodies(name, width, oi[:k], of[:k]))
 
     def _building(self, energy: list[tuple[str, dict]]) -> list[dict]:
         """Building energy checks on the hours just closed (events when a local day has closed)."""
