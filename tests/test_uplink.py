@@ -17,6 +17,7 @@ import pytest
 
 from agent.config.schema import MqttConfig, MqttProtocol
 from agent.store import Outbox, Pending, Priority
+from agent.uplink import mqtt as uplink_mqtt
 from agent.uplink.mqtt import Uplink
 from agent.uplink.topics import Topics
 
@@ -422,3 +423,31 @@ async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
     # rows published behind the refused one (inside the window) may overtake it; never lost
     assert seqs[:2] == [1, 2] and seqs.count(3) == 1
 
+
+
+async def test_acked_rows_ride_on_a_steady_trickle_of_commits_and_the_fallback_deletes_when_they_stop(
+        mosquitto, outbox, monkeypatch) -> None:
+    """A gateway polling every second commits once a second: each commit deletes the rows acknowledged
+    before it. The fallback delete, set when the first acknowledgements came, finds that a commit took
+    them and waits again for the ones acknowledged since, instead of deleting them in a transaction of
+    its own (an fsync more per cycle); once the commits stop, it deletes them."""
+    monkeypatch.setattr(uplink_mqtt, "_ACK_FLUSH_DELAY", 3.0)
+    own: list[int] = []  # rows deleted outside a commit
+    delete = outbox.delete
+
+    def counted_delete(rowids=()) -> int:
+        n = delete(rowids)
+        if n:
+            own.append(n)
+        return n
+
+    monkeypatch.setattr(outbox, "delete", counted_delete)
+    async with Running(config(mosquitto), outbox) as up:
+        for i in range(16):  # a commit every 0.5 s for 8 s: more than two of the fallback's delays
+            outbox.append([telemetry(i)])
+            up.wake()
+            await asyncio.sleep(0.5)
+        assert own == [], "acknowledged rows were deleted in a transaction of their own while commits kept coming"
+        await until(lambda: outbox.acked_waiting[0] == 0, what="the fallback delete after the last commit")
+        assert own == [1] and outbox.stats().depth == 0
+        assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0

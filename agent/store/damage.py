@@ -43,6 +43,7 @@ class AckedRows:
         self.path = path
         self.ids: set[int] = set()
         self.max = 0  # highest rowid held: a read after it need not skip any
+        self.deletes = 0  # how many times the rows held were deleted
         self._failing = False
 
     def __len__(self) -> int:
@@ -77,5 +78,7 @@ class AckedRows:
         if self._failing:
             log.info("acknowledged messages deleted from %s again", self.path)
             self._failing = False
+        if self.ids:
+            self.deletes += 1
         self.ids.clear()
         self.max = 0

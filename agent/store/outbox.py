@@ -335,6 +335,12 @@ class Outbox:
         without a transaction of their own."""
         return len(self._acked) if self._acked.failing else 0
 
+    @property
+    def acked_waiting(self) -> tuple[int, int]:
+        """(acknowledged rows not deleted yet, how many times such rows were deleted so far): a change in
+        the second says a commit or delete took the rows acknowledged before."""
+        return len(self._acked), self._acked.deletes
+
     def _delete_rows(self, ids: list[int]) -> int:
         deleted = 0
         for i in range(0, len(ids), 500):

@@ -197,6 +197,10 @@ class ResilientOutbox:
         return self._inner.acked_pending_delete if self._inner is not None else 0
 
     @property
+    def acked_waiting(self) -> tuple[int, int]:
+        return self._inner.acked_waiting if self._inner is not None else (0, 0)
+
+    @property
     def last_seq(self) -> int:
         return self._inner.last_seq if self._inner is not None else 0
 

@@ -40,9 +40,11 @@ log = logging.getLogger("edge_agent.uplink")
 CommandHandler = Callable[[str, bytes, bool], Awaitable[None]]  # (device, payload, retained)
 RemoteHandler = Callable[[str, bytes, bool], Awaitable[None]]  # ("config" | "ops/{op}", payload, retained)
 # Acked rows are marked at once (never sent again) and deleted in the pipeline's next commit, in the
-# same transaction; this delete is the fallback when no commit follows within the delay (an idle gateway).
-# One fsync'd transaction fewer per commit interval, none per PUBACK. The delay outlasts a 1 s poll cycle
-# (so a steady poll's commit always carries the deletes); this many rows waiting are deleted at once.
+# same transaction; this delete is the fallback when no commit follows within the delay (a gateway with
+# nothing to store). One fsync'd transaction fewer per commit interval, none per PUBACK. The delay
+# outlasts a 1 s poll cycle, and it starts again for the rows acked since whenever a commit took the ones
+# it was set for (so a steady poll's commit always carries the deletes); this many rows waiting are
+# deleted at once.
 _ACK_FLUSH_DELAY = 1.5
 _ACK_FLUSH_ROWS = 100_000
 
@@ -77,6 +79,7 @@ class Uplink(OutboxPump):
         self._acked: list[int] = []
         self._acks_in: AckQueue[tuple[mqtt.Client, int, str | None]] = AckQueue(self._post, self._on_pubacks)
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_mark = 0  # the outbox's count of acked-row deletes when the flush was set
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._subscribed = False  # the command subscription is active
@@ -329,8 +332,8 @@ class Uplink(OutboxPump):
                 if self._flush_handle is not None:
                     self._flush_handle.cancel()
                 self._flush_acks()
-            elif self._flush_handle is None and self._loop is not None:
-                self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_acks)
+            elif self._flush_handle is None:
+                self._arm_flush()
         if refused or acked:
             self._refill(now=refused)
 
@@ -390,8 +393,25 @@ class Uplink(OutboxPump):
         self.wake()
 
     # ---------------------------------------------------------------------------------- acks
+    def _arm_flush(self) -> None:
+        if self._loop is not None:
+            self._flush_mark = self.outbox.acked_waiting[1]
+            self._flush_handle = self._loop.call_later(_ACK_FLUSH_DELAY, self._flush_due)
+
+    def _flush_due(self) -> None:
+        """The fallback delete, unless a commit took the rows it was set for since: then the rows
+        acknowledged after them wait for the next commit, with a delay of their own."""
+        self._flush_handle = None
+        waiting, deletes = self.outbox.acked_waiting
+        if deletes == self._flush_mark:
+            self._flush_acks()
+            return
+        self._acked = []
+        if waiting:
+            self._arm_flush()
+
     def _flush_acks(self) -> None:
         self._flush_handle = None
-        if self._acked:
-            self._acked = []
+        self._acked = []
+        if self.outbox.acked_waiting[0]:
             self.outbox.delete()  # those marked acknowledged that no commit has deleted yet
