@@ -11,6 +11,7 @@ the end of the test, even on failure. The classes are in tests/mqtt_helpers.py.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -113,13 +114,23 @@ async def charger() -> AsyncIterator[tuple[int, object]]:
 @pytest.fixture(scope="session")
 def warmed_kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
     """For tests that need the kernels built, not the building itself: `edge-agent warmup` fills one
-    cache (numba's JIT cache and the ahead-of-time build) once per session; ``copy(dest)`` puts a copy
-    of it at ``dest`` (each test its own) and returns ``dest``."""
-    state = tmp_path_factory.mktemp("warm") / "state"
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the cache goes under the state dir
-    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(state)], env=env,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0 and "ahead-of-time build ready" in r.stdout, r.stdout + r.stderr[-2000:]
+    cache (numba's JIT cache and the ahead-of-time build) once per session, shared by the parallel
+    workers of one run (pytest-xdist: the first to need it builds it under a lock, the others wait);
+    ``copy(dest)`` puts a copy of it at ``dest`` (each test its own) and returns ``dest``."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, above each worker's own
+    state = root / "warm" / "state"
+    with open(root / "warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "warm" / "ready").exists():
+            shutil.rmtree(root / "warm", ignore_errors=True)
+            (root / "warm").mkdir()
+            env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the cache goes under the state dir
+            r = subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(state)],
+                               env=env, capture_output=True, text=True, timeout=900)
+            assert r.returncode == 0 and "ahead-of-time build ready" in r.stdout, r.stdout + r.stderr[-2000:]
+            (root / "warm" / "ready").touch()
 
     def copy(dest: Path) -> Path:
         shutil.copytree(state / "numba-cache", dest)
