@@ -5,12 +5,13 @@ builds variants (``users=``, ``tls=``, ``persistence=``); ``tls_material`` makes
 server and client certificate; ``mqtt_subscriber`` builds :class:`Subscriber` helpers; ``tcp_proxy``
 puts a fault-injecting proxy in front of a broker; ``charger`` runs an ABB Terra AC simulator (Modbus
 TCP) with a car plugged in (the rest of the command-path rig is in tests/charger_agent.py);
-``warmed_kernel_cache`` is a kernel cache `edge-agent warmup` filled once per session. Every broker, proxy and subscriber is torn down at
+``warmed_kernel_cache`` copies the kernel cache `edge-agent warmup` filled once per run (``kernel_warmup``). Every broker, proxy and subscriber is torn down at
 the end of the test, even on failure. The classes are in tests/mqtt_helpers.py.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -23,6 +24,29 @@ import pytest
 from mqtt_helpers import Broker, Subscriber, TcpProxy, TlsMaterial, free_port, make_tls_material
 
 __all__ = ["Broker", "Subscriber", "TcpProxy", "TlsMaterial"]
+
+
+# The test files that take longest (measured), longest first: tests/run.sh hands whole files to two
+# workers in collection order, so these start early and the two finish together instead of one
+# waiting on a long file picked up last. Only the order changes; files not listed follow as before.
+LONGEST_FIRST = (
+    "chaos/test_fleet.py", "test_setup.py", "test_site_solar.py", "drivers/test_bacnet.py",
+    "chaos/test_outbox_damaged_page.py", "test_processing_pipeline.py", "firmware_bridge/test_fwb_faults.py",
+    "test_site_loop.py", "chaos/test_disk_full.py", "test_config.py", "chaos/test_delivery.py",
+    "test_web_browser.py", "drivers/test_dlt645.py", "drivers/test_cjt188.py", "test_config_push.py",
+)
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        try:
+            return rank.get(item.path.relative_to(TESTS).as_posix(), len(rank))
+        except ValueError:  # not under tests/
+            return len(rank)
+    items.sort(key=key)  # stable: each file keeps its own order
 
 
 @pytest.fixture
@@ -111,17 +135,35 @@ async def charger() -> AsyncIterator[tuple[int, object]]:
 
 
 @pytest.fixture(scope="session")
-def warmed_kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
-    """For tests that need the kernels built, not the building itself: `edge-agent warmup` fills one
-    cache (numba's JIT cache and the ahead-of-time build) once per session; ``copy(dest)`` puts a copy
-    of it at ``dest`` (each test its own) and returns ``dest``."""
-    state = tmp_path_factory.mktemp("warm") / "state"
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the cache goes under the state dir
-    r = subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(state)], env=env,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0 and "ahead-of-time build ready" in r.stdout, r.stdout + r.stderr[-2000:]
+def kernel_warmup(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """`edge-agent warmup` run once per test run on a state directory two levels short of existing (it
+    must create it), asserted to exit 0 with the ahead-of-time build ready; the state directory.
+    Shared by the parallel workers of one run (pytest-xdist): the first to need it runs it under a
+    lock, the others wait. Read it, never change it: tests take copies (``warmed_kernel_cache``)."""
+    root = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):
+        root = root.parent  # the run's directory, above each worker's own
+    warm = root / "warm"
+    state = warm / "var" / "state"
+    with open(root / "warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (warm / "ready").exists():
+            shutil.rmtree(warm, ignore_errors=True)
+            warm.mkdir()
+            env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # the cache goes under the state dir
+            r = subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(state)],
+                               env=env, capture_output=True, text=True, timeout=900)
+            assert r.returncode == 0 and "ahead-of-time build ready" in r.stdout, r.stdout + r.stderr[-2000:]
+            (warm / "ready").touch()
+    return state
 
+
+@pytest.fixture(scope="session")
+def warmed_kernel_cache(kernel_warmup: Path) -> Callable[[Path], Path]:
+    """For tests that need the kernels built, not the building itself: ``copy(dest)`` puts a copy of
+    the cache ``kernel_warmup`` filled (numba's JIT cache and the ahead-of-time build) at ``dest``
+    (each test its own) and returns ``dest``."""
     def copy(dest: Path) -> Path:
-        shutil.copytree(state / "numba-cache", dest)
+        shutil.copytree(kernel_warmup / "numba-cache", dest)
         return dest
     return copy

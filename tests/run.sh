@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian machine: installs mosquitto, a C compiler, the Arm
 # cross toolchain, qemu-system-arm and Node.js/npm (those missing), the test dependencies, the npm
-# package ocpp-rpc (tests/ocpp_rpc) and the example driver package, then pytest (which also checks the import contracts). Extra arguments go to pytest.
+# package ocpp-rpc (tests/ocpp_rpc) and the example driver package, then pytest on two workers (which also checks the import contracts). Extra arguments go to pytest.
 # Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +30,6 @@ fi
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 (cd tests/ocpp_rpc && npm ci --no-audit --no-fund --silent)  # versions pinned in package-lock.json
 python3 -m pip install -q --disable-pip-version-check -e tests/example_driver  # a third-party driver, as users install one
-exec python3 -m pytest -q "$@"
+# two workers, a test file at a time on one of them (its module fixtures built once), the longest files
+# first (tests/conftest.py orders them) so both finish together; `-n 0` after this runs them one by one
+exec python3 -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"
