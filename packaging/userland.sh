@@ -1,7 +1,7 @@
 # A Debian userland of one architecture in a directory, native (amd64) or run under qemu-user (arm64,
 # armhf): the cached debootstrap base, the mounts, a clean environment to run commands in, a copy of
 # the checkout. Sourced by the package build and check (packaging/lib.sh) and the Pi checks
-# (tests/pi/pi_check.sh, tests/pi/systemd_check.sh). Functions only, every input an argument:
+# (tests/pi/pi_check.sh, tests/pi/systemd_check.sh, tests/pi/systemd_image.sh). Functions only, every input an argument:
 # sourcing this file sets no variable of the script that sources it.
 # shellcheck shell=bash
 

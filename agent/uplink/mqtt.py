@@ -411,7 +411,9 @@ class Uplink(OutboxPump):
             self._arm_flush()
 
     def _flush_acks(self) -> None:
-        self._flush_handle = None
+        if self._flush_handle is not None:  # a delete now stands for the one that was due
+            self._flush_handle.cancel()
+            self._flush_handle = None
         self._acked = []
         if self.outbox.acked_waiting[0]:
             self.outbox.delete()  # those marked acknowledged that no commit has deleted yet
