@@ -76,7 +76,6 @@ class Uplink(OutboxPump):
         self._client: mqtt.Client | None = None  # the connected client, loop thread's view
         self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
         self._init_pump()
-        self._acked: list[int] = []
         self._acks_in: AckQueue[tuple[mqtt.Client, int, str | None]] = AckQueue(self._post, self._on_pubacks)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_mark = 0  # the outbox's count of acked-row deletes when the flush was set
@@ -324,14 +323,11 @@ class Uplink(OutboxPump):
             acked.append(rowid)
             readings += n
         if acked:
-            self._acked.extend(acked)
             self.outbox.mark_acked(acked)
             self._counts.acked += len(acked)
             self._counts.readings_acked += readings
-            if len(self._acked) >= _ACK_FLUSH_ROWS:
-                if self._flush_handle is not None:
-                    self._flush_handle.cancel()
-                self._flush_acks()
+            if self.outbox.acked_waiting[0] >= _ACK_FLUSH_ROWS and not self.outbox.acked_pending_delete:
+                self._flush_acks()  # (while deletes fail, the pipeline retries them)
             elif self._flush_handle is None:
                 self._arm_flush()
         if refused or acked:
@@ -389,7 +385,6 @@ class Uplink(OutboxPump):
         """The outbox file was replaced: rows in flight belonged to the old one (their acks are ignored);
         send the new one from its first row."""
         self._forget_inflight()
-        self._acked = []
         self.wake()
 
     # ---------------------------------------------------------------------------------- acks
@@ -405,15 +400,12 @@ class Uplink(OutboxPump):
         waiting, deletes = self.outbox.acked_waiting
         if deletes == self._flush_mark:
             self._flush_acks()
-            return
-        self._acked = []
-        if waiting:
+        elif waiting:
             self._arm_flush()
 
     def _flush_acks(self) -> None:
         if self._flush_handle is not None:  # a delete now stands for the one that was due
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._acked = []
         if self.outbox.acked_waiting[0]:
             self.outbox.delete()  # those marked acknowledged that no commit has deleted yet

@@ -58,7 +58,6 @@ class OutboxPump:
     _loop: asyncio.AbstractEventLoop | None
     _client: mqtt.Client | None
     _stopping: bool
-    _acked: list[int]
     _counts: Counts
 
     def _init_pump(self) -> None:
@@ -98,7 +97,6 @@ class OutboxPump:
     def _scan(self, client: mqtt.Client, room: int, *, rescan: bool) -> int:
         """Publish rows in rowid order from the cursor (or the rescan position) while the window has
         room; rows of refused topics are passed over. Returns the room left (0 after a publish error)."""
-        acked = set(self._acked) if rescan else set()
         batch = min(room, _BATCH)  # as many rows as the window takes; more once rows are passed over
         while room > 0:
             if rescan and not (self._draining or self._released or self._refusals.wanted):
@@ -117,7 +115,7 @@ class OutboxPump:
                     self._released = False
                 return room
             for row in rows:
-                if not self._wanted(row, rescan, acked):
+                if not self._wanted(row, rescan):
                     pass  # in flight, acknowledged, set aside, or (below the cursor) not what we look for
                 elif not self._send(client, row):
                     return 0
@@ -131,9 +129,9 @@ class OutboxPump:
                     break
         return room
 
-    def _wanted(self, row: OutboxRow, rescan: bool, acked: set[int]) -> bool:
+    def _wanted(self, row: OutboxRow, rescan: bool) -> bool:
         """Publish this row now? A rescan sends only probes and the kept rows of draining topics."""
-        if row.rowid in self._inflight_rows or row.rowid in acked:
+        if row.rowid in self._inflight_rows:  # acknowledged rows: the outbox's peek leaves them out
             return False
         if row.topic in self._refusals:
             return self._refusals.take_probe(row.topic, row.rowid)
