@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from ..errors import DeviceException, ProtocolError
+from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from .mbap import EXCEPTION_NAMES, Checked, MbapClient
 
 if TYPE_CHECKING:
@@ -85,10 +85,13 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
                 raise NotPipelined(f"connection closed after {n} requests in one write: {e}", lost=True) from None
             raise
         except ModbusIOException:
-            if probe and c.answered:
-                st.timeouts += n - c.answered  # requests never answered (the poll goes on: no failure)
+            if not c.answered:
+                raise  # nothing answered: a silent unit, as for a single read
+            st.timeouts += n - c.answered  # requests never answered
+            if probe:  # the poll goes on one request at a time: no failure
                 raise NotPipelined(f"{c.answered} of {n} requests in one write answered") from None
-            raise
+            raise DeviceTimeout(f"unit {unit} on {bus.name!r} answered {c.answered} of {n} requests sent together "
+                                f"(pipeline = true); it may take one request at a time") from None
         except asyncio.CancelledError:  # the poll's own deadline came first: learn all the same
             if probe and 0 < c.answered < n:
                 _learn(bus, unit, f"{c.answered} of {n} requests in one write answered before the poll's timeout")
