@@ -6,7 +6,6 @@ server untouched; the real agent against the one that answers only the first."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import struct

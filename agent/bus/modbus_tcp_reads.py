@@ -95,6 +95,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
         except asyncio.CancelledError:  # the poll's own deadline came first: learn all the same
             if probe and 0 < c.answered < n:
                 _learn(bus, unit, f"{c.answered} of {n} requests in one write answered before the poll's timeout")
+                bus._restart(lost=False)
             raise
         if probe and not replies[0].isError() and any(r.exception_code == _BUSY for r in replies[1:]):
             st.exceptions += sum(r.exception_code == _BUSY for r in replies)
