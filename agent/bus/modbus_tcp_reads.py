@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from .mbap import EXCEPTION_NAMES, Checked, MbapClient
+from .modbus_config import ModbusTcpLine
 
 if TYPE_CHECKING:
     from .modbus import ModbusBus
@@ -37,38 +38,46 @@ _ONE_AT_A_TIME: set[tuple[str, int, int]] = set()
 class NotPipelined(Exception):
     """The device showed it does not take several requests at once."""
 
-    def __init__(self, why: str, *, lost: bool = False):
-        super().__init__(why)
-        self.lost = lost  # the connection was lost (else it is closed to flush what the device kept)
-
 
 def pipelines(bus: ModbusBus, unit: int) -> bool:
     """Whether ``unit``'s blocks go out together (the line's ``pipeline`` and what was learnt)."""
-    mode = bus.config.pipeline  # type: ignore[union-attr]
-    return mode is True or (mode == "auto" and (bus.config.host, bus.config.port, unit) not in _ONE_AT_A_TIME)  # type: ignore[union-attr]
+    cfg = _line(bus)
+    return cfg.pipeline is True or (cfg.pipeline == "auto" and (cfg.host, cfg.port, unit) not in _ONE_AT_A_TIME)
+
+
+def _line(bus: ModbusBus) -> ModbusTcpLine:
+    return cast(ModbusTcpLine, bus.config)
 
 
 async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
                           timeout: float | None) -> list[bytes]:
     if pipelines(bus, unit):
-        probe = bus.config.pipeline == "auto"  # type: ignore[union-attr]
+        probe = _line(bus).pipeline == "auto"
         try:
             return await _together(bus, unit, blocks, timeout, probe=probe)
-        except NotPipelined as e:
-            _learn(bus, unit, str(e))
-            bus._restart(lost=e.lost)
+        except NotPipelined:
+            pass  # learnt, said and the connection restarted (under the line's lock): read them again
     return await _one_at_a_time(bus, unit, blocks, timeout)
 
 
+def _refused(bus: ModbusBus, unit: int, why: str, *, lost: bool = False) -> NotPipelined:
+    """Remember and say that ``unit`` takes one request at a time; restart the connection (a lost one
+    counts as a drop; an open one is closed so nothing the device kept of the group answers later).
+    Called under the line's lock."""
+    _learn(bus, unit, why)
+    bus._restart(lost=lost)
+    return NotPipelined(why)
+
+
 def _learn(bus: ModbusBus, unit: int, why: str) -> None:
-    cfg = bus.config
-    _ONE_AT_A_TIME.add((cfg.host, cfg.port, unit))  # type: ignore[union-attr]
+    cfg = _line(bus)
+    _ONE_AT_A_TIME.add((cfg.host, cfg.port, unit))
     task = asyncio.current_task()
     name = task.get_name() if task is not None else ""
     device = f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
     log.warning("line %r (%s:%s): %s does not take several requests at once (%s); its blocks are read one "
                 "at a time from now on (pipeline = false on the line says so up front)",
-                bus.name, cfg.host, cfg.port, device, why)  # type: ignore[union-attr]
+                bus.name, cfg.host, cfg.port, device, why)
 
 
 async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
@@ -82,24 +91,23 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             replies = await c.read_many(unit, blocks)
         except ConnectionException as e:
             if probe:
-                raise NotPipelined(f"connection closed after {n} requests in one write: {e}", lost=True) from None
+                raise _refused(bus, unit, f"connection closed after {n} requests in one write: {e}", lost=True) from None
             raise
         except ModbusIOException:
             if not c.answered:
                 raise  # nothing answered: a silent unit, as for a single read
             st.timeouts += n - c.answered  # requests never answered
             if probe:  # the poll goes on one request at a time: no failure
-                raise NotPipelined(f"{c.answered} of {n} requests in one write answered") from None
+                raise _refused(bus, unit, f"{c.answered} of {n} requests in one write answered") from None
             raise DeviceTimeout(f"unit {unit} on {bus.name!r} answered {c.answered} of {n} requests sent together "
                                 f"(pipeline = true); it may take one request at a time") from None
         except asyncio.CancelledError:  # the poll's own deadline came first: learn all the same
             if probe and 0 < c.answered < n:
-                _learn(bus, unit, f"{c.answered} of {n} requests in one write answered before the poll's timeout")
-                bus._restart(lost=False)
+                _refused(bus, unit, f"{c.answered} of {n} requests in one write answered before the poll's timeout")
             raise
         if probe and not replies[0].isError() and any(r.exception_code == _BUSY for r in replies[1:]):
             st.exceptions += sum(r.exception_code == _BUSY for r in replies)
-            raise NotPipelined("busy (exception 6) to a request sent with others")
+            raise _refused(bus, unit, "busy (exception 6) to a request sent with others")
         for rr, (fc, address, count) in zip(replies, blocks, strict=True):
             if rr.isError():
                 st.exceptions += 1
