@@ -6,6 +6,7 @@ server untouched; the real agent against the one that answers only the first."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import struct
@@ -100,6 +101,26 @@ async def test_auto_falls_back_to_one_at_a_time_on_a_device_that_does_not_queue(
         assert await again.read_register_blocks(1, blocks) == await served(h, blocks)
         assert h.server.most_outstanding == 1 and len(warnings(caplog)) == 1
         await again.close()
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_a_poll_deadline_before_the_line_timeout_still_teaches_the_fallback(caplog):
+    """A device poll timeout shorter than the line's: the poll that meets the refusal fails, the next
+    is read one request at a time (not every poll cut off waiting for requests that never come)."""
+    port = free_port()
+    h = await start(units={1: "sdm630"}, update_interval=None, tcp=f"127.0.0.1:{port}", pipelining="first")
+    bus = tcp_bus(port, timeout=60)
+    blocks = meter_blocks(h)
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(3):  # as the scheduler bounds a poll
+                await bus.read_register_blocks(1, blocks)
+        assert len(warnings(caplog)) == 1
+        h.server.most_outstanding = 0
+        assert await bus.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert h.server.most_outstanding == 1
     finally:
         await bus.close()
         await h.stop()
