@@ -122,6 +122,8 @@ class MbapClient:
         for fut, _, _ in pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionException(f"connection to {self.host}:{self.port} lost"))
+        if self._group is not None:
+            self._group.wake()
 
     # -- requests ---------------------------------------------------------------------------
     async def read_holding_registers(self, address: int, *, count: int, device_id: int) -> Reply:
@@ -159,7 +161,7 @@ class MbapClient:
         the group were answered (a sign the device takes one request at a time)."""
         self._check_connected()
         loop = asyncio.get_running_loop()
-        group = _Group(loop.time() + self.timeout)
+        group = _Group(loop.time() + self.timeout, loop.create_future(), len(requests))
         frames = []
         for fc, address, count in requests:
             tid = self._next_tid()
@@ -173,7 +175,11 @@ class MbapClient:
         self._send(b"".join(frames))
         group.timer = loop.call_at(group.deadline, self._group_expire, group)
         try:
-            return [await fut for fut in group.futs]
+            await group.done  # one wake-up for the group, however its replies are segmented
+            for fut in group.futs:
+                if fut.done() and (e := fut.exception()) is not None:
+                    raise e
+            return [fut.result() for fut in group.futs]
         finally:
             self._group = None
             group.timer.cancel()
@@ -194,6 +200,7 @@ class MbapClient:
         for tid, fut in zip(group.tids, group.futs, strict=True):
             if not fut.done():
                 fut.set_exception(ModbusIOException(f"no reply to transaction {tid} within {self.timeout:g} s"))
+        group.wake()
 
     async def read_chain(self, unit: int, requests: Sequence[tuple[int, int, int]], done: list[bytes]) -> Reply | None:
         """Register reads ``(fc, address, count)`` of one unit, one at a time, each written as the
@@ -305,6 +312,8 @@ class MbapClient:
         fut, want_unit, want_fc = entry
         if (group := self._group) is not None and tid in group.tids:
             group.deadline = fut.get_loop().time() + self.timeout
+        else:
+            group = None
         if unit != want_unit or fc & 0x7F != want_fc:
             fut.set_exception(ModbusIOException(f"reply to transaction {tid} is for unit {unit} function {fc}, "
                                                 f"not unit {want_unit} function {want_fc}"))
@@ -325,11 +334,17 @@ class MbapClient:
                 fut.set_result(Reply(fc, body[1:]))
         else:
             fut.set_result(Reply(fc, body))
+        if group is not None:
+            group.left -= 1
+            if not group.left or fut.exception() is not None:
+                group.wake()
 
     def _fail_all(self, why: str) -> None:
         for fut, _, _ in self._pending.values():
             if not fut.done():
                 fut.set_exception(ModbusIOException(why))
+        if self._group is not None:
+            self._group.wake()
 
 
 class _Chain:
@@ -348,10 +363,16 @@ class _Chain:
 class _Group:
     """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
 
-    __slots__ = ("deadline", "futs", "tids", "timer")
+    __slots__ = ("deadline", "done", "futs", "left", "tids", "timer")
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, done: asyncio.Future, n: int):
         self.deadline = deadline  # when the next reply is due
+        self.done = done  # set when every reply is in or one request failed
+        self.left = n  # replies still to come
         self.tids: list[int] = []
         self.futs: list[asyncio.Future] = []
         self.timer: asyncio.TimerHandle
+
+    def wake(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)

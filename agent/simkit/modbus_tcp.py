@@ -67,6 +67,9 @@ class _Handler(ServerRequestHandler):
 
     def datagram_received(self, data: bytes, addr: tuple | None) -> None:
         self._rx += data
+        if len(self._rx) >= 6 and (self._rx[2:4] != b"\0\0" or int.from_bytes(self._rx[4:6], "big") > 254):
+            self._rx = b""  # not MBAP: nothing after it can be framed
+            return
         server = self.server
         server.most_outstanding = max(server.most_outstanding, self._busy + _count(self._rx))
         if server.pipelining is Pipelining.FIRST:
