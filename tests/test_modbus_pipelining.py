@@ -147,6 +147,43 @@ async def test_auto_falls_back_on_pymodbus_own_server(caplog):
         await server.shutdown()
 
 
+class _BusyDevice(asyncio.Protocol):
+    """Answers the first request of a segment (register i holds i) and exception 6 (busy) to the rest;
+    counts segments carrying more than one request."""
+
+    together = 0
+
+    def connection_made(self, transport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        frames = [struct.unpack_from(">HHHBBHH", data, i) for i in range(0, len(data) - 11, 12)]
+        type(self).together += len(frames) > 1
+        for k, (tid, _, _, unit, fc, address, count) in enumerate(frames):
+            if k:
+                self.t.write(struct.pack(">HHHBBB", tid, 0, 3, unit, fc | 0x80, 6))
+            else:
+                regs = struct.pack(f">{count}H", *range(address, address + count))
+                self.t.write(struct.pack(">HHHBBB", tid, 0, 3 + 2 * count, unit, fc, 2 * count) + regs)
+
+
+async def test_auto_falls_back_on_a_busy_reply(caplog):
+    server = await asyncio.get_running_loop().create_server(_BusyDevice, "127.0.0.1", 0)
+    bus = tcp_bus(server.sockets[0].getsockname()[1])
+    blocks = [(4, 0, 10), (3, 100, 3), (4, 200, 60)]
+    try:
+        for _ in range(3):
+            got = await bus.read_register_blocks(5, blocks)
+            assert [list(struct.unpack(f">{len(b) // 2}H", b)) for b in got] == [
+                list(range(a, a + n)) for _, a, n in blocks]
+        assert _BusyDevice.together == 1 and len(warnings(caplog)) == 1 and "busy" in warnings(caplog)[0]
+        u = bus.stats()["units"][5]
+        assert (u["exceptions"], u["timeouts"], u["failures"]) == (2, 0, 0)  # the two busy replies
+    finally:
+        await bus.close()
+        server.close()
+
+
 async def test_pipeline_true_and_false_mean_what_they_say(caplog):
     port = free_port()
     h = await start(units={1: "sdm630"}, update_interval=None, tcp=f"127.0.0.1:{port}", pipelining="first")
