@@ -11,7 +11,9 @@ Only what the bus uses exists: FC1/2/3/4 reads and FC5/6/16 writes, connect, clo
 
 A poll's register blocks go out as a chain (:meth:`MbapClient.read_chain`): each request is written
 from the reply callback of the one before, so the event loop wakes once per reply and the polling task
-once per poll, and one timer serves the chain (each request still gets the whole timeout).
+once per poll, and one timer serves the chain (each request still gets the whole timeout). Or they go
+out together in one write (:meth:`MbapClient.read_many`), several transactions outstanding, for a
+device that queues them; one timer serves the group.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from typing import Any
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
+EXCEPTION_NAMES = {
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",
+    5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
 _HEAD = struct.Struct(">HHHBB")  # transaction id, protocol id (0), length, unit, function code
 _MAX_TID = 0xFFFF
 
@@ -47,6 +54,13 @@ class Reply:
     @property
     def bits(self) -> list[bool]:
         return [bool(b >> i & 1) for b in self.payload for i in range(8)]
+
+
+class Checked(list):
+    """Payloads of several reads, each checked already (the bus asks a reply ``isError()``)."""
+
+    def isError(self) -> bool:  # noqa: N802 - the name pymodbus's replies answer to
+        return False
 
 
 class _Protocol(asyncio.Protocol):
@@ -74,6 +88,8 @@ class MbapClient:
         self._buf = b""
         self._tid = 0
         self._chain: _Chain | None = None  # the chain of reads under way, if any
+        self._group: _Group | None = None  # the group of reads outstanding together, if any
+        self.answered = 0  # replies the last group (read_many) got, whether it succeeded or not
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -106,6 +122,8 @@ class MbapClient:
         for fut, _, _ in pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionException(f"connection to {self.host}:{self.port} lost"))
+        if self._group is not None:
+            self._group.wake()
 
     # -- requests ---------------------------------------------------------------------------
     async def read_holding_registers(self, address: int, *, count: int, device_id: int) -> Reply:
@@ -136,21 +154,53 @@ class MbapClient:
 
     async def read_many(self, unit: int, requests: Sequence[tuple[int, int, int]]) -> list[Reply]:
         """Register reads ``(fc, address, count)`` of one unit sent in one write, several transactions
-        outstanding; the replies in request order. Raises as a single read would, for the first
-        request that fails."""
+        outstanding; the replies in request order. Replies are matched by transaction id (in any
+        order); the first is due within ``timeout`` of the write and each later one within ``timeout``
+        of the reply before it (a device that queues answers them one after another). Raises as a
+        single read would, for the first request that fails; :attr:`answered` then tells how many of
+        the group were answered (a sign the device takes one request at a time)."""
         self._check_connected()
-        sent = [self._expect(unit, fc) + (struct.pack(">HH", address, count),) for fc, address, count in requests]
-        self._send(b"".join(_HEAD.pack(tid, 0, 6, unit, fc) + data
-                            for (tid, _, data), (fc, _, _) in zip(sent, requests, strict=True)))
+        loop = asyncio.get_running_loop()
+        group = _Group(loop.time() + self.timeout, loop.create_future(), len(requests))
+        frames = []
+        for fc, address, count in requests:
+            tid = self._next_tid()
+            fut = loop.create_future()
+            self._pending[tid] = (fut, unit, fc)
+            group.tids.append(tid)
+            group.futs.append(fut)
+            frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
+        self._group = group
+        self.answered = 0
+        self._send(b"".join(frames))
+        group.timer = loop.call_at(group.deadline, self._group_expire, group)
         try:
-            return [await self._wait(tid, fut) for tid, fut, _ in sent]
+            await group.done  # one wake-up for the group, however its replies are segmented
+            for fut in group.futs:
+                if fut.done() and (e := fut.exception()) is not None:
+                    raise e
+            return [fut.result() for fut in group.futs]
         finally:
-            for tid, fut, _ in sent:  # after a failure the later replies are not waited for
+            self._group = None
+            group.timer.cancel()
+            for tid, fut in zip(group.tids, group.futs, strict=True):
                 self._pending.pop(tid, None)
-                if (timer := self._timers.pop(tid, None)) is not None:
-                    timer.cancel()
                 if not fut.done():
                     fut.cancel()
+                elif not fut.cancelled() and fut.exception() is None:  # (retrieves a failure's exception)
+                    self.answered += 1
+            if not self._pending:
+                self._buf = b""
+
+    def _group_expire(self, group: _Group) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() < group.deadline:  # a reply came meanwhile: the next one has its own deadline
+            group.timer = loop.call_at(group.deadline, self._group_expire, group)
+            return
+        for tid, fut in zip(group.tids, group.futs, strict=True):
+            if not fut.done():
+                fut.set_exception(ModbusIOException(f"no reply to transaction {tid} within {self.timeout:g} s"))
+        group.wake()
 
     async def read_chain(self, unit: int, requests: Sequence[tuple[int, int, int]], done: list[bytes]) -> Reply | None:
         """Register reads ``(fc, address, count)`` of one unit, one at a time, each written as the
@@ -260,6 +310,10 @@ class MbapClient:
         if entry is None or entry[0].done():
             return  # a late reply to a request that timed out
         fut, want_unit, want_fc = entry
+        if (group := self._group) is not None and tid in group.tids:
+            group.deadline = fut.get_loop().time() + self.timeout
+        else:
+            group = None
         if unit != want_unit or fc & 0x7F != want_fc:
             fut.set_exception(ModbusIOException(f"reply to transaction {tid} is for unit {unit} function {fc}, "
                                                 f"not unit {want_unit} function {want_fc}"))
@@ -280,11 +334,17 @@ class MbapClient:
                 fut.set_result(Reply(fc, body[1:]))
         else:
             fut.set_result(Reply(fc, body))
+        if group is not None:
+            group.left -= 1
+            if not group.left or fut.exception() is not None:
+                group.wake()
 
     def _fail_all(self, why: str) -> None:
         for fut, _, _ in self._pending.values():
             if not fut.done():
                 fut.set_exception(ModbusIOException(why))
+        if self._group is not None:
+            self._group.wake()
 
 
 class _Chain:
@@ -298,3 +358,21 @@ class _Chain:
         self.tid = 0
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
+
+
+class _Group:
+    """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
+
+    __slots__ = ("deadline", "done", "futs", "left", "tids", "timer")
+
+    def __init__(self, deadline: float, done: asyncio.Future, n: int):
+        self.deadline = deadline  # when the next reply is due
+        self.done = done  # set when every reply is in or one request failed
+        self.left = n  # replies still to come
+        self.tids: list[int] = []
+        self.futs: list[asyncio.Future] = []
+        self.timer: asyncio.TimerHandle
+
+    def wake(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)

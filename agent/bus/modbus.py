@@ -24,7 +24,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from ..errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
-from .mbap import MbapClient, Reply
+from .mbap import EXCEPTION_NAMES, MbapClient, Reply
 from .modbus_config import (
     ModbusLine,
     ModbusRtuLine,
@@ -34,6 +34,7 @@ from .modbus_config import (
     default_gap,
 )
 from .modbus_stats import LineStats, UnitState
+from .modbus_tcp_reads import read_tcp_blocks
 
 # pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
 # scheduler logs a device's failure and its recovery once. Its log is kept for gateway.log_level =
@@ -41,11 +42,6 @@ from .modbus_stats import LineStats, UnitState
 if logging.getLogger("pymodbus").level == logging.NOTSET:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
-EXCEPTION_NAMES = {
-    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",
-    5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
-    11: "gateway target failed to respond",
-}
 _UNIT_BACKOFF_MIN = 1.0
 _MAX_REGS = {3: 125, 4: 125}
 _MAX_BITS = 2000
@@ -150,53 +146,15 @@ class ModbusBus:
         """Several register reads ``(fc, address, count)`` of one unit, each block's registers as
         big-endian bytes (what the wire carried: no Python int per register). The first failure
         fails the call, with the same errors as read_registers. On a modbus_tcp line the requests
-        go out one after another under one hold of the line (see MbapClient.read_chain); with
-        ``pipeline = true`` in one write, answered together."""
+        go out under one hold of the line, together or one after another as the line's ``pipeline``
+        says and the device allows (see agent.bus.modbus_tcp_reads)."""
         if len(blocks) < 2 or not isinstance(self.config, ModbusTcpLine):
             return [await self._read_block(unit, fc, address, count, timeout) for fc, address, count in blocks]
         for fc, address, count in blocks:
             if fc not in _MAX_REGS:
                 raise ValueError(f"fc must be 3 (holding) or 4 (input) registers, not {fc!r}")
             _check(unit, address, count, _MAX_REGS[fc])
-        rx, tx = sum(5 + 2 * c for _, _, c in blocks), 8 * len(blocks)
-        if not self.config.pipeline:
-            done: list[bytes] = []
-
-            async def chain(c: MbapClient) -> Any:
-                before, rr, stopped = len(done), None, True
-                try:  # a retry (after a garbled reply) goes on from the block that failed
-                    rr = await c.read_chain(unit, blocks[before:], done)
-                    stopped = rr is not None  # an exception reply: its request is not in done
-                finally:  # requests sent beyond the one _once counts; a failure's request is not in done
-                    self._unit(unit).transactions += len(done) - before - (0 if stopped else 1)
-                return _Checked() if rr is None else rr
-
-            await self._transact(unit, chain, timeout=timeout, rx=rx, tx=tx)
-            for data, (_, address, count) in zip(done, blocks, strict=True):
-                if len(data) != 2 * count:
-                    self._unit(unit).errors += 1
-                    raise ProtocolError(f"unit {unit} on {self.name!r}: asked for {count} registers at {address}, "
-                                        f"got {len(data) // 2}")
-            return done
-
-        async def call(c: MbapClient) -> _Checked:
-            replies = await c.read_many(unit, blocks)
-            st = self._unit(unit)
-            st.transactions += len(blocks) - 1
-            for rr, (fc, address, count) in zip(replies, blocks, strict=True):
-                if rr.isError():
-                    st.exceptions += 1
-                    code = rr.exception_code
-                    raise DeviceException(f"unit {unit} on {self.name!r} answered exception {code} "
-                                          f"({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{fc:02d} {address}+{count}",
-                                          code=code)
-                if len(rr.payload) != 2 * count:
-                    st.errors += 1
-                    raise ProtocolError(f"unit {unit} on {self.name!r}: asked for {count} registers at {address}, "
-                                        f"got {len(rr.payload) // 2}")
-            return _Checked(r.payload for r in replies)
-
-        return list(await self._transact(unit, call, timeout=timeout, rx=rx, tx=tx))
+        return await read_tcp_blocks(self, unit, blocks, timeout)
 
     async def _read_block(self, unit: int, fc: int, address: int, count: int, timeout: float | None) -> bytes:
         if fc not in _MAX_REGS:
@@ -387,18 +345,19 @@ class ModbusBus:
         st.timeouts += 1
         raise DeviceTimeout(f"unit {unit} on {self.name!r}: no reply within {tmo:g} s")
 
+    def _restart(self, *, lost: bool) -> None:
+        """Close the connection (a lost one counts as a drop); the next request opens a fresh one."""
+        if lost:
+            self._drop()
+        elif self._client is not None:
+            self._client.close()
+            self._client = None
+
     def _drop(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
         self.line.drops += 1
-
-
-class _Checked(list):
-    """The payloads of a pipelined group of reads, each checked already (the bus asks a reply ``isError()``)."""
-
-    def isError(self) -> bool:  # noqa: N802 - the name pymodbus's replies answer to
-        return False
 
 
 def _check(unit: int, address: int, count: int, limit: int, *, broadcast: bool = False) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..contract.config import LineConfig
 from ..contract.modbus import MODBUS_BUS
@@ -37,7 +37,14 @@ class ModbusTcpLine(_ModbusTiming):
     host: str = Field(min_length=1)
     port: int = Field(502, ge=1, le=65535)
     timeout: float = Field(1.0, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
-    pipeline: bool = Field(False, description="Send a device's block reads of one poll together, several transactions outstanding (Modbus TCP allows it; many devices and gateways answer one request at a time, so only where the device is known to queue them).")
+    pipeline: bool | Literal["auto"] = Field("auto", description='Send a device\'s block reads of one poll together, several transactions outstanding. "auto": together until the device shows it takes one request at a time (a later request unanswered, the connection closed, a busy reply), then one at a time for that device (re-read at once, warned once); true: always together (devices known to queue them); false: always one at a time.')
+
+    @field_validator("pipeline", mode="before")
+    @classmethod
+    def _pipeline_value(cls, v: object) -> object:
+        if v is True or v is False or v == "auto":
+            return v
+        raise ValueError(f'must be true, false or "auto", not {v!r}')
 
 
 class ModbusRtuOverTcpLine(_ModbusTiming):

@@ -19,10 +19,11 @@ from typing import Any
 import click
 from pymodbus import FramerType
 from pymodbus.framer import FramerRTU
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.contract import SimulatorSpec
+from agent.simkit.modbus_tcp import Pipelining, tcp_server
 from agent.simkit.net import parse_hostport, run_until_interrupted, serve_in_background
 from agent.simkit.snippets import banner, modbus_line, snippet_for_device
 
@@ -189,8 +190,10 @@ def _hostport(text: str) -> tuple[str, int]:
 
 async def start(*, profile: str = "sdm630", tcp: str | None = None, rtu_socket: str | None = None,
                 unit: int | None = None, units: Mapping[int, str] | None = None,
-                update_interval: float | None = 1.0, seed: int = 0, start_hour: float = 12.0) -> MeterSimHandle:
-    """Start serving in the running loop. ``units`` maps unit id -> profile for a multi-meter line."""
+                update_interval: float | None = 1.0, seed: int = 0, start_hour: float = 12.0,
+                pipelining: Pipelining | str = Pipelining.QUEUE) -> MeterSimHandle:
+    """Start serving in the running loop. ``units`` maps unit id -> profile for a multi-meter line.
+    ``pipelining`` (TCP): how several outstanding requests are treated (see agent.simkit.modbus_tcp)."""
     if (tcp is None) == (rtu_socket is None):
         raise ValueError("give exactly one of tcp='HOST:PORT' or rtu_socket='HOST:PORT'")
     plan = dict(units) if units else {unit or load_profile(profile).profile.default_unit: profile}
@@ -204,7 +207,7 @@ async def start(*, profile: str = "sdm630", tcp: str | None = None, rtu_socket: 
     devices = [_device(uid, u) for uid, u in table.items()]
     handle = MeterSimHandle(None, table, tcp or f"socket://{rtu_socket}", rtu=tcp is None)
     if tcp is not None:
-        server = ModbusTcpServer(devices, address=_hostport(tcp), trace_packet=handle.trace)
+        server = tcp_server(devices, _hostport(tcp), trace_packet=handle.trace, pipelining=pipelining)
     else:
         server = ModbusSerialServer(devices, port=f"socket://{rtu_socket}", framer=FramerType.RTU,
                                     trace_packet=handle.trace)
@@ -230,13 +233,18 @@ def _command(default_profile: str) -> click.Command:
                   help="Unit id (default: the profile's).")
     @click.option("--profile", type=click.Choice(profile_names()), default=default_profile, show_default=True)
     @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between value updates.")
-    def command(tcp: str | None, rtu_socket: str | None, unit: int | None, profile: str, interval: float) -> None:
+    @click.option("--pipelining", type=click.Choice([p.value for p in Pipelining]), default="queue", show_default=True,
+                  help="TCP: several requests outstanding are queued, only the first of a segment answered, "
+                       "or the connection closed.")
+    def command(tcp: str | None, rtu_socket: str | None, unit: int | None, profile: str, interval: float,
+                pipelining: str) -> None:
         if (tcp is None) == (rtu_socket is None):
             raise click.UsageError("give exactly one of --tcp HOST:PORT or --rtu-socket HOST:PORT")
         parse_hostport(tcp or rtu_socket or "", "--tcp" if tcp else "--rtu-socket")
 
         async def main() -> None:
-            h = await start(profile=profile, tcp=tcp, rtu_socket=rtu_socket, unit=unit, update_interval=interval)
+            h = await start(profile=profile, tcp=tcp, rtu_socket=rtu_socket, unit=unit, update_interval=interval,
+                            pipelining=pipelining)
             uid = next(iter(h.units))
             click.echo(f"{profile} unit {uid} serving on {h.address}; Ctrl-C to stop")
             click.echo(config_snippet(profile, uid, tcp=tcp, rtu_socket=rtu_socket))

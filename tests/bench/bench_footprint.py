@@ -4,7 +4,7 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
 
     python tests/bench/bench_footprint.py [--settle 10] [--window 20] [--only limits,loads,idle,demo]
         [--loads 10x60@200,10x60@100,40x60@100,100x60@100] [--peer-python PATH | --no-peer]
-        [--peer-stores memory,sqlite] [--no-pipeline] [--jit auto|on|off] [--py-spy DIR [--py-spy-rate 100]]
+        [--peer-stores memory,sqlite] [--no-sequential] [--jit auto|on|off] [--py-spy DIR [--py-spy-rate 100]]
 
 * limits: the Modbus round trip of the simulator (a bare pymodbus client, the requests one read of 60
   values needs: the most datapoints/s one Modbus TCP connection can carry), mosquitto's QoS 1 rate
@@ -15,10 +15,10 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
   and the loss check (sims stopped, delivery settled: seqs 1..n with no gap or duplicate, every read's
   60 values delivered). Peer: the same with its memory store and its SQLite store, when its venv is
   found (peer_tbgw.py: ``--peer-python`` or ``TBGW_PYTHON``); else its columns say why not.
-  With ``pipeline = true`` (the line option: a device's block reads sent in one write) the agent
-  runs again against a simulator that answers every request of such a write (pymodbus's answers
-  the first only): its column.
-* idle: 10 meters polled every second: CPU % of one core, agent (also with ``pipeline = true``) and
+  The agent runs with the shipped defaults: ``pipeline = "auto"`` on the line sends a device's block
+  reads of a poll in one write (the simulator queues them, as a device with a request queue does).
+  Its ``pipeline = false`` column runs it again with the reads one at a time, for the comparison.
+* idle: 10 meters polled every second: CPU % of one core, agent (also with ``pipeline = false``) and
   peer.
 * demo: the demo's device set: start to first publish (warm kernel cache), steady RSS, CPU.
 
@@ -66,14 +66,14 @@ def _blocks() -> list[tuple[int, int]]:
 
 
 def agent_config(tmp: Path, name: str, broker: kit.Mosquitto, meters: int, port: int, poll_s: float,
-                 pipeline: bool = False) -> str:
+                 sequential: bool = False) -> str:
     import orjson
 
     names = orjson.dumps([n for n, _ in _registers()]).decode()
     out = [f'[gateway]\nid = "{name}"\nstate_dir = "{tmp / name}"\nlog_level = "WARNING"\n',
            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
            f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n'
-           + ("pipeline = true\n" if pipeline else "")]
+           + ("pipeline = false\n" if sequential else "")]
     if ARGS.jit:
         out.append(f'[processing]\njit = "{ARGS.jit}"\n')
     for uid in range(1, meters + 1):
@@ -124,13 +124,12 @@ def settle_count(sub: kit.Subscriber, quiet: float = 3.0, timeout: float = 120) 
             last, since = sub.count, time.monotonic()
 
 
-def run_agent(tmp: Path, broker: kit.Mosquitto, name: str, meters: int, poll_s: float, pipeline: bool = False) -> dict:
-    """``pipeline``: the line's ``pipeline = true`` (a device's block reads in one write), against a
-    simulator that answers every request of such a write."""
-    sim = kit.MeterSim(meters, frames=pipeline)
+def run_agent(tmp: Path, broker: kit.Mosquitto, name: str, meters: int, poll_s: float, sequential: bool = False) -> dict:
+    """``sequential``: the line's ``pipeline = false`` (a device's block reads one at a time)."""
+    sim = kit.MeterSim(meters)
     sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#", f"edge/{name}/health",
                                                          f"edge/{name}/event", f"edge/{name}/agg/#"])
-    agent = start_agent(tmp, name, agent_config(tmp, name, broker, meters, sim.port, poll_s, pipeline))
+    agent = start_agent(tmp, name, agent_config(tmp, name, broker, meters, sim.port, poll_s, sequential))
     try:
         wait(lambda: sub.count > 0, 300, "the agent's first publish", agent.proc, agent.log_tail)
         r = measure(agent.proc.pid, sub, name)
@@ -202,8 +201,8 @@ def loads(tmp: Path, broker: kit.Mosquitto, exe: str | None, why: str, lim: dict
     stores = [s for s in ARGS.peer_stores.split(",") if s] if exe is not None else []
     print(f"\nloads: CPU-s per million datapoints delivered (QoS 1), datapoints/s, RSS MiB; peer: {why}")
     head = f"{'load':>12} {'offered':>8} | {'agent':>7} {'dp/s':>7} {'RSS':>5} {'loss':>6}"
-    if ARGS.pipeline:
-        head += f" | {'pipeline = true':>15} {'RSS':>5} {'loss':>6}"
+    if ARGS.sequential:
+        head += f" | {'pipeline = false':>16} {'RSS':>5} {'loss':>6}"
     for s in stores:
         head += f" | {'peer ' + s:>7} {'dp/s':>7} {'RSS':>5} {'/agent':>7}"
     print(head + (f" | {'Modbus limit dp/s':>17}" if lim else ""))
@@ -212,9 +211,9 @@ def loads(tmp: Path, broker: kit.Mosquitto, exe: str | None, why: str, lim: dict
         offered = meters * VALUES * 1000 / ms
         a = run_agent(tmp, broker, f"agent-{meters}-{ms}", meters, ms / 1000)
         line = f"{text:>12} {offered:8.0f} | {a['cpu_s_per_M']:7.1f} {a['rate']:7.0f} {a['rss']:5.0f} {a['loss']:>6}"
-        if ARGS.pipeline:
-            pl = run_agent(tmp, broker, f"agent-pipeline-{meters}-{ms}", meters, ms / 1000, pipeline=True)
-            line += f" | {pl['cpu_s_per_M']:15.1f} {pl['rss']:5.0f} {pl['loss']:>6}"
+        if ARGS.sequential:
+            sq = run_agent(tmp, broker, f"agent-sequential-{meters}-{ms}", meters, ms / 1000, sequential=True)
+            line += f" | {sq['cpu_s_per_M']:16.1f} {sq['rss']:5.0f} {sq['loss']:>6}"
         for s in stores:
             try:
                 p: dict | str = run_peer(tmp, broker, exe, f"peer-{s}-{meters}-{ms}", meters, ms / 1000, s)
@@ -231,10 +230,10 @@ def idle(tmp: Path, broker: kit.Mosquitto, exe: str | None, why: str) -> None:
     print(f"\nidle, 10 meters x 60 values polled every second: agent {a['cpu_pct']:.2f} % of a core "
           f"({'ok' if a['cpu_pct'] <= GOALS['idle_cpu_pct'] else 'OVER'}, goal <= {GOALS['idle_cpu_pct']}), "
           f"RSS {a['rss']:.1f} MiB, loss {a['loss']}", flush=True)
-    if ARGS.pipeline:
-        pl = run_agent(tmp, broker, "agent-idle-pipeline", 10, 1.0, pipeline=True)
-        print(f"  with pipeline = true on the line: {pl['cpu_pct']:.2f} % of a core, RSS {pl['rss']:.1f} MiB, "
-              f"loss {pl['loss']}", flush=True)
+    if ARGS.sequential:
+        sq = run_agent(tmp, broker, "agent-idle-sequential", 10, 1.0, sequential=True)
+        print(f"  with pipeline = false on the line: {sq['cpu_pct']:.2f} % of a core, RSS {sq['rss']:.1f} MiB, "
+              f"loss {sq['loss']}", flush=True)
     if exe is not None:
         p = run_peer(tmp, broker, exe, "peer-idle", 10, 1.0, "memory")
         print(f"  peer (memory store) {p['cpu_pct']:.2f} % of a core, RSS {p['rss']:.1f} MiB: "
@@ -305,8 +304,8 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="agent and limits only")
     ap.add_argument("--peer-timeout", type=float, default=120.0, help="seconds to wait for the peer's first publish")
     ap.add_argument("--peer-stores", default="memory,sqlite", help="the peer's storage types to run")
-    ap.add_argument("--no-pipeline", dest="pipeline", action="store_false",
-                    help="skip the agent's runs with pipeline = true on the Modbus TCP line")
+    ap.add_argument("--no-sequential", dest="sequential", action="store_false",
+                    help="skip the agent's runs with pipeline = false on the Modbus TCP line")
     ap.add_argument("--jit", choices=["auto", "on", "off"], help="[processing] jit for every agent run")
     ap.add_argument("--cache", type=Path, help="kernel cache directory to warm and use (default: a new one)")
     ap.add_argument("--py-spy", type=Path, help="record a py-spy profile (raw collapsed stacks) of each window here")

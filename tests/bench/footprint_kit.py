@@ -79,45 +79,14 @@ asyncio.run(main())
 """
 
 
-# Answers every request frame of a segment (pymodbus's server answers the first of several requests
-# sent in one write), for the agent's ``pipeline = true`` runs: float32 values, a new image a second.
-_FRAME_SIM = """
-import asyncio, struct, sys
-import numpy as np
-UNITS, PORT = int(sys.argv[1]), int(sys.argv[2])
-rng, images = np.random.default_rng(1), {}
-def refresh():
-    for u in range(1, UNITS + 1):
-        images[u] = (rng.random(256, np.float32) * 200 + 100).astype(">f4").tobytes()
-class P(asyncio.Protocol):
-    def connection_made(self, t): self.t, self.buf = t, b""
-    def data_received(self, data):
-        buf, pos, out = self.buf + data, 0, []
-        while len(buf) - pos >= 12:
-            tid, pid, ln, unit, fc, addr, cnt = struct.unpack_from(">HHHBBHH", buf, pos); pos += 6 + ln
-            img = images.get(unit)
-            if img is None or fc not in (3, 4) or 2 * (addr + cnt) > len(img):
-                out.append(struct.pack(">HHHBBB", tid, 0, 3, unit, fc | 0x80, 2)); continue
-            out.append(struct.pack(">HHHBBB", tid, 0, 3 + 2 * cnt, unit, fc, 2 * cnt) + img[2 * addr:2 * (addr + cnt)])
-        self.buf = buf[pos:]
-        if out: self.t.write(b"".join(out))
-async def main():
-    refresh()
-    await asyncio.get_running_loop().create_server(P, "127.0.0.1", PORT)
-    while True:
-        await asyncio.sleep(1.0); refresh()
-asyncio.run(main())
-"""
-
-
 class MeterSim:
-    """``units`` SDM630 simulators (unit ids 1..N) on one Modbus TCP port, in a process of its own;
-    ``frames``: a lean server answering every request of a pipelined write instead."""
+    """``units`` SDM630 simulators (unit ids 1..N) on one Modbus TCP port, in a process of its own
+    (requests sent together are queued and each answered, as a device with a request queue does)."""
 
-    def __init__(self, units: int, *, frames: bool = False):
+    def __init__(self, units: int):
         self.port = free_port()
         root = Path(__file__).resolve().parents[2]
-        self.proc = subprocess.Popen([sys.executable, "-c", _FRAME_SIM if frames else _SIM, str(units), str(self.port)], cwd=root,
+        self.proc = subprocess.Popen([sys.executable, "-c", _SIM, str(units), str(self.port)], cwd=root,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _wait_port(self.port, self.proc, "the meter simulator")
 

@@ -1,0 +1,232 @@
+"""A poll's register blocks on Modbus TCP: ``pipeline = "auto"`` (the default) sends them together to a
+device that queues requests, and falls back to one at a time, without losing a reading or failing a
+poll, on one that does not. Real pymodbus servers: the meter simulator queueing, answering only the
+first request of a segment, or closing the connection (agent.simkit.modbus_tcp), and pymodbus's own
+server untouched; the real agent against the one that answers only the first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+import agent.config  # noqa: F401 - import order: config before bus
+from agent.bus.modbus import ModbusBus
+from agent.bus.modbus_config import ModbusTcpLine
+from agent.errors import DeviceTimeout
+from agent.simkit.net import serve_in_background
+from drivers.modbus_meter.sim import start
+from tests.chaos.agent_proc import AgentProcess, agent_config, wait_until
+from tests.mqtt_helpers import Subscriber
+from tests.sim_thread import simulator
+
+TIMEOUT = 5.0  # a reply on loopback comes in microseconds, but a loaded machine may take seconds
+FALLBACK = "does not take several requests at once"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tcp_bus(port: int, name: str = "meters", **kw) -> ModbusBus:
+    return ModbusBus(name, ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": TIMEOUT, **kw}))
+
+
+def meter_blocks(h) -> list[tuple[int, int, int]]:
+    """Every register block the simulated meter serves (as a driver's plan reads them)."""
+    return [(fc, a, min(len(w), 125)) for fc, blocks in h.units[1].blocks.items() for a, w in blocks]
+
+
+async def served(h, blocks) -> list[bytes]:
+    return [struct.pack(f">{n}H", *await h.server.async_getValues(1, fc, a, n)) for fc, a, n in blocks]
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and FALLBACK in r.getMessage()]
+
+
+async def test_auto_sends_a_polls_blocks_together_to_a_device_that_queues(caplog):
+    port = free_port()
+    h = await start(units={1: "sdm630"}, update_interval=None, tcp=f"127.0.0.1:{port}")
+    bus = tcp_bus(port)
+    blocks = meter_blocks(h)
+    assert len(blocks) >= 2
+    try:
+        for _ in range(3):
+            assert await bus.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert h.server.most_outstanding == len(blocks)  # all of a poll's requests were out at once
+        u = bus.stats()["units"][1]
+        assert (u["transactions"], u["timeouts"], u["errors"], u["exceptions"]) == (3 * len(blocks), 0, 0, 0)
+        assert warnings(caplog) == []
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+@pytest.mark.parametrize("behaviour", ["first", "close"])
+async def test_auto_falls_back_to_one_at_a_time_on_a_device_that_does_not_queue(behaviour, caplog):
+    port = free_port()
+    h = await start(units={1: "sdm630"}, update_interval=None, tcp=f"127.0.0.1:{port}", pipelining=behaviour)
+    bus = tcp_bus(port)
+    blocks = meter_blocks(h)
+    try:
+        # the first poll meets the device's refusal and is read again at once: its readings arrive
+        assert await bus.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert len(warnings(caplog)) == 1
+        assert "line 'meters'" in warnings(caplog)[0] and "unit 1" in warnings(caplog)[0]
+        h.server.most_outstanding = 0
+        for _ in range(3):
+            assert await bus.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert h.server.most_outstanding == 1  # one request at a time from now on
+        assert len(warnings(caplog)) == 1  # said once
+        st = bus.stats()
+        u = st["units"][1]
+        assert u["failures"] == 0 and u["errors"] == 0 and u["exceptions"] == 0 and u["skipped"] == 0
+        assert u["transactions"] == 5 * len(blocks)  # the refused group and four polls one at a time
+        if behaviour == "first":  # the requests the device dropped went unanswered; the connection stayed
+            assert u["timeouts"] == len(blocks) - 1 and st["drops"] == 0
+        else:  # the device closed the connection: reopened once, nothing timed out
+            assert u["timeouts"] == 0 and st["drops"] == 1 and st["opens"] == 2
+        # remembered for the device (host, port, unit): a new connection to it does not try again
+        again = tcp_bus(port, "meters-again")
+        h.server.most_outstanding = 0
+        assert await again.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert h.server.most_outstanding == 1 and len(warnings(caplog)) == 1
+        await again.close()
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_a_poll_deadline_before_the_line_timeout_still_teaches_the_fallback(caplog):
+    """A device poll timeout shorter than the line's: the poll that meets the refusal fails, the next
+    is read one request at a time (not every poll cut off waiting for requests that never come)."""
+    port = free_port()
+    h = await start(units={1: "sdm630"}, update_interval=None, tcp=f"127.0.0.1:{port}", pipelining="first")
+    bus = tcp_bus(port, timeout=60)
+    blocks = meter_blocks(h)
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(3):  # as the scheduler bounds a poll
+                await bus.read_register_blocks(1, blocks)
+        assert len(warnings(caplog)) == 1
+        h.server.most_outstanding = 0
+        assert await bus.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert h.server.most_outstanding == 1
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_auto_falls_back_on_pymodbus_own_server(caplog):
+    """pymodbus's server as it ships answers the first request of a TCP segment, nothing after it."""
+    port = free_port()
+    regs = [SimData(0, values=list(range(300)), datatype=DataType.UINT16)]
+    bits = [SimData(0, values=False, datatype=DataType.BITS)]
+    server = ModbusTcpServer([SimDevice(id=3, simdata=(bits, bits, regs, regs))], address=("127.0.0.1", port))
+    await serve_in_background(server, f"127.0.0.1:{port}")
+    bus = tcp_bus(port)
+    blocks = [(4, 0, 10), (3, 100, 3), (4, 200, 60)]
+    try:
+        for _ in range(3):
+            got = await bus.read_register_blocks(3, blocks)
+            assert [list(struct.unpack(f">{len(b) // 2}H", b)) for b in got] == [
+                list(range(a, a + n)) for _, a, n in blocks]
+        assert len(warnings(caplog)) == 1
+        assert bus.stats()["units"][3]["failures"] == 0
+    finally:
+        await bus.close()
+        await server.shutdown()
+
+
+class _BusyDevice(asyncio.Protocol):
+    """Answers the first request of a segment (register i holds i) and exception 6 (busy) to the rest;
+    counts segments carrying more than one request."""
+
+    together = 0
+
+    def connection_made(self, transport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        frames = [struct.unpack_from(">HHHBBHH", data, i) for i in range(0, len(data) - 11, 12)]
+        type(self).together += len(frames) > 1
+        for k, (tid, _, _, unit, fc, address, count) in enumerate(frames):
+            if k:
+                self.t.write(struct.pack(">HHHBBB", tid, 0, 3, unit, fc | 0x80, 6))
+            else:
+                regs = struct.pack(f">{count}H", *range(address, address + count))
+                self.t.write(struct.pack(">HHHBBB", tid, 0, 3 + 2 * count, unit, fc, 2 * count) + regs)
+
+
+async def test_auto_falls_back_on_a_busy_reply(caplog):
+    server = await asyncio.get_running_loop().create_server(_BusyDevice, "127.0.0.1", 0)
+    bus = tcp_bus(server.sockets[0].getsockname()[1])
+    blocks = [(4, 0, 10), (3, 100, 3), (4, 200, 60)]
+    try:
+        for _ in range(3):
+            got = await bus.read_register_blocks(5, blocks)
+            assert [list(struct.unpack(f">{len(b) // 2}H", b)) for b in got] == [
+                list(range(a, a + n)) for _, a, n in blocks]
+        assert _BusyDevice.together == 1 and len(warnings(caplog)) == 1 and "busy" in warnings(caplog)[0]
+        u = bus.stats()["units"][5]
+        assert (u["exceptions"], u["timeouts"], u["failures"]) == (2, 0, 0)  # the two busy replies
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_pipeline_true_and_false_mean_what_they_say(caplog):
+    port = free_port()
+    h = await start(units={1: "sdm630"}, update_interval=None, tcp=f"127.0.0.1:{port}", pipelining="first")
+    blocks = meter_blocks(h)
+    seq, forced = tcp_bus(port, pipeline=False), tcp_bus(port, pipeline=True)
+    try:
+        assert await seq.read_register_blocks(1, blocks) == await served(h, blocks)
+        assert h.server.most_outstanding == 1
+        with pytest.raises(DeviceTimeout, match="pipeline = true"):  # always together: the device drops the rest
+            await forced.read_register_blocks(1, blocks)
+        assert h.server.most_outstanding == len(blocks)
+        u = forced.stats()["units"][1]
+        assert (u["transactions"], u["timeouts"], u["errors"]) == (len(blocks), len(blocks) - 1, 0)
+        assert warnings(caplog) == []  # nothing learnt or said: the line's setting is followed
+    finally:
+        await seq.close()
+        await forced.close()
+        await h.stop()
+
+
+def test_running_agent_delivers_every_poll_from_a_device_that_answers_one_request_at_a_time(tmp_path: Path, mosquitto):
+    port = free_port()
+    extra = (f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 3\n\n'
+             '[[devices]]\nname = "main-meter"\ntype = "modbus_meter"\nprofile = "sdm630"\nline = "meters"\n'
+             'poll_interval = 0.2\ntimeout = 20\n')
+    cfg = agent_config(tmp_path, mosquitto, {}, extra=extra)
+    sub = Subscriber(mosquitto, ["edge/gw-chaos/#"]).start()
+    with simulator("sdm630", tcp=f"127.0.0.1:{port}", update_interval=None, pipelining="first") as h:
+        agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+        try:
+            def health() -> dict | None:
+                bodies = [m.json() for m in sub.snapshot() if m.topic.endswith("/health")]
+                return bodies[-1]["devices"].get("main-meter") if bodies else None
+
+            assert wait_until(lambda: (d := health()) is not None and d["polls_ok"] >= 10, 120), agent.log_tail()
+            assert health()["polls_failed"] == 0, agent.log_tail()
+            telemetry = [m.json() for m in sub.snapshot() if m.topic.endswith("/telemetry/main-meter")]
+            assert telemetry, agent.log_tail()
+            log = agent.log_tail(200_000)
+            said = [line for line in log.splitlines() if FALLBACK in line]
+            assert len(said) == 1 and "WARNING" in said[0], log
+            assert "line 'meters'" in said[0] and "device 'main-meter' (unit 1)" in said[0], said
+            assert h.server.most_outstanding > 1  # the first poll went out together
+        finally:
+            agent.terminate()
+            sub.stop()
