@@ -24,8 +24,10 @@ from tests.virtual_time import run_virtual
 
 
 def tcp_bus(port: int, **kw) -> ModbusBus:
-    """A bus on a responder that answers: a timeout long enough for a loaded machine."""
-    return ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": 10.0, **kw}))
+    """A bus sending one request at a time (``pipeline = false``: what this file is about; requests sent
+    together are tests/test_modbus_pipelining.py's), with a timeout long enough for a loaded machine."""
+    return ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port,
+                                          **{"timeout": 10.0, "pipeline": False, **kw}))
 
 
 async def test_a_polls_blocks_from_the_pymodbus_server_arrive_intact_and_counted():
@@ -163,7 +165,7 @@ def test_each_block_gets_the_whole_timeout():
                 self._transport, _ = await loop.create_connection(lambda: _Protocol(self), sock=ours)
                 return True
 
-        bus = ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=1, timeout=10.0),
+        bus = ModbusBus("tcp", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=1, timeout=10.0, pipeline=False),
                         clock=loop.time)
         bus._make_client = lambda: Paired("127.0.0.1", 1, timeout=10.0, trace_packet=bus._trace)
         try:
