@@ -41,7 +41,8 @@ import footprint_kit as kit  # noqa: E402
 LAYERS = [
     ("asyncio (with ssl: libcrypto)", "import asyncio"),
     ("numpy", "import numpy"),
-    ("pydantic", "import pydantic"),
+    # its model machinery loads with the first model (importlib.metadata, email, zoneinfo, json_schema ...)
+    ("pydantic (and a first model)", "import pydantic; pydantic.create_model('M', x=(int, 0))"),
     ("click", "import click"),
     ("paho-mqtt", "import paho.mqtt.client"),
     ("sqlite3, orjson", "import sqlite3, orjson"),
