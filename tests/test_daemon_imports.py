@@ -70,7 +70,7 @@ def test_run_loads_only_the_line_kinds_its_config_uses(tmp_path: Path) -> None:
     # every installed line kind used to be imported at start: the OCPP central system pulled in the OCPP
     # charger driver, its session and transaction store on gateways without a single OCPP charger
     mods = loaded_after_start(tmp_path, CONFIG + MODBUS_LINE.format(kind="modbus_tcp"))
-    assert "agent.bus.modbus" in mods
+    assert "agent.bus.modbus_config" in mods  # its line kind (pymodbus comes when the line is opened)
     assert not any(m.startswith(("drivers.ocpp_charger", "drivers.charger_common")) for m in mods)
     assert not any(m.startswith("agent.simkit") for m in mods)  # the simulated I2C and GPIO lines
 
@@ -116,3 +116,23 @@ def test_a_running_agent_loads_nothing_only_other_paths_need(tmp_path: Path, mos
     assert "agent.uplink.mqtt" in mods and "agent.app" in mods  # it did run
     assert sorted(m for m in mods if any(m == p or m.startswith(p + ".") for p in ONLY_ELSEWHERE)) == []
     assert {m for m in mods if m.startswith("agent.web")} <= {"agent.web", "agent.web.config"}  # its section only
+
+
+SERIAL_SENSOR = """
+[lines.uart]
+type = "serial"
+port = "/dev/ttyUSB0"
+
+[[devices]]
+name = "pm"
+type = "pms5003"
+line = "uart"
+"""
+
+
+def test_a_config_without_a_modbus_line_does_not_load_pymodbus(tmp_path: Path) -> None:
+    # the serial, I2C and GPIO line kinds share a module with the Modbus ones: pymodbus came with them (≈ 2.5 MB)
+    mods = loaded_after_start(tmp_path, CONFIG + SERIAL_SENSOR)
+    assert "agent.bus.serial_port" in mods
+    assert not any(m.startswith(("pymodbus", "agent.bus.modbus.", "agent.bus.mbap")) or m == "agent.bus.modbus"
+                   for m in mods)
