@@ -6,7 +6,6 @@ so ``[mqtt.tls] ca_fille`` is compared with the keys of the TLS table, not of ``
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ def close_matches(word: object, choices: Iterable[str]) -> list[str]:
     if not isinstance(word, str):
         return []
     choices = list(choices)
+    import difflib  # only when a suggestion is built: not loaded by a running agent
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     if close:  # keep only the best few: 'ca_fille' suggests ca_file, not cert_file and key_file too
         best = _ratio(word, close[0])
@@ -29,6 +29,7 @@ def close_matches(word: object, choices: Iterable[str]) -> list[str]:
 
 
 def _ratio(a: str, b: str) -> float:
+    import difflib  # (see close_matches)
     return difflib.SequenceMatcher(None, b, a).ratio()
 
 

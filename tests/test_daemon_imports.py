@@ -3,6 +3,8 @@ other command of the CLI, and a config without a ``[site]`` table does not load 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +70,7 @@ def test_run_loads_only_the_line_kinds_its_config_uses(tmp_path: Path) -> None:
     # every installed line kind used to be imported at start: the OCPP central system pulled in the OCPP
     # charger driver, its session and transaction store on gateways without a single OCPP charger
     mods = loaded_after_start(tmp_path, CONFIG + MODBUS_LINE.format(kind="modbus_tcp"))
-    assert "agent.bus.modbus" in mods
+    assert "agent.bus.modbus_config" in mods  # its line kind (pymodbus comes when the line is opened)
     assert not any(m.startswith(("drivers.ocpp_charger", "drivers.charger_common")) for m in mods)
     assert not any(m.startswith("agent.simkit") for m in mods)  # the simulated I2C and GPIO lines
 
@@ -76,3 +78,61 @@ def test_run_loads_only_the_line_kinds_its_config_uses(tmp_path: Path) -> None:
 def test_a_config_with_an_ocpp_line_still_loads_it(tmp_path: Path) -> None:
     mods = loaded_after_start(tmp_path, CONFIG + '\n[lines.cs]\ntype = "ocpp"\nport = 9000\n')
     assert "drivers.ocpp_charger.server" in mods
+
+
+# Loaded by other commands or only when something goes wrong; each costs a running agent memory
+# (difflib: the "did you mean" hints of a config error, a fifth of a MiB).
+ONLY_ELSEWHERE = ("difflib", "rich", "sqlite_utils", "hypothesis", "websockets", "ocpp", "amqtt", "agent.demo",
+                  "agent.doctor", "agent.docgen", "agent.fleet", "agent.ingest", "agent.simkit")
+RUN_AND_LIST = ("import atexit, runpy, sys\n"
+                "listed = sys.argv.pop()\n"
+                "atexit.register(lambda: open(listed, 'w').write(' '.join(sorted(sys.modules))))\n"
+                "sys.argv[0] = 'edge-agent'\n"
+                "runpy.run_module('agent.cli.main', run_name='__main__')\n")
+
+
+def test_a_running_agent_loads_nothing_only_other_paths_need(tmp_path: Path, mosquitto, mqtt_subscriber,
+                                                               warmed_kernel_cache) -> None:
+    # the real service: `edge-agent run` publishing, stopped by SIGTERM; its modules listed at exit
+    csv = tmp_path / "load.csv"
+    csv.write_text("timestamp,value\n" + "".join(f"2026-01-01T00:0{i}:00,{i}.5\n" for i in range(5)))
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    config = tmp_path / "agent.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state", csv=csv).replace(
+        'host = "127.0.0.1"', f'host = "{mosquitto.host}"\nport = {mosquitto.port}'))
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    listed = tmp_path / "modules.txt"
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", RUN_AND_LIST, "run", "--config", str(config), str(listed)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    mods = set(listed.read_text().split())
+    assert "agent.uplink.mqtt" in mods and "agent.app" in mods  # it did run
+    assert sorted(m for m in mods if any(m == p or m.startswith(p + ".") for p in ONLY_ELSEWHERE)) == []
+    assert {m for m in mods if m.startswith("agent.web")} <= {"agent.web", "agent.web.config"}  # its section only
+
+
+SERIAL_SENSOR = """
+[lines.uart]
+type = "serial"
+port = "/dev/ttyUSB0"
+
+[[devices]]
+name = "pm"
+type = "pms5003"
+line = "uart"
+"""
+
+
+def test_a_config_without_a_modbus_line_does_not_load_pymodbus(tmp_path: Path) -> None:
+    # the serial, I2C and GPIO line kinds share a module with the Modbus ones: pymodbus came with them (≈ 2.5 MB)
+    mods = loaded_after_start(tmp_path, CONFIG + SERIAL_SENSOR)
+    assert "agent.bus.serial_port" in mods
+    assert not any(m.startswith(("pymodbus", "agent.bus.modbus.", "agent.bus.mbap")) or m == "agent.bus.modbus"
+                   for m in mods)

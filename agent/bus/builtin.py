@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from ..contract.lines import LineKind
+from ..contract.lines import Bus, LineKind
 from .gpio import GpioLineConfig, make_gpio_bus
 from .i2c import I2cLineConfig, make_i2c_bus
-from .modbus import make_bus as _modbus_bus
-from .modbus_config import ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
+from .modbus_config import ModbusLine, ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
 from .serial_port import SerialLineConfig, make_serial_bus
+
+
+def _modbus_bus(name: str, config: ModbusLine) -> Bus:
+    from .modbus import make_bus  # pymodbus (≈ 2.5 MB) only in a process with a Modbus line
+
+    return make_bus(name, config)
+
 
 MODBUS_RTU = LineKind(ModbusRtuLine, _modbus_bus, "Modbus RTU on a serial (RS-485) line")
 MODBUS_TCP = LineKind(ModbusTcpLine, _modbus_bus, "Modbus TCP to a device or gateway")

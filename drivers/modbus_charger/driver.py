@@ -7,7 +7,6 @@ or by clearing enable, per profile); ``stop`` disables until ``start``.
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Literal
 
@@ -39,6 +38,7 @@ class ModbusChargerConfig(ModbusDevice, ChargerConfig):
     @classmethod
     def _known(cls, v: str) -> str:
         if v not in profile_names():
+            import difflib  # only when a suggestion is built: not loaded by a running agent
             close = difflib.get_close_matches(v, profile_names(), n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise ValueError(f"unknown charger profile {v!r} (known: {', '.join(profile_names())}){hint}")

@@ -8,7 +8,6 @@ heartbeat the controller needs. Addresses are offsets; the register is
 
 from __future__ import annotations
 
-import difflib
 import enum
 import tomllib
 from functools import cache
@@ -117,6 +116,7 @@ def profile_names() -> list[str]:
 @cache
 def load_profile(name: str) -> Profile:
     if name not in profile_names():
+        import difflib  # only when a suggestion is built: not loaded by a running agent
         close = difflib.get_close_matches(name, profile_names(), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ConfigError([f"unknown charger profile {name!r} (known: {', '.join(profile_names())}){hint}"])

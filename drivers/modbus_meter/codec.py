@@ -6,7 +6,6 @@ and how to turn it into engineering units (value = raw * scale + offset).
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,6 +163,7 @@ def profile_names() -> tuple[str, ...]:
 def load_profile(name: str) -> Profile:
     """Load a shipped profile by name. Raises ProfileError naming the problem."""
     if name not in profile_names():
+        import difflib  # only when a suggestion is built: not loaded by a running agent
         close = difflib.get_close_matches(name, profile_names(), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ProfileError(f"unknown profile {name!r} (known: {', '.join(profile_names())}){hint}")

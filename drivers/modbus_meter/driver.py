@@ -7,7 +7,6 @@ error (the scheduler backs off); the driver never sleeps and never retries on it
 
 from __future__ import annotations
 
-import difflib
 import math
 import struct
 import time
@@ -75,6 +74,7 @@ class ModbusMeterConfig(ModbusDevice):
             known = [r.name for r in load_profile(info.data["profile"]).registers] + known
         bad = [m for m in v if m not in known]
         if bad:
+            import difflib  # only when a suggestion is built: not loaded by a running agent
             close = [c for m in bad for c in difflib.get_close_matches(m, known, n=1, cutoff=0.6)]
             hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
             raise ValueError(f"unknown metric(s) {', '.join(map(repr, bad))}; {hint}available: {', '.join(known)}")

@@ -10,7 +10,6 @@ battery). Bounds are numbers or come from the device's config (``high_from``).
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 import tomllib
@@ -174,6 +173,7 @@ def profile_names() -> list[str]:
 def load_profile(name: str) -> Profile:
     """A shipped profile by name; ConfigError naming the problem."""
     if name not in profile_names():
+        import difflib  # only when a suggestion is built: not loaded by a running agent
         close = difflib.get_close_matches(name, profile_names(), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ConfigError([f"unknown inverter profile {name!r} (known: {', '.join(profile_names())}){hint}"])

@@ -1,0 +1,186 @@
+"""Where a running agent's memory goes, measured in one run. A plain script (no test dependencies; needs
+the ``mosquitto`` binary), so it runs on the gateway itself.
+
+    python tests/bench/bench_memory.py [--load demo|NxV@MS] [--settle 30]
+
+* Import ledger: a fresh interpreter loads the run path one layer at a time, in the order a start
+  does, and prints the RSS each layer adds (anonymous: Python objects and the libraries' heaps;
+  file: the shared libraries' resident pages) and the modules it brings. A layer a previous one
+  already loaded costs nothing here: the ledger charges each module to the first layer needing it.
+  The last layers validate the config (the models built, its drivers imported) and import the
+  agent's run-time parts.
+* Running agent: ``edge-agent run`` on the same config (``demo``: the demo's device set with its
+  simulators; ``40x60@100``: 40 SDM630 meters, 60 values each, polled every 100 ms on one Modbus TCP
+  simulator), its steady RSS after ``--settle`` seconds split by mapping (the Python heap and
+  anonymous memory, each shared library), and the share the running adds over the ledger's total:
+  what the devices, their series state, the store and the uplink hold. The detector's per-series
+  state is printed beside it (it grows with the number of series).
+
+RSS, not PSS: the goal's figure (shared library pages count in full).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(HERE), str(ROOT)]
+import footprint_kit as kit  # noqa: E402
+
+# (label, Python statement run in the fresh interpreter); CONFIG is the config file's path
+LAYERS = [
+    ("asyncio (with ssl: libcrypto)", "import asyncio"),
+    ("numpy", "import numpy"),
+    # its model machinery loads with the first model (importlib.metadata, email, zoneinfo, json_schema ...)
+    ("pydantic (and a first model)", "import pydantic; pydantic.create_model('M', x=(int, 0))"),
+    ("click", "import click"),
+    ("paho-mqtt", "import paho.mqtt.client"),
+    ("sqlite3, orjson", "import sqlite3, orjson"),
+    ("the driver contract (its models)", "import agent.contract"),
+    ("the config layer (the core models)", "import agent.config"),
+    ("the CLI and the run command", "import agent.cli.main, agent.cli.cmd_run"),
+    ("config validated (models, drivers)", "from agent.config.loader import read_config; read_config(CONFIG)"),
+    ("the agent's run-time parts", "import agent.app, agent.uplink.mqtt"),
+]
+
+_LEDGER = """
+import gc, sys
+CONFIG = sys.argv[1]
+def mem():
+    f = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+    return [int(f[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon", "RssFile")] + [len(sys.modules)]
+print(*mem(), flush=True)
+for stmt in sys.argv[2:]:
+    exec(stmt)
+    gc.collect()
+    print(*mem(), flush=True)
+"""
+
+
+def ledger(config: Path) -> list[tuple[str, list[float]]]:
+    out = subprocess.run([sys.executable, "-c", _LEDGER, str(config), *(s for _, s in LAYERS)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=True).stdout.split("\n")
+    rows = [[float(x) for x in line.split()] for line in out if line.strip()]
+    return list(zip(["interpreter and site", *(label for label, _ in LAYERS)], rows, strict=True))
+
+
+def smaps(pid: int) -> Counter:
+    """Resident KiB by mapping: [heap], [anon] (anonymous mmaps: Python's arenas, big arrays), each file."""
+    by, name = Counter(), ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        f = line.split()
+        if "-" in f[0] and not f[0].endswith(":"):
+            name = f[5] if len(f) > 5 and not f[5].startswith("[stack") else "[anon]"
+        elif f[0] == "Rss:":
+            by[name] += int(f[1])
+    return by
+
+
+def demo_config(tmp: Path, broker: kit.Mosquitto) -> tuple[str, object]:
+    from agent.demo.run import demo_config
+    from agent.demo.sims import STARTERS, DemoSims
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="sims", daemon=True).start()
+    sims = DemoSims()
+    for starter in STARTERS:
+        asyncio.run_coroutine_threadsafe(starter(sims), loop).result(120)
+
+    def stop() -> None:
+        for h in reversed(sims.handles):
+            try:
+                asyncio.run_coroutine_threadsafe(h.stop(), loop).result(30)
+            except Exception:  # noqa: BLE001 - best effort at the end of a benchmark
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+    return demo_config(tmp / "demo-state", broker.port, "".join(sims.toml) + sims.site_toml), stop
+
+
+def meters_config(tmp: Path, broker: kit.Mosquitto, load: str) -> tuple[str, object]:
+    from drivers.modbus_meter.codec import load_profile
+
+    units, rest = load.split("x")
+    values, ms = (int(x) for x in rest.split("@"))
+    sim = kit.MeterSim(int(units))
+    names = [r.name for r in load_profile("sdm630").registers][:values]
+    out = [f'[gateway]\nid = "mem"\nstate_dir = "{tmp / "mem-state"}"\nlog_level = "WARNING"\n',
+           f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n',
+           f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {sim.port}\n']
+    out += [f'[[devices]]\nname = "meter{u}"\ntype = "modbus_meter"\nprofile = "sdm630"\nunit = {u}\nline = "meters"\n'
+            f'poll_interval = {ms / 1000}\nmetrics = {names!r}\n'.replace("'", '"') for u in range(1, int(units) + 1)]
+    return "\n".join(out), sim.stop
+
+
+def run_agent(tmp: Path, config: Path, settle: float) -> tuple[dict, Counter]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = open(tmp / "agent.log", "wb")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(settle)
+        if proc.poll() is not None:
+            raise SystemExit(f"the agent exited ({proc.returncode}):\n{(tmp / 'agent.log').read_text()[-3000:]}")
+        return kit.memory(proc.pid), smaps(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--load", default="demo", help="demo, or N meters x V values @ poll ms (40x60@100)")
+    ap.add_argument("--settle", type=float, default=30.0, help="seconds the agent runs before its memory is read")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as d:
+        tmp = Path(d)
+        broker = kit.Mosquitto(tmp / "mqtt")
+        try:
+            text, stop = demo_config(tmp, broker) if args.load == "demo" else meters_config(tmp, broker, args.load)
+            config = tmp / "agent.toml"
+            config.write_text(text)
+            # the kernel cache filled as an install does (`edge-agent warmup`); the runs use it
+            os.environ["NUMBA_CACHE_DIR"] = str(tmp / "numba-cache")
+            subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
+                           cwd=ROOT, check=True, capture_output=True)
+            try:
+                mem, by = run_agent(tmp, config, args.settle)
+            finally:
+                stop()
+            rows = ledger(config)
+        finally:
+            broker.stop()
+    load = os.getloadavg()
+    print(f"load {args.load}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs\n")
+    print(f"{'import ledger (a fresh interpreter)':38} {'+RSS':>6} {'anon':>6} {'file':>6} {'total':>6} {'modules':>8}")
+    prev = None
+    for label, (rss, anon, file, mods) in rows:
+        if prev is None:
+            print(f"{label:38} {rss:6.1f} {anon:6.1f} {file:6.1f} {rss:6.1f} {int(mods):8d}")
+        else:
+            print(f"{label:38} {rss - prev[0]:+6.1f} {anon - prev[1]:+6.1f} {file - prev[2]:+6.1f} {rss:6.1f} "
+                  f"{int(mods - prev[3]):+8d}")
+        prev = (rss, anon, file, mods)
+    from agent.processing.kernels.detect import DET_COLS
+
+    print(f"\nrunning agent after {args.settle:g} s: RSS {mem['rss']:.1f} MiB (goal <= 50), anonymous {mem['anonymous']:.1f};"
+          f" the running adds {mem['rss'] - prev[0]:+.1f} MiB over the ledger's {prev[0]:.1f} (detector state: "
+          f"{DET_COLS * 8 / 1024:.2f} KiB per series)")
+    for name, kib in by.most_common(14):
+        print(f"  {kib / 1024:6.1f} MiB  {name.replace(sys.base_prefix, '<python>')}")
+    rest = sum(by.values()) - sum(k for _, k in by.most_common(14))
+    print(f"  {rest / 1024:6.1f} MiB  {len(by) - 14} other mappings")
+
+
+if __name__ == "__main__":
+    main()
