@@ -101,6 +101,7 @@ class Uplink(OutboxPump):
 
     def wake(self) -> None:
         """New rows were appended to the outbox."""
+        self._more = True
         if self._loop is not None and not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
