@@ -101,13 +101,16 @@ class NetworkThread:
     backoff applies once every node of a round has failed.
 
     ``new_client()`` builds a client with its callbacks wired; ``on_failure(reason)`` is called (in this
-    thread) when a connection attempt fails before CONNACK; ``on_closed(client)`` when a connection ends.
+    thread) when a connection attempt fails before CONNACK; ``on_closed(client)`` when a connection ends;
+    ``after_pass()`` after each pass of paho's loop (what its callbacks queued goes to the asyncio loop).
     """
 
     def __init__(self, cfg: MqttConfig, *, new_client: Callable[[], mqtt.Client],
-                 on_failure: Callable[[str], None], on_closed: Callable[[mqtt.Client], None]):
+                 on_failure: Callable[[str], None], on_closed: Callable[[mqtt.Client], None],
+                 after_pass: Callable[[], None] = lambda: None):
         self.cfg = cfg
         self._new_client = new_client
+        self._after_pass = after_pass
         self._on_failure = on_failure
         self._on_closed = on_closed
         self.halt = threading.Event()
@@ -141,6 +144,7 @@ class NetworkThread:
                 ack_now = quick_acks(client.socket())
                 while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
                     rc = client.loop(timeout=0.5)
+                    self._after_pass()
                     ack_now()
                 if self.halt.is_set() and (sock := client.socket()) is not None:
                     # no DISCONNECT here: unless the uplink said goodbye, the broker sends the will
