@@ -63,6 +63,7 @@ class Pipeline:
         self.clock = clock or Clock()
         self.stats = PipelineHealth()
         self._pending: list[tuple[str, Batch]] = []
+        self._shifted: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # device -> (driver's column, + base)
         self._extra: list[Pending] = []
         self._per_message = config.mqtt.readings_per_message
         self._publish_mode = {d.name: str(d.publish) for d in config.devices}
@@ -82,12 +83,23 @@ class Pipeline:
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
         """Called by a poller with driver-local metric indexes."""
-        base = self.series.base(device)
-        if base:
-            batch = Batch(batch.series + np.int32(base), batch.ts, batch.value, batch.quality)
+        if base := self.series.base(device):
+            batch = Batch(self._global_series(device, base, batch.series), batch.ts, batch.value, batch.quality)
         self._pending.append((device, batch))
         self.stats.readings_in += len(batch)
         self._work.set()
+
+    def _global_series(self, device: str, base: int, local: np.ndarray) -> np.ndarray:
+        """``local + base``; a driver that returns the same read-only column every poll gets the same
+        read-only result back, computed once."""
+        cached = self._shifted.get(device)
+        if cached is not None and cached[0] is local:
+            return cached[1]
+        shifted = local + np.int32(base)
+        if not local.flags.writeable:
+            shifted.setflags(write=False)
+            self._shifted[device] = (local, shifted)
+        return shifted
 
     def submit_message(self, pending: Pending) -> None:
         """A message from another part of the agent (command result, audit, event)."""

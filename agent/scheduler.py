@@ -116,10 +116,10 @@ class Poller:
                     if slot < done:  # overran: skip the slots missed while it ran
                         slot += cfg.poll_interval * ((done - slot) // cfg.poll_interval + 1)
                     next_due = slot + self.rng.uniform(0, cfg.jitter * cfg.poll_interval)
-                else:
+                else:  # (after a good poll the device cannot be stale: the check before sleeping suffices)
                     slot = next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures,
                                                               cfg.backoff_max)
-                self._check_stale()
+                    self._check_stale()
         finally:
             await self._close()
 

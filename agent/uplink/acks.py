@@ -2,11 +2,12 @@
 
 During a backlog drain hundreds of PUBACKs arrive per read of the socket. Posting each to the loop on
 its own costs a wake-up of the loop (a write to its self-pipe) and a separate refill of the in-flight
-window per acknowledgement; here the network thread queues them and posts one callback for all that
-arrived since the last one ran, so the loop handles them as one batch.
+window per acknowledgement; here the network thread queues them and, once paho's pass over the socket
+is done (``flush``), posts one callback for all that arrived since the last one ran, so the loop handles
+them as one batch and wakes once per pass, not once per race it wins against the network thread.
 
-Order is kept: every acknowledgement queued before the network thread posts anything else (a closed
-connection) is handled before that is.
+Order is kept where it matters: every acknowledgement of a connection is handled before the network
+thread posts that the connection closed (it flushes after every pass, and posts the close after the last).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ T = TypeVar("T")
 
 
 class AckQueue(Generic[T]):
-    """``put`` from one producer thread; ``handle(batch)`` runs in the loop with every item put since
-    the last batch, oldest first. ``post(fn)`` schedules ``fn`` on the loop (thread-safe)."""
+    """``put`` and ``flush`` from one producer thread; ``handle(batch)`` runs in the loop with every item
+    put before a ``flush`` since the last batch, oldest first. ``post(fn)`` schedules ``fn`` on the loop
+    (thread-safe)."""
 
     def __init__(self, post: Callable[[Callable[[], None]], None], handle: Callable[[list[T]], None]):
         self._post = post
@@ -29,9 +31,12 @@ class AckQueue(Generic[T]):
         self._posted = False  # a batch is scheduled and has not started yet
 
     def put(self, item: T) -> None:
-        """Network thread: queue ``item``; schedule a batch unless one is pending."""
+        """Network thread: queue ``item`` (handled after the next :meth:`flush`)."""
         self._items.append(item)
-        if not self._posted:
+
+    def flush(self) -> None:
+        """Network thread: schedule a batch for the items queued, unless one is pending."""
+        if self._items and not self._posted:
             self._posted = True
             self._post(self._run)
 

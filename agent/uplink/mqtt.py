@@ -95,12 +95,13 @@ class Uplink(OutboxPump):
         """Connect and forward until :meth:`stop` (or cancellation)."""
         self._loop = asyncio.get_running_loop()
         self._net = NetworkThread(self.cfg, new_client=self._new_client, on_failure=self._thread_failure,
-                                  on_closed=self._thread_closed)
+                                  on_closed=self._thread_closed, after_pass=self._acks_in.flush)
         self._net.start()
         await self._stopped.wait()
 
     def wake(self) -> None:
         """New rows were appended to the outbox."""
+        self._more = True
         if self._loop is not None and not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)

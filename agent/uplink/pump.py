@@ -64,6 +64,7 @@ class OutboxPump:
         self._inflight: dict[int, tuple[int, int, str]] = {}  # mid -> (rowid, readings in it, topic)
         self._inflight_rows: set[int] = set()
         self._cursor = 0  # last rowid handed to paho or passed over: every row up to it was looked at
+        self._more = True  # rows may wait past the cursor (False once a scan found the end, until wake())
         self._refusals = Refusals()
         self._rescan: int | None = None  # position of a rescan below the cursor
         self._draining: set[str] = set()  # topics accepted again whose kept rows the rescan sends
@@ -90,9 +91,12 @@ class OutboxPump:
     def _refill(self, *, now: bool = False) -> None:
         """After acknowledgements: refill the window once it has room for a batch of rows (one read of
         the outbox per ``_refill_at`` rows, not one per PUBACK), or ``now``. Until then more than
-        ``max_inflight - _refill_at`` rows are in flight, and their acknowledgements call this again."""
-        if now or self.cfg.max_inflight - len(self._inflight) >= self._refill_at:
-            self._pump()
+        ``max_inflight - _refill_at`` rows are in flight, and their acknowledgements call this again.
+        When everything committed is in flight already, acknowledgements read nothing: the next commit
+        wakes the pump."""
+        if now or (self.cfg.max_inflight - len(self._inflight) >= self._refill_at
+                   and (self._more or self._rescan is not None)):
+            self._pump()  # (not when the last scan found the end of the outbox and nothing came since)
 
     def _scan(self, client: mqtt.Client, room: int, *, rescan: bool) -> int:
         """Publish rows in rowid order from the cursor (or the rescan position) while the window has
@@ -113,6 +117,8 @@ class OutboxPump:
                     self._rescan = None
                     self._draining.clear()
                     self._released = False
+                else:
+                    self._more = False
                 return room
             for row in rows:
                 if not self._wanted(row, rescan):
@@ -156,6 +162,7 @@ class OutboxPump:
         self._inflight.clear()
         self._inflight_rows.clear()
         self._cursor = 0
+        self._more = True
         self._rescan = None
         self._draining.clear()
         self._released = False
