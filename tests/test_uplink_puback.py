@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from agent.config.schema import MqttConfig, MqttProtocol
-from agent.uplink.connection import make_client
+from agent.uplink.connection import _PUBACK_OK, make_client
 from agent.uplink.topics import Topics
 
 N = 50
@@ -26,7 +26,7 @@ def _acks(client: mqtt.Client) -> tuple[list[tuple], list[bool]]:
     done = threading.Event()
 
     def on_publish(_c, _u, mid, reason, props):
-        got.append((mid, reason.is_failure, str(reason), reason.value, props.json()))
+        got.append((mid, reason.is_failure, str(reason), reason.value, props.json(), reason is _PUBACK_OK))
         if len(got) == N:
             done.set()
 
@@ -61,5 +61,7 @@ def test_pubacks_reach_on_publish_as_paho_reports_them(mosquitto, protocol) -> N
         results.append(_acks(client))
     (ours_got, ours_published), (paho_got, paho_published) = results
     assert len(ours_got) == N and {mid for mid, *_ in ours_got} == {mid for mid, *_ in paho_got}
-    assert [g[1:] for g in ours_got] == [g[1:] for g in paho_got] == [(False, "Success", 0, {})] * N
+    assert [g[1:5] for g in ours_got] == [g[1:5] for g in paho_got] == [(False, "Success", 0, {})] * N
+    # ours took the shortcut for every PUBACK (a renamed paho internal would leave it unused, unnoticed)
+    assert [g[5] for g in ours_got] == [True] * N and [g[5] for g in paho_got] == [False] * N
     assert ours_published == paho_published == [True] * N

@@ -20,9 +20,10 @@ T = TypeVar("T")
 
 
 class AckQueue(Generic[T]):
-    """``put`` and ``flush`` from one producer thread; ``handle(batch)`` runs in the loop with every item
-    put before a ``flush`` since the last batch, oldest first. ``post(fn)`` schedules ``fn`` on the loop
-    (thread-safe)."""
+    """``flush`` from the network thread, ``put`` from any thread (paho reports a QoS 0 message it wrote
+    at once from the thread that published it: such an item waits for the network thread's next pass);
+    ``handle(batch)`` runs in the loop with every item put before a ``flush`` since the last batch, oldest
+    first. ``post(fn)`` schedules ``fn`` on the loop (thread-safe)."""
 
     def __init__(self, post: Callable[[Callable[[], None]], None], handle: Callable[[list[T]], None]):
         self._post = post
