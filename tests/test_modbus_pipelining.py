@@ -2,7 +2,9 @@
 device that queues requests, and falls back to one at a time, without losing a reading or failing a
 poll, on one that does not. Real pymodbus servers: the meter simulator queueing, answering only the
 first request of a segment, or closing the connection (agent.simkit.modbus_tcp), and pymodbus's own
-server untouched; the real agent against the one that answers only the first."""
+server untouched, small raw TCP devices (busy or gateway exceptions, a queueing gateway with a dead
+unit, a device ignoring a write of several requests, a one-off reset, a garbled reply); the real agent
+against the simulator that answers only the first. Failures of the device itself teach nothing."""
 
 from __future__ import annotations
 
