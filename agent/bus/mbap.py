@@ -4,7 +4,7 @@ pymodbus's client builds a PDU object per request and per reply, formats ``str(p
 log line on every decode (whatever the log level) and keeps a frame dump. Here a request is 12 bytes
 packed with ``struct`` and a reply is matched to its request by transaction id and sliced, nothing
 more; the payload stays bytes for the caller to view with numpy. The bus keeps its error mapping: the client raises pymodbus's own exception types
-(``ModbusIOException`` for no or an unusable reply, ``ConnectionException`` for a lost connection),
+(``ModbusIOException`` for no or an unusable reply, the latter as its subclass :class:`GarbledReply`, ``ConnectionException`` for a lost connection),
 exactly where pymodbus's client would.
 
 Only what the bus uses exists: FC1/2/3/4 reads and FC5/6/16 writes, connect, close, ``connected``.
@@ -30,6 +30,10 @@ EXCEPTION_NAMES = {
     5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
     11: "gateway target failed to respond",
 }
+class GarbledReply(ModbusIOException):
+    """A reply that came but cannot be used (not MBAP, wrong unit or function, byte count off)."""
+
+
 _HEAD = struct.Struct(">HHHBB")  # transaction id, protocol id (0), length, unit, function code
 _MAX_TID = 0xFFFF
 
@@ -315,13 +319,13 @@ class MbapClient:
         else:
             group = None
         if unit != want_unit or fc & 0x7F != want_fc:
-            fut.set_exception(ModbusIOException(f"reply to transaction {tid} is for unit {unit} function {fc}, "
+            fut.set_exception(GarbledReply(f"reply to transaction {tid} is for unit {unit} function {fc}, "
                                                 f"not unit {want_unit} function {want_fc}"))
         elif fc & 0x80:
             fut.set_result(Reply(want_fc, b"", body[0] if body else 4))
         elif want_fc <= 4:
             if not body or body[0] != len(body) - 1:
-                fut.set_exception(ModbusIOException(f"reply to transaction {tid}: byte count does not match"))
+                fut.set_exception(GarbledReply(f"reply to transaction {tid}: byte count does not match"))
             elif (chain := self._chain) is not None and chain.tid == tid:
                 del self._pending[tid]
                 chain.done.append(body[1:])
@@ -342,7 +346,7 @@ class MbapClient:
     def _fail_all(self, why: str) -> None:
         for fut, _, _ in self._pending.values():
             if not fut.done():
-                fut.set_exception(ModbusIOException(why))
+                fut.set_exception(GarbledReply(why))
         if self._group is not None:
             self._group.wake()
 

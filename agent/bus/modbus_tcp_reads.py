@@ -3,13 +3,23 @@
 Modbus TCP lets a client keep several transactions outstanding on one connection, matched by
 transaction id, and many servers queue them. Many others take one request at a time: a small
 embedded stack (pymodbus's own server among them) answers the first request of a TCP segment and
-drops the rest, some close the connection, some answer exception 6 (busy). ``pipeline = "auto"``
-(the default) sends a poll's blocks together until the device shows it does not take them: a later
-request of the group unanswered while an earlier one was answered, the connection lost right after
-the write, or a busy reply. The blocks are then read again at once one at a time on a fresh
-connection (the poll does not fail), the unit is read one request at a time for the life of the
-process (remembered per host, port and unit), and a warning is logged once. The sign costs one
-reply timeout, once per device. ``pipeline = true`` always sends them together, ``false`` never.
+drops the rest, some ignore such a write altogether, some close the connection, some answer
+exception 6 (busy), a gateway 10 or 11.
+
+``pipeline = "auto"`` (the default) sends a unit's blocks together while its last poll got normal
+replies; after any failure of the unit its blocks go one at a time (a chain that stops at the first
+failure, so a dead unit behind a queueing gateway holds the line one timeout per poll) until a poll
+succeeds again. When a group fails in any way but a garbled reply or a cancellation (a later request
+unanswered, no reply at all, the connection closed, exception 6/10/11 to a later request), the
+connection is restarted and the same blocks are read again at once one at a time, in the same poll.
+If that succeeds, the endpoint (host and port: taking several requests is the gateway's or the
+device's TCP stack's property) is read one request at a time for the life of the process and one
+warning says so; a lost connection teaches it only when it happens to two groups in a row (a reboot
+or a network blip does not). If the re-read fails too, the device is failing, not the pipelining:
+nothing is learnt and the re-read's error is the poll's. A garbled reply is a ProtocolError (retried,
+counted in errors), a cancellation (the poll's deadline, shutdown) teaches nothing.
+``pipeline = true`` sends a unit's blocks together while its last poll succeeded and learns nothing;
+``false`` never sends them together.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
-from .mbap import EXCEPTION_NAMES, Checked, MbapClient
+from .mbap import EXCEPTION_NAMES, Checked, GarbledReply, MbapClient
 from .modbus_config import ModbusTcpLine
 
 if TYPE_CHECKING:
@@ -30,19 +40,34 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BUSY = 6  # Modbus exception "server device busy"
-# (host, port, unit) that take one request at a time, learnt this run (a gateway's units may differ)
-_ONE_AT_A_TIME: set[tuple[str, int, int]] = set()
+_SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request, a sign
+_ONE_AT_A_TIME: set[tuple[str, int]] = set()  # endpoints (host, port) learnt to take one request at a time
+_LOST_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group lost the connection (re-read fine)
+_FAILING: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll failed: read one at a time
 
 
-class NotPipelined(Exception):
-    """The device showed it does not take several requests at once."""
+def forget() -> None:
+    """Forget everything learnt this run (tests)."""
+    _ONE_AT_A_TIME.clear()
+    _LOST_ONCE.clear()
+    _FAILING.clear()
+
+
+class _GroupFailed(Exception):
+    """A group failed in a way that one request at a time might not (the connection was restarted)."""
+
+    def __init__(self, why: str, *, lost: bool = False):
+        super().__init__(why)
+        self.why, self.lost = why, lost
 
 
 def pipelines(bus: ModbusBus, unit: int) -> bool:
-    """Whether ``unit``'s blocks go out together (the line's ``pipeline`` and what was learnt)."""
+    """Whether ``unit``'s blocks go out together (the line's ``pipeline``, what was learnt, the unit's
+    last poll)."""
     cfg = _line(bus)
-    return cfg.pipeline is True or (cfg.pipeline == "auto" and (cfg.host, cfg.port, unit) not in _ONE_AT_A_TIME)
+    if cfg.pipeline is False or (cfg.host, cfg.port, unit) in _FAILING:
+        return False
+    return cfg.pipeline is True or (cfg.host, cfg.port) not in _ONE_AT_A_TIME
 
 
 def _line(bus: ModbusBus) -> ModbusTcpLine:
@@ -51,33 +76,50 @@ def _line(bus: ModbusBus) -> ModbusTcpLine:
 
 async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
                           timeout: float | None) -> list[bytes]:
-    if pipelines(bus, unit):
-        probe = _line(bus).pipeline == "auto"
-        try:
-            return await _together(bus, unit, blocks, timeout, probe=probe)
-        except NotPipelined:
-            pass  # learnt, said and the connection restarted (under the line's lock): read them again
-    return await _one_at_a_time(bus, unit, blocks, timeout)
-
-
-def _refused(bus: ModbusBus, unit: int, why: str, *, lost: bool = False) -> NotPipelined:
-    """Remember and say that ``unit`` takes one request at a time; restart the connection (a lost one
-    counts as a drop; an open one is closed so nothing the device kept of the group answers later).
-    Called under the line's lock."""
-    _learn(bus, unit, why)
-    bus._restart(lost=lost)
-    return NotPipelined(why)
-
-
-def _learn(bus: ModbusBus, unit: int, why: str) -> None:
     cfg = _line(bus)
-    _ONE_AT_A_TIME.add((cfg.host, cfg.port, unit))
+    key = (cfg.host, cfg.port, unit)
+    try:
+        if not pipelines(bus, unit):
+            data = await _one_at_a_time(bus, unit, blocks, timeout)
+        else:
+            try:
+                data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
+            except _GroupFailed as g:  # read them again at once; if that fails the device is failing
+                data = await _one_at_a_time(bus, unit, blocks, timeout)
+                _settle(bus, unit, g)
+            else:
+                _LOST_ONCE.discard((cfg.host, cfg.port))
+    except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
+        _FAILING.add(key)
+        raise
+    _FAILING.discard(key)
+    return data
+
+
+def _settle(bus: ModbusBus, unit: int, g: _GroupFailed) -> None:
+    """The group failed and the same blocks one at a time did not: learn, unless it was the first lost
+    connection in a row at this endpoint."""
+    cfg = _line(bus)
+    endpoint = (cfg.host, cfg.port)
+    if g.lost and endpoint not in _LOST_ONCE:
+        _LOST_ONCE.add(endpoint)
+        log.info("line %r (%s:%s): unit %s: %s; read again one at a time", bus.name, cfg.host, cfg.port, unit, g.why)
+        return
+    _LOST_ONCE.discard(endpoint)
+    _ONE_AT_A_TIME.add(endpoint)
     task = asyncio.current_task()
     name = task.get_name() if task is not None else ""
     device = f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
-    log.warning("line %r (%s:%s): %s does not take several requests at once (%s); its blocks are read one "
-                "at a time from now on (pipeline = false on the line says so up front)",
-                bus.name, cfg.host, cfg.port, device, why)
+    log.warning("line %r (%s:%s): %s does not take several requests at once (%s; read again one at a time, "
+                "it answered); requests to %s:%s are sent one at a time from now on (pipeline = false on the "
+                "line says so up front)", bus.name, cfg.host, cfg.port, device, g.why, cfg.host, cfg.port)
+
+
+def _failed(bus: ModbusBus, why: str, *, lost: bool = False) -> _GroupFailed:
+    """Restart the connection (a lost one counts as a drop; an open one is closed so nothing the device
+    kept of the group answers or holds its queue later). Called under the line's lock."""
+    bus._restart(lost=lost)
+    return _GroupFailed(why, lost=lost)
 
 
 async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
@@ -89,25 +131,31 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
         st.transactions += n - 1  # all went out; _once counts one
         try:
             replies = await c.read_many(unit, blocks)
+        except asyncio.CancelledError:  # the poll's deadline or shutdown: nothing learnt
+            if c.answered < n:
+                bus._restart(lost=False)
+            raise
+        except GarbledReply as e:  # noise, not a sign: retried while the unit is healthy
+            st.errors += 1
+            raise ProtocolError(f"unit {unit} on {bus.name!r}: garbled reply to requests sent together: {e}") from None
         except ConnectionException as e:
             if probe:
-                raise _refused(bus, unit, f"connection closed after {n} requests in one write: {e}", lost=True) from None
+                raise _failed(bus, f"connection closed after {n} requests in one write: {e}", lost=True) from None
             raise
         except ModbusIOException:
+            if probe:
+                st.timeouts += n - c.answered  # requests that went unanswered
+                raise _failed(bus, f"{c.answered} of {n} requests in one write answered") from None
             if not c.answered:
                 raise  # nothing answered: a silent unit, as for a single read
-            st.timeouts += n - c.answered  # requests never answered
-            if probe:  # the poll goes on one request at a time: no failure
-                raise _refused(bus, unit, f"{c.answered} of {n} requests in one write answered") from None
+            st.timeouts += n - c.answered
             raise DeviceTimeout(f"unit {unit} on {bus.name!r} answered {c.answered} of {n} requests sent together "
                                 f"(pipeline = true); it may take one request at a time") from None
-        except asyncio.CancelledError:  # the poll's own deadline came first: learn all the same
-            if probe and 0 < c.answered < n:
-                _refused(bus, unit, f"{c.answered} of {n} requests in one write answered before the poll's timeout")
-            raise
-        if probe and not replies[0].isError() and any(r.exception_code == _BUSY for r in replies[1:]):
-            st.exceptions += sum(r.exception_code == _BUSY for r in replies)
-            raise _refused(bus, unit, "busy (exception 6) to a request sent with others")
+        if probe and not replies[0].isError():
+            signs = [r.exception_code for r in replies[1:] if r.exception_code in _SIGNS]
+            if signs:
+                st.exceptions += len(signs)
+                raise _failed(bus, f"exception {signs[0]} ({EXCEPTION_NAMES[signs[0]]}) to a request sent with others")
         for rr, (fc, address, count) in zip(replies, blocks, strict=True):
             if rr.isError():
                 st.exceptions += 1
