@@ -49,6 +49,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=key)  # stable: each file keeps its own order
 
 
+@pytest.fixture(autouse=True)
+def _endpoints_forgotten() -> Iterator[None]:
+    """What a Modbus TCP bus learnt about an endpoint (one request at a time) lives for the process: it
+    must not carry over to the next test that happens to get the same free port."""
+    yield
+    if (reads := sys.modules.get("agent.bus.modbus_tcp_reads")) is not None:
+        reads.forget()
+
+
 @pytest.fixture
 def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     """Build and start brokers: ``mosquitto_factory(users={"u": "p"}, tls=material, require_certificate=True)``."""

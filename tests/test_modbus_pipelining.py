@@ -33,14 +33,6 @@ TIMEOUT = 5.0  # a reply on loopback comes in microseconds, but a loaded machine
 FALLBACK = "does not take several requests at once"
 
 
-@pytest.fixture(autouse=True)
-def _forget():
-    """What a run learnt about endpoints and units does not carry over from one test to the next."""
-    modbus_tcp_reads.forget()
-    yield
-    modbus_tcp_reads.forget()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
