@@ -97,8 +97,8 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
 
 
 def _settle(bus: ModbusBus, unit: int, g: _GroupFailed) -> None:
-    """The group failed and the same blocks one at a time did not: learn, unless it was the first lost
-    connection in a row at this endpoint."""
+    """The group failed and the same blocks read one at a time were answered: learn, unless it was the
+    first lost connection in a row at this endpoint."""
     cfg = _line(bus)
     endpoint = (cfg.host, cfg.port)
     if g.lost and endpoint not in _LOST_ONCE:
