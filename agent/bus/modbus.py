@@ -259,35 +259,42 @@ class ModbusBus:
         return (nbytes + 7) * self._bpc / self._baud if self._baud else 0.0
 
     async def _transact(self, unit: int, call: Callable[[Any], Awaitable[Any]], *, timeout: float | None,
-                        rx: int, tx: int, write: bool = False) -> Any:
+                        rx: int, tx: int, write: bool = False, held: bool = False) -> Any:
+        """One transaction under the line's lock (``held``: the caller holds it already)."""
+        if held:
+            return await self._transact_held(unit, call, timeout=timeout, rx=rx, tx=tx, write=write)
+        async with self._lock:
+            return await self._transact_held(unit, call, timeout=timeout, rx=rx, tx=tx, write=write)
+
+    async def _transact_held(self, unit: int, call: Callable[[Any], Awaitable[Any]], *, timeout: float | None,
+                             rx: int, tx: int, write: bool) -> Any:
         st = self._unit(unit)
         tmo = self.config.timeout if timeout is None else timeout
-        async with self._lock:
-            now = self._clock()
-            if st.next_probe > now:
-                st.skipped += 1
-                raise DeviceTimeout(f"unit {unit} on line {self.name!r} did not answer its last {st.failures} "
-                                    f"request(s); skipped, next try in {st.next_probe - now:.1f} s")
-            await self._ensure_open()
-            attempts = 1 + (self.config.retries if st.failures == 0 else 0)
-            err: Exception | None = None
-            for _ in range(attempts):
-                try:
-                    rr = await self._once(unit, call, tmo, rx=rx, tx=tx, write=write)
-                except DeviceException:
-                    st.ok(self._clock())  # it answered: the unit is alive
-                    raise
-                except DeviceTimeout as e:
-                    err = e  # silence is not retried: a dead unit costs one timeout, then backs off
-                    break
-                except ProtocolError as e:
-                    err = e  # a garbled reply (noise) is retried while the unit is healthy
-                    continue
-                st.ok(self._clock())
-                return rr
-            assert err is not None
-            st.fail(self._clock(), base=_UNIT_BACKOFF_MIN, cap=self.config.unit_backoff_max)
-            raise err
+        now = self._clock()
+        if st.next_probe > now:
+            st.skipped += 1
+            raise DeviceTimeout(f"unit {unit} on line {self.name!r} did not answer its last {st.failures} "
+                                f"request(s); skipped, next try in {st.next_probe - now:.1f} s")
+        await self._ensure_open()
+        attempts = 1 + (self.config.retries if st.failures == 0 else 0)
+        err: Exception | None = None
+        for _ in range(attempts):
+            try:
+                rr = await self._once(unit, call, tmo, rx=rx, tx=tx, write=write)
+            except DeviceException:
+                st.ok(self._clock())  # it answered: the unit is alive
+                raise
+            except DeviceTimeout as e:
+                err = e  # silence is not retried: a dead unit costs one timeout, then backs off
+                break
+            except ProtocolError as e:
+                err = e  # a garbled reply (noise) is retried while the unit is healthy
+                continue
+            st.ok(self._clock())
+            return rr
+        assert err is not None
+        st.fail(self._clock(), base=_UNIT_BACKOFF_MIN, cap=self.config.unit_backoff_max)
+        raise err
 
     async def _once(self, unit: int, call, tmo: float, *, rx: int, tx: int, write: bool) -> Any:
         assert self._client is not None

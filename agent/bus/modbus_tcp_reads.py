@@ -11,12 +11,12 @@ replies; after any failure of the unit its blocks go one at a time (a chain that
 failure, so a dead unit behind a queueing gateway holds the line one timeout per poll) until a poll
 succeeds again. When a group fails in any way but a garbled reply or a cancellation (a later request
 unanswered, no reply at all, the connection closed, exception 6/10/11 to a later request), the
-connection is restarted and the same blocks are read again at once one at a time, in the same poll.
-If that succeeds, the endpoint (host and port: taking several requests is the gateway's or the
-device's TCP stack's property) is read one request at a time for the life of the process and one
-warning says so; a lost connection teaches it only when it happens to two groups in a row (a reboot
-or a network blip does not). If the re-read fails too, the device is failing, not the pipelining:
-nothing is learnt and the re-read's error is the poll's. A garbled reply is a ProtocolError (retried,
+connection is restarted and the same blocks are read again at once one at a time, in the same poll
+and the same hold of the line. If that succeeds for the second group in a row at the endpoint (host
+and port: taking several requests is the gateway's or the device's TCP stack's property), it is read
+one request at a time for the life of the process and one warning says so (a single failed group: a
+lost reply, a reboot, a network blip, teaches nothing). If the re-read fails too, the device is
+failing, not the pipelining: nothing is learnt and the re-read's error is the poll's. A garbled reply is a ProtocolError (retried,
 counted in errors), a cancellation (the poll's deadline, shutdown) teaches nothing.
 ``pipeline = true`` sends a unit's blocks together while its last poll succeeded and learns nothing;
 ``false`` never sends them together.
@@ -42,14 +42,14 @@ log = logging.getLogger(__name__)
 
 _SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request, a sign
 _ONE_AT_A_TIME: set[tuple[str, int]] = set()  # endpoints (host, port) learnt to take one request at a time
-_LOST_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group lost the connection (re-read fine)
+_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group failed (the re-read answered)
 _FAILING: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll failed: read one at a time
 
 
 def forget() -> None:
     """Forget everything learnt this run (tests)."""
     _ONE_AT_A_TIME.clear()
-    _LOST_ONCE.clear()
+    _FAILED_ONCE.clear()
     _FAILING.clear()
 
 
@@ -82,13 +82,17 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
         if not pipelines(bus, unit):
             data = await _one_at_a_time(bus, unit, blocks, timeout)
         else:
-            try:
-                data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
-            except _GroupFailed as g:  # read them again at once; if that fails the device is failing
-                data = await _one_at_a_time(bus, unit, blocks, timeout)
-                _settle(bus, unit, g)
-            else:
-                _LOST_ONCE.discard((cfg.host, cfg.port))
+            async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between
+                if not pipelines(bus, unit):  # learnt while this poll waited for the line
+                    data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+                else:
+                    try:
+                        data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
+                    except _GroupFailed as g:  # read them again at once; if that fails the device is failing
+                        data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+                        _settle(bus, unit, g)
+                    else:
+                        _FAILED_ONCE.discard((cfg.host, cfg.port))
     except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
         raise
@@ -97,15 +101,17 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
 
 
 def _settle(bus: ModbusBus, unit: int, g: _GroupFailed) -> None:
-    """The group failed and the same blocks read one at a time were answered: learn, unless it was the
-    first lost connection in a row at this endpoint."""
+    """The group failed and the same blocks read one at a time were answered: learn when it is the second
+    group in a row at this endpoint to fail so (one lost reply, a reboot or a network blip teaches nothing)."""
     cfg = _line(bus)
     endpoint = (cfg.host, cfg.port)
-    if g.lost and endpoint not in _LOST_ONCE:
-        _LOST_ONCE.add(endpoint)
+    if endpoint in _ONE_AT_A_TIME:
+        return
+    if endpoint not in _FAILED_ONCE:
+        _FAILED_ONCE.add(endpoint)
         log.info("line %r (%s:%s): unit %s: %s; read again one at a time", bus.name, cfg.host, cfg.port, unit, g.why)
         return
-    _LOST_ONCE.discard(endpoint)
+    _FAILED_ONCE.discard(endpoint)
     _ONE_AT_A_TIME.add(endpoint)
     task = asyncio.current_task()
     name = task.get_name() if task is not None else ""
@@ -146,9 +152,10 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             if probe:
                 st.timeouts += n - c.answered  # requests that went unanswered
                 raise _failed(bus, f"{c.answered} of {n} requests in one write answered") from None
-            if not c.answered:
-                raise  # nothing answered: a silent unit, as for a single read
             st.timeouts += n - c.answered
+            bus._restart(lost=False)  # the device may still hold the unanswered requests: not in front of the next poll
+            if not c.answered:
+                raise DeviceTimeout(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s") from None
             raise DeviceTimeout(f"unit {unit} on {bus.name!r} answered {c.answered} of {n} requests sent together "
                                 f"(pipeline = true); it may take one request at a time") from None
         if probe and not replies[0].isError():
@@ -169,11 +176,11 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
                                     f"got {len(rr.payload) // 2}")
         return Checked(r.payload for r in replies)
 
-    return list(await bus._transact(unit, call, timeout=timeout, rx=_rx(blocks), tx=8 * n))
+    return list(await bus._transact(unit, call, timeout=timeout, rx=_rx(blocks), tx=8 * n, held=True))
 
 
 async def _one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
-                         timeout: float | None) -> list[bytes]:
+                         timeout: float | None, *, held: bool = False) -> list[bytes]:
     """Each request written as the previous reply is taken (MbapClient.read_chain), under one hold of the line."""
     done: list[bytes] = []
 
@@ -186,7 +193,7 @@ async def _one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, 
             bus._unit(unit).transactions += len(done) - before - (0 if stopped else 1)
         return Checked() if rr is None else rr
 
-    await bus._transact(unit, chain, timeout=timeout, rx=_rx(blocks), tx=8 * len(blocks))
+    await bus._transact(unit, chain, timeout=timeout, rx=_rx(blocks), tx=8 * len(blocks), held=held)
     for data, (_, address, count) in zip(done, blocks, strict=True):
         if len(data) != 2 * count:
             bus._unit(unit).errors += 1
