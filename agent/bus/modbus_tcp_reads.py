@@ -9,14 +9,17 @@ exception 6 (busy), a gateway 10 or 11.
 ``pipeline = "auto"`` (the default) sends a unit's blocks together while its last poll got normal
 replies; after any failure of the unit its blocks go one at a time (a chain that stops at the first
 failure, so a dead unit behind a queueing gateway holds the line one timeout per poll) until a poll
-succeeds again. When a group fails in any way but a garbled reply or a cancellation (a later request
-unanswered, no reply at all, the connection closed, exception 6/10/11 to a later request), the
+succeeds again. When a group fails in any way but silence, a garbled reply or a cancellation (a later
+request unanswered, the connection closed, exception 6/10/11 to a later request), the
 connection is restarted and the same blocks are read again at once one at a time, in the same poll
 and the same hold of the line. If that succeeds for the second group in a row at the endpoint (host
 and port: taking several requests is the gateway's or the device's TCP stack's property), it is read
 one request at a time for the life of the process and one warning says so (a single failed group: a
 lost reply, a reboot, a network blip, teaches nothing). If the re-read fails too, the device is
-failing, not the pipelining: nothing is learnt and the re-read's error is the poll's. A garbled reply is a ProtocolError (retried,
+failing, not the pipelining: nothing is learnt and the re-read's error is the poll's. No reply at all
+(a dead device, or one that ignores a write of several requests) fails the poll as a silent unit's
+(one timeout, its own error); when the unit's next poll, one at a time, is answered, that counts as
+a failed group of the endpoint. A garbled reply is a ProtocolError (retried,
 counted in errors), a cancellation (the poll's deadline, shutdown) teaches nothing.
 ``pipeline = true`` sends a unit's blocks together while its last poll succeeded and learns nothing;
 ``false`` never sends them together.
@@ -44,6 +47,7 @@ _SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: t
 _ONE_AT_A_TIME: set[tuple[str, int]] = set()  # endpoints (host, port) learnt to take one request at a time
 _FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group failed (the re-read answered)
 _FAILING: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll failed: read one at a time
+_SILENT: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll was a group met by silence
 
 
 def forget() -> None:
@@ -51,6 +55,16 @@ def forget() -> None:
     _ONE_AT_A_TIME.clear()
     _FAILED_ONCE.clear()
     _FAILING.clear()
+    _SILENT.clear()
+
+
+def _silent_group(why: str) -> DeviceTimeout:
+    """No reply at all to a group: the poll fails as a silent unit's does (a dead device costs one
+    timeout and names itself); if the unit's next poll, one at a time, is answered, that counts as a
+    failed group."""
+    err = DeviceTimeout(why)
+    err.silent_group = True  # type: ignore[attr-defined]
+    return err
 
 
 class _GroupFailed(Exception):
@@ -78,9 +92,13 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
                           timeout: float | None) -> list[bytes]:
     cfg = _line(bus)
     key = (cfg.host, cfg.port, unit)
+    silent_before = key in _SILENT
+    _SILENT.discard(key)
     try:
         if not pipelines(bus, unit):
             data = await _one_at_a_time(bus, unit, blocks, timeout)
+            if silent_before:  # silent to the group, answering one at a time
+                _settle(bus, unit, _GroupFailed(f"no reply to {len(blocks)} requests in one write"))
         else:
             async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between
                 if not pipelines(bus, unit):  # learnt while this poll waited for the line
@@ -93,6 +111,11 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
                         _settle(bus, unit, g)
                     else:
                         _FAILED_ONCE.discard((cfg.host, cfg.port))
+    except DeviceTimeout as e:
+        if getattr(e, "silent_group", False):
+            _SILENT.add(key)
+        _FAILING.add(key)
+        raise
     except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
         raise
@@ -149,6 +172,11 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
                 raise _failed(bus, f"connection closed after {n} requests in one write: {e}", lost=True) from None
             raise
         except ModbusIOException:
+            if probe and not c.answered:  # a dead device, or one that ignores such a write: see _silent_group
+                st.timeouts += n
+                bus._restart(lost=False)
+                raise _silent_group(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s to {n} requests "
+                                    f"sent together") from None
             if probe:
                 st.timeouts += n - c.answered  # requests that went unanswered
                 raise _failed(bus, f"{c.answered} of {n} requests in one write answered") from None
