@@ -47,7 +47,10 @@ _SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: t
 _ONE_AT_A_TIME: set[tuple[str, int]] = set()  # endpoints (host, port) learnt to take one request at a time
 _FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group failed (the re-read answered)
 _FAILING: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll failed: read one at a time
-_SILENT: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll was a group met by silence
+# (host, port, unit) whose last poll was a group met by silence: the poll failed as a silent unit's does
+# (one timeout, an error naming the unit); if its next poll, one at a time, is answered, that counts as
+# a failed group
+_SILENT: set[tuple[str, int, int]] = set()
 
 
 def forget() -> None:
@@ -56,15 +59,6 @@ def forget() -> None:
     _FAILED_ONCE.clear()
     _FAILING.clear()
     _SILENT.clear()
-
-
-def _silent_group(why: str) -> DeviceTimeout:
-    """No reply at all to a group: the poll fails as a silent unit's does (a dead device costs one
-    timeout and names itself); if the unit's next poll, one at a time, is answered, that counts as a
-    failed group."""
-    err = DeviceTimeout(why)
-    err.silent_group = True  # type: ignore[attr-defined]
-    return err
 
 
 class _GroupFailed(Exception):
@@ -111,11 +105,6 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
                         _settle(bus, unit, g)
                     else:
                         _FAILED_ONCE.discard((cfg.host, cfg.port))
-    except DeviceTimeout as e:
-        if getattr(e, "silent_group", False):
-            _SILENT.add(key)
-        _FAILING.add(key)
-        raise
     except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
         raise
@@ -172,10 +161,11 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
                 raise _failed(bus, f"connection closed after {n} requests in one write: {e}", lost=True) from None
             raise
         except ModbusIOException:
-            if probe and not c.answered:  # a dead device, or one that ignores such a write: see _silent_group
+            if probe and not c.answered:  # a dead device, or one that ignores such a write: see _SILENT
                 st.timeouts += n
                 bus._restart(lost=False)
-                raise _silent_group(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s to {n} requests "
+                _SILENT.add((_line(bus).host, _line(bus).port, unit))
+                raise DeviceTimeout(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s to {n} requests "
                                     f"sent together") from None
             if probe:
                 st.timeouts += n - c.answered  # requests that went unanswered
