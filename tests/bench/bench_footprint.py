@@ -243,19 +243,11 @@ def idle(tmp: Path, broker: kit.Mosquitto, exe: str | None, why: str) -> None:
 
 
 def demo(tmp: Path, broker: kit.Mosquitto) -> None:
-    import asyncio
-    import threading
-
     from agent.demo.run import demo_config
-    from agent.demo.sims import STARTERS, DemoSims
 
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="sims", daemon=True).start()
-    sims = DemoSims()
+    devices, stop = kit.start_demo_sims()
     try:
-        for starter in STARTERS:
-            asyncio.run_coroutine_threadsafe(starter(sims), loop).result(120)
-        text = demo_config(tmp / "demo-state", broker.port, "".join(sims.toml) + sims.site_toml)
+        text = demo_config(tmp / "demo-state", broker.port, devices)
         if ARGS.jit:
             text = text.replace("[processing]\n", f'[processing]\njit = "{ARGS.jit}"\n') if "[processing]" in text \
                 else text + f'\n[processing]\njit = "{ARGS.jit}"\n'
@@ -277,12 +269,7 @@ def demo(tmp: Path, broker: kit.Mosquitto) -> None:
               f"{GOALS['rss_mb']:g}; anonymous {r['anon']:.1f}, LLVM {r['llvm']:.1f}), CPU {r['cpu_pct']:.2f} % "
               f"of a core at {r['rate']:.0f} readings/s", flush=True)
     finally:
-        for h in reversed(sims.handles):
-            try:
-                asyncio.run_coroutine_threadsafe(h.stop(), loop).result(30)
-            except Exception:  # noqa: BLE001 - best effort at the end of a benchmark
-                pass
-        loop.call_soon_threadsafe(loop.stop)
+        stop()
 
 
 def warm_cache(tmp: Path, cache: Path | None) -> None:

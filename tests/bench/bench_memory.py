@@ -22,12 +22,10 @@ RSS, not PSS: the goal's figure (shared library pages count in full).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -88,22 +86,9 @@ def smaps(pid: int) -> Counter:
 
 def demo_config(tmp: Path, broker: kit.Mosquitto) -> tuple[str, object]:
     from agent.demo.run import demo_config
-    from agent.demo.sims import STARTERS, DemoSims
 
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="sims", daemon=True).start()
-    sims = DemoSims()
-    for starter in STARTERS:
-        asyncio.run_coroutine_threadsafe(starter(sims), loop).result(120)
-
-    def stop() -> None:
-        for h in reversed(sims.handles):
-            try:
-                asyncio.run_coroutine_threadsafe(h.stop(), loop).result(30)
-            except Exception:  # noqa: BLE001 - best effort at the end of a benchmark
-                pass
-        loop.call_soon_threadsafe(loop.stop)
-    return demo_config(tmp / "demo-state", broker.port, "".join(sims.toml) + sims.site_toml), stop
+    devices, stop = kit.start_demo_sims()
+    return demo_config(tmp / "demo-state", broker.port, devices), stop
 
 
 def meters_config(tmp: Path, broker: kit.Mosquitto, load: str) -> tuple[str, object]:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -94,6 +95,33 @@ class MeterSim:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def start_demo_sims() -> tuple[str, Callable[[], None]]:
+    """The demo's simulated devices on a loop of their own: (their config text, a stop function)."""
+    import asyncio
+
+    from agent.demo.sims import STARTERS, DemoSims
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="sims", daemon=True).start()
+    sims = DemoSims()
+
+    def stop() -> None:
+        for h in reversed(sims.handles):
+            try:
+                asyncio.run_coroutine_threadsafe(h.stop(), loop).result(30)
+            except Exception:  # noqa: BLE001 - best effort at the end of a benchmark
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+
+    try:
+        for starter in STARTERS:
+            asyncio.run_coroutine_threadsafe(starter(sims), loop).result(120)
+    except BaseException:
+        stop()
+        raise
+    return "".join(sims.toml) + sims.site_toml, stop
 
 
 def cpu_s(pid: int) -> float:
