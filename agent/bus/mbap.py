@@ -174,6 +174,7 @@ class MbapClient:
             group.tids.append(tid)
             group.futs.append(fut)
             frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
+        group.members = frozenset(group.tids)
         self._group = group
         self.answered = 0
         self._send(b"".join(frames))
@@ -193,6 +194,42 @@ class MbapClient:
                     fut.cancel()
                 elif not fut.cancelled() and fut.exception() is None:  # (retrieves a failure's exception)
                     self.answered += 1
+            if not self._pending:
+                self._buf = b""
+
+    async def read_batch(self, requests: Sequence[tuple[int, int, int, int]]) -> list[Reply | Exception]:
+        """Register reads ``(unit, fc, address, count)`` of several units sent in one write, several
+        transactions outstanding, each request's outcome in request order: its reply, or the exception a
+        single read would raise (``ModbusIOException`` unanswered, :class:`GarbledReply`,
+        ``ConnectionException``). Waits for every reply (unlike :meth:`read_many`, one unit's failure
+        does not end the wait for the others'); the first is due within ``timeout`` of the write and
+        each later one within ``timeout`` of the reply before it."""
+        self._check_connected()
+        loop = asyncio.get_running_loop()
+        group = _Group(loop.time() + self.timeout, loop.create_future(), len(requests), stop_on_error=False)
+        frames = []
+        for unit, fc, address, count in requests:
+            tid = self._next_tid()
+            fut = loop.create_future()
+            self._pending[tid] = (fut, unit, fc)
+            group.tids.append(tid)
+            group.futs.append(fut)
+            frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
+        group.members = frozenset(group.tids)
+        self._group = group
+        self._send(b"".join(frames))
+        group.timer = loop.call_at(group.deadline, self._group_expire, group)
+        try:
+            await group.done
+            return [fut.result() if fut.exception() is None else fut.exception()  # type: ignore[misc]
+                    for fut in group.futs]
+        finally:
+            self._group = None
+            group.timer.cancel()
+            for tid, fut in zip(group.tids, group.futs, strict=True):
+                self._pending.pop(tid, None)
+                if not fut.done():
+                    fut.cancel()
             if not self._pending:
                 self._buf = b""
 
@@ -314,7 +351,7 @@ class MbapClient:
         if entry is None or entry[0].done():
             return  # a late reply to a request that timed out
         fut, want_unit, want_fc = entry
-        if (group := self._group) is not None and tid in group.tids:
+        if (group := self._group) is not None and tid in group.members:
             group.deadline = fut.get_loop().time() + self.timeout
         else:
             group = None
@@ -340,7 +377,7 @@ class MbapClient:
             fut.set_result(Reply(fc, body))
         if group is not None:
             group.left -= 1
-            if not group.left or fut.exception() is not None:
+            if not group.left or (group.stop_on_error and fut.exception() is not None):
                 group.wake()
 
     def _fail_all(self, why: str) -> None:
@@ -367,13 +404,15 @@ class _Chain:
 class _Group:
     """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
 
-    __slots__ = ("deadline", "done", "futs", "left", "tids", "timer")
+    __slots__ = ("deadline", "done", "futs", "left", "members", "stop_on_error", "tids", "timer")
 
-    def __init__(self, deadline: float, done: asyncio.Future, n: int):
+    def __init__(self, deadline: float, done: asyncio.Future, n: int, *, stop_on_error: bool = True):
         self.deadline = deadline  # when the next reply is due
-        self.done = done  # set when every reply is in or one request failed
+        self.done = done  # set when every reply is in or (stop_on_error) one request failed
         self.left = n  # replies still to come
+        self.stop_on_error = stop_on_error
         self.tids: list[int] = []
+        self.members: frozenset[int] = frozenset()
         self.futs: list[asyncio.Future] = []
         self.timer: asyncio.TimerHandle
 
