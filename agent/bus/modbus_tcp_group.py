@@ -203,6 +203,7 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
     lost = any(isinstance(o, ConnectionException) for o in outcomes)
     silent = all(type(o) is ModbusIOException for o in outcomes)
     again: list[tuple[Poll, str | None]] = []  # (poll, why its group failed; None: garbled, not a sign)
+    passed = _answered_after(outcomes, batch)
     i = 0
     for k, p in enumerate(batch):
         n = len(p.blocks)
@@ -210,13 +211,15 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         st = bus._unit(p.unit)
         st.transactions += n
         st.bytes_tx += 12 * n
-        if silent and k == 0:  # as its own group met by silence: a silent device's poll
+        # silent while the device went on to answer later units (a gateway whose device is gone), or the
+        # whole write met by silence (its first unit, as its own group would be): a silent device's poll
+        if (silent and k == 0) or (passed[k] and all(type(o) is ModbusIOException for o in outs)):
             st.timeouts += n
             st.fail(bus._clock(), base=UNIT_BACKOFF_MIN, cap=cfg.unit_backoff_max)
-            if probe:
+            if probe and silent:
                 mark_silent(bus, p.unit)
             p.fail(DeviceTimeout(f"unit {p.unit} on {bus.name!r}: no reply within {client.timeout:g} s to {n} "
-                                 f"requests sent together"))
+                                 f"requests sent together" + ("" if silent else " with other units'")))
             continue
         failed = [o for o in outs if isinstance(o, Exception)]
         if failed:
@@ -229,10 +232,11 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
             again.append((p, None if garbled and not lost else why))
             continue
         replies: list[Reply] = outs  # type: ignore[assignment]
-        # exception 6/10/11 to a later request of the write is a sign (the first unit's first request is
-        # the write's first: its exception is the unit's answer, as in a group of its own)
+        # exception 6/10/11 to a later request of the write is a sign, but the first unit's first request is
+        # the write's first (its exception is the unit's answer, as in a group of its own), and 10/11 to a
+        # unit the gateway went past (it answered a later one) is the gateway's word on that unit
         lead = replies[0].exception_code
-        if not (lead and (k == 0 or lead not in _SIGNS)):
+        if not (lead and (k == 0 or lead not in _SIGNS or (lead != 6 and passed[k]))):
             signs = [r.exception_code for r in replies if r.exception_code in _SIGNS]
             if signs:
                 st.exceptions += len(signs)
@@ -275,6 +279,18 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         _FAILED_ONCE.discard(endpoint)
     elif signs and answered_all:
         _learn(bus, signs[0], len(batch))
+
+
+def _answered_after(outcomes: list, batch: list[Poll]) -> list[bool]:
+    """For each poll of the batch, whether a later unit of the write got a normal reply."""
+    out = [False] * len(batch)
+    seen, i = False, len(outcomes)
+    for k in range(len(batch) - 1, -1, -1):
+        out[k] = seen
+        n = len(batch[k].blocks)
+        seen = seen or any(isinstance(o, Reply) and not o.exception_code for o in outcomes[i - n:i])
+        i -= n
+    return out
 
 
 def _learn(bus: ModbusBus, why: str, units: int) -> None:

@@ -22,7 +22,8 @@ failing, not the pipelining: nothing is learnt and the re-read's error is the po
 a failed group of the endpoint. A garbled reply is a ProtocolError (retried,
 counted in errors), a cancellation (the poll's deadline, shutdown) teaches nothing.
 ``pipeline = true`` sends a unit's blocks together while its last poll succeeded and learns nothing;
-``false`` never sends them together.
+``false`` never sends them together. Several units' polls that wait for the busy line go out in one
+write, each unit keeping these rules (agent.bus.modbus_tcp_group).
 """
 
 from __future__ import annotations
