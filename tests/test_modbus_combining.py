@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +18,14 @@ from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusTcpLine
 from agent.errors import DeviceException, DeviceTimeout
 from drivers.modbus_meter.sim import start
+from tests.chaos.agent_proc import AgentProcess, agent_config, wait_until
+from tests.mqtt_helpers import Subscriber
+from tests.sim_thread import simulator
 from tests.test_modbus_pipelining import (
     BLOCKS,
     EXPECTED,
+    FALLBACK,
+    _BusyDevice,
     _Gateway,
     free_port,
     meter_blocks,
@@ -210,3 +216,57 @@ async def test_a_combined_write_nobody_waits_for_any_more_is_given_up(caplog):
 def test_combined_writes_stay_within_one_tcp_segment():
     assert modbus_tcp_group.MAX_REQUESTS * 12 <= 1448  # MTU 1500 less IP, TCP and timestamp option headers
 
+
+
+@pytest.mark.parametrize("code", [6, 10, 11])
+async def test_busy_or_gateway_exceptions_to_a_combined_write_fail_no_poll(code, caplog, monkeypatch):
+    """A device answering the first request of a segment and exception 6 (or a gateway's 10/11) to the
+    rest: each unit of a combined write is read again one at a time and answered. The first unit's own
+    group fails so twice in a row: the endpoint is learnt as before, and said once."""
+    monkeypatch.setattr(_BusyDevice, "code", code)
+    monkeypatch.setattr(_BusyDevice, "together", 0)
+    server = await asyncio.get_running_loop().create_server(_BusyDevice, "127.0.0.1", 0)
+    bus = tcp_bus(server.sockets[0].getsockname()[1])
+    try:
+        for _ in range(3):
+            assert [registers(g) for g in await poll_all(bus, UNITS)] == [EXPECTED] * len(UNITS)
+        # unit 1's group and the others' combined write, then unit 1's group again (learnt)
+        assert _BusyDevice.together == 3
+        assert len(warnings(caplog)) == 1 and f"exception {code}" in warnings(caplog)[0]
+        for u in UNITS:
+            assert bus.stats()["units"][u]["failures"] == 0
+    finally:
+        await bus.close()
+        server.close()
+
+
+def test_running_agent_with_meters_behind_one_gateway_answering_one_request_at_a_time(tmp_path: Path, mosquitto):
+    """Four meters on one Modbus TCP line to a device that answers the first request of a write only: the
+    polls that waited while the first group failed went out in one write, were read again, and no poll of
+    any meter fails."""
+    port = free_port()
+    units = (1, 2, 3, 4)
+    extra = f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 3\n\n' + "".join(
+        f'[[devices]]\nname = "meter{u}"\ntype = "modbus_meter"\nprofile = "sdm630"\nline = "meters"\nunit = {u}\n'
+        f'poll_interval = 0.2\ntimeout = 20\n\n' for u in units)
+    cfg = agent_config(tmp_path, mosquitto, {}, extra=extra)
+    sub = Subscriber(mosquitto, ["edge/gw-chaos/#"]).start()
+    with simulator("sdm630", tcp=f"127.0.0.1:{port}", units={u: "sdm630" for u in units}, update_interval=None,
+                   pipelining="first") as h:
+        agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+        try:
+            def health() -> dict:
+                bodies = [m.json() for m in sub.snapshot() if m.topic.endswith("/health")]
+                return bodies[-1]["devices"] if bodies else {}
+
+            assert wait_until(lambda: all(health().get(f"meter{u}", {}).get("polls_ok", 0) >= 10 for u in units),
+                              120), agent.log_tail()
+            assert [health()[f"meter{u}"]["polls_failed"] for u in units] == [0] * len(units), agent.log_tail()
+            assert h.server.most_outstanding > 4  # the polls that waited went out in one write
+            log = agent.log_tail(200_000)
+            assert len([line for line in log.splitlines() if FALLBACK in line]) == 1, log
+            assert "Traceback" not in log, log
+        finally:
+            agent.terminate()
+            sub.stop()
+        assert "Traceback" not in agent.log_tail(200_000)
