@@ -11,8 +11,10 @@ Each unit keeps what a group of its own promises. A unit whose replies all came 
 exception reply is its error); every other unit of the batch (a request unanswered or garbled, the
 connection closed, exception 6/10/11 to a later request) is read again one request at a time in the
 same hold, after the connection is restarted, so a dead unit among healthy ones costs them nothing
-but the wait; the re-read's outcome is the unit's. No reply at all to the whole write fails the
-first unit of it as a silent device's (as its own group would) and the others are read again.
+but the wait; the re-read's outcome is the unit's. A unit the device went past (it answered a later
+unit of the write) is not read again: its silence, or exception 10/11, is its own. No reply at all
+to the whole write fails the first unit of it as a silent device's (as its own group would) and the
+others are read again.
 Whether the endpoint takes several units' requests at once is learnt apart from whether it takes
 one unit's: a batch that fails so while every unit of it answers one at a time, for the second batch
 in a row at the host and port, turns combining off there (a gateway may queue a poll's few requests
@@ -41,8 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # 120 requests of 12 bytes are 1440 bytes: one TCP segment even with the timestamp option (1448 bytes
-# at an MTU of 1500), so a device that reads a segment at a time gets whole frames, and a stalled
-# request queue holds at most 30 polls of a 4-block meter
+# at an MTU of 1500), so a device that reads a segment at a time gets whole frames; it also bounds what
+# waits behind one dead unit in a gateway's queue (30 polls of a 4-block meter)
 MAX_REQUESTS = 120
 _SIGNS = (6, 10, 11)
 _COMBINE_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last combined batch failed so
