@@ -213,6 +213,26 @@ async def test_a_combined_write_nobody_waits_for_any_more_is_given_up(caplog):
         server.close()
 
 
+async def test_a_garbled_reply_in_a_combined_write_is_that_units_error_not_a_sign(caplog):
+    gw = _Gateway(slow=(1,))
+    gw.gate = asyncio.Event()  # unit 1's replies wait for it: the others wait for the line meanwhile
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        polls = [asyncio.create_task(bus.read_register_blocks(u, BLOCKS)) for u in (1, 2, 3, 4)]
+        await until(lambda: len(gw.segments) == 1)
+        gw.garble_next = True  # the reply to the second request of the next write: unit 2's second block
+        gw.gate.set()
+        assert [registers(g) for g in await asyncio.gather(*polls)] == [EXPECTED] * 4
+        assert gw.segments == [(1, N), (2, 3 * N)] + [(2, 1)] * N  # unit 2 read again, one at a time
+        u2 = bus.stats()["units"][2]
+        assert (u2["errors"], u2["timeouts"], u2["failures"]) == (1, 0, 0)
+        assert modbus_tcp_group._COMBINE_FAILED_ONCE == set() and warnings(caplog) == []
+    finally:
+        await bus.close()
+        server.close()
+
+
 def test_combined_writes_stay_within_one_tcp_segment():
     assert modbus_tcp_group.MAX_REQUESTS * 12 <= 1448  # MTU 1500 less IP, TCP and timestamp option headers
 
