@@ -203,13 +203,17 @@ class _Gateway:
     one after another, from a queue (register i holds i). Units in ``dead`` hold the queue ``hold``
     seconds each, then get exception ``dead_reply`` (None: nothing), as a gateway whose serial device
     is gone. ``single_only``: a segment carrying several requests is ignored altogether; ``first_only``:
-    only its first request is answered. ``reset_next``:
+    only its first request is answered; ``max_queue``: only its first ``max_queue``. Units in ``slow``
+    are answered ``hold`` seconds late each. ``reset_next``:
     the next segment resets the connection; ``garble_next``: the reply to its second request has a
     wrong byte count. Counts requests per unit and segments carrying several."""
 
     def __init__(self, *, dead: tuple[int, ...] = (), hold: float = 0.0, dead_reply: int | None = None,
-                 single_only: bool = False, first_only: bool = False):
+                 single_only: bool = False, first_only: bool = False, slow: tuple[int, ...] = (),
+                 max_queue: int = 0):
         self.dead, self.hold, self.dead_reply, self.single_only = dead, hold, dead_reply, single_only
+        self.slow, self.max_queue = slow, max_queue
+        self.gate: asyncio.Event | None = None  # set: units in ``slow`` wait for it instead of ``hold``
         self.first_only = first_only
         self.requests: dict[int, int] = {}
         self.segments: list[tuple[int, int]] = []  # (unit, requests) of each segment received, in order
@@ -247,6 +251,8 @@ class _GatewayConn(asyncio.Protocol):
             return
         if gw.first_only:
             frames = frames[:1]
+        if gw.max_queue:
+            frames = frames[:gw.max_queue]
         garble, gw.garble_next = gw.garble_next, False
         for k, f in enumerate(frames):
             self.queue.put_nowait((f, garble and k == 1))
@@ -260,6 +266,8 @@ class _GatewayConn(asyncio.Protocol):
                 if gw.dead_reply is not None:
                     self.t.write(struct.pack(">HHHBBB", tid, 0, 3, unit, fc | 0x80, gw.dead_reply))
                 continue
+            if unit in gw.slow:
+                await (gw.gate.wait() if gw.gate is not None else asyncio.sleep(gw.hold))
             regs = struct.pack(f">{count}H", *range(address, address + count))
             self.t.write(struct.pack(">HHHBBB", tid, 0, 3 + 2 * count, unit, fc, 2 * count + garble) + regs)
 

@@ -163,21 +163,8 @@ class MbapClient:
         of the reply before it (a device that queues answers them one after another). Raises as a
         single read would, for the first request that fails; :attr:`answered` then tells how many of
         the group were answered (a sign the device takes one request at a time)."""
-        self._check_connected()
-        loop = asyncio.get_running_loop()
-        group = _Group(loop.time() + self.timeout, loop.create_future(), len(requests))
-        frames = []
-        for fc, address, count in requests:
-            tid = self._next_tid()
-            fut = loop.create_future()
-            self._pending[tid] = (fut, unit, fc)
-            group.tids.append(tid)
-            group.futs.append(fut)
-            frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
-        self._group = group
         self.answered = 0
-        self._send(b"".join(frames))
-        group.timer = loop.call_at(group.deadline, self._group_expire, group)
+        group = self._send_group([(unit, fc, a, c) for fc, a, c in requests], stop_on_error=True)
         try:
             await group.done  # one wake-up for the group, however its replies are segmented
             for fut in group.futs:
@@ -185,16 +172,51 @@ class MbapClient:
                     raise e
             return [fut.result() for fut in group.futs]
         finally:
-            self._group = None
-            group.timer.cancel()
-            for tid, fut in zip(group.tids, group.futs, strict=True):
-                self._pending.pop(tid, None)
-                if not fut.done():
-                    fut.cancel()
-                elif not fut.cancelled() and fut.exception() is None:  # (retrieves a failure's exception)
-                    self.answered += 1
-            if not self._pending:
-                self._buf = b""
+            self._end_group(group)
+            self.answered = sum(fut.done() and not fut.cancelled() and fut.exception() is None for fut in group.futs)
+
+    async def read_batch(self, requests: Sequence[tuple[int, int, int, int]]) -> list[Reply | Exception]:
+        """Register reads ``(unit, fc, address, count)`` of several units sent in one write, each request's
+        outcome in request order: its reply, or the exception a single read would raise
+        (``ModbusIOException`` unanswered, :class:`GarbledReply`, ``ConnectionException``). Unlike
+        :meth:`read_many` one failure does not end the wait for the other replies; they are due as there."""
+        group = self._send_group(requests, stop_on_error=False)
+        try:
+            await group.done
+            return [fut.result() if fut.exception() is None else fut.exception()  # type: ignore[misc]
+                    for fut in group.futs]
+        finally:
+            self._end_group(group)
+
+    def _send_group(self, requests: Sequence[tuple[int, int, int, int]], *, stop_on_error: bool) -> _Group:
+        self._check_connected()
+        loop = asyncio.get_running_loop()
+        group = _Group(loop.time() + self.timeout, loop.create_future(), len(requests), stop_on_error=stop_on_error)
+        frames = []
+        for unit, fc, address, count in requests:
+            tid = self._next_tid()
+            fut = loop.create_future()
+            self._pending[tid] = (fut, unit, fc)
+            group.tids.append(tid)
+            group.futs.append(fut)
+            frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
+        group.members = frozenset(group.tids)
+        self._group = group
+        self._send(b"".join(frames))
+        group.timer = loop.call_at(group.deadline, self._group_expire, group)
+        return group
+
+    def _end_group(self, group: _Group) -> None:
+        self._group = None
+        group.timer.cancel()
+        for tid, fut in zip(group.tids, group.futs, strict=True):
+            self._pending.pop(tid, None)
+            if not fut.done():
+                fut.cancel()
+            elif not fut.cancelled():
+                fut.exception()  # retrieved: a failure the caller did not look at is not logged as lost
+        if not self._pending:
+            self._buf = b""
 
     def _group_expire(self, group: _Group) -> None:
         loop = asyncio.get_running_loop()
@@ -314,7 +336,7 @@ class MbapClient:
         if entry is None or entry[0].done():
             return  # a late reply to a request that timed out
         fut, want_unit, want_fc = entry
-        if (group := self._group) is not None and tid in group.tids:
+        if (group := self._group) is not None and tid in group.members:
             group.deadline = fut.get_loop().time() + self.timeout
         else:
             group = None
@@ -340,7 +362,7 @@ class MbapClient:
             fut.set_result(Reply(fc, body))
         if group is not None:
             group.left -= 1
-            if not group.left or fut.exception() is not None:
+            if not group.left or (group.stop_on_error and fut.exception() is not None):
                 group.wake()
 
     def _fail_all(self, why: str) -> None:
@@ -367,13 +389,15 @@ class _Chain:
 class _Group:
     """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
 
-    __slots__ = ("deadline", "done", "futs", "left", "tids", "timer")
+    __slots__ = ("deadline", "done", "futs", "left", "members", "stop_on_error", "tids", "timer")
 
-    def __init__(self, deadline: float, done: asyncio.Future, n: int):
+    def __init__(self, deadline: float, done: asyncio.Future, n: int, *, stop_on_error: bool = True):
         self.deadline = deadline  # when the next reply is due
-        self.done = done  # set when every reply is in or one request failed
+        self.done = done  # set when every reply is in or (stop_on_error) one request failed
         self.left = n  # replies still to come
+        self.stop_on_error = stop_on_error
         self.tids: list[int] = []
+        self.members: frozenset[int] = frozenset()
         self.futs: list[asyncio.Future] = []
         self.timer: asyncio.TimerHandle
 

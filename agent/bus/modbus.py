@@ -33,7 +33,7 @@ from .modbus_config import (
     bits_per_char,
     default_gap,
 )
-from .modbus_stats import LineStats, UnitState
+from .modbus_stats import UNIT_BACKOFF_MIN, LineStats, UnitState
 from .modbus_tcp_reads import read_tcp_blocks
 
 # pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
@@ -42,7 +42,6 @@ from .modbus_tcp_reads import read_tcp_blocks
 if logging.getLogger("pymodbus").level == logging.NOTSET:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
-_UNIT_BACKOFF_MIN = 1.0
 _MAX_REGS = {3: 125, 4: 125}
 _MAX_BITS = 2000
 
@@ -78,6 +77,7 @@ class ModbusBus:
         self._reopen_at = 0.0
         self._reopen_delay = 0.0
         self._rx_len = 0  # bytes seen in the current reply (trace hook)
+        self._waiting: Any = None  # polls waiting to be sent together (agent.bus.modbus_tcp_group)
 
     # -- lifecycle ---------------------------------------------------------------------
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient | MbapClient:
@@ -293,7 +293,7 @@ class ModbusBus:
             st.ok(self._clock())
             return rr
         assert err is not None
-        st.fail(self._clock(), base=_UNIT_BACKOFF_MIN, cap=self.config.unit_backoff_max)
+        st.fail(self._clock(), base=UNIT_BACKOFF_MIN, cap=self.config.unit_backoff_max)
         raise err
 
     async def _once(self, unit: int, call, tmo: float, *, rx: int, tx: int, write: bool) -> Any:

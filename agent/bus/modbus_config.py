@@ -37,7 +37,7 @@ class ModbusTcpLine(_ModbusTiming):
     host: str = Field(min_length=1)
     port: int = Field(502, ge=1, le=65535)
     timeout: float = Field(1.0, gt=0, le=60, description="Seconds to wait for a reply (a call may override it).")
-    pipeline: bool | Literal["auto"] = Field("auto", description='Send a device\'s block reads of one poll together, several transactions outstanding. "auto": together while the last poll of the device succeeded; a group that fails (a later request unanswered, the connection closed, exception 6/10/11 to a later request; or no reply at all, then the next poll) is read again at once one at a time, and if that succeeds for the second group in a row at the host and port, they are read one at a time from then on (warned once); true: together while the last poll of the device succeeded, nothing learnt; false: always one at a time.')
+    pipeline: bool | Literal["auto"] = Field("auto", description='Send a device\'s block reads of one poll together, several transactions outstanding. "auto": together while the last poll of the device succeeded; a group that fails (a later request unanswered, the connection closed, exception 6/10/11 to a later request; or no reply at all, then the next poll) is read again at once one at a time, and if that succeeds for the second group in a row at the host and port, they are read one at a time from then on (warned once); true: together while the last poll of the device succeeded, nothing learnt; false: always one at a time. With "auto" and true, devices\' polls that wait for the busy line go out in one write (each unit read again one at a time if its replies do not all come).')
 
     @field_validator("pipeline", mode="before")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+UNIT_BACKOFF_MIN = 1.0  # a unit's first pause (s) after it stopped answering; doubles up to unit_backoff_max
+
 
 @dataclass(slots=True)
 class UnitState:

@@ -22,7 +22,8 @@ failing, not the pipelining: nothing is learnt and the re-read's error is the po
 a failed group of the endpoint. A garbled reply is a ProtocolError (retried,
 counted in errors), a cancellation (the poll's deadline, shutdown) teaches nothing.
 ``pipeline = true`` sends a unit's blocks together while its last poll succeeded and learns nothing;
-``false`` never sends them together.
+``false`` never sends them together. Several units' polls that wait for the busy line go out in one
+write, each unit keeping these rules (agent.bus.modbus_tcp_group).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
+from . import modbus_tcp_group
 from .mbap import EXCEPTION_NAMES, Checked, GarbledReply, MbapClient
 from .modbus_config import ModbusTcpLine
 
@@ -59,6 +61,7 @@ def forget() -> None:
     _FAILED_ONCE.clear()
     _FAILING.clear()
     _SILENT.clear()
+    modbus_tcp_group.forget()
 
 
 class _GroupFailed(Exception):
@@ -93,18 +96,11 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
             data = await _one_at_a_time(bus, unit, blocks, timeout)
             if silent_before:  # silent to the group, answering one at a time
                 _settle(bus, unit, _GroupFailed(f"no reply to {len(blocks)} requests in one write"))
+        elif modbus_tcp_group.combines(bus):  # the line is busy: sent with the other polls waiting for it
+            data = await modbus_tcp_group.wait(bus, unit, blocks, timeout)
         else:
             async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between
-                if not pipelines(bus, unit):  # learnt while this poll waited for the line
-                    data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
-                else:
-                    try:
-                        data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
-                    except _GroupFailed as g:  # read them again at once; if that fails the device is failing
-                        data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
-                        _settle(bus, unit, g)
-                    else:
-                        _FAILED_ONCE.discard((cfg.host, cfg.port))
+                data = await _held(bus, unit, blocks, timeout)
     except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
         raise
@@ -112,7 +108,38 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
     return data
 
 
-def _settle(bus: ModbusBus, unit: int, g: _GroupFailed) -> None:
+async def serve_alone(bus: ModbusBus, poll: modbus_tcp_group.Poll) -> None:
+    """A waiting poll served on its own, under the line's lock (see agent.bus.modbus_tcp_group)."""
+    if poll.fut.done():  # cancelled while it waited
+        return
+    try:
+        poll.done(await _held(bus, poll.unit, poll.blocks, poll.timeout, name=poll.name))
+    except Exception as e:  # noqa: BLE001 - the poll's own error, raised in its task
+        poll.fail(e)
+
+
+async def _held(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
+                *, name: str | None = None) -> list[bytes]:
+    cfg = _line(bus)
+    if not pipelines(bus, unit):  # learnt while this poll waited for the line
+        return await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+    try:
+        data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
+    except _GroupFailed as g:  # read them again at once; if that fails the device is failing
+        data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+        _settle(bus, unit, g, name=name)
+    else:
+        _FAILED_ONCE.discard((cfg.host, cfg.port))
+    return data
+
+
+def mark_silent(bus: ModbusBus, unit: int) -> None:
+    """``unit``'s group was met by silence: if its next poll, one at a time, is answered, that is a failed group."""
+    cfg = _line(bus)
+    _SILENT.add((cfg.host, cfg.port, unit))
+
+
+def _settle(bus: ModbusBus, unit: int, g: _GroupFailed, *, name: str | None = None) -> None:
     """The group failed and the same blocks read one at a time were answered: learn when it is the second
     group in a row at this endpoint to fail so (one lost reply, a reboot or a network blip teaches nothing)."""
     cfg = _line(bus)
@@ -125,8 +152,9 @@ def _settle(bus: ModbusBus, unit: int, g: _GroupFailed) -> None:
         return
     _FAILED_ONCE.discard(endpoint)
     _ONE_AT_A_TIME.add(endpoint)
-    task = asyncio.current_task()
-    name = task.get_name() if task is not None else ""
+    if name is None:
+        task = asyncio.current_task()
+        name = task.get_name() if task is not None else ""
     device = f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
     log.warning("line %r (%s:%s): %s does not take several requests at once (%s; read again one at a time, "
                 "it answered); requests to %s:%s are sent one at a time from now on (pipeline = false on the "

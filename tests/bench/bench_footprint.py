@@ -16,7 +16,8 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
   60 values delivered). Peer: the same with its memory store and its SQLite store, when its venv is
   found (peer_tbgw.py: ``--peer-python`` or ``TBGW_PYTHON``); else its columns say why not.
   The agent runs with the shipped defaults: ``pipeline = "auto"`` on the line sends a device's block
-  reads of a poll in one write (the simulator queues them, as a device with a request queue does).
+  reads of a poll in one write (the simulator queues them, as a device with a request queue does), and
+  the polls of the meters that wait for the line (all meters share one connection) in one write together.
   Its ``pipeline = false`` column runs it again with the reads one at a time, for the comparison.
 * idle: 10 meters polled every second: CPU % of one core, agent (also with ``pipeline = false``) and
   peer.

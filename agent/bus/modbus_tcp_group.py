@@ -1,0 +1,311 @@
+"""Several devices' polls waiting for one ``modbus_tcp`` line, sent in one write (a group commit).
+
+A poll whose blocks may go together (see agent.bus.modbus_tcp_reads) and that finds the line busy
+joins the line's queue instead of waiting for the lock on its own. One task per line serves the
+queue: under one hold of the line it writes the waiting polls' requests together (at most
+``MAX_REQUESTS``), hands each poll its replies, and takes the next batch in a later hold (a write or a
+one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
+alone, as before.
+
+Each unit keeps what a group of its own promises. A unit whose replies all came is answered (its
+exception reply is its error); every other unit of the batch (a request unanswered or garbled, the
+connection closed, exception 6/10/11 to a later request) is read again one request at a time in the
+same hold, after the connection is restarted, so a dead unit among healthy ones costs them nothing
+but the wait; the re-read's outcome is the unit's. A unit the device went past (it answered a later
+unit of the write) is not read again: its silence, or exception 10/11, is its own. No reply at all
+to the whole write fails the first unit of it as a silent device's (as its own group would) and the
+others are read again.
+Whether the endpoint takes several units' requests at once is learnt apart from whether it takes
+one unit's: a batch that fails so while every unit of it answers one at a time, for the second batch
+in a row at the host and port, turns combining off there (a gateway may queue a poll's few requests
+but not forty units' worth); the units' own groups go on as before. A cancelled poll (its deadline,
+shutdown) leaves the batch to the others and teaches nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+from ..errors import BusUnavailable, DeviceException, DeviceTimeout
+from .mbap import EXCEPTION_NAMES, GarbledReply, MbapClient, Reply
+from .modbus_config import ModbusTcpLine
+from .modbus_stats import UNIT_BACKOFF_MIN
+
+if TYPE_CHECKING:
+    from .modbus import ModbusBus
+
+log = logging.getLogger(__name__)
+
+# 120 requests of 12 bytes are 1440 bytes: one TCP segment even with the timestamp option (1448 bytes
+# at an MTU of 1500), so a device that reads a segment at a time gets whole frames; it also bounds what
+# waits behind one dead unit in a gateway's queue (30 polls of a 4-block meter)
+MAX_REQUESTS = 120
+_SIGNS = (6, 10, 11)
+_COMBINE_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last combined batch failed so
+_NO_COMBINE: set[tuple[str, int]] = set()  # endpoints learnt not to take several units' requests at once
+
+
+def forget() -> None:
+    _COMBINE_FAILED_ONCE.clear()
+    _NO_COMBINE.clear()
+
+
+class Poll:
+    """One device's poll waiting to be served with others."""
+
+    __slots__ = ("blocks", "fut", "name", "timeout", "unit")
+
+    def __init__(self, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
+                 fut: asyncio.Future, name: str):
+        self.unit, self.blocks, self.timeout, self.fut, self.name = unit, blocks, timeout, fut, name
+
+    def done(self, data: list[bytes]) -> None:
+        if not self.fut.done():
+            self.fut.set_result(data)
+
+    def fail(self, e: BaseException) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(e)
+
+
+class Waiting:
+    """A line's queue of polls, the batch being served and the task serving them."""
+
+    __slots__ = ("abort", "batch", "polls", "task")
+
+    def __init__(self) -> None:
+        self.polls: deque[Poll] = deque()
+        self.batch: list[Poll] = []
+        self.task: asyncio.Task | None = None
+        self.abort = False  # every poll of the batch was cancelled: the task cancels its reads
+
+
+def _line(bus: ModbusBus) -> ModbusTcpLine:
+    return bus.config  # type: ignore[return-value]
+
+
+def combines(bus: ModbusBus) -> bool:
+    """Whether a poll that may go together should join the line's queue: the line is busy (or others
+    wait) and the endpoint was not learnt to refuse several units' requests at once."""
+    q: Waiting | None = bus._waiting
+    if not (bus._lock.locked() or (q is not None and q.polls)):
+        return False
+    cfg = _line(bus)
+    return (cfg.host, cfg.port) not in _NO_COMBINE
+
+
+async def wait(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None) -> list[bytes]:
+    q: Waiting | None = bus._waiting
+    if q is None:
+        q = bus._waiting = Waiting()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    poll = Poll(unit, blocks, timeout, loop.create_future(), task.get_name() if task is not None else "")
+    q.polls.append(poll)
+    if q.task is None:
+        q.task = loop.create_task(_drain(bus, q), name=f"modbus-line:{bus.name}")
+    try:
+        return await poll.fut
+    except asyncio.CancelledError:  # the poll's deadline or shutdown: the batch goes on without it,
+        if poll in q.batch and all(p.fut.done() for p in q.batch) and q.task is not None and not q.abort:
+            q.abort = True  # unless nobody waits for it any more: then its reads are cancelled, as a poll's are
+            q.task.cancel()
+        raise
+
+
+async def _drain(bus: ModbusBus, q: Waiting) -> None:
+    from .modbus_tcp_reads import serve_alone
+
+    try:
+        while q.polls:
+            try:
+                async with bus._lock:
+                    q.batch = _take(q)
+                    if len(q.batch) == 1:
+                        await serve_alone(bus, q.batch[0])
+                    elif q.batch:
+                        await _serve(bus, q.batch)
+            except asyncio.CancelledError:
+                if not q.abort:  # the line's task itself was cancelled (shutdown)
+                    _abandon(bus, [*q.batch, *q.polls], "shutting down")
+                    q.polls.clear()
+                    raise
+                q.abort = False  # every poll of the batch was cancelled: its reads were, no more
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                q.polls.extendleft(reversed([p for p in q.batch if not p.fut.done()]))
+            except Exception as e:  # noqa: BLE001 - unforeseen: the batch's polls fail with it, not wait forever
+                log.exception("line %r: serving waiting polls failed", bus.name)
+                _abandon(bus, q.batch, f"{type(e).__name__}: {e}")
+            finally:
+                q.batch = []
+    finally:
+        q.task = None
+
+
+def _abandon(bus: ModbusBus, polls: list[Poll], why: str) -> None:
+    for p in polls:
+        p.fail(BusUnavailable(f"line {bus.name!r} ({bus._where()}): unit {p.unit} not read ({why})"))
+
+
+def _take(q: Waiting) -> list[Poll]:
+    batch: list[Poll] = []
+    n = 0
+    while q.polls:
+        p = q.polls[0]
+        if p.fut.done():  # cancelled while waiting
+            q.polls.popleft()
+            continue
+        if batch and (n + len(p.blocks) > MAX_REQUESTS or p.timeout != batch[0].timeout):
+            break
+        batch.append(q.polls.popleft())
+        n += len(p.blocks)
+    return batch
+
+
+async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
+    """Under the line's lock: the polls' requests in one write, each unit answered or read again."""
+    from .modbus_tcp_reads import _FAILED_ONCE, _one_at_a_time, mark_silent, pipelines, serve_alone
+
+    now = bus._clock()
+    batch = []
+    for p in polls:  # learnt, or failed, while it waited: served alone (one at a time), in this hold
+        if pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
+            batch.append(p)
+        else:
+            await serve_alone(bus, p)
+    if len(batch) < 2:
+        for p in batch:
+            await serve_alone(bus, p)
+        return
+    cfg = _line(bus)
+    probe = cfg.pipeline == "auto"
+    try:
+        await bus._ensure_open()
+    except BusUnavailable as e:
+        for p in batch:
+            p.fail(BusUnavailable(str(e)))
+        return
+    client = bus._client
+    assert isinstance(client, MbapClient)
+    client.timeout = cfg.timeout if batch[0].timeout is None else batch[0].timeout
+    requests = [(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks]
+    bus._rx_len = 0
+    bus.line.sent = 0
+    try:
+        outcomes = await client.read_batch(requests)
+    except asyncio.CancelledError:  # every poll of the batch was cancelled: nothing learnt
+        bus._restart(lost=False)
+        raise
+    lost = any(isinstance(o, ConnectionException) for o in outcomes)
+    silent = all(type(o) is ModbusIOException for o in outcomes)
+    again: list[tuple[Poll, str | None]] = []  # (poll, why its group failed; None: garbled, not a sign)
+    passed = _answered_after(outcomes, batch)
+    i = 0
+    for k, p in enumerate(batch):
+        n = len(p.blocks)
+        outs, i = outcomes[i:i + n], i + n
+        st = bus._unit(p.unit)
+        st.transactions += n
+        st.bytes_tx += 12 * n
+        # silent while the device went on to answer later units (a gateway whose device is gone), or the
+        # whole write met by silence (its first unit, as its own group would be): a silent device's poll
+        if (silent and k == 0) or (passed[k] and all(type(o) is ModbusIOException for o in outs)):
+            st.timeouts += n
+            st.fail(bus._clock(), base=UNIT_BACKOFF_MIN, cap=cfg.unit_backoff_max)
+            if probe and silent:
+                mark_silent(bus, p.unit)
+            p.fail(DeviceTimeout(f"unit {p.unit} on {bus.name!r}: no reply within {client.timeout:g} s to {n} "
+                                 f"requests sent together" + ("" if silent else " with other units'")))
+            continue
+        failed = [o for o in outs if isinstance(o, Exception)]
+        if failed:
+            garbled = sum(isinstance(o, GarbledReply) for o in failed)
+            st.errors += garbled
+            st.timeouts += sum(type(o) is ModbusIOException for o in failed)
+            answered = n - len(failed)
+            why = (f"connection closed after {len(requests)} requests in one write" if lost else
+                   f"{answered} of {n} requests answered, sent in one write with {len(batch) - 1} other units'")
+            again.append((p, None if garbled and not lost else why))
+            continue
+        replies: list[Reply] = outs  # type: ignore[assignment]
+        # exception 6/10/11 to a later request of the write is a sign, but the first unit's first request is
+        # the write's first (its exception is the unit's answer, as in a group of its own), and 10/11 to a
+        # unit the gateway went past (it answered a later one) is the gateway's word on that unit
+        lead = replies[0].exception_code
+        if not (lead and (k == 0 or lead not in _SIGNS or (lead != 6 and passed[k]))):
+            signs = [r.exception_code for r in replies if r.exception_code in _SIGNS]
+            if signs:
+                st.exceptions += len(signs)
+                again.append((p, f"exception {signs[0]} ({EXCEPTION_NAMES[signs[0]]}) to a request sent with others"))
+                continue
+        bad = next(((r, b) for r, b in zip(replies, p.blocks, strict=True) if r.isError()), None)
+        if bad is not None:
+            (rr, (fc, address, count)) = bad
+            st.exceptions += 1
+            st.ok(bus._clock())  # it answered: alive
+            p.fail(DeviceException(f"unit {p.unit} on {bus.name!r} answered exception {rr.exception_code} "
+                                   f"({EXCEPTION_NAMES.get(rr.exception_code, 'unknown')}) to FC{fc:02d} "
+                                   f"{address}+{count}", code=rr.exception_code))
+            continue
+        if any(len(r.payload) != 2 * c for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
+            st.errors += 1
+            again.append((p, None))
+            continue
+        st.bytes_rx += sum(5 + len(r.payload) for r in replies)
+        st.ok(bus._clock())
+        p.done([r.payload for r in replies])
+    if silent or again:  # the device may still hold requests: not in front of the re-reads
+        bus._restart(lost=lost)
+    answered_all = True
+    for p, _why in again:
+        if p.fut.done():  # cancelled meanwhile: nobody waits for it
+            answered_all = False
+            continue
+        try:
+            p.done(await _one_at_a_time(bus, p.unit, p.blocks, p.timeout, held=True))
+        except Exception as e:  # noqa: BLE001 - the unit's own error, as its poll would raise it
+            answered_all = False
+            p.fail(e)
+    if not probe or silent:
+        return
+    endpoint = (cfg.host, cfg.port)
+    signs = [why for _, why in again if why is not None]
+    if not again:  # several units' requests at once answered: so were several of one unit's
+        _COMBINE_FAILED_ONCE.discard(endpoint)
+        _FAILED_ONCE.discard(endpoint)
+    elif signs and answered_all:
+        _learn(bus, signs[0], len(batch))
+
+
+def _answered_after(outcomes: list, batch: list[Poll]) -> list[bool]:
+    """For each poll of the batch, whether a later unit of the write got a normal reply."""
+    out = [False] * len(batch)
+    seen, i = False, len(outcomes)
+    for k in range(len(batch) - 1, -1, -1):
+        out[k] = seen
+        n = len(batch[k].blocks)
+        seen = seen or any(isinstance(o, Reply) and not o.exception_code for o in outcomes[i - n:i])
+        i -= n
+    return out
+
+
+def _learn(bus: ModbusBus, why: str, units: int) -> None:
+    """A batch failed so and every unit of it answered one at a time: the second batch in a row at the
+    endpoint turns combining off there."""
+    cfg = _line(bus)
+    endpoint = (cfg.host, cfg.port)
+    if endpoint not in _COMBINE_FAILED_ONCE:
+        _COMBINE_FAILED_ONCE.add(endpoint)
+        log.info("line %r (%s:%s): %s; read again one at a time", bus.name, cfg.host, cfg.port, why)
+        return
+    _COMBINE_FAILED_ONCE.discard(endpoint)
+    _NO_COMBINE.add(endpoint)
+    log.warning("line %r (%s:%s): %s (%d units' requests in one write; read again one at a time, each answered); "
+                "units at %s:%s are no longer sent in one write together", bus.name, cfg.host, cfg.port, why,
+                units, cfg.host, cfg.port)

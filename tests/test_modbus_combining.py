@@ -1,0 +1,292 @@
+"""Several devices' polls waiting for one Modbus TCP line go out in one write (agent.bus.modbus_tcp_group),
+and each unit keeps what its own group promises: a dead unit among them fails alone, a gateway that
+answers only the first request of a write loses no poll, a cancelled poll leaves the write to the
+others. Small scripted gateways (tests.test_modbus_pipelining) and the meter simulator; counts of
+requests and writes, and what each poll returns, never times."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import pytest
+
+import agent.config  # noqa: F401 - import order: config before bus
+from agent.bus import modbus_tcp_group
+from agent.bus.modbus import ModbusBus
+from agent.bus.modbus_config import ModbusTcpLine
+from agent.errors import DeviceException, DeviceTimeout
+from drivers.modbus_meter.sim import start
+from tests.chaos.agent_proc import AgentProcess, agent_config, wait_until
+from tests.mqtt_helpers import Subscriber
+from tests.sim_thread import simulator
+from tests.test_modbus_pipelining import (
+    BLOCKS,
+    EXPECTED,
+    FALLBACK,
+    _BusyDevice,
+    _Gateway,
+    free_port,
+    meter_blocks,
+    registers,
+    tcp_bus,
+    warnings,
+)
+
+N = len(BLOCKS)
+UNITS = (1, 2, 3, 4, 5)
+COMBINING_OFF = "no longer sent in one write together"
+
+
+async def poll_all(bus: ModbusBus, units, blocks=BLOCKS) -> list:
+    """Every unit's poll started at once, as pollers due together are (the first finds the line free)."""
+    return await asyncio.gather(*(bus.read_register_blocks(u, blocks) for u in units), return_exceptions=True)
+
+
+async def until(pred, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
+
+
+def said(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+@pytest.mark.parametrize("pipeline", ["auto", True, False])
+async def test_polls_waiting_for_the_line_go_out_in_one_write(pipeline, caplog):
+    gw = _Gateway()
+    server, port = await gw.serve()
+    bus = tcp_bus(port, pipeline=pipeline)
+    try:
+        for _ in range(3):
+            assert [registers(g) for g in await poll_all(bus, UNITS)] == [EXPECTED] * len(UNITS)
+        if pipeline is False:  # one request at a time, whatever waits
+            assert gw.segments == [(u, 1) for u in UNITS for _ in BLOCKS] * 3
+        else:  # the first poll alone (the line was free), the four that waited for it in one write
+            assert gw.segments == [(1, N), (2, 4 * N)] * 3
+        for u in UNITS:
+            st = bus.stats()["units"][u]
+            assert (st["transactions"], st["timeouts"], st["errors"], st["failures"]) == (3 * N, 0, 0, 0)
+        assert warnings(caplog) == [] and said(caplog, COMBINING_OFF) == []
+    finally:
+        await bus.close()
+        server.close()
+
+
+@pytest.mark.parametrize("dead", [3, 5])
+@pytest.mark.parametrize("dead_reply", [None, 11])
+async def test_a_dead_unit_in_a_combined_write_fails_alone(dead_reply, dead, caplog):
+    """A unit's device is gone behind a gateway that queues requests (silent, or exception 11 after the
+    gateway's own timeout). Its neighbours in the same write are answered every cycle; the dead unit fails
+    with its own error, and after that failure its polls go one request at a time, on their own."""
+    gw = _Gateway(dead=(dead,), hold=0.1, dead_reply=dead_reply)
+    server, port = await gw.serve()
+    now = [0.0]
+    bus = ModbusBus("gw", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=2.0),
+                    clock=lambda: now[0])
+    try:
+        for _ in range(3):
+            got = await poll_all(bus, UNITS)
+            for u, g in zip(UNITS, got, strict=True):
+                if u == dead:
+                    assert isinstance(g, DeviceTimeout if dead_reply is None else DeviceException), g
+                    assert f"unit {dead} on 'gw'" in str(g)
+                else:
+                    assert registers(g) == EXPECTED, (u, g)
+            now[0] += 3600  # past unit 3's backoff: it is polled each cycle
+        assert gw.segments[:2] == [(1, N), (2, 4 * N)]  # the dead unit went out with the others once
+        # then one request per poll. In the middle of the write the gateway went past it (answered unit 4):
+        # its silence or exception 11 is its own. Last, it is read again once, one request at a time, in
+        # the same hold (in a write with others, silence or 11 may be the gateway's refusal of the write)
+        assert gw.requests[dead] == N + (0 if dead == 3 else 1) + 2
+        for u in set(UNITS) - {dead}:
+            st = bus.stats()["units"][u]
+            assert (st["transactions"], st["timeouts"], st["failures"]) == (3 * N, 0, 0), u
+        assert warnings(caplog) == [] and said(caplog, COMBINING_OFF) == []  # nothing learnt
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def served_unit(h, unit: int, blocks) -> list[bytes]:
+    return [struct.pack(f">{n}H", *await h.server.async_getValues(unit, fc, a, n)) for fc, a, n in blocks]
+
+
+async def test_a_device_answering_only_the_first_request_of_a_write_loses_no_poll(caplog):
+    """The meter simulator answering the first request of a segment only: the combined write is answered
+    for one request; every unit is read again one at a time in the same hold and its poll succeeds. The
+    endpoint is learnt as before (a unit's own group failing twice in a row), said once."""
+    port = free_port()
+    units = (1, 2, 3, 4)
+    h = await start(units={u: "sdm630" for u in units}, update_interval=None, tcp=f"127.0.0.1:{port}",
+                    pipelining="first")
+    bus = tcp_bus(port)
+    blocks = meter_blocks(h)
+    try:
+        for cycle in range(3):
+            got = await poll_all(bus, units, blocks)
+            assert got == [await served_unit(h, u, blocks) for u in units]
+            if cycle == 0:  # the three that waited went out in one write
+                assert h.server.most_outstanding == 3 * len(blocks)
+                h.server.most_outstanding = 0
+        assert len(warnings(caplog)) == 1
+        h.server.most_outstanding = 0
+        assert await poll_all(bus, units, blocks) == [await served_unit(h, u, blocks) for u in units]
+        assert h.server.most_outstanding == 1  # one request at a time from now on
+        for u in units:
+            st = bus.stats()["units"][u]
+            assert (st["failures"], st["errors"], st["exceptions"], st["skipped"]) == (0, 0, 0, 0), u
+    finally:
+        await bus.close()
+        await h.stop()
+
+
+async def test_an_endpoint_taking_one_polls_requests_but_not_several_units_is_learnt_apart(caplog):
+    """A gateway that queues a poll's three requests but drops what a write carries beyond them: the
+    combined writes fail (each unit read again, every poll answered); the second time in a row units stop
+    being combined there, and each unit's own group still goes out together."""
+    gw = _Gateway(max_queue=N)
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    units = (1, 2, 3, 4)
+    try:
+        for _ in range(4):
+            assert [registers(g) for g in await poll_all(bus, units)] == [EXPECTED] * len(units)
+        rereads = [(u, 1) for u in (3, 4) for _ in BLOCKS]  # unit 2's were answered
+        assert gw.segments == ([(1, N), (2, 3 * N), *rereads] * 2) + [(u, N) for u in units] * 2
+        assert len(said(caplog, COMBINING_OFF)) == 1 and warnings(caplog) == []
+        for u in units:
+            assert bus.stats()["units"][u]["failures"] == 0
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_a_cancelled_poll_leaves_the_combined_write_to_the_others(caplog):
+    gw = _Gateway(slow=(2,))
+    gw.gate = asyncio.Event()  # unit 2's replies wait for it: the write stays in flight
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        polls = [asyncio.create_task(bus.read_register_blocks(u, BLOCKS)) for u in (1, 2, 3, 4)]
+        await until(lambda: len(gw.segments) == 2)
+        assert gw.segments == [(1, N), (2, 3 * N)]
+        polls[2].cancel()  # unit 3's deadline, while its requests are out with units 2 and 4
+        await asyncio.sleep(0)
+        gw.gate.set()
+        got = await asyncio.gather(*polls, return_exceptions=True)
+        assert isinstance(got[2], asyncio.CancelledError)
+        assert [registers(got[k]) for k in (0, 1, 3)] == [EXPECTED] * 3
+        # the cancelled unit's next poll goes one request at a time, as after any cancelled poll, and nothing is learnt
+        assert registers(await bus.read_register_blocks(3, BLOCKS)) == EXPECTED
+        assert gw.segments[2:] == [(3, 1)] * N
+        assert bus.stats()["line"] == "meters" and bus.stats()["opens"] == 1  # the connection was kept
+        assert warnings(caplog) == [] and said(caplog, COMBINING_OFF) == []
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_a_combined_write_nobody_waits_for_any_more_is_given_up(caplog):
+    """Every poll of a write in flight cancelled (shutdown): its reads are cancelled at once, as a single
+    poll's are (nothing counted as unanswered, nothing learnt), and the line serves the next poll."""
+    gw = _Gateway(slow=(2,))
+    gw.gate = asyncio.Event()  # never set: unit 2's replies never come
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        polls = [asyncio.create_task(bus.read_register_blocks(u, BLOCKS)) for u in (1, 2, 3)]
+        await until(lambda: len(gw.segments) == 2)
+        assert gw.segments == [(1, N), (2, 2 * N)]
+        for p in polls[1:]:
+            p.cancel()
+        got = await asyncio.gather(*polls, return_exceptions=True)
+        assert registers(got[0]) == EXPECTED and all(isinstance(g, asyncio.CancelledError) for g in got[1:])
+        assert registers(await bus.read_register_blocks(4, BLOCKS)) == EXPECTED
+        for u in (2, 3):
+            assert bus.stats()["units"][u]["timeouts"] == 0
+        assert modbus_tcp_group._COMBINE_FAILED_ONCE == set() and warnings(caplog) == []
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_a_garbled_reply_in_a_combined_write_is_that_units_error_not_a_sign(caplog):
+    gw = _Gateway(slow=(1,))
+    gw.gate = asyncio.Event()  # unit 1's replies wait for it: the others wait for the line meanwhile
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        polls = [asyncio.create_task(bus.read_register_blocks(u, BLOCKS)) for u in (1, 2, 3, 4)]
+        await until(lambda: len(gw.segments) == 1)
+        gw.garble_next = True  # the reply to the second request of the next write: unit 2's second block
+        gw.gate.set()
+        assert [registers(g) for g in await asyncio.gather(*polls)] == [EXPECTED] * 4
+        assert gw.segments == [(1, N), (2, 3 * N)] + [(2, 1)] * N  # unit 2 read again, one at a time
+        u2 = bus.stats()["units"][2]
+        assert (u2["errors"], u2["timeouts"], u2["failures"]) == (1, 0, 0)
+        assert modbus_tcp_group._COMBINE_FAILED_ONCE == set() and warnings(caplog) == []
+    finally:
+        await bus.close()
+        server.close()
+
+
+def test_combined_writes_stay_within_one_tcp_segment():
+    assert modbus_tcp_group.MAX_REQUESTS * 12 <= 1448  # MTU 1500 less IP, TCP and timestamp option headers
+
+
+
+@pytest.mark.parametrize("code", [6, 10, 11])
+async def test_busy_or_gateway_exceptions_to_a_combined_write_fail_no_poll(code, caplog, monkeypatch):
+    """A device answering the first request of a segment and exception 6 (or a gateway's 10/11) to the
+    rest: each unit of a combined write is read again one at a time and answered. The first unit's own
+    group fails so twice in a row: the endpoint is learnt as before, and said once."""
+    monkeypatch.setattr(_BusyDevice, "code", code)
+    monkeypatch.setattr(_BusyDevice, "together", 0)
+    server = await asyncio.get_running_loop().create_server(_BusyDevice, "127.0.0.1", 0)
+    bus = tcp_bus(server.sockets[0].getsockname()[1])
+    try:
+        for _ in range(3):
+            assert [registers(g) for g in await poll_all(bus, UNITS)] == [EXPECTED] * len(UNITS)
+        # unit 1's group and the others' combined write, then unit 1's group again (learnt)
+        assert _BusyDevice.together == 3
+        assert len(warnings(caplog)) == 1 and f"exception {code}" in warnings(caplog)[0]
+        for u in UNITS:
+            assert bus.stats()["units"][u]["failures"] == 0
+    finally:
+        await bus.close()
+        server.close()
+
+
+def test_running_agent_with_meters_behind_one_gateway_answering_one_request_at_a_time(tmp_path: Path, mosquitto):
+    """Four meters on one Modbus TCP line to a device that answers the first request of a write only: the
+    polls that waited while the first group failed went out in one write, were read again, and no poll of
+    any meter fails."""
+    port = free_port()
+    units = (1, 2, 3, 4)
+    extra = f'[lines.meters]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout = 3\n\n' + "".join(
+        f'[[devices]]\nname = "meter{u}"\ntype = "modbus_meter"\nprofile = "sdm630"\nline = "meters"\nunit = {u}\n'
+        f'poll_interval = 0.2\ntimeout = 20\n\n' for u in units)
+    cfg = agent_config(tmp_path, mosquitto, {}, extra=extra)
+    sub = Subscriber(mosquitto, ["edge/gw-chaos/#"]).start()
+    with simulator("sdm630", tcp=f"127.0.0.1:{port}", units={u: "sdm630" for u in units}, update_interval=None,
+                   pipelining="first") as h:
+        agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+        try:
+            def health() -> dict:
+                bodies = [m.json() for m in sub.snapshot() if m.topic.endswith("/health")]
+                return bodies[-1]["devices"] if bodies else {}
+
+            assert wait_until(lambda: all(health().get(f"meter{u}", {}).get("polls_ok", 0) >= 10 for u in units),
+                              120), agent.log_tail()
+            assert [health()[f"meter{u}"]["polls_failed"] for u in units] == [0] * len(units), agent.log_tail()
+            assert h.server.most_outstanding > 4  # the polls that waited went out in one write
+            log = agent.log_tail(200_000)
+            assert len([line for line in log.splitlines() if FALLBACK in line]) == 1, log
+            assert "Traceback" not in log, log
+        finally:
+            agent.terminate()
+            sub.stop()
+        assert "Traceback" not in agent.log_tail(200_000)
