@@ -30,6 +30,7 @@ EXCEPTION_NAMES = {
     5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
     11: "gateway target failed to respond",
 }
+SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request of a write, a sign
 class GarbledReply(ModbusIOException):
     """A reply that came but cannot be used (not MBAP, wrong unit or function, byte count off)."""
 
@@ -93,6 +94,7 @@ class MbapClient:
         self._tid = 0
         self._chain: _Chain | None = None  # the chain of reads under way, if any
         self._group: _Group | None = None  # the group of reads outstanding together, if any
+        self._batch: _Group | None = None  # the group sent by send_batch, until end_batch
         self.answered = 0  # replies the last group (read_many) got, whether it succeeded or not
 
     # -- connection -------------------------------------------------------------------------
@@ -175,18 +177,20 @@ class MbapClient:
             self._end_group(group)
             self.answered = sum(fut.done() and not fut.cancelled() and fut.exception() is None for fut in group.futs)
 
-    async def read_batch(self, requests: Sequence[tuple[int, int, int, int]]) -> list[Reply | Exception]:
-        """Register reads ``(unit, fc, address, count)`` of several units sent in one write, each request's
-        outcome in request order: its reply, or the exception a single read would raise
+    def send_batch(self, requests: Sequence[tuple[int, int, int, int]]) -> list[asyncio.Future]:
+        """Register reads ``(unit, fc, address, count)`` of several units sent in one write; a future per
+        request, in request order, each done with its reply or the exception a single read would raise
         (``ModbusIOException`` unanswered, :class:`GarbledReply`, ``ConnectionException``). Unlike
-        :meth:`read_many` one failure does not end the wait for the other replies; they are due as there."""
-        group = self._send_group(requests, stop_on_error=False)
-        try:
-            await group.done
-            return [fut.result() if fut.exception() is None else fut.exception()  # type: ignore[misc]
-                    for fut in group.futs]
-        finally:
-            self._end_group(group)
+        :meth:`read_many` one failure does not end the wait for the other replies; they are due as there.
+        The caller waits for what it needs and calls :meth:`end_batch`."""
+        self._batch = self._send_group(requests, stop_on_error=False)
+        return self._batch.futs
+
+    def end_batch(self) -> None:
+        """The batch sent last is over: whatever is still unanswered is given up."""
+        if self._batch is not None:
+            self._end_group(self._batch)
+            self._batch = None
 
     def _send_group(self, requests: Sequence[tuple[int, int, int, int]], *, stop_on_error: bool) -> _Group:
         self._check_connected()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import BusUnavailable, DeviceException, DeviceTimeout
-from .mbap import EXCEPTION_NAMES, GarbledReply, MbapClient, Reply
+from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, Reply
 from .modbus_config import ModbusTcpLine
 from .modbus_stats import UNIT_BACKOFF_MIN
 
@@ -42,18 +42,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# 120 requests of 12 bytes are 1440 bytes: one TCP segment even with the timestamp option (1448 bytes
-# at an MTU of 1500), so a device that reads a segment at a time gets whole frames; it also bounds what
-# waits behind one dead unit in a gateway's queue (30 polls of a 4-block meter)
-MAX_REQUESTS = 120
-_SIGNS = (6, 10, 11)
+# one TCP segment on any IPv4 path: the 536-byte default MSS less a 12-byte timestamp option holds 43 requests
+MAX_REQUESTS = 43
 _COMBINE_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last combined batch failed so
 _NO_COMBINE: set[tuple[str, int]] = set()  # endpoints learnt not to take several units' requests at once
+# (host, port, unit) -> units of the combined write it led that was met by silence (see settle_silent)
+SILENT_WRITE: dict[tuple[str, int, int], int] = {}
 
 
 def forget() -> None:
     _COMBINE_FAILED_ONCE.clear()
     _NO_COMBINE.clear()
+    SILENT_WRITE.clear()
 
 
 class Poll:
@@ -169,13 +169,15 @@ def _take(q: Waiting) -> list[Poll]:
 
 
 async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
-    """Under the line's lock: the polls' requests in one write, each unit answered or read again."""
-    from .modbus_tcp_reads import _FAILED_ONCE, _one_at_a_time, mark_silent, pipelines, serve_alone
+    """Under the line's lock: the polls' requests in one write, each unit answered as its replies come
+    in, or read again on its own once the write is over."""
+    from .modbus_tcp_reads import pipelines, serve_alone
 
     now = bus._clock()
     batch = []
+    together = (_line(bus).host, _line(bus).port) not in _NO_COMBINE  # it may have been learnt meanwhile
     for p in polls:  # learnt, or failed, while it waited: served alone (one at a time), in this hold
-        if pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
+        if together and pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
             batch.append(p)
         else:
             await serve_alone(bus, p)
@@ -183,8 +185,6 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         for p in batch:
             await serve_alone(bus, p)
         return
-    cfg = _line(bus)
-    probe = cfg.pipeline == "auto"
     try:
         await bus._ensure_open()
     except BusUnavailable as e:
@@ -193,53 +193,97 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         return
     client = bus._client
     assert isinstance(client, MbapClient)
-    client.timeout = cfg.timeout if batch[0].timeout is None else batch[0].timeout
-    requests = [(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks]
-    bus._rx_len = 0
-    bus.line.sent = 0
+    client.timeout = _line(bus).timeout if batch[0].timeout is None else batch[0].timeout
+    futs = client.send_batch([(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks])
     try:
-        outcomes = await client.read_batch(requests)
+        rest = await _answer(bus, batch, futs)
     except asyncio.CancelledError:  # every poll of the batch was cancelled: nothing learnt
         bus._restart(lost=False)
         raise
+    finally:
+        outcomes: list[Reply | BaseException] = [
+            f.exception() or f.result() if f.done() and not f.cancelled() else ModbusIOException("given up")
+            for f in futs]
+        client.end_batch()
+    if rest:
+        await _settle_rest(bus, batch, rest, outcomes, client.timeout)
+    else:  # several units' requests at once answered: so were several of one unit's
+        _clean(bus)
+
+
+async def _answer(bus: ModbusBus, batch: list[Poll], futs: list[asyncio.Future]) -> list[int]:
+    """Each poll of the write done as soon as its own replies are in and usable (a slow line gives each unit
+    the time it had one at a time); the indexes of the others, left until every reply is in."""
+    rest: list[int] = []
+    i = 0
+    for k, p in enumerate(batch):
+        n = len(p.blocks)
+        mine, i = futs[i:i + n], i + n
+        pending = [f for f in mine if not f.done()]
+        if pending:
+            await asyncio.wait(pending)
+        st = bus._unit(p.unit)
+        st.transactions += n
+        st.bytes_tx += 12 * n
+        replies = [f.result() for f in mine if f.exception() is None]
+        if len(replies) == n and all(not r.exception_code and len(r.payload) == 2 * c
+                                     for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
+            st.bytes_rx += sum(5 + len(r.payload) for r in replies)
+            st.ok(bus._clock())
+            p.done([r.payload for r in replies])
+        else:
+            rest.append(k)
+    return rest
+
+
+async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outcomes: list, tmo: float) -> None:
+    """The polls of a finished write not answered cleanly: each fails as its own, or is read again alone."""
+    from .modbus_tcp_reads import _one_at_a_time
+
+    cfg = _line(bus)
+    probe = cfg.pipeline == "auto"
     lost = any(isinstance(o, ConnectionException) for o in outcomes)
     silent = all(type(o) is ModbusIOException for o in outcomes)
     again: list[tuple[Poll, str | None]] = []  # (poll, why its group failed; None: garbled, not a sign)
     passed = _answered_after(outcomes, batch)
-    i = 0
-    for k, p in enumerate(batch):
+    starts = [0]
+    for p in batch:
+        starts.append(starts[-1] + len(p.blocks))
+    timed_out = False
+    for k in rest:
+        p = batch[k]
         n = len(p.blocks)
-        outs, i = outcomes[i:i + n], i + n
+        outs = outcomes[starts[k]:starts[k + 1]]
         st = bus._unit(p.unit)
-        st.transactions += n
-        st.bytes_tx += 12 * n
         # silent while the device went on to answer later units (a gateway whose device is gone), or the
         # whole write met by silence (its first unit, as its own group would be): a silent device's poll
         if (silent and k == 0) or (passed[k] and all(type(o) is ModbusIOException for o in outs)):
+            timed_out = True
             st.timeouts += n
+            st.wire_time += tmo
             st.fail(bus._clock(), base=UNIT_BACKOFF_MIN, cap=cfg.unit_backoff_max)
-            if probe and silent:
-                mark_silent(bus, p.unit)
-            p.fail(DeviceTimeout(f"unit {p.unit} on {bus.name!r}: no reply within {client.timeout:g} s to {n} "
+            if probe and silent:  # the device, or the endpoint refusing the write: its next poll alone tells
+                SILENT_WRITE[(cfg.host, cfg.port, p.unit)] = len(batch)
+            p.fail(DeviceTimeout(f"unit {p.unit} on {bus.name!r}: no reply within {tmo:g} s to {n} "
                                  f"requests sent together" + ("" if silent else " with other units'")))
             continue
         failed = [o for o in outs if isinstance(o, Exception)]
         if failed:
             garbled = sum(isinstance(o, GarbledReply) for o in failed)
             st.errors += garbled
-            st.timeouts += sum(type(o) is ModbusIOException for o in failed)
             answered = n - len(failed)
-            why = (f"connection closed after {len(requests)} requests in one write" if lost else
+            why = (f"connection closed after {len(outcomes)} requests in one write" if lost else
                    f"{answered} of {n} requests answered, sent in one write with {len(batch) - 1} other units'")
             again.append((p, None if garbled and not lost else why))
             continue
-        replies: list[Reply] = outs  # type: ignore[assignment]
+        replies: list[Reply] = outs
+        st.bytes_rx += sum(5 + len(r.payload) for r in replies)
         # exception 6/10/11 to a later request of the write is a sign, but the first unit's first request is
         # the write's first (its exception is the unit's answer, as in a group of its own), and 10/11 to a
         # unit the gateway went past (it answered a later one) is the gateway's word on that unit
         lead = replies[0].exception_code
-        if not (lead and (k == 0 or lead not in _SIGNS or (lead != 6 and passed[k]))):
-            signs = [r.exception_code for r in replies if r.exception_code in _SIGNS]
+        if not (lead and (k == 0 or lead not in SIGNS or (lead != 6 and passed[k]))):
+            signs = [r.exception_code for r in replies if r.exception_code in SIGNS]
             if signs:
                 st.exceptions += len(signs)
                 again.append((p, f"exception {signs[0]} ({EXCEPTION_NAMES[signs[0]]}) to a request sent with others"))
@@ -253,14 +297,9 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
                                    f"({EXCEPTION_NAMES.get(rr.exception_code, 'unknown')}) to FC{fc:02d} "
                                    f"{address}+{count}", code=rr.exception_code))
             continue
-        if any(len(r.payload) != 2 * c for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
-            st.errors += 1
-            again.append((p, None))
-            continue
-        st.bytes_rx += sum(5 + len(r.payload) for r in replies)
-        st.ok(bus._clock())
-        p.done([r.payload for r in replies])
-    if silent or again:  # the device may still hold requests: not in front of the re-reads
+        st.errors += 1  # a byte count off
+        again.append((p, None))
+    if timed_out or again:  # the device may still hold requests: not in front of the next ones
         bus._restart(lost=lost)
     answered_all = True
     for p, _why in again:
@@ -272,15 +311,36 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         except Exception as e:  # noqa: BLE001 - the unit's own error, as its poll would raise it
             answered_all = False
             p.fail(e)
-    if not probe or silent:
+    if not probe or silent:  # silence: learnt, if so, when the first unit answers alone (see settle_silent)
         return
-    endpoint = (cfg.host, cfg.port)
-    signs = [why for _, why in again if why is not None]
-    if not again:  # several units' requests at once answered: so were several of one unit's
-        _COMBINE_FAILED_ONCE.discard(endpoint)
-        _FAILED_ONCE.discard(endpoint)
+    signs = [(p, why) for p, why in again if why is not None]
+    if not again:
+        _clean(bus)
     elif signs and answered_all:
-        _learn(bus, signs[0], len(batch))
+        _learn(bus, signs[0][1], len(batch), signs[0][0].unit, signs[0][0].name)
+    else:  # neither answered nor a sign: the run of failed writes is broken
+        _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
+
+
+def _clean(bus: ModbusBus) -> None:
+    from .modbus_tcp_reads import _FAILED_ONCE
+
+    cfg = _line(bus)
+    _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
+    _FAILED_ONCE.discard((cfg.host, cfg.port))
+
+
+def settle_silent(bus: ModbusBus, unit: int, units: int, *, answered: bool) -> None:
+    """``unit``'s poll after the combined write of ``units`` units it led was met by silence: answered alone,
+    that write was the endpoint's refusal (a failed write, see _learn); unanswered, the unit is dead and
+    nothing is learnt."""
+    cfg = _line(bus)
+    if not answered:
+        _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
+        return
+    task = asyncio.current_task()
+    _learn(bus, f"no reply to {units} units' requests in one write, answered alone", units, unit,
+           task.get_name() if task is not None else "")
 
 
 def _answered_after(outcomes: list, batch: list[Poll]) -> list[bool]:
@@ -295,17 +355,25 @@ def _answered_after(outcomes: list, batch: list[Poll]) -> list[bool]:
     return out
 
 
-def _learn(bus: ModbusBus, why: str, units: int) -> None:
-    """A batch failed so and every unit of it answered one at a time: the second batch in a row at the
-    endpoint turns combining off there."""
+def who(unit: int, name: str) -> str:
+    """The device a poll task (``poll:<device>``) reads, and its unit."""
+    return f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
+
+
+def _learn(bus: ModbusBus, why: str, units: int, unit: int, name: str) -> None:
+    """A write failed so and its units answered one at a time: the second write in a row at the endpoint
+    to fail so turns combining off there."""
     cfg = _line(bus)
     endpoint = (cfg.host, cfg.port)
+    if endpoint in _NO_COMBINE:
+        return
     if endpoint not in _COMBINE_FAILED_ONCE:
         _COMBINE_FAILED_ONCE.add(endpoint)
-        log.info("line %r (%s:%s): %s; read again one at a time", bus.name, cfg.host, cfg.port, why)
+        log.info("line %r (%s:%s): %s: %s; read again one at a time", bus.name, cfg.host, cfg.port,
+                 who(unit, name), why)
         return
     _COMBINE_FAILED_ONCE.discard(endpoint)
     _NO_COMBINE.add(endpoint)
-    log.warning("line %r (%s:%s): %s (%d units' requests in one write; read again one at a time, each answered); "
-                "units at %s:%s are no longer sent in one write together", bus.name, cfg.host, cfg.port, why,
-                units, cfg.host, cfg.port)
+    log.warning("line %r (%s:%s): %s: %s (%d units' requests in one write; each answered one at a time); "
+                "units at %s:%s are no longer sent in one write together", bus.name, cfg.host, cfg.port,
+                who(unit, name), why, units, cfg.host, cfg.port)

@@ -37,7 +37,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from . import modbus_tcp_group
-from .mbap import EXCEPTION_NAMES, Checked, GarbledReply, MbapClient
+from .mbap import EXCEPTION_NAMES, SIGNS, Checked, GarbledReply, MbapClient
 from .modbus_config import ModbusTcpLine
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request, a sign
 _ONE_AT_A_TIME: set[tuple[str, int]] = set()  # endpoints (host, port) learnt to take one request at a time
 _FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group failed (the re-read answered)
 _FAILING: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll failed: read one at a time
@@ -91,6 +90,7 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
     key = (cfg.host, cfg.port, unit)
     silent_before = key in _SILENT
     _SILENT.discard(key)
+    silent_write = modbus_tcp_group.SILENT_WRITE.pop(key, 0)  # it led a combined write met by silence
     try:
         if not pipelines(bus, unit):
             data = await _one_at_a_time(bus, unit, blocks, timeout)
@@ -101,10 +101,14 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
         else:
             async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between
                 data = await _held(bus, unit, blocks, timeout)
-    except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
+    except BaseException as e:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
+        if silent_write and not isinstance(e, asyncio.CancelledError):
+            modbus_tcp_group.settle_silent(bus, unit, silent_write, answered=False)
         raise
     _FAILING.discard(key)
+    if silent_write:
+        modbus_tcp_group.settle_silent(bus, unit, silent_write, answered=True)
     return data
 
 
@@ -155,7 +159,7 @@ def _settle(bus: ModbusBus, unit: int, g: _GroupFailed, *, name: str | None = No
     if name is None:
         task = asyncio.current_task()
         name = task.get_name() if task is not None else ""
-    device = f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
+    device = modbus_tcp_group.who(unit, name)
     log.warning("line %r (%s:%s): %s does not take several requests at once (%s; read again one at a time, "
                 "it answered); requests to %s:%s are sent one at a time from now on (pipeline = false on the "
                 "line says so up front)", bus.name, cfg.host, cfg.port, device, g.why, cfg.host, cfg.port)
@@ -205,7 +209,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             raise DeviceTimeout(f"unit {unit} on {bus.name!r} answered {c.answered} of {n} requests sent together "
                                 f"(pipeline = true); it may take one request at a time") from None
         if probe and not replies[0].isError():
-            signs = [r.exception_code for r in replies[1:] if r.exception_code in _SIGNS]
+            signs = [r.exception_code for r in replies[1:] if r.exception_code in SIGNS]
             if signs:
                 st.exceptions += len(signs)
                 raise _failed(bus, f"exception {signs[0]} ({EXCEPTION_NAMES[signs[0]]}) to a request sent with others")
