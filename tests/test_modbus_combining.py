@@ -16,7 +16,7 @@ import agent.config  # noqa: F401 - import order: config before bus
 from agent.bus import modbus_tcp_group
 from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusTcpLine
-from agent.errors import DeviceException, DeviceTimeout
+from agent.errors import BusUnavailable, DeviceException, DeviceTimeout
 from drivers.modbus_meter.sim import start
 from tests.chaos.agent_proc import AgentProcess, agent_config, wait_until
 from tests.mqtt_helpers import Subscriber
@@ -418,6 +418,28 @@ async def test_an_endpoint_ignoring_a_combined_write_is_learnt_and_fails_no_unit
         for u in UNITS:
             st = bus.stats()["units"][u]
             assert st["timeouts"] == (N if any(u in f for f in failed) else 0), (u, st)
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_a_bug_serving_a_combined_write_is_the_polls_error_not_a_line_outage(monkeypatch):
+    """An unforeseen error while serving waiting polls fails them with it (a driver error, logged as
+    such), not as BusUnavailable (the poller would take it for the line being down and close the driver)."""
+    gw = _Gateway()
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+
+    async def broken(*args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(modbus_tcp_group, "_answer", broken)
+    try:
+        got = await poll_all(bus, UNITS)
+        assert registers(got[0]) == EXPECTED  # served alone: the line was free
+        for g in got[1:]:
+            assert isinstance(g, RuntimeError) and not isinstance(g, BusUnavailable), g
+            assert "ZeroDivisionError: a bug" in str(g) and isinstance(g.__cause__, ZeroDivisionError)
     finally:
         await bus.close()
         server.close()

@@ -113,6 +113,8 @@ async def wait(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]]
     try:
         return await poll.fut
     except asyncio.CancelledError:  # the poll's deadline or shutdown: the batch goes on without it,
+        if poll.fut.done() and not poll.fut.cancelled():
+            poll.fut.exception()  # failed as the deadline came: nobody will look at it
         if poll in q.batch and all(p.fut.done() for p in q.batch) and q.task is not None and not q.abort:
             q.abort = True  # unless nobody waits for it any more: then its reads are cancelled, as a poll's are
             q.task.cancel()
@@ -133,24 +135,27 @@ async def _drain(bus: ModbusBus, q: Waiting) -> None:
                         await _serve(bus, q.batch)
             except asyncio.CancelledError:
                 if not q.abort:  # the line's task itself was cancelled (shutdown)
-                    _abandon(bus, [*q.batch, *q.polls], "shutting down")
+                    _abandon(bus, [*q.batch, *q.polls])
                     q.polls.clear()
                     raise
-                q.abort = False  # every poll of the batch was cancelled: its reads were, no more
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                asyncio.current_task().uncancel()  # type: ignore[union-attr] - every poll of the batch was cancelled
                 q.polls.extendleft(reversed([p for p in q.batch if not p.fut.done()]))
-            except Exception as e:  # noqa: BLE001 - unforeseen: the batch's polls fail with it, not wait forever
-                log.exception("line %r: serving waiting polls failed", bus.name)
-                _abandon(bus, q.batch, f"{type(e).__name__}: {e}")
+            except Exception as e:  # noqa: BLE001 - a bug: the batch's polls fail with it (each logs it), not wait
+                for p in q.batch:
+                    err = RuntimeError(f"line {bus.name!r}: serving unit {p.unit}'s poll with others failed: "
+                                       f"{type(e).__name__}: {e}")
+                    err.__cause__ = e
+                    p.fail(err)
             finally:
                 q.batch = []
+                q.abort = False  # an abort whose cancel was swallowed (connect's wait_for) ends with its batch
     finally:
         q.task = None
 
 
-def _abandon(bus: ModbusBus, polls: list[Poll], why: str) -> None:
+def _abandon(bus: ModbusBus, polls: list[Poll]) -> None:
     for p in polls:
-        p.fail(BusUnavailable(f"line {bus.name!r} ({bus._where()}): unit {p.unit} not read ({why})"))
+        p.fail(BusUnavailable(f"line {bus.name!r} ({bus._where()}): unit {p.unit} not read (shutting down)"))
 
 
 def _take(q: Waiting) -> list[Poll]:
@@ -339,7 +344,7 @@ def settle_silent(bus: ModbusBus, unit: int, units: int, *, answered: bool) -> N
         _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
         return
     task = asyncio.current_task()
-    _learn(bus, f"no reply to {units} units' requests in one write, answered alone", units, unit,
+    _learn(bus, "no reply to a write with other units', answered alone next", units, unit,
            task.get_name() if task is not None else "")
 
 
