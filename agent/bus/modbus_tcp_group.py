@@ -3,7 +3,7 @@
 A poll whose blocks may go together (see agent.bus.modbus_tcp_reads) and that finds the line busy
 joins the line's queue instead of waiting for the lock on its own. One task per line serves the
 queue: under one hold of the line it writes the waiting polls' requests together (at most
-``MAX_REQUESTS``), hands each poll its replies, and takes the next batch in a later hold (a write or a
+``MAX_REQUESTS``), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
 one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
 alone, as before.
 
@@ -12,9 +12,11 @@ exception reply is its error); every other unit of the batch (a request unanswer
 connection closed, exception 6/10/11 to a later request) is read again one request at a time in the
 same hold, after the connection is restarted, so a dead unit among healthy ones costs them nothing
 but the wait; the re-read's outcome is the unit's. A unit the device went past (it answered a later
-unit of the write) is not read again: its silence, or exception 10/11, is its own. No reply at all
-to the whole write fails the first unit of it as a silent device's (as its own group would) and the
-others are read again.
+unit of the write) is not read again: its silence, or exception 10/11, is its own (the connection is
+restarted). No reply at all to the whole write fails the first unit of it as a silent device's (as its
+own group would) and the others are read again; that unit answering alone next is a refused write.
+A write holds only polls already waiting, in arrival order, and each is done with its own replies: on a
+line answering one request at a time no unit is done later than it would be queued one at a time.
 Whether the endpoint takes several units' requests at once is learnt apart from whether it takes
 one unit's: a batch that fails so while every unit of it answers one at a time, for the second batch
 in a row at the host and port, turns combining off there (a gateway may queue a poll's few requests
