@@ -30,11 +30,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from ..errors import BusUnavailable, DeviceException, DeviceTimeout
+from ..errors import BusUnavailable, DeviceTimeout
+from . import modbus_tcp_reads as reads
 from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, Reply
 from .modbus_config import ModbusTcpLine
 from .modbus_stats import UNIT_BACKOFF_MIN
@@ -88,8 +89,8 @@ class Waiting:
         self.abort = False  # every poll of the batch was cancelled: the task cancels its reads
 
 
-def _line(bus: ModbusBus) -> ModbusTcpLine:
-    return bus.config  # type: ignore[return-value]
+def tcp_line(bus: ModbusBus) -> ModbusTcpLine:
+    return cast(ModbusTcpLine, bus.config)
 
 
 def combines(bus: ModbusBus) -> bool:
@@ -98,7 +99,7 @@ def combines(bus: ModbusBus) -> bool:
     q: Waiting | None = bus._waiting
     if not (bus._lock.locked() or (q is not None and q.polls)):
         return False
-    cfg = _line(bus)
+    cfg = tcp_line(bus)
     return (cfg.host, cfg.port) not in _NO_COMBINE
 
 
@@ -124,8 +125,6 @@ async def wait(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]]
 
 
 async def _drain(bus: ModbusBus, q: Waiting) -> None:
-    from .modbus_tcp_reads import serve_alone
-
     try:
         while q.polls:
             try:
@@ -155,6 +154,16 @@ async def _drain(bus: ModbusBus, q: Waiting) -> None:
         q.task = None
 
 
+async def serve_alone(bus: ModbusBus, poll: Poll) -> None:
+    """A waiting poll served on its own, under the line's lock."""
+    if poll.fut.done():  # cancelled while it waited
+        return
+    try:
+        poll.done(await reads.read_held(bus, poll.unit, poll.blocks, poll.timeout, name=poll.name))
+    except Exception as e:  # noqa: BLE001 - the poll's own error, raised in its task
+        poll.fail(e)
+
+
 def _abandon(bus: ModbusBus, polls: list[Poll]) -> None:
     for p in polls:
         p.fail(BusUnavailable(f"line {bus.name!r} ({bus._where()}): unit {p.unit} not read (shutting down)"))
@@ -178,13 +187,11 @@ def _take(q: Waiting) -> list[Poll]:
 async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
     """Under the line's lock: the polls' requests in one write, each unit answered as its replies come
     in, or read again on its own once the write is over."""
-    from .modbus_tcp_reads import pipelines, serve_alone
-
     now = bus._clock()
     batch = []
-    together = (_line(bus).host, _line(bus).port) not in _NO_COMBINE  # it may have been learnt meanwhile
+    together = (tcp_line(bus).host, tcp_line(bus).port) not in _NO_COMBINE  # it may have been learnt meanwhile
     for p in polls:  # learnt, or failed, while it waited: served alone (one at a time), in this hold
-        if together and pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
+        if together and reads.pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
             batch.append(p)
         else:
             await serve_alone(bus, p)
@@ -200,7 +207,7 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         return
     client = bus._client
     assert isinstance(client, MbapClient)
-    client.timeout = _line(bus).timeout if batch[0].timeout is None else batch[0].timeout
+    client.timeout = tcp_line(bus).timeout if batch[0].timeout is None else batch[0].timeout
     futs = client.send_batch([(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks])
     try:
         rest = await _answer(bus, batch, futs)
@@ -245,9 +252,7 @@ async def _answer(bus: ModbusBus, batch: list[Poll], futs: list[asyncio.Future])
 
 async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outcomes: list, tmo: float) -> None:
     """The polls of a finished write not answered cleanly: each fails as its own, or is read again alone."""
-    from .modbus_tcp_reads import _one_at_a_time
-
-    cfg = _line(bus)
+    cfg = tcp_line(bus)
     probe = cfg.pipeline == "auto"
     lost = any(isinstance(o, ConnectionException) for o in outcomes)
     silent = all(type(o) is ModbusIOException for o in outcomes)
@@ -297,12 +302,9 @@ async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outco
                 continue
         bad = next(((r, b) for r, b in zip(replies, p.blocks, strict=True) if r.isError()), None)
         if bad is not None:
-            (rr, (fc, address, count)) = bad
             st.exceptions += 1
             st.ok(bus._clock())  # it answered: alive
-            p.fail(DeviceException(f"unit {p.unit} on {bus.name!r} answered exception {rr.exception_code} "
-                                   f"({EXCEPTION_NAMES.get(rr.exception_code, 'unknown')}) to FC{fc:02d} "
-                                   f"{address}+{count}", code=rr.exception_code))
+            p.fail(reads.exception_error(bus, p.unit, bad[0].exception_code, bad[1]))
             continue
         st.errors += 1  # a byte count off
         again.append((p, None))
@@ -314,7 +316,7 @@ async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outco
             answered_all = False
             continue
         try:
-            p.done(await _one_at_a_time(bus, p.unit, p.blocks, p.timeout, held=True))
+            p.done(await reads.one_at_a_time(bus, p.unit, p.blocks, p.timeout, held=True))
         except Exception as e:  # noqa: BLE001 - the unit's own error, as its poll would raise it
             answered_all = False
             p.fail(e)
@@ -330,18 +332,16 @@ async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outco
 
 
 def _clean(bus: ModbusBus) -> None:
-    from .modbus_tcp_reads import _FAILED_ONCE
-
-    cfg = _line(bus)
+    cfg = tcp_line(bus)
     _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
-    _FAILED_ONCE.discard((cfg.host, cfg.port))
+    reads.group_answered(bus)
 
 
 def settle_silent(bus: ModbusBus, unit: int, units: int, *, answered: bool) -> None:
     """``unit``'s poll after the combined write of ``units`` units it led was met by silence: answered alone,
     that write was the endpoint's refusal (a failed write, see _learn); unanswered, the unit is dead and
     nothing is learnt."""
-    cfg = _line(bus)
+    cfg = tcp_line(bus)
     if not answered:
         _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
         return
@@ -370,7 +370,7 @@ def who(unit: int, name: str) -> str:
 def _learn(bus: ModbusBus, why: str, units: int, unit: int, name: str) -> None:
     """A write failed so and its units answered one at a time: the second write in a row at the endpoint
     to fail so turns combining off there."""
-    cfg = _line(bus)
+    cfg = tcp_line(bus)
     endpoint = (cfg.host, cfg.port)
     if endpoint in _NO_COMBINE:
         return

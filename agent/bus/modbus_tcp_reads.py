@@ -31,14 +31,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from . import modbus_tcp_group
 from .mbap import EXCEPTION_NAMES, SIGNS, Checked, GarbledReply, MbapClient
-from .modbus_config import ModbusTcpLine
 
 if TYPE_CHECKING:
     from .modbus import ModbusBus
@@ -74,33 +73,30 @@ class _GroupFailed(Exception):
 def pipelines(bus: ModbusBus, unit: int) -> bool:
     """Whether ``unit``'s blocks go out together (the line's ``pipeline``, what was learnt, the unit's
     last poll)."""
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     if cfg.pipeline is False or (cfg.host, cfg.port, unit) in _FAILING:
         return False
     return cfg.pipeline is True or (cfg.host, cfg.port) not in _ONE_AT_A_TIME
 
 
-def _line(bus: ModbusBus) -> ModbusTcpLine:
-    return cast(ModbusTcpLine, bus.config)
-
 
 async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
                           timeout: float | None) -> list[bytes]:
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     key = (cfg.host, cfg.port, unit)
     silent_before = key in _SILENT
     _SILENT.discard(key)
     silent_write = modbus_tcp_group.SILENT_WRITE.pop(key, 0)  # it led a combined write met by silence
     try:
         if not pipelines(bus, unit):
-            data = await _one_at_a_time(bus, unit, blocks, timeout)
+            data = await one_at_a_time(bus, unit, blocks, timeout)
             if silent_before:  # silent to the group, answering one at a time
                 _settle(bus, unit, _GroupFailed(f"no reply to {len(blocks)} requests in one write"))
         elif modbus_tcp_group.combines(bus):  # the line is busy: sent with the other polls waiting for it
             data = await modbus_tcp_group.wait(bus, unit, blocks, timeout)
         else:
             async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between
-                data = await _held(bus, unit, blocks, timeout)
+                data = await read_held(bus, unit, blocks, timeout)
     except BaseException as e:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
         if silent_write and not isinstance(e, asyncio.CancelledError):
@@ -112,41 +108,44 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
     return data
 
 
-async def serve_alone(bus: ModbusBus, poll: modbus_tcp_group.Poll) -> None:
-    """A waiting poll served on its own, under the line's lock (see agent.bus.modbus_tcp_group)."""
-    if poll.fut.done():  # cancelled while it waited
-        return
-    try:
-        poll.done(await _held(bus, poll.unit, poll.blocks, poll.timeout, name=poll.name))
-    except Exception as e:  # noqa: BLE001 - the poll's own error, raised in its task
-        poll.fail(e)
-
-
-async def _held(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
+async def read_held(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
                 *, name: str | None = None) -> list[bytes]:
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     if not pipelines(bus, unit):  # learnt while this poll waited for the line
-        return await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+        return await one_at_a_time(bus, unit, blocks, timeout, held=True)
     try:
         data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
     except _GroupFailed as g:  # read them again at once; if that fails the device is failing
-        data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+        data = await one_at_a_time(bus, unit, blocks, timeout, held=True)
         _settle(bus, unit, g, name=name)
     else:
-        _FAILED_ONCE.discard((cfg.host, cfg.port))
+        group_answered(bus)
     return data
+
+
+def group_answered(bus: ModbusBus) -> None:
+    """Several requests at once were answered at the endpoint: a run of failed groups there is broken."""
+    cfg = modbus_tcp_group.tcp_line(bus)
+    _FAILED_ONCE.discard((cfg.host, cfg.port))
+
+
+def exception_error(bus: ModbusBus, unit: int, code: int, block: tuple[int, int, int]) -> DeviceException:
+    """The unit's exception reply to a block, as its poll raises it."""
+    fc, address, count = block
+    return DeviceException(f"unit {unit} on {bus.name!r} answered exception {code} "
+                           f"({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{fc:02d} {address}+{count}", code=code)
 
 
 def mark_silent(bus: ModbusBus, unit: int) -> None:
     """``unit``'s group was met by silence: if its next poll, one at a time, is answered, that is a failed group."""
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     _SILENT.add((cfg.host, cfg.port, unit))
 
 
 def _settle(bus: ModbusBus, unit: int, g: _GroupFailed, *, name: str | None = None) -> None:
     """The group failed and the same blocks read one at a time were answered: learn when it is the second
     group in a row at this endpoint to fail so (one lost reply, a reboot or a network blip teaches nothing)."""
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     endpoint = (cfg.host, cfg.port)
     if endpoint in _ONE_AT_A_TIME:
         return
@@ -196,7 +195,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             if probe and not c.answered:  # a dead device, or one that ignores such a write: see _SILENT
                 st.timeouts += n
                 bus._restart(lost=False)
-                _SILENT.add((_line(bus).host, _line(bus).port, unit))
+                _SILENT.add((modbus_tcp_group.tcp_line(bus).host, modbus_tcp_group.tcp_line(bus).port, unit))
                 raise DeviceTimeout(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s to {n} requests "
                                     f"sent together") from None
             if probe:
@@ -216,10 +215,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
         for rr, (fc, address, count) in zip(replies, blocks, strict=True):
             if rr.isError():
                 st.exceptions += 1
-                code = rr.exception_code
-                raise DeviceException(f"unit {unit} on {bus.name!r} answered exception {code} "
-                                      f"({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{fc:02d} {address}+{count}",
-                                      code=code)
+                raise exception_error(bus, unit, rr.exception_code, (fc, address, count))
             if len(rr.payload) != 2 * count:
                 st.errors += 1
                 raise ProtocolError(f"unit {unit} on {bus.name!r}: asked for {count} registers at {address}, "
@@ -229,7 +225,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
     return list(await bus._transact(unit, call, timeout=timeout, rx=_rx(blocks), tx=8 * n, held=True))
 
 
-async def _one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
+async def one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
                          timeout: float | None, *, held: bool = False) -> list[bytes]:
     """Each request written as the previous reply is taken (MbapClient.read_chain), under one hold of the line."""
     done: list[bytes] = []
