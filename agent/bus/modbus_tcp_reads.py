@@ -86,7 +86,8 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
     key = (cfg.host, cfg.port, unit)
     silent_before = key in _SILENT
     _SILENT.discard(key)
-    silent_write = modbus_tcp_group.SILENT_WRITE.pop(key, 0)  # it led a combined write met by silence
+    # it led a combined write met by silence: this poll tells why (unless it is skipped, backed off)
+    silent_write = modbus_tcp_group.SILENT_WRITE.pop(key, 0) if not bus.unit_available(unit) else 0
     try:
         if not pipelines(bus, unit):
             data = await one_at_a_time(bus, unit, blocks, timeout)
