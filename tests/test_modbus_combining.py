@@ -448,3 +448,23 @@ async def test_a_bug_serving_a_combined_write_is_the_polls_error_not_a_line_outa
     finally:
         await bus.close()
         server.close()
+
+
+async def test_garbage_to_a_combined_write_is_one_error_and_every_unit_is_read_again(caplog):
+    """Bytes that are not Modbus TCP fail every request outstanding: one error (one sender), not one per
+    unit of the write; each unit is read again alone and answered."""
+    gw = _Gateway(slow=(1,))
+    gw.gate = asyncio.Event()  # unit 1's replies wait for it: the others wait for the line meanwhile
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        polls = [asyncio.create_task(bus.read_register_blocks(u, BLOCKS)) for u in UNITS]
+        await until(lambda: len(gw.segments) == 1)
+        gw.junk_next = True
+        gw.gate.set()
+        assert [registers(g) for g in await asyncio.gather(*polls)] == [EXPECTED] * len(UNITS)
+        units = bus.stats()["units"]
+        assert sum(units[u]["errors"] for u in UNITS) == 1 and all(units[u]["failures"] == 0 for u in UNITS)
+    finally:
+        await bus.close()
+        server.close()

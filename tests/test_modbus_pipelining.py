@@ -221,6 +221,7 @@ class _Gateway:
         self.segments: list[tuple[int, int]] = []  # (unit, requests) of each segment received, in order
         self.together = 0
         self.reset_next = self.garble_next = False
+        self.junk_next = False  # the next segment is answered first with bytes that are not Modbus TCP
 
     async def serve(self) -> tuple[asyncio.Server, int]:
         server = await asyncio.get_running_loop().create_server(lambda: _GatewayConn(self), "127.0.0.1", 0)
@@ -245,6 +246,9 @@ class _GatewayConn(asyncio.Protocol):
         gw.segments.append((frames[0][3], len(frames)))
         for f in frames:
             gw.requests[f[3]] = gw.requests.get(f[3], 0) + 1
+        if gw.junk_next:
+            gw.junk_next = False
+            self.t.write(b"\xff" * 8)
         if gw.reset_next:
             gw.reset_next = False
             self.t.abort()

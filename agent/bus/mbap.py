@@ -35,6 +35,10 @@ class GarbledReply(ModbusIOException):
     """A reply that came but cannot be used (not MBAP, wrong unit or function, byte count off)."""
 
 
+class NotMbap(GarbledReply):
+    """Bytes that are not a Modbus TCP frame: every request outstanding fails with it, one sender."""
+
+
 _HEAD = struct.Struct(">HHHBB")  # transaction id, protocol id (0), length, unit, function code
 _MAX_TID = 0xFFFF
 
@@ -372,7 +376,7 @@ class MbapClient:
     def _fail_all(self, why: str) -> None:
         for fut, _, _ in self._pending.values():
             if not fut.done():
-                fut.set_exception(GarbledReply(why))
+                fut.set_exception(NotMbap(why))
         if self._group is not None:
             self._group.wake()
 

@@ -36,7 +36,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import BusUnavailable, DeviceTimeout
 from . import modbus_tcp_reads as reads
-from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, Reply
+from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, NotMbap, Reply
 from .modbus_config import ModbusTcpLine
 from .modbus_stats import UNIT_BACKOFF_MIN
 
@@ -262,6 +262,7 @@ async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outco
     for p in batch:
         starts.append(starts[-1] + len(p.blocks))
     timed_out = False
+    not_mbap = True  # garbage fails every request outstanding; it is one error
     for k in rest:
         p = batch[k]
         n = len(p.blocks)
@@ -282,7 +283,10 @@ async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outco
         failed = [o for o in outs if isinstance(o, Exception)]
         if failed:
             garbled = sum(isinstance(o, GarbledReply) for o in failed)
-            st.errors += garbled
+            st.errors += garbled - sum(isinstance(o, NotMbap) for o in failed)
+            if not_mbap and any(isinstance(o, NotMbap) for o in failed):  # counted once, on the first unit
+                st.errors += 1
+                not_mbap = False
             answered = n - len(failed)
             why = (f"connection closed after {len(outcomes)} requests in one write" if lost else
                    f"{answered} of {n} requests answered, sent in one write with {len(batch) - 1} other units'")
