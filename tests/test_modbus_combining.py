@@ -14,6 +14,7 @@ import pytest
 
 import agent.config  # noqa: F401 - import order: config before bus
 from agent.bus import modbus_tcp_group
+from agent.bus.mbap import MbapClient
 from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusTcpLine
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout
@@ -236,15 +237,22 @@ async def test_a_garbled_reply_in_a_combined_write_is_that_units_error_not_a_sig
 async def test_combined_writes_stay_within_one_tcp_segment_on_any_path():
     """A write that a device reads a segment at a time must hold whole frames on any IPv4 path: at most
     the 536-byte default MSS less the 12-byte timestamp option (LTE, VPN with mssfix, ...)."""
-    assert modbus_tcp_group.MAX_REQUESTS * 12 <= 536 - 12
     gw = _Gateway()
     server, port = await gw.serve()
     bus = tcp_bus(port)
-    units = range(1, 21)
+    writes: list[int] = []
+
+    def trace(sending: bool, data: bytes) -> bytes:
+        if sending:
+            writes.append(len(data))
+        return data
+
+    bus._trace = trace  # type: ignore[method-assign] - the client's packet hook: each write's size
+    units = range(1, 31)
     try:
         assert [registers(g) for g in await poll_all(bus, units)] == [EXPECTED] * len(units)
-        sizes = [n for _, n in gw.segments]
-        assert sum(sizes) == 20 * N and max(sizes) * 12 <= 536 - 12, sizes
+        assert sum(writes) == 12 * 30 * N and max(writes) <= 536 - 12 and max(writes) % 12 == 0, writes
+        assert len(gw.requests) == 30 and bus.stats()["opens"] == 1
     finally:
         await bus.close()
         server.close()
@@ -435,10 +443,10 @@ async def test_a_bug_serving_a_combined_write_is_the_polls_error_not_a_line_outa
     server, port = await gw.serve()
     bus = tcp_bus(port)
 
-    async def broken(*args):
+    def broken(*args):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(modbus_tcp_group, "_answer", broken)
+    monkeypatch.setattr(MbapClient, "send_batch", broken)
     try:
         got = await poll_all(bus, UNITS)
         assert registers(got[0]) == EXPECTED  # served alone: the line was free

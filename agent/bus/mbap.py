@@ -31,6 +31,10 @@ EXCEPTION_NAMES = {
     11: "gateway target failed to respond",
 }
 SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request of a write, a sign
+# requests per write: one TCP segment on any IPv4 path (536-byte default MSS less a 12-byte timestamp option)
+WRITE_REQUESTS = 43
+
+
 class GarbledReply(ModbusIOException):
     """A reply that came but cannot be used (not MBAP, wrong unit or function, byte count off)."""
 
@@ -181,14 +185,25 @@ class MbapClient:
             self._end_group(group)
             self.answered = sum(fut.done() and not fut.cancelled() and fut.exception() is None for fut in group.futs)
 
-    def send_batch(self, requests: Sequence[tuple[int, int, int, int]]) -> list[asyncio.Future]:
+    def send_batch(self, requests: Sequence[tuple[int, int, int, int]], spans: Sequence[int],
+                   on_span: Callable[[int], None]) -> list[asyncio.Future]:
         """Register reads ``(unit, fc, address, count)`` of several units sent in one write; a future per
         request, in request order, each done with its reply or the exception a single read would raise
-        (``ModbusIOException`` unanswered, :class:`GarbledReply`, ``ConnectionException``). Unlike
-        :meth:`read_many` one failure does not end the wait for the other replies; they are due as there.
-        The caller waits for what it needs and calls :meth:`end_batch`."""
-        self._batch = self._send_group(requests, stop_on_error=False)
-        return self._batch.futs
+        (``ModbusIOException`` unanswered, :class:`GarbledReply`, ``ConnectionException``). The requests
+        fall in consecutive spans of ``spans[k]`` each (a poll's); ``on_span(k)`` is called as the last
+        reply of span ``k`` comes in (not when requests fail). Unlike :meth:`read_many` one failure does
+        not end the wait for the other replies; they are due as there. Then :meth:`wait_batch`,
+        :meth:`end_batch`."""
+        group = self._batch = self._send_group(requests, stop_on_error=False)
+        group.span = [k for k, n in enumerate(spans) for _ in range(n)]
+        group.span_left = list(spans)
+        group.on_span = on_span
+        return group.futs
+
+    async def wait_batch(self) -> None:
+        """Until every request of the batch is answered or failed."""
+        assert self._batch is not None
+        await self._batch.done
 
     def end_batch(self) -> None:
         """The batch sent last is over: whatever is still unanswered is given up."""
@@ -209,8 +224,10 @@ class MbapClient:
             group.futs.append(fut)
             frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
         group.members = frozenset(group.tids)
+        group.index = {tid: i for i, tid in enumerate(group.tids)}
         self._group = group
-        self._send(b"".join(frames))
+        for i in range(0, len(frames), WRITE_REQUESTS):  # each write whole frames within one segment
+            self._send(b"".join(frames[i:i + WRITE_REQUESTS]))
         group.timer = loop.call_at(group.deadline, self._group_expire, group)
         return group
 
@@ -370,6 +387,11 @@ class MbapClient:
             fut.set_result(Reply(fc, body))
         if group is not None:
             group.left -= 1
+            if group.on_span is not None:
+                k = group.span[group.index[tid]]
+                group.span_left[k] -= 1
+                if not group.span_left[k]:
+                    group.on_span(k)
             if not group.left or (group.stop_on_error and fut.exception() is not None):
                 group.wake()
 
@@ -397,7 +419,8 @@ class _Chain:
 class _Group:
     """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
 
-    __slots__ = ("deadline", "done", "futs", "left", "members", "stop_on_error", "tids", "timer")
+    __slots__ = ("deadline", "done", "futs", "index", "left", "members", "on_span", "span", "span_left",
+                 "stop_on_error", "tids", "timer")
 
     def __init__(self, deadline: float, done: asyncio.Future, n: int, *, stop_on_error: bool = True):
         self.deadline = deadline  # when the next reply is due
@@ -406,6 +429,10 @@ class _Group:
         self.stop_on_error = stop_on_error
         self.tids: list[int] = []
         self.members: frozenset[int] = frozenset()
+        self.index: dict[int, int] = {}  # tid -> its request's place
+        self.span: list[int] = []  # request's place -> its span (send_batch)
+        self.span_left: list[int] = []  # replies each span still waits for
+        self.on_span: Callable[[int], None] | None = None
         self.futs: list[asyncio.Future] = []
         self.timer: asyncio.TimerHandle
 

@@ -3,7 +3,7 @@
 A poll whose blocks may go together (see agent.bus.modbus_tcp_reads) and that finds the line busy
 joins the line's queue instead of waiting for the lock on its own. One task per line serves the
 queue: under one hold of the line it writes the waiting polls' requests together (at most
-``MAX_REQUESTS``), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
+``MAX_REQUESTS``, in writes of whole frames that fit one TCP segment on any path), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
 one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
 alone, as before.
 
@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# one TCP segment on any IPv4 path: the 536-byte default MSS less a 12-byte timestamp option holds 43 requests
-MAX_REQUESTS = 43
+# requests of one hold of the line (written WRITE_REQUESTS at a time, see agent.bus.mbap): it bounds what
+# waits behind one dead unit in a gateway's queue (30 polls of a 4-block meter)
+MAX_REQUESTS = 120
 _COMBINE_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last combined batch failed so
 _NO_COMBINE: set[tuple[str, int]] = set()  # endpoints learnt not to take several units' requests at once
 # (host, port, unit) -> units of the combined write it led that was met by silence (see settle_silent)
@@ -208,9 +209,18 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
     client = bus._client
     assert isinstance(client, MbapClient)
     client.timeout = tcp_line(bus).timeout if batch[0].timeout is None else batch[0].timeout
-    futs = client.send_batch([(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks])
+    done = [False] * len(batch)
+
+    def answered(k: int) -> None:  # in the reply callback: no wake-up of this task per poll
+        done[k] = _answer(bus, batch[k], futs, starts[k])
+
+    starts = [0]
+    for p in batch:
+        starts.append(starts[-1] + len(p.blocks))
+    futs = client.send_batch([(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks],
+                             [len(p.blocks) for p in batch], answered)
     try:
-        rest = await _answer(bus, batch, futs)
+        await client.wait_batch()
     except asyncio.CancelledError:  # every poll of the batch was cancelled: nothing learnt
         bus._restart(lost=False)
         raise
@@ -219,35 +229,34 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
             f.exception() or f.result() if f.done() and not f.cancelled() else ModbusIOException("given up")
             for f in futs]
         client.end_batch()
+    rest = [k for k in range(len(batch)) if not done[k]]
+    for k in rest:
+        st = bus._unit(batch[k].unit)
+        st.transactions += len(batch[k].blocks)
+        st.bytes_tx += 12 * len(batch[k].blocks)
     if rest:
         await _settle_rest(bus, batch, rest, outcomes, client.timeout)
     else:  # several units' requests at once answered: so were several of one unit's
         _clean(bus)
 
 
-async def _answer(bus: ModbusBus, batch: list[Poll], futs: list[asyncio.Future]) -> list[int]:
-    """Each poll of the write done as soon as its own replies are in and usable (a slow line gives each unit
-    the time it had one at a time); the indexes of the others, left until every reply is in."""
-    rest: list[int] = []
-    i = 0
-    for k, p in enumerate(batch):
-        n = len(p.blocks)
-        mine, i = futs[i:i + n], i + n
-        pending = [f for f in mine if not f.done()]
-        if pending:
-            await asyncio.wait(pending)
-        st = bus._unit(p.unit)
-        st.transactions += n
-        st.bytes_tx += 12 * n
-        replies = [f.result() for f in mine if f.exception() is None]
-        if len(replies) == n and all(not r.exception_code and len(r.payload) == 2 * c
-                                     for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
-            st.bytes_rx += sum(5 + len(r.payload) for r in replies)
-            st.ok(bus._clock())
-            p.done([r.payload for r in replies])
-        else:
-            rest.append(k)
-    return rest
+def _answer(bus: ModbusBus, p: Poll, futs: list[asyncio.Future], start: int) -> bool:
+    """A poll of the write done as soon as its own replies are in, if they are usable (a slow line gives
+    each unit the time it had one at a time); whether it was."""
+    n = len(p.blocks)
+    mine = futs[start:start + n]
+    if any(f.exception() is not None for f in mine):
+        return False
+    replies: list[Reply] = [f.result() for f in mine]
+    if not all(not r.exception_code and len(r.payload) == 2 * c for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
+        return False
+    st = bus._unit(p.unit)
+    st.transactions += n
+    st.bytes_tx += 12 * n
+    st.bytes_rx += sum(5 + len(r.payload) for r in replies)
+    st.ok(bus._clock())
+    p.done([r.payload for r in replies])
+    return True
 
 
 async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outcomes: list, tmo: float) -> None:
