@@ -14,9 +14,10 @@ import pytest
 
 import agent.config  # noqa: F401 - import order: config before bus
 from agent.bus import modbus_tcp_group
+from agent.bus.mbap import MbapClient
 from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusTcpLine
-from agent.errors import DeviceException, DeviceTimeout
+from agent.errors import BusUnavailable, DeviceException, DeviceTimeout
 from drivers.modbus_meter.sim import start
 from tests.chaos.agent_proc import AgentProcess, agent_config, wait_until
 from tests.mqtt_helpers import Subscriber
@@ -233,8 +234,44 @@ async def test_a_garbled_reply_in_a_combined_write_is_that_units_error_not_a_sig
         server.close()
 
 
-def test_combined_writes_stay_within_one_tcp_segment():
-    assert modbus_tcp_group.MAX_REQUESTS * 12 <= 1448  # MTU 1500 less IP, TCP and timestamp option headers
+async def test_combined_writes_stay_within_one_tcp_segment_on_any_path():
+    """A write that a device reads a segment at a time must hold whole frames on any IPv4 path: at most
+    the 536-byte default MSS less the 12-byte timestamp option (LTE, VPN with mssfix, ...)."""
+    gw = _Gateway()
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    writes: list[int] = []
+
+    def trace(sending: bool, data: bytes) -> bytes:
+        if sending:
+            writes.append(len(data))
+        return data
+
+    bus._trace = trace  # type: ignore[method-assign] - the client's packet hook: each write's size
+    units = range(1, 31)
+    try:
+        assert [registers(g) for g in await poll_all(bus, units)] == [EXPECTED] * len(units)
+        assert sum(writes) == 12 * 30 * N and max(writes) <= 536 - 12 and max(writes) % 12 == 0, writes
+        assert len(gw.requests) == 30 and bus.stats()["opens"] == 1
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_a_unit_the_gateway_went_past_restarts_the_connection():
+    """Unit 3's device is gone behind a gateway (silent); the gateway answered unit 4 after it. The
+    connection is restarted after unit 3's timeout, as after a unit's own group, so the next write does not
+    queue behind what the gateway still holds for it."""
+    gw = _Gateway(dead=(3,), hold=0.05)
+    server, port = await gw.serve()
+    bus = ModbusBus("gw", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=1.0))
+    try:
+        got = await poll_all(bus, UNITS)
+        assert isinstance(got[2], DeviceTimeout) and [registers(got[k]) for k in (0, 1, 3, 4)] == [EXPECTED] * 4
+        assert bus.stats()["connected"] is False and bus.stats()["drops"] == 0
+    finally:
+        await bus.close()
+        server.close()
 
 
 
@@ -290,3 +327,152 @@ def test_running_agent_with_meters_behind_one_gateway_answering_one_request_at_a
             agent.terminate()
             sub.stop()
         assert "Traceback" not in agent.log_tail(200_000)
+
+
+class _SerialGateway(asyncio.Protocol):
+    """A gateway with a serial line behind it: requests queued, answered one after another, ``PACE`` s
+    each. ``before_answer`` is called before each answer, ``answered`` counts them, ``queued`` what waits."""
+
+    PACE = 0.02
+    answered = 0
+    before_answer = None
+    conns: list[_SerialGateway] = []
+
+    def connection_made(self, transport) -> None:
+        self.t, self.queue = transport, asyncio.Queue()
+        self.worker = asyncio.get_running_loop().create_task(self._work())
+        _SerialGateway.conns.append(self)
+
+    def connection_lost(self, exc) -> None:
+        self.worker.cancel()
+        _SerialGateway.conns.remove(self)
+
+    def data_received(self, data: bytes) -> None:
+        for i in range(0, len(data) - 11, 12):
+            self.queue.put_nowait(struct.unpack_from(">HHHBBHH", data, i))
+
+    async def _work(self) -> None:
+        while True:
+            tid, _, _, unit, fc, a, c = await self.queue.get()
+            await asyncio.sleep(self.PACE)
+            if _SerialGateway.before_answer is not None:
+                _SerialGateway.before_answer()
+            _SerialGateway.answered += 1
+            self.t.write(struct.pack(">HHHBBB", tid, 0, 3 + 2 * c, unit, fc, 2 * c) + struct.pack(f">{c}H", *range(a, a + c)))
+
+
+async def test_each_unit_of_a_combined_write_completes_with_its_own_replies_on_a_slow_line(monkeypatch):
+    """Eight meters due together behind a gateway answering one request at a time; each poll's deadline
+    ends when the gateway has answered five meters' requests (what fits one after another). Each unit of a
+    combined write is done as its own replies are in, so every cycle five polls succeed, as one at a time
+    would; none is held until the whole write is answered."""
+    monkeypatch.setattr(_SerialGateway, "conns", [])
+    server = await asyncio.get_running_loop().create_server(_SerialGateway, "127.0.0.1", 0)
+    bus = tcp_bus(server.sockets[0].getsockname()[1], timeout=30.0)
+    units = range(1, 9)
+    running: dict[int, asyncio.Timeout] = {}
+    budget = 5 * N
+
+    def deadline() -> None:  # the deadline of every poll still running ends when the budget is spent
+        if _SerialGateway.answered == budget:
+            for cm in running.values():
+                cm.reschedule(asyncio.get_running_loop().time())
+
+    async def poll(u: int) -> bool:
+        try:
+            async with asyncio.timeout(None) as cm:
+                running[u] = cm
+                got = await bus.read_register_blocks(u, BLOCKS)
+            return registers(got) == EXPECTED
+        except (TimeoutError, DeviceTimeout):
+            return False
+        finally:
+            running.pop(u, None)
+
+    monkeypatch.setattr(_SerialGateway, "before_answer", staticmethod(deadline))
+    monkeypatch.setattr(_SerialGateway, "answered", 0)
+    try:
+        ok = []
+        for _ in range(4):
+            await until(lambda: all(c.queue.empty() for c in _SerialGateway.conns))
+            _SerialGateway.answered = 0
+            ok.append(sum(await asyncio.gather(*(poll(u) for u in units))))
+        assert ok == [5] * 4
+    finally:
+        await bus.close()
+        server.close()
+
+
+@pytest.mark.parametrize("interval", [3600, 0.5])
+async def test_an_endpoint_ignoring_a_combined_write_is_learnt_and_fails_no_unit_for_ever(interval, caplog):
+    """A gateway that takes one poll's three requests but ignores a segment of more than four (a small
+    receive buffer): a combined write is met by silence. Its first unit fails as a silent unit would and
+    answers alone next time (after its backoff, when polls come sooner); the second time so, units stop
+    being combined there (one warning naming the unit) and every poll succeeds from then on. Only a unit
+    that failed counts timeouts."""
+    gw = _Gateway(drop_over=4)
+    server, port = await gw.serve()
+    now = [0.0]
+    bus = ModbusBus("gw", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=0.5),
+                    clock=lambda: now[0])
+    failed: list[list[int]] = []
+    try:
+        for _ in range(8):
+            got = await poll_all(bus, UNITS)
+            failed.append([u for u, g in zip(UNITS, got, strict=True) if not isinstance(g, list)])
+            assert all(isinstance(g, (list, DeviceTimeout)) for g in got), got
+            now[0] += interval  # the poll interval: past any unit's backoff, or not (1 s at first)
+        if interval > 1:
+            assert sum(map(len, failed)) <= 2 and failed[3:] == [[]] * 5, failed
+        else:  # a unit skipped while backed off tells nothing: learnt when it answers alone
+            assert failed[5:] == [[]] * 3, failed
+        off = said(caplog, COMBINING_OFF)
+        assert len(off) == 1 and "unit " in off[0], off
+        for u in UNITS:
+            st = bus.stats()["units"][u]
+            assert st["timeouts"] == (N if st["skipped"] or any(u in f for f in failed) else 0), (u, st)
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_a_bug_serving_a_combined_write_is_the_polls_error_not_a_line_outage(monkeypatch):
+    """An unforeseen error while serving waiting polls fails them with it (a driver error, logged as
+    such), not as BusUnavailable (the poller would take it for the line being down and close the driver)."""
+    gw = _Gateway()
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+
+    def broken(*args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(MbapClient, "send_batch", broken)
+    try:
+        got = await poll_all(bus, UNITS)
+        assert registers(got[0]) == EXPECTED  # served alone: the line was free
+        for g in got[1:]:
+            assert isinstance(g, RuntimeError) and not isinstance(g, BusUnavailable), g
+            assert "ZeroDivisionError: a bug" in str(g) and isinstance(g.__cause__, ZeroDivisionError)
+    finally:
+        await bus.close()
+        server.close()
+
+
+async def test_garbage_to_a_combined_write_is_one_error_and_every_unit_is_read_again(caplog):
+    """Bytes that are not Modbus TCP fail every request outstanding: one error (one sender), not one per
+    unit of the write; each unit is read again alone and answered."""
+    gw = _Gateway(slow=(1,))
+    gw.gate = asyncio.Event()  # unit 1's replies wait for it: the others wait for the line meanwhile
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        polls = [asyncio.create_task(bus.read_register_blocks(u, BLOCKS)) for u in UNITS]
+        await until(lambda: len(gw.segments) == 1)
+        gw.junk_next = True
+        gw.gate.set()
+        assert [registers(g) for g in await asyncio.gather(*polls)] == [EXPECTED] * len(UNITS)
+        units = bus.stats()["units"]
+        assert sum(units[u]["errors"] for u in UNITS) == 1 and all(units[u]["failures"] == 0 for u in UNITS)
+    finally:
+        await bus.close()
+        server.close()

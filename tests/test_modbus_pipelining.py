@@ -203,14 +203,16 @@ class _Gateway:
     one after another, from a queue (register i holds i). Units in ``dead`` hold the queue ``hold``
     seconds each, then get exception ``dead_reply`` (None: nothing), as a gateway whose serial device
     is gone. ``single_only``: a segment carrying several requests is ignored altogether; ``first_only``:
-    only its first request is answered; ``max_queue``: only its first ``max_queue``. Units in ``slow``
+    only its first request is answered; ``max_queue``: only its first ``max_queue``; ``drop_over``: a
+    segment of more requests is ignored altogether (a small receive buffer). Units in ``slow``
     are answered ``hold`` seconds late each. ``reset_next``:
     the next segment resets the connection; ``garble_next``: the reply to its second request has a
     wrong byte count. Counts requests per unit and segments carrying several."""
 
     def __init__(self, *, dead: tuple[int, ...] = (), hold: float = 0.0, dead_reply: int | None = None,
                  single_only: bool = False, first_only: bool = False, slow: tuple[int, ...] = (),
-                 max_queue: int = 0):
+                 max_queue: int = 0, drop_over: int = 0):
+        self.drop_over = drop_over
         self.dead, self.hold, self.dead_reply, self.single_only = dead, hold, dead_reply, single_only
         self.slow, self.max_queue = slow, max_queue
         self.gate: asyncio.Event | None = None  # set: units in ``slow`` wait for it instead of ``hold``
@@ -219,6 +221,7 @@ class _Gateway:
         self.segments: list[tuple[int, int]] = []  # (unit, requests) of each segment received, in order
         self.together = 0
         self.reset_next = self.garble_next = False
+        self.junk_next = False  # the next segment is answered first with bytes that are not Modbus TCP
 
     async def serve(self) -> tuple[asyncio.Server, int]:
         server = await asyncio.get_running_loop().create_server(lambda: _GatewayConn(self), "127.0.0.1", 0)
@@ -243,11 +246,14 @@ class _GatewayConn(asyncio.Protocol):
         gw.segments.append((frames[0][3], len(frames)))
         for f in frames:
             gw.requests[f[3]] = gw.requests.get(f[3], 0) + 1
+        if gw.junk_next:
+            gw.junk_next = False
+            self.t.write(b"\xff" * 8)
         if gw.reset_next:
             gw.reset_next = False
             self.t.abort()
             return
-        if gw.single_only and len(frames) > 1:
+        if (gw.single_only and len(frames) > 1) or (gw.drop_over and len(frames) > gw.drop_over):
             return
         if gw.first_only:
             frames = frames[:1]

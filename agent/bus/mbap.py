@@ -30,8 +30,17 @@ EXCEPTION_NAMES = {
     5: "acknowledge", 6: "device busy", 8: "memory parity error", 10: "gateway path unavailable",
     11: "gateway target failed to respond",
 }
+SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request of a write, a sign
+# requests per write: one TCP segment on any IPv4 path (536-byte default MSS less a 12-byte timestamp option)
+WRITE_REQUESTS = 43
+
+
 class GarbledReply(ModbusIOException):
     """A reply that came but cannot be used (not MBAP, wrong unit or function, byte count off)."""
+
+
+class NotMbap(GarbledReply):
+    """Bytes that are not a Modbus TCP frame: every request outstanding fails with it, one sender."""
 
 
 _HEAD = struct.Struct(">HHHBB")  # transaction id, protocol id (0), length, unit, function code
@@ -93,6 +102,7 @@ class MbapClient:
         self._tid = 0
         self._chain: _Chain | None = None  # the chain of reads under way, if any
         self._group: _Group | None = None  # the group of reads outstanding together, if any
+        self._batch: _Group | None = None  # the group sent by send_batch, until end_batch
         self.answered = 0  # replies the last group (read_many) got, whether it succeeded or not
 
     # -- connection -------------------------------------------------------------------------
@@ -175,18 +185,31 @@ class MbapClient:
             self._end_group(group)
             self.answered = sum(fut.done() and not fut.cancelled() and fut.exception() is None for fut in group.futs)
 
-    async def read_batch(self, requests: Sequence[tuple[int, int, int, int]]) -> list[Reply | Exception]:
-        """Register reads ``(unit, fc, address, count)`` of several units sent in one write, each request's
-        outcome in request order: its reply, or the exception a single read would raise
-        (``ModbusIOException`` unanswered, :class:`GarbledReply`, ``ConnectionException``). Unlike
-        :meth:`read_many` one failure does not end the wait for the other replies; they are due as there."""
-        group = self._send_group(requests, stop_on_error=False)
-        try:
-            await group.done
-            return [fut.result() if fut.exception() is None else fut.exception()  # type: ignore[misc]
-                    for fut in group.futs]
-        finally:
-            self._end_group(group)
+    def send_batch(self, requests: Sequence[tuple[int, int, int, int]], spans: Sequence[int],
+                   on_span: Callable[[int], None]) -> list[asyncio.Future]:
+        """Register reads ``(unit, fc, address, count)`` of several units sent in one write; a future per
+        request, in request order, each done with its reply or the exception a single read would raise
+        (``ModbusIOException`` unanswered, :class:`GarbledReply`, ``ConnectionException``). The requests
+        fall in consecutive spans of ``spans[k]`` each (a poll's); ``on_span(k)`` is called as the last
+        reply of span ``k`` comes in (not when requests fail). Unlike :meth:`read_many` one failure does
+        not end the wait for the other replies; they are due as there. Then :meth:`wait_batch`,
+        :meth:`end_batch`."""
+        group = self._batch = self._send_group(requests, stop_on_error=False)
+        group.span = [k for k, n in enumerate(spans) for _ in range(n)]
+        group.span_left = list(spans)
+        group.on_span = on_span
+        return group.futs
+
+    async def wait_batch(self) -> None:
+        """Until every request of the batch is answered or failed."""
+        assert self._batch is not None
+        await self._batch.done
+
+    def end_batch(self) -> None:
+        """The batch sent last is over: whatever is still unanswered is given up."""
+        if self._batch is not None:
+            self._end_group(self._batch)
+            self._batch = None
 
     def _send_group(self, requests: Sequence[tuple[int, int, int, int]], *, stop_on_error: bool) -> _Group:
         self._check_connected()
@@ -201,8 +224,10 @@ class MbapClient:
             group.futs.append(fut)
             frames.append(_HEAD.pack(tid, 0, 6, unit, fc) + struct.pack(">HH", address, count))
         group.members = frozenset(group.tids)
+        group.index = {tid: i for i, tid in enumerate(group.tids)}
         self._group = group
-        self._send(b"".join(frames))
+        for i in range(0, len(frames), WRITE_REQUESTS):  # each write whole frames within one segment
+            self._send(b"".join(frames[i:i + WRITE_REQUESTS]))
         group.timer = loop.call_at(group.deadline, self._group_expire, group)
         return group
 
@@ -362,13 +387,18 @@ class MbapClient:
             fut.set_result(Reply(fc, body))
         if group is not None:
             group.left -= 1
+            if group.on_span is not None:
+                k = group.span[group.index[tid]]
+                group.span_left[k] -= 1
+                if not group.span_left[k]:
+                    group.on_span(k)
             if not group.left or (group.stop_on_error and fut.exception() is not None):
                 group.wake()
 
     def _fail_all(self, why: str) -> None:
         for fut, _, _ in self._pending.values():
             if not fut.done():
-                fut.set_exception(GarbledReply(why))
+                fut.set_exception(NotMbap(why))
         if self._group is not None:
             self._group.wake()
 
@@ -389,7 +419,8 @@ class _Chain:
 class _Group:
     """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
 
-    __slots__ = ("deadline", "done", "futs", "left", "members", "stop_on_error", "tids", "timer")
+    __slots__ = ("deadline", "done", "futs", "index", "left", "members", "on_span", "span", "span_left",
+                 "stop_on_error", "tids", "timer")
 
     def __init__(self, deadline: float, done: asyncio.Future, n: int, *, stop_on_error: bool = True):
         self.deadline = deadline  # when the next reply is due
@@ -398,6 +429,10 @@ class _Group:
         self.stop_on_error = stop_on_error
         self.tids: list[int] = []
         self.members: frozenset[int] = frozenset()
+        self.index: dict[int, int] = {}  # tid -> its request's place
+        self.span: list[int] = []  # request's place -> its span (send_batch)
+        self.span_left: list[int] = []  # replies each span still waits for
+        self.on_span: Callable[[int], None] | None = None
         self.futs: list[asyncio.Future] = []
         self.timer: asyncio.TimerHandle
 

@@ -17,7 +17,7 @@ import math
 import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -35,6 +35,9 @@ from .modbus_config import (
 )
 from .modbus_stats import UNIT_BACKOFF_MIN, LineStats, UnitState
 from .modbus_tcp_reads import read_tcp_blocks
+
+if TYPE_CHECKING:
+    from .modbus_tcp_group import Waiting
 
 # pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
 # scheduler logs a device's failure and its recovery once. Its log is kept for gateway.log_level =
@@ -77,7 +80,7 @@ class ModbusBus:
         self._reopen_at = 0.0
         self._reopen_delay = 0.0
         self._rx_len = 0  # bytes seen in the current reply (trace hook)
-        self._waiting: Any = None  # polls waiting to be sent together (agent.bus.modbus_tcp_group)
+        self._waiting: Waiting | None = None  # polls waiting to be sent together (agent.bus.modbus_tcp_group)
 
     # -- lifecycle ---------------------------------------------------------------------
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient | MbapClient:

@@ -3,7 +3,7 @@
 A poll whose blocks may go together (see agent.bus.modbus_tcp_reads) and that finds the line busy
 joins the line's queue instead of waiting for the lock on its own. One task per line serves the
 queue: under one hold of the line it writes the waiting polls' requests together (at most
-``MAX_REQUESTS``), hands each poll its replies, and takes the next batch in a later hold (a write or a
+``MAX_REQUESTS``, in writes of whole frames that fit one TCP segment on any path), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
 one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
 alone, as before.
 
@@ -12,9 +12,11 @@ exception reply is its error); every other unit of the batch (a request unanswer
 connection closed, exception 6/10/11 to a later request) is read again one request at a time in the
 same hold, after the connection is restarted, so a dead unit among healthy ones costs them nothing
 but the wait; the re-read's outcome is the unit's. A unit the device went past (it answered a later
-unit of the write) is not read again: its silence, or exception 10/11, is its own. No reply at all
-to the whole write fails the first unit of it as a silent device's (as its own group would) and the
-others are read again.
+unit of the write) is not read again: its silence, or exception 10/11, is its own (the connection is
+restarted). No reply at all to the whole write fails the first unit of it as a silent device's (as its
+own group would) and the others are read again; that unit answering alone next is a refused write.
+A write holds only polls already waiting, in arrival order, and each is done with its own replies: on a
+line answering one request at a time no unit is done later than it would be queued one at a time.
 Whether the endpoint takes several units' requests at once is learnt apart from whether it takes
 one unit's: a batch that fails so while every unit of it answers one at a time, for the second batch
 in a row at the host and port, turns combining off there (a gateway may queue a poll's few requests
@@ -28,12 +30,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from ..errors import BusUnavailable, DeviceException, DeviceTimeout
-from .mbap import EXCEPTION_NAMES, GarbledReply, MbapClient, Reply
+from ..errors import BusUnavailable, DeviceTimeout
+from . import modbus_tcp_reads as reads
+from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, NotMbap, Reply
 from .modbus_config import ModbusTcpLine
 from .modbus_stats import UNIT_BACKOFF_MIN
 
@@ -42,18 +45,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# 120 requests of 12 bytes are 1440 bytes: one TCP segment even with the timestamp option (1448 bytes
-# at an MTU of 1500), so a device that reads a segment at a time gets whole frames; it also bounds what
+# requests of one hold of the line (written WRITE_REQUESTS at a time, see agent.bus.mbap): it bounds what
 # waits behind one dead unit in a gateway's queue (30 polls of a 4-block meter)
 MAX_REQUESTS = 120
-_SIGNS = (6, 10, 11)
 _COMBINE_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last combined batch failed so
 _NO_COMBINE: set[tuple[str, int]] = set()  # endpoints learnt not to take several units' requests at once
+# (host, port, unit) -> units of the combined write it led that was met by silence (see settle_silent)
+SILENT_WRITE: dict[tuple[str, int, int], int] = {}
 
 
 def forget() -> None:
     _COMBINE_FAILED_ONCE.clear()
     _NO_COMBINE.clear()
+    SILENT_WRITE.clear()
 
 
 class Poll:
@@ -86,8 +90,8 @@ class Waiting:
         self.abort = False  # every poll of the batch was cancelled: the task cancels its reads
 
 
-def _line(bus: ModbusBus) -> ModbusTcpLine:
-    return bus.config  # type: ignore[return-value]
+def tcp_line(bus: ModbusBus) -> ModbusTcpLine:
+    return cast(ModbusTcpLine, bus.config)
 
 
 def combines(bus: ModbusBus) -> bool:
@@ -96,7 +100,7 @@ def combines(bus: ModbusBus) -> bool:
     q: Waiting | None = bus._waiting
     if not (bus._lock.locked() or (q is not None and q.polls)):
         return False
-    cfg = _line(bus)
+    cfg = tcp_line(bus)
     return (cfg.host, cfg.port) not in _NO_COMBINE
 
 
@@ -113,6 +117,8 @@ async def wait(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]]
     try:
         return await poll.fut
     except asyncio.CancelledError:  # the poll's deadline or shutdown: the batch goes on without it,
+        if poll.fut.done() and not poll.fut.cancelled():
+            poll.fut.exception()  # failed as the deadline came: nobody will look at it
         if poll in q.batch and all(p.fut.done() for p in q.batch) and q.task is not None and not q.abort:
             q.abort = True  # unless nobody waits for it any more: then its reads are cancelled, as a poll's are
             q.task.cancel()
@@ -120,8 +126,6 @@ async def wait(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]]
 
 
 async def _drain(bus: ModbusBus, q: Waiting) -> None:
-    from .modbus_tcp_reads import serve_alone
-
     try:
         while q.polls:
             try:
@@ -133,24 +137,37 @@ async def _drain(bus: ModbusBus, q: Waiting) -> None:
                         await _serve(bus, q.batch)
             except asyncio.CancelledError:
                 if not q.abort:  # the line's task itself was cancelled (shutdown)
-                    _abandon(bus, [*q.batch, *q.polls], "shutting down")
+                    _abandon(bus, [*q.batch, *q.polls])
                     q.polls.clear()
                     raise
-                q.abort = False  # every poll of the batch was cancelled: its reads were, no more
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                asyncio.current_task().uncancel()  # type: ignore[union-attr] - every poll of the batch was cancelled
                 q.polls.extendleft(reversed([p for p in q.batch if not p.fut.done()]))
-            except Exception as e:  # noqa: BLE001 - unforeseen: the batch's polls fail with it, not wait forever
-                log.exception("line %r: serving waiting polls failed", bus.name)
-                _abandon(bus, q.batch, f"{type(e).__name__}: {e}")
+            except Exception as e:  # noqa: BLE001 - a bug: the batch's polls fail with it (each logs it), not wait
+                for p in q.batch:
+                    err = RuntimeError(f"line {bus.name!r}: serving unit {p.unit}'s poll with others failed: "
+                                       f"{type(e).__name__}: {e}")
+                    err.__cause__ = e
+                    p.fail(err)
             finally:
                 q.batch = []
+                q.abort = False  # an abort whose cancel was swallowed (connect's wait_for) ends with its batch
     finally:
         q.task = None
 
 
-def _abandon(bus: ModbusBus, polls: list[Poll], why: str) -> None:
+async def serve_alone(bus: ModbusBus, poll: Poll) -> None:
+    """A waiting poll served on its own, under the line's lock."""
+    if poll.fut.done():  # cancelled while it waited
+        return
+    try:
+        poll.done(await reads.read_held(bus, poll.unit, poll.blocks, poll.timeout, name=poll.name))
+    except Exception as e:  # noqa: BLE001 - the poll's own error, raised in its task
+        poll.fail(e)
+
+
+def _abandon(bus: ModbusBus, polls: list[Poll]) -> None:
     for p in polls:
-        p.fail(BusUnavailable(f"line {bus.name!r} ({bus._where()}): unit {p.unit} not read ({why})"))
+        p.fail(BusUnavailable(f"line {bus.name!r} ({bus._where()}): unit {p.unit} not read (shutting down)"))
 
 
 def _take(q: Waiting) -> list[Poll]:
@@ -169,13 +186,13 @@ def _take(q: Waiting) -> list[Poll]:
 
 
 async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
-    """Under the line's lock: the polls' requests in one write, each unit answered or read again."""
-    from .modbus_tcp_reads import _FAILED_ONCE, _one_at_a_time, mark_silent, pipelines, serve_alone
-
+    """Under the line's lock: the polls' requests in one write, each unit answered as its replies come
+    in, or read again on its own once the write is over."""
     now = bus._clock()
     batch = []
+    together = (tcp_line(bus).host, tcp_line(bus).port) not in _NO_COMBINE  # it may have been learnt meanwhile
     for p in polls:  # learnt, or failed, while it waited: served alone (one at a time), in this hold
-        if pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
+        if together and reads.pipelines(bus, p.unit) and bus._unit(p.unit).next_probe <= now:
             batch.append(p)
         else:
             await serve_alone(bus, p)
@@ -183,8 +200,6 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         for p in batch:
             await serve_alone(bus, p)
         return
-    cfg = _line(bus)
-    probe = cfg.pipeline == "auto"
     try:
         await bus._ensure_open()
     except BusUnavailable as e:
@@ -193,74 +208,120 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         return
     client = bus._client
     assert isinstance(client, MbapClient)
-    client.timeout = cfg.timeout if batch[0].timeout is None else batch[0].timeout
-    requests = [(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks]
-    bus._rx_len = 0
-    bus.line.sent = 0
+    client.timeout = tcp_line(bus).timeout if batch[0].timeout is None else batch[0].timeout
+    done = [False] * len(batch)
+
+    def answered(k: int) -> None:  # in the reply callback: no wake-up of this task per poll
+        done[k] = _answer(bus, batch[k], futs, starts[k])
+
+    starts = [0]
+    for p in batch:
+        starts.append(starts[-1] + len(p.blocks))
+    futs = client.send_batch([(p.unit, fc, a, c) for p in batch for fc, a, c in p.blocks],
+                             [len(p.blocks) for p in batch], answered)
     try:
-        outcomes = await client.read_batch(requests)
+        await client.wait_batch()
     except asyncio.CancelledError:  # every poll of the batch was cancelled: nothing learnt
         bus._restart(lost=False)
         raise
+    finally:
+        outcomes: list[Reply | BaseException] = [
+            f.exception() or f.result() if f.done() and not f.cancelled() else ModbusIOException("given up")
+            for f in futs]
+        client.end_batch()
+    rest = [k for k in range(len(batch)) if not done[k]]
+    for k in rest:
+        st = bus._unit(batch[k].unit)
+        st.transactions += len(batch[k].blocks)
+        st.bytes_tx += 12 * len(batch[k].blocks)
+    if rest:
+        await _settle_rest(bus, batch, rest, outcomes, client.timeout)
+    else:  # several units' requests at once answered: so were several of one unit's
+        _clean(bus)
+
+
+def _answer(bus: ModbusBus, p: Poll, futs: list[asyncio.Future], start: int) -> bool:
+    """A poll of the write done as soon as its own replies are in, if they are usable (a slow line gives
+    each unit the time it had one at a time); whether it was."""
+    n = len(p.blocks)
+    mine = futs[start:start + n]
+    if any(f.exception() is not None for f in mine):
+        return False
+    replies: list[Reply] = [f.result() for f in mine]
+    if not all(not r.exception_code and len(r.payload) == 2 * c for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
+        return False
+    st = bus._unit(p.unit)
+    st.transactions += n
+    st.bytes_tx += 12 * n
+    st.bytes_rx += sum(5 + len(r.payload) for r in replies)
+    st.ok(bus._clock())
+    p.done([r.payload for r in replies])
+    return True
+
+
+async def _settle_rest(bus: ModbusBus, batch: list[Poll], rest: list[int], outcomes: list, tmo: float) -> None:
+    """The polls of a finished write not answered cleanly: each fails as its own, or is read again alone."""
+    cfg = tcp_line(bus)
+    probe = cfg.pipeline == "auto"
     lost = any(isinstance(o, ConnectionException) for o in outcomes)
     silent = all(type(o) is ModbusIOException for o in outcomes)
     again: list[tuple[Poll, str | None]] = []  # (poll, why its group failed; None: garbled, not a sign)
     passed = _answered_after(outcomes, batch)
-    i = 0
-    for k, p in enumerate(batch):
+    starts = [0]
+    for p in batch:
+        starts.append(starts[-1] + len(p.blocks))
+    timed_out = False
+    not_mbap = True  # garbage fails every request outstanding; it is one error
+    for k in rest:
+        p = batch[k]
         n = len(p.blocks)
-        outs, i = outcomes[i:i + n], i + n
+        outs = outcomes[starts[k]:starts[k + 1]]
         st = bus._unit(p.unit)
-        st.transactions += n
-        st.bytes_tx += 12 * n
         # silent while the device went on to answer later units (a gateway whose device is gone), or the
         # whole write met by silence (its first unit, as its own group would be): a silent device's poll
         if (silent and k == 0) or (passed[k] and all(type(o) is ModbusIOException for o in outs)):
+            timed_out = True
             st.timeouts += n
+            st.wire_time += tmo
             st.fail(bus._clock(), base=UNIT_BACKOFF_MIN, cap=cfg.unit_backoff_max)
-            if probe and silent:
-                mark_silent(bus, p.unit)
-            p.fail(DeviceTimeout(f"unit {p.unit} on {bus.name!r}: no reply within {client.timeout:g} s to {n} "
+            if probe and silent:  # the device, or the endpoint refusing the write: its next poll alone tells
+                SILENT_WRITE[(cfg.host, cfg.port, p.unit)] = len(batch)
+            p.fail(DeviceTimeout(f"unit {p.unit} on {bus.name!r}: no reply within {tmo:g} s to {n} "
                                  f"requests sent together" + ("" if silent else " with other units'")))
             continue
         failed = [o for o in outs if isinstance(o, Exception)]
         if failed:
             garbled = sum(isinstance(o, GarbledReply) for o in failed)
-            st.errors += garbled
-            st.timeouts += sum(type(o) is ModbusIOException for o in failed)
+            st.errors += garbled - sum(isinstance(o, NotMbap) for o in failed)
+            if not_mbap and any(isinstance(o, NotMbap) for o in failed):  # counted once, on the first unit
+                st.errors += 1
+                not_mbap = False
             answered = n - len(failed)
-            why = (f"connection closed after {len(requests)} requests in one write" if lost else
+            why = (f"connection closed after {len(outcomes)} requests in one write" if lost else
                    f"{answered} of {n} requests answered, sent in one write with {len(batch) - 1} other units'")
             again.append((p, None if garbled and not lost else why))
             continue
-        replies: list[Reply] = outs  # type: ignore[assignment]
+        replies: list[Reply] = outs
+        st.bytes_rx += sum(5 + len(r.payload) for r in replies)
         # exception 6/10/11 to a later request of the write is a sign, but the first unit's first request is
         # the write's first (its exception is the unit's answer, as in a group of its own), and 10/11 to a
         # unit the gateway went past (it answered a later one) is the gateway's word on that unit
         lead = replies[0].exception_code
-        if not (lead and (k == 0 or lead not in _SIGNS or (lead != 6 and passed[k]))):
-            signs = [r.exception_code for r in replies if r.exception_code in _SIGNS]
+        if not (lead and (k == 0 or lead not in SIGNS or (lead != 6 and passed[k]))):
+            signs = [r.exception_code for r in replies if r.exception_code in SIGNS]
             if signs:
                 st.exceptions += len(signs)
                 again.append((p, f"exception {signs[0]} ({EXCEPTION_NAMES[signs[0]]}) to a request sent with others"))
                 continue
         bad = next(((r, b) for r, b in zip(replies, p.blocks, strict=True) if r.isError()), None)
         if bad is not None:
-            (rr, (fc, address, count)) = bad
             st.exceptions += 1
             st.ok(bus._clock())  # it answered: alive
-            p.fail(DeviceException(f"unit {p.unit} on {bus.name!r} answered exception {rr.exception_code} "
-                                   f"({EXCEPTION_NAMES.get(rr.exception_code, 'unknown')}) to FC{fc:02d} "
-                                   f"{address}+{count}", code=rr.exception_code))
+            p.fail(reads.exception_error(bus, p.unit, bad[0].exception_code, bad[1]))
             continue
-        if any(len(r.payload) != 2 * c for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
-            st.errors += 1
-            again.append((p, None))
-            continue
-        st.bytes_rx += sum(5 + len(r.payload) for r in replies)
-        st.ok(bus._clock())
-        p.done([r.payload for r in replies])
-    if silent or again:  # the device may still hold requests: not in front of the re-reads
+        st.errors += 1  # a byte count off
+        again.append((p, None))
+    if timed_out or again:  # the device may still hold requests: not in front of the next ones
         bus._restart(lost=lost)
     answered_all = True
     for p, _why in again:
@@ -268,19 +329,38 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
             answered_all = False
             continue
         try:
-            p.done(await _one_at_a_time(bus, p.unit, p.blocks, p.timeout, held=True))
+            p.done(await reads.one_at_a_time(bus, p.unit, p.blocks, p.timeout, held=True))
         except Exception as e:  # noqa: BLE001 - the unit's own error, as its poll would raise it
             answered_all = False
             p.fail(e)
-    if not probe or silent:
+    if not probe or silent:  # silence: learnt, if so, when the first unit answers alone (see settle_silent)
         return
-    endpoint = (cfg.host, cfg.port)
-    signs = [why for _, why in again if why is not None]
-    if not again:  # several units' requests at once answered: so were several of one unit's
-        _COMBINE_FAILED_ONCE.discard(endpoint)
-        _FAILED_ONCE.discard(endpoint)
+    signs = [(p, why) for p, why in again if why is not None]
+    if not again:
+        _clean(bus)
     elif signs and answered_all:
-        _learn(bus, signs[0], len(batch))
+        _learn(bus, signs[0][1], len(batch), signs[0][0].unit, signs[0][0].name)
+    else:  # neither answered nor a sign: the run of failed writes is broken
+        _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
+
+
+def _clean(bus: ModbusBus) -> None:
+    cfg = tcp_line(bus)
+    _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
+    reads.group_answered(bus)
+
+
+def settle_silent(bus: ModbusBus, unit: int, units: int, *, answered: bool) -> None:
+    """``unit``'s poll after the combined write of ``units`` units it led was met by silence: answered alone,
+    that write was the endpoint's refusal (a failed write, see _learn); unanswered, the unit is dead and
+    nothing is learnt."""
+    cfg = tcp_line(bus)
+    if not answered:
+        _COMBINE_FAILED_ONCE.discard((cfg.host, cfg.port))
+        return
+    task = asyncio.current_task()
+    _learn(bus, "no reply to a write with other units', answered alone next", units, unit,
+           task.get_name() if task is not None else "")
 
 
 def _answered_after(outcomes: list, batch: list[Poll]) -> list[bool]:
@@ -295,17 +375,25 @@ def _answered_after(outcomes: list, batch: list[Poll]) -> list[bool]:
     return out
 
 
-def _learn(bus: ModbusBus, why: str, units: int) -> None:
-    """A batch failed so and every unit of it answered one at a time: the second batch in a row at the
-    endpoint turns combining off there."""
-    cfg = _line(bus)
+def who(unit: int, name: str) -> str:
+    """The device a poll task (``poll:<device>``) reads, and its unit."""
+    return f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
+
+
+def _learn(bus: ModbusBus, why: str, units: int, unit: int, name: str) -> None:
+    """A write failed so and its units answered one at a time: the second write in a row at the endpoint
+    to fail so turns combining off there."""
+    cfg = tcp_line(bus)
     endpoint = (cfg.host, cfg.port)
+    if endpoint in _NO_COMBINE:
+        return
     if endpoint not in _COMBINE_FAILED_ONCE:
         _COMBINE_FAILED_ONCE.add(endpoint)
-        log.info("line %r (%s:%s): %s; read again one at a time", bus.name, cfg.host, cfg.port, why)
+        log.info("line %r (%s:%s): %s: %s; read again one at a time", bus.name, cfg.host, cfg.port,
+                 who(unit, name), why)
         return
     _COMBINE_FAILED_ONCE.discard(endpoint)
     _NO_COMBINE.add(endpoint)
-    log.warning("line %r (%s:%s): %s (%d units' requests in one write; read again one at a time, each answered); "
-                "units at %s:%s are no longer sent in one write together", bus.name, cfg.host, cfg.port, why,
-                units, cfg.host, cfg.port)
+    log.warning("line %r (%s:%s): %s: %s (%d units' requests in one write; each answered one at a time); "
+                "units at %s:%s are no longer sent in one write together", bus.name, cfg.host, cfg.port,
+                who(unit, name), why, units, cfg.host, cfg.port)

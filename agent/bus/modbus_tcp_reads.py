@@ -31,21 +31,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from . import modbus_tcp_group
-from .mbap import EXCEPTION_NAMES, Checked, GarbledReply, MbapClient
-from .modbus_config import ModbusTcpLine
+from .mbap import EXCEPTION_NAMES, SIGNS, Checked, GarbledReply, MbapClient
 
 if TYPE_CHECKING:
     from .modbus import ModbusBus
 
 log = logging.getLogger(__name__)
 
-_SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request, a sign
 _ONE_AT_A_TIME: set[tuple[str, int]] = set()  # endpoints (host, port) learnt to take one request at a time
 _FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last group failed (the re-read answered)
 _FAILING: set[tuple[str, int, int]] = set()  # (host, port, unit) whose last poll failed: read one at a time
@@ -75,74 +73,80 @@ class _GroupFailed(Exception):
 def pipelines(bus: ModbusBus, unit: int) -> bool:
     """Whether ``unit``'s blocks go out together (the line's ``pipeline``, what was learnt, the unit's
     last poll)."""
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     if cfg.pipeline is False or (cfg.host, cfg.port, unit) in _FAILING:
         return False
     return cfg.pipeline is True or (cfg.host, cfg.port) not in _ONE_AT_A_TIME
 
 
-def _line(bus: ModbusBus) -> ModbusTcpLine:
-    return cast(ModbusTcpLine, bus.config)
-
 
 async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
                           timeout: float | None) -> list[bytes]:
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     key = (cfg.host, cfg.port, unit)
     silent_before = key in _SILENT
     _SILENT.discard(key)
+    # it led a combined write met by silence: this poll tells why (unless it is skipped, backed off)
+    silent_write = modbus_tcp_group.SILENT_WRITE.pop(key, 0) if not bus.unit_available(unit) else 0
     try:
         if not pipelines(bus, unit):
-            data = await _one_at_a_time(bus, unit, blocks, timeout)
+            data = await one_at_a_time(bus, unit, blocks, timeout)
             if silent_before:  # silent to the group, answering one at a time
                 _settle(bus, unit, _GroupFailed(f"no reply to {len(blocks)} requests in one write"))
         elif modbus_tcp_group.combines(bus):  # the line is busy: sent with the other polls waiting for it
             data = await modbus_tcp_group.wait(bus, unit, blocks, timeout)
         else:
             async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between
-                data = await _held(bus, unit, blocks, timeout)
-    except BaseException:  # any failure, a cancellation too: the next poll goes one at a time
+                data = await read_held(bus, unit, blocks, timeout)
+    except BaseException as e:  # any failure, a cancellation too: the next poll goes one at a time
         _FAILING.add(key)
+        if silent_write and not isinstance(e, asyncio.CancelledError):
+            modbus_tcp_group.settle_silent(bus, unit, silent_write, answered=False)
         raise
     _FAILING.discard(key)
+    if silent_write:
+        modbus_tcp_group.settle_silent(bus, unit, silent_write, answered=True)
     return data
 
 
-async def serve_alone(bus: ModbusBus, poll: modbus_tcp_group.Poll) -> None:
-    """A waiting poll served on its own, under the line's lock (see agent.bus.modbus_tcp_group)."""
-    if poll.fut.done():  # cancelled while it waited
-        return
-    try:
-        poll.done(await _held(bus, poll.unit, poll.blocks, poll.timeout, name=poll.name))
-    except Exception as e:  # noqa: BLE001 - the poll's own error, raised in its task
-        poll.fail(e)
-
-
-async def _held(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
+async def read_held(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]], timeout: float | None,
                 *, name: str | None = None) -> list[bytes]:
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     if not pipelines(bus, unit):  # learnt while this poll waited for the line
-        return await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+        return await one_at_a_time(bus, unit, blocks, timeout, held=True)
     try:
         data = await _together(bus, unit, blocks, timeout, probe=cfg.pipeline == "auto")
     except _GroupFailed as g:  # read them again at once; if that fails the device is failing
-        data = await _one_at_a_time(bus, unit, blocks, timeout, held=True)
+        data = await one_at_a_time(bus, unit, blocks, timeout, held=True)
         _settle(bus, unit, g, name=name)
     else:
-        _FAILED_ONCE.discard((cfg.host, cfg.port))
+        group_answered(bus)
     return data
+
+
+def group_answered(bus: ModbusBus) -> None:
+    """Several requests at once were answered at the endpoint: a run of failed groups there is broken."""
+    cfg = modbus_tcp_group.tcp_line(bus)
+    _FAILED_ONCE.discard((cfg.host, cfg.port))
+
+
+def exception_error(bus: ModbusBus, unit: int, code: int, block: tuple[int, int, int]) -> DeviceException:
+    """The unit's exception reply to a block, as its poll raises it."""
+    fc, address, count = block
+    return DeviceException(f"unit {unit} on {bus.name!r} answered exception {code} "
+                           f"({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{fc:02d} {address}+{count}", code=code)
 
 
 def mark_silent(bus: ModbusBus, unit: int) -> None:
     """``unit``'s group was met by silence: if its next poll, one at a time, is answered, that is a failed group."""
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     _SILENT.add((cfg.host, cfg.port, unit))
 
 
 def _settle(bus: ModbusBus, unit: int, g: _GroupFailed, *, name: str | None = None) -> None:
     """The group failed and the same blocks read one at a time were answered: learn when it is the second
     group in a row at this endpoint to fail so (one lost reply, a reboot or a network blip teaches nothing)."""
-    cfg = _line(bus)
+    cfg = modbus_tcp_group.tcp_line(bus)
     endpoint = (cfg.host, cfg.port)
     if endpoint in _ONE_AT_A_TIME:
         return
@@ -155,7 +159,7 @@ def _settle(bus: ModbusBus, unit: int, g: _GroupFailed, *, name: str | None = No
     if name is None:
         task = asyncio.current_task()
         name = task.get_name() if task is not None else ""
-    device = f"device {name.removeprefix('poll:')!r} (unit {unit})" if name.startswith("poll:") else f"unit {unit}"
+    device = modbus_tcp_group.who(unit, name)
     log.warning("line %r (%s:%s): %s does not take several requests at once (%s; read again one at a time, "
                 "it answered); requests to %s:%s are sent one at a time from now on (pipeline = false on the "
                 "line says so up front)", bus.name, cfg.host, cfg.port, device, g.why, cfg.host, cfg.port)
@@ -192,7 +196,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             if probe and not c.answered:  # a dead device, or one that ignores such a write: see _SILENT
                 st.timeouts += n
                 bus._restart(lost=False)
-                _SILENT.add((_line(bus).host, _line(bus).port, unit))
+                _SILENT.add((modbus_tcp_group.tcp_line(bus).host, modbus_tcp_group.tcp_line(bus).port, unit))
                 raise DeviceTimeout(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s to {n} requests "
                                     f"sent together") from None
             if probe:
@@ -205,17 +209,14 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             raise DeviceTimeout(f"unit {unit} on {bus.name!r} answered {c.answered} of {n} requests sent together "
                                 f"(pipeline = true); it may take one request at a time") from None
         if probe and not replies[0].isError():
-            signs = [r.exception_code for r in replies[1:] if r.exception_code in _SIGNS]
+            signs = [r.exception_code for r in replies[1:] if r.exception_code in SIGNS]
             if signs:
                 st.exceptions += len(signs)
                 raise _failed(bus, f"exception {signs[0]} ({EXCEPTION_NAMES[signs[0]]}) to a request sent with others")
         for rr, (fc, address, count) in zip(replies, blocks, strict=True):
             if rr.isError():
                 st.exceptions += 1
-                code = rr.exception_code
-                raise DeviceException(f"unit {unit} on {bus.name!r} answered exception {code} "
-                                      f"({EXCEPTION_NAMES.get(code, 'unknown')}) to FC{fc:02d} {address}+{count}",
-                                      code=code)
+                raise exception_error(bus, unit, rr.exception_code, (fc, address, count))
             if len(rr.payload) != 2 * count:
                 st.errors += 1
                 raise ProtocolError(f"unit {unit} on {bus.name!r}: asked for {count} registers at {address}, "
@@ -225,7 +226,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
     return list(await bus._transact(unit, call, timeout=timeout, rx=_rx(blocks), tx=8 * n, held=True))
 
 
-async def _one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
+async def one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
                          timeout: float | None, *, held: bool = False) -> list[bytes]:
     """Each request written as the previous reply is taken (MbapClient.read_chain), under one hold of the line."""
     done: list[bytes] = []
