@@ -3,7 +3,7 @@
 A poll whose blocks may go together (see agent.bus.modbus_tcp_reads) and that finds the line busy
 joins the line's queue instead of waiting for the lock on its own. One task per line serves the
 queue: under one hold of the line it writes the waiting polls' requests together (at most
-``MAX_REQUESTS``, in writes of whole frames that fit one TCP segment on any path), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
+``MAX_REQUESTS``, in one write of whole frames that fits one TCP segment on any path with an MTU of 1280 or more), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
 one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
 alone, as before.
 
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # requests of one hold of the line (written WRITE_REQUESTS at a time, see agent.bus.mbap): it bounds what
-# waits behind one dead unit in a gateway's queue (30 polls of a 4-block meter)
-MAX_REQUESTS = 120
+# waits behind one dead unit in a gateway's queue (25 polls of a 4-block meter); one write
+MAX_REQUESTS = 100
 _COMBINE_FAILED_ONCE: set[tuple[str, int]] = set()  # endpoints whose last combined batch failed so
 _NO_COMBINE: set[tuple[str, int]] = set()  # endpoints learnt not to take several units' requests at once
 # (host, port, unit) -> units of the combined write it led that was met by silence (see settle_silent)
