@@ -28,6 +28,10 @@ from agent.config.schema import MqttConfig, MqttProtocol
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
+# The longest the network thread sleeps in paho's loop with nothing to read or write (publishes and
+# arriving packets wake it at once): paho checks the keepalive after each pass, so the PINGREQ goes at
+# most this late (a quarter of the keepalive at most, well inside the broker's 1.5 keepalives).
+LOOP_IDLE_S = 5.0
 
 
 def status_body(gateway: str, state: str, ts_ms: int) -> bytes:
@@ -143,10 +147,19 @@ class NetworkThread:
         self.connack_ok = False  # set by the uplink's on_connect (in this thread) on success
         self.refused = False  # set by the uplink's on_connect when the CONNACK is a refusal
         self._node = 0  # index into cfg.endpoints
+        self._client: mqtt.Client | None = None  # the client of the connection under way
         self._thread = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (from any thread): it leaves paho's loop at once, not at its timeout."""
+        self.halt.set()
+        wake = getattr(self._client, "_sockpairW", None)  # (paho's own way out of select: publish() uses it)
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake.send(b"\0")
 
     def join(self, timeout: float) -> bool:
         self._thread.join(timeout)
@@ -157,11 +170,12 @@ class NetworkThread:
         nodes = cfg.endpoints
         failed_in_round = 0  # nodes that failed one after the other: the backoff grows once all have
         delay, longest = cfg.reconnect_min, max(cfg.reconnect_min, cfg.reconnect_max)
+        idle = min(LOOP_IDLE_S, cfg.keepalive / 4)
         while not self.halt.is_set():
             self.connack_ok = self.refused = False
             host, port = self.endpoint
             try:
-                client = self._new_client()
+                client = self._client = self._new_client()
                 client.connect(host, port, keepalive=cfg.keepalive)
             except Exception as e:  # noqa: BLE001 - DNS, refused, TLS verification, bad key file ...
                 self._on_failure(describe(e))
@@ -169,7 +183,7 @@ class NetworkThread:
                 rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 ack_now = quick_acks(client.socket())
                 while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
-                    rc = client.loop(timeout=0.5)
+                    rc = client.loop(timeout=idle)
                     self._after_pass()
                     ack_now()
                 if self.halt.is_set() and (sock := client.socket()) is not None:

@@ -177,7 +177,7 @@ class Uplink(OutboxPump):
                 client.disconnect()
                 await self._wait(lambda: self._client is None, timeout)
         if self._net is not None:
-            self._net.halt.set()
+            self._net.stop()
             await asyncio.to_thread(self._net.join, timeout)
         self._flush_acks()
         for h in (self._flush_handle, self._retry_handle, self._due_handle):
@@ -209,7 +209,7 @@ class Uplink(OutboxPump):
             loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             if self._net is not None:
-                self._net.halt.set()
+                self._net.stop()
 
     def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
         assert self._net is not None
