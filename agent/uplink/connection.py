@@ -39,25 +39,33 @@ def status_body(gateway: str, state: str, ts_ms: int) -> bytes:
 
 
 _PUBACK_OK = ReasonCode(PacketTypes.PUBACK)  # "Success", as paho reports a PUBACK of two bytes
+# the MQTT 5 PUBACK reason codes of an accepted message, as paho reports them ("No matching
+# subscribers": an MQTT 5 broker's answer when nobody subscribes to the topic)
+_PUBACK_ACCEPTED = {0x00: _PUBACK_OK, 0x10: ReasonCode(PacketTypes.PUBACK, identifier=0x10)}
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 
 
 class _Client(mqtt.Client):
-    """paho's client, but a PUBACK of two bytes (the message id alone: MQTT 3.1.1, and MQTT 5's success
-    without properties) reaches ``on_publish`` without paho building a new ReasonCode and Properties
-    object for it (~17 of the ~20 us paho spends per PUBACK): the shared "Success" and empty properties
-    it would have built are passed instead. Anything else (an MQTT 5 refusal or properties, PUBCOMP, a
-    malformed packet) takes paho's own path. This leans on paho 2.x internals: tests/test_uplink_puback.py
+    """paho's client, but a PUBACK that accepts the message without properties (the message id alone:
+    MQTT 3.1.1, and MQTT 5's success; or MQTT 5's id and an accepting reason code, with or without an
+    empty property length) reaches ``on_publish`` without paho building a new ReasonCode and Properties
+    object for it (~17 of the ~20 us paho spends per PUBACK): shared ones equal to those it would have
+    built are passed instead. Anything else (an MQTT 5 refusal or properties, PUBCOMP, a malformed
+    packet) takes paho's own path. This leans on paho 2.x internals: tests/test_uplink_puback.py
     compares what ``on_publish`` gets with paho's own client on a real broker."""
 
     def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
-        if cmd != "PUBACK" or len(packet) != 2:
+        n = len(packet)
+        if cmd != "PUBACK" or n < 2 or (n > 2 and (n > 4 or self._protocol != mqtt.MQTTv5 or (n == 4 and packet[3]))):
             return super()._handle_pubackcomp(cmd)
-        mid = int.from_bytes(packet, "big")
+        reason = _PUBACK_ACCEPTED.get(packet[2] if n > 2 else 0)
+        if reason is None:  # a refusal: paho's own path
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
         with self._out_message_mutex:
             if mid in self._out_messages:  # (once per message, as paho does)
-                return self._do_on_publish(mid, _PUBACK_OK, _NO_PROPERTIES)
+                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
