@@ -479,3 +479,33 @@ async def test_acked_rows_ride_on_a_steady_trickle_of_commits_and_the_fallback_d
         await until(lambda: outbox.acked_waiting[0] == 0, what="the fallback delete after the last commit")
         assert own == [1] and outbox.stats().depth == 0
         assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_an_idle_connection_does_not_wake_the_network_thread(mosquitto) -> None:
+    """Connected, with nothing to publish and nothing arriving, paho's loop is not run again and again
+    (each pass is a wake-up of a thread that takes the GIL): none within a few seconds, well inside the
+    keepalive; and a stop still ends the thread at once, not at the loop's timeout."""
+    import threading
+
+    from agent.uplink.connection import NetworkThread, make_client
+
+    cfg = config(mosquitto)
+    connected, passes = threading.Event(), []
+
+    def new_client():
+        client = make_client(cfg, gateway=GW, topics=Topics("edge", GW), now_ms=0)
+        client.on_connect = lambda *a: (setattr(net, "connack_ok", True), connected.set())
+        return client
+
+    net = NetworkThread(cfg, new_client=new_client, on_failure=lambda reason: None, on_closed=lambda client: None,
+                        after_pass=lambda: passes.append(time.monotonic()))
+    net.start()
+    try:
+        assert connected.wait(60)
+        time.sleep(0.5)  # the CONNACK's pass is over
+        before = len(passes)
+        time.sleep(3.0)
+        assert len(passes) - before <= 1, f"{len(passes) - before} passes of paho's loop in 3 s with nothing to do"
+    finally:
+        net.stop()
+        assert net.join(30)
