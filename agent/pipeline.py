@@ -15,7 +15,6 @@ failure is logged once and the recovery once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -74,7 +73,8 @@ class Pipeline:
         self._retry_delay = 0.0
         self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
-        self._work = asyncio.Event()  # set when something is submitted
+        self._work = False  # something was submitted since the last cycle began
+        self._waiter: asyncio.Future | None = None  # the idle wait of run(), ended by a submission
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
             require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
@@ -87,7 +87,7 @@ class Pipeline:
             batch = Batch(self._global_series(device, base, batch.series), batch.ts, batch.value, batch.quality)
         self._pending.append((device, batch))
         self.stats.readings_in += len(batch)
-        self._work.set()
+        self._wake()
 
     def _global_series(self, device: str, base: int, local: np.ndarray) -> np.ndarray:
         """``local + base``; a driver that returns the same read-only column every poll gets the same
@@ -104,7 +104,12 @@ class Pipeline:
     def submit_message(self, pending: Pending) -> None:
         """A message from another part of the agent (command result, audit, event)."""
         self._extra.append(pending)
-        self._work.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._work = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     @property
     def commit_failing(self) -> bool:
@@ -114,12 +119,20 @@ class Pipeline:
     # -- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
         interval = self.config.store.commit_interval
+        loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._work.wait(), self._idle_timeout())
-            if self._work.is_set():
+            if not self._work:  # asleep until a submission or the idle timeout: one future and one timer,
+                # not a task per wait (asyncio.wait_for's), which an idle gateway paid every cycle
+                self._waiter = waiter = loop.create_future()
+                timer = loop.call_later(self._idle_timeout(), _set_done, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiter = None
+            if self._work:
                 await asyncio.sleep(interval)  # the batching delay: later submissions join this commit
-                self._work.clear()
+                self._work = False
             self.cycle()
 
     def _idle_timeout(self) -> float:
@@ -289,6 +302,11 @@ class Pipeline:
         for body in result.events:
             out.append(Pending(Priority.EVENT, self.topics.event, body))
         return out
+
+
+def _set_done(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass

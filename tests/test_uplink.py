@@ -425,6 +425,34 @@ async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
 
 
 
+async def test_while_commits_keep_coming_the_fallback_delete_never_wakes_the_loop(mosquitto, outbox, monkeypatch) -> None:
+    """A gateway committing every half second: each commit takes the rows acknowledged before it, so the
+    fallback delete has nothing to do and its timer must not fire (each firing is a wake-up of an idle
+    gateway). Counted: every timer callback the loop runs, other than the scenario's own sleeps."""
+    monkeypatch.setattr(uplink_mqtt, "_ACK_FLUSH_DELAY", 1.2)
+    loop = asyncio.get_running_loop()
+    fired: list[str] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when, callback, *args, **kw):
+        def run(*a):
+            name = getattr(callback, "__qualname__", repr(callback))
+            if name != "_set_result_unless_cancelled":  # asyncio.sleep's
+                fired.append(name)
+            return callback(*a)
+        return call_at(when, run, *args, **kw)
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    async with Running(config(mosquitto), outbox) as up:
+        for i in range(12):  # a commit every 0.5 s for 6 s: five of the fallback's delays
+            outbox.append([telemetry(i)])
+            up.wake()
+            await asyncio.sleep(0.5)
+        assert fired == [], f"timers fired while commits kept coming: {fired}"
+        await until(lambda: outbox.acked_waiting[0] == 0, what="the fallback delete after the last commit")
+        assert fired.count("Uplink._flush_due") == 1  # once the commits stopped, it still deletes
+
+
 async def test_acked_rows_ride_on_a_steady_trickle_of_commits_and_the_fallback_deletes_when_they_stop(
         mosquitto, outbox, monkeypatch) -> None:
     """A gateway polling every second commits once a second: each commit deletes the rows acknowledged
@@ -451,3 +479,33 @@ async def test_acked_rows_ride_on_a_steady_trickle_of_commits_and_the_fallback_d
         await until(lambda: outbox.acked_waiting[0] == 0, what="the fallback delete after the last commit")
         assert own == [1] and outbox.stats().depth == 0
         assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_an_idle_connection_does_not_wake_the_network_thread(mosquitto) -> None:
+    """Connected, with nothing to publish and nothing arriving, paho's loop is not run again and again
+    (each pass is a wake-up of a thread that takes the GIL): none within a few seconds, well inside the
+    keepalive; and a stop still ends the thread at once, not at the loop's timeout."""
+    import threading
+
+    from agent.uplink.connection import NetworkThread, make_client
+
+    cfg = config(mosquitto)
+    connected, passes = threading.Event(), []
+
+    def new_client():
+        client = make_client(cfg, gateway=GW, topics=Topics("edge", GW), now_ms=0)
+        client.on_connect = lambda *a: (setattr(net, "connack_ok", True), connected.set())
+        return client
+
+    net = NetworkThread(cfg, new_client=new_client, on_failure=lambda reason: None, on_closed=lambda client: None,
+                        after_pass=lambda: passes.append(time.monotonic()))
+    net.start()
+    try:
+        assert connected.wait(60)
+        time.sleep(0.5)  # the CONNACK's pass is over
+        before = len(passes)
+        time.sleep(3.0)
+        assert len(passes) - before <= 1, f"{len(passes) - before} passes of paho's loop in 3 s with nothing to do"
+    finally:
+        net.stop()
+        assert net.join(30)

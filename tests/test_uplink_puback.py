@@ -14,19 +14,20 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from agent.config.schema import MqttConfig, MqttProtocol
-from agent.uplink.connection import _PUBACK_OK, make_client
+from agent.uplink.connection import _PUBACK_ACCEPTED, make_client
 from agent.uplink.topics import Topics
 
 N = 50
 
 
-def _acks(client: mqtt.Client) -> tuple[list[tuple], list[bool]]:
+def _acks(client: mqtt.Client, subscribe: bool = True) -> tuple[list[tuple], list[bool]]:
     """Publish N QoS 1 messages; what on_publish got for each, and whether each info says published."""
     got: list[tuple] = []
     done = threading.Event()
 
     def on_publish(_c, _u, mid, reason, props):
-        got.append((mid, reason.is_failure, str(reason), reason.value, props.json(), reason is _PUBACK_OK))
+        shared = any(reason is r for r in _PUBACK_ACCEPTED.values())
+        got.append((mid, reason.is_failure, str(reason), reason.value, props.json(), shared))
         if len(got) == N:
             done.set()
 
@@ -37,8 +38,9 @@ def _acks(client: mqtt.Client) -> tuple[list[tuple], list[bool]]:
     client.loop_start()
     try:
         # a subscriber, so an MQTT 5 broker answers "Success" (else "No matching subscribers", 3 bytes)
-        client.subscribe("edge/test/puback", qos=0)
-        assert subscribed.wait(60)
+        if subscribe:
+            client.subscribe("edge/test/puback", qos=0)
+            assert subscribed.wait(60)
         infos = [client.publish("edge/test/puback", b"x" * 10, qos=1) for _ in range(N)]
         assert done.wait(60), f"{len(got)} of {N} PUBACKs reported"
         published = [info.is_published() for info in infos]
@@ -63,5 +65,22 @@ def test_pubacks_reach_on_publish_as_paho_reports_them(mosquitto, protocol) -> N
     assert len(ours_got) == N and {mid for mid, *_ in ours_got} == {mid for mid, *_ in paho_got}
     assert [g[1:5] for g in ours_got] == [g[1:5] for g in paho_got] == [(False, "Success", 0, {})] * N
     # ours took the shortcut for every PUBACK (a renamed paho internal would leave it unused, unnoticed)
+    assert [g[5] for g in ours_got] == [True] * N and [g[5] for g in paho_got] == [False] * N
+    assert ours_published == paho_published == [True] * N
+
+
+def test_mqtt5_no_matching_subscribers_reaches_on_publish_as_paho_reports_it(mosquitto) -> None:
+    """With nobody subscribed an MQTT 5 broker accepts with "No matching subscribers" (a reason code
+    byte): reported as paho reports it, through the shortcut too."""
+    cfg = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol=MqttProtocol.V5)
+    ours = make_client(cfg, gateway="gw2", topics=Topics("edge", "gw2"), now_ms=0)
+    paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-reference-2", protocol=mqtt.MQTTv5)
+    results = []
+    for client in (ours, paho):
+        client.connect(mosquitto.host, mosquitto.port)
+        results.append(_acks(client, subscribe=False))
+    (ours_got, ours_published), (paho_got, paho_published) = results
+    expected = [(False, "No matching subscribers", 0x10, {})] * N
+    assert [g[1:5] for g in ours_got] == [g[1:5] for g in paho_got] == expected
     assert [g[5] for g in ours_got] == [True] * N and [g[5] for g in paho_got] == [False] * N
     assert ours_published == paho_published == [True] * N

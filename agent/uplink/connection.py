@@ -28,6 +28,10 @@ from agent.config.schema import MqttConfig, MqttProtocol
 from agent.uplink.topics import Topics
 
 log = logging.getLogger("edge_agent.uplink")
+# The longest the network thread sleeps in paho's loop with nothing to read or write (publishes and
+# arriving packets wake it at once): paho checks the keepalive after each pass, so the PINGREQ goes at
+# most this late (a quarter of the keepalive at most, well inside the broker's 1.5 keepalives).
+LOOP_IDLE_S = 5.0
 
 
 def status_body(gateway: str, state: str, ts_ms: int) -> bytes:
@@ -35,25 +39,33 @@ def status_body(gateway: str, state: str, ts_ms: int) -> bytes:
 
 
 _PUBACK_OK = ReasonCode(PacketTypes.PUBACK)  # "Success", as paho reports a PUBACK of two bytes
+# the MQTT 5 PUBACK reason codes of an accepted message, as paho reports them ("No matching
+# subscribers": an MQTT 5 broker's answer when nobody subscribes to the topic)
+_PUBACK_ACCEPTED = {0x00: _PUBACK_OK, 0x10: ReasonCode(PacketTypes.PUBACK, identifier=0x10)}
 _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 
 
 class _Client(mqtt.Client):
-    """paho's client, but a PUBACK of two bytes (the message id alone: MQTT 3.1.1, and MQTT 5's success
-    without properties) reaches ``on_publish`` without paho building a new ReasonCode and Properties
-    object for it (~17 of the ~20 us paho spends per PUBACK): the shared "Success" and empty properties
-    it would have built are passed instead. Anything else (an MQTT 5 refusal or properties, PUBCOMP, a
-    malformed packet) takes paho's own path. This leans on paho 2.x internals: tests/test_uplink_puback.py
+    """paho's client, but a PUBACK that accepts the message without properties (the message id alone:
+    MQTT 3.1.1, and MQTT 5's success; or MQTT 5's id and an accepting reason code, with or without an
+    empty property length) reaches ``on_publish`` without paho building a new ReasonCode and Properties
+    object for it (~17 of the ~20 us paho spends per PUBACK): shared ones equal to those it would have
+    built are passed instead. Anything else (an MQTT 5 refusal or properties, PUBCOMP, a malformed
+    packet) takes paho's own path. This leans on paho 2.x internals: tests/test_uplink_puback.py
     compares what ``on_publish`` gets with paho's own client on a real broker."""
 
     def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
-        if cmd != "PUBACK" or len(packet) != 2:
+        n = len(packet)
+        if cmd != "PUBACK" or n < 2 or (n > 2 and (n > 4 or self._protocol != mqtt.MQTTv5 or (n == 4 and packet[3]))):
             return super()._handle_pubackcomp(cmd)
-        mid = int.from_bytes(packet, "big")
+        reason = _PUBACK_ACCEPTED.get(packet[2] if n > 2 else 0)
+        if reason is None:  # a refusal: paho's own path
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
         with self._out_message_mutex:
             if mid in self._out_messages:  # (once per message, as paho does)
-                return self._do_on_publish(mid, _PUBACK_OK, _NO_PROPERTIES)
+                return self._do_on_publish(mid, reason, _NO_PROPERTIES)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
@@ -143,10 +155,19 @@ class NetworkThread:
         self.connack_ok = False  # set by the uplink's on_connect (in this thread) on success
         self.refused = False  # set by the uplink's on_connect when the CONNACK is a refusal
         self._node = 0  # index into cfg.endpoints
+        self._client: mqtt.Client | None = None  # the client of the connection under way
         self._thread = threading.Thread(target=self._run, name="mqtt-net", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (from any thread): it leaves paho's loop at once, not at its timeout."""
+        self.halt.set()
+        wake = getattr(self._client, "_sockpairW", None)  # (paho's own way out of select: publish() uses it)
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake.send(b"\0")
 
     def join(self, timeout: float) -> bool:
         self._thread.join(timeout)
@@ -157,11 +178,12 @@ class NetworkThread:
         nodes = cfg.endpoints
         failed_in_round = 0  # nodes that failed one after the other: the backoff grows once all have
         delay, longest = cfg.reconnect_min, max(cfg.reconnect_min, cfg.reconnect_max)
+        idle = min(LOOP_IDLE_S, cfg.keepalive / 4)
         while not self.halt.is_set():
             self.connack_ok = self.refused = False
             host, port = self.endpoint
             try:
-                client = self._new_client()
+                client = self._client = self._new_client()
                 client.connect(host, port, keepalive=cfg.keepalive)
             except Exception as e:  # noqa: BLE001 - DNS, refused, TLS verification, bad key file ...
                 self._on_failure(describe(e))
@@ -169,7 +191,7 @@ class NetworkThread:
                 rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 ack_now = quick_acks(client.socket())
                 while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
-                    rc = client.loop(timeout=0.5)
+                    rc = client.loop(timeout=idle)
                     self._after_pass()
                     ack_now()
                 if self.halt.is_set() and (sock := client.socket()) is not None:

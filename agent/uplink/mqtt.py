@@ -42,9 +42,9 @@ RemoteHandler = Callable[[str, bytes, bool], Awaitable[None]]  # ("config" | "op
 # Acked rows are marked at once (never sent again) and deleted in the pipeline's next commit, in the
 # same transaction; this delete is the fallback when no commit follows within the delay (a gateway with
 # nothing to store). One fsync'd transaction fewer per commit interval, none per PUBACK. The delay
-# outlasts a 1 s poll cycle, and it starts again for the rows acked since whenever a commit took the ones
-# it was set for (so a steady poll's commit always carries the deletes); this many rows waiting are
-# deleted at once.
+# outlasts a 1 s poll cycle; a commit that takes every acked row cancels it (a steady poll's commits
+# carry the deletes, and the timer never wakes the loop), and it starts again for the rows acked since
+# whenever a commit took the ones it was set for; this many rows waiting are deleted at once.
 _ACK_FLUSH_DELAY = 1.5
 _ACK_FLUSH_ROWS = 100_000
 
@@ -100,8 +100,13 @@ class Uplink(OutboxPump):
         await self._stopped.wait()
 
     def wake(self) -> None:
-        """New rows were appended to the outbox."""
+        """New rows were appended to the outbox (a commit: it deleted the rows acknowledged before it)."""
         self._more = True
+        if self._flush_handle is not None and not self.outbox.acked_waiting[0]:
+            # the commit took the rows the fallback delete was set for: no timer left to wake the loop;
+            # the next acknowledgement sets a new one
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._loop is not None and not self._pump_scheduled:
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
@@ -172,7 +177,7 @@ class Uplink(OutboxPump):
                 client.disconnect()
                 await self._wait(lambda: self._client is None, timeout)
         if self._net is not None:
-            self._net.halt.set()
+            self._net.stop()
             await asyncio.to_thread(self._net.join, timeout)
         self._flush_acks()
         for h in (self._flush_handle, self._retry_handle, self._due_handle):
@@ -204,7 +209,7 @@ class Uplink(OutboxPump):
             loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             if self._net is not None:
-                self._net.halt.set()
+                self._net.stop()
 
     def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
         assert self._net is not None
