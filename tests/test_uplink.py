@@ -509,3 +509,63 @@ def test_an_idle_connection_does_not_wake_the_network_thread(mosquitto) -> None:
     finally:
         net.stop()
         assert net.join(30)
+
+
+def test_the_network_thread_sleeps_no_longer_than_the_keepalive_the_broker_sets() -> None:
+    """An MQTT 5 broker may impose a shorter keepalive in its CONNACK (Server Keep Alive; EMQX, HiveMQ)
+    and cut a client silent for 1.5 times it: paho's loop then sleeps a quarter of that, not of the
+    configured one, so the PINGREQ is never late."""
+    from agent.uplink.connection import NetworkThread, make_client
+
+    server_keepalive = 2
+    srv = socket.create_server(("127.0.0.1", 0))
+    pings: list[float] = []
+
+    def packet(conn: socket.socket) -> int | None:
+        head = conn.recv(1)
+        if not head:
+            return None
+        length, mult = 0, 1
+        while (b := conn.recv(1)[0]) & 128:
+            length, mult = length + (b & 127) * mult, mult * 128
+        length += b * mult
+        while length:
+            length -= len(conn.recv(length))
+        return head[0] & 0xF0
+
+    def broker() -> None:  # CONNACK with Server Keep Alive, then PINGRESP to each PINGREQ
+        conn, _ = srv.accept()
+        with conn:
+            packet(conn)
+            props = bytes([0x13]) + server_keepalive.to_bytes(2, "big")
+            conn.sendall(bytes([0x20, 3 + len(props), 0, 0, len(props)]) + props)
+            while (kind := packet(conn)) is not None:
+                if kind == 0xC0:
+                    pings.append(time.monotonic())
+                    conn.sendall(b"\xd0\x00")
+
+    import threading
+
+    threading.Thread(target=broker, daemon=True).start()
+    cfg = MqttConfig(host="127.0.0.1", port=srv.getsockname()[1], keepalive=60, protocol=MqttProtocol.V5)
+    timeouts: list[float] = []
+
+    def new_client():
+        client = make_client(cfg, gateway=GW, topics=Topics("edge", GW), now_ms=0)
+        loop = client.loop
+        client.loop = lambda timeout: (timeouts.append(timeout), loop(timeout))[1]
+        client.on_connect = lambda *a: setattr(net, "connack_ok", True)
+        return client
+
+    net = NetworkThread(cfg, new_client=new_client, on_failure=lambda reason: None, on_closed=lambda client: None)
+    net.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(pings) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pings) >= 2, "no keepalive pings"
+        assert max(timeouts[-3:]) <= server_keepalive / 4, timeouts[-5:]
+    finally:
+        net.stop()
+        assert net.join(30)
+        srv.close()

@@ -34,6 +34,12 @@ log = logging.getLogger("edge_agent.uplink")
 LOOP_IDLE_S = 5.0
 
 
+def loop_timeout(client: mqtt.Client) -> float:
+    """How long one pass of paho's loop may sleep: a quarter of the keepalive in force, which an MQTT 5
+    broker may set shorter than the configured one in its CONNACK (Server Keep Alive)."""
+    return min(LOOP_IDLE_S, client.keepalive / 4) if client.keepalive > 0 else LOOP_IDLE_S
+
+
 def status_body(gateway: str, state: str, ts_ms: int) -> bytes:
     return orjson.dumps({"v": 1, "gateway": gateway, "state": state, "ts": ts_ms})
 
@@ -178,7 +184,6 @@ class NetworkThread:
         nodes = cfg.endpoints
         failed_in_round = 0  # nodes that failed one after the other: the backoff grows once all have
         delay, longest = cfg.reconnect_min, max(cfg.reconnect_min, cfg.reconnect_max)
-        idle = min(LOOP_IDLE_S, cfg.keepalive / 4)
         while not self.halt.is_set():
             self.connack_ok = self.refused = False
             host, port = self.endpoint
@@ -191,7 +196,7 @@ class NetworkThread:
                 rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 ack_now = quick_acks(client.socket())
                 while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
-                    rc = client.loop(timeout=idle)
+                    rc = client.loop(timeout=loop_timeout(client))
                     self._after_pass()
                     ack_now()
                 if self.halt.is_set() and (sock := client.socket()) is not None:
