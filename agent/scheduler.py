@@ -106,7 +106,7 @@ def cadences(devices: Iterable[DeviceConfig], rng: random.Random | None = None) 
     jitter, one of its own for every other device (lines and gateways stay spread apart)."""
     rng = rng or random.Random()
     shared: dict[tuple[str, float, float], Cadence] = {}
-    out = {}
+    out: dict[str, Cadence] = {}
     for dev in devices:
         lines = dev.lines_used()
         if len(lines) == 1:
