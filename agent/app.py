@@ -25,7 +25,7 @@ from .health import HealthReport, build_health, write_status
 from .pipeline import Pipeline
 from .processing import Processor
 from .remote import ConfigFiles, RemoteOps
-from .scheduler import Poller
+from .scheduler import Poller, cadences
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
 from .store.outbox import Pending, Priority
@@ -93,7 +93,9 @@ class Agent:
                                  clock=self.clock)
         if self.outbox.startup_quarantine is not None:
             self._quarantined(self.outbox.startup_quarantine)
-        self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock,
+        # the devices of a line polled at one interval fall due together (one jitter draw per slot)
+        cadence = cadences(config.device(name) for name in self.drivers)
+        self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock, cadence=cadence[name],
                                events=lambda body: self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event, body)))
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()

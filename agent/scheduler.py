@@ -1,5 +1,9 @@
 """One poller per device: monotonic timing with jitter, per-device timeout and backoff.
 
+Devices that share a line and a poll interval share a :class:`Cadence`: one grid of slots and one
+jitter draw per slot, so their polls fall due together and go out on the line together (a Modbus TCP
+line sends the polls waiting for it in one write); devices on other lines or intervals draw their own.
+
 A device's failure is logged once and its recovery once; repeats are counted. When a device has
 had no good poll for ``stale_after`` seconds, the poller emits one explicit gap marker per metric
 (value NaN, ``Quality.STALE``) instead of repeating old values.
@@ -9,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +68,61 @@ def backoff_delay(interval: float, failures: int, cap: float) -> float:
     return min(cap, interval * (2 ** min(failures - 1, 30)))
 
 
+class Cadence:
+    """When polls fall due: slots on a grid of the interval (from the first poller's start), each at its
+    slot plus a random jitter drawn once per slot and shared by every poller of the cadence."""
+
+    _KEEP = 8  # slots whose draw is kept for pollers that come to a slot late (after an overrun)
+
+    def __init__(self, interval: float, jitter: float, rng: random.Random | None = None):
+        self.interval = interval
+        self.spread = jitter * interval
+        self.rng = rng or random.Random()
+        self.origin: float | None = None
+        self._draws: dict[int, float] = {}
+
+    def start(self, now: float) -> None:
+        if self.origin is None:
+            self.origin = now
+
+    def next_due(self, slot: float, done: float) -> tuple[float, float]:
+        """(next slot, when it is due) after a good poll in ``slot`` that ended at ``done``: the first slot of
+        the grid at least an interval after ``slot`` (a slot of a device back from backoff is off the grid),
+        or, when the poll overran it, the first slot after ``done`` (the missed ones are skipped)."""
+        origin, step = self.origin if self.origin is not None else slot, self.interval
+        k = math.ceil((slot + step - origin) / step - 1e-9)
+        if origin + k * step < done:
+            k = math.floor((done - origin) / step) + 1
+        draw = self._draws.get(k)
+        if draw is None:
+            draw = self._draws[k] = self.rng.uniform(0, self.spread)
+            for old in [j for j in self._draws if j < k - self._KEEP]:
+                del self._draws[old]
+        return origin + k * step, origin + k * step + draw
+
+
+def cadences(devices: Iterable[DeviceConfig], rng: random.Random | None = None) -> dict[str, Cadence]:
+    """A cadence per device: one shared by the devices on the same line with the same interval and
+    jitter, one of its own for every other device (lines and gateways stay spread apart)."""
+    rng = rng or random.Random()
+    shared: dict[tuple[str, float, float], Cadence] = {}
+    out: dict[str, Cadence] = {}
+    for dev in devices:
+        lines = dev.lines_used()
+        if len(lines) == 1:
+            key = (lines[0], dev.poll_interval, dev.jitter)
+            if key not in shared:
+                shared[key] = Cadence(dev.poll_interval, dev.jitter, rng)
+            out[dev.name] = shared[key]
+        else:
+            out[dev.name] = Cadence(dev.poll_interval, dev.jitter, rng)
+    return out
+
+
 class Poller:
     def __init__(self, config: DeviceConfig, driver: Driver, sink: Sink, *, clock: Clock | None = None,
-                 rng: random.Random | None = None, events: Callable[[dict[str, Any]], None] | None = None):
+                 rng: random.Random | None = None, events: Callable[[dict[str, Any]], None] | None = None,
+                 cadence: Cadence | None = None):
         self.config = config
         self.driver = driver
         self.sink = sink
@@ -74,6 +131,8 @@ class Poller:
         self._checked_series: np.ndarray | None = None  # a read-only series column already checked
         self.clock = clock or Clock()
         self.rng = rng or random.Random()
+        # shared with the devices on its line and interval (see cadences()); else its own
+        self.cadence = cadence or Cadence(config.poll_interval, config.jitter, self.rng)
         self.health = DeviceHealth()
         self.metric_index = {m.name: i for i, m in enumerate(driver.metrics())}
         self._n_metrics = len(self.metric_index)
@@ -92,10 +151,11 @@ class Poller:
 
     async def run(self) -> None:
         cfg = self.config
-        # polls are due on a grid of the interval, each at its slot plus a fresh random jitter (never
-        # added up: the rate stays the configured one, and devices started together stay in step, so
+        # polls are due on the cadence's grid of the interval, each at its slot plus a fresh random jitter
+        # (never added up: the rate stays the configured one, and devices started together stay in step, so
         # their batches share the pipeline's commits)
         slot = next_due = self.clock.monotonic()
+        self.cadence.start(slot)
         try:
             while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())
@@ -110,12 +170,8 @@ class Poller:
                         break
                 started = self.clock.monotonic()
                 ok = await self.poll_once()
-                if ok:
-                    slot += cfg.poll_interval
-                    done = self.clock.monotonic()
-                    if slot < done:  # overran: skip the slots missed while it ran
-                        slot += cfg.poll_interval * ((done - slot) // cfg.poll_interval + 1)
-                    next_due = slot + self.rng.uniform(0, cfg.jitter * cfg.poll_interval)
+                if ok:  # (an overrun skips the slots missed while it ran)
+                    slot, next_due = self.cadence.next_due(slot, self.clock.monotonic())
                 else:  # (after a good poll the device cannot be stale: the check before sleeping suffices)
                     slot = next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures,
                                                               cfg.backoff_max)

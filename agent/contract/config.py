@@ -38,7 +38,7 @@ class DeviceConfig(Frozen):
     enabled: bool = Field(True, description="Set false to keep a device in the file without polling it.")
     poll_interval: float = Field(5.0, gt=0, le=86_400, description="Seconds between polls.")
     timeout: float = Field(2.0, gt=0, le=600, description="Seconds before a poll counts as failed.")
-    jitter: float = Field(0.05, ge=0, le=0.5, description="Random fraction of the interval added to each poll (drawn afresh each time on the interval's grid: the poll rate stays the interval).")
+    jitter: float = Field(0.05, ge=0, le=0.5, description="Random fraction of the interval added to each poll (drawn afresh each time on the interval's grid: the poll rate stays the interval). Devices on one line with the same interval and jitter share each draw, so their polls fall due together.")
     backoff_max: float = Field(300.0, gt=0, description="Longest wait between polls of a failing device.")
     stale_after: float | None = Field(None, gt=0, description="Seconds without a good poll before a device is stale; default 3 intervals.")
     publish: PublishMode = Field(PublishMode.RAW, description="raw readings, window aggregates (agg), or both.")
