@@ -33,7 +33,8 @@ EXCEPTION_NAMES = {
 SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to a later request of a write, a sign
 # requests per write: whole frames in one TCP segment on any path with an MTU of 1280 or more (IPv6's
 # minimum; LTE, PPPoE and VPN links: 1200 of the 1208 bytes left by the IP, TCP and timestamp headers).
-# A device reading a segment at a time on a smaller path answers part of the write: learnt as refused.
+# On a smaller path a write may be split inside a frame: a device that cannot join a frame across
+# segments then fails the unit whose frame was split, every write (pipeline = false on such a line).
 WRITE_REQUESTS = 100
 
 
