@@ -85,8 +85,7 @@ async def test_a_dead_unit_in_a_combined_write_fails_alone(dead_reply, dead, cap
     gw = _Gateway(dead=(dead,), hold=0.1, dead_reply=dead_reply)
     server, port = await gw.serve()
     now = [0.0]
-    bus = ModbusBus("gw", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=2.0),
-                    clock=lambda: now[0])
+    bus = tcp_bus(port, "gw", clock=now, timeout=2.0)
     try:
         for _ in range(3):
             got = await poll_all(bus, UNITS)
@@ -413,8 +412,7 @@ async def test_an_endpoint_ignoring_a_combined_write_is_learnt_and_fails_no_unit
     gw = _Gateway(drop_over=4)
     server, port = await gw.serve()
     now = [0.0]
-    bus = ModbusBus("gw", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=0.5),
-                    clock=lambda: now[0])
+    bus = tcp_bus(port, "gw", clock=now, timeout=0.5)
     failed: list[list[int]] = []
     try:
         for _ in range(8):

@@ -39,8 +39,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tcp_bus(port: int, name: str = "meters", **kw) -> ModbusBus:
-    return ModbusBus(name, ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": TIMEOUT, **kw}))
+def tcp_bus(port: int, name: str = "meters", clock: list[float] | None = None, **kw) -> ModbusBus:
+    """A Modbus TCP line to 127.0.0.1:port; ``clock``: a one-item list the test moves (a virtual clock)."""
+    line = ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, **{"timeout": TIMEOUT, **kw})
+    return ModbusBus(name, line) if clock is None else ModbusBus(name, line, clock=lambda: clock[0])
 
 
 def meter_blocks(h) -> list[tuple[int, int, int]]:
@@ -296,8 +298,7 @@ async def test_a_dead_unit_behind_a_queueing_gateway_costs_one_request_per_poll_
     gw = _Gateway(dead=(2,), hold=0.1, dead_reply=dead_reply)
     server, port = await gw.serve()
     now = [0.0]
-    bus = ModbusBus("gw", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=2.0),
-                    clock=lambda: now[0])
+    bus = tcp_bus(port, "gw", clock=now, timeout=2.0)
     try:
         for cycle in range(4):
             assert registers(await bus.read_register_blocks(1, BLOCKS)) == EXPECTED
@@ -321,8 +322,7 @@ async def test_auto_falls_back_on_a_device_that_ignores_a_write_of_several_reque
     gw = _Gateway(single_only=True)
     server, port = await gw.serve()
     now = [0.0]
-    bus = ModbusBus("meters", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=TIMEOUT),
-                    clock=lambda: now[0])
+    bus = tcp_bus(port, clock=now)
     outcomes = []
     try:
         for _ in range(6):

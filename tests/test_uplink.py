@@ -426,31 +426,34 @@ async def test_mqtt5_rejected_publish_keeps_the_row_until_the_broker_accepts_it(
 
 
 async def test_while_commits_keep_coming_the_fallback_delete_never_wakes_the_loop(mosquitto, outbox, monkeypatch) -> None:
-    """A gateway committing every half second: each commit takes the rows acknowledged before it, so the
-    fallback delete has nothing to do and its timer must not fire (each firing is a wake-up of an idle
-    gateway). Counted: every timer callback the loop runs, other than the scenario's own sleeps."""
-    monkeypatch.setattr(uplink_mqtt, "_ACK_FLUSH_DELAY", 1.2)
+    """A gateway committing again and again: each commit takes the rows acknowledged before it, so the
+    fallback delete has nothing left to do and no timer of it may stay armed (each firing would be a
+    wake-up of an idle gateway). Counted: the fallback's timers still armed after each commit."""
+    monkeypatch.setattr(uplink_mqtt, "_ACK_FLUSH_DELAY", 3600.0)  # armed, never due within the test
     loop = asyncio.get_running_loop()
-    fired: list[str] = []
+    timers: list[asyncio.TimerHandle] = []
     call_at = loop.call_at
 
-    def counting_call_at(when, callback, *args, **kw):
-        def run(*a):
-            name = getattr(callback, "__qualname__", repr(callback))
-            if name != "_set_result_unless_cancelled":  # asyncio.sleep's
-                fired.append(name)
-            return callback(*a)
-        return call_at(when, run, *args, **kw)
+    def recording_call_at(when, callback, *args, **kw):
+        handle = call_at(when, callback, *args, **kw)
+        if getattr(callback, "__qualname__", "") == "Uplink._flush_due":
+            timers.append(handle)
+        return handle
 
-    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    monkeypatch.setattr(loop, "call_at", recording_call_at)
     async with Running(config(mosquitto), outbox) as up:
-        for i in range(12):  # a commit every 0.5 s for 6 s: five of the fallback's delays
-            outbox.append([telemetry(i)])
+        for i in range(6):
+            outbox.append([telemetry(i)])  # the commit (it deletes the rows acknowledged so far)
             up.wake()
-            await asyncio.sleep(0.5)
-        assert fired == [], f"timers fired while commits kept coming: {fired}"
-        await until(lambda: outbox.acked_waiting[0] == 0, what="the fallback delete after the last commit")
-        assert fired.count("Uplink._flush_due") == 1  # once the commits stopped, it still deletes
+            assert [h for h in timers if not h.cancelled()] == [], f"a fallback delete still armed after commit {i}"
+            await until(lambda: outbox.acked_waiting[0] == 1, what=f"row {i} acknowledged")
+            assert len([h for h in timers if not h.cancelled()]) == 1  # the acknowledgement armed it
+        monkeypatch.setattr(uplink_mqtt, "_ACK_FLUSH_DELAY", 0.05)  # a last commit, then none: the fallback
+        outbox.append([telemetry(6)])
+        up.wake()
+        await until(lambda: outbox.stats().depth == 0 and outbox.acked_waiting[0] == 0,
+                    what="the fallback delete after the last commit")
+        assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
 
 
 async def test_acked_rows_ride_on_a_steady_trickle_of_commits_and_the_fallback_deletes_when_they_stop(
@@ -482,30 +485,31 @@ async def test_acked_rows_ride_on_a_steady_trickle_of_commits_and_the_fallback_d
 
 
 def test_an_idle_connection_does_not_wake_the_network_thread(mosquitto) -> None:
-    """Connected, with nothing to publish and nothing arriving, paho's loop is not run again and again
-    (each pass is a wake-up of a thread that takes the GIL): none within a few seconds, well inside the
-    keepalive; and a stop still ends the thread at once, not at the loop's timeout."""
+    """Connected, with nothing to publish and nothing arriving, paho's loop sleeps until a packet comes
+    or the keepalive needs it (a quarter of it, 5 s at most), not every half second: each pass is a
+    wake-up of a thread that takes the GIL. Counted: the sleeps asked of paho's loop once connected."""
     import threading
 
-    from agent.uplink.connection import NetworkThread, make_client
+    from agent.uplink.connection import LOOP_IDLE_S, NetworkThread, make_client
 
     cfg = config(mosquitto)
-    connected, passes = threading.Event(), []
+    connected, timeouts = threading.Event(), []
 
     def new_client():
         client = make_client(cfg, gateway=GW, topics=Topics("edge", GW), now_ms=0)
+        loop = client.loop
+        client.loop = lambda timeout: (timeouts.append(timeout), loop(timeout))[1]
         client.on_connect = lambda *a: (setattr(net, "connack_ok", True), connected.set())
         return client
 
-    net = NetworkThread(cfg, new_client=new_client, on_failure=lambda reason: None, on_closed=lambda client: None,
-                        after_pass=lambda: passes.append(time.monotonic()))
+    net = NetworkThread(cfg, new_client=new_client, on_failure=lambda reason: None, on_closed=lambda client: None)
     net.start()
     try:
         assert connected.wait(60)
-        time.sleep(0.5)  # the CONNACK's pass is over
-        before = len(passes)
-        time.sleep(3.0)
-        assert len(passes) - before <= 1, f"{len(passes) - before} passes of paho's loop in 3 s with nothing to do"
+        deadline = time.monotonic() + 60
+        while len(timeouts) < 3 and time.monotonic() < deadline:  # passes after the CONNACK's
+            time.sleep(0.05)
+        assert len(timeouts) >= 3 and set(timeouts) == {min(LOOP_IDLE_S, cfg.keepalive / 4)}, timeouts
     finally:
         net.stop()
         assert net.join(30)
