@@ -63,7 +63,9 @@ class _Client(mqtt.Client):
     def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
         n = len(packet)
-        if cmd != "PUBACK" or n < 2 or (n > 2 and (n > 4 or self._protocol != mqtt.MQTTv5 or (n == 4 and packet[3]))):
+        # the message id alone, or (MQTT 5) the id and a reason code, with or without an empty property length
+        plain = n == 2 or (self._protocol == mqtt.MQTTv5 and (n == 3 or (n == 4 and packet[3] == 0)))
+        if cmd != "PUBACK" or not plain:
             return super()._handle_pubackcomp(cmd)
         reason = _PUBACK_ACCEPTED.get(packet[2] if n > 2 else 0)
         if reason is None:  # a refusal: paho's own path
