@@ -307,6 +307,20 @@ def test_polls_of_one_cycle_fill_messages_up_to_the_limit(tmp_path) -> None:
     assert values == [float(i + k * 100) for k in range(3) for i in range(60)]  # reading order kept
 
 
+def test_a_meter_polled_every_100_ms_makes_one_message_per_commit_at_the_default(tmp_path) -> None:
+    """At the shipped defaults a 60-value meter polled twice per commit interval goes out as one
+    message of 120 readings (the default used to split it into 100 and 20)."""
+    cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n', env={})
+    series = SeriesTable()
+    series.add_device("m", [MetricSpec(f"v{i}", "V") for i in range(60)])
+    outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+    pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"), latest=LatestValues(len(series)))
+    for k in range(2):
+        pipe.submit("m", Batch.from_columns(np.arange(60), np.full(60, 1_700_000_000_000 + 100 * k), np.arange(60.0)))
+    assert pipe.cycle() == 1
+    assert [r.readings for r in outbox.peek(10)] == [120]
+
+
 def test_acknowledged_rows_ride_on_the_next_commit_not_one_of_their_own(tmp_path) -> None:
     """A PUBACK's delete waits for the next commit: an idle cycle in between writes nothing (no
     transaction, no fsync), and the pipeline does not wake early for it."""

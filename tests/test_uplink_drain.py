@@ -57,7 +57,7 @@ async def test_a_backlog_is_read_once_and_in_batches(mosquitto, mqtt_subscriber,
 def test_deleting_sent_rows_writes_little_to_the_wal(tmp_path: Path) -> None:
     body = {"v": 1, "device": "meter1",
             "readings": [{"ts": 1_700_000_000_000 + k, "metric": f"m{k}", "value": 230.0 + k, "unit": "V", "q": 0}
-                         for k in range(100)]}  # a telemetry message of the default 100 readings, ~8 KB
+                         for k in range(100)]}  # a telemetry message of 100 readings, ~8 KB
     with Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway=GW) as outbox:
         outbox.append([Pending(Priority.RAW, "edge/gw1/telemetry/meter1", dict(body), 100) for _ in range(400)])
         rows = outbox.peek(1000)

@@ -60,7 +60,7 @@ class MqttConfig(Frozen):
     tls: TlsConfig | None = Field(None, description="TLS settings; a [mqtt.tls] table turns TLS on.")
     keepalive: int = Field(30, ge=5, le=3600, description="Seconds between MQTT keepalive pings.")
     topic_prefix: str = Field("edge", pattern=r"^[^#+]+$", description="First topic level: {prefix}/{gateway}/...")
-    readings_per_message: int = Field(100, ge=1, le=10_000, description="Readings batched into one telemetry message.")
+    readings_per_message: int = Field(500, ge=1, le=10_000, description="Most readings of one device in one telemetry message (a message holds what the device read since the last commit, up to this many; 500 readings of a meter are about 46 kB).")
     max_inflight: int = Field(200, ge=1, le=60_000, description="QoS 1 messages awaiting PUBACK at once.")
     reconnect_min: float = Field(0.5, gt=0, description="Shortest wait before reconnecting (s); doubles with jitter.")
     reconnect_max: float = Field(30.0, gt=0, description="Longest wait before reconnecting (s).")
