@@ -1,5 +1,5 @@
 """Backlog drain after an outage: a full outbox published through a real mosquitto at the shipped
-defaults (QoS 1, ``max_inflight`` 200, 100 readings per message), at three backlog sizes.
+defaults (QoS 1, ``max_inflight`` 200, messages of the default ``readings_per_message``, full), at three backlog sizes.
 
 Prints readings/s from the start (connecting included) to the last PUBACK, and from the first read
 of the outbox (connected, sending) to the last PUBACK: the drain rate proper, without the TCP and
