@@ -1,9 +1,8 @@
 """One poller per device: monotonic timing with jitter, per-device timeout and backoff.
 
 Devices that share a line and a poll interval share a :class:`Cadence`: one grid of slots and one
-jitter draw per slot, so their polls fall due together and go out on the line together (their poll
-tasks carry ``POLLED_TOGETHER``: a Modbus TCP line sends the polls of one slot in one write); devices
-on other lines or intervals draw their own.
+jitter draw per slot, so their polls fall due together and go out on the line together (a Modbus TCP
+line sends the polls waiting for it in one write); devices on other lines or intervals draw their own.
 
 A device's failure is logged once and its recovery once; repeats are counted. When a device has
 had no good poll for ``stale_after`` seconds, the poller emits one explicit gap marker per metric
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .contract import POLLED_TOGETHER, DeviceConfig, ReportsEvents
+from .contract import DeviceConfig, ReportsEvents
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
 from .health_model import DeviceReport
@@ -80,7 +79,6 @@ class Cadence:
         self.spread = jitter * interval
         self.rng = rng or random.Random()
         self.origin: float | None = None
-        self.members = 0  # pollers sharing it (cadences())
         self._draws: dict[int, float] = {}
 
     def start(self, now: float) -> None:
@@ -118,7 +116,6 @@ def cadences(devices: Iterable[DeviceConfig], rng: random.Random | None = None) 
             out[dev.name] = shared[key]
         else:
             out[dev.name] = Cadence(dev.poll_interval, dev.jitter, rng)
-        out[dev.name].members += 1
     return out
 
 
@@ -165,8 +162,6 @@ class Poller:
         # their batches share the pipeline's commits)
         slot = next_due = self.clock.monotonic()
         self.cadence.start(slot)
-        if self.cadence.members > 1:  # (this task's context) its line may wait a loop turn for the others
-            POLLED_TOGETHER.set(True)
         try:
             while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())

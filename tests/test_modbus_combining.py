@@ -17,7 +17,6 @@ from agent.bus import modbus_tcp_group
 from agent.bus.mbap import MbapClient
 from agent.bus.modbus import ModbusBus
 from agent.bus.modbus_config import ModbusTcpLine
-from agent.contract import POLLED_TOGETHER
 from agent.errors import BusUnavailable, DeviceException, DeviceTimeout
 from drivers.modbus_meter.sim import start
 from tests.chaos.agent_proc import AgentProcess, agent_config, wait_until
@@ -71,41 +70,6 @@ async def test_polls_waiting_for_the_line_go_out_in_one_write(pipeline, caplog):
         for u in UNITS:
             st = bus.stats()["units"][u]
             assert (st["transactions"], st["timeouts"], st["errors"], st["failures"]) == (3 * N, 0, 0, 0)
-        assert warnings(caplog) == [] and said(caplog, COMBINING_OFF) == []
-    finally:
-        await bus.close()
-        server.close()
-
-
-async def due_together(bus: ModbusBus, units, blocks=BLOCKS) -> list:
-    """Every unit's poll started at once from poll tasks marked due together (the scheduler's shared slots)."""
-
-    async def poll(u: int):
-        POLLED_TOGETHER.set(True)
-        return await bus.read_register_blocks(u, blocks)
-
-    return await asyncio.gather(*(poll(u) for u in units), return_exceptions=True)
-
-
-@pytest.mark.parametrize("pipeline", ["auto", True, False])
-async def test_polls_due_together_go_out_in_one_write_the_first_too(pipeline, caplog):
-    """Polls marked due together: the first, finding the line free, waits one turn of the loop for the
-    others, and all go out in one write; a poll due alone goes out alone, at once."""
-    gw = _Gateway()
-    server, port = await gw.serve()
-    bus = tcp_bus(port, pipeline=pipeline)
-    try:
-        for _ in range(3):
-            assert [registers(g) for g in await due_together(bus, UNITS)] == [EXPECTED] * len(UNITS)
-        assert [registers(g) for g in await due_together(bus, UNITS[:1])] == [EXPECTED]
-        if pipeline is False:  # one request at a time, whatever is due
-            assert gw.segments == [(u, 1) for u in UNITS for _ in BLOCKS] * 3 + [(1, 1)] * N
-        else:
-            assert gw.segments == [(1, len(UNITS) * N)] * 3 + [(1, N)]
-        for u in UNITS:
-            st = bus.stats()["units"][u]
-            assert (st["transactions"], st["timeouts"], st["errors"], st["failures"]) == \
-                ((4 if u == 1 else 3) * N, 0, 0, 0)
         assert warnings(caplog) == [] and said(caplog, COMBINING_OFF) == []
     finally:
         await bus.close()

@@ -5,9 +5,7 @@ joins the line's queue instead of waiting for the lock on its own. One task per 
 queue: under one hold of the line it writes the waiting polls' requests together (at most
 ``MAX_REQUESTS``, in one write of whole frames that fits one TCP segment on any path with an MTU of 1280 or more), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
 one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
-alone at once, unless other devices' polls on the line fall due with it (the scheduler's shared slots
-mark their poll tasks ``POLLED_TOGETHER``): such a poll joins the queue too and the line's task, which
-starts one turn of the event loop later, finds the slot's polls there and sends them in one write.
+alone, as before.
 
 Each unit keeps what a group of its own promises. A unit whose replies all came is answered (its
 exception reply is its error); every other unit of the batch (a request unanswered or garbled, the
@@ -36,7 +34,6 @@ from typing import TYPE_CHECKING, cast
 
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-from ..contract.lines import POLLED_TOGETHER
 from ..errors import BusUnavailable, DeviceTimeout
 from . import modbus_tcp_reads as reads
 from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, NotMbap, Reply
@@ -99,10 +96,9 @@ def tcp_line(bus: ModbusBus) -> ModbusTcpLine:
 
 def combines(bus: ModbusBus) -> bool:
     """Whether a poll that may go together should join the line's queue: the line is busy (or others
-    wait, or others fall due with it) and the endpoint was not learnt to refuse several units' requests
-    at once."""
+    wait) and the endpoint was not learnt to refuse several units' requests at once."""
     q: Waiting | None = bus._waiting
-    if not (bus._lock.locked() or (q is not None and q.polls) or POLLED_TOGETHER.get()):
+    if not (bus._lock.locked() or (q is not None and q.polls)):
         return False
     cfg = tcp_line(bus)
     return (cfg.host, cfg.port) not in _NO_COMBINE

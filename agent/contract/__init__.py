@@ -46,7 +46,7 @@ from .driver import (
 )
 from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioDevice, GpioLine, Pull
 from .i2c import I2C_BUS, I2cDevice, I2cLine, I2cTransport
-from .lines import LINES_GROUP, POLLED_TOGETHER, Bus, Buses, LineKind
+from .lines import LINES_GROUP, Bus, Buses, LineKind
 from .modbus import MODBUS_BUS, ModbusDevice, ModbusLine
 from .options import CheckConfig, EnergyConfig, EnergyMethod, PublishMode
 from .plausibility import NonDecreasing
@@ -64,7 +64,7 @@ __all__ = [
     "CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode",
     "DRIVERS_GROUP", "SIMULATORS_GROUP", "Clock", "Driver", "DriverContext", "DriverFactory", "DriverSpec",
     "ReportsEvents", "SimulatorSpec",
-    "LINES_GROUP", "POLLED_TOGETHER", "Bus", "Buses", "LineKind",
+    "LINES_GROUP", "Bus", "Buses", "LineKind",
     "MODBUS_BUS", "SERIAL_BUS", "I2C_BUS", "GPIO_BUS",
     "ModbusDevice", "ModbusLine",
     "FrameScan", "Scanner", "SerialDevice", "SerialPort",

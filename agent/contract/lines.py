@@ -8,18 +8,12 @@ the bus with ``factory(line_name, config)`` when a device first asks for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .config import LineConfig
 
 LINES_GROUP = "edge_agent.lines"
-
-# Set in a device's poll task when other devices' polls on its line fall due at the same moment (the
-# scheduler's shared slots): a line that sends waiting polls together may let such a poll wait one
-# turn of the event loop for them, so they go out together rather than the first one alone.
-POLLED_TOGETHER: ContextVar[bool] = ContextVar("POLLED_TOGETHER", default=False)
 
 
 class Bus(Protocol):
