@@ -138,6 +138,12 @@ class Poller:
         self._n_metrics = len(self.metric_index)
         self._stale_after = config.stale_after or 3 * config.poll_interval
         self._stopping = False
+        # the poll deadline: one timer re-armed when it falls due during a later poll (polls come more
+        # often than their timeout), rather than a timer set and cancelled per poll
+        self._deadline = 0.0  # loop time the poll under way must end by (0: none under way)
+        self._polling: asyncio.Task | None = None  # the task the poll under way runs in
+        self._watch: asyncio.TimerHandle | None = None
+        self._expired = False  # the deadline cancelled the poll under way
 
     @property
     def name(self) -> str:
@@ -177,19 +183,54 @@ class Poller:
                                                               cfg.backoff_max)
                     self._check_stale()
         finally:
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch = None
             await self._close()
+
+    def _expire(self) -> None:
+        self._watch = None
+        if not self._deadline or self._polling is None:  # no poll under way: the next one arms it
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:  # a later poll's deadline
+            self._watch = loop.call_at(self._deadline, self._expire)
+            return
+        self._expired = True
+        self._polling.cancel()
+
+    async def _read(self) -> Sequence[Sample] | Batch:
+        """The driver's read (opening it first if needed), cancelled at the poll's deadline (TimeoutError),
+        as ``asyncio.timeout`` would."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._deadline, self._polling, self._expired = loop.time() + self.config.timeout, task, False
+        if self._watch is None:
+            self._watch = loop.call_at(self._deadline, self._expire)
+        try:
+            if not self.health.opened:
+                await self.driver.open()
+                self.health.opened = True
+            return await self.driver.read()
+        except asyncio.CancelledError as e:
+            if self._expired:
+                self._expired = False
+                if task.uncancel() <= cancelling:
+                    raise TimeoutError from e
+            raise
+        finally:
+            if self._expired:  # expired, and the read ended otherwise (a driver swallowed the cancellation)
+                task.uncancel()
+            self._deadline, self._polling, self._expired = 0.0, None, False
 
     async def poll_once(self) -> bool:
         """Open if needed, read once, hand the batch to the sink. True on success."""
         h = self.health
         t0 = self.clock.monotonic()
         try:
-            async with asyncio.timeout(self.config.timeout):
-                if not h.opened:
-                    await self.driver.open()
-                    h.opened = True
-                result = await self.driver.read()
-            batch = self._to_batch(result)
+            batch = self._to_batch(await self._read())
         except TimeoutError:
             self._failed(DeviceTimeout(f"no answer within {self.config.timeout:g} s"))
             return False

@@ -217,3 +217,54 @@ def test_jitter_is_drawn_per_poll_not_added_up() -> None:
         assert len(got) == 61
         assert all(k <= t <= k + 0.2 + 1e-6 for k, t in enumerate(got)), got
     assert max(abs(a - b) for a, b in zip(times["a"], times["b"], strict=True)) <= 0.2 + 1e-6
+
+
+def test_a_poll_deadline_is_its_own_with_one_timer_for_many_polls() -> None:
+    """On virtual time: polls every 0.1 s with a 1 s timeout, then one that hangs. The hanging poll fails
+    with DeviceTimeout one timeout after it started (not at an earlier poll's deadline), and the pollers'
+    deadlines took about one timer per timeout, not one per poll (timers other than sleeps, counted at the
+    loop)."""
+    starts: list[float] = []
+
+    class Timed(ScriptedDevice):
+        async def read(self):
+            starts.append(asyncio.get_running_loop().time())
+            return await super().read()
+
+    async def main() -> tuple[Poller, float, int]:
+        loop = asyncio.get_running_loop()
+        clock = LoopClock(loop)
+        armed = [0]
+        call_at = loop.call_at
+
+        def counting(when, callback, *args, **kw):
+            armed[0] += callback is not asyncio.futures._set_result_unless_cancelled  # (a sleep's)
+            return call_at(when, callback, *args, **kw)
+
+        loop.call_at = counting  # type: ignore[method-assign]
+        poller = Poller(cfg(poll_interval=0.1, timeout=1.0, backoff_max=60.0), Timed([1.0] * 40 + ["hang"]),
+                        Collector(), clock=clock)
+        task = asyncio.create_task(poller.run())
+        while not poller.health.polls_failed:
+            await asyncio.sleep(0.001)
+        failed_at = loop.time()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return poller, failed_at, armed[0]
+
+    poller, failed_at, armed = run_virtual(main())
+    assert poller.health.polls_failed == 1 and "DeviceTimeout" in poller.health.last_error
+    assert 1.0 <= failed_at - starts[40] < 1.01
+    assert armed <= 10, armed  # 41 polls in 5 s: a deadline timer per second, not one per poll
+
+
+async def test_a_poll_cancelled_from_outside_is_cancelled_not_timed_out() -> None:
+    dev = ScriptedDevice(["hang", 2.0])
+    poller = Poller(cfg(timeout=30.0), dev, Collector())
+    task = asyncio.create_task(poller.poll_once())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert poller.health.polls_failed == 0
+    assert await poller.poll_once() is True

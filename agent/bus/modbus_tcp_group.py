@@ -225,7 +225,7 @@ async def _serve(bus: ModbusBus, polls: list[Poll]) -> None:
         bus._restart(lost=False)
         raise
     finally:
-        outcomes: list[Reply | BaseException] = [
+        outcomes: list[Reply | BaseException] = [] if all(done) else [
             f.exception() or f.result() if f.done() and not f.cancelled() else ModbusIOException("given up")
             for f in futs]
         client.end_batch()
@@ -244,18 +244,20 @@ def _answer(bus: ModbusBus, p: Poll, futs: list[asyncio.Future], start: int) -> 
     """A poll of the write done as soon as its own replies are in, if they are usable (a slow line gives
     each unit the time it had one at a time); whether it was."""
     n = len(p.blocks)
-    mine = futs[start:start + n]
-    if any(f.exception() is not None for f in mine):
-        return False
-    replies: list[Reply] = [f.result() for f in mine]
-    if not all(not r.exception_code and len(r.payload) == 2 * c for r, (_, _, c) in zip(replies, p.blocks, strict=True)):
-        return False
+    payloads: list[bytes] = []
+    for f, (_, _, c) in zip(futs[start:start + n], p.blocks, strict=True):
+        if f.exception() is not None:
+            return False
+        r: Reply = f.result()
+        if r.exception_code or len(r.payload) != 2 * c:
+            return False
+        payloads.append(r.payload)
     st = bus._unit(p.unit)
     st.transactions += n
     st.bytes_tx += 12 * n
-    st.bytes_rx += sum(5 + len(r.payload) for r in replies)
+    st.bytes_rx += 5 * n + sum(map(len, payloads))
     st.ok(bus._clock())
-    p.done([r.payload for r in replies])
+    p.done(payloads)
     return True
 
 

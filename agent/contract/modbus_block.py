@@ -58,6 +58,17 @@ class BlockDecoder:
             plain = bool((scale == 1.0).all() and (add == 0.0).all())
             self._groups.append((index, np.dtype(_DTYPES[dtype]), keys, None if plain else (scale, add)))
         self.registers = max((v.offset + register_count(v.type) for v in values), default=0)
+        # the common block (a meter's: one type, big-endian words in order, each value on a boundary of
+        # its own size, no scaling): a view of the bytes as that type and one gather of whole values
+        self._aligned: tuple[np.dtype, np.ndarray, np.ndarray | slice] | None = None
+        if len(groups) == 1 and self._groups[0][3] is None:
+            (dtype, order), vs = next(iter(groups.items()))
+            n = register_count(dtype)
+            if all(_byte_index(v.offset, dtype, order) == list(range(2 * v.offset, 2 * v.offset + 2 * n))
+                   and v.offset % n == 0 for v in vs):
+                keys = self._groups[0][2]
+                self._aligned = (np.dtype(_DTYPES[dtype]), np.array([v.offset // n for v in vs], np.intp),
+                                 slice(0, len(keys)) if (keys == np.arange(len(keys))).all() else keys)
 
     def decode_into(self, regs: Sequence[int] | bytes, out: np.ndarray) -> None:
         """Write every value (as float64, scaled) into ``out[key]``. ``regs`` are register values or
@@ -66,6 +77,12 @@ class BlockDecoder:
         n = len(regs) // 2 if isinstance(regs, bytes) else len(regs)
         if n < self.registers:
             raise ValueError(f"block of {n} registers, {self.registers} needed")
+        if self._aligned is not None and isinstance(regs, bytes):
+            dtype, at, keys = self._aligned
+            raw = np.frombuffer(regs, dtype, len(regs) // dtype.itemsize)[at]  # (no arithmetic: nothing signals)
+            with np.errstate(invalid="ignore"):  # a signalling NaN from the device stays a NaN
+                out[keys] = raw
+            return
         if isinstance(regs, bytes):
             data = np.frombuffer(regs, np.uint8)
         else:
