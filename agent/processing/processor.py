@@ -73,7 +73,15 @@ class Processor:
         self.p = build_params(self.pc, self.devices, series)
         self.qi, self.qf = quality.new_state(n)
         self.ci, self.cf = counters.new_state(n)
-        self.det = detect.new_state(n)
+        # detector state only for the series the detector watches (a tenth of a meter's metrics by default):
+        # row 0 stands for every other series (never enabled, never touched), so the kernel's input maps
+        # series ids to rows with one gather
+        on = self.p.detect
+        self.det_row = np.where(on, np.cumsum(on), 0).astype(np.int32)
+        self.det = detect.new_state(int(on.sum()) + 1)
+        self._det_on = np.concatenate(([False], on[on]))
+        self._det_sig = np.concatenate(([0.0], self.p.significant[on]))
+        self._det_rel = np.concatenate(([0.0], self.p.significant_rel[on]))
         a = self.pc.anomaly
         self.det_params = detect.params(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold,
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
@@ -189,11 +197,13 @@ class Processor:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
             tz_tr, tz_off = self.zone.covering(int(ts.min()), int(ts.max()))
-            K.detect_step(s, ts, v, q, p.detect, p.significant, p.significant_rel, tz_tr, tz_off, self.det, self.det_params,
-                          score, event)
+            drow = self.det_row[s]
+            K.detect_step(drow, ts, v, q, self._det_on, self._det_sig, self._det_rel, tz_tr, tz_off, self.det,
+                          self.det_params, score, event)
             rows = np.flatnonzero(event)
             if rows.size:
-                res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows], self.det))
+                res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows],
+                                                  self.det[drow[rows]]))
                 self.anomalies_started = self.events.started
         meter = p.meter_of[s]
         em = meter >= 0
