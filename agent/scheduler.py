@@ -130,9 +130,9 @@ class Poller:
         self._reports_events = events is not None and isinstance(driver, ReportsEvents)  # (a slow check: once)
         self._checked_series: np.ndarray | None = None  # a read-only series column already checked
         self.clock = clock or Clock()
-        self.rng = rng or random.Random()
-        # shared with the devices on its line and interval (see cadences()); else its own
-        self.cadence = cadence or Cadence(config.poll_interval, config.jitter, self.rng)
+        # shared with the devices on its line and interval (see cadences()); else its own (a Random is
+        # 2.5 KB: made only when needed)
+        self.cadence = cadence or Cadence(config.poll_interval, config.jitter, rng)
         self.health = DeviceHealth()
         self.metric_index = {m.name: i for i, m in enumerate(driver.metrics())}
         self._n_metrics = len(self.metric_index)

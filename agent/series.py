@@ -17,7 +17,10 @@ from .model import MetricKind, MetricSpec, Series
 class SeriesTable:
     def __init__(self) -> None:
         self._series: list[Series] = []
-        self._by_key: dict[tuple[str, str], int] = {}
+        # device -> metric -> offset from the device's base: devices declaring the same metrics share one
+        # dict (100 meters of one profile hold 60 entries, not 6000 keys)
+        self._offsets: dict[str, dict[str, int]] = {}
+        self._shared: dict[tuple[str, ...], dict[str, int]] = {}
         self._base: dict[str, int] = {}
         self._count: dict[str, int] = {}
 
@@ -25,14 +28,20 @@ class SeriesTable:
         """Register a device's metrics; returns its base id."""
         if device in self._base:
             raise ValueError(f"device {device!r} registered twice")
+        names = tuple(m.name for m in metrics)
+        offsets = self._shared.get(names)
+        if offsets is None:
+            offsets = {}
+            for i, name in enumerate(names):
+                if name in offsets:
+                    raise ValueError(f"device {device!r} declares metric {name!r} twice")
+                offsets[name] = i
+            self._shared[names] = offsets
         base = len(self._series)
         self._base[device] = base
         self._count[device] = len(metrics)
+        self._offsets[device] = offsets
         for i, m in enumerate(metrics):
-            key = (device, m.name)
-            if key in self._by_key:
-                raise ValueError(f"device {device!r} declares metric {m.name!r} twice")
-            self._by_key[key] = base + i
             self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,
                                        m.restarts, m.max_per_hour, m.anomaly, m.significant,
                                        m.significant_rel, m.medium))
@@ -48,7 +57,7 @@ class SeriesTable:
         return iter(self._series)
 
     def id(self, device: str, metric: str) -> int:
-        return self._by_key[(device, metric)]
+        return self._base[device] + self._offsets[device][metric]
 
     def base(self, device: str) -> int:
         return self._base[device]
