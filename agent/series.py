@@ -8,6 +8,7 @@ order its driver declared them, so a driver-local metric index plus the device b
 from __future__ import annotations
 
 import contextlib
+import operator
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
@@ -63,6 +64,7 @@ class SeriesTable:
         return self._len
 
     def __getitem__(self, sid: int) -> Series:
+        sid = operator.index(sid)  # a numpy integer too; the Series holds a Python int
         if not 0 <= sid < self._len:
             raise IndexError(f"series id {sid} out of range (0..{self._len - 1})")
         k = bisect_right(self._bases, sid) - 1  # the last device at that base (one without metrics shares it)
