@@ -22,6 +22,7 @@ from .config.validate import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
 from .health import HealthReport, build_health, write_status
+from .heap import heap_trimmer
 from .pipeline import Pipeline
 from .processing import Processor
 from .remote import ConfigFiles, RemoteOps
@@ -105,6 +106,7 @@ class Agent:
                                 emit=self._emit_remote, trial=trial, doctor_checks=doctor_checks)
         self.stragglers: list[str] = []  # names of tasks that did not stop at shutdown
         self.started_mono = time.monotonic()
+        self._trim_heap = heap_trimmer()
 
     # -- optional parts ---------------------------------------------------------------------------
     def _make_processor(self) -> Processor:
@@ -235,6 +237,8 @@ class Agent:
                         log.info("status file written again")
                     status_error = None
                 report_error = None
+                if self._trim_heap is not None:  # after start-up, then each report (docs/processing.md)
+                    self._trim_heap()
             except Exception as e:  # noqa: BLE001 - a health report failing must not stop the agent
                 if repr(e) != report_error:
                     log.exception("health report failed")

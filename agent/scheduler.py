@@ -130,12 +130,12 @@ class Poller:
         self._reports_events = events is not None and isinstance(driver, ReportsEvents)  # (a slow check: once)
         self._checked_series: np.ndarray | None = None  # a read-only series column already checked
         self.clock = clock or Clock()
-        self.rng = rng or random.Random()
-        # shared with the devices on its line and interval (see cadences()); else its own
-        self.cadence = cadence or Cadence(config.poll_interval, config.jitter, self.rng)
+        # shared with the devices on its line and interval (see cadences()); else its own (a Random is
+        # 2.5 KB: made only when needed)
+        self.cadence = cadence or Cadence(config.poll_interval, config.jitter, rng)
         self.health = DeviceHealth()
-        self.metric_index = {m.name: i for i, m in enumerate(driver.metrics())}
-        self._n_metrics = len(self.metric_index)
+        self._metric_index: dict[str, int] | None = None  # built for a driver that returns samples
+        self._n_metrics = len(driver.metrics())
         self._stale_after = config.stale_after or 3 * config.poll_interval
         self._stopping = False
         # the poll deadline: one timer re-armed when it falls due during a later poll (polls come more
@@ -255,6 +255,13 @@ class Poller:
             for body in self.driver.take_events():
                 self.events({**body, "device": self.name})
         return True
+
+    @property
+    def metric_index(self) -> dict[str, int]:
+        """metric name -> local index (only drivers returning samples need it: built on first use)."""
+        if self._metric_index is None:
+            self._metric_index = {m.name: i for i, m in enumerate(self.driver.metrics())}
+        return self._metric_index
 
     def _to_batch(self, result: Sequence[Sample] | Batch) -> Batch:
         now_ms = self.clock.now_ms()

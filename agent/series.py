@@ -7,7 +7,10 @@ order its driver declared them, so a driver-local metric index plus the device b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import operator
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -15,54 +18,85 @@ from .model import MetricKind, MetricSpec, Series
 
 
 class SeriesTable:
+    """The series of every device. A :class:`Series` is built when asked for (at start-up and for the odd
+    aggregate or event), not kept: devices of one profile share one tuple of their metric specs, so 100
+    meters of 60 metrics hold 60 specs, not 6000 objects."""
+
     def __init__(self) -> None:
-        self._series: list[Series] = []
-        self._by_key: dict[tuple[str, str], int] = {}
+        self._bases: list[int] = []  # each device's base id, ascending
+        self._names: list[str] = []  # the devices, in the order of their bases
+        self._specs: list[tuple[MetricSpec, ...]] = []  # each device's metric specs (shared between equal lists)
+        # device -> metric -> offset from the device's base: devices declaring the same metrics share one dict
+        self._offsets: dict[str, dict[str, int]] = {}
+        self._shared: dict[tuple[MetricSpec, ...], tuple[tuple[MetricSpec, ...], dict[str, int]]] = {}
         self._base: dict[str, int] = {}
-        self._count: dict[str, int] = {}
+        self._len = 0
 
     def add_device(self, device: str, metrics: Sequence[MetricSpec]) -> int:
         """Register a device's metrics; returns its base id."""
         if device in self._base:
             raise ValueError(f"device {device!r} registered twice")
-        base = len(self._series)
+        specs = tuple(metrics)
+        try:
+            shared = self._shared.get(specs)
+        except TypeError:  # a spec that cannot be hashed: this device's own copy
+            shared = None
+        if shared is None:
+            offsets: dict[str, int] = {}
+            for i, m in enumerate(specs):
+                if m.name in offsets:
+                    raise ValueError(f"device {device!r} declares metric {m.name!r} twice")
+                MetricKind(m.kind)  # a bad kind fails here, not when the series is first asked for
+                offsets[m.name] = i
+            shared = (specs, offsets)
+            with contextlib.suppress(TypeError):
+                self._shared[specs] = shared
+        base = self._len
         self._base[device] = base
-        self._count[device] = len(metrics)
-        for i, m in enumerate(metrics):
-            key = (device, m.name)
-            if key in self._by_key:
-                raise ValueError(f"device {device!r} declares metric {m.name!r} twice")
-            self._by_key[key] = base + i
-            self._series.append(Series(base + i, device, m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,
-                                       m.restarts, m.max_per_hour, m.anomaly, m.significant,
-                                       m.significant_rel, m.medium))
+        self._bases.append(base)
+        self._names.append(device)
+        self._specs.append(shared[0])
+        self._offsets[device] = shared[1]
+        self._len += len(specs)
         return base
 
     def __len__(self) -> int:
-        return len(self._series)
+        return self._len
 
     def __getitem__(self, sid: int) -> Series:
-        return self._series[sid]
+        sid = operator.index(sid)  # a numpy integer too; the Series holds a Python int
+        if not 0 <= sid < self._len:
+            raise IndexError(f"series id {sid} out of range (0..{self._len - 1})")
+        k = bisect_right(self._bases, sid) - 1  # the last device at that base (one without metrics shares it)
+        return self._series(k, sid - self._bases[k])
 
-    def __iter__(self):
-        return iter(self._series)
+    def _series(self, k: int, i: int) -> Series:
+        m = self._specs[k][i]
+        return Series(self._bases[k] + i, self._names[k], m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,
+                      m.restarts, m.max_per_hour, m.anomaly, m.significant, m.significant_rel, m.medium)
+
+    def __iter__(self) -> Iterator[Series]:
+        for k, specs in enumerate(self._specs):
+            for i in range(len(specs)):
+                yield self._series(k, i)
 
     def id(self, device: str, metric: str) -> int:
-        return self._by_key[(device, metric)]
+        return self._base[device] + self._offsets[device][metric]
 
     def base(self, device: str) -> int:
         return self._base[device]
 
     def device_ids(self, device: str) -> range:
         b = self._base[device]
-        return range(b, b + self._count[device])
+        return range(b, b + len(self._offsets[device]))
 
     def devices(self) -> list[str]:
         return list(self._base)
 
     def index(self, device: str) -> dict[str, int]:
         """metric name -> global id for one device."""
-        return {self._series[i].metric: i for i in self.device_ids(device)}
+        b = self._base[device]
+        return {m: b + i for m, i in self._offsets[device].items()}
 
 
 class LatestValues:

@@ -52,16 +52,17 @@ class DeviceEvents:
 
     def add(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray, scores: np.ndarray, kinds: np.ndarray,
             det: np.ndarray) -> list[dict]:
-        """Bodies for the per-series starts (EV_START*) and ends (EV_END) the kernel marked, in row order."""
+        """Bodies for the per-series starts (EV_START*) and ends (EV_END) the kernel marked, in row order;
+        ``det`` holds each row's detector state."""
         out: list[dict] = []
-        for sid, t, x, sc, kind in zip(sids.tolist(), ts.tolist(), values.tolist(), scores.tolist(), kinds.tolist(),
-                                       strict=True):
+        for r, (sid, t, x, sc, kind) in enumerate(zip(sids.tolist(), ts.tolist(), values.tolist(), scores.tolist(),
+                                                      kinds.tolist(), strict=True)):
             ser = self.series[sid]
             ep = self.open.get(ser.device)
             if kind in SIGNAL:
                 self.series_started += 1
                 entry = {"metric": ser.metric, "score": round(sc, 4), "signal": SIGNAL[kind], "value": _num(x), "unit": ser.unit,
-                         "baseline": _num(float(det[sid, D_MEAN])), "deviation": _num(float(det[sid, D_DEV]))}
+                         "baseline": _num(float(det[r, D_MEAN])), "deviation": _num(float(det[r, D_DEV]))}
                 if ep is None:
                     body = {"v": 1, "kind": "anomaly_start", "device": ser.device, "ts": t, "metrics": []}
                     ep = self.open[ser.device] = _Episode(t, body)
@@ -74,7 +75,7 @@ class DeviceEvents:
                 ep.peaks[sid] = max(ep.peaks.get(sid, 0.0), sc)
             elif kind == EV_END and ep is not None and sid in ep.active:
                 ep.active.discard(sid)
-                ep.peaks[sid] = max(ep.peaks[sid], float(det[sid, D_EVPEAK]))
+                ep.peaks[sid] = max(ep.peaks[sid], float(det[r, D_EVPEAK]))
                 if not ep.active:
                     del self.open[ser.device]
                     metrics = [{"metric": self.series[i].metric, "score": round(p, 4)}

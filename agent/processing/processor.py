@@ -41,6 +41,13 @@ class ProcessResult:
     events: list[dict] = field(default_factory=list)
 
 
+def _rows(on: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """State rows for the series where ``on``: each series' row (int32, as the kernels take series ids; 0 for
+    the series left out) and ``columns`` by row, row 0 zero (the kernels skip it: its mode or flag is 0)."""
+    row = np.where(on, np.cumsum(on), 0).astype(np.int32)
+    return row, [np.concatenate((np.zeros(1, c.dtype), c[on])) for c in columns]
+
+
 def _num(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
 
@@ -72,8 +79,17 @@ class Processor:
         n = len(series)
         self.p = build_params(self.pc, self.devices, series)
         self.qi, self.qf = quality.new_state(n)
-        self.ci, self.cf = counters.new_state(n)
-        self.det = detect.new_state(n)
+        # counter state only for counters and integrated power (row 0 stands for every other series, as
+        # for the detector below)
+        self.c_row, (self._c_mode, self._c_rollover, self._c_max_step, self._c_max_rise, self._c_gap) = _rows(
+            self.p.mode != counters.MODE_NONE, self.p.mode, self.p.rollover, self.p.max_step, self.p.max_rise, self.p.gap_ms)
+        self.ci, self.cf = counters.new_state(len(self._c_mode))
+        # detector state only for the series the detector watches (a tenth of a meter's metrics by default):
+        # row 0 stands for every other series (never enabled, never touched), so the kernel's input maps
+        # series ids to rows with one gather
+        self.det_row, (self._det_on, self._det_sig, self._det_rel) = _rows(
+            self.p.detect, self.p.detect, self.p.significant, self.p.significant_rel)
+        self.det = detect.new_state(len(self._det_on))
         a = self.pc.anomaly
         self.det_params = detect.params(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold,
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
@@ -184,16 +200,19 @@ class Processor:
         K.quality_step(s, ts, v, q, now_ms, p.lo, p.hi, p.stuck_n, p.stuck_tol, p.max_rate, p.stale_ms, self.qi, self.qf)
         delta = np.empty(n)
         since = np.empty(n, np.int64)
-        K.counter_step(s, ts, v, q, p.mode, p.rollover, p.max_step, p.max_rise, p.gap_ms, self.ci, self.cf, delta, since)
+        K.counter_step(self.c_row[s], ts, v, q, self._c_mode, self._c_rollover, self._c_max_step, self._c_max_rise,
+                       self._c_gap, self.ci, self.cf, delta, since)
         if a.enabled:
             score = np.empty(n)
             event = np.zeros(n, np.int8)
             tz_tr, tz_off = self.zone.covering(int(ts.min()), int(ts.max()))
-            K.detect_step(s, ts, v, q, p.detect, p.significant, p.significant_rel, tz_tr, tz_off, self.det, self.det_params,
-                          score, event)
+            drow = self.det_row[s]
+            K.detect_step(drow, ts, v, q, self._det_on, self._det_sig, self._det_rel, tz_tr, tz_off, self.det,
+                          self.det_params, score, event)
             rows = np.flatnonzero(event)
             if rows.size:
-                res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows], self.det))
+                res.events.extend(self.events.add(s[rows], ts[rows], v[rows], score[rows], event[rows],
+                                                  self.det[drow[rows]]))
                 self.anomalies_started = self.events.started
         meter = p.meter_of[s]
         em = meter >= 0

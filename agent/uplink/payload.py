@@ -48,7 +48,9 @@ class TelemetryEncoder:
     """Telemetry bodies straight from columns; ``series`` index ``metric_names``/``units``."""
 
     def __init__(self, metric_names: Sequence[str], units: Sequence[str]):
-        self._metric = np.array([b',"metric":' + orjson.dumps(m) + b',"value":' for m in metric_names], object)
+        text: dict[str, bytes] = {}  # one piece per distinct name: devices of one profile repeat them
+        self._metric = np.array([text.get(m) or text.setdefault(m, b',"metric":' + orjson.dumps(m) + b',"value":')
+                                 for m in metric_names], object)
         distinct = {u: i for i, u in enumerate(dict.fromkeys(units))}  # a few units among many series
         self._unit_text = [b',"unit":' + orjson.dumps(u) + b',"q":' for u in distinct]
         self._unit_of = np.array([distinct[u] for u in units], np.intp)

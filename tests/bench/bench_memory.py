@@ -13,8 +13,9 @@ the ``mosquitto`` binary), so it runs on the gateway itself.
   simulators; ``40x60@100``: 40 SDM630 meters, 60 values each, polled every 100 ms on one Modbus TCP
   simulator), its steady RSS after ``--settle`` seconds split by mapping (the Python heap and
   anonymous memory, each shared library), and the share the running adds over the ledger's total:
-  what the devices, their series state, the store and the uplink hold. The detector's per-series
-  state is printed beside it (it grows with the number of series).
+  what the devices, their series state, the store and the uplink hold. The per-series state that
+  grows with the number of series is printed beside it: the detector's (a row per series it watches)
+  and the counters' (a row per counter).
 
 RSS, not PSS: the goal's figure (shared library pages count in full).
 """
@@ -156,11 +157,13 @@ def main() -> None:
             print(f"{label:38} {rss - prev[0]:+6.1f} {anon - prev[1]:+6.1f} {file - prev[2]:+6.1f} {rss:6.1f} "
                   f"{int(mods - prev[3]):+8d}")
         prev = (rss, anon, file, mods)
-    from agent.processing.kernels.detect import DET_COLS
+    from agent.processing.kernels import counters, detect
 
+    ci, cf = counters.new_state(1)
     print(f"\nrunning agent after {args.settle:g} s: RSS {mem['rss']:.1f} MiB (goal <= 50), anonymous {mem['anonymous']:.1f};"
           f" the running adds {mem['rss'] - prev[0]:+.1f} MiB over the ledger's {prev[0]:.1f} (detector state: "
-          f"{DET_COLS * 8 / 1024:.2f} KiB per series)")
+          f"{detect.new_state(1).nbytes / 1024:.2f} KiB per watched series, counter state: {ci.nbytes + cf.nbytes} B per"
+          " counter)")
     for name, kib in by.most_common(14):
         print(f"  {kib / 1024:6.1f} MiB  {name.replace(sys.base_prefix, '<python>')}")
     rest = sum(by.values()) - sum(k for _, k in by.most_common(14))
