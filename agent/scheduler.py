@@ -143,6 +143,7 @@ class Poller:
         self._deadline = 0.0  # loop time the poll under way must end by (0: none under way)
         self._polling: asyncio.Task | None = None  # the task the poll under way runs in
         self._watch: asyncio.TimerHandle | None = None
+        self._watch_loop: asyncio.AbstractEventLoop | None = None  # the loop the timer is armed on
         self._expired = False  # the deadline cancelled the poll under way
 
     @property
@@ -207,8 +208,8 @@ class Poller:
         assert task is not None
         cancelling = task.cancelling()
         self._deadline, self._polling, self._expired = loop.time() + self.config.timeout, task, False
-        if self._watch is None:
-            self._watch = loop.call_at(self._deadline, self._expire)
+        if self._watch is None or self._watch_loop is not loop:  # (a timer of an ended loop never fires)
+            self._watch, self._watch_loop = loop.call_at(self._deadline, self._expire), loop
         try:
             if not self.health.opened:
                 await self.driver.open()

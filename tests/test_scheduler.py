@@ -268,3 +268,40 @@ async def test_a_poll_cancelled_from_outside_is_cancelled_not_timed_out() -> Non
         await task
     assert poller.health.polls_failed == 0
     assert await poller.poll_once() is True
+
+
+def test_a_poller_polled_again_in_a_new_event_loop_still_times_out() -> None:
+    """``edge-agent read`` and the doctor poll once per event loop: a deadline timer left on an ended
+    loop must not leave the next loop's poll without a deadline."""
+    poller = Poller(cfg(timeout=0.5), ScriptedDevice([1.0, "hang"]), Collector())
+    assert run_virtual(poller.poll_once()) is True
+    assert run_virtual(poller.poll_once()) is False
+    assert "DeviceTimeout" in poller.health.last_error
+
+
+def test_a_cancel_from_outside_while_the_deadline_is_handled_stays_a_cancel() -> None:
+    """The deadline cancels the read; while the driver cleans up, the task is cancelled from outside
+    (shutdown): the poll ends cancelled, not as a device timeout."""
+
+    class SlowCleanup(ScriptedDevice):
+        async def read(self):
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.1)
+
+    poller = Poller(cfg(timeout=0.05), SlowCleanup([]), Collector())
+
+    async def main() -> tuple[bool, int]:
+        task = asyncio.create_task(poller.poll_once())
+        await asyncio.sleep(0.08)  # the deadline has fired, the driver is cleaning up
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True, task.cancelling()
+        return False, task.cancelling()
+
+    cancelled, cancelling = run_virtual(main())
+    assert cancelled and cancelling == 1
+    assert poller.health.polls_failed == 0
