@@ -70,6 +70,19 @@ class SeriesTable:
         k = bisect_right(self._bases, sid) - 1  # the last device at that base (one without metrics shares it)
         return self._series(k, sid - self._bases[k])
 
+    def label(self, sid: int) -> tuple[str, MetricSpec]:
+        """(device, metric spec) of one series, without building a :class:`Series` (per aggregate row)."""
+        k = bisect_right(self._bases, sid) - 1
+        return self._names[k], self._specs[k][sid - self._bases[k]]
+
+    def labels(self) -> Iterator[tuple[int, str, MetricSpec]]:
+        """(id, device, metric spec) of every series in id order, without building a :class:`Series` each
+        (the web page's latest values, every refresh)."""
+        for k, specs in enumerate(self._specs):
+            base, device = self._bases[k], self._names[k]
+            for i, m in enumerate(specs):
+                yield base + i, device, m
+
     def _series(self, k: int, i: int) -> Series:
         m = self._specs[k][i]
         return Series(self._bases[k] + i, self._names[k], m.name, m.unit, MetricKind(m.kind), m.valid_min, m.valid_max,

@@ -279,10 +279,10 @@ class Processor:
         groups: dict[tuple[str, int], list[dict]] = {}
         for r in range(oi.shape[0]):
             sid = int(oi[r, 0])
-            ser = self.series[sid]
+            device, m = self.series.label(sid)
             f = of[r]
             agg = {
-                "metric": ser.metric, "unit": ser.unit, "count": int(oi[r, 2]),
+                "metric": m.name, "unit": m.unit, "count": int(oi[r, 2]),
                 "min": _num(f[0]), "max": _num(f[1]), "mean": _num(f[2]), "twa": _num(f[3]), "std": _num(f[4]),
                 "first": _num(f[5]), "last": _num(f[6]), "gaps": int(oi[r, 3]),
             }
@@ -292,7 +292,7 @@ class Processor:
                 agg["rejected"] = int(oi[r, 4])
             if oi[r, 5]:
                 agg["late"] = int(oi[r, 5])
-            groups.setdefault((ser.device, int(oi[r, 1])), []).append(agg)
+            groups.setdefault((device, int(oi[r, 1])), []).append(agg)
         return [
             (dev, {"v": 1, "device": dev, "window": name, "start": start, "end": start + width, "aggregates": aggs})
             for (dev, start), aggs in groups.items()

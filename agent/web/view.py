@@ -24,11 +24,15 @@ def quality_flags(q: int) -> list[str]:
 
 def latest_values(series: SeriesTable, latest: LatestValues) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for s in series:
-        value, ts, q = latest.get(s.id)
-        out.setdefault(s.device, []).append({
-            "id": s.id, "metric": s.metric, "unit": s.unit, "ts": ts,
-            "value": None if math.isnan(value) else value, "flags": quality_flags(q)})
+    values, stamps, qualities = latest.value.tolist(), latest.ts.tolist(), latest.quality.tolist()  # (not a
+    flags: dict[int, list[str]] = {}  # numpy scalar per series: the page asks for all of them every refresh)
+    for sid, device, m in series.labels():
+        value, q = values[sid], qualities[sid]
+        if q not in flags:
+            flags[q] = quality_flags(q)
+        out.setdefault(device, []).append({
+            "id": sid, "metric": m.name, "unit": m.unit, "ts": stamps[sid],
+            "value": None if math.isnan(value) else value, "flags": list(flags[q])})
     return out
 
 
