@@ -35,6 +35,12 @@ def test_the_heap_trimmer_gives_freed_memory_back() -> None:
     import subprocess
     import sys
 
+    import pytest
+
+    from agent.heap import heap_trimmer
+
+    if heap_trimmer() is None:
+        pytest.skip("the C library has no malloc_trim (not glibc): the agent does not trim there")
     code = """
 from agent.heap import heap_trimmer
 def rss(): return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])
