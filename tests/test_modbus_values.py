@@ -172,3 +172,13 @@ def test_block_decoder_gathers_values_off_their_own_boundary_or_word_swapped_as_
     assert BlockDecoder([BlockValue(0, 0, order=WordOrder.CDAB)])._aligned is None
     assert BlockDecoder([BlockValue(0, 0, scale=0.1)])._aligned is None
     assert BlockDecoder([BlockValue(0, 0), BlockValue(1, 2, DataType.INT32)])._aligned is None
+    import numpy as np
+
+    regs = [0x4148, 0x0000, 0x0000, 0x4148, 0x0001, 0x0002]  # 12.5 at 0; swapped 12.5 at 2; 65538 at 4
+    raw = struct.pack(">6H", *regs)
+    cases = [(BlockValue(0, 1), [0x0000, 0x0000]), (BlockValue(0, 2, order=WordOrder.CDAB), [0x0000, 0x4148]),
+             (BlockValue(0, 0, scale=0.1, add=1.0), [0x4148, 0x0000]), (BlockValue(0, 4, DataType.INT32), [1, 2])]
+    for v, words in cases:
+        out = np.zeros(1)
+        BlockDecoder([v]).decode_into(raw, out)
+        assert out[0] == float(decode(words, v.type, v.order)) * v.scale + v.add
