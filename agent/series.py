@@ -1,7 +1,8 @@
 """Series table: every (device, metric) pair gets a dense integer id at config time.
 
-Per-series state elsewhere (window accumulators, detector state, latest values) lives in numpy
-arrays indexed by this id. A device's metrics occupy ids ``base .. base + len(metrics) - 1`` in the
+Per-series state elsewhere (window accumulators, latest values) lives in numpy arrays indexed by this
+id; detector and counter state only for the series that use it, through a row per id (see
+agent.processing.processor). A device's metrics occupy ids ``base .. base + len(metrics) - 1`` in the
 order its driver declared them, so a driver-local metric index plus the device base is the id.
 """
 
