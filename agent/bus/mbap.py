@@ -14,6 +14,16 @@ from the reply callback of the one before, so the event loop wakes once per repl
 once per poll, and one timer serves the chain (each request still gets the whole timeout). Or they go
 out together in one write (:meth:`MbapClient.read_many`), several transactions outstanding, for a
 device that queues them; one timer serves the group.
+
+A device (a gateway, the simulator) answers each request of a write with its own segment, so a write of
+several units' requests (:meth:`MbapClient.send_batch`) would wake the event loop once per reply. Reading
+is paused after such a write for as long as the connection has learnt its replies take to be complete
+(at most ``HOLD_MAX``, and never before the first write has taught it), then the replies already in are
+taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the write's time
+is learnt again (the rest are read as they come, as before). Timeouts, errors and a lost connection are
+as without the hold (a lost connection is seen when reading resumes). With 10 SDM630 meters polled every
+second on one connection the agent's main thread woke 12.7–14.0 times a second instead of 20–38, and the
+agent used 0.48–0.58 % of a core instead of 0.52–0.81 % (``tests/bench/bench_idle.py``, 3 rounds A/B).
 """
 
 from __future__ import annotations
