@@ -22,8 +22,8 @@ is paused after such a write for as long as the connection has learnt its replie
 taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the write's time
 is learnt again (the rest are read as they come, as before). Timeouts, errors and a lost connection are
 as without the hold (a lost connection is seen when reading resumes). With 10 SDM630 meters polled every
-second on one connection the agent's main thread woke 12.7–14.0 times a second instead of 20–38, and the
-agent used 0.48–0.58 % of a core instead of 0.52–0.81 % (``tests/bench/bench_idle.py``, 3 rounds A/B); 40
+second on one connection the agent's main thread woke 12.7–15.1 times a second instead of 20–39, and the
+agent used 0.48–0.61 % of a core instead of 0.52–0.81 %, lower in 5 of 6 pairs (``tests/bench/bench_idle.py``, 6 rounds A/B); 40
 meters × 60 values every 100 ms cost 4.1–4.4 CPU-s per million datapoints instead of 4.9 (bench_footprint.py).
 """
 
