@@ -28,6 +28,7 @@ from tests.test_modbus_pipelining import (
     FALLBACK,
     _BusyDevice,
     _Gateway,
+    _GatewayConn,
     free_port,
     meter_blocks,
     registers,
@@ -474,3 +475,49 @@ async def test_garbage_to_a_combined_write_is_one_error_and_every_unit_is_read_a
     finally:
         await bus.close()
         server.close()
+
+
+class _PacedGateway(_Gateway):
+    """A gateway answering each request of a write with its own segment, one event-loop turn apart (as a
+    real gateway's replies trickle in)."""
+
+    async def serve(self) -> tuple[asyncio.Server, int]:
+        server = await asyncio.get_running_loop().create_server(lambda: _PacedConn(self), "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+
+class _PacedConn(_GatewayConn):
+    async def _work(self) -> None:
+        while True:
+            (tid, _, _, unit, fc, address, count), _ = await self.queue.get()
+            regs = struct.pack(f">{count}H", *range(address, address + count))
+            self.t.write(struct.pack(">HHHBBB", tid, 0, 3 + 2 * count, unit, fc, 2 * count) + regs)
+            await asyncio.sleep(0)
+
+
+async def test_a_combined_writes_replies_are_read_together_not_one_wake_up_each(monkeypatch):
+    """Four meters' polls in one write, each of its 12 replies its own segment: once the connection has
+    learnt how long a write's replies take, they are read in a few reads instead of one or two each,
+    and every poll still gets its own registers."""
+    reads: list[int] = []  # the client's reads of reply bytes while a combined write is outstanding, per write
+    received = MbapClient._received
+
+    def counting(self, data: bytes) -> None:
+        if self._batch is not None:
+            reads[-1] += 1
+        received(self, data)
+
+    monkeypatch.setattr(MbapClient, "_received", counting)
+    gw = _PacedGateway()
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+    try:
+        for _ in range(12):
+            reads.append(0)
+            assert [registers(g) for g in await poll_all(bus, UNITS)] == [EXPECTED] * len(UNITS)
+    finally:
+        await bus.close()
+        server.close()
+    assert gw.segments == [(1, N), (2, 4 * N)] * 12
+    assert reads[0] >= 4 * N / 2  # nothing learnt yet: read as they come
+    assert sum(reads[2:]) <= 2 * len(reads[2:]), reads  # learnt: a read or two a write

@@ -14,6 +14,17 @@ from the reply callback of the one before, so the event loop wakes once per repl
 once per poll, and one timer serves the chain (each request still gets the whole timeout). Or they go
 out together in one write (:meth:`MbapClient.read_many`), several transactions outstanding, for a
 device that queues them; one timer serves the group.
+
+A device (a gateway, the simulator) answers each request of a write with its own segment, so a write of
+several units' requests (:meth:`MbapClient.send_batch`) would wake the event loop once per reply. Reading
+is paused after such a write for as long as the connection has learnt its replies take to be complete
+(at most ``HOLD_MAX``, and never before the first write has taught it), then the replies already in are
+taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the write's time
+is learnt again (the rest are read as they come, as before). Timeouts, errors and a lost connection are
+as without the hold (a lost connection is seen when reading resumes). With 10 SDM630 meters polled every
+second on one connection the agent's main thread woke 12.7–15.1 times a second instead of 20–39, and the
+agent used 0.48–0.61 % of a core instead of 0.52–0.81 %, lower in 5 of 6 pairs (``tests/bench/bench_idle.py``, 6 rounds A/B); 40
+meters × 60 values every 100 ms cost 4.1–4.4 CPU-s per million datapoints instead of 4.9 (bench_footprint.py).
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ SIGNS = (6, 10, 11)  # busy, gateway path unavailable, gateway target failed: to
 # On a smaller path a write may be split inside a frame: a device that cannot join a frame across
 # segments then fails the unit whose frame was split, every write (pipeline = false on such a line).
 WRITE_REQUESTS = 100
+# a write of several units' requests: reading is paused for what its replies took to be complete (learnt
+# per connection), at most this long (a poll done with its own replies waits at most this for them)
+HOLD_MAX = 0.02
 
 
 class GarbledReply(ModbusIOException):
@@ -107,6 +121,7 @@ class MbapClient:
         self._group: _Group | None = None  # the group of reads outstanding together, if any
         self._batch: _Group | None = None  # the group sent by send_batch, until end_batch
         self.answered = 0  # replies the last group (read_many) got, whether it succeeded or not
+        self.replies_time: float | None = None  # learnt: seconds from a batch's write to its last reply
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -201,7 +216,29 @@ class MbapClient:
         group.span = [k for k, n in enumerate(spans) for _ in range(n)]
         group.span_left = list(spans)
         group.on_span = on_span
+        if self.replies_time is not None and len(spans) > 1 and self._transport is not None:
+            # the device answers each request with its own segment: read them together, not one wake-up each
+            self._transport.pause_reading()
+            group.held = _PAUSED
+            group.resume = group.done.get_loop().call_later(
+                min(self.replies_time, HOLD_MAX, self.timeout / 4), self._resume, group)
         return group.futs
+
+    def _resume(self, group: _Group) -> None:
+        group.resume = None
+        group.held = _RESUMED
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def _learn(self, group: _Group, now: float) -> None:
+        """A batch's last reply is in: its time learnt; all in at the first read after a pause, the hold
+        is tried shorter (what the replies took is then unknown, only that it was no longer)."""
+        if group.held == _RESUMED:
+            assert self.replies_time is not None
+            self.replies_time *= 0.9
+            return
+        took = now - group.written
+        self.replies_time = took if self.replies_time is None else self.replies_time + (took - self.replies_time) / 4
 
     async def wait_batch(self) -> None:
         """Until every request of the batch is answered or failed."""
@@ -218,6 +255,7 @@ class MbapClient:
         self._check_connected()
         loop = asyncio.get_running_loop()
         group = _Group(loop.time() + self.timeout, loop.create_future(), len(requests), stop_on_error=stop_on_error)
+        group.written = loop.time()
         frames = []
         for unit, fc, address, count in requests:
             tid = self._next_tid()
@@ -237,6 +275,9 @@ class MbapClient:
     def _end_group(self, group: _Group) -> None:
         self._group = None
         group.timer.cancel()
+        if group.resume is not None:
+            group.resume.cancel()
+            self._resume(group)
         for tid, fut in zip(group.tids, group.futs, strict=True):
             self._pending.pop(tid, None)
             if not fut.done():
@@ -344,6 +385,13 @@ class MbapClient:
 
     # -- replies ----------------------------------------------------------------------------
     def _received(self, data: bytes) -> None:
+        if (group := self._group) is not None and group.held == _RESUMED:
+            self._take(data)
+            group.held = _READ  # the first read after a pause
+            return
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
         buf = self._buf + self._trace(False, data) if self._buf else self._trace(False, data)
         pos, end = 0, len(buf)
         while end - pos >= 8:
@@ -391,6 +439,8 @@ class MbapClient:
         if group is not None:
             group.left -= 1
             if group.on_span is not None:
+                if not group.left:
+                    self._learn(group, fut.get_loop().time())
                 k = group.span[group.index[tid]]
                 group.span_left[k] -= 1
                 if not group.span_left[k]:
@@ -419,11 +469,14 @@ class _Chain:
         self.timer: asyncio.TimerHandle | None = None
 
 
+_READING, _PAUSED, _RESUMED, _READ = range(4)  # a batch's reading: never paused; paused; resumed; read since
+
+
 class _Group:
     """Reads outstanding together (see :meth:`MbapClient.read_many`); one timer serves them."""
 
-    __slots__ = ("deadline", "done", "futs", "index", "left", "members", "on_span", "span", "span_left",
-                 "stop_on_error", "tids", "timer")
+    __slots__ = ("deadline", "done", "futs", "held", "index", "left", "members", "on_span", "resume", "span",
+                 "span_left", "stop_on_error", "tids", "timer", "written")
 
     def __init__(self, deadline: float, done: asyncio.Future, n: int, *, stop_on_error: bool = True):
         self.deadline = deadline  # when the next reply is due
@@ -438,6 +491,9 @@ class _Group:
         self.on_span: Callable[[int], None] | None = None
         self.futs: list[asyncio.Future] = []
         self.timer: asyncio.TimerHandle
+        self.written = 0.0  # when the requests were written
+        self.held = _READING
+        self.resume: asyncio.TimerHandle | None = None  # resumes reading paused after the write
 
     def wake(self) -> None:
         if not self.done.done():

@@ -21,7 +21,8 @@ Whether the endpoint takes several units' requests at once is learnt apart from 
 one unit's: a batch that fails so while every unit of it answers one at a time, for the second batch
 in a row at the host and port, turns combining off there (a gateway may queue a poll's few requests
 but not forty units' worth); the units' own groups go on as before. A cancelled poll (its deadline,
-shutdown) leaves the batch to the others and teaches nothing.
+shutdown) leaves the batch to the others and teaches nothing. The write's replies, one segment each, are
+read together after a hold the connection learns (see agent.bus.mbap), not one wake-up each.
 """
 
 from __future__ import annotations
