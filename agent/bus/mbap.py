@@ -19,9 +19,11 @@ A device (a gateway, the simulator) answers each request of a write with its own
 several units' requests (:meth:`MbapClient.send_batch`) would wake the event loop once per reply. Reading
 is paused after such a write for as long as the connection has learnt its replies take to be complete
 (at most ``HOLD_MAX``, and never before the first write has taught it), then the replies already in are
-taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the write's time
-is learnt again (the rest are read as they come, as before). Timeouts, errors and a lost connection are
-as without the hold (a lost connection is seen when reading resumes). With 10 SDM630 meters polled every
+taken in one read. All in at that read, the hold is tried 2 % shorter; not all in, the rest are read as
+they come, as before, and the hold becomes a fifth more than the write took, at most double what it was
+(one slow write moves it once). Timeouts, errors and a lost connection are as without the hold (a lost
+connection is seen when reading resumes; a request timeout falling due in the same loop turn as the
+resume, the loop having been busy, first reads what came). With 10 SDM630 meters polled every
 second on one connection the agent's main thread woke 12.7–15.1 times a second instead of 20–39, and the
 agent used 0.48–0.61 % of a core instead of 0.52–0.81 %, lower in 5 of 6 pairs (``tests/bench/bench_idle.py``, 6 rounds A/B); 40
 meters × 60 values every 100 ms cost 4.1–4.4 CPU-s per million datapoints instead of 4.9 (bench_footprint.py).
@@ -50,6 +52,9 @@ WRITE_REQUESTS = 100
 # a write of several units' requests: reading is paused for what its replies took to be complete (learnt
 # per connection), at most this long (a poll done with its own replies waits at most this for them)
 HOLD_MAX = 0.02
+HOLD_MIN = 0.0005  # replies learnt to be complete sooner (one segment): not worth a pause and a timer
+HOLD_DECAY = 0.98  # a write all in at the first read: the next hold this much shorter (from a fifth more
+# than a write took, about every tenth write falls short and is learnt again)
 
 
 class GarbledReply(ModbusIOException):
@@ -216,7 +221,8 @@ class MbapClient:
         group.span = [k for k, n in enumerate(spans) for _ in range(n)]
         group.span_left = list(spans)
         group.on_span = on_span
-        if self.replies_time is not None and len(spans) > 1 and self._transport is not None:
+        if self.replies_time is not None and self.replies_time >= HOLD_MIN and len(spans) > 1 \
+                and self._transport is not None:
             # the device answers each request with its own segment: read them together, not one wake-up each
             self._transport.pause_reading()
             group.held = _PAUSED
@@ -231,14 +237,18 @@ class MbapClient:
             self._transport.resume_reading()
 
     def _learn(self, group: _Group, now: float) -> None:
-        """A batch's last reply is in: its time learnt; all in at the first read after a pause, the hold
-        is tried shorter (what the replies took is then unknown, only that it was no longer)."""
+        """A batch's last reply is in: its time learnt. All in at the first read after a pause: the hold
+        is tried 2 % shorter (what the replies took is then unknown, only that it was no longer). Not all
+        in (or not held): the hold becomes a fifth more than the write took, at most double what it was
+        (one slow write, a busy moment of the device, moves it once, not to the cap) and at most
+        ``HOLD_MAX``."""
         if group.held == _RESUMED:
             assert self.replies_time is not None
-            self.replies_time *= 0.9
+            self.replies_time *= HOLD_DECAY
             return
-        took = now - group.written
-        self.replies_time = took if self.replies_time is None else self.replies_time + (took - self.replies_time) / 4
+        want = 1.2 * (now - group.written)
+        rt = self.replies_time
+        self.replies_time = min(HOLD_MAX, want if rt is None else min(want, 2 * max(rt, HOLD_MIN)))
 
     async def wait_batch(self) -> None:
         """Until every request of the batch is answered or failed."""
@@ -291,6 +301,14 @@ class MbapClient:
         loop = asyncio.get_running_loop()
         if loop.time() < group.deadline:  # a reply came meanwhile: the next one has its own deadline
             group.timer = loop.call_at(group.deadline, self._group_expire, group)
+            return
+        if group.held in (_PAUSED, _RESUMED):  # the loop was too busy to read since the hold (its timer
+            # fell due with this one): read what is in first (a timer due now runs after the next reads)
+            if group.resume is not None:
+                group.resume.cancel()
+                self._resume(group)
+            group.held = _READ
+            group.timer = loop.call_at(loop.time(), self._group_expire, group)
             return
         for tid, fut in zip(group.tids, group.futs, strict=True):
             if not fut.done():
