@@ -19,9 +19,9 @@ A device (a gateway, the simulator) answers each request of a write with its own
 several units' requests (:meth:`MbapClient.send_batch`) would wake the event loop once per reply. Reading
 is paused after such a write for as long as the connection has learnt its replies take to be complete
 (at most ``HOLD_MAX``, and never before the first write has taught it), then the replies already in are
-taken in one read. All in at that read, the hold is tried 2 % shorter; not all in, the rest are read as
-they come, as before, and the hold becomes a fifth more than the write took, at most double what it was
-(one slow write moves it once). Timeouts, errors and a lost connection are as without the hold (a lost
+taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the rest are read as
+they come, as before, and the write's time is averaged in (a quarter weight, at most ``HOLD_MAX``): the
+hold stays at or a little under what the replies take, so it does not keep the line longer than they do. Timeouts, errors and a lost connection are as without the hold (a lost
 connection is seen when reading resumes; a request timeout falling due in the same loop turn as the
 resume, the loop having been busy, first reads what came). With 10 SDM630 meters polled every
 second on one connection the agent's main thread woke 12.7–15.1 times a second instead of 20–39, and the
@@ -52,9 +52,7 @@ WRITE_REQUESTS = 100
 # a write of several units' requests: reading is paused for what its replies took to be complete (learnt
 # per connection), at most this long (a poll done with its own replies waits at most this for them)
 HOLD_MAX = 0.02
-HOLD_MIN = 0.0005  # replies learnt to be complete sooner (one segment): not worth a pause and a timer
-HOLD_DECAY = 0.98  # a write all in at the first read: the next hold this much shorter (from a fifth more
-# than a write took, about every tenth write falls short and is learnt again)
+HOLD_MIN = 0.00005  # replies learnt to be complete sooner (one segment): not worth a pause and a timer
 
 
 class GarbledReply(ModbusIOException):
@@ -237,18 +235,18 @@ class MbapClient:
             self._transport.resume_reading()
 
     def _learn(self, group: _Group, now: float) -> None:
-        """A batch's last reply is in: its time learnt. All in at the first read after a pause: the hold
-        is tried 2 % shorter (what the replies took is then unknown, only that it was no longer). Not all
-        in (or not held): the hold becomes a fifth more than the write took, at most double what it was
-        (one slow write, a busy moment of the device, moves it once, not to the cap) and at most
-        ``HOLD_MAX``."""
+        """A batch's last reply is in: its time learnt (an average, a quarter weight for the newest; a write
+        longer than ``HOLD_MAX`` counts as ``HOLD_MAX``, so one slow write moves it a little, not to the cap
+        for dozens of writes). All in at the first read after a pause: the hold is tried 10 % shorter (what
+        the replies took is then unknown, only that it was no longer). The hold so stays at or a little under
+        what the replies take: it does not keep the line longer than they do."""
         if group.held == _RESUMED:
             assert self.replies_time is not None
-            self.replies_time *= HOLD_DECAY
+            self.replies_time *= 0.9
             return
-        want = 1.2 * (now - group.written)
+        took = min(now - group.written, HOLD_MAX)
         rt = self.replies_time
-        self.replies_time = min(HOLD_MAX, want if rt is None else min(want, 2 * max(rt, HOLD_MIN)))
+        self.replies_time = took if rt is None else rt + (took - rt) / 4
 
     async def wait_batch(self) -> None:
         """Until every request of the batch is answered or failed."""
