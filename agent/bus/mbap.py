@@ -16,17 +16,19 @@ out together in one write (:meth:`MbapClient.read_many`), several transactions o
 device that queues them; one timer serves the group.
 
 A device (a gateway, the simulator) answers each request of a write with its own segment, so a write of
-several units' requests (:meth:`MbapClient.send_batch`) would wake the event loop once per reply. Reading
-is paused after such a write for as long as the connection has learnt its replies take to be complete
-(at most ``HOLD_MAX``, and never before the first write has taught it), then the replies already in are
-taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the rest are read as
-they come, as before, and the write's time is averaged in (a quarter weight, at most ``HOLD_MAX``): the
-hold stays at or a little under what the replies take, so it does not keep the line longer than they do. Timeouts, errors and a lost connection are as without the hold (a lost
-connection is seen when reading resumes; a request timeout falling due in the same loop turn as the
-resume, the loop having been busy, first reads what came). With 10 SDM630 meters polled every
-second on one connection the agent's main thread woke 12.7–15.1 times a second instead of 20–39, and the
-agent used 0.48–0.61 % of a core instead of 0.52–0.81 %, lower in 5 of 6 pairs (``tests/bench/bench_idle.py``, 6 rounds A/B); 40
-meters × 60 values every 100 ms cost 4.1–4.4 CPU-s per million datapoints instead of 4.9 (bench_footprint.py).
+several units' requests (:meth:`MbapClient.send_batch`) would wake the event loop once per reply.
+Reading is paused after such a write for as long as the connection has learnt its replies take to be
+complete (at most ``HOLD_MAX``, and never before the first write has taught it), then the replies
+already in are taken in one read. All in at that read, the hold is tried 10 % shorter; not all in, the
+rest are read as they come, as before, and the write's time is averaged in (a quarter weight, at most
+``HOLD_MAX``): the hold stays at or a little under what the replies take, so it does not keep the line
+longer than they do. Timeouts, errors and a lost connection are as without the hold (a lost connection
+is seen when reading resumes; a request timeout falling due in the same loop turn as the resume, the
+loop having been busy, first reads what came). With 10 SDM630 meters polled every second on one
+connection the agent's main thread woke 12.7–15.1 times a second instead of 20–39, and the agent used
+0.48–0.61 % of a core instead of 0.52–0.81 %, lower in 5 of 6 pairs (``tests/bench/bench_idle.py``, 6
+rounds A/B); 40 meters × 60 values every 100 ms cost 4.1–4.4 CPU-s per million datapoints instead of 4.9
+(bench_footprint.py).
 """
 
 from __future__ import annotations
