@@ -68,13 +68,17 @@ class SeriesTable:
         sid = operator.index(sid)  # a numpy integer too; the Series holds a Python int
         if not 0 <= sid < self._len:
             raise IndexError(f"series id {sid} out of range (0..{self._len - 1})")
+        return self._series(*self._locate(sid))
+
+    def _locate(self, sid: int) -> tuple[int, int]:
+        """(device's place, metric's place in it) of a series id."""
         k = bisect_right(self._bases, sid) - 1  # the last device at that base (one without metrics shares it)
-        return self._series(k, sid - self._bases[k])
+        return k, sid - self._bases[k]
 
     def label(self, sid: int) -> tuple[str, MetricSpec]:
         """(device, metric spec) of one series, without building a :class:`Series` (per aggregate row)."""
-        k = bisect_right(self._bases, sid) - 1
-        return self._names[k], self._specs[k][sid - self._bases[k]]
+        k, i = self._locate(sid)
+        return self._names[k], self._specs[k][i]
 
     def labels(self) -> Iterator[tuple[int, str, MetricSpec]]:
         """(id, device, metric spec) of every series in id order, without building a :class:`Series` each

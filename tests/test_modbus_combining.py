@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -523,11 +524,10 @@ async def test_a_combined_writes_replies_are_read_together_not_one_wake_up_each(
     assert sum(reads[2:]) <= 2 * len(reads[2:]), reads  # learnt: a read or two a write
 
 
-def _answering_device() -> tuple[int, object]:
+def _answering_device(answered: threading.Event) -> tuple[int, object]:
     """A device in a thread of its own (outside the event loop, as a real one): every request answered at
-    once, each reply its own segment."""
+    once, each reply its own segment; ``answered`` set after each write's replies are sent."""
     import socket
-    import threading
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
@@ -544,6 +544,7 @@ def _answering_device() -> tuple[int, object]:
                 for i in range(0, len(data), 12):
                     tid, _, _, unit, fc, _, cnt = struct.unpack_from(">HHHBBHH", data, i)
                     s.sendall(struct.pack(">HHHBBB", tid, 0, 3 + 2 * cnt, unit, fc, 2 * cnt) + bytes(2 * cnt))
+                answered.set()
             s.close()
 
     threading.Thread(target=serve, daemon=True).start()
@@ -555,14 +556,22 @@ async def test_replies_in_during_a_hold_are_read_when_the_loop_was_too_busy_to_r
     refresh on a slow Pi): the replies that came meanwhile are read, not failed as timeouts."""
     import time
 
-    port, lsock = _answering_device()
+    answered = threading.Event()
+    port, lsock = _answering_device(answered)
+
+    def busy() -> None:  # the loop blocked until the replies are in its socket, and past the timeout
+        t0 = time.monotonic()
+        assert answered.wait(60)
+        time.sleep(max(0.0, 0.3 - (time.monotonic() - t0)))
+
     try:
         for learnt in (None, 0.005):  # not held, held: the same outcome
+            answered.clear()
             c = MbapClient("127.0.0.1", port, timeout=0.2)
             assert await c.connect()
             c.replies_time = learnt
             futs = c.send_batch([(1, 3, 0, 2), (2, 3, 0, 2)], [1, 1], lambda k: None)
-            asyncio.get_running_loop().call_soon(time.sleep, 1.0)  # busy beyond the timeout
+            asyncio.get_running_loop().call_soon(busy)
             await c.wait_batch()
             assert [f.exception() for f in futs] == [None, None], learnt
             c.end_batch()

@@ -196,7 +196,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
             if probe and not c.answered:  # a dead device, or one that ignores such a write: see _SILENT
                 st.timeouts += n
                 bus._restart(lost=False)
-                _SILENT.add((modbus_tcp_group.tcp_line(bus).host, modbus_tcp_group.tcp_line(bus).port, unit))
+                mark_silent(bus, unit)
                 raise DeviceTimeout(f"unit {unit} on {bus.name!r}: no reply within {c.timeout:g} s to {n} requests "
                                     f"sent together") from None
             if probe:
@@ -227,7 +227,7 @@ async def _together(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, 
 
 
 async def one_at_a_time(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int, int, int]],
-                         timeout: float | None, *, held: bool = False) -> list[bytes]:
+                        timeout: float | None, *, held: bool = False) -> list[bytes]:
     """Each request written as the previous reply is taken (MbapClient.read_chain), under one hold of the line."""
     done: list[bytes] = []
 
