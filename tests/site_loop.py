@@ -76,6 +76,7 @@ class LoopResult:
     samples: list[Sample]  # the meter's samples while cars were plugged in
     events: list[dict[str, Any]] = field(default_factory=list)
     grid_published: list[float] = field(default_factory=list)  # the agent's own grid readings (W)
+    grid_read_t: list[float] = field(default_factory=list)  # when the agent read the grid meter, in plant time
     log: str = ""
 
     @property
@@ -137,9 +138,11 @@ def run_loop(tmp: Path, broker: Broker, *, seconds: float = 70.0, planner: bool 
         if m.topic.endswith("/event") and (e := m.json()).get("seq", object()) not in seen:
             seen.add(e.get("seq"))
             events.append(e)
-    grid = [r["value"] for m in msgs if "/telemetry/" in m.topic and m.json().get("device") == "grid"
+    grid = [r for m in msgs if "/telemetry/" in m.topic and m.json().get("device") == "grid"
             for r in m.json().get("readings", []) if r.get("metric") == "power_total" and r.get("value") is not None]
-    return LoopResult([s for s in plant.samples if s.t >= t0], events, grid, agent.log_tail(20000))
+    plant_t0_wall = time.time() - time.monotonic() + plant.t0  # the plant runs on the monotonic clock
+    return LoopResult([s for s in plant.samples if s.t >= t0], events, [r["value"] for r in grid],
+                      sorted({r["ts"] / 1000 - plant_t0_wall for r in grid}), agent.log_tail(20000))
 
 
 def run_loops(tmp: Path, runs: dict[str, dict[str, Any]]) -> dict[str, LoopResult | BaseException]:

@@ -116,6 +116,7 @@ class PlantHandle:
     solar: Any = None  # the SunSpec simulator's handle, when the plant has PV and a battery
     events: list[tuple[float, int, Car | None]] = field(default_factory=list)  # (plant time, unit, car or unplug)
     now: float = 0.0  # plant time of the last update
+    t0: float = 0.0  # the clock's reading at plant time 0
 
     def script(self, plugs: list[tuple[float, int, Car]], unplugs: list[tuple[float, int]] = ()) -> float:
         """Plug cars in (and out) at these times, in s from now; returns the plant time now."""
@@ -149,7 +150,7 @@ async def start_plant(spec: PlantSpec, *, meter_tcp: str, chargers_tcp: str, sol
 
         assert solar_tcp is not None, "a plant with solar needs solar_tcp"
         h.solar = await start_solar(tcp=solar_tcp, sim=sun)
-    t0 = clock()
+    t0 = h.t0 = clock()
     history_t: list[float] = []
     history_w: list[float] = []
 
