@@ -1,13 +1,15 @@
 """``edge-agent run`` without OpenSSL when its config uses no TLS.
 
-asyncio and paho import the ``ssl`` module when they are imported (≈ 5 MiB RSS: libssl, libcrypto
-and ssl's own tables). When the config needs no TLS, :func:`prepare` imports them before anything
-else imports asyncio (pydantic does, at the config's validation) with ``ssl`` hidden: asyncio and
-the standard library's HTTP modules (paho brings them) take their no-TLS path (``ssl = None``);
-paho gets :class:`SslOnDemand`, because its plain-text socket code names two ssl exception types in
-``except`` clauses. Then ``ssl`` is no longer hidden: whatever imports it later gets it as usual
-(pymodbus's RTU clients, ``doctor`` over MQTT probing a TLS port); only asyncio's TLS transports
-stay unavailable in that process.
+asyncio and paho import the ``ssl`` module when they are imported, and hashlib and hmac import
+``_hashlib``: both load OpenSSL's libcrypto (≈ 4.5 MiB RSS with libssl and ssl's tables). When the
+config needs no TLS, :func:`prepare` imports them before anything else does (pydantic imports
+asyncio at the config's validation) with those modules hidden: asyncio and the standard library's
+HTTP modules (paho imports them) take their no-TLS path (``ssl = None``), hashlib and hmac their
+built-in hashes (SHA-256 for signed commands and config pushes; no scrypt, so not when the config
+has a ``[web]`` table, whose login needs it), and paho gets :class:`SslOnDemand`, because its
+plain-text socket code names two ssl exception types in ``except`` clauses. Then nothing is hidden:
+whatever imports ``ssl`` later gets it as usual (pymodbus's RTU clients, ``doctor`` over MQTT
+probing a TLS port); only asyncio's TLS transports stay unavailable in that process.
 
 The config is read here straight from the TOML, before validation, with the schema's rule and on
 the safe side. TLS is needed when:
@@ -34,8 +36,9 @@ from collections.abc import Mapping
 from typing import Any
 
 KEEP_SSL_ENV = "EDGE_AGENT_SSL"
-# the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client)
-IMPORTED_WITHOUT_SSL = ("asyncio", "urllib.request")
+# the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
+# hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
+IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request")
 IMPORTED_WITH_SSL_ON_DEMAND = ("paho.mqtt.client",)
 BUILT_IN = ("agent", "drivers", "firmware_bridge")  # this package's code: no TLS but the [mqtt.tls] uplink
 GROUPS = {"devices": "edge_agent.drivers", "lines": "edge_agent.lines"}
@@ -55,17 +58,21 @@ def prepare(argv: list[str]) -> bool:
         return False  # validation reports it
     if needs_tls(data):
         return False
-    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, *IMPORTED_WITH_SSL_ON_DEMAND)):
-        return False  # already imported with ssl: nothing to save
+    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, *IMPORTED_WITH_SSL_ON_DEMAND, "_hashlib")):
+        return False  # already imported with OpenSSL: nothing to save
+    # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has
+    hidden = ("ssl",) if "web" in data else ("ssl", "_hashlib")
     try:
-        sys.modules["ssl"] = None  # type: ignore[assignment]  # `import ssl` raises ImportError
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
         for name in IMPORTED_WITHOUT_SSL:
             importlib.import_module(name)
         sys.modules["ssl"] = SslOnDemand("ssl")
         for name in IMPORTED_WITH_SSL_ON_DEMAND:
             importlib.import_module(name)
     finally:
-        del sys.modules["ssl"]
+        for name in hidden:
+            del sys.modules[name]
     return True
 
 
