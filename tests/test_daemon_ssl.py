@@ -156,3 +156,15 @@ def test_a_config_with_the_web_page_keeps_openssls_hashes_for_its_login(tmp_path
     r = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "True"]
+
+
+def test_the_start_announced_to_systemd_comes_before_and_loads_neither(tmp_path: Path) -> None:
+    # under systemd (Type=notify) `run` first extends its start timeout: that must not import asyncio, or
+    # asyncio would come with OpenSSL whatever the config
+    code = ("import sys\nfrom agent.cli.main import announce_service_start\n"
+            "announce_service_start(['run', '-c', 'agent.toml'])\n"
+            "print(sorted(m for m in ('asyncio', 'hashlib', 'paho', 'ssl', '_hashlib') if m in sys.modules))\n")
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
