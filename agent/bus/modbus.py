@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from ..errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
@@ -37,6 +36,8 @@ from .modbus_stats import UNIT_BACKOFF_MIN, LineStats, UnitState
 from .modbus_tcp_reads import read_tcp_blocks
 
 if TYPE_CHECKING:
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
     from .modbus_tcp_group import Waiting
 
 # pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
@@ -87,6 +88,9 @@ class ModbusBus:
         cfg = self.config
         if isinstance(cfg, ModbusTcpLine):  # MBAP framing: the lean client (see agent.bus.mbap)
             return MbapClient(cfg.host, cfg.port, timeout=cfg.timeout, trace_packet=self._trace)
+        # pymodbus's clients (and its transport, which needs the ssl module) only for the RTU framings
+        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
         common: dict[str, Any] = dict(timeout=cfg.timeout, retries=0, reconnect_delay=0,
                                       trace_packet=self._trace, name=self.name)
         if isinstance(cfg, ModbusRtuLine):

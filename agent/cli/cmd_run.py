@@ -10,6 +10,7 @@ from ..store.outbox import OutboxError, OutboxLocked
 from ..store.statelock import StateDirLocked, StateLock
 from .cmd_check import validate_or_exit
 from .common import EXIT_CONFIG, config_option, setup_logging
+from .without_ssl import confirm as confirm_without_ssl
 
 
 @click.command("run")
@@ -34,6 +35,7 @@ def command(config_path: str, once: bool) -> None:
         if trial is not None:
             fail_trial(files, "the new config does not pass validation at start")
         raise
+    confirm_without_ssl(cfg.mqtt.tls is not None and cfg.mqtt.tls.enabled)
     setup_logging("DEBUG" if os.environ.get("EDGE_AGENT_DEBUG") else cfg.gateway.log_level)
     Notifier().extend_start(START_UP_S, f"starting: config valid, {len(cfg.devices)} device(s); opening the state")
     # said at once: the first start compiles the processing kernels, which can take half a minute

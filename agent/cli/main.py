@@ -83,6 +83,9 @@ def announce_service_start(argv: list[str]) -> None:
 
 def main() -> None:
     announce_service_start(sys.argv[1:])
+    from .without_ssl import prepare
+
+    prepare(sys.argv[1:])  # `run` with no TLS configured: asyncio and paho without OpenSSL
     try:
         cli(prog_name="edge-agent")
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line instead of a traceback

@@ -18,7 +18,6 @@ pass resolves what ``run`` needs from the machine, by the same code for both com
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +87,8 @@ def file_problem(path: Path) -> str | None:
 
 
 def ca_problem(path: Path) -> str | None:
+    import ssl  # only when a CA file is configured (a plain-text agent never loads OpenSSL)
+
     try:
         ssl.create_default_context().load_verify_locations(cafile=str(path))
     except (ssl.SSLError, ValueError) as e:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import random
 import socket
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -88,6 +87,8 @@ def make_client(cfg: MqttConfig, *, gateway: str, topics: Topics, now_ms: int) -
         reconnect_on_failure=False,
     )
     if cfg.tls is not None and cfg.tls.enabled:
+        import ssl  # only with TLS: a plain-text agent never loads OpenSSL (agent.cli.without_ssl)
+
         # Verification is always on: CERT_REQUIRED and hostname checking (system CAs when no ca_file).
         client.tls_set(
             ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,

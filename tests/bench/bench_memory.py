@@ -38,12 +38,13 @@ import footprint_kit as kit  # noqa: E402
 
 # (label, Python statement run in the fresh interpreter); CONFIG is the config file's path
 LAYERS = [
-    ("asyncio (with ssl: libcrypto)", "import asyncio"),
+    # as `run` loads them: without OpenSSL (ssl, _hashlib) unless the config uses TLS (agent.cli.without_ssl)
+    ("asyncio, paho (OpenSSL only for TLS)", "from agent.cli.without_ssl import prepare; prepare(['run', '-c', CONFIG]);"
+     " import asyncio, paho.mqtt.client"),
     ("numpy", "import numpy"),
     # its model machinery loads with the first model (importlib.metadata, email, zoneinfo, json_schema ...)
     ("pydantic (and a first model)", "import pydantic; pydantic.create_model('M', x=(int, 0))"),
     ("click", "import click"),
-    ("paho-mqtt", "import paho.mqtt.client"),
     ("sqlite3, orjson", "import sqlite3, orjson"),
     ("the driver contract (its models)", "import agent.contract"),
     ("the config layer (the core models)", "import agent.config"),
@@ -113,10 +114,14 @@ def run_agent(tmp: Path, config: Path, settle: float) -> tuple[dict, Counter]:
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        time.sleep(settle)
+        time.sleep(settle / 2)
+        cpu0, t0 = kit.cpu_s(proc.pid), time.monotonic()  # its CPU over the second half, beside the memory
+        time.sleep(settle / 2)
         if proc.poll() is not None:
             raise SystemExit(f"the agent exited ({proc.returncode}):\n{(tmp / 'agent.log').read_text()[-3000:]}")
-        return kit.memory(proc.pid), smaps(proc.pid)
+        mem = kit.memory(proc.pid)
+        mem["cpu_pct"] = 100 * (kit.cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0)
+        return mem, smaps(proc.pid)
     finally:
         proc.terminate()
         proc.wait(60)
@@ -160,7 +165,8 @@ def main() -> None:
     from agent.processing.kernels import counters, detect
 
     ci, cf = counters.new_state(1)
-    print(f"\nrunning agent after {args.settle:g} s: RSS {mem['rss']:.1f} MiB (goal <= 50), anonymous {mem['anonymous']:.1f};"
+    print(f"\nrunning agent after {args.settle:g} s: RSS {mem['rss']:.1f} MiB (goal <= 50), anonymous {mem['anonymous']:.1f},"
+          f" CPU {mem['cpu_pct']:.1f} % of a core over the last {args.settle / 2:g} s;"
           f" the running adds {mem['rss'] - prev[0]:+.1f} MiB over the ledger's {prev[0]:.1f} (detector state: "
           f"{detect.new_state(1).nbytes / 1024:.2f} KiB per watched series, counter state: {ci.nbytes + cf.nbytes} B per"
           " counter)")
