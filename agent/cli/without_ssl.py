@@ -28,6 +28,7 @@ TLS the reading here missed.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import tomllib
@@ -35,45 +36,67 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-KEEP_SSL_ENV = "EDGE_AGENT_SSL"
+KEEP_SSL_ENV = "EDGE_AGENT_SSL"  # "1": load OpenSSL whatever the config
+# one-shot, set for the process this one re-executes: "confirm" (after validation: the start of a
+# pushed config on trial is already counted) or "retry" (the imports without ssl failed)
+RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
 # the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
 # hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
-IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request")
-IMPORTED_WITH_SSL_ON_DEMAND = ("paho.mqtt.client",)
-BUILT_IN = ("agent", "drivers", "firmware_bridge")  # this package's code: no TLS but the [mqtt.tls] uplink
+IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mqtt.client")
+DISTRIBUTION = "edge-agent"  # this project's: its drivers and lines use no TLS but the [mqtt.tls] uplink
 GROUPS = {"devices": "edge_agent.drivers", "lines": "edge_agent.lines"}
+# lines whose client is pymodbus's: pymodbus.client imports ssl whatever the line
+PYMODBUS_CLIENT_LINES = ("modbus_rtu", "modbus_rtu_over_tcp")
+
+restarted_by_confirm = False  # this process was re-executed by confirm(): its trial start is counted
 
 
 def prepare(argv: list[str]) -> bool:
     """For ``run`` (the service), import asyncio and paho without ``ssl`` when the config needs no TLS.
-    True when it did."""
+    True when it did. Never fails: if the imports without ``ssl`` do, the process starts again with it."""
+    global restarted_by_confirm
+    restart = os.environ.pop(RESTART_ENV, "")  # one-shot: not for later restarts (agent.remote.restart)
+    restarted_by_confirm = restart == "confirm"
     words = [a for a in argv if not a.startswith("-")]
-    if words[:1] != ["run"] or "--once" in argv or os.environ.get(KEEP_SSL_ENV) or "ssl" in sys.modules:
+    if (words[:1] != ["run"] or "--once" in argv or restart or os.environ.get(KEEP_SSL_ENV) == "1"
+            or "ssl" in sys.modules):
         return False
-    path = config_path(argv)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        with open(config_path(argv), "rb") as fh:
+            data = tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))  # as the loader reads it
     except (OSError, ValueError, TypeError):
         return False  # validation reports it
-    if needs_tls(data):
+    if needs_tls(data) or uses_pymodbus_clients(data):
         return False
-    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, *IMPORTED_WITH_SSL_ON_DEMAND, "_hashlib")):
+    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, "_hashlib")):
         return False  # already imported with OpenSSL: nothing to save
-    # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has
-    hidden = ("ssl",) if "web" in data else ("ssl", "_hashlib")
+    # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has; without
+    # a built-in SHA-256 (a Python built without it), OpenSSL's is the only one
+    hidden = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
     try:
-        for name in hidden:
-            sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
-        for name in IMPORTED_WITHOUT_SSL:
-            importlib.import_module(name)
-        sys.modules["ssl"] = SslOnDemand("ssl")
-        for name in IMPORTED_WITH_SSL_ON_DEMAND:
-            importlib.import_module(name)
-    finally:
-        for name in hidden:
-            del sys.modules[name]
+        try:
+            for name in hidden:
+                sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
+            for name in IMPORTED_WITHOUT_SSL:
+                importlib.import_module(name)
+        finally:
+            for name in hidden:
+                del sys.modules[name]
+        # paho's plain-text socket code names two ssl exception types in `except` clauses
+        sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
+        os.environ[RESTART_ENV] = "retry"
+        try:
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+        except OSError:
+            del os.environ[RESTART_ENV]
+            raise
     return True
+
+
+def builtin_sha256() -> bool:
+    """Whether hashlib has a SHA-256 of its own (without OpenSSL's ``_hashlib``)."""
+    return any(importlib.util.find_spec(m) is not None for m in ("_sha2", "_sha256"))
 
 
 class _NeverRaised(Exception):
@@ -84,28 +107,40 @@ class SslOnDemand(types.ModuleType):
     """``ssl`` for a module that names its exception types where no TLS is used (paho 2.2's socket
     reads and writes: ``except ssl.SSLWantReadError``, evaluated on every would-block). Until the
     real module is loaded no TLS object exists, so those names can stand for an exception nothing
-    raises; anything else, or anything once the real module is loaded, is the real module's."""
+    raises; anything else loads the real module, and once it is loaded everything is the real one's."""
 
     def __getattr__(self, name: str) -> Any:
         real = sys.modules.get("ssl")
-        if real is None or isinstance(real, SslOnDemand):  # not loaded (or still hidden by prepare)
+        if real is None:  # not loaded (or hidden by prepare)
             if name in ("SSLWantReadError", "SSLWantWriteError"):
                 return _NeverRaised
-            if real is not None or name.startswith("__"):
+            if name.startswith("__"):
                 raise AttributeError(name)
             real = importlib.import_module("ssl")
         return getattr(real, name)
 
 
 def config_path(argv: list[str]) -> str:
-    for i, a in enumerate(argv):
+    """The ``-c/--config`` that click takes: the last one given (before ``--``)."""
+    found, i = None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            break
         if a in ("--config", "-c") and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--config="):
-            return a.split("=", 1)[1]
-        if a.startswith("-c") and len(a) > 2:
-            return a[2:]
-    return os.environ.get("EDGE_AGENT_CONFIG", "")
+            found, i = argv[i + 1], i + 1
+        elif a.startswith("--config="):
+            found = a.split("=", 1)[1]
+        elif a.startswith("-c") and not a.startswith("--") and len(a) > 2:
+            found = a[2:]
+        i += 1
+    return found if found is not None else os.environ.get("EDGE_AGENT_CONFIG", "")
+
+
+def _items(data: Mapping[str, Any], section: str) -> list[Any] | None:
+    entries = data.get(section, [])
+    items = list(entries.values()) if isinstance(entries, Mapping) else entries
+    return items if isinstance(items, list) else None
 
 
 def needs_tls(data: Mapping[str, Any]) -> bool:
@@ -119,25 +154,36 @@ def needs_tls(data: Mapping[str, Any]) -> bool:
     from ..plugins import group_entry_points
 
     for section, group in GROUPS.items():
-        entries = data.get(section, [])
-        items = list(entries.values()) if isinstance(entries, Mapping) else entries
-        if not isinstance(items, list):
+        items = _items(data, section)
+        if items is None:
             return True
         for item in items:
             kind = item.get("type") if isinstance(item, Mapping) else None
             if not isinstance(kind, str):
                 return True
-            if any(ep.value.split(":")[0].split(".")[0] not in BUILT_IN for ep in group_entry_points(group, name=kind)):
+            if any(_distribution(ep) != DISTRIBUTION for ep in group_entry_points(group, name=kind)):
                 return True
     return False
 
 
+def _distribution(ep: Any) -> str:
+    name = ep.dist.name if ep.dist is not None else ""
+    return name.lower().replace("_", "-")
+
+
+def uses_pymodbus_clients(data: Mapping[str, Any]) -> bool:
+    """Whether a line's client is pymodbus's (which loads ssl anyway: hiding it would only slow hashing)."""
+    return any(isinstance(item, Mapping) and item.get("type") in PYMODBUS_CLIENT_LINES
+               for item in _items(data, "lines") or [])
+
+
 def confirm(tls_configured: bool) -> None:
     """After validation: a process that hid ``ssl`` from asyncio while its config asks for TLS starts
-    again with ``ssl`` (the reading in :func:`prepare` is meant never to miss one)."""
+    again with ``ssl`` (the reading in :func:`prepare` is meant never to miss one). The start of a
+    pushed config on trial, already counted, is not counted again (:data:`restarted_by_confirm`)."""
     sslproto = sys.modules.get("asyncio.sslproto")
-    if tls_configured and sslproto is not None and sslproto.ssl is None and not os.environ.get(KEEP_SSL_ENV):
+    if tls_configured and sslproto is not None and sslproto.ssl is None and not restarted_by_confirm:
         from ..remote.restart import exec_self
 
-        os.environ[KEEP_SSL_ENV] = "1"
+        os.environ[RESTART_ENV] = "confirm"
         exec_self()
