@@ -3,26 +3,33 @@
 asyncio and paho import the ``ssl`` module when they are imported, and hashlib and hmac import
 ``_hashlib``: both load OpenSSL's libcrypto (≈ 4.5 MiB RSS with libssl and ssl's tables). When the
 config needs no TLS, :func:`prepare` imports them before anything else does (pydantic imports
-asyncio at the config's validation) with those modules hidden: asyncio and the standard library's
-HTTP modules (paho imports them) take their no-TLS path (``ssl = None``), hashlib and hmac their
-built-in hashes (SHA-256 for signed commands and config pushes; no scrypt, so not when the config
-has a ``[web]`` table, whose login needs it), and paho gets :class:`SslOnDemand`, because its
-plain-text socket code names two ssl exception types in ``except`` clauses. Then nothing is hidden:
-whatever imports ``ssl`` later gets it as usual (pymodbus's RTU clients, ``doctor`` over MQTT
-probing a TLS port); only asyncio's TLS transports stay unavailable in that process.
+asyncio at the config's validation) with ``ssl`` and ``_hashlib`` absent (``sys.modules[name] =
+None``): asyncio, the standard library's HTTP modules (paho imports them), paho and its optional
+packages (dnspython) take their no-TLS path; hashlib and hmac their built-in hashes (SHA-256 for
+signed commands and config pushes). Then paho gets :class:`SslOnDemand` as its ``ssl``, because its
+plain-text socket code names two ssl exception types in ``except`` clauses, and nothing is hidden any
+more: whatever imports ``ssl`` later gets it as usual (``doctor`` over MQTT probing a TLS port). What
+was imported without it stays so for the life of the process: asyncio's TLS transports,
+``http.client.HTTPSConnection``, urllib's ``https://`` and ``hashlib.scrypt`` are unavailable.
+Should any of these imports fail, the process starts again at once with ``ssl``.
 
 The config is read here straight from the TOML, before validation, with the schema's rule and on
-the safe side. TLS is needed when:
+the safe side. OpenSSL is kept when:
 
 * ``[mqtt.tls]`` is present, unless it says ``enabled = false`` (the uplink; the only TLS the core has:
   OCPP's central system listens in plain ``ws://``, the web page is plain HTTP);
-* a device or line is implemented outside this package (a third-party driver or line kind may open
-  TLS connections of its own);
-* the file cannot be read or parsed (validation then reports it), or ``EDGE_AGENT_SSL=1`` is set.
+* a device or line is implemented by another distribution than this one (a third-party driver or
+  line kind may open TLS connections of its own);
+* a Modbus RTU line (or RTU over TCP) is configured: pymodbus's clients import ``ssl`` anyway;
+* the file cannot be read or parsed (validation then reports it), or ``EDGE_AGENT_SSL=1`` is set
+  (only ``1`` counts).
 
-A config push that turns TLS on restarts the process (``os.execv``, agent.remote.restart), which
-decides again; :func:`confirm` re-executes the process with ``ssl`` if the validated config asks for
-TLS the reading here missed.
+``_hashlib`` alone is kept for a ``[web]`` table (its login needs scrypt) and on a Python without a
+built-in SHA-256. A config push that turns TLS on restarts the process (``os.execv``,
+agent.remote.restart), which decides again; :func:`confirm` re-executes the process with ``ssl`` if
+the validated config asks for TLS the reading here missed, marked so that the restarted process does
+not count a second start of a pushed config on trial, and only once (the marker is not inherited by
+later restarts).
 """
 
 from __future__ import annotations
