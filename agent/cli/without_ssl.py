@@ -95,9 +95,9 @@ def prepare(argv: list[str]) -> bool:
         os.environ[RESTART_ENV] = "retry"
         try:
             os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-        except OSError:
+        except OSError:  # cannot start again: carry on, ssl loads where it is imported from now on
             del os.environ[RESTART_ENV]
-            raise
+            return False
     return True
 
 
