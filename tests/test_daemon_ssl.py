@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from mqtt_helpers import free_port
 
-from agent.cli.without_ssl import needs_tls, prepare
+from agent.cli.without_ssl import config_path, needs_tls, uses_pymodbus_clients
+
+NO_SSL_ENV = {k: v for k, v in os.environ.items() if k not in ("EDGE_AGENT_SSL", "EDGE_AGENT_SSL_RESTART")}
 
 RUN_AND_LIST = ("import atexit, runpy, sys\n"
                 "listed = sys.argv.pop()\n"
+                "open(listed + '.starts', 'a').write('start\\n')\n"  # a re-executed process starts again
                 "atexit.register(lambda: open(listed, 'w').write(' '.join(sorted(sys.modules))))\n"
                 "sys.argv[0] = 'edge-agent'\n"
                 "runpy.run_module('agent.cli.main', run_name='__main__')\n")
@@ -52,15 +55,19 @@ line = "meters"
 """
 
 
-def run_and_list(tmp_path: Path, broker, sub, tls: str, extra: str = "") -> set[str]:
-    """The real service publishing until the subscriber got a message, stopped by SIGTERM: its modules."""
+def run_and_list(tmp_path: Path, broker, sub, tls: str, extra: str = "",
+                 pythonpath: Path | None = None) -> tuple[set[str], int]:
+    """The real service publishing until the subscriber got a message, stopped by SIGTERM: its modules
+    and how many times it started (a re-executed process starts again)."""
     csv = tmp_path / "load.csv"
     csv.write_text("timestamp,value\n" + "".join(f"2026-01-01T00:0{i}:00,{i}.5\n" for i in range(5)))
     config = tmp_path / "agent.toml"
     config.write_text(CONFIG.format(state=tmp_path / "state", csv=csv, host=broker.host, port=broker.port, tls=tls)
                       + extra)
     listed, log = tmp_path / "modules.txt", tmp_path / "agent.log"
-    env = {k: v for k, v in os.environ.items() if k != "EDGE_AGENT_SSL"}
+    env = dict(NO_SSL_ENV)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", RUN_AND_LIST, "run", "--config", str(config), str(listed)],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
@@ -68,10 +75,50 @@ def run_and_list(tmp_path: Path, broker, sub, tls: str, extra: str = "") -> set[
         sub.wait_for(1, timeout=120)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-    return set(listed.read_text().split())
+    return set(listed.read_text().split()), len(Path(f"{listed}.starts").read_text().split())
+
+
+# paho tries `import dns.resolver` (dnspython: Debian's python3-dnspython, which samba brings, is in the
+# system site-packages the .deb's venv uses); dnspython reads ssl's attributes when it is imported, with a
+# stand-in class of its own when `import ssl` fails (dns/query.py)
+DNSPYTHON_LIKE = """
+try:
+    import ssl
+except ImportError:
+    class ssl:
+        class SSLContext:
+            pass
+
+
+def make_context() -> ssl.SSLContext:
+    return ssl.SSLContext()
+"""
+
+# a module that reads ssl even when it cannot be imported: no import without ssl works, the agent starts
+# again with it
+NEEDS_SSL = """
+try:
+    import ssl
+except ImportError:
+    ssl = None
+CLIENT = ssl.PROTOCOL_TLS_CLIENT
+"""
+
+
+def fake_dns(tmp_path: Path, resolver: str) -> Path:
+    package = tmp_path / "site" / "dns"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "resolver.py").write_text(resolver)
+    return package.parent
 
 
 def test_a_plain_text_agent_runs_and_delivers_without_ssl(tmp_path: Path, mosquitto, mqtt_subscriber,
@@ -79,7 +126,9 @@ def test_a_plain_text_agent_runs_and_delivers_without_ssl(tmp_path: Path, mosqui
     warmed_kernel_cache(tmp_path / "state" / "numba-cache")
     sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
     # nothing listens on the meter's port: it fails, its line is built and opened all the same
-    mods = run_and_list(tmp_path, mosquitto, sub, tls="", extra=MODBUS_TCP.format(port=free_port()))
+    mods, starts = run_and_list(tmp_path, mosquitto, sub, tls="", extra=MODBUS_TCP.format(port=free_port()),
+                                pythonpath=fake_dns(tmp_path, DNSPYTHON_LIKE))
+    assert starts == 1 and "dns.resolver" in mods  # paho found dnspython and took it without ssl
     assert "agent.uplink.mqtt" in mods and "agent.bus.modbus" in mods  # it ran, with its Modbus line
     assert not {"ssl", "_ssl", "_hashlib"} & mods
     assert not any(m.startswith(("pymodbus.client", "pymodbus.transport")) for m in mods)
@@ -90,8 +139,17 @@ def test_a_tls_agent_loads_ssl_and_delivers_over_tls(tmp_path: Path, mosquitto_f
     warmed_kernel_cache(tmp_path / "state" / "numba-cache")
     broker = mosquitto_factory(tls=tls_material)
     sub = mqtt_subscriber(broker, "edge/gw/telemetry/#", tls=tls_material)
-    mods = run_and_list(tmp_path, broker, sub, tls=f'[mqtt.tls]\nca_file = "{tls_material.ca_file}"\n')
+    mods, starts = run_and_list(tmp_path, broker, sub, tls=f'[mqtt.tls]\nca_file = "{tls_material.ca_file}"\n')
     assert "ssl" in mods and "_ssl" in mods
+    assert starts == 1  # the config's TLS was seen at once: not found late, by a start again
+
+
+def test_a_module_that_cannot_import_without_ssl_gets_it_and_the_agent_delivers(
+        tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    mods, starts = run_and_list(tmp_path, mosquitto, sub, tls="", pythonpath=fake_dns(tmp_path, NEEDS_SSL))
+    assert starts == 2 and {"ssl", "dns.resolver"} <= mods  # started again at once, with ssl
 
 
 @pytest.mark.parametrize(("config", "tls"), [
@@ -110,12 +168,100 @@ def test_what_counts_as_tls(config: dict, tls: bool) -> None:
     assert needs_tls(config) is tls
 
 
+def test_what_counts_as_built_in_is_this_projects_distribution_not_a_module_name(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    # a third-party package may name its module `drivers.…` too: it is not this project's
+    info = tmp_path / "site" / "sneaky_driver-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sneaky-driver\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[edge_agent.drivers]\nsneaky = drivers.sneaky:DRIVER\n")
+    monkeypatch.syspath_prepend(str(info.parent))
+    assert needs_tls({"devices": [{"type": "sneaky"}]})
+    assert not needs_tls({"devices": [{"type": "replay"}]})
+
+
+@pytest.mark.parametrize(("lines", "pymodbus"), [
+    ({"m": {"type": "modbus_rtu"}}, True),
+    ({"m": {"type": "modbus_rtu_over_tcp"}}, True),
+    ([{"type": "modbus_tcp"}, {"type": "serial"}], False),
+])
+def test_lines_whose_client_is_pymodbus_keep_ssl(lines, pymodbus: bool) -> None:
+    # pymodbus.client imports ssl whatever the line: hiding it would only slow the hashes down
+    assert uses_pymodbus_clients({"lines": lines}) is pymodbus
+
+
+@pytest.mark.parametrize("args", [["-c", "a", "-c", "b"], ["--config", "a", "--config=b"], ["-ca", "--config", "b"],
+                                  ["--config=a", "-cb"], ["-c", "a"], ["--once", "-c", "a", "--", "-c", "b"], []])
+def test_the_config_read_first_is_the_one_click_takes(args: list[str], monkeypatch) -> None:
+    from agent.cli.cmd_run import command
+
+    monkeypatch.setenv("EDGE_AGENT_CONFIG", "from-env.toml")
+    ctx = command.make_context("run", list(args), resilient_parsing=True)
+    assert config_path(["run", *args]) == ctx.params["config_path"]
+
+
+PREPARED = """
+import sys
+from agent.cli.without_ssl import prepare
+d = sys.argv[1]
+for argv in (["run", "--config", d + "/missing.toml"], ["run", "--config", d + "/bad.toml"],
+             ["check", "--config", d + "/plain.toml"], ["run", "--once", "--config", d + "/plain.toml"],
+             ["run", "--config", d + "/rtu.toml"], ["run", "--config", d + "/bom.toml"]):
+    print(prepare(argv), "ssl" in sys.modules, "asyncio" in sys.modules)
+"""
+
+
 def test_only_run_is_started_without_ssl_and_never_on_an_unreadable_config(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[mqtt\n")
-    assert not prepare(["run", "--config", str(tmp_path / "missing.toml")])
-    assert not prepare(["run", "--config", str(bad)])
-    assert not prepare(["check", "--config", str(bad)])
+    (tmp_path / "bad.toml").write_text("[mqtt\n")
+    (tmp_path / "plain.toml").write_text('[mqtt]\nhost = "b"\n')
+    (tmp_path / "rtu.toml").write_text('[mqtt]\nhost = "b"\n[lines.rs485]\ntype = "modbus_rtu"\n')
+    (tmp_path / "bom.toml").write_text('\ufeff[mqtt]\nhost = "b"\n', encoding="utf-8")  # read as the loader does
+    r = subprocess.run([sys.executable, "-c", PREPARED, str(tmp_path)], capture_output=True, text=True,
+                       timeout=120, env=NO_SSL_ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["False False False"] * 5 + ["True False True"]
+
+
+def test_a_python_without_a_built_in_sha256_keeps_openssls_hashes(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('[mqtt]\nhost = "b"\n')
+    code = ("import sys\nsys.modules['_sha2'] = sys.modules['_sha256'] = None  # a Python built without them\n"
+            "from agent.cli.without_ssl import prepare\n"
+            "print(prepare(['run', '-c', sys.argv[1]]), 'ssl' in sys.modules)\n"
+            "import hashlib, hmac\nprint(hmac.new(b'k', b'm', hashlib.sha256).hexdigest()[:8], '_hashlib' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120,
+                       env=NO_SSL_ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "b60090e3", "True"]
+
+
+TRIAL = """
+import os, sys
+from agent.cli import without_ssl
+print(without_ssl.prepare(["run", "--config", sys.argv[1]]))
+from agent.remote import ConfigFiles
+from agent.remote.restart import start_trial
+files = ConfigFiles(sys.argv[1])
+trial = start_trial(files, count=not without_ssl.restarted_by_confirm)  # as `run` does
+print(trial and trial["version"], os.environ.get("EDGE_AGENT_SSL_RESTART"), os.environ.get("EDGE_AGENT_SSL"))
+sys.stdout.flush()
+without_ssl.confirm(True)  # the validated config asks for TLS the reading missed: the process starts again
+"""
+
+
+def test_a_start_again_for_tls_found_late_is_not_a_second_start_of_a_pushed_config(tmp_path: Path) -> None:
+    from agent.remote import ConfigFiles
+
+    files = ConfigFiles(tmp_path / "agent.toml")
+    files.path.write_text('[mqtt]\nhost = "a"\n')
+    files.candidate.write_text('[mqtt]\nhost = "b"\n')
+    files.stage(b'[mqtt]\nhost = "b"\n', cid="cfg-1", version=3, timeout_s=30)
+    r = subprocess.run([sys.executable, "-c", TRIAL, str(files.path)], capture_output=True, text=True,
+                       timeout=120, env=NO_SSL_ENV)
+    assert r.returncode == 0, r.stderr
+    # the same trial in both processes (not rolled back), and no marker left for later restarts
+    assert r.stdout.splitlines() == ["True", "3 None None", "False", "3 None None"]
+    assert files.path.read_text() == '[mqtt]\nhost = "b"\n' and files.load().trial["starts"] == 1
 
 
 PROBE = """
@@ -137,13 +283,12 @@ confirm(True)  # the validated config asks for TLS: the process starts again, wi
 def test_ssl_is_hidden_only_while_asyncio_and_paho_load_and_tls_found_late_starts_again(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text('[mqtt]\nhost = "b"\n')
-    env = {k: v for k, v in os.environ.items() if k != "EDGE_AGENT_SSL"}
     r = subprocess.run([sys.executable, "-c", PROBE, str(config)], capture_output=True, text=True, timeout=120,
-                       env=env)
+                       env=NO_SSL_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "hidden True False", "asyncio-ssl False False", "later True True",  # the first process
-        "hidden False False", "asyncio-ssl True True", "later True False",  # started again (EDGE_AGENT_SSL=1)
+        "hidden False False", "asyncio-ssl True True", "later True False",  # started again, with ssl
     ]
 
 
@@ -153,7 +298,8 @@ def test_a_config_with_the_web_page_keeps_openssls_hashes_for_its_login(tmp_path
     code = ("import sys\nfrom agent.cli.without_ssl import prepare\n"
             "print(prepare(['run', '-c', sys.argv[1]]), 'ssl' in sys.modules)\n"
             "import hashlib\nprint(hasattr(hashlib, 'scrypt'))\n")
-    r = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=120,
+                       env=NO_SSL_ENV)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "True"]
 

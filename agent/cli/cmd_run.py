@@ -8,9 +8,9 @@ from ..errors import ConfigError
 from ..sdnotify import START_UP_S, Notifier
 from ..store.outbox import OutboxError, OutboxLocked
 from ..store.statelock import StateDirLocked, StateLock
+from . import without_ssl
 from .cmd_check import validate_or_exit
 from .common import EXIT_CONFIG, config_option, setup_logging
-from .without_ssl import confirm as confirm_without_ssl
 
 
 @click.command("run")
@@ -28,14 +28,16 @@ def command(config_path: str, once: bool) -> None:
     from ..remote.restart import fail_trial, finish_restart, start_trial
 
     files = ConfigFiles(config_path)
-    trial = start_trial(files)  # a pushed config's first start is a trial (docs/fleet.md)
+    # a pushed config's first start is a trial (docs/fleet.md); a start re-executed to load OpenSSL
+    # (without_ssl.confirm, below) is the same start
+    trial = start_trial(files, count=not without_ssl.restarted_by_confirm)
     try:
         cfg = validate_or_exit(config_path, at_run=True).config
     except SystemExit:
         if trial is not None:
             fail_trial(files, "the new config does not pass validation at start")
         raise
-    confirm_without_ssl(cfg.mqtt.tls is not None and cfg.mqtt.tls.enabled)
+    without_ssl.confirm(cfg.mqtt.tls is not None and cfg.mqtt.tls.enabled)
     setup_logging("DEBUG" if os.environ.get("EDGE_AGENT_DEBUG") else cfg.gateway.log_level)
     Notifier().extend_start(START_UP_S, f"starting: config valid, {len(cfg.devices)} device(s); opening the state")
     # said at once: the first start compiles the processing kernels, which can take half a minute

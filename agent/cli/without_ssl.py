@@ -3,31 +3,39 @@
 asyncio and paho import the ``ssl`` module when they are imported, and hashlib and hmac import
 ``_hashlib``: both load OpenSSL's libcrypto (≈ 4.5 MiB RSS with libssl and ssl's tables). When the
 config needs no TLS, :func:`prepare` imports them before anything else does (pydantic imports
-asyncio at the config's validation) with those modules hidden: asyncio and the standard library's
-HTTP modules (paho imports them) take their no-TLS path (``ssl = None``), hashlib and hmac their
-built-in hashes (SHA-256 for signed commands and config pushes; no scrypt, so not when the config
-has a ``[web]`` table, whose login needs it), and paho gets :class:`SslOnDemand`, because its
-plain-text socket code names two ssl exception types in ``except`` clauses. Then nothing is hidden:
-whatever imports ``ssl`` later gets it as usual (pymodbus's RTU clients, ``doctor`` over MQTT
-probing a TLS port); only asyncio's TLS transports stay unavailable in that process.
+asyncio at the config's validation) with ``ssl`` and ``_hashlib`` absent (``sys.modules[name] =
+None``): asyncio, the standard library's HTTP modules (paho imports them), paho and its optional
+packages (dnspython) take their no-TLS path; hashlib and hmac their built-in hashes (SHA-256 for
+signed commands and config pushes). Then paho gets :class:`SslOnDemand` as its ``ssl``, because its
+plain-text socket code names two ssl exception types in ``except`` clauses, and nothing is hidden any
+more: whatever imports ``ssl`` later gets it as usual (``doctor`` over MQTT probing a TLS port). What
+was imported without it stays so for the life of the process: asyncio's TLS transports,
+``http.client.HTTPSConnection``, urllib's ``https://`` and ``hashlib.scrypt`` are unavailable.
+Should any of these imports fail, the process starts again at once with ``ssl``.
 
 The config is read here straight from the TOML, before validation, with the schema's rule and on
-the safe side. TLS is needed when:
+the safe side. OpenSSL is kept when:
 
 * ``[mqtt.tls]`` is present, unless it says ``enabled = false`` (the uplink; the only TLS the core has:
   OCPP's central system listens in plain ``ws://``, the web page is plain HTTP);
-* a device or line is implemented outside this package (a third-party driver or line kind may open
-  TLS connections of its own);
-* the file cannot be read or parsed (validation then reports it), or ``EDGE_AGENT_SSL=1`` is set.
+* a device or line is implemented by another distribution than this one (a third-party driver or
+  line kind may open TLS connections of its own);
+* a Modbus RTU line (or RTU over TCP) is configured: pymodbus's clients import ``ssl`` anyway;
+* the file cannot be read or parsed (validation then reports it), or ``EDGE_AGENT_SSL=1`` is set
+  (only ``1`` counts).
 
-A config push that turns TLS on restarts the process (``os.execv``, agent.remote.restart), which
-decides again; :func:`confirm` re-executes the process with ``ssl`` if the validated config asks for
-TLS the reading here missed.
+``_hashlib`` alone is kept for a ``[web]`` table (its login needs scrypt) and on a Python without a
+built-in SHA-256. A config push that turns TLS on restarts the process (``os.execv``,
+agent.remote.restart), which decides again; :func:`confirm` re-executes the process with ``ssl`` if
+the validated config asks for TLS the reading here missed, marked so that the restarted process does
+not count a second start of a pushed config on trial, and only once (the marker is not inherited by
+later restarts).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import tomllib
@@ -35,45 +43,67 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-KEEP_SSL_ENV = "EDGE_AGENT_SSL"
+KEEP_SSL_ENV = "EDGE_AGENT_SSL"  # "1": load OpenSSL whatever the config
+# one-shot, set for the process this one re-executes: "confirm" (after validation: the start of a
+# pushed config on trial is already counted) or "retry" (the imports without ssl failed)
+RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
 # the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
 # hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
-IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request")
-IMPORTED_WITH_SSL_ON_DEMAND = ("paho.mqtt.client",)
-BUILT_IN = ("agent", "drivers", "firmware_bridge")  # this package's code: no TLS but the [mqtt.tls] uplink
+IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mqtt.client")
+DISTRIBUTION = "edge-agent"  # this project's: its drivers and lines use no TLS but the [mqtt.tls] uplink
 GROUPS = {"devices": "edge_agent.drivers", "lines": "edge_agent.lines"}
+# lines whose client is pymodbus's: pymodbus.client imports ssl whatever the line
+PYMODBUS_CLIENT_LINES = ("modbus_rtu", "modbus_rtu_over_tcp")
+
+restarted_by_confirm = False  # this process was re-executed by confirm(): its trial start is counted
 
 
 def prepare(argv: list[str]) -> bool:
     """For ``run`` (the service), import asyncio and paho without ``ssl`` when the config needs no TLS.
-    True when it did."""
+    True when it did. Never fails: if the imports without ``ssl`` do, the process starts again with it."""
+    global restarted_by_confirm
+    restart = os.environ.pop(RESTART_ENV, "")  # one-shot: not for later restarts (agent.remote.restart)
+    restarted_by_confirm = restart == "confirm"
     words = [a for a in argv if not a.startswith("-")]
-    if words[:1] != ["run"] or "--once" in argv or os.environ.get(KEEP_SSL_ENV) or "ssl" in sys.modules:
+    if (words[:1] != ["run"] or "--once" in argv or restart or os.environ.get(KEEP_SSL_ENV) == "1"
+            or "ssl" in sys.modules):
         return False
-    path = config_path(argv)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        with open(config_path(argv), "rb") as fh:
+            data = tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))  # as the loader reads it
     except (OSError, ValueError, TypeError):
         return False  # validation reports it
-    if needs_tls(data):
+    if needs_tls(data) or uses_pymodbus_clients(data):
         return False
-    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, *IMPORTED_WITH_SSL_ON_DEMAND, "_hashlib")):
+    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, "_hashlib")):
         return False  # already imported with OpenSSL: nothing to save
-    # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has
-    hidden = ("ssl",) if "web" in data else ("ssl", "_hashlib")
+    # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has; without
+    # a built-in SHA-256 (a Python built without it), OpenSSL's is the only one
+    hidden = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
     try:
-        for name in hidden:
-            sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
-        for name in IMPORTED_WITHOUT_SSL:
-            importlib.import_module(name)
-        sys.modules["ssl"] = SslOnDemand("ssl")
-        for name in IMPORTED_WITH_SSL_ON_DEMAND:
-            importlib.import_module(name)
-    finally:
-        for name in hidden:
-            del sys.modules[name]
+        try:
+            for name in hidden:
+                sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
+            for name in IMPORTED_WITHOUT_SSL:
+                importlib.import_module(name)
+        finally:
+            for name in hidden:
+                del sys.modules[name]
+        # paho's plain-text socket code names two ssl exception types in `except` clauses
+        sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
+        os.environ[RESTART_ENV] = "retry"
+        try:
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+        except OSError:  # cannot start again: carry on, ssl loads where it is imported from now on
+            del os.environ[RESTART_ENV]
+            return False
     return True
+
+
+def builtin_sha256() -> bool:
+    """Whether hashlib has a SHA-256 of its own (without OpenSSL's ``_hashlib``)."""
+    return any(importlib.util.find_spec(m) is not None for m in ("_sha2", "_sha256"))
 
 
 class _NeverRaised(Exception):
@@ -84,28 +114,40 @@ class SslOnDemand(types.ModuleType):
     """``ssl`` for a module that names its exception types where no TLS is used (paho 2.2's socket
     reads and writes: ``except ssl.SSLWantReadError``, evaluated on every would-block). Until the
     real module is loaded no TLS object exists, so those names can stand for an exception nothing
-    raises; anything else, or anything once the real module is loaded, is the real module's."""
+    raises; anything else loads the real module, and once it is loaded everything is the real one's."""
 
     def __getattr__(self, name: str) -> Any:
         real = sys.modules.get("ssl")
-        if real is None or isinstance(real, SslOnDemand):  # not loaded (or still hidden by prepare)
+        if real is None:  # not loaded (or hidden by prepare)
             if name in ("SSLWantReadError", "SSLWantWriteError"):
                 return _NeverRaised
-            if real is not None or name.startswith("__"):
+            if name.startswith("__"):
                 raise AttributeError(name)
             real = importlib.import_module("ssl")
         return getattr(real, name)
 
 
 def config_path(argv: list[str]) -> str:
-    for i, a in enumerate(argv):
+    """The ``-c/--config`` that click takes: the last one given (before ``--``)."""
+    found, i = None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            break
         if a in ("--config", "-c") and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--config="):
-            return a.split("=", 1)[1]
-        if a.startswith("-c") and len(a) > 2:
-            return a[2:]
-    return os.environ.get("EDGE_AGENT_CONFIG", "")
+            found, i = argv[i + 1], i + 1
+        elif a.startswith("--config="):
+            found = a.split("=", 1)[1]
+        elif a.startswith("-c") and not a.startswith("--") and len(a) > 2:
+            found = a[2:]
+        i += 1
+    return found if found is not None else os.environ.get("EDGE_AGENT_CONFIG", "")
+
+
+def _items(data: Mapping[str, Any], section: str) -> list[Any] | None:
+    entries = data.get(section, [])
+    items = list(entries.values()) if isinstance(entries, Mapping) else entries
+    return items if isinstance(items, list) else None
 
 
 def needs_tls(data: Mapping[str, Any]) -> bool:
@@ -119,25 +161,36 @@ def needs_tls(data: Mapping[str, Any]) -> bool:
     from ..plugins import group_entry_points
 
     for section, group in GROUPS.items():
-        entries = data.get(section, [])
-        items = list(entries.values()) if isinstance(entries, Mapping) else entries
-        if not isinstance(items, list):
+        items = _items(data, section)
+        if items is None:
             return True
         for item in items:
             kind = item.get("type") if isinstance(item, Mapping) else None
             if not isinstance(kind, str):
                 return True
-            if any(ep.value.split(":")[0].split(".")[0] not in BUILT_IN for ep in group_entry_points(group, name=kind)):
+            if any(_distribution(ep) != DISTRIBUTION for ep in group_entry_points(group, name=kind)):
                 return True
     return False
 
 
+def _distribution(ep: Any) -> str:
+    name = ep.dist.name if ep.dist is not None else ""
+    return name.lower().replace("_", "-")
+
+
+def uses_pymodbus_clients(data: Mapping[str, Any]) -> bool:
+    """Whether a line's client is pymodbus's (which loads ssl anyway: hiding it would only slow hashing)."""
+    return any(isinstance(item, Mapping) and item.get("type") in PYMODBUS_CLIENT_LINES
+               for item in _items(data, "lines") or [])
+
+
 def confirm(tls_configured: bool) -> None:
     """After validation: a process that hid ``ssl`` from asyncio while its config asks for TLS starts
-    again with ``ssl`` (the reading in :func:`prepare` is meant never to miss one)."""
+    again with ``ssl`` (the reading in :func:`prepare` is meant never to miss one). The start of a
+    pushed config on trial, already counted, is not counted again (:data:`restarted_by_confirm`)."""
     sslproto = sys.modules.get("asyncio.sslproto")
-    if tls_configured and sslproto is not None and sslproto.ssl is None and not os.environ.get(KEEP_SSL_ENV):
+    if tls_configured and sslproto is not None and sslproto.ssl is None and not restarted_by_confirm:
         from ..remote.restart import exec_self
 
-        os.environ[KEEP_SSL_ENV] = "1"
+        os.environ[RESTART_ENV] = "confirm"
         exec_self()

@@ -124,13 +124,13 @@ class ConfigFiles:
         _sync_dir(self.path.parent)
         return trial
 
-    def begin_start(self) -> tuple[dict[str, Any] | None, str | None]:
+    def begin_start(self, *, count: bool = True) -> tuple[dict[str, Any] | None, str | None]:
         """Called by ``run`` before anything else: counts a start of the trial. Returns (trial, reason to
-        roll back now or None)."""
+        roll back now or None). ``count=False``: the same start, re-executed (it was counted)."""
         state = self.load()
         trial = state.trial
-        if trial is None:
-            return None, None
+        if trial is None or not count:
+            return trial, None
         if trial.get("starts", 0) >= 1:
             return trial, "the agent stopped before the new config was confirmed (it crashed or was stopped)"
         trial["starts"] = trial.get("starts", 0) + 1

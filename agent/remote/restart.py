@@ -18,11 +18,12 @@ from .ops import RemoteOps
 log = logging.getLogger("edge_agent.remote")
 
 
-def start_trial(files: ConfigFiles) -> dict | None:
+def start_trial(files: ConfigFiles, *, count: bool = True) -> dict | None:
     """Before the config is read: count a start of a pushed config on trial; roll back at once when the
-    previous start of that trial never confirmed it. Returns the trial now running, if any."""
+    previous start of that trial never confirmed it. Returns the trial now running, if any. ``count=False``
+    for a start re-executed before it got anywhere (agent.cli.without_ssl.confirm), already counted."""
     try:
-        trial, reason = files.begin_start()
+        trial, reason = files.begin_start(count=count)
         if reason is not None:
             log.error("config version %s: %s; rolling back", trial and trial.get("version"), reason)
             files.rollback(reason)
