@@ -86,7 +86,6 @@ class _Client(mqtt.Client):
     _wake_owed = False
     _rbuf = b""  # read from the socket, not yet taken by paho
     _rpos = 0
-    _has_read = False  # something was read since the last read_since()
 
     @contextlib.contextmanager
     def one_wake(self) -> Iterator[None]:
@@ -138,7 +137,7 @@ class _Client(mqtt.Client):
             buf = super()._sock_recv(_READ_SIZE)  # BlockingIOError when there is nothing; b"" at the end
             if not buf:
                 return buf
-            self._rbuf, pos, self._has_read = buf, 0, True
+            self._rbuf, pos = buf, 0
         self._rpos = pos + bufsize
         return buf[pos:pos + bufsize]
 
@@ -149,11 +148,6 @@ class _Client(mqtt.Client):
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf) and self._sock is not None:
             rc = super().loop_read(max_packets)
         return rc
-
-    def read_since(self) -> bool:
-        """Whether anything was read from the socket since the last call (network thread)."""
-        has_read, self._has_read = self._has_read, False
-        return has_read
 
 
 def one_wake(client: mqtt.Client | None) -> contextlib.AbstractContextManager:
@@ -281,12 +275,10 @@ class NetworkThread:
             else:
                 rc = MQTTErrorCode.MQTT_ERR_SUCCESS
                 ack_now = quick_acks(client.socket())
-                read_since = getattr(client, "read_since", lambda: True)
                 while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self.halt.is_set():
                     rc = client.loop(timeout=loop_timeout(client))
                     self._after_pass()
-                    if read_since():  # (a pass that only wrote leaves the acknowledgement as it was)
-                        ack_now()
+                    ack_now()
                 if self.halt.is_set() and (sock := client.socket()) is not None:
                     # no DISCONNECT here: unless the uplink said goodbye, the broker sends the will
                     with contextlib.suppress(OSError):
