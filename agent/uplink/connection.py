@@ -34,6 +34,7 @@ log = logging.getLogger("edge_agent.uplink")
 LOOP_IDLE_S = 5.0
 _READ_SIZE = 65536  # bytes read from the broker's socket at once
 _WRITE_MAX = 65536  # bytes of queued packets joined into one send
+_WAKE_EVERY = 16  # packets queued in one burst per wake-up of the network thread
 
 
 def loop_timeout(client: mqtt.Client) -> float:
@@ -80,26 +81,31 @@ class _Client(mqtt.Client):
 
     # -- a burst in few system calls. paho wakes its network thread with a byte per publish, writes each
     # packet with a send of its own and reads a packet in three recv calls (a PUBACK: 1 + 1 + 2 bytes).
-    # Here publishes queued under one_wake() wake it once, the packets queued go out in one send (up to
-    # _WRITE_MAX bytes) and the socket is read _READ_SIZE bytes at a time.
+    # Here publishes queued under one_wake() wake it once per _WAKE_EVERY packets and at the end (a long
+    # burst, a backlog drain, is sent while the rest is queued), the packets queued go out in one send (up
+    # to _WRITE_MAX bytes) and the socket is read _READ_SIZE bytes at a time.
     _held_by: int | None = None  # the thread queuing under one_wake(), whose publishes do not wake
-    _wake_owed = False
+    _wake_owed = 0  # packets queued under one_wake() since the network thread was last woken
     _rbuf = b""  # read from the socket, not yet taken by paho
     _rpos = 0
 
     @contextlib.contextmanager
     def one_wake(self) -> Iterator[None]:
-        """Publishes inside wake the network thread once, at the end, not once each (loop thread)."""
+        """Publishes inside wake the network thread at the end, and once per _WAKE_EVERY, not once each
+        (loop thread)."""
         self._held_by = threading.get_ident()
         try:
             yield
         finally:
             self._held_by = None
             if self._wake_owed:
-                self._wake_owed = False
-                if (wake := self._sockpairW) is not None:
-                    with contextlib.suppress(OSError):
-                        wake.send(b"0")
+                self._wake()
+
+    def _wake(self) -> None:
+        self._wake_owed = 0
+        if (wake := self._sockpairW) is not None:
+            with contextlib.suppress(OSError):
+                wake.send(b"0")
 
     def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int, info: Any = None) -> MQTTErrorCode:
         if self._held_by is None or self._held_by != threading.get_ident():
@@ -107,7 +113,9 @@ class _Client(mqtt.Client):
         # as paho queues it (its external-loop hooks are no-ops here), the wake-up left to one_wake()
         self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0, "to_process": len(packet),
                                  "packet": packet, "info": info})
-        self._wake_owed = True
+        self._wake_owed += 1
+        if self._wake_owed >= _WAKE_EVERY:
+            self._wake()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _packet_write(self) -> MQTTErrorCode:
