@@ -78,11 +78,11 @@ async def test_a_burst_is_one_wake_one_send_and_its_pubacks_few_reads(mosquitto,
         sub.stop()
         outbox.close()
     # per burst of ten messages: one wake-up of the network thread (paho: ten), the ten messages in one
-    # send (paho: ten; a second when the socket takes part of it), the ten PUBACKs read in a few recv
-    # calls (paho: thirty, 1 + 1 + 2 bytes each)
+    # send (paho: ten; a second or third when the socket takes part of it), the ten PUBACKs in at most one
+    # recv call each, one for all when they come together (paho: thirty, 1 + 1 + 2 bytes each)
     assert wakes <= BURSTS, wakes
-    assert burst_sends <= 2 * BURSTS, sends[base_sends:]
-    assert burst_recvs <= 3 * BURSTS, recvs[base_recvs:]
+    assert burst_sends <= 3 * BURSTS, sends[base_sends:]
+    assert burst_recvs <= BURSTS * ROWS, recvs[base_recvs:]
 
 
 def test_packets_read_ahead_are_handled_without_more_data_arriving() -> None:
