@@ -127,3 +127,29 @@ def test_packets_read_ahead_are_handled_without_more_data_arriving() -> None:
         net.stop()
         assert net.join(30)
         srv.close()
+
+
+async def test_a_long_burst_is_sent_while_it_is_queued(mosquitto, tmp_path) -> None:
+    """A pass that publishes many rows (a backlog after an outage) wakes the network thread every 16
+    packets as well as at its end, so sending starts while the rest is still being queued; every row is
+    delivered in order."""
+    rows = 40
+    sub = Subscriber(mosquitto, [TOPICS.telemetry("#")]).start()
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw1")
+    try:
+        async with Running(config(mosquitto), outbox) as up:
+            await until(lambda: up.connected and up._subscribed, what="connected and subscribed")
+            client = up._client
+            wake = _CountingWake(client._sockpairW)
+            client._sockpairW = wake
+            await until(lambda: not client.want_write(), what="start-up packets out")
+            outbox.append([telemetry(k) for k in range(rows)])
+            up.wake()
+            await until(lambda: up.stats().acked == rows, what="backlog acknowledged")
+            wakes = wake.sent
+        got = sub.wait_for(rows)
+        assert [m.json()["seq"] for m in got][:rows] == list(range(1, rows + 1))
+    finally:
+        sub.stop()
+        outbox.close()
+    assert wakes == rows // 16 + 1, wakes  # after the 16th and the 32nd packet, and at the end
