@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import re
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _EARLIEST_PLAUSIBLE = 1_704_067_200  # 2024-01-01
 _TIME_ERROR = 5  # adjtimex() return value: clock not synchronised
@@ -46,14 +48,26 @@ class TimeSync:
         return {"synchronized": self.synchronized, "source": self.source, "detail": self.detail}
 
 
+@functools.cache
+def _adjtimex() -> Callable[[Any], int] | None:
+    """The C library's adjtimex, looked up once: ``find_library`` runs ``ldconfig -p`` in a child
+    process, which the health loop's refresh did with every report."""
+    try:
+        return ctypes.CDLL(None).adjtimex  # the process's own C library
+    except (OSError, AttributeError):
+        try:
+            return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).adjtimex
+        except (OSError, AttributeError):
+            return None
+
+
 def kernel_reports_synced() -> bool | None:
     """The kernel's NTP state; None if it cannot be asked."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        buf = ctypes.create_string_buffer(512)  # struct timex (mode 0 = read only) fits easily
-        state = libc.adjtimex(buf)
-    except (OSError, AttributeError):
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return None
+    buf = ctypes.create_string_buffer(512)  # struct timex (mode 0 = read only) fits easily
+    state = adjtimex(buf)
     return None if state < 0 else state != _TIME_ERROR
 
 

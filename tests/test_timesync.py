@@ -84,3 +84,21 @@ def test_readings_are_not_flagged_when_a_daemon_confirms_sync(monkeypatch: pytes
     monkeypatch.setattr(timesync, "time_sync_status", lambda: timesync.TimeSync(False, "kernel", ""))
     monkeypatch.setattr(timesync, "_cached", None)
     assert not timesync.clock_synchronized(require_kernel_sync=True)
+
+
+def test_asking_the_kernel_again_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The health loop asks with every report: the C library is looked up once (``find_library`` runs
+    ``ldconfig -p`` in a child process), not at each question."""
+    import subprocess
+
+    timesync.kernel_reports_synced()  # the first question may look the library up
+    started: list[object] = []
+
+    def no_process(*args, **kwargs):
+        started.append(args)
+        raise OSError("no child processes here")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    answers = {timesync.kernel_reports_synced() for _ in range(3)}
+    assert answers <= {True, False, None}
+    assert started == []

@@ -61,6 +61,7 @@ from agent.store.seqmark import (
     resume_seq,
     write_mark,
 )
+from agent.store.tail import Tail
 
 log = logging.getLogger("edge_agent.outbox")
 
@@ -97,6 +98,7 @@ class Outbox:
         self._acked = AckedRows(self.path)  # acknowledged, not yet deleted: sent, to be deleted
         self._unsaved_drops: dict[int, int] = {}  # drops counted while nothing could be written
         self._released = ReleasedMark()  # rows released from a clock hold since take_released()
+        self._tail = Tail()  # the rows committed last, for the uplink's next peek
         conn: sqlite3.Connection | None = None
         self._lock: DbLock | None = None
         try:
@@ -244,6 +246,7 @@ class Outbox:
                     "INSERT INTO outbox (seq, topic, payload, priority, created_ms, readings, hold_boot,"
                     " hold_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
+                end = c.execute("SELECT last_insert_rowid()").fetchone()[0]
                 c.execute(
                     "INSERT INTO sequence (gateway, last_seq) VALUES (?, ?)"
                     " ON CONFLICT(gateway) DO UPDATE SET last_seq = excluded.last_seq",
@@ -254,6 +257,7 @@ class Outbox:
         except sqlite3.Error as e:
             raise store_error(f"cannot store {len(rows)} messages in {self.path}", e) from e
         self._last_seq = last
+        self._tail.committed(end, rows, keep=not dropped)
         self._depth += len(rows) - acked_deleted
         self._acked.deleted()
         self._unsaved_drops = {}
@@ -326,6 +330,7 @@ class Outbox:
             return 0
         self._depth -= deleted
         self._acked.deleted()
+        self._tail.forget()
         return deleted
 
     @property
@@ -354,6 +359,10 @@ class Outbox:
         """Up to ``limit`` unacknowledged rows with rowid > ``after_rowid``, oldest first; rows held
         for a clock sync (store.clockhold) only with ``held``."""
         self._check_open()
+        kept = self._tail.read(limit, after_rowid, self._acked)
+        return kept if kept is not None else self._peek_db(limit, after_rowid, held=held)
+
+    def _peek_db(self, limit: int, after_rowid: int, *, held: bool) -> list[OutboxRow]:
         rows: list[OutboxRow] = []
         where = unheld_clause(held=held, hold_columns_present=self._hold_cols)
         while len(rows) < limit:

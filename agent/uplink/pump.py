@@ -26,6 +26,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from agent.config.schema import MqttConfig
 from agent.store.outbox import Outbox, OutboxRow
+from agent.uplink.connection import one_wake
 from agent.uplink.refusals import Refusals
 
 log = logging.getLogger("edge_agent.uplink")
@@ -83,10 +84,11 @@ class OutboxPump:
         room = self.cfg.max_inflight - len(self._inflight)
         if (released := self.outbox.take_released()) is not None and self._rescan_from(released - 1):
             self._released = True  # repaired after a clock sync: older than what was sent meanwhile
-        if room > 0 and self._rescan is not None:
-            room = self._scan(client, room, rescan=True)
-        if room > 0 and self._rescan is None:
-            self._scan(client, room, rescan=False)
+        with one_wake(client):  # the rows published now wake the network thread once
+            if room > 0 and self._rescan is not None:
+                room = self._scan(client, room, rescan=True)
+            if room > 0 and self._rescan is None:
+                self._scan(client, room, rescan=False)
 
     def _refill(self, *, now: bool = False) -> None:
         """After acknowledgements: refill the window once it has room for a batch of rows (one read of

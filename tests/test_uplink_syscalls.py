@@ -1,0 +1,155 @@
+"""A committed burst reaches the broker in few system calls, every message still delivered in order and
+acknowledged.
+
+paho wakes its network thread with a byte per publish, writes each packet with a send of its own and
+reads a PUBACK in three recv calls; a gateway polling every second pays for each. Counted, not timed,
+with a real mosquitto and a subscriber: the wake-up bytes, the sends and the recv calls of the uplink's
+client per burst of messages.
+"""
+
+from __future__ import annotations
+
+import paho.mqtt.client as mqtt
+import pytest
+from mqtt_helpers import Subscriber
+from test_uplink import TOPICS, Running, config, telemetry, until
+
+from agent.store import Outbox
+from agent.uplink.connection import _Client
+
+BURSTS = 5
+ROWS = 10
+
+
+class _CountingWake:
+    """paho's wake-up socket (its write end), counting the bytes sent."""
+
+    def __init__(self, sock) -> None:
+        self.sock, self.sent = sock, 0
+
+    def send(self, data: bytes) -> int:
+        self.sent += 1
+        return self.sock.send(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_a_burst_is_one_wake_one_send_and_its_pubacks_few_reads(mosquitto, tmp_path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    sends: list[int] = []
+    recvs: list[int] = []
+    send, recv = mqtt.Client._sock_send, mqtt.Client._sock_recv
+
+    def counted_send(self, buf):
+        n = send(self, buf)
+        if isinstance(self, _Client):  # the uplink's client, not the subscriber's
+            sends.append(n)
+        return n
+
+    def counted_recv(self, bufsize):
+        data = recv(self, bufsize)
+        if isinstance(self, _Client):
+            recvs.append(len(data))
+        return data
+
+    monkeypatch.setattr(mqtt.Client, "_sock_send", counted_send)
+    monkeypatch.setattr(mqtt.Client, "_sock_recv", counted_recv)
+    sub = Subscriber(mosquitto, [TOPICS.telemetry("#")]).start()
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw1")
+    wake: list[_CountingWake] = []  # (set once connected: paho makes the socket pair then)
+    try:
+        async with Running(config(mosquitto), outbox) as up:
+            await until(lambda: up.connected and up._subscribed, what="connected and subscribed")
+            client = up._client
+            wake.append(_CountingWake(client._sockpairW))
+            client._sockpairW = wake[0]
+            await until(lambda: not client.want_write(), what="start-up packets out")
+            base_sends, base_recvs = len(sends), len(recvs)
+            for burst in range(BURSTS):
+                outbox.append([telemetry(burst * ROWS + k, n=60) for k in range(ROWS)])
+                up.wake()
+                await until(lambda b=burst: up.stats().acked == (b + 1) * ROWS, what="burst acknowledged")
+            burst_sends, burst_recvs, wakes = len(sends) - base_sends, len(recvs) - base_recvs, wake[0].sent
+            assert outbox.unsent == 0
+        got = sub.wait_for(BURSTS * ROWS)
+        assert [m.json()["seq"] for m in got][:BURSTS * ROWS] == list(range(1, BURSTS * ROWS + 1))
+    finally:
+        sub.stop()
+        outbox.close()
+    # per burst of ten messages: one wake-up of the network thread (paho: ten), the ten messages in one
+    # send (paho: ten; a second or third when the socket takes part of it), the ten PUBACKs in at most one
+    # recv call each, one for all when they come together (paho: thirty, 1 + 1 + 2 bytes each)
+    assert wakes <= BURSTS, wakes
+    assert burst_sends <= 3 * BURSTS, sends[base_sends:]
+    assert burst_recvs <= BURSTS * ROWS, recvs[base_recvs:]
+
+
+def test_packets_read_ahead_are_handled_without_more_data_arriving() -> None:
+    """The socket is read ahead of paho's packet parser: packets that came in one segment with the one
+    paho asked for (here a command right behind the CONNACK) are handled at once, not left until the next
+    packet wakes the thread (the keepalive's PINGRESP, minutes later)."""
+    import socket
+    import threading
+
+    from agent.config.schema import MqttConfig, MqttProtocol
+    from agent.uplink.connection import NetworkThread, make_client
+    from agent.uplink.topics import Topics
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    topic = TOPICS.command("meter1")
+    body = len(topic).to_bytes(2, "big") + topic.encode() + b'{"op": "ping"}'
+
+    def broker() -> None:  # CONNACK and a QoS 0 PUBLISH in one segment, then silence
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)  # CONNECT
+            conn.sendall(b"\x20\x02\x00\x00" + bytes([0x30, len(body)]) + body)
+            conn.recv(4096)  # until the client goes
+
+    threading.Thread(target=broker, daemon=True).start()
+    cfg = MqttConfig(host="127.0.0.1", port=srv.getsockname()[1], keepalive=600, protocol=MqttProtocol.V311)
+    got: list[bytes] = []
+    arrived = threading.Event()
+
+    def new_client():
+        client = make_client(cfg, gateway="gw1", topics=Topics("edge", "gw1"), now_ms=0)
+        client.on_connect = lambda *a: setattr(net, "connack_ok", True)
+        client.on_message = lambda c, u, msg: (got.append(bytes(msg.payload)), arrived.set())
+        return client
+
+    net = NetworkThread(cfg, new_client=new_client, on_failure=lambda reason: None, on_closed=lambda client: None)
+    net.start()
+    try:
+        assert arrived.wait(60), "the command read with the CONNACK was not handled"
+        assert got == [b'{"op": "ping"}']
+    finally:
+        net.stop()
+        assert net.join(30)
+        srv.close()
+
+
+async def test_a_long_burst_is_sent_while_it_is_queued(mosquitto, tmp_path) -> None:
+    """A pass that publishes many rows (a backlog after an outage) wakes the network thread every 16
+    packets as well as at its end, so sending starts while the rest is still being queued; every row is
+    delivered in order."""
+    rows = 40
+    sub = Subscriber(mosquitto, [TOPICS.telemetry("#")]).start()
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw1")
+    try:
+        async with Running(config(mosquitto), outbox) as up:
+            await until(lambda: up.connected and up._subscribed, what="connected and subscribed")
+            client = up._client
+            wake = _CountingWake(client._sockpairW)
+            client._sockpairW = wake
+            await until(lambda: not client.want_write(), what="start-up packets out")
+            outbox.append([telemetry(k) for k in range(rows)])
+            up.wake()
+            await until(lambda: up.stats().acked == rows, what="backlog acknowledged")
+            wakes = wake.sent
+        got = sub.wait_for(rows)
+        assert [m.json()["seq"] for m in got][:rows] == list(range(1, rows + 1))
+    finally:
+        sub.stop()
+        outbox.close()
+    assert wakes == rows // 16 + 1, wakes  # after the 16th and the 32nd packet, and at the end
