@@ -9,6 +9,8 @@ client per burst of messages.
 
 from __future__ import annotations
 
+import socket
+
 import paho.mqtt.client as mqtt
 import pytest
 from mqtt_helpers import Subscriber
@@ -153,3 +155,23 @@ async def test_a_long_burst_is_sent_while_it_is_queued(mosquitto, tmp_path) -> N
         sub.stop()
         outbox.close()
     assert wakes == rows // 16 + 1, wakes  # after the 16th and the 32nd packet, and at the end
+
+
+def test_bytes_read_ahead_on_a_closed_connection_never_reach_the_next() -> None:
+    """Packets read ahead but not yet parsed when a connection drops (a PUBACK behind the packet that
+    failed) belong to that connection: read on the next, before its CONNACK, a stale PUBACK would
+    acknowledge a message the new session never received."""
+    client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gw1")
+    old, old_peer = socket.socketpair()
+    client._sock = old
+    old_peer.sendall(bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2]))  # two PUBACKs in one segment
+    assert client._sock_recv(4) == bytes([0x40, 2, 0, 1])  # the second is read ahead, kept
+    client._sock_close()  # the connection drops before it is parsed
+    new, new_peer = socket.socketpair()
+    client._sock = new
+    new_peer.sendall(bytes([0x20, 2, 0, 0]))  # the new connection's CONNACK
+    try:
+        assert client._sock_recv(1) == bytes([0x20])
+    finally:
+        for s in (new, old_peer, new_peer):
+            s.close()

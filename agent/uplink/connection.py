@@ -148,6 +148,11 @@ class _Client(mqtt.Client):
         self._rpos = pos + bufsize
         return buf[pos:pos + bufsize]
 
+    def _sock_close(self) -> None:
+        # what was read ahead belongs to the connection closing: a new one starts from its own bytes
+        self._rbuf, self._rpos = b"", 0
+        super()._sock_close()
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         # paho reads at most a packet per message in flight; what is left read goes on now, since select()
         # cannot see it
