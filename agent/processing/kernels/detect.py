@@ -45,6 +45,7 @@ import numpy as np
 
 from ...model import Quality
 from ..jit import kernel
+from .novelty import CHANGE_COLS, PAT_COLS, change_score, pattern_score
 
 (D_N, D_MEAN, D_DEV, D_LDEV, D_AVG, D_MU, D_VAR, D_LO, D_HI, D_ACTIVE, D_QUIET, D_EVPEAK,
  D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
@@ -53,11 +54,14 @@ TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
 D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
 D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
 D_TN = D_LAST + 1  # readings the time-of-day gate's error has averaged
-DET_COLS = D_TN + 1
+D_RECORD = D_TN + 1  # the highest evidence the series has shown (the record rule)
+D_CHANGE = D_RECORD + 1  # then CHANGE_COLS: the change point's sums
+D_PATTERN = D_CHANGE + CHANGE_COLS  # then PAT_COLS: pattern novelty
+DET_COLS = D_PATTERN + PAT_COLS
 # event codes in ``event``: a start, by the signal that started it, or the end
-EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
+EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP, EV_START_PATTERN = 1, 2, 3, 4, 5, 6
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT, P_YOUNG = range(14)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT, P_YOUNG, P_PATTERN, P_CHANGE, P_RECORD = range(17)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -76,6 +80,8 @@ HOUR_MS = 3_600_000
 RANGE_MIN_DEV = 2.0  # a new range must also be this many deviations from the baseline (not mere drift)
 RANGE_YOUNG = 500  # before this many readings (a new extreme of noise: chance 2 / (n + 1) > 0.4 %) ...
 RANGE_NOISE = 0.1  # ... on a series whose deviation exceeds this fraction of its range, a new extreme must be CLIP deviations out
+RECORD_MIN = 0.35  # a new record of the series' evidence starts an event from this score on ...
+RECORD_AGE = 500  # ... from this reading on
 TAIL_FLOOR = 1e-10  # tail probability that maps to score 1
 LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
 ANOMALY = int(Quality.ANOMALY)
@@ -87,14 +93,17 @@ def new_state(n: int) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT, young: bool = True) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = True, change: bool = True,
+           record: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals; an event lasts at least ``min_event`` readings; ``young`` holds the range test back on a
-    noise-dominated series while its range is young."""
+    and step signals, ``pattern`` / ``change`` pattern novelty and the change point (see kernels.novelty),
+    ``record`` the record rule; an event lasts at least ``min_event`` readings; ``young`` holds the range test
+    back on a noise-dominated series while its range is young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
                      1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event,
-                     1.0 if young else 0.0], np.float64)
+                     1.0 if young else 0.0, 1.0 if pattern else 0.0, 1.0 if change else 0.0, 1.0 if record else 0.0],
+                    np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -238,8 +247,8 @@ def step_score(dx, st, s, prm, step):
 
 @kernel
 def surprise(x, st, s, prm, sig, sig_rel):
-    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up) and whether
-    the range test fired (a value beyond anything the series has shown)."""
+    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up), whether
+    the range test fired (a value beyond anything the series has shown) and the change point's score."""
     n = st[s, D_N]
     if n == 0.0:
         st[s, D_MEAN] = x
@@ -247,7 +256,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
         st[s, D_HI] = x
         st[s, D_PREV] = x
         st[s, D_N] = 1.0
-        return 0.0, False
+        return 0.0, False, 0.0
     alpha = prm[P_ALPHA]
     mean = st[s, D_MEAN]
     dev = st[s, D_DEV]
@@ -286,6 +295,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
     score = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
     score = 0.0 if score < 0.0 else (1.0 if score > 1.0 else score)
+    cs = change_score(d / scale, st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
     # never seen this range before
     lo = st[s, D_LO]
     hi = st[s, D_HI]
@@ -306,8 +316,8 @@ def surprise(x, st, s, prm, sig, sig_rel):
     if x < lo:
         st[s, D_LO] = x
     if n < prm[P_WARMUP] or ad < sig:
-        return 0.0, False
-    return score, hit
+        return 0.0, False, 0.0
+    return score, hit, cs
 
 
 @kernel
@@ -329,7 +339,10 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
         first = st[s, D_N] == 0.0
-        sc, hit = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        sc, hit, cs = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        rec = sc  # the record rule's evidence: the size and time-of-day scores
+        if cs > sc:
+            sc = cs
         # the bit marks a value that is anomalous in size on its own: where a size anomaly begins, and every
         # value beyond anything the series has shown; not the ordinary-looking rest of an event, nor shapes
         if sc >= threshold and (hit or st[s, D_ACTIVE] == 0.0):
@@ -345,14 +358,25 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
                 sig = significant_rel[s] * abs(st[s, D_MEAN])
             tscale = TOD_FLOOR * st[s, D_LDEV] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0)
             tds = tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, tscale, sig)
+            if tds > rec:
+                rec = tds
+            pv = 0.0
+            if prm[P_PATTERN] != 0.0:
+                mean = st[s, D_MEAN]
+                pv = pattern_score(x, st, s, D_PATTERN, mean, st[s, D_DEV] + FLOOR * st[s, D_LDEV] + 1e-9 * (abs(mean) + 1.0),
+                                   prm[P_HISTORY])
             if n <= prm[P_WARMUP] or abs(x - st[s, D_MEAN]) < sig:
                 sv = 0.0
+                pv = 0.0
             if n <= prm[P_WARMUP]:
                 fs = 0.0
                 tds = 0.0
             if sv > sc:
                 sc = sv
                 kind = EV_START_STEP
+            if pv > sc:
+                sc = pv
+                kind = EV_START_PATTERN
             if fs > sc:
                 sc = fs
                 kind = EV_START_FLAT
@@ -362,9 +386,21 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         else:
             tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, 1.0, 0.0)
         st[s, D_SCORE] = sc
+        start = sc >= threshold
+        if prm[P_RECORD] != 0.0 and not first:
+            # a new record of the series' own evidence (not a reading beyond its range), improbable for the
+            # readings seen (n x tail <= 1), starts an event below the threshold too
+            n = st[s, D_N]
+            if hit:
+                rec = 0.0
+            if (n > RECORD_AGE and rec > st[s, D_RECORD] > 0.0 and rec >= RECORD_MIN
+                    and rec >= math.log(n) / -LOG_TAIL_FLOOR):
+                start = True
+            if n > prm[P_WARMUP] and rec > st[s, D_RECORD]:
+                st[s, D_RECORD] = rec
         if st[s, D_ACTIVE] == 0.0:
-            score[r] = sc
-            if sc >= threshold:
+            score[r] = threshold if start and sc < threshold else sc
+            if start:
                 st[s, D_LAST] = st[s, D_N]
                 st[s, D_ACTIVE] = 1.0
                 st[s, D_QUIET] = 0.0
