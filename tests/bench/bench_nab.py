@@ -10,7 +10,8 @@ Two things are scored: anomaly *events* (a reading scores when an event starts t
 `anomaly_start` reports) and the per-reading ANOMALY quality *bit* (a reading whose size score reaches the
 threshold where a size anomaly begins, or that lies beyond everything the series has shown; sizes only).
 Rows "without ..." switch one technique off to show what it adds
-(flat line, time of day, step, minimum event length, range test, young noisy range rule, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+(flat line, time of day, step, minimum event length, range test, young noisy range rule, pattern novelty,
+change point, record rule, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 ``--loss``: where the shipped events lose their points, per NAB category and profile (missed windows, late
 detections, false positives), and the late loss if every found window were detected at its centre.
@@ -85,6 +86,9 @@ def shipped(**over) -> np.ndarray:
     return params(**kw)
 
 
+WITHOUT_THREE = dict(pattern=False, change=False, record=False)  # the detector before pattern novelty, change point, record
+
+
 def ewma_z(v: np.ndarray, alpha: float = 0.01) -> np.ndarray:
     out = np.zeros(len(v))
     m, var = v[0], 0.0
@@ -144,14 +148,19 @@ def main() -> None:
     detectors = {
         "shipped defaults: events": lambda v, t: score_series(v, shipped(), t),
         "shipped defaults: ANOMALY bit": lambda v, t: bit_series(v, shipped(), t),
-        "  size only: no flat line, time of day, step": lambda v, t: score_series(v, shipped(flat=False, tod=False, step=False), t),
-        "  size and step signal only": lambda v, t: score_series(v, shipped(flat=False, tod=False), t),
+        "  size only (surprise, range)": lambda v, t: score_series(v, shipped(flat=False, tod=False, step=False, **WITHOUT_THREE), t),
+        "  size and step signal only": lambda v, t: score_series(v, shipped(flat=False, tod=False, **WITHOUT_THREE), t),
         "  without the step signal": lambda v, t: score_series(v, shipped(step=False), t),
         "  without the flat-line signal": lambda v, t: score_series(v, shipped(flat=False), t),
         "  without the time-of-day signal": lambda v, t: score_series(v, shipped(tod=False), t),
         "  without the minimum event length": lambda v, t: score_series(v, shipped(min_event=0), t),
         "  without the range test": lambda v, t: score_series(v, shipped(range_margin=-1.0), t),
         "  without the young noisy range rule": lambda v, t: score_series(v, shipped(young=False), t),
+        "  without pattern novelty": lambda v, t: score_series(v, shipped(pattern=False), t),
+        "  without the change point": lambda v, t: score_series(v, shipped(change=False), t),
+        "  without the record rule": lambda v, t: score_series(v, shipped(record=False), t),
+        "  without all three (pattern, change, record)": lambda v, t: score_series(v, shipped(**WITHOUT_THREE), t),
+        "  ... ANOMALY bit without all three": lambda v, t: bit_series(v, shipped(**WITHOUT_THREE), t),
         "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999, min_event=0), t),
         "  surprise calibration only": lambda v, t: score_series(
             v, shipped(range_margin=-1.0, quiet=1, release=0.999, min_event=0, flat=False, tod=False, step=False), t),
@@ -212,15 +221,16 @@ def loss(files, profiles) -> None:
 
 def throughputs() -> None:
     """Each configuration timed three times, interleaved, best of three (the machine may be shared)."""
-    confs = {"shipped": shipped(), "without the step signal": shipped(step=False),
-             "size only": shipped(flat=False, tod=False, step=False)}
+    confs = {"shipped": shipped(), "without pattern novelty": shipped(pattern=False),
+             "without all three (pattern, change, record)": shipped(**WITHOUT_THREE),
+             "without the step signal": shipped(step=False), "size only": shipped(flat=False, tod=False, step=False, **WITHOUT_THREE)}
     best = dict.fromkeys(confs, 0.0)
     for _ in range(3):
         for k, prm in confs.items():
             best[k] = max(best[k], throughput(prm))
     print("detector throughput per CPU second (process time), 1000 series x 10 readings per call, best of 3 (goal >= 1 M samples/s):")
     for k, r in best.items():
-        print(f"  {k:26} {r / 1e6:5.2f} M samples/s   ({r / best['size only']:.2f} x size only)")
+        print(f"  {k:44} {r / 1e6:5.2f} M samples/s   ({r / best['size only']:.2f} x size only)")
     print(f"state per series: {new_state(1).nbytes} bytes ({new_state(1).shape[1]} float64)")
 
 
