@@ -1,7 +1,7 @@
 """Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
 
-Six parts, each cheap and of constant memory; the first three see a value's size, the last three its
-shape and its time (see flat_score, tod_score and step_score):
+Eight parts and an onset rule, each cheap and of constant memory; the first three see a value's size, the
+others its shape, its time and its course (see flat_score, tod_score, step_score and kernels.novelty):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -23,6 +23,13 @@ shape and its time (see flat_score, tod_score and step_score):
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
    series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
+7. **Pattern novelty.** The last few block means against learnt prototypes (kernels.novelty.pattern_score).
+8. **Change point.** A two-sided CUSUM of the deviation from the baseline (kernels.novelty.change_score),
+   part of the size score: a slow shift the baseline follows.
+
+**Record rule.** A reading whose size or time-of-day evidence is the highest the series has shown (not a
+reading beyond its range), at least ``RECORD_MIN``, past reading ``RECORD_AGE`` and improbable for the readings
+seen (n x tail <= 1), starts an event below the threshold too (reported at the threshold).
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
