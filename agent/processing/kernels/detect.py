@@ -28,8 +28,8 @@ others its shape, its time and its course (see flat_score, tod_score, step_score
    part of the size score: a slow shift the baseline follows.
 
 **Record rule.** A reading whose size or time-of-day evidence is the highest the series has shown (not a
-reading beyond its range), at least ``RECORD_MIN``, past reading ``RECORD_AGE`` and improbable for the readings
-seen (n x tail <= 1), starts an event below the threshold too (reported at the threshold).
+reading beyond its range) starts an event below the threshold too (kernels.novelty.record_start; reported at
+the threshold).
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -52,7 +52,7 @@ import numpy as np
 
 from ...model import Quality
 from ..jit import kernel
-from .novelty import CHANGE_COLS, PAT_COLS, change_score, pattern_score
+from .novelty import CHANGE_COLS, PAT_COLS, change_score, pattern_score, record_start
 
 (D_N, D_MEAN, D_DEV, D_LDEV, D_AVG, D_MU, D_VAR, D_LO, D_HI, D_ACTIVE, D_QUIET, D_EVPEAK,
  D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
@@ -87,8 +87,6 @@ HOUR_MS = 3_600_000
 RANGE_MIN_DEV = 2.0  # a new range must also be this many deviations from the baseline (not mere drift)
 RANGE_YOUNG = 500  # before this many readings (a new extreme of noise: chance 2 / (n + 1) > 0.4 %) ...
 RANGE_NOISE = 0.1  # ... on a series whose deviation exceeds this fraction of its range, a new extreme must be CLIP deviations out
-RECORD_MIN = 0.35  # a new record of the series' evidence starts an event from this score on ...
-RECORD_AGE = 500  # ... from this reading on
 TAIL_FLOOR = 1e-10  # tail probability that maps to score 1
 LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
 ANOMALY = int(Quality.ANOMALY)
@@ -394,17 +392,9 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
             tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, 1.0, 0.0)
         st[s, D_SCORE] = sc
         start = sc >= threshold
-        if prm[P_RECORD] != 0.0 and not first:
-            # a new record of the series' own evidence (not a reading beyond its range), improbable for the
-            # readings seen (n x tail <= 1), starts an event below the threshold too
-            n = st[s, D_N]
-            if hit:
-                rec = 0.0
-            if (n > RECORD_AGE and rec > st[s, D_RECORD] > 0.0 and rec >= RECORD_MIN
-                    and rec >= math.log(n) / -LOG_TAIL_FLOOR):
-                start = True
-            if n > prm[P_WARMUP] and rec > st[s, D_RECORD]:
-                st[s, D_RECORD] = rec
+        if (prm[P_RECORD] != 0.0 and not first
+                and record_start(0.0 if hit else rec, st, s, D_RECORD, st[s, D_N], prm[P_WARMUP])):
+            start = True
         if st[s, D_ACTIVE] == 0.0:
             score[r] = threshold if start and sc < threshold else sc
             if start:

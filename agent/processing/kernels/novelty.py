@@ -1,6 +1,6 @@
-"""Two signals of the anomaly detector (agent.processing.kernels.detect) that see a series' course, not one
-reading: pattern novelty and a change point. Each keeps a fixed block of the detector's per-series state,
-``PAT_COLS`` and ``CHANGE_COLS`` numbers from the column the detector passes (``b``).
+"""Parts of the anomaly detector (agent.processing.kernels.detect) that see a series' course, not one
+reading: pattern novelty, a change point and the record rule. Each keeps a fixed block of the detector's
+per-series state, ``PAT_COLS``, ``CHANGE_COLS`` and 1 numbers from the column the detector passes (``b``).
 
 **Pattern novelty** (adaptive-resonance style). Readings are taken in blocks of ``PAT_BLOCK``; the last
 ``PAT_WIDTH`` block means, in deviations from the baseline, form a window that is matched against up to
@@ -13,6 +13,11 @@ before, at an ordinary size.
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at
 ``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` scores 1 and both restart. On the way
 its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is still found.
+
+**Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
+shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
+readings seen (``n x tail <= 1``: a calibrated score sets a new record by chance about ln n times in n
+readings) starts an event below the detector's threshold.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
 CHANGE_K = 1.0  # drift allowance, deviations per reading
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
 CHANGE_COLS = 2  # the upward and the downward sum
+RECORD_MIN = 0.35  # a record starts an event from this score on ...
+RECORD_AGE = 500  # ... from this reading on
 
 
 @kernel
@@ -143,3 +150,14 @@ def change_score(dz, st, s, b):
     st[s, b + 1] = down
     sc = 0.5 * top / CHANGE_H
     return 1.0 if sc > 1.0 else sc
+
+
+@kernel
+def record_start(ev, st, s, b, n, warmup):
+    """The record rule on evidence ``ev`` at the series' ``n``-th reading: whether it starts an event; a higher
+    evidence than the record (in column ``b``) past ``warmup`` readings becomes the record."""
+    top = st[s, b]
+    start = n > RECORD_AGE and ev > top > 0.0 and ev >= RECORD_MIN and ev >= math.log(n) / -LOG_TAIL_FLOOR
+    if n > warmup and ev > top:
+        st[s, b] = ev
+    return start
