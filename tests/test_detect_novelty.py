@@ -1,7 +1,8 @@
-"""Detector signals for a series' course: pattern novelty (a rhythm that changes at ordinary size), the change
-point (a slow level shift the baseline follows) and the record rule (the series' strongest evidence yet, below
-the threshold). Each finds what the detector without it misses; causal, scale invariant, numba build == plain
-Python build, and broken input neither crashes nor scores outside [0, 1]."""
+"""Detector signals for a series' course, in the kernel and off by default: pattern novelty (a rhythm that
+changes at ordinary size), the change point (a slow level shift the baseline follows) and the record rule (the
+series' strongest evidence yet, below the threshold). Each, switched on, finds what the shipped detector misses;
+causal, scale invariant, numba build == plain Python build, and broken input neither crashes nor scores outside
+[0, 1]."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.detect_helpers import shipped
 
 STARTS = (EV_START, EV_START_FLAT, EV_START_TOD, EV_START_STEP, EV_START_PATTERN)
 AT = {"pattern": 6000, "change": 6000, "record": 5000}  # where each case's anomaly begins
+ALL = dict(pattern=True, change=True, record=True)
 
 
 def minutes(n: int) -> np.ndarray:
@@ -74,10 +76,10 @@ def starts(ev: np.ndarray, lo: int) -> list[int]:
 def test_a_rhythm_that_changes_at_ordinary_size_starts_a_pattern_event(seed):
     v = pulses(seed)
     at = AT["pattern"]
-    _, ev, _, _ = run(v, minutes(len(v)))
+    _, ev, _, _ = run(v, minutes(len(v)), prm=shipped(pattern=True))
     found = starts(ev, 1000)
     assert found and at <= found[0] < at + 128 and ev[found[0]] == EV_START_PATTERN
-    _, ev_off, _, _ = run(v, minutes(len(v)), prm=shipped(pattern=False))
+    _, ev_off, _, _ = run(v, minutes(len(v)))
     assert starts(ev_off, 1000) == []  # every value, every step is an ordinary one
 
 
@@ -85,28 +87,28 @@ def test_a_rhythm_that_changes_at_ordinary_size_starts_a_pattern_event(seed):
 def test_a_slow_level_shift_is_found_by_the_change_point(seed):
     v = slow_fall(seed)
     at = AT["change"]
-    score, ev, _, _ = run(v, minutes(len(v)))
+    score, ev, _, _ = run(v, minutes(len(v)), prm=shipped(change=True))
     found = starts(ev, 1000)
     assert len(found) == 1 and at < found[0] < at + 1000 and ev[found[0]] == EV_START
-    _, ev_off, _, _ = run(v, minutes(len(v)), prm=shipped(change=False))
+    _, ev_off, _, _ = run(v, minutes(len(v)))
     assert starts(ev_off, 1000) == []  # the baseline follows: no reading is far enough from it
 
 
 def test_the_series_strongest_evidence_yet_starts_an_event_below_the_threshold():
     v = held_high()
     at = AT["record"]
-    score, ev, _, _ = run(v, minutes(len(v)))
+    score, ev, _, _ = run(v, minutes(len(v)), prm=shipped(record=True))
     found = starts(ev, 500)
     assert len(found) == 1 and at <= found[0] < at + 30 and score[found[0]] == 0.5  # reported at the threshold
-    off, ev_off, _, _ = run(v, minutes(len(v)), prm=shipped(record=False))
+    off, ev_off, _, _ = run(v, minutes(len(v)))
     assert starts(ev_off, 500) == [] and off[at:].max() < 0.5
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_new_signals_are_scale_invariant(case):
     v = CASES[case](1 if case != "record" else 3)
-    a = run(v, minutes(len(v)))
-    b = run(v * 1000 + 7, minutes(len(v)))
+    a = run(v, minutes(len(v)), prm=shipped(**ALL))
+    b = run(v * 1000 + 7, minutes(len(v)), prm=shipped(**ALL))
     assert np.array_equal(a[1], b[1]) and np.allclose(a[0], b[0], atol=1e-6)
     assert starts(a[1], AT[case])
 
@@ -117,7 +119,7 @@ def test_the_new_signals_are_causal(case):
     cut = AT[case] + 15
     w = v.copy()
     w[cut:] = np.random.default_rng(cut).normal(500, 100, len(v) - cut)
-    a, b = run(v, minutes(len(v))), run(w, minutes(len(v)))
+    a, b = run(v, minutes(len(v)), prm=shipped(**ALL)), run(w, minutes(len(v)), prm=shipped(**ALL))
     for x, y in zip(a[:3], b[:3], strict=True):
         assert np.array_equal(x[:cut], y[:cut])
 
@@ -125,19 +127,17 @@ def test_the_new_signals_are_causal(case):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_new_signals_jit_equals_python(case):
     v = CASES[case](1 if case != "record" else 3)
-    a = run(v, minutes(len(v)))
-    b = run(v, minutes(len(v)), fn=kernels.detect.detect_step)  # the plain Python kernels throughout
+    a = run(v, minutes(len(v)), prm=shipped(**ALL))
+    b = run(v, minutes(len(v)), prm=shipped(**ALL), fn=kernels.detect.detect_step)  # plain Python throughout
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y)
 
 
-ONLY = {"pattern": dict(change=False, record=False), "change": dict(pattern=False, record=False),
-        "record": dict(pattern=False, change=False)}
 broken = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, -0.0, 5e-324, 1e-300, np.nan, np.inf, -np.inf]))
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.sampled_from(sorted(ONLY)), st.lists(st.tuples(st.integers(0, 700), broken, st.integers(1, 40)), max_size=12),
+@given(st.sampled_from(sorted(CASES)), st.lists(st.tuples(st.integers(0, 700), broken, st.integers(1, 40)), max_size=12),
        st.integers(0, 2**16))
 def test_each_new_signal_on_its_own_survives_broken_input(signal, damage, seed):
     """Non-finite readings, denormals, huge jumps and runs of one value pasted into a varying series: the
@@ -145,7 +145,7 @@ def test_each_new_signal_on_its_own_survives_broken_input(signal, damage, seed):
     v = np.random.default_rng(seed).uniform(-1, 1, 800)
     for at, x, length in damage:
         v[at:at + length] = x
-    prm = shipped(**ONLY[signal])
+    prm = shipped(**{signal: True})
     with np.errstate(all="ignore"):
         a = run(v, minutes(len(v)), prm=prm)
         b = run(v, minutes(len(v)), prm=prm, fn=kernels.detect.detect_step)
@@ -153,3 +153,17 @@ def test_each_new_signal_on_its_own_survives_broken_input(signal, damage, seed):
         assert np.array_equal(x, y, equal_nan=True)
     score, _, _, state = a
     assert np.all((score >= 0.0) & (score <= 1.0)) and np.isfinite(state).all()
+
+
+def test_they_are_off_by_default_and_cost_no_state_then():
+    """Shipped: none of the three; without pattern novelty its 334 numbers per series are not allocated, and a
+    state without them switches it off rather than reaching past the row."""
+    prm = shipped()
+    assert kernels.detect.new_state(1, prm).shape[1] == kernels.detect.D_PATTERN < kernels.detect.DET_COLS
+    v = pulses(1)
+    st_small = kernels.detect.new_state(1)
+    n = len(v)
+    score, ev = np.empty(n), np.zeros(n, np.int8)
+    kernels.detect.detect_step(np.zeros(n, np.int32), minutes(n), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1),
+                               np.zeros(1), *kernels.detect.UTC, st_small, shipped(pattern=True), score, ev)
+    assert not (ev == EV_START_PATTERN).any()

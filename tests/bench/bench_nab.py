@@ -2,6 +2,7 @@
 optimum, what each technique adds, baselines for comparison, and the detector's throughput.
 
 Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N] [--no-nab] [--no-false-alarms] [--speed] [--loss]
+[--with-three]
 
 Results are strictly causal: one pass per series, no labels, no look-ahead, the same parameters for
 every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
@@ -10,8 +11,8 @@ Two things are scored: anomaly *events* (a reading scores when an event starts t
 `anomaly_start` reports) and the per-reading ANOMALY quality *bit* (a reading whose size score reaches the
 threshold where a size anomaly begins, or that lies beyond everything the series has shown; sizes only).
 Rows "without ..." switch one technique off to show what it adds
-(flat line, time of day, step, minimum event length, range test, young noisy range rule, pattern novelty,
-change point, record rule, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+(flat line, time of day, step, minimum event length, range test, young noisy range rule, event hold); rows "with ..." add
+what is in the kernel but off by default (pattern novelty, change point, record rule); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 ``--loss``: where the shipped events lose their points, per NAB category and profile (missed windows, late
 detections, false positives), and the late loss if every found window were detected at its centre.
@@ -41,7 +42,7 @@ def score_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray) -> np.ndar
     n = values.shape[0]
     score, event = np.empty(n), np.zeros(n, np.int8)
     detect_step(np.zeros(n, np.int32), ts, np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
-                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *UTC, new_state(1), prm, score, event)
+                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *UTC, new_state(1, prm), prm, score, event)
     return score
 
 
@@ -50,7 +51,7 @@ def bit_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray) -> np.ndarra
     n = values.shape[0]
     q = np.zeros(n, np.uint32)
     detect_step(np.zeros(n, np.int32), ts, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_),
-                np.zeros(1), np.zeros(1), *UTC, new_state(1), prm, np.empty(n), np.zeros(n, np.int8))
+                np.zeros(1), np.zeros(1), *UTC, new_state(1, prm), prm, np.empty(n), np.zeros(n, np.int8))
     return ((q & int(Quality.ANOMALY)) != 0).astype(np.float64)
 
 
@@ -66,6 +67,9 @@ if "--days" in ARGV:
 NO_NAB = "--no-nab" in ARGV  # the false-alarm figure only
 if NO_NAB:
     ARGV.remove("--no-nab")
+WITH = "--with-three" in ARGV  # the false-alarm figure with pattern novelty, change point and record rule switched on
+if WITH:
+    ARGV.remove("--with-three")
 NO_FA = "--no-false-alarms" in ARGV  # NAB, throughput and state, without the (slow) false-alarm figure
 if NO_FA:
     ARGV.remove("--no-false-alarms")
@@ -86,7 +90,7 @@ def shipped(**over) -> np.ndarray:
     return params(**kw)
 
 
-WITHOUT_THREE = dict(pattern=False, change=False, record=False)  # the detector before pattern novelty, change point, record
+WITH_THREE = dict(pattern=True, change=True, record=True)  # measured, not shipped: the false-alarm figure below
 
 
 def ewma_z(v: np.ndarray, alpha: float = 0.01) -> np.ndarray:
@@ -116,7 +120,7 @@ def at_threshold(files, scores, profile, threshold: float) -> float:
 def throughput(prm: np.ndarray, n_series: int = 1000, per_call: int = 10, calls: int = 2000) -> float:
     """Samples per CPU second for agent-sized batches: ``per_call`` readings of each of ``n_series`` series per call."""
     rng = np.random.default_rng(0)
-    st = new_state(n_series)
+    st = new_state(n_series, prm)
     enabled = np.ones(n_series, np.bool_)
     series = np.tile(np.arange(n_series, dtype=np.int32), per_call)
     m = series.shape[0]
@@ -148,19 +152,18 @@ def main() -> None:
     detectors = {
         "shipped defaults: events": lambda v, t: score_series(v, shipped(), t),
         "shipped defaults: ANOMALY bit": lambda v, t: bit_series(v, shipped(), t),
-        "  size only (surprise, range)": lambda v, t: score_series(v, shipped(flat=False, tod=False, step=False, **WITHOUT_THREE), t),
-        "  size and step signal only": lambda v, t: score_series(v, shipped(flat=False, tod=False, **WITHOUT_THREE), t),
+        "  size only: no flat line, time of day, step": lambda v, t: score_series(v, shipped(flat=False, tod=False, step=False), t),
+        "  size and step signal only": lambda v, t: score_series(v, shipped(flat=False, tod=False), t),
         "  without the step signal": lambda v, t: score_series(v, shipped(step=False), t),
         "  without the flat-line signal": lambda v, t: score_series(v, shipped(flat=False), t),
         "  without the time-of-day signal": lambda v, t: score_series(v, shipped(tod=False), t),
         "  without the minimum event length": lambda v, t: score_series(v, shipped(min_event=0), t),
         "  without the range test": lambda v, t: score_series(v, shipped(range_margin=-1.0), t),
         "  without the young noisy range rule": lambda v, t: score_series(v, shipped(young=False), t),
-        "  without pattern novelty": lambda v, t: score_series(v, shipped(pattern=False), t),
-        "  without the change point": lambda v, t: score_series(v, shipped(change=False), t),
-        "  without the record rule": lambda v, t: score_series(v, shipped(record=False), t),
-        "  without all three (pattern, change, record)": lambda v, t: score_series(v, shipped(**WITHOUT_THREE), t),
-        "  ... ANOMALY bit without all three": lambda v, t: bit_series(v, shipped(**WITHOUT_THREE), t),
+        "  with pattern novelty (not shipped)": lambda v, t: score_series(v, shipped(pattern=True), t),
+        "  with the change point (not shipped)": lambda v, t: score_series(v, shipped(change=True), t),
+        "  with the record rule (not shipped)": lambda v, t: score_series(v, shipped(record=True), t),
+        "  with all three (not shipped)": lambda v, t: score_series(v, shipped(**WITH_THREE), t),
         "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999, min_event=0), t),
         "  surprise calibration only": lambda v, t: score_series(
             v, shipped(range_margin=-1.0, quiet=1, release=0.999, min_event=0, flat=False, tod=False, step=False), t),
@@ -221,23 +224,28 @@ def loss(files, profiles) -> None:
 
 def throughputs() -> None:
     """Each configuration timed three times, interleaved, best of three (the machine may be shared)."""
-    confs = {"shipped": shipped(), "without pattern novelty": shipped(pattern=False),
-             "without all three (pattern, change, record)": shipped(**WITHOUT_THREE),
-             "without the step signal": shipped(step=False), "size only": shipped(flat=False, tod=False, step=False, **WITHOUT_THREE)}
+    confs = {"shipped": shipped(), "without the step signal": shipped(step=False),
+             "size only": shipped(flat=False, tod=False, step=False), "with all three (not shipped)": shipped(**WITH_THREE)}
     best = dict.fromkeys(confs, 0.0)
     for _ in range(3):
         for k, prm in confs.items():
             best[k] = max(best[k], throughput(prm))
     print("detector throughput per CPU second (process time), 1000 series x 10 readings per call, best of 3 (goal >= 1 M samples/s):")
     for k, r in best.items():
-        print(f"  {k:44} {r / 1e6:5.2f} M samples/s   ({r / best['size only']:.2f} x size only)")
-    print(f"state per series: {new_state(1).nbytes} bytes ({new_state(1).shape[1]} float64)")
+        print(f"  {k:28} {r / 1e6:5.2f} M samples/s   ({r / best['size only']:.2f} x size only)")
+    for name, prm in (("shipped", shipped()), ("with all three", shipped(**WITH_THREE))):
+        print(f"state per series, {name}: {new_state(1, prm).nbytes} bytes ({new_state(1, prm).shape[1]} float64)")
 
 
 def false_alarms() -> None:
     import tempfile
 
     from meter_day import SimAir, SimMeter, events_per_meter  # tests/meter_day.py
+
+    if WITH:  # the agent's processor builds its parameters from the config: switch the three on underneath it
+        import functools
+
+        kernels.detect.params = functools.partial(params, **WITH_THREE)
 
     demo = [  # the demo's devices (agent/demo/sims.py) whose values vary with time, as the demo reads them
         SimMeter("main-meter", "sdm630", ("voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "power_total",
@@ -250,7 +258,7 @@ def false_alarms() -> None:
                 for i, p in enumerate(("sdm630", "sdm120", "ddsu666", "dtsu666"))]
     seconds = DAYS * 86_400
     print(f"\nfalse alarms in ordinary operation, {DAYS:g} simulated day(s) per device, 2 % load steps every "
-          f"5 min on average (meters), shipped defaults:")
+          f"5 min on average (meters), {'with all three (not shipped)' if WITH else 'shipped defaults'}:")
     print(f"{'device':28} {'events/device-day':>18} {'per-metric starts/day, every gauge, no floor':>46}")
     total, total_old = 0, 0
     for group in (demo, profiles):

@@ -62,7 +62,7 @@ def run_device(ts: np.ndarray, vals: np.ndarray, prm: np.ndarray) -> tuple[np.nd
     v = np.ascontiguousarray(vals.reshape(-1))
     score, ev = np.empty(n * c), np.zeros(n * c, np.int8)
     detect_step(series, t, v, np.zeros(n * c, np.uint32), np.ones(c, np.bool_), np.zeros(c), np.zeros(c), *UTC,
-                new_state(c), prm, score, ev)
+                new_state(c, prm), prm, score, ev)
     starts = np.zeros(n)
     active: set[int] = set()
     for r in range(n * c):
@@ -133,16 +133,16 @@ def free_run(root: Path, prm: np.ndarray) -> tuple[int, float]:
 def main() -> None:
     rows = {
         "shipped defaults": shipped(),
-        "  size only (surprise, range)": shipped(flat=False, tod=False, step=False, pattern=False, change=False, record=False),
+        "  size only (no flat line, time of day, step)": shipped(flat=False, tod=False, step=False),
         "  without the step signal": shipped(step=False),
         "  without the time-of-day signal": shipped(tod=False),
         "  without the minimum event length": shipped(min_event=0),
         "  without the range test": shipped(range_margin=-1.0),
         "  without the young noisy range rule": shipped(young=False),
-        "  without pattern novelty": shipped(pattern=False),
-        "  without the change point": shipped(change=False),
-        "  without the record rule": shipped(record=False),
-        "  without all three (pattern, change point, record)": shipped(pattern=False, change=False, record=False),
+        "  with pattern novelty (not shipped)": shipped(pattern=True),
+        "  with the change point (not shipped)": shipped(change=True),
+        "  with the record rule (not shipped)": shipped(record=True),
+        "  with all three (not shipped)": shipped(pattern=True, change=True, record=True),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

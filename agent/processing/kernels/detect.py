@@ -1,7 +1,9 @@
-"""Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
+"""Streaming anomaly detector: fixed state per series (D_PATTERN floats, DET_COLS with pattern novelty), no
+training phase, causal.
 
-Eight parts and an onset rule, each cheap and of constant memory; the first three see a value's size, the
-others its shape, its time and its course (see flat_score, tod_score, step_score and kernels.novelty):
+Six parts, each cheap and of constant memory, and three more that are off by default; the first three see a
+value's size, the others its shape, its time and its course (see flat_score, tod_score, step_score and
+kernels.novelty):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -23,11 +25,12 @@ others its shape, its time and its course (see flat_score, tod_score, step_score
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
    series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
-7. **Pattern novelty.** The last few block means against learnt prototypes (kernels.novelty.pattern_score).
-8. **Change point.** A two-sided CUSUM of the deviation from the baseline (kernels.novelty.change_score),
+7. **Pattern novelty** (off by default). The last few block means against learnt prototypes
+   (kernels.novelty.pattern_score).
+8. **Change point** (off by default). A two-sided CUSUM of the deviation from the baseline (kernels.novelty.change_score),
    part of the size score: a slow shift the baseline follows.
 
-**Record rule.** A reading whose size or time-of-day evidence is the highest the series has shown (not a
+**Record rule** (off by default). A reading whose size or time-of-day evidence is the highest the series has shown (not a
 reading beyond its range) starts an event below the threshold too (kernels.novelty.record_start; reported at
 the threshold).
 
@@ -92,18 +95,19 @@ LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
 ANOMALY = int(Quality.ANOMALY)
 
 
-def new_state(n: int) -> np.ndarray:
-    return np.zeros((n, DET_COLS), np.float64)
+def new_state(n: int, prm: np.ndarray | None = None) -> np.ndarray:
+    """State for ``n`` series; the pattern-novelty columns only when ``prm`` switches it on."""
+    return np.zeros((n, DET_COLS if prm is not None and prm[P_PATTERN] != 0.0 else D_PATTERN), np.float64)
 
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = True, change: bool = True,
-           record: bool = True) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = False, change: bool = False,
+           record: bool = False) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
     and step signals, ``pattern`` / ``change`` pattern novelty and the change point (see kernels.novelty),
-    ``record`` the record rule; an event lasts at least ``min_event`` readings; ``young`` holds the range test
+    ``record`` the record rule (these three off by default; pattern novelty needs ``new_state(n, prm)``); an event lasts at least ``min_event`` readings; ``young`` holds the range test
     back on a noise-dominated series while its range is young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
                      1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event,
@@ -335,6 +339,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
     threshold = prm[P_THRESHOLD]
+    pattern = prm[P_PATTERN] != 0.0 and st.shape[1] >= DET_COLS  # its columns exist (see new_state)
     skip = np.uint32(prm[P_SKIP])
     for r in range(series.shape[0]):
         s = series[r]
@@ -366,7 +371,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
             if tds > rec:
                 rec = tds
             pv = 0.0
-            if prm[P_PATTERN] != 0.0:
+            if pattern:
                 mean = st[s, D_MEAN]
                 pv = pattern_score(x, st, s, D_PATTERN, mean, st[s, D_DEV] + FLOOR * st[s, D_LDEV] + 1e-9 * (abs(mean) + 1.0),
                                    prm[P_HISTORY])
