@@ -25,14 +25,10 @@ kernels.novelty):
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
    series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
-7. **Pattern novelty** (off by default). The last few block means against learnt prototypes
-   (kernels.novelty.pattern_score).
-8. **Change point** (off by default). A two-sided CUSUM of the deviation from the baseline (kernels.novelty.change_score),
-   part of the size score: a slow shift the baseline follows.
 
-**Record rule** (off by default). A reading whose size or time-of-day evidence is the highest the series has shown (not a
-reading beyond its range) starts an event below the threshold too (kernels.novelty.record_start; reported at
-the threshold).
+Off by default (kernels.novelty): pattern novelty (block means against learnt prototypes), a change point (a
+CUSUM of the deviation, part of the size score) and the record rule (the series' highest evidence yet starts
+an event below the threshold, reported at the threshold).
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -106,9 +102,10 @@ def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet
            record: bool = False) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals, ``pattern`` / ``change`` pattern novelty and the change point (see kernels.novelty),
-    ``record`` the record rule (these three off by default; pattern novelty needs ``new_state(n, prm)``); an event lasts at least ``min_event`` readings; ``young`` holds the range test
-    back on a noise-dominated series while its range is young."""
+    and step signals, ``pattern`` / ``change`` / ``record`` pattern novelty, the change point and the record
+    rule (kernels.novelty; off by default, pattern novelty needs ``new_state(n, prm)``); an event lasts at least
+    ``min_event`` readings; ``young`` holds the range test back on a noise-dominated series while its range is
+    young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
                      1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event,
                      1.0 if young else 0.0, 1.0 if pattern else 0.0, 1.0 if change else 0.0, 1.0 if record else 0.0],
