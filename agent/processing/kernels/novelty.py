@@ -11,8 +11,11 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at
-``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` scores 1 and both restart. On the way
-its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is still found.
+``CLIP``), drift allowance ``CHANGE_K``; both sums restart when one passes ``CHANGE_H``. The log of one plus
+the larger sum is compared with its own long run (running mean and variance over ``history`` readings,
+Gaussian tail on the detector's log scale, like the step signal): a series normally centred on its baseline
+that starts to drift away scores, while one whose sums routinely run high (a random walk the baseline lags)
+has learnt that as ordinary.
 
 **Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
 shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
@@ -45,7 +48,7 @@ P_STRIDE = PAT_WIDTH + 2
 PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
 CHANGE_K = 1.0  # drift allowance, deviations per reading
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
-CHANGE_COLS = 2  # the upward and the downward sum
+CHANGE_COLS = 4  # the upward and the downward sum, the calibration's running mean and variance
 RECORD_MIN = 0.35  # a record starts an event from this score on ...
 RECORD_AGE = 500  # ... from this reading on
 
@@ -133,9 +136,11 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(dz, st, s, b):
+def change_score(dz, st, s, b, n, history):
     """Change point: the two-sided CUSUM updated with ``dz``, a reading's deviation from the baseline in
-    deviations; ``0.5 x sum / CHANGE_H`` (1 at the alarm, where both sums restart). State from column ``b``."""
+    deviations; the log of one plus the larger sum calibrated against its own long run (a plain average over
+    the series' ``n`` readings so far, then over ``history`` readings). Both sums restart when one passes
+    ``CHANGE_H``. State from column ``b``: the two sums, then the calibration's mean and variance."""
     dz = dz if dz < CLIP else CLIP
     dz = dz if dz > -CLIP else -CLIP
     up = st[s, b] + dz - CHANGE_K
@@ -148,8 +153,20 @@ def change_score(dz, st, s, b):
         down = 0.0
     st[s, b] = up
     st[s, b + 1] = down
-    sc = 0.5 * top / CHANGE_H
-    return 1.0 if sc > 1.0 else sc
+    raw = math.log(1.0 + top)
+    a = 1.0 / n
+    if a < 1.0 / history:
+        a = 1.0 / history
+    mu = st[s, b + 2]
+    dm = raw - mu
+    st[s, b + 2] = mu + a * dm
+    st[s, b + 3] = (1.0 - a) * (st[s, b + 3] + a * dm * dm)
+    z = dm / (math.sqrt(st[s, b + 3]) + 1e-6)
+    if z < 3.0:
+        return 0.0
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    sc = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
+    return 0.0 if sc < 0.0 else (1.0 if sc > 1.0 else sc)
 
 
 @kernel
