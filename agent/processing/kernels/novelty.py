@@ -11,11 +11,12 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at
-``CLIP``), drift allowance ``CHANGE_K``; both sums restart when one passes ``CHANGE_H``. The log of one plus
-the larger sum is compared with its own long run (running mean and variance over ``history`` readings,
-Gaussian tail on the detector's log scale, like the step signal): a series normally centred on its baseline
-that starts to drift away scores, while one whose sums routinely run high (a random walk the baseline lags)
-has learnt that as ordinary.
+``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` is an alarm, scores 1 and both restart; on
+the way its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is found. The
+score is calibrated by the series' own alarm rate: it is taken times ``exp(-m)``, the Poisson chance of no
+alarm in the last ``history`` readings given the ``m`` alarms counted over them. A series normally centred on
+its baseline (no alarms) scores as is when it drifts; one whose sums routinely pass ``CHANGE_H`` (a random
+walk the baseline lags) has learnt that as ordinary.
 
 **Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
 shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
@@ -48,7 +49,7 @@ P_STRIDE = PAT_WIDTH + 2
 PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
 CHANGE_K = 1.0  # drift allowance, deviations per reading
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
-CHANGE_COLS = 4  # the upward and the downward sum, the calibration's running mean and variance
+CHANGE_COLS = 3  # the upward and the downward sum, the alarms over the last history readings
 RECORD_MIN = 0.35  # a record starts an event from this score on ...
 RECORD_AGE = 500  # ... from this reading on
 
@@ -136,11 +137,11 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(dz, st, s, b, n, history):
+def change_score(dz, st, s, b, history):
     """Change point: the two-sided CUSUM updated with ``dz``, a reading's deviation from the baseline in
-    deviations; the log of one plus the larger sum calibrated against its own long run (a plain average over
-    the series' ``n`` readings so far, then over ``history`` readings). Both sums restart when one passes
-    ``CHANGE_H``. State from column ``b``: the two sums, then the calibration's mean and variance."""
+    deviations; ``0.5 x sum / CHANGE_H`` (1 at the alarm, where both sums restart), times the chance that the
+    series' last ``history`` readings held no alarm (``exp(-m)``, ``m`` the alarms counted over them, decaying).
+    State from column ``b``: the two sums and ``m``."""
     dz = dz if dz < CLIP else CLIP
     dz = dz if dz > -CLIP else -CLIP
     up = st[s, b] + dz - CHANGE_K
@@ -148,25 +149,18 @@ def change_score(dz, st, s, b, n, history):
     up = up if up > 0.0 else 0.0
     down = down if down > 0.0 else 0.0
     top = up if up > down else down
+    m = st[s, b + 2] * (1.0 - 1.0 / history)
+    sc = 0.5 * top / CHANGE_H
     if top > CHANGE_H:
         up = 0.0
         down = 0.0
+        sc = 1.0
+        st[s, b + 2] = m + 1.0  # after scoring: an alarm is judged by the alarms before it
+    else:
+        st[s, b + 2] = m
     st[s, b] = up
     st[s, b + 1] = down
-    raw = math.log(1.0 + top)
-    a = 1.0 / n
-    if a < 1.0 / history:
-        a = 1.0 / history
-    mu = st[s, b + 2]
-    dm = raw - mu
-    st[s, b + 2] = mu + a * dm
-    st[s, b + 3] = (1.0 - a) * (st[s, b + 3] + a * dm * dm)
-    z = dm / (math.sqrt(st[s, b + 3]) + 1e-6)
-    if z < 3.0:
-        return 0.0
-    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
-    sc = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
-    return 0.0 if sc < 0.0 else (1.0 if sc > 1.0 else sc)
+    return sc * math.exp(-m)
 
 
 @kernel
