@@ -61,7 +61,7 @@ D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS
 D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
 D_TN = D_LAST + 1  # readings the time-of-day gate's error has averaged
 D_RECORD = D_TN + 1  # the highest evidence the series has shown (the record rule)
-D_CHANGE = D_RECORD + 1  # then CHANGE_COLS: the change point's sums and alarm count
+D_CHANGE = D_RECORD + 1  # then CHANGE_COLS: the change point's sums
 D_PATTERN = D_CHANGE + CHANGE_COLS  # then PAT_COLS: pattern novelty
 DET_COLS = D_PATTERN + PAT_COLS
 # event codes in ``event``: a start, by the signal that started it, or the end
@@ -301,7 +301,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
     score = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
     score = 0.0 if score < 0.0 else (1.0 if score > 1.0 else score)
-    cs = change_score(d / scale, st, s, D_CHANGE, prm[P_HISTORY]) if prm[P_CHANGE] != 0.0 else 0.0
+    cs = change_score(d / scale, st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
     # never seen this range before
     lo = st[s, D_LO]
     hi = st[s, D_HI]

@@ -11,12 +11,8 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at
-``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` is an alarm, scores 1 and both restart; on
-the way its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is found. The
-score is calibrated by the series' own alarm rate: it is taken times ``exp(-m)``, the Poisson chance of no
-alarm in the last ``history`` readings given the ``m`` alarms counted over them. A series normally centred on
-its baseline (no alarms) scores as is when it drifts; one whose sums routinely pass ``CHANGE_H`` (a random
-walk the baseline lags) has learnt that as ordinary.
+``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` scores 1 and both restart. On the way
+its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is still found.
 
 **Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
 shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
@@ -49,7 +45,7 @@ P_STRIDE = PAT_WIDTH + 2
 PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
 CHANGE_K = 1.0  # drift allowance, deviations per reading
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
-CHANGE_COLS = 3  # the upward and the downward sum, the alarms over the last history readings
+CHANGE_COLS = 2  # the upward and the downward sum
 RECORD_MIN = 0.35  # a record starts an event from this score on ...
 RECORD_AGE = 500  # ... from this reading on
 
@@ -137,11 +133,9 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(dz, st, s, b, history):
+def change_score(dz, st, s, b):
     """Change point: the two-sided CUSUM updated with ``dz``, a reading's deviation from the baseline in
-    deviations; ``0.5 x sum / CHANGE_H`` (1 at the alarm, where both sums restart), times the chance that the
-    series' last ``history`` readings held no alarm (``exp(-m)``, ``m`` the alarms counted over them, decaying).
-    State from column ``b``: the two sums and ``m``."""
+    deviations; ``0.5 x sum / CHANGE_H`` (1 at the alarm, where both sums restart). State from column ``b``."""
     dz = dz if dz < CLIP else CLIP
     dz = dz if dz > -CLIP else -CLIP
     up = st[s, b] + dz - CHANGE_K
@@ -149,18 +143,13 @@ def change_score(dz, st, s, b, history):
     up = up if up > 0.0 else 0.0
     down = down if down > 0.0 else 0.0
     top = up if up > down else down
-    m = st[s, b + 2] * (1.0 - 1.0 / history)
-    sc = 0.5 * top / CHANGE_H
     if top > CHANGE_H:
         up = 0.0
         down = 0.0
-        sc = 1.0
-        st[s, b + 2] = m + 1.0  # after scoring: an alarm is judged by the alarms before it
-    else:
-        st[s, b + 2] = m
     st[s, b] = up
     st[s, b + 1] = down
-    return sc * math.exp(-m)
+    sc = 0.5 * top / CHANGE_H
+    return 1.0 if sc > 1.0 else sc
 
 
 @kernel
