@@ -139,10 +139,10 @@ def main() -> None:
         "  without the minimum event length": shipped(min_event=0),
         "  without the range test": shipped(range_margin=-1.0),
         "  without the young noisy range rule": shipped(young=False),
-        "  with pattern novelty (not shipped)": shipped(pattern=True),
+        "  without pattern novelty": shipped(pattern=False),
+        "  without the record rule": shipped(record=False),
+        "  without both (the detector before)": shipped(pattern=False, record=False),
         "  with the change point (not shipped)": shipped(change=True),
-        "  with the record rule (not shipped)": shipped(record=True),
-        "  with all three (not shipped)": shipped(pattern=True, change=True, record=True),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

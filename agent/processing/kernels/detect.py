@@ -1,9 +1,8 @@
-"""Streaming anomaly detector: fixed state per series (D_PATTERN floats, DET_COLS with pattern novelty), no
-training phase, causal.
+"""Streaming anomaly detector: fixed state per series (DET_COLS floats; D_PATTERN with pattern novelty off),
+no training phase, causal.
 
-Six parts, each cheap and of constant memory, and three more that are off by default; the first three see a
-value's size, the others its shape, its time and its course (see flat_score, tod_score, step_score and
-kernels.novelty):
+Seven parts and the record rule, each cheap and of constant memory; the first three see a value's size, the
+others its shape, its time and its course (see flat_score, tod_score, step_score and kernels.novelty):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -25,10 +24,14 @@ kernels.novelty):
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
    series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
+7. **Pattern novelty.** The last few block means against learnt prototypes (kernels.novelty.pattern_score).
 
-Off by default (kernels.novelty): pattern novelty (block means against learnt prototypes), a change point (a
-CUSUM of the deviation, part of the size score) and the record rule (the series' highest evidence yet starts
-an event below the threshold, reported at the threshold).
+**Record rule.** A reading whose size or time-of-day evidence is the highest the series has shown (not a
+reading beyond its range) starts an event below the threshold too (kernels.novelty.record_start; reported at
+the threshold).
+
+Off by default: a change point (a two-sided CUSUM of the deviation, part of the size score;
+kernels.novelty.change_score), which raises false alarms in ordinary operation beyond the budget.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -92,18 +95,18 @@ ANOMALY = int(Quality.ANOMALY)
 
 
 def new_state(n: int, prm: np.ndarray | None = None) -> np.ndarray:
-    """State for ``n`` series; the pattern-novelty columns only when ``prm`` switches it on."""
-    return np.zeros((n, DET_COLS if prm is not None and prm[P_PATTERN] != 0.0 else D_PATTERN), np.float64)
+    """State for ``n`` series; the pattern-novelty columns unless ``prm`` switches it off."""
+    return np.zeros((n, DET_COLS if prm is None or prm[P_PATTERN] != 0.0 else D_PATTERN), np.float64)
 
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = False, change: bool = False,
-           record: bool = False) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = True, change: bool = False,
+           record: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
     and step signals, ``pattern`` / ``change`` / ``record`` pattern novelty, the change point and the record
-    rule (kernels.novelty; off by default, pattern novelty needs ``new_state(n, prm)``); an event lasts at least
+    rule (kernels.novelty; the change point off by default); an event lasts at least
     ``min_event`` readings; ``young`` holds the range test back on a noise-dominated series while its range is
     young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
