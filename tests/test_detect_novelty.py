@@ -1,6 +1,6 @@
-"""Detector signals for a series' course, in the kernel and off by default: pattern novelty (a rhythm that
-changes at ordinary size), the change point (a slow level shift the baseline follows) and the record rule (the
-series' strongest evidence yet, below the threshold). Each, switched on, finds what the shipped detector misses;
+"""Detector signals for a series' course: pattern novelty (a rhythm that changes at ordinary size) and the record
+rule (the series' strongest evidence yet, below the threshold), on by default, and the change point (a slow level
+shift the baseline follows), in the kernel and off by default. Each finds what the detector without it misses;
 causal, scale invariant, numba build == plain Python build, and broken input neither crashes nor scores outside
 [0, 1]."""
 
@@ -76,10 +76,10 @@ def starts(ev: np.ndarray, lo: int) -> list[int]:
 def test_a_rhythm_that_changes_at_ordinary_size_starts_a_pattern_event(seed):
     v = pulses(seed)
     at = AT["pattern"]
-    _, ev, _, _ = run(v, minutes(len(v)), prm=shipped(pattern=True))
+    _, ev, _, _ = run(v, minutes(len(v)))  # shipped
     found = starts(ev, 1000)
     assert found and at <= found[0] < at + 128 and ev[found[0]] == EV_START_PATTERN
-    _, ev_off, _, _ = run(v, minutes(len(v)))
+    _, ev_off, _, _ = run(v, minutes(len(v)), prm=shipped(pattern=False))
     assert starts(ev_off, 1000) == []  # every value, every step is an ordinary one
 
 
@@ -90,17 +90,17 @@ def test_a_slow_level_shift_is_found_by_the_change_point(seed):
     score, ev, _, _ = run(v, minutes(len(v)), prm=shipped(change=True))
     found = starts(ev, 1000)
     assert len(found) == 1 and at < found[0] < at + 1000 and ev[found[0]] == EV_START
-    _, ev_off, _, _ = run(v, minutes(len(v)))
+    _, ev_off, _, _ = run(v, minutes(len(v)))  # shipped
     assert starts(ev_off, 1000) == []  # the baseline follows: no reading is far enough from it
 
 
 def test_the_series_strongest_evidence_yet_starts_an_event_below_the_threshold():
     v = held_high()
     at = AT["record"]
-    score, ev, _, _ = run(v, minutes(len(v)), prm=shipped(record=True))
+    score, ev, _, _ = run(v, minutes(len(v)))  # shipped
     found = starts(ev, 500)
     assert len(found) == 1 and at <= found[0] < at + 30 and score[found[0]] == 0.5  # reported at the threshold
-    off, ev_off, _, _ = run(v, minutes(len(v)))
+    off, ev_off, _, _ = run(v, minutes(len(v)), prm=shipped(record=False))
     assert starts(ev_off, 500) == [] and off[at:].max() < 0.5
 
 
@@ -155,15 +155,19 @@ def test_each_new_signal_on_its_own_survives_broken_input(signal, damage, seed):
     assert np.all((score >= 0.0) & (score <= 1.0)) and np.isfinite(state).all()
 
 
-def test_they_are_off_by_default_and_cost_no_state_then():
-    """Shipped: none of the three; without pattern novelty its 334 numbers per series are not allocated, and a
-    state without them switches it off rather than reaching past the row."""
+def test_pattern_novelty_and_the_record_rule_are_shipped_the_change_point_is_not():
+    """Shipped: pattern novelty and the record rule, not the change point; with pattern novelty switched off its
+    334 numbers per series are not allocated, and a state without them switches it off rather than reaching past
+    the row."""
     prm = shipped()
-    assert kernels.detect.new_state(1, prm).shape[1] == kernels.detect.D_PATTERN < kernels.detect.DET_COLS
+    p = kernels.detect
+    assert (prm[p.P_PATTERN], prm[p.P_RECORD], prm[p.P_CHANGE]) == (1.0, 1.0, 0.0)
+    assert p.new_state(1, prm).shape[1] == p.new_state(1).shape[1] == p.DET_COLS
+    assert p.new_state(1, shipped(pattern=False)).shape[1] == p.D_PATTERN == p.DET_COLS - 334
     v = pulses(1)
-    st_small = kernels.detect.new_state(1)
+    st_small = p.new_state(1, shipped(pattern=False))
     n = len(v)
     score, ev = np.empty(n), np.zeros(n, np.int8)
-    kernels.detect.detect_step(np.zeros(n, np.int32), minutes(n), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1),
-                               np.zeros(1), *kernels.detect.UTC, st_small, shipped(pattern=True), score, ev)
+    p.detect_step(np.zeros(n, np.int32), minutes(n), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1),
+                  np.zeros(1), *p.UTC, st_small, prm, score, ev)
     assert not (ev == EV_START_PATTERN).any()
