@@ -33,9 +33,10 @@ def run_series(v, ts, tz=kernels.detect.UTC, prm=None, fn=None):
     """One series through ``fn`` (the compiled detect_step by default): (score, event, quality, state)."""
     n = len(v)
     q = np.zeros(n, np.uint32)
-    st = kernels.detect.new_state(1)
+    prm = shipped() if prm is None else prm
+    st = kernels.detect.new_state(1, prm)
     score, ev = np.empty(n), np.zeros(n, np.int8)
     (fn or detect.detect_step)(np.zeros(n, np.int32), np.asarray(ts, np.int64), np.asarray(v, np.float64), q,
-                               np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *tz, st, shipped() if prm is None else prm,
+                               np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *tz, st, prm,
                                score, ev)
     return score, ev, q, st

@@ -50,7 +50,7 @@ def stamp() -> str:
     from . import kernels
 
     h = hashlib.sha256()
-    for mod in sorted({kernels.counters, kernels.detect, kernels.quality, kernels.window}, key=lambda m: m.__name__):
+    for mod in sorted({kernels.counters, kernels.detect, kernels.novelty, kernels.quality, kernels.window}, key=lambda m: m.__name__):
         h.update(Path(mod.__file__).read_bytes())
     h.update(f"{np.__version__} {sys.version} {platform.machine()} {sys.platform}".encode())
     return h.hexdigest()[:16]

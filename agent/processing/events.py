@@ -23,11 +23,13 @@ from .kernels.detect import (
     EV_END,
     EV_START,
     EV_START_FLAT,
+    EV_START_PATTERN,
     EV_START_STEP,
     EV_START_TOD,
 )
 
-SIGNAL = {EV_START: "level", EV_START_FLAT: "flat", EV_START_TOD: "time_of_day", EV_START_STEP: "step"}
+SIGNAL = {EV_START: "level", EV_START_FLAT: "flat", EV_START_TOD: "time_of_day", EV_START_STEP: "step",
+          EV_START_PATTERN: "pattern"}
 
 
 def _num(x: float) -> float | None:

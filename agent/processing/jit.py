@@ -83,6 +83,9 @@ def compiled(module: types.ModuleType) -> types.SimpleNamespace:
     ns = dict(vars(module))
     for name, obj in vars(module).items():
         if getattr(obj, "__edge_kernel__", False):
+            if obj.__module__ != module.__name__:  # a kernel imported from another kernel module: its own build
+                ns[name] = getattr(compiled(sys.modules[obj.__module__]), obj.__name__)
+                continue
             fn = types.FunctionType(obj.__code__, ns, obj.__name__, obj.__defaults__, obj.__closure__)
             fn.__qualname__, fn.__module__, fn.__doc__ = obj.__qualname__, obj.__module__, obj.__doc__
             try:

@@ -89,11 +89,11 @@ class Processor:
         # series ids to rows with one gather
         self.det_row, (self._det_on, self._det_sig, self._det_rel) = _rows(
             self.p.detect, self.p.detect, self.p.significant, self.p.significant_rel)
-        self.det = detect.new_state(len(self._det_on))
         a = self.pc.anomaly
         self.det_params = detect.params(alpha=a.alpha, warmup=a.warmup_samples, threshold=a.threshold,
                                         release=a.release, quiet=a.quiet_samples, history=a.history_samples,
                                         range_margin=a.range_margin, skip=self.pc.reject_quality)
+        self.det = detect.new_state(len(self._det_on), self.det_params)
         # window aggregates only for the series of devices that publish them (publish = "agg" or "both"):
         # for publish = "raw" (the default) they would be computed and then dropped
         agg = np.array([str(getattr(self.devices.get(s.device), "publish", "raw")) != "raw" for s in series], np.bool_)

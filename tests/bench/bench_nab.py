@@ -2,6 +2,7 @@
 optimum, what each technique adds, baselines for comparison, and the detector's throughput.
 
 Run: python tests/bench/bench_nab.py [path to NAB corpus, default ../shared/data/nab] [--days N] [--no-nab] [--no-false-alarms] [--speed] [--loss]
+[--with-change]
 
 Results are strictly causal: one pass per series, no labels, no look-ahead, the same parameters for
 every file (the shipped `[processing.anomaly]` defaults). The scorer is tests/bench/nab.py.
@@ -10,7 +11,8 @@ Two things are scored: anomaly *events* (a reading scores when an event starts t
 `anomaly_start` reports) and the per-reading ANOMALY quality *bit* (a reading whose size score reaches the
 threshold where a size anomaly begins, or that lies beyond everything the series has shown; sizes only).
 Rows "without ..." switch one technique off to show what it adds
-(flat line, time of day, step, minimum event length, range test, young noisy range rule, event hold); NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
+(flat line, time of day, step, minimum event length, range test, young noisy range rule, pattern novelty, record rule,
+event hold); rows "with ..." add the change point, in the kernel but off by default; NAB timestamps are read as UTC. Then the false-alarm figure: anomaly events per device-day in ordinary operation of
 the demo's devices and of every meter profile with 2 % load steps (tests/meter_day.py), at the defaults.
 ``--loss``: where the shipped events lose their points, per NAB category and profile (missed windows, late
 detections, false positives), and the late loss if every found window were detected at its centre.
@@ -40,7 +42,7 @@ def score_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray) -> np.ndar
     n = values.shape[0]
     score, event = np.empty(n), np.zeros(n, np.int8)
     detect_step(np.zeros(n, np.int32), ts, np.ascontiguousarray(values, np.float64), np.zeros(n, np.uint32),
-                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *UTC, new_state(1), prm, score, event)
+                np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *UTC, new_state(1, prm), prm, score, event)
     return score
 
 
@@ -49,7 +51,7 @@ def bit_series(values: np.ndarray, prm: np.ndarray, ts: np.ndarray) -> np.ndarra
     n = values.shape[0]
     q = np.zeros(n, np.uint32)
     detect_step(np.zeros(n, np.int32), ts, np.ascontiguousarray(values, np.float64), q, np.ones(1, np.bool_),
-                np.zeros(1), np.zeros(1), *UTC, new_state(1), prm, np.empty(n), np.zeros(n, np.int8))
+                np.zeros(1), np.zeros(1), *UTC, new_state(1, prm), prm, np.empty(n), np.zeros(n, np.int8))
     return ((q & int(Quality.ANOMALY)) != 0).astype(np.float64)
 
 
@@ -65,6 +67,9 @@ if "--days" in ARGV:
 NO_NAB = "--no-nab" in ARGV  # the false-alarm figure only
 if NO_NAB:
     ARGV.remove("--no-nab")
+WITH = "--with-change" in ARGV  # the false-alarm figure with the change point switched on
+if WITH:
+    ARGV.remove("--with-change")
 NO_FA = "--no-false-alarms" in ARGV  # NAB, throughput and state, without the (slow) false-alarm figure
 if NO_FA:
     ARGV.remove("--no-false-alarms")
@@ -83,6 +88,10 @@ def shipped(**over) -> np.ndarray:
               quiet=a.quiet_samples, history=a.history_samples, range_margin=a.range_margin)
     kw.update(over)
     return params(**kw)
+
+
+WITH_CHANGE = dict(change=True)  # measured, not shipped: the change point
+BEFORE = dict(pattern=False, record=False)  # the detector before pattern novelty and the record rule
 
 
 def ewma_z(v: np.ndarray, alpha: float = 0.01) -> np.ndarray:
@@ -112,7 +121,7 @@ def at_threshold(files, scores, profile, threshold: float) -> float:
 def throughput(prm: np.ndarray, n_series: int = 1000, per_call: int = 10, calls: int = 2000) -> float:
     """Samples per CPU second for agent-sized batches: ``per_call`` readings of each of ``n_series`` series per call."""
     rng = np.random.default_rng(0)
-    st = new_state(n_series)
+    st = new_state(n_series, prm)
     enabled = np.ones(n_series, np.bool_)
     series = np.tile(np.arange(n_series, dtype=np.int32), per_call)
     m = series.shape[0]
@@ -152,6 +161,11 @@ def main() -> None:
         "  without the minimum event length": lambda v, t: score_series(v, shipped(min_event=0), t),
         "  without the range test": lambda v, t: score_series(v, shipped(range_margin=-1.0), t),
         "  without the young noisy range rule": lambda v, t: score_series(v, shipped(young=False), t),
+        "  without pattern novelty": lambda v, t: score_series(v, shipped(pattern=False), t),
+        "  without the record rule": lambda v, t: score_series(v, shipped(record=False), t),
+        "  without both (the detector before)": lambda v, t: score_series(v, shipped(**BEFORE), t),
+        "  ... ANOMALY bit without both": lambda v, t: bit_series(v, shipped(**BEFORE), t),
+        "  with the change point (not shipped)": lambda v, t: score_series(v, shipped(**WITH_CHANGE), t),
         "  without event hold (quiet=1,release=1)": lambda v, t: score_series(v, shipped(quiet=1, release=0.999, min_event=0), t),
         "  surprise calibration only": lambda v, t: score_series(
             v, shipped(range_margin=-1.0, quiet=1, release=0.999, min_event=0, flat=False, tod=False, step=False), t),
@@ -212,22 +226,31 @@ def loss(files, profiles) -> None:
 
 def throughputs() -> None:
     """Each configuration timed three times, interleaved, best of three (the machine may be shared)."""
-    confs = {"shipped": shipped(), "without the step signal": shipped(step=False),
-             "size only": shipped(flat=False, tod=False, step=False)}
+    confs = {"shipped": shipped(), "without pattern novelty": shipped(pattern=False),
+             "the detector before": shipped(**BEFORE), "without the step signal": shipped(step=False),
+             "size only": shipped(flat=False, tod=False, step=False, **BEFORE),
+             "with the change point": shipped(**WITH_CHANGE)}
     best = dict.fromkeys(confs, 0.0)
     for _ in range(3):
         for k, prm in confs.items():
             best[k] = max(best[k], throughput(prm))
     print("detector throughput per CPU second (process time), 1000 series x 10 readings per call, best of 3 (goal >= 1 M samples/s):")
     for k, r in best.items():
-        print(f"  {k:26} {r / 1e6:5.2f} M samples/s   ({r / best['size only']:.2f} x size only)")
-    print(f"state per series: {new_state(1).nbytes} bytes ({new_state(1).shape[1]} float64)")
+        print(f"  {k:28} {r / 1e6:5.2f} M samples/s   ({r / best['size only']:.2f} x size only, "
+              f"{r / best['the detector before']:.2f} x the detector before)")
+    for name, prm in (("shipped", shipped()), ("without pattern novelty", shipped(pattern=False))):
+        print(f"state per series, {name}: {new_state(1, prm).nbytes} bytes ({new_state(1, prm).shape[1]} float64)")
 
 
 def false_alarms() -> None:
     import tempfile
 
     from meter_day import SimAir, SimMeter, events_per_meter  # tests/meter_day.py
+
+    if WITH:  # the agent's processor builds its parameters from the config: switch the change point on underneath it
+        import functools
+
+        kernels.detect.params = functools.partial(params, **WITH_CHANGE)
 
     demo = [  # the demo's devices (agent/demo/sims.py) whose values vary with time, as the demo reads them
         SimMeter("main-meter", "sdm630", ("voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "power_total",
@@ -240,7 +263,7 @@ def false_alarms() -> None:
                 for i, p in enumerate(("sdm630", "sdm120", "ddsu666", "dtsu666"))]
     seconds = DAYS * 86_400
     print(f"\nfalse alarms in ordinary operation, {DAYS:g} simulated day(s) per device, 2 % load steps every "
-          f"5 min on average (meters), shipped defaults:")
+          f"5 min on average (meters), {'with the change point (not shipped)' if WITH else 'shipped defaults'}:")
     print(f"{'device':28} {'events/device-day':>18} {'per-metric starts/day, every gauge, no floor':>46}")
     total, total_old = 0, 0
     for group in (demo, profiles):

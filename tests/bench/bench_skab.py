@@ -62,7 +62,7 @@ def run_device(ts: np.ndarray, vals: np.ndarray, prm: np.ndarray) -> tuple[np.nd
     v = np.ascontiguousarray(vals.reshape(-1))
     score, ev = np.empty(n * c), np.zeros(n * c, np.int8)
     detect_step(series, t, v, np.zeros(n * c, np.uint32), np.ones(c, np.bool_), np.zeros(c), np.zeros(c), *UTC,
-                new_state(c), prm, score, ev)
+                new_state(c, prm), prm, score, ev)
     starts = np.zeros(n)
     active: set[int] = set()
     for r in range(n * c):
@@ -139,6 +139,10 @@ def main() -> None:
         "  without the minimum event length": shipped(min_event=0),
         "  without the range test": shipped(range_margin=-1.0),
         "  without the young noisy range rule": shipped(young=False),
+        "  without pattern novelty": shipped(pattern=False),
+        "  without the record rule": shipped(record=False),
+        "  without both (the detector before)": shipped(pattern=False, record=False),
+        "  with the change point (not shipped)": shipped(change=True),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

@@ -9,7 +9,7 @@ per-series state in arrays indexed by the global series id.
 from types import ModuleType, SimpleNamespace
 
 from .. import jit
-from . import counters, detect, quality, window
+from . import counters, detect, novelty, quality, window
 from .counters import MODE_COUNTER, MODE_INTEGRATE, MODE_NONE, MODE_RESTARTS, counter_step
 from .detect import DET_COLS, detect_step
 from .quality import quality_step
@@ -35,5 +35,5 @@ def aot_kernel_set(module: ModuleType) -> SimpleNamespace:
 
 __all__ = [
     "ENTRY_POINTS", "DET_COLS", "MODE_COUNTER", "MODE_INTEGRATE", "MODE_NONE", "MODE_RESTARTS", "OUT_F", "OUT_I", "WIN_F", "WIN_I",
-    "aot_kernel_set", "counter_step", "detect_step", "kernel_set", "quality_step", "window_flush", "window_step",
+    "aot_kernel_set", "counter_step", "detect_step", "kernel_set", "novelty", "quality_step", "window_flush", "window_step",
 ]

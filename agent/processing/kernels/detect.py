@@ -1,7 +1,8 @@
-"""Streaming anomaly detector: fixed state per series (DET_COLS floats), no training phase, causal.
+"""Streaming anomaly detector: fixed state per series (DET_COLS floats; D_PATTERN with pattern novelty off),
+no training phase, causal.
 
-Six parts, each cheap and of constant memory; the first three see a value's size, the last three its
-shape and its time (see flat_score, tod_score and step_score):
+Seven parts and the record rule, each cheap and of constant memory; the first three see a value's size, the
+others its shape, its time and its course (see flat_score, tod_score, step_score and kernels.novelty):
 
 1. **Surprise.** A robust exponentially weighted baseline (EW mean and EW mean absolute deviation,
    updated with the value clipped to a few deviations so a spike does not drag it; the scale never
@@ -23,6 +24,14 @@ shape and its time (see flat_score, tod_score and step_score):
 5. **Time of day.** The present local hour's mean against the same hour of earlier days of its type, on a
    series whose learnt slots explain it.
 6. **Step.** A reading's step from the one before against the usual step, calibrated like the surprise.
+7. **Pattern novelty.** The last few block means against learnt prototypes (kernels.novelty.pattern_score).
+
+**Record rule.** A reading whose size or time-of-day evidence is the highest the series has shown (not a
+reading beyond its range) starts an event below the threshold too (kernels.novelty.record_start; reported at
+the threshold).
+
+Off by default: a change point (a two-sided CUSUM of the deviation, part of the size score;
+kernels.novelty.change_score), which raises false alarms in ordinary operation beyond the budget.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -45,6 +54,7 @@ import numpy as np
 
 from ...model import Quality
 from ..jit import kernel
+from .novelty import CHANGE_COLS, PAT_COLS, change_score, pattern_score, record_start
 
 (D_N, D_MEAN, D_DEV, D_LDEV, D_AVG, D_MU, D_VAR, D_LO, D_HI, D_ACTIVE, D_QUIET, D_EVPEAK,
  D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
@@ -53,11 +63,14 @@ TOD_SLOTS = 48  # 24 local hours x (workday, weekend)
 D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS + 3)  # the step signal
 D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
 D_TN = D_LAST + 1  # readings the time-of-day gate's error has averaged
-DET_COLS = D_TN + 1
+D_RECORD = D_TN + 1  # the highest evidence the series has shown (the record rule)
+D_CHANGE = D_RECORD + 1  # then CHANGE_COLS: the change point's sums
+D_PATTERN = D_CHANGE + CHANGE_COLS  # then PAT_COLS: pattern novelty
+DET_COLS = D_PATTERN + PAT_COLS
 # event codes in ``event``: a start, by the signal that started it, or the end
-EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP = 1, 2, 3, 4, 5
+EV_START, EV_END, EV_START_FLAT, EV_START_TOD, EV_START_STEP, EV_START_PATTERN = 1, 2, 3, 4, 5, 6
 # parameter vector (see params())
-P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT, P_YOUNG = range(14)
+P_ALPHA, P_WARMUP, P_THRESHOLD, P_RELEASE, P_QUIET, P_HISTORY, P_RANGE, P_SHORT, P_SKIP, P_FLAT, P_TOD, P_STEP, P_MIN_EVENT, P_YOUNG, P_PATTERN, P_CHANGE, P_RECORD = range(17)
 FLOOR = 0.1  # the scale never drops below this fraction of the slow deviation
 LSLOW = 0.1  # the slow deviation adapts this much slower than the baseline
 CLIP = 4.0  # baseline updates see the value clipped to mean +- CLIP deviations
@@ -81,20 +94,25 @@ LOG_TAIL_FLOOR = math.log(TAIL_FLOOR)
 ANOMALY = int(Quality.ANOMALY)
 
 
-def new_state(n: int) -> np.ndarray:
-    return np.zeros((n, DET_COLS), np.float64)
+def new_state(n: int, prm: np.ndarray | None = None) -> np.ndarray:
+    """State for ``n`` series; the pattern-novelty columns unless ``prm`` switches it off."""
+    return np.zeros((n, DET_COLS if prm is None or prm[P_PATTERN] != 0.0 else D_PATTERN), np.float64)
 
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT, young: bool = True) -> np.ndarray:
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = True, change: bool = False,
+           record: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
-    and step signals; an event lasts at least ``min_event`` readings; ``young`` holds the range test back on a
-    noise-dominated series while its range is young."""
+    and step signals, ``pattern`` / ``change`` / ``record`` pattern novelty, the change point and the record
+    rule (kernels.novelty; the change point off by default); an event lasts at least
+    ``min_event`` readings; ``young`` holds the range test back on a noise-dominated series while its range is
+    young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
                      1.0 if flat else 0.0, 1.0 if tod else 0.0, 1.0 if step else 0.0, min_event,
-                     1.0 if young else 0.0], np.float64)
+                     1.0 if young else 0.0, 1.0 if pattern else 0.0, 1.0 if change else 0.0, 1.0 if record else 0.0],
+                    np.float64)
 
 
 UTC = (np.zeros(0, np.int64), np.zeros(1, np.int64))  # time-zone table of UTC (see agent.processing.localtime)
@@ -238,8 +256,8 @@ def step_score(dx, st, s, prm, step):
 
 @kernel
 def surprise(x, st, s, prm, sig, sig_rel):
-    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up) and whether
-    the range test fired (a value beyond anything the series has shown)."""
+    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up), whether
+    the range test fired (a value beyond anything the series has shown) and the change point's score."""
     n = st[s, D_N]
     if n == 0.0:
         st[s, D_MEAN] = x
@@ -247,7 +265,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
         st[s, D_HI] = x
         st[s, D_PREV] = x
         st[s, D_N] = 1.0
-        return 0.0, False
+        return 0.0, False, 0.0
     alpha = prm[P_ALPHA]
     mean = st[s, D_MEAN]
     dev = st[s, D_DEV]
@@ -286,6 +304,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
     score = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
     score = 0.0 if score < 0.0 else (1.0 if score > 1.0 else score)
+    cs = change_score(d / scale, st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
     # never seen this range before
     lo = st[s, D_LO]
     hi = st[s, D_HI]
@@ -306,8 +325,8 @@ def surprise(x, st, s, prm, sig, sig_rel):
     if x < lo:
         st[s, D_LO] = x
     if n < prm[P_WARMUP] or ad < sig:
-        return 0.0, False
-    return score, hit
+        return 0.0, False, 0.0
+    return score, hit, cs
 
 
 @kernel
@@ -320,6 +339,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
     threshold = prm[P_THRESHOLD]
+    pattern = prm[P_PATTERN] != 0.0 and st.shape[1] >= DET_COLS  # its columns exist (see new_state)
     skip = np.uint32(prm[P_SKIP])
     for r in range(series.shape[0]):
         s = series[r]
@@ -329,7 +349,10 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
         first = st[s, D_N] == 0.0
-        sc, hit = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        sc, hit, cs = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        rec = sc  # the record rule's evidence: the size and time-of-day scores
+        if cs > sc:
+            sc = cs
         # the bit marks a value that is anomalous in size on its own: where a size anomaly begins, and every
         # value beyond anything the series has shown; not the ordinary-looking rest of an event, nor shapes
         if sc >= threshold and (hit or st[s, D_ACTIVE] == 0.0):
@@ -345,14 +368,25 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
                 sig = significant_rel[s] * abs(st[s, D_MEAN])
             tscale = TOD_FLOOR * st[s, D_LDEV] + 1e-9 * (abs(st[s, D_MEAN]) + 1.0)
             tds = tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, tscale, sig)
+            if tds > rec:
+                rec = tds
+            pv = 0.0
+            if pattern:
+                mean = st[s, D_MEAN]
+                pv = pattern_score(x, st, s, D_PATTERN, mean, st[s, D_DEV] + FLOOR * st[s, D_LDEV] + 1e-9 * (abs(mean) + 1.0),
+                                   prm[P_HISTORY])
             if n <= prm[P_WARMUP] or abs(x - st[s, D_MEAN]) < sig:
                 sv = 0.0
+                pv = 0.0
             if n <= prm[P_WARMUP]:
                 fs = 0.0
                 tds = 0.0
             if sv > sc:
                 sc = sv
                 kind = EV_START_STEP
+            if pv > sc:
+                sc = pv
+                kind = EV_START_PATTERN
             if fs > sc:
                 sc = fs
                 kind = EV_START_FLAT
@@ -362,9 +396,13 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         else:
             tod_score(x, ts[r], st, s, prm, tz_tr, tz_off, 1.0, 0.0)
         st[s, D_SCORE] = sc
+        start = sc >= threshold
+        if (prm[P_RECORD] != 0.0 and not first
+                and record_start(0.0 if hit else rec, st, s, D_RECORD, st[s, D_N], prm[P_WARMUP])):
+            start = True
         if st[s, D_ACTIVE] == 0.0:
-            score[r] = sc
-            if sc >= threshold:
+            score[r] = threshold if start and sc < threshold else sc
+            if start:
                 st[s, D_LAST] = st[s, D_N]
                 st[s, D_ACTIVE] = 1.0
                 st[s, D_QUIET] = 0.0

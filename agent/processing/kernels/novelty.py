@@ -1,0 +1,163 @@
+"""Parts of the anomaly detector (agent.processing.kernels.detect) that see a series' course, not one
+reading: pattern novelty, a change point and the record rule. Each keeps a fixed block of the detector's
+per-series state, ``PAT_COLS``, ``CHANGE_COLS`` and 1 numbers from the column the detector passes (``b``).
+
+**Pattern novelty** (adaptive-resonance style). Readings are taken in blocks of ``PAT_BLOCK``; the last
+``PAT_WIDTH`` block means, in deviations from the baseline, form a window that is matched against up to
+``PAT_PROTOS`` learnt prototypes. The nearest within ``PAT_RHO`` deviations (RMS) moves toward the window;
+otherwise the window becomes a new prototype (replacing the least used when all are taken). The log distance
+to the nearest prototype, at each block's end, is compared with its own long run (running mean and variance,
+Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a course the series has not run
+before, at an ordinary size.
+
+**Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at
+``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` scores 1 and both restart. On the way
+its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is still found.
+
+**Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
+shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
+readings seen (``n x tail <= 1``: a calibrated score sets a new record by chance about ln n times in n
+readings) starts an event below the detector's threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..jit import kernel
+
+CLIP = 4.0  # deviations (as the detector's baseline clipping)
+LOG_TAIL_FLOOR = math.log(1e-10)  # the detector's log scale: a tail of 1e-10 scores 1
+PAT_BLOCK = 8  # readings per block
+PAT_WIDTH = 8  # blocks per window
+PAT_PROTOS = 32  # prototypes kept
+PAT_RHO = 2.0  # a window within this RMS distance (deviations) of a prototype teaches it
+PAT_RATE = 0.05  # a prototype follows its windows at least this fast
+PAT_TAU = 2000.0  # blocks: a prototype's use count decays with this time constant
+PAT_ZMUL = 1.5  # the calibration's z is taken this many times
+PAT_COORD = 2.0 * CLIP  # a coordinate is clipped to +- this many deviations
+# pattern state, from column b: calibration, prototypes in use, the open block, blocks seen, the last window's
+# block means (a ring), then PAT_PROTOS x (PAT_WIDTH coordinates, use count, last use)
+P_MU, P_VAR, P_NP, P_SUM, P_CNT, P_NB = range(6)
+P_RING = 6
+P_PROTO = P_RING + PAT_WIDTH
+P_STRIDE = PAT_WIDTH + 2
+PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
+CHANGE_K = 1.0  # drift allowance, deviations per reading
+CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
+CHANGE_COLS = 2  # the upward and the downward sum
+RECORD_MIN = 0.35  # a record starts an event from this score on ...
+RECORD_AGE = 500  # ... from this reading on
+
+
+@kernel
+def _coord(st, s, b, j, pos, mean, scale):
+    """The window's ``j``-th coordinate (oldest first): a block mean in deviations from the baseline, clipped."""
+    c = (st[s, b + P_RING + (pos + 1 + j) % PAT_WIDTH] - mean) / scale
+    c = c if c < PAT_COORD else PAT_COORD
+    return c if c > -PAT_COORD else -PAT_COORD
+
+
+@kernel
+def pattern_score(x, st, s, b, mean, scale, history):
+    """Pattern novelty of series ``s`` after reading ``x`` (``mean`` and ``scale``: the detector's baseline and
+    deviation); 0 except at a block's end. Updates the state from column ``b``."""
+    st[s, b + P_SUM] += x
+    st[s, b + P_CNT] += 1.0
+    if st[s, b + P_CNT] < PAT_BLOCK:
+        return 0.0
+    blk = st[s, b + P_SUM] / PAT_BLOCK
+    st[s, b + P_SUM] = 0.0
+    st[s, b + P_CNT] = 0.0
+    nb = st[s, b + P_NB] + 1.0
+    st[s, b + P_NB] = nb
+    pos = int(nb) % PAT_WIDTH
+    st[s, b + P_RING + pos] = blk
+    if nb < PAT_WIDTH:
+        return 0.0
+    npro = int(st[s, b + P_NP])
+    best = 1e300
+    bk = -1
+    for k in range(npro):
+        p = b + P_PROTO + k * P_STRIDE
+        tot = 0.0
+        for j in range(PAT_WIDTH):
+            e = _coord(st, s, b, j, pos, mean, scale) - st[s, p + j]
+            tot += e * e
+        if tot < best:
+            best = tot
+            bk = k
+    dist = math.sqrt(best / PAT_WIDTH) if bk >= 0 else PAT_COORD
+    if bk >= 0 and dist <= PAT_RHO:  # resonance: the nearest prototype learns the window
+        p = b + P_PROTO + bk * P_STRIDE
+        cnt = st[s, p + PAT_WIDTH] * math.exp(-(nb - st[s, p + PAT_WIDTH + 1]) / PAT_TAU) + 1.0
+        lr = 1.0 / cnt
+        if lr < PAT_RATE:
+            lr = PAT_RATE
+        for j in range(PAT_WIDTH):
+            st[s, p + j] += lr * (_coord(st, s, b, j, pos, mean, scale) - st[s, p + j])
+        st[s, p + PAT_WIDTH] = cnt
+        st[s, p + PAT_WIDTH + 1] = nb
+    else:  # a new prototype, in place of the least used one when all are taken
+        k = npro
+        if npro >= PAT_PROTOS:
+            low = 1e300
+            for q in range(npro):
+                p = b + P_PROTO + q * P_STRIDE
+                u = st[s, p + PAT_WIDTH] * math.exp(-(nb - st[s, p + PAT_WIDTH + 1]) / PAT_TAU)
+                if u < low:
+                    low = u
+                    k = q
+        else:
+            st[s, b + P_NP] = npro + 1.0
+        p = b + P_PROTO + k * P_STRIDE
+        for j in range(PAT_WIDTH):
+            st[s, p + j] = _coord(st, s, b, j, pos, mean, scale)
+        st[s, p + PAT_WIDTH] = 1.0
+        st[s, p + PAT_WIDTH + 1] = nb
+    # calibrate the log distance against its own long run (over ``history`` readings)
+    raw = math.log(dist + 1e-3)
+    a = 1.0 / (nb - PAT_WIDTH + 1.0)
+    if a < PAT_BLOCK / history:
+        a = PAT_BLOCK / history
+    mu = st[s, b + P_MU]
+    dm = raw - mu
+    st[s, b + P_MU] = mu + a * dm
+    st[s, b + P_VAR] = (1.0 - a) * (st[s, b + P_VAR] + a * dm * dm)
+    z = PAT_ZMUL * dm / (math.sqrt(st[s, b + P_VAR]) + 1e-6)
+    if z < 3.0:
+        return 0.0
+    tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+    sc = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
+    return 0.0 if sc < 0.0 else (1.0 if sc > 1.0 else sc)
+
+
+@kernel
+def change_score(dz, st, s, b):
+    """Change point: the two-sided CUSUM updated with ``dz``, a reading's deviation from the baseline in
+    deviations; ``0.5 x sum / CHANGE_H`` (1 at the alarm, where both sums restart). State from column ``b``."""
+    dz = dz if dz < CLIP else CLIP
+    dz = dz if dz > -CLIP else -CLIP
+    up = st[s, b] + dz - CHANGE_K
+    down = st[s, b + 1] - dz - CHANGE_K
+    up = up if up > 0.0 else 0.0
+    down = down if down > 0.0 else 0.0
+    top = up if up > down else down
+    if top > CHANGE_H:
+        up = 0.0
+        down = 0.0
+    st[s, b] = up
+    st[s, b + 1] = down
+    sc = 0.5 * top / CHANGE_H
+    return 1.0 if sc > 1.0 else sc
+
+
+@kernel
+def record_start(ev, st, s, b, n, warmup):
+    """The record rule on evidence ``ev`` at the series' ``n``-th reading: whether it starts an event; a higher
+    evidence than the record (in column ``b``) past ``warmup`` readings becomes the record."""
+    top = st[s, b]
+    start = n > RECORD_AGE and ev > top > 0.0 and ev >= RECORD_MIN and ev >= math.log(n) / -LOG_TAIL_FLOOR
+    if n > warmup and ev > top:
+        st[s, b] = ev
+    return start
