@@ -175,3 +175,69 @@ def test_bytes_read_ahead_on_a_closed_connection_never_reach_the_next() -> None:
     finally:
         for s in (new, old_peer, new_peer):
             s.close()
+
+
+
+class _EndlessBroker:
+    """A socket the broker never stops writing to: QoS 0 PUBLISHes (commands), back to back, whose
+    boundaries never meet a read's; ``reads`` counts the recv calls."""
+
+    def __init__(self, packet: bytes, reads_max: int = 1000) -> None:
+        self.packet, self.pos, self.reads, self.reads_max = packet, 0, 0, reads_max
+
+    def recv(self, bufsize: int) -> bytes:
+        self.reads += 1
+        if self.reads > self.reads_max:
+            return b""  # the connection ends: how a pass that never stopped would come back
+        n = len(self.packet)
+        data = (self.packet * (bufsize // n + 2))[self.pos % n:][:bufsize]
+        self.pos += len(data)
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_flood_of_commands_does_not_hold_the_network_thread_in_one_read() -> None:
+    """Reading ahead must not turn one pass of the network thread into an endless read: while the broker
+    keeps sending (a flood of commands), a pass parses what it read and ends, so the thread goes on to
+    write what the gateway publishes, its PUBACKs and its keepalive."""
+    topic = TOPICS.command("meter1").encode()
+    body = len(topic).to_bytes(2, "big") + topic
+    body += b"x" * (125 - len(body))  # 127-byte packets: a read's end meets a boundary only every 127 reads
+    sock = _EndlessBroker(bytes([0x30, len(body)]) + body)
+    client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gw1")
+    client._sock = sock
+    assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+    assert sock.reads == 1, f"one pass read the socket {sock.reads} times"
+
+
+class _Wire:
+    """A socket that takes everything sent at once; ``sends`` the size of each send."""
+
+    def __init__(self) -> None:
+        self.sends: list[int] = []
+        self.data = bytearray()
+
+    def send(self, data: bytes) -> int:
+        self.sends.append(len(data))
+        self.data += data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_backlog_goes_out_in_sends_of_64_kib_in_order() -> None:
+    """A drain's queue (300 QoS 1 PUBLISHes of 400 bytes, 120 kB) goes out in as few sends as 64 KiB
+    allow, every byte in order, not one send a packet after the first 64 KiB."""
+    client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id="gw1")
+    client.on_socket_register_write = lambda *a: None  # queued for the network thread, as the uplink's are
+    wire = _Wire()
+    client._sock = wire
+    packets = [bytes([0x32, 0x8E, 0x03]) + k.to_bytes(2, "big") * 199 for k in range(300)]
+    for mid, p in enumerate(packets, 1):
+        client._packet_queue(mqtt.PUBLISH, p, mid, 1)
+    assert client.loop_write() == mqtt.MQTT_ERR_SUCCESS
+    assert bytes(wire.data) == b"".join(packets)
+    assert len(wire.sends) == 2 and max(wire.sends) <= 65536, wire.sends

@@ -87,6 +87,7 @@ class _Client(mqtt.Client):
     _wake_owed = 0  # packets queued under one_wake() since the network thread was last woken
     _rbuf = b""  # read from the socket, not yet taken by paho
     _rpos = 0
+    _buffered_only = False  # parsing what was read ahead: no more reads of the socket
 
     @contextlib.contextmanager
     def one_wake(self) -> Iterator[None]:
@@ -120,7 +121,7 @@ class _Client(mqtt.Client):
     def _packet_write(self) -> MQTTErrorCode:
         out = self._out_packet
         if len(out) > 1:  # (network thread: the only one taking packets; others append on the right)
-            parts: list[bytes] = []
+            joined: list[list[bytes]] = [[]]
             size = 0
             while out:
                 head = out[0]
@@ -128,19 +129,24 @@ class _Client(mqtt.Client):
                 if (kind == mqtt.PUBLISH and head["qos"] == 0) or kind == mqtt.DISCONNECT:
                     break  # paho acts once these are written: each goes alone
                 data = head["packet"][head["pos"]:] if head["pos"] else head["packet"]
-                if parts and size + len(data) > _WRITE_MAX:
-                    break
-                parts.append(data)
+                if joined[-1] and size + len(data) > _WRITE_MAX:
+                    joined.append([])
+                    size = 0
+                joined[-1].append(data)
                 size += len(data)
                 out.popleft()
-            if parts:  # one packet of the ones taken, nothing to do once written
-                out.appendleft({"command": mqtt.PUBLISH, "mid": 0, "qos": 1, "pos": 0, "to_process": size,
-                                "packet": parts[0] if len(parts) == 1 else b"".join(parts), "info": None})
+            for parts in reversed(joined):  # each a packet of the ones taken, nothing to do once written
+                if parts:
+                    packet = parts[0] if len(parts) == 1 else b"".join(parts)
+                    out.appendleft({"command": mqtt.PUBLISH, "mid": 0, "qos": 1, "pos": 0,
+                                    "to_process": len(packet), "packet": packet, "info": None})
         return super()._packet_write()
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buf, pos = self._rbuf, self._rpos
         if pos >= len(buf):
+            if self._buffered_only:  # the rest waits in the socket, where select() sees it
+                raise BlockingIOError
             buf = super()._sock_recv(_READ_SIZE)  # BlockingIOError when there is nothing; b"" at the end
             if not buf:
                 return buf
@@ -154,11 +160,15 @@ class _Client(mqtt.Client):
         super()._sock_close()
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        # paho reads at most a packet per message in flight; what is left read goes on now, since select()
-        # cannot see it
+        # paho reads at most a packet per message in flight; what is left read is parsed now, since select()
+        # cannot see it, and only that (a broker that keeps sending must not hold the pass for good)
         rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf) and self._sock is not None:
-            rc = super().loop_read(max_packets)
+        self._buffered_only = True
+        try:
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf) and self._sock is not None:
+                rc = super().loop_read(max_packets)
+        finally:
+            self._buffered_only = False
         return rc
 
 
