@@ -19,8 +19,8 @@ from agent.processing.kernels.detect import (
     EV_START_STEP,
     EV_START_TOD,
 )
+from tests.detect_helpers import detect, shipped
 from tests.detect_helpers import run_series as run
-from tests.detect_helpers import shipped
 
 STARTS = (EV_START, EV_START_FLAT, EV_START_TOD, EV_START_STEP, EV_START_PATTERN)
 AT = {"pattern": 6000, "change": 6000, "record": 5000}  # where each case's anomaly begins
@@ -171,3 +171,16 @@ def test_pattern_novelty_and_the_record_rule_are_shipped_the_change_point_is_not
     p.detect_step(np.zeros(n, np.int32), minutes(n), v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1),
                   np.zeros(1), *p.UTC, st_small, prm, score, ev)
     assert not (ev == EV_START_PATTERN).any()
+
+
+@pytest.mark.parametrize("build", ["python", "compiled"])
+def test_a_state_narrower_than_new_state_makes_is_refused_not_written_past(build) -> None:
+    """A compiled kernel writing past a state's rows corrupts memory silently: a state without the
+    record rule's and the change point's columns (the detector's width before them) is refused."""
+    p = kernels.detect
+    fn = p.detect_step if build == "python" else detect.detect_step
+    narrow = np.zeros((1, p.D_RECORD), np.float64)
+    n = 10
+    with pytest.raises(ValueError, match="narrower"):
+        fn(np.zeros(n, np.int32), minutes(n), np.ones(n), np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1),
+           np.zeros(1), *p.UTC, narrow, shipped(), np.empty(n), np.zeros(n, np.int8))

@@ -10,6 +10,9 @@ as Python, so results are identical by construction.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import importlib.util
 import os
 import sys
@@ -80,6 +83,12 @@ def compiled(module: types.ModuleType) -> types.SimpleNamespace:
         return done
     import numba
 
+    with _cache_for_sources(module):
+        done = _COMPILED[module.__name__] = _build(module, numba)
+    return done
+
+
+def _build(module: types.ModuleType, numba: types.ModuleType) -> types.SimpleNamespace:
     ns = dict(vars(module))
     for name, obj in vars(module).items():
         if getattr(obj, "__edge_kernel__", False):
@@ -92,8 +101,34 @@ def compiled(module: types.ModuleType) -> types.SimpleNamespace:
                 ns[name] = numba.njit(cache=True, nogil=True)(fn)
             except RuntimeError:  # "cannot cache function ...: no locator available" (read-only everywhere)
                 ns[name] = numba.njit(nogil=True)(fn)
-    done = _COMPILED[module.__name__] = types.SimpleNamespace(**ns)
-    return done
+    return types.SimpleNamespace(**ns)
+
+
+@functools.cache
+def sources_key(package_dir: Path) -> str:
+    """Identifies the kernel sources of a package: every module's name and bytes."""
+    h = hashlib.sha256()
+    for p in sorted(Path(package_dir).glob("*.py")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _cache_for_sources(module: types.ModuleType):
+    """numba keys a cached function on its own source file only, while a kernel's build holds the
+    kernels it calls from other modules: edit only those and the cached build would run the old code.
+    So each version of the kernel sources caches in a directory of its own under the cache in use."""
+    from numba.core import config
+
+    base = config.CACHE_DIR
+    if not base or not getattr(module, "__file__", None) or os.path.basename(base).startswith("src-"):
+        yield  # numba's default places (beside the sources), or already keyed (a kernel module's kernels)
+        return
+    config.CACHE_DIR = os.path.join(base, f"src-{sources_key(Path(module.__file__).parent)}")
+    try:
+        yield
+    finally:
+        config.CACHE_DIR = base
 
 
 _MADV_PAGEOUT = 21  # Linux >= 5.4

@@ -333,11 +333,15 @@ def surprise(x, st, s, prm, sig, sig_rel):
 def detect_step(series, ts, value, quality, enabled, significant, significant_rel, tz_tr, tz_off, st, prm, score,
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
-    the size score (surprise and range), the flat-line, time-of-day and step scores; rows whose size
-    score is >= threshold get the ANOMALY bit where no event is active or when the range test fired; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP for a
-    start (by the signal that scored highest), EV_END for an end, else 0. ``significant[s]`` is the
+    the size score (surprise and range, with the change point when on), the flat-line, time-of-day, step
+    and pattern scores; rows whose size score is >= threshold get the ANOMALY bit where no event is
+    active or when the range test fired; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP / _PATTERN for a
+    start (by the signal that scored highest; a start by the record rule, below threshold, likewise),
+    EV_END for an end, else 0. ``st`` comes from new_state(n, prm). ``significant[s]`` is the
     smallest departure from the baseline that may score, ``significant_rel[s]`` the same as a fraction
     of the baseline; ``tz_tr`` / ``tz_off`` the local time zone's offsets (see local_offset)."""
+    if st.shape[1] < D_PATTERN:  # a state narrower than new_state's would be written past its rows
+        raise ValueError("detector state narrower than new_state() makes")
     threshold = prm[P_THRESHOLD]
     pattern = prm[P_PATTERN] != 0.0 and st.shape[1] >= DET_COLS  # its columns exist (see new_state)
     skip = np.uint32(prm[P_SKIP])
