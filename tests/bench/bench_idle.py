@@ -108,8 +108,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ.setdefault("NUMBA_CACHE_DIR", str(tmp / "numba-cache"))
-        subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
-                       check=True, capture_output=True)
+        for tree in trees:  # each tree's own kernels built ahead of time (the build is keyed on their sources)
+            subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
+                           check=True, capture_output=True, cwd=tree,
+                           env={**os.environ, **({"PYTHONPATH": tree} if tree else {})})
         broker = kit.Mosquitto(tmp / "broker")
         try:
             for meters in counts:
