@@ -128,7 +128,7 @@ class TariffConfig(Frozen):
 
 class AnomalyConfig(Frozen):
     enabled: bool = True
-    threshold: float = Field(0.5, gt=0, lt=1, description="Score at which an anomaly starts (0.5: tail probability 1e-5).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Score at which an anomaly starts (0.5: tail probability 1e-5); the record rule may start one below it.")
     release: float = Field(0.3, gt=0, lt=1, description="Score below which an active anomaly may end.")
     quiet_samples: int = Field(10, ge=1, description="Samples below `release` that end an anomaly.")
     alpha: float = Field(0.003, gt=0, lt=1, description="Baseline adaptation rate per sample.")
