@@ -205,3 +205,55 @@ def test_outbox_stamps_gateway_and_seq_on_every_kind(outbox: Outbox) -> None:
 ])
 def test_schema_rejects_bad_bodies(name: str, body: dict, why: str) -> None:
     assert errors(name, body), f"{name} body with bad {why} was accepted"
+
+
+def strict(node: object) -> object:
+    """A schema with every object in it closed (unevaluatedProperties false): a key the code sends that the
+    schema does not declare fails."""
+    if isinstance(node, dict):
+        out = {k: strict(v) for k, v in node.items()}
+        if "properties" in out:
+            out["unevaluatedProperties"] = False
+        return out
+    return [strict(v) for v in node] if isinstance(node, list) else node
+
+
+def test_real_anomaly_events_declare_every_key_and_signal(tmp_path: Path, outbox: Outbox) -> None:
+    """Anomaly events as the processor raises them (one per signal that can start one), stamped by the
+    outbox, validate against the schema with no undeclared key; the schema's signals are the code's."""
+    from agent.config.schema import AgentConfig, DeviceConfig, GatewayConfig
+    from agent.driver import Clock
+    from agent.model import Batch, MetricSpec
+    from agent.processing import ProcessingConfig, Processor
+    from agent.processing.events import SIGNAL
+    from agent.series import SeriesTable
+
+    item = SCHEMA["$defs"]["event"]["properties"]["metrics"]["items"]["properties"]
+    assert sorted(item["signal"]["enum"]) == sorted(SIGNAL.values())
+
+    class Meter(DeviceConfig):
+        pass
+
+    cfg = AgentConfig(gateway=GatewayConfig(id="gw1"), devices=(Meter(name="m1", type="meter", poll_interval=1.0),),
+                      processing=ProcessingConfig())
+    table = SeriesTable()
+    table.add_device("m1", [MetricSpec("voltage", "V"), MetricSpec("power", "W")])
+    proc = Processor(cfg, table, state_dir=tmp_path, clock=Clock())
+    t0, n = 1_714_957_200_000, 2000
+    rng = np.random.default_rng(3)
+    v = np.empty(2 * n)
+    v[0::2] = 230 + rng.normal(0, 0.5, n)
+    v[1::2] = 3600 + rng.normal(0, 20, n)
+    v[2 * 1500] = 260.0  # a spike, then the power stops varying
+    v[2 * 1600 + 1::2] = 3600.0
+    batch = Batch.from_columns(np.tile(np.array([0, 1], np.int32), n), np.repeat(t0 + np.arange(n) * 1000, 2), v)
+    events = proc.process(batch, t0 + n * 1000).events
+    starts = [e for e in events if e["kind"] == "anomaly_start"]
+    assert starts and any(e["kind"] == "anomaly_end" for e in events)
+    out = stored(outbox, [Pending(Priority.EVENT, TOPICS.event, e) for e in events])
+    defs = {**SCHEMA["$defs"], "event": strict(SCHEMA["$defs"]["event"])}  # the envelope stays open: allOf
+    closed = jsonschema.Draft202012Validator({"$schema": SCHEMA["$schema"], "$defs": defs, "$ref": "#/$defs/event"})
+    for body in out:
+        assert [e.message for e in closed.iter_errors(body)] == [], body
+    assert {m["signal"] for e in out if e["kind"] == "anomaly_start" for m in e["metrics"]} <= set(SIGNAL.values())
+    assert errors("event", {**out[0], "metrics": [{**out[0]["metrics"][0], "signal": "hunch"}]}), "an unknown signal"

@@ -14,12 +14,16 @@ kernel sources, numpy, Python and machine, so a stale build is never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
+import os
 import platform
+import shutil
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -27,6 +31,7 @@ import numpy as np
 
 MODULE = "edge_agent_kernels"
 BUILD_TIMEOUT_S = 600
+UNUSED_DAYS = 7  # prune(): a build of other kernel sources unused this long is deleted
 
 _A1 = {"i4": "i4[:]", "i8": "i8[:]", "f8": "f8[:]", "u4": "u4[:]", "i1": "i1[:]", "b1": "b1[:]"}
 _A2 = {"i8": "i8[:, :]", "f8": "f8[:, :]"}
@@ -46,12 +51,11 @@ def _signature(template: str) -> str:
 
 
 def stamp() -> str:
-    """Identifies a build: the kernel sources, numpy, Python and the machine."""
+    """Identifies a build: every kernel source (as the JIT's cache keys them), numpy, Python and the machine."""
     from . import kernels
+    from .jit import sources_key
 
-    h = hashlib.sha256()
-    for mod in sorted({kernels.counters, kernels.detect, kernels.novelty, kernels.quality, kernels.window}, key=lambda m: m.__name__):
-        h.update(Path(mod.__file__).read_bytes())
+    h = hashlib.sha256(sources_key(Path(kernels.__file__).parent).encode())
     h.update(f"{np.__version__} {sys.version} {platform.machine()} {sys.platform}".encode())
     return h.hexdigest()[:16]
 
@@ -76,7 +80,45 @@ def load(cache_dir: Path | None) -> types.ModuleType | None:
         spec.loader.exec_module(module)
     except (ImportError, OSError):
         return None
-    return module if all(hasattr(module, name) for name in SIGNATURES) else None
+    if not all(hasattr(module, name) for name in SIGNATURES):
+        return None
+    mark_used(d)
+    return module
+
+
+def mark_used(d: Path) -> None:
+    """Stamp a build directory as used now (its mtime): prune() keeps what a start has used lately."""
+    with contextlib.suppress(OSError):
+        os.utime(d)
+
+
+def prune(cache_dir: Path | None, *, now: float | None = None) -> list[str]:
+    """Delete the builds of other kernel sources (``aot-*``, and the JIT's ``src-*``) that no start
+    has used for UNUSED_DAYS: an upgrade leaves the old version's builds behind (about 2.5 MB each on
+    x86-64). The week's grace keeps a build that another version sharing the cache (a rollback, a
+    second tree) still uses. Returns the names deleted; never raises."""
+    if cache_dir is None:
+        return []
+    from . import kernels
+    from .jit import sources_key
+
+    keep = {f"aot-{stamp()}", f"src-{sources_key(Path(kernels.__file__).parent)}"}
+    cutoff = (time.time() if now is None else now) - UNUSED_DAYS * 86_400
+    gone = []
+    try:
+        entries = list(Path(cache_dir).iterdir())
+    except OSError:
+        return []
+    for d in entries:
+        try:
+            stale = (d.name.startswith(("aot-", "src-")) and d.name not in keep and d.is_dir()
+                     and d.stat().st_mtime < cutoff)
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d.name)
+    return sorted(gone)
 
 
 def build_in_subprocess(cache_dir: Path) -> str | None:

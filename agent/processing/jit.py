@@ -128,6 +128,8 @@ def _cache_for_sources(module: types.ModuleType):
     try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.utime(config.CACHE_DIR)  # used now (aot.prune keeps what was used lately)
         config.CACHE_DIR = base
 
 

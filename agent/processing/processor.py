@@ -68,6 +68,8 @@ class Processor:
         python_only = self.pc.jit is JitMode.OFF or jit.jit_disabled_by_env()
         if self.pc.jit is JitMode.AUTO and not python_only and (module := aot.load(self.cache_dir)) is not None:
             self.K = aot_kernel_set(module)
+        if pruned := aot.prune(self.cache_dir):
+            log.info("deleted kernel builds unused for %d days: %s", aot.UNUSED_DAYS, ", ".join(pruned))
         self._auto = (self.pc.jit is JitMode.AUTO and not python_only and not self.K.compiled
                       and jit.numba_available())
         self._busy_s = 0.0  # seconds spent in process() since _window_t0
