@@ -11,8 +11,9 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at ``CLIP``),
-drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` scores 1 and both restart. On the way its score is
-``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is still found. It steps each time a
+drift allowance ``CHANGE_K``; its score is ``0.5 x sum / CHANGE_H``: a sum passing ``CHANGE_H`` reaches the
+detector's threshold (0.5) and both restart, so a slow level shift that the baseline follows is still found; on
+the way the score holds an event open. It steps each time a
 block of readings spanning at least ``CHANGE_BLOCK_MS`` (5 minutes) closes, on the block's mean (a series read
 every 5 minutes or slower: on each reading): its false alarms come per step and the budget is per day, so a
 series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
@@ -149,9 +150,9 @@ def pattern_score(x, st, s, b, mean, scale, history):
 @kernel
 def change_score(x, t, mean, scale, slow, st, s, b):
     """The change point after reading ``x`` at UTC ms ``t`` (``mean``, ``scale``: the detector's baseline and
-    deviation before it; ``slow``: the slowest rate of the gate's averages): ``0.5 x sum / CHANGE_H`` (1 at the
-    alarm, where both sums restart), held until the next block closes; 0 where the gate is shut. State from
-    column ``b``."""
+    deviation before it; ``slow``: the slowest rate of the gate's averages): ``0.5 x sum / CHANGE_H`` (at least
+    0.5 at the alarm, where both sums restart), held until the next block closes; 0 where the gate is shut. State
+    from column ``b``."""
     if st[s, b + C_CNT] == 0.0:  # a block opens
         if st[s, b + C_NB] == 0.0 or t < st[s, b + C_TLAST]:  # the first reading, or the clock went back
             st[s, b + C_TLAST] = t
