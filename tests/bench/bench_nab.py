@@ -20,7 +20,9 @@ detections, false positives), and the late loss if every found window were detec
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,10 @@ from agent.processing.jit import compiled
 from agent.processing.kernels.detect import UTC, new_state, params
 from agent.processing.localtime import tz_table
 
+# numba's own cache (beside the sources, without NUMBA_CACHE_DIR) keys each function on its own file: an edit to
+# kernels/novelty.py alone would leave detect_step's cached build running the old code. A cache directory makes
+# agent.processing.jit key the builds on every kernel source, as the agent's does.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "edge-agent-bench-numba"))
 detect_step = compiled(kernels.detect).detect_step  # the numba build, as the agent runs it when compiled
 
 
@@ -243,8 +249,6 @@ def throughputs() -> None:
 
 
 def false_alarms() -> None:
-    import tempfile
-
     from meter_day import SimAir, SimMeter, events_per_meter  # tests/meter_day.py
 
     if WITHOUT:  # the agent's processor builds its parameters from the config: switch the change point off underneath it
