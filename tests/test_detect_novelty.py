@@ -1,8 +1,9 @@
-"""Detector signals for a series' course: pattern novelty (a rhythm that changes at ordinary size) and the record
-rule (the series' strongest evidence yet, below the threshold), on by default, and the change point (a slow level
-shift the baseline follows), in the kernel and off by default. Each finds what the detector without it misses;
-causal, scale invariant, numba build == plain Python build, and broken input neither crashes nor scores outside
-[0, 1]."""
+"""Detector signals for a series' course, all on by default: pattern novelty (a rhythm that changes at ordinary
+size), the record rule (the series' strongest evidence yet, below the threshold) and the change point (a slow level
+shift the baseline follows, only on a series whose 5-minute means move like noise around a level). Each finds what
+the detector without it misses; causal, scale invariant, numba build == plain Python build, and broken input
+(clocks that jump too) neither crashes nor scores outside [0, 1]; the change point stays silent on random walks,
+with measurement noise or without."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.processing import kernels
+from agent.processing.kernels import novelty
 from agent.processing.kernels.detect import (
     EV_START,
     EV_START_FLAT,
@@ -27,8 +29,14 @@ AT = {"pattern": 6000, "change": 6000, "record": 5000}  # where each case's anom
 ALL = dict(pattern=True, change=True, record=True)
 
 
-def minutes(n: int) -> np.ndarray:
-    return 1_704_067_200_000 + np.arange(n, dtype=np.int64) * 60_000
+def minutes(n: int, every: int = 1) -> np.ndarray:
+    return 1_704_067_200_000 + np.arange(n, dtype=np.int64) * 60_000 * every
+
+
+def times(case: str, n: int) -> np.ndarray:
+    """The change point steps on 5-minute means: its case is read every 5 minutes (one step a reading), the others
+    every minute."""
+    return minutes(n, 5 if case == "change" else 1)
 
 
 def pulses(seed: int) -> np.ndarray:
@@ -44,7 +52,8 @@ def pulses(seed: int) -> np.ndarray:
 
 def slow_fall(seed: int) -> np.ndarray:
     """Noise of +-1 (an early dip to -20 makes the range wide), then from reading 6000 a fall of 6 over 1,000
-    readings: never beyond the range, never a jump, the baseline following a few deviations behind."""
+    readings: never beyond the range, never a jump, the baseline following a few deviations behind. Read every 5
+    minutes (see times)."""
     rng = np.random.default_rng(seed)
     v = rng.uniform(-1, 1, 10_000)
     v[200:260] -= 20
@@ -87,11 +96,68 @@ def test_a_rhythm_that_changes_at_ordinary_size_starts_a_pattern_event(seed):
 def test_a_slow_level_shift_is_found_by_the_change_point(seed):
     v = slow_fall(seed)
     at = AT["change"]
-    score, ev, _, _ = run(v, minutes(len(v)), prm=shipped(change=True))
+    score, ev, _, _ = run(v, times("change", len(v)))  # shipped
     found = starts(ev, 1000)
     assert len(found) == 1 and at < found[0] < at + 1000 and ev[found[0]] == EV_START
-    _, ev_off, _, _ = run(v, minutes(len(v)))  # shipped
+    _, ev_off, _, _ = run(v, times("change", len(v)), prm=shipped(change=False))
     assert starts(ev_off, 1000) == []  # the baseline follows: no reading is far enough from it
+
+
+def walk(seed: int, n: int, step: float, noise: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 100.0 + np.cumsum(rng.normal(0.0, step, n)) + rng.normal(0.0, noise, n)
+
+
+@pytest.mark.parametrize(("name", "v", "every_s", "significant"), [
+    # a sensor whose true value wanders, with measurement noise, read every 2 s for two days (a significant change of
+    # 5 noise deviations): the noise rules its reading-to-reading steps, the wander its 5-minute means
+    ("noisy walk, 2 s", walk(1, 86_400, 0.5, 1.0), 2, 5.0),
+    ("noisy walk, 2 s, seed 2", walk(2, 86_400, 0.25, 1.0), 2, 5.0),
+    # a noise-free random walk read every 5 minutes for two months (the simulated PM sensor's kind)
+    ("walk, 5 min", walk(3, 17_280, 1.0, 0.0), 300, 0.0),
+    # a smooth daily wander with a little noise, read every minute for two weeks
+    ("smooth wander, 1 min", 100 + 10 * np.sin(np.arange(20_160) * 2 * np.pi / 1440)
+     + np.random.default_rng(4).normal(0, 0.1, 20_160), 60, 0.0),
+])
+def test_the_change_point_stays_silent_where_the_baseline_lags_by_the_series_nature(name, v, every_s, significant):
+    """On a random walk or a smooth wander the baseline lags a few deviations behind for long stretches, which a CUSUM
+    of its deviations takes for a change: the gate keeps it shut (the same events as without the change point, its
+    sums at 0)."""
+    n = len(v)
+    ts = 1_704_067_200_000 + np.arange(n, dtype=np.int64) * 1000 * every_s
+    p = kernels.detect
+    out = {}
+    for change in (True, False):
+        prm = shipped(change=change)
+        st_, score, ev = p.new_state(1, prm), np.empty(n), np.zeros(n, np.int8)
+        detect.detect_step(np.zeros(n, np.int32), ts, v, np.zeros(n, np.uint32), np.ones(1, np.bool_),
+                           np.full(1, significant), np.zeros(1), *p.UTC, st_, prm, score, ev)
+        out[change] = (starts(ev, 0), st_)
+    assert out[True][0] == out[False][0], name
+    assert out[True][1][0, p.D_CHANGE] == out[True][1][0, p.D_CHANGE + 1] == 0.0
+
+
+@pytest.mark.parametrize("build", ["python", "compiled"])
+def test_a_clock_that_jumps_back_or_decades_ahead_neither_crashes_nor_stalls_the_change_point(build):
+    """Timestamps from 1970 (a Pi without its clock), then repaired decades ahead, then a day back: every score in
+    [0, 1], the state finite, and the change point still steps (its blocks close) after each jump."""
+    p = kernels.detect
+    fn = p.detect_step if build == "python" else detect.detect_step
+    v = slow_fall(1)
+    n = len(v)
+    ts = np.arange(n, dtype=np.int64) * 300_000
+    ts[3000:] += 1_704_067_200_000
+    ts[6500:] -= 86_400_000
+    prm = shipped()
+    st_, score, ev = p.new_state(1, prm), np.empty(n), np.zeros(n, np.int8)
+    fn(np.zeros(n, np.int32), ts, v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *p.UTC, st_,
+       prm, score, ev)
+    assert np.all((score >= 0.0) & (score <= 1.0)) and np.isfinite(st_).all()
+    # a block a reading (the first reading only starts the baseline), but the first two it sees and the two after the
+    # jump back in one
+    assert st_[0, p.D_CHANGE + novelty.C_NB] == n - 3
+    found = starts(ev, 1000)
+    assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000
 
 
 def test_the_series_strongest_evidence_yet_starts_an_event_below_the_threshold():
@@ -107,8 +173,8 @@ def test_the_series_strongest_evidence_yet_starts_an_event_below_the_threshold()
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_new_signals_are_scale_invariant(case):
     v = CASES[case](1 if case != "record" else 3)
-    a = run(v, minutes(len(v)), prm=shipped(**ALL))
-    b = run(v * 1000 + 7, minutes(len(v)), prm=shipped(**ALL))
+    a = run(v, times(case, len(v)), prm=shipped(**ALL))
+    b = run(v * 1000 + 7, times(case, len(v)), prm=shipped(**ALL))
     assert np.array_equal(a[1], b[1]) and np.allclose(a[0], b[0], atol=1e-6)
     assert starts(a[1], AT[case])
 
@@ -119,7 +185,7 @@ def test_the_new_signals_are_causal(case):
     cut = AT[case] + 15
     w = v.copy()
     w[cut:] = np.random.default_rng(cut).normal(500, 100, len(v) - cut)
-    a, b = run(v, minutes(len(v)), prm=shipped(**ALL)), run(w, minutes(len(v)), prm=shipped(**ALL))
+    a, b = run(v, times(case, len(v)), prm=shipped(**ALL)), run(w, times(case, len(v)), prm=shipped(**ALL))
     for x, y in zip(a[:3], b[:3], strict=True):
         assert np.array_equal(x[:cut], y[:cut])
 
@@ -127,8 +193,8 @@ def test_the_new_signals_are_causal(case):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_new_signals_jit_equals_python(case):
     v = CASES[case](1 if case != "record" else 3)
-    a = run(v, minutes(len(v)), prm=shipped(**ALL))
-    b = run(v, minutes(len(v)), prm=shipped(**ALL), fn=kernels.detect.detect_step)  # plain Python throughout
+    a = run(v, times(case, len(v)), prm=shipped(**ALL))
+    b = run(v, times(case, len(v)), prm=shipped(**ALL), fn=kernels.detect.detect_step)  # plain Python throughout
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y)
 
@@ -145,23 +211,23 @@ def test_each_new_signal_on_its_own_survives_broken_input(signal, damage, seed):
     v = np.random.default_rng(seed).uniform(-1, 1, 800)
     for at, x, length in damage:
         v[at:at + length] = x
-    prm = shipped(**{signal: True})
+    prm = shipped(**{s: s == signal for s in CASES})
     with np.errstate(all="ignore"):
-        a = run(v, minutes(len(v)), prm=prm)
-        b = run(v, minutes(len(v)), prm=prm, fn=kernels.detect.detect_step)
+        a = run(v, times(signal, len(v)), prm=prm)
+        b = run(v, times(signal, len(v)), prm=prm, fn=kernels.detect.detect_step)
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x, y, equal_nan=True)
     score, _, _, state = a
     assert np.all((score >= 0.0) & (score <= 1.0)) and np.isfinite(state).all()
 
 
-def test_pattern_novelty_and_the_record_rule_are_shipped_the_change_point_is_not():
-    """Shipped: pattern novelty and the record rule, not the change point; with pattern novelty switched off its
+def test_pattern_novelty_the_record_rule_and_the_change_point_are_shipped():
+    """Shipped: pattern novelty, the record rule and the change point; with pattern novelty switched off its
     334 numbers per series are not allocated, and a state without them switches it off rather than reaching past
     the row."""
     prm = shipped()
     p = kernels.detect
-    assert (prm[p.P_PATTERN], prm[p.P_RECORD], prm[p.P_CHANGE]) == (1.0, 1.0, 0.0)
+    assert (prm[p.P_PATTERN], prm[p.P_RECORD], prm[p.P_CHANGE]) == (1.0, 1.0, 1.0)
     assert p.new_state(1, prm).shape[1] == p.new_state(1).shape[1] == p.DET_COLS
     assert p.new_state(1, shipped(pattern=False)).shape[1] == p.D_PATTERN == p.DET_COLS - 334
     v = pulses(1)

@@ -141,8 +141,8 @@ def main() -> None:
         "  without the young noisy range rule": shipped(young=False),
         "  without pattern novelty": shipped(pattern=False),
         "  without the record rule": shipped(record=False),
-        "  without both (the detector before)": shipped(pattern=False, record=False),
-        "  with the change point (not shipped)": shipped(change=True),
+        "  without the change point": shipped(change=False),
+        "  without the three (the detector before)": shipped(pattern=False, record=False, change=False),
     }
     print(f"SKAB at {ROOT}: device events (8 channels per device), shipped [processing.anomaly] defaults")
     print(f"{'detector':50} {'found':>7} {'false':>6} {'prec':>5} {'recall':>6} {'F1':>5} {'FA/h':>6} {'delay s':>8} "

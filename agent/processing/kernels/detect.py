@@ -30,8 +30,10 @@ others its shape, its time and its course (see flat_score, tod_score, step_score
 reading beyond its range) starts an event below the threshold too (kernels.novelty.record_start; reported at
 the threshold).
 
-Off by default: a change point (a two-sided CUSUM of the deviation, part of the size score;
-kernels.novelty.change_score), which raises false alarms in ordinary operation beyond the budget.
+**Change point** (part of the size score; kernels.novelty.change_score): a two-sided CUSUM of the deviation from the
+baseline, stepped on block means of at least 5 minutes and only on a series whose block means move like noise around
+a level (not a random walk, not smooth wander: there the baseline lags by the series' nature); a slow level shift the
+baseline follows.
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -54,7 +56,7 @@ import numpy as np
 
 from ...model import Quality
 from ..jit import kernel
-from .novelty import CHANGE_COLS, PAT_COLS, change_score, pattern_score, record_start
+from .novelty import CHANGE_COLS, PAT_COLS, change_restart, change_score, pattern_score, record_start
 
 (D_N, D_MEAN, D_DEV, D_LDEV, D_AVG, D_MU, D_VAR, D_LO, D_HI, D_ACTIVE, D_QUIET, D_EVPEAK,
  D_SCORE, D_PREV, D_LDIFF, D_PFLAT, D_RUN, D_MAXRUN, D_SLOT, D_VSUM, D_VN, D_TERR) = range(22)
@@ -64,7 +66,7 @@ D_NAVG, D_NMU, D_NVAR = range(TOD_BASE + 3 * TOD_SLOTS, TOD_BASE + 3 * TOD_SLOTS
 D_LAST = D_NVAR + 1  # the reading count at the last event start (an event lasts at least P_MIN_EVENT readings)
 D_TN = D_LAST + 1  # readings the time-of-day gate's error has averaged
 D_RECORD = D_TN + 1  # the highest evidence the series has shown (the record rule)
-D_CHANGE = D_RECORD + 1  # then CHANGE_COLS: the change point's sums
+D_CHANGE = D_RECORD + 1  # then CHANGE_COLS: the change point's sums, block and gate
 D_PATTERN = D_CHANGE + CHANGE_COLS  # then PAT_COLS: pattern novelty
 DET_COLS = D_PATTERN + PAT_COLS
 # event codes in ``event``: a start, by the signal that started it, or the end
@@ -101,12 +103,12 @@ def new_state(n: int, prm: np.ndarray | None = None) -> np.ndarray:
 
 def params(*, alpha: float, warmup: int, threshold: float, release: float, quiet: int, history: int,
            range_margin: float, short: float = 0.05, skip: int = 0, flat: bool = True, tod: bool = True,
-           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = True, change: bool = False,
+           step: bool = True, min_event: int = MIN_EVENT, young: bool = True, pattern: bool = True, change: bool = True,
            record: bool = True) -> np.ndarray:
     """The kernel's parameter vector; ``range_margin < 0`` switches the range test off; readings with a
     quality bit in ``skip`` are ignored; ``flat`` / ``tod`` / ``step`` switch the flat-line, time-of-day
     and step signals, ``pattern`` / ``change`` / ``record`` pattern novelty, the change point and the record
-    rule (kernels.novelty; the change point off by default); an event lasts at least
+    rule (kernels.novelty); an event lasts at least
     ``min_event`` readings; ``young`` holds the range test back on a noise-dominated series while its range is
     young."""
     return np.array([alpha, warmup, threshold, release, quiet, history, range_margin, short, skip,
@@ -255,8 +257,8 @@ def step_score(dx, st, s, prm, step):
 
 
 @kernel
-def surprise(x, st, s, prm, sig, sig_rel):
-    """Update series ``s`` with value ``x``; returns the calibrated score in [0, 1] (0 in warm-up), whether
+def surprise(x, t, st, s, prm, sig, sig_rel):
+    """Update series ``s`` with value ``x`` read at UTC ms ``t``; returns the calibrated score in [0, 1] (0 in warm-up), whether
     the range test fired (a value beyond anything the series has shown) and the change point's score."""
     n = st[s, D_N]
     if n == 0.0:
@@ -304,7 +306,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
     score = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
     score = 0.0 if score < 0.0 else (1.0 if score > 1.0 else score)
-    cs = change_score(d / scale, st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
+    cs = change_score(x, t, mean, scale, alpha * LSLOW, st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
     # never seen this range before
     lo = st[s, D_LO]
     hi = st[s, D_HI]
@@ -333,7 +335,7 @@ def surprise(x, st, s, prm, sig, sig_rel):
 def detect_step(series, ts, value, quality, enabled, significant, significant_rel, tz_tr, tz_off, st, prm, score,
                 event):
     """Score a batch. ``score[r]`` is the detection score (0 while an event is active): the largest of
-    the size score (surprise and range, with the change point when on), the flat-line, time-of-day, step
+    the size score (surprise and range, with the change point), the flat-line, time-of-day, step
     and pattern scores; rows whose size score is >= threshold get the ANOMALY bit where no event is
     active or when the range test fired; ``event[r]`` is EV_START / _FLAT / _TOD / _STEP / _PATTERN for a
     start (by the signal that scored highest; a start by the record rule, below threshold, likewise),
@@ -353,7 +355,7 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if not enabled[s] or not math.isfinite(x) or (quality[r] & skip) != 0:
             continue
         first = st[s, D_N] == 0.0
-        sc, hit, cs = surprise(x, st, s, prm, significant[s], significant_rel[s])
+        sc, hit, cs = surprise(x, ts[r], st, s, prm, significant[s], significant_rel[s])
         rec = sc  # the record rule's evidence: the size and time-of-day scores
         if cs > sc:
             sc = cs
@@ -407,6 +409,8 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         if st[s, D_ACTIVE] == 0.0:
             score[r] = threshold if start and sc < threshold else sc
             if start:
+                if prm[P_CHANGE] != 0.0:
+                    change_restart(st, s, D_CHANGE)
                 st[s, D_LAST] = st[s, D_N]
                 st[s, D_ACTIVE] = 1.0
                 st[s, D_QUIET] = 0.0

@@ -10,9 +10,18 @@ to the nearest prototype, at each block's end, is compared with its own long run
 Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a course the series has not run
 before, at an ordinary size.
 
-**Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at
-``CLIP``), drift allowance ``CHANGE_K``: a sum passing ``CHANGE_H`` scores 1 and both restart. On the way
-its score is ``0.5 x sum / CHANGE_H``, so a slow level shift that the baseline follows is still found.
+**Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at ``CLIP``),
+drift allowance ``CHANGE_K``; its score is ``0.5 x sum / CHANGE_H``: a sum passing ``CHANGE_H`` reaches the
+detector's threshold (0.5) and both restart, so a slow level shift that the baseline follows is still found; on
+the way the score holds an event open. It steps each time a
+block of readings spanning at least ``CHANGE_BLOCK_MS`` (5 minutes) closes, on the block's mean (a series read
+every 5 minutes or slower: on each reading): its false alarms come per step and the budget is per day, so a
+series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
+whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
+``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; each increment
+clipped to ``CLIP`` times their RMS); elsewhere (a
+random walk, a slowly wandering load) the baseline lags by the series' own nature and both sums stay at 0. An
+event start restarts the sums (its evidence is reported; a shift that stays builds them again and holds the event).
 
 **Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
 shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
@@ -43,9 +52,15 @@ P_RING = 6
 P_PROTO = P_RING + PAT_WIDTH
 P_STRIDE = PAT_WIDTH + 2
 PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
-CHANGE_K = 1.0  # drift allowance, deviations per reading
+CHANGE_K = 1.0  # drift allowance, deviations per step
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
-CHANGE_COLS = 2  # the upward and the downward sum
+CHANGE_BLOCK_MS = 300_000.0  # a step's block of readings spans at least this long (ms)
+CHANGE_GATE = -0.25  # runs while the lag-1 autocorrelation of block increments is below this (noise -0.5, walk 0)
+# change point state, from column b: the upward and the downward sum, the open block (sum, count, first time), the
+# last reading's time, the last block mean and increment, averages of the increments' lag-1 product and square,
+# blocks closed, the score held until the next block closes
+C_UP, C_DOWN, C_SUM, C_CNT, C_T0, C_TLAST, C_PREV, C_DPREV, C_PROD, C_SQ, C_NB, C_SCORE = range(12)
+CHANGE_COLS = 12
 RECORD_MIN = 0.35  # a record starts an event from this score on ...
 RECORD_AGE = 500  # ... from this reading on
 
@@ -133,23 +148,73 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(dz, st, s, b):
-    """Change point: the two-sided CUSUM updated with ``dz``, a reading's deviation from the baseline in
-    deviations; ``0.5 x sum / CHANGE_H`` (1 at the alarm, where both sums restart). State from column ``b``."""
+def change_score(x, t, mean, scale, slow, st, s, b):
+    """The change point after reading ``x`` at UTC ms ``t`` (``mean``, ``scale``: the detector's baseline and
+    deviation before it; ``slow``: the slowest rate of the gate's averages): ``0.5 x sum / CHANGE_H`` (at least
+    0.5 at the alarm, where both sums restart), held until the next block closes; 0 where the gate is shut. State
+    from column ``b``."""
+    if st[s, b + C_CNT] == 0.0:  # a block opens
+        if st[s, b + C_NB] == 0.0 or t < st[s, b + C_TLAST]:  # the first reading, or the clock went back
+            st[s, b + C_TLAST] = t
+        st[s, b + C_T0] = t
+    elif t < st[s, b + C_TLAST]:  # the clock went back: the block spans from now
+        st[s, b + C_T0] = t
+        st[s, b + C_TLAST] = t
+    st[s, b + C_SUM] += x
+    st[s, b + C_CNT] += 1.0
+    last = t - st[s, b + C_TLAST]
+    st[s, b + C_TLAST] = t
+    if (t - st[s, b + C_T0]) + last < CHANGE_BLOCK_MS:
+        return st[s, b + C_SCORE]
+    m = st[s, b + C_SUM] / st[s, b + C_CNT]
+    st[s, b + C_SUM] = 0.0
+    st[s, b + C_CNT] = 0.0
+    nb = st[s, b + C_NB] + 1.0
+    st[s, b + C_NB] = nb
+    noise = False
+    if nb > 1.0:  # the gate: the lag-1 autocorrelation of block increments
+        dx = m - st[s, b + C_PREV]
+        lim = CLIP * math.sqrt(st[s, b + C_SQ])  # an increment counts at most CLIP times their RMS (one jump
+        if nb > 2.0:  # of an anomaly does not rule the gate for long)
+            dx = dx if dx < lim else lim
+            dx = dx if dx > -lim else -lim
+        a = 1.0 / (nb - 1.0)
+        if a < slow:
+            a = slow
+        if nb > 2.0:
+            st[s, b + C_PROD] += a * (dx * st[s, b + C_DPREV] - st[s, b + C_PROD])
+        st[s, b + C_SQ] += a * (dx * dx - st[s, b + C_SQ])
+        st[s, b + C_DPREV] = dx
+        noise = nb > 2.0 and st[s, b + C_PROD] < CHANGE_GATE * st[s, b + C_SQ]
+    st[s, b + C_PREV] = m
+    if not noise:
+        change_restart(st, s, b)
+        return 0.0
+    dz = (m - mean) / scale
     dz = dz if dz < CLIP else CLIP
     dz = dz if dz > -CLIP else -CLIP
-    up = st[s, b] + dz - CHANGE_K
-    down = st[s, b + 1] - dz - CHANGE_K
+    up = st[s, b + C_UP] + dz - CHANGE_K
+    down = st[s, b + C_DOWN] - dz - CHANGE_K
     up = up if up > 0.0 else 0.0
     down = down if down > 0.0 else 0.0
     top = up if up > down else down
     if top > CHANGE_H:
         up = 0.0
         down = 0.0
-    st[s, b] = up
-    st[s, b + 1] = down
+    st[s, b + C_UP] = up
+    st[s, b + C_DOWN] = down
     sc = 0.5 * top / CHANGE_H
-    return 1.0 if sc > 1.0 else sc
+    sc = 1.0 if sc > 1.0 else sc
+    st[s, b + C_SCORE] = sc
+    return sc
+
+
+@kernel
+def change_restart(st, s, b):
+    """Restart the change point's sums and its held score (at an event start, or where its gate is shut)."""
+    st[s, b + C_UP] = 0.0
+    st[s, b + C_DOWN] = 0.0
+    st[s, b + C_SCORE] = 0.0
 
 
 @kernel
