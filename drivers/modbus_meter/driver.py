@@ -187,7 +187,10 @@ class ModbusMeterDriver:
     def diagnostics(self) -> dict[str, Any]:
         bpc = getattr(self.bus, "bits_per_char", 0)
         baud = getattr(self.bus, "baudrate", 0)
-        bus_stats = self.bus.stats() if hasattr(self.bus, "stats") else {}
+        if callable(unit_stats := getattr(self.bus, "unit_stats", None)):  # (its own unit, not every unit's)
+            bus_unit = unit_stats(self.config.unit)
+        else:
+            bus_unit = (self.bus.stats() if hasattr(self.bus, "stats") else {}).get("units", {}).get(self.config.unit, {})
         return {
             "unit": self.config.unit,
             "transactions_per_cycle": len(self.plan),
@@ -198,6 +201,6 @@ class ModbusMeterDriver:
             "plan": [r.label() for r in self.plan],
             "cycles": self._cycles,
             "last_read_s": None if self._last_read_s is None else round(self._last_read_s, 6),
-            "bus_unit": bus_stats.get("units", {}).get(self.config.unit, {}),
+            "bus_unit": bus_unit,
         }
 
