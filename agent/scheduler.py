@@ -139,7 +139,8 @@ class Poller:
         self._stale_after = config.stale_after or 3 * config.poll_interval
         self._stopping = False
         # the poll deadline: one timer re-armed when it falls due during a later poll (polls come more
-        # often than their timeout), rather than a timer set and cancelled per poll
+        # often than their timeout), rather than a timer set and cancelled per poll; cancelled after a poll
+        # when it would fall due before the next one (see _disarm_idle)
         self._deadline = 0.0  # loop time the poll under way must end by (0: none under way)
         self._polling: asyncio.Task | None = None  # the task the poll under way runs in
         self._watch: asyncio.TimerHandle | None = None
@@ -163,6 +164,7 @@ class Poller:
         # their batches share the pipeline's commits)
         slot = next_due = self.clock.monotonic()
         self.cadence.start(slot)
+        loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
                 delay = max(0.0, next_due - self.clock.monotonic())
@@ -183,11 +185,23 @@ class Poller:
                     slot = next_due = started + backoff_delay(cfg.poll_interval, self.health.consecutive_failures,
                                                               cfg.backoff_max)
                     self._check_stale()
+                self._disarm_idle(loop, next_due)
         finally:
             if self._watch is not None:
                 self._watch.cancel()
                 self._watch = None
             await self._close()
+
+    def _disarm_idle(self, loop: asyncio.AbstractEventLoop, next_due: float) -> None:
+        """Cancel the deadline timer when it would fall due before the next poll starts: no poll would be
+        under way, it would only wake the loop (a cancelled timer does not). A timer due later is kept for
+        the polls to come (polls more often than their timeout share it); the next poll arms one if none."""
+        watch = self._watch
+        if watch is None:
+            return
+        if self._watch_loop is not loop or watch.when() < loop.time() + (next_due - self.clock.monotonic()):
+            watch.cancel()
+            self._watch = None
 
     def _expire(self) -> None:
         self._watch = None

@@ -258,6 +258,49 @@ def test_a_poll_deadline_is_its_own_with_one_timer_for_many_polls() -> None:
     assert armed <= 10, armed  # 41 polls in 5 s: a deadline timer per second, not one per poll
 
 
+def test_the_deadline_timer_never_falls_due_between_polls() -> None:
+    """On virtual time, at the shipped timing (a poll every second with 5 % jitter, a 2 s timeout), each
+    read taking 10 ms: over a minute the poll deadline's timer never falls due while no poll is under way
+    (each such firing woke an idle agent for nothing), and a poll that then hangs still fails one timeout
+    after it started."""
+    import random
+
+    starts: list[float] = []
+
+    class Timed(ScriptedDevice):
+        async def read(self):
+            starts.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.01)
+            return await super().read()
+
+    async def main() -> tuple[Poller, float, int, int]:
+        loop = asyncio.get_running_loop()
+        poller = Poller(cfg(poll_interval=1.0, timeout=2.0, jitter=0.05, backoff_max=60.0),
+                        Timed([1.0] * 60 + ["hang"]), Collector(), clock=LoopClock(loop), rng=random.Random(7))
+        fired, idle = [0], [0]
+        expire = poller._expire
+
+        def counting() -> None:
+            fired[0] += 1
+            idle[0] += poller._polling is None
+            expire()
+
+        poller._expire = counting  # type: ignore[method-assign]
+        task = asyncio.create_task(poller.run())
+        while not poller.health.polls_failed:
+            await asyncio.sleep(0.001)
+        failed_at = loop.time()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return poller, failed_at, fired[0], idle[0]
+
+    poller, failed_at, fired, idle = run_virtual(main())
+    assert poller.health.polls_ok == 60
+    assert idle == 0, f"the deadline timer fell due {idle} times with no poll under way ({fired} in all)"
+    assert poller.health.polls_failed == 1 and "DeviceTimeout" in poller.health.last_error
+    assert 2.0 <= failed_at - starts[60] < 2.01
+
+
 async def test_a_poll_cancelled_from_outside_is_cancelled_not_timed_out() -> None:
     dev = ScriptedDevice(["hang", 2.0])
     poller = Poller(cfg(timeout=30.0), dev, Collector())

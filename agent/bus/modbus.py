@@ -247,6 +247,12 @@ class ModbusBus:
         return {"line": self.name, "kind": self.config.type, "connected": bool(self._client and self._client.connected),
                 **totals, **self.line.as_dict(), "units": units}
 
+    def unit_stats(self, unit: int) -> dict[str, Any]:
+        """``stats()["units"][unit]`` (empty for a unit never read) without building every unit's: a
+        device's diagnostics ask for their own unit, each device at every health report."""
+        st = self._units.get(unit)
+        return {} if st is None else st.as_dict()
+
     # -- internals -----------------------------------------------------------------------
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if sending:  # bytes seen since a request was sent tell a garbled reply from none

@@ -80,6 +80,8 @@ async def test_every_profile_decodes_the_simulator_exactly(profile, kind, tmp_pa
         diag = rig.driver.diagnostics()
         assert diag["transactions_per_cycle"] == len(diag["plan"]) and diag["cycles"] == 2
         assert diag["bus_unit"]["transactions"] == 2 * diag["transactions_per_cycle"]
+        assert diag["bus_unit"] == rig.driver.bus.stats()["units"][rig.driver.config.unit]  # its unit's, as the line's
+        assert rig.driver.bus.unit_stats(rig.driver.config.unit + 1) == {}  # a unit never read: nothing
         assert (diag["wire_time_estimate_s"] is None) == (kind == "tcp")
     finally:
         await rig.pool.close()
