@@ -250,3 +250,29 @@ def test_a_state_narrower_than_new_state_makes_is_refused_not_written_past(build
     with pytest.raises(ValueError, match="narrower"):
         fn(np.zeros(n, np.int32), minutes(n), np.ones(n), np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1),
            np.zeros(1), *p.UTC, narrow, shipped(), np.empty(n), np.zeros(n, np.int8))
+
+
+def jittered(kind: str, n: int, seed: int) -> np.ndarray:
+    """Times of a series read every 5 minutes as a poller reads it: ``"1 s"`` each reading up to 1 s early or late,
+    ``"poller"`` up to 5 % of the interval late (the poller's default jitter), ``"slow clock"`` every 299.999 s."""
+    t0 = 1_704_067_200_000
+    rng = np.random.default_rng(seed)
+    if kind == "slow clock":
+        return t0 + np.arange(n, dtype=np.int64) * 299_999
+    grid = t0 + np.arange(n, dtype=np.int64) * 300_000
+    if kind == "1 s":
+        return grid + rng.integers(-1000, 1001, n)
+    return grid + rng.integers(0, 15_000, n)
+
+
+@pytest.mark.parametrize("kind", ["1 s", "poller", "slow clock"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_series_read_every_5_minutes_steps_the_change_point_on_every_reading_despite_jitter(kind, seed):
+    """A 5-minute series' intervals are 5 minutes give or take its poller's jitter: each reading still closes a
+    block, and the slow fall is found as on an exact grid."""
+    v = slow_fall(seed)
+    at = AT["change"]
+    _, ev, _, st_ = run(v, jittered(kind, len(v), seed))
+    found = starts(ev, 1000)
+    assert len(found) == 1 and at < found[0] < at + 1000 and ev[found[0]] == EV_START
+    assert st_[0, kernels.detect.D_CHANGE + novelty.C_NB] == len(v) - 2  # the first reading only starts the baseline

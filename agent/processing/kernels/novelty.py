@@ -14,8 +14,8 @@ before, at an ordinary size.
 drift allowance ``CHANGE_K``; its score is ``0.5 x sum / CHANGE_H``: a sum passing ``CHANGE_H`` reaches the
 detector's threshold (0.5) and both restart, so a slow level shift that the baseline follows is still found; on
 the way the score holds an event open. It steps each time a
-block of readings spanning at least ``CHANGE_BLOCK_MS`` (5 minutes) closes, on the block's mean (a series read
-every 5 minutes or slower: on each reading): its false alarms come per step and the budget is per day, so a
+block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the poller's jitter)
+closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
 series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
 whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
 ``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; each increment
@@ -54,7 +54,10 @@ P_STRIDE = PAT_WIDTH + 2
 PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
 CHANGE_K = 1.0  # drift allowance, deviations per step
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
-CHANGE_BLOCK_MS = 300_000.0  # a step's block of readings spans at least this long (ms)
+CHANGE_BLOCK_MS = 300_000.0  # a step's block of readings spans this long (ms) ...
+CHANGE_SLACK = 0.9  # ... at least this fraction of it: the poller puts each poll up to 5 % of an interval after its
+# grid point (its default jitter), so a block whose intervals add up to 5 minutes on the grid measures at least 5
+# minutes less 2 x 5 % of an interval (one at each end), i.e. 90 % of 5 minutes at most (an interval of 5 minutes)
 CHANGE_GATE = -0.25  # runs while the lag-1 autocorrelation of block increments is below this (noise -0.5, walk 0)
 # change point state, from column b: the upward and the downward sum, the open block (sum, count, first time), the
 # last reading's time, the last block mean and increment, averages of the increments' lag-1 product and square,
@@ -164,7 +167,7 @@ def change_score(x, t, mean, scale, slow, st, s, b):
     st[s, b + C_CNT] += 1.0
     last = t - st[s, b + C_TLAST]
     st[s, b + C_TLAST] = t
-    if (t - st[s, b + C_T0]) + last < CHANGE_BLOCK_MS:
+    if (t - st[s, b + C_T0]) + last < CHANGE_SLACK * CHANGE_BLOCK_MS:
         return st[s, b + C_SCORE]
     m = st[s, b + C_SUM] / st[s, b + C_CNT]
     st[s, b + C_SUM] = 0.0
