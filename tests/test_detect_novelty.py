@@ -153,9 +153,9 @@ def test_a_clock_that_jumps_back_or_decades_ahead_neither_crashes_nor_stalls_the
     fn(np.zeros(n, np.int32), ts, v, np.zeros(n, np.uint32), np.ones(1, np.bool_), np.zeros(1), np.zeros(1), *p.UTC, st_,
        prm, score, ev)
     assert np.all((score >= 0.0) & (score <= 1.0)) and np.isfinite(st_).all()
-    # a block a reading (the first reading only starts the baseline), but the first two it sees and the two after the
-    # jump back in one
-    assert st_[0, p.D_CHANGE + novelty.C_NB] == n - 3
+    # blocks closed since the warm-up (the gate learns from then on): one a reading from the warm-up's last reading
+    # on, but the two after the jump back in one
+    assert st_[0, p.D_CHANGE + novelty.C_NB] == n - prm[p.P_WARMUP]
     found = starts(ev, 1000)
     assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000
 
@@ -275,4 +275,34 @@ def test_a_series_read_every_5_minutes_steps_the_change_point_on_every_reading_d
     _, ev, _, st_ = run(v, jittered(kind, len(v), seed))
     found = starts(ev, 1000)
     assert len(found) == 1 and at < found[0] < at + 1000 and ev[found[0]] == EV_START
-    assert st_[0, kernels.detect.D_CHANGE + novelty.C_NB] == len(v) - 2  # the first reading only starts the baseline
+    # blocks closed since the warm-up: one a reading from the warm-up's last reading on
+    assert st_[0, kernels.detect.D_CHANGE + novelty.C_NB] == len(v) - shipped()[kernels.detect.P_WARMUP] + 1
+
+
+def gate_ratio(state: np.ndarray) -> float:
+    """The change point's gate statistic: the lag-1 autocorrelation of its block increments (it runs below
+    CHANGE_GATE)."""
+    c = state[0, kernels.detect.D_CHANGE:]
+    return c[novelty.C_PROD] / c[novelty.C_SQ] if c[novelty.C_SQ] > 0.0 else 0.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("start", ["equal first readings", "at 0 W as the warm-up ends", "far off at first"])
+def test_the_change_points_gate_opens_on_noise_whatever_the_series_starts_with(start, seed):
+    """The gate's clipping of block increments learns their size from the increments: a first increment of 0 (equal
+    first readings, or a meter at 0 W when the gate starts learning after the warm-up) must not clip every later
+    increment to 0, nor one far-off first reading make every later one look small for thousands of blocks. The gate
+    is open on the noise 1,000 readings in, and the slow fall is found."""
+    v = slow_fall(seed)
+    if start == "equal first readings":
+        v[:5] = 0.0
+    elif start == "at 0 W as the warm-up ends":
+        v[140:190] = 0.0
+    else:
+        v[2] += 100.0
+    ts = times("change", len(v))
+    _, _, _, st_ = run(v[:1000], ts[:1000])
+    assert gate_ratio(st_) < novelty.CHANGE_GATE
+    _, ev, _, _ = run(v, ts)
+    found = starts(ev, 1000)
+    assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000

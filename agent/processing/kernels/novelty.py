@@ -18,8 +18,9 @@ block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLA
 closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
 series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
 whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
-``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; each increment
-clipped to ``CLIP`` times their RMS); elsewhere (a
+``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; learnt from the
+detector's warm-up on, each increment clipped to ``CLIP`` times their RMS, that RMS floored at ``CHANGE_FLOOR`` of
+what noise of the detector's deviation makes); elsewhere (a
 random walk, a slowly wandering load) the baseline lags by the series' own nature and both sums stay at 0. An
 event start restarts the sums (its evidence is reported; a shift that stays builds them again and holds the event).
 
@@ -59,6 +60,7 @@ CHANGE_SLACK = 0.9  # ... at least this fraction of it: the poller puts each pol
 # grid point (its default jitter), so a block whose intervals add up to 5 minutes on the grid measures at least 5
 # minutes less 2 x 5 % of an interval (one at each end), i.e. 90 % of 5 minutes at most (an interval of 5 minutes)
 CHANGE_GATE = -0.25  # runs while the lag-1 autocorrelation of block increments is below this (noise -0.5, walk 0)
+CHANGE_FLOOR = 0.1  # the gate's increment RMS is floored at this fraction of what noise of the deviation makes
 # change point state, from column b: the upward and the downward sum, the open block (sum, count, first time), the
 # last reading's time, the last block mean and increment, averages of the increments' lag-1 product and square,
 # blocks closed, the score held until the next block closes
@@ -151,11 +153,11 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(x, t, mean, scale, slow, st, s, b):
+def change_score(x, t, mean, scale, slow, young, st, s, b):
     """The change point after reading ``x`` at UTC ms ``t`` (``mean``, ``scale``: the detector's baseline and
-    deviation before it; ``slow``: the slowest rate of the gate's averages): ``0.5 x sum / CHANGE_H`` (at least
-    0.5 at the alarm, where both sums restart), held until the next block closes; 0 where the gate is shut. State
-    from column ``b``."""
+    deviation before it; ``slow``: the slowest rate of the gate's averages; ``young``: the detector is in its
+    warm-up): ``0.5 x sum / CHANGE_H`` (at least 0.5 at the alarm, where both sums restart), held until the next
+    block closes; 0 where the gate is shut. State from column ``b``."""
     if st[s, b + C_CNT] == 0.0:  # a block opens
         if st[s, b + C_NB] == 0.0 or t < st[s, b + C_TLAST]:  # the first reading, or the clock went back
             st[s, b + C_TLAST] = t
@@ -169,18 +171,27 @@ def change_score(x, t, mean, scale, slow, st, s, b):
     st[s, b + C_TLAST] = t
     if (t - st[s, b + C_T0]) + last < CHANGE_SLACK * CHANGE_BLOCK_MS:
         return st[s, b + C_SCORE]
-    m = st[s, b + C_SUM] / st[s, b + C_CNT]
+    cnt = st[s, b + C_CNT]
+    m = st[s, b + C_SUM] / cnt
     st[s, b + C_SUM] = 0.0
     st[s, b + C_CNT] = 0.0
-    nb = st[s, b + C_NB] + 1.0
+    # blocks closed since the warm-up (the gate learns from the first increment after it: before, the baseline and
+    # its deviation, which floor the gate's clipping, are still settling, and a first reading far off would rule it)
+    nb = 1.0 if young else st[s, b + C_NB] + 1.0
     st[s, b + C_NB] = nb
     noise = False
     if nb > 1.0:  # the gate: the lag-1 autocorrelation of block increments
         dx = m - st[s, b + C_PREV]
-        lim = CLIP * math.sqrt(st[s, b + C_SQ])  # an increment counts at most CLIP times their RMS (one jump
-        if nb > 2.0:  # of an anomaly does not rule the gate for long)
-            dx = dx if dx < lim else lim
-            dx = dx if dx > -lim else -lim
+        # an increment counts at most CLIP times their RMS (one jump of an anomaly rules the gate only briefly); that
+        # RMS is floored at CHANGE_FLOOR of the increment independent noise of the detector's deviation makes between
+        # block means of this many readings, so the first increment is clipped too and a run of equal block means (a
+        # quantised sensor, a meter at 0 W) does not shut the gate for good (from the floor the limit grows
+        # geometrically: clipped increments raise the RMS)
+        rms = math.sqrt(st[s, b + C_SQ])
+        ref = CHANGE_FLOOR * scale * math.sqrt(2.0 / cnt)
+        lim = CLIP * (rms if rms > ref else ref)
+        dx = dx if dx < lim else lim
+        dx = dx if dx > -lim else -lim
         a = 1.0 / (nb - 1.0)
         if a < slow:
             a = slow
