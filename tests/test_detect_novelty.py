@@ -306,3 +306,21 @@ def test_the_change_points_gate_opens_on_noise_whatever_the_series_starts_with(s
     _, ev, _, _ = run(v, ts)
     found = starts(ev, 1000)
     assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000
+
+
+def change_steps(xs, mean=0.0, scale=10.0, every_ms=300_000):
+    """Readings straight through the change point (plain Python), one every ``every_ms``, against a fixed baseline
+    past the warm-up: (scores, state)."""
+    st_ = np.zeros((1, novelty.CHANGE_COLS))
+    out = [novelty.change_score(x, 1_704_067_200_000 + i * every_ms, mean, scale, 1e-4, False, st_, 0, 0)
+           for i, x in enumerate(xs)]
+    return np.array(out), st_
+
+
+def test_the_gates_averages_are_plain_averages_while_young():
+    """Block means alternating 0, 1 (the first block holds the first two readings): every increment is +-1, every
+    lag-1 product -1, so both averages are exact from their first sample on (a product average started from 0
+    at the squares' rate would be biased towards 0)."""
+    _, st_ = change_steps([0.0, 0.0] + [1.0, 0.0] * 5)
+    c = st_[0]
+    assert c[novelty.C_NB] == 11 and c[novelty.C_SQ] == 1.0 and c[novelty.C_PROD] == -1.0

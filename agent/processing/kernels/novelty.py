@@ -192,12 +192,15 @@ def change_score(x, t, mean, scale, slow, young, st, s, b):
         lim = CLIP * (rms if rms > ref else ref)
         dx = dx if dx < lim else lim
         dx = dx if dx > -lim else -lim
-        a = 1.0 / (nb - 1.0)
+        a = 1.0 / (nb - 1.0)  # running averages while young: the squares from the first increment on, ...
         if a < slow:
             a = slow
-        if nb > 2.0:
-            st[s, b + C_PROD] += a * (dx * st[s, b + C_DPREV] - st[s, b + C_PROD])
         st[s, b + C_SQ] += a * (dx * dx - st[s, b + C_SQ])
+        if nb > 2.0:  # ... the lag-1 products from the second
+            a = 1.0 / (nb - 2.0)
+            if a < slow:
+                a = slow
+            st[s, b + C_PROD] += a * (dx * st[s, b + C_DPREV] - st[s, b + C_PROD])
         st[s, b + C_DPREV] = dx
         noise = nb > 2.0 and st[s, b + C_PROD] < CHANGE_GATE * st[s, b + C_SQ]
     st[s, b + C_PREV] = m
