@@ -308,11 +308,11 @@ def test_the_change_points_gate_opens_on_noise_whatever_the_series_starts_with(s
     assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000
 
 
-def change_steps(xs, mean=0.0, scale=10.0, every_ms=300_000):
+def change_steps(xs, mean=0.0, scale=10.0, every_ms=300_000, threshold=0.5):
     """Readings straight through the change point (plain Python), one every ``every_ms``, against a fixed baseline
     past the warm-up: (scores, state)."""
     st_ = np.zeros((1, novelty.CHANGE_COLS))
-    out = [novelty.change_score(x, 1_704_067_200_000 + i * every_ms, mean, scale, 1e-4, False, st_, 0, 0)
+    out = [novelty.change_score(x, 1_704_067_200_000 + i * every_ms, mean, scale, 1e-4, False, threshold, st_, 0, 0)
            for i, x in enumerate(xs)]
     return np.array(out), st_
 
@@ -324,3 +324,23 @@ def test_the_gates_averages_are_plain_averages_while_young():
     _, st_ = change_steps([0.0, 0.0] + [1.0, 0.0] * 5)
     c = st_[0]
     assert c[novelty.C_NB] == 11 and c[novelty.C_SQ] == 1.0 and c[novelty.C_PROD] == -1.0
+
+
+@pytest.mark.parametrize("threshold", [0.4, 0.55])
+def test_the_change_points_score_reaches_the_configured_threshold_at_its_alarm_and_not_before(threshold):
+    """Readings 4.5 +- 0.5 deviations above a fixed baseline (clipped at 4: the upward sum grows by 3 a step): the
+    score stays below the threshold until the sum passes CHANGE_H, and reaches it there, whatever the threshold
+    (the same reading as at the shipped 0.5)."""
+    xs = [4.5, 4.5] + [5.0, 4.0] * 60
+    sc, _ = change_steps(xs, scale=1.0, threshold=threshold)
+    alarm = int(np.argmax(sc >= threshold))
+    shipped_sc, _ = change_steps(xs, scale=1.0)
+    assert alarm == int(np.argmax(shipped_sc >= 0.5)) > 70  # 80 steps of 3 from the gate's opening
+    assert sc[alarm] >= threshold and np.all(sc[:alarm] < threshold) and sc[:alarm].max() > 0.9 * threshold
+
+
+def test_a_slow_level_shift_is_found_at_a_threshold_above_the_shipped_one():
+    v = slow_fall(1)
+    _, ev, _, _ = run(v, times("change", len(v)), prm=shipped(threshold=0.55))
+    found = starts(ev, 1000)
+    assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000 and ev[found[0]] == EV_START

@@ -306,7 +306,9 @@ def surprise(x, t, st, s, prm, sig, sig_rel):
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
     score = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
     score = 0.0 if score < 0.0 else (1.0 if score > 1.0 else score)
-    cs = change_score(x, t, mean, scale, alpha * LSLOW, n < prm[P_WARMUP], st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
+    cs = 0.0
+    if prm[P_CHANGE] != 0.0:
+        cs = change_score(x, t, mean, scale, alpha * LSLOW, n < prm[P_WARMUP], prm[P_THRESHOLD], st, s, D_CHANGE)
     # never seen this range before
     lo = st[s, D_LO]
     hi = st[s, D_HI]

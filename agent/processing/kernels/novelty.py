@@ -11,8 +11,8 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at ``CLIP``),
-drift allowance ``CHANGE_K``; its score is ``0.5 x sum / CHANGE_H``: a sum passing ``CHANGE_H`` reaches the
-detector's threshold (0.5) and both restart, so a slow level shift that the baseline follows is still found; on
+drift allowance ``CHANGE_K``; its score is ``threshold x sum / CHANGE_H`` (the detector's threshold): a sum
+passing ``CHANGE_H`` reaches the threshold and both restart, so a slow level shift that the baseline follows is still found; on
 the way the score holds an event open. It steps each time a
 block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the poller's jitter)
 closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
@@ -153,11 +153,12 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(x, t, mean, scale, slow, young, st, s, b):
+def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     """The change point after reading ``x`` at UTC ms ``t`` (``mean``, ``scale``: the detector's baseline and
     deviation before it; ``slow``: the slowest rate of the gate's averages; ``young``: the detector is in its
-    warm-up): ``0.5 x sum / CHANGE_H`` (at least 0.5 at the alarm, where both sums restart), held until the next
-    block closes; 0 where the gate is shut. State from column ``b``."""
+    warm-up; ``threshold``: the detector's): ``threshold x sum / CHANGE_H`` (below the threshold on the way, at
+    least the threshold at the alarm, where both sums restart), held until the next block closes; 0 where the gate
+    is shut. State from column ``b``."""
     if st[s, b + C_CNT] == 0.0:  # a block opens
         if st[s, b + C_NB] == 0.0 or t < st[s, b + C_TLAST]:  # the first reading, or the clock went back
             st[s, b + C_TLAST] = t
@@ -220,7 +221,7 @@ def change_score(x, t, mean, scale, slow, young, st, s, b):
         down = 0.0
     st[s, b + C_UP] = up
     st[s, b + C_DOWN] = down
-    sc = 0.5 * top / CHANGE_H
+    sc = threshold * top / CHANGE_H
     sc = 1.0 if sc > 1.0 else sc
     st[s, b + C_SCORE] = sc
     return sc
