@@ -344,3 +344,20 @@ def test_a_slow_level_shift_is_found_at_a_threshold_above_the_shipped_one():
     _, ev, _, _ = run(v, times("change", len(v)), prm=shipped(threshold=0.55))
     found = starts(ev, 1000)
     assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000 and ev[found[0]] == EV_START
+
+
+@pytest.mark.parametrize("significant", [2.0, 2.5])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_change_point_alarm_waits_for_a_reading_that_departs_by_the_significant_change(seed, significant):
+    """With a significant change the readings of the slow fall depart from the baseline by that much only now and
+    then (the baseline lags about 2 behind, the noise is +-1: at most 2.9): an alarm at a reading closer than that is
+    held, not thrown away with its sums, and reported at the next reading that departs far enough."""
+    v = slow_fall(seed)
+    n = len(v)
+    p = kernels.detect
+    prm = shipped()
+    st_, score, ev = p.new_state(1, prm), np.empty(n), np.zeros(n, np.int8)
+    detect.detect_step(np.zeros(n, np.int32), times("change", n), v, np.zeros(n, np.uint32), np.ones(1, np.bool_),
+                       np.full(1, significant), np.zeros(1), *p.UTC, st_, prm, score, ev)
+    found = starts(ev, 1000)
+    assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000 and ev[found[0]] == EV_START

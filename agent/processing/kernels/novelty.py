@@ -12,8 +12,9 @@ before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at ``CLIP``),
 drift allowance ``CHANGE_K``; its score is ``threshold x sum / CHANGE_H`` (the detector's threshold): a sum
-passing ``CHANGE_H`` reaches the threshold and both restart, so a slow level shift that the baseline follows is still found; on
-the way the score holds an event open. It steps each time a
+passing ``CHANGE_H`` stops there, at the threshold, until the detector reports the alarm (at a reading that
+departs from the baseline by the significant change), and both restart: a slow level shift that the baseline
+follows is still found. On the way the score holds an event open. It steps each time a
 block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the poller's jitter)
 closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
 series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
@@ -156,9 +157,9 @@ def pattern_score(x, st, s, b, mean, scale, history):
 def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     """The change point after reading ``x`` at UTC ms ``t`` (``mean``, ``scale``: the detector's baseline and
     deviation before it; ``slow``: the slowest rate of the gate's averages; ``young``: the detector is in its
-    warm-up; ``threshold``: the detector's): ``threshold x sum / CHANGE_H`` (below the threshold on the way, at
-    least the threshold at the alarm, where both sums restart), held until the next block closes; 0 where the gate
-    is shut. State from column ``b``."""
+    warm-up; ``threshold``: the detector's): ``threshold x sum / CHANGE_H`` (below the threshold on the way; at the
+    alarm the sums stop at CHANGE_H and it is the threshold until the detector reports it and restarts them),
+    held until the next block closes; 0 where the gate is shut. State from column ``b``."""
     if st[s, b + C_CNT] == 0.0:  # a block opens
         if st[s, b + C_NB] == 0.0 or t < st[s, b + C_TLAST]:  # the first reading, or the clock went back
             st[s, b + C_TLAST] = t
@@ -215,10 +216,9 @@ def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     down = st[s, b + C_DOWN] - dz - CHANGE_K
     up = up if up > 0.0 else 0.0
     down = down if down > 0.0 else 0.0
+    up = up if up < CHANGE_H else CHANGE_H  # the alarm: held until reported (see change_restart)
+    down = down if down < CHANGE_H else CHANGE_H
     top = up if up > down else down
-    if top > CHANGE_H:
-        up = 0.0
-        down = 0.0
     st[s, b + C_UP] = up
     st[s, b + C_DOWN] = down
     sc = threshold * top / CHANGE_H
@@ -229,7 +229,8 @@ def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
 
 @kernel
 def change_restart(st, s, b):
-    """Restart the change point's sums and its held score (at an event start, or where its gate is shut)."""
+    """Restart the change point's sums and its held score (where its alarm is reported, at any event start, and
+    where its gate is shut)."""
     st[s, b + C_UP] = 0.0
     st[s, b + C_DOWN] = 0.0
     st[s, b + C_SCORE] = 0.0
