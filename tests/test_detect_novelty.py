@@ -361,3 +361,19 @@ def test_a_change_point_alarm_waits_for_a_reading_that_departs_by_the_significan
                        np.full(1, significant), np.zeros(1), *p.UTC, st_, prm, score, ev)
     found = starts(ev, 1000)
     assert len(found) == 1 and AT["change"] < found[0] < AT["change"] + 1000 and ev[found[0]] == EV_START
+
+
+def test_a_clock_that_stands_still_does_not_hold_the_change_point_for_good():
+    """From reading 3,000 the clock stands still (the same time on every reading): the change point's blocks close
+    after CHANGE_BLOCK_MAX readings, so it keeps stepping and its held score is not held forever."""
+    v = slow_fall(1)
+    n = len(v)
+    ts = times("change", n)
+    freeze = 3000
+    ts[freeze:] = ts[freeze]
+    col = kernels.detect.D_CHANGE + novelty.C_NB
+    before = run(v[:freeze + 1], ts[:freeze + 1])[3][0, col]  # the first reading at the still time closes a block
+    score, _, _, st_ = run(v, ts)
+    assert st_[0, col] == before + (n - freeze - 1) // novelty.CHANGE_BLOCK_MAX
+    held = score[freeze:]
+    assert not np.all(held == held[0])

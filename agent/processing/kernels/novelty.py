@@ -16,7 +16,7 @@ passing ``CHANGE_H`` stops there, at the threshold, until the detector reports t
 departs from the baseline by the significant change), and both restart: a slow level shift that the baseline
 follows is still found. On the way the score holds an event open. It steps each time a
 block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the poller's jitter)
-closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
+or holding ``CHANGE_BLOCK_MAX`` readings (a clock that stands still) closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
 series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
 whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
 ``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; learnt from the
@@ -61,6 +61,7 @@ CHANGE_SLACK = 0.9  # ... at least this fraction of it: the poller puts each pol
 # grid point (its default jitter), so a block whose intervals add up to 5 minutes on the grid measures at least 5
 # minutes less 2 x 5 % of an interval (one at each end), i.e. 90 % of 5 minutes at most (an interval of 5 minutes)
 CHANGE_GATE = -0.25  # runs while the lag-1 autocorrelation of block increments is below this (noise -0.5, walk 0)
+CHANGE_BLOCK_MAX = 3000.0  # ... or holds this many readings (5 minutes at 10 a second; a clock that stands still)
 CHANGE_FLOOR = 0.1  # the gate's increment RMS is floored at this fraction of what noise of the deviation makes
 # change point state, from column b: the upward and the downward sum, the open block (sum, count, first time), the
 # last reading's time, the last block mean and increment, averages of the increments' lag-1 product and square,
@@ -171,7 +172,7 @@ def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     st[s, b + C_CNT] += 1.0
     last = t - st[s, b + C_TLAST]
     st[s, b + C_TLAST] = t
-    if (t - st[s, b + C_T0]) + last < CHANGE_SLACK * CHANGE_BLOCK_MS:
+    if (t - st[s, b + C_T0]) + last < CHANGE_SLACK * CHANGE_BLOCK_MS and st[s, b + C_CNT] < CHANGE_BLOCK_MAX:
         return st[s, b + C_SCORE]
     cnt = st[s, b + C_CNT]
     m = st[s, b + C_SUM] / cnt
