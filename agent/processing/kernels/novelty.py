@@ -20,8 +20,7 @@ or holding ``CHANGE_BLOCK_MAX`` readings (a clock that stands still) closes, on 
 series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
 whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
 ``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; learnt from the
-detector's warm-up on, each increment clipped to ``CLIP`` times their RMS, that RMS floored at ``CHANGE_FLOOR`` of
-what noise of the detector's deviation makes); elsewhere (a
+detector's warm-up on, each increment clipped to ``CLIP`` times their RMS once that is not 0); elsewhere (a
 random walk, a slowly wandering load) the baseline lags by the series' own nature and both sums stay at 0. An
 event start restarts the sums (its evidence is reported; a shift that stays builds them again and holds the event).
 
@@ -62,7 +61,6 @@ CHANGE_SLACK = 0.9  # ... at least this fraction of it: the poller puts each pol
 # minutes less 2 x 5 % of an interval (one at each end), i.e. 90 % of 5 minutes at most (an interval of 5 minutes)
 CHANGE_GATE = -0.25  # runs while the lag-1 autocorrelation of block increments is below this (noise -0.5, walk 0)
 CHANGE_BLOCK_MAX = 3000.0  # ... or holds this many readings (5 minutes at 10 a second; a clock that stands still)
-CHANGE_FLOOR = 0.1  # the gate's increment RMS is floored at this fraction of what noise of the deviation makes
 # change point state, from column b: the upward and the downward sum, the open block (sum, count, first time), the
 # last reading's time, the last block mean and increment, averages of the increments' lag-1 product and square,
 # blocks closed, the score held until the next block closes
@@ -174,8 +172,7 @@ def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     st[s, b + C_TLAST] = t
     if (t - st[s, b + C_T0]) + last < CHANGE_SLACK * CHANGE_BLOCK_MS and st[s, b + C_CNT] < CHANGE_BLOCK_MAX:
         return st[s, b + C_SCORE]
-    cnt = st[s, b + C_CNT]
-    m = st[s, b + C_SUM] / cnt
+    m = st[s, b + C_SUM] / st[s, b + C_CNT]
     st[s, b + C_SUM] = 0.0
     st[s, b + C_CNT] = 0.0
     # blocks closed since the warm-up (the gate learns from the first increment after it: before, the baseline and
@@ -185,16 +182,13 @@ def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     noise = False
     if nb > 1.0:  # the gate: the lag-1 autocorrelation of block increments
         dx = m - st[s, b + C_PREV]
-        # an increment counts at most CLIP times their RMS (one jump of an anomaly rules the gate only briefly); that
-        # RMS is floored at CHANGE_FLOOR of the increment independent noise of the detector's deviation makes between
-        # block means of this many readings, so the first increment is clipped too and a run of equal block means (a
-        # quantised sensor, a meter at 0 W) does not shut the gate for good (from the floor the limit grows
-        # geometrically: clipped increments raise the RMS)
+        # an increment counts at most CLIP times their RMS (one jump of an anomaly rules the gate only briefly), once
+        # that is known: the first increment, and any while every one so far was 0 (a quantised sensor, a meter at
+        # 0 W), counts as it is (a limit of 0 would clip every later increment to 0 and shut the gate for good)
         rms = math.sqrt(st[s, b + C_SQ])
-        ref = CHANGE_FLOOR * scale * math.sqrt(2.0 / cnt)
-        lim = CLIP * (rms if rms > ref else ref)
-        dx = dx if dx < lim else lim
-        dx = dx if dx > -lim else -lim
+        if rms > 0.0:
+            dx = dx if dx < CLIP * rms else CLIP * rms
+            dx = dx if dx > -CLIP * rms else -CLIP * rms
         a = 1.0 / (nb - 1.0)  # running averages while young: the squares from the first increment on, ...
         if a < slow:
             a = slow
