@@ -11,18 +11,21 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at ``CLIP``),
-drift allowance ``CHANGE_K``; its score is ``threshold x sum / CHANGE_H`` (the detector's threshold): a sum
-passing ``CHANGE_H`` stops there, at the threshold, until the detector reports the alarm (at a reading that
-departs from the baseline by the significant change), and both restart: a slow level shift that the baseline
-follows is still found. On the way the score holds an event open. It steps each time a
-block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the poller's jitter)
-or holding ``CHANGE_BLOCK_MAX`` readings (a clock that stands still) closes, on the block's mean (a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and the budget is per day, so a
-series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
-whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
-``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; learnt from the
-detector's warm-up on, each increment clipped to ``CLIP`` times their RMS once that is not 0); elsewhere (a
-random walk, a slowly wandering load) the baseline lags by the series' own nature and both sums stay at 0. An
-event start restarts the sums (its evidence is reported; a shift that stays builds them again and holds the event).
+drift allowance ``CHANGE_K``; its score is ``threshold x sum / CHANGE_H`` (the detector's threshold): below the
+threshold on the way, where it can hold an event open but starts none; a sum passing ``CHANGE_H`` stops there, at
+the threshold, until the detector reports the alarm (at a reading that departs from the baseline by the
+significant change), and both restart: a slow level shift that the baseline follows is still found. It steps
+each time a block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the
+poller's jitter) or holding ``CHANGE_BLOCK_MAX`` readings (a clock that stands still) closes, on the block's mean
+(a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and
+the budget is per day, so a series read every second gets no more of them a day than one read every 5 minutes.
+And it runs only on a series whose block means move like noise around a level: the lag-1 autocorrelation of
+their increments below ``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth
+wander; learnt from the detector's warm-up on, each increment clipped to ``CLIP`` times their RMS once that is
+not 0); elsewhere (a random walk, a slowly wandering load) the baseline lags by the series' own nature, the gate
+is shut and both sums are at 0 (a gate younger than about 50 blocks averages few increments and may open for a
+block). An event start restarts the sums (its evidence is reported; a shift that stays builds them again and
+holds the event).
 
 **Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
 shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
