@@ -33,7 +33,7 @@ the threshold).
 **Change point** (part of the size score; kernels.novelty.change_score): a two-sided CUSUM of the deviation from the
 baseline, stepped on block means of at least 5 minutes and only on a series whose block means move like noise around
 a level (not a random walk, not smooth wander: there the baseline lags by the series' nature); a slow level shift the
-baseline follows.
+baseline follows. Its alarm is held until a reading departs from the baseline by the significant change (below).
 
 A reading closer to the baseline than the metric's significant change (the larger of an absolute
 ``significant``, e.g. its resolution or noise floor, and ``significant_rel`` x the baseline, both
@@ -306,7 +306,9 @@ def surprise(x, t, st, s, prm, sig, sig_rel):
     tail = 0.5 * math.erfc(z / math.sqrt(2.0))
     score = math.log(tail + 1e-10 * (1.0 - tail) + 1e-300) / LOG_TAIL_FLOOR
     score = 0.0 if score < 0.0 else (1.0 if score > 1.0 else score)
-    cs = change_score(x, t, mean, scale, alpha * LSLOW, st, s, D_CHANGE) if prm[P_CHANGE] != 0.0 else 0.0
+    cs = 0.0
+    if prm[P_CHANGE] != 0.0:
+        cs = change_score(x, t, mean, scale, alpha * LSLOW, n < prm[P_WARMUP], prm[P_THRESHOLD], st, s, D_CHANGE)
     # never seen this range before
     lo = st[s, D_LO]
     hi = st[s, D_HI]
@@ -359,6 +361,8 @@ def detect_step(series, ts, value, quality, enabled, significant, significant_re
         rec = sc  # the record rule's evidence: the size and time-of-day scores
         if cs > sc:
             sc = cs
+        if cs >= threshold:  # the change point's alarm is reported (it starts an event or joins one): it restarts
+            change_restart(st, s, D_CHANGE)
         # the bit marks a value that is anomalous in size on its own: where a size anomaly begins, and every
         # value beyond anything the series has shown; not the ordinary-looking rest of an event, nor shapes
         if sc >= threshold and (hit or st[s, D_ACTIVE] == 0.0):

@@ -11,17 +11,21 @@ Gaussian tail on the detector's log scale, its z taken ``PAT_ZMUL`` times): a co
 before, at an ordinary size.
 
 **Change point.** A two-sided CUSUM of the deviation from the baseline in deviations (clipped at ``CLIP``),
-drift allowance ``CHANGE_K``; its score is ``0.5 x sum / CHANGE_H``: a sum passing ``CHANGE_H`` reaches the
-detector's threshold (0.5) and both restart, so a slow level shift that the baseline follows is still found; on
-the way the score holds an event open. It steps each time a
-block of readings spanning at least ``CHANGE_BLOCK_MS`` (5 minutes) closes, on the block's mean (a series read
-every 5 minutes or slower: on each reading): its false alarms come per step and the budget is per day, so a
-series read every second gets no more of them a day than one read every 5 minutes. And it runs only on a series
-whose block means move like noise around a level: the lag-1 autocorrelation of their increments below
-``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth wander; each increment
-clipped to ``CLIP`` times their RMS); elsewhere (a
-random walk, a slowly wandering load) the baseline lags by the series' own nature and both sums stay at 0. An
-event start restarts the sums (its evidence is reported; a shift that stays builds them again and holds the event).
+drift allowance ``CHANGE_K``; its score is ``threshold x sum / CHANGE_H`` (the detector's threshold): below the
+threshold on the way, where it can hold an event open but starts none; a sum passing ``CHANGE_H`` stops there, at
+the threshold, until the detector reports the alarm (at a reading that departs from the baseline by the
+significant change), and both restart: a slow level shift that the baseline follows is still found. It steps
+each time a block of readings spanning ``CHANGE_BLOCK_MS`` (5 minutes; at least ``CHANGE_SLACK`` of it, the
+poller's jitter) or holding ``CHANGE_BLOCK_MAX`` readings (a clock that stands still) closes, on the block's mean
+(a series read every 5 minutes or slower, jittered or not: on each reading): its false alarms come per step and
+the budget is per day, so a series read every second gets no more of them a day than one read every 5 minutes.
+And it runs only on a series whose block means move like noise around a level: the lag-1 autocorrelation of
+their increments below ``CHANGE_GATE`` (-0.5 for independent noise, 0 for a random walk, towards +1 for smooth
+wander; learnt from the detector's warm-up on, each increment clipped to ``CLIP`` times their RMS once that is
+not 0); elsewhere (a random walk, a slowly wandering load) the baseline lags by the series' own nature, the gate
+is shut and both sums are at 0 (a gate younger than about 50 blocks averages few increments and may open for a
+block). An event start restarts the sums (its evidence is reported; a shift that stays builds them again and
+holds the event).
 
 **Record rule.** A reading's evidence (a score on the detector's log scale) that is the highest the series has
 shown since its warm-up, at least ``RECORD_MIN``, from reading ``RECORD_AGE`` on, and improbable for the
@@ -54,8 +58,12 @@ P_STRIDE = PAT_WIDTH + 2
 PAT_COLS = P_PROTO + PAT_PROTOS * P_STRIDE
 CHANGE_K = 1.0  # drift allowance, deviations per step
 CHANGE_H = 240.0  # alarm (and restart) when a sum passes this many deviations
-CHANGE_BLOCK_MS = 300_000.0  # a step's block of readings spans at least this long (ms)
+CHANGE_BLOCK_MS = 300_000.0  # a step's block of readings spans this long (ms) ...
+CHANGE_SLACK = 0.9  # ... at least this fraction of it: the poller puts each poll up to 5 % of an interval after its
+# grid point (its default jitter), so a block whose intervals add up to 5 minutes on the grid measures at least 5
+# minutes less 2 x 5 % of an interval (one at each end), i.e. 90 % of 5 minutes at most (an interval of 5 minutes)
 CHANGE_GATE = -0.25  # runs while the lag-1 autocorrelation of block increments is below this (noise -0.5, walk 0)
+CHANGE_BLOCK_MAX = 3000.0  # ... or holds this many readings (5 minutes at 10 a second; a clock that stands still)
 # change point state, from column b: the upward and the downward sum, the open block (sum, count, first time), the
 # last reading's time, the last block mean and increment, averages of the increments' lag-1 product and square,
 # blocks closed, the score held until the next block closes
@@ -148,11 +156,12 @@ def pattern_score(x, st, s, b, mean, scale, history):
 
 
 @kernel
-def change_score(x, t, mean, scale, slow, st, s, b):
+def change_score(x, t, mean, scale, slow, young, threshold, st, s, b):
     """The change point after reading ``x`` at UTC ms ``t`` (``mean``, ``scale``: the detector's baseline and
-    deviation before it; ``slow``: the slowest rate of the gate's averages): ``0.5 x sum / CHANGE_H`` (at least
-    0.5 at the alarm, where both sums restart), held until the next block closes; 0 where the gate is shut. State
-    from column ``b``."""
+    deviation before it; ``slow``: the slowest rate of the gate's averages; ``young``: the detector is in its
+    warm-up; ``threshold``: the detector's): ``threshold x sum / CHANGE_H`` (below the threshold on the way; at the
+    alarm the sums stop at CHANGE_H and it is the threshold until the detector reports it and restarts them),
+    held until the next block closes; 0 where the gate is shut. State from column ``b``."""
     if st[s, b + C_CNT] == 0.0:  # a block opens
         if st[s, b + C_NB] == 0.0 or t < st[s, b + C_TLAST]:  # the first reading, or the clock went back
             st[s, b + C_TLAST] = t
@@ -164,26 +173,34 @@ def change_score(x, t, mean, scale, slow, st, s, b):
     st[s, b + C_CNT] += 1.0
     last = t - st[s, b + C_TLAST]
     st[s, b + C_TLAST] = t
-    if (t - st[s, b + C_T0]) + last < CHANGE_BLOCK_MS:
+    if (t - st[s, b + C_T0]) + last < CHANGE_SLACK * CHANGE_BLOCK_MS and st[s, b + C_CNT] < CHANGE_BLOCK_MAX:
         return st[s, b + C_SCORE]
     m = st[s, b + C_SUM] / st[s, b + C_CNT]
     st[s, b + C_SUM] = 0.0
     st[s, b + C_CNT] = 0.0
-    nb = st[s, b + C_NB] + 1.0
+    # blocks closed since the warm-up (the gate learns from the first increment after it: before, the baseline and
+    # its deviation, which floor the gate's clipping, are still settling, and a first reading far off would rule it)
+    nb = 1.0 if young else st[s, b + C_NB] + 1.0
     st[s, b + C_NB] = nb
     noise = False
     if nb > 1.0:  # the gate: the lag-1 autocorrelation of block increments
         dx = m - st[s, b + C_PREV]
-        lim = CLIP * math.sqrt(st[s, b + C_SQ])  # an increment counts at most CLIP times their RMS (one jump
-        if nb > 2.0:  # of an anomaly does not rule the gate for long)
-            dx = dx if dx < lim else lim
-            dx = dx if dx > -lim else -lim
-        a = 1.0 / (nb - 1.0)
+        # an increment counts at most CLIP times their RMS (one jump of an anomaly rules the gate only briefly), once
+        # that is known: the first increment, and any while every one so far was 0 (a quantised sensor, a meter at
+        # 0 W), counts as it is (a limit of 0 would clip every later increment to 0 and shut the gate for good)
+        rms = math.sqrt(st[s, b + C_SQ])
+        if rms > 0.0:
+            dx = dx if dx < CLIP * rms else CLIP * rms
+            dx = dx if dx > -CLIP * rms else -CLIP * rms
+        a = 1.0 / (nb - 1.0)  # running averages while young: the squares from the first increment on, ...
         if a < slow:
             a = slow
-        if nb > 2.0:
-            st[s, b + C_PROD] += a * (dx * st[s, b + C_DPREV] - st[s, b + C_PROD])
         st[s, b + C_SQ] += a * (dx * dx - st[s, b + C_SQ])
+        if nb > 2.0:  # ... the lag-1 products from the second
+            a = 1.0 / (nb - 2.0)
+            if a < slow:
+                a = slow
+            st[s, b + C_PROD] += a * (dx * st[s, b + C_DPREV] - st[s, b + C_PROD])
         st[s, b + C_DPREV] = dx
         noise = nb > 2.0 and st[s, b + C_PROD] < CHANGE_GATE * st[s, b + C_SQ]
     st[s, b + C_PREV] = m
@@ -197,13 +214,12 @@ def change_score(x, t, mean, scale, slow, st, s, b):
     down = st[s, b + C_DOWN] - dz - CHANGE_K
     up = up if up > 0.0 else 0.0
     down = down if down > 0.0 else 0.0
+    up = up if up < CHANGE_H else CHANGE_H  # the alarm: held until reported (see change_restart)
+    down = down if down < CHANGE_H else CHANGE_H
     top = up if up > down else down
-    if top > CHANGE_H:
-        up = 0.0
-        down = 0.0
     st[s, b + C_UP] = up
     st[s, b + C_DOWN] = down
-    sc = 0.5 * top / CHANGE_H
+    sc = threshold * top / CHANGE_H
     sc = 1.0 if sc > 1.0 else sc
     st[s, b + C_SCORE] = sc
     return sc
@@ -211,7 +227,8 @@ def change_score(x, t, mean, scale, slow, st, s, b):
 
 @kernel
 def change_restart(st, s, b):
-    """Restart the change point's sums and its held score (at an event start, or where its gate is shut)."""
+    """Restart the change point's sums and its held score (where its alarm is reported, at any event start, and
+    where its gate is shut)."""
     st[s, b + C_UP] = 0.0
     st[s, b + C_DOWN] = 0.0
     st[s, b + C_SCORE] = 0.0
