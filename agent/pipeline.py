@@ -1,7 +1,9 @@
 """Pipeline: pollers submit batches; the pipeline processes them and commits raw telemetry,
 aggregates and events to the outbox in one transaction, then wakes the uplink. It sleeps until work
-arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit; with
-nothing to do it wakes only to close aggregation windows (once a second) and to show it is alive.
+arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit, or less once
+``CYCLE_READINGS`` readings wait (what a cycle holds at once, its memory, stays bounded whatever the
+poll rate); with nothing to do it wakes only to close aggregation windows (once a second) and to show
+it is alive.
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
@@ -46,6 +48,10 @@ FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 # a cycle that runs anyway (the polls' commit) flushes when the flush is due within this much, so
 # devices polled every second with jitter never make the loop wake again for a flush of its own
 FLUSH_EARLY_S = 0.25
+# readings that start a cycle without waiting out the rest of commit_interval: a cycle's columns, the
+# JSON text and the rows it commits take ≈ 0.25 KB a reading at once (100 meters x 60 values every
+# 100 ms brought ≈ 12,000 a cycle: 3 MB more RSS than at this bound; docs/processing.md)
+CYCLE_READINGS = 4096
 
 
 class Pipeline:
@@ -62,6 +68,8 @@ class Pipeline:
         self.clock = clock or Clock()
         self.stats = PipelineHealth()
         self._pending: list[tuple[str, Batch]] = []
+        self._pending_readings = 0  # readings in _pending
+        self._gathering: asyncio.Future | None = None  # the batching delay of run(), ended early by CYCLE_READINGS
         self._shifted: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # device -> (driver's column, + base)
         self._extra: list[Pending] = []
         self._per_message = config.mqtt.readings_per_message
@@ -87,7 +95,10 @@ class Pipeline:
             batch = Batch(self._global_series(device, base, batch.series), batch.ts, batch.value, batch.quality)
         self._pending.append((device, batch))
         self.stats.readings_in += len(batch)
+        self._pending_readings += len(batch)
         self._wake()
+        if self._pending_readings >= CYCLE_READINGS and self._gathering is not None and not self._gathering.done():
+            self._gathering.set_result(None)
 
     def _global_series(self, device: str, base: int, local: np.ndarray) -> np.ndarray:
         """``local + base``; a driver that returns the same read-only column every poll gets the same
@@ -130,8 +141,15 @@ class Pipeline:
                 finally:
                     timer.cancel()
                     self._waiter = None
-            if self._work:
-                await asyncio.sleep(interval)  # the batching delay: later submissions join this commit
+            if self._work:  # the batching delay: later submissions join this commit, up to CYCLE_READINGS
+                if self._pending_readings < CYCLE_READINGS:
+                    self._gathering = gathering = loop.create_future()
+                    timer = loop.call_later(interval, _set_done, gathering)
+                    try:
+                        await gathering
+                    finally:
+                        timer.cancel()
+                        self._gathering = None
                 self._work = False
             self.cycle()
 
@@ -156,6 +174,7 @@ class Pipeline:
         step = self.time.begin(now_ms, mono_ms)
         messages: list[Pending] = []
         pending, self._pending = self._pending, []
+        self._pending_readings = 0
         extra, self._extra = self._extra, []
         if step is not None and self.processor is not None:  # windows never span a step
             messages.extend(self._derived(self.processor.split(), split=True))

@@ -136,3 +136,30 @@ def test_a_config_without_a_modbus_line_does_not_load_pymodbus(tmp_path: Path) -
     assert "agent.bus.serial_port" in mods
     assert not any(m.startswith(("pymodbus", "agent.bus.modbus.", "agent.bus.mbap")) or m == "agent.bus.modbus"
                    for m in mods)
+
+
+def test_a_modbus_tcp_line_is_polled_without_pymodbus(tmp_path: Path) -> None:
+    # the agent's own client reads Modbus TCP; pymodbus (33 modules, its simulator and datastore among
+    # them, ≈ 0.8 MB) was imported for its exception types alone
+    code = """
+import asyncio, socket, sys
+from agent.bus.modbus import ModbusBus
+from agent.bus.modbus_config import ModbusTcpLine
+from agent.errors import BusUnavailable, DeviceTimeout
+silent = socket.socket(); silent.bind(("127.0.0.1", 0)); silent.listen()  # connects, never answers
+closed = socket.socket(); closed.bind(("127.0.0.1", 0))  # bound, not listening: refused
+async def read(port):
+    bus = ModbusBus("m", ModbusTcpLine(type="modbus_tcp", host="127.0.0.1", port=port, timeout=0.2))
+    try:
+        await bus.read_registers(1, fc=3, address=0, count=2)
+    except (DeviceTimeout, BusUnavailable) as e:
+        print(type(e).__name__)
+    finally:
+        await bus.close()
+asyncio.run(read(silent.getsockname()[1]))
+asyncio.run(read(closed.getsockname()[1]))
+print(sorted(m for m in sys.modules if m.startswith("pymodbus")))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:3] == ["DeviceTimeout", "BusUnavailable", "[]"]

@@ -262,3 +262,20 @@ async def test_tcp_pipeline_sends_a_polls_blocks_together(pipeline):
     finally:
         await bus.close()
         server.close()
+
+
+def test_pymodbus_errors_read_the_same_as_the_bus_own() -> None:
+    # pymodbus's clients (RTU framings) raise its exceptions; the bus handles them as its own, same text
+    from pymodbus import exceptions as pm
+
+    from agent.bus.modbus_errors import ConnectionException, ModbusException, ModbusIOException, from_pymodbus
+
+    for theirs, ours in ((pm.ModbusIOException("no reply"), ModbusIOException),
+                         (pm.ConnectionException("lost"), ConnectionException),
+                         (pm.ParameterException("bad"), ModbusException)):
+        mapped = from_pymodbus(theirs)
+        assert type(mapped) is ours and str(mapped) == str(theirs)
+    assert str(ModbusIOException("no reply")) == str(pm.ModbusIOException("no reply"))
+    assert str(ConnectionException("lost")) == str(pm.ConnectionException("lost"))
+    other = ValueError("x")
+    assert from_pymodbus(other) is other

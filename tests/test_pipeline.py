@@ -251,6 +251,42 @@ def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     assert busy == 1 and readings == [2]  # both submissions in one cycle and message
 
 
+def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path) -> None:
+    """Readings arriving faster than a commit interval holds in bounded memory (100 meters x 60 values
+    every 100 ms) start their commit once CYCLE_READINGS wait; fewer keep waiting for the interval."""
+    import asyncio
+    import time
+
+    from agent.pipeline import CYCLE_READINGS
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[mqtt]\nreadings_per_message = 10000\n'
+                               '[store]\ncommit_interval = 10\n', env={})
+        object.__setattr__(cfg.store, "commit_interval", 3600.0)  # its own instance; never reached here
+        series = SeriesTable()
+        series.add_device("m", [MetricSpec("v", "V"), MetricSpec("p", "W")])
+        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)))
+        task = asyncio.create_task(pipe.run())
+        ts = 1_700_000_000_000
+        n = CYCLE_READINGS - 1
+        pipe.submit("m", Batch.from_columns(np.arange(n) % 2, np.full(n, ts), np.arange(n) * 1.0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        before = [r.readings for r in outbox.peek(10)]
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([ts + 100]), np.array([1.0])))
+        deadline = time.monotonic() + 60  # the cycle may compile kernels: no fixed number of ticks
+        while not outbox.peek(10) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return before, [r.readings for r in outbox.peek(10)]
+
+    before, after = asyncio.run(scenario())
+    assert before == []  # still gathering: the interval has not passed and the batch is not full
+    assert after == [CYCLE_READINGS]  # one commit, as soon as the batch was full
+
+
 def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) -> None:
     """Devices polled every second with jitter (on the monotonic time the pipeline sleeps by): the
     windows are checked in the cycles the polls' commits cause anyway, and the pipeline never wakes

@@ -38,7 +38,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pymodbus.exceptions import ConnectionException, ModbusIOException
+from .modbus_errors import ConnectionException, ModbusIOException
 
 EXCEPTION_NAMES = {
     1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "device failure",

@@ -19,9 +19,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pymodbus import FramerType
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
 from ..errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
 from .mbap import EXCEPTION_NAMES, MbapClient, Reply
 from .modbus_config import (
@@ -32,6 +29,7 @@ from .modbus_config import (
     bits_per_char,
     default_gap,
 )
+from .modbus_errors import ConnectionException, ModbusException, ModbusIOException, from_pymodbus
 from .modbus_stats import UNIT_BACKOFF_MIN, LineStats, UnitState
 from .modbus_tcp_reads import read_tcp_blocks
 
@@ -89,6 +87,7 @@ class ModbusBus:
         if isinstance(cfg, ModbusTcpLine):  # MBAP framing: the lean client (see agent.bus.mbap)
             return MbapClient(cfg.host, cfg.port, timeout=cfg.timeout, trace_packet=self._trace)
         # pymodbus's clients (and its transport, which needs the ssl module) only for the RTU framings
+        from pymodbus import FramerType
         from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
         common: dict[str, Any] = dict(timeout=cfg.timeout, retries=0, reconnect_delay=0,
@@ -323,7 +322,10 @@ class ModbusBus:
         self.line.sent = 0
         st.transactions += 1
         try:
-            rr = await call(self._client)
+            if isinstance(self._client, MbapClient):
+                rr = await call(self._client)
+            else:
+                rr = await _pymodbus_call(call, self._client)
         except ModbusIOException as e:
             return self._no_reply(unit, st, e, tmo, tx)
         except ConnectionException as e:
@@ -391,3 +393,14 @@ def _check(unit: int, address: int, count: int, limit: int, *, broadcast: bool =
 
 def make_bus(name: str, config: ModbusLine) -> ModbusBus:
     return ModbusBus(name, config)
+
+
+async def _pymodbus_call(call: Callable[[Any], Awaitable[Any]], client: Any) -> Any:
+    """A transaction on one of pymodbus's clients, its exceptions raised as the bus's (agent.bus.modbus_errors)."""
+    try:
+        return await call(client)
+    except Exception as e:
+        mapped = from_pymodbus(e)
+        if mapped is e:
+            raise
+        raise mapped from e

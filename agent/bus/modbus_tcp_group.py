@@ -33,12 +33,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from pymodbus.exceptions import ConnectionException, ModbusIOException
-
 from ..errors import BusUnavailable, DeviceTimeout
 from . import modbus_tcp_reads as reads
 from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, NotMbap, Reply
 from .modbus_config import ModbusTcpLine
+from .modbus_errors import ConnectionException, ModbusIOException
 from .modbus_stats import UNIT_BACKOFF_MIN
 
 if TYPE_CHECKING:

@@ -33,11 +33,10 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pymodbus.exceptions import ConnectionException, ModbusIOException
-
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from . import modbus_tcp_group
 from .mbap import EXCEPTION_NAMES, SIGNS, Checked, GarbledReply, MbapClient
+from .modbus_errors import ConnectionException, ModbusIOException
 
 if TYPE_CHECKING:
     from .modbus import ModbusBus

@@ -20,9 +20,15 @@ the safe side. OpenSSL is kept when:
   OCPP's central system listens in plain ``ws://``, the web page is plain HTTP);
 * a device or line is implemented by another distribution than this one (a third-party driver or
   line kind may open TLS connections of its own);
-* a Modbus RTU line (or RTU over TCP) is configured: pymodbus's clients import ``ssl`` anyway;
 * the file cannot be read or parsed (validation then reports it), or ``EDGE_AGENT_SSL=1`` is set
   (only ``1`` counts).
+
+A Modbus RTU line (or RTU over TCP) runs on pymodbus's clients, which import ``ssl`` when they are
+imported (its transport names ``ssl.SSLContext``, its TCP client ``ssl.SSLWantReadError``) and build an
+``SSLContext`` for the default arguments of its Modbus-over-TLS clients. For such a config
+``pymodbus.client`` is imported here too, after asyncio, with :class:`SslOnDemand` as ``ssl`` and a
+stand-in for ``pymodbus.client.tls`` (:data:`PYMODBUS_TLS_STANDIN`) whose clients refuse to be built:
+the agent builds none (a Modbus line is TCP, RTU or RTU over TCP, never TLS).
 
 ``_hashlib`` alone is kept for a ``[web]`` table (its login needs scrypt) and on a Python without a
 built-in SHA-256. A config push that turns TLS on restarts the process (``os.execv``,
@@ -52,8 +58,9 @@ RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
 IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mqtt.client")
 DISTRIBUTION = "edge-agent"  # this project's: its drivers and lines use no TLS but the [mqtt.tls] uplink
 GROUPS = {"devices": "edge_agent.drivers", "lines": "edge_agent.lines"}
-# lines whose client is pymodbus's: pymodbus.client imports ssl whatever the line
+# lines whose client is pymodbus's: pymodbus.client, imported here for them, with ssl on demand
 PYMODBUS_CLIENT_LINES = ("modbus_rtu", "modbus_rtu_over_tcp")
+PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out (see above)
 
 restarted_by_confirm = False  # this process was re-executed by confirm(): its trial start is counted
 
@@ -73,7 +80,7 @@ def prepare(argv: list[str]) -> bool:
             data = tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))  # as the loader reads it
     except (OSError, ValueError, TypeError):
         return False  # validation reports it
-    if needs_tls(data) or uses_pymodbus_clients(data):
+    if needs_tls(data):
         return False
     if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, "_hashlib")):
         return False  # already imported with OpenSSL: nothing to save
@@ -86,9 +93,11 @@ def prepare(argv: list[str]) -> bool:
                 sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
             for name in IMPORTED_WITHOUT_SSL:
                 importlib.import_module(name)
+            if uses_pymodbus_clients(data):
+                import_pymodbus_clients()
         finally:
             for name in hidden:
-                del sys.modules[name]
+                sys.modules.pop(name, None)
         # paho's plain-text socket code names two ssl exception types in `except` clauses
         sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
@@ -99,6 +108,28 @@ def prepare(argv: list[str]) -> bool:
             del os.environ[RESTART_ENV]
             return False
     return True
+
+
+def import_pymodbus_clients() -> None:
+    """Import pymodbus's clients with :class:`SslOnDemand` as ``ssl`` and its TLS clients left out."""
+    tls = types.ModuleType(PYMODBUS_TLS_STANDIN, "pymodbus's Modbus-over-TLS clients, not loaded: this "
+                           "process started without OpenSSL (the agent builds no Modbus TLS client)")
+    tls.AsyncModbusTlsClient = tls.ModbusTlsClient = _NoTlsClient  # type: ignore[attr-defined]
+    sys.modules["ssl"] = SslOnDemand("ssl")
+    sys.modules[PYMODBUS_TLS_STANDIN] = tls
+    try:
+        importlib.import_module("pymodbus.client")
+    except BaseException:
+        del sys.modules[PYMODBUS_TLS_STANDIN]
+        raise
+
+
+class _NoTlsClient:
+    """pymodbus's TLS clients in a process started without OpenSSL."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("pymodbus's Modbus-over-TLS clients are not loaded: this process started without "
+                           f"OpenSSL (set {KEEP_SSL_ENV}=1 to load it)")
 
 
 def builtin_sha256() -> bool:
@@ -118,11 +149,13 @@ class SslOnDemand(types.ModuleType):
 
     def __getattr__(self, name: str) -> Any:
         real = sys.modules.get("ssl")
-        if real is None:  # not loaded (or hidden by prepare)
+        if real is None or isinstance(real, SslOnDemand):  # not loaded (or hidden, or standing in, in prepare)
             if name in ("SSLWantReadError", "SSLWantWriteError"):
                 return _NeverRaised
             if name.startswith("__"):
                 raise AttributeError(name)
+            if real is not None:  # importing pymodbus's clients in prepare: a name it needs, so start with ssl
+                raise ImportError(f"ssl.{name} read while ssl stands in for pymodbus's clients")
             real = importlib.import_module("ssl")
         return getattr(real, name)
 
