@@ -1,7 +1,7 @@
 """Pipeline: pollers submit batches; the pipeline processes them and commits raw telemetry,
 aggregates and events to the outbox in one transaction, then wakes the uplink. It sleeps until work
 arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit, or less once
-``CYCLE_READINGS`` readings wait (what a cycle holds at once, its memory, stays bounded whatever the
+``commit_readings`` readings wait (what a cycle holds at once, its memory, stays bounded whatever the
 poll rate); with nothing to do it wakes only to close aggregation windows (once a second) and to show
 it is alive.
 
@@ -48,10 +48,6 @@ FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 # a cycle that runs anyway (the polls' commit) flushes when the flush is due within this much, so
 # devices polled every second with jitter never make the loop wake again for a flush of its own
 FLUSH_EARLY_S = 0.25
-# readings that start a cycle without waiting out the rest of commit_interval: a cycle's columns, the
-# JSON text and the rows it commits take ≈ 0.25 KB a reading at once (100 meters x 60 values every
-# 100 ms brought ≈ 12,000 a cycle: 3 MB more RSS than at this bound; docs/processing.md)
-CYCLE_READINGS = 4096
 
 
 class Pipeline:
@@ -69,7 +65,7 @@ class Pipeline:
         self.stats = PipelineHealth()
         self._pending: list[tuple[str, Batch]] = []
         self._pending_readings = 0  # readings in _pending
-        self._gathering: asyncio.Future | None = None  # the batching delay of run(), ended early by CYCLE_READINGS
+        self._gathering: asyncio.Future | None = None  # the batching delay of run(), ended early by commit_readings
         self._shifted: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # device -> (driver's column, + base)
         self._extra: list[Pending] = []
         self._per_message = config.mqtt.readings_per_message
@@ -97,7 +93,10 @@ class Pipeline:
         self.stats.readings_in += len(batch)
         self._pending_readings += len(batch)
         self._wake()
-        if self._pending_readings >= CYCLE_READINGS and self._gathering is not None and not self._gathering.done():
+        # [store] commit_readings: a cycle's columns, JSON text and rows take ≈ 0.25 KB a reading at once
+        # (100 meters x 60 values every 100 ms brought ≈ 12,000 a cycle: 3 MB more RSS; docs/processing.md)
+        if (self._pending_readings >= self.config.store.commit_readings and self._gathering is not None
+                and not self._gathering.done()):
             self._gathering.set_result(None)
 
     def _global_series(self, device: str, base: int, local: np.ndarray) -> np.ndarray:
@@ -141,8 +140,8 @@ class Pipeline:
                 finally:
                     timer.cancel()
                     self._waiter = None
-            if self._work:  # the batching delay: later submissions join this commit, up to CYCLE_READINGS
-                if self._pending_readings < CYCLE_READINGS:
+            if self._work:  # the batching delay: later submissions join this commit, up to commit_readings
+                if self._pending_readings < self.config.store.commit_readings:
                     self._gathering = gathering = loop.create_future()
                     timer = loop.call_later(interval, _set_done, gathering)
                     try:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 
 from agent.config import load_config_text
+from agent.errors import ConfigError
 from agent.model import Batch, MetricSpec
 from agent.pipeline import Pipeline
 from agent.series import LatestValues, SeriesTable
@@ -251,17 +253,18 @@ def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     assert busy == 1 and readings == [2]  # both submissions in one cycle and message
 
 
-def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path) -> None:
+@pytest.mark.parametrize("setting", ["", "commit_readings = 500\n"])
+def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path, setting) -> None:
     """Readings arriving faster than a commit interval holds in bounded memory (100 meters x 60 values
-    every 100 ms) start their commit once CYCLE_READINGS wait; fewer keep waiting for the interval."""
+    every 100 ms) start their commit once [store] commit_readings wait (4,096 by default); fewer keep
+    waiting for the interval."""
     import asyncio
     import time
 
-    from agent.pipeline import CYCLE_READINGS
-
-    async def scenario() -> tuple[list[int], list[int]]:
+    async def scenario() -> tuple[list[int], list[int], int]:
         cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[mqtt]\nreadings_per_message = 10000\n'
-                               '[store]\ncommit_interval = 10\n', env={})
+                               f'[store]\ncommit_interval = 10\n{setting}', env={})
+        full = cfg.store.commit_readings
         object.__setattr__(cfg.store, "commit_interval", 3600.0)  # its own instance; never reached here
         series = SeriesTable()
         series.add_device("m", [MetricSpec("v", "V"), MetricSpec("p", "W")])
@@ -270,7 +273,7 @@ def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_p
                         latest=LatestValues(len(series)))
         task = asyncio.create_task(pipe.run())
         ts = 1_700_000_000_000
-        n = CYCLE_READINGS - 1
+        n = full - 1
         pipe.submit("m", Batch.from_columns(np.arange(n) % 2, np.full(n, ts), np.arange(n) * 1.0))
         for _ in range(20):
             await asyncio.sleep(0)
@@ -280,11 +283,17 @@ def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_p
         while not outbox.peek(10) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         task.cancel()
-        return before, [r.readings for r in outbox.peek(10)]
+        return before, [r.readings for r in outbox.peek(10)], full
 
-    before, after = asyncio.run(scenario())
+    before, after, full = asyncio.run(scenario())
+    assert full == (500 if setting else 4096)
     assert before == []  # still gathering: the interval has not passed and the batch is not full
-    assert after == [CYCLE_READINGS]  # one commit, as soon as the batch was full
+    assert after == [full]  # one commit, as soon as the batch was full
+
+
+def test_commit_readings_out_of_bounds_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"store\.commit_readings"):
+        load_config_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "h"\n[store]\ncommit_readings = 10\n', env={})
 
 
 def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) -> None:

@@ -10,7 +10,8 @@ from .serial_port import SerialLineConfig, make_serial_bus
 
 
 def _modbus_bus(name: str, config: ModbusLine) -> Bus:
-    from .modbus import make_bus  # pymodbus (≈ 2.5 MB) only in a process with a Modbus line
+    # pymodbus (≈ 2.5 MB) only for the RTU framings (modbus_tcp has its own client)
+    from .modbus import make_bus
 
     return make_bus(name, config)
 

@@ -3,9 +3,9 @@
 pymodbus's client builds a PDU object per request and per reply, formats ``str(pdu)`` for a debug
 log line on every decode (whatever the log level) and keeps a frame dump. Here a request is 12 bytes
 packed with ``struct`` and a reply is matched to its request by transaction id and sliced, nothing
-more; the payload stays bytes for the caller to view with numpy. The bus keeps its error mapping: the client raises pymodbus's own exception types
-(``ModbusIOException`` for no or an unusable reply, the latter as its subclass :class:`GarbledReply`, ``ConnectionException`` for a lost connection),
-exactly where pymodbus's client would.
+more; the payload stays bytes for the caller to view with numpy. The bus keeps its error mapping: the client raises the bus's own Modbus exception types
+(agent.bus.modbus_errors: ``ModbusIOException`` for no or an unusable reply, the latter as its subclass :class:`GarbledReply`,
+``ConnectionException`` for a lost connection), exactly where pymodbus's client raises its own.
 
 Only what the bus uses exists: FC1/2/3/4 reads and FC5/6/16 writes, connect, close, ``connected``.
 
