@@ -74,3 +74,17 @@ def test_range_rule_and_bit_jit_equal_python_and_scale_invariant():
         assert np.array_equal(x, y)
     c = run(v * 1000.0 + 7.0)
     assert np.array_equal(a[1], c[1]) and np.array_equal(a[2], c[2])
+
+
+def test_a_series_constant_through_its_warm_up_still_learns_its_baseline():
+    """A meter at 0 W through the warm-up (a charger with no car, a pump off) has no deviation to clip by: its
+    baseline must still follow the level it settles at, so the move raises one event and the new level none."""
+    rng = np.random.default_rng(1)
+    for zero in (0.0, 230.0):
+        v = np.concatenate([np.full(200, zero), zero + 50.0 + rng.normal(0.0, 1.0, 3000)])
+        for fn in (None, py_func(kernels.detect.detect_step)):
+            ts = 1_704_067_200_000 + np.arange(len(v), dtype=np.int64) * 2_000
+            score, ev, _, st = run_series(v, ts, fn=fn)
+            assert abs(st[0, kernels.detect.D_MEAN] - (zero + 50.0)) < 1.0  # the baseline followed
+            assert starts(ev[:250]) == 1 and starts(ev[250:]) == 0, np.flatnonzero(ev)
+            assert (score[1000:] < 0.5).all()

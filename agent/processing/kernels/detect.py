@@ -285,7 +285,9 @@ def surprise(x, t, st, s, prm, sig, sig_rel):
         a = alpha
     if al < alpha * LSLOW:
         al = alpha * LSLOW
-    lim = CLIP * dev if n > prm[P_WARMUP] else np.inf
+    # clipped at CLIP scales, not deviations: a series constant through its warm-up (a meter at 0 W) has
+    # a deviation of 0, and clipping at 0 would hold its baseline there for good
+    lim = CLIP * scale if n > prm[P_WARMUP] else np.inf
     dc = d if d < lim else lim
     dc = dc if dc > -lim else -lim
     st[s, D_MEAN] = mean + a * dc
