@@ -45,10 +45,14 @@ def test_prune_deletes_only_other_builds_unused_for_a_week(tmp_path: Path) -> No
     assert aot.prune(tmp_path / "missing", now=now) == [] and aot.prune(None) == []
 
 
-def test_a_loaded_build_is_marked_used(tmp_path: Path, warmed_kernel_cache) -> None:
+def test_a_loaded_build_is_marked_used_at_most_once_a_day(tmp_path: Path, warmed_kernel_cache) -> None:
     pytest.importorskip("numba")
     cache = warmed_kernel_cache(tmp_path / "numba-cache")
     build = aot.build_dir(cache)
+    hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(build, ns=(hour_ago, hour_ago))
+    assert aot.load(cache) is not None
+    assert build.stat().st_mtime_ns == hour_ago  # used within the day: nothing written
     os.utime(build, (0, 0))
     assert aot.load(cache) is not None
     assert build.stat().st_mtime > time.time() - DAY

@@ -14,11 +14,9 @@ kernel sources, numpy, Python and machine, so a stale build is never loaded.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
-import os
 import platform
 import shutil
 import subprocess
@@ -82,14 +80,12 @@ def load(cache_dir: Path | None) -> types.ModuleType | None:
         return None
     if not all(hasattr(module, name) for name in SIGNATURES):
         return None
+    from .jit import mark_used
+
     mark_used(d)
     return module
 
 
-def mark_used(d: Path) -> None:
-    """Stamp a build directory as used now (its mtime): prune() keeps what a start has used lately."""
-    with contextlib.suppress(OSError):
-        os.utime(d)
 
 
 def prune(cache_dir: Path | None, *, now: float | None = None) -> list[str]:

@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -128,9 +129,19 @@ def _cache_for_sources(module: types.ModuleType):
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            os.utime(config.CACHE_DIR)  # used now (aot.prune keeps what was used lately)
+        mark_used(Path(config.CACHE_DIR))
         config.CACHE_DIR = base
+
+
+USED_STAMP_S = 86_400  # mark_used() restamps a build at most once a day
+
+
+def mark_used(d: Path) -> None:
+    """Stamp a kernel build directory as used (its mtime; aot.prune keeps what starts used lately), at most
+    once a day: a start within the day writes nothing, so a second `edge-agent setup` changes nothing."""
+    with contextlib.suppress(OSError):
+        if d.stat().st_mtime < time.time() - USED_STAMP_S:
+            os.utime(d)
 
 
 _MADV_PAGEOUT = 21  # Linux >= 5.4
