@@ -219,6 +219,17 @@ def test_jitter_is_drawn_per_poll_not_added_up() -> None:
     assert max(abs(a - b) for a, b in zip(times["a"], times["b"], strict=True)) <= 0.2 + 1e-6
 
 
+async def run_until_first_failure(poller: Poller) -> float:
+    """Run ``poller`` (on virtual time) until its first failed poll; returns the loop time it failed at."""
+    task = asyncio.create_task(poller.run())
+    while not poller.health.polls_failed:
+        await asyncio.sleep(0.001)
+    failed_at = asyncio.get_running_loop().time()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return failed_at
+
+
 def test_a_poll_deadline_is_its_own_with_one_timer_for_many_polls() -> None:
     """On virtual time: polls every 0.1 s with a 1 s timeout, then one that hangs. The hanging poll fails
     with DeviceTimeout one timeout after it started (not at an earlier poll's deadline), and the pollers'
@@ -244,12 +255,7 @@ def test_a_poll_deadline_is_its_own_with_one_timer_for_many_polls() -> None:
         loop.call_at = counting  # type: ignore[method-assign]
         poller = Poller(cfg(poll_interval=0.1, timeout=1.0, backoff_max=60.0), Timed([1.0] * 40 + ["hang"]),
                         Collector(), clock=clock)
-        task = asyncio.create_task(poller.run())
-        while not poller.health.polls_failed:
-            await asyncio.sleep(0.001)
-        failed_at = loop.time()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        failed_at = await run_until_first_failure(poller)
         return poller, failed_at, armed[0]
 
     poller, failed_at, armed = run_virtual(main())
@@ -286,12 +292,7 @@ def test_the_deadline_timer_never_falls_due_between_polls() -> None:
             expire()
 
         poller._expire = counting  # type: ignore[method-assign]
-        task = asyncio.create_task(poller.run())
-        while not poller.health.polls_failed:
-            await asyncio.sleep(0.001)
-        failed_at = loop.time()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        failed_at = await run_until_first_failure(poller)
         return poller, failed_at, fired[0], idle[0]
 
     poller, failed_at, fired, idle = run_virtual(main())

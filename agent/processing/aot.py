@@ -86,8 +86,6 @@ def load(cache_dir: Path | None) -> types.ModuleType | None:
     return module
 
 
-
-
 def prune(cache_dir: Path | None, *, now: float | None = None) -> list[str]:
     """Delete the builds of other kernel sources (``aot-*``, and the JIT's ``src-*``) that no start
     has used for UNUSED_DAYS: an upgrade leaves the old version's builds behind (about 2.5 MB each on

@@ -149,7 +149,16 @@ class ModbusMeterDriver:
                        for i, r in enumerate(self.registers) if r.flags]
         self._cycles = 0
         self._last_read_s: float | None = None
-        self._plan_facts: dict[str, Any] | None = None  # diagnostics' figures of the plan
+        bpc, baud = getattr(self.bus, "bits_per_char", 0), getattr(self.bus, "baudrate", 0)
+        self._plan_facts = {  # diagnostics' figures of the plan (neither it nor the line's framing changes)
+            "unit": config.unit,
+            "transactions_per_cycle": len(self.plan),
+            "registers_read_per_cycle": sum(r.count for r in self.plan),
+            "registers_used_per_cycle": sum(r.count for r in self.registers),
+            "bytes_per_cycle": frame_bytes(self.plan),
+            "wire_time_estimate_s": round(wire_time(self.plan, baudrate=baud, bits_per_char=bpc), 6) if baud else None,
+            "plan": [r.label() for r in self.plan],
+        }
 
     def metrics(self) -> list[MetricSpec]:
         info = load_profile(self.config.profile).profile if self.config.profile else None
@@ -186,24 +195,12 @@ class ModbusMeterDriver:
         """The line is shared and closed by the core."""
 
     def diagnostics(self) -> dict[str, Any]:
-        if self._plan_facts is None:  # the plan and the line's framing do not change: worked out once
-            bpc = getattr(self.bus, "bits_per_char", 0)
-            baud = getattr(self.bus, "baudrate", 0)
-            self._plan_facts = {
-                "unit": self.config.unit,
-                "transactions_per_cycle": len(self.plan),
-                "registers_read_per_cycle": sum(r.count for r in self.plan),
-                "registers_used_per_cycle": sum(r.count for r in self.registers),
-                "bytes_per_cycle": frame_bytes(self.plan),
-                "wire_time_estimate_s": round(wire_time(self.plan, baudrate=baud, bits_per_char=bpc), 6) if baud else None,
-            }
         if callable(unit_stats := getattr(self.bus, "unit_stats", None)):  # (its own unit, not every unit's)
             bus_unit = unit_stats(self.config.unit)
         else:
             bus_unit = (self.bus.stats() if hasattr(self.bus, "stats") else {}).get("units", {}).get(self.config.unit, {})
         return {
             **self._plan_facts,
-            "plan": [r.label() for r in self.plan],
             "cycles": self._cycles,
             "last_read_s": None if self._last_read_s is None else round(self._last_read_s, 6),
             "bus_unit": bus_unit,
