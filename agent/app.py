@@ -14,14 +14,15 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .bus import BusPool
 from .commands import CommandRouter, IdStore, WriteGate
-from .config.schema import AgentConfig
-from .config.validate import broker_problem
+from .config.core import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
-from .health import HealthReport, build_health, write_status
+from .health import build_health, write_status
+from .health_parts import HealthReport
 from .heap import heap_trimmer
 from .pipeline import Pipeline
 from .processing import Processor
@@ -34,6 +35,9 @@ from .store.quarantine import Quarantined
 from .store.resilient import ResilientOutbox
 from .timesync import cached_time_sync_status, refresh_time_sync_status
 from .uplink.topics import Topics
+
+if TYPE_CHECKING:  # the running agent reads the config's plain twin (agent.contract.plain) or the models
+    from .config.schema import AgentConfig
 
 log = logging.getLogger("edge_agent")
 SITE_STEP_S = 1.0  # site controller period: stale grid data is acted on within a second

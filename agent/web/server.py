@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..health_model import HealthReport
+from ..health_parts import HealthReport
 from ..series import LatestValues, SeriesTable
 from . import password
 from .auth import Sessions
