@@ -24,7 +24,8 @@ from .health_parts import STATUS_FILE
 
 __getattr__ = lazy_exports(__name__, dict.fromkeys(
     ["BufferHealth", "ClockStatus", "ConfigVersion", "Count", "DeviceReport", "Drops", "EpochMs", "Gateway",
-     "HealthReport", "Part", "PipelineHealth", "RefusedTopic", "StatusFile", "UplinkStats"], "agent.health_model"))
+     "HealthReport", "Part", "PipelineHealth", "RefusedTopic", "StatusFile", "UplinkStats", "parse_status"],
+    "agent.health_model"))
 
 if TYPE_CHECKING:
     from .health_model import (
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         RefusedTopic,
         StatusFile,
         UplinkStats,
+        parse_status,
     )
     from .scheduler import Poller
     from .store.outbox import OutboxStats
@@ -96,18 +98,3 @@ def write_status(state_dir: Path, report: parts.HealthReport) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-
-
-def parse_status(doc: dict) -> StatusFile:
-    """A status document read back, tolerant of missing parts (their defaults) and of damaged ones
-    (left out: ``model_fields_set`` tells which parts the document had)."""
-    from pydantic import ValidationError  # reading it back is the CLI's: the agent never does
-
-    from .health_model import StatusFile
-
-    try:
-        return StatusFile.model_validate(doc)
-    except ValidationError as e:
-        bad = {err["loc"][0] for err in e.errors() if err["loc"]}
-        return StatusFile.model_validate({k: v for k, v in doc.items() if k not in bad})
-

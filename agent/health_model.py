@@ -10,10 +10,9 @@ that a report with missing parts still parses; unknown keys (from a newer agent)
 from __future__ import annotations
 
 import dataclasses
-import typing
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 
 from . import health_parts
 from .health_parts import STATUS_FILE
@@ -77,6 +76,16 @@ class StatusFile(HealthReport):  # type: ignore[misc, valid-type]
     pid: int | None = None
 
 
-_ = typing
+def parse_status(doc: dict) -> StatusFile:
+    """A status document read back, tolerant of missing parts (their defaults) and of damaged ones
+    (left out: ``model_fields_set`` tells which parts the document had)."""
+    try:
+        return StatusFile.model_validate(doc)
+    except ValidationError as e:
+        bad = {err["loc"][0] for err in e.errors() if err["loc"]}
+        return StatusFile.model_validate({k: v for k, v in doc.items() if k not in bad})
+
+
 __all__ = ["STATUS_FILE", "BufferHealth", "ClockStatus", "ConfigVersion", "Count", "DeviceReport", "Drops",
-           "EpochMs", "Gateway", "HealthReport", "Part", "PipelineHealth", "RefusedTopic", "StatusFile", "UplinkStats"]
+           "EpochMs", "Gateway", "HealthReport", "Part", "PipelineHealth", "RefusedTopic", "StatusFile", "UplinkStats",
+           "parse_status"]

@@ -40,7 +40,7 @@ def _as_dict(v: Any) -> Mapping[str, Any]:
 
 def families_from_health(doc: HealthReport | Mapping[str, Any]) -> list[Family]:
     """The exported families, from the agent's health report or its wire form (a dict)."""
-    if not isinstance(doc, Mapping):  # the report itself (run-time parts, or the model read back)
+    if isinstance(doc, HealthReport) or hasattr(doc, "__pydantic_fields__"):  # the agent's, or one read back
         doc = doc.to_wire()
     fams: list[Family] = []
 
