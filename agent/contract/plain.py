@@ -18,7 +18,9 @@ contract checks the run-time modules).
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import math
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
@@ -114,6 +116,12 @@ def _dump(v: Any, mode: str) -> Any:
         return v.value
     if isinstance(v, PurePath):
         return str(v)
+    if isinstance(v, dt.datetime):  # as pydantic writes them
+        return v.isoformat().replace("+00:00", "Z")
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     return v
 
 
