@@ -18,7 +18,7 @@ import pytest
 
 from agent.config import load_config_text
 from agent.contract.bases import DeviceBase
-from agent.contract.plain import Plain, Secret, to_plain, twin_of
+from agent.contract.plain import Plain, Secret, own_behaviour, to_plain, twin_of
 from tests.mqtt_helpers import Broker
 from tests.sim_thread import free_port, simulator
 
@@ -62,6 +62,34 @@ def test_the_plain_twin_reads_as_the_model_does(tmp_path: Path) -> None:
     assert to_plain(plain) is plain  # already plain: as it is
 
 
+def test_a_model_with_behaviour_of_its_own_is_kept_as_it_is() -> None:
+    # a driver not moved yet: its config works at run time as the model (pydantic loads for it)
+    from pydantic import Field
+
+    from agent.contract import DeviceConfig
+
+    class Own(DeviceConfig):
+        gain: float = Field(2.0)
+
+        def scaled(self, x: float) -> float:
+            return self.gain * x
+
+    dev = Own(name="d", type="own")
+    assert own_behaviour(Own) == ("test_a_model_with_behaviour_of_its_own_is_kept_as_it_is.<locals>.Own.scaled",)
+    assert to_plain((dev,))[0] is dev
+    assert own_behaviour(DeviceConfig) == ()
+
+
+def test_sections_behaviour_reads_the_same_on_the_twin(tmp_path: Path) -> None:
+    cfg = load_config_text(meters_config(tmp_path / "state", 1883, 1502, extra=(
+        '[metrics]\nenabled = true\nlisten = "127.0.0.1:9200"\n[web]\nenabled = true\n')))
+    plain = to_plain(cfg)
+    assert isinstance(plain.metrics, Plain) and isinstance(plain.web, Plain)
+    assert plain.metrics.address == cfg.metrics.address == ("127.0.0.1", 9200)
+    assert plain.web.address == cfg.web.address
+    assert plain.web.password_path(tmp_path) == cfg.web.password_path(tmp_path)
+
+
 def test_every_models_twin_has_its_fields_and_no_mixin_hides_one(tmp_path: Path) -> None:
     from agent.bus.kinds import discover_line_kinds
     from agent.config.schema import agent_config_model
@@ -85,11 +113,18 @@ def test_every_models_twin_has_its_fields_and_no_mixin_hides_one(tmp_path: Path)
                 walk(arg)
 
     walk(agent_config_model())
+    # what a config of Modbus TCP meters holds becomes plain (the optional [site] and [homeassistant] may not)
+    kept = {m.__qualname__ for m in seen if own_behaviour(m)}
+    assert kept <= {"SiteConfig", "TouConfig"}, kept
     for spec in DriverCatalog.discover():
         walk(spec.config_model)
     for kind in discover_line_kinds().values():
         walk(kind.config_model)
     assert len(seen) > 40
+    from drivers.modbus_meter.config import ModbusMeterConfig
+
+    for model in (ModbusMeterConfig, *(k.config_model for k in discover_line_kinds().values())):
+        assert own_behaviour(model) == (), model
 
 
 def _types_in(annotation: object) -> list[type]:

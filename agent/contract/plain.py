@@ -12,6 +12,10 @@ A model adds values computed at validation (a loaded register profile) with a ``
 method returning them by attribute name. The field list has one source, the model: a twin class
 takes the model's fields (``model_fields``) when it is made.
 
+A model that defines behaviour of its own (a method or property no mixin has: a driver not moved
+yet) is kept as it is, so the run time works on any config; it then loads pydantic for it, as before.
+:func:`own_behaviour` names what keeps a model so.
+
 This module, and every module a twin's mixins live in, must not import pydantic (an import-linter
 contract checks the run-time modules).
 """
@@ -101,7 +105,7 @@ def _hashable(v: Any) -> Any:
 
 
 def _dump(v: Any, mode: str) -> Any:
-    if isinstance(v, Plain):
+    if isinstance(v, Plain) or hasattr(v, "__pydantic_fields__"):  # (a model kept as it is: see to_plain)
         return v.model_dump(mode=mode)
     if isinstance(v, dict):
         return {(_dump(k, mode) if mode == "json" else k): _dump(x, mode) for k, x in v.items()}
@@ -166,9 +170,39 @@ def twin_of(model_cls: type) -> type[Plain]:
     return cls
 
 
+_DECORATOR_KINDS = ("validators", "field_validators", "root_validators", "field_serializers", "model_serializers",
+                    "model_validators", "computed_fields")
+_OWN_EXEMPT = frozenset({"model_config", "plain_extras", "_abc_impl"})
+_READY: dict[type, tuple[str, ...]] = {}
+
+
+def own_behaviour(model_cls: type) -> tuple[str, ...]:
+    """``qualname.attr`` of what a model class (or a model base) defines besides fields, class
+    variables and validators, and no mixin of its twin has: empty when the twin can stand in for it."""
+    found = _READY.get(model_cls)
+    if found is not None:
+        return found
+    mixin_names = {n for m in twin_of(model_cls).__mro__ if not issubclass(Plain, m) for n in vars(m)}
+    out = []
+    for klass in model_cls.__mro__:
+        if not hasattr(klass, "__pydantic_fields__") or klass.__module__.startswith("pydantic"):
+            continue
+        decorators = klass.__pydantic_decorators__  # validators, serializers, computed fields by kind
+        validators = {n for kind in _DECORATOR_KINDS for n in getattr(decorators, kind, {})}
+        skip = validators | set(getattr(klass, "__class_vars__", ())) | set(klass.model_fields) | _OWN_EXEMPT
+        for name, attr in vars(klass).items():
+            if name.startswith("__") or name in skip or name in mixin_names:
+                continue
+            if callable(attr) or isinstance(attr, property | classmethod | staticmethod) or hasattr(attr, "__get__"):
+                out.append(f"{klass.__qualname__}.{name}")
+    found = _READY[model_cls] = tuple(out)
+    return found
+
+
 def to_plain(value: Any, _memo: dict[int, Any] | None = None) -> Any:
     """``value`` with every pydantic model in it turned into its :class:`Plain` twin (recursively:
-    models, tuples, lists, dicts, frozensets; ``SecretStr`` -> :class:`Secret`); other values as they are.
+    models, tuples, lists, dicts, frozensets; ``SecretStr`` -> :class:`Secret`); other values as they
+    are, and so is a model with behaviour of its own (see :func:`own_behaviour`).
 
     A model shared by several places (one register profile for a hundred meters) gives one plain
     object. Plain values pass through, so calling it twice is harmless.
@@ -179,7 +213,7 @@ def to_plain(value: Any, _memo: dict[int, Any] | None = None) -> Any:
         return memo[key][1]
     out: Any = value
     cls = type(value)
-    if hasattr(cls, "__pydantic_fields__"):
+    if hasattr(cls, "__pydantic_fields__") and not own_behaviour(cls):
         values = {f: to_plain(getattr(value, f), memo) for f in cls.model_fields}
         extras = getattr(value, "plain_extras", None)
         if extras is not None:
