@@ -162,7 +162,8 @@ def test_the_health_parts_make_the_document_the_models_describe() -> None:
 
 
 # A process that runs the agent on a pickled plain config: it never imports pydantic (a finder
-# refuses it, naming who asked), and says so after the run.
+# refuses it, naming who asked), and says so after the run. Handed the drivers' and line kinds'
+# references too, it reads no entry points either (no importlib.metadata, email, zipfile: ≈ 1 MiB).
 CHILD = """
 import json, pickle, sys, traceback
 class NoPydantic:
@@ -175,41 +176,63 @@ class NoPydantic:
 sys.meta_path.insert(0, NoPydantic())
 import asyncio
 from agent.app import run_agent
-config = pickle.loads(open(sys.argv[1], "rb").read())
+handed = pickle.loads(open(sys.argv[1], "rb").read())
+kw = {}
+if isinstance(handed, dict):
+    from agent.bus.kinds import line_kinds_from_references
+    from agent.driver import DriverCatalog
+    kw = {"catalog": DriverCatalog.from_references(handed["drivers"]),
+          "line_kinds": line_kinds_from_references(handed["lines"])}
+    handed = handed["config"]
 print("running", flush=True)
-asyncio.run(run_agent(config))
+asyncio.run(run_agent(handed, **kw))
 gone = sorted(m for m in sys.modules if m.split(".")[0] in ("pydantic", "pydantic_core"))
 assert not gone, gone
 print("no pydantic", len(sys.modules), flush=True)
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("agent", "drivers"))), flush=True)
+print(json.dumps({"entry_points_read": "importlib.metadata" in sys.modules,
+                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("agent", "drivers"))}), flush=True)
 """
 
 
-def test_the_agent_runs_a_plain_config_without_pydantic(tmp_path: Path, mosquitto: Broker, mqtt_subscriber) -> None:
+@pytest.mark.parametrize("references", [False, True], ids=["config", "config-and-references"])
+def test_the_agent_runs_a_plain_config_without_pydantic(tmp_path: Path, mosquitto: Broker, mqtt_subscriber,
+                                                        references: bool) -> None:
+    from agent.bus.kinds import line_kind_references
+    from agent.driver import DriverCatalog
+
     port = free_port()
     sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
     with simulator("sdm630", tcp=f"127.0.0.1:{port}", units={1: "sdm630", 2: "sdm630"}, update_interval=0.2):
         cfg = load_config_text(meters_config(tmp_path / "state", mosquitto.port, port))
-        handed = tmp_path / "config.pickle"  # what the start hands the run-time process
-        handed.write_bytes(pickle.dumps(to_plain(cfg)))
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(handed)], cwd=ROOT, stdout=subprocess.PIPE,
+        handed: object = to_plain(cfg)  # what the start hands the run-time process
+        if references:
+            handed = {"config": handed, "drivers": DriverCatalog.discover().references(d.type for d in cfg.devices),
+                      "lines": line_kind_references(line.type for line in cfg.lines.values())}
+            assert handed["drivers"] == {"modbus_meter": "drivers.modbus_meter:SPEC"}
+        path = tmp_path / "handed.pickle"
+        path.write_bytes(pickle.dumps(handed))
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
+        failed = None
         try:
             got = sub.wait_for(1, timeout=120, predicate=lambda m: m.topic.endswith("meter1"))
             sub.wait_for(1, timeout=60, predicate=lambda m: m.topic.endswith("meter2"))
-        except TimeoutError:
-            proc.kill()
-            out, err = proc.communicate(timeout=60)
-            raise AssertionError((out + err).decode()[-3000:]) from None
+        except TimeoutError as e:
+            failed = e
         finally:
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err.decode()[-3000:]
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate(timeout=60)
+    assert failed is None and proc.returncode == 0, f"{failed}\n{(out + err).decode()[-3000:]}"
     assert b"no pydantic" in out, (out + err).decode()[-3000:]
     body = got[0].json()
     assert body["device"] == "meter1" and body["gateway"] == "gw"
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["entry_points_read"] is not references
     # the import-linter contract `plain-runtime` names every module such a run loads
-    loaded = set(json.loads(out.decode().strip().splitlines()[-1]))
     contract = next(c for c in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
                     if c["id"] == "plain-runtime")
-    assert sorted(loaded - set(contract["source_modules"])) == []
+    assert sorted(set(report["modules"]) - set(contract["source_modules"])) == []
