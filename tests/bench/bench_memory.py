@@ -17,8 +17,9 @@ the ``mosquitto`` binary), so it runs on the gateway itself.
   grows with the number of series is printed beside it: the detector's (a row per series it watches)
   and the counters' (a row per counter).
 * ``--plain``: the running agent is a process handed the config's plain twin, pickled (validated
-  here, ``agent.contract.plain.to_plain``), that imports the run-time parts only (no CLI, no pydantic
-  for a config whose drivers run on a plain config); the ledger is the same.
+  here, ``agent.contract.plain.to_plain``), with its drivers' and line kinds' references; it imports
+  the run-time parts only (no CLI, no entry-point scan, no pydantic for a config whose drivers run on
+  a plain config). The ledger is the same.
 
 RSS, not PSS: the goal's figure (shared library pages count in full).
 """
@@ -111,14 +112,19 @@ def meters_config(tmp: Path, broker: kit.Mosquitto, load: str) -> tuple[str, obj
     return "\n".join(out), sim.stop
 
 
-# the run time on a plain config: OpenSSL left out as `run` does, the pickled twin, the agent
+# the run time on a plain config: OpenSSL left out as `run` does, the pickled twin and the references
+# of its drivers and line kinds (no entry-point scan), the agent
 _PLAIN_RUN = """
 import pickle, sys
 from agent.cli.without_ssl import prepare
 prepare(["run", "--config", sys.argv[1]])
 import asyncio
 from agent.app import run_agent
-asyncio.run(run_agent(pickle.loads(open(sys.argv[2], "rb").read())))
+from agent.bus.kinds import line_kinds_from_references
+from agent.driver import DriverCatalog
+handed = pickle.loads(open(sys.argv[2], "rb").read())
+asyncio.run(run_agent(handed["config"], catalog=DriverCatalog.from_references(handed["drivers"]),
+                      line_kinds=line_kinds_from_references(handed["lines"])))
 """
 
 
@@ -129,10 +135,15 @@ def run_agent(tmp: Path, config: Path, settle: float, plain: bool = False) -> tu
     if plain:
         import pickle
 
+        from agent.bus.kinds import line_kind_references
         from agent.config.loader import read_config
         from agent.contract.plain import to_plain
+        from agent.driver import DriverCatalog
 
-        (tmp / "plain.pickle").write_bytes(pickle.dumps(to_plain(read_config(config).config)))
+        cfg = read_config(config).config
+        handed = {"config": to_plain(cfg), "drivers": DriverCatalog.discover().references(d.type for d in cfg.devices),
+                  "lines": line_kind_references(line.type for line in cfg.lines.values())}
+        (tmp / "plain.pickle").write_bytes(pickle.dumps(handed))
         cmd = [sys.executable, "-c", _PLAIN_RUN, str(config), str(tmp / "plain.pickle")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
