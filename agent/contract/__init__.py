@@ -17,6 +17,9 @@ A driver package imports ``agent.contract`` and its own modules, nothing else of
 - events a driver finds on its device (:class:`ReportsEvents`), published on the event topic;
 - what a package exports: :class:`DriverSpec`, :class:`SimulatorSpec`, :class:`LineKind`;
   what it is handed: :class:`DriverContext` with its :class:`Clock`.
+
+The config models (pydantic) are imported when first named; the running agent may be handed their
+plain twins instead (:mod:`agent.contract.plain`), and then imports no pydantic for them.
 """
 
 from typing import TYPE_CHECKING
