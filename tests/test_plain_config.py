@@ -236,3 +236,37 @@ def test_the_agent_runs_a_plain_config_without_pydantic(tmp_path: Path, mosquitt
     contract = next(c for c in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
                     if c["id"] == "plain-runtime")
     assert sorted(set(report["modules"]) - set(contract["source_modules"])) == []
+
+
+async def test_every_demo_device_runs_on_the_plain_config(tmp_path: Path, mosquitto: Broker) -> None:
+    # every driver family of the demo (and the site controller): a plain config, pickled and back,
+    # runs them as the models do (drivers not moved keep their models: to_plain leaves those as they are)
+    import asyncio
+    import contextlib
+
+    from agent.app import Agent
+    from agent.demo.run import demo_config
+    from agent.demo.sims import STARTERS, DemoSims
+
+    sims = DemoSims()
+    try:
+        for start in STARTERS:
+            await start(sims)
+        cfg = load_config_text(demo_config(tmp_path / "state", mosquitto.port, "".join(sims.toml) + sims.site_toml))
+        plain = pickle.loads(pickle.dumps(to_plain(cfg)))
+        assert plain.model_dump(mode="json") == cfg.model_dump(mode="json")
+        assert isinstance(plain, Plain) and len(plain.devices) >= 8
+        agent = Agent(plain)
+        task = asyncio.create_task(agent.run())
+        deadline = asyncio.get_running_loop().time() + 120
+        try:
+            while not all(p.health.polls_ok for p in agent.pollers):
+                assert not task.done(), task.exception()
+                assert asyncio.get_running_loop().time() < deadline, {p.name: p.health.last_error for p in agent.pollers}
+                await asyncio.sleep(0.2)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await sims.stop()

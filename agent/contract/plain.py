@@ -108,7 +108,7 @@ def _dump(v: Any, mode: str) -> Any:
     if isinstance(v, Plain) or hasattr(v, "__pydantic_fields__"):  # (a model kept as it is: see to_plain)
         return v.model_dump(mode=mode)
     if isinstance(v, dict):
-        return {(_dump(k, mode) if mode == "json" else k): _dump(x, mode) for k, x in v.items()}
+        return {(_json_key(_dump(k, mode)) if mode == "json" else k): _dump(x, mode) for k, x in v.items()}
     if isinstance(v, tuple | list):
         items = [_dump(x, mode) for x in v]
         return items if mode == "json" else type(v)(items)
@@ -127,6 +127,13 @@ def _dump(v: Any, mode: str) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _json_key(k: Any) -> str:
+    """A dict key as pydantic writes it in JSON (``{17: 2.0}`` -> ``{"17": 2.0}``)."""
+    if isinstance(k, bool):
+        return "true" if k else "false"
+    return k if isinstance(k, str) else str(k)
 
 
 # -- twins of model classes ---------------------------------------------------------------------------
