@@ -195,7 +195,7 @@ print(json.dumps({"entry_points_read": "importlib.metadata" in sys.modules,
 
 
 @pytest.mark.parametrize(("references", "pages"), [(False, False), (True, False), (False, True)],
-                         ids=["config", "config-and-references", "with-web-and-metrics"])
+                         ids=["config", "config-and-references", "with-web-metrics-homeassistant"])
 def test_the_agent_runs_a_plain_config_without_pydantic(tmp_path: Path, mosquitto: Broker, mqtt_subscriber,
                                                         references: bool, pages: bool) -> None:
     from agent.bus.kinds import line_kind_references
@@ -205,7 +205,7 @@ def test_the_agent_runs_a_plain_config_without_pydantic(tmp_path: Path, mosquitt
     sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
     with simulator("sdm630", tcp=f"127.0.0.1:{port}", units={1: "sdm630", 2: "sdm630"}, update_interval=0.2):
         extra = (f'[metrics]\nenabled = true\nlisten = "127.0.0.1:{free_port()}"\n'
-                 f'[web]\nenabled = true\nlisten = "127.0.0.1:{free_port()}"\n') if pages else ""
+                 f'[web]\nenabled = true\nlisten = "127.0.0.1:{free_port()}"\n[homeassistant]\n') if pages else ""
         cfg = load_config_text(meters_config(tmp_path / "state", mosquitto.port, port, extra=extra))
         handed: object = to_plain(cfg)  # what the start hands the run-time process
         if references:
