@@ -12,16 +12,17 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .bus import BusPool
+from .bus import BusPool, LineKind
 from .commands import CommandRouter, IdStore, WriteGate
-from .config.schema import AgentConfig
-from .config.validate import broker_problem
+from .config.core import broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
-from .health import HealthReport, build_health, write_status
+from .health import build_health, write_status
+from .health_parts import HealthReport
 from .heap import heap_trimmer
 from .pipeline import Pipeline
 from .processing import Processor
@@ -34,6 +35,9 @@ from .store.quarantine import Quarantined
 from .store.resilient import ResilientOutbox
 from .timesync import cached_time_sync_status, refresh_time_sync_status
 from .uplink.topics import Topics
+
+if TYPE_CHECKING:  # the running agent reads the config's plain twin (agent.contract.plain) or the models
+    from .config.schema import AgentConfig
 
 log = logging.getLogger("edge_agent")
 SITE_STEP_S = 1.0  # site controller period: stale grid data is acted on within a second
@@ -58,7 +62,7 @@ class Agent:
     def __init__(self, config: AgentConfig, *, catalog: DriverCatalog | None = None, clock: Clock | None = None,
                  notifier: Notifier | None = None, warm_kernels: Callable[[], dict] | None = None,
                  config_files: ConfigFiles | None = None, trial: dict | None = None,
-                 doctor_checks: Callable[[], list[dict]] | None = None):
+                 doctor_checks: Callable[[], list[dict]] | None = None, line_kinds: Mapping[str, LineKind] | None = None):
         if (problem := broker_problem(config)) is not None:  # `run` has said so already; this is for other callers
             raise ConfigError([f"mqtt.host: {problem}"])
         self.config = config
@@ -68,7 +72,7 @@ class Agent:
         self.warm_kernels = warm_kernels  # compiles or loads every kernel (default: the processor's); returns timings
         self.topics = Topics(config.mqtt.topic_prefix, config.gateway.id)
         self.state_dir = prepare_state_dir(config)
-        self.buses = BusPool(config.lines)
+        self.buses = BusPool(config.lines, line_kinds)  # (default: the installed kinds, by entry point)
         self.series = SeriesTable()
         self.drivers: dict[str, Driver] = {}
         self._commit_listeners: list = []  # drivers that acknowledge to their device only what is committed
@@ -397,10 +401,17 @@ class Agent:
 
 
 async def run_agent(config: AgentConfig, *, config_files: ConfigFiles | None = None,
-                    trial: dict | None = None, doctor_checks: Callable[[], list[dict]] | None = None) -> RemoteOps:
+                    trial: dict | None = None, doctor_checks: Callable[[], list[dict]] | None = None,
+                    catalog: DriverCatalog | None = None, line_kinds: Mapping[str, LineKind] | None = None) -> RemoteOps:
     """Run until SIGTERM/SIGINT (or a config push asks for a restart), then shut down cleanly. Returns
-    the remote operations state: ``restart`` tells ``run`` to re-execute (apply or roll back)."""
-    agent = Agent(config, config_files=config_files, trial=trial, doctor_checks=doctor_checks)
+    the remote operations state: ``restart`` tells ``run`` to re-execute (apply or roll back).
+
+    ``config`` is the validated models or their plain twin (agent.contract.plain.to_plain). ``catalog``
+    and ``line_kinds`` default to the installed drivers and line kinds (an entry-point scan); a process
+    handed them (``DriverCatalog.from_references``, ``agent.bus.kinds.line_kinds_from_references``)
+    scans nothing."""
+    agent = Agent(config, catalog=catalog, config_files=config_files, trial=trial, doctor_checks=doctor_checks,
+                  line_kinds=line_kinds)
     loop = asyncio.get_running_loop()
     main = asyncio.create_task(agent.run())
 

@@ -11,8 +11,6 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 
 def close_matches(word: object, choices: Iterable[str]) -> list[str]:
     if not isinstance(word, str):
@@ -44,6 +42,11 @@ def with_hint(message: str, word: object, choices: Iterable[str]) -> str:
     return f"{message}; {hint}" if hint else message
 
 
+def _is_model(candidate: Any) -> bool:
+    """A pydantic model class (told without importing pydantic: the running agent does not load it)."""
+    return isinstance(candidate, type) and hasattr(candidate, "__pydantic_fields__")
+
+
 def _models_in(annotation: Any) -> list[Any]:
     """Unwrap Annotated/Optional/Union to the members worth walking into."""
     origin = typing.get_origin(annotation)
@@ -63,7 +66,7 @@ def _step(annotation: Any, part: str | int) -> Any | None:
     for candidate in _models_in(annotation):
         origin = typing.get_origin(candidate)
         args = typing.get_args(candidate)
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and isinstance(part, str):
+        if _is_model(candidate) and isinstance(part, str):
             field = candidate.model_fields.get(part) or next(
                 (f for f in candidate.model_fields.values() if f.alias == part), None)
             if field is not None:
@@ -87,7 +90,7 @@ def known_keys(model: Any, loc: Sequence[str | int]) -> list[str]:
             return []
         annotation = nxt
     for candidate in _models_in(annotation):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+        if _is_model(candidate):
             return [f.alias or name for name, f in candidate.model_fields.items()]
     return []
 

@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config.schema import AgentConfig
 from .driver import Clock
-from .health_model import PipelineHealth
+from .health_parts import PipelineHealth
 from .model import Batch, Quality
 from .pipeline_clock import ClockKeeper, move_to_new_clock
 from .series import LatestValues, SeriesTable
@@ -38,6 +37,7 @@ from .uplink.payload import TelemetryEncoder
 from .uplink.topics import Topics
 
 if TYPE_CHECKING:
+    from .config.schema import AgentConfig
     from .processing.processor import Processor, ProcessResult
 
 log = logging.getLogger("edge_agent.pipeline")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .health_model import PipelineHealth
+from .health_parts import PipelineHealth
 from .store import clockhold
 from .store.clockhold import ClockHold
 from .store.outbox import Outbox, OutboxError

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from importlib.metadata import EntryPoints, entry_points
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # (importlib.metadata, with email and zipfile, ≈ 1 MiB: imported when a group is read)
+    from importlib.metadata import EntryPoints
 
 T = TypeVar("T")
 
@@ -19,6 +21,8 @@ def group_entry_points(group: str, **match: str) -> EntryPoints:
 
 @lru_cache(maxsize=2)
 def _installed(path: tuple[str, ...]) -> EntryPoints:
+    from importlib.metadata import entry_points
+
     return entry_points()
 
 

@@ -17,15 +17,18 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .contract import DeviceConfig, ReportsEvents
+from .contract import ReportsEvents
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
-from .health_model import DeviceReport
+from .health_parts import DeviceReport
 from .model import Batch, Quality, Sample
+
+if TYPE_CHECKING:
+    from .contract import DeviceConfig
 
 log = logging.getLogger("edge_agent.scheduler")
 

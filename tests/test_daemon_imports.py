@@ -115,7 +115,7 @@ def test_a_running_agent_loads_nothing_only_other_paths_need(tmp_path: Path, mos
     mods = set(listed.read_text().split())
     assert "agent.uplink.mqtt" in mods and "agent.app" in mods  # it did run
     assert sorted(m for m in mods if any(m == p or m.startswith(p + ".") for p in ONLY_ELSEWHERE)) == []
-    assert {m for m in mods if m.startswith("agent.web")} <= {"agent.web", "agent.web.config"}  # its section only
+    assert {m for m in mods if m.startswith("agent.web")} <= {"agent.web", "agent.web.config", "agent.web.listen"}  # its section only
 
 
 SERIAL_SENSOR = """

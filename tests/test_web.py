@@ -233,7 +233,9 @@ def test_page_code_is_imported_only_when_enabled(tmp_path, enabled) -> None:
     loaded = json.loads(p.stdout.strip().splitlines()[-1])
     assert ("agent.web.server" in loaded) is enabled and ("agent.web.http" in loaded) is enabled
     if not enabled:
-        assert loaded == ["agent.web.config"]  # the section model only (config validation needs it)
+        # the section only: its model (config validation needs it) and the address helpers it shares with
+        # the plain config the run time reads
+        assert loaded == ["agent.web.config", "agent.web.listen"]
 
 
 def test_setup_stores_the_web_password_hashed(tmp_path) -> None:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from ..contract.config import LineConfig
+from ..contract.lazy import lazy_exports
 from ..contract.lines import Bus, LineKind
 from .kinds import LINE_KINDS
+
+if TYPE_CHECKING:
+    from ..contract.config import LineConfig
+
+# the serial settings' model (pydantic) is beside its behaviour, in agent.bus.serial_settings
+__getattr__ = lazy_exports(__name__, {"SerialSettings": "agent.bus.serial_settings"})
 
 
 class Parity(enum.StrEnum):
@@ -23,14 +27,8 @@ class Parity(enum.StrEnum):
     ODD = "O"
 
 
-class SerialSettings(LineConfig):
-    """Serial port settings shared by every serial-based line kind."""
-
-    port: str = Field(description="Device path (/dev/ttyUSB0, /dev/serial/by-id/...) or a pyserial URL (socket://host:port).")
-    baudrate: int = Field(9600, description="Bits per second; always set it: device defaults differ.")
-    bytesize: int = Field(8, ge=5, le=8)
-    parity: Parity = Parity.NONE
-    stopbits: int = Field(1, ge=1, le=2)
+class SerialBase:
+    """Mixin of :class:`~agent.bus.serial_settings.SerialSettings` (and of its plain twin)."""
 
     def serial_identity(self) -> tuple:
         return (self.baudrate, self.bytesize, str(self.parity), self.stopbits)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..contract.lines import Bus, LineKind
-from .gpio import GpioLineConfig, make_gpio_bus
-from .i2c import I2cLineConfig, make_i2c_bus
-from .modbus_config import ModbusLine, ModbusRtuLine, ModbusRtuOverTcpLine, ModbusTcpLine
-from .serial_port import SerialLineConfig, make_serial_bus
+
+if TYPE_CHECKING:
+    from .modbus_config import ModbusLine
+
+# Models and factories named "module:attr" are imported when first used: validating imports the
+# kind's model (pydantic), a run on a plain config only its bus.
 
 
 def _modbus_bus(name: str, config: ModbusLine) -> Bus:
@@ -16,9 +20,9 @@ def _modbus_bus(name: str, config: ModbusLine) -> Bus:
     return make_bus(name, config)
 
 
-MODBUS_RTU = LineKind(ModbusRtuLine, _modbus_bus, "Modbus RTU on a serial (RS-485) line")
-MODBUS_TCP = LineKind(ModbusTcpLine, _modbus_bus, "Modbus TCP to a device or gateway")
-MODBUS_RTU_OVER_TCP = LineKind(ModbusRtuOverTcpLine, _modbus_bus, "Modbus RTU frames through a TCP serial gateway")
-GPIO = LineKind(GpioLineConfig, make_gpio_bus, "GPIO pins for pulse counters and digital inputs")
-I2C = LineKind(I2cLineConfig, make_i2c_bus, "An I2C bus (/dev/i2c-N) for sensors such as the BME680")
-SERIAL = LineKind(SerialLineConfig, make_serial_bus, "A serial port for UART sensors (PMS5003, SDS011, MH-Z19B)")
+MODBUS_RTU = LineKind("agent.bus.modbus_config:ModbusRtuLine", _modbus_bus, "Modbus RTU on a serial (RS-485) line")
+MODBUS_TCP = LineKind("agent.bus.modbus_config:ModbusTcpLine", _modbus_bus, "Modbus TCP to a device or gateway")
+MODBUS_RTU_OVER_TCP = LineKind("agent.bus.modbus_config:ModbusRtuOverTcpLine", _modbus_bus, "Modbus RTU frames through a TCP serial gateway")
+GPIO = LineKind("agent.bus.gpio:GpioLineConfig", "agent.bus.gpio:make_gpio_bus", "GPIO pins for pulse counters and digital inputs")
+I2C = LineKind("agent.bus.i2c:I2cLineConfig", "agent.bus.i2c:make_i2c_bus", "An I2C bus (/dev/i2c-N) for sensors such as the BME680")
+SERIAL = LineKind("agent.bus.serial_port:SerialLineConfig", "agent.bus.serial_port:make_serial_bus", "A serial port for UART sensors (PMS5003, SDS011, MH-Z19B)")

@@ -10,9 +10,10 @@ with its driver, stays out of a gateway without OCPP chargers); listing the name
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 
+from ..contract.lazy import resolve
 from ..contract.lines import LINES_GROUP, LineKind
 from ..plugins import group_entry_points, load_group
 
@@ -52,3 +53,42 @@ class _InstalledLineKinds(Mapping[str, LineKind]):
 
 
 LINE_KINDS: Mapping[str, LineKind] = _InstalledLineKinds()
+
+
+def line_kind_references(types: Iterable[str]) -> dict[str, str]:
+    """``"module:attr"`` of the installed line kind of each type of ``types`` (the one a look-up in
+    :data:`LINE_KINDS` loads), for :func:`line_kinds_from_references` in another process."""
+    out = {}
+    for t in dict.fromkeys(types):
+        eps = list(group_entry_points(LINES_GROUP, name=t))
+        if eps:
+            out[t] = eps[-1].value
+    return out
+
+
+class _ReferencedLineKinds(Mapping[str, LineKind]):
+    """Line kinds named ``"module:attr"``, each loaded when first looked up (no entry-point scan)."""
+
+    def __init__(self, refs: Mapping[str, str]):
+        self._refs = dict(refs)
+        self._loaded: dict[str, LineKind] = {}
+
+    def __getitem__(self, type_: str) -> LineKind:
+        kind = self._loaded.get(type_)
+        if kind is None:
+            kind = resolve(self._refs[type_])
+            if not isinstance(kind, LineKind):
+                raise TypeError(f"{self._refs[type_]} (line kind {type_!r}) is not a LineKind")
+            self._loaded[type_] = kind
+        return kind
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._refs))
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+def line_kinds_from_references(refs: Mapping[str, str]) -> Mapping[str, LineKind]:
+    """The line kinds of ``refs`` (type -> ``"module:attr"``, from :func:`line_kind_references`)."""
+    return _ReferencedLineKinds(refs)

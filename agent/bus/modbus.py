@@ -21,21 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BusUnavailable, DeviceException, DeviceTimeout, ProtocolError
 from .mbap import EXCEPTION_NAMES, MbapClient, Reply
-from .modbus_config import (
-    ModbusLine,
-    ModbusRtuLine,
-    ModbusRtuOverTcpLine,
-    ModbusTcpLine,
-    bits_per_char,
-    default_gap,
-)
 from .modbus_errors import ConnectionException, ModbusException, ModbusIOException, from_pymodbus
 from .modbus_stats import UNIT_BACKOFF_MIN, LineStats, UnitState
 from .modbus_tcp_reads import read_tcp_blocks
+from .rtu import bits_per_char, default_gap
 
 if TYPE_CHECKING:
     from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
+    from .modbus_config import ModbusLine
     from .modbus_tcp_group import Waiting
 
 # pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
@@ -60,18 +54,18 @@ class ModbusBus:
         self._client: AsyncModbusSerialClient | AsyncModbusTcpClient | MbapClient | None = None
         self._units: dict[int, UnitState] = {}
         self.line = LineStats()
-        self._rtu = not isinstance(config, ModbusTcpLine)
-        if isinstance(config, ModbusRtuLine):
+        self._rtu = config.type != "modbus_tcp"
+        if config.type == "modbus_rtu":
             self._bpc = bits_per_char(bytesize=config.bytesize, parity=config.parity, stopbits=config.stopbits)
             self._baud = config.baudrate
-        elif isinstance(config, ModbusRtuOverTcpLine):
+        elif config.type == "modbus_rtu_over_tcp":
             self._bpc = bits_per_char(parity=config.parity)
             self._baud = config.baudrate
         else:
             self._bpc, self._baud = 0, 0
         self._gap = 0.0
         self._turnaround = 0.0  # extra silence after a write or broadcast (RTU framings)
-        if isinstance(config, ModbusRtuLine | ModbusRtuOverTcpLine):
+        if config.type in ("modbus_rtu", "modbus_rtu_over_tcp"):
             gap = config.inter_frame_gap
             self._gap = default_gap(self._baud, self._bpc) if gap is None else gap
             self._turnaround = config.turnaround
@@ -84,7 +78,7 @@ class ModbusBus:
     # -- lifecycle ---------------------------------------------------------------------
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient | MbapClient:
         cfg = self.config
-        if isinstance(cfg, ModbusTcpLine):  # MBAP framing: the lean client (see agent.bus.mbap)
+        if cfg.type == "modbus_tcp":  # MBAP framing: the lean client (see agent.bus.mbap)
             return MbapClient(cfg.host, cfg.port, timeout=cfg.timeout, trace_packet=self._trace)
         # pymodbus's clients (and its transport, which needs the ssl module) only for the RTU framings
         from pymodbus import FramerType
@@ -92,7 +86,7 @@ class ModbusBus:
 
         common: dict[str, Any] = dict(timeout=cfg.timeout, retries=0, reconnect_delay=0,
                                       trace_packet=self._trace, name=self.name)
-        if isinstance(cfg, ModbusRtuLine):
+        if cfg.type == "modbus_rtu":
             return AsyncModbusSerialClient(cfg.port, framer=FramerType.RTU, baudrate=cfg.baudrate,
                                            bytesize=cfg.bytesize, parity=str(cfg.parity),
                                            stopbits=cfg.stopbits, **common)
@@ -100,7 +94,7 @@ class ModbusBus:
 
     def _where(self) -> str:
         cfg = self.config
-        return cfg.port if isinstance(cfg, ModbusRtuLine) else f"{cfg.host}:{cfg.port}"
+        return cfg.port if cfg.type == "modbus_rtu" else f"{cfg.host}:{cfg.port}"
 
     async def open(self) -> None:
         """Open the line. Raises BusUnavailable (and waits out a growing backoff before retrying)."""
@@ -154,7 +148,7 @@ class ModbusBus:
         fails the call, with the same errors as read_registers. On a modbus_tcp line the requests
         go out under one hold of the line, together or one after another as the line's ``pipeline``
         says and the device allows (see agent.bus.modbus_tcp_reads)."""
-        if len(blocks) < 2 or not isinstance(self.config, ModbusTcpLine):
+        if len(blocks) < 2 or self.config.type != "modbus_tcp":
             return [await self._read_block(unit, fc, address, count, timeout) for fc, address, count in blocks]
         for fc, address, count in blocks:
             if fc not in _MAX_REGS:

@@ -8,7 +8,9 @@ from pydantic import Field, field_validator
 
 from ..contract.config import LineConfig
 from ..contract.modbus import MODBUS_BUS
-from .base import Parity, SerialSettings
+from .base import Parity
+from .rtu import bits_per_char, default_gap
+from .serial_settings import SerialSettings
 
 
 class _ModbusTiming(LineConfig):
@@ -65,11 +67,4 @@ class ModbusRtuOverTcpLine(_ModbusTiming):
 ModbusLine = ModbusRtuLine | ModbusTcpLine | ModbusRtuOverTcpLine
 
 
-def bits_per_char(*, bytesize: int = 8, parity: Parity | str = Parity.NONE, stopbits: int = 1) -> int:
-    """Bits on the wire per character: 1 start + data + parity + stop."""
-    return 1 + bytesize + (0 if Parity(parity) is Parity.NONE else 1) + stopbits
-
-
-def default_gap(baudrate: int, bpc: int) -> float:
-    """The Modbus RTU t3.5 silent interval, fixed at 1.75 ms above 19200 baud."""
-    return 0.00175 if baudrate > 19200 else 3.5 * bpc / baudrate
+__all__ = ["ModbusLine", "ModbusRtuLine", "ModbusRtuOverTcpLine", "ModbusTcpLine", "bits_per_char", "default_gap"]

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, cast
 from ..errors import BusUnavailable, DeviceTimeout
 from . import modbus_tcp_reads as reads
 from .mbap import EXCEPTION_NAMES, SIGNS, GarbledReply, MbapClient, NotMbap, Reply
-from .modbus_config import ModbusTcpLine
 from .modbus_errors import ConnectionException, ModbusIOException
 from .modbus_stats import UNIT_BACKOFF_MIN
 
 if TYPE_CHECKING:
     from .modbus import ModbusBus
+    from .modbus_config import ModbusTcpLine
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Waiting:
 
 
 def tcp_line(bus: ModbusBus) -> ModbusTcpLine:
-    return cast(ModbusTcpLine, bus.config)
+    return cast("ModbusTcpLine", bus.config)
 
 
 def combines(bus: ModbusBus) -> bool:

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from ..contract.serial import SERIAL_BUS, Scanner
 from ..errors import BusUnavailable, DeviceTimeout, ProtocolError
-from .base import SerialSettings
+from .serial_settings import SerialSettings
 
 log = logging.getLogger("edge_agent.bus.serial")
 

@@ -9,11 +9,21 @@ Every write to a device, whoever asks (a command, the site controller), goes thr
 """
 
 from .auth import sign
-from .config import AuthMode, CommandsConfig
 from .gate import SITE, AuditSink, WriteGate, Writer
 from .idstore import IdStore
+from .modes import AuthMode
 from .parse import Code, Refusal
 from .router import CommandOutcome, CommandRouter
+
+
+# the [commands] model (pydantic) is imported on first use: the running agent reads a plain config
+def __getattr__(name: str):
+    if name == "CommandsConfig":
+        from .config import CommandsConfig
+
+        return CommandsConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["SITE", "AuditSink", "AuthMode", "Code", "CommandOutcome", "CommandRouter", "CommandsConfig", "IdStore",
            "Refusal", "WriteGate", "Writer", "sign"]

@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from .config import AuthMode
+from .modes import AuthMode
 from .parse import Code, Refusal
 
 

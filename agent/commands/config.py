@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import enum
-
 from pydantic import Field, SecretStr, model_validator
 
 from ..contract import Frozen
-
-
-class AuthMode(enum.StrEnum):
-    NONE = "none"  # anyone who may publish on the command topic may command (broker ACLs guard it)
-    SHARED_SECRET = "shared_secret"  # "token" must equal the secret
-    HMAC = "hmac"  # "token" is hex HMAC-SHA256(secret, canonical command), see docs/commands.md
+from .modes import AuthMode
 
 
 class CommandsConfig(Frozen):

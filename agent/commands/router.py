@@ -14,13 +14,12 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.contract import Clock
 from agent.errors import DeviceError
 
 from . import auth
-from .config import CommandsConfig
 from .gate import WriteGate, Writer
 from .idstore import IN_PROGRESS, IdStore, IdStoreUnavailable
 from .parse import (
@@ -36,6 +35,9 @@ from .parse import (
 )
 from .ratelimit import RateLimiter
 from .session import SessionRequest, parse_session
+
+if TYPE_CHECKING:
+    from .config import CommandsConfig
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..bus.base import SerialSettings
 from ..bus.kinds import LINE_KINDS
+from ..bus.serial_settings import SerialSettings
 from ..contract.modbus import ModbusDevice
 from .schema import CoreConfig
 from .sections import registered_sections, section_problems

@@ -11,7 +11,6 @@ device against its own schema (a device's schema comes from its driver), then cr
 
 from __future__ import annotations
 
-import enum
 import typing
 from functools import cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..contract.config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, Name
+from .core import CoreBase, MqttBase, MqttProtocol, split_endpoint
 from .sections import assemble, registered_sections
 
 
@@ -29,11 +29,6 @@ class GatewayConfig(Frozen):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     require_time_sync: bool = Field(False, description="A time source (kernel, timesyncd, chrony, ntpd) must confirm "
                                     "sync; until then readings are held and then repaired (set on Pis with fake-hwclock).")
-
-
-class MqttProtocol(enum.StrEnum):
-    V311 = "3.1.1"
-    V5 = "5"
 
 
 class TlsConfig(Frozen):
@@ -49,7 +44,7 @@ class TlsConfig(Frozen):
         return self
 
 
-class MqttConfig(Frozen):
+class MqttConfig(MqttBase, Frozen):
     host: str | None = Field(None, description="Broker host; required by `run` (and reported by `check`) unless `hosts` is set.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
     hosts: tuple[str, ...] = Field((), description="Broker nodes of a cluster as `host` or `host:port` (default port: `port`), tried in order: when a connection fails or is lost the next one is used; unacknowledged messages are sent again, in order, to the node connected next. Instead of `host`.")
@@ -80,26 +75,6 @@ class MqttConfig(Frozen):
         return {**data, "host": nodes[0][0], "port": nodes[0][1],
                 "hosts": tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)}
 
-    @property
-    def endpoints(self) -> list[tuple[str, int]]:
-        """The broker nodes to try, in order (one when only ``host`` is set)."""
-        if self.hosts:
-            return [split_endpoint(h, self.port) for h in self.hosts]
-        assert self.host is not None
-        return [(self.host, self.port)]
-
-
-def split_endpoint(text: str, default_port: int) -> tuple[str, int]:
-    """``host`` or ``host:port`` (``[v6]:port`` too) -> (host, port); ValueError naming the entry."""
-    host, sep, port = text.rpartition(":")
-    if not sep or (host.count(":") and not host.startswith("[")):  # no port, or a bare IPv6 address
-        host, port = text, str(default_port)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"mqtt.hosts entry {text!r} is not \"host\" or \"host:port\"")
-    return host, int(port)
-
-
 class StoreConfig(Frozen):
     path: Path | None = Field(None, description="SQLite outbox; defaults to {state_dir}/outbox.db.")
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, description="Disk cap for the outbox (database, WAL and index together); at least 1 MiB.")
@@ -112,7 +87,7 @@ class HealthConfig(Frozen):
     watchdog: bool = Field(True, description="Send sd_notify WATCHDOG pings when running under systemd.")
 
 
-class CoreConfig(Frozen):
+class CoreConfig(CoreBase, Frozen):
     """A whole config file: the core sections here, the registered feature sections added by
     :func:`agent_config_model` (read them as attributes, e.g. ``config.site``)."""
 
@@ -130,16 +105,6 @@ class CoreConfig(Frozen):
             if not isinstance(d, DeviceConfig):
                 raise ValueError("devices must be validated by their driver schema")
         return v
-
-    @property
-    def outbox_path(self) -> Path:
-        return self.store.path or (self.gateway.state_dir / "outbox.db")
-
-    def device(self, name: str) -> DeviceConfig:
-        for d in self.devices:
-            if d.name == name:
-                return d
-        raise KeyError(name)
 
 
 CORE_SECTIONS = tuple(CoreConfig.model_fields)
@@ -162,4 +127,4 @@ if typing.TYPE_CHECKING:
 
 
 __all__ = ["CORE_SECTIONS", "NAME_PATTERN", "AgentConfig", "CoreConfig", "DeviceConfig", "Frozen", "GatewayConfig", "HealthConfig", "LineConfig",
-           "MqttConfig", "MqttProtocol", "Name", "StoreConfig", "TlsConfig"]
+           "MqttConfig", "MqttProtocol", "Name", "StoreConfig", "TlsConfig", "split_endpoint"]

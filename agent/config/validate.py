@@ -24,11 +24,9 @@ from pathlib import Path
 
 from ..driver import DriverCatalog
 from ..errors import ConfigError
+from .core import BROKER_REQUIRED, broker_problem  # noqa: F401 - re-exported
 from .loader import Loaded, read_config
 from .schema import CoreConfig
-
-BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
-                   "(the embedded broker is only for `edge-agent demo`)")
 
 
 @dataclass
@@ -48,10 +46,6 @@ def validate(path: str | Path, *, at_run: bool, env: Mapping[str, str] | None = 
     warnings = [f"{d} (systemd provides it to the service only; `run` fails without it)" for d in loaded.deferred]
     warnings += device_node_warnings(loaded)
     return Validation(loaded.config, warnings, secret_notes(loaded))
-
-
-def broker_problem(config: CoreConfig) -> str | None:
-    return BROKER_REQUIRED if config.mqtt.host is None else None
 
 
 def machine_problems(loaded: Loaded) -> list[str]:

@@ -17,7 +17,12 @@ A driver package imports ``agent.contract`` and its own modules, nothing else of
 - events a driver finds on its device (:class:`ReportsEvents`), published on the event topic;
 - what a package exports: :class:`DriverSpec`, :class:`SimulatorSpec`, :class:`LineKind`;
   what it is handed: :class:`DriverContext` with its :class:`Clock`.
+
+The config models (pydantic) are imported when first named; the running agent may be handed their
+plain twins instead (:mod:`agent.contract.plain`), and then imports no pydantic for them.
 """
+
+from typing import TYPE_CHECKING
 
 from agent.errors import (
     BusUnavailable,
@@ -31,8 +36,7 @@ from agent.errors import (
 from agent.model import Batch, MetricKind, MetricSpec, Quality, Sample
 
 from . import modbus_values, plausibility
-from .charger import ChargerControl, ChargerKeys, ChargerMetric, ChargerPoint, IecState
-from .config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, LineDevice, Name
+from .charger import ChargerControl, ChargerMetric, ChargerPoint, IecState
 from .driver import (
     DRIVERS_GROUP,
     SIMULATORS_GROUP,
@@ -44,14 +48,34 @@ from .driver import (
     ReportsEvents,
     SimulatorSpec,
 )
-from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioDevice, GpioLine, Pull
-from .i2c import I2C_BUS, I2cDevice, I2cLine, I2cTransport
+from .enums import EnergyMethod, PublishMode
+from .lazy import lazy_exports
 from .lines import LINES_GROUP, Bus, Buses, LineKind
-from .modbus import MODBUS_BUS, ModbusDevice, ModbusLine
-from .options import CheckConfig, EnergyConfig, EnergyMethod, PublishMode
+from .modbus import MODBUS_BUS, ModbusLine
 from .plausibility import NonDecreasing
 from .points import DeclaresPoints, Point, PointControl, PointKind, aliases_of
-from .serial import SERIAL_BUS, FrameScan, Scanner, SerialDevice, SerialPort
+
+# The config models (pydantic) and the families defined beside them are imported on first use: the
+# running agent, handed a plain config (agent.contract.plain), imports this package without pydantic.
+_LAZY = {
+    "ChargerKeys": "agent.contract.charger_config",
+    **dict.fromkeys(["NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name"], "agent.contract.config"),
+    **dict.fromkeys(["GPIO_BUS", "Edge", "EdgeCallback", "GpioDevice", "GpioLine", "Pull"], "agent.contract.gpio"),
+    **dict.fromkeys(["I2C_BUS", "I2cDevice", "I2cLine", "I2cTransport"], "agent.contract.i2c"),
+    "ModbusDevice": "agent.contract.modbus_config",
+    **dict.fromkeys(["CheckConfig", "EnergyConfig"], "agent.contract.options"),
+    **dict.fromkeys(["SERIAL_BUS", "FrameScan", "Scanner", "SerialDevice", "SerialPort"], "agent.contract.serial"),
+}
+__getattr__ = lazy_exports(__name__, _LAZY)
+
+if TYPE_CHECKING:
+    from .charger_config import ChargerKeys
+    from .config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, LineDevice, Name
+    from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioDevice, GpioLine, Pull
+    from .i2c import I2C_BUS, I2cDevice, I2cLine, I2cTransport
+    from .modbus_config import ModbusDevice
+    from .options import CheckConfig, EnergyConfig
+    from .serial import SERIAL_BUS, FrameScan, Scanner, SerialDevice, SerialPort
 
 __all__ = [
     "BusUnavailable", "ConfigError", "DeviceError", "DeviceException", "DeviceTimeout", "EdgeAgentError",

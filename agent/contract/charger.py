@@ -14,11 +14,12 @@ from __future__ import annotations
 import enum
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field, field_validator, model_validator
-
+from .lazy import lazy_exports
 from .points import Point, PointKind
 
 MAX_BOOST_MINUTES = 24 * 60
+# the config keys' model (pydantic) is in agent.contract.charger_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"ChargerKeys": "agent.contract.charger_config"})
 
 
 class IecState(enum.IntEnum):
@@ -104,25 +105,8 @@ class ChargerControl(Protocol):
         ...
 
 
-class ChargerKeys(BaseModel):
-    """Config keys every charger device has, on top of the common device keys (a mixin)."""
-
-    phases: int = Field(3, description="Phases wired to the vehicle (1 or 3).")
-    voltage: float = Field(230.0, gt=0, le=400, description="Nominal phase voltage, for power/current conversions.")
-    writable: tuple[ChargerPoint, ...] = Field(
-        (), description="Points the gateway may change (commands and the site controller): current_limit, start, "
-                        "stop, boost. Nothing by default; a charger the site manages needs current_limit."
-    )
-    current_limit_bounds: tuple[float, float] = Field(
-        (6.0, 32.0), description="[min, max] amps any write may set (IEC 61851 minimum is 6 A); 0 always pauses."
-    )
-
-    @field_validator("phases")
-    @classmethod
-    def _phases(cls, v: int) -> int:
-        if v not in (1, 3):
-            raise ValueError("phases must be 1 or 3")
-        return v
+class ChargerKeysBase:
+    """Mixin of :class:`~agent.contract.charger_config.ChargerKeys` (and its plain twin): the points."""
 
     def points(self) -> tuple[Point, ...]:
         """The charger's points (agent.contract.DeclaresPoints); writable as ``writable`` says."""
@@ -141,10 +125,3 @@ class ChargerKeys(BaseModel):
 
     def aliases(self) -> dict[str, str]:
         return {"start": "start", "stop": "stop", "set_current_limit": "current_limit", "boost": "boost"}
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ChargerKeys:
-        lo, hi = self.current_limit_bounds
-        if not (0 <= lo <= hi <= 500):
-            raise ValueError("current_limit_bounds must be [min, max] with 0 <= min <= max <= 500")
-        return self

@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .bases import DeviceBase, LineBase
 from .options import CheckConfig, EnergyConfig, PublishMode
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -24,11 +25,12 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
-class DeviceConfig(Frozen):
+class DeviceConfig(DeviceBase, Frozen):
     """Fields every device has. Drivers subclass this with their own keys.
 
     ``BUS`` names the bus family a device on a shared line needs ("modbus", "serial", "i2c",
-    "gpio", or a family a third-party line kind provides); the bus mixins set it.
+    "gpio", or a family a third-party line kind provides); the bus mixins set it. The behaviour
+    lives in :class:`~agent.contract.bases.DeviceBase`, shared with the run time's plain twin.
     """
 
     BUS: ClassVar[str | None] = None
@@ -46,13 +48,8 @@ class DeviceConfig(Frozen):
     energy: EnergyConfig | None = Field(None, description="Energy source metric; default: the device's single kWh counter.")
     anomaly: bool | tuple[str, ...] = Field(True, description="Anomaly detection on the gauges that carry information of their own (the driver says which; not derived or max-hold registers), none, or the listed metrics.")
 
-    def lines_used(self) -> list[str]:
-        """Names of shared bus lines this device uses (for cross-checks)."""
-        line = getattr(self, "line", None)
-        return [line] if isinstance(line, str) else []
 
-
-class LineConfig(Frozen):
+class LineConfig(LineBase, Frozen):
     """A shared transport. Line kinds subclass this and register through ``edge_agent.lines``.
 
     ``BUS`` is the bus family whose handle the line provides (see the bus mixins).

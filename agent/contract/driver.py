@@ -11,12 +11,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agent.model import Batch, MetricSpec, Sample
 
-from .config import DeviceConfig
+from .lazy import LazyRef, Record
 from .lines import Buses
+
+if TYPE_CHECKING:
+    from .config import DeviceConfig
 
 DRIVERS_GROUP = "edge_agent.drivers"
 SIMULATORS_GROUP = "edge_agent.simulators"
@@ -68,18 +71,25 @@ class DriverContext:
     on_commit: Callable[[Callable[[float], None]], None] | None = None
 
 
-DriverFactory = Callable[[DeviceConfig, DriverContext], Driver]
+DriverFactory = Callable[["DeviceConfig", DriverContext], Driver]
 
 
-@dataclass(frozen=True, slots=True)
-class DriverSpec:
-    """What a driver package exports (as ``SPEC``) through the ``edge_agent.drivers`` entry points."""
+class DriverSpec(Record):
+    """What a driver package exports (as ``SPEC``) through the ``edge_agent.drivers`` entry points.
 
-    type: str
-    config_model: type[DeviceConfig]
-    factory: DriverFactory
-    summary: str
-    writable: bool = False
+    ``config_model`` and ``factory`` may be given as ``"module:attr"``, imported when first read: a
+    run that hands its drivers a plain config (:mod:`agent.contract.plain`) never imports the model.
+    The factory is called with the validated model or with its plain twin (same attributes).
+    """
+
+    __slots__ = ("type", "_config_model", "_factory", "summary", "writable")
+    FIELDS = ("type", "config_model", "factory", "summary", "writable")
+    config_model: type[DeviceConfig] = LazyRef()  # type: ignore[assignment]
+    factory: DriverFactory = LazyRef()  # type: ignore[assignment]
+
+    def __init__(self, type: str, config_model: type[DeviceConfig] | str, factory: DriverFactory | str,
+                 summary: str, writable: bool = False):
+        self._store(type=type, config_model=config_model, factory=factory, summary=summary, writable=writable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,12 @@ the bus with ``factory(line_name, config)`` when a device first asks for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import LineConfig
+from .lazy import LazyRef, Record
+
+if TYPE_CHECKING:
+    from .config import LineConfig
 
 LINES_GROUP = "edge_agent.lines"
 
@@ -31,8 +33,15 @@ class Buses(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class LineKind:
-    config_model: type[LineConfig]
-    factory: Callable[[str, Any], Bus]  # (line name, config) -> bus
-    summary: str
+class LineKind(Record):
+    """``config_model`` and ``factory`` may be given as ``"module:attr"`` (imported when first read):
+    a run on a plain config imports neither the model nor other kinds' code. The factory gets the
+    validated model or its plain twin (same attributes)."""
+
+    __slots__ = ("_config_model", "_factory", "summary")
+    FIELDS = ("config_model", "factory", "summary")
+    config_model: type[LineConfig] = LazyRef()  # type: ignore[assignment]
+    factory: Callable[[str, Any], Bus] = LazyRef()  # type: ignore[assignment]  # (line name, config) -> bus
+
+    def __init__(self, config_model: type[LineConfig] | str, factory: Callable[[str, Any], Bus] | str, summary: str):
+        self._store(config_model=config_model, factory=factory, summary=summary)

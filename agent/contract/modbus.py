@@ -1,4 +1,5 @@
-"""Modbus devices: the config mixin (``line`` + ``unit``) and the calls a driver may make on the line.
+"""Modbus devices: the calls a driver may make on the line; the config mixin (``line`` + ``unit``),
+:class:`ModbusDevice`, is in :mod:`agent.contract.modbus_config` (re-exported here, imported on first use).
 
 The line owns the lock, the inter-frame gap, reconnects and per-unit backoff; a driver only names
 its unit. Register values are decoded with :mod:`agent.contract.modbus_values`.
@@ -7,22 +8,12 @@ its unit. Register values are decoded with :mod:`agent.contract.modbus_values`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from pydantic import Field
-
-from .config import LineDevice
+from .lazy import lazy_exports
 
 MODBUS_BUS = "modbus"
-
-
-class ModbusDevice(LineDevice):
-    """A device on a Modbus line (RTU, TCP, or RTU through a TCP gateway): ``line`` + ``unit``."""
-
-    BUS: ClassVar[str | None] = MODBUS_BUS
-
-    line: str = Field(description="Name of a Modbus line (modbus_rtu, modbus_tcp or modbus_rtu_over_tcp).")
-    unit: int = Field(1, ge=1, le=255, description="Modbus unit id (slave address).")
+__getattr__ = lazy_exports(__name__, {"ModbusDevice": "agent.contract.modbus_config"})
 
 
 @runtime_checkable

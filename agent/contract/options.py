@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import enum
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .enums import EnergyMethod, PublishMode
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PublishMode(enum.StrEnum):
-    RAW = "raw"  # every reading
-    AGG = "agg"  # window aggregates only
-    BOTH = "both"
 
 
 class CheckConfig(_Frozen):
@@ -34,11 +28,6 @@ class CheckConfig(_Frozen):
         return self
 
 
-class EnergyMethod(enum.StrEnum):
-    COUNTER = "counter"  # an energy register (kWh/Wh): deltas with rollover and reset detection
-    INTEGRATE = "integrate"  # a power reading (W/kW): trapezoid integration
-
-
 class EnergyConfig(_Frozen):
     """Which metric of a device gives its energy. Without it, a single kWh/Wh counter is used if present."""
 
@@ -49,3 +38,6 @@ class EnergyConfig(_Frozen):
         "The most power the meter can deliver (default: its profile's rating, else 1 MW); a counter step above "
         "1.5 x this x the time since the counter last rose is held as a glitch until confirmed."))
     max_step_kwh: float | None = Field(None, gt=0, description="Also hold any step larger than this between two readings.")
+
+
+__all__ = ["CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode"]

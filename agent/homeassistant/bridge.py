@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import orjson
@@ -22,8 +22,10 @@ from agent.model import Quality
 from agent.series import LatestValues, SeriesTable
 
 from .announced import AnnouncedTopics
-from .config import HomeAssistantConfig
 from .discovery import Announcement
+
+if TYPE_CHECKING:
+    from .config import HomeAssistantConfig
 
 log = logging.getLogger("edge_agent.homeassistant")
 TICK_S = 0.25  # how often availability and new values are looked at

@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.errors import ConfigError
 from agent.model import MetricSpec
 from agent.uplink.topics import Topics
 
-from .config import HomeAssistantConfig
 from .entities import display_name, entity_for
+
+if TYPE_CHECKING:
+    from .config import HomeAssistantConfig
 
 ORIGIN = {"name": "edge-agent", "sw": __version__}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..health_model import HealthReport
+from ..health_parts import HealthReport
 from .exposition import Family
 
 PREFIX = "edge_agent_"
@@ -40,7 +40,7 @@ def _as_dict(v: Any) -> Mapping[str, Any]:
 
 def families_from_health(doc: HealthReport | Mapping[str, Any]) -> list[Family]:
     """The exported families, from the agent's health report or its wire form (a dict)."""
-    if isinstance(doc, HealthReport):
+    if isinstance(doc, HealthReport) or hasattr(doc, "__pydantic_fields__"):  # the agent's, or one read back
         doc = doc.to_wire()
     fams: list[Family] = []
 

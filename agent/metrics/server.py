@@ -22,10 +22,13 @@ import os
 import resource
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .adapter import families_from_health
-from .config import MetricsConfig
 from .exposition import CONTENT_TYPE, render
+
+if TYPE_CHECKING:
+    from .config import MetricsConfig
 
 log = logging.getLogger("edge_agent.metrics")
 MAX_HEADER_BYTES = 8192

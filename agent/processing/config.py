@@ -8,33 +8,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import re
 import zoneinfo
-from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from ..contract.config import DeviceConfig, Frozen
+from ..contract.config import Frozen
 from ..contract.options import CheckConfig as CheckConfig  # per-device keys, defined by the device contract
-from ..contract.options import EnergyConfig, EnergyMethod
+from ..contract.options import EnergyConfig as EnergyConfig
+from ..contract.options import EnergyMethod as EnergyMethod
 from ..contract.options import PublishMode as PublishMode
-from ..hints import no_such_metric
-from ..model import MetricKind, MetricSpec
 from .carbon import DEFAULT_FACTOR, DEFAULT_REGION
-
-
-class WindowSize(enum.StrEnum):
-    S10 = "10s"
-    M1 = "1m"
-    M15 = "15m"
-    H1 = "1h"
-
-    @property
-    def ms(self) -> int:
-        return {"10s": 10_000, "1m": 60_000, "15m": 900_000, "1h": 3_600_000}[self.value]
-
+from .options import ENERGY_UNITS as ENERGY_UNITS
+from .options import POWER_UNITS as POWER_UNITS
+from .options import JitMode, WindowSize
+from .options import metric_problems as metric_problems
+from .options import resolve_energy as resolve_energy
 
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
@@ -162,12 +152,6 @@ class CarbonConfig(Frozen):
         return self
 
 
-class JitMode(enum.StrEnum):
-    AUTO = "auto"
-    ON = "on"
-    OFF = "off"
-
-
 class ProcessingConfig(Frozen):
     jit: JitMode = Field(JitMode.AUTO, description=(
         "Compiled kernels. 'auto': the ahead-of-time build `edge-agent warmup` makes, when there is one; "
@@ -203,59 +187,3 @@ class ProcessingConfig(Frozen):
         if len(set(v)) != len(v):
             raise ValueError("a window size is listed twice")
         return v
-
-
-ENERGY_UNITS = {"wh": 1e-3, "kwh": 1.0, "mwh": 1e3}  # register unit -> kWh
-POWER_UNITS = {"w": 1e-3, "kw": 1.0, "mw": 1e3}  # power unit -> kW (integration gives unit x h)
-
-
-def _energy_choice(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig] | str | None:
-    cfg = dev.energy
-    names = [m.name for m in metrics]
-    if cfg is not None:
-        if cfg.metric not in names:
-            return no_such_metric(cfg.metric, names)
-        return names.index(cfg.metric), cfg
-    counters = [i for i, m in enumerate(metrics)
-                if m.kind == MetricKind.COUNTER and m.unit.lower() in ENERGY_UNITS and not m.medium]
-    if len(counters) == 1:
-        return counters[0], EnergyConfig(metric=names[counters[0]])
-    return None
-
-
-def resolve_energy(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[int, EnergyConfig, EnergyMethod, float] | str | None:
-    """The energy source of a device: (local metric index, config, method, factor to kWh or kW),
-    None when it has none, or a message saying why the configured one cannot work."""
-    choice = _energy_choice(dev, metrics)
-    if choice is None or isinstance(choice, str):
-        return choice
-    i, cfg = choice
-    m = metrics[i]
-    if m.medium:  # heat, water, gas: the ledger prices electricity and weighs it with the grid's factor
-        return (f"metric {m.name!r} meters {m.medium}, not electricity: the energy ledger books electricity "
-                "only (tariff, grid emission factor)")
-    method = cfg.method or (EnergyMethod.COUNTER if m.kind == MetricKind.COUNTER else EnergyMethod.INTEGRATE)
-    units = ENERGY_UNITS if method == EnergyMethod.COUNTER else POWER_UNITS
-    if m.unit.lower() not in units:
-        return f"metric {m.name!r} has unit {m.unit!r}; {method} needs one of {', '.join(units)}"
-    return i, cfg, method, units[m.unit.lower()]
-
-
-def metric_problems(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> list[tuple[tuple, str]]:
-    """Processing keys of one device that name metrics it does not have: (key path within the
-    device, message). Part of the config validation shared by ``check`` and ``run``."""
-    names = [m.name for m in metrics]
-    problems: list[tuple[tuple, str]] = []
-    for metric in dev.checks:
-        if metric not in names:
-            problems.append((("checks", metric), no_such_metric(metric, names)))
-    anomaly = dev.anomaly
-    if not isinstance(anomaly, bool):
-        for j, metric in enumerate(anomaly):
-            if metric not in names:
-                problems.append((("anomaly", j), no_such_metric(metric, names)))
-    energy = resolve_energy(dev, metrics)
-    if isinstance(energy, str):
-        key = ("energy", "metric") if "has no metric" in energy else ("energy",)
-        problems.append((key, energy))
-    return problems

@@ -21,12 +21,13 @@ from ..series import SeriesTable
 from . import aot, jit
 from .building import BuildingChecks
 from .carbon import CarbonFactors
-from .config import JitMode, ProcessingConfig
 from .localtime import ZoneTable
+from .options import JitMode
 from .tariff import Tariff
 
 if TYPE_CHECKING:
     from ..config.schema import AgentConfig
+    from .config import ProcessingConfig
 
 log = logging.getLogger("edge_agent.processing")
 AUTO_JIT_SHARE = 0.01  # 'auto': compile once the Python kernels take more than this share of a core

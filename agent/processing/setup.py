@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..contract.enums import EnergyMethod
 from ..errors import ConfigError
 from ..model import MetricKind, MetricSpec
 from ..series import SeriesTable
-from .config import CheckConfig, EnergyMethod, ProcessingConfig, metric_problems, resolve_energy
 from .kernels.counters import MODE_COUNTER, MODE_INTEGRATE, MODE_RESTARTS
+from .options import metric_problems, resolve_energy
+
+if TYPE_CHECKING:
+    from .config import CheckConfig, ProcessingConfig
 
 MS_HOUR = 3_600_000.0
 POWER_MARGIN = 1.5  # a meter's rating x this is the most a counter can rise (overload, voltage tolerance)

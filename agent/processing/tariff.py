@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import TariffConfig, TariffSegment
+if TYPE_CHECKING:
+    from .config import TariffConfig, TariffSegment
+
 
 MS_HOUR = 3_600_000
 MS_DAY = 86_400_000
@@ -50,7 +53,11 @@ def _table(segments: tuple[TariffSegment, ...], names: list[str]) -> np.ndarray:
 
 class Tariff:
     def __init__(self, config: TariffConfig | None = None, *, tz: str = "Asia/Shanghai"):
-        self.config = config or TariffConfig()
+        if config is None:  # (the running agent hands its config's tariff: no model imported then)
+            from .config import TariffConfig
+
+            config = TariffConfig()
+        self.config = config
         self.tz = zoneinfo.ZoneInfo(tz)
         self.periods: list[str] = list(self.config.prices)
         for season in self.config.seasons:  # a period priced only in some seasons (e.g. critical)

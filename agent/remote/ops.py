@@ -15,12 +15,11 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..commands import AuthMode, CommandsConfig
-from ..config.schema import AgentConfig
+from ..commands import AuthMode
 from .files import ConfigFiles
 from .push import (
     DEFAULT_TIMEOUT_S,
@@ -32,6 +31,10 @@ from .push import (
     parse_push,
     stage_push,
 )
+
+if TYPE_CHECKING:
+    from ..commands import CommandsConfig
+    from ..config.schema import AgentConfig
 
 log = logging.getLogger("edge_agent.remote")
 Emit = Callable[[str, dict[str, Any], bool], None]  # (result topic suffix, body, is_audit)

@@ -13,14 +13,16 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..commands import AuthMode, CommandsConfig
-from ..config.validate import validate
+from ..commands import AuthMode
 from ..errors import ConfigError
 from .files import ConfigFiles, sha256_hex, write_atomic
+
+if TYPE_CHECKING:
+    from ..commands import CommandsConfig
 
 MAX_PUSH_BYTES = 256 * 1024  # a config of hundreds of devices is a few tens of kB
 DEFAULT_TIMEOUT_S = 60.0
@@ -122,6 +124,8 @@ def stage_push(push: Push, files: ConfigFiles, *, gateway: str) -> dict[str, Any
         write_atomic(files.candidate, data, files.mode())
     except OSError as e:
         raise PushRefused("cannot_record", f"cannot write {files.candidate}: {e.strerror}; nothing was changed") from None
+    from ..config.validate import validate  # the models (pydantic) load with the first push, not at start
+
     try:
         try:
             cfg = validate(files.candidate, at_run=True).config

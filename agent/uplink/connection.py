@@ -14,7 +14,7 @@ import random
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -23,8 +23,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.config.schema import MqttConfig, MqttProtocol
+from agent.config.core import MqttProtocol
 from agent.uplink.topics import Topics
+
+if TYPE_CHECKING:
+    from agent.config.schema import MqttConfig
 
 log = logging.getLogger("edge_agent.uplink")
 # The longest the network thread sleeps in paho's loop with nothing to read or write (publishes and

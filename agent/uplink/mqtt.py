@@ -20,20 +20,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.config.schema import MqttConfig, MqttProtocol
-from agent.health_model import UplinkStats
+from agent.config.core import MqttProtocol
+from agent.health_parts import UplinkStats
 from agent.store.outbox import Outbox
 from agent.uplink.acks import AckQueue
 from agent.uplink.connection import NetworkThread, make_client, status_body
 from agent.uplink.pump import Counts, OutboxPump
 from agent.uplink.topics import Topics
+
+if TYPE_CHECKING:
+    from agent.config.schema import MqttConfig
 
 log = logging.getLogger("edge_agent.uplink")
 

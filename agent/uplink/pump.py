@@ -19,15 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
-from agent.config.schema import MqttConfig
 from agent.store.outbox import Outbox, OutboxRow
 from agent.uplink.connection import one_wake
 from agent.uplink.refusals import Refusals
+
+if TYPE_CHECKING:
+    from agent.config.schema import MqttConfig
 
 log = logging.getLogger("edge_agent.uplink")
 

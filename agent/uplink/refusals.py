@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.health_model import RefusedTopic
+from agent.health_parts import RefusedTopic
 
 FIRST_RETRY = 1.0  # seconds from a topic's first refusal to its first probe
 MAX_RETRY = 300.0  # the longest wait between two probes of one topic

@@ -5,6 +5,14 @@ the agent's own small asyncio HTTP server (:mod:`.http`), chosen by measured foo
 (tests/bench/bench_web.py). Writes go through the command path, its write gate and its audit.
 """
 
-from .config import WebConfig
+from typing import TYPE_CHECKING
+
+from ..contract.lazy import lazy_exports
+
+# the section's model (pydantic) on first use: the running agent reads its plain twin
+__getattr__ = lazy_exports(__name__, {"WebConfig": "agent.web.config"})
+
+if TYPE_CHECKING:
+    from .config import WebConfig
 
 __all__ = ["WebConfig"]

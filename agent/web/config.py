@@ -7,23 +7,10 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from ..contract import Frozen
-
-DEFAULT_LISTEN = "127.0.0.1:8080"
-PASSWORD_FILE = "web-password"  # in the state directory unless password_file names another place
+from .listen import DEFAULT_LISTEN, PASSWORD_FILE, WebBase, split_listen
 
 
-def split_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[v6]:PORT`` -> (host, port). Raises ValueError naming the problem."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
-    host = host.removeprefix("[").removesuffix("]")
-    if not host:
-        raise ValueError(f"{text!r} names no host: give 127.0.0.1 (this machine only) or a LAN address")
-    return host, int(port)
-
-
-class WebConfig(Frozen):
+class WebConfig(WebBase, Frozen):
     enabled: bool = Field(False, description="Serve the status page on http://LISTEN/.")
     listen: str = Field(DEFAULT_LISTEN, description="HOST:PORT to listen on: loopback unless you name a LAN address "
                                                     "(the page is read-only without a login).")
@@ -42,9 +29,5 @@ class WebConfig(Frozen):
         split_listen(v)
         return v
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return split_listen(self.listen)
 
-    def password_path(self, state_dir: Path) -> Path:
-        return self.password_file or state_dir / PASSWORD_FILE
+__all__ = ["DEFAULT_LISTEN", "PASSWORD_FILE", "WebConfig", "split_listen"]

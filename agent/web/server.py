@@ -14,19 +14,21 @@ import shutil
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from ..health_model import HealthReport
+from ..health_parts import HealthReport
 from ..series import LatestValues, SeriesTable
 from . import password
 from .auth import Sessions
-from .config import WebConfig
 from .config_routes import MAX_CONFIG_BODY, ConfigEditor
 from .history import History
 from .http import HttpError, HttpServer, Request, Response
 from .view import EventLog, latest_values, masked
+
+if TYPE_CHECKING:
+    from .config import WebConfig
 
 log = logging.getLogger("edge_agent.web")
 JSON = "application/json"

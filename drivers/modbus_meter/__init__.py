@@ -2,11 +2,20 @@
 
 from agent.contract import DriverSpec
 
-from .driver import ModbusMeterConfig, ModbusMeterDriver
+from .driver import ModbusMeterDriver
 
+# the config model (pydantic) is imported when validating; a run on a plain config needs only the driver
 SPEC = DriverSpec(
     type="modbus_meter",
-    config_model=ModbusMeterConfig,
+    config_model="drivers.modbus_meter.config:ModbusMeterConfig",
     factory=ModbusMeterDriver,
     summary="Modbus RTU/TCP meters from a register profile (sdm120, sdm630, ddsu666, dtsu666, senseair_s8) or inline registers.",
 )
+
+
+def __getattr__(name: str):
+    if name == "ModbusMeterConfig":
+        from .config import ModbusMeterConfig
+
+        return ModbusMeterConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,16 +7,16 @@ and how to turn it into engineering units (value = raw * scale + offset).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from agent.contract import Frozen, MetricKind, MetricSpec
-from agent.contract.modbus_values import DataType, WordOrder, decode, encode, is_float, register_count
+from agent.contract import Frozen, MetricKind
+from agent.contract.modbus_values import DataType, WordOrder
+
+from .registers import ProfileBase, ProfileError, RegisterBase, check_registers
 
 METRIC_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -31,7 +31,7 @@ def parse_address(v: object) -> object:
     return v
 
 
-class RegisterSpec(Frozen):
+class RegisterSpec(RegisterBase, Frozen):
     name: str = Field(pattern=METRIC_NAME, description="Metric name (snake_case, no unit suffix).")
     fc: Literal[3, 4] = Field(4, description="3 = holding registers, 4 = input registers.")
     address: int = Field(ge=0, le=0xFFFF, description="0-based PDU address (30001 in a manual = 0).")
@@ -59,24 +59,6 @@ class RegisterSpec(Frozen):
             raise ValueError(f"valid_min ({self.valid_min}) is greater than valid_max ({self.valid_max})")
         return self
 
-    @property
-    def count(self) -> int:
-        return register_count(self.type)
-
-    def metric(self) -> MetricSpec:
-        return MetricSpec(self.name, self.unit, self.kind, valid_min=self.valid_min, valid_max=self.valid_max)
-
-    def value(self, regs: Sequence[int]) -> float:
-        raw = decode(regs, self.type, self.order)
-        return float(raw) * self.scale + self.offset
-
-    def raw_for(self, value: float) -> list[int]:
-        """Registers a device would hold for ``value`` (rounded for integer types); for simulators."""
-        raw = (value - self.offset) / self.scale
-        if not is_float(self.type):
-            raw = int(round(raw))
-        return encode(raw, self.type, self.order)
-
 
 class BaseOption(Frozen):
     default: int
@@ -99,7 +81,7 @@ class ProfileInfo(Frozen):
                                             "anomaly detector's default); others are derived or max-hold. Default: all.")
 
 
-class Profile(Frozen):
+class Profile(ProfileBase, Frozen):
     profile: ProfileInfo
     registers: tuple[RegisterSpec, ...]
 
@@ -114,43 +96,6 @@ class Profile(Frozen):
             if m not in names:
                 raise ValueError(f"profile.anomaly names unknown register {m!r}")
         return self
-
-    @property
-    def name(self) -> str:
-        return self.profile.name
-
-    def resolve(self, *, bases: dict[str, int] | None = None) -> tuple[RegisterSpec, ...]:
-        """Registers with base-relative addresses made absolute."""
-        bases = bases or {}
-        out = []
-        for r in self.registers:
-            if r.base is None:
-                out.append(r)
-            else:
-                b = bases.get(r.base, self.profile.bases[r.base].default)
-                out.append(r.model_copy(update={"address": b + r.address, "base": None}))
-        return tuple(out)
-
-
-def check_registers(regs: Sequence[RegisterSpec]) -> None:
-    """Names unique; flag targets exist. Raises ValueError naming the offender."""
-    seen: set[str] = set()
-    for i, r in enumerate(regs):
-        if r.name in seen:
-            raise ValueError(f"register [{i}] repeats the name {r.name!r}")
-        seen.add(r.name)
-    for r in regs:
-        for f in r.flags:
-            if f not in seen:
-                raise ValueError(f"register {r.name!r} flags unknown metric {f!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileError(Exception):
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @cache
@@ -185,3 +130,7 @@ def parse_profile(text: str) -> Profile:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ProfileError(f"{where}: {first['msg']}") from None
+
+
+__all__ = ["METRIC_NAME", "BaseOption", "Profile", "ProfileError", "ProfileInfo", "RegisterSpec", "check_registers",
+           "load_profile", "parse_address", "parse_profile", "profile_names"]

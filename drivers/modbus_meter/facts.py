@@ -11,10 +11,12 @@ of their own; derived and max-hold registers are left to the detector only on re
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from agent.contract import MetricKind, MetricSpec
 
-from .codec import ProfileInfo
+if TYPE_CHECKING:
+    from .codec import ProfileInfo
 
 SIGNIFICANT = 0.02  # of the rating (power, current) or of the nominal value (voltage)
 SIGNIFICANT_REL = 0.05  # of the present level of power and current: smaller changes are ordinary load variation

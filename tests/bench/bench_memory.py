@@ -16,6 +16,10 @@ the ``mosquitto`` binary), so it runs on the gateway itself.
   what the devices, their series state, the store and the uplink hold. The per-series state that
   grows with the number of series is printed beside it: the detector's (a row per series it watches)
   and the counters' (a row per counter).
+* ``--plain``: the running agent is a process handed the config's plain twin, pickled (validated
+  here, ``agent.contract.plain.to_plain``), with its drivers' and line kinds' references; it imports
+  the run-time parts only (no CLI, no entry-point scan, no pydantic for a config whose drivers run on
+  a plain config). The ledger is the same.
 
 RSS, not PSS: the goal's figure (shared library pages count in full).
 """
@@ -46,8 +50,8 @@ LAYERS = [
     ("pydantic (and a first model)", "import pydantic; pydantic.create_model('M', x=(int, 0))"),
     ("click", "import click"),
     ("sqlite3, orjson", "import sqlite3, orjson"),
-    ("the driver contract (its models)", "import agent.contract"),
-    ("the config layer (the core models)", "import agent.config"),
+    ("the driver contract (its models)", "import agent.contract, agent.contract.config"),
+    ("the config layer (the core models)", "import agent.config.schema"),
     ("the CLI and the run command", "import agent.cli.main, agent.cli.cmd_run"),
     ("config validated (models, drivers)", "from agent.config.loader import read_config; read_config(CONFIG)"),
     ("the agent's run-time parts", "import agent.app, agent.uplink.mqtt"),
@@ -108,11 +112,40 @@ def meters_config(tmp: Path, broker: kit.Mosquitto, load: str) -> tuple[str, obj
     return "\n".join(out), sim.stop
 
 
-def run_agent(tmp: Path, config: Path, settle: float) -> tuple[dict, Counter]:
+# the run time on a plain config: OpenSSL left out as `run` does, the pickled twin and the references
+# of its drivers and line kinds (no entry-point scan), the agent
+_PLAIN_RUN = """
+import pickle, sys
+from agent.cli.without_ssl import prepare
+prepare(["run", "--config", sys.argv[1]])
+import asyncio
+from agent.app import run_agent
+from agent.bus.kinds import line_kinds_from_references
+from agent.driver import DriverCatalog
+handed = pickle.loads(open(sys.argv[2], "rb").read())
+asyncio.run(run_agent(handed["config"], catalog=DriverCatalog.from_references(handed["drivers"]),
+                      line_kinds=line_kinds_from_references(handed["lines"])))
+"""
+
+
+def run_agent(tmp: Path, config: Path, settle: float, plain: bool = False) -> tuple[dict, Counter]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = open(tmp / "agent.log", "wb")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    cmd = [sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)]
+    if plain:
+        import pickle
+
+        from agent.bus.kinds import line_kind_references
+        from agent.config.loader import read_config
+        from agent.contract.plain import to_plain
+        from agent.driver import DriverCatalog
+
+        cfg = read_config(config).config
+        handed = {"config": to_plain(cfg), "drivers": DriverCatalog.discover().references(d.type for d in cfg.devices),
+                  "lines": line_kind_references(line.type for line in cfg.lines.values())}
+        (tmp / "plain.pickle").write_bytes(pickle.dumps(handed))
+        cmd = [sys.executable, "-c", _PLAIN_RUN, str(config), str(tmp / "plain.pickle")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         time.sleep(settle / 2)
         cpu0, t0 = kit.cpu_s(proc.pid), time.monotonic()  # its CPU over the second half, beside the memory
@@ -132,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--load", default="demo", help="demo, or N meters x V values @ poll ms (40x60@100)")
     ap.add_argument("--settle", type=float, default=30.0, help="seconds the agent runs before its memory is read")
+    ap.add_argument("--plain", action="store_true", help="run the agent on the config's plain twin (no pydantic)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as d:
         tmp = Path(d)
@@ -145,7 +179,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
                            cwd=ROOT, check=True, capture_output=True)
             try:
-                mem, by = run_agent(tmp, config, args.settle)
+                mem, by = run_agent(tmp, config, args.settle, args.plain)
             finally:
                 stop()
             rows = ledger(config)
@@ -165,7 +199,7 @@ def main() -> None:
     from agent.processing.kernels import counters, detect
 
     ci, cf = counters.new_state(1)
-    print(f"\nrunning agent after {args.settle:g} s: RSS {mem['rss']:.1f} MiB (goal <= 50), anonymous {mem['anonymous']:.1f},"
+    print(f"\nrunning agent{' (plain config)' if args.plain else ''} after {args.settle:g} s: RSS {mem['rss']:.1f} MiB (goal <= 50), anonymous {mem['anonymous']:.1f},"
           f" CPU {mem['cpu_pct']:.1f} % of a core over the last {args.settle / 2:g} s;"
           f" the running adds {mem['rss'] - prev[0]:+.1f} MiB over the ledger's {prev[0]:.1f} (detector state: "
           f"{detect.new_state(1).nbytes / 1024:.2f} KiB per watched series, counter state: {ci.nbytes + cf.nbytes} B per"
