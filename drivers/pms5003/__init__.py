@@ -2,11 +2,12 @@
 
 from agent.contract import DriverSpec
 
-from .driver import Pms5003Config, Pms5003Driver
+from .driver import Pms5003Driver
 
+# the config model (pydantic) is imported when validating; a run on a plain config needs only the driver
 SPEC = DriverSpec(
     type="pms5003",
-    config_model=Pms5003Config,
+    config_model="drivers.pms5003.config:Pms5003Config",
     factory=Pms5003Driver,
     summary="Plantower PMS5003 particulate sensor (PM1/PM2.5/PM10, particle counts) on a serial line.",
 )
