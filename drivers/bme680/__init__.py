@@ -1,6 +1,7 @@
 """Bosch BME680 environmental sensor (I2C)."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
 from .driver import Bme680Driver
 
@@ -11,3 +12,5 @@ SPEC = DriverSpec(
     factory=Bme680Driver,
     summary="Bosch BME680 temperature/humidity/pressure/gas sensor on an I2C line (adafruit library).",
 )
+
+__getattr__ = lazy_exports(__name__, {"Bme680Config": "drivers.bme680.config"})

@@ -1,6 +1,7 @@
 """Winsen MH-Z19B CO2 sensor (UART)."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
 from .driver import Mhz19Driver
 
@@ -11,3 +12,5 @@ SPEC = DriverSpec(
     factory=Mhz19Driver,
     summary="Winsen MH-Z19B CO2 sensor on a serial line (ABC setting, warm-up flagging).",
 )
+
+__getattr__ = lazy_exports(__name__, {"Mhz19Config": "drivers.mhz19.config"})

@@ -1,6 +1,7 @@
 """Plantower PMS5003 particulate-matter sensor (UART)."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
 from .driver import Pms5003Driver
 
@@ -11,3 +12,5 @@ SPEC = DriverSpec(
     factory=Pms5003Driver,
     summary="Plantower PMS5003 particulate sensor (PM1/PM2.5/PM10, particle counts) on a serial line.",
 )
+
+__getattr__ = lazy_exports(__name__, {"Pms5003Config": "drivers.pms5003.config"})

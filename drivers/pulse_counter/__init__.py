@@ -1,6 +1,7 @@
 """GPIO pulse counters (S0 energy meters, water/gas meters) and digital inputs."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
 from .digital import DigitalInputDriver
 from .driver import PulseCounterDriver
@@ -19,3 +20,5 @@ DIGITAL_INPUT_SPEC = DriverSpec(
     factory=DigitalInputDriver,
     summary="A GPIO digital input: state and number of changes.",
 )
+
+__getattr__ = lazy_exports(__name__, {"PulseCounterConfig": "drivers.pulse_counter.config", "DigitalInputConfig": "drivers.pulse_counter.config"})

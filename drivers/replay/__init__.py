@@ -1,6 +1,7 @@
 """Replay driver: plays a CSV time series as a device."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
 from .driver import ReplayDriver
 
@@ -11,3 +12,5 @@ SPEC = DriverSpec(
     factory=ReplayDriver,
     summary="Plays a timestamp,value CSV (e.g. the NAB corpus) as a device, at real time or faster.",
 )
+
+__getattr__ = lazy_exports(__name__, {"ReplayConfig": "drivers.replay.config"})

@@ -1,6 +1,7 @@
 """Nova SDS011 particulate-matter sensor (UART)."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
 from .driver import Sds011Driver
 
@@ -11,3 +12,5 @@ SPEC = DriverSpec(
     factory=Sds011Driver,
     summary="Nova SDS011 PM2.5/PM10 sensor on a serial line (query mode, optional laser duty cycle).",
 )
+
+__getattr__ = lazy_exports(__name__, {"Sds011Config": "drivers.sds011.config"})
