@@ -231,3 +231,36 @@ def test_the_demo_devices_run_on_a_plain_config_without_pydantic(tmp_path: Path,
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-3000:]
     assert b"no pydantic" in out, (out + err).decode()[-3000:]
+
+
+# Every driver's and line kind's run time this project ships (its package, factory and what they import),
+# loaded in a process that refuses pydantic: what the running agent may load for any config. (A
+# third-party driver, such as tests/example_driver, may keep its model beside its driver.)
+RUN_TIME = """
+import sys, traceback
+from importlib.metadata import entry_points
+refused = []
+class NoPydantic:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pydantic", "pydantic_core"):
+            who = [f"{f.filename}:{f.lineno}" for f in traceback.extract_stack()[:-1] if "importlib" not in f.filename]
+            refused.append(" <- ".join(reversed(who[-6:])))
+            raise ImportError("pydantic is not for the run time")
+sys.meta_path.insert(0, NoPydantic())
+for group in ("edge_agent.drivers", "edge_agent.lines"):
+    for ep in entry_points(group=group):
+        if not ep.value.startswith(("agent.", "drivers.", "firmware_bridge")):
+            continue
+        try:
+            ep.load().factory
+        except ImportError as e:
+            print(f"{group} {ep.name}: {e}")
+print("\\n".join(refused))
+"""
+
+
+def test_no_driver_or_line_kind_imports_pydantic_at_run_time() -> None:
+    proc = subprocess.run([sys.executable, "-c", RUN_TIME], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not proc.stdout.strip(), proc.stdout[-3000:]
