@@ -97,7 +97,7 @@ class I2cBus:
     def _open_transport(self) -> Any:
         if self._factory is not None:
             return self._factory()
-        path = f"/dev/i2c-{self.config.bus if self.config.type == 'i2c' else 1}"
+        path = f"/dev/i2c-{getattr(self.config, 'bus', 1)}"  # (an i2c line's, model or plain twin)
         if not Path(path).exists():
             raise BusUnavailable(f"i2c line {self.name}: no I2C bus {path} on this machine "
                                  "(on a Raspberry Pi enable it: raspi-config nonint do_i2c 0)")
