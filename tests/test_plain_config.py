@@ -264,3 +264,37 @@ def test_no_driver_or_line_kind_imports_pydantic_at_run_time() -> None:
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not proc.stdout.strip(), proc.stdout[-3000:]
+
+
+def test_no_driver_models_behaviour_is_missing_from_its_twin() -> None:
+    """What a driver's or line kind's model does besides validating (methods, properties) is in its
+    mixins, so the run time finds it on the plain twin too (``plain_extras`` feeds the twin itself)."""
+    from pydantic import BaseModel
+
+    from agent.bus.kinds import discover_line_kinds
+    from agent.driver import DriverCatalog
+
+    seen: set[type] = set()
+    missing: dict[str, list[str]] = {}
+
+    def walk(model: type) -> None:
+        if model in seen or not hasattr(model, "__pydantic_fields__"):
+            return
+        seen.add(model)
+        twin = dir(twin_of(model))
+        lost = [n for n in dir(model) if not n.startswith("_") and n not in twin and n not in model.model_fields
+                and not hasattr(BaseModel, n) and n != "plain_extras"]
+        if lost:
+            missing[f"{model.__module__}.{model.__qualname__}"] = lost
+        for f in model.model_fields.values():
+            for arg in _types_in(f.annotation):
+                walk(arg)
+
+    ours = ("agent.", "drivers.", "firmware_bridge")
+    for spec in DriverCatalog.discover():
+        if spec.config_model.__module__.startswith(ours):
+            walk(spec.config_model)
+    for kind in discover_line_kinds().values():
+        if kind.config_model.__module__.startswith(ours):
+            walk(kind.config_model)
+    assert not missing, missing
