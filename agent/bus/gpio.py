@@ -16,13 +16,18 @@ import enum
 import os
 import threading
 import time
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import Field
-
-from ..contract.config import LineConfig
-from ..contract.gpio import GPIO_BUS, Edge, EdgeCallback, Pull
+from ..contract.gpio import Edge, EdgeCallback, Pull
+from ..contract.lazy import lazy_exports
 from ..errors import BusUnavailable
+
+if TYPE_CHECKING:
+    from ..contract.config import LineConfig
+    from .gpio_config import GpioLineConfig
+
+# the line's config model (pydantic) is in agent.bus.gpio_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"GpioLineConfig": "agent.bus.gpio_config"})
 
 
 class GpioBackendKind(enum.StrEnum):
@@ -150,16 +155,6 @@ class GpiodBackend:
         for req in self._requests.values():
             req.release()
         self._requests.clear()
-
-
-class GpioLineConfig(LineConfig):
-    """The gateway's GPIO header."""
-
-    BUS: ClassVar[str | None] = GPIO_BUS
-
-    type: Literal["gpio"]
-    backend: GpioBackendKind = GpioBackendKind.AUTO
-    chip: str = Field("/dev/gpiochip0", description="gpiod chip (Pi 5: /dev/gpiochip4 on older kernels, else gpiochip0).")
 
 
 def make_backend(cfg: GpioLineConfig) -> GpioBackend:

@@ -16,25 +16,20 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import Field
-
-from ..contract.config import LineConfig
-from ..contract.i2c import I2C_BUS
+from ..contract.lazy import lazy_exports
 from ..errors import BusUnavailable
+
+if TYPE_CHECKING:
+    from ..contract.config import LineConfig
+    from .i2c_config import I2cLineConfig
 
 I2C_SLAVE = 0x0703  # linux/i2c-dev.h: set the target address for read()/write()
 T = TypeVar("T")
 
-
-class I2cLineConfig(LineConfig):
-    """An I2C bus of the gateway (Raspberry Pi header pins 3/5 are bus 1)."""
-
-    BUS: ClassVar[str | None] = I2C_BUS
-
-    type: Literal["i2c"]
-    bus: int = Field(1, ge=0, le=255, description="Bus number N of /dev/i2c-N.")
+# the line's config model (pydantic) is in agent.bus.i2c_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"I2cLineConfig": "agent.bus.i2c_config"})
 
 
 class LinuxI2C:

@@ -14,33 +14,27 @@ import enum
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
 import serial
-from pydantic import Field
 
-from ..contract.serial import SERIAL_BUS, Scanner
+from ..contract.lazy import lazy_exports
+from ..contract.serial import Scanner
 from ..errors import BusUnavailable, DeviceTimeout, ProtocolError
-from .serial_settings import SerialSettings
+
+if TYPE_CHECKING:
+    from .serial_config import SerialLineConfig
 
 log = logging.getLogger("edge_agent.bus.serial")
+
+# the line's config model (pydantic) is in agent.bus.serial_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"SerialLineConfig": "agent.bus.serial_config"})
 
 
 class BusState(enum.StrEnum):
     CLOSED = "closed"
     UP = "up"
     DOWN = "down"
-
-
-class SerialLineConfig(SerialSettings):
-    """A serial port shared by the devices configured on it."""
-
-    BUS: ClassVar[str | None] = SERIAL_BUS
-
-    type: Literal["serial"]
-    reopen_min: float = Field(0.5, gt=0, le=60, description="First wait before reopening a lost port (s).")
-    reopen_max: float = Field(30.0, gt=0, le=3600, description="Longest wait between reopen attempts (s).")
-    max_buffer: int = Field(4096, ge=64, le=1 << 20, description="Receive buffer cap; older bytes are dropped and counted.")
 
 
 class SerialBus:

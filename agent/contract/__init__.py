@@ -60,22 +60,28 @@ from .points import DeclaresPoints, Point, PointControl, PointKind, aliases_of
 _LAZY = {
     "ChargerKeys": "agent.contract.charger_config",
     **dict.fromkeys(["NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name"], "agent.contract.config"),
-    **dict.fromkeys(["GPIO_BUS", "Edge", "EdgeCallback", "GpioDevice", "GpioLine", "Pull"], "agent.contract.gpio"),
-    **dict.fromkeys(["I2C_BUS", "I2cDevice", "I2cLine", "I2cTransport"], "agent.contract.i2c"),
+    **dict.fromkeys(["GPIO_BUS", "Edge", "EdgeCallback", "GpioLine", "Pull"], "agent.contract.gpio"),
+    "GpioDevice": "agent.contract.gpio_config",
+    **dict.fromkeys(["I2C_BUS", "I2cLine", "I2cTransport"], "agent.contract.i2c"),
+    "I2cDevice": "agent.contract.i2c_config",
     "ModbusDevice": "agent.contract.modbus_config",
     **dict.fromkeys(["CheckConfig", "EnergyConfig"], "agent.contract.options"),
-    **dict.fromkeys(["SERIAL_BUS", "FrameScan", "Scanner", "SerialDevice", "SerialPort"], "agent.contract.serial"),
+    **dict.fromkeys(["SERIAL_BUS", "FrameScan", "Scanner", "SerialPort"], "agent.contract.serial"),
+    "SerialDevice": "agent.contract.serial_config",
 }
 __getattr__ = lazy_exports(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from .charger_config import ChargerKeys
     from .config import NAME_PATTERN, DeviceConfig, Frozen, LineConfig, LineDevice, Name
-    from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioDevice, GpioLine, Pull
-    from .i2c import I2C_BUS, I2cDevice, I2cLine, I2cTransport
+    from .gpio import GPIO_BUS, Edge, EdgeCallback, GpioLine, Pull
+    from .gpio_config import GpioDevice
+    from .i2c import I2C_BUS, I2cLine, I2cTransport
+    from .i2c_config import I2cDevice
     from .modbus_config import ModbusDevice
     from .options import CheckConfig, EnergyConfig
-    from .serial import SERIAL_BUS, FrameScan, Scanner, SerialDevice, SerialPort
+    from .serial import SERIAL_BUS, FrameScan, Scanner, SerialPort
+    from .serial_config import SerialDevice
 
 __all__ = [
     "BusUnavailable", "ConfigError", "DeviceError", "DeviceException", "DeviceTimeout", "EdgeAgentError",

@@ -1,4 +1,4 @@
-"""GPIO devices: the config mixin (``line`` + ``pin``), edge and pull settings, the line handle.
+"""GPIO devices: edge and pull settings, the line handle.
 
 Edges arrive on the event-loop thread as ``callback(pin, level, ts_ns)``; ``ts_ns`` is a
 monotonic timestamp (kernel event time where the backend has one). Nothing debounces in the
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from pydantic import Field
-
-from .config import LineDevice
+from .lazy import lazy_exports
 
 GPIO_BUS = "gpio"
+# the config mixin (a model: pydantic) is in agent.contract.gpio_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"GpioDevice": "agent.contract.gpio_config"})
 EdgeCallback = Callable[[int, int, int], None]  # (pin, level after the edge, monotonic timestamp ns)
 
 
@@ -29,15 +29,6 @@ class Pull(enum.StrEnum):
     UP = "up"
     DOWN = "down"
     OFF = "off"
-
-
-class GpioDevice(LineDevice):
-    """A device on one pin of a GPIO line: ``line`` + ``pin``."""
-
-    BUS: ClassVar[str | None] = GPIO_BUS
-
-    line: str = Field(description="Name of a `gpio` line.")
-    pin: int = Field(ge=0, le=1023, description="GPIO number (BCM numbering on a Raspberry Pi).")
 
 
 @runtime_checkable

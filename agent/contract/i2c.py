@@ -1,4 +1,4 @@
-"""I2C devices: the config mixin (``line`` + ``address``) and the bus handle.
+"""I2C devices: the bus handle.
 
 The transport handed to device code is the CircuitPython ``busio.I2C`` duck type
 (:class:`I2cTransport`), so CircuitPython device libraries work unchanged. Transfers block, so
@@ -8,23 +8,14 @@ The transport handed to device code is the CircuitPython ``busio.I2C`` duck type
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pydantic import Field
-
-from .config import LineDevice
+from .lazy import lazy_exports
 
 I2C_BUS = "i2c"
+# the config mixin (a model: pydantic) is in agent.contract.i2c_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"I2cDevice": "agent.contract.i2c_config"})
 T = TypeVar("T")
-
-
-class I2cDevice(LineDevice):
-    """A device on an I2C line: ``line`` + its 7-bit ``address``."""
-
-    BUS: ClassVar[str | None] = I2C_BUS
-
-    line: str = Field(description="Name of an I2C line (`i2c`, or `i2c_sim` for an emulated chip).")
-    address: int = Field(ge=0x03, le=0x77, description="7-bit I2C address.")
 
 
 class I2cTransport(Protocol):

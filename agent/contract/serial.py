@@ -1,4 +1,4 @@
-"""Serial (UART) devices: the config mixin (``line``), the port handle, and frame scanners.
+"""Serial (UART) devices: the port handle, and frame scanners.
 
 A driver's codec supplies a *scanner* that cuts frames out of the receive buffer
 (:class:`FrameScan`); the port owns the lock, the buffer, resyncs and reopening a lost port.
@@ -7,15 +7,15 @@ A driver's codec supplies a *scanner* that cuts frames out of the receive buffer
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
-
-from pydantic import Field
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from agent.errors import ProtocolError
 
-from .config import LineDevice
+from .lazy import lazy_exports
 
 SERIAL_BUS = "serial"
+# the config mixin (a model: pydantic) is in agent.contract.serial_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"SerialDevice": "agent.contract.serial_config"})
 
 
 class FrameScan(NamedTuple):
@@ -33,14 +33,6 @@ class FrameScan(NamedTuple):
 
 
 Scanner = Callable[[bytes | bytearray], FrameScan]
-
-
-class SerialDevice(LineDevice):
-    """A device on a ``serial`` line: the line alone addresses it (one device per port)."""
-
-    BUS: ClassVar[str | None] = SERIAL_BUS
-
-    line: str = Field(description="Name of a `serial` line.")
 
 
 @runtime_checkable

@@ -10,12 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from agent.bus.gpio import GpioBus
-from agent.contract import GPIO_BUS, Edge, EdgeCallback, LineConfig, LineKind, Pull
+from agent.contract.gpio import Edge, EdgeCallback, Pull
+from agent.contract.lazy import lazy_exports
+from agent.contract.lines import LineKind
+
+if TYPE_CHECKING:
+    from .gpio_config import GpioSimLineConfig
+
+# the line's config model (pydantic) is in agent.simkit.gpio_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"GpioSimLineConfig": "agent.simkit.gpio_config"})
 
 
 def _edge_matches(edge: Edge, level: int) -> bool:
@@ -105,19 +111,9 @@ class SimGpioBackend:
         self._watch.clear()
 
 
-class GpioSimLineConfig(LineConfig):
-    """A GPIO line on a simulated chip (tests, demos, training)."""
-
-    BUS: ClassVar[str | None] = GPIO_BUS
-
-    type: Literal["gpio_sim"]
-    pulse_hz: dict[int, float] = Field(
-        default_factory=dict, description="Pins that pulse by themselves, pulses per second (e.g. { 17 = 2.0 }).")
-
-
 def make_gpio_sim_bus(name: str, config: GpioSimLineConfig) -> GpioBus:
     return GpioBus(name, config, backend=SimGpioBackend(pulse_hz=config.pulse_hz))
 
 
-GPIO_SIM_LINE = LineKind(GpioSimLineConfig, make_gpio_sim_bus,
+GPIO_SIM_LINE = LineKind("agent.simkit.gpio_config:GpioSimLineConfig", make_gpio_sim_bus,
                          "A GPIO line on a simulated chip whose pins can pulse by themselves (demos, tests)")

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, field_validator
+from typing import TYPE_CHECKING, Any
 
 from agent.bus.i2c import I2cBus
-from agent.contract import I2C_BUS, I2cTransport, LineConfig, LineKind
+from agent.contract.i2c import I2cTransport
+from agent.contract.lazy import lazy_exports
+from agent.contract.lines import LineKind
+
+if TYPE_CHECKING:
+    from .i2c_config import I2cSimLineConfig
 
 EMULATORS_GROUP = "edge_agent.i2c_emulators"
 Emulator = Callable[..., I2cTransport]
+
+# the line's config model (pydantic) is in agent.simkit.i2c_config, imported on first use
+__getattr__ = lazy_exports(__name__, {"I2cSimLineConfig": "agent.simkit.i2c_config"})
 
 
 def emulator_names() -> list[str]:
@@ -32,25 +38,6 @@ def load_emulator(chip: str) -> Emulator:
     raise KeyError(f"no emulated I2C chip named {chip!r} (installed: {', '.join(emulator_names()) or 'none'})")
 
 
-class I2cSimLineConfig(LineConfig):
-    """An emulated I2C bus with one emulated chip on it, for demos and training."""
-
-    BUS: ClassVar[str | None] = I2C_BUS
-
-    type: Literal["i2c_sim"]
-    chip: str = Field(description="The emulated chip, by its registered name (e.g. bme680).")
-    address: int | None = Field(None, ge=0x03, le=0x77, description="The chip's address; default: the emulator's.")
-    vary: bool = Field(True, description="Let the emulated readings drift.")
-
-    @field_validator("chip")
-    @classmethod
-    def _installed(cls, v: str) -> str:
-        names = emulator_names()
-        if v not in names:
-            raise ValueError(f"no emulated I2C chip named {v!r} (installed: {', '.join(names) or 'none'})")
-        return v
-
-
 def make_i2c_sim_bus(name: str, config: I2cSimLineConfig) -> I2cBus:
     def transport() -> Any:
         kw: dict[str, Any] = {"vary": config.vary}
@@ -61,5 +48,5 @@ def make_i2c_sim_bus(name: str, config: I2cSimLineConfig) -> I2cBus:
     return I2cBus(name, config, transport_factory=transport)
 
 
-I2C_SIM_LINE = LineKind(I2cSimLineConfig, make_i2c_sim_bus,
+I2C_SIM_LINE = LineKind("agent.simkit.i2c_config:I2cSimLineConfig", make_i2c_sim_bus,
                         "An emulated I2C bus holding one emulated chip (demos, training)")

@@ -1,20 +1,22 @@
 """Site energy management: a site limit against a grid meter, fair sharing, time-of-use preference.
 
-The config models load with the package; the controller and the allocator only when asked for (a
-gateway without a ``[site]`` table never loads them)."""
+The config models (pydantic), the controller and the allocator load when asked for: a gateway without a
+``[site]`` table never loads them, and a run on a plain config (agent.contract.plain) not the models."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import GridMeterRef, Period, SiteConfig, TouConfig
+from .bases import Period
 
 if TYPE_CHECKING:
     from .allocator import Demand, allocate, fair_share
+    from .config import GridMeterRef, SiteConfig, TouConfig
     from .controller import SiteController
 
-_LAZY = {"Demand": "allocator", "allocate": "allocator", "fair_share": "allocator", "SiteController": "controller"}
+_LAZY = {"Demand": "allocator", "allocate": "allocator", "fair_share": "allocator", "SiteController": "controller",
+         "GridMeterRef": "config", "SiteConfig": "config", "TouConfig": "config"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,8 @@
-"""Configuration of site load management and time-of-use charging caps (``[site]``)."""
+"""Configuration of site load management, time-of-use charging caps and PV (``[site]``): the models
+(pydantic); what the controller asks of them is in :mod:`agent.site.bases`."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -11,13 +11,72 @@ from pydantic import Field, model_validator
 from ..contract import DeviceConfig, Frozen, Name
 from ..contract.charger import ChargerKeys, ChargerMetric, ChargerPoint
 from ..hints import no_such_metric
-from .solar import SolarConfig
+from .bases import Mode, Period, SiteBase, TouBase
+
+__all__ = ["GridMeterRef", "Mode", "Period", "PlannerConfig", "SessionDefaults", "SiteConfig", "SolarConfig",
+           "TouConfig", "cross_check_site", "site_reference_problems"]
 
 
-class Period(enum.StrEnum):
-    PEAK = "peak"
-    FLAT = "flat"
-    VALLEY = "valley"
+class SolarConfig(Frozen):
+    """PV and a battery behind the grid meter (``[site.solar]``)."""
+
+    inverter: Name | None = Field(None, description="Device reporting PV power (e.g. a sunspec device).")
+    pv_metric: str = Field("pv_power", description="Its PV AC power metric (W).")
+    pv_peak_kw: float = Field(0.0, ge=0, description="Array peak power (kW): the export cap's 100 %, and PV assumed when unknown.")
+    battery: Name | None = Field(None, description="Device with the battery (declares battery_power writable).")
+    battery_point: str = Field("battery_power", description="Its power set-point point (W, positive discharges).")
+    battery_metric: str = Field("battery_power", description="Its battery power metric (W, positive discharging).")
+    soc_metric: str = Field("battery_soc", description="Its state-of-charge metric (%).")
+    battery_max_kw: float = Field(0.0, ge=0, description="Most the controller asks of the battery either way (kW).")
+    soc_min: float = Field(15.0, ge=0, le=100, description="Never discharge below this state of charge (%).")
+    soc_max: float = Field(95.0, ge=0, le=100, description="Never charge above this state of charge (%).")
+    peak_shave_kw: float | None = Field(None, gt=0, description="Discharge the battery when the grid import would exceed this (kW).")
+    surplus_charge: bool = Field(True, description="Charge the battery from PV that would otherwise be exported.")
+    export_limit_kw: float | None = Field(None, ge=0, description="Most export the grid connection allows (kW; 0 = zero export).")
+    export_point: str = Field("power_limit", description="The inverter's output cap point (% of pv_peak_kw).")
+    export_margin_kw: float = Field(1.0, ge=0, description="Kept between the export and its limit.")
+    deadband_kw: float = Field(0.5, ge=0, description="Battery set-point changes smaller than this are not written.")
+    settle: float = Field(2.0, ge=0, le=30, description="Seconds the battery and inverter take to follow a write: "
+                          "the next change (other than less charging or a lower cap) waits for a grid reading "
+                          "taken this long (plus the site's meter_lag) after it.")
+    stale_after: float = Field(15.0, gt=0, description="Seconds after which inverter or battery readings count as stale.")
+    valley_charge: bool = Field(False, description="Charge the battery from the grid in the tariff's valley hours, "
+                                "up to valley_soc by the valley's end (within the site limit and the battery's limits).")
+    valley_soc: float = Field(80.0, ge=0, le=100, description="State of charge (%) valley charging aims for (at most soc_max).")
+    battery_kwh: float | None = Field(None, gt=0, description="Battery capacity (kWh): the valley charging rate is "
+                                      "spread over what is left of the valley, and near soc_min / soc_max the "
+                                      "battery is slowed so that a minute at its set-point cannot cross them.")
+    pv_start_kw: float = Field(0.0, ge=0, description="PV mode: a charger starts when the surplus exceeds its minimum "
+                               "power by this much.")
+    pv_stop_kw: float = Field(1.5, ge=0, description="PV mode: a charging car keeps its minimum current until the "
+                              "surplus falls this far below its minimum power (the grid makes up the difference).")
+    pv_min_on: float = Field(180.0, ge=0, le=3600, description="PV mode: seconds a charger, once started, charges at "
+                             "least (within the site limit), whatever the clouds do.")
+    pv_min_off: float = Field(120.0, ge=0, le=3600, description="PV mode: seconds a charger, once stopped, waits before "
+                              "it may start again.")
+    latitude: float | None = Field(None, ge=-90, le=90, description="Site latitude (degrees north): with the planner, "
+                                   "min+PV sessions are planned around a PV forecast (clear sky scaled by measured PV).")
+    longitude: float | None = Field(None, ge=-180, le=180, description="Site longitude (degrees east), for solar time.")
+    forecast_tau_h: float = Field(1.0, gt=0, le=24, description="Hours over which measured PV scales the clear-sky forecast.")
+    forecast_trust: float = Field(0.8, gt=0, le=1, description="Share of the forecast PV energy the plan counts on.")
+    default_mode: Mode = Field(Mode.NOW, description="Charging mode of chargers not listed in modes.")
+    modes: dict[Name, Mode] = Field({}, description='Charging mode per charger: "off", "now", "minpv", "pv".')
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SolarConfig:
+        if self.battery is not None and self.battery_max_kw <= 0:
+            raise ValueError("battery needs battery_max_kw (the most the controller asks of it)")
+        if self.soc_min >= self.soc_max:
+            raise ValueError(f"soc_min ({self.soc_min:g}) must be below soc_max ({self.soc_max:g})")
+        if self.valley_charge and (self.battery is None or self.battery_kwh is None):
+            raise ValueError("valley_charge needs battery and battery_kwh (its capacity, to spread the charge)")
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude (the PV forecast needs the site's position)")
+        if self.latitude is not None and (self.inverter is None or self.pv_peak_kw <= 0):
+            raise ValueError("a PV forecast (latitude, longitude) needs inverter and pv_peak_kw")
+        if self.export_limit_kw is not None and (self.inverter is None or self.pv_peak_kw <= 0):
+            raise ValueError("export_limit_kw needs inverter and pv_peak_kw (the cap is a share of the array)")
+        return self
 
 
 class GridMeterRef(Frozen):
@@ -26,7 +85,7 @@ class GridMeterRef(Frozen):
     scale: float = Field(1.0, gt=0, description="Multiply the metric by this to get W (1000 if it reports kW).")
 
 
-class TouConfig(Frozen):
+class TouConfig(TouBase, Frozen):
     """Charging caps by tariff period. The periods come from the one tariff, ``[processing.tariff]``."""
 
     enabled: bool = True
@@ -46,11 +105,6 @@ class TouConfig(Frozen):
                     "[processing.tariff] (periods and prices) with processing.timezone, and charging follows it; "
                     "[site.tou] only sets the charging caps per period")
         return data
-
-    def cap_w(self, period: str) -> float | None:
-        """Most charging power in ``period`` (W), None for no cap beyond the site limit."""
-        kw = {Period.FLAT.value: self.flat_max_kw, Period.VALLEY.value: self.valley_max_kw}.get(period, self.peak_max_kw)
-        return None if kw is None else kw * 1000
 
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -78,7 +132,7 @@ class PlannerConfig(Frozen):
     chargers: dict[Name, SessionDefaults] = Field({}, description="Per-charger defaults (over the fleet default).")
 
 
-class SiteConfig(Frozen):
+class SiteConfig(SiteBase, Frozen):
     grid_meter: GridMeterRef
     chargers: tuple[Name, ...] = Field(min_length=1, description="Charger devices this site manages.")
     limit_kw: float | None = Field(None, gt=0, description="Site import limit in kW.")
@@ -116,13 +170,6 @@ class SiteConfig(Frozen):
         if unknown:
             raise ValueError(f"solar.modes names {', '.join(map(repr, unknown))}, not among the site's chargers")
         return self
-
-    @property
-    def limit_w(self) -> float:
-        if self.limit_kw is not None:
-            return self.limit_kw * 1000.0
-        assert self.limit_a is not None
-        return self.limit_a * self.voltage * self.phases
 
 
 CHARGER_METRICS_USED = (ChargerMetric.STATE, ChargerMetric.POWER, ChargerMetric.CURRENT_L1)  # what the site reads

@@ -18,20 +18,19 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.commands.gate import SITE, WriteGate, Writer
 from agent.commands.parse import Action, Code, Refusal
 from agent.commands.session import SessionRequest
 from agent.contract import Clock
-from agent.contract.charger import ChargerKeys, ChargerMetric, ChargerPoint, IecState
+from agent.contract.charger import ChargerMetric, ChargerPoint, IecState
 from agent.model import Quality
 from agent.processing.carbon import CarbonFactors
 from agent.processing.tariff import Tariff
 from agent.series import LatestValues, SeriesTable
 
 from .allocator import Demand, allocate, allocate_in_order, hold_back
-from .config import SiteConfig
 from .flows import EnergyBook
 from .forecast import PvForecast
 from .measure import BaseEstimator
@@ -41,6 +40,11 @@ from .pvmode import PvSwitch
 from .sessions import SessionBook, next_local_time
 from .solar import Flows, SolarControl
 from .solar_steps import SolarSteps
+
+if TYPE_CHECKING:
+    from agent.contract.charger_config import ChargerKeys
+
+    from .config import SiteConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .allocator import Demand, fair_share
-from .solar import SolarConfig
+
+if TYPE_CHECKING:
+    from .config import SolarConfig
 
 
 @dataclass

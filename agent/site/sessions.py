@@ -9,13 +9,15 @@ after plug-in.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.contract import Clock
 from agent.processing.tariff import Tariff
 
-from .config import SessionDefaults, SiteConfig
 from .planner import Session
+
+if TYPE_CHECKING:
+    from .config import SiteConfig
 
 REPORT_STEP_WH = 500.0  # report a shortfall again only when it grew by this much
 
@@ -56,10 +58,11 @@ class SessionBook:
 
     def _defaults(self, name: str) -> tuple[str | None, float | None, float | None]:
         pc = self.config.planner
-        own = pc.chargers.get(name, SessionDefaults())
-        dep = own.departure if own.departure or own.dwell_hours else pc.default.departure
-        dwell = own.dwell_hours if own.departure or own.dwell_hours else pc.default.dwell_hours
-        return dep, dwell, own.energy_kwh if own.energy_kwh is not None else pc.default.energy_kwh
+        own = pc.chargers.get(name)  # none: SessionDefaults(), every field unset
+        o_dep, o_dwell, o_kwh = (own.departure, own.dwell_hours, own.energy_kwh) if own is not None else (None, None, None)
+        dep = o_dep if o_dep or o_dwell else pc.default.departure
+        dwell = o_dwell if o_dep or o_dwell else pc.default.dwell_hours
+        return dep, dwell, o_kwh if o_kwh is not None else pc.default.energy_kwh
 
     def departure_ms(self, name: str, now_ms: int) -> int:
         over = self.overrides.get(name, (None, None))[0]

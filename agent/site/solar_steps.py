@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,13 +14,16 @@ from agent.processing.carbon import CarbonFactors
 from agent.processing.tariff import Tariff
 
 from .allocator import Demand
-from .config import Period, SiteConfig
+from .bases import Period
 from .flows import EnergyBook, split
 from .forecast import PvForecast
 from .measure import BaseEstimator
 from .planner import slots
 from .pvmode import PvSwitch
 from .solar import Flows, Mode, SolarControl
+
+if TYPE_CHECKING:
+    from .config import SiteConfig
 
 
 class SolarSteps:

@@ -1,4 +1,6 @@
-"""The ``bacnet`` device's config: where the device is, which objects are read, what may be written."""
+"""The ``bacnet`` device's config: where the device is, which objects are read, what may be written, and
+the fault diagnosis's thresholds (models: pydantic, imported when validating; their behaviour is in
+:mod:`.objects`, shared with the plain twins the run time reads)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,27 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.contract import DeviceConfig, Frozen, Point, PointKind
+from agent.contract import DeviceConfig, Frozen
 
-from .fdd import ROLES, FddParams
-from .objects import COMMANDABLE, ObjectIdError, parse_oid
+from .fdd import ROLES
+from .objects import COMMANDABLE, BacnetBase, ObjectBase, ObjectIdError, parse_oid
 
 
-class ObjectConfig(Frozen):
+class FddParams(Frozen):
+    e_temp: float = Field(1.0, gt=0, le=5, description="K: temperature sensor error (G36 epsilon for SAT, MAT, RAT, OAT).")
+    fan_heat: float = Field(0.6, ge=0, le=5, description="K: supply fan temperature rise (G36 delta T SF).")
+    e_static: float = Field(25.0, gt=0, description="Pa: duct static pressure error.")
+    e_speed: float = Field(5.0, gt=0, le=20, description="%: fan speed error (full speed is >= 99 - this).")
+    e_signal: float = Field(2.0, gt=0, le=20, description="%: a valve or damper counts as open above this.")
+    min_oa: float = Field(20.0, ge=0, le=100, description="%: the damper's minimum outdoor-air position.")
+    e_oa: float = Field(15.0, gt=0, le=100, description="%: outdoor-air fraction error.")
+    dt_min: float = Field(5.0, gt=0, le=30, description="K: |RAT - OAT| needed to compute the outdoor-air fraction.")
+    sat_band: float = Field(1.5, gt=0, le=10, description="K: |SAT - SAT_SP| allowed (APAR set-point tracking).")
+    on_count: int = Field(5, ge=1, le=1000, description="Consecutive samples before a fault starts (debounce).")
+    off_count: int = Field(5, ge=1, le=1000, description="Consecutive clear samples before a fault ends.")
+
+
+class ObjectConfig(ObjectBase, Frozen):
     object: str = Field(description='Object identifier: "analog-input,4" (or "ai,4").')
     unit: str = Field("", description="The metric's unit (scan fills it from the object's engineering units).")
     low: float | None = Field(None, description="Writable analog points: the lowest value a command may write.")
@@ -28,12 +44,8 @@ class ObjectConfig(Frozen):
             raise ValueError(str(e)) from None
         return f"{otype},{inst}"
 
-    @property
-    def oid(self) -> tuple[str, int]:
-        return parse_oid(self.object)
 
-
-class BacnetConfig(DeviceConfig):
+class BacnetConfig(BacnetBase, DeviceConfig):
     type: Literal["bacnet"]
     address: str = Field(description='The device\'s BACnet/IP address: "192.168.1.50" or "192.168.1.50:47808".')
     device_instance: int = Field(ge=0, le=4194302, description="The device object's instance number (its I-Am).")
@@ -74,22 +86,3 @@ class BacnetConfig(DeviceConfig):
         if self.request_timeout >= self.timeout:
             raise ValueError(f"request_timeout ({self.request_timeout:g} s) must be shorter than timeout ({self.timeout:g} s)")
         return self
-
-    def points(self) -> list[Point]:
-        """What commands may write (agent.contract.DeclaresPoints): each writable object, and its release."""
-        out: list[Point] = []
-        for name, obj in self.objects.items():
-            otype = obj.oid[0]
-            if otype not in COMMANDABLE:
-                continue
-            w = name in self.writable
-            prio = obj.priority or self.priority
-            if otype.startswith("binary"):
-                out.append(Point(name, PointKind.SWITCH, writable=w, meaning=f"commands {obj.object} at priority {prio}"))
-            else:
-                out.append(Point(name, PointKind.NUMBER, unit=obj.unit, low=obj.low, high=obj.high, writable=w,
-                                 integer=otype.startswith("multi-state"),
-                                 meaning=f"commands {obj.object} at priority {prio}"))
-            out.append(Point(f"{name}_release", PointKind.ACTION, writable=w,
-                             meaning=f"relinquishes priority {prio} of {obj.object} (the next priority takes over)"))
-        return out

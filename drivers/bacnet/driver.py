@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,10 +30,12 @@ from agent.contract import (
     Sample,
 )
 
-from .config import BacnetConfig
 from .fdd import ROLES, RULE_NAMES, Diagnoser, FaultEvent
 from .link import SHARED
 from .objects import flags_quality, present_value, unit_of
+
+if TYPE_CHECKING:
+    from .config import BacnetConfig
 
 log = logging.getLogger("edge_agent.drivers.bacnet")
 

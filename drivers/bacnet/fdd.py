@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import Field
 
-from agent.contract import Frozen
+from agent.contract.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .config import FddParams
 
 ROLES = ("oat", "rat", "mat", "sat", "sat_sp", "damper", "cooling_valve", "heating_valve", "fan_speed",
          "duct_static", "duct_static_sp")
@@ -43,20 +46,8 @@ RULES: dict[str, tuple[tuple[int, ...], tuple[str, ...], str]] = {
 }
 RULE_NAMES = tuple(RULES)
 N_RULES = len(RULE_NAMES)
-
-
-class FddParams(Frozen):
-    e_temp: float = Field(1.0, gt=0, le=5, description="K: temperature sensor error (G36 epsilon for SAT, MAT, RAT, OAT).")
-    fan_heat: float = Field(0.6, ge=0, le=5, description="K: supply fan temperature rise (G36 delta T SF).")
-    e_static: float = Field(25.0, gt=0, description="Pa: duct static pressure error.")
-    e_speed: float = Field(5.0, gt=0, le=20, description="%: fan speed error (full speed is >= 99 - this).")
-    e_signal: float = Field(2.0, gt=0, le=20, description="%: a valve or damper counts as open above this.")
-    min_oa: float = Field(20.0, ge=0, le=100, description="%: the damper's minimum outdoor-air position.")
-    e_oa: float = Field(15.0, gt=0, le=100, description="%: outdoor-air fraction error.")
-    dt_min: float = Field(5.0, gt=0, le=30, description="K: |RAT - OAT| needed to compute the outdoor-air fraction.")
-    sat_band: float = Field(1.5, gt=0, le=10, description="K: |SAT - SAT_SP| allowed (APAR set-point tracking).")
-    on_count: int = Field(5, ge=1, le=1000, description="Consecutive samples before a fault starts (debounce).")
-    off_count: int = Field(5, ge=1, le=1000, description="Consecutive clear samples before a fault ends.")
+# the thresholds' model (pydantic) is in .config, imported on first use; the diagnoser reads its plain twin too
+__getattr__ = lazy_exports(__name__, {"FddParams": "drivers.bacnet.config"})
 
 
 def modes(x: np.ndarray, min_oa: float, e_signal: float) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from agent.contract import Quality
+from agent.contract import Point, PointKind, Quality
 
 # object types the driver reads a present value from, with their short forms
 TYPES = {"analog-input": "ai", "analog-output": "ao", "analog-value": "av", "binary-input": "bi",
@@ -75,3 +75,34 @@ def present_value(otype: str, value: object) -> float:
     if otype.startswith("binary"):
         return 1.0 if str(value).lower() in ("active", "1", "binarypv.active") or value == 1 else 0.0
     return float(value)  # type: ignore[arg-type]
+
+
+class ObjectBase:
+    """Mixin of :class:`~.config.ObjectConfig`."""
+
+    @property
+    def oid(self) -> tuple[str, int]:
+        return parse_oid(self.object)
+
+
+class BacnetBase:
+    """Mixin of :class:`~.config.BacnetConfig`: the points it offers."""
+
+    def points(self) -> list[Point]:
+        """What commands may write (agent.contract.DeclaresPoints): each writable object, and its release."""
+        out: list[Point] = []
+        for name, obj in self.objects.items():
+            otype = obj.oid[0]
+            if otype not in COMMANDABLE:
+                continue
+            w = name in self.writable
+            prio = obj.priority or self.priority
+            if otype.startswith("binary"):
+                out.append(Point(name, PointKind.SWITCH, writable=w, meaning=f"commands {obj.object} at priority {prio}"))
+            else:
+                out.append(Point(name, PointKind.NUMBER, unit=obj.unit, low=obj.low, high=obj.high, writable=w,
+                                 integer=otype.startswith("multi-state"),
+                                 meaning=f"commands {obj.object} at priority {prio}"))
+            out.append(Point(f"{name}_release", PointKind.ACTION, writable=w,
+                             meaning=f"relinquishes priority {prio} of {obj.object} (the next priority takes over)"))
+        return out

@@ -11,21 +11,25 @@ import importlib
 import os
 import sys
 import types
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from agent.contract import (
     BusUnavailable,
     DeviceError,
     DeviceTimeout,
     DriverContext,
-    I2cDevice,
     I2cLine,
     MetricSpec,
     ProtocolError,
     Sample,
 )
+from agent.contract.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .config import Bme680Config
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"Bme680Config": "drivers.bme680.config"})
 
 
 def _fallback_modules() -> dict[str, types.ModuleType]:
@@ -71,15 +75,6 @@ def import_adafruit_bme680() -> Any:
     except ImportError as e:
         raise BusUnavailable(
             f"the BME680 driver needs adafruit-circuitpython-bme680 (pip install 'edge-agent[pi]'): {e}") from None
-
-
-class Bme680Config(I2cDevice):
-    type: Literal["bme680"]
-    address: Literal[0x76, 0x77] = Field(0x77, description="0x77 (SDO to VDDIO, the breakout default) or 0x76.")
-    gas: bool = Field(True, description="Run the gas heater and report gas resistance.")
-    heater_temp: int = Field(320, ge=200, le=400, description="Gas heater target, degC.")
-    heater_ms: int = Field(150, ge=1, le=4032, description="Gas heater duration, ms.")
-    sea_level_pressure: float = Field(1013.25, gt=800, lt=1200, description="For the altitude estimate only.")
 
 
 METRICS = [  # operating ranges from the datasheet

@@ -2,7 +2,7 @@
 
 The capability itself (state, metric names, writable points, the typed writes and the config keys) is
 the public contract in :mod:`agent.contract.charger`; this module adds what drivers share to implement
-it: the metric specs, one poll's status, the config class, and ``write(point, value)`` over the typed
+it: the metric specs, one poll's status, the config class (in :mod:`.config`), and ``write(point, value)`` over the typed
 writes for generic callers.
 """
 
@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.contract import DeviceConfig, MetricKind, MetricSpec, Sample
-from agent.contract.charger import ChargerControl, ChargerKeys, ChargerMetric, ChargerPoint, IecState
+from agent.contract import MetricKind, MetricSpec, Sample
+from agent.contract.charger import ChargerControl, ChargerMetric, ChargerPoint, IecState
+from agent.contract.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .config import ChargerConfig
 
 __all__ = ["CHARGER_METRICS", "ChargerConfig", "ChargerControl", "ChargerDriver", "ChargerMetric", "ChargerPoint",
            "ChargerStatus", "IecState"]
+
+# the config class (pydantic) is in .config, imported on first use: the run time reads its plain twin
+__getattr__ = lazy_exports(__name__, {"ChargerConfig": "drivers.charger_common.config"})
 
 
 # A charger's gauges follow its sessions (IEC 61851 state) and the site controller's current limit: a
@@ -71,10 +78,6 @@ class ChargerStatus:
             if name != "state" and v is not None:
                 out.append(Sample(name, float(v)))
         return out
-
-
-class ChargerConfig(DeviceConfig, ChargerKeys):
-    """Keys every charger device has, on top of the common device keys."""
 
 
 class ChargerDriver:

@@ -15,13 +15,11 @@ from __future__ import annotations
 import itertools
 import logging
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
-
-from agent.contract import DriverContext, MetricSpec, ProtocolError, Sample, SerialDevice, SerialPort
-from drivers.meter_common.config import check_request_timeout, check_timezone
+from agent.contract import DriverContext, MetricSpec, Sample, SerialPort
+from agent.contract.lazy import lazy_exports
 
 from . import codec
 from .profiles import PROFILES, metrics
@@ -30,43 +28,15 @@ log = logging.getLogger("edge_agent.drivers.cjt188")
 DEFAULT_MAX_FLOW = {"water": 10.0, "gas": 10.0, "heat": 10.0}  # m3/h: DN15-DN25 meters, a G6 gas meter
 DEFAULT_MAX_POWER = 1000.0  # kW: 10 m3/h at a 86 K spread
 
+if TYPE_CHECKING:
+    from .config import Cjt188Config
 
-class Cjt188Config(SerialDevice):
-    type: Literal["cjt188"]
-    line: str = Field(description="Name of a `serial` line: RS-485 / M-Bus converter (2400 baud, parity E typical) or socket://host:port (a DTU).")
-    address: str = Field(description="The meter's 14-digit address (nameplate), e.g. \"12345678000001\".")
-    profile: Literal["water", "hot_water", "heat", "cooling", "gas"] = Field(
-        description="water (10H), hot_water (11H), heat (20H), cooling (21H) or gas (30H): the meter type asked and the reply layout.")
-    meter_type: int | None = Field(None, ge=0x10, le=0x49, description="Meter type byte T sent, when the meter wants another than its profile's (e.g. 0x12 drinking water).")
-    heat_unit: Literal["kWh", "MWh", "GJ"] = Field("kWh", description="Unit heat and cooling are published in (the meter's own unit code is converted).")
-    max_flow: float | None = Field(None, gt=0, le=100_000, description="Largest flow the meter can pass, m3/h (default 10: DN15-DN25 water, G6 gas); the volume counter cannot rise faster.")
-    max_power: float | None = Field(None, gt=0, le=10_000_000, description=f"Heat meters: largest thermal power, kW (default {DEFAULT_MAX_POWER:g}); the heat counter cannot rise faster.")
-    request_timeout: float = Field(2.0, gt=0, le=30, description="Seconds to wait for the reply.")
-    wake: int = Field(4, ge=0, le=8, description="FE wake-up bytes sent before each request (battery meters behind M-Bus may want more).")
-    check_ser: bool = Field(True, description="Take only a reply carrying the request's sequence number SER (some meters always answer 00: set false).")
-    meter_timezone: str = Field("Asia/Shanghai", description="The meter clock's time zone (for clock_offset).")
-    poll_interval: float = Field(60.0, gt=0, le=86_400, description="Seconds between polls.")
-    timeout: float = Field(10.0, gt=0, le=600, description="Seconds before a poll counts as failed.")
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"Cjt188Config": "drivers.cjt188.config"})
 
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        codec.parse_address(v)  # ValueError names what is wrong
-        return v.strip().upper()
 
-    _tz = field_validator("meter_timezone")(check_timezone)
-
-    @model_validator(mode="after")
-    def _fits(self) -> Cjt188Config:
-        check_request_timeout(self.request_timeout, self.timeout)
-        if self.meter_type is not None:
-            try:
-                fam = codec.family(self.meter_type)
-            except ProtocolError as e:
-                raise ValueError(str(e)) from None
-            if (fam == "heat") != (PROFILES[self.profile].family == "heat"):
-                raise ValueError(f"meter_type {self.meter_type:02X}H answers another layout than profile {self.profile!r}")
-        return self
+class Cjt188Base:
+    """Mixin of :class:`~.config.Cjt188Config` (and its plain twin): what the driver asks of the config."""
 
     @property
     def type_byte(self) -> int:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Field
-
-from agent.contract import DriverContext, MetricSpec, Quality, Sample, SerialDevice, SerialPort
+from agent.contract import DriverContext, MetricSpec, Quality, Sample, SerialPort
+from agent.contract.lazy import lazy_exports
 
 from . import codec
+
+if TYPE_CHECKING:
+    from .config import Mhz19Config
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"Mhz19Config": "drivers.mhz19.config"})
 
 
 class WarmupMode(enum.StrEnum):
@@ -26,15 +31,6 @@ class DetectionRange(enum.IntEnum):
     R2000 = 2000
     R5000 = 5000
     R10000 = 10000
-
-
-class Mhz19Config(SerialDevice):
-    type: Literal["mhz19"]
-    line: str = Field(description="Name of a `serial` line (9600 8N1).")
-    abc: bool | None = Field(None, description="Automatic baseline correction: set on open when given, else left as it is.")
-    detection_range: DetectionRange | None = Field(None, description="Set the detection range (ppm) on open when given.")
-    warmup: float = Field(180.0, ge=0, le=3600, description="Seconds after open during which readings are not trusted.")
-    warmup_mode: WarmupMode = WarmupMode.ESTIMATED
 
 
 METRICS = [

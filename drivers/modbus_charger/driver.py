@@ -8,41 +8,22 @@ or by clearing enable, per profile); ``stop`` disables until ``start``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
+from agent.contract import DriverContext, MetricSpec, Sample
+from agent.contract.lazy import lazy_exports
+from drivers.charger_common import CHARGER_METRICS, ChargerDriver, ChargerStatus
 
-from agent.contract import DriverContext, MetricSpec, ModbusDevice, ModbusLine, Sample
-from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus
+from .registers import HeartbeatAction, Pause, decode_state, decode_value, encode_current
 
-from .profile import (
-    HeartbeatAction,
-    Pause,
-    Profile,
-    decode_state,
-    decode_value,
-    encode_current,
-    load_profile,
-    profile_names,
-)
+if TYPE_CHECKING:
+    from agent.contract import ModbusLine
 
+    from .config import ModbusChargerConfig
+    from .profile import Profile
 
-class ModbusChargerConfig(ModbusDevice, ChargerConfig):
-    type: Literal["modbus_charger"]
-    profile: str = Field(description="Register profile: " + ", ".join(profile_names()))
-    unit: int | None = Field(None, ge=1, le=255, description="Unit id; default from the profile (often 255).")
-    connector: int = Field(1, ge=0, le=64, description="Connector number (CHARX: registers connector x 1000 + offset).")
-    heartbeat_interval: float | None = Field(None, gt=0, description="Override the profile's heartbeat interval (s).")
-
-    @field_validator("profile")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in profile_names():
-            import difflib  # only when a suggestion is built: not loaded by a running agent
-            close = difflib.get_close_matches(v, profile_names(), n=3, cutoff=0.6)
-            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"unknown charger profile {v!r} (known: {', '.join(profile_names())}){hint}")
-        return v
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"ModbusChargerConfig": "drivers.modbus_charger.config"})
 
 
 class ModbusChargerDriver(ChargerDriver):
@@ -50,7 +31,7 @@ class ModbusChargerDriver(ChargerDriver):
         self.config = config
         self.clock = ctx.clock
         self.bus: ModbusLine = ctx.buses.get(config.line)
-        self.profile: Profile = load_profile(config.profile)
+        self.profile: Profile = config.loaded_profile()  # loaded at validation
         self.unit = config.unit if config.unit is not None else self.profile.profile.default_unit
         self.base = self.profile.offset(config.connector)
         self.fc = self.profile.profile.read_fc

@@ -1,4 +1,5 @@
-"""Charger register profiles (TOML package data in ``profiles/``) and their codec.
+"""Charger register profiles (TOML package data in ``profiles/``), validated with pydantic; their codec
+is in :mod:`.registers` (re-exported here), which the run time uses on the profile's plain twin.
 
 A profile says where the IEC 61851 state is and how it is encoded, where each metric lives (type,
 word order, scale to the metric's unit), how to set the current limit and enable, and which
@@ -8,40 +9,36 @@ heartbeat the controller needs. Addresses are offsets; the register is
 
 from __future__ import annotations
 
-import enum
 import tomllib
 from functools import cache
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.contract import ConfigError, ProtocolError
-from agent.contract.modbus_values import DataType, WordOrder, decode, encode, register_count
-from drivers.charger_common import IecState
+from agent.contract import ConfigError
+from agent.contract.modbus_values import DataType, WordOrder
 
-VALUE_NAMES = {"current_l1", "current_l2", "current_l3", "voltage_l1", "voltage_l2", "voltage_l3", "power",
-               "session_energy", "energy_total", "current_limit", "enabled", "error"}
+from .registers import (
+    ABB_CODES,
+    ABB_STATES,
+    VALUE_NAMES,
+    HeartbeatAction,
+    ModbusChargerBase,
+    Pause,
+    ProfileBase,
+    StateEncoding,
+    ValueBase,
+    decode_current,
+    decode_state,
+    decode_value,
+    encode_current,
+    encode_state,
+    encode_value,
+)
 
 
 class _M(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class StateEncoding(enum.StrEnum):
-    ASCII_HIGH = "ascii_high"  # letter in the high byte (CHARX, Phoenix EV-SER)
-    ASCII_LOW = "ascii_low"  # letter in the low byte (Phoenix EV-ETH)
-    ABB = "abb"  # uint32, byte 2 & 0x7F: 0 A, 1 B1, 2 B2, 3 C1, 4 C2, 5 stopped
-    KEBA = "keba"  # 1000 charging state + 1004 cable state (bit 2 = EV connected)
-
-
-class Pause(enum.StrEnum):
-    ZERO = "zero"  # a current setpoint of 0 pauses
-    ENABLE = "enable"  # pause by clearing the enable register
-
-
-class HeartbeatAction(enum.StrEnum):
-    READ = "read"  # reading the state register is enough
-    WRITE = "write"  # write ``value`` to ``address``
 
 
 class Meta(_M):
@@ -59,16 +56,12 @@ class StateSpec(_M):
     cable_address: int | None = None
 
 
-class ValueSpec(_M):
+class ValueSpec(ValueBase, _M):
     name: str
     address: int
     dtype: DataType
     order: WordOrder = WordOrder.ABCD
     scale: float = 1.0
-
-    @property
-    def count(self) -> int:
-        return register_count(self.dtype)
 
 
 class CurrentSpec(_M):
@@ -97,16 +90,13 @@ class HeartbeatSpec(_M):
     single: bool = False
 
 
-class Profile(_M):
+class Profile(ProfileBase, _M):
     profile: Meta
     state: StateSpec
     values: tuple[ValueSpec, ...] = ()
     current: CurrentSpec
     enable: EnableSpec | None = None
     heartbeat: HeartbeatSpec | None = None
-
-    def offset(self, connector: int) -> int:
-        return connector * self.profile.connector_stride
 
 
 def profile_names() -> list[str]:
@@ -131,59 +121,7 @@ def load_profile(name: str) -> Profile:
     return prof
 
 
-# --- codec -----------------------------------------------------------------------------------
-ABB_STATES = {0: IecState.A, 1: IecState.B, 2: IecState.B, 3: IecState.B, 4: IecState.C, 5: IecState.B}
-ABB_CODES = {IecState.A: 0, IecState.B: 2, IecState.C: 4}
-
-
-def decode_state(spec: StateSpec, regs: list[int], cable: list[int] | None = None) -> IecState:
-    """Registers of the state (and KEBA cable state) -> IEC state. Raises ProtocolError on nonsense."""
-    if spec.encoding in (StateEncoding.ASCII_HIGH, StateEncoding.ASCII_LOW):
-        byte = regs[0] >> 8 if spec.encoding is StateEncoding.ASCII_HIGH else regs[0] & 0xFF
-        st = IecState.parse(chr(byte)) if 0x20 < byte < 0x7F else IecState.UNKNOWN
-        if st is IecState.UNKNOWN:
-            raise ProtocolError(f"state register holds {regs[0]:#06x}, not an IEC 61851 letter")
-        return st
-    if spec.encoding is StateEncoding.ABB:
-        code = (regs[1] >> 8) & 0x7F
-        if code not in ABB_STATES:
-            raise ProtocolError(f"ABB charging state {code} is not one of 0-5")
-        return ABB_STATES[code]
-    charging = decode(regs, spec.dtype)
-    cable_state = decode(cable or [0, 0], spec.dtype)
-    if charging == 4:
-        return IecState.F
-    if not int(cable_state) & 0b100:
-        return IecState.A
-    return IecState.C if charging == 3 else IecState.B
-
-
-def encode_state(spec: StateSpec, state: IecState) -> tuple[list[int], list[int] | None]:
-    """The simulator's side of :func:`decode_state`."""
-    if spec.encoding is StateEncoding.ASCII_HIGH:
-        return [ord(state.name) << 8], None
-    if spec.encoding is StateEncoding.ASCII_LOW:
-        return [ord(state.name)], None
-    if spec.encoding is StateEncoding.ABB:
-        return [0, ABB_CODES.get(state, 0) << 8], None
-    charging = {IecState.A: 2, IecState.B: 2, IecState.C: 3, IecState.F: 4}.get(state, 1)
-    cable = 7 if state in (IecState.B, IecState.C) else 0
-    return encode(charging, spec.dtype), encode(cable, spec.dtype)
-
-
-def decode_value(spec: ValueSpec, regs: list[int]) -> float:
-    return float(decode(regs, spec.dtype, spec.order)) * spec.scale
-
-
-def encode_value(spec: ValueSpec, value: float) -> list[int]:
-    raw = value / spec.scale
-    return encode(round(raw) if spec.dtype not in (DataType.FLOAT32, DataType.FLOAT64) else raw, spec.dtype, spec.order)
-
-
-def encode_current(spec: CurrentSpec, amps: float) -> list[int]:
-    raw = int(amps * spec.scale + 1e-9)  # never round a limit up
-    return encode(raw, spec.dtype, spec.order)
-
-
-def decode_current(spec: CurrentSpec, regs: list[int]) -> float:
-    return float(decode(regs, spec.dtype, spec.order)) / spec.scale
+__all__ = ["ABB_CODES", "ABB_STATES", "VALUE_NAMES", "CurrentSpec", "EnableSpec", "HeartbeatAction", "HeartbeatSpec",
+           "Meta", "ModbusChargerBase", "Pause", "Profile", "StateEncoding", "StateSpec", "ValueSpec", "decode_current",
+           "decode_state", "decode_value", "encode_current", "encode_state", "encode_value", "load_profile",
+           "profile_names"]

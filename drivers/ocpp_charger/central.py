@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, MessageTrigger, RegistrationStatus
 
 from .callerror import route_message
-from .session import IN_TRANSACTION, OcppLineConfig, Session, ingest_meter_values, now_iso, to_float
+from .session import IN_TRANSACTION, Session, ingest_meter_values, now_iso, to_float
+
+if TYPE_CHECKING:
+    from .config import OcppLineConfig
 
 log = logging.getLogger("drivers.ocpp_charger.server")
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from agent.contract import BusUnavailable, DeviceError, DriverContext, MetricSpec, Sample
-from drivers.charger_common import CHARGER_METRICS, ChargerConfig, ChargerDriver, ChargerStatus, IecState
+from agent.contract.lazy import lazy_exports
+from drivers.charger_common import CHARGER_METRICS, ChargerDriver, ChargerStatus, IecState
 
-from .session import IN_TRANSACTION, OCPP_BUS
+from .session import IN_TRANSACTION
+
+if TYPE_CHECKING:
+    from .config import OcppChargerConfig
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"OcppChargerConfig": "drivers.ocpp_charger.config"})
 
 TRIGGER_WAIT_S = 5.0  # for the MeterValues a TriggerMessage asked for
 
@@ -25,23 +30,6 @@ STATUS_TO_IEC = {
     "SuspendedEVSE": IecState.B, "Finishing": IecState.B, "Charging": IecState.C, "Unavailable": IecState.E,
     "Faulted": IecState.F,
 }
-
-
-class OcppChargerConfig(ChargerConfig):
-    BUS: ClassVar[str | None] = OCPP_BUS
-
-    type: Literal["ocpp_charger"]
-    line: str = Field(description="Name of the OCPP line (the local central system) this charger connects to.")
-    charge_point_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,48}$", description="The id in the charger's URL path.")
-    connector: int = Field(1, ge=1, le=16)
-    id_tag: str = Field("EDGE-AGENT", min_length=1, max_length=20, description="idTag used for remote starts.")
-    profile_purpose: Literal["tx_default", "charge_point_max"] = Field(
-        "tx_default", description="TxDefaultProfile on the connector, or ChargePointMaxProfile (connector 0) for the whole charger.")
-    profile_kind: Literal["relative", "absolute"] = Field("relative", description="Absolute for chargers that reject Relative profiles.")
-    stack_level: int = Field(0, ge=0, le=100, description="Stack level of our profile (above a vendor profile, or 0).")
-    profile_id: int = Field(1, ge=1, description="chargingProfileId; a new profile with the same id replaces ours.")
-    rate_unit: Literal["A", "W"] = Field("A", description="W for chargers that take limits only in watts.")
-    number_phases: bool = Field(False, description="Send numberPhases (the charger's phases) with the limit.")
 
 
 class OcppChargerDriver(ChargerDriver):

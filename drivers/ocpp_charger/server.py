@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.contract import BusUnavailable, DeviceTimeout, LineKind
 
-from .session import OcppLineConfig, Session
+from .session import Session
 from .txstore import TxStore
+
+if TYPE_CHECKING:
+    from .config import OcppLineConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,4 +109,4 @@ def make_server(name: str, config: OcppLineConfig) -> OcppServer:
     return OcppServer(name, config)
 
 
-LINE = LineKind(OcppLineConfig, make_server, "OCPP 1.6J local central system (websocket server chargers connect to)")
+LINE = LineKind("drivers.ocpp_charger.config:OcppLineConfig", make_server, "OCPP 1.6J local central system (websocket server chargers connect to)")

@@ -6,28 +6,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from pydantic import Field
-
-from agent.contract import LineConfig
+from agent.contract.lazy import lazy_exports
 
 from .txstore import TxStore
 
 OCPP_BUS = "ocpp"
 log = logging.getLogger("drivers.ocpp_charger.server")
-
-
-class OcppLineConfig(LineConfig):
-    """The local central system: a websocket server OCPP 1.6J charge points connect to."""
-
-    BUS: ClassVar[str | None] = OCPP_BUS
-
-    type: Literal["ocpp"]
-    host: str = Field("0.0.0.0", description="Address to listen on.")
-    port: int = Field(9000, ge=1, le=65535)
-    heartbeat_interval: int = Field(60, ge=5, le=86_400, description="Heartbeat interval given to charge points (s).")
-    response_timeout: float = Field(15.0, gt=0, le=120, description="Seconds to wait for a charge point's answer.")
+# the line's config model (pydantic) is in .config, imported on first use
+__getattr__ = lazy_exports(__name__, {"OcppLineConfig": "drivers.ocpp_charger.config"})
 
 
 def now_iso() -> str:

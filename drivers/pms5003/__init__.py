@@ -1,12 +1,16 @@
 """Plantower PMS5003 particulate-matter sensor (UART)."""
 
 from agent.contract import DriverSpec
+from agent.contract.lazy import lazy_exports
 
-from .driver import Pms5003Config, Pms5003Driver
+from .driver import Pms5003Driver
 
+# the config model (pydantic) is imported when validating; a run on a plain config needs only the driver
 SPEC = DriverSpec(
     type="pms5003",
-    config_model=Pms5003Config,
+    config_model="drivers.pms5003.config:Pms5003Config",
     factory=Pms5003Driver,
     summary="Plantower PMS5003 particulate sensor (PM1/PM2.5/PM10, particle counts) on a serial line.",
 )
+
+__getattr__ = lazy_exports(__name__, {"Pms5003Config": "drivers.pms5003.config"})

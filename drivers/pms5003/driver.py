@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import enum
-from typing import Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from agent.contract import (
     DriverContext,
     MetricSpec,
     NonDecreasing,
     Sample,
-    SerialDevice,
     SerialPort,
     plausibility,
 )
+from agent.contract.lazy import lazy_exports
 
 from . import codec
+
+if TYPE_CHECKING:
+    from .config import Pms5003Config
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"Pms5003Config": "drivers.pms5003.config"})
 
 
 class Pms5003Mode(enum.StrEnum):
     PASSIVE = "passive"  # one frame per read command: every value is fresh
     ACTIVE = "active"  # the sensor streams a frame every 0.2..2.3 s; we take the next one
-
-
-class Pms5003Config(SerialDevice):
-    type: Literal["pms5003"]
-    line: str = Field(description="Name of a `serial` line (9600 8N1).")
-    mode: Pms5003Mode = Pms5003Mode.PASSIVE
-    timeout: float = Field(3.0, gt=0, le=600, description="Seconds to wait for a frame (active mode sends one every <= 2.3 s).")
 
 
 _COUNT = "1/0.1L"

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from agent.contract import DriverContext, Edge, GpioLine, MetricKind, MetricSpec, Sample
+from agent.contract.lazy import lazy_exports
 
-from agent.contract import DriverContext, Edge, GpioDevice, GpioLine, MetricKind, MetricSpec, Pull, Sample
+if TYPE_CHECKING:
+    from .config import DigitalInputConfig
 
-
-class DigitalInputConfig(GpioDevice):
-    type: Literal["digital_input"]
-    pull: Pull = Pull.UP
-    invert: bool = Field(False, description="Report 1 when the pin is low (contacts to ground with a pull-up).")
-    min_interval_ms: float = Field(20.0, ge=0, le=60_000, description="Edges closer than this to the last counted change are rejected (and counted).")
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"DigitalInputConfig": "drivers.pulse_counter.config"})
 
 
 class DigitalInputDriver:

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Field
-
-from agent.contract import DriverContext, Edge, GpioDevice, GpioLine, MetricKind, MetricSpec, Pull, Sample
+from agent.contract import DriverContext, GpioLine, MetricKind, MetricSpec, Sample
+from agent.contract.lazy import lazy_exports
 
 from . import state
+
+if TYPE_CHECKING:
+    from .config import PulseCounterConfig
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"PulseCounterConfig": "drivers.pulse_counter.config"})
 
 
 class Quantity(enum.StrEnum):
@@ -33,16 +38,6 @@ _DERIVED = {
     Quantity.GAS: (MetricSpec("gas_volume", "m3", MetricKind.COUNTER, medium="gas"), MetricSpec("gas_flow", "m3/h"), 3600.0),
     Quantity.COUNT: (None, MetricSpec("rate", "1/s"), 1.0),
 }
-
-
-class PulseCounterConfig(GpioDevice):
-    type: Literal["pulse_counter"]
-    edge: Edge = Field(Edge.FALLING, description="Edge that counts; S0 outputs with a pull-up: falling.")
-    pull: Pull = Pull.UP
-    min_interval_ms: float = Field(20.0, ge=0, le=60_000, description="Edges closer than this to the last counted pulse are rejected (and counted as rejected).")
-    quantity: Quantity = Quantity.ENERGY
-    pulses_per_unit: float = Field(1000.0, gt=0, description="Meter constant: imp/kWh for energy, imp/m3 for volume (water) and gas.")
-    persist_interval: float = Field(1.0, gt=0, le=3600, description="Seconds within which a pulse is saved to disk.")
 
 
 class PulseCounterDriver:

@@ -13,41 +13,32 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import Field
 
 from agent.contract import (
     Batch,
     BusUnavailable,
     ConfigError,
-    DeviceConfig,
     DriverContext,
     MetricSpec,
     Quality,
 )
+from agent.contract.lazy import lazy_exports
 
 from .codec import out_of_order, read_series
+
+if TYPE_CHECKING:
+    from .config import ReplayConfig
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"ReplayConfig": "drivers.replay.config"})
 
 
 class TimestampMode(enum.StrEnum):
     SHIFT = "shift"
     ORIGINAL = "original"
-
-
-class ReplayConfig(DeviceConfig):
-    type: Literal["replay"]
-    file: Path = Field(description="CSV file with a timestamp and a value column (NAB layout).")
-    metric: str = Field("value", pattern=r"^[A-Za-z0-9_.-]+$")
-    unit: str = ""
-    speed: float = Field(1.0, ge=0, description="Time scale: 1 = real time, 60 = a minute per second, 0 = as fast as possible.")
-    max_rows_per_read: int = Field(1000, ge=1, le=1_000_000)
-    loop: bool = Field(True, description="Start again at the end of the file (timestamps keep increasing).")
-    timestamps: TimestampMode = TimestampMode.SHIFT
-    ts_column: str = "timestamp"
-    value_column: str = "value"
 
 
 class ReplayDriver:

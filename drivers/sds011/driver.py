@@ -8,9 +8,7 @@ polls that fall in the sleeping or warming phase return no samples.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, model_validator
+from typing import TYPE_CHECKING
 
 from agent.contract import (
     DriverContext,
@@ -18,27 +16,18 @@ from agent.contract import (
     NonDecreasing,
     ProtocolError,
     Sample,
-    SerialDevice,
     SerialPort,
     plausibility,
 )
+from agent.contract.lazy import lazy_exports
 
 from . import codec
 
+if TYPE_CHECKING:
+    from .config import Sds011Config
 
-class Sds011Config(SerialDevice):
-    type: Literal["sds011"]
-    line: str = Field(description="Name of a `serial` line (9600 8N1).")
-    device_id: int = Field(codec.ALL_SENSORS, ge=0, le=0xFFFF, description="Sensor id; 65535 (FFFF) addresses any sensor.")
-    sleep_between_reads: bool = Field(False, description="Sleep the laser between readings to extend its life.")
-    read_every: float = Field(300.0, gt=0, description="With sleep_between_reads: seconds between readings.")
-    warmup: float = Field(30.0, ge=0, le=600, description="With sleep_between_reads: seconds the fan runs before a reading counts.")
-
-    @model_validator(mode="after")
-    def _cycle(self) -> Sds011Config:
-        if self.sleep_between_reads and self.warmup >= self.read_every:
-            raise ValueError(f"warmup ({self.warmup:g}s) must be shorter than read_every ({self.read_every:g}s)")
-        return self
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"Sds011Config": "drivers.sds011.config"})
 
 
 PM_MAX = 999.9  # datasheet measuring range 0.0..999.9 ug/m3; the wire format reaches 6553.5

@@ -10,96 +10,35 @@ Writes: ``power_limit`` (model 123 or 704, % of WMax, the inverter's output/expo
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
 
 from agent.contract import (
     Batch,
     DriverContext,
-    EnergyConfig,
     MetricSpec,
-    ModbusDevice,
-    ModbusLine,
-    Point,
     ProtocolError,
     Quality,
 )
+from agent.contract.lazy import lazy_exports
 
 from .catalog import Entry, entries
 from .codec import decode_model, encode_point, scale_of
 from .discovery import Found, discover
-from .models import METERS, SUPPORTED, ModelsUnavailable, model
+from .models import model
+from .points import BATTERY_POWER, POWER_LIMIT
+
+if TYPE_CHECKING:
+    from agent.contract import ModbusLine
+
+    from .config import SunSpecConfig
+
+# the config model (pydantic) is in .config; this module runs on the model or its plain twin
+__getattr__ = lazy_exports(__name__, {"SunSpecConfig": "drivers.sunspec.config"})
 
 MAX_READ = 125
-POWER_LIMIT = "power_limit"
-BATTERY_POWER = "battery_power"
 CHARGE, DISCHARGE = 1, 2  # StorCtl_Mod bits
-
-
-class SunSpecConfig(ModbusDevice):
-    type: Literal["sunspec"]
-    models: tuple[int, ...] = Field(description="SunSpec models to read, e.g. [103, 123, 124] "
-                                                "(`edge-agent scan` lists a device's chain).")
-    base: int | None = Field(None, ge=0, le=65535, description="Register of the SunS marker (default: try 40000, 0, 50000).")
-    writable: tuple[Literal["power_limit", "battery_power"], ...] = Field(
-        (), description='Points commands and the site controller may write: "power_limit" (model 123 or 704), '
-                        '"battery_power" (model 124).')
-    battery_max_w: float | None = Field(None, gt=0, description="Battery power rating (W): the bounds of battery_power.")
-    request_timeout: float | None = Field(None, gt=0, le=60, description="Reply timeout per request (default: the line's).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_energy(cls, data: Any) -> Any:
-        """With a meter model, the energy ledger books the grid import (not the PV production)."""
-        if isinstance(data, dict) and "energy" not in data and METERS & set(data.get("models") or ()):
-            data = {**data, "energy": EnergyConfig(metric="energy_import")}
-        return data
-
-    @field_validator("models")
-    @classmethod
-    def _models(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if not v:
-            raise ValueError("list at least one SunSpec model")
-        bad = [m for m in v if m not in SUPPORTED]
-        if bad:
-            raise ValueError(f"unsupported SunSpec model(s) {', '.join(map(str, bad))} "
-                             f"(supported: {', '.join(map(str, sorted(SUPPORTED)))})")
-        if len(set(v)) != len(v):
-            raise ValueError("a model is listed twice")
-        try:
-            for m in v:
-                model(m)
-        except ModelsUnavailable as e:
-            raise ValueError(str(e)) from None
-        names = [e.metric for m in v for e in entries(m)]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"models {', '.join(map(str, v))} both deliver {', '.join(dup)}: list one of them")
-        return v
-
-    @model_validator(mode="after")
-    def _writes_possible(self) -> SunSpecConfig:
-        if POWER_LIMIT in self.writable and not {123, 704} & set(self.models):
-            raise ValueError("power_limit is written through model 123 or 704: add one of them to models")
-        if BATTERY_POWER in self.writable:
-            if 124 not in self.models:
-                raise ValueError("battery_power is written through model 124: add 124 to models")
-            if self.battery_max_w is None:
-                raise ValueError("battery_power needs battery_max_w (the battery's power rating, W)")
-        return self
-
-    def points(self) -> list[Point]:
-        out = []
-        if {123, 704} & set(self.models):
-            out.append(Point(POWER_LIMIT, unit="%", low=0.0, high=100.0, writable=POWER_LIMIT in self.writable,
-                             meaning="inverter output cap in % of WMax (export limit); 100 lifts it"))
-        if 124 in self.models and self.battery_max_w is not None:
-            out.append(Point(BATTERY_POWER, unit="W", low=-self.battery_max_w, high=self.battery_max_w,
-                             writable=BATTERY_POWER in self.writable,
-                             meaning="battery power set-point: positive discharges, negative charges, 0 holds"))
-        return out
 
 
 class SunSpecDriver:
