@@ -17,8 +17,7 @@ from pathlib import Path
 
 from .bus import BusPool
 from .commands import CommandRouter, IdStore, WriteGate
-from .config.schema import AgentConfig
-from .config.validate import broker_problem
+from .config.schema import AgentConfig, broker_problem
 from .driver import Clock, Driver, DriverCatalog, DriverContext
 from .errors import ConfigError
 from .health import HealthReport, build_health, write_status

@@ -49,6 +49,14 @@ class TlsConfig(Frozen):
         return self
 
 
+BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
+                   "(the embedded broker is only for `edge-agent demo`)")
+
+
+def broker_problem(config: CoreConfig) -> str | None:
+    return BROKER_REQUIRED if config.mqtt.host is None else None
+
+
 class MqttConfig(Frozen):
     host: str | None = Field(None, description="Broker host; required by `run` (and reported by `check`) unless `hosts` is set.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")

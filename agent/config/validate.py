@@ -25,10 +25,7 @@ from pathlib import Path
 from ..driver import DriverCatalog
 from ..errors import ConfigError
 from .loader import Loaded, read_config
-from .schema import CoreConfig
-
-BROKER_REQUIRED = ("required: the agent needs a broker to deliver to "
-                   "(the embedded broker is only for `edge-agent demo`)")
+from .schema import BROKER_REQUIRED, CoreConfig, broker_problem  # noqa: F401 - BROKER_REQUIRED: its old home
 
 
 @dataclass
@@ -48,10 +45,6 @@ def validate(path: str | Path, *, at_run: bool, env: Mapping[str, str] | None = 
     warnings = [f"{d} (systemd provides it to the service only; `run` fails without it)" for d in loaded.deferred]
     warnings += device_node_warnings(loaded)
     return Validation(loaded.config, warnings, secret_notes(loaded))
-
-
-def broker_problem(config: CoreConfig) -> str | None:
-    return BROKER_REQUIRED if config.mqtt.host is None else None
 
 
 def machine_problems(loaded: Loaded) -> list[str]:

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from ..commands import AuthMode, CommandsConfig
-from ..config.validate import validate
 from ..errors import ConfigError
 from .files import ConfigFiles, sha256_hex, write_atomic
 
@@ -124,6 +123,8 @@ def stage_push(push: Push, files: ConfigFiles, *, gateway: str) -> dict[str, Any
         raise PushRefused("cannot_record", f"cannot write {files.candidate}: {e.strerror}; nothing was changed") from None
     try:
         try:
+            from ..config.validate import validate  # the loader: only when a push comes
+
             cfg = validate(files.candidate, at_run=True).config
         except ConfigError as e:
             shown = "; ".join(e.problems[:5]).replace(str(files.candidate), "config")
