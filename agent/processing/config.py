@@ -20,7 +20,6 @@ from ..contract.config import DeviceConfig, Frozen
 from ..contract.options import CheckConfig as CheckConfig  # per-device keys, defined by the device contract
 from ..contract.options import EnergyConfig, EnergyMethod
 from ..contract.options import PublishMode as PublishMode
-from ..hints import no_such_metric
 from ..model import MetricKind, MetricSpec
 from .carbon import DEFAULT_FACTOR, DEFAULT_REGION
 
@@ -214,7 +213,7 @@ def _energy_choice(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> tuple[in
     names = [m.name for m in metrics]
     if cfg is not None:
         if cfg.metric not in names:
-            return no_such_metric(cfg.metric, names)
+            return _no_such_metric(cfg.metric, names)
         return names.index(cfg.metric), cfg
     counters = [i for i, m in enumerate(metrics)
                 if m.kind == MetricKind.COUNTER and m.unit.lower() in ENERGY_UNITS and not m.medium]
@@ -248,14 +247,20 @@ def metric_problems(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> list[tu
     problems: list[tuple[tuple, str]] = []
     for metric in dev.checks:
         if metric not in names:
-            problems.append((("checks", metric), no_such_metric(metric, names)))
+            problems.append((("checks", metric), _no_such_metric(metric, names)))
     anomaly = dev.anomaly
     if not isinstance(anomaly, bool):
         for j, metric in enumerate(anomaly):
             if metric not in names:
-                problems.append((("anomaly", j), no_such_metric(metric, names)))
+                problems.append((("anomaly", j), _no_such_metric(metric, names)))
     energy = resolve_energy(dev, metrics)
     if isinstance(energy, str):
         key = ("energy", "metric") if "has no metric" in energy else ("energy",)
         problems.append((key, energy))
     return problems
+
+
+def _no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
+    from ..hints import no_such_metric  # the hints: only for a config that has a problem
+
+    return no_such_metric(metric, names, device)

@@ -10,7 +10,6 @@ from pydantic import Field, model_validator
 
 from ..contract import DeviceConfig, Frozen, Name
 from ..contract.charger import ChargerKeys, ChargerMetric, ChargerPoint
-from ..hints import no_such_metric
 from .solar import SolarConfig
 
 
@@ -140,7 +139,7 @@ def site_reference_problems(site: SiteConfig | None, metrics: dict, writable: di
         problems.append((("site", "grid_meter", "device"), f"device {meter.device!r} is disabled (enabled = false)"))
     elif meter.device in metrics and meter.metric not in metrics[meter.device]:
         problems.append((("site", "grid_meter", "metric"),
-                         no_such_metric(meter.metric, metrics[meter.device], meter.device)))
+                         _no_such_metric(meter.metric, metrics[meter.device], meter.device)))
     for i, n in enumerate(site.chargers):
         if n not in writable:
             continue  # no such device: reported by cross_check_site
@@ -193,3 +192,9 @@ def cross_check_site(site: SiteConfig, configured: Sequence[DeviceConfig]) -> li
             problems.append((("site", "chargers", i), f"device {n!r} does not declare current_limit writable: the "
                              "site controller sets its current limit, so add writable = [\"current_limit\"] to it"))
     return problems + _solar_problems(site, devices)
+
+
+def _no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
+    from ..hints import no_such_metric  # the hints: only for a config that has a problem
+
+    return no_such_metric(metric, names, device)
