@@ -24,7 +24,7 @@ VALUE_NAMES = {"current_l1", "current_l2", "current_l3", "voltage_l1", "voltage_
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class StateEncoding(enum.StrEnum):
