@@ -84,3 +84,22 @@ def _import_root_on_path() -> None:
     first = os.path.realpath(sys.path[0] or os.getcwd()) if sys.path else ""
     if first == root:
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+
+
+def precompile(state_dir: Path, timeout: float = 600) -> tuple[bool, str]:
+    """Write the run-time process's bytecode into ``<state_dir>/pycache`` (``edge-agent warmup``).
+    (ok, what happened)."""
+    import subprocess
+
+    cache = pycache_dir(state_dir)
+    if cache is None:
+        return False, f"bytecode cache {Path(state_dir) / PYCACHE} unusable (it must be this user's, mode 0700)"
+    _import_root_on_path()
+    argv = [sys.executable, "-OO", "-P", "-X", f"pycache_prefix={cache}", "-m", "agent.runtime.precompile"]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"precompiling into {cache} failed: {e}"
+    if p.returncode != 0:
+        return False, f"precompiling into {cache} failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()[-500:]}"
+    return True, p.stdout.strip()
