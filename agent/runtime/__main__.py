@@ -33,6 +33,9 @@ def main(argv: list[str]) -> None:
     fd, hidden, pymodbus = parse(argv)
     if sys.pycache_prefix:  # the state directory's cache (agent.runtime.start): written, whatever
         sys.dont_write_bytecode = False  # PYTHONDONTWRITEBYTECODE says for the sources' own __pycache__
+        from .bytecode import backfill
+
+        backfill()
     from .handoff import HandoffError, load
 
     try:

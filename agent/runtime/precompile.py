@@ -39,6 +39,9 @@ def main() -> int:
             importlib.import_module(name)
         except Exception as e:  # noqa: BLE001 - an optional library missing: its first start compiles it
             failed.append(f"{name} ({type(e).__name__}: {e})")
+    from .bytecode import backfill
+
+    backfill()
     print(f"{len(sys.modules)} modules compiled into {sys.pycache_prefix}"
           + (f"; not importable here: {', '.join(failed)}" if failed else ""))
     return 0

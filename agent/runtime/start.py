@@ -82,8 +82,9 @@ def _import_root_on_path() -> None:
     ``PYTHONPATH``."""
     root = str(Path(__file__).resolve().parents[2])
     first = os.path.realpath(sys.path[0] or os.getcwd()) if sys.path else ""
-    if first == root:
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    path = os.environ.get("PYTHONPATH", "")
+    if first == root and root not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, path]))
 
 
 def precompile(state_dir: Path, timeout: float = 600) -> tuple[bool, str]:
