@@ -11,7 +11,10 @@ plain-text socket code names two ssl exception types in ``except`` clauses, and 
 more: whatever imports ``ssl`` later gets it as usual (``doctor`` over MQTT probing a TLS port). What
 was imported without it stays so for the life of the process: asyncio's TLS transports,
 ``http.client.HTTPSConnection``, urllib's ``https://`` and ``hashlib.scrypt`` are unavailable.
-Should any of these imports fail, the process starts again at once with ``ssl``.
+Should any of these imports fail, the process starts again at once with ``ssl``. The run-time process
+``run`` hands over to (agent.runtime) imports them the same way, with what this process hid
+(:data:`hidden`, :data:`pymodbus_clients`), before it reads its config; the mechanism is
+agent.runtime.nossl.
 
 The config is read here straight from the TOML, before validation, with the schema's rule and on
 the safe side. OpenSSL is kept when:
