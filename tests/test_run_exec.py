@@ -89,6 +89,21 @@ def test_run_executes_a_lean_optimized_run_time_process_in_place_and_delivers(
     assert not [p for p in (tmp_path / "state").rglob("*") if p.is_file() and b"not-on-disk" in p.read_bytes()]
 
 
+def test_run_can_stay_in_one_process(tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    """EDGE_AGENT_EXEC=0 (or an exec that fails): the validating process runs the agent itself, as before."""
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    seen = probe(tmp_path / "probe")
+    proc, log = start_agent(tmp_path, mosquitto, {**seen.env(), "EDGE_AGENT_EXEC": "0"})
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    starts, exits = seen.records("start"), seen.records("exit")
+    assert [(r["pid"], r["optimize"]) for r in starts + exits] == [(proc.pid, 0), (proc.pid, 0)]
+    assert "agent.uplink.mqtt" in exits[0]["modules"]
+
+
 def test_a_warm_start_compiles_nothing(tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
     warmed_kernel_cache(tmp_path / "state" / "numba-cache")
     for run in ("first", "warm"):
