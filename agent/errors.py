@@ -39,3 +39,12 @@ class BusUnavailable(DeviceError):
 
 class CommandRefused(EdgeAgentError):
     """A command was refused; the message is the reason sent back on the result topic."""
+
+
+def describe_error(e: BaseException) -> str:
+    """One line naming what went wrong (OSError texts already name the file or address)."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0] if isinstance(e, OSError) else f"{type(e).__name__}: {text.splitlines()[0]}"

@@ -143,6 +143,9 @@ def test_good_config_applied_and_reported_bad_ones_refused(gateway, mosquitto) -
     assert config.read_text() == pushed
     assert config.with_name(config.name + ".previous").read_text() == original
     assert agent.proc.poll() is None and agent.proc.pid == pid  # re-executed in place
+    # as `edge-agent run`: the pushed config validated like any other, then run by the run-time process
+    assert agent.log.read_text().count(f"config {config} loaded") == 2, agent.log_tail()
+    assert {b"-OO", b"agent.runtime"} <= set(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
     # systemd hears a reload, not a stop (STOPPING=1 would have it kill the re-executed agent)
     said = [line for line in agent.notify.lines if line in ("READY=1", "RELOADING=1", "STOPPING=1")]
     assert said == ["READY=1", "RELOADING=1", "READY=1"], said
@@ -229,4 +232,6 @@ def test_config_that_cannot_start_is_rolled_back(gateway, mosquitto, silent_port
     rolled = answer(sub, f"{BASE}/config/result", "cfg-busy", "rolled_back")
     assert "OSError" in rolled["reason"] or "address" in rolled["reason"], rolled
     assert config.read_text() == original
+    # the run-time process that failed started `run` again: the previous config validated again
+    assert agent.log.read_text().count(f"config {config} loaded") == 3, agent.log_tail()
     assert agent.proc.poll() is None

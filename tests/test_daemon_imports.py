@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from process_probe import probe
+
 CONFIG = """
 [gateway]
 id = "gw"
@@ -84,16 +86,12 @@ def test_a_config_with_an_ocpp_line_still_loads_it(tmp_path: Path) -> None:
 # (difflib: the "did you mean" hints of a config error, a fifth of a MiB).
 ONLY_ELSEWHERE = ("difflib", "rich", "sqlite_utils", "hypothesis", "websockets", "ocpp", "amqtt", "agent.demo",
                   "agent.doctor", "agent.docgen", "agent.fleet", "agent.ingest", "agent.simkit")
-RUN_AND_LIST = ("import atexit, runpy, sys\n"
-                "listed = sys.argv.pop()\n"
-                "atexit.register(lambda: open(listed, 'w').write(' '.join(sorted(sys.modules))))\n"
-                "sys.argv[0] = 'edge-agent'\n"
-                "runpy.run_module('agent.cli.main', run_name='__main__')\n")
 
 
 def test_a_running_agent_loads_nothing_only_other_paths_need(tmp_path: Path, mosquitto, mqtt_subscriber,
                                                                warmed_kernel_cache) -> None:
-    # the real service: `edge-agent run` publishing, stopped by SIGTERM; its modules listed at exit
+    # the real service: `edge-agent run` publishing, stopped by SIGTERM; the modules of its run-time process
+    # (agent.runtime), listed at exit
     csv = tmp_path / "load.csv"
     csv.write_text("timestamp,value\n" + "".join(f"2026-01-01T00:0{i}:00,{i}.5\n" for i in range(5)))
     warmed_kernel_cache(tmp_path / "state" / "numba-cache")
@@ -101,18 +99,18 @@ def test_a_running_agent_loads_nothing_only_other_paths_need(tmp_path: Path, mos
     config.write_text(CONFIG.format(state=tmp_path / "state", csv=csv).replace(
         'host = "127.0.0.1"', f'host = "{mosquitto.host}"\nport = {mosquitto.port}'))
     sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
-    listed = tmp_path / "modules.txt"
+    seen = probe(tmp_path / "probe")
     log = tmp_path / "agent.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", RUN_AND_LIST, "run", "--config", str(config), str(listed)],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=seen.env())
     try:
         sub.wait_for(1, timeout=120)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(60)
     assert proc.returncode == 0, log.read_text()[-3000:]
-    mods = set(listed.read_text().split())
+    mods = set(seen.records("exit")[-1]["modules"])
     assert "agent.uplink.mqtt" in mods and "agent.app" in mods  # it did run
     assert sorted(m for m in mods if any(m == p or m.startswith(p + ".") for p in ONLY_ELSEWHERE)) == []
     assert {m for m in mods if m.startswith("agent.web")} <= {"agent.web", "agent.web.config", "agent.web.listen"}  # its section only

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pytest
 from mqtt_helpers import free_port
+from process_probe import probe
 
 from agent.cli.without_ssl import config_path, needs_tls, uses_pymodbus_clients
 
+ONE_START = 2  # processes begun by one start: the validating one and the run-time one it executes
 NO_SSL_ENV = {k: v for k, v in os.environ.items() if k not in ("EDGE_AGENT_SSL", "EDGE_AGENT_SSL_RESTART")}
-
-RUN_AND_LIST = ("import atexit, runpy, sys\n"
-                "listed = sys.argv.pop()\n"
-                "open(listed + '.starts', 'a').write('start\\n')\n"  # a re-executed process starts again
-                "atexit.register(lambda: open(listed, 'w').write(' '.join(sorted(sys.modules))))\n"
-                "sys.argv[0] = 'edge-agent'\n"
-                "runpy.run_module('agent.cli.main', run_name='__main__')\n")
 
 CONFIG = """
 [gateway]
@@ -57,20 +52,22 @@ line = "meters"
 
 def run_and_list(tmp_path: Path, broker, sub, tls: str, extra: str = "",
                  pythonpath: Path | None = None) -> tuple[set[str], int]:
-    """The real service publishing until the subscriber got a message, stopped by SIGTERM: its modules
-    and how many times it started (a re-executed process starts again)."""
+    """The real service publishing until the subscriber got a message, stopped by SIGTERM: the modules of
+    the process that ran the agent (the run-time process, agent.runtime) and how many times a process of
+    the start began (the validating process and the run-time one it executes; a start again is one more)."""
     csv = tmp_path / "load.csv"
     csv.write_text("timestamp,value\n" + "".join(f"2026-01-01T00:0{i}:00,{i}.5\n" for i in range(5)))
     config = tmp_path / "agent.toml"
     config.write_text(CONFIG.format(state=tmp_path / "state", csv=csv, host=broker.host, port=broker.port, tls=tls)
                       + extra)
-    listed, log = tmp_path / "modules.txt", tmp_path / "agent.log"
+    log = tmp_path / "agent.log"
     env = dict(NO_SSL_ENV)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+    seen = probe(tmp_path / "probe")
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", RUN_AND_LIST, "run", "--config", str(config), str(listed)],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=seen.env(env))
     try:
         sub.wait_for(1, timeout=120)
     finally:
@@ -83,7 +80,10 @@ def run_and_list(tmp_path: Path, broker, sub, tls: str, extra: str = "",
             raise
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-    return set(listed.read_text().split()), len(Path(f"{listed}.starts").read_text().split())
+    starts, exits = seen.records("start"), seen.records("exit")
+    assert {r["pid"] for r in starts + exits} == {proc.pid}  # one process, executed in place
+    assert len(exits) == 1 and exits[0]["optimize"] == 2, exits  # the run-time process ended the run
+    return set(exits[0]["modules"]), len(starts)
 
 
 # paho tries `import dns.resolver` (dnspython: Debian's python3-dnspython, which samba brings, is in the
@@ -128,7 +128,7 @@ def test_a_plain_text_agent_runs_and_delivers_without_ssl(tmp_path: Path, mosqui
     # nothing listens on the meter's port: it fails, its line is built and opened all the same
     mods, starts = run_and_list(tmp_path, mosquitto, sub, tls="", extra=MODBUS_TCP.format(port=free_port()),
                                 pythonpath=fake_dns(tmp_path, DNSPYTHON_LIKE))
-    assert starts == 1 and "dns.resolver" in mods  # paho found dnspython and took it without ssl
+    assert starts == ONE_START and "dns.resolver" in mods  # paho found dnspython and took it without ssl
     assert "agent.uplink.mqtt" in mods and "agent.bus.modbus" in mods  # it ran, with its Modbus line
     assert not {"ssl", "_ssl", "_hashlib"} & mods
     assert not any(m.startswith(("pymodbus.client", "pymodbus.transport")) for m in mods)
@@ -162,7 +162,7 @@ def test_an_agent_with_a_modbus_rtu_line_reads_it_without_ssl(tmp_path: Path, mo
     port = free_port()
     with simulator("sdm120", tcp=None, rtu_socket=f"127.0.0.1:{port}", update_interval=None):
         mods, starts = run_and_list(tmp_path, mosquitto, sub, tls="", extra=MODBUS_RTU.format(port=port))
-    assert starts == 1 and {"pymodbus.client", "pymodbus.transport.transport"} <= mods
+    assert starts == ONE_START and {"pymodbus.client", "pymodbus.transport.transport"} <= mods
     assert not {"ssl", "_ssl", "_hashlib"} & mods
 
 
@@ -173,7 +173,7 @@ def test_a_tls_agent_loads_ssl_and_delivers_over_tls(tmp_path: Path, mosquitto_f
     sub = mqtt_subscriber(broker, "edge/gw/telemetry/#", tls=tls_material)
     mods, starts = run_and_list(tmp_path, broker, sub, tls=f'[mqtt.tls]\nca_file = "{tls_material.ca_file}"\n')
     assert "ssl" in mods and "_ssl" in mods
-    assert starts == 1  # the config's TLS was seen at once: not found late, by a start again
+    assert starts == ONE_START  # the config's TLS was seen at once: not found late, by a start again
 
 
 def test_a_module_that_cannot_import_without_ssl_gets_it_and_the_agent_delivers(
@@ -181,7 +181,7 @@ def test_a_module_that_cannot_import_without_ssl_gets_it_and_the_agent_delivers(
     warmed_kernel_cache(tmp_path / "state" / "numba-cache")
     sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
     mods, starts = run_and_list(tmp_path, mosquitto, sub, tls="", pythonpath=fake_dns(tmp_path, NEEDS_SSL))
-    assert starts == 2 and {"ssl", "dns.resolver"} <= mods  # started again at once, with ssl
+    assert starts == ONE_START + 1 and {"ssl", "dns.resolver"} <= mods  # started again at once, with ssl
 
 
 @pytest.mark.parametrize(("config", "tls"), [

@@ -118,6 +118,8 @@ def test_warmup_creates_a_missing_state_directory_and_fills_the_cache(kernel_war
     # the run's one `edge-agent warmup` (tests/conftest.py) was given a state directory two levels
     # short of existing and exited 0 with the ahead-of-time build ready
     assert kernel_warmup.is_dir() and list((kernel_warmup / "numba-cache").rglob("*.nbi"))
+    # and the run-time process's bytecode (python -OO), so a first start compiles nothing either
+    assert list((kernel_warmup / "pycache").rglob("app.cpython-*.opt-2.pyc"))
 
 
 def test_warmup_that_cannot_cache_fails_naming_the_directory(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 # pymodbus logs an ERROR of its own (with frame dumps) for every request that fails, while the
 # scheduler logs a device's failure and its recovery once. Its log is kept for gateway.log_level =
-# "debug" (see agent.cli.common.setup_logging); otherwise only its critical messages pass.
+# "debug" (see agent.logsetup.setup_logging); otherwise only its critical messages pass.
 if logging.getLogger("pymodbus").level == logging.NOTSET:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 

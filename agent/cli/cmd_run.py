@@ -1,16 +1,14 @@
-import asyncio
 import logging
 import os
 
 import click
 
-from ..errors import ConfigError
 from ..sdnotify import START_UP_S, Notifier
-from ..store.outbox import OutboxError, OutboxLocked
-from ..store.statelock import StateDirLocked, StateLock
 from . import without_ssl
 from .cmd_check import validate_or_exit
-from .common import EXIT_CONFIG, config_option, setup_logging
+from .common import config_option, setup_logging
+
+EXEC_ENV = "EDGE_AGENT_EXEC"  # "0": run in this process, without handing over to a run-time process
 
 
 @click.command("run")
@@ -18,14 +16,14 @@ from .common import EXIT_CONFIG, config_option, setup_logging
 @click.option("--once", is_flag=True, help="Poll every device once and print the topics and payloads that would be "
               "published, without a broker, the outbox or any state file; exit 1 if a device failed.")
 def command(config_path: str, once: bool) -> None:
-    """Run the agent (what systemd starts). Validates first, exactly as `check` does;
-    `edge-agent --debug run` logs at DEBUG."""
+    """Run the agent (what systemd starts). Validates first, exactly as `check` does, then runs in a lean
+    run-time process (the same PID); `edge-agent --debug run` logs at DEBUG."""
     if once:
         from .once_output import run_once_command
 
         raise SystemExit(run_once_command(validate_or_exit(config_path, at_run=False).config))
     from ..remote import ConfigFiles
-    from ..remote.restart import fail_trial, finish_restart, start_trial
+    from ..remote.restart import fail_trial, start_trial
 
     files = ConfigFiles(config_path)
     # a pushed config's first start is a trial (docs/fleet.md); a start re-executed to load OpenSSL
@@ -44,37 +42,12 @@ def command(config_path: str, once: bool) -> None:
     logging.getLogger("edge_agent").info(
         "config %s loaded: gateway %s, %d device(s), %d line(s); starting (compiling processing kernels on a "
         "first start; `edge-agent warmup` does it ahead)", config_path, cfg.gateway.id, len(cfg.devices), len(cfg.lines))
-    from ..app import prepare_state_dir, run_agent
+    if os.environ.get(EXEC_ENV) != "0":
+        from ..runtime.start import exec_runtime
 
-    try:
-        # one writer per state directory: held until this process ends, however it ends
-        with StateLock(prepare_state_dir(cfg)):
-            remote = asyncio.run(run_agent(cfg, config_files=files, trial=trial,
-                                           doctor_checks=lambda: _remote_checks(cfg)))
-    except Exception as e:
-        if trial is not None:
-            fail_trial(files, f"{type(e).__name__}: {e}")
-        _exit_for(e)
-        raise
-    if remote.restart is not None:
-        finish_restart(remote, files)
+        # the click command line, the loader and the hints stay behind: the agent runs in python -OO
+        exec_runtime(cfg, config_path=config_path, trial=trial, hidden=without_ssl.hidden,
+                     pymodbus_clients=without_ssl.pymodbus_clients)  # returns only if it could not
+    from ..runtime.run import run
 
-
-def _remote_checks(cfg) -> list[dict[str, str]]:
-    from ..doctor import remote_checks  # `doctor` over MQTT; imported only when asked
-
-    return remote_checks(cfg)
-
-
-def _exit_for(e: Exception) -> None:
-    """The exit a start failure gets (2 for a config problem); returns for anything else."""
-    if isinstance(e, ConfigError):
-        for p in e.problems:
-            click.echo(p, err=True)
-        raise SystemExit(EXIT_CONFIG) from None
-    if isinstance(e, StateDirLocked | OutboxLocked):
-        click.echo(f"refused: {e}", err=True)
-        raise SystemExit(EXIT_CONFIG) from None
-    if isinstance(e, OutboxError):
-        click.echo(f"edge-agent: {e}", err=True)
-        raise SystemExit(1) from None
+    run(cfg, config_path=config_path, trial=trial)

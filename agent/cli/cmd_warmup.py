@@ -32,11 +32,20 @@ def prepare_cache(state_dir: Path) -> Path:
     return cache
 
 
+def _precompile(state_dir: Path) -> None:
+    """The run-time process's bytecode (python -OO) cached too: a first start then compiles nothing."""
+    from ..runtime.start import precompile
+
+    ok, said = precompile(state_dir)
+    click.echo(f"bytecode ready: {said}" if ok else f"warmup: {said} (the first start compiles it)", err=not ok)
+
+
 @click.command("warmup")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (its state_dir is used).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), help="State directory holding the cache.")
 def command(config_file: Path | None, state_dir: Path | None) -> None:
-    """Compile and cache the numba kernels so the agent starts fast (exit 1 if nothing got cached)."""
+    """Compile and cache the numba kernels and the agent's bytecode so the agent starts fast (exit 1 if no
+    kernel got cached)."""
     from ..errors import ConfigError
 
     if state_dir is None and config_file is not None:
@@ -54,6 +63,7 @@ def command(config_file: Path | None, state_dir: Path | None) -> None:
     from ..processing.warmup import warm
 
     r = warm(state_dir)
+    _precompile(state_dir)
     if not r["jit"]:
         click.echo(f"kernels ready: pure Python (numba unavailable or disabled), nothing to cache; "
                    f"import {r['import_s']:.2f} s, first run {r['compile_s']:.2f} s")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -10,6 +9,9 @@ import click
 from ..config import AgentConfig
 from ..config.loader import read_config
 from ..errors import ConfigError
+from ..logsetup import setup_logging
+
+__all__ = ["EXIT_CONFIG", "config_option", "load_or_exit", "setup_logging"]
 
 EXIT_CONFIG = 2
 
@@ -30,14 +32,3 @@ def load_or_exit(path: str) -> AgentConfig:
         for p in e.problems:
             click.echo(f"  {p}", err=True)
         sys.exit(EXIT_CONFIG)
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """Root logging for ``run``. Chatty libraries (pymodbus) are quiet unless the level is DEBUG."""
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.getLogger("pymodbus").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.CRITICAL)
-    logging.basicConfig(
-        level=numeric,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if sys.stderr.isatty() else "%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )

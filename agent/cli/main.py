@@ -13,6 +13,8 @@ import sys
 
 import click
 
+from ..errors import describe_error
+
 # Command modules; each defines a click command or group named ``command``.
 COMMAND_MODULES = [
     "agent.cli.cmd_check",
@@ -58,15 +60,6 @@ def cli(debug: bool) -> None:
     """edge-agent: poll devices, keep every reading safe, forward over MQTT."""
     if debug:
         os.environ[DEBUG_ENV] = "1"
-
-
-def describe_error(e: BaseException) -> str:
-    """One line naming what went wrong (OSError texts already name the file or address)."""
-    if isinstance(e, OSError) and e.strerror:
-        where = f": {e.filename}" if e.filename else ""
-        return f"{e.strerror}{where}"
-    text = str(e) or type(e).__name__
-    return text.splitlines()[0] if isinstance(e, OSError) else f"{type(e).__name__}: {text.splitlines()[0]}"
 
 
 def announce_service_start(argv: list[str]) -> None:

@@ -11,7 +11,10 @@ plain-text socket code names two ssl exception types in ``except`` clauses, and 
 more: whatever imports ``ssl`` later gets it as usual (``doctor`` over MQTT probing a TLS port). What
 was imported without it stays so for the life of the process: asyncio's TLS transports,
 ``http.client.HTTPSConnection``, urllib's ``https://`` and ``hashlib.scrypt`` are unavailable.
-Should any of these imports fail, the process starts again at once with ``ssl``.
+Should any of these imports fail, the process starts again at once with ``ssl``. The run-time process
+``run`` hands over to (agent.runtime) imports them the same way, with what this process hid
+(:data:`hidden`, :data:`pymodbus_clients`), before it reads its config; the mechanism is
+agent.runtime.nossl.
 
 The config is read here straight from the TOML, before validation, with the schema's rule and on
 the safe side. OpenSSL is kept when:
@@ -40,35 +43,40 @@ later restarts).
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys
 import tomllib
-import types
 from collections.abc import Mapping
 from typing import Any
 
-KEEP_SSL_ENV = "EDGE_AGENT_SSL"  # "1": load OpenSSL whatever the config
-# one-shot, set for the process this one re-executes: "confirm" (after validation: the start of a
-# pushed config on trial is already counted) or "retry" (the imports without ssl failed)
-RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
-# the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
-# hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
-IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mqtt.client")
+from ..runtime.nossl import (  # noqa: F401 - the names this module has always offered
+    IMPORTED_WITHOUT_SSL,
+    KEEP_SSL_ENV,
+    PYMODBUS_TLS_STANDIN,
+    RESTART_ENV,
+    SslOnDemand,
+    import_pymodbus_clients,
+    import_without,
+    start_again_with_ssl,
+)
+
 DISTRIBUTION = "edge-agent"  # this project's: its drivers and lines use no TLS but the [mqtt.tls] uplink
 GROUPS = {"devices": "edge_agent.drivers", "lines": "edge_agent.lines"}
 # lines whose client is pymodbus's: pymodbus.client, imported here for them, with ssl on demand
 PYMODBUS_CLIENT_LINES = ("modbus_rtu", "modbus_rtu_over_tcp")
-PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out (see above)
 
 restarted_by_confirm = False  # this process was re-executed by confirm(): its trial start is counted
+# what prepare() hid while importing, for the run-time process to do the same (agent.runtime): the hidden
+# modules and whether pymodbus's clients were imported with ssl on demand
+hidden: tuple[str, ...] = ()
+pymodbus_clients = False
 
 
 def prepare(argv: list[str]) -> bool:
     """For ``run`` (the service), import asyncio and paho without ``ssl`` when the config needs no TLS.
     True when it did. Never fails: if the imports without ``ssl`` do, the process starts again with it."""
-    global restarted_by_confirm
+    global restarted_by_confirm, hidden, pymodbus_clients
     restart = os.environ.pop(RESTART_ENV, "")  # one-shot: not for later restarts (agent.remote.restart)
     restarted_by_confirm = restart == "confirm"
     words = [a for a in argv if not a.startswith("-")]
@@ -86,78 +94,19 @@ def prepare(argv: list[str]) -> bool:
         return False  # already imported with OpenSSL: nothing to save
     # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has; without
     # a built-in SHA-256 (a Python built without it), OpenSSL's is the only one
-    hidden = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
+    hide = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
     try:
-        try:
-            for name in hidden:
-                sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
-            for name in IMPORTED_WITHOUT_SSL:
-                importlib.import_module(name)
-            if uses_pymodbus_clients(data):
-                import_pymodbus_clients()
-        finally:
-            for name in hidden:
-                sys.modules.pop(name, None)
-        # paho's plain-text socket code names two ssl exception types in `except` clauses
-        sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
+        import_without(hide, pymodbus=uses_pymodbus_clients(data))
     except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
-        os.environ[RESTART_ENV] = "retry"
-        try:
-            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-        except OSError:  # cannot start again: carry on, ssl loads where it is imported from now on
-            del os.environ[RESTART_ENV]
-            return False
+        start_again_with_ssl()
+        return False
+    hidden, pymodbus_clients = hide, uses_pymodbus_clients(data)
     return True
-
-
-def import_pymodbus_clients() -> None:
-    """Import pymodbus's clients with :class:`SslOnDemand` as ``ssl`` and its TLS clients left out."""
-    tls = types.ModuleType(PYMODBUS_TLS_STANDIN, "pymodbus's Modbus-over-TLS clients, not loaded: this "
-                           "process started without OpenSSL (the agent builds no Modbus TLS client)")
-    tls.AsyncModbusTlsClient = tls.ModbusTlsClient = _NoTlsClient  # type: ignore[attr-defined]
-    sys.modules["ssl"] = SslOnDemand("ssl")
-    sys.modules[PYMODBUS_TLS_STANDIN] = tls
-    try:
-        importlib.import_module("pymodbus.client")
-    except BaseException:
-        del sys.modules[PYMODBUS_TLS_STANDIN]
-        raise
-
-
-class _NoTlsClient:
-    """pymodbus's TLS clients in a process started without OpenSSL."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("pymodbus's Modbus-over-TLS clients are not loaded: this process started without "
-                           f"OpenSSL (set {KEEP_SSL_ENV}=1 to load it)")
 
 
 def builtin_sha256() -> bool:
     """Whether hashlib has a SHA-256 of its own (without OpenSSL's ``_hashlib``)."""
     return any(importlib.util.find_spec(m) is not None for m in ("_sha2", "_sha256"))
-
-
-class _NeverRaised(Exception):
-    """Raised by nothing: an ``except`` naming it matches no exception."""
-
-
-class SslOnDemand(types.ModuleType):
-    """``ssl`` for a module that names its exception types where no TLS is used (paho 2.2's socket
-    reads and writes: ``except ssl.SSLWantReadError``, evaluated on every would-block). Until the
-    real module is loaded no TLS object exists, so those names can stand for an exception nothing
-    raises; anything else loads the real module, and once it is loaded everything is the real one's."""
-
-    def __getattr__(self, name: str) -> Any:
-        real = sys.modules.get("ssl")
-        if real is None or isinstance(real, SslOnDemand):  # not loaded (or hidden, or standing in, in prepare)
-            if name in ("SSLWantReadError", "SSLWantWriteError"):
-                return _NeverRaised
-            if name.startswith("__"):
-                raise AttributeError(name)
-            if real is not None:  # importing pymodbus's clients in prepare: a name it needs, so start with ssl
-                raise ImportError(f"ssl.{name} read while ssl stands in for pymodbus's clients")
-            real = importlib.import_module("ssl")
-        return getattr(real, name)
 
 
 def config_path(argv: list[str]) -> str:

@@ -22,7 +22,7 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 class Frozen(BaseModel):
     """Every config model is frozen and forbids unknown keys."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False, defer_build=True)
 
 
 class DeviceConfig(DeviceBase, Frozen):

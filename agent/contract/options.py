@@ -8,7 +8,7 @@ from .enums import EnergyMethod, PublishMode
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class CheckConfig(_Frozen):

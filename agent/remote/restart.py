@@ -16,6 +16,9 @@ from .files import ConfigFiles
 from .ops import RemoteOps
 
 log = logging.getLogger("edge_agent.remote")
+# the command re-executed: ``run``'s own (its validating process's argv, set by the run-time process
+# agent.runtime, so a pushed config is validated again); None: this process's
+ARGV: list[str] | None = None
 
 
 def start_trial(files: ConfigFiles, *, count: bool = True) -> dict | None:
@@ -52,4 +55,4 @@ def exec_self() -> None:
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    os.execv(sys.executable, [sys.executable, *(ARGV or sys.orig_argv)[1:]])

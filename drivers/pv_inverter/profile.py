@@ -36,7 +36,7 @@ NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Meta(_M):

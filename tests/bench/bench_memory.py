@@ -174,9 +174,11 @@ def main() -> None:
             text, stop = demo_config(tmp, broker) if args.load == "demo" else meters_config(tmp, broker, args.load)
             config = tmp / "agent.toml"
             config.write_text(text)
-            # the kernel cache filled as an install does (`edge-agent warmup`); the runs use it
+            # the kernel cache and the run-time process's bytecode filled as an install does (`edge-agent
+            # warmup` on the service's state directory); the runs use them
             os.environ["NUMBA_CACHE_DIR"] = str(tmp / "numba-cache")
-            subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(tmp / "warm")],
+            state = tmp / ("demo-state" if args.load == "demo" else "mem-state")
+            subprocess.run([sys.executable, "-m", "agent.cli.main", "warmup", "--state-dir", str(state)],
                            cwd=ROOT, check=True, capture_output=True)
             try:
                 mem, by = run_agent(tmp, config, args.settle, args.plain)

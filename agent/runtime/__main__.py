@@ -1,0 +1,82 @@
+"""``python -OO -m agent.runtime --handoff FD [--without ssl,_hashlib] [--pymodbus-clients]``: the
+run-time process ``edge-agent run`` executes after validating (agent.runtime.start); not a command for
+people. Imports as little as it can before it has done what the validating process did without ssl."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+USAGE = "usage: python -m agent.runtime --handoff FD [--without MODULES] [--pymodbus-clients] (started by `edge-agent run`)"
+DEBUG_ENV = "EDGE_AGENT_DEBUG"
+EXIT_RUNTIME = 1
+
+
+def parse(argv: list[str]) -> tuple[int, tuple[str, ...], bool]:
+    fd, hidden, pymodbus = None, (), False
+    it = iter(argv)
+    for a in it:
+        if a == "--handoff":
+            fd = next(it, "")
+        elif a == "--without":
+            hidden = tuple(filter(None, next(it, "").split(",")))
+        elif a == "--pymodbus-clients":
+            pymodbus = True
+        else:
+            raise SystemExit(f"agent.runtime: unknown argument {a!r}\n{USAGE}")
+    if fd is None or not fd.isdigit():
+        raise SystemExit(f"agent.runtime: --handoff FD is required\n{USAGE}")
+    return int(fd), hidden, pymodbus
+
+
+def main(argv: list[str]) -> None:
+    fd, hidden, pymodbus = parse(argv)
+    if sys.pycache_prefix:  # the state directory's cache (agent.runtime.start): written, whatever
+        sys.dont_write_bytecode = False  # PYTHONDONTWRITEBYTECODE says for the sources' own __pycache__
+        from .bytecode import backfill
+
+        backfill()
+    from .handoff import HandoffError, load
+
+    try:
+        handed = load(fd)
+    except HandoffError as e:
+        raise SystemExit(f"edge-agent run: {e}") from None
+    meta = handed.meta
+    if hidden:  # as the validating process did (agent.cli.without_ssl), before anything imports asyncio
+        from .nossl import import_without, start_again_with_ssl
+
+        try:
+            import_without(hidden, pymodbus=pymodbus)
+        except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start `run` again with it
+            start_again_with_ssl(meta["argv"])
+    from ..remote import restart
+
+    restart.ARGV = meta["argv"]  # a pushed config or a rollback starts `run` again: validated again
+    try:
+        cfg = handed.config()
+    except HandoffError as e:
+        raise SystemExit(f"edge-agent run: {e}") from None
+    from ..logsetup import setup_logging
+
+    setup_logging("DEBUG" if os.environ.get(DEBUG_ENV) else cfg.gateway.log_level)
+    import logging
+
+    logging.getLogger("edge_agent").debug("run-time process %d: python -OO, bytecode cache %s", os.getpid(),
+                                          sys.pycache_prefix or "beside the sources")
+    from .run import run
+
+    run(cfg, config_path=meta["config_path"], trial=meta["trial"])
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except Exception as e:  # noqa: BLE001 - the last line of defence, as the command line's
+        if os.environ.get(DEBUG_ENV):
+            raise
+        from ..errors import describe_error
+
+        print(f"error: {describe_error(e)}", file=sys.stderr)
+        print("(rerun as 'edge-agent --debug ...' for the full traceback)", file=sys.stderr)
+        sys.exit(EXIT_RUNTIME)

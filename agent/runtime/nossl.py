@@ -1,0 +1,95 @@
+"""Importing asyncio, hashlib and paho (and pymodbus's clients) without OpenSSL: the mechanism, shared by
+``run``'s validating process (agent.cli.without_ssl decides from the config) and the run-time process it
+hands over to (agent.runtime, which does what the validating process did). See agent.cli.without_ssl."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+from typing import Any
+
+KEEP_SSL_ENV = "EDGE_AGENT_SSL"  # "1": load OpenSSL whatever the config
+# one-shot, set for the process this one re-executes: "confirm" (after validation: the start of a
+# pushed config on trial is already counted) or "retry" (the imports without ssl failed)
+RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
+# the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
+# hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
+IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mqtt.client")
+PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out
+
+
+def import_without(hidden: tuple[str, ...], *, pymodbus: bool) -> None:
+    """Import :data:`IMPORTED_WITHOUT_SSL` (and pymodbus's clients if ``pymodbus``) with the ``hidden``
+    modules absent, then give paho :class:`SslOnDemand` as its ``ssl``. Raises what an import raised."""
+    try:
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
+        for name in IMPORTED_WITHOUT_SSL:
+            importlib.import_module(name)
+        if pymodbus:
+            import_pymodbus_clients()
+    finally:
+        for name in hidden:
+            sys.modules.pop(name, None)
+    # paho's plain-text socket code names two ssl exception types in `except` clauses
+    sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
+
+
+def start_again_with_ssl(argv: list[str] | None = None) -> None:
+    """The imports without ssl failed: start ``run`` again at once (``argv``: the validating command's,
+    default this process's), marked so that it loads ssl. Returns when it cannot (ssl then loads where
+    it is imported from now on)."""
+    os.environ[RESTART_ENV] = "retry"
+    try:
+        os.execv(sys.executable, [sys.executable, *(argv or sys.orig_argv)[1:]])
+    except OSError:
+        del os.environ[RESTART_ENV]
+
+
+def import_pymodbus_clients() -> None:
+    """Import pymodbus's clients with :class:`SslOnDemand` as ``ssl`` and its TLS clients left out."""
+    tls = types.ModuleType(PYMODBUS_TLS_STANDIN, "pymodbus's Modbus-over-TLS clients, not loaded: this "
+                           "process started without OpenSSL (the agent builds no Modbus TLS client)")
+    tls.AsyncModbusTlsClient = tls.ModbusTlsClient = _NoTlsClient  # type: ignore[attr-defined]
+    sys.modules["ssl"] = SslOnDemand("ssl")
+    sys.modules[PYMODBUS_TLS_STANDIN] = tls
+    try:
+        importlib.import_module("pymodbus.client")
+    except BaseException:
+        del sys.modules[PYMODBUS_TLS_STANDIN]
+        raise
+
+
+class _NoTlsClient:
+    """pymodbus's TLS clients in a process started without OpenSSL."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("pymodbus's Modbus-over-TLS clients are not loaded: this process started without "
+                           f"OpenSSL (set {KEEP_SSL_ENV}=1 to load it)")
+
+
+class _NeverRaised(Exception):
+    """Raised by nothing: an ``except`` naming it matches no exception."""
+
+
+class SslOnDemand(types.ModuleType):
+    """``ssl`` for a module that names its exception types where no TLS is used (paho 2.2's socket
+    reads and writes: ``except ssl.SSLWantReadError``, evaluated on every would-block). Until the
+    real module is loaded no TLS object exists, so those names can stand for an exception nothing
+    raises; anything else loads the real module, and once it is loaded everything is the real one's."""
+
+    def __getattr__(self, name: str) -> Any:
+        real = sys.modules.get("ssl")
+        if real is None or isinstance(real, SslOnDemand):  # not loaded (or hidden, or standing in, in prepare)
+            if name in ("SSLWantReadError", "SSLWantWriteError"):
+                return _NeverRaised
+            if name.startswith("__"):
+                raise AttributeError(name)
+            if real is not None:  # importing pymodbus's clients in prepare: a name it needs, so start with ssl
+                raise ImportError(f"ssl.{name} read while ssl stands in for pymodbus's clients")
+            real = importlib.import_module("ssl")
+        return getattr(real, name)
+
+

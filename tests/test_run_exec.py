@@ -1,0 +1,143 @@
+"""``edge-agent run`` validates, then executes its lean run-time process in place (agent.runtime): the
+real service against a real mosquitto keeps its PID, runs under ``python -OO`` with its bytecode cached in
+the state directory, loads neither click nor the config loader, and delivers; a run-time process that
+cannot read what it was handed says so and exits non-zero."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from process_probe import probe
+
+from agent.runtime import handoff
+
+CONFIG = """
+[gateway]
+id = "gw"
+state_dir = "{state}"
+
+[mqtt]
+host = "{host}"
+port = {port}
+username = "u"
+password = "not-on-disk"
+
+[[devices]]
+name = "load"
+type = "replay"
+file = "{csv}"
+"""
+
+# loaded by validation only: the command line, the TOML parser, the loader and its hints
+VALIDATION_ONLY = ("click", "tomllib", "agent.cli", "agent.config.loader", "agent.config.validate", "agent.hints")
+
+
+def start_agent(tmp_path: Path, broker, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    csv = tmp_path / "load.csv"
+    csv.write_text("timestamp,value\n" + "".join(f"2026-01-01T00:0{i}:00,{i}.5\n" for i in range(5)))
+    config = tmp_path / "agent.toml"
+    config.write_text(CONFIG.format(state=tmp_path / "state", host=broker.host, port=broker.port, csv=csv))
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    return proc, log
+
+
+def stop(proc: subprocess.Popen) -> int:
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def test_run_executes_a_lean_optimized_run_time_process_in_place_and_delivers(
+        tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    seen = probe(tmp_path / "probe")
+    proc, log = start_agent(tmp_path, mosquitto, seen.env())
+    try:
+        sub.wait_for(1, timeout=120)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        held = {os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")}
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    assert b"-OO" in cmdline and b"agent.runtime" in cmdline, cmdline
+    assert not [h for h in held if "edge-agent-config" in h]  # the hand-off was read and closed
+    starts, exits = seen.records("start"), seen.records("exit")
+    assert [r["pid"] for r in starts] == [proc.pid, proc.pid]  # validated, then executed in place
+    assert [r["optimize"] for r in starts] == [0, 2]
+    assert len(exits) == 1 and exits[0]["optimize"] == 2
+    mods = set(exits[0]["modules"])
+    assert "agent.app" in mods and "agent.uplink.mqtt" in mods
+    assert not [m for m in mods if m.startswith(VALIDATION_ONLY)], sorted(m for m in mods if m.startswith(VALIDATION_ONLY))
+    # its bytecode is cached in the state directory, this user's alone; the config's secrets are nowhere on disk
+    cache = tmp_path / "state" / "pycache"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert list(cache.rglob("app.cpython-*.opt-2.pyc"))
+    assert not [p for p in (tmp_path / "state").rglob("*") if p.is_file() and b"not-on-disk" in p.read_bytes()]
+
+
+def test_run_can_stay_in_one_process(tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    """EDGE_AGENT_EXEC=0 (or an exec that fails): the validating process runs the agent itself, as before."""
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    seen = probe(tmp_path / "probe")
+    proc, log = start_agent(tmp_path, mosquitto, {**seen.env(), "EDGE_AGENT_EXEC": "0"})
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    starts, exits = seen.records("start"), seen.records("exit")
+    assert [(r["pid"], r["optimize"]) for r in starts + exits] == [(proc.pid, 0), (proc.pid, 0)]
+    assert "agent.uplink.mqtt" in exits[0]["modules"]
+
+
+def test_a_warm_start_compiles_nothing(tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    for run in ("first", "warm"):
+        sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+        proc, log = start_agent(tmp_path, mosquitto, {**os.environ})
+        try:
+            sub.wait_for(1, timeout=120)
+        finally:
+            assert stop(proc) == 0, log.read_text()[-3000:]
+        cached = {p: p.stat().st_mtime_ns for p in (tmp_path / "state" / "pycache").rglob("*.pyc")}
+        if run == "first":
+            first = cached
+    assert cached == first  # the second start read every module's bytecode, wrote none
+
+
+def test_a_run_time_process_that_cannot_read_its_hand_off_says_so(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-OO", "-m", "agent.runtime", "--handoff", "57"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and "cannot open the hand-off descriptor 57" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+    other = tmp_path / "other"
+    other.write_bytes(b"not a hand-off")
+    with open(other, "rb") as fh:
+        r = subprocess.run([sys.executable, "-m", "agent.runtime", "--handoff", str(fh.fileno())],
+                           capture_output=True, text=True, timeout=120, pass_fds=(fh.fileno(),))
+    assert r.returncode != 0 and "does not hold a config handed over by `edge-agent run`" in r.stderr, r.stderr
+
+    r = subprocess.run([sys.executable, "-m", "agent.runtime"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--handoff FD is required" in r.stderr
+
+
+def test_the_hand_off_keeps_what_it_was_given(tmp_path: Path) -> None:
+    fd = handoff.dump({"password": "s3cret"}, {"argv": ["python", "edge-agent", "run"], "trial": None})
+    handed = handoff.load(fd)
+    assert handed.meta == {"argv": ["python", "edge-agent", "run"], "trial": None}
+    assert handed.config() == {"password": "s3cret"}
