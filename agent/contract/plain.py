@@ -183,6 +183,12 @@ _OWN_EXEMPT = frozenset({"model_config", "plain_extras", "_abc_impl"})
 _READY: dict[type, tuple[str, ...]] = {}
 
 
+def field_names(config: Any) -> tuple[str, ...]:
+    """The field names of a config object, plain twin or model alike."""
+    cls = type(config)
+    return cls.__plain_fields__ if issubclass(cls, Plain) else tuple(cls.model_fields)
+
+
 def own_behaviour(model_cls: type) -> tuple[str, ...]:
     """``qualname.attr`` of what a model class (or a model base) defines besides fields, class
     variables and validators, and no mixin of its twin has: empty when the twin can stand in for it."""

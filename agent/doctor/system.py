@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config.schema import AgentConfig
 from ..config.validate import file_problem
+from ..contract.plain import field_names
 from ..timesync import TimeSync, time_sync_status
 from .report import Check, fail, ok, warn
 
@@ -24,7 +25,7 @@ def referenced_files(cfg: AgentConfig) -> list[tuple[str, Path]]:
         out += [(f"mqtt.tls.{k}", f) for k, f in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file),
                                                    ("key_file", tls.key_file)) if f is not None]
     for dev in cfg.devices:
-        out += [(f"devices.{dev.name}.{k}", v) for k in type(dev).model_fields
+        out += [(f"devices.{dev.name}.{k}", v) for k in field_names(dev)
                 if isinstance(v := getattr(dev, k), Path)]
     return out
 

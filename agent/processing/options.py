@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..contract.enums import EnergyMethod
-from ..hints import no_such_metric
 from ..model import MetricKind, MetricSpec
 
 if TYPE_CHECKING:
@@ -103,3 +102,9 @@ def metric_problems(dev: DeviceConfig, metrics: Sequence[MetricSpec]) -> list[tu
         key = ("energy", "metric") if "has no metric" in energy else ("energy",)
         problems.append((key, energy))
     return problems
+
+
+def no_such_metric(metric: str, names: Sequence[str], device: str | None = None) -> str:
+    from ..hints import no_such_metric as hint  # the hints: only for a config that has a problem
+
+    return hint(metric, names, device)

@@ -66,7 +66,8 @@ def main(argv: list[str]) -> None:
                                           sys.pycache_prefix or "beside the sources")
     from .run import run
 
-    run(cfg, config_path=meta["config_path"], trial=meta["trial"])
+    run(cfg, config_path=meta["config_path"], trial=meta["trial"],
+        references={k: meta[k] for k in ("drivers", "lines")})
 
 
 if __name__ == "__main__":

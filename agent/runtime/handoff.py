@@ -3,7 +3,8 @@
 Written to an anonymous in-memory file (``memfd_create``; an unlinked temporary file where there is
 none): nothing with the config's secrets is left on disk or under a name, and the descriptor, inherited
 by the run-time process alone, is closed once read. :func:`dump` and :func:`load` are the one place the
-config is encoded and decoded (pickle of the validated models today).
+config is encoded and decoded: the validated models' plain twins (:func:`agent.contract.plain.to_plain`),
+pickled, so the run-time process reads its config without importing pydantic.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def load(fd: int) -> Handoff:
 
 
 def _encode(cfg: Any) -> Any:
-    return cfg  # the validated models pickle as they are
+    from ..contract.plain import to_plain
+
+    return to_plain(cfg)
 
 
 def _decode(data: Any) -> Any:

@@ -58,7 +58,7 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
                  pymodbus_clients: bool = False) -> None:
     """Hand ``cfg`` over and become the run-time process. Returns only when it cannot (the caller then
     runs the agent itself)."""
-    meta = {"config_path": config_path, "trial": trial, "argv": list(sys.orig_argv)}
+    meta = {"config_path": config_path, "trial": trial, "argv": list(sys.orig_argv), **references(cfg)}
     try:
         fd = handoff.dump(cfg, meta)
     except handoff.HandoffError as e:
@@ -74,6 +74,16 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
     except OSError as e:
         os.close(fd)
         log.warning("cannot start the run-time process %s (%s); running in this process", argv[0], e.strerror)
+
+
+def references(cfg: Any) -> dict[str, dict[str, str]]:
+    """``"module:attr"`` of the config's drivers and line kinds: the run-time process loads them by name
+    and reads no entry points (``importlib.metadata`` stays out of it)."""
+    from ..bus.kinds import line_kind_references
+    from ..driver import DriverCatalog
+
+    return {"drivers": DriverCatalog.discover().references(d.type for d in cfg.devices),
+            "lines": line_kind_references(line.type for line in cfg.lines.values())}
 
 
 def _import_root_on_path() -> None:
