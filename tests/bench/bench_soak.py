@@ -40,7 +40,10 @@ def slope(points: list[tuple[float, float]]) -> float:
 def soak(tmp: Path, broker: kit.Mosquitto, meters: int, poll_s: float, minutes: int) -> None:
     name = f"soak-{meters}-{int(poll_s * 1000)}"
     sim = kit.MeterSim(meters)
-    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/telemetry/#"], complete_at=fp.VALUES)
+    # every topic the outbox stores (docs/payloads.md): their messages share the stream's seq, so a
+    # topic left out would show as a gap; health is read apart and carries no seq
+    stored = ("telemetry/#", "agg/#", "event", "audit", "cmd/+/result", "health")
+    sub = kit.Subscriber(broker.host, broker.port, [f"edge/{name}/{t}" for t in stored], complete_at=fp.VALUES)
     agent = fp.start_agent(tmp, name, fp.agent_config(tmp, name, broker, meters, sim.port, poll_s))
     rows: list[tuple[int, dict]] = []
     try:
