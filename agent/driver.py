@@ -35,7 +35,7 @@ class DriverCatalog:
     def __init__(self, specs: dict[str, DriverSpec], *, entries: dict | None = None):
         self._specs = dict(specs)
         self._entries = dict(entries or {})  # type -> entry point not loaded yet
-        self._values = {t: ep.value for t, ep in self._entries.items()}  # type -> "module:attr"
+        self._values = {t: f"{ep.module}:{ep.attr}" for t, ep in self._entries.items()}  # type -> "module:attr"
 
     @classmethod
     def discover(cls) -> DriverCatalog:
@@ -78,6 +78,7 @@ class _Reference:
 
     def __init__(self, name: str, value: str):
         self.name, self.value = name, value
+        self.module, _, self.attr = value.partition(":")
 
     def load(self) -> object:
         return resolve(self.value)

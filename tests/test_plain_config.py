@@ -82,6 +82,60 @@ def test_a_model_with_behaviour_of_its_own_is_kept_as_it_is() -> None:
     assert own_behaviour(DeviceConfig) == ()
 
 
+def test_only_this_projects_models_are_twinned_and_only_those_a_twin_can_stand_in_for() -> None:
+    from pydantic import BaseModel, computed_field
+
+    from agent.contract.plain import twinned
+
+    class Watts(BaseModel):
+        volts: float = 230.0
+        amps: float = 10.0
+
+        @computed_field
+        @property
+        def watts(self) -> float:
+            return self.volts * self.amps
+
+    class Simple(BaseModel):
+        x: int = 1
+
+    assert not twinned(Simple)  # a third-party driver's model: handed over as it is (pydantic loads)
+    assert to_plain(Simple()) == Simple()
+    for cls in (Watts, Simple):
+        cls.__module__ = "drivers.elsewhere"
+    assert twinned(Simple) and isinstance(to_plain(Simple()), Plain)
+    assert own_behaviour(Watts) == (f"{Watts.__qualname__}.watts",)  # a twin would drop it from dumps
+    assert to_plain(Watts()).model_dump() == {"volts": 230.0, "amps": 10.0, "watts": 2300.0}
+
+
+def test_models_one_factory_makes_keep_their_own_class_variables() -> None:
+    from typing import ClassVar
+
+    from pydantic import BaseModel
+
+    def make(scale: int) -> type:
+        class Cfg(BaseModel):
+            SCALE: ClassVar[int] = scale
+            x: int = 1
+
+        Cfg.__module__ = "drivers.elsewhere"  # a model of this project's (they are twinned)
+        return Cfg
+
+    a, b = make(1000), make(3000)
+    assert (twin_of(a).SCALE, twin_of(b).SCALE) == (1000, 3000)
+    assert pickle.loads(pickle.dumps(to_plain(b()))).SCALE == 3000
+
+
+def test_an_entry_points_spacing_and_extras_are_not_part_of_its_reference() -> None:
+    from importlib.metadata import EntryPoint
+
+    from agent.driver import DriverCatalog
+
+    ep = EntryPoint(name="thermo", value="json : dumps [serial]", group="edge_agent.drivers")
+    assert DriverCatalog({}, entries={"thermo": ep}).references(["thermo"]) == {"thermo": "json:dumps"}
+    assert DriverCatalog.from_references({"thermo": "json:dumps"}).references(["thermo"]) == {"thermo": "json:dumps"}
+
+
 def test_sections_behaviour_reads_the_same_on_the_twin(tmp_path: Path) -> None:
     cfg = load_config_text(meters_config(tmp_path / "state", 1883, 1502, extra=(
         '[metrics]\nenabled = true\nlisten = "127.0.0.1:9200"\n[web]\nenabled = true\n')))

@@ -141,3 +141,27 @@ def test_the_hand_off_keeps_what_it_was_given(tmp_path: Path) -> None:
     handed = handoff.load(fd)
     assert handed.meta == {"argv": ["python", "edge-agent", "run"], "trial": None}
     assert handed.config() == {"password": "s3cret"}
+
+
+def test_a_config_pickle_cannot_write_is_a_hand_off_error_so_run_stays_in_one_process() -> None:
+    # e.g. a third-party driver's model holding a function: `run` then runs in its own process (start.py)
+    import pytest
+
+    with pytest.raises(handoff.HandoffError, match="cannot hand the config over"):
+        handoff.dump({"decode": lambda r: r[0]}, {})
+
+
+def test_a_retry_with_openssl_asked_by_the_run_time_process_counts_no_second_trial_start(monkeypatch) -> None:
+    """The validating process counted a pushed config's start; the run-time process's retry is that start."""
+    from agent.cli import without_ssl
+    from agent.runtime import nossl
+
+    execs: list[list[str]] = []
+    monkeypatch.setattr(nossl.os, "execv", lambda exe, argv: execs.append(argv))
+    nossl.start_again_with_ssl(["edge-agent", "run", "-c", "x.toml"], counted=True)
+    assert execs == [[sys.executable, "run", "-c", "x.toml"]]
+    assert not without_ssl.prepare(["run", "-c", "x.toml"])  # ssl loads in the started process
+    assert without_ssl.restarted_by_confirm  # so `run` counts no second start of the trial
+    monkeypatch.setenv(nossl.RESTART_ENV, "retry")  # a retry of the validating process's own: not counted yet
+    without_ssl.prepare(["run", "-c", "x.toml"])
+    assert not without_ssl.restarted_by_confirm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 
 import agent.plugins as plugins
@@ -12,8 +13,8 @@ from drivers.modbus_meter.planner import Item, plan
 
 def test_entry_point_groups_share_one_scan_until_the_path_changes(monkeypatch, tmp_path) -> None:
     scans = []
-    real = plugins.entry_points
-    monkeypatch.setattr(plugins, "entry_points", lambda: scans.append(1) or real())
+    real = importlib.metadata.entry_points  # imported by agent.plugins when a group is first read
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda: scans.append(1) or real())
     plugins._installed.cache_clear()
     try:
         catalog = DriverCatalog.discover()

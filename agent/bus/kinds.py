@@ -62,7 +62,7 @@ def line_kind_references(types: Iterable[str]) -> dict[str, str]:
     for t in dict.fromkeys(types):
         eps = list(group_entry_points(LINES_GROUP, name=t))
         if eps:
-            out[t] = eps[-1].value
+            out[t] = f"{eps[-1].module}:{eps[-1].attr}"  # (an entry point may add spaces and extras)
     return out
 
 

@@ -78,7 +78,9 @@ def prepare(argv: list[str]) -> bool:
     True when it did. Never fails: if the imports without ``ssl`` do, the process starts again with it."""
     global restarted_by_confirm, hidden, pymodbus_clients
     restart = os.environ.pop(RESTART_ENV, "")  # one-shot: not for later restarts (agent.remote.restart)
-    restarted_by_confirm = restart == "confirm"
+    # "confirm" (below) and a retry asked by the run-time process (agent.runtime) come after the
+    # validating process counted the trial's start: not counted again
+    restarted_by_confirm = restart in ("confirm", "retry-counted")
     words = [a for a in argv if not a.startswith("-")]
     if (words[:1] != ["run"] or "--once" in argv or restart or os.environ.get(KEEP_SSL_ENV) == "1"
             or "ssl" in sys.modules):

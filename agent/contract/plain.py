@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import pickle
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
@@ -144,7 +145,8 @@ _BY_MODEL: dict[type, type[Plain]] = {}
 def _twin(spec: tuple) -> type[Plain]:
     """The plain class for ``spec`` = (module, qualname, mixins, fields, class vars), made once."""
     module, qualname, mixins, fields, class_vars = spec
-    key = (module, qualname, mixins, fields)
+    # class variables are part of the key: models made by one factory share a qualname, not their values
+    key = (module, qualname, mixins, fields, pickle.dumps(class_vars, protocol=pickle.HIGHEST_PROTOCOL))
     cls = _TWINS.get(key)
     if cls is None:
         ns = {**dict(class_vars), "__module__": module, "__qualname__": qualname, "__plain_fields__": fields,
@@ -177,8 +179,10 @@ def twin_of(model_cls: type) -> type[Plain]:
     return cls
 
 
-_DECORATOR_KINDS = ("validators", "field_validators", "root_validators", "field_serializers", "model_serializers",
-                    "model_validators", "computed_fields")
+_VALIDATOR_KINDS = ("validators", "field_validators", "root_validators", "model_validators")
+# what a twin cannot do: a computed field is a value, a serializer changes what a dump writes
+_DUMP_KINDS = ("field_serializers", "model_serializers", "computed_fields")
+OURS = ("agent.", "drivers.", "firmware_bridge.")  # the packages whose models are twinned
 _OWN_EXEMPT = frozenset({"model_config", "plain_extras", "_abc_impl"})
 _READY: dict[type, tuple[str, ...]] = {}
 
@@ -201,7 +205,9 @@ def own_behaviour(model_cls: type) -> tuple[str, ...]:
         if not hasattr(klass, "__pydantic_fields__") or klass.__module__.startswith("pydantic"):
             continue
         decorators = klass.__pydantic_decorators__  # validators, serializers, computed fields by kind
-        validators = {n for kind in _DECORATOR_KINDS for n in getattr(decorators, kind, {})}
+        dumps = {n for kind in _DUMP_KINDS for n in getattr(decorators, kind, {})}
+        out += [f"{klass.__qualname__}.{n}" for n in sorted(dumps)]
+        validators = dumps | {n for kind in _VALIDATOR_KINDS for n in getattr(decorators, kind, {})}
         skip = validators | set(getattr(klass, "__class_vars__", ())) | set(klass.model_fields) | _OWN_EXEMPT
         for name, attr in vars(klass).items():
             if name.startswith("__") or name in skip or name in mixin_names:
@@ -210,6 +216,19 @@ def own_behaviour(model_cls: type) -> tuple[str, ...]:
                 out.append(f"{klass.__qualname__}.{name}")
     found = _READY[model_cls] = tuple(out)
     return found
+
+
+def twinned(model_cls: type) -> bool:
+    """Whether :func:`to_plain` turns instances of ``model_cls`` into its twin: a model of this project
+    (a third-party driver's keeps its model, and the process loads pydantic for it) whose twin can
+    stand in for it (no behaviour of its own, no computed field or serializer, class variables that
+    pickle)."""
+    if not model_cls.__module__.startswith(OURS):
+        return False
+    try:
+        return not own_behaviour(model_cls)
+    except Exception:  # noqa: BLE001 - a class variable pickle cannot write: the model is handed over as it is
+        return False
 
 
 def to_plain(value: Any, _memo: dict[int, Any] | None = None) -> Any:
@@ -226,7 +245,7 @@ def to_plain(value: Any, _memo: dict[int, Any] | None = None) -> Any:
         return memo[key][1]
     out: Any = value
     cls = type(value)
-    if hasattr(cls, "__pydantic_fields__") and not own_behaviour(cls):
+    if hasattr(cls, "__pydantic_fields__") and twinned(cls):
         values = {f: to_plain(getattr(value, f), memo) for f in cls.model_fields}
         extras = getattr(value, "plain_extras", None)
         if extras is not None:

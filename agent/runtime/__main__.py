@@ -49,7 +49,8 @@ def main(argv: list[str]) -> None:
         try:
             import_without(hidden, pymodbus=pymodbus)
         except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start `run` again with it
-            start_again_with_ssl(meta["argv"])
+            handed.close()  # its descriptor holds the config's secrets: not for the next process
+            start_again_with_ssl(meta["argv"], counted=True)
     from ..remote import restart
 
     restart.ARGV = meta["argv"]  # a pushed config or a rollback starts `run` again: validated again
@@ -73,6 +74,8 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C before the agent's own handlers are set (its imports)
+        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last line of defence, as the command line's
         if os.environ.get(DEBUG_ENV):
             raise

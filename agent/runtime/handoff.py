@@ -31,6 +31,8 @@ def dump(cfg: Any, meta: dict[str, Any]) -> int:
         pickle.dump(_encode(cfg), fh, protocol=pickle.HIGHEST_PROTOCOL)
         fh.flush()
         fd = os.dup(fh.fileno())
+    except Exception as e:  # e.g. a third-party driver's config holding a value pickle cannot write
+        raise HandoffError(f"cannot hand the config over: {type(e).__name__}: {e}") from None
     finally:
         fh.close()
     os.lseek(fd, 0, os.SEEK_SET)
@@ -44,6 +46,11 @@ class Handoff:
 
     meta: dict[str, Any]
     _fh: BinaryIO | None = field(repr=False)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     def config(self) -> Any:
         if self._fh is None:

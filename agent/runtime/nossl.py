@@ -37,11 +37,12 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool) -> None:
     sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
 
 
-def start_again_with_ssl(argv: list[str] | None = None) -> None:
+def start_again_with_ssl(argv: list[str] | None = None, *, counted: bool = False) -> None:
     """The imports without ssl failed: start ``run`` again at once (``argv``: the validating command's,
-    default this process's), marked so that it loads ssl. Returns when it cannot (ssl then loads where
-    it is imported from now on)."""
-    os.environ[RESTART_ENV] = "retry"
+    default this process's), marked so that it loads ssl. ``counted``: this start of a pushed config on
+    trial was counted already (the run-time process's retry). Returns when it cannot (ssl then loads
+    where it is imported from now on)."""
+    os.environ[RESTART_ENV] = "retry-counted" if counted else "retry"
     try:
         os.execv(sys.executable, [sys.executable, *(argv or sys.orig_argv)[1:]])
     except OSError:
