@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Quality(enum.IntFlag):
@@ -99,6 +100,8 @@ class Batch:
 
     @classmethod
     def empty(cls) -> Batch:
+        import numpy as np
+
         return cls(
             np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint32)
         )
@@ -111,6 +114,8 @@ class Batch:
         value: Iterable[float] | np.ndarray,
         quality: Iterable[int] | np.ndarray | None = None,
     ) -> Batch:
+        import numpy as np
+
         s = np.asarray(series, dtype=np.int32)
         t = np.asarray(ts, dtype=np.int64)
         v = np.asarray(value, dtype=np.float64)
@@ -125,6 +130,8 @@ class Batch:
 
         Raises KeyError naming the metric when a driver returns one it did not declare.
         """
+        import numpy as np
+
         n = len(samples)
         series = np.empty(n, np.int32)
         ts = np.empty(n, np.int64)
@@ -146,6 +153,8 @@ class Batch:
             return Batch.empty()
         if len(batches) == 1:
             return batches[0]
+        import numpy as np
+
         return Batch(
             np.concatenate([b.series for b in batches]),
             np.concatenate([b.ts for b in batches]),

@@ -2,8 +2,9 @@
 aggregates and events to the outbox in one transaction, then wakes the uplink. It sleeps until work
 arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit, or less once
 ``commit_readings`` readings wait (what a cycle holds at once, its memory, stays bounded whatever the
-poll rate); with nothing to do it wakes only to close aggregation windows (once a second) and to show
-it is alive.
+poll rate). The first readings after start are committed at once (a technician sees the first data
+sooner). With nothing to do it wakes only to close aggregation windows (once a second) and to show it
+is alive.
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
@@ -78,6 +79,7 @@ class Pipeline:
         self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
         self._work = False  # something was submitted since the last cycle began
+        self._started = False  # a cycle has committed readings: later ones wait the batching delay
         self._waiter: asyncio.Future | None = None  # the idle wait of run(), ended by a submission
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
@@ -141,7 +143,7 @@ class Pipeline:
                     timer.cancel()
                     self._waiter = None
             if self._work:  # the batching delay: later submissions join this commit, up to commit_readings
-                if self._pending_readings < self.config.store.commit_readings:
+                if self._started and self._pending_readings < self.config.store.commit_readings:
                     self._gathering = gathering = loop.create_future()
                     timer = loop.call_later(interval, _set_done, gathering)
                     try:
@@ -179,6 +181,7 @@ class Pipeline:
             messages.extend(self._derived(self.processor.split(), split=True))
         if pending:
             messages.extend(self._process(pending, now_ms, step, mono_ms))
+            self._started = True
         if self.processor is not None and time.monotonic() - self._last_flush >= FLUSH_S - FLUSH_EARLY_S:
             self._last_flush = time.monotonic()
             messages.extend(self._derived(self.processor.flush(now_ms)))

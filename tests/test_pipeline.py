@@ -253,6 +253,49 @@ def test_an_idle_pipeline_sleeps_until_readings_arrive(tmp_path) -> None:
     assert busy == 1 and readings == [2]  # both submissions in one cycle and message
 
 
+async def committed_at_start(pipe: Pipeline, outbox: Outbox, ts: int) -> None:
+    """Submit one reading and wait for its commit: the first readings after start do not wait the
+    batching delay, later ones do."""
+    import asyncio
+    import time
+
+    before = len(outbox.peek(1000))
+    pipe.submit("m", Batch.from_columns(np.array([0]), np.array([ts]), np.array([0.0])))
+    deadline = time.monotonic() + 60  # the first cycle may compile kernels: no fixed number of ticks
+    while len(outbox.peek(1000)) == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert len(outbox.peek(1000)) == before + 1, "the first readings after start were not committed at once"
+
+
+def test_the_first_readings_after_start_are_committed_without_the_batching_delay(tmp_path) -> None:
+    """A technician watching the broker sees the first data as soon as it is read, not a commit
+    interval later; the readings after it share commits again."""
+    import asyncio
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 10\n',
+                               env={})
+        object.__setattr__(cfg.store, "commit_interval", 3600.0)  # never waited out here
+        series = SeriesTable()
+        series.add_device("m", [MetricSpec("v", "V")])
+        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)))
+        task = asyncio.create_task(pipe.run())
+        await committed_at_start(pipe, outbox, 1_700_000_000_000)
+        first = [r.readings for r in outbox.peek(10)]
+        pipe.submit("m", Batch.from_columns(np.array([0]), np.array([1_700_000_001_000]), np.array([1.0])))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        later = [r.readings for r in outbox.peek(10)]
+        task.cancel()
+        return first, later
+
+    first, later = asyncio.run(scenario())
+    assert first == [1]
+    assert later == [1]  # the second reading waits the batching delay (an hour here)
+
+
 @pytest.mark.parametrize("setting", ["", "commit_readings = 500\n"])
 def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path, setting) -> None:
     """Readings arriving faster than a commit interval holds in bounded memory (100 meters x 60 values
@@ -273,17 +316,18 @@ def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_p
                         latest=LatestValues(len(series)))
         task = asyncio.create_task(pipe.run())
         ts = 1_700_000_000_000
+        await committed_at_start(pipe, outbox, ts - 1000)
         n = full - 1
         pipe.submit("m", Batch.from_columns(np.arange(n) % 2, np.full(n, ts), np.arange(n) * 1.0))
         for _ in range(20):
             await asyncio.sleep(0)
-        before = [r.readings for r in outbox.peek(10)]
+        before = [r.readings for r in outbox.peek(10)][1:]
         pipe.submit("m", Batch.from_columns(np.array([0]), np.array([ts + 100]), np.array([1.0])))
         deadline = time.monotonic() + 60  # the cycle may compile kernels: no fixed number of ticks
-        while not outbox.peek(10) and time.monotonic() < deadline:
+        while len(outbox.peek(10)) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         task.cancel()
-        return before, [r.readings for r in outbox.peek(10)], full
+        return before, [r.readings for r in outbox.peek(10)][1:], full
 
     before, after, full = asyncio.run(scenario())
     assert full == (500 if setting else 4096)

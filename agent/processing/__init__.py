@@ -8,13 +8,18 @@ from typing import TYPE_CHECKING
 
 from ..contract.enums import PublishMode
 from ..contract.lazy import lazy_exports
-from .processor import Processor, ProcessResult
-from .tariff import Tariff
 
-# the models (pydantic) on first use: the running agent reads a plain config
-__getattr__ = lazy_exports(__name__, dict.fromkeys(["CheckConfig", "EnergyConfig", "ProcessingConfig"], "agent.processing.config"))
+# on first use: the models (pydantic; the running agent reads a plain config) and the processor (numpy;
+# validating a config needs neither)
+__getattr__ = lazy_exports(__name__, {
+    **dict.fromkeys(["CheckConfig", "EnergyConfig", "ProcessingConfig"], "agent.processing.config"),
+    **dict.fromkeys(["Processor", "ProcessResult"], "agent.processing.processor"),
+    "Tariff": "agent.processing.tariff",
+})
 
 if TYPE_CHECKING:
     from .config import CheckConfig, EnergyConfig, ProcessingConfig
+    from .processor import Processor, ProcessResult
+    from .tariff import Tariff
 
 __all__ = ["CheckConfig", "EnergyConfig", "ProcessResult", "Processor", "ProcessingConfig", "PublishMode", "Tariff"]

@@ -30,9 +30,9 @@ import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
+
     from .config import ProcessingConfig
 
 MS_HOUR = 3_600_000
@@ -70,6 +70,8 @@ def table_factor(region: str, year: int | None = None) -> float:
 
 def read_hourly(path: Path, tz: zoneinfo.ZoneInfo) -> tuple[np.ndarray | None, dict[int, float]]:
     """A 24-hour profile (index = local hour) or exact hours (UTC hour start ms -> factor)."""
+    import numpy as np  # here: validating a config without an hourly file needs no numpy
+
     profile = np.full(24, np.nan)
     exact: dict[int, float] = {}
     try:
@@ -118,6 +120,8 @@ class CarbonFactors:
         return cls(value, tz=pc.timezone, hourly=c.hourly_file)
 
     def factors_at(self, ts_ms: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         ts = np.asarray(ts_ms, np.int64)
         out = np.full(ts.shape, self.value, np.float64)
         if self.profile is not None:
@@ -133,4 +137,4 @@ class CarbonFactors:
         return out
 
     def factor_at(self, ts_ms: int) -> float:
-        return float(self.factors_at(np.array([ts_ms]))[0])
+        return float(self.factors_at([ts_ms])[0])
