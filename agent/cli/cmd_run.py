@@ -3,12 +3,12 @@ import os
 
 import click
 
+from ..runtime import EXEC_ENV
 from ..sdnotify import START_UP_S, Notifier
 from . import without_ssl
 from .cmd_check import validate_or_exit
 from .common import config_option, setup_logging
 
-EXEC_ENV = "EDGE_AGENT_EXEC"  # "0": run in this process, without handing over to a run-time process
 
 
 @click.command("run")
@@ -48,6 +48,7 @@ def command(config_path: str, once: bool) -> None:
         # the click command line, the loader and the hints stay behind: the agent runs in python -OO
         exec_runtime(cfg, config_path=config_path, trial=trial, hidden=without_ssl.hidden,
                      pymodbus_clients=without_ssl.pymodbus_clients)  # returns only if it could not
+    without_ssl.finish()  # what prepare() left to the run-time process, imported here instead
     from ..runtime.run import run
 
     run(cfg, config_path=config_path, trial=trial)

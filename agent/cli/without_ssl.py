@@ -50,6 +50,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from ..runtime import EXEC_ENV
 from ..runtime.nossl import (  # noqa: F401 - the names this module has always offered
     IMPORTED_WITHOUT_SSL,
     KEEP_SSL_ENV,
@@ -71,6 +72,9 @@ restarted_by_confirm = False  # this process was re-executed by confirm(): its t
 # modules and whether pymodbus's clients were imported with ssl on demand
 hidden: tuple[str, ...] = ()
 pymodbus_clients = False
+_rest = False  # prepare() left paho and pymodbus to the run-time process: finish() imports them if none follows
+# what a process that hands over imports without ssl: validation imports them anyway (pydantic asyncio)
+VALIDATION_IMPORTS = ("asyncio", "hashlib", "hmac")
 
 
 def prepare(argv: list[str]) -> bool:
@@ -97,13 +101,33 @@ def prepare(argv: list[str]) -> bool:
     # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has; without
     # a built-in SHA-256 (a Python built without it), OpenSSL's is the only one
     hide = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
+    pymodbus = uses_pymodbus_clients(data)
+    # the process hands over to a run-time process, which imports paho and pymodbus itself: here only
+    # what validation imports anyway (pydantic imports asyncio)
+    lean = os.environ.get(EXEC_ENV) != "0"
     try:
-        import_without(hide, pymodbus=uses_pymodbus_clients(data))
+        import_without(hide, pymodbus=pymodbus and not lean, modules=VALIDATION_IMPORTS if lean else IMPORTED_WITHOUT_SSL)
     except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
         start_again_with_ssl()
         return False
-    hidden, pymodbus_clients = hide, uses_pymodbus_clients(data)
+    hidden, pymodbus_clients, _rest = hide, pymodbus, lean
     return True
+
+
+def finish() -> None:
+    """Before ``run`` runs the agent in this process (the hand-off was not made): import what
+    :func:`prepare` left to the run-time process, without ``ssl`` as it would have, unless something
+    has loaded it since. Never fails: a module that cannot do without ``ssl`` is imported with it."""
+    global _rest
+    if not _rest:
+        return
+    _rest = False
+    if "ssl" in sys.modules or "_hashlib" in sys.modules and "_hashlib" in hidden:
+        return  # loaded since: hiding it now would not keep it out
+    try:
+        import_without(hidden, pymodbus=pymodbus_clients)
+    except Exception:  # noqa: BLE001 - imported with ssl where it is imported next
+        pass
 
 
 def builtin_sha256() -> bool:

@@ -20,21 +20,23 @@ IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mq
 PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out
 
 
-def import_without(hidden: tuple[str, ...], *, pymodbus: bool) -> None:
-    """Import :data:`IMPORTED_WITHOUT_SSL` (and pymodbus's clients if ``pymodbus``) with the ``hidden``
-    modules absent, then give paho :class:`SslOnDemand` as its ``ssl``. Raises what an import raised."""
+def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
+                   modules: tuple[str, ...] = IMPORTED_WITHOUT_SSL) -> None:
+    """Import ``modules`` (and pymodbus's clients if ``pymodbus``) with the ``hidden`` modules absent,
+    then give paho :class:`SslOnDemand` as its ``ssl`` if it was imported. Raises what an import raised."""
     try:
         for name in hidden:
             sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
-        for name in IMPORTED_WITHOUT_SSL:
+        for name in modules:
             importlib.import_module(name)
         if pymodbus:
             import_pymodbus_clients()
     finally:
         for name in hidden:
             sys.modules.pop(name, None)
-    # paho's plain-text socket code names two ssl exception types in `except` clauses
-    sys.modules["paho.mqtt.client"].ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
+    if (paho := sys.modules.get("paho.mqtt.client")) is not None:
+        # paho's plain-text socket code names two ssl exception types in `except` clauses
+        paho.ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
 
 
 def start_again_with_ssl(argv: list[str] | None = None, *, counted: bool = False) -> None:
