@@ -37,11 +37,19 @@ file = "{csv}"
 VALIDATION_ONLY = ("click", "tomllib", "agent.cli", "agent.config.loader", "agent.config.validate", "agent.hints")
 
 
-def start_agent(tmp_path: Path, broker, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+def write_config(tmp_path: Path, broker) -> Path:
     csv = tmp_path / "load.csv"
     csv.write_text("timestamp,value\n" + "".join(f"2026-01-01T00:0{i}:00,{i}.5\n" for i in range(5)))
     config = tmp_path / "agent.toml"
     config.write_text(CONFIG.format(state=tmp_path / "state", host=broker.host, port=broker.port, csv=csv))
+    return config
+
+
+def start_agent(tmp_path: Path, broker, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    return start_agent_on(write_config(tmp_path, broker), tmp_path, env)
+
+
+def start_agent_on(config: Path, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / "agent.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
@@ -165,3 +173,49 @@ def test_a_retry_with_openssl_asked_by_the_run_time_process_counts_no_second_tri
     monkeypatch.setenv(nossl.RESTART_ENV, "retry")  # a retry of the validating process's own: not counted yet
     without_ssl.prepare(["run", "-c", "x.toml"])
     assert not without_ssl.restarted_by_confirm
+
+
+def test_an_invalid_config_is_reported_once_and_run_exits_2(tmp_path: Path, mosquitto) -> None:
+    """Validation runs beside the run-time process's start (agent.runtime.beside): its errors are the
+    ones `check` prints, printed once, and the PID systemd watches exits 2 (no restart loop)."""
+    seen = probe(tmp_path / "probe")
+    config = write_config(tmp_path, mosquitto)
+    config.write_text(config.read_text().replace('id = "gw"', 'id = "gw"\nno_such_key = 1'))
+    proc, log = start_agent_on(config, tmp_path, seen.env())
+    assert proc.wait(120) == 2, log.read_text()[-3000:]
+    text = log.read_text()
+    assert text.count("config invalid: 1 problem(s)") == 1 and "no_such_key" in text, text
+    assert "Traceback" not in text
+    starts = [r for r in seen.records("start") if r["pid"] == proc.pid]
+    assert [r["optimize"] for r in starts] == [0, 2]  # the run-time process had started; it exits with the code
+
+
+def test_a_pushed_config_that_fails_validation_at_start_is_rolled_back_in_the_same_pid(
+        tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    """The validating process finds the config on trial invalid: it rolls back and the run-time process (the
+    PID systemd watches) starts `run` again on the previous config, which delivers."""
+    from agent.remote import ConfigFiles
+
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    files = ConfigFiles(write_config(tmp_path, mosquitto))
+    good = files.path.read_text()
+    bad = good.replace(str(tmp_path / "load.csv"), str(tmp_path / "missing.csv"))
+    files.candidate.write_text(bad)
+    files.stage(bad.encode(), cid="cfg-1", version=7, timeout_s=30)
+    assert files.path.read_text() == bad
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    seen = probe(tmp_path / "probe")
+    proc, log = start_agent_on(files.path, tmp_path, seen.env())
+    try:
+        sub.wait_for(1, timeout=120)
+        alive = proc.poll() is None
+    finally:
+        code = stop(proc)
+    text = log.read_text()
+    assert alive and code == 0, text[-3000:]
+    assert files.path.read_text() == good  # the previous config is back, and it is what runs
+    assert "the pushed config cannot start" in text and "rolling back" in text, text[-3000:]
+    assert "Traceback" not in text
+    # `run` then the run-time process beside its validation; started again by it, on the previous config
+    assert [(r["pid"], r["optimize"]) for r in seen.records("start")] == [(proc.pid, 0), (proc.pid, 2)] * 2
+

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from ..runtime import EXEC_ENV
+from ..runtime import EXEC_ENV, beside
 from ..sdnotify import START_UP_S, Notifier
 from . import without_ssl
 from .cmd_check import validate_or_exit
@@ -22,8 +22,11 @@ def command(config_path: str, once: bool) -> None:
         from .once_output import run_once_command
 
         raise SystemExit(run_once_command(validate_or_exit(config_path, at_run=False).config))
-    from ..remote import ConfigFiles
+    from ..remote import ConfigFiles, restart
     from ..remote.restart import fail_trial, start_trial
+
+    if beside.validating():  # a rollback or a start again with OpenSSL: the run-time process starts `run` again
+        restart.START_AGAIN = beside.hand_back
 
     files = ConfigFiles(config_path)
     # a pushed config's first start is a trial (docs/fleet.md); a start re-executed to load OpenSSL
@@ -42,6 +45,10 @@ def command(config_path: str, once: bool) -> None:
     logging.getLogger("edge_agent").info(
         "config %s loaded: gateway %s, %d device(s), %d line(s); starting (compiling processing kernels on a "
         "first start; `edge-agent warmup` does it ahead)", config_path, cfg.gateway.id, len(cfg.devices), len(cfg.lines))
+    if beside.validating():  # the run-time process started beside this one waits for the config
+        from ..runtime.start import handoff_meta
+
+        beside.hand_over(cfg, handoff_meta(cfg, config_path=config_path, trial=trial))
     if os.environ.get(EXEC_ENV) != "0":
         from ..runtime.start import exec_runtime
 

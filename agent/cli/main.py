@@ -7,59 +7,14 @@ rerun with ``--debug`` (or ``EDGE_AGENT_DEBUG=1``) to see the traceback.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
+from typing import Any
 
-import click
-
-from ..errors import describe_error
-
-# Command modules; each defines a click command or group named ``command``.
-COMMAND_MODULES = [
-    "agent.cli.cmd_check",
-    "agent.cli.cmd_drivers",
-    "agent.cli.cmd_run",
-    "agent.cli.cmd_status",
-    "agent.cli.cmd_buffer",
-    "agent.cli.cmd_read",
-    "agent.cli.cmd_simulate",
-    "agent.cli.cmd_demo",
-    "agent.cli.cmd_scan",
-    "agent.cli.cmd_init",
-    "agent.cli.cmd_warmup",
-    "agent.cli.cmd_setup",
-    "agent.cli.cmd_doctor",
-    "agent.cli.cmd_ingest",
-    "agent.cli.cmd_fleet",
-]
+from ..runtime import EXEC_ENV
 
 DEBUG_ENV = "EDGE_AGENT_DEBUG"
 EXIT_RUNTIME = 1
-
-
-COMMANDS = {module.rsplit(".cmd_", 1)[1]: module for module in COMMAND_MODULES}  # name -> its module
-
-
-class LazyGroup(click.Group):
-    """A group whose commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *COMMANDS})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            self.add_command(importlib.import_module(COMMANDS[cmd_name]).command, cmd_name)
-        return self.commands.get(cmd_name)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="edge-agent")
-@click.option("--debug", is_flag=True, help=f"Show the full traceback of an unexpected error (env: {DEBUG_ENV}=1).")
-def cli(debug: bool) -> None:
-    """edge-agent: poll devices, keep every reading safe, forward over MQTT."""
-    if debug:
-        os.environ[DEBUG_ENV] = "1"
 
 
 def announce_service_start(argv: list[str]) -> None:
@@ -80,20 +35,48 @@ BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
 
 
 def main() -> None:
+    argv = sys.argv[1:]
     for name, value in BLAS_THREADS.items():
         os.environ.setdefault(name, value)  # before numpy loads; the run-time process inherits it
-    announce_service_start(sys.argv[1:])
-    from .without_ssl import prepare
+    announce_service_start(argv)
+    from .without_ssl import plan, prepare
 
-    prepare(sys.argv[1:])  # `run` with no TLS configured: asyncio and paho without OpenSSL
+    start = plan(argv)  # `run`: what its config file says before it is validated
+    # `run` as the service: its run-time process starts at once, beside this one's validation
+    beside = start.service and os.environ.get(EXEC_ENV) != "0" and start_beside(start)
+    prepare(start, validating_beside=beside)  # `run` with no TLS configured: asyncio and paho without OpenSSL
+    import click
+
+    from .group import cli
+
     try:
         cli(prog_name="edge-agent")
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line instead of a traceback
         if os.environ.get(DEBUG_ENV):
             raise
+        from ..errors import describe_error
+
         click.echo(f"error: {describe_error(e)}", err=True)
         click.echo("(rerun as 'edge-agent --debug ...' for the full traceback)", err=True)
         sys.exit(EXIT_RUNTIME)
+
+
+def start_beside(start: Any) -> bool:
+    """Fork: the parent becomes the run-time process (agent.runtime.beside); True in the validating child."""
+    from ..runtime import beside
+    from .without_ssl import preload_modules, state_dir_guess
+
+    beside.fork(hide=start.hide, pymodbus=start.pymodbus, preload=preload_modules(start.data),
+                state_dir=state_dir_guess(start.data))
+    return beside.validating()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cli":  # the click group, for tests and docs: imported with click
+        from .group import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..runtime import EXEC_ENV
@@ -77,40 +78,62 @@ _rest = False  # prepare() left paho and pymodbus to the run-time process: finis
 VALIDATION_IMPORTS = ("asyncio", "hashlib", "hmac")
 
 
-def prepare(argv: list[str]) -> bool:
-    """For ``run`` (the service), import asyncio and paho without ``ssl`` when the config needs no TLS.
-    True when it did. Never fails: if the imports without ``ssl`` do, the process starts again with it."""
-    global restarted_by_confirm, hidden, pymodbus_clients
+@dataclass(frozen=True)
+class Plan:
+    """What ``run`` decides from its config file before validating it (:func:`plan`)."""
+
+    service: bool = False  # `run` as the service (not --once): it hands over to a run-time process
+    hide: tuple[str, ...] = ()  # the modules imported without (empty: OpenSSL loads as usual)
+    pymodbus: bool = False  # pymodbus's clients are imported with ssl on demand
+    data: Mapping[str, Any] | None = None  # the config file as parsed (None: unreadable; validation says why)
+
+
+def plan(argv: list[str]) -> Plan:
+    """Read ``run``'s config file straight from the TOML (the rules above): what to import without ``ssl``."""
+    global restarted_by_confirm
     restart = os.environ.pop(RESTART_ENV, "")  # one-shot: not for later restarts (agent.remote.restart)
     # "confirm" (below) and a retry asked by the run-time process (agent.runtime) come after the
     # validating process counted the trial's start: not counted again
     restarted_by_confirm = restart in ("confirm", "retry-counted")
     words = [a for a in argv if not a.startswith("-")]
-    if (words[:1] != ["run"] or "--once" in argv or restart or os.environ.get(KEEP_SSL_ENV) == "1"
-            or "ssl" in sys.modules):
-        return False
+    if words[:1] != ["run"] or "--once" in argv:
+        return Plan()
     try:
         with open(config_path(argv), "rb") as fh:
             data = tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))  # as the loader reads it
     except (OSError, ValueError, TypeError):
-        return False  # validation reports it
-    if needs_tls(data):
-        return False
-    if any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, "_hashlib")):
-        return False  # already imported with OpenSSL: nothing to save
+        return Plan(service=True)  # validation reports it
+    if (restart or os.environ.get(KEEP_SSL_ENV) == "1" or "ssl" in sys.modules or needs_tls(data)
+            or any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, "_hashlib"))):  # (then nothing to save)
+        return Plan(service=True, data=data)
     # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has; without
     # a built-in SHA-256 (a Python built without it), OpenSSL's is the only one
     hide = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
-    pymodbus = uses_pymodbus_clients(data)
+    return Plan(service=True, hide=hide, pymodbus=uses_pymodbus_clients(data), data=data)
+
+
+def prepare(argv: list[str] | Plan, *, validating_beside: bool = False) -> bool:
+    """For ``run`` (the service), import asyncio and paho without ``ssl`` when the config needs no TLS.
+    True when it did (or, ``validating_beside``, left it to the run-time process started beside this
+    one, agent.runtime.beside: this process only validates). Never fails: if the imports without
+    ``ssl`` do, the process starts again with it."""
+    global hidden, pymodbus_clients, _rest
+    p = argv if isinstance(argv, Plan) else plan(argv)
+    if not p.hide:
+        return False
+    if validating_beside:
+        hidden, pymodbus_clients = p.hide, p.pymodbus
+        return True
     # the process hands over to a run-time process, which imports paho and pymodbus itself: here only
     # what validation imports anyway (pydantic imports asyncio)
     lean = os.environ.get(EXEC_ENV) != "0"
     try:
-        import_without(hide, pymodbus=pymodbus and not lean, modules=VALIDATION_IMPORTS if lean else IMPORTED_WITHOUT_SSL)
+        import_without(p.hide, pymodbus=p.pymodbus and not lean,
+                       modules=VALIDATION_IMPORTS if lean else IMPORTED_WITHOUT_SSL)
     except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
         start_again_with_ssl()
         return False
-    hidden, pymodbus_clients, _rest = hide, pymodbus, lean
+    hidden, pymodbus_clients, _rest = p.hide, p.pymodbus, lean
     return True
 
 
@@ -128,6 +151,33 @@ def finish() -> None:
         import_without(hidden, pymodbus=pymodbus_clients)
     except Exception:  # noqa: BLE001 - imported with ssl where it is imported next
         pass
+
+
+SCHEMA_STATE_DIR = "/var/lib/edge-agent"  # [gateway] state_dir's default (agent.config.schema; a test checks)
+
+
+def preload_modules(data: Mapping[str, Any] | None) -> list[str]:
+    """The modules of the drivers and line kinds a config file names (by entry point, unvalidated): the
+    run-time process imports them while the config is validated beside it (agent.runtime.beside)."""
+    from ..plugins import group_entry_points
+
+    found: dict[str, None] = {}
+    for section, group in GROUPS.items():
+        for item in (_items(data, section) or []) if isinstance(data, Mapping) else []:
+            kind = item.get("type") if isinstance(item, Mapping) else None
+            if isinstance(kind, str):
+                found.update(dict.fromkeys(ep.module for ep in group_entry_points(group, name=kind)))
+    return list(found)
+
+
+def state_dir_guess(data: Mapping[str, Any] | None) -> str | None:
+    """The config file's state directory as written, for the run-time process's bytecode cache before
+    validation (None when it is not plain text: validation resolves it, and the cache follows)."""
+    gateway = data.get("gateway", {}) if isinstance(data, Mapping) else None
+    if not isinstance(gateway, Mapping):
+        return None
+    value = gateway.get("state_dir", SCHEMA_STATE_DIR)
+    return value if isinstance(value, str) and value and "${" not in value else None
 
 
 def builtin_sha256() -> bool:
@@ -193,11 +243,13 @@ def uses_pymodbus_clients(data: Mapping[str, Any]) -> bool:
 
 
 def confirm(tls_configured: bool) -> None:
-    """After validation: a process that hid ``ssl`` from asyncio while its config asks for TLS starts
-    again with ``ssl`` (the reading in :func:`prepare` is meant never to miss one). The start of a
+    """After validation: a process that hid ``ssl`` from asyncio (or would have its run-time process hide
+    it) while its config asks for TLS starts again with ``ssl`` (the reading in :func:`plan` is meant never
+    to miss one). The start of a
     pushed config on trial, already counted, is not counted again (:data:`restarted_by_confirm`)."""
     sslproto = sys.modules.get("asyncio.sslproto")
-    if tls_configured and sslproto is not None and sslproto.ssl is None and not restarted_by_confirm:
+    without = sslproto is not None and sslproto.ssl is None  # imported so here
+    if tls_configured and (without or hidden) and not restarted_by_confirm:  # or so in the run-time process
         from ..remote.restart import exec_self
 
         os.environ[RESTART_ENV] = "confirm"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from .files import ConfigFiles
 from .ops import RemoteOps
@@ -19,6 +20,9 @@ log = logging.getLogger("edge_agent.remote")
 # the command re-executed: ``run``'s own (its validating process's argv, set by the run-time process
 # agent.runtime, so a pushed config is validated again); None: this process's
 ARGV: list[str] | None = None
+# in ``run``'s validating process beside its run-time process (agent.runtime.beside): that process, the PID
+# systemd watches, starts `run` again; this one ends
+START_AGAIN: Callable[[], None] | None = None
 
 
 def start_trial(files: ConfigFiles, *, count: bool = True) -> dict | None:
@@ -52,6 +56,8 @@ def finish_restart(remote: RemoteOps, files: ConfigFiles) -> None:
 
 
 def exec_self() -> None:
+    if START_AGAIN is not None:
+        START_AGAIN()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

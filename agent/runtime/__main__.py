@@ -7,30 +7,40 @@ from __future__ import annotations
 import os
 import sys
 
-USAGE = "usage: python -m agent.runtime --handoff FD [--without MODULES] [--pymodbus-clients] (started by `edge-agent run`)"
+USAGE = ("usage: python -m agent.runtime --handoff FD [--without MODULES] [--pymodbus-clients] [--validator PID] "
+         "[--preload MODULES] (started by `edge-agent run`)")
 DEBUG_ENV = "EDGE_AGENT_DEBUG"
 EXIT_RUNTIME = 1
 
 
-def parse(argv: list[str]) -> tuple[int, tuple[str, ...], bool]:
-    fd, hidden, pymodbus = None, (), False
+def parse(argv: list[str]) -> dict:
+    args: dict = {"fd": None, "hidden": (), "pymodbus": False, "validator": None, "preload": []}
     it = iter(argv)
     for a in it:
         if a == "--handoff":
-            fd = next(it, "")
+            args["fd"] = next(it, "")
         elif a == "--without":
-            hidden = tuple(filter(None, next(it, "").split(",")))
+            args["hidden"] = tuple(filter(None, next(it, "").split(",")))
         elif a == "--pymodbus-clients":
-            pymodbus = True
+            args["pymodbus"] = True
+        elif a == "--validator":  # the child validating beside this process (agent.runtime.beside)
+            pid = next(it, "")
+            if not pid.isdigit():
+                raise SystemExit(f"agent.runtime: --validator needs a PID, not {pid!r}\n{USAGE}")
+            args["validator"] = int(pid)
+        elif a == "--preload":
+            args["preload"] = list(filter(None, next(it, "").split(",")))
         else:
             raise SystemExit(f"agent.runtime: unknown argument {a!r}\n{USAGE}")
-    if fd is None or not fd.isdigit():
+    if args["fd"] is None or not args["fd"].isdigit():
         raise SystemExit(f"agent.runtime: --handoff FD is required\n{USAGE}")
-    return int(fd), hidden, pymodbus
+    args["fd"] = int(args["fd"])
+    return args
 
 
 def main(argv: list[str]) -> None:
-    fd, hidden, pymodbus = parse(argv)
+    args = parse(argv)
+    fd, hidden, validator = args["fd"], args["hidden"], args["validator"]
     if sys.pycache_prefix:  # the state directory's cache (agent.runtime.start): written, whatever
         sys.dont_write_bytecode = False  # PYTHONDONTWRITEBYTECODE says for the sources' own __pycache__
         from .bytecode import backfill
@@ -38,19 +48,36 @@ def main(argv: list[str]) -> None:
         backfill()
     from .handoff import HandoffError, load
 
+    without_ssl_failed = False
+    if hidden:  # as the validating process decided (agent.cli.without_ssl), before anything imports asyncio
+        from .nossl import import_without
+
+        try:
+            import_without(hidden, pymodbus=args["pymodbus"])
+        except Exception:  # noqa: BLE001 - a module that cannot do without ssl: `run` starts again with it
+            without_ssl_failed = True
+    if validator is not None:  # validating beside this process (agent.runtime.beside)
+        from . import beside
+
+        if not without_ssl_failed:
+            beside.preload(args["preload"])
+        if code := beside.wait_validator(validator):
+            raise SystemExit(code)  # the validating process said why
     try:
         handed = load(fd)
     except HandoffError as e:
         raise SystemExit(f"edge-agent run: {e}") from None
     meta = handed.meta
-    if hidden:  # as the validating process did (agent.cli.without_ssl), before anything imports asyncio
-        from .nossl import import_without, start_again_with_ssl
+    if "again" in meta:  # the validating process asks for `run` to start again (agent.runtime.beside)
+        from .beside import start_again
 
-        try:
-            import_without(hidden, pymodbus=pymodbus)
-        except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start `run` again with it
-            handed.close()  # its descriptor holds the config's secrets: not for the next process
-            start_again_with_ssl(meta["argv"], counted=True)
+        handed.close()
+        start_again(meta)
+    if without_ssl_failed:
+        from .nossl import start_again_with_ssl
+
+        handed.close()  # its descriptor holds the config's secrets: not for the next process
+        start_again_with_ssl(meta["argv"], counted=True)
     from ..remote import restart
 
     restart.ARGV = meta["argv"]  # a pushed config or a rollback starts `run` again: validated again
@@ -61,6 +88,10 @@ def main(argv: list[str]) -> None:
     from ..logsetup import setup_logging
 
     setup_logging("DEBUG" if os.environ.get(DEBUG_ENV) else cfg.gateway.log_level)
+    if validator is not None:
+        from .beside import started
+
+        started(cfg)
     import logging
 
     logging.getLogger("edge_agent").debug("run-time process %d: python -OO, bytecode cache %s", os.getpid(),

@@ -22,15 +22,29 @@ class HandoffError(Exception):
     """The hand-off cannot be written or read; names what and where."""
 
 
-def dump(cfg: Any, meta: dict[str, Any]) -> int:
-    """Write ``meta`` (plain data, read first) and ``cfg``; returns an inheritable descriptor, at offset 0."""
+def shared_file() -> int:
+    """An inheritable descriptor of an empty anonymous file, for :func:`dump` ``into`` (agent.runtime.beside)."""
     fh = _anonymous_file()
     try:
+        fd = os.dup(fh.fileno())
+    finally:
+        fh.close()
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def dump(cfg: Any, meta: dict[str, Any], *, into: int | None = None) -> int:
+    """Write ``meta`` (plain data, read first) and ``cfg``; returns an inheritable descriptor, at offset 0:
+    a new anonymous file's, or ``into`` (:func:`shared_file`'s, written from its start)."""
+    fh = _anonymous_file() if into is None else os.fdopen(os.dup(into), "w+b")
+    try:
+        fh.seek(0)
+        fh.truncate()
         fh.write(MAGIC)
         pickle.dump(meta, fh, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.dump(_encode(cfg), fh, protocol=pickle.HIGHEST_PROTOCOL)
         fh.flush()
-        fd = os.dup(fh.fileno())
+        fd = os.dup(fh.fileno()) if into is None else into
     except Exception as e:  # e.g. a third-party driver's config holding a value pickle cannot write
         raise HandoffError(f"cannot hand the config over: {type(e).__name__}: {e}") from None
     finally:
@@ -67,6 +81,7 @@ class Handoff:
 def load(fd: int) -> Handoff:
     """Open the descriptor :func:`dump` returned (in this process: ``os.execv`` keeps it) and read ``meta``."""
     try:
+        os.lseek(fd, 0, os.SEEK_SET)  # written beside this process (agent.runtime.beside): the offset is shared
         fh = os.fdopen(fd, "rb")
     except OSError as e:
         raise HandoffError(f"cannot open the hand-off descriptor {fd}: {e.strerror}") from None

@@ -24,19 +24,26 @@ PYCACHE = "pycache"  # under the state directory
 log = logging.getLogger("edge_agent")
 
 
-def pycache_dir(state_dir: Path) -> Path | None:
-    """``<state_dir>/pycache``, created 0700 if missing; None when it is not safe or cannot be made."""
+def pycache_dir(state_dir: Path, *, create_state_dir: bool = True) -> Path | None:
+    """``<state_dir>/pycache``, created 0700 if missing; None when it is not safe or cannot be made.
+    ``create_state_dir=False`` (a config not validated yet, agent.runtime.beside): only in a state
+    directory that exists, and None without a word (the run-time process checks again, and says)."""
     d = Path(state_dir) / PYCACHE
+    quiet = not create_state_dir
     try:
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if quiet and not Path(state_dir).is_dir():
+            return None
+        d.mkdir(mode=0o700, parents=create_state_dir, exist_ok=True)
         st = d.stat()
     except OSError as e:
-        log.warning("bytecode cache %s unusable (%s): the run-time process compiles its modules at every start",
-                    d, e.strerror)
+        if not quiet:
+            log.warning("bytecode cache %s unusable (%s): the run-time process compiles its modules at every "
+                        "start", d, e.strerror)
         return None
     if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        log.warning("bytecode cache %s not used: it must belong to this user and be writable by no one else "
-                    "(chmod 700)", d)
+        if not quiet:
+            log.warning("bytecode cache %s not used: it must belong to this user and be writable by no one "
+                        "else (chmod 700)", d)
         return None
     return d
 
@@ -58,14 +65,13 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
                  pymodbus_clients: bool = False) -> None:
     """Hand ``cfg`` over and become the run-time process. Returns only when it cannot (the caller then
     runs the agent itself)."""
-    meta = {"config_path": config_path, "trial": trial, "argv": list(sys.orig_argv), **references(cfg)}
     try:
-        fd = handoff.dump(cfg, meta)
+        fd = handoff.dump(cfg, handoff_meta(cfg, config_path=config_path, trial=trial))
     except handoff.HandoffError as e:
         log.warning("%s; running in this process", e)
         return
     argv = command(fd, pycache_dir(cfg.gateway.state_dir), hidden, pymodbus_clients)
-    _import_root_on_path()
+    import_root_on_path()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -74,6 +80,12 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
     except OSError as e:
         os.close(fd)
         log.warning("cannot start the run-time process %s (%s); running in this process", argv[0], e.strerror)
+
+
+def handoff_meta(cfg: Any, *, config_path: str, trial: dict | None) -> dict[str, Any]:
+    """What the run-time process needs beside the config: where it came from, a pushed config's trial,
+    the command to start again with, the drivers' and line kinds' references."""
+    return {"config_path": config_path, "trial": trial, "argv": list(sys.orig_argv), **references(cfg)}
 
 
 def references(cfg: Any) -> dict[str, dict[str, str]]:
@@ -86,7 +98,7 @@ def references(cfg: Any) -> dict[str, dict[str, str]]:
             "lines": line_kind_references(line.type for line in cfg.lines.values())}
 
 
-def _import_root_on_path() -> None:
+def import_root_on_path() -> None:
     """``-P`` leaves the current or script directory off ``sys.path``; when this process found the agent
     there (a source checkout run as ``python -m agent.cli.main``), the run-time process gets it through
     ``PYTHONPATH``."""
@@ -105,7 +117,7 @@ def precompile(state_dir: Path, timeout: float = 600) -> tuple[bool, str]:
     cache = pycache_dir(state_dir)
     if cache is None:
         return False, f"bytecode cache {Path(state_dir) / PYCACHE} unusable (it must be this user's, mode 0700)"
-    _import_root_on_path()
+    import_root_on_path()
     argv = [sys.executable, "-OO", "-P", "-X", f"pycache_prefix={cache}", "-m", "agent.runtime.precompile"]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,151 @@
+"""``run`` validates beside its run-time process's start, on a second core.
+
+At once, before anything heavy is imported, ``run``'s process forks. The parent executes the run-time
+process in place (same PID, agent.runtime.start), which imports the agent, the config's drivers and
+line kinds while the child validates the config exactly as before (the same errors, exit codes and
+counting of a pushed config's trial). The child writes the hand-off into an anonymous file both share
+(agent.runtime.handoff) and exits; the run-time process waits for it, exits with the child's code when
+validation failed (the child printed why), and otherwise reads the config and runs. Where the child
+would start ``run`` again (a pushed config rolled back, TLS the reading of the file missed), it asks
+the run-time process to, as the PID systemd watches. The child never talks to systemd
+(``NOTIFY_SOCKET`` is removed in it: only the main PID may).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import handoff
+
+_fd: int | None = None  # in the validating child: the anonymous file the hand-off goes into
+
+
+def validating() -> bool:
+    """Whether this is the child validating beside the run-time process."""
+    return _fd is not None
+
+
+def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir: str | None) -> None:
+    """Fork: the parent becomes the run-time process and returns only if it cannot (nothing is then
+    left running beside it); the child returns to validate."""
+    global _fd
+    try:
+        fd = handoff.shared_file()
+        pid = os.fork()
+    except (OSError, handoff.HandoffError):
+        return  # `run` validates and hands over one step after the other
+    if pid == 0:
+        _fd = fd
+        os.environ.pop("NOTIFY_SOCKET", None)  # systemd accepts the main PID's notifications only
+        return
+    from .start import command, import_root_on_path, pycache_dir
+
+    pycache = pycache_dir(Path(state_dir), create_state_dir=False) if state_dir else None
+    argv = command(fd, pycache, hide, pymodbus) + ["--validator", str(pid)]
+    if preload:
+        argv += ["--preload", ",".join(preload)]
+    import_root_on_path()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        os.execv(argv[0], argv)
+    except OSError:
+        _stop(pid)
+        os.close(fd)
+
+
+def _stop(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
+def hand_over(cfg: Any, meta: dict[str, Any]) -> None:
+    """In the child: the validated config to the run-time process; this process ends."""
+    try:
+        handoff.dump(cfg, meta, into=_fd)
+    except handoff.HandoffError as e:  # e.g. a third-party config pickle cannot write: `run` in one process
+        import logging
+
+        logging.getLogger("edge_agent").warning("%s; starting again in one process", e)
+        hand_back({"EDGE_AGENT_EXEC": "0", "EDGE_AGENT_SSL_RESTART": "retry-counted"})
+    _exit(0)
+
+
+def hand_back(env: dict[str, str] | None = None) -> None:
+    """In the child: ask the run-time process to start ``run`` again with ``env`` set (default: the
+    one-shot marker of why, agent.runtime.nossl.RESTART_ENV, if set); this process ends."""
+    from .nossl import RESTART_ENV
+
+    if env is None:
+        env = {RESTART_ENV: os.environ[RESTART_ENV]} if RESTART_ENV in os.environ else {}
+    handoff.dump(None, {"again": env, "argv": list(sys.orig_argv)}, into=_fd)
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
+# -- in the run-time process ----------------------------------------------------------------------
+
+def preload(modules: list[str]) -> None:
+    """Import the run time and the config's drivers and line kinds while the child validates. A module
+    that fails is left to the start proper, after validation, to report."""
+    for name in ("agent.runtime.run", "agent.app", *modules):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - validation or the start reports it
+            pass
+
+
+def wait_validator(pid: int) -> int:
+    """The validating child's exit code (a signal that ended it: 1, said so)."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        print(f"edge-agent run: the validating process {pid} is not this process's child", file=sys.stderr)
+        return 1
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        print(f"edge-agent run: validating the config was stopped by signal {-code}", file=sys.stderr)
+        return 1
+    return code
+
+
+def started(cfg: Any) -> None:
+    """The config read: what the validating process would have done next, which only this one can do
+    (the bytecode cache of a state directory made by this start, systemd's status)."""
+    if not sys.pycache_prefix:
+        from .start import pycache_dir
+
+        if (d := pycache_dir(cfg.gateway.state_dir)) is not None:
+            sys.pycache_prefix = str(d)
+            sys.dont_write_bytecode = False
+            from .bytecode import backfill
+
+            backfill()
+    from ..sdnotify import START_UP_S, Notifier
+
+    Notifier().extend_start(START_UP_S, f"starting: config valid, {len(cfg.devices)} device(s); opening the state")
+
+
+def start_again(meta: dict[str, Any]) -> None:
+    """What the child asked for with :func:`hand_back`: ``run`` again, as the PID systemd watches."""
+    os.environ.update(meta["again"])
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execv(sys.executable, [sys.executable, *meta["argv"][1:]])
