@@ -43,8 +43,9 @@ def main() -> None:
 
     start = plan(argv)  # `run`: what its config file says before it is validated
     # `run` as the service: its run-time process starts at once, beside this one's validation
-    beside = start.service and os.environ.get(EXEC_ENV) != "0" and start_beside(start)
-    prepare(start, validating_beside=beside)  # `run` with no TLS configured: asyncio and paho without OpenSSL
+    if start.service and os.environ.get(EXEC_ENV) != "0":
+        start_beside(start)
+    prepare(start)  # `run` with no TLS configured: asyncio (and paho) without OpenSSL
     import click
 
     from .group import cli
@@ -61,14 +62,14 @@ def main() -> None:
         sys.exit(EXIT_RUNTIME)
 
 
-def start_beside(start: Any) -> bool:
-    """Fork: the parent becomes the run-time process (agent.runtime.beside); True in the validating child."""
+def start_beside(start: Any) -> None:
+    """Fork: the parent becomes the run-time process (agent.runtime.beside); returns in the validating
+    child, or when it cannot."""
     from ..runtime import beside
     from .without_ssl import preload_modules, state_dir_guess
 
     beside.fork(hide=start.hide, pymodbus=start.pymodbus, preload=preload_modules(start.data),
                 state_dir=state_dir_guess(start.data))
-    return beside.validating()
 
 
 def __getattr__(name: str) -> Any:

@@ -112,25 +112,24 @@ def plan(argv: list[str]) -> Plan:
     return Plan(service=True, hide=hide, pymodbus=uses_pymodbus_clients(data), data=data)
 
 
-def prepare(argv: list[str] | Plan, *, validating_beside: bool = False) -> bool:
+def prepare(argv: list[str] | Plan) -> bool:
     """For ``run`` (the service), import asyncio and paho without ``ssl`` when the config needs no TLS.
-    True when it did (or, ``validating_beside``, left it to the run-time process started beside this
-    one, agent.runtime.beside: this process only validates). Never fails: if the imports without
-    ``ssl`` do, the process starts again with it."""
+    True when it did. Never fails: if the imports without ``ssl`` do, the process starts again with it."""
     global hidden, pymodbus_clients, _rest
     p = argv if isinstance(argv, Plan) else plan(argv)
     if not p.hide:
         return False
-    if validating_beside:
-        hidden, pymodbus_clients = p.hide, p.pymodbus
-        return True
-    # the process hands over to a run-time process, which imports paho and pymodbus itself: here only
-    # what validation imports anyway (pydantic imports asyncio)
+    # the process hands over to a run-time process (or validates beside it, agent.runtime.beside), which
+    # imports paho and pymodbus itself: here only what validation imports anyway (pydantic imports asyncio)
     lean = os.environ.get(EXEC_ENV) != "0"
     try:
         import_without(p.hide, pymodbus=p.pymodbus and not lean,
                        modules=VALIDATION_IMPORTS if lean else IMPORTED_WITHOUT_SSL)
     except Exception:  # noqa: BLE001 - a module that cannot do without ssl: start again with it
+        from ..runtime import beside
+
+        if beside.validating():  # the run-time process beside this one is the PID: it starts again
+            beside.hand_back({RESTART_ENV: "retry"})
         start_again_with_ssl()
         return False
     hidden, pymodbus_clients, _rest = p.hide, p.pymodbus, lean
