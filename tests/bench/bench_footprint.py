@@ -21,7 +21,8 @@ it needs the agent's own dependencies and the ``mosquitto`` binary, so it runs o
   Its ``pipeline = false`` column runs it again with the reads one at a time, for the comparison.
 * idle: 10 meters polled every second: CPU % of one core, agent (also with ``pipeline = false``) and
   peer.
-* demo: the demo's device set: start to first publish (warm kernel cache), steady RSS, CPU.
+* demo: the demo's device set: start to first publish over `--starts` warm starts (median, max; warm
+  kernel and bytecode caches), steady RSS, CPU.
 
 Memory over a long run (an hour) at one load: tests/bench/bench_soak.py.
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -262,19 +264,27 @@ def demo(tmp: Path, broker: kit.Mosquitto) -> None:
         if ARGS.jit:
             text = text.replace("[processing]\n", f'[processing]\njit = "{ARGS.jit}"\n') if "[processing]" in text \
                 else text + f'\n[processing]\njit = "{ARGS.jit}"\n'
-        for attempt in ("warm", "measured"):  # the first run warms the kernel cache
+        firsts: list[float] = []
+        load = os.getloadavg()
+        # the first run warms the kernel and bytecode caches; the last one is measured for RSS and CPU too
+        for attempt in ["warm", *[f"start-{i}" for i in range(ARGS.starts - 1)], "measured"]:
             sub = kit.Subscriber(broker.host, broker.port, ["edge/demo-gw/telemetry/#"])
             t0 = time.monotonic()
             agent = start_agent(tmp, f"demo-{attempt}", text)
             try:
                 wait(lambda s=sub: s.first_at is not None, 300, "the first publish", agent.proc, agent.log_tail)
-                first = sub.first_at - t0
+                if attempt != "warm":
+                    firsts.append(sub.first_at - t0)
                 if attempt == "measured":
                     r = measure(agent.proc.pid, sub, "demo")
             finally:
                 agent.terminate()
                 sub.stop()
-        print(f"\ndemo devices: start to first publish {first:.2f} s (warm kernel cache; "
+        first = statistics.median(firsts)
+        print(f"\ndemo devices: start to first publish, {len(firsts)} warm starts (load average "
+              f"{load[0]:.2f}): median {first:.2f} s, max {max(firsts):.2f} s "
+              f"({', '.join(f'{f:.2f}' for f in firsts)})")
+        print(f"demo devices: start to first publish {first:.2f} s (median; warm caches; "
               f"{'ok' if first <= GOALS['first_publish_s'] else 'OVER'}, goal <= {GOALS['first_publish_s']}), "
               f"steady RSS {r['rss']:.1f} MiB ({'ok' if r['rss'] <= GOALS['rss_mb'] else 'OVER'}, goal <= "
               f"{GOALS['rss_mb']:g}; anonymous {r['anon']:.1f}, LLVM {r['llvm']:.1f}), CPU {r['cpu_pct']:.2f} % "
@@ -296,6 +306,7 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the first publish before measuring")
     ap.add_argument("--window", type=float, default=20.0, help="seconds measured")
     ap.add_argument("--only", default="limits,loads,idle,demo")
+    ap.add_argument("--starts", type=int, default=5, help="warm starts of the demo timed to their first publish")
     ap.add_argument("--loads", default="10x60@200,10x60@100,40x60@100,100x60@100", help="METERSxVALUES@POLL_MS,...")
     ap.add_argument("--peer-python", help="the ThingsBoard IoT Gateway venv's python (default: $TBGW_PYTHON, "
                     f"else {peer.DEFAULT_PYTHON})")
