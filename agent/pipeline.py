@@ -79,7 +79,8 @@ class Pipeline:
         self._fault: _Fault | None = None
         self.heartbeat = time.monotonic()  # last time a cycle completed (watchdog reads it)
         self._work = False  # something was submitted since the last cycle began
-        self._started = False  # a cycle has committed readings: later ones wait the batching delay
+        self._started = False  # a cycle has committed readings: later ones (and until then, messages
+        # without readings) wait the batching delay
         self._waiter: asyncio.Future | None = None  # the idle wait of run(), ended by a submission
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
@@ -143,7 +144,8 @@ class Pipeline:
                     timer.cancel()
                     self._waiter = None
             if self._work:  # the batching delay: later submissions join this commit, up to commit_readings
-                if self._started and self._pending_readings < self.config.store.commit_readings:
+                first = not self._started and self._pending_readings > 0  # the first readings: at once
+                if not first and self._pending_readings < self.config.store.commit_readings:
                     self._gathering = gathering = loop.create_future()
                     timer = loop.call_later(interval, _set_done, gathering)
                     try:

@@ -296,6 +296,30 @@ def test_the_first_readings_after_start_are_committed_without_the_batching_delay
     assert later == [1]  # the second reading waits the batching delay (an hour here)
 
 
+def test_messages_without_readings_wait_the_batching_delay_before_the_first_readings_too(tmp_path) -> None:
+    """A gateway whose devices have not answered yet still batches its other messages (events, answers)."""
+    import asyncio
+
+    async def scenario() -> list:
+        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 10\n',
+                               env={})
+        object.__setattr__(cfg.store, "commit_interval", 3600.0)  # never waited out here
+        series = SeriesTable()
+        series.add_device("m", [MetricSpec("v", "V")])
+        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)))
+        task = asyncio.create_task(pipe.run())
+        pipe.submit_message(Pending(Priority.EVENT, "edge/gw/events", {"kind": "test"}))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        rows = outbox.peek(10)
+        task.cancel()
+        return rows
+
+    assert asyncio.run(scenario()) == []
+
+
 @pytest.mark.parametrize("setting", ["", "commit_readings = 500\n"])
 def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path, setting) -> None:
     """Readings arriving faster than a commit interval holds in bounded memory (100 meters x 60 values

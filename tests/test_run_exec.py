@@ -219,3 +219,114 @@ def test_a_pushed_config_that_fails_validation_at_start_is_rolled_back_in_the_sa
     # `run` then the run-time process beside its validation; started again by it, on the previous config
     assert [(r["pid"], r["optimize"]) for r in seen.records("start")] == [(proc.pid, 0), (proc.pid, 2)] * 2
 
+
+
+def test_debug_before_run_reaches_the_run_time_process(tmp_path: Path, mosquitto, mqtt_subscriber,
+                                                       warmed_kernel_cache) -> None:
+    """`edge-agent --debug run` logs at DEBUG: the group's option is read before the fork."""
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    config = write_config(tmp_path, mosquitto)
+    log = tmp_path / "agent.log"
+    env = {k: v for k, v in os.environ.items() if k != "EDGE_AGENT_DEBUG"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "--debug", "run", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    assert f"DEBUG edge_agent: run-time process {proc.pid}" in log.read_text(), log.read_text()[-3000:]
+
+
+def test_run_help_and_version_print_and_exit_0(tmp_path: Path, mosquitto) -> None:
+    config = write_config(tmp_path, mosquitto)
+    for argv in (["run", "--help", "-c", str(config)], ["run", "-h"], ["--version", "run", "-c", str(config)]):
+        r = subprocess.run([sys.executable, "-m", "agent.cli.main", *argv], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+        assert r.returncode == 0, (argv, r.stdout, r.stderr)
+        assert "hand" not in r.stderr and "error" not in r.stderr, (argv, r.stderr)
+        assert ("Usage:" in r.stdout) or ("version" in r.stdout), (argv, r.stdout)
+
+
+def test_a_start_with_sigchld_ignored_still_runs(tmp_path: Path, mosquitto, mqtt_subscriber,
+                                                 warmed_kernel_cache) -> None:
+    """A launcher that ignores SIGCHLD (inherited across exec) would have the validating child reaped unseen."""
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    config = write_config(tmp_path, mosquitto)
+    code = ("import os, signal, sys\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+            "os.execv(sys.executable, [sys.executable, '-m', 'agent.cli.main', 'run', '--config', sys.argv[1]])\n")
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=tmp_path)
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+
+
+# a launcher where the run-time process cannot be executed: the test's own hook, not the product's
+EXEC_FAILS = """
+import os
+_execv = os.execv
+def execv(path, argv):
+    if "--validator" in argv:
+        raise OSError(8, "Exec format error")
+    return _execv(path, argv)
+os.execv = execv
+"""
+
+
+def test_when_the_run_time_process_cannot_start_the_child_s_validation_is_used_in_one_process(
+        tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    """The child has validated (and counted a pushed config's start): the agent runs on its hand-off in
+    the PID, without a second validation that would count the trial twice and roll it back."""
+    from agent.remote import ConfigFiles
+
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    files = ConfigFiles(write_config(tmp_path, mosquitto))
+    new = files.path.read_text().replace('id = "gw"', 'id = "gw"\nlog_level = "INFO"')
+    files.candidate.write_text(new)
+    files.stage(new.encode(), cid="cfg-2", version=9, timeout_s=300)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(EXEC_FAILS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))}
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    proc, log = start_agent_on(files.path, tmp_path, env)
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        code = stop(proc)
+    text = log.read_text()
+    assert code == 0 and "cannot start the run-time process" in text, text[-3000:]
+    assert text.count(f"config {files.path} loaded") == 1, text[-3000:]  # validated once
+    push = files.load()  # the pushed config ran (and, the broker reached, was confirmed): not rolled back
+    assert push.version == 9 and files.path.read_text() == new and "rolling back" not in text, (push, text[-3000:])
+
+
+def test_a_start_again_in_one_process_is_for_that_start_only(tmp_path: Path, monkeypatch) -> None:
+    """A config that cannot be handed over starts `run` again in one process, its trial start counted;
+    the marker is one-shot, so a later start (a push) tries the hand-over again."""
+    from agent.cli import without_ssl
+    from agent.runtime import nossl
+
+    config = tmp_path / "agent.toml"
+    config.write_text('[mqtt]\nhost = "b"\n')
+    monkeypatch.setenv(nossl.RESTART_ENV, without_ssl.ONE_PROCESS)
+    once = without_ssl.plan(["run", "-c", str(config)])
+    assert once.service and not once.beside and without_ssl.in_one_process and without_ssl.restarted_by_confirm
+    assert nossl.RESTART_ENV not in os.environ
+    later = without_ssl.plan(["run", "-c", str(config)])
+    assert later.beside and not without_ssl.in_one_process and not without_ssl.restarted_by_confirm
+
+
+def test_the_state_directory_the_start_guesses_is_the_schemas_default(tmp_path: Path) -> None:
+    from agent.cli.without_ssl import state_dir_guess
+    from agent.config.schema import GatewayConfig
+
+    assert state_dir_guess({}) == str(GatewayConfig.model_fields["state_dir"].default)
+    assert state_dir_guess({"gateway": {"state_dir": "/srv/x"}}) == "/srv/x"
+    assert state_dir_guess({"gateway": {"state_dir": "${STATE}"}}) is None  # validation resolves it

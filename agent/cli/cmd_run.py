@@ -49,7 +49,7 @@ def command(config_path: str, once: bool) -> None:
         from ..runtime.start import handoff_meta
 
         beside.hand_over(cfg, handoff_meta(cfg, config_path=config_path, trial=trial))
-    if os.environ.get(EXEC_ENV) != "0":
+    if os.environ.get(EXEC_ENV) != "0" and not without_ssl.in_one_process:
         from ..runtime.start import exec_runtime
 
         # the click command line, the loader and the hints stay behind: the agent runs in python -OO

@@ -43,7 +43,9 @@ def main() -> None:
 
     start = plan(argv)  # `run`: what its config file says before it is validated
     # `run` as the service: its run-time process starts at once, beside this one's validation
-    if start.service and os.environ.get(EXEC_ENV) != "0":
+    if start.beside and os.environ.get(EXEC_ENV) != "0":
+        if "--debug" in argv[:argv.index("run")]:  # the group's option, which click reads in the child only
+            os.environ[DEBUG_ENV] = "1"
         start_beside(start)
     prepare(start)  # `run` with no TLS configured: asyncio (and paho) without OpenSSL
     import click

@@ -69,6 +69,10 @@ GROUPS = {"devices": "edge_agent.drivers", "lines": "edge_agent.lines"}
 PYMODBUS_CLIENT_LINES = ("modbus_rtu", "modbus_rtu_over_tcp")
 
 restarted_by_confirm = False  # this process was re-executed by confirm(): its trial start is counted
+# RESTART_ENV's marker of a start again in one process, its trial start counted: the config could not be
+# handed over (agent.runtime.beside.hand_over); this start only, a later one tries again
+ONE_PROCESS = "one-process"
+in_one_process = False  # this start was asked to stay in one process (ONE_PROCESS)
 # what prepare() hid while importing, for the run-time process to do the same (agent.runtime): the hidden
 # modules and whether pymodbus's clients were imported with ssl on demand
 hidden: tuple[str, ...] = ()
@@ -83,6 +87,7 @@ class Plan:
     """What ``run`` decides from its config file before validating it (:func:`plan`)."""
 
     service: bool = False  # `run` as the service (not --once): it hands over to a run-time process
+    beside: bool = False  # and validates beside it (agent.runtime.beside), unless started again in one process
     hide: tuple[str, ...] = ()  # the modules imported without (empty: OpenSSL loads as usual)
     pymodbus: bool = False  # pymodbus's clients are imported with ssl on demand
     data: Mapping[str, Any] | None = None  # the config file as parsed (None: unreadable; validation says why)
@@ -90,26 +95,28 @@ class Plan:
 
 def plan(argv: list[str]) -> Plan:
     """Read ``run``'s config file straight from the TOML (the rules above): what to import without ``ssl``."""
-    global restarted_by_confirm
+    global restarted_by_confirm, in_one_process
     restart = os.environ.pop(RESTART_ENV, "")  # one-shot: not for later restarts (agent.remote.restart)
     # "confirm" (below) and a retry asked by the run-time process (agent.runtime) come after the
     # validating process counted the trial's start: not counted again
-    restarted_by_confirm = restart in ("confirm", "retry-counted")
+    restarted_by_confirm = restart in ("confirm", "retry-counted", ONE_PROCESS)
+    in_one_process = restart == ONE_PROCESS
     words = [a for a in argv if not a.startswith("-")]
-    if words[:1] != ["run"] or "--once" in argv:
+    if words[:1] != ["run"] or "--once" in argv or any(a in ("-h", "--help", "--version") for a in argv):
         return Plan()
+    beside = restart != ONE_PROCESS
     try:
         with open(config_path(argv), "rb") as fh:
             data = tomllib.loads(fh.read().decode("utf-8").removeprefix("\ufeff"))  # as the loader reads it
     except (OSError, ValueError, TypeError):
-        return Plan(service=True)  # validation reports it
+        return Plan(service=True, beside=beside)  # validation reports it
     if (restart or os.environ.get(KEEP_SSL_ENV) == "1" or "ssl" in sys.modules or needs_tls(data)
             or any(m in sys.modules for m in (*IMPORTED_WITHOUT_SSL, "_hashlib"))):  # (then nothing to save)
-        return Plan(service=True, data=data)
+        return Plan(service=True, beside=beside, data=data)
     # the web page's login checks its password with scrypt, which only OpenSSL's hashlib has; without
     # a built-in SHA-256 (a Python built without it), OpenSSL's is the only one
     hide = ("ssl", "_hashlib") if "web" not in data and builtin_sha256() else ("ssl",)
-    return Plan(service=True, hide=hide, pymodbus=uses_pymodbus_clients(data), data=data)
+    return Plan(service=True, beside=beside, hide=hide, pymodbus=uses_pymodbus_clients(data), data=data)
 
 
 def prepare(argv: list[str] | Plan) -> bool:

@@ -46,6 +46,8 @@ def main(argv: list[str]) -> None:
         from .bytecode import backfill
 
         backfill()
+    elif validator is not None:  # no cache yet (a first start): written there once the config says where
+        sys.dont_write_bytecode = True  # (agent.runtime.beside.started), not beside the sources
     from .handoff import HandoffError, load
 
     without_ssl_failed = False
@@ -63,6 +65,8 @@ def main(argv: list[str]) -> None:
             beside.preload(args["preload"])
         if code := beside.wait_validator(validator):
             raise SystemExit(code)  # the validating process said why
+        if os.fstat(fd).st_size == 0:
+            raise SystemExit(0)  # it handed nothing over and ended well: it printed what was asked (help)
     try:
         handed = load(fd)
     except HandoffError as e:
@@ -102,9 +106,10 @@ def main(argv: list[str]) -> None:
         references={k: meta[k] for k in ("drivers", "lines")})
 
 
-if __name__ == "__main__":
+def entry(argv: list[str]) -> None:
+    """:func:`main` with its errors said in one line (the traceback with EDGE_AGENT_DEBUG=1)."""
     try:
-        main(sys.argv[1:])
+        main(argv)
     except KeyboardInterrupt:  # Ctrl-C before the agent's own handlers are set (its imports)
         sys.exit(130)
     except Exception as e:  # noqa: BLE001 - the last line of defence, as the command line's
@@ -115,3 +120,7 @@ if __name__ == "__main__":
         print(f"error: {describe_error(e)}", file=sys.stderr)
         print("(rerun as 'edge-agent --debug ...' for the full traceback)", file=sys.stderr)
         sys.exit(EXIT_RUNTIME)
+
+
+if __name__ == "__main__":
+    entry(sys.argv[1:])

@@ -33,11 +33,18 @@ def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir
     """Fork: the parent becomes the run-time process and returns only if it cannot (nothing is then
     left running beside it); the child returns to validate."""
     global _fd
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap the child unseen
     try:
         fd = handoff.shared_file()
-        pid = os.fork()
-    except (OSError, handoff.HandoffError):
+    except handoff.HandoffError:
         return  # `run` validates and hands over one step after the other
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return
     if pid == 0:
         _fd = fd
         os.environ.pop("NOTIFY_SOCKET", None)  # systemd accepts the main PID's notifications only
@@ -53,19 +60,14 @@ def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir
         stream.flush()
     try:
         os.execv(argv[0], argv)
-    except OSError:
-        _stop(pid)
-        os.close(fd)
+    except OSError as e:  # the child validates (and may have counted a pushed config's start): its hand-off
+        # is taken here, and the agent runs in this process
+        print(f"edge-agent run: cannot start the run-time process {argv[0]} ({e.strerror}); running in this "
+              "process", file=sys.stderr)
+        from .__main__ import entry
 
-
-def _stop(pid: int) -> None:
-    import signal
-
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except OSError:
-        pass
+        entry(argv[argv.index("--handoff"):])
+        raise SystemExit(0) from None
 
 
 def hand_over(cfg: Any, meta: dict[str, Any]) -> None:
@@ -75,8 +77,10 @@ def hand_over(cfg: Any, meta: dict[str, Any]) -> None:
     except handoff.HandoffError as e:  # e.g. a third-party config pickle cannot write: `run` in one process
         import logging
 
+        from .nossl import RESTART_ENV
+
         logging.getLogger("edge_agent").warning("%s; starting again in one process", e)
-        hand_back({"EDGE_AGENT_EXEC": "0", "EDGE_AGENT_SSL_RESTART": "retry-counted"})
+        hand_back({RESTART_ENV: "one-process"})  # agent.cli.without_ssl.ONE_PROCESS: this start only
     _exit(0)
 
 
@@ -108,7 +112,7 @@ def preload(modules: list[str]) -> None:
     for name in ("agent.runtime.run", "agent.app", *modules):
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - validation or the start reports it
+        except (Exception, SystemExit):  # noqa: BLE001 - validation or the start reports it
             pass
 
 
