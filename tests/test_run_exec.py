@@ -14,7 +14,7 @@ from pathlib import Path
 
 from process_probe import probe
 
-from agent.runtime import handoff
+from agent.runtime import handoff, start
 
 CONFIG = """
 [gateway]
@@ -95,6 +95,26 @@ def test_run_executes_a_lean_optimized_run_time_process_in_place_and_delivers(
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     assert list(cache.rglob("app.cpython-*.opt-2.pyc"))
     assert not [p for p in (tmp_path / "state").rglob("*") if p.is_file() and b"not-on-disk" in p.read_bytes()]
+
+
+def environ(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
+
+
+def test_the_run_time_process_keeps_one_malloc_arena_and_no_openblas_threads_unless_the_operator_says(
+        tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    warmed_kernel_cache(tmp_path / "state" / "numba-cache")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    env = {k: v for k, v in os.environ.items() if k not in start.RUNTIME_ENV}
+    proc, log = start_agent(tmp_path, mosquitto, {**env, "OPENBLAS_NUM_THREADS": "2"})  # the operator's own
+    try:
+        sub.wait_for(1, timeout=120)
+        seen = environ(proc.pid)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    assert seen["MALLOC_ARENA_MAX"] == "1" and seen["OPENBLAS_NUM_THREADS"] == "2"
+    assert start.runtime_environ({"MALLOC_ARENA_MAX": "4"}) == {"MALLOC_ARENA_MAX": "4", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def test_run_can_stay_in_one_process(tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:

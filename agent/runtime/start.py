@@ -6,6 +6,11 @@ is cached under the state directory (``<state_dir>/pycache``, ``sys.pycache_pref
 first start or by ``edge-agent warmup``: a start that found no cache would compile every module it
 imports. The cache is code the agent runs, so it is used only when it is this user's and writable by
 no one else (created 0700); otherwise the run-time process compiles from the sources.
+
+Its environment adds :data:`RUNTIME_ENV` where the operator set none of them: glibc's malloc keeps one
+arena for all the process's threads instead of one per thread (the MQTT network thread's and the
+executor's arenas held ≈ 2 MiB of free memory between them), and OpenBLAS starts no worker threads
+(the agent does no matrix work numpy would spread over cores).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,8 @@ from . import handoff
 ENTRY = "agent.runtime"
 PYCACHE = "pycache"  # under the state directory
 log = logging.getLogger("edge_agent")
+# the run-time process's environment, each unless set already (docs/processing.md)
+RUNTIME_ENV = {"MALLOC_ARENA_MAX": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def pycache_dir(state_dir: Path, *, create_state_dir: bool = True) -> Path | None:
@@ -61,6 +69,11 @@ def command(fd: int, pycache: Path | None, hidden: tuple[str, ...], pymodbus_cli
     return argv
 
 
+def runtime_environ(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with :data:`RUNTIME_ENV`'s settings it does not have: the operator's own win."""
+    return {**RUNTIME_ENV, **base}
+
+
 def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tuple[str, ...] = (),
                  pymodbus_clients: bool = False) -> None:
     """Hand ``cfg`` over and become the run-time process. Returns only when it cannot (the caller then
@@ -76,7 +89,7 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     try:
-        os.execv(argv[0], argv)
+        os.execve(argv[0], argv, runtime_environ(os.environ))
     except OSError as e:
         os.close(fd)
         log.warning("cannot start the run-time process %s (%s); running in this process", argv[0], e.strerror)
