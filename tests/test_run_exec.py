@@ -290,12 +290,16 @@ def test_a_start_with_sigchld_ignored_still_runs(tmp_path: Path, mosquitto, mqtt
 # a launcher where the run-time process cannot be executed: the test's own hook, not the product's
 EXEC_FAILS = """
 import os
-_execv = os.execv
+_execv, _execve = os.execv, os.execve
 def execv(path, argv):
     if "--validator" in argv:
         raise OSError(8, "Exec format error")
     return _execv(path, argv)
-os.execv = execv
+def execve(path, argv, env):
+    if "--validator" in argv:
+        raise OSError(8, "Exec format error")
+    return _execve(path, argv, env)
+os.execv, os.execve = execv, execve
 """
 
 

@@ -49,7 +49,7 @@ def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir
         _fd = fd
         os.environ.pop("NOTIFY_SOCKET", None)  # systemd accepts the main PID's notifications only
         return
-    from .start import command, import_root_on_path, pycache_dir
+    from .start import command, import_root_on_path, pycache_dir, runtime_environ
 
     pycache = pycache_dir(Path(state_dir), create_state_dir=False) if state_dir else None
     argv = command(fd, pycache, hide, pymodbus) + ["--validator", str(pid)]
@@ -59,7 +59,7 @@ def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     try:
-        os.execv(argv[0], argv)
+        os.execve(argv[0], argv, runtime_environ(os.environ))
     except OSError as e:  # the child validates (and may have counted a pushed config's start): its hand-off
         # is taken here, and the agent runs in this process
         print(f"edge-agent run: cannot start the run-time process {argv[0]} ({e.strerror}); running in this "
