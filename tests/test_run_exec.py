@@ -354,3 +354,23 @@ def test_the_state_directory_the_start_guesses_is_the_schemas_default(tmp_path: 
     assert state_dir_guess({}) == str(GatewayConfig.model_fields["state_dir"].default)
     assert state_dir_guess({"gateway": {"state_dir": "/srv/x"}}) == "/srv/x"
     assert state_dir_guess({"gateway": {"state_dir": "${STATE}"}}) is None  # validation resolves it
+
+
+def test_a_first_start_writes_its_bytecode_into_the_state_directory_only(
+        tmp_path: Path, mosquitto, mqtt_subscriber, warmed_kernel_cache) -> None:
+    """No state directory yet: the run-time process starts before validation says where it is, and writes
+    no bytecode beside the sources (an install's, often read-only); the cache is filled once it is known."""
+    import agent
+
+    warmed_kernel_cache(tmp_path / "kernels")
+    sub = mqtt_subscriber(mosquitto, "edge/gw/telemetry/#")
+    sources = Path(agent.__file__).resolve().parent
+    before = {p for p in sources.rglob("*.opt-2.pyc")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc, log = start_agent(tmp_path, mosquitto, {**env, "NUMBA_CACHE_DIR": str(tmp_path / "kernels")})
+    try:
+        sub.wait_for(1, timeout=120)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    assert not {p for p in sources.rglob("*.opt-2.pyc")} - before
+    assert list((tmp_path / "state" / "pycache").rglob("app.cpython-*.opt-2.pyc"))

@@ -53,6 +53,8 @@ def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir
 
     pycache = pycache_dir(Path(state_dir), create_state_dir=False) if state_dir else None
     argv = command(fd, pycache, hide, pymodbus) + ["--validator", str(pid)]
+    if pycache is None:  # none yet (a first start): nothing beside the sources, `started` sets it up
+        argv.insert(1, "-B")
     if preload:
         argv += ["--preload", ",".join(preload)]
     import_root_on_path()
