@@ -10,7 +10,6 @@ from .cmd_check import validate_or_exit
 from .common import config_option, setup_logging
 
 
-
 @click.command("run")
 @config_option
 @click.option("--once", is_flag=True, help="Poll every device once and print the topics and payloads that would be "
