@@ -251,8 +251,8 @@ def uses_pymodbus_clients(data: Mapping[str, Any]) -> bool:
 def confirm(tls_configured: bool) -> None:
     """After validation: a process that hid ``ssl`` from asyncio (or would have its run-time process hide
     it) while its config asks for TLS starts again with ``ssl`` (the reading in :func:`plan` is meant never
-    to miss one). The start of a
-    pushed config on trial, already counted, is not counted again (:data:`restarted_by_confirm`)."""
+    to miss one). The start of a pushed config on trial, already counted, is not counted again
+    (:data:`restarted_by_confirm`)."""
     sslproto = sys.modules.get("asyncio.sslproto")
     without = sslproto is not None and sslproto.ssl is None  # imported so here
     if tls_configured and (without or hidden) and not restarted_by_confirm:  # or so in the run-time process
