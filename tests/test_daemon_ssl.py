@@ -371,3 +371,31 @@ def test_pymodbus_tls_clients_refuse_to_be_built_in_a_process_without_ssl(tmp_pa
     lines = r.stdout.splitlines()
     assert lines[:2] == ["True", "False False"]
     assert "started without OpenSSL" in lines[2] and "EDGE_AGENT_SSL=1" in lines[2]
+
+
+WITHOUT_PYSOCKS = """
+import sys
+sys.modules["socks"] = None  # PySocks not installed (it is not a dependency): paho looks up no proxy
+from agent.runtime.nossl import import_without
+import_without(("ssl", "_hashlib"), pymodbus=False)
+import paho.mqtt.client as mqtt
+before = sorted(m for m in ("urllib.request", "http.client", "email.parser", "ssl") if m in sys.modules)
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+c.connect(sys.argv[1], int(sys.argv[2]))
+c.loop_start()
+info = c.publish("t/x", b"1", qos=1)
+info.wait_for_publish(30)
+c.loop_stop()
+c.disconnect()
+print(before, info.is_published())
+print(callable(mqtt.urllib.request.getproxies), type(mqtt.urllib.request).__name__)  # read later: the real one
+"""
+
+
+def test_without_pysocks_paho_runs_without_urllib_request(mosquitto) -> None:
+    """paho imports urllib.request (http.client, email: ≈ 1.3 MiB) for a proxy lookup it makes only with
+    PySocks installed: without PySocks the agent leaves it out, and paho delivers all the same."""
+    r = subprocess.run([sys.executable, "-c", WITHOUT_PYSOCKS, mosquitto.host, str(mosquitto.port)],
+                       capture_output=True, text=True, timeout=120, env=NO_SSL_ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[] True", "True module"]

@@ -5,6 +5,7 @@ hands over to (agent.runtime, which does what the validating process did). See a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import types
@@ -16,7 +17,11 @@ KEEP_SSL_ENV = "EDGE_AGENT_SSL"  # "1": load OpenSSL whatever the config
 RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
 # the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
 # hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
-IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "urllib.request", "paho.mqtt.client")
+IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "paho.mqtt.client")
+PAHO = "paho.mqtt.client"
+# paho imports urllib.request (with http.client and email: ≈ 1.3 MiB) for its proxy lookup alone, which
+# it does only where PySocks is installed (``socks``, not a dependency): without it, a stand-in
+PAHO_UNUSED = "urllib.request"
 PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out
 
 
@@ -28,7 +33,10 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
         for name in hidden:
             sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
         for name in modules:
-            importlib.import_module(name)
+            if name == PAHO and PAHO_UNUSED not in sys.modules and importlib.util.find_spec("socks") is None:
+                import_with_stand_in(name, PAHO_UNUSED)
+            else:
+                importlib.import_module(name)
         if pymodbus:
             import_pymodbus_clients()
     finally:
@@ -37,6 +45,32 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
     if (paho := sys.modules.get("paho.mqtt.client")) is not None:
         # paho's plain-text socket code names two ssl exception types in `except` clauses
         paho.ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
+
+
+def import_with_stand_in(name: str, unused: str) -> None:
+    """Import ``name`` with :class:`OnFirstUse` as its submodule ``unused``, which it imports but does not
+    use here; whatever imports ``unused`` later gets the real module."""
+    parent, _, child = unused.rpartition(".")
+    package = importlib.import_module(parent)
+    stand_in = OnFirstUse(unused)
+    sys.modules[unused] = stand_in
+    setattr(package, child, stand_in)  # what `import a.b` binds reads `a.b` from the package
+    try:
+        importlib.import_module(name)
+    finally:
+        if sys.modules.get(unused) is stand_in:
+            del sys.modules[unused]
+
+
+class OnFirstUse(types.ModuleType):
+    """A module imported when something first reads from it (:func:`import_with_stand_in`)."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)  # the import binds the real one
 
 
 def start_again_with_ssl(argv: list[str] | None = None, *, counted: bool = False) -> None:
