@@ -115,7 +115,8 @@ def meters_config(tmp: Path, broker: kit.Mosquitto, load: str) -> tuple[str, obj
 # the run time on a plain config: OpenSSL left out as `run` does, the pickled twin and the references
 # of its drivers and line kinds (no entry-point scan), the agent
 _PLAIN_RUN = """
-import pickle, sys
+import os, pickle, sys
+os.environ["EDGE_AGENT_EXEC"] = "0"  # this process runs the agent: it imports paho without ssl itself
 from agent.cli.without_ssl import prepare
 prepare(["run", "--config", sys.argv[1]])
 import asyncio
