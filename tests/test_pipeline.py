@@ -267,20 +267,24 @@ async def committed_at_start(pipe: Pipeline, outbox: Outbox, ts: int) -> None:
     assert len(outbox.peek(1000)) == before + 1, "the first readings after start were not committed at once"
 
 
+def pipeline_with_an_hour_long_batching_delay(tmp_path) -> tuple[Pipeline, Outbox]:
+    """One device ``m`` with one metric; a commit interval never waited out in a test."""
+    cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 10\n', env={})
+    object.__setattr__(cfg.store, "commit_interval", 3600.0)  # its own instance; above the config's bound
+    series = SeriesTable()
+    series.add_device("m", [MetricSpec("v", "V")])
+    outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+    return Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                    latest=LatestValues(len(series))), outbox
+
+
 def test_the_first_readings_after_start_are_committed_without_the_batching_delay(tmp_path) -> None:
     """A technician watching the broker sees the first data as soon as it is read, not a commit
     interval later; the readings after it share commits again."""
     import asyncio
 
     async def scenario() -> tuple[list[int], list[int]]:
-        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 10\n',
-                               env={})
-        object.__setattr__(cfg.store, "commit_interval", 3600.0)  # never waited out here
-        series = SeriesTable()
-        series.add_device("m", [MetricSpec("v", "V")])
-        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
-        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
-                        latest=LatestValues(len(series)))
+        pipe, outbox = pipeline_with_an_hour_long_batching_delay(tmp_path)
         task = asyncio.create_task(pipe.run())
         await committed_at_start(pipe, outbox, 1_700_000_000_000)
         first = [r.readings for r in outbox.peek(10)]
@@ -301,14 +305,7 @@ def test_messages_without_readings_wait_the_batching_delay_before_the_first_read
     import asyncio
 
     async def scenario() -> list:
-        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 10\n',
-                               env={})
-        object.__setattr__(cfg.store, "commit_interval", 3600.0)  # never waited out here
-        series = SeriesTable()
-        series.add_device("m", [MetricSpec("v", "V")])
-        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
-        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
-                        latest=LatestValues(len(series)))
+        pipe, outbox = pipeline_with_an_hour_long_batching_delay(tmp_path)
         task = asyncio.create_task(pipe.run())
         pipe.submit_message(Pending(Priority.EVENT, "edge/gw/events", {"kind": "test"}))
         for _ in range(50):
