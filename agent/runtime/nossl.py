@@ -17,9 +17,9 @@ KEEP_SSL_ENV = "EDGE_AGENT_SSL"  # "1": load OpenSSL whatever the config
 RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
 # the modules that take their no-TLS path when `import ssl` fails (paho imports urllib.request, http.client);
 # hashlib and hmac use their built-in hashes when `import _hashlib` (OpenSSL's) fails
-IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", "paho.mqtt.client")
 PAHO = "paho.mqtt.client"
-# paho imports urllib.request (with http.client and email: ≈ 1.3 MiB) for its proxy lookup alone, which
+IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", PAHO)
+# paho imports urllib.request (with http.client and email: ≈ 1.5 MiB) for its proxy lookup alone, which
 # it does only where PySocks is installed (``socks``, not a dependency): without it, a stand-in
 PAHO_UNUSED = "urllib.request"
 PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out
@@ -42,7 +42,7 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
     finally:
         for name in hidden:
             sys.modules.pop(name, None)
-    if (paho := sys.modules.get("paho.mqtt.client")) is not None:
+    if (paho := sys.modules.get(PAHO)) is not None:
         # paho's plain-text socket code names two ssl exception types in `except` clauses
         paho.ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
 
