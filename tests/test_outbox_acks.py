@@ -5,6 +5,7 @@ filesystem (a small tmpfs)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,19 @@ def test_the_next_commit_deletes_remembered_acknowledged_rows(outbox_on_small_fs
     outbox.close()
     with Outbox(mnt / "outbox.db", max_bytes=1024 * 1024, gateway="gw") as reopened:
         assert [r.seq for r in reopened.peek(100)] == [3, 4, 5, 6], "the acknowledged rows are gone for good"
+
+
+def test_deleting_any_number_of_acknowledged_rows_prepares_one_statement(tmp_path: Path) -> None:
+    """SQL whose text changed with the number of rows deleted was prepared anew for each count and kept
+    in sqlite3's statement cache: megabytes of memory growing for half an hour of a steady run."""
+    with Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw") as outbox:
+        outbox.append([Pending(Priority.RAW, "edge/gw/telemetry/m", {"n": i}) for i in range(1300)])
+        shapes: set[str] = set()
+        # the expanded SQL, its numbers written as #: one shape per prepared statement
+        outbox.db.conn.set_trace_callback(
+            lambda sql: shapes.add(re.sub(r"\d+", "#", sql)) if sql.startswith("DELETE") else None)
+        for count in range(1, 51):
+            rows = outbox.peek(count)
+            assert outbox.delete([r.rowid for r in rows]) == count
+        assert outbox.stats().depth == 1300 - sum(range(1, 51))
+        assert shapes == {"DELETE FROM outbox WHERE rowid = #"}

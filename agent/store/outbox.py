@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from agent.store.cap import ROW_OVERHEAD, enforce_cap, persist_drops, used_bytes
+from agent.store.cap import ROW_OVERHEAD, delete_rows, enforce_cap, persist_drops, used_bytes
 from agent.store.clockhold import ReleasedMark, hold_columns, unheld_clause
 from agent.store.damage import AckedRows, open_error, probe_ends
 from agent.store.db import Db
@@ -347,12 +347,7 @@ class Outbox:
         return len(self._acked), self._acked.deletes
 
     def _delete_rows(self, ids: list[int]) -> int:
-        deleted = 0
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            cur = self.db.conn.execute(f"DELETE FROM outbox WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
-            deleted += cur.rowcount
-        return deleted
+        return delete_rows(self.db.conn, ids)
 
     # ------------------------------------------------------------------------------------ reading
     def peek(self, limit: int, after_rowid: int = 0, *, held: bool = False) -> list[OutboxRow]:
