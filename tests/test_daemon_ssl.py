@@ -388,8 +388,25 @@ info.wait_for_publish(30)
 c.loop_stop()
 c.disconnect()
 print(before, info.is_published())
-print(callable(mqtt.urllib.request.getproxies), type(mqtt.urllib.request).__name__)  # read later: the real one
+print(callable(mqtt.urllib.request.urlopen), type(mqtt.urllib.request).__name__)  # read later: the real one
 """
+
+
+WITH_PYSOCKS = WITHOUT_PYSOCKS.replace('sys.modules["socks"] = None', "import socks").replace(
+    "print(callable(", "print('urllib.request' in sys.modules, callable(")
+
+
+@pytest.mark.parametrize(("variables", "imported"), [({}, False), ({"no_proxy": "*"}, True)])
+def test_with_pysocks_paho_looks_up_proxies_without_urllib_request_until_a_variable_names_one(
+        mosquitto, variables, imported) -> None:
+    """With PySocks installed paho looks up proxies at each connect. Without a ``*_proxy`` variable the
+    answer is urllib's (none) without importing it; with one, urllib.request itself answers."""
+    pytest.importorskip("socks")
+    env = {k: v for k, v in NO_SSL_ENV.items() if not k.lower().endswith("_proxy")} | variables
+    r = subprocess.run([sys.executable, "-c", WITH_PYSOCKS, mosquitto.host, str(mosquitto.port)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[] True", f"{imported} True module"]
 
 
 def test_without_pysocks_paho_runs_without_urllib_request(mosquitto) -> None:

@@ -5,7 +5,6 @@ hands over to (agent.runtime, which does what the validating process did). See a
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import types
@@ -20,7 +19,7 @@ RESTART_ENV = "EDGE_AGENT_SSL_RESTART"
 PAHO = "paho.mqtt.client"
 IMPORTED_WITHOUT_SSL = ("asyncio", "hashlib", "hmac", PAHO)
 # paho imports urllib.request (with http.client and email: ≈ 1.5 MiB) for its proxy lookup alone, which
-# it does only where PySocks is installed (``socks``, not a dependency): without it, a stand-in
+# it makes only where PySocks is installed (``socks``, not a dependency): a stand-in (ProxyLookupStandIn)
 PAHO_UNUSED = "urllib.request"
 PYMODBUS_TLS_STANDIN = "pymodbus.client.tls"  # the module of pymodbus's TLS clients, left out
 
@@ -33,8 +32,8 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
         for name in hidden:
             sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
         for name in modules:
-            if name == PAHO and PAHO_UNUSED not in sys.modules and importlib.util.find_spec("socks") is None:
-                import_with_stand_in(name, PAHO_UNUSED)
+            if name == PAHO and PAHO_UNUSED not in sys.modules:
+                import_with_stand_in(name, PAHO_UNUSED, ProxyLookupStandIn)
             else:
                 importlib.import_module(name)
         if pymodbus:
@@ -47,12 +46,12 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
         paho.ssl = SslOnDemand("ssl")  # type: ignore[attr-defined]
 
 
-def import_with_stand_in(name: str, unused: str) -> None:
-    """Import ``name`` with :class:`OnFirstUse` as its submodule ``unused``, which it imports but does not
-    use here; whatever imports ``unused`` later gets the real module."""
+def import_with_stand_in(name: str, unused: str, stand_in_type: type[OnFirstUse] | None = None) -> None:
+    """Import ``name`` with :class:`OnFirstUse` (or ``stand_in_type``) as its submodule ``unused``, which
+    it imports but does not use here; whatever imports ``unused`` later gets the real module."""
     parent, _, child = unused.rpartition(".")
     package = importlib.import_module(parent)
-    stand_in = OnFirstUse(unused)
+    stand_in = (stand_in_type or OnFirstUse)(unused)
     sys.modules[unused] = stand_in
     setattr(package, child, stand_in)  # what `import a.b` binds reads `a.b` from the package
     try:
@@ -71,6 +70,33 @@ class OnFirstUse(types.ModuleType):
         if sys.modules.get(self.__name__) is self:
             del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attr)  # the import binds the real one
+
+
+class ProxyLookupStandIn(OnFirstUse):
+    """urllib.request for paho's proxy lookup (with PySocks installed, at each connect). On Linux its
+    ``getproxies()`` and ``proxy_bypass()`` read the environment's ``*_proxy`` variables alone: while
+    there is none they are answered as urllib.request would (no proxy, no bypass) without importing
+    it; with one, or anything else read, the real module is imported."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in _NO_PROXY and sys.platform.startswith("linux"):
+            return _NO_PROXY[attr]
+        return super().__getattr__(attr)
+
+
+def _proxy_variables() -> bool:
+    return any(key.lower().endswith("_proxy") for key in os.environ)
+
+
+def _getproxies() -> dict[str, str]:
+    return importlib.import_module(PAHO_UNUSED).getproxies() if _proxy_variables() else {}
+
+
+def _proxy_bypass(host: str) -> bool:
+    return bool(importlib.import_module(PAHO_UNUSED).proxy_bypass(host)) if _proxy_variables() else False
+
+
+_NO_PROXY = {"getproxies": _getproxies, "proxy_bypass": _proxy_bypass}
 
 
 def start_again_with_ssl(argv: list[str] | None = None, *, counted: bool = False) -> None:
