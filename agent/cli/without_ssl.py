@@ -163,8 +163,9 @@ SCHEMA_STATE_DIR = "/var/lib/edge-agent"  # [gateway] state_dir's default (agent
 
 
 def preload_modules(data: Mapping[str, Any] | None) -> list[str]:
-    """The modules of the drivers and line kinds a config file names (by entry point, unvalidated): the
-    run-time process imports them while the config is validated beside it (agent.runtime.beside)."""
+    """The drivers and line kinds a config file names, as their entry points' ``"module:attr"``
+    (unvalidated): the run-time process imports them, with their factories, while the config is
+    validated beside it (agent.runtime.beside)."""
     from ..plugins import group_entry_points
 
     found: dict[str, None] = {}
@@ -172,7 +173,7 @@ def preload_modules(data: Mapping[str, Any] | None) -> list[str]:
         for item in (_items(data, section) or []) if isinstance(data, Mapping) else []:
             kind = item.get("type") if isinstance(item, Mapping) else None
             if isinstance(kind, str):
-                found.update(dict.fromkeys(ep.module for ep in group_entry_points(group, name=kind)))
+                found.update(dict.fromkeys(ep.value for ep in group_entry_points(group, name=kind)))
     return list(found)
 
 

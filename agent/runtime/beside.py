@@ -109,11 +109,18 @@ def _exit(code: int) -> None:
 # -- in the run-time process ----------------------------------------------------------------------
 
 def preload(modules: list[str]) -> None:
-    """Import the run time and the config's drivers and line kinds while the child validates. A module
-    that fails is left to the start proper, after validation, to report."""
+    """Import the run time and the config's drivers and line kinds while the child validates: modules, or
+    entry points' ``"module:attr"`` whose factory (a driver's, a line kind's bus), named there as
+    ``"module:attr"`` too, is imported with them (validation lists a driver's metrics without it). A
+    module that fails is left to the start proper, after validation, to report."""
+    from ..contract.lazy import resolve
+
     for name in ("agent.runtime.run", "agent.app", *modules):
         try:
-            importlib.import_module(name)
+            if ":" in name:
+                getattr(resolve(name), "factory", None)  # (a LazyRef: imported when read)
+            else:
+                importlib.import_module(name)
         except (Exception, SystemExit):  # noqa: BLE001 - validation or the start reports it
             pass
 

@@ -11,6 +11,7 @@ SPEC = DriverSpec(
     type="pulse_counter",
     config_model="drivers.pulse_counter.config:PulseCounterConfig",
     factory=PulseCounterDriver,
+    metrics="drivers.pulse_counter.driver:metrics_for",  # validation lists them without building the driver (its line)
     summary="Counts meter pulses on a GPIO pin (debounced, rejected edges counted, restart-safe totals).",
 )
 
