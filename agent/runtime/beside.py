@@ -23,6 +23,21 @@ from . import handoff
 
 _fd: int | None = None  # in the validating child: the anonymous file the hand-off goes into
 
+# what the start imports after the hand-off, for every config (the plain config's mixins, logging, the
+# uplink, processing's set-up and kernels, the executor's threads, the codec of a host name connected to)
+# and by table of the config file: the run-time process imports them while the child validates (preload)
+AFTER_HANDOFF = ("agent.contract.plain", "agent.contract.bases", "agent.logsetup", "agent.uplink.mqtt",
+                 "agent.processing.setup", "agent.processing.kernels", "agent.processing.warmup",
+                 "agent.remote.restart", "agent.metrics.listen", "agent.web.listen", "concurrent.futures.thread",
+                 "encodings.idna")
+AFTER_HANDOFF_BY_TABLE = {"site": ("agent.site.controller",), "homeassistant": ("agent.homeassistant.bridge",)}
+
+
+def after_handoff(data: Any) -> list[str]:
+    """The modules the start of a config (the TOML as parsed, unvalidated) imports after the hand-off."""
+    tables = [t for t in AFTER_HANDOFF_BY_TABLE if isinstance(data, dict) and t in data]
+    return [*AFTER_HANDOFF, *(m for t in tables for m in AFTER_HANDOFF_BY_TABLE[t])]
+
 
 def validating() -> bool:
     """Whether this is the child validating beside the run-time process."""
