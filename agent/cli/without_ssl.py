@@ -48,8 +48,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..runtime import EXEC_ENV
 from ..runtime.nossl import (  # noqa: F401 - the names this module has always offered
@@ -82,9 +81,9 @@ _rest = False  # prepare() left paho and pymodbus to the run-time process: finis
 VALIDATION_IMPORTS = ("asyncio", "hashlib", "hmac")
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What ``run`` decides from its config file before validating it (:func:`plan`)."""
+class Plan(NamedTuple):
+    """What ``run`` decides from its config file before validating it (:func:`plan`). (A named tuple: the
+    process imports no dataclasses, with inspect, before it forks: agent.runtime.beside.)"""
 
     service: bool = False  # `run` as the service (not --once): it hands over to a run-time process
     beside: bool = False  # and validates beside it (agent.runtime.beside), unless started again in one process

@@ -28,6 +28,7 @@ _fd: int | None = None  # in the validating child: the anonymous file the hand-o
 # and by table of the config file: the run-time process imports them while the child validates (preload)
 AFTER_HANDOFF = ("agent.contract.plain", "agent.contract.bases", "agent.logsetup", "agent.uplink.mqtt",
                  "agent.processing.setup", "agent.processing.kernels", "agent.processing.warmup",
+                 "agent.processing.energy", "agent.processing.events",
                  "agent.remote.restart", "agent.metrics.listen", "agent.web.listen", "concurrent.futures.thread",
                  "encodings.idna")
 AFTER_HANDOFF_BY_TABLE = {"site": ("agent.site.controller",), "homeassistant": ("agent.homeassistant.bridge",)}
