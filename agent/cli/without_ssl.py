@@ -238,7 +238,13 @@ def needs_tls(data: Mapping[str, Any]) -> bool:
 
 
 def _distribution(ep: Any) -> str:
-    name = ep.dist.name if ep.dist is not None else ""
+    """The normalised name of the distribution that registers ``ep``: from its ``.dist-info`` directory's
+    name (as pip writes it there) where importlib.metadata offers that, else from its metadata (which it
+    parses, with email.parser, at every read)."""
+    dist = ep.dist
+    if dist is None:
+        return ""
+    name = getattr(dist, "_normalized_name", None) or dist.name
     return name.lower().replace("_", "-")
 
 
