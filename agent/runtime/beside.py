@@ -13,6 +13,7 @@ the run-time process to, as the PID systemd watches. The child never talks to sy
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -64,6 +65,9 @@ def fork(*, hide: tuple[str, ...], pymodbus: bool, preload: list[str], state_dir
     if pid == 0:
         _fd = fd
         os.environ.pop("NOTIFY_SOCKET", None)  # systemd accepts the main PID's notifications only
+        # this process validates and ends: no cyclic garbage collection (≈ 80 of them while the models
+        # are built, ≈ 15 ms of its CPU on the demo's config), what it leaves goes with it
+        gc.disable()
         return
     from .start import command, import_root_on_path, pycache_dir, runtime_environ
 
