@@ -146,9 +146,16 @@ def preload(modules: list[str]) -> None:
 
 
 def wait_validator(pid: int) -> int:
-    """The validating child's exit code (a signal that ended it: 1, said so)."""
+    """The validating child's exit code (a signal that ended it: 1, said so). The garbage collector,
+    off while the run time was imported (agent.runtime.__main__), is settled first (:func:`settle_garbage`)."""
+    done = -1
     try:
-        _, status = os.waitpid(pid, 0)
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        finally:
+            settle_garbage(validating=done == 0)
+        if done == 0:
+            _, status = os.waitpid(pid, 0)
     except ChildProcessError:
         print(f"edge-agent run: the validating process {pid} is not this process's child", file=sys.stderr)
         return 1
@@ -157,6 +164,20 @@ def wait_validator(pid: int) -> int:
         print(f"edge-agent run: validating the config was stopped by signal {-code}", file=sys.stderr)
         return 1
     return code
+
+
+def settle_garbage(*, validating: bool) -> None:
+    """After the run time's imports, made with the cyclic garbage collector off (≈ 80 collections walking
+    a growing heap, ≈ 20 ms of CPU on the demo's config): collect once while the child still validates
+    (off the start's path; otherwise the cyclic garbage of the imports, ≈ 600 objects, stays), then freeze
+    what is there (modules, classes, the drivers' tables: kept for the life of the process), so that later
+    collections do not walk it again, and turn the collector back on."""
+    if gc.isenabled():
+        return
+    if validating:
+        gc.collect()
+    gc.freeze()
+    gc.enable()
 
 
 def started(cfg: Any) -> None:
