@@ -20,6 +20,7 @@ from agent.driver import DriverCatalog
 from agent.errors import ConfigError
 from drivers.modbus_charger.profile import profile_names as charger_profiles
 from drivers.modbus_meter.codec import profile_names as meter_profiles
+from drivers.pv_inverter.profile import profile_names as inverter_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "drivers" / "replay" / "samples" / "building_load_kw.csv"
@@ -40,6 +41,10 @@ DEVICES = [
     *[("pulse_counter", f'line = "g"\npin = 4\nquantity = "{q}"') for q in ("energy", "volume", "gas", "count")],
     ("bme680", 'line = "i2c"'),
     ("bme680", 'line = "i2c"\ngas = false'),
+    ("sunspec", 'line = "m"\nunit = UNIT\nmodels = [103, 123, 124, 802, 203]'),
+    ("sunspec", 'line = "m"\nunit = UNIT\nmodels = [701, 702, 704, 713, 201]'),
+    *[("pv_inverter", f'line = "m"\nunit = UNIT\nprofile = "{p}"') for p in inverter_profiles()],
+    ("pv_inverter", 'line = "m"\nunit = UNIT\nprofile = "sungrow_sh"\nmetrics = ["pv_power", "battery_power", "energy_import"]'),
 ]
 
 
