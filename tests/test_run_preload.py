@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from agent.runtime.beside import AFTER_HANDOFF, AFTER_HANDOFF_BY_TABLE, after_handoff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,41 +37,20 @@ def test_preload_imports_the_factories_of_entry_points() -> None:
 
 
 SETTLE = """
-import gc, os, sys, time, weakref
+import gc, os
 from agent.runtime.beside import wait_validator
 
-class Node:
-    pass
-
 gc.disable()
-a, b = Node(), Node()
-a.other, b.other = b, a  # cyclic garbage of the imports
-dead = weakref.ref(a)
-del a, b
-r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
-    os.close(w)
-    os.read(r, 1)  # validating until the parent's end of the pipe closes
     os._exit(3)
-os.close(r)
-if sys.argv[1] == "done":  # the child ended first: a zombie when waited for
-    os.close(w)
-    while open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
-        time.sleep(0.01)
-else:  # still validating: it ends once the collector has run
-    def ended(phase, info, open_=[w]):
-        if phase == "stop" and open_:
-            os.close(open_.pop())
-    gc.callbacks.append(ended)
 code = wait_validator(pid)
-print(code, gc.isenabled(), gc.get_freeze_count() > 0, dead() is None)
+print(code, gc.isenabled(), gc.get_freeze_count() > 0)
 """
 
 
-@pytest.mark.parametrize(("child", "collected"), [("validating", True), ("done", False)])
-def test_the_collector_is_on_again_once_the_child_is_waited_for(child: str, collected: bool) -> None:
-    # collected while the child still validates; the child done first, start-up's garbage is frozen with the rest
-    out = subprocess.run([sys.executable, "-c", SETTLE, child], capture_output=True, text=True, cwd=ROOT, check=True,
+def test_the_collector_is_on_again_once_the_child_is_waited_for() -> None:
+    # off while the run time was imported; what start-up made is frozen, the collector on again
+    out = subprocess.run([sys.executable, "-c", SETTLE], capture_output=True, text=True, cwd=ROOT, check=True,
                          timeout=60)
-    assert out.stdout.split() == ["3", "True", "True", str(collected)], out.stderr
+    assert out.stdout.split() == ["3", "True", "True"], out.stderr
