@@ -27,6 +27,8 @@ SAMPLE = ROOT / "drivers" / "replay" / "samples" / "building_load_kw.csv"
 HEAD = '[gateway]\nid = "gw"\nstate_dir = "{state}"\n[mqtt]\nhost = "127.0.0.1"\n'
 LINES = ('[lines.m]\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = 1502\n'
          '[lines.air]\ntype = "serial"\nport = "/dev/ttyNOPE"\n'
+         '[lines.air2]\ntype = "serial"\nport = "/dev/ttyNOPE2"\n'
+         '[lines.air3]\ntype = "serial"\nport = "/dev/ttyNOPE3"\n'
          '[lines.g]\ntype = "gpio_sim"\n'
          '[lines.i2c]\ntype = "i2c_sim"\nchip = "bme680"\n')
 # (type, its keys): the built-in drivers that list their metrics, over their profiles and options
@@ -41,6 +43,10 @@ DEVICES = [
     *[("pulse_counter", f'line = "g"\npin = 4\nquantity = "{q}"') for q in ("energy", "volume", "gas", "count")],
     ("bme680", 'line = "i2c"'),
     ("bme680", 'line = "i2c"\ngas = false'),
+    ("sds011", 'line = "air2"'),
+    ("mhz19", 'line = "air3"'),
+    ("mhz19", 'line = "air3"\ndetection_range = 2000'),
+    ("digital_input", 'line = "g"\npin = 5'),
     ("sunspec", 'line = "m"\nunit = UNIT\nmodels = [103, 123, 124, 802, 203]'),
     ("sunspec", 'line = "m"\nunit = UNIT\nmodels = [701, 702, 704, 713, 201]'),
     *[("pv_inverter", f'line = "m"\nunit = UNIT\nprofile = "{p}"') for p in inverter_profiles()],

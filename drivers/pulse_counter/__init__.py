@@ -19,6 +19,7 @@ DIGITAL_INPUT_SPEC = DriverSpec(
     type="digital_input",
     config_model="drivers.pulse_counter.config:DigitalInputConfig",
     factory=DigitalInputDriver,
+    metrics="drivers.pulse_counter.digital:metrics_for",
     summary="A GPIO digital input: state and number of changes.",
 )
 
