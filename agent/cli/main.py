@@ -70,7 +70,8 @@ def start_beside(start: Any) -> None:
     from ..runtime import beside
     from .without_ssl import preload_modules, state_dir_guess
 
-    beside.fork(hide=start.hide, pymodbus=start.pymodbus, preload=preload_modules(start.data),
+    beside.fork(hide=start.hide, pymodbus=start.pymodbus,
+                preload=preload_modules(start.data) + beside.after_handoff(start.data),
                 state_dir=state_dir_guess(start.data))
 
 

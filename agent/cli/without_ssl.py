@@ -48,8 +48,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..runtime import EXEC_ENV
 from ..runtime.nossl import (  # noqa: F401 - the names this module has always offered
@@ -82,9 +81,9 @@ _rest = False  # prepare() left paho and pymodbus to the run-time process: finis
 VALIDATION_IMPORTS = ("asyncio", "hashlib", "hmac")
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What ``run`` decides from its config file before validating it (:func:`plan`)."""
+class Plan(NamedTuple):
+    """What ``run`` decides from its config file before validating it (:func:`plan`). (A named tuple: the
+    process imports no dataclasses, with inspect, before it forks: agent.runtime.beside.)"""
 
     service: bool = False  # `run` as the service (not --once): it hands over to a run-time process
     beside: bool = False  # and validates beside it (agent.runtime.beside), unless started again in one process
@@ -163,8 +162,9 @@ SCHEMA_STATE_DIR = "/var/lib/edge-agent"  # [gateway] state_dir's default (agent
 
 
 def preload_modules(data: Mapping[str, Any] | None) -> list[str]:
-    """The modules of the drivers and line kinds a config file names (by entry point, unvalidated): the
-    run-time process imports them while the config is validated beside it (agent.runtime.beside)."""
+    """The drivers and line kinds a config file names, as their entry points' ``"module:attr"``
+    (unvalidated): the run-time process imports them, with their factories, while the config is
+    validated beside it (agent.runtime.beside)."""
     from ..plugins import group_entry_points
 
     found: dict[str, None] = {}
@@ -172,7 +172,7 @@ def preload_modules(data: Mapping[str, Any] | None) -> list[str]:
         for item in (_items(data, section) or []) if isinstance(data, Mapping) else []:
             kind = item.get("type") if isinstance(item, Mapping) else None
             if isinstance(kind, str):
-                found.update(dict.fromkeys(ep.module for ep in group_entry_points(group, name=kind)))
+                found.update(dict.fromkeys(ep.value for ep in group_entry_points(group, name=kind)))
     return list(found)
 
 
@@ -238,7 +238,13 @@ def needs_tls(data: Mapping[str, Any]) -> bool:
 
 
 def _distribution(ep: Any) -> str:
-    name = ep.dist.name if ep.dist is not None else ""
+    """The normalised name of the distribution that registers ``ep``: from its ``.dist-info`` directory's
+    name (as pip writes it there) where importlib.metadata offers that, else from its metadata (which it
+    parses, with email.parser, at every read)."""
+    dist = ep.dist
+    if dist is None:
+        return ""
+    name = getattr(dist, "_normalized_name", None) or dist.name
     return name.lower().replace("_", "-")
 
 

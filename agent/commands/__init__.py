@@ -8,21 +8,15 @@ Every write to a device, whoever asks (a command, the site controller), goes thr
     outcome = await router.handle(device, payload)   # for each message on edge/{gw}/cmd/{device}
 """
 
-from .auth import sign
-from .gate import SITE, AuditSink, WriteGate, Writer
-from .idstore import IdStore
-from .modes import AuthMode
-from .parse import Code, Refusal
-from .router import CommandOutcome, CommandRouter
+from ..contract.lazy import lazy_exports
 
-
-# the [commands] model (pydantic) is imported on first use: the running agent reads a plain config
-def __getattr__(name: str):
-    if name == "CommandsConfig":
-        from .config import CommandsConfig
-
-        return CommandsConfig
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# each name imported on first use: validating a config imports the [commands] model (pydantic) and its
+# modes only, not the router, the gate and the id store the running agent builds
+_WHERE = {"auth": ("sign",), "gate": ("SITE", "AuditSink", "WriteGate", "Writer"), "idstore": ("IdStore",),
+          "modes": ("AuthMode",), "parse": ("Code", "Refusal"), "router": ("CommandOutcome", "CommandRouter"),
+          "config": ("CommandsConfig",)}
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for module, names in _WHERE.items()
+                                     for name in names})
 
 
 __all__ = ["SITE", "AuditSink", "AuthMode", "Code", "CommandOutcome", "CommandRouter", "CommandsConfig", "IdStore",

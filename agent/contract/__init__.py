@@ -45,6 +45,7 @@ from .driver import (
     DriverContext,
     DriverFactory,
     DriverSpec,
+    MetricsLister,
     ReportsEvents,
     SimulatorSpec,
 )
@@ -93,7 +94,7 @@ __all__ = [
     "NAME_PATTERN", "DeviceConfig", "Frozen", "LineConfig", "LineDevice", "Name",
     "CheckConfig", "EnergyConfig", "EnergyMethod", "PublishMode",
     "DRIVERS_GROUP", "SIMULATORS_GROUP", "Clock", "Driver", "DriverContext", "DriverFactory", "DriverSpec",
-    "ReportsEvents", "SimulatorSpec",
+    "MetricsLister", "ReportsEvents", "SimulatorSpec",
     "LINES_GROUP", "Bus", "Buses", "LineKind",
     "MODBUS_BUS", "SERIAL_BUS", "I2C_BUS", "GPIO_BUS",
     "ModbusDevice", "ModbusLine",

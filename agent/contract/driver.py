@@ -72,6 +72,7 @@ class DriverContext:
 
 
 DriverFactory = Callable[["DeviceConfig", DriverContext], Driver]
+MetricsLister = Callable[["DeviceConfig"], Sequence[MetricSpec]]  # a config -> its driver's metrics (DriverSpec)
 
 
 class DriverSpec(Record):
@@ -80,16 +81,24 @@ class DriverSpec(Record):
     ``config_model`` and ``factory`` may be given as ``"module:attr"``, imported when first read: a
     run that hands its drivers a plain config (:mod:`agent.contract.plain`) never imports the model.
     The factory is called with the validated model or with its plain twin (same attributes).
+
+    ``metrics`` (optional, also ``"module:attr"``): what the driver built from a config would list as its
+    metrics, without building it, in a module that imports no more than the config model does (no
+    numpy, no bus, no device library); it rejects a config the factory would reject, with the same
+    exception. Validation (agent.config.references) calls it instead of building the driver; a driver
+    without one is built.
     """
 
-    __slots__ = ("type", "_config_model", "_factory", "summary", "writable")
-    FIELDS = ("type", "config_model", "factory", "summary", "writable")
+    __slots__ = ("type", "_config_model", "_factory", "summary", "writable", "_metrics")
+    FIELDS = ("type", "config_model", "factory", "summary", "writable", "metrics")
     config_model: type[DeviceConfig] = LazyRef()  # type: ignore[assignment]
     factory: DriverFactory = LazyRef()  # type: ignore[assignment]
+    metrics: MetricsLister | None = LazyRef()  # type: ignore[assignment]
 
     def __init__(self, type: str, config_model: type[DeviceConfig] | str, factory: DriverFactory | str,
-                 summary: str, writable: bool = False):
-        self._store(type=type, config_model=config_model, factory=factory, summary=summary, writable=writable)
+                 summary: str, writable: bool = False, metrics: MetricsLister | str | None = None):
+        self._store(type=type, config_model=config_model, factory=factory, summary=summary, writable=writable,
+                    metrics=metrics)
 
 
 @dataclass(frozen=True, slots=True)

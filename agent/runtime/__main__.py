@@ -41,6 +41,10 @@ def parse(argv: list[str]) -> dict:
 def main(argv: list[str]) -> None:
     args = parse(argv)
     fd, hidden, validator = args["fd"], args["hidden"], args["validator"]
+    if validator is not None:  # the run time's imports beside validation, without cyclic garbage collection
+        import gc  # (on again once they are done: agent.runtime.beside.wait_validator)
+
+        gc.disable()
     if sys.pycache_prefix:  # the state directory's cache (agent.runtime.start): written, whatever
         sys.dont_write_bytecode = False  # PYTHONDONTWRITEBYTECODE says for the sources' own __pycache__
         from .bytecode import backfill

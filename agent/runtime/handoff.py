@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 MAGIC = b"edge-agent-handoff-1\n"  # a descriptor that holds something else is refused, not unpickled blindly
@@ -54,12 +52,16 @@ def dump(cfg: Any, meta: dict[str, Any], *, into: int | None = None) -> int:
     return fd
 
 
-@dataclass
 class Handoff:
-    """What the run-time process got: ``meta`` at once; :meth:`config` imports the config's models."""
+    """What the run-time process got: ``meta`` at once; :meth:`config` imports the config's models. (This
+    module is imported before ``run`` forks and in the run-time process: no dataclasses, no tempfile.)"""
 
-    meta: dict[str, Any]
-    _fh: BinaryIO | None = field(repr=False)
+    def __init__(self, meta: dict[str, Any], fh: BinaryIO | None):
+        self.meta = meta
+        self._fh = fh
+
+    def __repr__(self) -> str:
+        return f"Handoff(meta={self.meta!r})"
 
     def close(self) -> None:
         if self._fh is not None:
@@ -112,6 +114,8 @@ def _anonymous_file() -> BinaryIO:
     try:
         fd = os.memfd_create("edge-agent-config", os.MFD_CLOEXEC)
     except (AttributeError, OSError):  # no memfd (not Linux, or an old kernel): an unlinked file, mode 0600
+        import tempfile
+
         try:
             return tempfile.TemporaryFile()  # noqa: SIM115 - closed by dump
         except OSError as e:

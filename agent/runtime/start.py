@@ -15,7 +15,6 @@ executor's arenas held ≈ 2 MiB of free memory between them), and OpenBLAS star
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import sys
@@ -27,7 +26,16 @@ from . import handoff
 
 ENTRY = "agent.runtime"
 PYCACHE = "pycache"  # under the state directory
-log = logging.getLogger("edge_agent")
+
+
+def _log() -> Any:
+    """The agent's logger. (logging is imported where a warning is given: ``run``'s process uses this
+    module after it forks, on its way to execute the run-time process, which imports logging anyway.)"""
+    import logging
+
+    return logging.getLogger("edge_agent")
+
+
 # the run-time process's environment, each unless set already (docs/processing.md)
 RUNTIME_ENV = {"MALLOC_ARENA_MAX": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -45,12 +53,12 @@ def pycache_dir(state_dir: Path, *, create_state_dir: bool = True) -> Path | Non
         st = d.stat()
     except OSError as e:
         if not quiet:
-            log.warning("bytecode cache %s unusable (%s): the run-time process compiles its modules at every "
+            _log().warning("bytecode cache %s unusable (%s): the run-time process compiles its modules at every "
                         "start", d, e.strerror)
         return None
     if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         if not quiet:
-            log.warning("bytecode cache %s not used: it must belong to this user and be writable by no one "
+            _log().warning("bytecode cache %s not used: it must belong to this user and be writable by no one "
                         "else (chmod 700)", d)
         return None
     return d
@@ -81,10 +89,12 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
     try:
         fd = handoff.dump(cfg, handoff_meta(cfg, config_path=config_path, trial=trial))
     except handoff.HandoffError as e:
-        log.warning("%s; running in this process", e)
+        _log().warning("%s; running in this process", e)
         return
     argv = command(fd, pycache_dir(cfg.gateway.state_dir), hidden, pymodbus_clients)
     import_root_on_path()
+    import logging
+
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -92,7 +102,7 @@ def exec_runtime(cfg: Any, *, config_path: str, trial: dict | None, hidden: tupl
         os.execve(argv[0], argv, runtime_environ(os.environ))
     except OSError as e:
         os.close(fd)
-        log.warning("cannot start the run-time process %s (%s); running in this process", argv[0], e.strerror)
+        _log().warning("cannot start the run-time process %s (%s); running in this process", argv[0], e.strerror)
 
 
 def handoff_meta(cfg: Any, *, config_path: str, trial: dict | None) -> dict[str, Any]:

@@ -92,6 +92,16 @@ def check_metrics(driver: Driver) -> list[MetricSpec]:
     return first
 
 
+def check_listed_metrics(spec: DriverSpec, driver: Driver) -> None:
+    """A spec that lists a config's metrics (``DriverSpec.metrics``, what validation asks) lists what
+    the driver built from that config delivers."""
+    config = getattr(driver, "config", None)
+    if spec.metrics is None or config is None:
+        return
+    assert list(spec.metrics(config)) == list(driver.metrics()), (
+        f"{spec.type}: DriverSpec.metrics lists other metrics than the driver built from the same config")
+
+
 def check_read(driver: Driver, result: Sequence[Sample] | Batch) -> dict[str, float]:
     """A read returns a Batch whose series are local metric indexes in range, or samples of
     declared metrics; returns the values by metric name."""
@@ -196,6 +206,7 @@ class DriverConformance:
     def test_metrics_are_stable_and_unique(self, tmp_path: Path) -> None:
         driver, _ = build_driver(self.spec, self.dead(tmp_path), tmp_path)
         check_metrics(driver)
+        check_listed_metrics(self.spec, driver)
 
     def test_points_are_declared_consistently(self, tmp_path: Path) -> None:
         driver, _ = build_driver(self.spec, self.dead(tmp_path), tmp_path)

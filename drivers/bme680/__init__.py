@@ -10,6 +10,7 @@ SPEC = DriverSpec(
     type="bme680",
     config_model="drivers.bme680.config:Bme680Config",
     factory=Bme680Driver,
+    metrics="drivers.bme680.driver:metrics_for",  # validation lists them without building the driver (its line)
     summary="Bosch BME680 temperature/humidity/pressure/gas sensor on an I2C line (adafruit library).",
 )
 

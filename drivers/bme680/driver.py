@@ -85,6 +85,11 @@ METRICS = [  # operating ranges from the datasheet
 ]
 
 
+def metrics_for(config: Bme680Config) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): the gas resistance only with the gas heater on."""
+    return list(METRICS) if config.gas else METRICS[:3]
+
+
 class Bme680Driver:
     def __init__(self, config: Bme680Config, ctx: DriverContext):
         self.config = config
@@ -92,7 +97,7 @@ class Bme680Driver:
         self.sensor: Any = None
 
     def metrics(self) -> list[MetricSpec]:
-        return METRICS if self.config.gas else METRICS[:3]
+        return metrics_for(self.config)
 
     def _setup(self, i2c: Any) -> Any:
         lib = import_adafruit_bme680()

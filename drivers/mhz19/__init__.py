@@ -10,6 +10,7 @@ SPEC = DriverSpec(
     type="mhz19",
     config_model="drivers.mhz19.config:Mhz19Config",
     factory=Mhz19Driver,
+    metrics="drivers.mhz19.driver:config_metrics",  # validation lists them without building the driver (its line)
     summary="Winsen MH-Z19B CO2 sensor on a serial line (ABC setting, warm-up flagging).",
 )
 

@@ -50,6 +50,11 @@ def _is_read_reply(frame: bytes) -> bool:
     return frame[1] == codec.CMD_READ
 
 
+def config_metrics(config: Mhz19Config) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``)."""
+    return metrics_for(config.detection_range)
+
+
 class Mhz19Driver:
     def __init__(self, config: Mhz19Config, ctx: DriverContext):
         self.config = config
@@ -59,7 +64,7 @@ class Mhz19Driver:
         self.opened_at = 0.0
 
     def metrics(self) -> list[MetricSpec]:
-        return metrics_for(self.config.detection_range)
+        return config_metrics(self.config)
 
     async def open(self) -> None:
         cfg = self.config

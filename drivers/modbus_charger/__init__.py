@@ -9,6 +9,7 @@ SPEC = DriverSpec(
     type="modbus_charger",
     config_model="drivers.modbus_charger.config:ModbusChargerConfig",
     factory=ModbusChargerDriver,
+    metrics="drivers.modbus_charger.driver:metrics_for",  # validation lists them without building the driver (its line)
     summary="EV charger over Modbus (CHARX, KEBA P30, ABB Terra AC profiles): IEC 61851 state, power, energy; start/stop/current limit",
     writable=True,
 )

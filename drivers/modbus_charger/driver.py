@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(__name__, {"ModbusChargerConfig": "drivers.modbus_charger.config"})
 
 
+def metrics_for(config: ModbusChargerConfig) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): a charger's, whatever its profile (loaded here as
+    the driver loads it)."""
+    config.loaded_profile()
+    return list(CHARGER_METRICS)
+
+
 class ModbusChargerDriver(ChargerDriver):
     def __init__(self, config: ModbusChargerConfig, ctx: DriverContext):
         self.config = config
@@ -40,7 +47,7 @@ class ModbusChargerDriver(ChargerDriver):
         self._last_hb = -math.inf
 
     def metrics(self) -> list[MetricSpec]:
-        return list(CHARGER_METRICS)
+        return metrics_for(self.config)
 
     async def open(self) -> None:
         self._last_hb = -math.inf

@@ -19,8 +19,8 @@ from agent.contract.lazy import lazy_exports
 from agent.contract.modbus_block import BlockDecoder, BlockValue
 from agent.contract.modbus_values import decode
 
-from .facts import metric_facts
-from .planner import Item, frame_bytes, plan, wire_time
+from .metrics import listed, request_plan
+from .planner import frame_bytes, wire_time
 
 if TYPE_CHECKING:
     from agent.contract import ModbusLine
@@ -37,9 +37,7 @@ class ModbusMeterDriver:
         self.clock = ctx.clock
         self.bus: ModbusLine = ctx.buses.get(config.line)
         self.registers = config.resolved_registers()
-        max_regs, max_gap = config.limits()
-        items = [Item(i, r.fc, r.address, r.count) for i, r in enumerate(self.registers)]
-        self.plan = plan(items, max_registers=max_regs, max_gap=max_gap)
+        self.plan = request_plan(config, self.registers)
         self._blocks = [(req.fc, req.address, req.count) for req in self.plan]
         regs = self.registers
         # one numpy decode per poll over the blocks' bytes laid end to end (``at``: each block's first
@@ -70,8 +68,7 @@ class ModbusMeterDriver:
         }
 
     def metrics(self) -> list[MetricSpec]:
-        info = self.config.profile_info()
-        return [metric_facts(r.metric(), info) for r in self.registers]
+        return listed(self.config, self.registers)
 
     async def open(self) -> None:
         """Nothing to do: the shared line opens (and reopens) itself on first use."""

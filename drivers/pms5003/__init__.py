@@ -10,6 +10,7 @@ SPEC = DriverSpec(
     type="pms5003",
     config_model="drivers.pms5003.config:Pms5003Config",
     factory=Pms5003Driver,
+    metrics="drivers.pms5003.driver:metrics_for",  # validation lists them without building the driver (its line)
     summary="Plantower PMS5003 particulate sensor (PM1/PM2.5/PM10, particle counts) on a serial line.",
 )
 

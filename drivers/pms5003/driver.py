@@ -61,6 +61,11 @@ def frame_samples(r: codec.Pms5003Reading) -> list[Sample]:
     return plausibility.frame_samples(METRICS, {m.name: float(getattr(r, m.name)) for m in METRICS}, RULES)
 
 
+def metrics_for(config: Pms5003Config) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): every frame carries them all."""
+    return list(METRICS)
+
+
 class Pms5003Driver:
     def __init__(self, config: Pms5003Config, ctx: DriverContext):
         self.config = config
@@ -68,7 +73,7 @@ class Pms5003Driver:
         self._wire_timeout = config.timeout * 0.9  # answer (or a typed error) before the poll's own timeout
 
     def metrics(self) -> list[MetricSpec]:
-        return list(METRICS)
+        return metrics_for(self.config)
 
     async def open(self) -> None:
         # The sensor powers up active; say what we want every time we (re)start.

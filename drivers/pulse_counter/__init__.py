@@ -11,6 +11,7 @@ SPEC = DriverSpec(
     type="pulse_counter",
     config_model="drivers.pulse_counter.config:PulseCounterConfig",
     factory=PulseCounterDriver,
+    metrics="drivers.pulse_counter.driver:metrics_for",  # validation lists them without building the driver (its line)
     summary="Counts meter pulses on a GPIO pin (debounced, rejected edges counted, restart-safe totals).",
 )
 
@@ -18,6 +19,7 @@ DIGITAL_INPUT_SPEC = DriverSpec(
     type="digital_input",
     config_model="drivers.pulse_counter.config:DigitalInputConfig",
     factory=DigitalInputDriver,
+    metrics="drivers.pulse_counter.digital:metrics_for",
     summary="A GPIO digital input: state and number of changes.",
 )
 

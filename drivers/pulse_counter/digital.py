@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(__name__, {"DigitalInputConfig": "drivers.pulse_counter.config"})
 
 
+def metrics_for(config: DigitalInputConfig) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): the input's state, its changes, the edges rejected."""
+    return [MetricSpec("state", "", MetricKind.STATE), MetricSpec("changes", "", MetricKind.COUNTER),
+            MetricSpec("rejected_edges", "", MetricKind.COUNTER)]
+
+
 class DigitalInputDriver:
     def __init__(self, config: DigitalInputConfig, ctx: DriverContext):
         self.config = config
@@ -24,8 +30,7 @@ class DigitalInputDriver:
         self._min_ns = int(config.min_interval_ms * 1e6)
 
     def metrics(self) -> list[MetricSpec]:
-        return [MetricSpec("state", "", MetricKind.STATE), MetricSpec("changes", "", MetricKind.COUNTER),
-                MetricSpec("rejected_edges", "", MetricKind.COUNTER)]
+        return metrics_for(self.config)
 
     async def open(self) -> None:
         await self.bus.open()

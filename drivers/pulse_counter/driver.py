@@ -40,6 +40,14 @@ _DERIVED = {
 }
 
 
+def metrics_for(config: PulseCounterConfig) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): the pulses, the rejected edges, and what the
+    pulses measure (its total and rate) by ``quantity``."""
+    total, rate, _ = _DERIVED[config.quantity]
+    return [MetricSpec("pulses", "", MetricKind.COUNTER), MetricSpec("rejected_edges", "", MetricKind.COUNTER),
+            *(m for m in (total, rate) if m is not None)]
+
+
 class PulseCounterDriver:
     def __init__(self, config: PulseCounterConfig, ctx: DriverContext):
         self.config = config
@@ -55,9 +63,8 @@ class PulseCounterDriver:
         self._flush: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task | None = None
         self._last_read: tuple[float, int] | None = None
-        total, rate, self._rate_scale = _DERIVED[config.quantity]
-        self._metrics = [MetricSpec("pulses", "", MetricKind.COUNTER), MetricSpec("rejected_edges", "", MetricKind.COUNTER)]
-        self._metrics += [m for m in (total, rate) if m is not None]
+        self._rate_scale = _DERIVED[config.quantity][2]
+        self._metrics = metrics_for(config)
 
     def metrics(self) -> list[MetricSpec]:
         return list(self._metrics)

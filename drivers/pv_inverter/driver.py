@@ -21,7 +21,7 @@ from agent.contract import (
 )
 from agent.contract.lazy import lazy_exports
 
-from .registers import PointKind, blocks
+from .registers import PointKind, blocks, selected
 
 if TYPE_CHECKING:
     from agent.contract import ModbusLine
@@ -40,8 +40,7 @@ class PvInverterDriver:
         self.bus: ModbusLine = ctx.buses.get(config.line)
         self.profile: Profile = config.loaded_profile()  # loaded at validation
         self.unit = int(config.unit or self.profile.profile.default_unit)
-        wanted = set(config.metrics or [r.name for r in self.profile.registers])
-        self.registers = [r for r in self.profile.registers if r.name in wanted]
+        self.registers = selected(self.profile, config.metrics)
         self._index = {r.name: i for i, r in enumerate(self.registers)}
         meta = self.profile.profile
         self.plan = blocks(self.registers, max_registers=meta.max_registers, max_gap=meta.max_gap)

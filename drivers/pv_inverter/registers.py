@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.contract import MetricKind, MetricSpec, Point
 from agent.contract.modbus_values import DataType, decode, encode, register_count
@@ -118,6 +118,20 @@ class PvInverterBase:
             out.append(Point(p.name, unit=p.unit, low=low, high=high, writable=p.name in self.writable,
                              meaning=p.meaning))
         return out
+
+
+def selected(profile: Any, metrics: Sequence[str] | None) -> list[Register]:
+    """The profile's registers a device reads: those its ``metrics`` name (all of them by default)."""
+    wanted = set(metrics or [r.name for r in profile.registers])
+    return [r for r in profile.registers if r.name in wanted]
+
+
+def metrics_for(config: Any) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``, validation's: the driver imports numpy): its
+    profile's registers it reads, the unit id resolved as the driver resolves it."""
+    profile = config.loaded_profile()
+    int(config.unit or profile.profile.default_unit)
+    return [r.metric() for r in selected(profile, config.metrics)]
 
 
 def blocks(regs: Sequence[Register], *, max_registers: int, max_gap: int) -> list[tuple[int, int, int, list[Register]]]:

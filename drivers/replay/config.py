@@ -9,7 +9,7 @@ from pydantic import Field
 
 from agent.contract import DeviceConfig
 
-from .driver import TimestampMode
+from .metrics import TimestampMode
 
 
 class ReplayConfig(DeviceConfig):

@@ -12,7 +12,6 @@ whose timestamp steps back in time is published as it is, flagged ``device_flagg
 from __future__ import annotations
 
 import asyncio
-import enum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,17 +27,13 @@ from agent.contract import (
 from agent.contract.lazy import lazy_exports
 
 from .codec import out_of_order, read_series
+from .metrics import TimestampMode, metrics_for
 
 if TYPE_CHECKING:
     from .config import ReplayConfig
 
 # the config model (pydantic) is in .config; this module runs on the model or its plain twin
 __getattr__ = lazy_exports(__name__, {"ReplayConfig": "drivers.replay.config"})
-
-
-class TimestampMode(enum.StrEnum):
-    SHIFT = "shift"
-    ORIGINAL = "original"
 
 
 class ReplayDriver:
@@ -57,7 +52,7 @@ class ReplayDriver:
         self._span = 0
 
     def metrics(self) -> list[MetricSpec]:
-        return [MetricSpec(self.config.metric, self.config.unit)]
+        return metrics_for(self.config)
 
     async def _parsed(self) -> tuple[np.ndarray, np.ndarray]:
         """The file's columns, parsed once in a thread (kept across reopen; a failed parse is retried)."""

@@ -10,6 +10,7 @@ SPEC = DriverSpec(
     type="sds011",
     config_model="drivers.sds011.config:Sds011Config",
     factory=Sds011Driver,
+    metrics="drivers.sds011.driver:metrics_for",  # validation lists them without building the driver (its line)
     summary="Nova SDS011 PM2.5/PM10 sensor on a serial line (query mode, optional laser duty cycle).",
 )
 

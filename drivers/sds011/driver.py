@@ -49,6 +49,11 @@ def _is_data(frame: bytes) -> bool:
     return frame[1] == codec.DATA
 
 
+def metrics_for(config: Sds011Config) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): every frame carries them all."""
+    return list(METRICS)
+
+
 class Sds011Driver:
     def __init__(self, config: Sds011Config, ctx: DriverContext):
         self.config = config
@@ -59,7 +64,7 @@ class Sds011Driver:
         self.next_wake = 0.0
 
     def metrics(self) -> list[MetricSpec]:
-        return list(METRICS)
+        return metrics_for(self.config)
 
     async def _command(self, frame: bytes, cmd: int) -> None:
         await self.bus.transact(frame, read_until=codec.scan, accept=_reply_to(cmd), timeout=self._wire_timeout)

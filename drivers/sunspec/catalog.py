@@ -10,6 +10,7 @@ either chain alike, and a config lists one model of each family.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from agent.contract import MetricKind, MetricSpec
 
@@ -102,3 +103,9 @@ def entries(model_id: int) -> tuple[Entry, ...]:
         return _METER
     return {124: _STORAGE, 802: _BATTERY, 123: _CONTROLS, 701: _DER_AC, 702: _DER_CAPACITY, 704: _DER_CONTROLS,
             713: _DER_STORAGE}.get(model_id, ())
+
+
+def metrics_for(config: Any) -> list[MetricSpec]:
+    """The metrics of a device (``DriverSpec.metrics``): its models' entries, model by model, as the driver
+    lists them (validation asks here: the driver imports numpy)."""
+    return [e.spec() for m in config.models for e in entries(m)]

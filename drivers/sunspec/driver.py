@@ -52,7 +52,7 @@ class SunSpecDriver:
         self._series = np.arange(len(self._items), dtype=np.int32)
 
     def metrics(self) -> list[MetricSpec]:
-        return [e.spec() for _, e in self._items]
+        return [e.spec() for _, e in self._items]  # (what catalog.metrics_for lists for the config)
 
     async def _discover(self) -> None:
         base, chain = await discover(self.bus, self.config.unit, base=self.config.base,
