@@ -276,6 +276,8 @@ class Agent:
 
         self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command,
                              clock=self.clock, on_remote=self._on_remote, on_connected=self.remote.on_connected)
+        # PUBACKs wait for the pipeline's next cycle instead of waking the loop (which cycles every 2 s at least)
+        self.pipeline.before_cycle = self.uplink.ride_acks_on_commits()
 
     async def _start_metrics(self):
         """The local Prometheus endpoint when ``[metrics] enabled``; OSError naming a busy address."""

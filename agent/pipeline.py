@@ -86,6 +86,9 @@ class Pipeline:
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
             require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
         self.taps: list[Callable[[list[Pending]], None]] = []  # see every message of a cycle (the web page's events)
+        # called as each cycle begins: the uplink hands over the acknowledgements that arrived since the
+        # last one, so the rows they acknowledge are deleted in this cycle's commit (Uplink.ride_acks_on_commits)
+        self.before_cycle: Callable[[], None] | None = None
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
@@ -172,6 +175,11 @@ class Pipeline:
     def cycle(self, *, final: bool = False) -> int:
         """Process and commit everything pending. Returns the number of messages committed.
         ``final`` (at shutdown) tries held messages at once, whatever the retry delay."""
+        if self.before_cycle is not None:
+            try:
+                self.before_cycle()
+            except Exception:  # noqa: BLE001 - the commit goes on; the uplink's own error is logged
+                log.exception("preparing a pipeline cycle failed")
         now_ms = self.clock.now_ms()
         mono_ms = int(self.clock.monotonic() * 1000)
         step = self.time.begin(now_ms, mono_ms)
