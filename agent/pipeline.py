@@ -82,6 +82,11 @@ class Pipeline:
         self._started = False  # a cycle has committed readings: later ones (and until then, messages
         # without readings) wait the batching delay
         self._waiter: asyncio.Future | None = None  # the idle wait of run(), ended by a submission
+        # while the idle wait lasts, the first submission arms the batching delay on it (in place of its idle
+        # timer) rather than waking run() to arm one: one wake-up of the pipeline per commit, not two
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._gather_timer: asyncio.TimerHandle | None = None
+        self._commit_now = False  # the idle wait ended for a commit: batching delay over, or not needed
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
             require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
@@ -124,8 +129,23 @@ class Pipeline:
 
     def _wake(self) -> None:
         self._work = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if (not self._started and self._pending_readings > 0) or self._pending_readings >= self.config.store.commit_readings:
+            self._commit_now = True  # the first readings (a technician sees them sooner), or commit_readings
+            waiter.set_result(None)
+        elif self._gather_timer is None:  # the batching delay, on the idle wait itself
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            self._gather_timer = waiter.get_loop().call_later(self.config.store.commit_interval, self._gathered, waiter)
+
+    def _gathered(self, waiter: asyncio.Future) -> None:
+        self._gather_timer = None
+        if not waiter.done():
+            self._commit_now = True
+            waiter.set_result(None)
 
     @property
     def commit_failing(self) -> bool:
@@ -137,18 +157,20 @@ class Pipeline:
         interval = self.config.store.commit_interval
         loop = asyncio.get_running_loop()
         while True:
-            if not self._work:  # asleep until a submission or the idle timeout: one future and one timer,
-                # not a task per wait (asyncio.wait_for's), which an idle gateway paid every cycle
+            if not self._work:  # asleep until a submission (and its batching delay) or the idle timeout: one
+                # future and one timer, not a task per wait (asyncio.wait_for's), which an idle gateway paid every cycle
                 self._waiter = waiter = loop.create_future()
-                timer = loop.call_later(self._idle_timeout(), _set_done, waiter)
+                self._idle_timer = loop.call_later(self._idle_timeout(), _set_done, waiter)
                 try:
                     await waiter
                 finally:
-                    timer.cancel()
-                    self._waiter = None
+                    for timer in (self._idle_timer, self._gather_timer):
+                        if timer is not None:
+                            timer.cancel()
+                    self._idle_timer = self._gather_timer = self._waiter = None
             if self._work:  # the batching delay: later submissions join this commit, up to commit_readings
                 first = not self._started and self._pending_readings > 0  # the first readings: at once
-                if not first and self._pending_readings < self.config.store.commit_readings:
+                if not (first or self._commit_now) and self._pending_readings < self.config.store.commit_readings:
                     self._gathering = gathering = loop.create_future()
                     timer = loop.call_later(interval, _set_done, gathering)
                     try:
@@ -157,6 +179,7 @@ class Pipeline:
                         timer.cancel()
                         self._gathering = None
                 self._work = False
+            self._commit_now = False
             self.cycle()
 
     def _idle_timeout(self) -> float:

@@ -317,6 +317,53 @@ def test_messages_without_readings_wait_the_batching_delay_before_the_first_read
     assert asyncio.run(scenario()) == []
 
 
+def test_a_commit_wakes_the_pipeline_once_after_its_batching_delay(tmp_path) -> None:
+    """Readings arriving at an idle pipeline arm the batching delay themselves: the pipeline's loop runs
+    once per commit, when the delay is over, not also at the first submission to arm it (a wake-up a
+    second more at a 1 s poll). Counted: the resumptions of the pipeline's coroutine per commit."""
+    import asyncio
+    import types
+
+    @types.coroutine
+    def counted(coro, steps: list[int]):
+        it = coro.__await__()
+        try:
+            out = it.send(None)
+            while True:
+                try:
+                    value = yield out
+                except BaseException as e:  # noqa: BLE001 - handed on, as the task would
+                    steps[0] += 1
+                    out = it.throw(e)
+                else:
+                    steps[0] += 1
+                    out = it.send(value)
+        except StopIteration as e:
+            return e.value
+
+    async def scenario() -> tuple[list[int], int]:
+        pipe, outbox = make(tmp_path)
+        object.__setattr__(pipe.config.store, "commit_interval", 0.05)
+        steps = [0]
+        task = asyncio.ensure_future(counted(pipe.run(), steps))
+        await asyncio.sleep(0.2)  # idle
+        per_commit = []
+        for k in range(4):  # the first readings go at once; the others wait the batching delay
+            before, committed = steps[0], len(outbox.peek(100))
+            pipe.submit("m", Batch.from_columns(np.array([0]), np.array([1_700_000_000_000 + k]), np.array([1.0])))
+            pipe.submit("m", Batch.from_columns(np.array([1]), np.array([1_700_000_000_000 + k]), np.array([2.0])))
+            async with asyncio.timeout(60):  # the first cycle may compile kernels: no fixed number of ticks
+                while len(outbox.peek(100)) == committed:
+                    await asyncio.sleep(0.01)
+            per_commit.append(steps[0] - before)
+        task.cancel()
+        return per_commit, [r.readings for r in outbox.peek(100)]
+
+    per_commit, readings = asyncio.run(scenario())
+    assert readings == [2, 2, 2, 2]  # each commit took both submissions
+    assert per_commit == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("setting", ["", "commit_readings = 500\n"])
 def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path, setting) -> None:
     """Readings arriving faster than a commit interval holds in bounded memory (100 meters x 60 values
