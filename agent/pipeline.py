@@ -2,7 +2,9 @@
 aggregates and events to the outbox in one transaction, then wakes the uplink. It sleeps until work
 arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit, or less once
 ``commit_readings`` readings wait (what a cycle holds at once, its memory, stays bounded whatever the
-poll rate). The first readings after start are committed at once (a technician sees the first data
+poll rate), or once the polls under way have ended and none falls due before the wait would end (nothing
+more would join the commit: a gateway polling every second commits as its polls end, without a wake-up
+for the delay). The first readings after start are committed at once (a technician sees the first data
 sooner). With nothing to do it wakes only to close aggregation windows (once a second) and to show it
 is alive.
 
@@ -87,6 +89,9 @@ class Pipeline:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._gather_timer: asyncio.TimerHandle | None = None
         self._commit_now = False  # the idle wait ended for a commit: batching delay over, or not needed
+        # whether no readings will come within the given seconds (no poll under way or due: the pollers'
+        # PollsInFlight, which calls polls_done when the last poll under way ends); None: always wait
+        self.quiet: Callable[[float], bool] | None = None
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
             require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
@@ -141,7 +146,18 @@ class Pipeline:
                 self._idle_timer = None
             self._gather_timer = waiter.get_loop().call_later(self.config.store.commit_interval, self._gathered, waiter)
 
+    def polls_done(self) -> None:
+        """The last poll under way has ended: if no poll falls due before the batching delay ends, nothing
+        more will join this commit, so it is made now (sooner, and without a wake-up for the delay)."""
+        timer, waiter = self._gather_timer, self._waiter
+        if timer is None or waiter is None or waiter.done() or self.quiet is None:
+            return
+        if self.quiet(timer.when() - waiter.get_loop().time()):
+            self._gathered(waiter)
+
     def _gathered(self, waiter: asyncio.Future) -> None:
+        if self._gather_timer is not None:
+            self._gather_timer.cancel()
         self._gather_timer = None
         if not waiter.done():
             self._commit_now = True

@@ -122,10 +122,42 @@ def cadences(devices: Iterable[DeviceConfig], rng: random.Random | None = None) 
     return out
 
 
+class PollsInFlight:
+    """The polls of the pollers feeding one pipeline: how many are under way and when each poller polls
+    next, so the pipeline can tell when no more readings are coming before its batching delay ends (then
+    it commits at once: the delay would only add a wake-up and latency). ``on_idle`` is called whenever
+    the last poll under way has ended."""
+
+    def __init__(self, clock: Clock, on_idle: Callable[[], None] | None = None):
+        self.clock = clock
+        self.on_idle = on_idle
+        self.under_way = 0
+        self._due: dict[int, float] = {}  # id(poller) -> when it polls next (its clock's monotonic time)
+
+    def started(self) -> None:
+        self.under_way += 1
+
+    def ended(self, poller: object, next_due: float) -> None:
+        self.under_way -= 1
+        self._due[id(poller)] = next_due
+        if not self.under_way and self.on_idle is not None:
+            self.on_idle()
+
+    def gone(self, poller: object) -> None:
+        self._due.pop(id(poller), None)
+
+    def quiet_for(self, seconds: float) -> bool:
+        """No poll is under way and none falls due within ``seconds``."""
+        if self.under_way:
+            return False
+        limit = self.clock.monotonic() + seconds
+        return not any(due < limit for due in self._due.values())
+
+
 class Poller:
     def __init__(self, config: DeviceConfig, driver: Driver, sink: Sink, *, clock: Clock | None = None,
                  rng: random.Random | None = None, events: Callable[[dict[str, Any]], None] | None = None,
-                 cadence: Cadence | None = None):
+                 cadence: Cadence | None = None, flight: PollsInFlight | None = None):
         self.config = config
         self.driver = driver
         self.sink = sink
@@ -136,6 +168,7 @@ class Poller:
         # shared with the devices on its line and interval (see cadences()); else its own (a Random is
         # 2.5 KB: made only when needed)
         self.cadence = cadence or Cadence(config.poll_interval, config.jitter, rng)
+        self.flight = flight  # shared by the pollers feeding one pipeline (see PollsInFlight)
         self.health = DeviceHealth()
         self._metric_index: dict[str, int] | None = None  # built for a driver that returns samples
         self._n_metrics = len(driver.metrics())
@@ -181,7 +214,14 @@ class Poller:
                     if self._stopping:
                         break
                 started = self.clock.monotonic()
-                ok = await self.poll_once()
+                if flight := self.flight:
+                    flight.started()
+                try:
+                    ok = await self.poll_once()
+                except BaseException:
+                    if flight:
+                        flight.ended(self, math.inf)
+                    raise
                 if ok:  # (an overrun skips the slots missed while it ran)
                     slot, next_due = self.cadence.next_due(slot, self.clock.monotonic())
                 else:  # (after a good poll the device cannot be stale: the check before sleeping suffices)
@@ -189,7 +229,11 @@ class Poller:
                                                               cfg.backoff_max)
                     self._check_stale()
                 self._disarm_idle(loop, next_due)
+                if flight:
+                    flight.ended(self, next_due)
         finally:
+            if self.flight is not None:
+                self.flight.gone(self)
             if self._watch is not None:
                 self._watch.cancel()
                 self._watch = None

@@ -493,3 +493,68 @@ def test_acknowledged_rows_ride_on_the_next_commit_not_one_of_their_own(tmp_path
     pipe.submit("m", batch)
     assert pipe.cycle() == 1
     assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1  # deleted with it
+
+
+@pytest.mark.parametrize("interval", [1.0, 0.1])
+def test_the_polls_commit_is_made_when_the_rounds_last_poll_ends_if_none_is_due_before_the_delay_ends(
+        tmp_path, interval) -> None:
+    """Two meters polled every second, answering in 10 ms: their readings are committed as soon as the
+    second poll of a round has ended, not when the batching delay (0.2 s) ends: sooner, and without a
+    wake-up for the delay. Polled every 0.1 s, a poll falls due within the delay, and the commit waits for
+    it as before. Virtual time: commit times and readings per commit, exact."""
+    import asyncio
+
+    from agent.config.schema import DeviceConfig
+    from agent.scheduler import Poller, PollsInFlight
+    from tests.virtual_time import LoopClock, run_virtual
+
+    class Meter:
+        def metrics(self):
+            return [MetricSpec("v", "V")]
+
+        async def open(self):
+            pass
+
+        async def read(self):
+            await asyncio.sleep(0.01)
+            return Batch.from_columns(np.array([0]), np.array([1_700_000_000_000]), np.array([1.0]))
+
+        async def close(self):
+            pass
+
+    async def main() -> list[tuple[float, int]]:
+        loop = asyncio.get_running_loop()
+        clock = LoopClock(loop)
+        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 0.2\n', env={})
+        series = SeriesTable()
+        for name in ("a", "b"):
+            series.add_device(name, [MetricSpec("v", "V")])
+        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)), clock=clock)
+        commits: list[tuple[float, int]] = []
+        append = outbox.append
+
+        def recorded(items):
+            commits.append((round(loop.time(), 3), sum(p.readings for p in items)))
+            return append(items)
+
+        outbox.append = recorded  # type: ignore[method-assign]
+        flight = PollsInFlight(clock, on_idle=pipe.polls_done)
+        pipe.quiet = flight.quiet_for
+        pollers = [Poller(DeviceConfig(name=n, type="meter", poll_interval=interval, timeout=0.5, jitter=0.0), Meter(),
+                          pipe.submit, clock=clock, flight=flight) for n in ("a", "b")]
+        tasks = [asyncio.create_task(p.run()) for p in pollers] + [asyncio.create_task(pipe.run())]
+        await asyncio.sleep(3.5)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        outbox.close()
+        return commits
+
+    commits = run_virtual(main())
+    if interval == 1.0:  # the first readings at once; then each round's two readings as its last poll ends
+        assert commits[1:] == [(1.01, 2), (2.01, 2), (3.01, 2)], commits
+    else:  # the batching delay as before: each commit takes the polls of 0.2 s
+        assert all(n >= 4 for _, n in commits[2:-1]), commits
+        assert len(commits) <= 3.5 / 0.2 + 2, commits
