@@ -5,8 +5,8 @@ arrives, then waits ``commit_interval`` more so what arrives meanwhile shares th
 poll rate), or once the polls under way have ended and none falls due before the wait would end (nothing
 more would join the commit: a gateway polling every second commits as its polls end, without a wake-up
 for the delay). The first readings after start are committed at once (a technician sees the first data
-sooner). With nothing to do it wakes only to close aggregation windows (once a second) and to show it
-is alive.
+sooner). With nothing to do it wakes only to close aggregation windows (once a second, or up to 0.25 s
+later, waiting for a commit to ride on) and to show it is alive.
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
@@ -51,6 +51,9 @@ FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 # a cycle that runs anyway (the polls' commit) flushes when the flush is due within this much, so
 # devices polled every second with jitter never make the loop wake again for a flush of its own
 FLUSH_EARLY_S = 0.25
+# and a wake-up of its own for a flush waits this much past due for such a cycle: the polls' commit comes as
+# their polls end, at the slot's jitter (5 % of the interval) from the last one, either side of the flush
+FLUSH_LATE_S = 0.25
 
 
 class Pipeline:
@@ -204,7 +207,7 @@ class Pipeline:
         now = time.monotonic()
         wake = IDLE_WAKE_S
         if self.processor is not None:
-            wake = min(wake, self._last_flush + FLUSH_S - now)
+            wake = min(wake, self._last_flush + FLUSH_S + FLUSH_LATE_S - now)
         if len(self.held):
             wake = min(wake, self._retry_at - now)
         if self.outbox.acked_pending_delete or self.time.busy:

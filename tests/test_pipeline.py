@@ -408,10 +408,12 @@ def test_commit_readings_out_of_bounds_is_a_config_error() -> None:
         load_config_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "h"\n[store]\ncommit_readings = 10\n', env={})
 
 
-def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("commit_after", [None, 0.01])
+def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch, commit_after) -> None:
     """Devices polled every second with jitter (on the monotonic time the pipeline sleeps by): the
     windows are checked in the cycles the polls' commits cause anyway, and the pipeline never wakes
-    between two polls for a check of its own (an idle gateway's CPU is its wake-ups)."""
+    between two polls for a check of its own (an idle gateway's CPU is its wake-ups), whether the polls'
+    commit comes after the batching delay or as the polls end (nothing else due before the delay ends)."""
     import agent.pipeline as pipeline_mod
     from agent.driver import Clock
     from agent.processing import Processor
@@ -428,7 +430,7 @@ def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) 
     proc.flush = lambda now_ms: (flushes.append(now[0]), real_flush(now_ms))[1]
     pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
                     latest=LatestValues(len(series)), processor=proc)
-    interval = cfg.store.commit_interval
+    interval = cfg.store.commit_interval if commit_after is None else commit_after
     now[0] += interval  # the first poll's commit
     pipe.cycle()
     last, wakes_between_polls = now[0], 0
