@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .contract import ReportsEvents
+from .contract.lines import POLLS_DUE_TOGETHER
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
 from .health_parts import DeviceReport
@@ -83,10 +84,23 @@ class Cadence:
         self.rng = rng or random.Random()
         self.origin: float | None = None
         self._draws: dict[int, float] = {}
+        self.members = 0  # pollers sharing it
+        self._slot: float | None = None  # the slot whose polls are starting, and how many have
+        self._started = 0
 
     def start(self, now: float) -> None:
         if self.origin is None:
             self.origin = now
+
+    def starting(self, slot: float) -> bool:
+        """A poller starts its poll of ``slot``: whether others of the cadence have yet to start theirs
+        (they fall due in the same turn of the event loop: the line may send them together)."""
+        if self.members < 2:
+            return False
+        if slot != self._slot:
+            self._slot, self._started = slot, 0
+        self._started += 1
+        return self._started < self.members
 
     def next_due(self, slot: float, done: float) -> tuple[float, float]:
         """(next slot, when it is due) after a good poll in ``slot`` that ended at ``done``: the first slot of
@@ -168,6 +182,8 @@ class Poller:
         # shared with the devices on its line and interval (see cadences()); else its own (a Random is
         # 2.5 KB: made only when needed)
         self.cadence = cadence or Cadence(config.poll_interval, config.jitter, rng)
+        self.cadence.members += 1
+        self._together = False  # others of the cadence start their polls of this slot after this one
         self.flight = flight  # shared by the pollers feeding one pipeline (see PollsInFlight)
         self.health = DeviceHealth()
         self._metric_index: dict[str, int] | None = None  # built for a driver that returns samples
@@ -214,6 +230,7 @@ class Poller:
                     if self._stopping:
                         break
                 started = self.clock.monotonic()
+                self._together = self.cadence.starting(slot)
                 if flight := self.flight:
                     flight.started()
                 try:
@@ -271,6 +288,7 @@ class Poller:
         self._deadline, self._polling, self._expired = loop.time() + self.config.timeout, task, False
         if self._watch is None or self._watch_loop is not loop:  # (a timer of an ended loop never fires)
             self._watch, self._watch_loop = loop.call_at(self._deadline, self._expire), loop
+        together = POLLS_DUE_TOGETHER.set(True) if self._together else None
         try:
             if not self.health.opened:
                 await self.driver.open()
@@ -283,6 +301,8 @@ class Poller:
                     raise TimeoutError from e
             raise
         finally:
+            if together is not None:
+                POLLS_DUE_TOGETHER.reset(together)
             if self._expired:  # expired, and the read ended otherwise (a driver swallowed the cancellation)
                 task.uncancel()
             self._deadline, self._polling, self._expired = 0.0, None, False
