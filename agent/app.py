@@ -27,7 +27,7 @@ from .heap import heap_trimmer
 from .pipeline import Pipeline
 from .processing import Processor
 from .remote import ConfigFiles, RemoteOps
-from .scheduler import Poller, cadences
+from .scheduler import Poller, PollsInFlight, cadences
 from .sdnotify import Notifier
 from .series import LatestValues, SeriesTable
 from .store.outbox import Pending, Priority
@@ -100,7 +100,12 @@ class Agent:
             self._quarantined(self.outbox.startup_quarantine)
         # the devices of a line polled at one interval fall due together (one jitter draw per slot)
         cadence = cadences(config.device(name) for name in self.drivers)
+        # the polls' commit is made as soon as the last poll of a round has ended if none falls due before
+        # the batching delay ends (rather than when the delay ends)
+        flight = PollsInFlight(self.clock, on_idle=self.pipeline.polls_done)
+        self.pipeline.quiet = flight.quiet_for
         self.pollers = [Poller(config.device(name), drv, self.pipeline.submit, clock=self.clock, cadence=cadence[name],
+                               flight=flight,
                                events=lambda body: self.pipeline.submit_message(Pending(Priority.EVENT, self.topics.event, body)))
                         for name, drv in self.drivers.items()]
         self.commands, self.site = self._make_control()
@@ -276,6 +281,8 @@ class Agent:
 
         self.uplink = Uplink(self.config.mqtt, self.config.gateway.id, self.outbox, on_command=self._on_command,
                              clock=self.clock, on_remote=self._on_remote, on_connected=self.remote.on_connected)
+        # PUBACKs wait for the pipeline's next cycle instead of waking the loop (which cycles every 2 s at least)
+        self.pipeline.before_cycle = self.uplink.ride_acks_on_commits()
 
     async def _start_metrics(self):
         """The local Prometheus endpoint when ``[metrics] enabled``; OSError naming a busy address."""

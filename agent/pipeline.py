@@ -2,9 +2,11 @@
 aggregates and events to the outbox in one transaction, then wakes the uplink. It sleeps until work
 arrives, then waits ``commit_interval`` more so what arrives meanwhile shares the commit, or less once
 ``commit_readings`` readings wait (what a cycle holds at once, its memory, stays bounded whatever the
-poll rate). The first readings after start are committed at once (a technician sees the first data
-sooner). With nothing to do it wakes only to close aggregation windows (once a second) and to show it
-is alive.
+poll rate), or once the polls under way have ended and none falls due before the wait would end (nothing
+more would join the commit: a gateway polling every second commits as its polls end, without a wake-up
+for the delay). The first readings after start are committed at once (a technician sees the first data
+sooner). With nothing to do it wakes only to close aggregation windows (once a second, or up to 0.25 s
+later, waiting for a commit to ride on) and to show it is alive.
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
@@ -49,6 +51,9 @@ FLUSH_S = 1.0  # how often aggregation windows are checked for closing
 # a cycle that runs anyway (the polls' commit) flushes when the flush is due within this much, so
 # devices polled every second with jitter never make the loop wake again for a flush of its own
 FLUSH_EARLY_S = 0.25
+# and a wake-up of its own for a flush waits this much past due for such a cycle: the polls' commit comes as
+# their polls end, at the slot's jitter (5 % of the interval) from the last one, either side of the flush
+FLUSH_LATE_S = 0.25
 
 
 class Pipeline:
@@ -82,10 +87,21 @@ class Pipeline:
         self._started = False  # a cycle has committed readings: later ones (and until then, messages
         # without readings) wait the batching delay
         self._waiter: asyncio.Future | None = None  # the idle wait of run(), ended by a submission
+        # while the idle wait lasts, the first submission arms the batching delay on it (in place of its idle
+        # timer) rather than waking run() to arm one: one wake-up of the pipeline per commit, not two
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._gather_timer: asyncio.TimerHandle | None = None
+        self._commit_now = False  # the idle wait ended for a commit: batching delay over, or not needed
+        # whether no readings will come within the given seconds (no poll under way or due: the pollers'
+        # PollsInFlight, which calls polls_done when the last poll under way ends); None: always wait
+        self.quiet: Callable[[float], bool] | None = None
         require = config.gateway.require_time_sync
         self.time = ClockKeeper(outbox=outbox, stats=self.stats, synced=lambda now_ms: clock_synchronized(
             require_kernel_sync=require, now_s=now_ms / 1000), boot=boot)
         self.taps: list[Callable[[list[Pending]], None]] = []  # see every message of a cycle (the web page's events)
+        # called as each cycle begins: the uplink hands over the acknowledgements that arrived since the
+        # last one, so the rows they acknowledge are deleted in this cycle's commit (Uplink.ride_acks_on_commits)
+        self.before_cycle: Callable[[], None] | None = None
 
     # -- inputs -------------------------------------------------------------------------------
     def submit(self, device: str, batch: Batch) -> None:
@@ -121,8 +137,34 @@ class Pipeline:
 
     def _wake(self) -> None:
         self._work = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if (not self._started and self._pending_readings > 0) or self._pending_readings >= self.config.store.commit_readings:
+            self._commit_now = True  # the first readings (a technician sees them sooner), or commit_readings
+            waiter.set_result(None)
+        elif self._gather_timer is None:  # the batching delay, on the idle wait itself
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            self._gather_timer = waiter.get_loop().call_later(self.config.store.commit_interval, self._gathered, waiter)
+
+    def polls_done(self) -> None:
+        """The last poll under way has ended: if no poll falls due before the batching delay ends, nothing
+        more will join this commit, so it is made now (sooner, and without a wake-up for the delay)."""
+        timer, waiter = self._gather_timer, self._waiter
+        if timer is None or waiter is None or waiter.done() or self.quiet is None:
+            return
+        if self.quiet(timer.when() - waiter.get_loop().time()):
+            self._gathered(waiter)
+
+    def _gathered(self, waiter: asyncio.Future) -> None:
+        if self._gather_timer is not None:
+            self._gather_timer.cancel()
+        self._gather_timer = None
+        if not waiter.done():
+            self._commit_now = True
+            waiter.set_result(None)
 
     @property
     def commit_failing(self) -> bool:
@@ -134,18 +176,20 @@ class Pipeline:
         interval = self.config.store.commit_interval
         loop = asyncio.get_running_loop()
         while True:
-            if not self._work:  # asleep until a submission or the idle timeout: one future and one timer,
-                # not a task per wait (asyncio.wait_for's), which an idle gateway paid every cycle
+            if not self._work:  # asleep until a submission (and its batching delay) or the idle timeout: one
+                # future and one timer, not a task per wait (asyncio.wait_for's), which an idle gateway paid every cycle
                 self._waiter = waiter = loop.create_future()
-                timer = loop.call_later(self._idle_timeout(), _set_done, waiter)
+                self._idle_timer = loop.call_later(self._idle_timeout(), _set_done, waiter)
                 try:
                     await waiter
                 finally:
-                    timer.cancel()
-                    self._waiter = None
+                    for timer in (self._idle_timer, self._gather_timer):
+                        if timer is not None:
+                            timer.cancel()
+                    self._idle_timer = self._gather_timer = self._waiter = None
             if self._work:  # the batching delay: later submissions join this commit, up to commit_readings
                 first = not self._started and self._pending_readings > 0  # the first readings: at once
-                if not first and self._pending_readings < self.config.store.commit_readings:
+                if not (first or self._commit_now) and self._pending_readings < self.config.store.commit_readings:
                     self._gathering = gathering = loop.create_future()
                     timer = loop.call_later(interval, _set_done, gathering)
                     try:
@@ -154,6 +198,7 @@ class Pipeline:
                         timer.cancel()
                         self._gathering = None
                 self._work = False
+            self._commit_now = False
             self.cycle()
 
     def _idle_timeout(self) -> float:
@@ -162,7 +207,7 @@ class Pipeline:
         now = time.monotonic()
         wake = IDLE_WAKE_S
         if self.processor is not None:
-            wake = min(wake, self._last_flush + FLUSH_S - now)
+            wake = min(wake, self._last_flush + FLUSH_S + FLUSH_LATE_S - now)
         if len(self.held):
             wake = min(wake, self._retry_at - now)
         if self.outbox.acked_pending_delete or self.time.busy:
@@ -172,6 +217,11 @@ class Pipeline:
     def cycle(self, *, final: bool = False) -> int:
         """Process and commit everything pending. Returns the number of messages committed.
         ``final`` (at shutdown) tries held messages at once, whatever the retry delay."""
+        if self.before_cycle is not None:
+            try:
+                self.before_cycle()
+            except Exception:  # noqa: BLE001 - the commit goes on; the uplink's own error is logged
+                log.exception("preparing a pipeline cycle failed")
         now_ms = self.clock.now_ms()
         mono_ms = int(self.clock.monotonic() * 1000)
         step = self.time.begin(now_ms, mono_ms)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .contract import ReportsEvents
+from .contract.lines import POLLS_DUE_TOGETHER
 from .driver import Clock, Driver
 from .errors import BusUnavailable, DeviceError, DeviceTimeout, ProtocolError
 from .health_parts import DeviceReport
@@ -83,10 +84,23 @@ class Cadence:
         self.rng = rng or random.Random()
         self.origin: float | None = None
         self._draws: dict[int, float] = {}
+        self.members = 0  # pollers sharing it
+        self._slot: float | None = None  # the slot whose polls are starting, and how many have
+        self._started = 0
 
     def start(self, now: float) -> None:
         if self.origin is None:
             self.origin = now
+
+    def starting(self, slot: float) -> bool:
+        """A poller starts its poll of ``slot``: whether others of the cadence have yet to start theirs
+        (they fall due in the same turn of the event loop: the line may send them together)."""
+        if self.members < 2:
+            return False
+        if slot != self._slot:
+            self._slot, self._started = slot, 0
+        self._started += 1
+        return self._started < self.members
 
     def next_due(self, slot: float, done: float) -> tuple[float, float]:
         """(next slot, when it is due) after a good poll in ``slot`` that ended at ``done``: the first slot of
@@ -122,10 +136,42 @@ def cadences(devices: Iterable[DeviceConfig], rng: random.Random | None = None) 
     return out
 
 
+class PollsInFlight:
+    """The polls of the pollers feeding one pipeline: how many are under way and when each poller polls
+    next, so the pipeline can tell when no more readings are coming before its batching delay ends (then
+    it commits at once: the delay would only add a wake-up and latency). ``on_idle`` is called whenever
+    the last poll under way has ended."""
+
+    def __init__(self, clock: Clock, on_idle: Callable[[], None] | None = None):
+        self.clock = clock
+        self.on_idle = on_idle
+        self.under_way = 0
+        self._due: dict[int, float] = {}  # id(poller) -> when it polls next (its clock's monotonic time)
+
+    def started(self) -> None:
+        self.under_way += 1
+
+    def ended(self, poller: object, next_due: float) -> None:
+        self.under_way -= 1
+        self._due[id(poller)] = next_due
+        if not self.under_way and self.on_idle is not None:
+            self.on_idle()
+
+    def gone(self, poller: object) -> None:
+        self._due.pop(id(poller), None)
+
+    def quiet_for(self, seconds: float) -> bool:
+        """No poll is under way and none falls due within ``seconds``."""
+        if self.under_way:
+            return False
+        limit = self.clock.monotonic() + seconds
+        return not any(due < limit for due in self._due.values())
+
+
 class Poller:
     def __init__(self, config: DeviceConfig, driver: Driver, sink: Sink, *, clock: Clock | None = None,
                  rng: random.Random | None = None, events: Callable[[dict[str, Any]], None] | None = None,
-                 cadence: Cadence | None = None):
+                 cadence: Cadence | None = None, flight: PollsInFlight | None = None):
         self.config = config
         self.driver = driver
         self.sink = sink
@@ -136,6 +182,9 @@ class Poller:
         # shared with the devices on its line and interval (see cadences()); else its own (a Random is
         # 2.5 KB: made only when needed)
         self.cadence = cadence or Cadence(config.poll_interval, config.jitter, rng)
+        self.cadence.members += 1
+        self._together = False  # others of the cadence start their polls of this slot after this one
+        self.flight = flight  # shared by the pollers feeding one pipeline (see PollsInFlight)
         self.health = DeviceHealth()
         self._metric_index: dict[str, int] | None = None  # built for a driver that returns samples
         self._n_metrics = len(driver.metrics())
@@ -181,7 +230,15 @@ class Poller:
                     if self._stopping:
                         break
                 started = self.clock.monotonic()
-                ok = await self.poll_once()
+                self._together = self.cadence.starting(slot)
+                if flight := self.flight:
+                    flight.started()
+                try:
+                    ok = await self.poll_once()
+                except BaseException:
+                    if flight:
+                        flight.ended(self, math.inf)
+                    raise
                 if ok:  # (an overrun skips the slots missed while it ran)
                     slot, next_due = self.cadence.next_due(slot, self.clock.monotonic())
                 else:  # (after a good poll the device cannot be stale: the check before sleeping suffices)
@@ -189,7 +246,11 @@ class Poller:
                                                               cfg.backoff_max)
                     self._check_stale()
                 self._disarm_idle(loop, next_due)
+                if flight:
+                    flight.ended(self, next_due)
         finally:
+            if self.flight is not None:
+                self.flight.gone(self)
             if self._watch is not None:
                 self._watch.cancel()
                 self._watch = None
@@ -227,6 +288,7 @@ class Poller:
         self._deadline, self._polling, self._expired = loop.time() + self.config.timeout, task, False
         if self._watch is None or self._watch_loop is not loop:  # (a timer of an ended loop never fires)
             self._watch, self._watch_loop = loop.call_at(self._deadline, self._expire), loop
+        together = POLLS_DUE_TOGETHER.set(True) if self._together else None
         try:
             if not self.health.opened:
                 await self.driver.open()
@@ -239,6 +301,8 @@ class Poller:
                     raise TimeoutError from e
             raise
         finally:
+            if together is not None:
+                POLLS_DUE_TOGETHER.reset(together)
             if self._expired:  # expired, and the read ended otherwise (a driver swallowed the cancellation)
                 task.uncancel()
             self._deadline, self._polling, self._expired = 0.0, None, False

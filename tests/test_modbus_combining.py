@@ -11,6 +11,7 @@ import struct
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import agent.config  # noqa: F401 - import order: config before bus
@@ -597,3 +598,54 @@ def test_one_slow_write_moves_the_learnt_hold_a_little_not_to_its_cap():
     for _ in range(12):
         c._learn(g, 0.0)
     assert c.replies_time < 0.002
+
+
+async def test_devices_of_one_line_and_interval_go_out_in_one_write_each_cycle_from_the_first(caplog):
+    """Pollers of the devices on one line with one interval (a shared cadence) fall due together: the
+    first to start no longer goes out alone before the others (one round trip, one wake-up of the agent
+    more each cycle), all five units go in one write; a device polled on its own still goes out at once."""
+    from agent.config.schema import DeviceConfig
+    from agent.model import Batch, MetricSpec
+    from agent.scheduler import Cadence, Poller
+
+    gw = _Gateway()
+    server, port = await gw.serve()
+    bus = tcp_bus(port)
+
+    class Unit:
+        def __init__(self, unit: int):
+            self.unit, self.reads = unit, 0
+
+        def metrics(self):
+            return [MetricSpec("r", "")]
+
+        async def open(self):
+            pass
+
+        async def read(self):
+            assert registers(await bus.read_register_blocks(self.unit, BLOCKS)) == EXPECTED
+            self.reads += 1
+            return Batch.from_columns(np.array([0]), np.array([1_700_000_000_000]), np.array([1.0]))
+
+        async def close(self):
+            pass
+
+    def poller(unit: int, cadence: Cadence | None) -> Poller:
+        return Poller(DeviceConfig(name=f"u{unit}", type="x", poll_interval=0.3, timeout=5.0, jitter=0.0),
+                      Unit(unit), lambda device, batch: None, cadence=cadence)
+
+    shared = Cadence(0.3, 0.0)
+    try:
+        for pollers, units in (([poller(u, shared) for u in UNITS], len(UNITS)), ([poller(1, None)], 1)):
+            gw.segments.clear()
+            tasks = [asyncio.create_task(p.run()) for p in pollers]
+            await until(lambda pollers=pollers: all(p.driver.reads >= 5 for p in pollers))
+            for p in pollers:
+                p.stop()
+            await asyncio.gather(*tasks)
+            # (after start the others' first slot is the grid's second: the first cycles differ)
+            assert [n for _, n in gw.segments[-3:]] == [units * N] * 3, gw.segments
+        assert warnings(caplog) == [] and said(caplog, COMBINING_OFF) == []
+    finally:
+        await bus.close()
+        server.close()

@@ -317,6 +317,53 @@ def test_messages_without_readings_wait_the_batching_delay_before_the_first_read
     assert asyncio.run(scenario()) == []
 
 
+def test_a_commit_wakes_the_pipeline_once_after_its_batching_delay(tmp_path) -> None:
+    """Readings arriving at an idle pipeline arm the batching delay themselves: the pipeline's loop runs
+    once per commit, when the delay is over, not also at the first submission to arm it (a wake-up a
+    second more at a 1 s poll). Counted: the resumptions of the pipeline's coroutine per commit."""
+    import asyncio
+    import types
+
+    @types.coroutine
+    def counted(coro, steps: list[int]):
+        it = coro.__await__()
+        try:
+            out = it.send(None)
+            while True:
+                try:
+                    value = yield out
+                except BaseException as e:  # noqa: BLE001 - handed on, as the task would
+                    steps[0] += 1
+                    out = it.throw(e)
+                else:
+                    steps[0] += 1
+                    out = it.send(value)
+        except StopIteration as e:
+            return e.value
+
+    async def scenario() -> tuple[list[int], int]:
+        pipe, outbox = make(tmp_path)
+        object.__setattr__(pipe.config.store, "commit_interval", 0.05)
+        steps = [0]
+        task = asyncio.ensure_future(counted(pipe.run(), steps))
+        await asyncio.sleep(0.2)  # idle
+        per_commit = []
+        for k in range(4):  # the first readings go at once; the others wait the batching delay
+            before, committed = steps[0], len(outbox.peek(100))
+            pipe.submit("m", Batch.from_columns(np.array([0]), np.array([1_700_000_000_000 + k]), np.array([1.0])))
+            pipe.submit("m", Batch.from_columns(np.array([1]), np.array([1_700_000_000_000 + k]), np.array([2.0])))
+            async with asyncio.timeout(60):  # the first cycle may compile kernels: no fixed number of ticks
+                while len(outbox.peek(100)) == committed:
+                    await asyncio.sleep(0.01)
+            per_commit.append(steps[0] - before)
+        task.cancel()
+        return per_commit, [r.readings for r in outbox.peek(100)]
+
+    per_commit, readings = asyncio.run(scenario())
+    assert readings == [2, 2, 2, 2]  # each commit took both submissions
+    assert per_commit == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("setting", ["", "commit_readings = 500\n"])
 def test_a_full_batch_is_committed_without_waiting_out_the_commit_interval(tmp_path, setting) -> None:
     """Readings arriving faster than a commit interval holds in bounded memory (100 meters x 60 values
@@ -361,10 +408,12 @@ def test_commit_readings_out_of_bounds_is_a_config_error() -> None:
         load_config_text('[gateway]\nid = "gw"\n[mqtt]\nhost = "h"\n[store]\ncommit_readings = 10\n', env={})
 
 
-def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("commit_after", [None, 0.01])
+def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch, commit_after) -> None:
     """Devices polled every second with jitter (on the monotonic time the pipeline sleeps by): the
     windows are checked in the cycles the polls' commits cause anyway, and the pipeline never wakes
-    between two polls for a check of its own (an idle gateway's CPU is its wake-ups)."""
+    between two polls for a check of its own (an idle gateway's CPU is its wake-ups), whether the polls'
+    commit comes after the batching delay or as the polls end (nothing else due before the delay ends)."""
     import agent.pipeline as pipeline_mod
     from agent.driver import Clock
     from agent.processing import Processor
@@ -381,7 +430,7 @@ def test_window_checks_ride_on_the_polls_commits_at_idle(tmp_path, monkeypatch) 
     proc.flush = lambda now_ms: (flushes.append(now[0]), real_flush(now_ms))[1]
     pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
                     latest=LatestValues(len(series)), processor=proc)
-    interval = cfg.store.commit_interval
+    interval = cfg.store.commit_interval if commit_after is None else commit_after
     now[0] += interval  # the first poll's commit
     pipe.cycle()
     last, wakes_between_polls = now[0], 0
@@ -446,3 +495,68 @@ def test_acknowledged_rows_ride_on_the_next_commit_not_one_of_their_own(tmp_path
     pipe.submit("m", batch)
     assert pipe.cycle() == 1
     assert outbox.db.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1  # deleted with it
+
+
+@pytest.mark.parametrize("interval", [1.0, 0.1])
+def test_the_polls_commit_is_made_when_the_rounds_last_poll_ends_if_none_is_due_before_the_delay_ends(
+        tmp_path, interval) -> None:
+    """Two meters polled every second, answering in 10 ms: their readings are committed as soon as the
+    second poll of a round has ended, not when the batching delay (0.2 s) ends: sooner, and without a
+    wake-up for the delay. Polled every 0.1 s, a poll falls due within the delay, and the commit waits for
+    it as before. Virtual time: commit times and readings per commit, exact."""
+    import asyncio
+
+    from agent.config.schema import DeviceConfig
+    from agent.scheduler import Poller, PollsInFlight
+    from tests.virtual_time import LoopClock, run_virtual
+
+    class Meter:
+        def metrics(self):
+            return [MetricSpec("v", "V")]
+
+        async def open(self):
+            pass
+
+        async def read(self):
+            await asyncio.sleep(0.01)
+            return Batch.from_columns(np.array([0]), np.array([1_700_000_000_000]), np.array([1.0]))
+
+        async def close(self):
+            pass
+
+    async def main() -> list[tuple[float, int]]:
+        loop = asyncio.get_running_loop()
+        clock = LoopClock(loop)
+        cfg = load_config_text(f'[gateway]\nid = "gw"\nstate_dir = "{tmp_path}"\n[store]\ncommit_interval = 0.2\n', env={})
+        series = SeriesTable()
+        for name in ("a", "b"):
+            series.add_device(name, [MetricSpec("v", "V")])
+        outbox = Outbox(tmp_path / "o.db", max_bytes=cfg.store.max_bytes, gateway="gw")
+        pipe = Pipeline(config=cfg, series=series, outbox=outbox, topics=Topics("edge", "gw"),
+                        latest=LatestValues(len(series)), clock=clock)
+        commits: list[tuple[float, int]] = []
+        append = outbox.append
+
+        def recorded(items):
+            commits.append((round(loop.time(), 3), sum(p.readings for p in items)))
+            return append(items)
+
+        outbox.append = recorded  # type: ignore[method-assign]
+        flight = PollsInFlight(clock, on_idle=pipe.polls_done)
+        pipe.quiet = flight.quiet_for
+        pollers = [Poller(DeviceConfig(name=n, type="meter", poll_interval=interval, timeout=0.5, jitter=0.0), Meter(),
+                          pipe.submit, clock=clock, flight=flight) for n in ("a", "b")]
+        tasks = [asyncio.create_task(p.run()) for p in pollers] + [asyncio.create_task(pipe.run())]
+        await asyncio.sleep(3.5)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        outbox.close()
+        return commits
+
+    commits = run_virtual(main())
+    if interval == 1.0:  # the first readings at once; then each round's two readings as its last poll ends
+        assert commits[1:] == [(1.01, 2), (2.01, 2), (3.01, 2)], commits
+    else:  # the batching delay as before: each commit takes the polls of 0.2 s
+        assert all(n >= 4 for _, n in commits[2:-1]), commits
+        assert len(commits) <= 3.5 / 0.2 + 2, commits

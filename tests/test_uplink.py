@@ -573,3 +573,41 @@ def test_the_network_thread_sleeps_no_longer_than_the_keepalive_the_broker_sets(
         net.stop()
         assert net.join(30)
         srv.close()
+
+
+async def test_pubacks_wait_for_the_next_cycle_unless_the_window_needs_them(mosquitto, mqtt_subscriber, outbox,
+                                                                            monkeypatch) -> None:
+    """With the agent's pipeline taking them before each cycle, the PUBACKs of a commit do not wake the
+    loop (a gateway polling every second woke a third time each second for them): the next cycle takes
+    them, so its commit deletes the rows they acknowledge, and the counters take them at once. When the
+    in-flight window needs the room they free, they are posted at once as before. Counted: the batches
+    of acknowledgements posted to the loop."""
+    loop = asyncio.get_running_loop()
+    posted: list[str] = []
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def recording(callback, *args, **kw):
+        posted.append(getattr(callback, "__qualname__", ""))
+        return call_soon_threadsafe(callback, *args, **kw)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", recording)
+    sub = mqtt_subscriber(mosquitto, TOPICS.telemetry("#"))
+    async with Running(config(mosquitto, max_inflight=8), outbox) as up:
+        take = up.ride_acks_on_commits()
+        await until(lambda: up.connected, what="connected")
+        for i in range(4):
+            take()  # the cycle: the rows acknowledged since the last one are deleted in its commit
+            outbox.append([telemetry(i)])
+            assert outbox.stats().depth == 1  # (the row of the previous commit is gone)
+            up.wake()
+            await until(lambda i=i: len(seqs_of(sub.messages)) == i + 1, what=f"row {i} delivered")
+            await asyncio.sleep(0.2)  # its PUBACK arrives meanwhile
+        assert "AckQueue._run" not in posted, "a PUBACK woke the loop though nothing waited for it"
+        assert up.stats().acked == 4 and up.stats().inflight == 0  # the counters take them at once
+        assert outbox.acked_waiting[0] == 1  # the last row, for the next commit to delete
+        # a burst that fills the window (8): its acknowledgements free room it needs, posted at once
+        outbox.append([telemetry(4 + k) for k in range(20)])
+        up.wake()
+        await until(lambda: len(seqs_of(sub.messages)) == 24, what="the burst delivered without a cycle")
+        assert "AckQueue._run" in posted
+    assert_complete_in_order(sub.messages, 24)

@@ -5,7 +5,10 @@ joins the line's queue instead of waiting for the lock on its own. One task per 
 queue: under one hold of the line it writes the waiting polls' requests together (at most
 ``MAX_REQUESTS``, in one write of whole frames that fits one TCP segment on any path with an MTU of 1280 or more), hands each poll its replies as soon as they are in, and takes the next batch in a later hold (a write or a
 one-at-a-time read waiting for the lock goes in between). A poll that finds the line free is served
-alone, as before.
+alone, as before, unless the scheduler says other devices of the line fall due in the same turn of the
+event loop (agent.contract.lines.POLLS_DUE_TOGETHER): then it joins the queue, whose task starts in the
+next turn and sends them all in one write (one round trip a cycle, not one for the first poll and one
+for the rest).
 
 Each unit keeps what a group of its own promises. A unit whose replies all came is answered (its
 exception reply is its error); every other unit of the batch (a request unanswered or garbled, the
@@ -94,11 +97,13 @@ def tcp_line(bus: ModbusBus) -> ModbusTcpLine:
     return cast("ModbusTcpLine", bus.config)
 
 
-def combines(bus: ModbusBus) -> bool:
+def combines(bus: ModbusBus, *, due_together: bool = False) -> bool:
     """Whether a poll that may go together should join the line's queue: the line is busy (or others
-    wait) and the endpoint was not learnt to refuse several units' requests at once."""
+    wait), or ``due_together`` (other devices' polls fall due in this turn of the event loop: the queue's
+    task, which starts in the next turn, sends them all in one write rather than this one alone first), and
+    the endpoint was not learnt to refuse several units' requests at once."""
     q: Waiting | None = bus._waiting
-    if not (bus._lock.locked() or (q is not None and q.polls)):
+    if not (due_together or bus._lock.locked() or (q is not None and q.polls)):
         return False
     cfg = tcp_line(bus)
     return (cfg.host, cfg.port) not in _NO_COMBINE

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..contract.lines import POLLS_DUE_TOGETHER
 from ..errors import DeviceException, DeviceTimeout, ProtocolError
 from . import modbus_tcp_group
 from .mbap import EXCEPTION_NAMES, SIGNS, Checked, GarbledReply, MbapClient
@@ -92,7 +93,9 @@ async def read_tcp_blocks(bus: ModbusBus, unit: int, blocks: Sequence[tuple[int,
             data = await one_at_a_time(bus, unit, blocks, timeout)
             if silent_before:  # silent to the group, answering one at a time
                 _settle(bus, unit, _GroupFailed(f"no reply to {len(blocks)} requests in one write"))
-        elif modbus_tcp_group.combines(bus):  # the line is busy: sent with the other polls waiting for it
+        elif modbus_tcp_group.combines(bus, due_together=POLLS_DUE_TOGETHER.get()):
+            # the line is busy, or free with other devices' polls falling due in this turn of the loop: sent
+            # with the other polls waiting for it (a free line's serves them one turn later, all in one write)
             data = await modbus_tcp_group.wait(bus, unit, blocks, timeout)
         else:
             async with bus._lock:  # the group and its re-read in one hold: no other poll waits in between

@@ -78,7 +78,7 @@ class MqttConfig(MqttBase, Frozen):
 class StoreConfig(Frozen):
     path: Path | None = Field(None, description="SQLite outbox; defaults to {state_dir}/outbox.db.")
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, description="Disk cap for the outbox (database, WAL and index together); at least 1 MiB.")
-    commit_interval: float = Field(0.2, gt=0, le=10, description="Longest wait, in seconds, before readings are committed to the outbox (later arrivals share the commit); a commit starts sooner once commit_readings wait.")
+    commit_interval: float = Field(0.2, gt=0, le=10, description="Longest wait, in seconds, before readings are committed to the outbox (later arrivals share the commit); a commit starts sooner once commit_readings wait, or once the polls under way have ended and none falls due before the wait would end.")
     commit_readings: int = Field(4096, ge=100, le=1_000_000, description="Readings waiting that start a commit without waiting out commit_interval: bounds a commit's working memory (about 0.25 KB a reading). Raise it, with commit_interval, for fewer commits (fsyncs) at high poll rates.")
 
 

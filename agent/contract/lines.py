@@ -8,6 +8,7 @@ the bus with ``factory(line_name, config)`` when a device first asks for it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .lazy import LazyRef, Record
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
     from .config import LineConfig
 
 LINES_GROUP = "edge_agent.lines"
+
+# Set by the scheduler during a device's read when other devices of its line and interval fall due in the
+# same turn of the event loop and have not started their polls yet: a line that sends the polls waiting
+# for it together (a Modbus TCP line) may then let this one wait for them rather than go out alone first.
+POLLS_DUE_TOGETHER: ContextVar[bool] = ContextVar("polls_due_together", default=False)
 
 
 class Bus(Protocol):

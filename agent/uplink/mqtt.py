@@ -79,7 +79,8 @@ class Uplink(OutboxPump):
         self._client: mqtt.Client | None = None  # the connected client, loop thread's view
         self._waiters: dict[int, asyncio.Future] = {}  # mid -> future, for our own QoS 1 messages
         self._init_pump()
-        self._acks_in: AckQueue[tuple[mqtt.Client, int, str | None]] = AckQueue(self._post, self._on_pubacks)
+        self._acks_in: AckQueue[tuple[mqtt.Client, int, str | None]] = AckQueue(self._post, self._on_pubacks,
+                                                                               urgent=self._acks_urgent)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_mark = 0  # the outbox's count of acked-row deletes when the flush was set
         self._tasks: set[asyncio.Task] = set()
@@ -114,6 +115,14 @@ class Uplink(OutboxPump):
             self._pump_scheduled = True
             self._loop.call_soon(self._pump)
 
+    def ride_acks_on_commits(self) -> Callable[[], None]:
+        """PUBACKs no longer wake the loop unless something waits for them (a full window, a message of
+        our own, a refusal, a stop): they wait for the call returned, which the pipeline makes before each
+        cycle (at least every couple of seconds), so the rows they acknowledge are still deleted in the
+        next commit. Counters (:meth:`stats`) take them first."""
+        self._acks_in.lazy = True
+        return self._acks_in.take
+
     def publish_transient(self, topic: str, body: dict, *, retain: bool = False, qos: int = 0) -> bool:
         """Publish a message that is not stored (health). False when not connected or refused by paho."""
         if self._client is None:
@@ -140,6 +149,7 @@ class Uplink(OutboxPump):
 
     def stats(self) -> UplinkStats:
         """Counters and rates; rates cover the last interval of at least one second between calls."""
+        self._acks_in.take()  # acknowledgements waiting for the next cycle count now
         now = self.clock.monotonic()
         t0, acked0, readings0 = self._rate_mark
         c = self._counts
@@ -166,7 +176,8 @@ class Uplink(OutboxPump):
         if self._stopping:
             await self._stopped.wait()
             return
-        self._stopping = True  # the pump publishes nothing more
+        self._stopping = True  # the pump publishes nothing more (and acknowledgements are posted at once)
+        self._acks_in.take()
         client = self._client
         if client is not None:
             await self._wait(lambda: not self._inflight or self._client is None, timeout)
@@ -224,7 +235,14 @@ class Uplink(OutboxPump):
             self._post(self._on_connected, client)
 
     def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any = None) -> None:
-        self._acks_in.put((client, mid, str(reason) if reason.is_failure else None))
+        refused = reason.is_failure  # (a refusal is handled at once: its topic is set aside)
+        self._acks_in.put((client, mid, str(reason) if refused else None), urgent=refused)
+
+    def _acks_urgent(self) -> bool:
+        """Network thread: whether the loop must handle the acknowledgements queued now rather than at
+        its next cycle: a stop or a message of our own waits for them, or they free room the window needs."""
+        return (self._stopping or bool(self._waiters)
+                or len(self._inflight) > self.cfg.max_inflight - self._refill_at)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._post(self._on_message, msg.topic, bytes(msg.payload), bool(msg.retain))
@@ -290,6 +308,7 @@ class Uplink(OutboxPump):
         return client.subscribe([(f, 1) for f in filters])
 
     def _on_closed(self, client: mqtt.Client) -> None:
+        self._acks_in.take()  # the connection's acknowledgements first (a lazy queue may hold some)
         if client is not self._client:
             return
         self._client = None
