@@ -67,11 +67,11 @@ def test_deleting_any_number_of_acknowledged_rows_prepares_one_statement(tmp_pat
     with Outbox(tmp_path / "outbox.db", max_bytes=64 * 1024 * 1024, gateway="gw") as outbox:
         outbox.append([Pending(Priority.RAW, "edge/gw/telemetry/m", {"n": i}) for i in range(1300)])
         shapes: set[str] = set()
-        # the expanded SQL, its numbers written as #: one shape per prepared statement
-        outbox.db.conn.set_trace_callback(
-            lambda sql: shapes.add(re.sub(r"\d+", "#", sql)) if sql.startswith("DELETE") else None)
+        # the expanded SQL, its numbers written as # and its strings as '…': one shape per prepared statement
+        outbox.db.conn.set_trace_callback(lambda sql: shapes.add(
+            re.sub(r"'[^']*'", "'…'", re.sub(r"\d+", "#", sql))) if sql.startswith("DELETE") else None)
         for count in range(1, 51):
             rows = outbox.peek(count)
             assert outbox.delete([r.rowid for r in rows]) == count
         assert outbox.stats().depth == 1300 - sum(range(1, 51))
-        assert shapes == {"DELETE FROM outbox WHERE rowid = #"}
+        assert len(shapes) == 1, shapes

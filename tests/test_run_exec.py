@@ -147,6 +147,17 @@ def test_a_warm_start_compiles_nothing(tmp_path: Path, mosquitto, mqtt_subscribe
     assert cached == first  # the second start read every module's bytecode, wrote none
 
 
+def test_warmup_compiles_the_drivers_factories_a_start_imports(tmp_path: Path) -> None:
+    """The built-in drivers name their factories as "module:attr" (imported by the run-time process,
+    not with the driver's package): the bytecode written ahead of a first start includes them."""
+    r = subprocess.run([sys.executable, "-OO", "-X", f"pycache_prefix={tmp_path}", "-m", "agent.runtime.precompile"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for module in ("drivers/modbus_meter/driver", "drivers/replay/driver", "drivers/sunspec/driver", "agent/bus/modbus"):
+        name = Path(module)
+        assert list(tmp_path.rglob(f"{name.parent}/{name.name}.cpython-*.opt-2.pyc")), f"{module} not compiled"
+
+
 def test_a_run_time_process_that_cannot_read_its_hand_off_says_so(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-OO", "-m", "agent.runtime", "--handoff", "57"], capture_output=True,
                        text=True, timeout=120)

@@ -172,7 +172,7 @@ def preload_modules(data: Mapping[str, Any] | None) -> list[str]:
         for item in (_items(data, section) or []) if isinstance(data, Mapping) else []:
             kind = item.get("type") if isinstance(item, Mapping) else None
             if isinstance(kind, str):
-                found.update(dict.fromkeys(ep.value for ep in group_entry_points(group, name=kind)))
+                found.update(dict.fromkeys(f"{ep.module}:{ep.attr}" for ep in group_entry_points(group, name=kind)))
     return list(found)
 
 

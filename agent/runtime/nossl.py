@@ -5,6 +5,7 @@ hands over to (agent.runtime, which does what the validating process did). See a
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import types
@@ -32,7 +33,7 @@ def import_without(hidden: tuple[str, ...], *, pymodbus: bool,
         for name in hidden:
             sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
         for name in modules:
-            if name == PAHO and PAHO_UNUSED not in sys.modules:
+            if name == PAHO and PAHO_UNUSED not in sys.modules and not (_proxy_variables() and _pysocks()):
                 import_with_stand_in(name, PAHO_UNUSED, ProxyLookupStandIn)
             else:
                 importlib.import_module(name)
@@ -76,12 +77,17 @@ class ProxyLookupStandIn(OnFirstUse):
     """urllib.request for paho's proxy lookup (with PySocks installed, at each connect). On Linux its
     ``getproxies()`` and ``proxy_bypass()`` read the environment's ``*_proxy`` variables alone: while
     there is none they are answered as urllib.request would (no proxy, no bypass) without importing
-    it; with one, or anything else read, the real module is imported."""
+    it; with one, or anything else read, the real module is imported. (Where the environment names a
+    proxy at the start and PySocks is installed, paho imports the real module at once, with ssl hidden.)"""
 
     def __getattr__(self, attr: str) -> Any:
         if attr in _NO_PROXY and sys.platform.startswith("linux"):
             return _NO_PROXY[attr]
         return super().__getattr__(attr)
+
+
+def _pysocks() -> bool:
+    return importlib.util.find_spec("socks") is not None
 
 
 def _proxy_variables() -> bool:

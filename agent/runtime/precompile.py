@@ -24,7 +24,7 @@ def modules() -> list[str]:
     for group in GROUPS:
         for ep in entry_points(group=group):
             if ep.dist is not None and ep.dist.name.lower().replace("_", "-") == DISTRIBUTION:
-                found.append(ep.module)
+                found.append(f"{ep.module}:{ep.attr}")  # with its factory (agent.runtime.beside.preload)
     return found
 
 
@@ -33,10 +33,15 @@ def main() -> int:
     if not sys.pycache_prefix or sys.flags.optimize != 2:
         print("precompile: run as python -OO -X pycache_prefix=DIR -m agent.runtime.precompile", file=sys.stderr)
         return 2
+    from ..contract.lazy import resolve
+
     failed = []
     for name in modules():
         try:
-            importlib.import_module(name)
+            if ":" in name:  # a driver's or line kind's spec, and the factory it names as "module:attr"
+                getattr(resolve(name), "factory", None)
+            else:
+                importlib.import_module(name)
         except Exception as e:  # noqa: BLE001 - an optional library missing: its first start compiles it
             failed.append(f"{name} ({type(e).__name__}: {e})")
     from .bytecode import backfill

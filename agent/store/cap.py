@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+import orjson
+
 from agent.store.rows import Priority
 
 _EVICT_HEADROOM = 0.03  # evict 3 % below the limit (at most 1 MB) so not every append evicts
@@ -50,15 +52,16 @@ def enforce_cap(conn: sqlite3.Connection, *, limit_bytes: int, page_size: int, i
     return dropped
 
 
-# One statement for any number of rows. SQL whose text varies with the count (an IN list of one ``?``
-# per row) is prepared anew for each count, and sqlite3's statement cache keeps the last 128 of them:
-# measured at 100 meters x 60 values @ 100 ms, 2.5 MiB of resident memory that grew for half an hour.
-_DELETE_ROW = "DELETE FROM outbox WHERE rowid = ?"
+# One statement for any number of rows, the ids a JSON array. SQL whose text varies with the count (an
+# IN list of one ``?`` per row) is prepared anew for each count, and sqlite3's statement cache keeps the
+# last 128 of them: at 100 meters x 60 values @ 100 ms, 2.5 MiB of resident memory that grew for half
+# an hour. (A statement per row, executemany, took 1.5x as long for a large delete.)
+_DELETE_ROWS = "DELETE FROM outbox WHERE rowid IN (SELECT value FROM json_each(?))"
 
 
 def delete_rows(conn: sqlite3.Connection, ids: Iterable[int]) -> int:
     """Delete the outbox rows ``ids``; returns how many there were."""
-    return conn.executemany(_DELETE_ROW, ((rowid,) for rowid in ids)).rowcount
+    return conn.execute(_DELETE_ROWS, [orjson.dumps(list(ids))]).rowcount
 
 
 def persist_drops(conn: sqlite3.Connection, dropped: dict[int, int]) -> None:
