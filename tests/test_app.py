@@ -14,6 +14,7 @@ import pytest
 
 from agent.app import Agent
 from agent.config import load_config_text
+from agent.store.outbox import Pending, Priority
 
 SAMPLES = Path(__file__).resolve().parents[1] / "drivers" / "replay" / "samples"
 
@@ -69,6 +70,37 @@ async def test_agent_publishes_status_telemetry_health_and_answers_commands(tmp_
     offline = await asyncio.to_thread(sub.wait_for, 1, 60,
                                       predicate=lambda m: m.topic == "edge/gw-app/status" and m.json()["state"] == "offline")
     assert offline
+
+
+async def test_health_counts_a_delivered_row_as_sent_before_the_next_commit_deletes_it(tmp_path, mosquitto,
+                                                                                        mqtt_subscriber):
+    """A PUBACK waits for the pipeline's next cycle to be handled (it does not wake the loop on its own):
+    a health report made meanwhile counts the row it acknowledges as delivered, not as waiting."""
+    sub = mqtt_subscriber(mosquitto, "edge/gw-app/event")
+    text = config_text(tmp_path, mosquitto).replace("interval = 1", "interval = 600").replace(
+        "poll_interval = 0.2", "poll_interval = 600")
+    agent = Agent(load_config_text(text))
+    task = asyncio.create_task(agent.run())
+    try:
+        for _ in range(6000):
+            if agent.uplink is not None and agent.uplink.connected and agent.pipeline.before_cycle is not None:
+                break
+            await asyncio.sleep(0.01)
+        agent.pipeline.before_cycle = lambda: None  # no next cycle takes the PUBACK: it waits
+        agent.pipeline.submit_message(Pending(Priority.EVENT, "edge/gw-app/event", {"kind": "test"}))
+        await asyncio.to_thread(sub.wait_for, 1, 60)
+        waiting = agent.uplink._acks_in._items
+        for _ in range(6000):
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        report = agent.health()
+        assert report.uplink.acked >= 1 and report.uplink.inflight == 0
+        assert report.buffer.depth == 0 and report.buffer.oldest_unsent_age_s == 0.0
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -60,6 +60,7 @@ class AckQueue(Generic[T]):
     def take(self) -> None:
         """Loop thread: handle the items queued now, without waiting for a post (a pending one finds
         fewer or none)."""
+        self._urgent_item = False  # (cleared first: an urgent item put from here on sets it again)
         items = self._items
         if items:
             self._handle([items.popleft() for _ in range(len(items))])

@@ -118,8 +118,9 @@ class Uplink(OutboxPump):
     def ride_acks_on_commits(self) -> Callable[[], None]:
         """PUBACKs no longer wake the loop unless something waits for them (a full window, a message of
         our own, a refusal, a stop): they wait for the call returned, which the pipeline makes before each
-        cycle (at least every couple of seconds), so the rows they acknowledge are still deleted in the
-        next commit. Counters (:meth:`stats`) take them first."""
+        cycle (every couple of seconds when idle; with readings coming, up to ``commit_interval`` apart),
+        so the rows they acknowledge are still deleted in the next commit. Counters (:meth:`stats`) take
+        them first."""
         self._acks_in.lazy = True
         return self._acks_in.take
 
