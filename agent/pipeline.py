@@ -6,7 +6,8 @@ poll rate), or once the polls under way have ended and none falls due before the
 more would join the commit: a gateway polling every second commits as its polls end, without a wake-up
 for the delay). The first readings after start are committed at once (a technician sees the first data
 sooner). With nothing to do it wakes only to close aggregation windows (once a second, or up to 0.25 s
-later, waiting for a commit to ride on) and to show it is alive.
+later, waiting for a commit to ride on; readings arriving just before then can hold the check for their
+batching delay too) and to show it is alive.
 
 Nothing leaves the gateway before it is committed. Processing only adds quality bits and derived
 messages; it never drops a reading.
