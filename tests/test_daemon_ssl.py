@@ -415,7 +415,6 @@ def test_with_pysocks_paho_looks_up_proxies_without_urllib_request_unless_a_vari
     """With PySocks installed paho looks up proxies at each connect. Without a ``*_proxy`` variable the
     answer is urllib's (none) without importing it; with one, urllib.request itself answers, imported
     with paho (without OpenSSL)."""
-    pytest.importorskip("socks")
     env = {k: v for k, v in NO_SSL_ENV.items() if not k.lower().endswith("_proxy")} | variables
     r = subprocess.run([sys.executable, "-c", WITH_PYSOCKS, mosquitto.host, str(mosquitto.port)],
                        capture_output=True, text=True, timeout=120, env=env)

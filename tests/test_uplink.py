@@ -601,7 +601,8 @@ async def test_pubacks_wait_for_the_next_cycle_unless_the_window_needs_them(mosq
             assert outbox.stats().depth == 1  # (the row of the previous commit is gone)
             up.wake()
             await until(lambda i=i: len(seqs_of(sub.messages)) == i + 1, what=f"row {i} delivered")
-            await asyncio.sleep(0.2)  # its PUBACK arrives meanwhile
+            # its PUBACK arrives and waits for the next cycle
+            await until(lambda: len(up._acks_in._items) == 1, what=f"row {i}'s PUBACK queued")
         assert "AckQueue._run" not in posted, "a PUBACK woke the loop though nothing waited for it"
         assert up.stats().acked == 4 and up.stats().inflight == 0  # the counters take them at once
         assert outbox.acked_waiting[0] == 1  # the last row, for the next commit to delete
